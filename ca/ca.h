@@ -1,0 +1,192 @@
+/*
+ * ca.h - the DIR certificate authority library.
+ *
+ * Everything the registry needs from a CA: create one, issue the server
+ * certificate for port 4604, check CSRs, issue user certificates whose
+ * subject and extensions come from the user record (never from the CSR),
+ * build numbered CRLs, and generate keys + PKCS#12 files for the
+ * centralized model.  OpenSSL 3 only: no database, no HTTP, no printing.
+ *
+ * Borders are plain types: PEM/DER buffers, paths, strings.  No OpenSSL
+ * type leaves this library.  Every fallible function returns 0 / -1 (or a
+ * pointer / NULL) and fills the caller's struct ca_err, so reporting an
+ * error never allocates.
+ *
+ * Thread safety: a struct ca is read-only after ca_open() and may be used by
+ * several threads at once.
+ */
+#ifndef CA_H
+#define CA_H
+
+#include <stddef.h>
+#include <time.h>
+
+#define CA_WUR __attribute__((warn_unused_result))
+
+enum ca_errcode {
+	CA_ERR_NONE = 0,
+	CA_ERR_INVALID,	/* malformed input: garbage, wrong PEM type, empty */
+	CA_ERR_SIGNATURE, /* a CSR whose self-signature does not verify */
+	CA_ERR_POLICY,	/* well-formed but refused: key type or size */
+	CA_ERR_IO,	/* a file could not be read or written */
+	CA_ERR_EXISTS,	/* refusing to overwrite an existing CA */
+	CA_ERR_CRYPTO,	/* an OpenSSL failure that is not the input's fault */
+};
+
+struct ca_err {
+	enum ca_errcode code;
+	char msg[256];
+};
+
+enum ca_keytype {
+	CA_KEY_EC_P256 = 0, /* default */
+	CA_KEY_EC_P384,
+	CA_KEY_RSA2048,
+	CA_KEY_RSA3072,
+	CA_KEY_ED25519,
+};
+
+/* Hex serial: up to 20 bytes -> 40 hex digits, lower case, no leading 0s. */
+#define CA_SERIAL_HEX_MAX 41
+#define CA_FP_HEX_LEN 65 /* SHA-256, 64 lower-case hex digits + NUL */
+
+/* Identity of a certificate holder, decided by the registry. */
+struct ca_subject {
+	const char *userid; /* UID, lower case e-mail-like; required */
+	const char *name;   /* CN; required */
+	const char *email;  /* emailAddress + SAN rfc822Name; may be NULL */
+};
+
+/* What was issued.  Free the buffers with ca_issued_clear(). */
+struct ca_issued {
+	char *cert_pem;	    /* NUL-terminated PEM */
+	unsigned char *der; /* the same certificate as DER */
+	size_t der_len;
+	char serial[CA_SERIAL_HEX_MAX];
+	char fingerprint[CA_FP_HEX_LEN]; /* SHA-256 of the DER */
+	time_t not_before;
+	time_t not_after;
+};
+
+/* Parsed facts about one certificate (see ca_cert_info). */
+struct ca_cert_info {
+	char serial[CA_SERIAL_HEX_MAX];
+	char fingerprint[CA_FP_HEX_LEN];
+	char userid[256]; /* subject UID, "" if none */
+	char name[256];	  /* subject CN, "" if none */
+	char issuer[512]; /* issuer DN, one line, RFC 2253 */
+	time_t not_before;
+	time_t not_after;
+};
+
+/* One entry of a CRL. */
+struct ca_revoked {
+	const char *serial; /* hex as in struct ca_issued */
+	time_t revoked_at;
+	int reason; /* RFC 5280 CRLReason code, 0 = unspecified */
+};
+
+struct ca;
+
+/*
+ * Create a new CA: a key of type kt written to key_path (mode 0600, created
+ * exclusively) and a self-signed certificate (basicConstraints CA:TRUE
+ * critical, keyUsage keyCertSign+cRLSign critical, SKI) with subject
+ * "CN=<cn>" written to cert_path, valid for `days`.  Refuses (CA_ERR_EXISTS)
+ * when either file exists.  Nothing is left behind on failure.
+ */
+int ca_create(const char *key_path, const char *cert_path, enum ca_keytype kt,
+    const char *cn, int days, struct ca_err *err) CA_WUR;
+
+/* Load a CA from its key and certificate files; checks they match. */
+struct ca *ca_open(const char *key_path, const char *cert_path,
+    struct ca_err *err) CA_WUR;
+void ca_free(struct ca *ca);
+
+/* The CA certificate as PEM (NUL-terminated) or DER; borrowed from ca. */
+const char *ca_cert_pem(const struct ca *ca);
+const unsigned char *ca_cert_der(const struct ca *ca, size_t *len);
+/* SHA-256 fingerprint of the CA certificate, lower-case hex; borrowed. */
+const char *ca_fingerprint(const struct ca *ca);
+
+/*
+ * Issue the TLS server certificate of dird: a new key of type kt, subject
+ * CN=hosts[0], SAN with every host (an IP literal becomes an iPAddress
+ * entry, anything else a dNSName), EKU serverAuth, valid `days`.  Key and
+ * certificate are written to key_path (0600) and cert_path, replacing them.
+ */
+int ca_issue_server(const struct ca *ca, const char *const *hosts,
+    size_t nhosts, enum ca_keytype kt, int days, const char *key_path,
+    const char *cert_path, struct ca_err *err) CA_WUR;
+
+/*
+ * Check a CSR (PEM, len bytes, need not be NUL-terminated): it parses, its
+ * self-signature verifies, and its key is EC P-256/P-384, Ed25519 or RSA
+ * >= 2048 bits.  Anything else fails with a reason a person can act on.
+ */
+int ca_csr_check(const char *pem, size_t len, struct ca_err *err) CA_WUR;
+
+/*
+ * Issue a user certificate for the key of a CSR that passes ca_csr_check.
+ * Subject UID=<userid>, CN=<name> (+ emailAddress), SAN email when known,
+ * random positive 128-bit serial, SKI/AKI, keyUsage digitalSignature
+ * (+ keyEncipherment for RSA), EKU clientAuth+serverAuth, a CRL
+ * distribution point at crl_url (omitted when NULL), valid for `days`
+ * from now (backdated 5 minutes for clock skew).  Nothing of the CSR but
+ * its public key is used.  On success *out owns new buffers.
+ */
+int ca_issue_user(const struct ca *ca, const char *csr_pem, size_t csr_len,
+    const struct ca_subject *subj, int days, const char *crl_url,
+    struct ca_issued *out, struct ca_err *err) CA_WUR;
+void ca_issued_clear(struct ca_issued *is);
+
+/*
+ * Build a signed CRL (v2, with a CRL number and AKI) listing `n` revoked
+ * serials, thisUpdate = this_update, nextUpdate = next_update.  On success
+ * *der is a new buffer (free()) of *der_len bytes.
+ */
+int ca_crl_build(const struct ca *ca, const struct ca_revoked *rev, size_t n,
+    long number, time_t this_update, time_t next_update,
+    unsigned char **der, size_t *der_len, struct ca_err *err) CA_WUR;
+
+/*
+ * Centralized model: generate a key of type kt for subj, issue its
+ * certificate as ca_issue_user does, and pack key + certificate + CA
+ * certificate into a PKCS#12 protected by passphrase (AES-256-CBC,
+ * PBKDF2 with a high iteration count, SHA-256 MAC).  *p12 is a new buffer
+ * (free()); *out describes the certificate.
+ */
+int ca_issue_p12(const struct ca *ca, const struct ca_subject *subj,
+    enum ca_keytype kt, int days, const char *crl_url, const char *passphrase,
+    unsigned char **p12, size_t *p12_len, struct ca_issued *out,
+    struct ca_err *err) CA_WUR;
+
+/*
+ * Parse a certificate given as PEM or DER (detected) into *info.  Does not
+ * verify anything.
+ */
+int ca_cert_info(const unsigned char *buf, size_t len,
+    struct ca_cert_info *info, struct ca_err *err) CA_WUR;
+
+/* 1 if cert (PEM or DER) was signed by this CA's key, 0 if not, -1 on error. */
+int ca_cert_is_ours(const struct ca *ca, const unsigned char *buf, size_t len,
+    struct ca_err *err) CA_WUR;
+
+/*
+ * Client side helpers (dchat, tests): generate a private key (PEM, PKCS#8,
+ * unencrypted; caller frees with ca_secret_free) and a CSR for it (PEM, free()).
+ */
+char *ca_key_new_pem(enum ca_keytype kt, struct ca_err *err) CA_WUR;
+char *ca_csr_new_pem(const char *key_pem, const char *userid, const char *cn,
+    struct ca_err *err) CA_WUR;
+/* Wipe and free a NUL-terminated secret (NULL is a no-op). */
+void ca_secret_free(char *s);
+
+/* Parse "ec", "p256", "p384", "rsa", "rsa3072", "rsa2048", "ed25519". */
+int ca_keytype_parse(const char *s, enum ca_keytype *kt) CA_WUR;
+
+/* Map a reason name ("keyCompromise", "superseded", ...) to its code; -1. */
+int ca_reason_parse(const char *s);
+const char *ca_reason_name(int code);
+
+#endif

@@ -1,0 +1,107 @@
+/*
+ * ca_internal.h - private declarations shared by the files of ca/.
+ *
+ * Nothing here is seen outside ca/; OpenSSL types are fine in this header.
+ */
+#ifndef CA_INTERNAL_H
+#define CA_INTERNAL_H
+
+#include <sys/types.h>
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <time.h>
+
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+
+#include "ca.h"
+
+/* Hard limits on what we accept as input (STYLE rule 11). */
+#define CA_PEM_MAX	(64 * 1024)	/* a CSR or certificate */
+#define CA_FILE_MAX	(1024 * 1024)	/* a key or certificate file */
+#define CA_DAYS_MAX	36500
+#define CA_RSA_MAX_BITS	8192		/* larger keys only cost us CPU */
+#define CA_PASS_MAX	1024
+
+/* Seconds a new certificate is backdated, for peers with a slow clock. */
+#define CA_BACKDATE	300
+
+struct ca {
+	EVP_PKEY *key;			/* the CA private key */
+	X509 *cert;			/* the CA certificate */
+	char *pem;			/* cert as PEM, NUL-terminated */
+	unsigned char *der;		/* cert as DER */
+	size_t der_len;
+	char fp[CA_FP_HEX_LEN];		/* SHA-256 of der */
+};
+
+/*
+ * What ca_issue.c puts into a leaf certificate besides the key.  Subject
+ * and SAN are borrowed; eku is an extendedKeyUsage value for the conf
+ * parser; crl_url may be NULL.
+ */
+struct ca_profile {
+	X509_NAME *subject;
+	GENERAL_NAMES *san;
+	const char *eku;
+	const char *crl_url;
+};
+
+/* ca_util.c: errors */
+void ca_err_clear(struct ca_err *err);
+void ca_err_set(struct ca_err *err, enum ca_errcode code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+void ca_err_prefix(struct ca_err *err, const char *prefix);
+void ca_err_sys(struct ca_err *err, enum ca_errcode code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* ca_util.c: keys */
+EVP_PKEY *ca_keygen(enum ca_keytype kt, struct ca_err *err);
+const EVP_MD *ca_sign_md(EVP_PKEY *key);
+int ca_key_is_rsa(EVP_PKEY *key);
+char *ca_key_to_pem(EVP_PKEY *key, size_t *len, struct ca_err *err);
+EVP_PKEY *ca_key_from_pem(const char *pem, size_t len, struct ca_err *err);
+
+/* ca_util.c: certificates */
+int ca_serial_set_random(X509 *x, struct ca_err *err);
+int ca_serial_hex(const ASN1_INTEGER *ai, char out[CA_SERIAL_HEX_MAX],
+    struct ca_err *err);
+ASN1_INTEGER *ca_serial_parse(const char *hex, struct ca_err *err);
+int ca_fp_hex(const unsigned char *der, size_t len, char out[CA_FP_HEX_LEN],
+    struct ca_err *err);
+int ca_time_epoch(const ASN1_TIME *t, time_t *out, struct ca_err *err);
+int ca_set_validity(X509 *x, int days, struct ca_err *err);
+int ca_ext_add(X509 *x, X509V3_CTX *ctx, int nid, const char *value,
+    struct ca_err *err);
+int ca_cert_encode(X509 *x, char **pem, unsigned char **der, size_t *der_len,
+    struct ca_err *err);
+int ca_pem_block(const char *buf, size_t len, const char *want,
+    const char *what, unsigned char **der, long *der_len, struct ca_err *err);
+X509 *ca_x509_parse(const unsigned char *buf, size_t len, struct ca_err *err);
+
+X509_NAME *ca_name_new(const char *userid, const char *cn, const char *email,
+    struct ca_err *err);
+
+/* ca_util.c: files */
+int ca_file_read(const char *path, size_t max, char **buf, size_t *len,
+    struct ca_err *err);
+int ca_file_create(const char *path, const void *buf, size_t len, mode_t mode,
+    struct ca_err *err);
+int ca_file_stage(const char *path, const void *buf, size_t len, mode_t mode,
+    char **tmp, struct ca_err *err);
+void ca_file_unstage(char *tmp);
+
+/* ca_csr.c */
+X509_REQ *ca_csr_load(const char *pem, size_t len, struct ca_err *err);
+
+/* ca_issue.c */
+X509 *ca_issue_leaf(const struct ca *ca, EVP_PKEY *pub,
+    const struct ca_profile *p, int days, struct ca_err *err);
+X509 *ca_issue_for_subject(const struct ca *ca, EVP_PKEY *pub,
+    const struct ca_subject *subj, int days, const char *crl_url,
+    struct ca_err *err);
+int ca_issued_fill(X509 *x, struct ca_issued *out, struct ca_err *err);
+
+#endif

@@ -1,0 +1,331 @@
+/*
+ * ca_issue.c - issuing leaf certificates: users (from a CSR or, for
+ * ca_p12.c, from a key we generated) and the server certificate of dird.
+ *
+ * The subject and every extension come from the caller's record; of a
+ * CSR only the public key is used, so a requester can not ask for a name,
+ * a SAN or CA:TRUE.
+ */
+#include <arpa/inet.h>
+
+#include <ctype.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/x509v3.h>
+
+#include "ca_internal.h"
+
+#define CA_URL_MAX 1024
+
+/*
+ * A URL goes through OpenSSL's configuration syntax, where a comma starts
+ * another entry: allow only printable ASCII without commas or spaces.
+ */
+static int
+url_ok(const char *url)
+{
+	const char *p;
+
+	if (url[0] == '\0' || strlen(url) > CA_URL_MAX)
+		return 0;
+	for (p = url; *p != '\0'; p++)
+		if (*p <= ' ' || *p >= 0x7f || *p == ',')
+			return 0;
+	return 1;
+}
+
+/* Append one name of the given type (GEN_EMAIL, GEN_DNS or GEN_IPADD). */
+static int
+san_push(GENERAL_NAMES *gens, int type, const void *data, int len,
+    struct ca_err *err)
+{
+	GENERAL_NAME *gn = NULL;
+	ASN1_STRING *s = NULL;
+
+	s = type == GEN_IPADD ? ASN1_OCTET_STRING_new() : ASN1_IA5STRING_new();
+	if (s == NULL || !ASN1_STRING_set(s, data, len) ||
+	    (gn = GENERAL_NAME_new()) == NULL)
+		goto err;
+	GENERAL_NAME_set0_value(gn, type, s);
+	s = NULL;
+	if (!sk_GENERAL_NAME_push(gens, gn))
+		goto err;
+	return 0;
+ err:
+	ca_err_set(err, CA_ERR_CRYPTO, "cannot build a subjectAltName");
+	ASN1_STRING_free(s);
+	GENERAL_NAME_free(gn);
+	return -1;
+}
+
+/*
+ * Sign a leaf certificate for pub as described by p.  The extensions
+ * follow DESIGN.md; keyEncipherment only makes sense for RSA keys.
+ */
+X509 *
+ca_issue_leaf(const struct ca *ca, EVP_PKEY *pub, const struct ca_profile *p,
+    int days, struct ca_err *err)
+{
+	X509 *x = NULL;
+	X509V3_CTX ctx;
+	char crldp[CA_URL_MAX + 8];
+	const char *ku;
+
+	if (p->crl_url != NULL && !url_ok(p->crl_url)) {
+		ca_err_set(err, CA_ERR_INVALID, "CRL URL must be printable "
+		    "ASCII without spaces or commas");
+		goto err;
+	}
+	if ((x = X509_new()) == NULL ||
+	    !X509_set_version(x, X509_VERSION_3) ||
+	    !X509_set_issuer_name(x, X509_get_subject_name(ca->cert)) ||
+	    !X509_set_subject_name(x, p->subject) ||
+	    !X509_set_pubkey(x, pub)) {
+		ca_err_set(err, CA_ERR_CRYPTO, "cannot build a certificate");
+		goto err;
+	}
+	if (ca_serial_set_random(x, err) == -1 ||
+	    ca_set_validity(x, days, err) == -1)
+		goto err;
+
+	memset(&ctx, 0, sizeof(ctx));
+	X509V3_set_ctx(&ctx, ca->cert, x, NULL, NULL, 0);
+	ku = ca_key_is_rsa(pub) ? "critical,digitalSignature,keyEncipherment" :
+	    "critical,digitalSignature";
+	if (ca_ext_add(x, &ctx, NID_basic_constraints, "critical,CA:FALSE",
+	    err) == -1 ||
+	    ca_ext_add(x, &ctx, NID_key_usage, ku, err) == -1 ||
+	    ca_ext_add(x, &ctx, NID_ext_key_usage, p->eku, err) == -1 ||
+	    ca_ext_add(x, &ctx, NID_subject_key_identifier, "hash",
+	    err) == -1 ||
+	    ca_ext_add(x, &ctx, NID_authority_key_identifier, "keyid",
+	    err) == -1)
+		goto err;
+	if (p->san != NULL && sk_GENERAL_NAME_num(p->san) > 0 &&
+	    X509_add1_ext_i2d(x, NID_subject_alt_name, p->san, 0,
+	    X509V3_ADD_DEFAULT) != 1) {
+		ca_err_set(err, CA_ERR_CRYPTO,
+		    "cannot add extension subjectAltName");
+		goto err;
+	}
+	if (p->crl_url != NULL) {
+		snprintf(crldp, sizeof(crldp), "URI:%s", p->crl_url);
+		if (ca_ext_add(x, &ctx, NID_crl_distribution_points, crldp,
+		    err) == -1)
+			goto err;
+	}
+	if (X509_sign(x, ca->key, ca_sign_md(ca->key)) <= 0) {
+		ca_err_set(err, CA_ERR_CRYPTO, "cannot sign the certificate");
+		goto err;
+	}
+	return x;
+ err:
+	X509_free(x);
+	return NULL;
+}
+
+/* A user certificate for pub: the subject and SAN come from subj. */
+X509 *
+ca_issue_for_subject(const struct ca *ca, EVP_PKEY *pub,
+    const struct ca_subject *subj, int days, const char *crl_url,
+    struct ca_err *err)
+{
+	struct ca_profile prof;
+	X509_NAME *name = NULL;
+	GENERAL_NAMES *san = NULL;
+	X509 *x = NULL;
+
+	if (subj == NULL || subj->userid == NULL || subj->name == NULL) {
+		ca_err_set(err, CA_ERR_INVALID, "a user id and a name are "
+		    "required");
+		goto err;
+	}
+	if ((name = ca_name_new(subj->userid, subj->name, subj->email,
+	    err)) == NULL)
+		goto err;
+	if ((san = sk_GENERAL_NAME_new_null()) == NULL) {
+		ca_err_set(err, CA_ERR_CRYPTO, "cannot build a subjectAltName");
+		goto err;
+	}
+	if (subj->email != NULL && san_push(san, GEN_EMAIL, subj->email,
+	    (int)strlen(subj->email), err) == -1)
+		goto err;
+	memset(&prof, 0, sizeof(prof));
+	prof.subject = name;
+	prof.san = san;
+	prof.eku = "clientAuth,serverAuth";	/* a peer is both */
+	prof.crl_url = crl_url;
+	x = ca_issue_leaf(ca, pub, &prof, days, err);
+ err:
+	GENERAL_NAMES_free(san);
+	X509_NAME_free(name);
+	return x;
+}
+
+/* Describe x in *out, which owns new buffers on success. */
+int
+ca_issued_fill(X509 *x, struct ca_issued *out, struct ca_err *err)
+{
+	memset(out, 0, sizeof(*out));
+	if (ca_cert_encode(x, &out->cert_pem, &out->der, &out->der_len,
+	    err) == -1 ||
+	    ca_serial_hex(X509_get0_serialNumber(x), out->serial, err) == -1 ||
+	    ca_fp_hex(out->der, out->der_len, out->fingerprint, err) == -1 ||
+	    ca_time_epoch(X509_get0_notBefore(x), &out->not_before,
+	    err) == -1 ||
+	    ca_time_epoch(X509_get0_notAfter(x), &out->not_after, err) == -1) {
+		ca_issued_clear(out);
+		return -1;
+	}
+	return 0;
+}
+
+int
+ca_issue_user(const struct ca *ca, const char *csr_pem, size_t csr_len,
+    const struct ca_subject *subj, int days, const char *crl_url,
+    struct ca_issued *out, struct ca_err *err)
+{
+	X509_REQ *req = NULL;
+	X509 *x = NULL;
+	int rv = -1;
+
+	ca_err_clear(err);
+	memset(out, 0, sizeof(*out));
+	if ((req = ca_csr_load(csr_pem, csr_len, err)) == NULL)
+		goto err;
+	if ((x = ca_issue_for_subject(ca, X509_REQ_get0_pubkey(req), subj,
+	    days, crl_url, err)) == NULL)
+		goto err;
+	if (ca_issued_fill(x, out, err) == -1)
+		goto err;
+	rv = 0;
+ err:
+	X509_free(x);
+	X509_REQ_free(req);
+	return rv;
+}
+
+void
+ca_issued_clear(struct ca_issued *is)
+{
+	if (is == NULL)
+		return;
+	free(is->cert_pem);
+	free(is->der);
+	memset(is, 0, sizeof(*is));
+}
+
+/* A host name as it may appear in a dNSName: letters, digits, - and . */
+static int
+dns_ok(const char *h)
+{
+	const char *p = h;
+	size_t n = strlen(h);
+
+	if (n == 0 || n > 253)
+		return 0;
+	if (strncmp(p, "*.", 2) == 0)	/* a leading wildcard label */
+		p += 2;
+	for (; *p != '\0'; p++)
+		if (!isalnum((unsigned char)*p) && *p != '-' && *p != '.')
+			return 0;
+	return 1;
+}
+
+int
+ca_issue_server(const struct ca *ca, const char *const *hosts,
+    size_t nhosts, enum ca_keytype kt, int days, const char *key_path,
+    const char *cert_path, struct ca_err *err)
+{
+	struct ca_profile prof;
+	unsigned char ip[sizeof(struct in6_addr)];
+	X509_NAME *name = NULL;
+	GENERAL_NAMES *san = NULL;
+	EVP_PKEY *key = NULL;
+	X509 *x = NULL;
+	char *key_pem = NULL, *cert_pem = NULL;
+	char *key_tmp = NULL, *cert_tmp = NULL;
+	unsigned char *der = NULL;
+	size_t i, key_len = 0, der_len;
+	int rv = -1;
+
+	ca_err_clear(err);
+	if (hosts == NULL || nhosts == 0 || key_path == NULL ||
+	    cert_path == NULL) {
+		ca_err_set(err, CA_ERR_INVALID, "at least one host name and "
+		    "both paths are required");
+		goto err;
+	}
+	if ((san = sk_GENERAL_NAME_new_null()) == NULL) {
+		ca_err_set(err, CA_ERR_CRYPTO, "cannot build a subjectAltName");
+		goto err;
+	}
+	for (i = 0; i < nhosts; i++) {
+		if (hosts[i] == NULL) {
+			ca_err_set(err, CA_ERR_INVALID, "host %zu is NULL", i);
+			goto err;
+		}
+		if (inet_pton(AF_INET, hosts[i], ip) == 1) {
+			if (san_push(san, GEN_IPADD, ip, 4, err) == -1)
+				goto err;
+		} else if (inet_pton(AF_INET6, hosts[i], ip) == 1) {
+			if (san_push(san, GEN_IPADD, ip, 16, err) == -1)
+				goto err;
+		} else if (dns_ok(hosts[i])) {
+			if (san_push(san, GEN_DNS, hosts[i],
+			    (int)strlen(hosts[i]), err) == -1)
+				goto err;
+		} else {
+			ca_err_set(err, CA_ERR_INVALID, "\"%.64s\" is neither "
+			    "an IP address nor a host name", hosts[i]);
+			goto err;
+		}
+	}
+	if ((name = ca_name_new(NULL, hosts[0], NULL, err)) == NULL)
+		goto err;
+	if ((key = ca_keygen(kt, err)) == NULL)
+		goto err;
+	memset(&prof, 0, sizeof(prof));
+	prof.subject = name;
+	prof.san = san;
+	prof.eku = "serverAuth";
+	if ((x = ca_issue_leaf(ca, key, &prof, days, err)) == NULL)
+		goto err;
+	if ((key_pem = ca_key_to_pem(key, &key_len, err)) == NULL ||
+	    ca_cert_encode(x, &cert_pem, &der, &der_len, err) == -1)
+		goto err;
+	/* Write both files before replacing either, so they stay a pair. */
+	if (ca_file_stage(key_path, key_pem, key_len, 0600, &key_tmp,
+	    err) == -1 ||
+	    ca_file_stage(cert_path, cert_pem, strlen(cert_pem), 0644,
+	    &cert_tmp, err) == -1)
+		goto err;
+	if (rename(key_tmp, key_path) == -1) {
+		ca_err_sys(err, CA_ERR_IO, "%s", key_path);
+		goto err;
+	}
+	free(key_tmp);
+	key_tmp = NULL;
+	if (rename(cert_tmp, cert_path) == -1) {
+		ca_err_sys(err, CA_ERR_IO, "%s (the key in %s was already "
+		    "replaced)", cert_path, key_path);
+		goto err;
+	}
+	free(cert_tmp);
+	cert_tmp = NULL;
+	rv = 0;
+ err:
+	ca_file_unstage(key_tmp);
+	ca_file_unstage(cert_tmp);
+	ca_secret_free(key_pem);
+	free(cert_pem);
+	free(der);
+	X509_free(x);
+	EVP_PKEY_free(key);
+	X509_NAME_free(name);
+	GENERAL_NAMES_free(san);
+	return rv;
+}

@@ -1,0 +1,88 @@
+/*
+ * ca_p12.c - the centralized model: the registry generates the user's key
+ * and hands it over, with the certificate and the CA certificate, in a
+ * passphrase-protected PKCS#12 file.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/pkcs12.h>
+
+#include "ca_internal.h"
+
+/*
+ * PBKDF2 iterations for the encryption and the MAC.  High enough to slow
+ * down guessing, low enough that tests and enrolment stay quick.
+ */
+#define CA_P12_ITER 200000
+
+int
+ca_issue_p12(const struct ca *ca, const struct ca_subject *subj,
+    enum ca_keytype kt, int days, const char *crl_url, const char *passphrase,
+    unsigned char **p12, size_t *p12_len, struct ca_issued *out,
+    struct ca_err *err)
+{
+	EVP_PKEY *key = NULL;
+	X509 *x = NULL;
+	STACK_OF(X509) *chain = NULL;
+	PKCS12 *pk = NULL;
+	unsigned char *buf = NULL, *p;
+	int len, rv = -1;
+
+	ca_err_clear(err);
+	memset(out, 0, sizeof(*out));
+	*p12 = NULL;
+	*p12_len = 0;
+	if (passphrase == NULL || passphrase[0] == '\0' ||
+	    strlen(passphrase) > CA_PASS_MAX) {
+		ca_err_set(err, CA_ERR_INVALID, "a PKCS#12 passphrase of 1 to "
+		    "%d bytes is required", CA_PASS_MAX);
+		goto err;
+	}
+	if ((key = ca_keygen(kt, err)) == NULL)
+		goto err;
+	if ((x = ca_issue_for_subject(ca, key, subj, days, crl_url,
+	    err)) == NULL)
+		goto err;
+	/* The stack borrows ca->cert: sk_X509_free, not sk_X509_pop_free. */
+	if ((chain = sk_X509_new_null()) == NULL ||
+	    !sk_X509_push(chain, ca->cert)) {
+		ca_err_set(err, CA_ERR_CRYPTO, "cannot build the PKCS#12");
+		goto err;
+	}
+	/* mac_iter -1: no MAC yet, PKCS12_set_mac adds it with SHA-256. */
+	if ((pk = PKCS12_create_ex(passphrase, subj->userid, key, x, chain,
+	    NID_aes_256_cbc, NID_aes_256_cbc, CA_P12_ITER, -1, 0, NULL,
+	    NULL)) == NULL ||
+	    !PKCS12_set_mac(pk, passphrase, -1, NULL, 0, CA_P12_ITER,
+	    EVP_sha256())) {
+		ca_err_set(err, CA_ERR_CRYPTO, "cannot build the PKCS#12");
+		goto err;
+	}
+	if ((len = i2d_PKCS12(pk, NULL)) <= 0) {
+		ca_err_set(err, CA_ERR_CRYPTO, "cannot encode the PKCS#12");
+		goto err;
+	}
+	if ((buf = malloc((size_t)len)) == NULL) {
+		ca_err_sys(err, CA_ERR_CRYPTO, "malloc");
+		goto err;
+	}
+	p = buf;
+	if (i2d_PKCS12(pk, &p) != len) {
+		ca_err_set(err, CA_ERR_CRYPTO, "cannot encode the PKCS#12");
+		goto err;
+	}
+	if (ca_issued_fill(x, out, err) == -1)
+		goto err;
+	*p12 = buf;
+	*p12_len = (size_t)len;
+	buf = NULL;
+	rv = 0;
+ err:
+	free(buf);
+	PKCS12_free(pk);
+	sk_X509_free(chain);
+	X509_free(x);
+	EVP_PKEY_free(key);
+	return rv;
+}

@@ -1,0 +1,1203 @@
+/*
+ * dirctl - the administrator's command line of a Domain Identity Registry.
+ *
+ * It works on the data directory directly: the CA files and the database
+ * (the embedded cluster, or --dsn).  Every command checks its input before
+ * it changes anything, prints a sentence on failure and exits non-zero.
+ */
+#include <sys/stat.h>
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+
+#include "irp.h"
+#include "reg.h"
+
+#define MAX_INPUT_FILE (1024 * 1024)
+
+static const char *progname = "dirctl";
+
+static void usage(FILE *fp);
+
+static void __attribute__((format(printf, 1, 2)))
+warnx_(const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "%s: ", progname);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+/* Global options, parsed before the command. */
+struct opts {
+	const char *data;
+	const char *dsn;
+};
+
+/* ---- small helpers -------------------------------------------------- */
+
+/* Read a whole file (at most MAX_INPUT_FILE bytes); NUL-terminated. */
+static char *
+read_file(const char *path, size_t *len)
+{
+	FILE *fp;
+	char *buf = NULL;
+	size_t n = 0, cap = 0, r;
+
+	if (strcmp(path, "-") == 0)
+		fp = stdin;
+	else if ((fp = fopen(path, "rb")) == NULL) {
+		warnx_("%s: %s", path, strerror(errno));
+		return NULL;
+	}
+	for (;;) {
+		if (n + 4096 + 1 > cap) {
+			char *nb;
+
+			cap = cap ? cap * 2 : 8192;
+			if ((nb = realloc(buf, cap)) == NULL) {
+				warnx_("out of memory");
+				goto err;
+			}
+			buf = nb;
+		}
+		r = fread(buf + n, 1, 4096, fp);
+		n += r;
+		if (n > MAX_INPUT_FILE) {
+			warnx_("%s: larger than %d bytes", path, MAX_INPUT_FILE);
+			goto err;
+		}
+		if (r < 4096)
+			break;
+	}
+	if (ferror(fp)) {
+		warnx_("%s: read error", path);
+		goto err;
+	}
+	buf[n] = '\0';
+	*len = n;
+	if (fp != stdin)
+		fclose(fp);
+	return buf;
+err:
+	free(buf);
+	if (fp != stdin)
+		fclose(fp);
+	return NULL;
+}
+
+/* A passphrase file: its first line, without the newline. */
+static char *
+read_secret(const char *path)
+{
+	size_t len;
+	char *s = read_file(path, &len);
+
+	if (s == NULL)
+		return NULL;
+	s[strcspn(s, "\r\n")] = '\0';
+	if (*s == '\0') {
+		warnx_("%s: the passphrase is empty", path);
+		free(s);
+		return NULL;
+	}
+	return s;
+}
+
+static void
+free_secret(char *s)
+{
+	if (s != NULL) {
+		OPENSSL_cleanse(s, strlen(s));
+		free(s);
+	}
+}
+
+/* Write buf to path, created with mode `mode`, replacing it atomically. */
+static int
+write_file(const char *path, const void *buf, size_t len, mode_t mode)
+{
+	char tmp[4096];
+	int fd;
+
+	if (strcmp(path, "-") == 0)
+		return fwrite(buf, 1, len, stdout) == len ? 0 : -1;
+	snprintf(tmp, sizeof(tmp), "%s.tmpXXXXXX", path);
+	if ((fd = mkstemp(tmp)) == -1) {
+		warnx_("%s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (fchmod(fd, mode) == -1 || write(fd, buf, len) != (ssize_t)len ||
+	    fsync(fd) == -1 || close(fd) == -1 || rename(tmp, path) == -1) {
+		warnx_("%s: %s", path, strerror(errno));
+		unlink(tmp);
+		return -1;
+	}
+	return 0;
+}
+
+/* "90", "30s", "15m", "24h", "7d" -> seconds; -1 when malformed. */
+static long
+parse_duration(const char *s)
+{
+	char *end;
+	long v, mul = 1;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno != 0 || end == s || v <= 0)
+		return -1;
+	if (*end == 's')
+		mul = 1;
+	else if (*end == 'm')
+		mul = 60;
+	else if (*end == 'h')
+		mul = 3600;
+	else if (*end == 'd')
+		mul = 86400;
+	else if (*end != '\0')
+		return -1;
+	if (*end != '\0' && end[1] != '\0')
+		return -1;
+	if (v > 365L * 86400 / mul)
+		return -1;
+	return v * mul;
+}
+
+static int
+userid_arg(const char *in, char *out, size_t len)
+{
+	const char *why;
+
+	if (irp_userid_normalize(in, out, len, &why) == -1) {
+		warnx_("'%s' is not a valid user id: %s", in, why);
+		return -1;
+	}
+	return 0;
+}
+
+static void
+fmt_time(time_t t, char *buf, size_t len)
+{
+	struct tm tm;
+
+	gmtime_r(&t, &tm);
+	strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+/*
+ * Who does this: the audit log names the operating-system user behind an
+ * administrative command.
+ */
+static void
+actor(char *buf, size_t len)
+{
+	const char *u = getenv("USER");
+
+	snprintf(buf, len, "dirctl:%s", u && *u ? u : "unknown");
+}
+
+/* Open the registry and a connection, or say why not. */
+static int
+open_reg(const struct opts *o, struct reg *r, struct db **db)
+{
+	char errbuf[512];
+	struct db_err de;
+
+	if (reg_open(r, o->data, o->dsn, errbuf, sizeof(errbuf)) == -1) {
+		warnx_("%s", errbuf);
+		return -1;
+	}
+	if ((*db = reg_db(r, &de)) == NULL) {
+		warnx_("database: %s", de.msg);
+		reg_close(r);
+		return -1;
+	}
+	return 0;
+}
+
+static void
+close_reg(struct reg *r, struct db *db)
+{
+	db_free(db);
+	reg_close(r);
+}
+
+/*
+ * Per-command option parsing: getopt_long over argv starting at the
+ * command name.  Returns the index of the first operand.
+ */
+#define CMD_OPTS_BEGIN(longopts)                                         \
+	int ch_;                                                         \
+	optind = 0; /* glibc: 0 re-initialises the scanner */         \
+	while ((ch_ = getopt_long(argc, argv, "", longopts, NULL)) != -1) { \
+		switch (ch_) {
+#define CMD_OPTS_END()                                                   \
+		default:                                                 \
+			return 2;                                        \
+		}                                                        \
+	}
+
+/* ---- init ------------------------------------------------------------ */
+
+static int
+cmd_init(const struct opts *o, int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{ "domain", required_argument, NULL, 'd' },
+		{ "host", required_argument, NULL, 'h' },
+		{ "key-type", required_argument, NULL, 'k' },
+		{ "ca-days", required_argument, NULL, 'c' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *hosts[16];
+	const char *domain = NULL;
+	size_t nhosts = 0;
+	enum ca_keytype kt = CA_KEY_EC_P256;
+	int ca_days = 3650;
+	char key[PATH_MAX + 16], cert[PATH_MAX + 16], skey[PATH_MAX + 16];
+	char scert[PATH_MAX + 16], conf[PATH_MAX + 16], cn[300], errbuf[512];
+	struct conf c;
+	struct reg r;
+	struct ca_err ce;
+	struct ca *ca = NULL;
+	struct stat st;
+
+	CMD_OPTS_BEGIN(lo)
+	case 'd':
+		domain = optarg;
+		break;
+	case 'h':
+		if (nhosts == sizeof(hosts) / sizeof(hosts[0])) {
+			warnx_("at most %zu --host names", nhosts);
+			return 2;
+		}
+		hosts[nhosts++] = optarg;
+		break;
+	case 'k':
+		if (ca_keytype_parse(optarg, &kt) == -1) {
+			warnx_("unknown key type '%s' (p256, p384, rsa3072, "
+			       "ed25519)", optarg);
+			return 2;
+		}
+		break;
+	case 'c':
+		ca_days = (int)(parse_duration(optarg) / 86400);
+		if (ca_days < 1) {
+			warnx_("--ca-days wants a number of days like 3650d");
+			return 2;
+		}
+		break;
+	CMD_OPTS_END()
+	if (optind != argc || domain == NULL) {
+		warnx_("usage: dirctl --data DIR init --domain DOMAIN "
+		       "[--host NAME]... [--key-type T]");
+		return 2;
+	}
+	{
+		char probe[IRP_USERID_MAX + 1], dom[IRP_USERID_MAX + 1];
+		const char *why;
+
+		snprintf(probe, sizeof(probe), "x@%s", domain);
+		if (irp_userid_normalize(probe, dom, sizeof(dom), &why) == -1) {
+			warnx_("'%s' is not a valid domain name", domain);
+			return 2;
+		}
+	}
+	if (nhosts == 0) {
+		hosts[nhosts++] = "localhost";
+		hosts[nhosts++] = "127.0.0.1";
+		hosts[nhosts++] = "::1";
+	}
+	if (mkdir(o->data, 0700) == -1 && errno != EEXIST) {
+		warnx_("cannot create %s: %s", o->data, strerror(errno));
+		return 1;
+	}
+	if (stat(o->data, &st) == -1 || !S_ISDIR(st.st_mode)) {
+		warnx_("%s is not a directory", o->data);
+		return 1;
+	}
+	memset(&r, 0, sizeof(r));
+	if (realpath(o->data, r.datadir) == NULL) {
+		warnx_("%s: %s", o->data, strerror(errno));
+		return 1;
+	}
+	reg_path(&r, REG_CA_KEY, key, sizeof(key));
+	reg_path(&r, REG_CA_CERT, cert, sizeof(cert));
+	reg_path(&r, REG_SERVER_KEY, skey, sizeof(skey));
+	reg_path(&r, REG_SERVER_CERT, scert, sizeof(scert));
+	reg_path(&r, REG_CONF, conf, sizeof(conf));
+	if (access(key, F_OK) == 0 || access(cert, F_OK) == 0) {
+		warnx_("%s already holds a CA; refusing to overwrite it",
+		    r.datadir);
+		return 1;
+	}
+	snprintf(cn, sizeof(cn), "DIR CA %s", domain);
+	if (ca_create(key, cert, kt, cn, ca_days, &ce) == -1) {
+		warnx_("cannot create the CA: %s", ce.msg);
+		return 1;
+	}
+	if ((ca = ca_open(key, cert, &ce)) == NULL ||
+	    ca_issue_server(ca, hosts, nhosts, CA_KEY_EC_P256, 825, skey, scert,
+		&ce) == -1) {
+		warnx_("cannot issue the server certificate: %s", ce.msg);
+		goto undo;
+	}
+	conf_defaults(&c);
+	snprintf(c.domain, sizeof(c.domain), "%s", domain);
+	if (o->dsn != NULL)
+		snprintf(c.dsn, sizeof(c.dsn), "%s", o->dsn);
+	snprintf(c.crl_url, sizeof(c.crl_url), "https://%s%s%s:%d/v1/crl",
+	    strchr(hosts[0], ':') ? "[" : "", hosts[0],
+	    strchr(hosts[0], ':') ? "]" : "", IRP_PORT);
+	if (access(conf, F_OK) != 0 &&
+	    conf_write(conf, &c, errbuf, sizeof(errbuf)) == -1) {
+		warnx_("%s", errbuf);
+		goto undo;
+	}
+	ca_free(ca);
+	ca = NULL;
+	/* Database: start (or create) it and apply the schema. */
+	if (reg_open(&r, o->data, o->dsn, errbuf, sizeof(errbuf)) == -1) {
+		warnx_("%s", errbuf);
+		return 1;
+	}
+	printf("data directory: %s\n", r.datadir);
+	printf("CA certificate: %s\n", cert);
+	printf("CA fingerprint (SHA-256): %s\n", ca_fingerprint(r.ca));
+	printf("database: %s\n", r.pg ? "embedded" : "external (--dsn)");
+	reg_close(&r);
+	return 0;
+undo:
+	/* A half-made CA is worse than none: remove what we wrote. */
+	ca_free(ca);
+	unlink(key);
+	unlink(cert);
+	unlink(skey);
+	unlink(scert);
+	return 1;
+}
+
+/* ---- migrate --------------------------------------------------------- */
+
+static int
+cmd_migrate(const struct opts *o, int argc, char **argv)
+{
+	struct reg r;
+	struct db *db;
+	struct db_err de;
+	int v;
+
+	if (argc != 1) {
+		warnx_("usage: dirctl --data DIR migrate");
+		return 2;
+	}
+	/* reg_open applies pending migrations. */
+	if (open_reg(o, &r, &db) == -1)
+		return 1;
+	if (db_schema_version(db, &v, &de) == -1) {
+		warnx_("database: %s", de.msg);
+		close_reg(&r, db);
+		return 1;
+	}
+	printf("schema version %d\n", v);
+	close_reg(&r, db);
+	return 0;
+}
+
+/* ---- users ----------------------------------------------------------- */
+
+static int
+print_user(const struct db_user *u, void *arg)
+{
+	char t[32];
+
+	(void)arg;
+	fmt_time(u->created_at, t, sizeof(t));
+	printf("%-32s %-6s %-8s %s  %s", u->userid,
+	    u->is_admin ? "admin" : "user", u->enabled ? "enabled" : "disabled",
+	    t, u->name);
+	if (u->email[0])
+		printf(" <%s>", u->email);
+	putchar('\n');
+	return 0;
+}
+
+static int
+cmd_user_add(const struct opts *o, int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{ "name", required_argument, NULL, 'n' },
+		{ "email", required_argument, NULL, 'e' },
+		{ "admin", no_argument, NULL, 'a' },
+		{ "password-file", required_argument, NULL, 'p' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *name = NULL, *email = NULL, *pwfile = NULL;
+	char userid[IRP_USERID_MAX + 1], who[64], hash[REG_PWHASH_MAX];
+	char *pw = NULL;
+	int admin = 0, rv = 1;
+	struct reg r;
+	struct db *db;
+	struct db_err de;
+	struct reg_err e;
+
+	CMD_OPTS_BEGIN(lo)
+	case 'n':
+		name = optarg;
+		break;
+	case 'e':
+		email = optarg;
+		break;
+	case 'a':
+		admin = 1;
+		break;
+	case 'p':
+		pwfile = optarg;
+		break;
+	CMD_OPTS_END()
+	if (optind + 1 != argc || name == NULL) {
+		warnx_("usage: dirctl user add USERID --name NAME [--email E] "
+		       "[--admin] [--password-file F]");
+		return 2;
+	}
+	if (userid_arg(argv[optind], userid, sizeof(userid)) == -1)
+		return 2;
+	if (*name == '\0' || strlen(name) > 128) {
+		warnx_("--name must have 1 to 128 characters");
+		return 2;
+	}
+	if (email != NULL && (strlen(email) > 254 || !strchr(email, '@'))) {
+		warnx_("'%s' is not an e-mail address", email);
+		return 2;
+	}
+	hash[0] = '\0';
+	if (pwfile != NULL) {
+		if ((pw = read_secret(pwfile)) == NULL)
+			return 2;
+		if (reg_password_hash(pw, hash, sizeof(hash), &e) == -1) {
+			warnx_("%s", e.msg);
+			free_secret(pw);
+			return 1;
+		}
+		free_secret(pw);
+	}
+	if (open_reg(o, &r, &db) == -1)
+		return 1;
+	actor(who, sizeof(who));
+	if (db_begin(db, &de) == -1 ||
+	    db_user_add(db, userid, name, email, admin,
+		hash[0] ? hash : NULL, NULL, &de) == -1 ||
+	    db_audit(db, who, "user.add", userid, NULL, NULL,
+		admin ? "role=admin" : "role=user", &de) == -1 ||
+	    db_commit(db, &de) == -1) {
+		db_rollback(db);
+		if (de.code == DB_ERR_INVALID)
+			warnx_("the database refused user %s: %s", userid,
+			    de.msg);
+		else
+			warnx_("%s", de.msg);
+		goto out;
+	}
+	printf("added %s%s\n", userid, admin ? " (admin)" : "");
+	rv = 0;
+out:
+	OPENSSL_cleanse(hash, sizeof(hash));
+	close_reg(&r, db);
+	return rv;
+}
+
+static int
+cmd_user_simple(const struct opts *o, int argc, char **argv, int enable)
+{
+	char userid[IRP_USERID_MAX + 1], who[64];
+	struct reg r;
+	struct db *db;
+	struct db_err de;
+	int rv = 1;
+
+	if (argc != 2) {
+		warnx_("usage: dirctl user %s USERID",
+		    enable ? "enable" : "disable");
+		return 2;
+	}
+	if (userid_arg(argv[1], userid, sizeof(userid)) == -1)
+		return 2;
+	if (open_reg(o, &r, &db) == -1)
+		return 1;
+	actor(who, sizeof(who));
+	if (db_begin(db, &de) == -1 ||
+	    db_user_set_enabled(db, userid, enable, &de) == -1 ||
+	    db_audit(db, who, enable ? "user.enable" : "user.disable", userid,
+		NULL, NULL, NULL, &de) == -1 ||
+	    db_commit(db, &de) == -1) {
+		db_rollback(db);
+		warnx_("%s", de.msg);
+		goto out;
+	}
+	printf("%s %s\n", enable ? "enabled" : "disabled", userid);
+	rv = 0;
+out:
+	close_reg(&r, db);
+	return rv;
+}
+
+static int
+cmd_user_passwd(const struct opts *o, int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{ "password-file", required_argument, NULL, 'p' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *pwfile = NULL;
+	char userid[IRP_USERID_MAX + 1], who[64], hash[REG_PWHASH_MAX];
+	char *pw;
+	struct reg r;
+	struct db *db;
+	struct db_err de;
+	struct reg_err e;
+	int rv = 1;
+
+	CMD_OPTS_BEGIN(lo)
+	case 'p':
+		pwfile = optarg;
+		break;
+	CMD_OPTS_END()
+	if (optind + 1 != argc || pwfile == NULL) {
+		warnx_("usage: dirctl user passwd USERID --password-file F");
+		return 2;
+	}
+	if (userid_arg(argv[optind], userid, sizeof(userid)) == -1)
+		return 2;
+	if ((pw = read_secret(pwfile)) == NULL)
+		return 2;
+	if (reg_password_hash(pw, hash, sizeof(hash), &e) == -1) {
+		free_secret(pw);
+		warnx_("%s", e.msg);
+		return 1;
+	}
+	free_secret(pw);
+	if (open_reg(o, &r, &db) == -1)
+		return 1;
+	actor(who, sizeof(who));
+	if (db_begin(db, &de) == -1 ||
+	    db_user_set_password(db, userid, hash, &de) == -1 ||
+	    db_audit(db, who, "user.passwd", userid, NULL, NULL, NULL,
+		&de) == -1 ||
+	    db_commit(db, &de) == -1) {
+		db_rollback(db);
+		warnx_("%s", de.msg);
+		goto out;
+	}
+	printf("password set for %s\n", userid);
+	rv = 0;
+out:
+	OPENSSL_cleanse(hash, sizeof(hash));
+	close_reg(&r, db);
+	return rv;
+}
+
+static int
+cmd_user(const struct opts *o, int argc, char **argv)
+{
+	struct reg r;
+	struct db *db;
+	struct db_err de;
+	int rv = 0;
+
+	if (argc < 2) {
+		warnx_("usage: dirctl user add|list|disable|enable|passwd ...");
+		return 2;
+	}
+	if (strcmp(argv[1], "add") == 0)
+		return cmd_user_add(o, argc - 1, argv + 1);
+	if (strcmp(argv[1], "disable") == 0)
+		return cmd_user_simple(o, argc - 1, argv + 1, 0);
+	if (strcmp(argv[1], "enable") == 0)
+		return cmd_user_simple(o, argc - 1, argv + 1, 1);
+	if (strcmp(argv[1], "passwd") == 0)
+		return cmd_user_passwd(o, argc - 1, argv + 1);
+	if (strcmp(argv[1], "list") != 0) {
+		warnx_("unknown user command '%s'", argv[1]);
+		return 2;
+	}
+	if (argc != 2) {
+		warnx_("usage: dirctl user list");
+		return 2;
+	}
+	if (open_reg(o, &r, &db) == -1)
+		return 1;
+	if (db_user_list(db, print_user, NULL, &de) == -1) {
+		warnx_("%s", de.msg);
+		rv = 1;
+	}
+	close_reg(&r, db);
+	return rv;
+}
+
+/* ---- enrolment codes ---------------------------------------------- */
+
+static int
+cmd_code(const struct opts *o, int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{ "ttl", required_argument, NULL, 't' },
+		{ NULL, 0, NULL, 0 },
+	};
+	char userid[IRP_USERID_MAX + 1], who[64], code[REG_CODE_LEN + 1];
+	char t[32];
+	long ttl = 0;
+	struct reg r;
+	struct db *db;
+	struct reg_err e;
+	int rv = 1;
+
+	CMD_OPTS_BEGIN(lo)
+	case 't':
+		if ((ttl = parse_duration(optarg)) < 60 ||
+		    ttl > 30L * 86400) {
+			warnx_("--ttl must be a duration from 60s to 30d "
+			       "(e.g. 15m, 24h, 7d), not '%s'", optarg);
+			return 2;
+		}
+		break;
+	CMD_OPTS_END()
+	if (optind + 1 != argc) {
+		warnx_("usage: dirctl code USERID [--ttl DURATION]");
+		return 2;
+	}
+	if (userid_arg(argv[optind], userid, sizeof(userid)) == -1)
+		return 2;
+	if (open_reg(o, &r, &db) == -1)
+		return 1;
+	actor(who, sizeof(who));
+	if (ttl == 0)
+		ttl = r.conf.code_ttl;
+	if (reg_code_new(&r, db, userid, (int)ttl, who, code, &e) == -1) {
+		warnx_("%s", e.msg);
+		goto out;
+	}
+	fmt_time(time(NULL) + ttl, t, sizeof(t));
+	printf("one-time enrolment code for %s, valid until %s:\n%s\n", userid,
+	    t, code);
+	OPENSSL_cleanse(code, sizeof(code));
+	rv = 0;
+out:
+	close_reg(&r, db);
+	return rv;
+}
+
+/* ---- certificates --------------------------------------------------- */
+
+static int
+print_cert(const struct db_cert *c, void *arg)
+{
+	char nb[32], na[32];
+
+	(void)arg;
+	fmt_time(c->not_before, nb, sizeof(nb));
+	fmt_time(c->not_after, na, sizeof(na));
+	printf("%-32s %-24s %-7s %s %s %s\n", c->serial, c->userid,
+	    c->revoked ? "revoked" : (c->not_after < time(NULL) ? "expired" :
+								     "valid"),
+	    nb, na, c->fingerprint);
+	return 0;
+}
+
+static int
+cmd_cert_issue(const struct opts *o, int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{ "csr", required_argument, NULL, 'c' },
+		{ "out", required_argument, NULL, 'o' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *csrpath = NULL, *out = NULL;
+	char userid[IRP_USERID_MAX + 1], who[64];
+	char *csr;
+	size_t len;
+	struct reg r;
+	struct db *db;
+	struct reg_err e;
+	struct ca_issued is;
+	struct ca_err ce;
+	int rv = 1;
+
+	CMD_OPTS_BEGIN(lo)
+	case 'c':
+		csrpath = optarg;
+		break;
+	case 'o':
+		out = optarg;
+		break;
+	CMD_OPTS_END()
+	if (optind + 1 != argc || csrpath == NULL || out == NULL) {
+		warnx_("usage: dirctl cert issue USERID --csr FILE --out FILE");
+		return 2;
+	}
+	if (userid_arg(argv[optind], userid, sizeof(userid)) == -1)
+		return 2;
+	if ((csr = read_file(csrpath, &len)) == NULL)
+		return 2;
+	/* Refuse a bad CSR before touching the database. */
+	if (ca_csr_check(csr, len, &ce) == -1) {
+		warnx_("%s: %s", csrpath, ce.msg);
+		free(csr);
+		return 1;
+	}
+	if (open_reg(o, &r, &db) == -1) {
+		free(csr);
+		return 1;
+	}
+	actor(who, sizeof(who));
+	if (reg_issue(&r, db, userid, csr, len, who, "cert.issue", NULL, &is,
+		&e) == -1) {
+		warnx_("%s", e.msg);
+		goto out;
+	}
+	if (write_file(out, is.cert_pem, strlen(is.cert_pem), 0644) == 0) {
+		fprintf(stderr, "issued serial %s to %s\n", is.serial, userid);
+		rv = 0;
+	}
+	ca_issued_clear(&is);
+out:
+	free(csr);
+	close_reg(&r, db);
+	return rv;
+}
+
+static int
+valid_serial(const char *s)
+{
+	size_t i, n = strlen(s);
+
+	if (n == 0 || n > 40)
+		return 0;
+	for (i = 0; i < n; i++)
+		if (!isxdigit((unsigned char)s[i]))
+			return 0;
+	return 1;
+}
+
+/* Serials are stored lower case without leading zeros. */
+static void
+norm_serial(const char *in, char *out, size_t len)
+{
+	size_t i = 0, j = 0;
+
+	while (in[i] == '0' && in[i + 1] != '\0')
+		i++;
+	for (; in[i] != '\0' && j + 1 < len; i++)
+		out[j++] = (char)tolower((unsigned char)in[i]);
+	out[j] = '\0';
+}
+
+static int
+cmd_cert_revoke(const struct opts *o, int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{ "reason", required_argument, NULL, 'r' },
+		{ NULL, 0, NULL, 0 },
+	};
+	char serial[DB_SERIAL_MAX], who[64];
+	int reason = 0, rv = 1;
+	struct reg r;
+	struct db *db;
+	struct reg_err e;
+
+	CMD_OPTS_BEGIN(lo)
+	case 'r':
+		if ((reason = ca_reason_parse(optarg)) < 0) {
+			warnx_("unknown reason '%s' (unspecified, keyCompromise, "
+			       "affiliationChanged, superseded, "
+			       "cessationOfOperation, ...)", optarg);
+			return 2;
+		}
+		break;
+	CMD_OPTS_END()
+	if (optind + 1 != argc) {
+		warnx_("usage: dirctl cert revoke SERIAL [--reason R]");
+		return 2;
+	}
+	if (!valid_serial(argv[optind])) {
+		warnx_("'%s' is not a certificate serial (hex digits)",
+		    argv[optind]);
+		return 2;
+	}
+	norm_serial(argv[optind], serial, sizeof(serial));
+	if (open_reg(o, &r, &db) == -1)
+		return 1;
+	actor(who, sizeof(who));
+	if (reg_revoke(&r, db, serial, reason, who, NULL, &e) == -1) {
+		warnx_("%s", e.msg);
+		goto out;
+	}
+	printf("revoked %s\n", serial);
+	rv = 0;
+out:
+	close_reg(&r, db);
+	return rv;
+}
+
+static int
+cmd_cert(const struct opts *o, int argc, char **argv)
+{
+	char userid[IRP_USERID_MAX + 1];
+	struct reg r;
+	struct db *db;
+	struct db_err de;
+	int rv = 0;
+
+	if (argc < 2) {
+		warnx_("usage: dirctl cert issue|list|revoke ...");
+		return 2;
+	}
+	if (strcmp(argv[1], "issue") == 0)
+		return cmd_cert_issue(o, argc - 1, argv + 1);
+	if (strcmp(argv[1], "revoke") == 0)
+		return cmd_cert_revoke(o, argc - 1, argv + 1);
+	if (strcmp(argv[1], "list") != 0) {
+		warnx_("unknown cert command '%s'", argv[1]);
+		return 2;
+	}
+	if (argc > 3) {
+		warnx_("usage: dirctl cert list [USERID]");
+		return 2;
+	}
+	if (argc == 3 && userid_arg(argv[2], userid, sizeof(userid)) == -1)
+		return 2;
+	if (open_reg(o, &r, &db) == -1)
+		return 1;
+	if (argc == 3) {
+		struct db_user u;
+
+		if (db_user_get(db, userid, &u, &de) == -1) {
+			warnx_("%s", de.msg);
+			rv = 1;
+			goto out;
+		}
+	}
+	if (db_cert_list(db, argc == 3 ? userid : NULL, print_cert, NULL,
+		&de) == -1) {
+		warnx_("%s", de.msg);
+		rv = 1;
+	}
+out:
+	close_reg(&r, db);
+	return rv;
+}
+
+/* ---- CRL, PKCS#12, CA ------------------------------------------------- */
+
+static int
+cmd_crl(const struct opts *o, int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{ "out", required_argument, NULL, 'o' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *out = NULL;
+	unsigned char *der = NULL;
+	size_t len;
+	struct reg r;
+	struct db *db;
+	struct reg_err e;
+	struct db_err de;
+	int rv = 1;
+
+	CMD_OPTS_BEGIN(lo)
+	case 'o':
+		out = optarg;
+		break;
+	CMD_OPTS_END()
+	if (optind != argc || out == NULL) {
+		warnx_("usage: dirctl crl --out FILE");
+		return 2;
+	}
+	if (open_reg(o, &r, &db) == -1)
+		return 1;
+	if (db_begin(db, &de) == -1) {
+		warnx_("%s", de.msg);
+		goto out;
+	}
+	if (reg_crl_build(&r, db, &der, &len, &e) == -1) {
+		db_rollback(db);
+		warnx_("%s", e.msg);
+		goto out;
+	}
+	if (db_commit(db, &de) == -1) {
+		warnx_("%s", de.msg);
+		goto out;
+	}
+	if (write_file(out, der, len, 0644) == 0)
+		rv = 0;
+out:
+	free(der);
+	close_reg(&r, db);
+	return rv;
+}
+
+static int
+cmd_issue_p12(const struct opts *o, int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{ "out", required_argument, NULL, 'o' },
+		{ "passphrase-file", required_argument, NULL, 'p' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *out = NULL, *pfile = NULL;
+	char userid[IRP_USERID_MAX + 1], who[64];
+	char *pass;
+	unsigned char *p12 = NULL;
+	size_t len = 0;
+	struct reg r;
+	struct db *db;
+	struct reg_err e;
+	struct ca_issued is;
+	int rv = 1;
+
+	CMD_OPTS_BEGIN(lo)
+	case 'o':
+		out = optarg;
+		break;
+	case 'p':
+		pfile = optarg;
+		break;
+	CMD_OPTS_END()
+	if (optind + 1 != argc || out == NULL || pfile == NULL) {
+		warnx_("usage: dirctl issue-p12 USERID --out FILE "
+		       "--passphrase-file F");
+		return 2;
+	}
+	if (userid_arg(argv[optind], userid, sizeof(userid)) == -1)
+		return 2;
+	if ((pass = read_secret(pfile)) == NULL)
+		return 2;
+	if (open_reg(o, &r, &db) == -1) {
+		free_secret(pass);
+		return 1;
+	}
+	actor(who, sizeof(who));
+	if (reg_issue_p12(&r, db, userid, pass, who, NULL, &p12, &len, &is,
+		&e) == -1) {
+		warnx_("%s", e.msg);
+		goto out;
+	}
+	/* Holds a private key: 0600. */
+	if (write_file(out, p12, len, 0600) == 0) {
+		fprintf(stderr, "issued serial %s to %s\n", is.serial, userid);
+		rv = 0;
+	}
+	ca_issued_clear(&is);
+out:
+	if (p12 != NULL) {
+		OPENSSL_cleanse(p12, len);
+		free(p12);
+	}
+	free_secret(pass);
+	close_reg(&r, db);
+	return rv;
+}
+
+static int
+cmd_ca(const struct opts *o, int argc, char **argv)
+{
+	char key[PATH_MAX + 16], cert[PATH_MAX + 16];
+	struct reg r;
+	struct ca *ca;
+	struct ca_err ce;
+
+	if (argc != 1) {
+		warnx_("usage: dirctl --data DIR ca");
+		return 2;
+	}
+	if (realpath(o->data, r.datadir) == NULL) {
+		warnx_("%s: %s", o->data, strerror(errno));
+		return 1;
+	}
+	reg_path(&r, REG_CA_KEY, key, sizeof(key));
+	reg_path(&r, REG_CA_CERT, cert, sizeof(cert));
+	if ((ca = ca_open(key, cert, &ce)) == NULL) {
+		warnx_("%s", ce.msg);
+		return 1;
+	}
+	printf("%s", ca_cert_pem(ca));
+	printf("SHA-256 fingerprint: %s\n", ca_fingerprint(ca));
+	ca_free(ca);
+	return 0;
+}
+
+/* ---- audit ------------------------------------------------------------ */
+
+struct audit_state {
+	unsigned char prev[32];
+	int64_t rows;
+	int64_t bad;
+	int64_t last_id;
+};
+
+static int
+audit_row(int64_t id, const char *payload, const unsigned char *prev,
+    const unsigned char *hash, void *arg)
+{
+	struct audit_state *st = arg;
+	unsigned char want[32];
+	unsigned int len = 32;
+	EVP_MD_CTX *ctx;
+
+	st->rows++;
+	if ((ctx = EVP_MD_CTX_new()) == NULL)
+		return -1;
+	EVP_DigestInit_ex(ctx, EVP_sha256(), NULL);
+	EVP_DigestUpdate(ctx, prev, 32);
+	EVP_DigestUpdate(ctx, payload, strlen(payload));
+	EVP_DigestFinal_ex(ctx, want, &len);
+	EVP_MD_CTX_free(ctx);
+	if (CRYPTO_memcmp(prev, st->prev, 32) != 0) {
+		printf("row %" PRId64 ": chain broken: a row before it was "
+		       "removed or altered\n", id);
+		st->bad++;
+	}
+	if (CRYPTO_memcmp(want, hash, 32) != 0) {
+		printf("row %" PRId64 ": content does not match its hash: "
+		       "altered\n", id);
+		st->bad++;
+	}
+	memcpy(st->prev, hash, 32);
+	st->last_id = id;
+	return 0;
+}
+
+static int
+cmd_audit(const struct opts *o, int argc, char **argv)
+{
+	struct audit_state st;
+	struct reg r;
+	struct db *db;
+	struct db_err de;
+	int rv = 1;
+
+	if (argc != 2 || strcmp(argv[1], "verify") != 0) {
+		warnx_("usage: dirctl audit verify");
+		return 2;
+	}
+	memset(&st, 0, sizeof(st));
+	if (open_reg(o, &r, &db) == -1)
+		return 1;
+	if (db_audit_rows(db, audit_row, &st, &de) == -1) {
+		warnx_("%s", de.msg);
+		goto out;
+	}
+	if (st.bad == 0) {
+		printf("audit log intact: %" PRId64 " rows\n", st.rows);
+		rv = 0;
+	} else
+		printf("audit log damaged: %" PRId64 " problems in %" PRId64
+		       " rows\n", st.bad, st.rows);
+out:
+	close_reg(&r, db);
+	return rv;
+}
+
+/* ---- main -------------------------------------------------------------- */
+
+static const struct cmd {
+	const char *name;
+	int (*fn)(const struct opts *, int, char **);
+	const char *synopsis;
+} cmds[] = {
+	{ "init", cmd_init, "init --domain DOMAIN [--host NAME]... "
+			    "[--key-type p256|p384|rsa3072|ed25519]" },
+	{ "migrate", cmd_migrate, "migrate" },
+	{ "user", cmd_user, "user add USERID --name NAME [--email E] [--admin] "
+			    "[--password-file F]\n"
+			    "  user list | user disable USERID | "
+			    "user enable USERID\n"
+			    "  user passwd USERID --password-file F" },
+	{ "code", cmd_code, "code USERID [--ttl DURATION]" },
+	{ "cert", cmd_cert, "cert issue USERID --csr FILE --out FILE\n"
+			    "  cert list [USERID] | "
+			    "cert revoke SERIAL [--reason R]" },
+	{ "crl", cmd_crl, "crl --out FILE" },
+	{ "issue-p12", cmd_issue_p12,
+	    "issue-p12 USERID --out FILE --passphrase-file F" },
+	{ "ca", cmd_ca, "ca" },
+	{ "audit", cmd_audit, "audit verify" },
+};
+
+static void
+usage(FILE *fp)
+{
+	size_t i;
+
+	fprintf(fp, "usage: dirctl --data DIR [--dsn CONNINFO] COMMAND ...\n\n"
+		    "commands:\n");
+	for (i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
+		fprintf(fp, "  %s\n", cmds[i].synopsis);
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{ "data", required_argument, NULL, 'D' },
+		{ "dsn", required_argument, NULL, 'd' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct opts o = { getenv("DIR_DATA"), NULL };
+	size_t i;
+	int ch;
+
+	while ((ch = getopt_long(argc, argv, "+D:d:hV", lo, NULL)) != -1) {
+		switch (ch) {
+		case 'D':
+			o.data = optarg;
+			break;
+		case 'd':
+			o.dsn = optarg;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		case 'V':
+			printf("dirctl %s\n", DIR_VERSION);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	argc -= optind;
+	argv += optind;
+	if (argc < 1) {
+		usage(stderr);
+		return 2;
+	}
+	if (o.data == NULL) {
+		warnx_("no data directory: give --data DIR");
+		return 2;
+	}
+	for (i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
+		if (strcmp(argv[0], cmds[i].name) == 0)
+			return cmds[i].fn(&o, argc, argv);
+	warnx_("unknown command '%s'", argv[0]);
+	usage(stderr);
+	return 2;
+}

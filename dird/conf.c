@@ -1,0 +1,294 @@
+/*
+ * conf.c - the configuration table and its INI reader.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <ini.h>
+
+#include "conf.h"
+
+enum conf_type { CT_INT, CT_STR, CT_LISTEN };
+
+/* One row per key: the single source of names, bounds and defaults. */
+static const struct conf_key {
+	const char *name;
+	enum conf_type type;
+	size_t off;
+	size_t size; /* for strings */
+	long min, max;
+	const char *def;
+	const char *help;
+} keys[] = {
+#define I(n, f, lo, hi, d, h) \
+	{ n, CT_INT, offsetof(struct conf, f), 0, lo, hi, d, h }
+#define S(n, f, d, h) \
+	{ n, CT_STR, offsetof(struct conf, f), sizeof(((struct conf *)0)->f), \
+	    0, 0, d, h }
+	S("domain", domain, "", "the domain this registry serves"),
+	S("dsn", dsn, "", "libpq conninfo; empty for the embedded cluster"),
+	S("crl_url", crl_url, "", "CRL distribution point put in certificates"),
+	{ "listen", CT_LISTEN, 0, 0, 0, 0, "[::]:4604",
+	    "address:port to listen on; repeat the key for more" },
+	I("cert_days", cert_days, 1, 3650, "365", "user certificate lifetime, days"),
+	I("crl_days", crl_days, 1, 365, "7", "CRL validity, days"),
+	I("code_ttl", code_ttl, 60, 30 * 86400, "86400",
+	    "default enrolment code lifetime, seconds"),
+	I("ttl_min", ttl_min, 10, 86400, "60", "shortest address TTL, seconds"),
+	I("ttl_max", ttl_max, 10, 7 * 86400, "3600", "longest address TTL, seconds"),
+	I("ttl_default", ttl_default, 10, 7 * 86400, "300",
+	    "address TTL when the client names none"),
+	I("workers", workers, 1, 256, "4",
+	    "worker threads (one database connection each)"),
+	I("max_connections", max_conns, 1, 100000, "2048", "connections in total"),
+	I("max_connections_per_ip", max_conns_ip, 1, 100000, "256",
+	    "connections per source address"),
+	I("connection_timeout", conn_timeout, 1, 3600, "60",
+	    "idle seconds before a connection is closed"),
+	I("body_max", body_max, 1024, 1048576, "65536", "request body limit, bytes"),
+	I("backup_max", backup_max, 1024, 16777216, "1048576",
+	    "PKCS#12 backup limit, bytes"),
+	I("auth_fail_max", auth_fail_max, 1, 10000, "5",
+	    "failed code/password attempts per window before 429"),
+	I("auth_fail_window", auth_fail_window, 1, 86400, "300",
+	    "window of auth_fail_max, seconds"),
+#undef I
+#undef S
+};
+
+#define NKEYS (sizeof(keys) / sizeof(keys[0]))
+_Static_assert(NKEYS <= 32, "struct load_ctx counts at most 32 keys");
+
+struct load_ctx {
+	struct conf *c;
+	const char *path;
+	char *errbuf;
+	size_t errlen;
+	int failed;
+	int listen_from_file;
+	int seen[32]; /* how often each key of the table was met */
+};
+
+static int
+set_key(struct conf *c, const struct conf_key *k, const char *value,
+    int append, char *msg, size_t msglen)
+{
+	char *end;
+	long v;
+
+	switch (k->type) {
+	case CT_INT:
+		errno = 0;
+		v = strtol(value, &end, 10);
+		if (errno != 0 || end == value || *end != '\0' || v < k->min ||
+		    v > k->max) {
+			snprintf(msg, msglen, "%s must be an integer from %ld "
+			    "to %ld, not '%s'", k->name, k->min, k->max, value);
+			return -1;
+		}
+		*(int *)((char *)c + k->off) = (int)v;
+		return 0;
+	case CT_STR:
+		if (strlen(value) >= k->size) {
+			snprintf(msg, msglen, "%s is too long (at most %zu "
+			    "bytes)", k->name, k->size - 1);
+			return -1;
+		}
+		memcpy((char *)c + k->off, value, strlen(value) + 1);
+		return 0;
+	case CT_LISTEN:
+		if (!append)
+			c->nlisten = 0;
+		if (c->nlisten >= CONF_LISTEN_MAX ||
+		    strlen(value) >= sizeof(c->listen[0]) || *value == '\0') {
+			snprintf(msg, msglen, "listen: at most %d addresses of "
+			    "at most %zu bytes", CONF_LISTEN_MAX,
+			    sizeof(c->listen[0]) - 1);
+			return -1;
+		}
+		snprintf(c->listen[c->nlisten++], sizeof(c->listen[0]), "%s",
+		    value);
+		return 0;
+	}
+	return -1;
+}
+
+static const struct conf_key *
+find_key(const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < NKEYS; i++)
+		if (strcmp(keys[i].name, name) == 0)
+			return &keys[i];
+	return NULL;
+}
+
+void
+conf_defaults(struct conf *c)
+{
+	char msg[256];
+	size_t i;
+
+	memset(c, 0, sizeof(*c));
+	for (i = 0; i < NKEYS; i++)
+		(void)set_key(c, &keys[i], keys[i].def, 0, msg, sizeof(msg));
+}
+
+/*
+ * Debian's libinih does not pass line numbers to the handler, so the line
+ * of a bad key is found again by reading the file: the nth line that
+ * sets `name`.  0 when it can not be found.
+ */
+static int
+find_line(const char *path, const char *name, int nth)
+{
+	char line[1024];
+	FILE *fp;
+	int lineno = 0, seen = 0;
+	size_t len = strlen(name);
+
+	if ((fp = fopen(path, "r")) == NULL)
+		return 0;
+	while (fgets(line, sizeof(line), fp) != NULL) {
+		const char *p = line;
+
+		lineno++;
+		while (*p == ' ' || *p == '\t')
+			p++;
+		if (strncmp(p, name, len) == 0 &&
+		    strchr(" \t=:", p[len]) != NULL && ++seen == nth) {
+			fclose(fp);
+			return lineno;
+		}
+	}
+	fclose(fp);
+	return 0;
+}
+
+static int
+ini_cb(void *user, const char *section, const char *name, const char *value)
+{
+	struct load_ctx *ctx = user;
+	const struct conf_key *k = NULL;
+	char msg[256];
+	int append, nth = 1;
+
+	if (ctx->failed)
+		return 0;
+	if (strcmp(section, "dird") != 0) {
+		snprintf(msg, sizeof(msg), "unknown section [%s]", section);
+		goto bad;
+	}
+	if ((k = find_key(name)) == NULL) {
+		snprintf(msg, sizeof(msg), "unknown key '%s'", name);
+		goto bad;
+	}
+	nth = ++ctx->seen[k - keys];
+	/* The first listen line of the file replaces the default. */
+	append = k->type == CT_LISTEN && ctx->listen_from_file;
+	if (k->type == CT_LISTEN)
+		ctx->listen_from_file = 1;
+	if (set_key(ctx->c, k, value, append, msg, sizeof(msg)) == -1)
+		goto bad;
+	return 1;
+bad:
+	snprintf(ctx->errbuf, ctx->errlen, "%s:%d: %s", ctx->path,
+	    find_line(ctx->path, name, nth), msg);
+	ctx->failed = 1;
+	return 0;
+}
+
+/* Cross-key rules the table can not express. */
+static int
+conf_check(const struct conf *c, const char *path, char *errbuf, size_t errlen)
+{
+	if (c->ttl_min > c->ttl_max) {
+		snprintf(errbuf, errlen, "%s: ttl_min (%d) is above ttl_max (%d)",
+		    path, c->ttl_min, c->ttl_max);
+		return -1;
+	}
+	return 0;
+}
+
+int
+conf_load(const char *path, struct conf *c, char *errbuf, size_t errlen)
+{
+	struct load_ctx ctx = { c, path, errbuf, errlen, 0, 0, { 0 } };
+	int rc;
+
+	rc = ini_parse(path, ini_cb, &ctx);
+	if (ctx.failed)
+		return -1;
+	if (rc == -1) {
+		snprintf(errbuf, errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (rc != 0) {
+		snprintf(errbuf, errlen, "%s:%d: syntax error", path, rc);
+		return -1;
+	}
+	return conf_check(c, path, errbuf, errlen);
+}
+
+int
+conf_set(struct conf *c, const char *key, const char *value, char *errbuf,
+    size_t errlen)
+{
+	const struct conf_key *k = find_key(key);
+
+	if (k == NULL) {
+		snprintf(errbuf, errlen, "unknown setting '%s'", key);
+		return -1;
+	}
+	if (set_key(c, k, value, k->type == CT_LISTEN, errbuf, errlen) == -1)
+		return -1;
+	return conf_check(c, "flags", errbuf, errlen);
+}
+
+int
+conf_write(const char *path, const struct conf *c, char *errbuf, size_t errlen)
+{
+	FILE *fp;
+	size_t i;
+	int fd, j;
+
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	if (fd == -1 || (fp = fdopen(fd, "w")) == NULL) {
+		snprintf(errbuf, errlen, "%s: %s", path, strerror(errno));
+		if (fd != -1)
+			close(fd);
+		return -1;
+	}
+	fprintf(fp, "# dird.conf - written by dirctl init; see dird(8).\n"
+		    "[dird]\n");
+	for (i = 0; i < NKEYS; i++) {
+		const struct conf_key *k = &keys[i];
+
+		fprintf(fp, "\n# %s\n", k->help);
+		switch (k->type) {
+		case CT_INT:
+			fprintf(fp, "%s = %d\n", k->name,
+			    *(const int *)((const char *)c + k->off));
+			break;
+		case CT_STR:
+			fprintf(fp, "%s = %s\n", k->name,
+			    (const char *)c + k->off);
+			break;
+		case CT_LISTEN:
+			for (j = 0; j < c->nlisten; j++)
+				fprintf(fp, "listen = %s\n", c->listen[j]);
+			break;
+		}
+	}
+	if (fclose(fp) != 0) {
+		snprintf(errbuf, errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	return 0;
+}

@@ -1,0 +1,58 @@
+/*
+ * conf.h - dird.conf: the configuration of a registry.
+ *
+ * An INI file in the data directory (read with libinih), section [dird].
+ * Every key is described by one row of a table in conf.c (name, type,
+ * bounds, default), so defaults, checks and documentation agree.  Command
+ * line flags override the file.  dirctl reads the same file.
+ */
+#ifndef CONF_H
+#define CONF_H
+
+#include <stddef.h>
+
+#define CONF_LISTEN_MAX 8
+#define CONF_STR_MAX 512
+
+struct conf {
+	char domain[256];
+	char dsn[CONF_STR_MAX];	    /* "" = the embedded cluster */
+	char crl_url[CONF_STR_MAX]; /* written into every user certificate */
+	char listen[CONF_LISTEN_MAX][128];
+	int nlisten;
+	int cert_days;	 /* user certificate lifetime */
+	int crl_days;	 /* CRL nextUpdate - thisUpdate */
+	int code_ttl;	 /* default enrolment code lifetime, seconds */
+	int ttl_min;	 /* address TTL clamp, seconds */
+	int ttl_max;
+	int ttl_default;
+	int workers;	 /* HTTP worker threads = database connections */
+	int max_conns;	 /* connections in total */
+	int max_conns_ip; /* connections per source address */
+	int conn_timeout; /* idle seconds before a connection is closed */
+	int body_max;	 /* request body limit, bytes */
+	int backup_max;	 /* PKCS#12 backup limit, bytes */
+	int auth_fail_max; /* failed attempts per window before 429 */
+	int auth_fail_window; /* seconds */
+};
+
+/* Fill c with the defaults. */
+void conf_defaults(struct conf *c);
+
+/*
+ * Read path into c (which holds the defaults or earlier values).  On error
+ * -1 and "file:line: message" in errbuf; c may be partly updated, so load
+ * into a copy when an old configuration must survive (reload).
+ */
+int conf_load(const char *path, struct conf *c, char *errbuf, size_t errlen)
+    __attribute__((warn_unused_result));
+
+/* Set one key as the file would (for flags); same errors. */
+int conf_set(struct conf *c, const char *key, const char *value, char *errbuf,
+    size_t errlen) __attribute__((warn_unused_result));
+
+/* Write a commented configuration file with c's values (dirctl init). */
+int conf_write(const char *path, const struct conf *c, char *errbuf,
+    size_t errlen) __attribute__((warn_unused_result));
+
+#endif

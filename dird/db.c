@@ -1,0 +1,1359 @@
+/*
+ * db.c - the PostgreSQL store: prepared statements, migrations, and the
+ * translation of libpq results into struct db_err.
+ *
+ * All SQL of the daemon lives here and in schema/.  Parameters are always
+ * $n; binary data travels in binary format.  Timestamps cross the border
+ * as epoch seconds so that no time parsing is needed on either side.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libpq-fe.h>
+
+#include "db.h"
+
+#define EPOCH(col) "extract(epoch FROM " col ")::bigint"
+
+enum stmt {
+	S_USER_ADD,
+	S_USER_GET,
+	S_USER_LIST,
+	S_USER_ENABLE,
+	S_USER_SETPW,
+	S_USER_PW,
+	S_CODE_ADD,
+	S_CODE_USE,
+	S_CERT_ADD,
+	S_CERT_LIST,
+	S_CERT_LIST_ALL,
+	S_CERT_GET,
+	S_CERT_REVOKE,
+	S_CERT_STATUS,
+	S_ADDR_DEL_CERT,
+	S_REVOKED,
+	S_CRL_NEXT,
+	S_CRL_STORE,
+	S_AUDIT,
+	S_AUDIT_ROWS,
+	S_AUTH_CERT,
+	S_ADDR_DEL,
+	S_ADDR_INS,
+	S_LOOKUP,
+	S_BACKUP_PUT,
+	S_BACKUP_GET,
+	S_CRL_GET,
+	S_ONLINE,
+	S_COUNT
+};
+
+#define CERT_COLS                                                           \
+	"c.id, c.user_id, u.userid, c.serial, c.fingerprint, " EPOCH(         \
+	    "c.not_before") ", " EPOCH("c.not_after") ", c.status = 'revoked', " \
+	    "coalesce(" EPOCH("c.revoked_at") ", 0), "                       \
+	    "coalesce(c.revocation_reason, 0), c.der "
+
+#define USER_COLS                                                          \
+	"id, userid, name, coalesce(email, ''), role = 'admin', enabled, " \
+	"password_hash IS NOT NULL, " EPOCH("created_at") " "
+
+#define USER_COLS_U                                                      \
+	"u.id, u.userid, u.name, coalesce(u.email, ''), u.role = 'admin', " \
+	"u.enabled, u.password_hash IS NOT NULL, " EPOCH("u.created_at") " "
+
+/* The statement table: name = index, text, parameter count. */
+static const struct {
+	const char *sql;
+	int nparams;
+} stmts[S_COUNT] = {
+	[S_USER_ADD] = { "INSERT INTO users (userid, name, email, role, "
+			 "password_hash) VALUES ($1, $2, $3, $4, $5) "
+			 "RETURNING id",
+	    5 },
+	[S_USER_GET] = { "SELECT " USER_COLS "FROM users WHERE userid = $1", 1 },
+	[S_USER_LIST] = { "SELECT " USER_COLS "FROM users ORDER BY userid", 0 },
+	[S_USER_ENABLE] = { "UPDATE users SET enabled = $2, updated_at = now() "
+			    "WHERE userid = $1",
+	    2 },
+	[S_USER_SETPW] = { "UPDATE users SET password_hash = $2, "
+			   "updated_at = now() WHERE userid = $1",
+	    2 },
+	[S_USER_PW] = { "SELECT coalesce(password_hash, '') FROM users "
+			"WHERE userid = $1",
+	    1 },
+	[S_CODE_ADD] = { "INSERT INTO enrol_codes (user_id, code_hash, "
+			 "expires_at) VALUES ($1, $2, to_timestamp($3))",
+	    3 },
+	[S_CODE_USE] = { "UPDATE enrol_codes SET used_at = now() "
+			 "WHERE code_hash = $1 AND used_at IS NULL "
+			 "AND expires_at > now() RETURNING user_id",
+	    1 },
+	[S_CERT_ADD] = { "INSERT INTO certificates (issuer, user_id, serial, "
+			 "fingerprint, der, not_before, not_after) VALUES "
+			 "($1, $2, $3, $4, $5, to_timestamp($6), "
+			 "to_timestamp($7)) RETURNING id",
+	    7 },
+	[S_CERT_LIST] = { "SELECT " CERT_COLS "FROM certificates c JOIN users u "
+			  "ON u.id = c.user_id WHERE u.userid = $1 "
+			  "ORDER BY c.issued_at, c.id",
+	    1 },
+	[S_CERT_LIST_ALL] = { "SELECT " CERT_COLS "FROM certificates c "
+			      "JOIN users u ON u.id = c.user_id "
+			      "ORDER BY c.issued_at, c.id",
+	    0 },
+	[S_CERT_GET] = { "SELECT " CERT_COLS "FROM certificates c JOIN users u "
+			 "ON u.id = c.user_id WHERE c.issuer = $1 "
+			 "AND c.serial = $2",
+	    2 },
+	[S_CERT_REVOKE] = { "UPDATE certificates SET status = 'revoked', "
+			    "revoked_at = now(), revocation_reason = $3 "
+			    "WHERE issuer = $1 AND serial = $2 "
+			    "AND status = 'valid' RETURNING id",
+	    3 },
+	[S_CERT_STATUS] = { "SELECT status FROM certificates WHERE issuer = $1 "
+			    "AND serial = $2",
+	    2 },
+	[S_ADDR_DEL_CERT] = { "DELETE FROM addresses WHERE certificate_id = $1",
+	    1 },
+	[S_REVOKED] = { "SELECT " CERT_COLS "FROM certificates c JOIN users u "
+			"ON u.id = c.user_id WHERE c.issuer = $1 "
+			"AND c.status = 'revoked' ORDER BY c.revoked_at",
+	    1 },
+	[S_CRL_NEXT] = { "INSERT INTO crl_state (issuer, number, this_update, "
+			 "next_update) VALUES ($1, 1, now(), now() + "
+			 "interval '1 second') ON CONFLICT (issuer) DO UPDATE "
+			 "SET number = crl_state.number + 1 RETURNING number",
+	    1 },
+	[S_CRL_STORE] = { "UPDATE crl_state SET this_update = to_timestamp($3), "
+			  "next_update = to_timestamp($4), der = $5 "
+			  "WHERE issuer = $1 AND number = $2",
+	    5 },
+	[S_AUDIT] = { "SELECT audit_append($1, $2, $3, $4, $5::inet, $6)", 6 },
+	[S_AUDIT_ROWS] = { "SELECT id, audit_payload(a), prev_hash, hash "
+			   "FROM audit_log a ORDER BY id",
+	    0 },
+	[S_AUTH_CERT] = { "SELECT c.id, c.status = 'revoked', "
+			  EPOCH("c.not_after") ", " USER_COLS_U
+			  "FROM certificates c JOIN users u "
+			  "ON u.id = c.user_id WHERE c.issuer = $1 "
+			  "AND c.serial = $2",
+	    2 },
+	[S_ADDR_DEL] = { "DELETE FROM addresses WHERE certificate_id = $1", 1 },
+	/* One round trip for all addresses: arrays unnested in parallel. */
+	[S_ADDR_INS] = { "INSERT INTO addresses (certificate_id, user_id, ip, "
+			 "port, kind, updated_at, expires_at) "
+			 "SELECT $1, $2, a.ip, a.port, a.kind, now(), "
+			 "now() + make_interval(secs => $6) "
+			 "FROM unnest($3::inet[], $4::int[], $5::text[]) "
+			 "AS a(ip, port, kind) ON CONFLICT DO NOTHING "
+			 "RETURNING " EPOCH("expires_at"),
+	    6 },
+	[S_LOOKUP] = { "SELECT c.serial, c.fingerprint, c.der, "
+		       EPOCH("c.not_after") ", a.id IS NOT NULL, "
+		       "coalesce(host(a.ip), ''), coalesce(a.port, 0), "
+		       "coalesce(a.kind = 'observed', false), "
+		       "coalesce(" EPOCH("a.updated_at") ", 0), "
+		       "coalesce(" EPOCH("a.expires_at") ", 0) "
+		       "FROM certificates c LEFT JOIN addresses a "
+		       "ON a.certificate_id = c.id AND a.expires_at > now() "
+		       "WHERE c.user_id = $1 AND c.status = 'valid' "
+		       "AND c.not_after > now() "
+		       "ORDER BY c.issued_at, c.id, a.kind, family(a.ip) DESC, "
+		       "a.id",
+	    1 },
+	[S_BACKUP_PUT] = { "INSERT INTO backups (user_id, data, sha256, "
+			   "updated_at) VALUES ($1, $2, $3, now()) "
+			   "ON CONFLICT (user_id) DO UPDATE SET "
+			   "data = EXCLUDED.data, sha256 = EXCLUDED.sha256, "
+			   "updated_at = now()",
+	    3 },
+	[S_BACKUP_GET] = { "SELECT data, " EPOCH("updated_at") " FROM backups "
+			   "WHERE user_id = $1",
+	    1 },
+	[S_CRL_GET] = { "SELECT der, " EPOCH("next_update") " FROM crl_state "
+			"WHERE issuer = $1 AND der IS NOT NULL",
+	    1 },
+	[S_ONLINE] = { "SELECT count(DISTINCT user_id) FROM addresses "
+		       "WHERE expires_at > now()",
+	    0 },
+};
+
+struct db {
+	PGconn *conn;
+	char *conninfo;
+	int prepared;
+	int in_tx;
+};
+
+static void
+db_seterr(struct db_err *err, enum db_errcode code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void
+db_seterr(struct db_err *err, enum db_errcode code, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err == NULL)
+		return;
+	err->code = code;
+	err->sqlstate[0] = '\0';
+	va_start(ap, fmt);
+	vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
+	va_end(ap);
+}
+
+/* libpq messages end with a newline; keep the first line only. */
+static void
+db_copymsg(char *dst, size_t len, const char *src)
+{
+	size_t n;
+
+	if (src == NULL || *src == '\0')
+		src = "unknown database error";
+	n = strcspn(src, "\n");
+	if (n >= len)
+		n = len - 1;
+	memcpy(dst, src, n);
+	dst[n] = '\0';
+}
+
+/*
+ * Translate a failed result.  A broken connection has no SQLSTATE (see
+ * NOTES.md), so PQstatus decides "unavailable" first.
+ */
+static void
+db_result_err(struct db *db, PGresult *res, struct db_err *err)
+{
+	const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) :
+				  NULL;
+	const char *msg = res ? PQresultErrorField(res,
+				    PG_DIAG_MESSAGE_PRIMARY) :
+				NULL;
+
+	if (err == NULL)
+		return;
+	if (msg == NULL)
+		msg = PQerrorMessage(db->conn);
+	db_copymsg(err->msg, sizeof(err->msg), msg);
+	snprintf(err->sqlstate, sizeof(err->sqlstate), "%s",
+	    state ? state : "");
+	if (PQstatus(db->conn) != CONNECTION_OK || state == NULL ||
+	    strncmp(state, "08", 2) == 0 || strncmp(state, "57P", 3) == 0)
+		err->code = DB_ERR_UNAVAILABLE;
+	else if (strcmp(state, "23505") == 0)
+		err->code = DB_ERR_CONFLICT;
+	else if (strncmp(state, "23", 2) == 0 || strncmp(state, "22", 2) == 0)
+		err->code = DB_ERR_INVALID;
+	else
+		err->code = DB_ERR_INTERNAL;
+}
+
+static int
+db_prepare_all(struct db *db, struct db_err *err)
+{
+	PGresult *res;
+	char name[16];
+	int i;
+
+	for (i = 0; i < S_COUNT; i++) {
+		snprintf(name, sizeof(name), "s%d", i);
+		res = PQprepare(db->conn, name, stmts[i].sql, stmts[i].nparams,
+		    NULL);
+		if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+			/* A missing table means "not migrated yet": retry later. */
+			db_result_err(db, res, err);
+			PQclear(res);
+			return -1;
+		}
+		PQclear(res);
+	}
+	db->prepared = 1;
+	return 0;
+}
+
+static int
+db_open_conn(struct db *db, struct db_err *err)
+{
+	if (db->conn != NULL)
+		PQfinish(db->conn);
+	db->prepared = 0;
+	db->in_tx = 0;
+	db->conn = PQconnectdb(db->conninfo);
+	if (db->conn == NULL || PQstatus(db->conn) != CONNECTION_OK) {
+		db_seterr(err, DB_ERR_UNAVAILABLE, "cannot connect to the database");
+		if (db->conn != NULL && err != NULL)
+			db_copymsg(err->msg, sizeof(err->msg),
+			    PQerrorMessage(db->conn));
+		return -1;
+	}
+	return 0;
+}
+
+struct db *
+db_connect(const char *conninfo, struct db_err *err)
+{
+	struct db *db;
+
+	if ((db = calloc(1, sizeof(*db))) == NULL ||
+	    (db->conninfo = strdup(conninfo)) == NULL) {
+		free(db);
+		db_seterr(err, DB_ERR_INTERNAL, "out of memory");
+		return NULL;
+	}
+	if (db_open_conn(db, err) == -1) {
+		db_free(db);
+		return NULL;
+	}
+	return db;
+}
+
+void
+db_free(struct db *db)
+{
+	if (db == NULL)
+		return;
+	if (db->conn != NULL)
+		PQfinish(db->conn);
+	free(db->conninfo);
+	free(db);
+}
+
+int
+db_ensure(struct db *db, struct db_err *err)
+{
+	if (db->conn == NULL || PQstatus(db->conn) != CONNECTION_OK) {
+		if (db_open_conn(db, err) == -1)
+			return -1;
+	}
+	if (!db->prepared)
+		return db_prepare_all(db, err);
+	return 0;
+}
+
+/* Run a simple command outside the statement table (BEGIN, COMMIT ...). */
+static int
+db_simple(struct db *db, const char *sql, struct db_err *err)
+{
+	PGresult *res;
+	int rv = -1;
+
+	res = PQexec(db->conn, sql);
+	if (PQresultStatus(res) == PGRES_COMMAND_OK ||
+	    PQresultStatus(res) == PGRES_TUPLES_OK)
+		rv = 0;
+	else
+		db_result_err(db, res, err);
+	PQclear(res);
+	return rv;
+}
+
+int
+db_ping(struct db *db, struct db_err *err)
+{
+	if (db_ensure(db, err) == -1)
+		return -1;
+	return db_simple(db, "SELECT 1", err);
+}
+
+/*
+ * Execute prepared statement `s`.  A parameter is sent in binary when
+ * lens gives it a length > 0 (bytea), else as text.  rfmt 1 asks for
+ * binary results (used where raw hashes are read).  NULL on failure, with
+ * err filled; the caller PQclear()s the result.
+ */
+static PGresult *
+db_exec(struct db *db, enum stmt s, const char *const *vals, const int *lens,
+    int rfmt, ExecStatusType want, struct db_err *err)
+{
+	PGresult *res;
+	char name[16];
+	int fmts[8] = { 0 };
+	int i;
+
+	if (!db->in_tx && db_ensure(db, err) == -1)
+		return NULL;
+	if (!db->prepared) {
+		db_seterr(err, DB_ERR_UNAVAILABLE, "database connection lost");
+		return NULL;
+	}
+	for (i = 0; lens != NULL && i < stmts[s].nparams; i++)
+		fmts[i] = lens[i] > 0;
+	snprintf(name, sizeof(name), "s%d", (int)s);
+	res = PQexecPrepared(db->conn, name, stmts[s].nparams, vals, lens,
+	    lens ? fmts : NULL, rfmt);
+	if (PQresultStatus(res) != want) {
+		db_result_err(db, res, err);
+		PQclear(res);
+		return NULL;
+	}
+	return res;
+}
+
+/* The number of rows a command touched. */
+static long
+db_affected(PGresult *res)
+{
+	const char *n = PQcmdTuples(res);
+
+	return (n && *n) ? strtol(n, NULL, 10) : 0;
+}
+
+int
+db_begin(struct db *db, struct db_err *err)
+{
+	if (db_ensure(db, err) == -1 || db_simple(db, "BEGIN", err) == -1)
+		return -1;
+	db->in_tx = 1;
+	return 0;
+}
+
+int
+db_commit(struct db *db, struct db_err *err)
+{
+	int rv = db_simple(db, "COMMIT", err);
+
+	db->in_tx = 0;
+	return rv;
+}
+
+int
+db_in_tx(const struct db *db)
+{
+	return db->in_tx;
+}
+
+void
+db_rollback(struct db *db)
+{
+	if (db->in_tx && PQstatus(db->conn) == CONNECTION_OK)
+		(void)db_simple(db, "ROLLBACK", NULL);
+	db->in_tx = 0;
+}
+
+/* ---- migrations ---------------------------------------------------- */
+
+static int
+cmp_names(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static char *
+slurp(const char *path, struct db_err *err)
+{
+	FILE *fp;
+	char *buf = NULL;
+	long n;
+
+	if ((fp = fopen(path, "r")) == NULL) {
+		db_seterr(err, DB_ERR_INTERNAL, "%s: %s", path, strerror(errno));
+		return NULL;
+	}
+	if (fseek(fp, 0, SEEK_END) == -1 || (n = ftell(fp)) < 0 ||
+	    fseek(fp, 0, SEEK_SET) == -1 || (buf = malloc(n + 1)) == NULL ||
+	    fread(buf, 1, n, fp) != (size_t)n) {
+		db_seterr(err, DB_ERR_INTERNAL, "%s: cannot read", path);
+		free(buf);
+		fclose(fp);
+		return NULL;
+	}
+	buf[n] = '\0';
+	fclose(fp);
+	return buf;
+}
+
+/* Reconnect when needed, without preparing (tables may not exist yet). */
+static int
+db_conn_only(struct db *db, struct db_err *err)
+{
+	if (db->conn == NULL || PQstatus(db->conn) != CONNECTION_OK)
+		return db_open_conn(db, err);
+	return 0;
+}
+
+int
+db_schema_version(struct db *db, int *version, struct db_err *err)
+{
+	PGresult *res;
+	const char *state;
+	int rv = -1;
+
+	*version = 0;
+	if (db_conn_only(db, err) == -1)
+		return -1;
+	res = PQexec(db->conn, "SELECT coalesce(max(version), 0) FROM "
+			       "schema_version");
+	state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+	if (PQresultStatus(res) == PGRES_TUPLES_OK) {
+		*version = (int)strtol(PQgetvalue(res, 0, 0), NULL, 10);
+		rv = 0;
+	} else if (state != NULL && strcmp(state, "42P01") == 0) {
+		rv = 0; /* no version table: an empty database */
+	} else
+		db_result_err(db, res, err);
+	PQclear(res);
+	return rv;
+}
+
+/* A migration file is NNN_name.sql with NNN >= 1. */
+static int
+migration_number(const char *name)
+{
+	char *end;
+	long v;
+
+	if (name[0] < '0' || name[0] > '9')
+		return -1;
+	v = strtol(name, &end, 10);
+	if (*end != '_' || v < 1 || v > 9999)
+		return -1;
+	if (strlen(name) < 5 || strcmp(name + strlen(name) - 4, ".sql") != 0)
+		return -1;
+	return (int)v;
+}
+
+static int
+db_apply_one(struct db *db, const char *dir, const char *name, int version,
+    struct db_err *err)
+{
+	char path[4096], vbuf[16];
+	const char *vals[1] = { vbuf };
+	PGresult *res = NULL;
+	char *sql;
+	int rv = -1;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	if ((sql = slurp(path, err)) == NULL)
+		return -1;
+	if (db_simple(db, "BEGIN", err) == -1)
+		goto err;
+	/* Serialise concurrent migrators; the lock ends with the transaction. */
+	if (db_simple(db, "SELECT pg_advisory_xact_lock(4604000)", err) == -1)
+		goto err;
+	snprintf(vbuf, sizeof(vbuf), "%d", version);
+	res = PQexecParams(db->conn, "SELECT 1 FROM schema_version WHERE "
+	    "version = $1", 1, NULL, vals, NULL, NULL, 0);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+		db_result_err(db, res, err);
+		goto err;
+	}
+	if (PQntuples(res) == 0) {
+		if (db_simple(db, sql, err) == -1) {
+			snprintf(err->msg + strlen(err->msg),
+			    sizeof(err->msg) - strlen(err->msg), " (in %s)", name);
+			goto err;
+		}
+		PQclear(res);
+		res = PQexecParams(db->conn, "INSERT INTO schema_version "
+		    "(version, name) VALUES ($1, $2)", 2, NULL,
+		    (const char *[]){ vbuf, name }, NULL, NULL, 0);
+		if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+			db_result_err(db, res, err);
+			goto err;
+		}
+		rv = 1;
+	} else
+		rv = 0;
+	if (db_simple(db, "COMMIT", err) == -1) {
+		rv = -1;
+		goto err;
+	}
+	PQclear(res);
+	free(sql);
+	return rv;
+err:
+	PQclear(res);
+	(void)db_simple(db, "ROLLBACK", NULL);
+	free(sql);
+	return -1;
+}
+
+int
+db_migrate(struct db *db, const char *schema_dir, int *applied,
+    struct db_err *err)
+{
+	struct dirent *de;
+	DIR *d = NULL;
+	char **names = NULL, **tmp;
+	size_t n = 0, i;
+	int v, r, rv = -1;
+
+	*applied = 0;
+	if (db_conn_only(db, err) == -1)
+		return -1;
+	if (db_simple(db, "CREATE TABLE IF NOT EXISTS schema_version ("
+			  "version integer PRIMARY KEY CHECK (version > 0), "
+			  "name text NOT NULL, "
+			  "applied_at timestamptz NOT NULL DEFAULT now())",
+		err) == -1)
+		return -1;
+	if ((d = opendir(schema_dir)) == NULL) {
+		db_seterr(err, DB_ERR_INTERNAL, "schema directory %s: %s",
+		    schema_dir, strerror(errno));
+		return -1;
+	}
+	while ((de = readdir(d)) != NULL) {
+		if (migration_number(de->d_name) < 0)
+			continue;
+		if ((tmp = realloc(names, (n + 1) * sizeof(*names))) == NULL)
+			goto nomem;
+		names = tmp;
+		if ((names[n] = strdup(de->d_name)) == NULL)
+			goto nomem;
+		n++;
+	}
+	if (n == 0) {
+		db_seterr(err, DB_ERR_INTERNAL, "no migrations in %s", schema_dir);
+		goto err;
+	}
+	qsort(names, n, sizeof(*names), cmp_names);
+	for (i = 0; i < n; i++) {
+		v = migration_number(names[i]);
+		if ((r = db_apply_one(db, schema_dir, names[i], v, err)) == -1)
+			goto err;
+		*applied += r;
+	}
+	db->prepared = 0; /* new tables: prepare again on next use */
+	rv = 0;
+	goto err;
+nomem:
+	db_seterr(err, DB_ERR_INTERNAL, "out of memory");
+err:
+	for (i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+	if (d != NULL)
+		closedir(d);
+	return rv;
+}
+
+/* ---- rows -> structs ------------------------------------------------ */
+
+static long long
+col_ll(PGresult *res, int row, int col)
+{
+	return strtoll(PQgetvalue(res, row, col), NULL, 10);
+}
+
+static int
+col_bool(PGresult *res, int row, int col)
+{
+	return PQgetvalue(res, row, col)[0] == 't';
+}
+
+static void
+col_str(PGresult *res, int row, int col, char *dst, size_t len)
+{
+	snprintf(dst, len, "%s", PQgetvalue(res, row, col));
+}
+
+static void
+row_user(PGresult *res, int r, struct db_user *u)
+{
+	memset(u, 0, sizeof(*u));
+	u->id = col_ll(res, r, 0);
+	col_str(res, r, 1, u->userid, sizeof(u->userid));
+	col_str(res, r, 2, u->name, sizeof(u->name));
+	col_str(res, r, 3, u->email, sizeof(u->email));
+	u->is_admin = col_bool(res, r, 4);
+	u->enabled = col_bool(res, r, 5);
+	u->has_password = col_bool(res, r, 6);
+	u->created_at = (time_t)col_ll(res, r, 7);
+}
+
+/*
+ * Certificates come back in text format; the DER column is bytea in hex
+ * ("\x..."), decoded with PQunescapeBytea into a buffer freed after the
+ * callback.
+ */
+static int
+rows_cert(PGresult *res, int (*cb)(const struct db_cert *, void *), void *arg,
+    struct db_err *err)
+{
+	struct db_cert c;
+	unsigned char *der;
+	size_t len;
+	int r, rc;
+
+	for (r = 0; r < PQntuples(res); r++) {
+		memset(&c, 0, sizeof(c));
+		c.id = col_ll(res, r, 0);
+		c.user_id = col_ll(res, r, 1);
+		col_str(res, r, 2, c.userid, sizeof(c.userid));
+		col_str(res, r, 3, c.serial, sizeof(c.serial));
+		col_str(res, r, 4, c.fingerprint, sizeof(c.fingerprint));
+		c.not_before = (time_t)col_ll(res, r, 5);
+		c.not_after = (time_t)col_ll(res, r, 6);
+		c.revoked = col_bool(res, r, 7);
+		c.revoked_at = (time_t)col_ll(res, r, 8);
+		c.reason = (int)col_ll(res, r, 9);
+		der = PQunescapeBytea(
+		    (const unsigned char *)PQgetvalue(res, r, 10), &len);
+		if (der == NULL) {
+			db_seterr(err, DB_ERR_INTERNAL, "out of memory");
+			return -1;
+		}
+		c.der = der;
+		c.der_len = len;
+		rc = cb(&c, arg);
+		PQfreemem(der);
+		if (rc != 0) {
+			db_seterr(err, DB_ERR_INTERNAL, "stopped by caller");
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* ---- users ------------------------------------------------------------ */
+
+int
+db_user_add(struct db *db, const char *userid, const char *name,
+    const char *email, int is_admin, const char *password_hash, int64_t *id,
+    struct db_err *err)
+{
+	const char *v[5] = { userid, name, (email && *email) ? email : NULL,
+		is_admin ? "admin" : "user", password_hash };
+	PGresult *res;
+
+	if ((res = db_exec(db, S_USER_ADD, v, NULL, 0, PGRES_TUPLES_OK,
+		 err)) == NULL) {
+		if (err && err->code == DB_ERR_CONFLICT)
+			snprintf(err->msg, sizeof(err->msg),
+			    "user %s already exists", userid);
+		return -1;
+	}
+	if (id != NULL)
+		*id = col_ll(res, 0, 0);
+	PQclear(res);
+	return 0;
+}
+
+int
+db_user_get(struct db *db, const char *userid, struct db_user *u,
+    struct db_err *err)
+{
+	const char *v[1] = { userid };
+	PGresult *res;
+
+	if ((res = db_exec(db, S_USER_GET, v, NULL, 0, PGRES_TUPLES_OK,
+		 err)) == NULL)
+		return -1;
+	if (PQntuples(res) != 1) {
+		PQclear(res);
+		db_seterr(err, DB_ERR_NOTFOUND, "no user %s", userid);
+		return -1;
+	}
+	row_user(res, 0, u);
+	PQclear(res);
+	return 0;
+}
+
+int
+db_user_list(struct db *db, int (*cb)(const struct db_user *, void *),
+    void *arg, struct db_err *err)
+{
+	struct db_user u;
+	PGresult *res;
+	int r;
+
+	if ((res = db_exec(db, S_USER_LIST, NULL, NULL, 0, PGRES_TUPLES_OK,
+		 err)) == NULL)
+		return -1;
+	for (r = 0; r < PQntuples(res); r++) {
+		row_user(res, r, &u);
+		if (cb(&u, arg) != 0)
+			break;
+	}
+	PQclear(res);
+	return 0;
+}
+
+/* Run an UPDATE that must touch exactly one user. */
+static int
+db_user_update(struct db *db, enum stmt s, const char *userid,
+    const char *val, struct db_err *err)
+{
+	const char *v[2] = { userid, val };
+	PGresult *res;
+	long n;
+
+	if ((res = db_exec(db, s, v, NULL, 0, PGRES_COMMAND_OK, err)) == NULL)
+		return -1;
+	n = db_affected(res);
+	PQclear(res);
+	if (n != 1) {
+		db_seterr(err, DB_ERR_NOTFOUND, "no user %s", userid);
+		return -1;
+	}
+	return 0;
+}
+
+int
+db_user_set_enabled(struct db *db, const char *userid, int enabled,
+    struct db_err *err)
+{
+	return db_user_update(db, S_USER_ENABLE, userid,
+	    enabled ? "true" : "false", err);
+}
+
+int
+db_user_set_password(struct db *db, const char *userid,
+    const char *password_hash, struct db_err *err)
+{
+	return db_user_update(db, S_USER_SETPW, userid, password_hash, err);
+}
+
+int
+db_user_password(struct db *db, const char *userid, char *buf, size_t buflen,
+    struct db_err *err)
+{
+	const char *v[1] = { userid };
+	PGresult *res;
+
+	if ((res = db_exec(db, S_USER_PW, v, NULL, 0, PGRES_TUPLES_OK,
+		 err)) == NULL)
+		return -1;
+	if (PQntuples(res) != 1) {
+		PQclear(res);
+		db_seterr(err, DB_ERR_NOTFOUND, "no user %s", userid);
+		return -1;
+	}
+	col_str(res, 0, 0, buf, buflen);
+	PQclear(res);
+	return 0;
+}
+
+/* ---- enrolment codes ------------------------------------------------ */
+
+int
+db_code_add(struct db *db, int64_t user_id, const unsigned char hash[32],
+    time_t expires_at, struct db_err *err)
+{
+	char idbuf[24], expbuf[24];
+	const char *v[3] = { idbuf, (const char *)hash, expbuf };
+	int lens[3] = { 0, 32, 0 };
+	PGresult *res;
+
+	snprintf(idbuf, sizeof(idbuf), "%" PRId64, user_id);
+	snprintf(expbuf, sizeof(expbuf), "%lld", (long long)expires_at);
+	if ((res = db_exec(db, S_CODE_ADD, v, lens, 0, PGRES_COMMAND_OK,
+		 err)) == NULL)
+		return -1;
+	PQclear(res);
+	return 0;
+}
+
+int
+db_code_consume(struct db *db, const unsigned char hash[32], int64_t *user_id,
+    struct db_err *err)
+{
+	const char *v[1] = { (const char *)hash };
+	int lens[1] = { 32 };
+	PGresult *res;
+
+	if ((res = db_exec(db, S_CODE_USE, v, lens, 0, PGRES_TUPLES_OK,
+		 err)) == NULL)
+		return -1;
+	if (PQntuples(res) != 1) {
+		PQclear(res);
+		db_seterr(err, DB_ERR_NOTFOUND,
+		    "unknown, used or expired enrolment code");
+		return -1;
+	}
+	*user_id = col_ll(res, 0, 0);
+	PQclear(res);
+	return 0;
+}
+
+/* ---- certificates --------------------------------------------------- */
+
+int
+db_cert_add(struct db *db, const char *issuer, int64_t user_id,
+    const char *serial, const char *fingerprint, const unsigned char *der,
+    size_t der_len, time_t not_before, time_t not_after, int64_t *id,
+    struct db_err *err)
+{
+	char uid[24], nb[24], na[24];
+	const char *v[7] = { issuer, uid, serial, fingerprint,
+		(const char *)der, nb, na };
+	int lens[7] = { 0, 0, 0, 0, (int)der_len, 0, 0 };
+	PGresult *res;
+
+	snprintf(uid, sizeof(uid), "%" PRId64, user_id);
+	snprintf(nb, sizeof(nb), "%lld", (long long)not_before);
+	snprintf(na, sizeof(na), "%lld", (long long)not_after);
+	if ((res = db_exec(db, S_CERT_ADD, v, lens, 0, PGRES_TUPLES_OK,
+		 err)) == NULL)
+		return -1;
+	if (id != NULL)
+		*id = col_ll(res, 0, 0);
+	PQclear(res);
+	return 0;
+}
+
+int
+db_cert_list(struct db *db, const char *userid,
+    int (*cb)(const struct db_cert *, void *), void *arg, struct db_err *err)
+{
+	const char *v[1] = { userid };
+	PGresult *res;
+	int rv;
+
+	res = db_exec(db, userid ? S_CERT_LIST : S_CERT_LIST_ALL,
+	    userid ? v : NULL, NULL, 0, PGRES_TUPLES_OK, err);
+	if (res == NULL)
+		return -1;
+	rv = rows_cert(res, cb, arg, err);
+	PQclear(res);
+	return rv;
+}
+
+int
+db_cert_get(struct db *db, const char *issuer, const char *serial,
+    int (*cb)(const struct db_cert *, void *), void *arg, struct db_err *err)
+{
+	const char *v[2] = { issuer, serial };
+	PGresult *res;
+	int rv;
+
+	if ((res = db_exec(db, S_CERT_GET, v, NULL, 0, PGRES_TUPLES_OK,
+		 err)) == NULL)
+		return -1;
+	if (PQntuples(res) == 0) {
+		PQclear(res);
+		db_seterr(err, DB_ERR_NOTFOUND, "no certificate with serial %s",
+		    serial);
+		return -1;
+	}
+	rv = rows_cert(res, cb, arg, err);
+	PQclear(res);
+	return rv;
+}
+
+int
+db_cert_revoke(struct db *db, const char *issuer, const char *serial,
+    int reason, struct db_err *err)
+{
+	char rbuf[8];
+	const char *v[3] = { issuer, serial, rbuf };
+	PGresult *res = NULL;
+	int own_tx = !db->in_tx;
+
+	snprintf(rbuf, sizeof(rbuf), "%d", reason);
+	if (own_tx && db_begin(db, err) == -1)
+		return -1;
+	if ((res = db_exec(db, S_CERT_REVOKE, v, NULL, 0, PGRES_TUPLES_OK,
+		 err)) == NULL)
+		goto err;
+	if (PQntuples(res) != 1) {
+		PQclear(res);
+		res = db_exec(db, S_CERT_STATUS, v, NULL, 0, PGRES_TUPLES_OK,
+		    err);
+		if (res == NULL)
+			goto err;
+		if (PQntuples(res) == 0)
+			db_seterr(err, DB_ERR_NOTFOUND,
+			    "no certificate with serial %s", serial);
+		else
+			db_seterr(err, DB_ERR_CONFLICT,
+			    "certificate %s is already revoked", serial);
+		goto err;
+	}
+	v[0] = PQgetvalue(res, 0, 0);
+	{
+		PGresult *r2 = db_exec(db, S_ADDR_DEL_CERT, v, NULL, 0,
+		    PGRES_COMMAND_OK, err);
+		if (r2 == NULL)
+			goto err;
+		PQclear(r2);
+	}
+	PQclear(res);
+	res = NULL;
+	if (own_tx && db_commit(db, err) == -1)
+		return -1;
+	return 0;
+err:
+	PQclear(res);
+	if (own_tx)
+		db_rollback(db);
+	return -1;
+}
+
+int
+db_revoked_list(struct db *db, const char *issuer,
+    int (*cb)(const struct db_cert *, void *), void *arg, struct db_err *err)
+{
+	const char *v[1] = { issuer };
+	PGresult *res;
+	int rv;
+
+	if ((res = db_exec(db, S_REVOKED, v, NULL, 0, PGRES_TUPLES_OK,
+		 err)) == NULL)
+		return -1;
+	rv = rows_cert(res, cb, arg, err);
+	PQclear(res);
+	return rv;
+}
+
+/* ---- CRL state -------------------------------------------------------- */
+
+int
+db_crl_next_number(struct db *db, const char *issuer, long *number,
+    struct db_err *err)
+{
+	const char *v[1] = { issuer };
+	PGresult *res;
+
+	if ((res = db_exec(db, S_CRL_NEXT, v, NULL, 0, PGRES_TUPLES_OK,
+		 err)) == NULL)
+		return -1;
+	*number = (long)col_ll(res, 0, 0);
+	PQclear(res);
+	return 0;
+}
+
+int
+db_crl_store(struct db *db, const char *issuer, long number,
+    time_t this_update, time_t next_update, const unsigned char *der,
+    size_t der_len, struct db_err *err)
+{
+	char nb[24], tu[24], nu[24];
+	const char *v[5] = { issuer, nb, tu, nu, (const char *)der };
+	int lens[5] = { 0, 0, 0, 0, (int)der_len };
+	PGresult *res;
+
+	snprintf(nb, sizeof(nb), "%ld", number);
+	snprintf(tu, sizeof(tu), "%lld", (long long)this_update);
+	snprintf(nu, sizeof(nu), "%lld", (long long)next_update);
+	if ((res = db_exec(db, S_CRL_STORE, v, lens, 0, PGRES_COMMAND_OK,
+		 err)) == NULL)
+		return -1;
+	PQclear(res);
+	return 0;
+}
+
+/* ---- audit ------------------------------------------------------------ */
+
+int
+db_audit(struct db *db, const char *actor, const char *action,
+    const char *target, const char *serial, const char *source,
+    const char *detail, struct db_err *err)
+{
+	const char *v[6] = { actor, action, target, serial, source, detail };
+	PGresult *res;
+
+	if ((res = db_exec(db, S_AUDIT, v, NULL, 0, PGRES_TUPLES_OK,
+		 err)) == NULL)
+		return -1;
+	PQclear(res);
+	return 0;
+}
+
+int
+db_audit_rows(struct db *db,
+    int (*cb)(int64_t id, const char *payload, const unsigned char *prev,
+	const unsigned char *hash, void *arg),
+    void *arg, struct db_err *err)
+{
+	PGresult *res;
+	int r, rv = 0;
+
+	/* Binary results: the hashes arrive as their 32 raw bytes. */
+	if ((res = db_exec(db, S_AUDIT_ROWS, NULL, NULL, 1, PGRES_TUPLES_OK,
+		 err)) == NULL)
+		return -1;
+	for (r = 0; r < PQntuples(res) && rv == 0; r++) {
+		const unsigned char *idp =
+		    (const unsigned char *)PQgetvalue(res, r, 0);
+		int64_t id = 0;
+		char *payload;
+		int i, plen = PQgetlength(res, r, 1);
+
+		if (PQgetlength(res, r, 0) != 8 ||
+		    PQgetlength(res, r, 2) != 32 ||
+		    PQgetlength(res, r, 3) != 32) {
+			db_seterr(err, DB_ERR_INTERNAL,
+			    "audit row %d has a malformed hash", r);
+			rv = -1;
+			break;
+		}
+		for (i = 0; i < 8; i++)
+			id = (int64_t)(((uint64_t)id << 8) | idp[i]);
+		if ((payload = strndup(PQgetvalue(res, r, 1), plen)) == NULL) {
+			db_seterr(err, DB_ERR_INTERNAL, "out of memory");
+			rv = -1;
+			break;
+		}
+		if (cb(id, payload,
+			(const unsigned char *)PQgetvalue(res, r, 2),
+			(const unsigned char *)PQgetvalue(res, r, 3),
+			arg) != 0) {
+			db_seterr(err, DB_ERR_INTERNAL, "stopped by caller");
+			rv = -1;
+		}
+		free(payload);
+	}
+	PQclear(res);
+	return rv;
+}
+
+/* ---- for dird's handlers ---------------------------------------------- */
+
+int
+db_auth_cert(struct db *db, const char *issuer, const char *serial,
+    struct db_auth *a, struct db_err *err)
+{
+	const char *v[2] = { issuer, serial };
+	PGresult *res;
+
+	if ((res = db_exec(db, S_AUTH_CERT, v, NULL, 0, PGRES_TUPLES_OK,
+		 err)) == NULL)
+		return -1;
+	if (PQntuples(res) != 1) {
+		PQclear(res);
+		db_seterr(err, DB_ERR_NOTFOUND, "unknown certificate");
+		return -1;
+	}
+	a->cert_id = col_ll(res, 0, 0);
+	a->revoked = col_bool(res, 0, 1);
+	a->not_after = (time_t)col_ll(res, 0, 2);
+	/* The user columns follow the three certificate columns. */
+	{
+		struct db_user *u = &a->user;
+
+		memset(u, 0, sizeof(*u));
+		u->id = col_ll(res, 0, 3);
+		col_str(res, 0, 4, u->userid, sizeof(u->userid));
+		col_str(res, 0, 5, u->name, sizeof(u->name));
+		col_str(res, 0, 6, u->email, sizeof(u->email));
+		u->is_admin = col_bool(res, 0, 7);
+		u->enabled = col_bool(res, 0, 8);
+		u->has_password = col_bool(res, 0, 9);
+		u->created_at = (time_t)col_ll(res, 0, 10);
+	}
+	PQclear(res);
+	return 0;
+}
+
+/* Append s to an array literal, quoted: {"a","b"}. */
+static int
+arr_add(char *buf, size_t len, size_t *off, const char *s, int first)
+{
+	int n = snprintf(buf + *off, len - *off, "%s\"%s\"", first ? "" : ",",
+	    s);
+
+	if (n < 0 || (size_t)n >= len - *off)
+		return -1;
+	*off += (size_t)n;
+	return 0;
+}
+
+int
+db_addr_replace(struct db *db, int64_t cert_id, int64_t user_id,
+    const struct db_addr *addrs, size_t n, int ttl, time_t *expires_at,
+    struct db_err *err)
+{
+	char ids[2][24], ttlbuf[16], port[8];
+	char ips[64 * 40], ports[16 * 40], kinds[16 * 40];
+	size_t oi = 1, op = 1, ok = 1, i;
+	const char *v[6] = { ids[0], ids[1], ips, ports, kinds, ttlbuf };
+	PGresult *res = NULL;
+	int own_tx = !db->in_tx;
+
+	if (n > 32) {
+		db_seterr(err, DB_ERR_INVALID, "too many addresses");
+		return -1;
+	}
+	snprintf(ids[0], sizeof(ids[0]), "%" PRId64, cert_id);
+	snprintf(ids[1], sizeof(ids[1]), "%" PRId64, user_id);
+	snprintf(ttlbuf, sizeof(ttlbuf), "%d", ttl);
+	ips[0] = ports[0] = kinds[0] = '{';
+	for (i = 0; i < n; i++) {
+		snprintf(port, sizeof(port), "%d", addrs[i].port);
+		if (arr_add(ips, sizeof(ips), &oi, addrs[i].ip, i == 0) ||
+		    arr_add(ports, sizeof(ports), &op, port, i == 0) ||
+		    arr_add(kinds, sizeof(kinds), &ok,
+			addrs[i].observed ? "observed" : "declared", i == 0)) {
+			db_seterr(err, DB_ERR_INVALID, "address too long");
+			return -1;
+		}
+	}
+	memcpy(ips + oi, "}", 2);
+	memcpy(ports + op, "}", 2);
+	memcpy(kinds + ok, "}", 2);
+
+	if (own_tx && db_begin(db, err) == -1)
+		return -1;
+	if ((res = db_exec(db, S_ADDR_DEL, v, NULL, 0, PGRES_COMMAND_OK,
+		 err)) == NULL)
+		goto err;
+	PQclear(res);
+	if ((res = db_exec(db, S_ADDR_INS, v, NULL, 0, PGRES_TUPLES_OK,
+		 err)) == NULL)
+		goto err;
+	*expires_at = PQntuples(res) > 0 ? (time_t)col_ll(res, 0, 0) :
+					   time(NULL) + ttl;
+	PQclear(res);
+	if (own_tx && db_commit(db, err) == -1)
+		return -1;
+	return 0;
+err:
+	if (own_tx)
+		db_rollback(db);
+	return -1;
+}
+
+int
+db_addr_delete(struct db *db, int64_t cert_id, long *n, struct db_err *err)
+{
+	char id[24];
+	const char *v[1] = { id };
+	PGresult *res;
+
+	snprintf(id, sizeof(id), "%" PRId64, cert_id);
+	if ((res = db_exec(db, S_ADDR_DEL, v, NULL, 0, PGRES_COMMAND_OK,
+		 err)) == NULL)
+		return -1;
+	*n = db_affected(res);
+	PQclear(res);
+	return 0;
+}
+
+int
+db_lookup(struct db *db, int64_t user_id,
+    int (*cb)(const struct db_lookup_row *, void *), void *arg,
+    struct db_err *err)
+{
+	char id[24];
+	const char *v[1] = { id };
+	struct db_lookup_row row;
+	PGresult *res;
+	unsigned char *der;
+	size_t len;
+	int r, rv = 0;
+
+	snprintf(id, sizeof(id), "%" PRId64, user_id);
+	if ((res = db_exec(db, S_LOOKUP, v, NULL, 0, PGRES_TUPLES_OK,
+		 err)) == NULL)
+		return -1;
+	for (r = 0; r < PQntuples(res) && rv == 0; r++) {
+		memset(&row, 0, sizeof(row));
+		col_str(res, r, 0, row.serial, sizeof(row.serial));
+		col_str(res, r, 1, row.fingerprint, sizeof(row.fingerprint));
+		der = PQunescapeBytea(
+		    (const unsigned char *)PQgetvalue(res, r, 2), &len);
+		if (der == NULL) {
+			db_seterr(err, DB_ERR_INTERNAL, "out of memory");
+			rv = -1;
+			break;
+		}
+		row.der = der;
+		row.der_len = len;
+		row.not_after = (time_t)col_ll(res, r, 3);
+		row.has_addr = col_bool(res, r, 4);
+		col_str(res, r, 5, row.ip, sizeof(row.ip));
+		row.port = (int)col_ll(res, r, 6);
+		row.observed = col_bool(res, r, 7);
+		row.updated_at = (time_t)col_ll(res, r, 8);
+		row.expires_at = (time_t)col_ll(res, r, 9);
+		if (cb(&row, arg) != 0) {
+			db_seterr(err, DB_ERR_INTERNAL, "stopped by caller");
+			rv = -1;
+		}
+		PQfreemem(der);
+	}
+	PQclear(res);
+	return rv;
+}
+
+int
+db_backup_put(struct db *db, int64_t user_id, const unsigned char *data,
+    size_t len, const unsigned char sha256[32], struct db_err *err)
+{
+	char id[24];
+	const char *v[3] = { id, (const char *)data, (const char *)sha256 };
+	int lens[3] = { 0, (int)len, 32 };
+	PGresult *res;
+
+	snprintf(id, sizeof(id), "%" PRId64, user_id);
+	if ((res = db_exec(db, S_BACKUP_PUT, v, lens, 0, PGRES_COMMAND_OK,
+		 err)) == NULL)
+		return -1;
+	PQclear(res);
+	return 0;
+}
+
+/* Fetch one bytea (binary result) + one bigint into new memory. */
+static int
+db_get_blob(struct db *db, enum stmt s, const char *param,
+    unsigned char **data, size_t *len, time_t *when, const char *what,
+    struct db_err *err)
+{
+	const char *v[1] = { param };
+	const unsigned char *t;
+	PGresult *res;
+	uint64_t w = 0;
+	int i;
+
+	*data = NULL;
+	if ((res = db_exec(db, s, v, NULL, 1, PGRES_TUPLES_OK, err)) == NULL)
+		return -1;
+	if (PQntuples(res) != 1) {
+		PQclear(res);
+		db_seterr(err, DB_ERR_NOTFOUND, "no %s stored", what);
+		return -1;
+	}
+	*len = (size_t)PQgetlength(res, 0, 0);
+	if ((*data = malloc(*len ? *len : 1)) == NULL) {
+		PQclear(res);
+		db_seterr(err, DB_ERR_INTERNAL, "out of memory");
+		return -1;
+	}
+	memcpy(*data, PQgetvalue(res, 0, 0), *len);
+	/* int8 in binary: 8 bytes, network order. */
+	t = (const unsigned char *)PQgetvalue(res, 0, 1);
+	for (i = 0; i < 8 && PQgetlength(res, 0, 1) == 8; i++)
+		w = (w << 8) | t[i];
+	*when = (time_t)(int64_t)w;
+	PQclear(res);
+	return 0;
+}
+
+int
+db_backup_get(struct db *db, int64_t user_id, unsigned char **data,
+    size_t *len, time_t *updated_at, struct db_err *err)
+{
+	char id[24];
+
+	snprintf(id, sizeof(id), "%" PRId64, user_id);
+	return db_get_blob(db, S_BACKUP_GET, id, data, len, updated_at,
+	    "backup", err);
+}
+
+int
+db_crl_get(struct db *db, const char *issuer, unsigned char **der,
+    size_t *len, time_t *next_update, struct db_err *err)
+{
+	return db_get_blob(db, S_CRL_GET, issuer, der, len, next_update, "CRL",
+	    err);
+}
+
+int
+db_online_users(struct db *db, long *n, struct db_err *err)
+{
+	PGresult *res;
+
+	if ((res = db_exec(db, S_ONLINE, NULL, NULL, 0, PGRES_TUPLES_OK,
+		 err)) == NULL)
+		return -1;
+	*n = (long)col_ll(res, 0, 0);
+	PQclear(res);
+	return 0;
+}

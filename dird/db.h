@@ -1,0 +1,231 @@
+/*
+ * db.h - the PostgreSQL store of the registry.
+ *
+ * The only module that speaks libpq.  Every statement is a named prepared
+ * statement with $n parameters (table in db.c); callers see plain C
+ * structs and a struct db_err whose code maps onto an HTTP status.
+ *
+ * A struct db is one connection and must never be used by two threads at
+ * once (one per worker thread).  After the server restarted, db_ensure()
+ * reconnects and prepares the statements again.
+ */
+#ifndef DB_H
+#define DB_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#define DB_WUR __attribute__((warn_unused_result))
+
+enum db_errcode {
+	DB_OK = 0,
+	DB_ERR_UNAVAILABLE, /* no connection: the server is down (503) */
+	DB_ERR_NOTFOUND,    /* no such row (404) */
+	DB_ERR_CONFLICT,    /* unique violation or wrong state (409) */
+	DB_ERR_INVALID,	    /* refused by a constraint (400) */
+	DB_ERR_INTERNAL,    /* anything else (500) */
+};
+
+struct db_err {
+	enum db_errcode code;
+	char sqlstate[6];
+	char msg[256];
+};
+
+#define DB_USERID_MAX 255
+#define DB_NAME_MAX 129
+#define DB_SERIAL_MAX 41
+#define DB_FP_MAX 65
+
+struct db_user {
+	int64_t id;
+	char userid[DB_USERID_MAX];
+	char name[DB_NAME_MAX];
+	char email[DB_USERID_MAX]; /* "" when none */
+	int is_admin;
+	int enabled;
+	int has_password;
+	time_t created_at;
+};
+
+struct db_cert {
+	int64_t id;
+	int64_t user_id;
+	char userid[DB_USERID_MAX];
+	char serial[DB_SERIAL_MAX];
+	char fingerprint[DB_FP_MAX];
+	time_t not_before;
+	time_t not_after;
+	int revoked;
+	time_t revoked_at;
+	int reason;
+	const unsigned char *der; /* borrowed, valid during the callback */
+	size_t der_len;
+};
+
+struct db;
+
+/* Connect with a libpq conninfo string and prepare every statement. */
+struct db *db_connect(const char *conninfo, struct db_err *err) DB_WUR;
+void db_free(struct db *db);
+
+/*
+ * Make sure the connection is usable: reconnect (and prepare again) when
+ * the server went away.  Cheap when the connection is fine.
+ */
+int db_ensure(struct db *db, struct db_err *err) DB_WUR;
+/* 0 if a trivial query succeeds now. */
+int db_ping(struct db *db, struct db_err *err) DB_WUR;
+
+/*
+ * Apply the numbered migrations NNN_name.sql found in schema_dir that are
+ * not yet recorded in schema_version, each in its own transaction, under
+ * an advisory lock (several instances may start at once).  *applied gets
+ * how many ran; running it again on an up-to-date database applies none.
+ */
+int db_migrate(struct db *db, const char *schema_dir, int *applied,
+    struct db_err *err) DB_WUR;
+/* Highest applied migration, 0 for an empty database. */
+int db_schema_version(struct db *db, int *version, struct db_err *err) DB_WUR;
+
+/* Transactions for handlers that combine several statements. */
+int db_begin(struct db *db, struct db_err *err) DB_WUR;
+int db_commit(struct db *db, struct db_err *err) DB_WUR;
+void db_rollback(struct db *db);
+/* 1 while a transaction opened with db_begin is open. */
+int db_in_tx(const struct db *db);
+
+/* Users.  userid must already be lower case. */
+int db_user_add(struct db *db, const char *userid, const char *name,
+    const char *email, int is_admin, const char *password_hash,
+    int64_t *id, struct db_err *err) DB_WUR;
+int db_user_get(struct db *db, const char *userid, struct db_user *u,
+    struct db_err *err) DB_WUR;
+int db_user_list(struct db *db, int (*cb)(const struct db_user *, void *),
+    void *arg, struct db_err *err) DB_WUR;
+int db_user_set_enabled(struct db *db, const char *userid, int enabled,
+    struct db_err *err) DB_WUR;
+int db_user_set_password(struct db *db, const char *userid,
+    const char *password_hash, struct db_err *err) DB_WUR;
+/* The stored Argon2id hash into buf ("" when none). */
+int db_user_password(struct db *db, const char *userid, char *buf,
+    size_t buflen, struct db_err *err) DB_WUR;
+
+/* Enrolment codes: stored as SHA-256 only. */
+int db_code_add(struct db *db, int64_t user_id, const unsigned char hash[32],
+    time_t expires_at, struct db_err *err) DB_WUR;
+/*
+ * Mark the unused, unexpired code with this hash as used and return its
+ * user; DB_ERR_NOTFOUND for an unknown, used or expired code.
+ */
+int db_code_consume(struct db *db, const unsigned char hash[32],
+    int64_t *user_id, struct db_err *err) DB_WUR;
+
+/* Certificates. */
+int db_cert_add(struct db *db, const char *issuer, int64_t user_id,
+    const char *serial, const char *fingerprint, const unsigned char *der,
+    size_t der_len, time_t not_before, time_t not_after, int64_t *id,
+    struct db_err *err) DB_WUR;
+/* userid NULL: every certificate.  Ordered by issue time. */
+int db_cert_list(struct db *db, const char *userid,
+    int (*cb)(const struct db_cert *, void *), void *arg,
+    struct db_err *err) DB_WUR;
+int db_cert_get(struct db *db, const char *issuer, const char *serial,
+    int (*cb)(const struct db_cert *, void *), void *arg,
+    struct db_err *err) DB_WUR;
+/*
+ * Revoke a valid certificate and delete its addresses, in one transaction
+ * (opened here unless one is open).  DB_ERR_NOTFOUND for an unknown
+ * serial, DB_ERR_CONFLICT when it is already revoked.
+ */
+int db_cert_revoke(struct db *db, const char *issuer, const char *serial,
+    int reason, struct db_err *err) DB_WUR;
+/* Every revoked certificate of issuer (for the CRL). */
+int db_revoked_list(struct db *db, const char *issuer,
+    int (*cb)(const struct db_cert *, void *), void *arg,
+    struct db_err *err) DB_WUR;
+
+/* CRL state: take the next CRL number (starting at 1). */
+int db_crl_next_number(struct db *db, const char *issuer, long *number,
+    struct db_err *err) DB_WUR;
+int db_crl_store(struct db *db, const char *issuer, long number,
+    time_t this_update, time_t next_update, const unsigned char *der,
+    size_t der_len, struct db_err *err) DB_WUR;
+
+/*
+ * Append an audit row (actor, action, optional target, serial, source
+ * address, detail).  Never pass a secret here.
+ */
+int db_audit(struct db *db, const char *actor, const char *action,
+    const char *target, const char *serial, const char *source,
+    const char *detail, struct db_err *err) DB_WUR;
+/* Each audit row in order: id, the hashed payload, prev_hash and hash. */
+int db_audit_rows(struct db *db,
+    int (*cb)(int64_t id, const char *payload, const unsigned char *prev,
+	const unsigned char *hash, void *arg),
+    void *arg, struct db_err *err) DB_WUR;
+
+/* What authentication needs about a presented certificate, in one query. */
+struct db_auth {
+	int64_t cert_id;
+	int revoked;
+	time_t not_after;
+	struct db_user user;
+};
+int db_auth_cert(struct db *db, const char *issuer, const char *serial,
+    struct db_auth *a, struct db_err *err) DB_WUR;
+
+/* One address to store; ip is an IPv4 or IPv6 literal. */
+struct db_addr {
+	char ip[64];
+	int port;
+	int observed; /* 1: seen as the request's source, 0: declared */
+};
+
+/*
+ * Replace every address of certificate cert_id with addrs, valid ttl
+ * seconds, in one transaction.  *expires_at gets the expiry stored.
+ */
+int db_addr_replace(struct db *db, int64_t cert_id, int64_t user_id,
+    const struct db_addr *addrs, size_t n, int ttl, time_t *expires_at,
+    struct db_err *err) DB_WUR;
+/* Delete the addresses of cert_id; *n gets how many went. */
+int db_addr_delete(struct db *db, int64_t cert_id, long *n,
+    struct db_err *err) DB_WUR;
+
+/*
+ * One row of a lookup: a current (valid, unexpired) certificate of the
+ * user, and one of its unexpired addresses (has_addr 0 when it has none).
+ */
+struct db_lookup_row {
+	char serial[DB_SERIAL_MAX];
+	char fingerprint[DB_FP_MAX];
+	const unsigned char *der; /* borrowed during the callback */
+	size_t der_len;
+	time_t not_after;
+	int has_addr;
+	char ip[64];
+	int port;
+	int observed;
+	time_t updated_at;
+	time_t expires_at;
+};
+int db_lookup(struct db *db, int64_t user_id,
+    int (*cb)(const struct db_lookup_row *, void *), void *arg,
+    struct db_err *err) DB_WUR;
+
+/* The PKCS#12 backup of a user. *data is new (free()). */
+int db_backup_put(struct db *db, int64_t user_id, const unsigned char *data,
+    size_t len, const unsigned char sha256[32], struct db_err *err) DB_WUR;
+int db_backup_get(struct db *db, int64_t user_id, unsigned char **data,
+    size_t *len, time_t *updated_at, struct db_err *err) DB_WUR;
+
+/* The stored CRL of issuer; DB_ERR_NOTFOUND when none was built yet. */
+int db_crl_get(struct db *db, const char *issuer, unsigned char **der,
+    size_t *len, time_t *next_update, struct db_err *err) DB_WUR;
+
+/* Users with at least one unexpired address (a metric). */
+int db_online_users(struct db *db, long *n, struct db_err *err) DB_WUR;
+
+#endif

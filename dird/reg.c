@@ -1,0 +1,462 @@
+/*
+ * reg.c - registry operations shared by dird and dirctl.
+ */
+#include <sys/stat.h>
+
+#include <ctype.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <argon2.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+
+#include "reg.h"
+
+void
+reg_seterr(struct reg_err *e, int status, const char *code, const char *fmt,
+    ...)
+{
+	va_list ap;
+
+	if (e == NULL)
+		return;
+	e->status = status;
+	snprintf(e->code, sizeof(e->code), "%s", code);
+	va_start(ap, fmt);
+	vsnprintf(e->msg, sizeof(e->msg), fmt, ap);
+	va_end(ap);
+}
+
+void
+reg_err_from_db(struct reg_err *e, const struct db_err *de)
+{
+	static const struct {
+		int status;
+		const char *code;
+	} map[] = {
+		[DB_OK] = { 500, "internal_error" },
+		[DB_ERR_UNAVAILABLE] = { 503, "database_unavailable" },
+		[DB_ERR_NOTFOUND] = { 404, "not_found" },
+		[DB_ERR_CONFLICT] = { 409, "conflict" },
+		[DB_ERR_INVALID] = { 400, "invalid_value" },
+		[DB_ERR_INTERNAL] = { 500, "database_error" },
+	};
+
+	reg_seterr(e, map[de->code].status, map[de->code].code, "%s", de->msg);
+}
+
+void
+reg_path(const struct reg *r, const char *name, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s/%s", r->datadir, name);
+}
+
+const char *
+reg_schema_dir(void)
+{
+	const char *env = getenv("DIR_SCHEMA_DIR");
+	char probe[PATH_MAX];
+
+	if (env != NULL && *env != '\0')
+		return env;
+	snprintf(probe, sizeof(probe), "%s/001_init.sql",
+	    DIR_SCHEMA_INSTALL_DIR);
+	if (access(probe, R_OK) == 0)
+		return DIR_SCHEMA_INSTALL_DIR;
+	return DIR_SCHEMA_SOURCE_DIR;
+}
+
+int
+reg_open(struct reg *r, const char *datadir, const char *dsn, char *errbuf,
+    size_t errlen)
+{
+	char key[PATH_MAX + 16], cert[PATH_MAX + 16], conf[PATH_MAX + 16];
+	struct ca_err ce;
+	struct db_err de;
+	struct db *db = NULL;
+	int applied;
+
+	memset(r, 0, sizeof(*r));
+	if (realpath(datadir, r->datadir) == NULL) {
+		snprintf(errbuf, errlen, "data directory %s does not exist; "
+		    "create it with 'dirctl --data %s init --domain DOMAIN'",
+		    datadir, datadir);
+		return -1;
+	}
+	conf_defaults(&r->conf);
+	reg_path(r, REG_CONF, conf, sizeof(conf));
+	if (conf_load(conf, &r->conf, errbuf, errlen) == -1)
+		return -1;
+	reg_path(r, REG_CA_KEY, key, sizeof(key));
+	reg_path(r, REG_CA_CERT, cert, sizeof(cert));
+	if ((r->ca = ca_open(key, cert, &ce)) == NULL) {
+		snprintf(errbuf, errlen, "cannot load the CA: %s", ce.msg);
+		return -1;
+	}
+	if (dsn == NULL && r->conf.dsn[0] != '\0')
+		dsn = r->conf.dsn;
+	if (dsn != NULL) {
+		snprintf(r->conninfo, sizeof(r->conninfo), "%s", dsn);
+	} else {
+		if ((r->pg = pgembed_start(r->datadir, errbuf, errlen)) == NULL)
+			goto err;
+		snprintf(r->conninfo, sizeof(r->conninfo), "%s",
+		    pgembed_conninfo(r->pg));
+	}
+	if ((db = db_connect(r->conninfo, &de)) == NULL ||
+	    db_migrate(db, reg_schema_dir(), &applied, &de) == -1) {
+		snprintf(errbuf, errlen, "database: %s", de.msg);
+		goto err;
+	}
+	db_free(db);
+	return 0;
+err:
+	db_free(db);
+	reg_close(r);
+	return -1;
+}
+
+void
+reg_close(struct reg *r)
+{
+	(void)pgembed_stop(r->pg);
+	r->pg = NULL;
+	ca_free(r->ca);
+	r->ca = NULL;
+}
+
+struct db *
+reg_db(struct reg *r, struct db_err *err)
+{
+	struct db *db;
+
+	if ((db = db_connect(r->conninfo, err)) == NULL)
+		return NULL;
+	if (db_ensure(db, err) == -1) {
+		db_free(db);
+		return NULL;
+	}
+	return db;
+}
+
+/* Load an enabled user or fail with the fitting IRP error. */
+static int
+reg_user(struct db *db, const char *userid, struct db_user *u,
+    struct reg_err *e)
+{
+	struct db_err de;
+
+	if (db_user_get(db, userid, u, &de) == -1) {
+		reg_err_from_db(e, &de);
+		if (de.code == DB_ERR_NOTFOUND)
+			reg_seterr(e, 404, "unknown_user", "there is no user %s",
+			    userid);
+		return -1;
+	}
+	if (!u->enabled) {
+		reg_seterr(e, 403, "user_disabled", "user %s is disabled",
+		    userid);
+		return -1;
+	}
+	return 0;
+}
+
+static const char *
+crl_url(const struct reg *r)
+{
+	return r->conf.crl_url[0] ? r->conf.crl_url : NULL;
+}
+
+/* Record an issued certificate and its audit row. */
+static int
+reg_record(struct reg *r, struct db *db, const struct db_user *u,
+    const struct ca_issued *is, const char *actor, const char *action,
+    const char *source, struct reg_err *e)
+{
+	struct db_err de;
+	int own_tx = !db_in_tx(db);
+
+	/* The certificate and its audit row land together or not at all. */
+	if (own_tx && db_begin(db, &de) == -1)
+		goto err;
+	if (db_cert_add(db, ca_fingerprint(r->ca), u->id, is->serial,
+		is->fingerprint, is->der, is->der_len, is->not_before,
+		is->not_after, NULL, &de) == -1 ||
+	    db_audit(db, actor, action, u->userid, is->serial, source, NULL,
+		&de) == -1)
+		goto err;
+	if (own_tx && db_commit(db, &de) == -1)
+		goto err;
+	return 0;
+err:
+	if (own_tx)
+		db_rollback(db);
+	reg_err_from_db(e, &de);
+	return -1;
+}
+
+int
+reg_issue(struct reg *r, struct db *db, const char *userid, const char *csr,
+    size_t csr_len, const char *actor, const char *action, const char *source,
+    struct ca_issued *out, struct reg_err *e)
+{
+	struct ca_subject subj;
+	struct db_user u;
+	struct ca_err ce;
+
+	memset(out, 0, sizeof(*out));
+	if (ca_csr_check(csr, csr_len, &ce) == -1) {
+		reg_seterr(e, 400, "invalid_csr", "%s", ce.msg);
+		return -1;
+	}
+	if (reg_user(db, userid, &u, e) == -1)
+		return -1;
+	subj.userid = u.userid;
+	subj.name = u.name;
+	subj.email = u.email[0] ? u.email : NULL;
+	if (ca_issue_user(r->ca, csr, csr_len, &subj, r->conf.cert_days,
+		crl_url(r), out, &ce) == -1) {
+		reg_seterr(e, ce.code == CA_ERR_CRYPTO ? 500 : 400,
+		    "invalid_csr", "%s", ce.msg);
+		return -1;
+	}
+	if (reg_record(r, db, &u, out, actor, action ? action : "cert.issue",
+		source, e) == -1) {
+		ca_issued_clear(out);
+		return -1;
+	}
+	return 0;
+}
+
+int
+reg_issue_p12(struct reg *r, struct db *db, const char *userid,
+    const char *passphrase, const char *actor, const char *source,
+    unsigned char **p12, size_t *p12_len, struct ca_issued *out,
+    struct reg_err *e)
+{
+	struct ca_subject subj;
+	struct db_user u;
+	struct ca_err ce;
+
+	memset(out, 0, sizeof(*out));
+	*p12 = NULL;
+	if (reg_user(db, userid, &u, e) == -1)
+		return -1;
+	subj.userid = u.userid;
+	subj.name = u.name;
+	subj.email = u.email[0] ? u.email : NULL;
+	if (ca_issue_p12(r->ca, &subj, CA_KEY_EC_P256, r->conf.cert_days,
+		crl_url(r), passphrase, p12, p12_len, out, &ce) == -1) {
+		reg_seterr(e, 500, "issue_failed", "%s", ce.msg);
+		return -1;
+	}
+	if (reg_record(r, db, &u, out, actor, "cert.issue_p12", source,
+		e) == -1) {
+		OPENSSL_cleanse(*p12, *p12_len);
+		free(*p12);
+		*p12 = NULL;
+		ca_issued_clear(out);
+		return -1;
+	}
+	return 0;
+}
+
+struct revlist {
+	struct ca_revoked *v;
+	char (*serials)[DB_SERIAL_MAX];
+	size_t n, cap;
+};
+
+static int
+collect_revoked(const struct db_cert *c, void *arg)
+{
+	struct revlist *l = arg;
+
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 64;
+		void *v = realloc(l->v, cap * sizeof(*l->v));
+		void *s;
+
+		if (v == NULL)
+			return -1;
+		l->v = v;
+		if ((s = realloc(l->serials, cap * sizeof(*l->serials))) == NULL)
+			return -1;
+		l->serials = s;
+		l->cap = cap;
+	}
+	memcpy(l->serials[l->n], c->serial, DB_SERIAL_MAX);
+	l->v[l->n].revoked_at = c->revoked_at;
+	l->v[l->n].reason = c->reason;
+	l->n++;
+	return 0;
+}
+
+int
+reg_crl_build(struct reg *r, struct db *db, unsigned char **der,
+    size_t *der_len, struct reg_err *e)
+{
+	struct revlist l = { 0 };
+	struct db_err de;
+	struct ca_err ce;
+	time_t now = time(NULL), next;
+	long number;
+	size_t i;
+	int rv = -1;
+
+	*der = NULL;
+	next = now + (time_t)r->conf.crl_days * 86400;
+	if (db_revoked_list(db, ca_fingerprint(r->ca), collect_revoked, &l,
+		&de) == -1 ||
+	    db_crl_next_number(db, ca_fingerprint(r->ca), &number, &de) == -1) {
+		reg_err_from_db(e, &de);
+		goto err;
+	}
+	/* Pointers only once the arrays stopped moving. */
+	for (i = 0; i < l.n; i++)
+		l.v[i].serial = l.serials[i];
+	if (ca_crl_build(r->ca, l.v, l.n, number, now, next, der, der_len,
+		&ce) == -1) {
+		reg_seterr(e, 500, "crl_failed", "%s", ce.msg);
+		goto err;
+	}
+	if (db_crl_store(db, ca_fingerprint(r->ca), number, now, next, *der,
+		*der_len, &de) == -1) {
+		reg_err_from_db(e, &de);
+		free(*der);
+		*der = NULL;
+		goto err;
+	}
+	rv = 0;
+err:
+	free(l.v);
+	free(l.serials);
+	return rv;
+}
+
+int
+reg_revoke(struct reg *r, struct db *db, const char *serial, int reason,
+    const char *actor, const char *source, struct reg_err *e)
+{
+	struct db_err de;
+	unsigned char *der = NULL;
+	size_t len;
+	char detail[64];
+
+	if (db_begin(db, &de) == -1)
+		goto dberr;
+	if (db_cert_revoke(db, ca_fingerprint(r->ca), serial, reason,
+		&de) == -1)
+		goto dberr;
+	snprintf(detail, sizeof(detail), "reason=%s", ca_reason_name(reason));
+	if (db_audit(db, actor, "cert.revoke", NULL, serial, source, detail,
+		&de) == -1)
+		goto dberr;
+	/* The new CRL is part of the same transaction: both or neither. */
+	if (reg_crl_build(r, db, &der, &len, e) == -1)
+		goto err;
+	free(der);
+	if (db_commit(db, &de) == -1)
+		goto dberr;
+	return 0;
+dberr:
+	reg_err_from_db(e, &de);
+	if (de.code == DB_ERR_NOTFOUND)
+		reg_seterr(e, 404, "unknown_certificate",
+		    "no certificate with serial %s", serial);
+	else if (de.code == DB_ERR_CONFLICT)
+		reg_seterr(e, 409, "already_revoked",
+		    "certificate %s is already revoked", serial);
+err:
+	db_rollback(db);
+	return -1;
+}
+
+void
+reg_code_hash(const char *code, unsigned char out[32])
+{
+	char norm[128];
+	size_t i, n = 0;
+	unsigned int len = 32;
+
+	/* People retype codes: ignore case, spaces and dashes. */
+	for (i = 0; code[i] != '\0' && n < sizeof(norm) - 1; i++) {
+		if (code[i] == '-' || code[i] == ' ')
+			continue;
+		norm[n++] = (char)toupper((unsigned char)code[i]);
+	}
+	EVP_Digest(norm, n, out, &len, EVP_sha256(), NULL);
+	OPENSSL_cleanse(norm, sizeof(norm));
+}
+
+int
+reg_code_new(struct reg *r, struct db *db, const char *userid, int ttl,
+    const char *actor, char code[REG_CODE_LEN + 1], struct reg_err *e)
+{
+	/* 32 symbols without 0/O and 1/I: 5 bits each, 120 bits in all. */
+	static const char alphabet[] = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+	unsigned char rnd[REG_CODE_LEN], hash[32];
+	struct db_user u;
+	struct db_err de;
+	char detail[48];
+	int i;
+
+	if (reg_user(db, userid, &u, e) == -1)
+		return -1;
+	if (ttl <= 0)
+		ttl = r->conf.code_ttl;
+	if (RAND_bytes(rnd, sizeof(rnd)) != 1) {
+		reg_seterr(e, 500, "internal_error", "no randomness available");
+		return -1;
+	}
+	for (i = 0; i < REG_CODE_LEN; i++)
+		code[i] = alphabet[rnd[i] & 31];
+	code[REG_CODE_LEN] = '\0';
+	OPENSSL_cleanse(rnd, sizeof(rnd));
+	reg_code_hash(code, hash);
+	snprintf(detail, sizeof(detail), "ttl=%d", ttl);
+	if (db_code_add(db, u.id, hash, time(NULL) + ttl, &de) == -1 ||
+	    db_audit(db, actor, "code.create", u.userid, NULL, NULL, detail,
+		&de) == -1) {
+		OPENSSL_cleanse(code, REG_CODE_LEN);
+		reg_err_from_db(e, &de);
+		return -1;
+	}
+	return 0;
+}
+
+int
+reg_password_hash(const char *password, char *out, size_t outlen,
+    struct reg_err *e)
+{
+	unsigned char salt[16];
+	int rc;
+
+	if (RAND_bytes(salt, sizeof(salt)) != 1) {
+		reg_seterr(e, 500, "internal_error", "no randomness available");
+		return -1;
+	}
+	rc = argon2id_hash_encoded(REG_ARGON2_T, REG_ARGON2_M, REG_ARGON2_P,
+	    password, strlen(password), salt, sizeof(salt), 32, out, outlen);
+	if (rc != ARGON2_OK) {
+		reg_seterr(e, 500, "internal_error", "password hashing failed: "
+		    "%s", argon2_error_message(rc));
+		return -1;
+	}
+	return 0;
+}
+
+int
+reg_password_verify(const char *encoded, const char *password)
+{
+	if (encoded == NULL || *encoded == '\0')
+		return 0;
+	return argon2id_verify(encoded, password, strlen(password)) ==
+	    ARGON2_OK;
+}

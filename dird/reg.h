@@ -1,0 +1,121 @@
+/*
+ * reg.h - the registry's environment and the operations that combine the
+ * CA with the store, shared by dird and dirctl.
+ *
+ * struct reg is the one environment struct of a process: the data
+ * directory, its configuration, the CA, and the database location (the
+ * embedded cluster or a DSN).  Operations take a struct db of the calling
+ * thread and report a struct reg_err that maps straight onto the IRP
+ * error object (HTTP status, snake_case code, human sentence).
+ */
+#ifndef REG_H
+#define REG_H
+
+#include <limits.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ca.h"
+#include "conf.h"
+#include "db.h"
+#include "pgembed.h"
+
+#define REG_WUR __attribute__((warn_unused_result))
+
+/* Files in the data directory. */
+#define REG_CA_KEY "ca.key"
+#define REG_CA_CERT "ca.pem"
+#define REG_SERVER_KEY "server.key"
+#define REG_SERVER_CERT "server.pem"
+#define REG_CONF "dird.conf"
+
+#define REG_CODE_LEN 24 /* enrolment code characters */
+
+struct reg_err {
+	int status;	/* HTTP status */
+	char code[40];	/* snake_case error code */
+	char msg[256];	/* a sentence a person can act on */
+};
+
+struct reg {
+	char datadir[PATH_MAX];
+	struct conf conf;
+	struct ca *ca;
+	struct pgembed *pg; /* NULL when a DSN is used */
+	char conninfo[PATH_MAX + 64];
+};
+
+/* Build DATA/name into buf. */
+void reg_path(const struct reg *r, const char *name, char *buf, size_t len);
+
+/*
+ * Open an existing data directory: read dird.conf, load the CA, start the
+ * embedded cluster unless a DSN is configured (dsn overrides the file when
+ * not NULL), and apply pending migrations from the schema directory.
+ */
+int reg_open(struct reg *r, const char *datadir, const char *dsn,
+    char *errbuf, size_t errlen) REG_WUR;
+/* Stop the embedded cluster if we started it; free the CA. */
+void reg_close(struct reg *r);
+
+/* A new connection for the calling thread. */
+struct db *reg_db(struct reg *r, struct db_err *err) REG_WUR;
+
+/* Where the migrations are: $DIR_SCHEMA_DIR, installed, or the source. */
+const char *reg_schema_dir(void);
+
+/* Map a store error onto an IRP error. */
+void reg_err_from_db(struct reg_err *e, const struct db_err *de);
+void reg_seterr(struct reg_err *e, int status, const char *code,
+    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+/*
+ * Check a CSR, issue a certificate for user (must exist and be enabled),
+ * record it, and write an audit row (action: "cert.issue" or as given),
+ * all in the caller's open transaction when there is one.
+ */
+int reg_issue(struct reg *r, struct db *db, const char *userid,
+    const char *csr, size_t csr_len, const char *actor, const char *action,
+    const char *source, struct ca_issued *out, struct reg_err *e) REG_WUR;
+
+/*
+ * Centralized model: generate a key and certificate for user and return
+ * them as a PKCS#12 protected by passphrase (*p12 is new, free()).
+ */
+int reg_issue_p12(struct reg *r, struct db *db, const char *userid,
+    const char *passphrase, const char *actor, const char *source,
+    unsigned char **p12, size_t *p12_len, struct ca_issued *out,
+    struct reg_err *e) REG_WUR;
+
+/* Revoke serial (its addresses go in the same transaction), audit, new CRL. */
+int reg_revoke(struct reg *r, struct db *db, const char *serial, int reason,
+    const char *actor, const char *source, struct reg_err *e) REG_WUR;
+
+/* Build and store a new CRL listing every revoked certificate. */
+int reg_crl_build(struct reg *r, struct db *db, unsigned char **der,
+    size_t *der_len, struct reg_err *e) REG_WUR;
+
+/*
+ * A new one-time enrolment code for user, valid ttl seconds (0: the
+ * configured default).  code gets REG_CODE_LEN characters + NUL; only its
+ * SHA-256 is stored.
+ */
+int reg_code_new(struct reg *r, struct db *db, const char *userid, int ttl,
+    const char *actor, char code[REG_CODE_LEN + 1], struct reg_err *e) REG_WUR;
+/* SHA-256 of a code as stored. */
+void reg_code_hash(const char *code, unsigned char out[32]);
+
+
+/* Argon2id parameters (see NOTES.md): about 19 MiB, 2 passes, 1 lane. */
+#define REG_ARGON2_T 2
+#define REG_ARGON2_M 19456
+#define REG_ARGON2_P 1
+#define REG_PWHASH_MAX 128
+
+/* Hash a password with Argon2id into out (encoded form). */
+int reg_password_hash(const char *password, char *out, size_t outlen,
+    struct reg_err *e) REG_WUR;
+/* 1 if password matches the encoded hash, else 0. */
+int reg_password_verify(const char *encoded, const char *password);
+
+#endif

@@ -1,0 +1,80 @@
+/*
+ * irp_userid.c - user ids: "local@domain", compared in lower case.
+ *
+ * The same rule as the CHECK constraint on users.userid in
+ * schema/001_init.sql: the database refuses what this lets through only
+ * if the two drift apart, and the unit test keeps them together.
+ */
+#include <ctype.h>
+#include <string.h>
+
+#include "irp.h"
+
+static int
+local_char(int c)
+{
+	return isalnum(c) || strchr("._%+-", c) != NULL;
+}
+
+/* One DNS label: [a-z0-9]([a-z0-9-]*[a-z0-9])? of at most 63 bytes. */
+static int
+label_ok(const char *s, size_t n)
+{
+	size_t i;
+
+	if (n == 0 || n > 63 || s[0] == '-' || s[n - 1] == '-')
+		return 0;
+	for (i = 0; i < n; i++)
+		if (!isalnum((unsigned char)s[i]) && s[i] != '-')
+			return 0;
+	return 1;
+}
+
+int
+irp_userid_normalize(const char *in, char *out, size_t outlen,
+    const char **why)
+{
+	const char *at, *p, *dot;
+	size_t len, i;
+	const char *dummy;
+
+	if (why == NULL)
+		why = &dummy;
+	*why = NULL;
+	if (in == NULL || (len = strlen(in)) == 0) {
+		*why = "the user id is empty";
+		return -1;
+	}
+	if (len < 3 || len > IRP_USERID_MAX || len >= outlen) {
+		*why = "a user id has 3 to 254 characters";
+		return -1;
+	}
+	if ((at = strchr(in, '@')) == NULL || strchr(at + 1, '@') != NULL ||
+	    at == in || at[1] == '\0') {
+		*why = "a user id looks like name@domain";
+		return -1;
+	}
+	if (!isalnum((unsigned char)in[0])) {
+		*why = "a user id starts with a letter or digit";
+		return -1;
+	}
+	for (p = in; p < at; p++)
+		if (!local_char((unsigned char)*p)) {
+			*why = "the part before @ may hold only letters, "
+			       "digits and . _ % + -";
+			return -1;
+		}
+	for (p = at + 1;; p = dot + 1) {
+		dot = strchr(p, '.');
+		if (!label_ok(p, dot ? (size_t)(dot - p) : strlen(p))) {
+			*why = "the domain must be DNS labels of letters, "
+			       "digits and -";
+			return -1;
+		}
+		if (dot == NULL)
+			break;
+	}
+	for (i = 0; i <= len; i++)
+		out[i] = (char)tolower((unsigned char)in[i]);
+	return 0;
+}

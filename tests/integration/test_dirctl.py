@@ -1,0 +1,342 @@
+"""dirctl and the CA, end to end on a real PostgreSQL (issue: foundation).
+
+Each test gets a fresh data directory whose database lives on the
+session's throwaway PostgreSQL (--dsn); one test runs the embedded
+cluster that dirctl starts by itself.
+"""
+import os
+import re
+import stat
+import subprocess
+
+import pytest
+
+from helpers import dirctl_path, make_csr, openssl, run
+
+
+class Registry:
+    def __init__(self, data, dsn=None):
+        self.data = data
+        self.dsn = dsn
+
+    def ctl(self, *args, check=True, input=None):
+        argv = [dirctl_path(), "--data", self.data]
+        return run(argv + list(args), check=check, input=input)
+
+    @property
+    def ca(self):
+        return os.path.join(self.data, "ca.pem")
+
+
+@pytest.fixture
+def reg(pg, tmpdir_shared):
+    db = pg.new_database()
+    data = os.path.join(tmpdir_shared, "data")
+    r = Registry(data, pg.dsn(db))
+    r.dbname = db
+    r.pg = pg
+    p = run([dirctl_path(), "--data", data, "--dsn", r.dsn, "init",
+             "--domain", "example.org", "--host", "localhost",
+             "--host", "127.0.0.1"])
+    assert "CA fingerprint (SHA-256): " in p.stdout
+    return r
+
+
+def sql(reg, q):
+    return reg.pg.psql(q, reg.dbname)
+
+
+def table_digest(reg):
+    """A digest of every table, to prove a refused command changed nothing."""
+    return sql(reg, "SELECT md5(string_agg(t, '|' ORDER BY t)) FROM ("
+               "SELECT 'u' || u::text AS t FROM users u UNION ALL "
+               "SELECT 'c' || c::text FROM certificates c UNION ALL "
+               "SELECT 'e' || e::text FROM enrol_codes e UNION ALL "
+               "SELECT 'a' || a::text FROM audit_log a UNION ALL "
+               "SELECT 'r' || r::text FROM crl_state r) x")
+
+
+def test_init_layout_and_modes(reg):
+    for name in ("ca.key", "server.key"):
+        mode = stat.S_IMODE(os.stat(os.path.join(reg.data, name)).st_mode)
+        assert mode == 0o600, f"{name} has mode {oct(mode)}"
+    text = openssl("x509", "-in", reg.ca, "-noout", "-text").stdout
+    assert re.search(r"CA:TRUE", text)
+    assert "Certificate Sign, CRL Sign" in text
+    assert "Subject Key Identifier" in text
+    srv = openssl("x509", "-in", os.path.join(reg.data, "server.pem"),
+                  "-noout", "-text").stdout
+    assert "TLS Web Server Authentication" in srv
+    assert "DNS:localhost" in srv and "IP Address:127.0.0.1" in srv
+    openssl("verify", "-CAfile", reg.ca, os.path.join(reg.data, "server.pem"))
+    with open(os.path.join(reg.data, "dird.conf")) as f:
+        conf = f.read()
+    assert "domain = example.org" in conf
+
+
+def test_init_refuses_to_overwrite_ca(reg):
+    with open(os.path.join(reg.data, "ca.key"), "rb") as f:
+        before = f.read()
+    p = reg.ctl("init", "--domain", "example.org", check=False)
+    assert p.returncode != 0
+    assert "refusing to overwrite" in p.stderr
+    with open(os.path.join(reg.data, "ca.key"), "rb") as f:
+        assert f.read() == before
+
+
+def test_issue_csr_verifies_with_openssl_and_certtool(reg, tmpdir_shared):
+    reg.ctl("user", "add", "Alice@Example.org", "--name", "Alice Liddell",
+            "--email", "alice@example.org")
+    # The CSR asks for another identity and for CA powers: the CA ignores it.
+    key, csr = make_csr(tmpdir_shared, "alice",
+                        subj="/UID=mallory@evil.example/CN=Mallory/O=Evil")
+    openssl("req", "-new", "-key", key, "-out", csr, "-subj",
+            "/UID=mallory@evil.example/CN=Mallory", "-addext",
+            "basicConstraints=critical,CA:TRUE", "-addext",
+            "subjectAltName=DNS:evil.example")
+    cert = os.path.join(tmpdir_shared, "alice.pem")
+    reg.ctl("cert", "issue", "alice@example.org", "--csr", csr, "--out", cert)
+    openssl("verify", "-CAfile", reg.ca, "-purpose", "sslclient", cert)
+    openssl("verify", "-CAfile", reg.ca, "-purpose", "sslserver", cert)
+    p = run(["certtool", "--verify", "--load-ca-certificate", reg.ca,
+             "--infile", cert])
+    assert "Chain verification output: Verified" in p.stdout
+    text = openssl("x509", "-in", cert, "-noout", "-text",
+                   "-nameopt", "RFC2253").stdout
+    assert "UID=alice@example.org" in text
+    assert "CN=Alice Liddell" in text
+    assert "mallory" not in text.lower() and "evil" not in text.lower()
+    assert "CA:FALSE" in text
+    assert "email:alice@example.org" in text
+    assert "TLS Web Client Authentication, TLS Web Server Authentication" \
+        in text
+    assert "Digital Signature" in text
+    assert "X509v3 Authority Key Identifier" in text
+    assert "URI:https://localhost:4604/v1/crl" in text
+    serial = openssl("x509", "-in", cert, "-noout", "-serial").stdout
+    serial = serial.strip().split("=")[1].lower().lstrip("0")
+    assert 0 < int(serial, 16) < 2**128
+    # The key of the certificate is the CSR's key.
+    k = openssl("pkey", "-in", key, "-pubout").stdout
+    c = openssl("x509", "-in", cert, "-noout", "-pubkey").stdout
+    assert k == c
+    listed = reg.ctl("cert", "list", "alice@example.org").stdout
+    assert serial in listed and "valid" in listed
+    assert sql(reg, "SELECT count(*) FROM audit_log WHERE "
+               f"action = 'cert.issue' AND serial = '{serial}'") == "1"
+
+
+CSR_CASES = [
+    # name, how to make it, expected words in the error
+    ("rsa1024", ("-newkey", "rsa:1024"), "too small"),
+    ("dsa", None, "DSA"),
+    ("garbage", b"this is not a CSR at all\n", "not"),
+    ("empty", b"", "empty"),
+    ("wrongpem", "cert", "CERTIFICATE"),
+    ("tampered", "tamper", "signature"),
+]
+
+
+@pytest.mark.parametrize("name,how,words", CSR_CASES,
+                         ids=[c[0] for c in CSR_CASES])
+def test_refused_csrs(reg, tmpdir_shared, name, how, words):
+    reg.ctl("user", "add", "bob@example.org", "--name", "Bob")
+    csr = os.path.join(tmpdir_shared, name + ".csr")
+    if isinstance(how, tuple):
+        make_csr(tmpdir_shared, name, keyargs=how)
+    elif how is None:  # DSA
+        params = os.path.join(tmpdir_shared, "dsa.param")
+        key = os.path.join(tmpdir_shared, "dsa.key")
+        openssl("genpkey", "-genparam", "-algorithm", "DSA", "-pkeyopt",
+                "dsa_paramgen_bits:2048", "-out", params)
+        openssl("genpkey", "-paramfile", params, "-out", key)
+        openssl("req", "-new", "-key", key, "-out", csr, "-subj", "/CN=x")
+    elif how == "cert":
+        with open(reg.ca) as src, open(csr, "w") as dst:
+            dst.write(src.read())
+    elif how == "tamper":
+        _, good = make_csr(tmpdir_shared, "good")
+        raw = subprocess.run(["openssl", "req", "-in", good, "-outform",
+                              "DER"], capture_output=True, check=True).stdout
+        raw = bytearray(raw)
+        raw[-5] ^= 0x55  # inside the signature value
+        derpath = csr + ".der"
+        with open(derpath, "wb") as f:
+            f.write(raw)
+        openssl("req", "-inform", "DER", "-in", derpath, "-out", csr)
+    else:
+        with open(csr, "wb") as f:
+            f.write(how)
+    before = table_digest(reg)
+    out = os.path.join(tmpdir_shared, name + ".pem")
+    p = reg.ctl("cert", "issue", "bob@example.org", "--csr", csr, "--out",
+                out, check=False)
+    assert p.returncode != 0
+    assert words.lower() in p.stderr.lower(), p.stderr
+    assert not os.path.exists(out)
+    assert table_digest(reg) == before
+
+
+def test_issue_p12_opens_with_openssl(reg, tmpdir_shared):
+    reg.ctl("user", "add", "carol@example.org", "--name", "Carol")
+    pf = os.path.join(tmpdir_shared, "pass")
+    with open(pf, "w") as f:
+        f.write("correct horse battery staple\n")
+    out = os.path.join(tmpdir_shared, "carol.p12")
+    reg.ctl("issue-p12", "carol@example.org", "--out", out,
+            "--passphrase-file", pf)
+    assert stat.S_IMODE(os.stat(out).st_mode) == 0o600
+    info = openssl("pkcs12", "-info", "-in", out, "-noout", "-passin",
+                   "pass:correct horse battery staple").stderr
+    assert "AES-256-CBC" in info
+    key = openssl("pkcs12", "-in", out, "-nocerts", "-nodes", "-passin",
+                  "pass:correct horse battery staple").stdout
+    cert = openssl("pkcs12", "-in", out, "-clcerts", "-nokeys", "-passin",
+                   "pass:correct horse battery staple").stdout
+    kpub = openssl("pkey", "-pubout", input=key).stdout
+    cpub = openssl("x509", "-noout", "-pubkey", input=cert).stdout
+    assert kpub == cpub
+    p = openssl("pkcs12", "-in", out, "-noout", "-passin", "pass:wrong",
+                check=False)
+    assert p.returncode != 0
+    certfile = os.path.join(tmpdir_shared, "carol.pem")
+    with open(certfile, "w") as f:
+        f.write(cert)
+    openssl("verify", "-CAfile", reg.ca, certfile)
+
+
+def test_revoked_serial_in_verified_crl(reg, tmpdir_shared):
+    reg.ctl("user", "add", "dave@example.org", "--name", "Dave")
+    _, csr = make_csr(tmpdir_shared, "dave")
+    cert = os.path.join(tmpdir_shared, "dave.pem")
+    reg.ctl("cert", "issue", "dave@example.org", "--csr", csr, "--out", cert)
+    serial = openssl("x509", "-in", cert, "-noout", "-serial").stdout
+    serial = serial.strip().split("=")[1]
+    reg.ctl("cert", "revoke", serial, "--reason", "keyCompromise")
+    crl = os.path.join(tmpdir_shared, "crl.der")
+    reg.ctl("crl", "--out", crl)
+    p = openssl("crl", "-inform", "DER", "-in", crl, "-CAfile", reg.ca,
+                "-noout", "-verify")
+    assert "verify OK" in p.stdout + p.stderr
+    text = openssl("crl", "-inform", "DER", "-in", crl, "-noout",
+                   "-text").stdout
+    assert serial.upper().lstrip("0") in text.replace(":", "").upper()
+    assert "Key Compromise" in text
+    assert "X509v3 CRL Number" in text
+    # openssl verify with the CRL now refuses the certificate.
+    pem = os.path.join(tmpdir_shared, "crl.pem")
+    openssl("crl", "-inform", "DER", "-in", crl, "-out", pem)
+    p = openssl("verify", "-crl_check", "-CAfile", reg.ca, "-CRLfile", pem,
+                cert, check=False)
+    assert p.returncode != 0 and "revoked" in (p.stdout + p.stderr)
+    listed = reg.ctl("cert", "list").stdout
+    assert "revoked" in listed
+    # Revoking twice, or an unknown serial: refused, nothing changes.
+    before = table_digest(reg)
+    p = reg.ctl("cert", "revoke", serial, check=False)
+    assert p.returncode != 0 and "already revoked" in p.stderr
+    p = reg.ctl("cert", "revoke", "abcdef0123", check=False)
+    assert p.returncode != 0 and "no certificate" in p.stderr
+    assert table_digest(reg) == before
+
+
+BAD_INPUT = [
+    (["user", "add", "not-an-id", "--name", "X"], "not a valid user id"),
+    (["user", "add", "a@b@c.org", "--name", "X"], "not a valid user id"),
+    (["user", "add", "x@example.org"], "usage"),
+    (["user", "add", "dup@example.org", "--name", "Again"], "already exists"),
+    (["user", "add", "DUP@example.org", "--name", "Again"], "already exists"),
+    (["user", "disable", "nobody@example.org"], "no user"),
+    (["code", "nobody@example.org"], "no user"),
+    (["code", "dup@example.org", "--ttl", "forever"], "--ttl"),
+    (["cert", "issue", "nobody@example.org", "--csr", "CSR", "--out", "OUT"],
+     "no user"),
+    (["cert", "revoke", "xyz"], "not a certificate serial"),
+    (["cert", "revoke", "01", "--reason", "boredom"], "unknown reason"),
+    (["issue-p12", "nobody@example.org", "--out", "OUT",
+      "--passphrase-file", "PASS"], "no user"),
+    (["frobnicate"], "unknown command"),
+]
+
+
+def test_bad_input_changes_nothing(reg, tmpdir_shared):
+    reg.ctl("user", "add", "dup@example.org", "--name", "Dup")
+    _, csr = make_csr(tmpdir_shared, "x")
+    pf = os.path.join(tmpdir_shared, "pass")
+    with open(pf, "w") as f:
+        f.write("pw\n")
+    out = os.path.join(tmpdir_shared, "out.pem")
+    before = table_digest(reg)
+    for argv, words in BAD_INPUT:
+        argv = [{"CSR": csr, "OUT": out, "PASS": pf}.get(a, a) for a in argv]
+        p = reg.ctl(*argv, check=False)
+        assert p.returncode != 0, argv
+        assert words.lower() in p.stderr.lower(), (argv, p.stderr)
+        assert not os.path.exists(out), argv
+    assert table_digest(reg) == before
+
+
+def test_users_codes_and_audit(reg):
+    reg.ctl("user", "add", "erin@example.org", "--name", "Erin", "--admin")
+    reg.ctl("user", "add", "frank@example.org", "--name", "Frank")
+    p = reg.ctl("code", "frank@example.org", "--ttl", "15m")
+    code = p.stdout.strip().splitlines()[-1]
+    assert re.fullmatch(r"[A-Z2-9]{24}", code)
+    # Only a hash is stored, and never the code itself.
+    assert sql(reg, "SELECT count(*) FROM enrol_codes WHERE "
+               "expires_at BETWEEN now() + interval '14 minutes' AND "
+               "now() + interval '16 minutes'") == "1"
+    dump = sql(reg, "SELECT string_agg(e::text, ' ') FROM enrol_codes e") + \
+        sql(reg, "SELECT string_agg(a::text, ' ') FROM audit_log a")
+    assert code not in dump and code.lower() not in dump
+    reg.ctl("user", "disable", "frank@example.org")
+    listing = reg.ctl("user", "list").stdout
+    assert re.search(r"erin@example.org\s+admin\s+enabled", listing)
+    assert re.search(r"frank@example.org\s+user\s+disabled", listing)
+    p = reg.ctl("audit", "verify")
+    assert "intact" in p.stdout
+    n = int(sql(reg, "SELECT count(*) FROM audit_log"))
+    assert n >= 4
+    # Altering a row is detected; so is removing one.
+    sql(reg, "UPDATE audit_log SET actor = 'someone else' WHERE id = "
+        "(SELECT min(id) + 1 FROM audit_log)")
+    p = reg.ctl("audit", "verify", check=False)
+    assert p.returncode != 0 and "altered" in p.stdout
+    sql(reg, "DELETE FROM audit_log WHERE id = "
+        "(SELECT min(id) + 1 FROM audit_log)")
+    p = reg.ctl("audit", "verify", check=False)
+    assert p.returncode != 0 and "chain broken" in p.stdout
+
+
+def test_migrations_fresh_and_again(reg):
+    assert sql(reg, "SELECT max(version) FROM schema_version") == "1"
+    before = sql(reg, "SELECT applied_at FROM schema_version")
+    p = reg.ctl("migrate")
+    assert "schema version 1" in p.stdout
+    assert sql(reg, "SELECT count(*) FROM schema_version") == "1"
+    assert sql(reg, "SELECT applied_at FROM schema_version") == before
+    # Constraints are in the database, not only in C.
+    for bad in ("INSERT INTO users (userid, name) VALUES ('UPPER@x.org', 'x')",
+                "INSERT INTO users (userid, name) VALUES ('a@b.org', '')",
+                "INSERT INTO users (userid, name, role) "
+                "VALUES ('a@b.org', 'x', 'root')"):
+        with pytest.raises(subprocess.CalledProcessError):
+            sql(reg, bad)
+
+
+def test_embedded_cluster(tmpdir_shared):
+    """No --dsn: dirctl creates and runs a private cluster, socket only."""
+    data = os.path.join(tmpdir_shared, "data")
+    ctl = [dirctl_path(), "--data", data]
+    p = run(ctl + ["init", "--domain", "example.net"])
+    assert "database: embedded" in p.stdout
+    assert os.path.exists(os.path.join(data, "pg", "PG_VERSION"))
+    run(ctl + ["user", "add", "zoe@example.net", "--name", "Zoe"])
+    assert "zoe@example.net" in run(ctl + ["user", "list"]).stdout
+    # dirctl stopped the cluster it started: nothing is left running.
+    assert not os.path.exists(os.path.join(data, "pg", "postmaster.pid"))
+    # Socket only: the server was started with no TCP listener.
+    with open(os.path.join(data, "pg", "server.log")) as f:
+        log = f.read()
+    assert "listening on IPv4" not in log and "listening on IPv6" not in log
+    assert "listening on Unix socket" in log
