@@ -182,10 +182,17 @@ char *ca_csr_new_pem(const char *key_pem, const char *userid, const char *cn,
 /* Wipe and free a NUL-terminated secret (NULL is a no-op). */
 void ca_secret_free(char *s);
 
-/* Parse "ec", "p256", "p384", "rsa", "rsa3072", "rsa2048", "ed25519". */
+/*
+ * Parse "ec", "p256", "p384", "rsa", "rsa3072", "rsa2048", "ed25519"
+ * (case-insensitive; "ec" is P-256, "rsa" is RSA 3072).  0 or -1.
+ */
 int ca_keytype_parse(const char *s, enum ca_keytype *kt) CA_WUR;
 
-/* Map a reason name ("keyCompromise", "superseded", ...) to its code; -1. */
+/*
+ * Map a reason name ("keyCompromise", "superseded", ..., case-insensitive)
+ * to its RFC 5280 code, -1 if unknown; ca_reason_name is the inverse and
+ * returns NULL for a code that is not used (7, or out of 0..10).
+ */
 int ca_reason_parse(const char *s);
 const char *ca_reason_name(int code);
 
