@@ -168,6 +168,17 @@ int ca_issue_p12(const struct ca *ca, const struct ca_subject *subj,
 int ca_cert_info(const unsigned char *buf, size_t len,
     struct ca_cert_info *info, struct ca_err *err) CA_WUR;
 
+/* A DER certificate as PEM (new, NUL-terminated; free()). */
+char *ca_der_to_pem(const unsigned char *der, size_t len,
+    struct ca_err *err) CA_WUR;
+
+/*
+ * Check that buf is a well-formed PKCS#12 (DER, with a MAC), without
+ * knowing its passphrase: what the registry can say about a backup.
+ */
+int ca_p12_check(const unsigned char *buf, size_t len, struct ca_err *err)
+    CA_WUR;
+
 /* 1 if cert (PEM or DER) was signed by this CA's key, 0 if not, -1 on error. */
 int ca_cert_is_ours(const struct ca *ca, const unsigned char *buf, size_t len,
     struct ca_err *err) CA_WUR;

@@ -147,3 +147,21 @@ ca_cert_is_ours(const struct ca *ca, const unsigned char *buf, size_t len,
 	X509_free(x);
 	return rv;
 }
+
+char *
+ca_der_to_pem(const unsigned char *der, size_t len, struct ca_err *err)
+{
+	X509 *x;
+	char *pem = NULL;
+	unsigned char *d = NULL;
+	size_t dl;
+
+	ca_err_clear(err);
+	if ((x = ca_x509_parse(der, len, err)) == NULL)
+		return NULL;
+	if (ca_cert_encode(x, &pem, &d, &dl, err) == -1)
+		pem = NULL;
+	free(d);
+	X509_free(x);
+	return pem;
+}

@@ -3,6 +3,7 @@
  * and hands it over, with the certificate and the CA certificate, in a
  * passphrase-protected PKCS#12 file.
  */
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -84,5 +85,38 @@ ca_issue_p12(const struct ca *ca, const struct ca_subject *subj,
 	sk_X509_free(chain);
 	X509_free(x);
 	EVP_PKEY_free(key);
+	return rv;
+}
+
+/*
+ * A backup is stored as given; this only makes sure it is one PKCS#12
+ * structure, exactly the bytes given, protected by a MAC.
+ */
+int
+ca_p12_check(const unsigned char *buf, size_t len, struct ca_err *err)
+{
+	const unsigned char *p = buf;
+	PKCS12 *p12;
+	int rv = -1;
+
+	ca_err_clear(err);
+	if (len == 0 || len > 16 * 1024 * 1024 || len > (size_t)LONG_MAX) {
+		ca_err_set(err, CA_ERR_INVALID, "the PKCS#12 is empty or too "
+		    "large");
+		return -1;
+	}
+	if ((p12 = d2i_PKCS12(NULL, &p, (long)len)) == NULL) {
+		ca_err_set(err, CA_ERR_INVALID, "not a PKCS#12 file (DER)");
+		return -1;
+	}
+	if ((size_t)(p - buf) != len)
+		ca_err_set(err, CA_ERR_INVALID, "trailing data after the "
+		    "PKCS#12 structure");
+	else if (!PKCS12_mac_present(p12))
+		ca_err_set(err, CA_ERR_INVALID, "the PKCS#12 has no MAC; export "
+		    "it with a passphrase");
+	else
+		rv = 0;
+	PKCS12_free(p12);
 	return rv;
 }

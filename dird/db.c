@@ -23,6 +23,7 @@
 enum stmt {
 	S_USER_ADD,
 	S_USER_GET,
+	S_USER_BY_ID,
 	S_USER_LIST,
 	S_USER_ENABLE,
 	S_USER_SETPW,
@@ -76,6 +77,7 @@ static const struct {
 			 "RETURNING id",
 	    5 },
 	[S_USER_GET] = { "SELECT " USER_COLS "FROM users WHERE userid = $1", 1 },
+	[S_USER_BY_ID] = { "SELECT " USER_COLS "FROM users WHERE id = $1", 1 },
 	[S_USER_LIST] = { "SELECT " USER_COLS "FROM users ORDER BY userid", 0 },
 	[S_USER_ENABLE] = { "UPDATE users SET enabled = $2, updated_at = now() "
 			    "WHERE userid = $1",
@@ -277,6 +279,14 @@ db_prepare_all(struct db *db, struct db_err *err)
 	return 0;
 }
 
+/* Server NOTICEs ("relation already exists, skipping") are not ours. */
+static void
+db_notice(void *arg, const char *msg)
+{
+	(void)arg;
+	(void)msg;
+}
+
 static int
 db_open_conn(struct db *db, struct db_err *err)
 {
@@ -292,6 +302,7 @@ db_open_conn(struct db *db, struct db_err *err)
 			    PQerrorMessage(db->conn));
 		return -1;
 	}
+	PQsetNoticeProcessor(db->conn, db_notice, NULL);
 	return 0;
 }
 
@@ -748,6 +759,27 @@ db_user_get(struct db *db, const char *userid, struct db_user *u,
 	if (PQntuples(res) != 1) {
 		PQclear(res);
 		db_seterr(err, DB_ERR_NOTFOUND, "no user %s", userid);
+		return -1;
+	}
+	row_user(res, 0, u);
+	PQclear(res);
+	return 0;
+}
+
+int
+db_user_by_id(struct db *db, int64_t id, struct db_user *u, struct db_err *err)
+{
+	char idbuf[24];
+	const char *v[1] = { idbuf };
+	PGresult *res;
+
+	snprintf(idbuf, sizeof(idbuf), "%" PRId64, id);
+	if ((res = db_exec(db, S_USER_BY_ID, v, NULL, 0, PGRES_TUPLES_OK,
+		 err)) == NULL)
+		return -1;
+	if (PQntuples(res) != 1) {
+		PQclear(res);
+		db_seterr(err, DB_ERR_NOTFOUND, "no user with id %" PRId64, id);
 		return -1;
 	}
 	row_user(res, 0, u);

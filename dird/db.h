@@ -102,6 +102,8 @@ int db_user_add(struct db *db, const char *userid, const char *name,
     int64_t *id, struct db_err *err) DB_WUR;
 int db_user_get(struct db *db, const char *userid, struct db_user *u,
     struct db_err *err) DB_WUR;
+int db_user_by_id(struct db *db, int64_t id, struct db_user *u,
+    struct db_err *err) DB_WUR;
 int db_user_list(struct db *db, int (*cb)(const struct db_user *, void *),
     void *arg, struct db_err *err) DB_WUR;
 int db_user_set_enabled(struct db *db, const char *userid, int enabled,

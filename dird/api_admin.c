@@ -1,0 +1,322 @@
+/*
+ * api_admin.c - revocation (own certificate or admin) and the admin
+ * endpoints: users, enrolment codes, server-side key generation.
+ */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+
+#include "api.h"
+#include "irp.h"
+
+/* Serials as stored: lower-case hex without leading zeros. */
+static int
+norm_serial(const char *in, char *out, size_t len)
+{
+	size_t i = 0, j = 0;
+
+	if (*in == '\0' || strlen(in) > 40)
+		return -1;
+	for (i = 0; in[i] != '\0'; i++)
+		if (!isxdigit((unsigned char)in[i]))
+			return -1;
+	i = 0;
+	while (in[i] == '0' && in[i + 1] != '\0')
+		i++;
+	for (; in[i] != '\0' && j + 1 < len; i++)
+		out[j++] = (char)tolower((unsigned char)in[i]);
+	out[j] = '\0';
+	return 0;
+}
+
+/* Whose certificate is serial?  (the user id, or -1 with resp) */
+struct owner {
+	char userid[DB_USERID_MAX];
+};
+
+static int
+owner_cb(const struct db_cert *c, void *arg)
+{
+	struct owner *o = arg;
+
+	snprintf(o->userid, sizeof(o->userid), "%s", c->userid);
+	return 0;
+}
+
+void
+api_revoke(struct http_req *req, struct http_resp *resp)
+{
+	static const char *const keys[] = { "reason", NULL };
+	char serial[DB_SERIAL_MAX];
+	struct owner o = { "" };
+	struct db_err de;
+	struct reg_err e;
+	const char *reason_s;
+	int reason = 0;
+
+	if (api_only_keys(req->json, keys, resp) == -1)
+		return;
+	reason_s = api_string(req->json, "reason", 64, 0, resp);
+	if (reason_s == NULL && resp->status != 0)
+		return;
+	if (reason_s != NULL && (reason = ca_reason_parse(reason_s)) < 0) {
+		http_error(resp, 400, "invalid_reason",
+		    "unknown revocation reason \"%.64s\"", reason_s);
+		return;
+	}
+	if (norm_serial(req->param, serial, sizeof(serial)) == -1) {
+		http_error(resp, 400, "invalid_serial",
+		    "a serial is 1 to 40 hex digits");
+		return;
+	}
+	if (db_cert_get(req->db, ca_fingerprint(req->env->reg->ca), serial,
+		owner_cb, &o, &de) == -1) {
+		if (de.code == DB_ERR_NOTFOUND)
+			http_error(resp, 404, "unknown_certificate",
+			    "no certificate with serial %s", serial);
+		else
+			http_db_error(resp, &de);
+		return;
+	}
+	if (strcmp(o.userid, req->who.user.userid) != 0 &&
+	    !req->who.user.is_admin) {
+		http_error(resp, 403, "forbidden",
+		    "you may only revoke your own certificates");
+		return;
+	}
+	if (reg_revoke(req->env->reg, req->db, serial, reason,
+		req->who.user.userid, req->source[0] ? req->source : NULL,
+		&e) == -1) {
+		http_reg_error(resp, &e);
+		return;
+	}
+	http_json(resp, 200, json_pack("{s:s,s:s,s:s}", "serial", serial,
+				 "status", "revoked", "reason",
+				 ca_reason_name(reason) ? ca_reason_name(reason) :
+							  "unspecified"));
+}
+
+static int
+user_json(const struct db_user *u, void *arg)
+{
+	char t[32];
+
+	http_time(u->created_at, t, sizeof(t));
+	json_array_append_new(arg, json_pack("{s:s,s:s,s:s?,s:s,s:b,s:s}",
+				       "userid", u->userid, "name", u->name,
+				       "email", u->email[0] ? u->email : NULL,
+				       "role", u->is_admin ? "admin" : "user",
+				       "enabled", u->enabled, "created_at", t));
+	return 0;
+}
+
+void
+api_admin_users(struct http_req *req, struct http_resp *resp)
+{
+	json_t *arr = json_array();
+	struct db_err de;
+
+	if (db_user_list(req->db, user_json, arr, &de) == -1) {
+		json_decref(arr);
+		http_db_error(resp, &de);
+		return;
+	}
+	http_json(resp, 200, json_pack("{s:o}", "users", arr));
+}
+
+void
+api_admin_user_add(struct http_req *req, struct http_resp *resp)
+{
+	static const char *const keys[] = { "userid", "name", "email", "role",
+		"password", NULL };
+	char userid[IRP_USERID_MAX + 1], hash[REG_PWHASH_MAX] = "";
+	const char *uid, *name, *email, *role, *pw, *why;
+	struct db_err de;
+	struct reg_err e;
+	json_t *out;
+
+	if (api_only_keys(req->json, keys, resp) == -1 ||
+	    (uid = api_string(req->json, "userid", 254, 1, resp)) == NULL ||
+	    (name = api_string(req->json, "name", 64, 1, resp)) == NULL)
+		return;
+	email = api_string(req->json, "email", 128, 0, resp);
+	if (resp->status)
+		return;
+	role = api_string(req->json, "role", 16, 0, resp);
+	if (resp->status)
+		return;
+	pw = api_string(req->json, "password", 1024, 0, resp);
+	if (resp->status)
+		return;
+	if (irp_userid_normalize(uid, userid, sizeof(userid), &why) == -1) {
+		http_error(resp, 400, "invalid_userid", "%s", why);
+		return;
+	}
+	if (*name == '\0') {
+		http_error(resp, 400, "invalid_value", "the name is empty");
+		return;
+	}
+	if (role != NULL && strcmp(role, "user") && strcmp(role, "admin")) {
+		http_error(resp, 400, "invalid_value",
+		    "role is \"user\" or \"admin\"");
+		return;
+	}
+	if (pw != NULL && reg_password_hash(pw, hash, sizeof(hash), &e) == -1) {
+		http_reg_error(resp, &e);
+		return;
+	}
+	if (api_begin(req, resp) == -1)
+		goto out;
+	if (db_user_add(req->db, userid, name, email,
+		role != NULL && strcmp(role, "admin") == 0,
+		hash[0] ? hash : NULL, NULL, &de) == -1) {
+		db_rollback(req->db);
+		http_db_error(resp, &de);
+		goto out;
+	}
+	if (api_audit(req, "admin.user_add", userid, NULL,
+		role ? role : "user", resp) == -1 ||
+	    api_commit(req, resp) == -1) {
+		db_rollback(req->db);
+		goto out;
+	}
+	out = json_pack("{s:s,s:s,s:s?,s:s}", "userid", userid, "name", name,
+	    "email", email, "role", role ? role : "user");
+	snprintf(resp->location, sizeof(resp->location), "/v1/users/%s",
+	    userid);
+	http_json(resp, 201, out);
+out:
+	OPENSSL_cleanse(hash, sizeof(hash));
+}
+
+static int
+param_userid(struct http_req *req, char *userid, size_t len,
+    struct http_resp *resp)
+{
+	const char *why;
+
+	if (irp_userid_normalize(req->param, userid, len, &why) == -1) {
+		http_error(resp, 400, "invalid_userid", "%s", why);
+		return -1;
+	}
+	return 0;
+}
+
+static void
+set_enabled(struct http_req *req, struct http_resp *resp, int enabled)
+{
+	char userid[IRP_USERID_MAX + 1];
+	struct db_err de;
+
+	if (param_userid(req, userid, sizeof(userid), resp) == -1 ||
+	    api_begin(req, resp) == -1)
+		return;
+	if (db_user_set_enabled(req->db, userid, enabled, &de) == -1) {
+		db_rollback(req->db);
+		if (de.code == DB_ERR_NOTFOUND)
+			http_error(resp, 404, "unknown_user",
+			    "there is no user %s", userid);
+		else
+			http_db_error(resp, &de);
+		return;
+	}
+	if (api_audit(req, enabled ? "admin.user_enable" : "admin.user_disable",
+		userid, NULL, NULL, resp) == -1 ||
+	    api_commit(req, resp) == -1) {
+		db_rollback(req->db);
+		return;
+	}
+	http_json(resp, 200, json_pack("{s:s,s:b}", "userid", userid,
+				 "enabled", enabled));
+}
+
+void
+api_admin_user_disable(struct http_req *req, struct http_resp *resp)
+{
+	set_enabled(req, resp, 0);
+}
+
+void
+api_admin_user_enable(struct http_req *req, struct http_resp *resp)
+{
+	set_enabled(req, resp, 1);
+}
+
+void
+api_admin_code(struct http_req *req, struct http_resp *resp)
+{
+	static const char *const keys[] = { "ttl", NULL };
+	char userid[IRP_USERID_MAX + 1], code[REG_CODE_LEN + 1], exp[32];
+	struct reg_err e;
+	json_t *t;
+	int ttl = 0;
+
+	if (param_userid(req, userid, sizeof(userid), resp) == -1 ||
+	    api_only_keys(req->json, keys, resp) == -1)
+		return;
+	if ((t = json_object_get(req->json, "ttl")) != NULL) {
+		if (!json_is_integer(t) || json_integer_value(t) < 60 ||
+		    json_integer_value(t) > 30 * 86400) {
+			http_error(resp, 400, "invalid_value",
+			    "ttl is an integer from 60 to 2592000 seconds");
+			return;
+		}
+		ttl = (int)json_integer_value(t);
+	}
+	if (ttl == 0)
+		ttl = req->env->reg->conf.code_ttl;
+	if (api_begin(req, resp) == -1)
+		return;
+	if (reg_code_new(req->env->reg, req->db, userid, ttl,
+		req->who.user.userid, code, &e) == -1) {
+		db_rollback(req->db);
+		http_reg_error(resp, &e);
+		return;
+	}
+	if (api_commit(req, resp) == 0) {
+		http_time(time(NULL) + ttl, exp, sizeof(exp));
+		http_json(resp, 201, json_pack("{s:s,s:s,s:s}", "userid", userid,
+					 "code", code, "expires_at", exp));
+	}
+	OPENSSL_cleanse(code, sizeof(code));
+}
+
+/* Centralized PKI: the server makes the key and returns a PKCS#12. */
+void
+api_admin_p12(struct http_req *req, struct http_resp *resp)
+{
+	static const char *const keys[] = { "passphrase", NULL };
+	char userid[IRP_USERID_MAX + 1];
+	const char *pass;
+	unsigned char *p12 = NULL;
+	size_t len = 0;
+	struct ca_issued is;
+	struct reg_err e;
+
+	if (param_userid(req, userid, sizeof(userid), resp) == -1 ||
+	    api_only_keys(req->json, keys, resp) == -1 ||
+	    (pass = api_string(req->json, "passphrase", 1024, 1, resp)) == NULL)
+		return;
+	if (strlen(pass) < 8) {
+		http_error(resp, 400, "weak_passphrase",
+		    "the passphrase needs at least 8 characters");
+		return;
+	}
+	if (api_begin(req, resp) == -1)
+		return;
+	if (reg_issue_p12(req->env->reg, req->db, userid, pass,
+		req->who.user.userid, req->source[0] ? req->source : NULL,
+		&p12, &len, &is, &e) == -1) {
+		db_rollback(req->db);
+		http_reg_error(resp, &e);
+		return;
+	}
+	if (api_commit(req, resp) == 0)
+		http_blob(resp, 201, "application/x-pkcs12", p12, len);
+	OPENSSL_cleanse(p12, len);
+	free(p12);
+	ca_issued_clear(&is);
+}

@@ -1,0 +1,62 @@
+/*
+ * api_enroll.c - a first certificate (code or password) and renewals.
+ */
+#include <string.h>
+
+#include "api.h"
+
+#define CSR_MAX 16384
+
+/* Issue for req->who.user inside the open transaction; commit; reply. */
+static void
+issue_and_reply(struct http_req *req, const char *action,
+    struct http_resp *resp)
+{
+	static const char *const keys[] = { "csr", NULL };
+	struct ca_issued is;
+	struct reg_err e;
+	const char *csr;
+
+	if (api_only_keys(req->json, keys, resp) == -1 ||
+	    (csr = api_string(req->json, "csr", CSR_MAX, 1, resp)) == NULL) {
+		db_rollback(req->db);
+		return;
+	}
+	if (reg_issue(req->env->reg, req->db, req->who.user.userid, csr,
+		strlen(csr), req->who.user.userid, action,
+		req->source[0] ? req->source : NULL, &is, &e) == -1) {
+		db_rollback(req->db);
+		http_reg_error(resp, &e);
+		return;
+	}
+	if (api_commit(req, resp) == 0)
+		http_json(resp, 201, api_issued_json(req, &is));
+	ca_issued_clear(&is);
+}
+
+void
+api_enroll(struct http_req *req, struct http_resp *resp)
+{
+	/*
+	 * The code is consumed in the same transaction as the issue: a bad
+	 * CSR rolls back and leaves the code usable.
+	 */
+	if (api_begin(req, resp) == -1)
+		return;
+	if (auth_secret(req->env->auth, req,
+		AUTH_ALLOW_CODE | AUTH_ALLOW_PASSWORD, resp) == -1) {
+		db_rollback(req->db);
+		return;
+	}
+	issue_and_reply(req, req->who.kind == AUTH_CODE ? "enroll.code" :
+							  "enroll.password",
+	    resp);
+}
+
+void
+api_renew(struct http_req *req, struct http_resp *resp)
+{
+	if (api_begin(req, resp) == -1)
+		return;
+	issue_and_reply(req, "renew", resp);
+}

@@ -1,0 +1,307 @@
+/*
+ * api_me.c - the caller's own record, its addresses, and lookups.
+ */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "api.h"
+#include "irp.h"
+
+static json_t *
+time_json(time_t t)
+{
+	char buf[32];
+
+	http_time(t, buf, sizeof(buf));
+	return json_string(buf);
+}
+
+static int
+cert_json(const struct db_cert *c, void *arg)
+{
+	json_t *arr = arg;
+	const char *status = c->revoked ? "revoked" :
+	    (c->not_after <= time(NULL) ? "expired" : "valid");
+
+	json_array_append_new(arr, json_pack("{s:s,s:s,s:o,s:o,s:s}", "serial",
+				       c->serial, "fingerprint", c->fingerprint,
+				       "not_before", time_json(c->not_before),
+				       "not_after", time_json(c->not_after),
+				       "status", status));
+	return 0;
+}
+
+static json_t *
+addr_json(const struct db_lookup_row *r)
+{
+	return json_pack("{s:s,s:i,s:s,s:o,s:o}", "ip", r->ip, "port", r->port,
+	    "kind", r->observed ? "observed" : "declared", "updated_at",
+	    time_json(r->updated_at), "expires_at", time_json(r->expires_at));
+}
+
+/* Collects the caller's own certificate's addresses out of a lookup. */
+struct own_addrs {
+	const char *serial;
+	json_t *arr;
+};
+
+static int
+own_addr(const struct db_lookup_row *r, void *arg)
+{
+	struct own_addrs *o = arg;
+
+	if (r->has_addr && strcmp(r->serial, o->serial) == 0)
+		json_array_append_new(o->arr, addr_json(r));
+	return 0;
+}
+
+void
+api_me(struct http_req *req, struct http_resp *resp)
+{
+	const struct db_user *u = &req->who.user;
+	struct own_addrs o = { req->who.serial, json_array() };
+	json_t *certs = json_array();
+	struct db_err de;
+
+	if (db_cert_list(req->db, u->userid, cert_json, certs, &de) == -1 ||
+	    db_lookup(req->db, u->id, own_addr, &o, &de) == -1) {
+		json_decref(certs);
+		json_decref(o.arr);
+		http_db_error(resp, &de);
+		return;
+	}
+	http_json(resp, 200, json_pack("{s:s,s:s,s:s?,s:s,s:s,s:o,s:o}",
+				 "userid", u->userid, "name", u->name, "email",
+				 u->email[0] ? u->email : NULL, "role",
+				 u->is_admin ? "admin" : "user", "serial",
+				 req->who.serial, "certificates", certs,
+				 "addresses", o.arr));
+}
+
+/*
+ * An IP literal as users write them: IPv4 dotted quad or IPv6, no zone,
+ * no prefix.  Written back in canonical form.
+ */
+static int
+parse_ip(const char *s, char *out, size_t len)
+{
+	unsigned char buf[16];
+
+	if (strlen(s) >= 64)
+		return -1;
+	if (inet_pton(AF_INET, s, buf) == 1)
+		return inet_ntop(AF_INET, buf, out, (socklen_t)len) ? 0 : -1;
+	if (inet_pton(AF_INET6, s, buf) == 1) {
+		if (IN6_IS_ADDR_V4MAPPED((struct in6_addr *)buf))
+			return inet_ntop(AF_INET, buf + 12, out,
+				   (socklen_t)len) ? 0 : -1;
+		return inet_ntop(AF_INET6, buf, out, (socklen_t)len) ? 0 : -1;
+	}
+	return -1;
+}
+
+/* Validate {"addresses":[...],"ttl":N} into addrs; 0 or -1 with resp. */
+static int
+parse_addresses(struct http_req *req, struct db_addr *addrs, size_t *n,
+    int *ttl, struct http_resp *resp)
+{
+	static const char *const top[] = { "addresses", "ttl", NULL };
+	static const char *const item[] = { "ip", "port", NULL };
+	const struct conf *c = &req->env->reg->conf;
+	json_t *arr, *v, *ip, *port, *t;
+	size_t i;
+
+	if (api_only_keys(req->json, top, resp) == -1)
+		return -1;
+	arr = json_object_get(req->json, "addresses");
+	if (!json_is_array(arr)) {
+		http_error(resp, 400, arr ? "wrong_type" : "missing_field",
+		    "\"addresses\" must be an array of {\"ip\",\"port\"}");
+		return -1;
+	}
+	if (json_array_size(arr) < 1 || json_array_size(arr) > IRP_ADDR_MAX) {
+		http_error(resp, 400, "too_many_addresses",
+		    "give 1 to %d addresses, not %zu", IRP_ADDR_MAX,
+		    json_array_size(arr));
+		return -1;
+	}
+	json_array_foreach(arr, i, v) {
+		if (!json_is_object(v) || api_only_keys(v, item, resp) == -1) {
+			if (json_is_object(v))
+				return -1;
+			http_error(resp, 400, "wrong_type",
+			    "address %zu must be an object", i);
+			return -1;
+		}
+		ip = json_object_get(v, "ip");
+		port = json_object_get(v, "port");
+		if (!json_is_string(ip) || !json_is_integer(port)) {
+			http_error(resp, 400, "wrong_type",
+			    "address %zu needs \"ip\" (string) and \"port\" "
+			    "(integer)", i);
+			return -1;
+		}
+		if (json_string_length(ip) != strlen(json_string_value(ip)) ||
+		    parse_ip(json_string_value(ip), addrs[i].ip,
+			sizeof(addrs[i].ip)) == -1) {
+			http_error(resp, 400, "invalid_address",
+			    "address %zu: \"%.64s\" is not an IPv4 or IPv6 "
+			    "address", i, json_string_value(ip));
+			return -1;
+		}
+		if (json_integer_value(port) < 1 ||
+		    json_integer_value(port) > 65535) {
+			http_error(resp, 400, "invalid_port",
+			    "address %zu: port %" JSON_INTEGER_FORMAT
+			    " is not in 1-65535", i, json_integer_value(port));
+			return -1;
+		}
+		addrs[i].port = (int)json_integer_value(port);
+		addrs[i].observed = 0;
+	}
+	*n = json_array_size(arr);
+	*ttl = c->ttl_default;
+	if ((t = json_object_get(req->json, "ttl")) != NULL) {
+		if (!json_is_integer(t)) {
+			http_error(resp, 400, "wrong_type",
+			    "\"ttl\" must be an integer number of seconds");
+			return -1;
+		}
+		/* Clamped, not refused: the server decides its range. */
+		if (json_integer_value(t) < c->ttl_min)
+			*ttl = c->ttl_min;
+		else if (json_integer_value(t) > c->ttl_max)
+			*ttl = c->ttl_max;
+		else
+			*ttl = (int)json_integer_value(t);
+	}
+	return 0;
+}
+
+void
+api_addr_put(struct http_req *req, struct http_resp *resp)
+{
+	struct db_addr addrs[IRP_ADDR_MAX + 1];
+	struct db_err de;
+	json_t *out;
+	time_t exp;
+	size_t n, i;
+	int ttl;
+
+	if (parse_addresses(req, addrs, &n, &ttl, resp) == -1)
+		return;
+	/* The address the request came from, beside the declared ones. */
+	if (req->source[0] != '\0' &&
+	    parse_ip(req->source, addrs[n].ip, sizeof(addrs[n].ip)) == 0) {
+		addrs[n].port = addrs[0].port;
+		addrs[n].observed = 1;
+		n++;
+	}
+	if (db_addr_replace(req->db, req->who.cert_id, req->who.user.id, addrs,
+		n, ttl, &exp, &de) == -1) {
+		http_db_error(resp, &de);
+		return;
+	}
+	out = json_array();
+	for (i = 0; i < n; i++)
+		json_array_append_new(out, json_pack("{s:s,s:i,s:s}", "ip",
+					       addrs[i].ip, "port",
+					       addrs[i].port, "kind",
+					       addrs[i].observed ? "observed" :
+								   "declared"));
+	http_json(resp, 200, json_pack("{s:o,s:i,s:o}", "addresses", out,
+				 "ttl", ttl, "expires_at", time_json(exp)));
+}
+
+void
+api_addr_del(struct http_req *req, struct http_resp *resp)
+{
+	struct db_err de;
+	long n;
+
+	if (db_addr_delete(req->db, req->who.cert_id, &n, &de) == -1) {
+		http_db_error(resp, &de);
+		return;
+	}
+	http_json(resp, 200, json_pack("{s:I}", "deleted", (json_int_t)n));
+}
+
+/* Group lookup rows (one per certificate x address) into devices. */
+struct devices {
+	json_t *arr;
+	json_t *cur;
+	char serial[DB_SERIAL_MAX];
+	int online;
+	int failed;
+};
+
+static int
+device_row(const struct db_lookup_row *r, void *arg)
+{
+	struct devices *d = arg;
+	struct ca_err ce;
+	char *pem;
+
+	if (d->cur == NULL || strcmp(d->serial, r->serial) != 0) {
+		if ((pem = ca_der_to_pem(r->der, r->der_len, &ce)) == NULL) {
+			d->failed = 1;
+			return -1;
+		}
+		d->cur = json_pack("{s:s,s:s,s:s,s:o,s:[]}", "serial",
+		    r->serial, "fingerprint", r->fingerprint, "certificate",
+		    pem, "not_after", time_json(r->not_after), "addresses");
+		free(pem);
+		json_array_append_new(d->arr, d->cur);
+		snprintf(d->serial, sizeof(d->serial), "%s", r->serial);
+	}
+	if (r->has_addr) {
+		json_array_append_new(json_object_get(d->cur, "addresses"),
+		    addr_json(r));
+		d->online = 1;
+	}
+	return 0;
+}
+
+void
+api_user_get(struct http_req *req, struct http_resp *resp)
+{
+	char userid[IRP_USERID_MAX + 1];
+	struct devices d = { json_array(), NULL, "", 0, 0 };
+	struct db_user u;
+	struct db_err de;
+	const char *why;
+
+	if (irp_userid_normalize(req->param, userid, sizeof(userid),
+		&why) == -1) {
+		json_decref(d.arr);
+		http_error(resp, 400, "invalid_userid", "%s", why);
+		return;
+	}
+	if (db_user_get(req->db, userid, &u, &de) == -1 || !u.enabled) {
+		json_decref(d.arr);
+		if (de.code == DB_ERR_UNAVAILABLE || de.code == DB_ERR_INTERNAL)
+			http_db_error(resp, &de);
+		else
+			http_error(resp, 404, "unknown_user",
+			    "there is no user %s here", userid);
+		return;
+	}
+	if (db_lookup(req->db, u.id, device_row, &d, &de) == -1) {
+		json_decref(d.arr);
+		if (d.failed)
+			http_error(resp, 500, "internal_error",
+			    "out of memory");
+		else
+			http_db_error(resp, &de);
+		return;
+	}
+	http_json(resp, 200, json_pack("{s:s,s:s,s:s?,s:b,s:o}", "userid",
+				 u.userid, "name", u.name, "email",
+				 u.email[0] ? u.email : NULL, "online",
+				 d.online, "devices", d.arr));
+}

@@ -1,0 +1,334 @@
+/*
+ * auth.c - certificate, code and password authentication, and the
+ * limiter of failed attempts.
+ *
+ * The limiter is a fixed table of slots keyed by a hash of "src:ADDR" or
+ * "user:USERID", each counting failures in a window.  A collision shares
+ * a slot, which can only make the limit stricter.  It lives in this
+ * process: several dird instances each keep their own.
+ */
+#include <ctype.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+
+#include "auth.h"
+#include "http.h"
+#include "irp.h"
+#include "reg.h"
+
+#define AUTH_SLOTS 4096
+
+struct slot {
+	uint64_t key;
+	time_t window_start;
+	int failures;
+};
+
+struct auth {
+	pthread_mutex_t lock;
+	int max;
+	int window;
+	struct slot slots[AUTH_SLOTS];
+};
+
+struct auth *
+auth_new(const struct conf *c)
+{
+	struct auth *a;
+
+	if ((a = calloc(1, sizeof(*a))) == NULL)
+		return NULL;
+	pthread_mutex_init(&a->lock, NULL);
+	a->max = c->auth_fail_max;
+	a->window = c->auth_fail_window;
+	return a;
+}
+
+void
+auth_free(struct auth *a)
+{
+	if (a == NULL)
+		return;
+	pthread_mutex_destroy(&a->lock);
+	free(a);
+}
+
+/* FNV-1a over "kind:value"; never 0 (0 marks an empty slot). */
+static uint64_t
+limit_key(const char *kind, const char *value)
+{
+	uint64_t h = 1469598103934665603ULL;
+	const char *p;
+
+	for (p = kind; *p; p++)
+		h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+	h = (h ^ ':') * 1099511628211ULL;
+	for (p = value; *p; p++)
+		h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+	return h ? h : 1;
+}
+
+static struct slot *
+slot_for(struct auth *a, uint64_t key, time_t now)
+{
+	struct slot *s = &a->slots[key % AUTH_SLOTS];
+
+	if (s->key != key || now - s->window_start >= a->window) {
+		s->key = key;
+		s->window_start = now;
+		s->failures = 0;
+	}
+	return s;
+}
+
+/* 1 when key is over its limit now. */
+static int
+limited(struct auth *a, const char *kind, const char *value)
+{
+	uint64_t key = limit_key(kind, value);
+	struct slot *s;
+	int over;
+
+	pthread_mutex_lock(&a->lock);
+	s = &a->slots[key % AUTH_SLOTS];
+	over = s->key == key && time(NULL) - s->window_start < a->window &&
+	    s->failures >= a->max;
+	pthread_mutex_unlock(&a->lock);
+	return over;
+}
+
+static void
+record_failure(struct auth *a, const char *kind, const char *value)
+{
+	pthread_mutex_lock(&a->lock);
+	slot_for(a, limit_key(kind, value), time(NULL))->failures++;
+	pthread_mutex_unlock(&a->lock);
+}
+
+int
+auth_has_secret(const struct http_req *req)
+{
+	return req->authorization != NULL && *req->authorization != '\0';
+}
+
+int
+auth_cert(struct auth *a, struct http_req *req, struct http_resp *resp)
+{
+	struct ca_cert_info info;
+	struct ca_err ce;
+	struct db_auth da;
+	struct db_err de;
+
+	(void)a;
+	if (req->peer_der == NULL) {
+		http_error(resp, 401, "certificate_required",
+		    "this request needs a client certificate issued by this "
+		    "registry");
+		goto fail;
+	}
+	if (!req->peer_verified) {
+		http_error(resp, 401, "certificate_untrusted",
+		    "the client certificate was not issued by this registry's "
+		    "CA, or is not valid for client authentication");
+		goto fail;
+	}
+	if (ca_cert_info(req->peer_der, req->peer_der_len, &info, &ce) == -1) {
+		http_error(resp, 401, "certificate_untrusted",
+		    "the client certificate can not be read");
+		goto fail;
+	}
+	if (db_auth_cert(req->db, ca_fingerprint(req->env->reg->ca),
+		info.serial, &da, &de) == -1) {
+		if (de.code != DB_ERR_NOTFOUND) {
+			http_db_error(resp, &de);
+			return -1;
+		}
+		http_error(resp, 401, "certificate_unknown",
+		    "the client certificate is not registered here");
+		goto fail;
+	}
+	if (da.revoked) {
+		http_error(resp, 401, "certificate_revoked",
+		    "the client certificate has been revoked");
+		goto fail;
+	}
+	if (da.not_after <= time(NULL) || info.not_after <= time(NULL)) {
+		http_error(resp, 401, "certificate_expired",
+		    "the client certificate has expired; renew or enrol again");
+		goto fail;
+	}
+	if (!da.user.enabled) {
+		http_error(resp, 401, "user_disabled",
+		    "the account %s is disabled", da.user.userid);
+		goto fail;
+	}
+	req->who.kind = AUTH_CERT;
+	req->who.user = da.user;
+	req->who.cert_id = da.cert_id;
+	memcpy(req->who.serial, info.serial, sizeof(req->who.serial));
+	memcpy(req->who.fingerprint, info.fingerprint,
+	    sizeof(req->who.fingerprint));
+	return 0;
+fail:
+	metrics_auth_failure(req->env->metrics);
+	return -1;
+}
+
+static int
+too_many(struct http_resp *resp)
+{
+	http_error(resp, 429, "rate_limited",
+	    "too many failed attempts; wait a few minutes and try again");
+	return -1;
+}
+
+static int
+auth_code(struct auth *a, struct http_req *req, const char *code,
+    struct http_resp *resp)
+{
+	unsigned char hash[32];
+	struct db_err de;
+	int64_t uid;
+	int rv;
+
+	reg_code_hash(code, hash);
+	rv = db_code_consume(req->db, hash, &uid, &de);
+	OPENSSL_cleanse(hash, sizeof(hash));
+	if (rv == -1) {
+		if (de.code != DB_ERR_NOTFOUND) {
+			http_db_error(resp, &de);
+			return -1;
+		}
+		record_failure(a, "src", req->source);
+		metrics_auth_failure(req->env->metrics);
+		http_error(resp, 401, "invalid_code",
+		    "the enrolment code is unknown, already used or expired");
+		return -1;
+	}
+	{
+		struct db_user u;
+
+		if (db_user_by_id(req->db, uid, &u, &de) == -1) {
+			http_db_error(resp, &de);
+			return -1;
+		}
+		if (!u.enabled) {
+			http_error(resp, 401, "user_disabled",
+			    "the account %s is disabled", u.userid);
+			return -1;
+		}
+		req->who.kind = AUTH_CODE;
+		req->who.user = u;
+	}
+	return 0;
+}
+
+static int
+auth_password(struct auth *a, struct http_req *req, const char *b64,
+    struct http_resp *resp)
+{
+	unsigned char raw[512 + 4];
+	char userid[IRP_USERID_MAX + 1], hash[REG_PWHASH_MAX];
+	const char *why, *pw;
+	struct db_user u;
+	struct db_err de;
+	size_t n = strlen(b64);
+	int len, ok;
+	char *colon;
+
+	if (n == 0 || n > 512 || n % 4 != 0 ||
+	    (len = EVP_DecodeBlock(raw, (const unsigned char *)b64,
+		 (int)n)) < 0) {
+		http_error(resp, 401, "bad_credentials",
+		    "malformed Basic authorization");
+		return -1;
+	}
+	/* EVP_DecodeBlock counts the padding as data. */
+	while (n > 0 && b64[--n] == '=')
+		len--;
+	raw[len] = '\0';
+	if (memchr(raw, '\0', (size_t)len) != NULL ||
+	    (colon = strchr((char *)raw, ':')) == NULL) {
+		OPENSSL_cleanse(raw, sizeof(raw));
+		http_error(resp, 401, "bad_credentials",
+		    "malformed Basic authorization");
+		return -1;
+	}
+	*colon = '\0';
+	pw = colon + 1;
+	if (irp_userid_normalize((char *)raw, userid, sizeof(userid),
+		&why) == -1) {
+		OPENSSL_cleanse(raw, sizeof(raw));
+		record_failure(a, "src", req->source);
+		http_error(resp, 401, "bad_credentials", "wrong user or password");
+		return -1;
+	}
+	if (limited(a, "user", userid)) {
+		OPENSSL_cleanse(raw, sizeof(raw));
+		return too_many(resp);
+	}
+	if (db_user_password(req->db, userid, hash, sizeof(hash), &de) == -1 &&
+	    de.code != DB_ERR_NOTFOUND) {
+		OPENSSL_cleanse(raw, sizeof(raw));
+		http_db_error(resp, &de);
+		return -1;
+	}
+	if (de.code == DB_ERR_NOTFOUND)
+		hash[0] = '\0';
+	ok = reg_password_verify(hash, pw);
+	OPENSSL_cleanse(raw, sizeof(raw));
+	OPENSSL_cleanse(hash, sizeof(hash));
+	if (!ok || db_user_get(req->db, userid, &u, &de) == -1 || !u.enabled) {
+		record_failure(a, "src", req->source);
+		record_failure(a, "user", userid);
+		metrics_auth_failure(req->env->metrics);
+		http_error(resp, 401, "bad_credentials", "wrong user or password");
+		return -1;
+	}
+	req->who.kind = AUTH_PASSWORD;
+	req->who.user = u;
+	return 0;
+}
+
+int
+auth_secret(struct auth *a, struct http_req *req, int allow,
+    struct http_resp *resp)
+{
+	const char *h = req->authorization;
+
+	if (limited(a, "src", req->source))
+		return too_many(resp);
+	if (h == NULL || *h == '\0') {
+		http_error(resp, 401, "credentials_required",
+		    "give an enrolment code (Authorization: Bearer CODE) or a "
+		    "password (HTTP Basic)");
+		return -1;
+	}
+	if ((allow & AUTH_ALLOW_CODE) && strncasecmp(h, "Bearer ", 7) == 0) {
+		h += 7;
+		while (*h == ' ')
+			h++;
+		if (strlen(h) > 64) {
+			http_error(resp, 401, "invalid_code",
+			    "the enrolment code is unknown, already used or "
+			    "expired");
+			return -1;
+		}
+		return auth_code(a, req, h, resp);
+	}
+	if ((allow & AUTH_ALLOW_PASSWORD) && strncasecmp(h, "Basic ", 6) == 0) {
+		h += 6;
+		while (*h == ' ')
+			h++;
+		return auth_password(a, req, h, resp);
+	}
+	http_error(resp, 401, "bad_credentials",
+	    "unsupported Authorization scheme here");
+	return -1;
+}

@@ -1,0 +1,806 @@
+/*
+ * http.c - libmicrohttpd on GnuTLS: listeners, the route table, request
+ * bodies with limits, client certificate checks, replies and metrics.
+ *
+ * One MHD daemon per listen address, each with a thread pool; every pool
+ * thread owns one database connection (a pthread key), created on first
+ * use and re-established by db.c after the server restarted.
+ */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <gnutls/gnutls.h>
+#include <gnutls/x509.h>
+#include <microhttpd.h>
+#include <openssl/rand.h>
+
+#include "api.h"
+#include "http.h"
+#include "log.h"
+
+enum route_auth {
+	RA_NONE,   /* anyone */
+	RA_CERT,   /* a valid client certificate */
+	RA_ADMIN,  /* a valid client certificate of an admin */
+	RA_SECRET, /* the handler authenticates (codes, passwords) */
+};
+
+enum route_body { RB_NONE, RB_JSON, RB_RAW };
+
+static const struct route {
+	const char *method;
+	const char *pattern; /* '*' stands for one path segment */
+	enum route_auth auth;
+	enum route_body body;
+	int big;	     /* body limit is backup_max, not body_max */
+	api_fn *fn;
+	const char *name;    /* metrics label */
+} routes[] = {
+	{ "GET", "/v1/ca", RA_NONE, RB_NONE, 0, api_ca, "ca" },
+	{ "GET", "/v1/crl", RA_NONE, RB_NONE, 0, api_crl, "crl" },
+	{ "GET", "/healthz", RA_NONE, RB_NONE, 0, api_healthz, "healthz" },
+	{ "GET", "/metrics", RA_NONE, RB_NONE, 0, api_metrics, "metrics" },
+	{ "POST", "/v1/enroll", RA_SECRET, RB_JSON, 0, api_enroll, "enroll" },
+	{ "POST", "/v1/renew", RA_CERT, RB_JSON, 0, api_renew, "renew" },
+	{ "GET", "/v1/me", RA_CERT, RB_NONE, 0, api_me, "me" },
+	{ "PUT", "/v1/me/addresses", RA_CERT, RB_JSON, 0, api_addr_put,
+	    "addresses_put" },
+	{ "DELETE", "/v1/me/addresses", RA_CERT, RB_NONE, 0, api_addr_del,
+	    "addresses_delete" },
+	{ "PUT", "/v1/me/backup", RA_CERT, RB_RAW, 1, api_backup_put,
+	    "backup_put" },
+	{ "GET", "/v1/me/backup", RA_SECRET, RB_NONE, 0, api_backup_get,
+	    "backup_get" },
+	{ "GET", "/v1/users/*", RA_CERT, RB_NONE, 0, api_user_get, "lookup" },
+	{ "POST", "/v1/certificates/*/revoke", RA_CERT, RB_JSON, 0, api_revoke,
+	    "revoke" },
+	{ "GET", "/v1/admin/users", RA_ADMIN, RB_NONE, 0, api_admin_users,
+	    "admin_users" },
+	{ "POST", "/v1/admin/users", RA_ADMIN, RB_JSON, 0, api_admin_user_add,
+	    "admin_user_add" },
+	{ "POST", "/v1/admin/users/*/disable", RA_ADMIN, RB_NONE, 0,
+	    api_admin_user_disable, "admin_user_disable" },
+	{ "POST", "/v1/admin/users/*/enable", RA_ADMIN, RB_NONE, 0,
+	    api_admin_user_enable, "admin_user_enable" },
+	{ "POST", "/v1/admin/users/*/codes", RA_ADMIN, RB_JSON, 0,
+	    api_admin_code, "admin_code" },
+	{ "POST", "/v1/admin/users/*/p12", RA_ADMIN, RB_JSON, 0, api_admin_p12,
+	    "admin_p12" },
+	{ "POST", "/v1/admin/certificates/*/revoke", RA_ADMIN, RB_JSON, 0,
+	    api_revoke, "admin_revoke" },
+};
+#define NROUTES (sizeof(routes) / sizeof(routes[0]))
+/* Pseudo-routes for metrics: unknown paths and wrong methods. */
+#define ROUTE_NOTFOUND NROUTES
+#define ROUTE_METHOD (NROUTES + 1)
+
+static const char *route_names[NROUTES + 2];
+
+struct http_server {
+	struct dird_env *env;
+	struct MHD_Daemon *daemons[CONF_LISTEN_MAX];
+	int ndaemons;
+	pthread_key_t db_key;
+	char *key_pem;
+	char *cert_pem;
+};
+
+/* Per connection: the client certificate, checked once at its start. */
+struct conn_ctx {
+	int checked;
+	int verified;
+	unsigned char *der;
+	size_t der_len;
+	char source[INET6_ADDRSTRLEN];
+};
+
+/* Per request: the body as it arrives, and what route it is for. */
+struct req_ctx {
+	size_t route; /* index, or ROUTE_NOTFOUND / ROUTE_METHOD */
+	char param[512];
+	unsigned char *body;
+	size_t len, cap, limit;
+	int too_large;
+	struct timespec start;
+};
+
+/* ---- replies ------------------------------------------------------------ */
+
+void
+http_blob(struct http_resp *resp, int status, const char *ctype,
+    const void *data, size_t len)
+{
+	free(resp->body);
+	resp->body = NULL;
+	resp->len = 0;
+	resp->status = status;
+	resp->ctype = ctype;
+	if (len > 0 && (resp->body = malloc(len)) != NULL) {
+		memcpy(resp->body, data, len);
+		resp->len = len;
+	} else if (len > 0) {
+		resp->status = 500;
+		resp->ctype = "text/plain";
+	}
+}
+
+void
+http_json(struct http_resp *resp, int status, json_t *obj)
+{
+	char *text;
+
+	text = obj ? json_dumps(obj, JSON_COMPACT) : NULL;
+	json_decref(obj);
+	if (text == NULL) {
+		static const char oom[] = "{\"error\":{\"code\":"
+		    "\"internal_error\",\"message\":\"out of memory\"}}";
+
+		http_blob(resp, 500, "application/json", oom, sizeof(oom) - 1);
+		return;
+	}
+	free(resp->body);
+	resp->status = status;
+	resp->ctype = "application/json";
+	resp->body = (unsigned char *)text;
+	resp->len = strlen(text);
+}
+
+void
+http_error(struct http_resp *resp, int status, const char *code,
+    const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	http_json(resp, status, json_pack("{s:{s:s,s:s}}", "error", "code",
+				    code, "message", msg));
+}
+
+void
+http_reg_error(struct http_resp *resp, const struct reg_err *e)
+{
+	http_error(resp, e->status, e->code, "%s", e->msg);
+}
+
+void
+http_db_error(struct http_resp *resp, const struct db_err *e)
+{
+	struct reg_err re;
+
+	reg_err_from_db(&re, e);
+	if (e->code == DB_ERR_UNAVAILABLE)
+		http_error(resp, 503, "database_unavailable",
+		    "the registry's database is unavailable; try again "
+		    "shortly");
+	else if (e->code == DB_ERR_INTERNAL) {
+		/* The detail goes to the log, not to the client. */
+		log_warnx("database error: %s (SQLSTATE %s)", e->msg,
+		    e->sqlstate);
+		http_error(resp, 500, "database_error",
+		    "the registry could not complete the request");
+	} else
+		http_reg_error(resp, &re);
+}
+
+void
+http_time(time_t t, char *buf, size_t len)
+{
+	struct tm tm;
+
+	gmtime_r(&t, &tm);
+	strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+/* ---- routing --------------------------------------------------------------- */
+
+/* Match path against pattern; the '*' segment goes to param. */
+static int
+route_match(const char *pattern, const char *path, char *param, size_t plen)
+{
+	const char *star = strchr(pattern, '*');
+	size_t pre, suf, seg, plen_path = strlen(path);
+
+	if (star == NULL)
+		return strcmp(pattern, path) == 0;
+	pre = (size_t)(star - pattern);
+	suf = strlen(star + 1);
+	if (plen_path <= pre + suf || strncmp(pattern, path, pre) != 0 ||
+	    strcmp(path + plen_path - suf, star + 1) != 0)
+		return 0;
+	seg = plen_path - pre - suf;
+	if (seg >= plen || memchr(path + pre, '/', seg) != NULL)
+		return 0;
+	memcpy(param, path + pre, seg);
+	param[seg] = '\0';
+	return 1;
+}
+
+static size_t
+route_find(const char *method, const char *path, char *param, size_t plen)
+{
+	size_t i;
+	int path_known = 0;
+
+	for (i = 0; i < NROUTES; i++) {
+		if (!route_match(routes[i].pattern, path, param, plen))
+			continue;
+		if (strcmp(routes[i].method, method) == 0)
+			return i;
+		path_known = 1;
+	}
+	return path_known ? ROUTE_METHOD : ROUTE_NOTFOUND;
+}
+
+/* ---- connections ----------------------------------------------------------- */
+
+static void
+source_text(const struct sockaddr *sa, char *buf, size_t len)
+{
+	const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
+
+	buf[0] = '\0';
+	if (sa == NULL)
+		return;
+	if (sa->sa_family == AF_INET)
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr,
+		    buf, (socklen_t)len);
+	else if (sa->sa_family == AF_INET6 &&
+	    IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr))
+		inet_ntop(AF_INET, &s6->sin6_addr.s6_addr[12], buf,
+		    (socklen_t)len);
+	else if (sa->sa_family == AF_INET6)
+		inet_ntop(AF_INET6, &s6->sin6_addr, buf, (socklen_t)len);
+}
+
+static void
+notify_connection(void *cls, struct MHD_Connection *conn, void **socket_ctx,
+    enum MHD_ConnectionNotificationCode toe)
+{
+	struct conn_ctx *cc = *socket_ctx;
+	const union MHD_ConnectionInfo *ci;
+
+	(void)cls;
+	if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+		if ((cc = calloc(1, sizeof(*cc))) == NULL)
+			return;
+		ci = MHD_get_connection_info(conn,
+		    MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+		source_text(ci ? ci->client_addr : NULL, cc->source,
+		    sizeof(cc->source));
+		*socket_ctx = cc;
+	} else if (toe == MHD_CONNECTION_NOTIFY_CLOSED && cc != NULL) {
+		free(cc->der);
+		free(cc);
+		*socket_ctx = NULL;
+	}
+}
+
+/*
+ * Verify the client certificate once per connection (see NOTES.md: MHD
+ * asks for it but checks nothing).  Accept only when GnuTLS returns 0 and
+ * the status is 0, for the TLS WWW client purpose.  Revocation and expiry
+ * against the store are checked per request in auth_cert().
+ */
+static void
+check_peer(struct MHD_Connection *conn, struct conn_ctx *cc)
+{
+	const union MHD_ConnectionInfo *ci;
+	gnutls_session_t s;
+	const gnutls_datum_t *peers;
+	unsigned int n = 0, status = 0;
+	gnutls_typed_vdata_st purpose = {
+		.type = GNUTLS_DT_KEY_PURPOSE_OID,
+		.data = (unsigned char *)GNUTLS_KP_TLS_WWW_CLIENT,
+	};
+
+	cc->checked = 1;
+	ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+	if (ci == NULL || ci->tls_session == NULL)
+		return;
+	s = (gnutls_session_t)ci->tls_session;
+	if ((peers = gnutls_certificate_get_peers(s, &n)) == NULL || n == 0)
+		return;
+	if (peers[0].size == 0 || peers[0].size > 16384 ||
+	    (cc->der = malloc(peers[0].size)) == NULL)
+		return;
+	memcpy(cc->der, peers[0].data, peers[0].size);
+	cc->der_len = peers[0].size;
+	if (gnutls_certificate_verify_peers(s, &purpose, 1, &status) == 0 &&
+	    status == 0)
+		cc->verified = 1;
+}
+
+/* ---- requests --------------------------------------------------------------- */
+
+static struct db *
+thread_db(struct http_server *srv, struct db_err *de)
+{
+	struct db *db = pthread_getspecific(srv->db_key);
+
+	if (db == NULL) {
+		if ((db = db_connect(srv->env->reg->conninfo, de)) == NULL)
+			return NULL;
+		pthread_setspecific(srv->db_key, db);
+	}
+	if (db_ensure(db, de) == -1)
+		return NULL;
+	return db;
+}
+
+static void
+db_key_free(void *p)
+{
+	db_free(p);
+}
+
+/* Content-Type without parameters, compared case-insensitively. */
+static int
+ctype_is(const char *have, const char *want)
+{
+	size_t n = strlen(want);
+
+	return have != NULL && strncasecmp(have, want, n) == 0 &&
+	    (have[n] == '\0' || have[n] == ';' || have[n] == ' ');
+}
+
+static int
+parse_body(struct http_req *req, const struct route *rt, const char *ctype,
+    struct http_resp *resp)
+{
+	json_error_t jerr;
+
+	if (rt->body == RB_NONE) {
+		if (req->body_len > 0) {
+			http_error(resp, 400, "unexpected_body",
+			    "this request takes no body");
+			return -1;
+		}
+		return 0;
+	}
+	if (rt->body == RB_RAW)
+		return 0;
+	if (!ctype_is(ctype, "application/json")) {
+		http_error(resp, 415, "unsupported_media_type",
+		    "send the body as application/json");
+		return -1;
+	}
+	if (req->body_len == 0) {
+		http_error(resp, 400, "malformed_json", "the body is empty");
+		return -1;
+	}
+	req->json = json_loadb((const char *)req->body, req->body_len,
+	    JSON_REJECT_DUPLICATES | JSON_DISABLE_EOF_CHECK * 0, &jerr);
+	if (req->json == NULL) {
+		http_error(resp, 400, "malformed_json",
+		    "the body is not valid JSON: %s (line %d, column %d)",
+		    jerr.text, jerr.line, jerr.column);
+		return -1;
+	}
+	if (!json_is_object(req->json)) {
+		http_error(resp, 400, "wrong_type",
+		    "the body must be a JSON object");
+		return -1;
+	}
+	return 0;
+}
+
+static int
+authenticate(struct http_req *req, const struct route *rt,
+    struct http_resp *resp)
+{
+	switch (rt->auth) {
+	case RA_NONE:
+	case RA_SECRET:
+		return 0;
+	case RA_CERT:
+		return auth_cert(req->env->auth, req, resp);
+	case RA_ADMIN:
+		if (auth_cert(req->env->auth, req, resp) == -1)
+			return -1;
+		if (!req->who.user.is_admin) {
+			http_error(resp, 403, "forbidden",
+			    "this needs an administrator's certificate");
+			return -1;
+		}
+		return 0;
+	}
+	return -1;
+}
+
+static void
+handle(struct http_server *srv, struct MHD_Connection *conn,
+    struct req_ctx *rc, const char *method, const char *url,
+    struct http_resp *resp)
+{
+	const union MHD_ConnectionInfo *ci;
+	struct conn_ctx *cc = NULL;
+	struct http_req req;
+	struct db_err de;
+	unsigned char rnd[8];
+	const struct route *rt;
+	int i;
+
+	memset(&req, 0, sizeof(req));
+	req.method = method;
+	req.path = url;
+	req.env = srv->env;
+	RAND_bytes(rnd, sizeof(rnd));
+	for (i = 0; i < 8; i++)
+		snprintf(req.reqid + 2 * i, 3, "%02x", rnd[i]);
+	ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+	if (ci != NULL)
+		cc = ci->socket_context;
+	req.source = cc ? cc->source : "";
+
+	if (rc->route == ROUTE_NOTFOUND) {
+		http_error(resp, 404, "not_found", "no such endpoint: %s", url);
+		return;
+	}
+	if (rc->route == ROUTE_METHOD) {
+		http_error(resp, 405, "method_not_allowed",
+		    "%s is not allowed on %s", method, url);
+		return;
+	}
+	rt = &routes[rc->route];
+	if (rc->too_large) {
+		http_error(resp, 413, "body_too_large",
+		    "the body is larger than %zu bytes", rc->limit);
+		return;
+	}
+	if (cc != NULL && !cc->checked)
+		check_peer(conn, cc);
+	if (cc != NULL) {
+		req.peer_der = cc->der;
+		req.peer_der_len = cc->der_len;
+		req.peer_verified = cc->verified;
+	}
+	req.param = rc->param;
+	req.body = rc->body;
+	req.body_len = rc->len;
+	req.authorization = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+	    MHD_HTTP_HEADER_AUTHORIZATION);
+	if (parse_body(&req, rt, MHD_lookup_connection_value(conn,
+				     MHD_HEADER_KIND,
+				     MHD_HTTP_HEADER_CONTENT_TYPE),
+		resp) == -1)
+		goto out;
+	if ((req.db = thread_db(srv, &de)) == NULL) {
+		metrics_db_error(srv->env->metrics);
+		http_db_error(resp, &de);
+		goto out;
+	}
+	if (authenticate(&req, rt, resp) == -1)
+		goto out;
+	rt->fn(&req, resp);
+	/* A handler that left a transaction open lost it: roll back. */
+	db_rollback(req.db);
+out:
+	if (resp->status >= 500)
+		metrics_db_error(srv->env->metrics);
+	if (resp->status >= 400)
+		log_info("%s %s %s %s -> %d", req.reqid, req.source, method,
+		    rt->name, resp->status);
+	else
+		log_debug("%s %s %s %s -> %d", req.reqid, req.source, method,
+		    rt->name, resp->status);
+	json_decref(req.json);
+}
+
+static enum MHD_Result
+send_resp(struct MHD_Connection *conn, struct http_resp *resp)
+{
+	struct MHD_Response *r;
+	enum MHD_Result ret;
+
+	r = MHD_create_response_from_buffer(resp->len, resp->body,
+	    MHD_RESPMEM_MUST_FREE);
+	if (r == NULL) {
+		free(resp->body);
+		return MHD_NO;
+	}
+	resp->body = NULL;
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
+	    resp->ctype ? resp->ctype : "application/json");
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+	if (resp->status == 429)
+		MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, "60");
+	if (resp->location[0] != '\0')
+		MHD_add_response_header(r, MHD_HTTP_HEADER_LOCATION,
+		    resp->location);
+	ret = MHD_queue_response(conn, (unsigned int)resp->status, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+static double
+elapsed(const struct timespec *start)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (double)(now.tv_sec - start->tv_sec) +
+	    (double)(now.tv_nsec - start->tv_nsec) / 1e9;
+}
+
+static enum MHD_Result
+access_cb(void *cls, struct MHD_Connection *conn, const char *url,
+    const char *method, const char *version, const char *upload_data,
+    size_t *upload_size, void **con_cls)
+{
+	struct http_server *srv = cls;
+	struct req_ctx *rc = *con_cls;
+	struct http_resp resp;
+	const char *clen;
+	enum MHD_Result ret;
+
+	(void)version;
+	if (rc == NULL) {
+		/* Headers only: pick the route and the body limit. */
+		if ((rc = calloc(1, sizeof(*rc))) == NULL)
+			return MHD_NO;
+		clock_gettime(CLOCK_MONOTONIC, &rc->start);
+		rc->route = route_find(method, url, rc->param,
+		    sizeof(rc->param));
+		rc->limit = (size_t)srv->env->reg->conf.body_max;
+		if (rc->route < NROUTES && routes[rc->route].big)
+			rc->limit = (size_t)srv->env->reg->conf.backup_max;
+		*con_cls = rc;
+		clen = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+		    MHD_HTTP_HEADER_CONTENT_LENGTH);
+		/* Refuse an announced oversized body before reading it. */
+		if (clen != NULL && strtoull(clen, NULL, 10) > rc->limit) {
+			rc->too_large = 1;
+			goto reply;
+		}
+		return MHD_YES;
+	}
+	if (*upload_size > 0) {
+		/* Chunked uploads over the limit are drained, then refused. */
+		if (!rc->too_large && rc->len + *upload_size > rc->limit)
+			rc->too_large = 1;
+		if (!rc->too_large) {
+			if (rc->len + *upload_size + 1 > rc->cap) {
+				size_t cap = rc->cap ? rc->cap : 4096;
+				unsigned char *nb;
+
+				while (cap < rc->len + *upload_size + 1)
+					cap *= 2;
+				if ((nb = realloc(rc->body, cap)) == NULL)
+					return MHD_NO;
+				rc->body = nb;
+				rc->cap = cap;
+			}
+			memcpy(rc->body + rc->len, upload_data, *upload_size);
+			rc->len += *upload_size;
+			rc->body[rc->len] = '\0';
+		}
+		*upload_size = 0;
+		return MHD_YES;
+	}
+reply:
+	memset(&resp, 0, sizeof(resp));
+	handle(srv, conn, rc, method, url, &resp);
+	metrics_request(srv->env->metrics, rc->route, resp.status,
+	    elapsed(&rc->start));
+	ret = send_resp(conn, &resp);
+	return ret;
+}
+
+static void
+completed_cb(void *cls, struct MHD_Connection *conn, void **con_cls,
+    enum MHD_RequestTerminationCode toe)
+{
+	struct req_ctx *rc = *con_cls;
+
+	(void)cls;
+	(void)conn;
+	(void)toe;
+	if (rc != NULL) {
+		free(rc->body);
+		free(rc);
+		*con_cls = NULL;
+	}
+}
+
+static void
+mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	char msg[512];
+
+	(void)cls;
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	msg[strcspn(msg, "\n")] = '\0';
+	log_debug("http: %s", msg);
+}
+
+/* ---- listeners ----------------------------------------------------------------- */
+
+/* "[::]:4604", "0.0.0.0:4604", "127.0.0.1:4604", "[::1]:4604". */
+static int
+parse_listen(const char *s, struct sockaddr_storage *ss, int *wild6)
+{
+	struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
+	struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
+	char host[128];
+	const char *colon, *ps;
+	char *end;
+	long port;
+
+	memset(ss, 0, sizeof(*ss));
+	if (s[0] == '[') {
+		const char *rb = strchr(s, ']');
+
+		if (rb == NULL || rb[1] != ':' ||
+		    (size_t)(rb - s - 1) >= sizeof(host))
+			return -1;
+		memcpy(host, s + 1, (size_t)(rb - s - 1));
+		host[rb - s - 1] = '\0';
+		ps = rb + 2;
+	} else {
+		if ((colon = strrchr(s, ':')) == NULL ||
+		    (size_t)(colon - s) >= sizeof(host))
+			return -1;
+		memcpy(host, s, (size_t)(colon - s));
+		host[colon - s] = '\0';
+		ps = colon + 1;
+	}
+	port = strtol(ps, &end, 10);
+	if (*ps == '\0' || *end != '\0' || port < 0 || port > 65535)
+		return -1;
+	*wild6 = 0;
+	if (inet_pton(AF_INET6, host, &s6->sin6_addr) == 1) {
+		s6->sin6_family = AF_INET6;
+		s6->sin6_port = htons((uint16_t)port);
+		*wild6 = IN6_IS_ADDR_UNSPECIFIED(&s6->sin6_addr);
+		return 0;
+	}
+	if (inet_pton(AF_INET, host, &s4->sin_addr) == 1) {
+		s4->sin_family = AF_INET;
+		s4->sin_port = htons((uint16_t)port);
+		return 0;
+	}
+	return -1;
+}
+
+static char *
+slurp_file(const char *path, char *errbuf, size_t errlen)
+{
+	FILE *fp;
+	char *buf;
+	long n;
+
+	if ((fp = fopen(path, "r")) == NULL) {
+		snprintf(errbuf, errlen, "%s: %s", path, strerror(errno));
+		return NULL;
+	}
+	if (fseek(fp, 0, SEEK_END) == -1 || (n = ftell(fp)) < 0 ||
+	    n > 1 << 20 || fseek(fp, 0, SEEK_SET) == -1 ||
+	    (buf = malloc((size_t)n + 1)) == NULL) {
+		fclose(fp);
+		snprintf(errbuf, errlen, "%s: cannot read", path);
+		return NULL;
+	}
+	if (fread(buf, 1, (size_t)n, fp) != (size_t)n) {
+		fclose(fp);
+		free(buf);
+		snprintf(errbuf, errlen, "%s: cannot read", path);
+		return NULL;
+	}
+	buf[n] = '\0';
+	fclose(fp);
+	return buf;
+}
+
+struct http_server *
+http_start(struct dird_env *env, char *errbuf, size_t errlen)
+{
+	const struct conf *c = &env->reg->conf;
+	struct http_server *srv;
+	struct sockaddr_storage ss;
+	char path[PATH_MAX + 32];
+	unsigned int flags;
+	size_t i;
+	int wild6, j;
+
+	for (i = 0; i < NROUTES; i++)
+		route_names[i] = routes[i].name;
+	route_names[ROUTE_NOTFOUND] = "not_found";
+	route_names[ROUTE_METHOD] = "method_not_allowed";
+
+	if ((srv = calloc(1, sizeof(*srv))) == NULL) {
+		snprintf(errbuf, errlen, "out of memory");
+		return NULL;
+	}
+	srv->env = env;
+	pthread_key_create(&srv->db_key, db_key_free);
+	reg_path(env->reg, REG_SERVER_KEY, path, sizeof(path));
+	if ((srv->key_pem = slurp_file(path, errbuf, errlen)) == NULL)
+		goto err;
+	reg_path(env->reg, REG_SERVER_CERT, path, sizeof(path));
+	if ((srv->cert_pem = slurp_file(path, errbuf, errlen)) == NULL)
+		goto err;
+
+	for (j = 0; j < c->nlisten; j++) {
+		if (parse_listen(c->listen[j], &ss, &wild6) == -1) {
+			snprintf(errbuf, errlen, "listen address '%s' is not "
+			    "ADDRESS:PORT (e.g. [::]:4604 or 127.0.0.1:4604)",
+			    c->listen[j]);
+			goto err;
+		}
+		flags = MHD_USE_TLS | MHD_USE_INTERNAL_POLLING_THREAD |
+		    MHD_USE_EPOLL | MHD_USE_ERROR_LOG;
+		if (ss.ss_family == AF_INET6)
+			flags |= MHD_USE_IPv6;
+		if (wild6)
+			flags |= MHD_USE_DUAL_STACK;
+		srv->daemons[j] = MHD_start_daemon(flags, 0, NULL, NULL,
+		    access_cb, srv,
+		    MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+		    MHD_OPTION_HTTPS_MEM_KEY, srv->key_pem,
+		    MHD_OPTION_HTTPS_MEM_CERT, srv->cert_pem,
+		    MHD_OPTION_HTTPS_MEM_TRUST, ca_cert_pem(env->reg->ca),
+		    MHD_OPTION_HTTPS_PRIORITIES,
+		    "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2",
+		    MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)c->workers,
+		    MHD_OPTION_CONNECTION_LIMIT, (unsigned int)c->max_conns,
+		    MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+		    (unsigned int)c->max_conns_ip,
+		    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)c->conn_timeout,
+		    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024),
+		    MHD_OPTION_NOTIFY_CONNECTION, notify_connection, srv,
+		    MHD_OPTION_NOTIFY_COMPLETED, completed_cb, srv,
+		    MHD_OPTION_EXTERNAL_LOGGER, mhd_log, srv,
+		    MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned int)1,
+		    MHD_OPTION_END);
+		if (srv->daemons[j] == NULL) {
+			snprintf(errbuf, errlen, "cannot listen on %s: %s "
+			    "(is another dird running, or the port in use?)",
+			    c->listen[j], strerror(errno));
+			goto err;
+		}
+		srv->ndaemons++;
+		log_info("listening on %s", c->listen[j]);
+	}
+	return srv;
+err:
+	http_stop(srv);
+	return NULL;
+}
+
+void
+http_stop(struct http_server *srv)
+{
+	int j;
+
+	if (srv == NULL)
+		return;
+	for (j = 0; j < srv->ndaemons; j++)
+		MHD_stop_daemon(srv->daemons[j]);
+	/* Pool threads ran the key destructor; the main thread has none. */
+	pthread_key_delete(srv->db_key);
+	free(srv->key_pem);
+	free(srv->cert_pem);
+	free(srv);
+}
+
+/* The metrics handler needs the names; it lives in api_misc.c. */
+const char *const *http_route_names(size_t *n);
+
+const char *const *
+http_route_names(size_t *n)
+{
+	*n = NROUTES + 2;
+	return route_names;
+}

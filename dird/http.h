@@ -1,0 +1,77 @@
+/*
+ * http.h - dird's HTTPS front: libmicrohttpd on GnuTLS, routing, bodies,
+ * limits, replies.  Handlers (api_*.c) see only struct http_req and
+ * struct http_resp; nothing of libmicrohttpd.
+ */
+#ifndef HTTP_H
+#define HTTP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "auth.h"
+#include "db.h"
+#include "metrics.h"
+#include "reg.h"
+
+/* The process environment handlers may use (read-only for them). */
+struct dird_env {
+	struct reg *reg;
+	struct metrics *metrics;
+	struct auth *auth;
+};
+
+struct http_req {
+	const char *method;
+	const char *path;
+	const char *source;   /* peer address, text; v4-mapped shown as v4 */
+	char reqid[17];
+	const unsigned char *body;
+	size_t body_len;
+	json_t *json;	      /* parsed body for JSON routes, else NULL */
+	const char *param;    /* the {…} segment of the route, decoded */
+	const char *authorization; /* header, or NULL */
+	struct db *db;	      /* this worker thread's connection */
+	struct dird_env *env;
+	struct auth_ident who; /* filled by the route's authentication */
+	const unsigned char *peer_der; /* client certificate, or NULL */
+	size_t peer_der_len;
+	int peer_verified;    /* it chains to our CA (TLS-level check) */
+};
+
+struct http_resp {
+	int status;
+	const char *ctype;
+	unsigned char *body; /* malloc'd, freed by http.c */
+	size_t len;
+	char location[256];  /* optional Location header */
+};
+
+/* JSON reply; steals obj. */
+void http_json(struct http_resp *resp, int status, json_t *obj);
+/* The IRP error object {"error":{"code","message"}}. */
+void http_error(struct http_resp *resp, int status, const char *code,
+    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+void http_reg_error(struct http_resp *resp, const struct reg_err *e);
+void http_db_error(struct http_resp *resp, const struct db_err *e);
+/* A binary or text reply; copies data. */
+void http_blob(struct http_resp *resp, int status, const char *ctype,
+    const void *data, size_t len);
+
+struct http_server;
+
+/*
+ * Start listening on every conf listen address with the server key and
+ * certificate of the data directory.  NULL with a message on failure.
+ */
+struct http_server *http_start(struct dird_env *env, char *errbuf,
+    size_t errlen) __attribute__((warn_unused_result));
+/* Stop accepting, finish requests in flight, close database connections. */
+void http_stop(struct http_server *srv);
+
+/* RFC 3339 UTC time into buf (at least 21 bytes). */
+void http_time(time_t t, char *buf, size_t len);
+
+#endif

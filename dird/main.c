@@ -1,0 +1,230 @@
+/*
+ * dird - the Domain Identity Registry server.
+ *
+ * Reads top to bottom: options, logging, configuration, the CA and the
+ * database (embedded cluster or DSN, migrations), the listeners, then the
+ * main thread waits for signals: SIGTERM/SIGINT drain and exit (a second
+ * one exits at once), SIGHUP is logged (reload is not supported yet:
+ * restart to apply a new configuration).
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "http.h"
+#include "log.h"
+#include "reg.h"
+
+static void
+usage(FILE *fp)
+{
+	fprintf(fp,
+	    "usage: dird --data DIR [--dsn CONNINFO] [--listen ADDR:PORT]...\n"
+	    "            [--workers N] [--set KEY=VALUE]... [--check]\n"
+	    "            [--debug] [--syslog]\n"
+	    "\n"
+	    "  --data DIR        data directory made by 'dirctl init'\n"
+	    "  --dsn CONNINFO    use this PostgreSQL instead of the embedded "
+	    "one\n"
+	    "  --listen A:P      listen address (repeatable; default "
+	    "[::]:4604)\n"
+	    "  --workers N       worker threads (database connections)\n"
+	    "  --set KEY=VALUE   override any dird.conf setting\n"
+	    "  --check           validate the configuration and exit\n"
+	    "  --debug           log every request\n"
+	    "  --syslog          log to syslog instead of stderr\n");
+}
+
+/* Apply KEY=VALUE (from --set) to the configuration. */
+static int
+set_kv(struct conf *c, const char *kv, int *listen_seen)
+{
+	char key[64], err[256];
+	const char *eq = strchr(kv, '=');
+
+	if (eq == NULL || (size_t)(eq - kv) >= sizeof(key)) {
+		fprintf(stderr, "dird: --set wants KEY=VALUE, not '%s'\n", kv);
+		return -1;
+	}
+	memcpy(key, kv, (size_t)(eq - kv));
+	key[eq - kv] = '\0';
+	/* The first --listen replaces the configured addresses. */
+	if (strcmp(key, "listen") == 0 && !*listen_seen) {
+		c->nlisten = 0;
+		*listen_seen = 1;
+	}
+	if (conf_set(c, key, eq + 1, err, sizeof(err)) == -1) {
+		fprintf(stderr, "dird: %s\n", err);
+		return -1;
+	}
+	return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{ "data", required_argument, NULL, 'D' },
+		{ "dsn", required_argument, NULL, 'd' },
+		{ "listen", required_argument, NULL, 'l' },
+		{ "workers", required_argument, NULL, 'w' },
+		{ "set", required_argument, NULL, 's' },
+		{ "check", no_argument, NULL, 'n' },
+		{ "debug", no_argument, NULL, 'v' },
+		{ "syslog", no_argument, NULL, 'S' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *data = getenv("DIR_DATA"), *dsn = NULL;
+	char *sets[64];
+	int nsets = 0, check = 0, debug = 0, use_syslog = 0, ch, sig, i;
+	int listen_seen = 0, stopping = 0;
+	char errbuf[512], kv[256];
+	struct dird_env env;
+	struct http_server *srv;
+	struct reg reg;
+	sigset_t sigs;
+
+	while ((ch = getopt_long(argc, argv, "D:d:l:w:s:nvShV", lo, NULL)) !=
+	    -1) {
+		switch (ch) {
+		case 'D':
+			data = optarg;
+			break;
+		case 'd':
+			dsn = optarg;
+			break;
+		case 'l':
+		case 'w':
+		case 's':
+			if (nsets == (int)(sizeof(sets) / sizeof(sets[0]))) {
+				fprintf(stderr, "dird: too many options\n");
+				return 2;
+			}
+			if (ch == 's')
+				snprintf(kv, sizeof(kv), "%s", optarg);
+			else
+				snprintf(kv, sizeof(kv), "%s=%s",
+				    ch == 'l' ? "listen" : "workers", optarg);
+			if ((sets[nsets] = strdup(kv)) == NULL)
+				return 1;
+			nsets++;
+			break;
+		case 'n':
+			check = 1;
+			break;
+		case 'v':
+			debug = 1;
+			break;
+		case 'S':
+			use_syslog = 1;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		case 'V':
+			printf("dird %s\n", DIR_VERSION);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind != argc || data == NULL) {
+		usage(stderr);
+		return 2;
+	}
+
+	/* Logging first, so that every later failure is reported. */
+	log_init(debug ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO, use_syslog);
+
+	/*
+	 * Block the signals we handle before any thread exists, so that only
+	 * the main thread's sigwait() sees them.
+	 */
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	/* Configuration, CA and database (migrations applied here). */
+	if (check) {
+		struct conf c;
+		char path[PATH_MAX + 16];
+
+		conf_defaults(&c);
+		snprintf(path, sizeof(path), "%s/%s", data, REG_CONF);
+		if (conf_load(path, &c, errbuf, sizeof(errbuf)) == -1) {
+			fprintf(stderr, "dird: %s\n", errbuf);
+			return 1;
+		}
+		for (i = 0; i < nsets; i++)
+			if (set_kv(&c, sets[i], &listen_seen) == -1)
+				return 1;
+		printf("dird: configuration OK\n");
+		return 0;
+	}
+	if (reg_open(&reg, data, dsn, errbuf, sizeof(errbuf)) == -1)
+		fatalx("%s", errbuf);
+	for (i = 0; i < nsets; i++)
+		if (set_kv(&reg.conf, sets[i], &listen_seen) == -1) {
+			reg_close(&reg);
+			return 1;
+		}
+	log_info("database: %s", reg.pg ? "embedded" : "external");
+
+	/* The environment the handlers share, then the listeners. */
+	memset(&env, 0, sizeof(env));
+	env.reg = &reg;
+	if ((env.metrics = metrics_new()) == NULL ||
+	    (env.auth = auth_new(&reg.conf)) == NULL) {
+		reg_close(&reg);
+		fatalx("out of memory");
+	}
+	if ((srv = http_start(&env, errbuf, sizeof(errbuf))) == NULL) {
+		log_warnx("%s", errbuf);
+		auth_free(env.auth);
+		metrics_free(env.metrics);
+		reg_close(&reg);
+		return 1;
+	}
+	log_info("dird %s ready for %s (CA %s)", DIR_VERSION,
+	    reg.conf.domain, ca_fingerprint(reg.ca));
+
+	/* Signals are events for this thread. */
+	for (;;) {
+		if (sigwait(&sigs, &sig) != 0)
+			continue;
+		if (sig == SIGHUP) {
+			log_info("SIGHUP: configuration reload is not "
+				 "supported; restart dird to apply changes");
+			continue;
+		}
+		if (stopping)
+			break;
+		stopping = 1;
+		log_info("%s: finishing requests and stopping",
+		    sig == SIGTERM ? "SIGTERM" : "SIGINT");
+		/* A second signal during the drain ends the process at once. */
+		pthread_sigmask(SIG_UNBLOCK, &sigs, NULL);
+		signal(SIGTERM, SIG_DFL);
+		signal(SIGINT, SIG_DFL);
+		break;
+	}
+	http_stop(srv);
+	auth_free(env.auth);
+	metrics_free(env.metrics);
+	reg_close(&reg);
+	for (i = 0; i < nsets; i++)
+		free(sets[i]);
+	log_info("stopped");
+	return 0;
+}

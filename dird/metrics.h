@@ -1,0 +1,25 @@
+/*
+ * metrics.h - Prometheus text metrics: requests by endpoint and status,
+ * a latency histogram, authentication failures, database errors.
+ * Counters are atomics: no lock on the request path.
+ */
+#ifndef METRICS_H
+#define METRICS_H
+
+#include <stddef.h>
+
+#define METRICS_ROUTES_MAX 48
+
+struct metrics;
+
+struct metrics *metrics_new(void);
+void metrics_free(struct metrics *m);
+void metrics_request(struct metrics *m, size_t route, int status,
+    double seconds);
+void metrics_auth_failure(struct metrics *m);
+void metrics_db_error(struct metrics *m);
+/* The exposition text (new buffer, free()); online < 0 leaves it out. */
+char *metrics_render(struct metrics *m, const char *const *route_names,
+    size_t nroutes, long online, size_t *len);
+
+#endif
