@@ -762,7 +762,6 @@ http_start(struct dird_env *env, char *errbuf, size_t errlen)
 		    MHD_OPTION_NOTIFY_CONNECTION, notify_connection, srv,
 		    MHD_OPTION_NOTIFY_COMPLETED, completed_cb, srv,
 		    MHD_OPTION_EXTERNAL_LOGGER, mhd_log, srv,
-		    MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned int)1,
 		    MHD_OPTION_END);
 		if (srv->daemons[j] == NULL) {
 			snprintf(errbuf, errlen, "cannot listen on %s: %s "

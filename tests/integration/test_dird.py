@@ -1,0 +1,546 @@
+"""dird on TCP, real TLS, real PostgreSQL; clients are curl, openssl and
+Python's ssl module (issue: dird)."""
+import http.client
+import json
+import os
+import shutil
+import ssl
+import subprocess
+import time
+
+import pytest
+
+from conftest import PgServer
+from dird_fixture import Dird, User, curl, dirctl
+from helpers import openssl, run
+
+
+class Registry:
+    def __init__(self, pg, base):
+        self.pg = pg
+        self.db = pg.new_database()
+        self.data = os.path.join(base, "data")
+        self.work = base
+        dirctl(self.data, "--dsn", pg.dsn(self.db), "init", "--domain",
+               "example.org", "--host", "localhost", "--host", "127.0.0.1")
+        self.d = Dird(self.data).start()
+
+    def ctl(self, *args, check=True):
+        return dirctl(self.data, *args, check=check)
+
+    def add(self, userid, name, *extra):
+        self.ctl("user", "add", userid, "--name", name, *extra)
+
+    def code(self, userid, *extra):
+        return self.ctl("code", userid, *extra).stdout.strip().splitlines()[-1]
+
+    def user(self, userid, name=None, admin=False, enrol=True):
+        self.add(userid, name or userid.split("@")[0].title(),
+                 *(["--admin"] if admin else []))
+        u = User(self.d, userid, self.work)
+        if enrol:
+            u.enrol(self.code(userid))
+        return u
+
+    def sql(self, q):
+        return self.pg.psql(q, self.db)
+
+    def digest(self):
+        """A digest of every table: proof that a refusal changed nothing."""
+        return self.sql(
+            "SELECT md5(string_agg(t, '|' ORDER BY t)) FROM ("
+            "SELECT 'u' || u::text AS t FROM users u UNION ALL "
+            "SELECT 'c' || c::text FROM certificates c UNION ALL "
+            "SELECT 'e' || e::text FROM enrol_codes e UNION ALL "
+            "SELECT 'a' || a::text FROM addresses a UNION ALL "
+            "SELECT 'b' || b::text FROM backups b UNION ALL "
+            "SELECT 'l' || l::text FROM audit_log l UNION ALL "
+            "SELECT 'r' || r::text FROM crl_state r) x")
+
+
+@pytest.fixture
+def reg(pg, tmpdir_shared):
+    r = Registry(pg, tmpdir_shared)
+    yield r
+    assert r.d.stop() == 0, r.d.read_log()
+
+
+def test_user_journey_with_curl(reg, tmpdir_shared):
+    alice = reg.user("alice@example.org", "Alice Liddell")
+    bob = reg.user("bob@example.org", "Bob")
+    # The certificate is real: openssl and certtool accept it.
+    openssl("verify", "-CAfile", os.path.join(reg.data, "ca.pem"), alice.cert)
+    me = alice.req("GET", "/v1/me")
+    assert me.status == 200, me
+    assert me.json()["userid"] == "alice@example.org"
+    assert me.json()["name"] == "Alice Liddell"
+    # Register addresses and see them from Bob's side at once.
+    r = alice.req("PUT", "/v1/me/addresses", json_body={
+        "addresses": [{"ip": "2001:db8::5", "port": 4605},
+                      {"ip": "192.0.2.7", "port": 4606}], "ttl": 300})
+    assert r.status == 200, r
+    kinds = {(a["ip"], a["kind"]) for a in r.json()["addresses"]}
+    assert ("2001:db8::5", "declared") in kinds
+    assert ("127.0.0.1", "observed") in kinds
+    look = bob.req("GET", "/v1/users/Alice@Example.org")
+    assert look.status == 200, look
+    j = look.json()
+    assert j["online"] is True and j["name"] == "Alice Liddell"
+    dev = j["devices"][0]
+    assert dev["serial"] == alice.serial
+    assert {a["ip"] for a in dev["addresses"]} >= {"2001:db8::5", "192.0.2.7"}
+    assert "BEGIN CERTIFICATE" in dev["certificate"]
+    # Backup: upload, download, byte-identical.
+    p12 = os.path.join(tmpdir_shared, "alice.p12")
+    openssl("pkcs12", "-export", "-inkey", alice.key, "-in", alice.cert,
+            "-out", p12, "-passout", "pass:secret words")
+    with open(p12, "rb") as f:
+        original = f.read()
+    r = alice.req("PUT", "/v1/me/backup", body=original,
+                  ctype="application/x-pkcs12")
+    assert r.status == 200, r
+    r = alice.req("GET", "/v1/me/backup", raw_out=True)
+    assert r.status == 200 and r.body == original
+    # A new device fetches it with a one-time code instead of a certificate.
+    code = reg.code("alice@example.org")
+    r = curl(reg.d, "GET", "/v1/me/backup", raw_out=True,
+             headers=[f"Authorization: Bearer {code}"])
+    assert r.status == 200 and r.body == original
+    # Renew: a new certificate; the old one still works until revoked.
+    new = User(reg.d, "alice@example.org", tmpdir_shared, device="2")
+    r = alice.req("POST", "/v1/renew", json_body={"csr": new.csr_pem()})
+    assert r.status == 201, r
+    with open(new.cert, "w") as f:
+        f.write(r.json()["certificate"])
+    assert new.req("GET", "/v1/me").status == 200
+    assert alice.req("GET", "/v1/me").status == 200
+    # Revoke the old one: its addresses go, it is refused, the new works.
+    r = alice.req("POST", f"/v1/certificates/{alice.serial}/revoke",
+                  json_body={"reason": "superseded"})
+    assert r.status == 200, r
+    r = alice.req("GET", "/v1/me")
+    assert r.status == 401 and r.code == "certificate_revoked"
+    assert new.req("GET", "/v1/me").status == 200
+    assert reg.sql("SELECT count(*) FROM addresses a JOIN certificates c "
+                   "ON c.id = a.certificate_id WHERE c.serial = "
+                   f"'{alice.serial}'") == "0"
+    # The CRL served lists it and verifies against the CA.
+    r = curl(reg.d, "GET", "/v1/crl", raw_out=True)
+    assert r.status == 200
+    crl = os.path.join(tmpdir_shared, "crl.der")
+    with open(crl, "wb") as f:
+        f.write(r.body)
+    p = openssl("crl", "-inform", "DER", "-in", crl, "-noout", "-text",
+                "-CAfile", os.path.join(reg.data, "ca.pem"), "-verify")
+    assert alice.serial.upper() in p.stdout.replace(":", "").upper()
+    # The audit log holds every step and is intact.
+    actions = reg.sql("SELECT string_agg(action, ',' ORDER BY id) "
+                      "FROM audit_log")
+    for a in ("enroll.code", "backup.store", "backup.fetch", "renew",
+              "cert.revoke"):
+        assert a in actions, actions
+    assert "intact" in reg.ctl("audit", "verify").stdout
+    # Nothing secret in the log of the server.
+    log = reg.d.read_log()
+    assert code not in log and "BEGIN" not in log
+
+
+def test_revocation_applies_on_kept_alive_connection(reg):
+    carol = reg.user("carol@example.org")
+    ctx = ssl.create_default_context(
+        cafile=os.path.join(reg.data, "ca.pem"))
+    ctx.load_cert_chain(carol.cert, carol.key)
+    conn = http.client.HTTPSConnection("localhost", reg.d.port, context=ctx)
+    conn.request("GET", "/v1/me")
+    r = conn.getresponse()
+    assert r.status == 200
+    r.read()
+    sock = conn.sock
+    reg.ctl("cert", "revoke", carol.serial)
+    conn.request("GET", "/v1/me")
+    r = conn.getresponse()
+    body = json.loads(r.read())
+    assert conn.sock is sock  # the same TLS connection
+    assert r.status == 401 and body["error"]["code"] == "certificate_revoked"
+    conn.close()
+
+
+def test_two_devices_each_with_its_addresses(reg, tmpdir_shared):
+    dana = reg.user("dana@example.org")
+    second = User(reg.d, "dana@example.org", tmpdir_shared, device="2")
+    second.enrol(reg.code("dana@example.org"))
+    dana.req("PUT", "/v1/me/addresses",
+             json_body={"addresses": [{"ip": "2001:db8::1", "port": 4605}]})
+    second.req("PUT", "/v1/me/addresses",
+               json_body={"addresses": [{"ip": "2001:db8::2", "port": 4605}]})
+    j = dana.req("GET", "/v1/users/dana@example.org").json()
+    by = {d["serial"]: {a["ip"] for a in d["addresses"]} for d in j["devices"]}
+    assert "2001:db8::1" in by[dana.serial]
+    assert "2001:db8::2" in by[second.serial]
+    assert "2001:db8::2" not in by[dana.serial]
+    # Going offline on one device leaves the other online.
+    r = second.req("DELETE", "/v1/me/addresses")
+    assert r.status == 200 and r.json()["deleted"] >= 1
+    j = dana.req("GET", "/v1/users/dana@example.org").json()
+    by = {d["serial"]: d["addresses"] for d in j["devices"]}
+    assert by[second.serial] == [] and by[dana.serial]
+
+
+def make_foreign_cert(workdir, userid):
+    """A self-signed certificate with the same subject as a real user's."""
+    key = os.path.join(workdir, "foreign.key")
+    cert = os.path.join(workdir, "foreign.pem")
+    openssl("req", "-x509", "-newkey", "ec", "-pkeyopt",
+            "ec_paramgen_curve:P-256", "-nodes", "-keyout", key, "-out", cert,
+            "-days", "30", "-subj", f"/UID={userid}/CN=Eve",
+            "-addext", "extendedKeyUsage=clientAuth")
+    return cert, key
+
+
+def make_expired_cert(reg, workdir, user):
+    """A certificate from the real CA whose validity is over, registered
+    as valid in the store: only its dates make it unacceptable."""
+    cnf = os.path.join(workdir, "ca.cnf")
+    os.makedirs(os.path.join(workdir, "newcerts"), exist_ok=True)
+    open(os.path.join(workdir, "index.txt"), "w").close()
+    with open(cnf, "w") as f:
+        f.write(f"""[ca]
+default_ca = x
+[x]
+dir = {workdir}
+database = {workdir}/index.txt
+new_certs_dir = {workdir}/newcerts
+serial = {workdir}/serial
+default_md = sha256
+policy = p
+x509_extensions = ext
+unique_subject = no
+[p]
+commonName = supplied
+[ext]
+extendedKeyUsage = clientAuth,serverAuth
+""")
+    with open(os.path.join(workdir, "serial"), "w") as f:
+        f.write("7E57AB1E0001\n")
+    out = os.path.join(workdir, "expired.pem")
+    openssl("ca", "-batch", "-config", cnf, "-cert",
+            os.path.join(reg.data, "ca.pem"), "-keyfile",
+            os.path.join(reg.data, "ca.key"), "-in", user.csr, "-out", out,
+            "-startdate", "20200101000000Z", "-enddate", "20200201000000Z",
+            "-notext")
+    der = subprocess.run(["openssl", "x509", "-in", out, "-outform", "DER"],
+                         capture_output=True, check=True).stdout
+    fp = subprocess.run(["openssl", "dgst", "-sha256", "-r"], input=der,
+                        capture_output=True, check=True).stdout.split()[0]
+    issuer = reg.sql("SELECT issuer FROM certificates LIMIT 1")
+    reg.sql("INSERT INTO certificates (issuer, serial, user_id, der, "
+            "fingerprint, not_before, not_after) SELECT "
+            f"'{issuer}', '7e57ab1e0001', id, '\\x{der.hex()}', "
+            f"'{fp.decode()}', '2020-01-01', '2020-02-01' FROM users "
+            f"WHERE userid = '{user.userid}'")
+    return out
+
+
+def test_refusals_change_nothing(reg, tmpdir_shared):
+    erin = reg.user("erin@example.org")
+    frank = reg.user("frank@example.org")
+    reg.ctl("cert", "revoke", frank.serial)
+    foreign_cert, foreign_key = make_foreign_cert(tmpdir_shared, erin.userid)
+    expired = make_expired_cert(reg, tmpdir_shared, erin)
+    used_code = reg.code("erin@example.org")
+    ok = erin.req("POST", "/v1/renew", json_body={"csr": erin.csr_pem()})
+    assert ok.status == 201
+    expired_code = reg.code("erin@example.org")
+    reg.sql("UPDATE enrol_codes SET created_at = now() - interval '2 days', "
+            "expires_at = now() - interval '1 day' WHERE id = "
+            "(SELECT max(id) FROM enrol_codes)")
+    # Use one code so it is "reused" below.
+    good = reg.code("erin@example.org")
+    erin.enrol(good)
+    used_code = good
+    addr = "/v1/me/addresses"
+    big = {"addresses": [{"ip": "2001:db8::1", "port": 4605}],
+           "pad": "x" * 70000}
+    cases = [
+        ("no certificate", dict(method="GET", path="/v1/me"),
+         401, "certificate_required"),
+        ("foreign CA", dict(method="GET", path="/v1/me", cert=foreign_cert,
+                            key=foreign_key), 401, "certificate_untrusted"),
+        ("revoked", dict(method="GET", path="/v1/me", cert=frank.cert,
+                         key=frank.key), 401, "certificate_revoked"),
+        ("expired", dict(method="GET", path="/v1/me", cert=expired,
+                         key=erin.key), 401, None),
+        ("reused code", dict(method="POST", path="/v1/enroll",
+                             headers=[f"Authorization: Bearer {used_code}"],
+                             json_body={"csr": erin.csr_pem()}),
+         401, "invalid_code"),
+        ("expired code", dict(method="POST", path="/v1/enroll",
+                              headers=[f"Authorization: Bearer "
+                                       f"{expired_code}"],
+                              json_body={"csr": erin.csr_pem()}),
+         401, "invalid_code"),
+        ("non-admin", dict(method="GET", path="/v1/admin/users",
+                           cert=erin.cert, key=erin.key), 403, "forbidden"),
+        ("non-admin code", dict(method="POST",
+                                path="/v1/admin/users/erin@example.org/codes",
+                                cert=erin.cert, key=erin.key, json_body={}),
+         403, "forbidden"),
+        ("malformed JSON", dict(method="PUT", path=addr, cert=erin.cert,
+                                key=erin.key, body='{"addresses": [',
+                                ctype="application/json"),
+         400, "malformed_json"),
+        ("wrong type", dict(method="PUT", path=addr, cert=erin.cert,
+                            key=erin.key, json_body={"addresses": "none"}),
+         400, "wrong_type"),
+        ("wrong content type", dict(method="PUT", path=addr, cert=erin.cert,
+                                    key=erin.key, body="addresses=1",
+                                    ctype="application/x-www-form-urlencoded"),
+         415, "unsupported_media_type"),
+        ("oversized", dict(method="PUT", path=addr, cert=erin.cert,
+                           key=erin.key, json_body=big),
+         413, "body_too_large"),
+        ("bad ip", dict(method="PUT", path=addr, cert=erin.cert,
+                        key=erin.key, json_body={"addresses": [
+                            {"ip": "2001:db8::zz", "port": 4605}]}),
+         400, "invalid_address"),
+        ("port 0", dict(method="PUT", path=addr, cert=erin.cert,
+                        key=erin.key, json_body={"addresses": [
+                            {"ip": "2001:db8::1", "port": 0}]}),
+         400, "invalid_port"),
+        ("port 65536", dict(method="PUT", path=addr, cert=erin.cert,
+                            key=erin.key, json_body={"addresses": [
+                                {"ip": "2001:db8::1", "port": 65536}]}),
+         400, "invalid_port"),
+        ("17 addresses", dict(method="PUT", path=addr, cert=erin.cert,
+                              key=erin.key, json_body={"addresses": [
+                                  {"ip": f"2001:db8::{i + 1:x}", "port": 4605}
+                                  for i in range(17)]}),
+         400, "too_many_addresses"),
+        ("unknown field", dict(method="PUT", path=addr, cert=erin.cert,
+                               key=erin.key, json_body={"addresses": [
+                                   {"ip": "2001:db8::1", "port": 1}],
+                                   "colour": "red"}),
+         400, "unknown_field"),
+        ("bad CSR", dict(method="POST", path="/v1/renew", cert=erin.cert,
+                         key=erin.key, json_body={"csr": "-----BEGIN "
+                                                  "CERTIFICATE REQUEST-----\n"
+                                                  "AAAA\n-----END "
+                                                  "CERTIFICATE REQUEST-----\n"}),
+         400, "invalid_csr"),
+        ("unknown user", dict(method="GET", path="/v1/users/nobody@example.org",
+                              cert=erin.cert, key=erin.key),
+         404, "unknown_user"),
+        ("unknown serial", dict(method="POST",
+                                path="/v1/certificates/abcdef/revoke",
+                                cert=erin.cert, key=erin.key, json_body={}),
+         404, "unknown_certificate"),
+        ("someone else's certificate", dict(
+            method="POST", path=f"/v1/certificates/{ok.json()['serial']}"
+            "/revoke", cert=frank.cert, key=frank.key, json_body={}),
+         401, "certificate_revoked"),
+        ("unknown endpoint", dict(method="GET", path="/v1/nothing"),
+         404, "not_found"),
+        ("wrong method", dict(method="PATCH", path="/v1/me"),
+         405, "method_not_allowed"),
+    ]
+    before = reg.digest()
+    for name, kw, status, code in cases:
+        r = curl(reg.d, **kw)
+        assert r.status == status, (name, r)
+        if code:
+            assert r.code == code, (name, r)
+        else:
+            assert "error" in r.json(), (name, r)
+        assert reg.digest() == before, name
+
+
+def test_other_users_data_is_out_of_reach(reg):
+    grace = reg.user("grace@example.org")
+    heidi = reg.user("heidi@example.org")
+    before = reg.digest()
+    r = heidi.req("POST", f"/v1/certificates/{grace.serial}/revoke",
+                  json_body={})
+    assert r.status == 403 and r.code == "forbidden"
+    assert reg.digest() == before
+    # Addresses only ever go to the caller's own certificate.
+    heidi.req("PUT", "/v1/me/addresses", json_body={
+        "addresses": [{"ip": "192.0.2.99", "port": 4605}]})
+    j = heidi.req("GET", "/v1/users/grace@example.org").json()
+    assert j["online"] is False
+
+
+def test_password_auth_and_rate_limit(reg, tmpdir_shared):
+    pw = os.path.join(tmpdir_shared, "pw")
+    with open(pw, "w") as f:
+        f.write("a long enough password\n")
+    reg.add("ivan@example.org", "Ivan", "--password-file", pw)
+    ivan = User(reg.d, "ivan@example.org", tmpdir_shared, device="-new")
+    import base64
+    good = base64.b64encode(b"ivan@example.org:a long enough password")
+    bad = base64.b64encode(b"ivan@example.org:wrong")
+    before = reg.digest()
+    r = curl(reg.d, "POST", "/v1/enroll",
+             headers=[f"Authorization: Basic {bad.decode()}"],
+             json_body={"csr": ivan.csr_pem()})
+    assert r.status == 401 and r.code == "bad_credentials"
+    assert reg.digest() == before
+    r = curl(reg.d, "POST", "/v1/enroll",
+             headers=[f"Authorization: Basic {good.decode()}"],
+             json_body={"csr": ivan.csr_pem()})
+    assert r.status == 201, r
+    statuses = []
+    for _ in range(6):
+        r = curl(reg.d, "POST", "/v1/enroll",
+                 headers=[f"Authorization: Basic {bad.decode()}"],
+                 json_body={"csr": ivan.csr_pem()})
+        statuses.append(r.status)
+    assert statuses[:4] == [401] * 4 and statuses[-1] == 429, statuses
+    # Limited now even with the right password, for a while.
+    r = curl(reg.d, "POST", "/v1/enroll",
+             headers=[f"Authorization: Basic {good.decode()}"],
+             json_body={"csr": ivan.csr_pem()})
+    assert r.status == 429 and r.code == "rate_limited"
+
+
+def test_admin_endpoints(reg, tmpdir_shared):
+    admin = reg.user("root@example.org", "Admin", admin=True)
+    r = admin.req("POST", "/v1/admin/users", json_body={
+        "userid": "Judy@Example.org", "name": "Judy",
+        "email": "judy@example.org"})
+    assert r.status == 201, r
+    r = admin.req("POST", "/v1/admin/users", json_body={
+        "userid": "judy@example.org", "name": "Judy again"})
+    assert r.status == 409, r
+    users = admin.req("GET", "/v1/admin/users").json()["users"]
+    assert "judy@example.org" in {u["userid"] for u in users}
+    r = admin.req("POST", "/v1/admin/users/judy@example.org/codes",
+                  json_body={"ttl": 600})
+    assert r.status == 201
+    judy = User(reg.d, "judy@example.org", tmpdir_shared, device="-new")
+    judy.enrol(r.json()["code"])
+    # Centralized model: the server makes the key, returns a PKCS#12.
+    r = admin.req("POST", "/v1/admin/users/judy@example.org/p12",
+                  json_body={"passphrase": "judy's passphrase"}, raw_out=True)
+    assert r.status == 201
+    p12 = os.path.join(tmpdir_shared, "judy.p12")
+    with open(p12, "wb") as f:
+        f.write(r.body)
+    certpem = openssl("pkcs12", "-in", p12, "-clcerts", "-nokeys", "-passin",
+                      "pass:judy's passphrase").stdout
+    assert "UID=judy@example.org" in openssl(
+        "x509", "-noout", "-subject", "-nameopt", "RFC2253",
+        input=certpem).stdout
+    r = admin.req("POST", "/v1/admin/users/judy@example.org/disable")
+    assert r.status == 200
+    r = judy.req("GET", "/v1/me")
+    assert r.status == 401 and r.code == "user_disabled"
+    r = admin.req("POST", f"/v1/admin/certificates/{judy.serial}/revoke",
+                  json_body={"reason": "keyCompromise"})
+    assert r.status == 200, r
+    actions = reg.sql("SELECT string_agg(action, ',') FROM audit_log")
+    assert "admin.user_add" in actions and "admin.user_disable" in actions
+    assert "cert.issue_p12" in actions
+
+
+def test_health_and_metrics(reg):
+    kim = reg.user("kim@example.org")
+    kim.req("GET", "/v1/me")
+    kim.req("PUT", "/v1/me/addresses", json_body={
+        "addresses": [{"ip": "2001:db8::3", "port": 4605}]})
+    assert curl(reg.d, "GET", "/healthz").status == 200
+    m = curl(reg.d, "GET", "/metrics").body
+    assert 'dird_requests_total{endpoint="me",status="200"} 1' in m
+    assert 'dird_requests_total{endpoint="enroll",status="201"} 1' in m
+    assert "dird_request_duration_seconds_bucket" in m
+    assert "dird_online_users 1" in m
+    assert "dird_auth_failures_total" in m
+    ca = curl(reg.d, "GET", "/v1/ca").body
+    with open(os.path.join(reg.data, "ca.pem")) as f:
+        assert ca == f.read()
+
+
+def test_two_instances_share_the_database(reg):
+    second = Dird(reg.data).start()
+    try:
+        lee = reg.user("lee@example.org")
+        mia = reg.user("mia@example.org")
+        for i in range(5):
+            ip = f"2001:db8::{i + 10:x}"
+            r = lee.req("PUT", "/v1/me/addresses", json_body={
+                "addresses": [{"ip": ip, "port": 4605}]})
+            assert r.status == 200
+            mia.d = second
+            r = mia.req("GET", "/v1/users/lee@example.org")
+            mia.d = reg.d
+            ips = {a["ip"] for d in r.json()["devices"]
+                   for a in d["addresses"]}
+            assert ip in ips, (i, r)
+    finally:
+        assert second.stop() == 0
+
+
+def test_database_restart_gives_503_then_recovers(tmpdir_shared):
+    own = PgServer()
+    try:
+        reg = Registry(own, tmpdir_shared)
+        nina = reg.user("nina@example.org")
+        assert nina.req("GET", "/v1/me").status == 200
+        own.stop()
+        r = nina.req("GET", "/v1/me")
+        assert r.status == 503 and r.code == "database_unavailable", r
+        assert curl(reg.d, "GET", "/healthz").status == 503
+        own.start()
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            r = nina.req("GET", "/v1/me")
+            if r.status == 200:
+                break
+            time.sleep(0.2)
+        assert r.status == 200, r
+        r = nina.req("PUT", "/v1/me/addresses", json_body={
+            "addresses": [{"ip": "2001:db8::77", "port": 4605}]})
+        assert r.status == 200
+        assert reg.sql("SELECT count(*) FROM addresses WHERE "
+                       "ip = '2001:db8::77'") == "1"
+        assert reg.d.stop() == 0
+    finally:
+        own.cleanup()
+
+
+def test_embedded_quick_start_and_clean_shutdown(tmpdir_shared):
+    """No DSN anywhere: dird starts the embedded cluster and stops it."""
+    data = os.path.join(tmpdir_shared, "data")
+    dirctl(data, "init", "--domain", "example.com")
+    d = Dird(data).start()
+    try:
+        assert curl(d, "GET", "/healthz").status == 200
+    finally:
+        assert d.stop() == 0
+    assert not os.path.exists(os.path.join(data, "pg", "postmaster.pid"))
+    assert "stopped" in d.read_log()
+
+
+def test_startup_errors(reg, tmpdir_shared):
+    # An occupied port.
+    p = run([os.path.join(os.environ.get("DIR_BUILD", "build"), "dird",
+                          "dird"), "--data", reg.data, "--listen",
+             f"127.0.0.1:{reg.d.port}"], check=False)
+    assert p.returncode != 0 and "cannot listen" in p.stderr
+    # A corrupt configuration names file and line.
+    bad = os.path.join(tmpdir_shared, "bad")
+    shutil.copytree(reg.data, bad, ignore=shutil.ignore_patterns("pg", "run"))
+    with open(os.path.join(bad, "dird.conf"), "a") as f:
+        f.write("workers = many\n")
+    p = run([os.path.join(os.environ.get("DIR_BUILD", "build"), "dird",
+                          "dird"), "--data", bad, "--check"], check=False)
+    assert p.returncode != 0 and "dird.conf:" in p.stderr
+    assert "workers must be" in p.stderr
+    # A missing CA key.
+    os.unlink(os.path.join(bad, "ca.key"))
+    with open(os.path.join(bad, "dird.conf")) as f:
+        text = f.read().replace("workers = many\n", "")
+    with open(os.path.join(bad, "dird.conf"), "w") as f:
+        f.write(text)
+    p = run([os.path.join(os.environ.get("DIR_BUILD", "build"), "dird",
+                          "dird"), "--data", bad], check=False)
+    assert p.returncode != 0 and "CA" in p.stderr
