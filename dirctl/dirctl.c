@@ -415,7 +415,8 @@ cmd_migrate(const struct opts *o, int argc, char **argv)
 		close_reg(&r, db);
 		return 1;
 	}
-	printf("schema version %d\n", v);
+	printf("schema version %d (migrations from %s)\n", v,
+	    reg_schema_dir());
 	close_reg(&r, db);
 	return 0;
 }
@@ -1122,7 +1123,8 @@ static const struct cmd {
 	const char *synopsis;
 } cmds[] = {
 	{ "init", cmd_init, "init --domain DOMAIN [--host NAME]... "
-			    "[--key-type p256|p384|rsa3072|ed25519]" },
+			    "[--key-type p256|p384|rsa3072|ed25519]\n"
+			    "       [--ca-days Nd]" },
 	{ "migrate", cmd_migrate, "migrate" },
 	{ "user", cmd_user, "user add USERID --name NAME [--email E] [--admin] "
 			    "[--password-file F]\n"
@@ -1161,7 +1163,7 @@ main(int argc, char **argv)
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct opts o = { getenv("DIR_DATA"), NULL };
+	struct opts o = { getenv("DIR_DATA"), getenv("DIR_DSN") };
 	size_t i;
 	int ch;
 

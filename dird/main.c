@@ -19,6 +19,7 @@
 #include "http.h"
 #include "log.h"
 #include "reg.h"
+#include "sdnotify.h"
 
 static void
 usage(FILE *fp)
@@ -31,6 +32,7 @@ usage(FILE *fp)
 	    "  --data DIR        data directory made by 'dirctl init'\n"
 	    "  --dsn CONNINFO    use this PostgreSQL instead of the embedded "
 	    "one\n"
+	    "                    (default: $DIR_DSN, then dird.conf's dsn)\n"
 	    "  --listen A:P      listen address (repeatable; default "
 	    "[::]:4604)\n"
 	    "  --workers N       worker threads (database connections)\n"
@@ -81,7 +83,7 @@ main(int argc, char **argv)
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *data = getenv("DIR_DATA"), *dsn = NULL;
+	const char *data = getenv("DIR_DATA"), *dsn = getenv("DIR_DSN");
 	char *sets[64];
 	int nsets = 0, check = 0, debug = 0, use_syslog = 0, ch, sig, i;
 	int listen_seen = 0, stopping = 0;
@@ -198,6 +200,8 @@ main(int argc, char **argv)
 	}
 	log_info("dird %s ready for %s (CA %s)", DIR_VERSION,
 	    reg.conf.domain, ca_fingerprint(reg.ca));
+	if (sdnotify("READY=1") == -1)
+		log_warn("cannot notify the service manager");
 
 	/* Signals are events for this thread. */
 	for (;;) {
@@ -219,6 +223,7 @@ main(int argc, char **argv)
 		signal(SIGINT, SIG_DFL);
 		break;
 	}
+	(void)sdnotify("STOPPING=1");
 	http_stop(srv);
 	auth_free(env.auth);
 	metrics_free(env.metrics);

@@ -57,14 +57,33 @@ reg_path(const struct reg *r, const char *name, char *buf, size_t len)
 	snprintf(buf, len, "%s/%s", r->datadir, name);
 }
 
+/*
+ * The migrations: $DIR_SCHEMA_DIR; else beside an installed program
+ * (PREFIX/sbin/dird -> PREFIX/share/dir/schema, so a relocated or
+ * DESTDIR install works); else the configured install directory; else
+ * the source tree (running from the build directory).
+ */
 const char *
 reg_schema_dir(void)
 {
+	static __thread char rel[PATH_MAX];
 	const char *env = getenv("DIR_SCHEMA_DIR");
-	char probe[PATH_MAX];
+	char exe[PATH_MAX], probe[PATH_MAX + 32], *slash;
+	ssize_t n;
 
 	if (env != NULL && *env != '\0')
 		return env;
+	n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	if (n > 0) {
+		exe[n] = '\0';
+		if ((slash = strrchr(exe, '/')) != NULL) {
+			*slash = '\0';
+			snprintf(rel, sizeof(rel), "%s/../share/dir/schema", exe);
+			snprintf(probe, sizeof(probe), "%s/001_init.sql", rel);
+			if (access(probe, R_OK) == 0)
+				return rel;
+		}
+	}
 	snprintf(probe, sizeof(probe), "%s/001_init.sql",
 	    DIR_SCHEMA_INSTALL_DIR);
 	if (access(probe, R_OK) == 0)
