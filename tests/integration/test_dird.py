@@ -544,3 +544,64 @@ def test_startup_errors(reg, tmpdir_shared):
     p = run([os.path.join(os.environ.get("DIR_BUILD", "build"), "dird",
                           "dird"), "--data", bad], check=False)
     assert p.returncode != 0 and "CA" in p.stderr
+
+
+def test_ttl_is_clamped_to_the_configured_range(reg):
+    olga = reg.user("olga@example.org")
+    got = {}
+    for asked in (1, 300, 10**6):
+        r = olga.req("PUT", "/v1/me/addresses", json_body={
+            "addresses": [{"ip": "2001:db8::8", "port": 4605}],
+            "ttl": asked})
+        assert r.status == 200, r
+        got[asked] = r.json()["ttl"]
+    assert got == {1: 60, 300: 300, 10**6: 3600}
+    left = float(reg.sql("SELECT extract(epoch FROM max(expires_at) - now()) "
+                         "FROM addresses"))
+    assert 3500 < left <= 3600
+
+
+def test_dual_stack_listener_and_connection_limits(reg, tmpdir_shared):
+    import socket as so
+    from dird_fixture import free_port
+    port = free_port()
+    # Only the IPv6 wildcard: IPv4 clients must get in through it too.
+    proc = subprocess.Popen([os.path.join(os.environ.get(
+        "DIR_BUILD", "build"), "dird", "dird"), "--data", reg.data,
+        "--listen", f"[::]:{port}", "--set", "max_connections_per_ip=3"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            try:
+                so.create_connection(("127.0.0.1", port), 0.2).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+        time.sleep(0.2)
+        for host in ("127.0.0.1", "::1"):
+            p = subprocess.run(["curl", "-sS", "--cacert",
+                                os.path.join(reg.data, "ca.pem"),
+                                "--resolve", f"localhost:{port}:{host}",
+                                f"https://localhost:{port}/healthz"],
+                               capture_output=True, text=True, timeout=30)
+            assert '"ok"' in p.stdout, (host, p.stderr)
+        # Three idle connections from one address use up its share.
+        idle = [so.create_connection(("127.0.0.1", port)) for _ in range(3)]
+        time.sleep(0.3)
+        p = subprocess.run(["curl", "-sS", "--cacert",
+                            os.path.join(reg.data, "ca.pem"),
+                            f"https://localhost:{port}/healthz"],
+                           capture_output=True, text=True, timeout=30)
+        assert p.returncode != 0 and '"ok"' not in p.stdout
+        for s in idle:
+            s.close()
+        time.sleep(0.3)
+        p = subprocess.run(["curl", "-sS", "--cacert",
+                            os.path.join(reg.data, "ca.pem"),
+                            f"https://localhost:{port}/healthz"],
+                           capture_output=True, text=True, timeout=30)
+        assert '"ok"' in p.stdout, p.stderr
+    finally:
+        proc.terminate()
+        assert proc.wait(30) == 0
