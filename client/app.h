@@ -1,0 +1,98 @@
+/*
+ * app.h - the running peer: listeners, registration, calls, sessions and
+ * the user interface, in one single-threaded poll() loop.
+ *
+ * Blocking steps inside the loop, accepted because they are short: HTTP
+ * calls to the DIR (registration, lookup, CRL) and the TCP connect phase
+ * of a call (bounded by its timeout).  TLS handshakes and all session I/O
+ * are non-blocking, so two peers calling each other at once, or several
+ * callers at once, never wait on one another.
+ */
+#ifndef APP_H
+#define APP_H
+
+#include <stdint.h>
+#include <time.h>
+
+#include <jansson.h>
+
+#include "dial.h"
+#include "irp_client.h"
+#include "keystore.h"
+#include "peertls.h"
+#include "session.h"
+
+#define APP_LISTEN_MAX 8
+#define APP_STDIN_MAX (128 * 1024)
+/* Incoming connections beyond this are closed at once; outgoing calls
+ * (placed by the user) may add a few more. */
+#define APP_SESSIONS_MAX 256
+
+enum app_mode {
+	APP_RUN,      /* dchat run: interactive or --json */
+	APP_SEND,     /* dchat send: one message, wait for its ack */
+	APP_SENDFILE, /* dchat sendfile: one file, wait for file_received */
+};
+
+struct app {
+	enum app_mode mode;
+	int json;
+	int contact_requests; /* let unlisted callers leave a request */
+	struct keystore ks;
+	struct ks_list allow, deny;
+	struct peertls *pt;
+	struct irp_client *irp;
+	struct session_env env;
+	char userid[256];
+	char name[256];
+
+	struct session *sessions;
+	int next_sid;
+	int current; /* the session "msg" talks to, 0 = none */
+
+	struct dial_addr listen[APP_LISTEN_MAX];
+	int lfd[APP_LISTEN_MAX];
+	size_t nlisten;
+	struct dial_addr adv[IRP_ADDR_MAX];
+	size_t nadv; /* --advertise: 0 = discover from the interfaces */
+	int ttl;
+	int registered;
+	char reg_sig[2048]; /* what is registered, to notice changes */
+	time_t reg_next, if_next, crl_next;
+
+	int sigfd[2]; /* self-pipe: signals become events */
+	int stdin_open;
+	char inbuf[APP_STDIN_MAX];
+	size_t inlen;
+
+	/* one-shot send / sendfile */
+	char target[256];
+	const char *payload; /* text or path */
+	int os_sid;
+	uint64_t os_id;
+	int os_sent;
+	time_t os_deadline; /* give up waiting for the peer */
+
+	int quit;
+	int exit_code;
+};
+
+/* Set up listeners, TLS, the registry client; 0 or -1 (printed). */
+int app_init(struct app *a);
+/* The loop; returns the process exit status. */
+int app_run(struct app *a);
+void app_free(struct app *a);
+
+/* Place a call; the session id, or -1 (the failure is reported). */
+int app_call(struct app *a, const char *userid, int skip_cache);
+struct session *app_session(struct app *a, int id);
+/* Fetch the CRL and re-register now. */
+void app_refresh(struct app *a);
+
+/* ui.c: report an event (takes ev) / run one command (borrows cmd). */
+void ui_event(struct app *a, json_t *ev);
+void ui_command(struct app *a, json_t *cmd);
+/* ui.c: one line typed by a person or, with --json, one JSON command. */
+void ui_line(struct app *a, char *line);
+
+#endif

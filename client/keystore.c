@@ -1,0 +1,428 @@
+/*
+ * keystore.c - files under dchat's home directory.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "keystore.h"
+
+static int
+path_join(char *dst, const char *dir, const char *name)
+{
+	return (size_t)snprintf(dst, KS_PATH_MAX, "%s/%s", dir, name) >=
+	    KS_PATH_MAX ? -1 : 0;
+}
+
+/* Trim leading and trailing blanks in place; returns the start. */
+static char *
+trim(char *s)
+{
+	size_t n;
+
+	while (*s == ' ' || *s == '\t')
+		s++;
+	n = strlen(s);
+	while (n && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\n' ||
+	    s[n - 1] == '\r'))
+		s[--n] = '\0';
+	return s;
+}
+
+static int
+mkdir_p(const char *path, mode_t mode)
+{
+	char tmp[KS_PATH_MAX], *p;
+
+	if ((size_t)snprintf(tmp, sizeof(tmp), "%s", path) >= sizeof(tmp))
+		return -1;
+	for (p = tmp + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(tmp, 0700) == -1 && errno != EEXIST)
+			return -1;
+		*p = '/';
+	}
+	if (mkdir(tmp, mode) == -1 && errno != EEXIST)
+		return -1;
+	return 0;
+}
+
+static void
+load_config(struct keystore *ks)
+{
+	char line[1400], *k, *v, *eq;
+	FILE *f;
+
+	if ((f = fopen(ks->config, "r")) == NULL)
+		return;
+	while (fgets(line, sizeof(line), f)) {
+		if ((eq = strchr(line, '=')) == NULL)
+			continue;
+		*eq = '\0';
+		k = trim(line);
+		v = trim(eq + 1);
+		if (strcmp(k, "server") == 0)
+			snprintf(ks->server, sizeof(ks->server), "%s", v);
+		else if (strcmp(k, "userid") == 0)
+			snprintf(ks->userid, sizeof(ks->userid), "%s", v);
+	}
+	fclose(f);
+}
+
+int
+ks_open(struct keystore *ks, const char *home, int create, char *err,
+    size_t errlen)
+{
+	const char *xdg, *h;
+	int bad = 0;
+
+	memset(ks, 0, sizeof(*ks));
+	if (home == NULL) {
+		if ((xdg = getenv("XDG_CONFIG_HOME")) != NULL && *xdg == '/')
+			bad = (size_t)snprintf(ks->home, sizeof(ks->home),
+			    "%s/dchat", xdg) >= sizeof(ks->home);
+		else if ((h = getenv("HOME")) != NULL && *h)
+			bad = (size_t)snprintf(ks->home, sizeof(ks->home),
+			    "%s/.config/dchat", h) >= sizeof(ks->home);
+		else {
+			snprintf(err, errlen, "no --home given and neither "
+			    "XDG_CONFIG_HOME nor HOME is set");
+			return -1;
+		}
+	} else
+		bad = (size_t)snprintf(ks->home, sizeof(ks->home), "%s",
+		    home) >= sizeof(ks->home);
+	if (bad || path_join(ks->key, ks->home, "key.pem") ||
+	    path_join(ks->cert, ks->home, "cert.pem") ||
+	    path_join(ks->ca, ks->home, "ca.pem") ||
+	    path_join(ks->crl, ks->home, "crl.der") ||
+	    path_join(ks->config, ks->home, "config") ||
+	    path_join(ks->contacts, ks->home, "contacts") ||
+	    path_join(ks->allow, ks->home, "allow") ||
+	    path_join(ks->deny, ks->home, "deny") ||
+	    path_join(ks->requests, ks->home, "requests") ||
+	    path_join(ks->downloads, ks->home, "downloads")) {
+		snprintf(err, errlen, "home directory path too long");
+		return -1;
+	}
+	if (create && mkdir_p(ks->home, 0700) == -1) {
+		snprintf(err, errlen, "cannot create %s: %s", ks->home,
+		    strerror(errno));
+		return -1;
+	}
+	load_config(ks);
+	return 0;
+}
+
+int
+ks_save_config(const struct keystore *ks, char *err, size_t errlen)
+{
+	char buf[1400];
+	int n;
+
+	n = snprintf(buf, sizeof(buf), "server = %s\nuserid = %s\n",
+	    ks->server, ks->userid);
+	if (n < 0 || (size_t)n >= sizeof(buf) ||
+	    ks_write_file(ks->config, buf, (size_t)n, 0600) == -1) {
+		snprintf(err, errlen, "cannot write %s: %s", ks->config,
+		    strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+int
+ks_write_file(const char *path, const void *buf, size_t len, mode_t mode)
+{
+	char tmp[KS_PATH_MAX + 16];
+	const unsigned char *p = buf;
+	ssize_t w;
+	int fd, saved;
+
+	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp%ld", path,
+	    (long)getpid()) >= sizeof(tmp)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	/* O_EXCL + the mode at creation: a key is never readable by others,
+	 * not even for a moment. */
+	(void)unlink(tmp);
+	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode)) ==
+	    -1)
+		return -1;
+	while (len > 0) {
+		if ((w = write(fd, p, len)) == -1) {
+			if (errno == EINTR)
+				continue;
+			goto err;
+		}
+		p += w;
+		len -= (size_t)w;
+	}
+	if (fsync(fd) == -1 || close(fd) == -1) {
+		fd = -1;
+		goto err;
+	}
+	fd = -1;
+	if (rename(tmp, path) == -1)
+		goto err;
+	return 0;
+err:
+	saved = errno;
+	if (fd != -1)
+		close(fd);
+	(void)unlink(tmp);
+	errno = saved;
+	return -1;
+}
+
+int
+ks_read_file(const char *path, size_t max, unsigned char **buf, size_t *len)
+{
+	unsigned char *b = NULL;
+	struct stat st;
+	size_t got = 0;
+	ssize_t r;
+	int fd;
+
+	*buf = NULL;
+	*len = 0;
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
+		return -1;
+	if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode) ||
+	    (size_t)st.st_size > max) {
+		close(fd);
+		errno = EFBIG;
+		return -1;
+	}
+	if ((b = malloc((size_t)st.st_size + 1)) == NULL) {
+		close(fd);
+		return -1;
+	}
+	while (got < (size_t)st.st_size) {
+		r = read(fd, b + got, (size_t)st.st_size - got);
+		if (r == -1 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		got += (size_t)r;
+	}
+	close(fd);
+	b[got] = '\0';
+	*buf = b;
+	*len = got;
+	return 0;
+}
+
+int
+ks_list_load(const char *path, struct ks_list *l)
+{
+	char line[KS_ENTRY_MAX + 8], *s;
+	FILE *f;
+
+	l->n = 0;
+	if ((f = fopen(path, "r")) == NULL)
+		return errno == ENOENT ? 0 : -1;
+	while (fgets(line, sizeof(line), f)) {
+		s = trim(line);
+		if (*s == '\0' || *s == '#')
+			continue;
+		(void)ks_list_add(l, s);
+	}
+	fclose(f);
+	return 0;
+}
+
+int
+ks_list_save(const char *path, const struct ks_list *l)
+{
+	char *buf;
+	size_t i, off = 0, cap = l->n * (KS_ENTRY_MAX + 1) + 1;
+	int rv;
+
+	if ((buf = malloc(cap)) == NULL)
+		return -1;
+	for (i = 0; i < l->n; i++)
+		off += (size_t)snprintf(buf + off, cap - off, "%s\n", l->e[i]);
+	rv = ks_write_file(path, buf, off, 0600);
+	free(buf);
+	return rv;
+}
+
+int
+ks_list_add(struct ks_list *l, const char *entry)
+{
+	size_t i;
+
+	if (strlen(entry) >= KS_ENTRY_MAX || strpbrk(entry, " \t\r\n"))
+		return -1;
+	for (i = 0; i < l->n; i++)
+		if (strcmp(l->e[i], entry) == 0)
+			return 0;
+	if (l->n == KS_LIST_MAX)
+		return -1;
+	snprintf(l->e[l->n++], KS_ENTRY_MAX, "%s", entry);
+	return 0;
+}
+
+int
+ks_list_remove(struct ks_list *l, const char *entry)
+{
+	size_t i;
+
+	for (i = 0; i < l->n; i++) {
+		if (strcmp(l->e[i], entry) != 0)
+			continue;
+		memmove(l->e[i], l->e[i + 1], (l->n - i - 1) * KS_ENTRY_MAX);
+		l->n--;
+		return 0;
+	}
+	return -1;
+}
+
+int
+ks_list_match(const struct ks_list *l, const char *userid)
+{
+	const char *at = strrchr(userid, '@');
+	size_t i;
+
+	for (i = 0; i < l->n; i++) {
+		if (strcmp(l->e[i], "*") == 0 ||
+		    strcasecmp(l->e[i], userid) == 0 ||
+		    (l->e[i][0] == '@' && at && strcasecmp(l->e[i], at) == 0))
+			return 1;
+	}
+	return 0;
+}
+
+/* Parse one contacts line "userid ip port fingerprint". */
+static int
+contact_parse(char *line, struct ks_contact *c)
+{
+	char *f[4], *save = NULL, *p, *end;
+	long port;
+	int i;
+
+	p = line;
+	for (i = 0; i < 4; i++) {
+		f[i] = strtok_r(p, " \t\n", &save);
+		p = NULL;
+		if (f[i] == NULL)
+			return -1;
+	}
+	port = strtol(f[2], &end, 10);
+	if (*end || port < 1 || port > 65535 ||
+	    strlen(f[0]) >= sizeof(c->userid) || strlen(f[1]) >= sizeof(c->ip) ||
+	    strlen(f[3]) >= sizeof(c->fingerprint))
+		return -1;
+	snprintf(c->userid, sizeof(c->userid), "%s", f[0]);
+	snprintf(c->ip, sizeof(c->ip), "%s", f[1]);
+	snprintf(c->fingerprint, sizeof(c->fingerprint), "%s", f[3]);
+	c->port = (int)port;
+	return 0;
+}
+
+int
+ks_contact_get(const struct keystore *ks, const char *userid,
+    struct ks_contact *c)
+{
+	char line[512];
+	FILE *f;
+	int rv = -1;
+
+	if ((f = fopen(ks->contacts, "r")) == NULL)
+		return -1;
+	while (fgets(line, sizeof(line), f)) {
+		if (contact_parse(line, c) == 0 &&
+		    strcasecmp(c->userid, userid) == 0) {
+			rv = 0;
+			break;
+		}
+	}
+	fclose(f);
+	return rv;
+}
+
+int
+ks_contact_set(const struct keystore *ks, const struct ks_contact *c)
+{
+	unsigned char *old = NULL;
+	char *out = NULL, *line, *save = NULL, copy[512];
+	size_t len = 0, off = 0, cap;
+	struct ks_contact e;
+	int rv = -1;
+
+	if (ks_read_file(ks->contacts, KS_FILE_MAX, &old, &len) == -1)
+		len = 0;
+	cap = len + 512;
+	if ((out = malloc(cap)) == NULL)
+		goto err;
+	off = (size_t)snprintf(out, cap, "%s %s %d %s\n", c->userid, c->ip,
+	    c->port, c->fingerprint[0] ? c->fingerprint : "-");
+	for (line = old ? strtok_r((char *)old, "\n", &save) : NULL; line;
+	    line = strtok_r(NULL, "\n", &save)) {
+		snprintf(copy, sizeof(copy), "%s", line);
+		if (contact_parse(copy, &e) == 0 &&
+		    strcasecmp(e.userid, c->userid) == 0)
+			continue; /* the new entry replaces it */
+		if (off + strlen(line) + 2 > cap)
+			break;
+		off += (size_t)snprintf(out + off, cap - off, "%s\n", line);
+	}
+	rv = ks_write_file(ks->contacts, out, off, 0600);
+err:
+	free(old);
+	free(out);
+	return rv;
+}
+
+/* A request field on one line: no tabs or newlines, bounded. */
+static void
+clean_field(char *dst, size_t len, const char *src)
+{
+	size_t i;
+
+	snprintf(dst, len, "%s", src ? src : "");
+	for (i = 0; dst[i]; i++)
+		if ((unsigned char)dst[i] < 0x20 || dst[i] == 0x7f)
+			dst[i] = ' ';
+}
+
+int
+ks_request_add(const struct keystore *ks, const char *userid,
+    const char *name, const char *note)
+{
+	unsigned char *old = NULL;
+	char *out = NULL, *line, *save = NULL, u[256], n[256], t[512];
+	size_t len = 0, off, cap, ul;
+	int rv = -1;
+
+	clean_field(u, sizeof(u), userid);
+	clean_field(n, sizeof(n), name);
+	clean_field(t, sizeof(t), note);
+	if (ks_read_file(ks->requests, KS_FILE_MAX, &old, &len) == -1)
+		len = 0;
+	cap = len + 1100;
+	if ((out = malloc(cap)) == NULL)
+		goto err;
+	off = 0;
+	ul = strlen(u);
+	for (line = old ? strtok_r((char *)old, "\n", &save) : NULL; line;
+	    line = strtok_r(NULL, "\n", &save)) {
+		if (strncmp(line, u, ul) == 0 && line[ul] == '\t')
+			continue; /* one request per caller */
+		off += (size_t)snprintf(out + off, cap - off, "%s\n", line);
+	}
+	off += (size_t)snprintf(out + off, cap - off, "%s\t%s\t%s\n", u, n, t);
+	rv = ks_write_file(ks->requests, out, off, 0600);
+err:
+	free(old);
+	free(out);
+	return rv;
+}

@@ -1,0 +1,93 @@
+/*
+ * keystore.h - dchat's home directory: key, certificate, CA, CRL cache,
+ * configuration, contacts and the allow / deny lists.
+ *
+ * Layout of DIR (default $XDG_CONFIG_HOME/dchat, else ~/.config/dchat):
+ *   key.pem      the private key, mode 0600, never leaves the machine
+ *   cert.pem     our certificate          ca.pem    the pinned DIR CA
+ *   crl.der      the last CRL fetched from the DIR (see peertls.h)
+ *   config       "server = https://host:4604" and "userid = ..."
+ *   contacts     "userid ip port fingerprint" per line: last working address
+ *   allow, deny  one entry per line: a user id, "@domain", or "*" (anyone
+ *                the DIR CA vouches for)
+ *   requests     contact requests left by callers: "userid<TAB>name<TAB>note"
+ *   downloads/   received files
+ * Every file is replaced atomically (write to a temporary, rename).
+ */
+#ifndef KEYSTORE_H
+#define KEYSTORE_H
+
+#include <limits.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#define KS_PATH_MAX 4096
+#define KS_LIST_MAX 256	     /* entries per allow / deny list */
+#define KS_ENTRY_MAX 256
+#define KS_FILE_MAX (1024 * 1024)
+
+struct keystore {
+	char home[KS_PATH_MAX];
+	char key[KS_PATH_MAX];
+	char cert[KS_PATH_MAX];
+	char ca[KS_PATH_MAX];
+	char crl[KS_PATH_MAX];
+	char config[KS_PATH_MAX];
+	char contacts[KS_PATH_MAX];
+	char allow[KS_PATH_MAX];
+	char deny[KS_PATH_MAX];
+	char requests[KS_PATH_MAX];
+	char downloads[KS_PATH_MAX];
+	char server[1024]; /* from config, "" if none */
+	char userid[256];  /* from config, "" if none */
+};
+
+/* A loaded allow or deny list. */
+struct ks_list {
+	size_t n;
+	char e[KS_LIST_MAX][KS_ENTRY_MAX];
+};
+
+/* The last working address of a contact and the certificate seen there. */
+struct ks_contact {
+	char userid[256];
+	char ip[64];
+	int port;
+	char fingerprint[65];
+};
+
+/*
+ * Fill ks with the paths under home (NULL: the XDG default).  With create,
+ * make the directory (0700).  Reads the config file if present.
+ */
+int ks_open(struct keystore *ks, const char *home, int create, char *err,
+    size_t errlen) __attribute__((warn_unused_result));
+/* Write server and userid to the config file. */
+int ks_save_config(const struct keystore *ks, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+
+/* Replace path atomically with buf, created with mode. */
+int ks_write_file(const char *path, const void *buf, size_t len, mode_t mode)
+    __attribute__((warn_unused_result));
+/* Read at most max bytes of path into a new NUL-terminated buffer. */
+int ks_read_file(const char *path, size_t max, unsigned char **buf,
+    size_t *len) __attribute__((warn_unused_result));
+
+int ks_list_load(const char *path, struct ks_list *l);
+int ks_list_save(const char *path, const struct ks_list *l);
+/* Add (or remove) an entry; 0, or -1 when full / not present. */
+int ks_list_add(struct ks_list *l, const char *entry);
+int ks_list_remove(struct ks_list *l, const char *entry);
+/* 1 when userid matches an entry (exact, "@domain" or "*"). */
+int ks_list_match(const struct ks_list *l, const char *userid);
+
+/* 0 and *c filled when userid has a contact entry, -1 otherwise. */
+int ks_contact_get(const struct keystore *ks, const char *userid,
+    struct ks_contact *c);
+int ks_contact_set(const struct keystore *ks, const struct ks_contact *c);
+
+/* Append a contact request (one per caller: a newer one replaces). */
+int ks_request_add(const struct keystore *ks, const char *userid,
+    const char *name, const char *note);
+
+#endif

@@ -1,0 +1,733 @@
+/*
+ * main.c - dchat, the direct chat peer.
+ *
+ *   dchat [--home DIR] init --server URL --user USERID --code CODE
+ *         --ca-fingerprint SHA256
+ *   dchat backup --passphrase-file F
+ *   dchat restore --server URL --user USERID --ca-fingerprint SHA256
+ *         (--code CODE | --password-file F) --passphrase-file F
+ *   dchat lookup USERID [--json]
+ *   dchat run [--listen ADDR:PORT]... [--advertise ADDR:PORT]... [--json]
+ *         [--ttl SECS] [--auto-accept] [--accept-files]
+ *         [--no-contact-requests]
+ *   dchat send USERID TEXT | dchat sendfile USERID PATH [--timeout SECS]
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/pkcs12.h>
+#include <openssl/x509.h>
+#include <openssl/x509_vfy.h>
+
+#include "app.h"
+#include "ca.h"
+#include "irp_client.h"
+#include "keystore.h"
+
+#define PASS_MAX 1024
+
+struct opts {
+	const char *home;
+	const char *server;
+	const char *user;
+	const char *code;
+	const char *fingerprint;
+	const char *passphrase_file;
+	const char *password_file;
+	const char *listen[APP_LISTEN_MAX];
+	size_t nlisten;
+	const char *advertise[IRP_ADDR_MAX];
+	size_t nadvertise;
+	int json;
+	int ttl;
+	int auto_accept;
+	int accept_files;
+	int timeout;
+	int force;
+	int no_requests;
+};
+
+static void
+usage(void)
+{
+	fputs("usage: dchat [--home DIR] COMMAND ...\n"
+	    "  init --server https://HOST:4604 --user USERID --code CODE "
+	    "--ca-fingerprint SHA256 [--force]\n"
+	    "  backup --passphrase-file F\n"
+	    "  restore --server URL --user USERID --ca-fingerprint SHA256\n"
+	    "          (--code CODE | --password-file F) --passphrase-file F\n"
+	    "  lookup USERID [--json]\n"
+	    "  run [--listen ADDR:PORT]... [--advertise ADDR:PORT]... [--json]\n"
+	    "      [--ttl SECS] [--auto-accept] [--accept-files]"
+	    " [--no-contact-requests]\n"
+	    "  send USERID TEXT [--timeout SECS]\n"
+	    "  sendfile USERID PATH [--timeout SECS]\n", stderr);
+}
+
+/* The first line of a file, for passphrases; wipe with OPENSSL_cleanse. */
+static int
+read_secret(const char *path, char *out, size_t len)
+{
+	unsigned char *buf = NULL;
+	size_t n, i;
+
+	if (path == NULL || ks_read_file(path, PASS_MAX, &buf, &n) == -1) {
+		fprintf(stderr, "dchat: cannot read %s: %s\n",
+		    path ? path : "(no file given)", strerror(errno));
+		return -1;
+	}
+	for (i = 0; i < n && buf[i] != '\n' && buf[i] != '\r'; i++)
+		;
+	if (i == 0 || i >= len) {
+		OPENSSL_cleanse(buf, n);
+		free(buf);
+		fprintf(stderr, "dchat: %s: empty or too long\n", path);
+		return -1;
+	}
+	memcpy(out, buf, i);
+	out[i] = '\0';
+	OPENSSL_cleanse(buf, n);
+	free(buf);
+	return 0;
+}
+
+static int
+need(const char *v, const char *name)
+{
+	if (v == NULL || *v == '\0') {
+		fprintf(stderr, "dchat: %s is required\n", name);
+		return -1;
+	}
+	return 0;
+}
+
+/* Fetch the CRL with our certificate in place; best effort. */
+static void
+fetch_crl(const struct keystore *ks)
+{
+	struct irp_client *c;
+	struct irp_err err;
+	unsigned char *der;
+	size_t len;
+
+	if ((c = irp_client_new(ks->server, ks->ca, ks->cert, ks->key,
+	    &err)) == NULL ||
+	    irp_crl_get(c, &der, &len, &err) == -1) {
+		fprintf(stderr, "dchat: warning: no CRL fetched: %s\n",
+		    err.msg);
+		irp_client_free(c);
+		return;
+	}
+	if (ks_write_file(ks->crl, der, len, 0644) == -1)
+		fprintf(stderr, "dchat: cannot write %s\n", ks->crl);
+	free(der);
+	irp_client_free(c);
+}
+
+/* Refuse to overwrite an identity unless asked. */
+static int
+check_fresh(const struct keystore *ks, int force)
+{
+	if (!force && access(ks->key, F_OK) == 0) {
+		fprintf(stderr, "dchat: %s already holds a key; use --force to "
+		    "replace it\n", ks->home);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+cmd_init(struct opts *o)
+{
+	char uid[IRP_USERID_MAX + 1], kerr[300];
+	struct irp_client *c = NULL;
+	struct irp_cert cert = { 0 };
+	struct ca_cert_info info;
+	struct keystore ks;
+	struct irp_err err;
+	struct ca_err cerr;
+	char *ca = NULL, *key = NULL, *csr = NULL;
+	const char *why;
+	int rv = 1;
+
+	if (need(o->server, "--server") || need(o->user, "--user") ||
+	    need(o->code, "--code") ||
+	    need(o->fingerprint, "--ca-fingerprint"))
+		return 2;
+	if (irp_userid_normalize(o->user, uid, sizeof(uid), &why) == -1) {
+		fprintf(stderr, "dchat: %s: %s\n", o->user, why);
+		return 2;
+	}
+	if (ks_open(&ks, o->home, 1, kerr, sizeof(kerr)) == -1) {
+		fprintf(stderr, "dchat: %s\n", kerr);
+		return 1;
+	}
+	if (check_fresh(&ks, o->force) == -1)
+		return 1;
+	/* Trust on first use is not enough: the CA must match the
+	 * fingerprint the administrator gave out. */
+	if (irp_fetch_ca(o->server, o->fingerprint, &ca, &err) == -1) {
+		fprintf(stderr, "dchat: %s\n", err.msg);
+		goto err;
+	}
+	if (ks_write_file(ks.ca, ca, strlen(ca), 0644) == -1) {
+		fprintf(stderr, "dchat: cannot write %s\n", ks.ca);
+		goto err;
+	}
+	/* The key is made here and never leaves this machine. */
+	if ((key = ca_key_new_pem(CA_KEY_EC_P256, &cerr)) == NULL ||
+	    (csr = ca_csr_new_pem(key, uid, uid, &cerr)) == NULL) {
+		fprintf(stderr, "dchat: %s\n", cerr.msg);
+		goto err;
+	}
+	if ((c = irp_client_new(o->server, ks.ca, NULL, NULL, &err)) == NULL ||
+	    irp_enroll(c, o->code, csr, &cert, &err) == -1) {
+		fprintf(stderr, "dchat: enrolment failed: %s\n", err.msg);
+		goto err;
+	}
+	if (ca_cert_info((const unsigned char *)cert.cert_pem,
+	    strlen(cert.cert_pem), &info, &cerr) == -1 ||
+	    strcasecmp(info.userid, uid) != 0) {
+		fprintf(stderr, "dchat: the registry issued a certificate for "
+		    "'%s', not %s\n", info.userid, uid);
+		goto err;
+	}
+	if (ks_write_file(ks.key, key, strlen(key), 0600) == -1 ||
+	    ks_write_file(ks.cert, cert.cert_pem, strlen(cert.cert_pem),
+		0644) == -1) {
+		fprintf(stderr, "dchat: cannot write the key or certificate: "
+		    "%s\n", strerror(errno));
+		goto err;
+	}
+	snprintf(ks.server, sizeof(ks.server), "%s", o->server);
+	snprintf(ks.userid, sizeof(ks.userid), "%s", uid);
+	if (ks_save_config(&ks, kerr, sizeof(kerr)) == -1) {
+		fprintf(stderr, "dchat: %s\n", kerr);
+		goto err;
+	}
+	fetch_crl(&ks);
+	printf("enrolled as %s (%s)\nserial %s\nfingerprint %s\nexpires %s\n",
+	    uid, info.name, cert.serial, info.fingerprint, cert.not_after);
+	rv = 0;
+err:
+	irp_cert_clear(&cert);
+	irp_client_free(c);
+	ca_secret_free(key);
+	free(csr);
+	free(ca);
+	return rv;
+}
+
+static int
+cmd_backup(struct opts *o)
+{
+	char pass[PASS_MAX], kerr[300];
+	struct irp_client *c = NULL;
+	STACK_OF(X509) *chain = NULL;
+	unsigned char *der = NULL;
+	struct keystore ks;
+	struct irp_err err;
+	PKCS12 *p12 = NULL;
+	EVP_PKEY *pkey = NULL;
+	X509 *cert = NULL, *cax = NULL;
+	BIO *bio = NULL;
+	int len, rv = 1;
+
+	if (ks_open(&ks, o->home, 0, kerr, sizeof(kerr)) == -1) {
+		fprintf(stderr, "dchat: %s\n", kerr);
+		return 1;
+	}
+	if (read_secret(o->passphrase_file, pass, sizeof(pass)) == -1)
+		return 2;
+	if ((bio = BIO_new_file(ks.key, "r")) == NULL ||
+	    (pkey = PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL)) == NULL) {
+		fprintf(stderr, "dchat: cannot read %s\n", ks.key);
+		goto err;
+	}
+	BIO_free(bio);
+	if ((bio = BIO_new_file(ks.cert, "r")) == NULL ||
+	    (cert = PEM_read_bio_X509(bio, NULL, NULL, NULL)) == NULL) {
+		fprintf(stderr, "dchat: cannot read %s\n", ks.cert);
+		goto err;
+	}
+	BIO_free(bio);
+	if ((bio = BIO_new_file(ks.ca, "r")) == NULL ||
+	    (cax = PEM_read_bio_X509(bio, NULL, NULL, NULL)) == NULL ||
+	    (chain = sk_X509_new_null()) == NULL ||
+	    sk_X509_push(chain, cax) == 0) {
+		fprintf(stderr, "dchat: cannot read %s\n", ks.ca);
+		goto err;
+	}
+	cax = NULL; /* the stack owns it */
+	/* OpenSSL 3 defaults: AES-256-CBC, PBKDF2, SHA-256 MAC; a high
+	 * iteration count because the server stores it for anyone who gets
+	 * a code to download. */
+	if ((p12 = PKCS12_create(pass, ks.userid, pkey, cert, chain,
+	    NID_aes_256_cbc, NID_aes_256_cbc, 200000, 200000, 0)) == NULL ||
+	    (len = i2d_PKCS12(p12, &der)) <= 0) {
+		fprintf(stderr, "dchat: cannot build the PKCS#12\n");
+		goto err;
+	}
+	if ((c = irp_client_new(ks.server, ks.ca, ks.cert, ks.key, &err)) ==
+	    NULL || irp_backup_put(c, der, (size_t)len, &err) == -1) {
+		fprintf(stderr, "dchat: backup failed: %s\n", err.msg);
+		goto err;
+	}
+	printf("backup stored in the DIR (%d bytes, encrypted with your "
+	    "passphrase)\n", len);
+	rv = 0;
+err:
+	OPENSSL_cleanse(pass, sizeof(pass));
+	irp_client_free(c);
+	OPENSSL_free(der);
+	PKCS12_free(p12);
+	sk_X509_pop_free(chain, X509_free);
+	X509_free(cax);
+	X509_free(cert);
+	EVP_PKEY_free(pkey);
+	BIO_free(bio);
+	return rv;
+}
+
+static int
+cmd_restore(struct opts *o)
+{
+	char pass[PASS_MAX], pw[PASS_MAX], uid[IRP_USERID_MAX + 1], kerr[300];
+	struct irp_client *c = NULL;
+	STACK_OF(X509) *chain = NULL;
+	unsigned char *p12buf = NULL;
+	const unsigned char *p;
+	struct ca_cert_info info;
+	struct keystore ks;
+	struct irp_err err;
+	struct ca_err cerr;
+	PKCS12 *p12 = NULL;
+	EVP_PKEY *pkey = NULL;
+	X509 *cert = NULL;
+	BIO *bio = NULL;
+	BUF_MEM *bm;
+	char *ca = NULL, *certpem = NULL;
+	const char *why;
+	size_t len;
+	long certlen;
+	int rv = 1, use_pw = 0;
+
+	pass[0] = pw[0] = '\0';
+	if (need(o->server, "--server") || need(o->user, "--user") ||
+	    need(o->fingerprint, "--ca-fingerprint"))
+		return 2;
+	if (o->code == NULL && o->password_file == NULL) {
+		fprintf(stderr, "dchat: --code or --password-file is needed\n");
+		return 2;
+	}
+	if (irp_userid_normalize(o->user, uid, sizeof(uid), &why) == -1) {
+		fprintf(stderr, "dchat: %s: %s\n", o->user, why);
+		return 2;
+	}
+	if (read_secret(o->passphrase_file, pass, sizeof(pass)) == -1)
+		return 2;
+	if (o->code == NULL) {
+		if (read_secret(o->password_file, pw, sizeof(pw)) == -1)
+			goto err;
+		use_pw = 1;
+	}
+	if (ks_open(&ks, o->home, 1, kerr, sizeof(kerr)) == -1) {
+		fprintf(stderr, "dchat: %s\n", kerr);
+		goto err;
+	}
+	if (check_fresh(&ks, o->force) == -1)
+		goto err;
+	if (irp_fetch_ca(o->server, o->fingerprint, &ca, &err) == -1) {
+		fprintf(stderr, "dchat: %s\n", err.msg);
+		goto err;
+	}
+	if (ks_write_file(ks.ca, ca, strlen(ca), 0644) == -1)
+		goto err;
+	if ((c = irp_client_new(o->server, ks.ca, NULL, NULL, &err)) == NULL ||
+	    irp_backup_get(c, use_pw ? uid : NULL, use_pw ? pw : o->code,
+		&p12buf, &len, &err) == -1) {
+		fprintf(stderr, "dchat: cannot fetch the backup: %s\n", err.msg);
+		goto err;
+	}
+	p = p12buf;
+	if ((p12 = d2i_PKCS12(NULL, &p, (long)len)) == NULL ||
+	    PKCS12_parse(p12, pass, &pkey, &cert, &chain) != 1 ||
+	    pkey == NULL || cert == NULL) {
+		fprintf(stderr, "dchat: the backup does not open with this "
+		    "passphrase (or is damaged)\n");
+		goto err;
+	}
+	if (X509_check_private_key(cert, pkey) != 1) {
+		fprintf(stderr, "dchat: the backup's key and certificate do "
+		    "not match\n");
+		goto err;
+	}
+	if ((bio = BIO_new(BIO_s_mem())) == NULL ||
+	    PEM_write_bio_X509(bio, cert) != 1 ||
+	    (certlen = BIO_get_mem_data(bio, &certpem)) <= 0 ||
+	    ca_cert_info((const unsigned char *)certpem, (size_t)certlen, &info,
+		&cerr) == -1 || strcasecmp(info.userid, uid) != 0) {
+		fprintf(stderr, "dchat: the backup holds a certificate for "
+		    "another user\n");
+		goto err;
+	}
+	if (ks_write_file(ks.cert, certpem, (size_t)certlen, 0644) == -1)
+		goto err;
+	BIO_free(bio);
+	if ((bio = BIO_new(BIO_s_secmem())) == NULL ||
+	    PEM_write_bio_PrivateKey(bio, pkey, NULL, NULL, 0, NULL, NULL) != 1)
+		goto err;
+	BIO_get_mem_ptr(bio, &bm);
+	if (ks_write_file(ks.key, bm->data, bm->length, 0600) == -1) {
+		fprintf(stderr, "dchat: cannot write %s\n", ks.key);
+		goto err;
+	}
+	snprintf(ks.server, sizeof(ks.server), "%s", o->server);
+	snprintf(ks.userid, sizeof(ks.userid), "%s", uid);
+	if (ks_save_config(&ks, kerr, sizeof(kerr)) == -1)
+		goto err;
+	fetch_crl(&ks);
+	printf("restored %s (%s), certificate %s, expires %ld\n", uid,
+	    info.name, info.serial, (long)info.not_after);
+	rv = 0;
+err:
+	OPENSSL_cleanse(pass, sizeof(pass));
+	OPENSSL_cleanse(pw, sizeof(pw));
+	irp_client_free(c);
+	if (p12buf) {
+		OPENSSL_cleanse(p12buf, len);
+		free(p12buf);
+	}
+	PKCS12_free(p12);
+	sk_X509_pop_free(chain, X509_free);
+	X509_free(cert);
+	EVP_PKEY_free(pkey);
+	BIO_free(bio);
+	free(ca);
+	return rv;
+}
+
+/* "valid", "revoked", "expired", ... for a device certificate, checked
+ * locally against the CA and the CRL just fetched. */
+static const char *
+cert_status(const struct keystore *ks, const char *pem)
+{
+	static char buf[128];
+	X509_STORE_CTX *ctx = NULL;
+	X509_STORE *st = NULL;
+	X509_CRL *crl = NULL;
+	X509 *x = NULL;
+	BIO *bio = NULL;
+	int e;
+
+	snprintf(buf, sizeof(buf), "unknown");
+	if (pem == NULL)
+		return buf;
+	if ((bio = BIO_new_mem_buf(pem, -1)) == NULL ||
+	    (x = PEM_read_bio_X509(bio, NULL, NULL, NULL)) == NULL)
+		goto err;
+	BIO_free(bio);
+	if ((st = X509_STORE_new()) == NULL ||
+	    X509_STORE_load_file(st, ks->ca) != 1)
+		goto err;
+	if ((bio = BIO_new_file(ks->crl, "rb")) != NULL &&
+	    (crl = d2i_X509_CRL_bio(bio, NULL)) != NULL &&
+	    X509_STORE_add_crl(st, crl) == 1)
+		X509_STORE_set_flags(st, X509_V_FLAG_CRL_CHECK);
+	if ((ctx = X509_STORE_CTX_new()) == NULL ||
+	    X509_STORE_CTX_init(ctx, st, x, NULL) != 1)
+		goto err;
+	if (X509_verify_cert(ctx) == 1)
+		snprintf(buf, sizeof(buf), "valid");
+	else if ((e = X509_STORE_CTX_get_error(ctx)) ==
+	    X509_V_ERR_CERT_REVOKED)
+		snprintf(buf, sizeof(buf), "revoked");
+	else if (e == X509_V_ERR_CERT_HAS_EXPIRED)
+		snprintf(buf, sizeof(buf), "expired");
+	else
+		snprintf(buf, sizeof(buf), "invalid: %s",
+		    X509_verify_cert_error_string(e));
+err:
+	ERR_clear_error();
+	X509_STORE_CTX_free(ctx);
+	X509_STORE_free(st);
+	X509_CRL_free(crl);
+	X509_free(x);
+	BIO_free(bio);
+	return buf;
+}
+
+static int
+cmd_lookup(struct opts *o, const char *userid)
+{
+	struct irp_client *c = NULL;
+	struct irp_user *u = NULL;
+	struct keystore ks;
+	struct irp_err err;
+	json_t *out = NULL, *devs, *addrs;
+	char kerr[300];
+	size_t i, j;
+	int rv = 1;
+
+	if (ks_open(&ks, o->home, 0, kerr, sizeof(kerr)) == -1) {
+		fprintf(stderr, "dchat: %s\n", kerr);
+		return 1;
+	}
+	fetch_crl(&ks); /* the status below should be current */
+	if ((c = irp_client_new(ks.server, ks.ca, ks.cert, ks.key, &err)) ==
+	    NULL || irp_lookup(c, userid, &u, &err) == -1) {
+		fprintf(stderr, "dchat: %s\n", err.msg);
+		goto err;
+	}
+	devs = json_array();
+	out = json_pack("{s:s,s:s,s:s?,s:b,s:o}", "userid", u->userid, "name",
+	    u->name, "email", u->email[0] ? u->email : NULL, "online",
+	    u->online, "devices", devs);
+	for (i = 0; i < u->ndev; i++) {
+		struct irp_device *d = &u->dev[i];
+
+		addrs = json_array();
+		for (j = 0; j < d->naddr; j++)
+			json_array_append_new(addrs, json_pack(
+			    "{s:s,s:i,s:s,s:s}", "ip", d->addr[j].ip, "port",
+			    d->addr[j].port, "kind", d->addr[j].kind,
+			    "expires_at", d->addr[j].expires_at));
+		json_array_append_new(devs, json_pack("{s:s,s:s,s:s,s:s,s:o}",
+		    "serial", d->serial, "fingerprint", d->fingerprint,
+		    "not_after", d->not_after, "status",
+		    cert_status(&ks, d->cert_pem), "addresses", addrs));
+	}
+	if (o->json) {
+		char *t = json_dumps(out, JSON_COMPACT);
+
+		printf("%s\n", t ? t : "{}");
+		free(t);
+	} else {
+		printf("%s (%s)%s%s: %s\n", u->userid, u->name,
+		    u->email[0] ? " " : "", u->email, u->online ? "online" :
+		    "offline");
+		for (i = 0; i < u->ndev; i++) {
+			struct irp_device *d = &u->dev[i];
+
+			printf("  device %s: certificate %s, expires %s\n"
+			    "    fingerprint %s\n", d->serial,
+			    cert_status(&ks, d->cert_pem), d->not_after,
+			    d->fingerprint);
+			for (j = 0; j < d->naddr; j++)
+				printf("    %s port %d (%s, until %s)\n",
+				    d->addr[j].ip, d->addr[j].port,
+				    d->addr[j].kind, d->addr[j].expires_at);
+		}
+	}
+	rv = 0;
+err:
+	json_decref(out);
+	irp_user_free(u);
+	irp_client_free(c);
+	return rv;
+}
+
+/* Fill the parts of struct app that every peer command shares. */
+static int
+peer_setup(struct app *a, struct opts *o, enum app_mode mode)
+{
+	struct ca_cert_info info;
+	unsigned char *pem = NULL;
+	struct ca_err cerr;
+	char kerr[300];
+	size_t len, i;
+
+	memset(a, 0, sizeof(*a));
+	a->mode = mode;
+	a->json = o->json;
+	/* With a non-empty allow list, unlisted callers may leave one
+	 * contact request unless the user turned that off. */
+	a->contact_requests = !o->no_requests;
+	a->ttl = o->ttl;
+	a->stdin_open = 1;
+	if (ks_open(&a->ks, o->home, 0, kerr, sizeof(kerr)) == -1) {
+		fprintf(stderr, "dchat: %s\n", kerr);
+		return -1;
+	}
+	if (ks_read_file(a->ks.cert, KS_FILE_MAX, &pem, &len) == -1 ||
+	    ca_cert_info(pem, len, &info, &cerr) == -1) {
+		fprintf(stderr, "dchat: no usable certificate in %s; run dchat "
+		    "init\n", a->ks.home);
+		free(pem);
+		return -1;
+	}
+	free(pem);
+	snprintf(a->userid, sizeof(a->userid), "%s", info.userid);
+	snprintf(a->name, sizeof(a->name), "%s", info.name);
+	a->env.auto_accept_calls = o->auto_accept;
+	a->env.auto_accept_files = o->accept_files;
+	for (i = 0; i < o->nlisten; i++)
+		if (dial_hostport_parse(o->listen[i], &a->listen[i]) == -1) {
+			fprintf(stderr, "dchat: --listen %s: want ADDR:PORT "
+			    "([v6]:PORT)\n", o->listen[i]);
+			return -1;
+		}
+	a->nlisten = o->nlisten;
+	if (mode == APP_RUN && a->nlisten == 0) {
+		(void)dial_addr_parse("::", IRP_PEER_PORT, &a->listen[0]);
+		a->nlisten = 1;
+	}
+	for (i = 0; i < o->nadvertise; i++)
+		if (dial_hostport_parse(o->advertise[i], &a->adv[i]) == -1) {
+			fprintf(stderr, "dchat: --advertise %s: want ADDR:PORT\n",
+			    o->advertise[i]);
+			return -1;
+		}
+	a->nadv = o->nadvertise;
+	return app_init(a);
+}
+
+static int
+cmd_peer(struct opts *o, enum app_mode mode, const char *user,
+    const char *payload)
+{
+	struct app *a;
+	int rv;
+
+	/* Large (input buffer): on the heap, not the stack. */
+	if ((a = calloc(1, sizeof(*a))) == NULL)
+		return 1;
+	if (peer_setup(a, o, mode) == -1) {
+		app_free(a);
+		free(a);
+		return 1;
+	}
+	if (user)
+		snprintf(a->target, sizeof(a->target), "%s", user);
+	a->payload = payload;
+	a->os_deadline = o->timeout > 0 ? time(NULL) + o->timeout : 0;
+	rv = app_run(a);
+	app_free(a);
+	free(a);
+	return rv;
+}
+
+static int
+parse_int(const char *s, int lo, int hi, int *out)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno || *end || end == s || v < lo || v > hi)
+		return -1;
+	*out = (int)v;
+	return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "home", required_argument, NULL, 'h' },
+		{ "server", required_argument, NULL, 's' },
+		{ "user", required_argument, NULL, 'u' },
+		{ "code", required_argument, NULL, 'c' },
+		{ "ca-fingerprint", required_argument, NULL, 'f' },
+		{ "passphrase-file", required_argument, NULL, 'p' },
+		{ "password-file", required_argument, NULL, 'P' },
+		{ "listen", required_argument, NULL, 'l' },
+		{ "advertise", required_argument, NULL, 'a' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "ttl", required_argument, NULL, 't' },
+		{ "auto-accept", no_argument, NULL, 'A' },
+		{ "accept-files", no_argument, NULL, 'F' },
+		{ "timeout", required_argument, NULL, 'T' },
+		{ "force", no_argument, NULL, 'X' },
+		{ "no-contact-requests", no_argument, NULL, 'N' },
+		{ "help", no_argument, NULL, 'H' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct opts o = { 0 };
+	const char *cmd;
+	int ch, nargs;
+
+	o.timeout = 120;
+	while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'h': o.home = optarg; break;
+		case 's': o.server = optarg; break;
+		case 'u': o.user = optarg; break;
+		case 'c': o.code = optarg; break;
+		case 'f': o.fingerprint = optarg; break;
+		case 'p': o.passphrase_file = optarg; break;
+		case 'P': o.password_file = optarg; break;
+		case 'j': o.json = 1; break;
+		case 'A': o.auto_accept = 1; break;
+		case 'F': o.accept_files = 1; break;
+		case 'X': o.force = 1; break;
+		case 'N': o.no_requests = 1; break;
+		case 'l':
+			if (o.nlisten == APP_LISTEN_MAX) {
+				fprintf(stderr, "dchat: too many --listen\n");
+				return 2;
+			}
+			o.listen[o.nlisten++] = optarg;
+			break;
+		case 'a':
+			if (o.nadvertise == IRP_ADDR_MAX) {
+				fprintf(stderr, "dchat: at most %d --advertise\n",
+				    IRP_ADDR_MAX);
+				return 2;
+			}
+			o.advertise[o.nadvertise++] = optarg;
+			break;
+		case 't':
+			if (parse_int(optarg, 30, 86400, &o.ttl) == -1) {
+				fprintf(stderr, "dchat: --ttl: 30 to 86400\n");
+				return 2;
+			}
+			break;
+		case 'T':
+			if (parse_int(optarg, 1, 86400, &o.timeout) == -1) {
+				fprintf(stderr, "dchat: --timeout: seconds\n");
+				return 2;
+			}
+			break;
+		case 'H':
+			usage();
+			return 0;
+		default:
+			usage();
+			return 2;
+		}
+	}
+	if (optind >= argc) {
+		usage();
+		return 2;
+	}
+	cmd = argv[optind];
+	nargs = argc - optind - 1;
+	if (strcmp(cmd, "init") == 0 && nargs == 0)
+		return cmd_init(&o);
+	if (strcmp(cmd, "backup") == 0 && nargs == 0)
+		return cmd_backup(&o);
+	if (strcmp(cmd, "restore") == 0 && nargs == 0)
+		return cmd_restore(&o);
+	if (strcmp(cmd, "lookup") == 0 && nargs == 1)
+		return cmd_lookup(&o, argv[optind + 1]);
+	if (strcmp(cmd, "run") == 0 && nargs == 0)
+		return cmd_peer(&o, APP_RUN, NULL, NULL);
+	if (strcmp(cmd, "send") == 0 && nargs == 2)
+		return cmd_peer(&o, APP_SEND, argv[optind + 1],
+		    argv[optind + 2]);
+	if (strcmp(cmd, "sendfile") == 0 && nargs == 2)
+		return cmd_peer(&o, APP_SENDFILE, argv[optind + 1],
+		    argv[optind + 2]);
+	usage();
+	return 2;
+}

@@ -1,0 +1,750 @@
+/*
+ * run.c - the peer's event loop: listeners, calls, registration, CRL.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ifaddrs.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "app.h"
+
+#define CALL_CACHE_TIMEOUT_MS 1500
+#define CALL_TIMEOUT_MS 5000
+#define IFCHECK_SECS 30
+#define RETRY_SECS 30
+#define CRL_REFRESH_SECS 3600
+
+static struct app *sig_app;
+
+static void
+on_signal(int sig)
+{
+	int saved = errno;
+	char c = (char)sig;
+
+	if (sig_app)
+		(void)write(sig_app->sigfd[1], &c, 1);
+	errno = saved;
+}
+
+static void
+report(struct app *a, const char *event, const char *key, const char *val)
+{
+	ui_event(a, json_pack("{s:s,s:s}", "event", event, key, val));
+}
+
+struct session *
+app_session(struct app *a, int id)
+{
+	struct session *s;
+
+	for (s = a->sessions; s; s = s->next)
+		if (s->id == id)
+			return s;
+	return NULL;
+}
+
+/* Bookkeeping before the user sees an event, then hand it to the UI. */
+static void
+on_session_event(void *arg, struct session *s, json_t *ev)
+{
+	struct app *a = arg;
+	const char *name = json_string_value(json_object_get(ev, "event"));
+	struct ks_contact c;
+	json_t *id;
+
+	if (strcmp(name, "connected") == 0) {
+		int known = ks_contact_get(&a->ks, s->peer.userid, &c) == 0;
+
+		if (known && strcmp(c.fingerprint, "-") != 0 &&
+		    strcmp(c.fingerprint, s->peer.fingerprint) != 0) {
+			json_object_set_new(ev, "fingerprint_changed",
+			    json_true());
+			json_object_set_new(ev, "previous_fingerprint",
+			    json_string(c.fingerprint));
+		}
+		if (s->dialer) {
+			/* The address that worked goes first next time. */
+			memset(&c, 0, sizeof(c));
+			snprintf(c.userid, sizeof(c.userid), "%s",
+			    s->peer.userid);
+			if (sscanf(s->addr, "%63s %d", c.ip, &c.port) != 2)
+				c.port = 0;
+		} else if (!known)
+			c.port = 0;
+		snprintf(c.fingerprint, sizeof(c.fingerprint), "%s",
+		    s->peer.fingerprint);
+		if (c.port > 0)
+			(void)ks_contact_set(&a->ks, &c);
+		if (a->current == 0)
+			a->current = s->id;
+		if (s->has_note) {
+			char err[256];
+			uint64_t mid;
+
+			s->has_note = 0;
+			if ((s->restricted ? session_contact_request(s,
+			    s->note, err, sizeof(err)) : session_chat(s,
+			    s->note, &mid, err, sizeof(err))) == -1)
+				report(a, "error", "message", err);
+		}
+	}
+	if (strcmp(name, "contact_request") == 0)
+		(void)ks_request_add(&a->ks, s->peer.userid, s->peer.name,
+		    json_string_value(json_object_get(ev, "note")));
+	if (strcmp(name, "call_failed") == 0 && s->from_cache) {
+		/* The remembered address failed: ask the DIR (once). */
+		json_object_set_new(ev, "event", json_string("call_retry"));
+		s->from_cache = 0;
+		ui_event(a, ev);
+		if (a->mode != APP_RUN && s->id == a->os_sid)
+			a->os_sid = app_call(a, s->target, 1);
+		else
+			(void)app_call(a, s->target, 1);
+		return;
+	}
+	if ((strcmp(name, "closed") == 0 || strcmp(name, "call_failed") == 0) &&
+	    a->current == s->id)
+		a->current = 0;
+
+	/* One-shot: send once connected, finish on the confirmation. */
+	if (a->mode != APP_RUN && s->id == a->os_sid) {
+		id = json_object_get(ev, "id");
+		if (strcmp(name, "connected") == 0 && !a->os_sent) {
+			char err[256];
+			int rc;
+
+			ui_event(a, ev);
+			ev = NULL;
+			rc = a->mode == APP_SEND ?
+			    session_chat(s, a->payload, &a->os_id, err,
+				sizeof(err)) :
+			    session_file_offer(s, a->payload, &a->os_id, err,
+				sizeof(err));
+			a->os_sent = 1;
+			if (rc == -1) {
+				report(a, "error", "message", err);
+				session_close(s, "nothing to send");
+				a->exit_code = 1;
+			}
+			return;
+		}
+		if ((strcmp(name, "ack") == 0 && a->mode == APP_SEND) ||
+		    (strcmp(name, "file_delivered") == 0 &&
+			a->mode == APP_SENDFILE)) {
+			if ((uint64_t)json_integer_value(id) == a->os_id) {
+				a->exit_code = 0;
+				ui_event(a, ev);
+				session_close(s, "done");
+				return;
+			}
+		}
+		if (strcmp(name, "file_rejected") == 0 ||
+		    strcmp(name, "file_failed") == 0) {
+			a->exit_code = 1;
+			ui_event(a, ev);
+			session_close(s, "file not delivered");
+			return;
+		}
+	}
+	ui_event(a, ev);
+}
+
+/* Listen on every --listen address (default [::]:4605, dual-stack). */
+static int
+open_listeners(struct app *a)
+{
+	size_t i;
+	int fd, one = 1, zero = 0;
+
+	for (i = 0; i < a->nlisten; i++) {
+		const struct dial_addr *l = &a->listen[i];
+
+		fd = socket(l->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK |
+		    SOCK_CLOEXEC, 0);
+		if (fd == -1)
+			goto err;
+		(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one,
+		    sizeof(one));
+		if (l->ss.ss_family == AF_INET6)
+			(void)setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero,
+			    sizeof(zero));
+		if (bind(fd, (const struct sockaddr *)&l->ss, l->len) == -1 ||
+		    listen(fd, 64) == -1) {
+			close(fd);
+			goto err;
+		}
+		a->lfd[i] = fd;
+	}
+	return 0;
+err:
+	fprintf(stderr, "dchat: cannot listen on %s: %s\n", a->listen[i].text,
+	    strerror(errno));
+	return -1;
+}
+
+/* Is this address worth registering?  Global scope only. */
+static int
+global_addr(const struct sockaddr *sa)
+{
+	if (sa->sa_family == AF_INET6) {
+		const struct in6_addr *p =
+		    &((const struct sockaddr_in6 *)sa)->sin6_addr;
+
+		return !IN6_IS_ADDR_LOOPBACK(p) && !IN6_IS_ADDR_LINKLOCAL(p) &&
+		    !IN6_IS_ADDR_MULTICAST(p) && !IN6_IS_ADDR_UNSPECIFIED(p) &&
+		    !IN6_IS_ADDR_V4MAPPED(p) && (p->s6_addr[0] & 0xfe) != 0xfc;
+	}
+	if (sa->sa_family == AF_INET) {
+		uint32_t v = ntohl(((const struct sockaddr_in *)sa)->sin_addr
+		    .s_addr);
+
+		/* Private IPv4 stays: a flat private network is a use case. */
+		return (v >> 24) != 127 && (v >> 16) != 0xa9fe && v != 0;
+	}
+	return 0;
+}
+
+/* The addresses to register: --advertise, else the interfaces'. */
+static size_t
+collect_addrs(struct app *a, struct irp_addr_req *out)
+{
+	struct ifaddrs *ifa = NULL, *i;
+	size_t n = 0, k;
+	int port;
+
+	if (a->nadv > 0) {
+		for (k = 0; k < a->nadv; k++) {
+			snprintf(out[n].ip, sizeof(out[n].ip), "%s",
+			    a->adv[k].ip);
+			out[n++].port = a->adv[k].port;
+		}
+		return n;
+	}
+	port = a->nlisten ? a->listen[0].port : IRP_PEER_PORT;
+	if (getifaddrs(&ifa) == -1)
+		return 0;
+	for (i = ifa; i && n < IRP_ADDR_MAX; i = i->ifa_next) {
+		if (i->ifa_addr == NULL || !(i->ifa_flags & IFF_UP) ||
+		    (i->ifa_flags & IFF_LOOPBACK) || !global_addr(i->ifa_addr))
+			continue;
+		if (inet_ntop(i->ifa_addr->sa_family,
+		    i->ifa_addr->sa_family == AF_INET6 ?
+		    (const void *)&((struct sockaddr_in6 *)i->ifa_addr)
+			->sin6_addr :
+		    (const void *)&((struct sockaddr_in *)i->ifa_addr)
+			->sin_addr, out[n].ip, sizeof(out[n].ip)) == NULL)
+			continue;
+		out[n++].port = port;
+	}
+	freeifaddrs(ifa);
+	return n;
+}
+
+static void
+do_register(struct app *a, int force)
+{
+	struct irp_addr_req addr[IRP_ADDR_MAX];
+	char sig[sizeof(a->reg_sig)], exp[IRP_TIME_MAX] = "";
+	struct irp_err err;
+	json_t *list;
+	size_t n, i, off = 0;
+
+	n = collect_addrs(a, addr);
+	for (i = 0; i < n; i++)
+		off += (size_t)snprintf(sig + off, sizeof(sig) - off, "%s/%d ",
+		    addr[i].ip, addr[i].port);
+	sig[off] = '\0';
+	if (!force && a->registered && strcmp(sig, a->reg_sig) == 0)
+		return;
+	if (n == 0) {
+		report(a, "registry_error", "message", "no global address on "
+		    "any interface; use --advertise to name one");
+		a->reg_next = time(NULL) + RETRY_SECS;
+		return;
+	}
+	if (irp_addresses_put(a->irp, addr, n, a->ttl, exp, &err) == -1) {
+		report(a, "registry_error", "message", err.msg);
+		a->reg_next = time(NULL) + RETRY_SECS;
+		return;
+	}
+	a->registered = 1;
+	snprintf(a->reg_sig, sizeof(a->reg_sig), "%s", sig);
+	/* Renew at half the TTL so one lost request does not take us
+	 * offline. */
+	a->reg_next = time(NULL) + (a->ttl / 2 > 5 ? a->ttl / 2 : 5);
+	list = json_array();
+	for (i = 0; i < n; i++)
+		json_array_append_new(list, json_pack("{s:s,s:i}", "ip",
+		    addr[i].ip, "port", addr[i].port));
+	ui_event(a, json_pack("{s:s,s:o,s:s,s:i}", "event", "registered",
+	    "addresses", list, "expires_at", exp, "ttl", a->ttl));
+}
+
+/* Fetch the CRL; keep the cached one when the DIR is unreachable. */
+static void
+refresh_crl(struct app *a)
+{
+	unsigned char *der = NULL;
+	struct irp_err err;
+	char msg[256];
+	size_t len;
+	time_t next, now = time(NULL);
+
+	a->crl_next = now + RETRY_SECS;
+	if (irp_crl_get(a->irp, &der, &len, &err) == -1) {
+		report(a, "registry_error", "message", err.msg);
+		return;
+	}
+	if (ks_write_file(a->ks.crl, der, len, 0644) == -1) {
+		free(der);
+		report(a, "error", "message", "cannot write the CRL cache");
+		return;
+	}
+	free(der);
+	if (pt_reload_crl(a->pt, msg, sizeof(msg)) == -1) {
+		report(a, "error", "message", msg);
+		return;
+	}
+	next = pt_crl_next_update(a->pt);
+	a->crl_next = now + CRL_REFRESH_SECS;
+	if (next > now && next - 60 < a->crl_next)
+		a->crl_next = next - 60 > now + RETRY_SECS ? next - 60 :
+		    now + RETRY_SECS;
+}
+
+void
+app_refresh(struct app *a)
+{
+	refresh_crl(a);
+	if (a->mode == APP_RUN)
+		do_register(a, 1);
+	ui_event(a, json_pack("{s:s}", "event", "refreshed"));
+}
+
+static size_t
+count_sessions(const struct app *a)
+{
+	const struct session *s;
+	size_t n = 0;
+
+	for (s = a->sessions; s; s = s->next)
+		n++;
+	return n;
+}
+
+static struct session *
+add_session(struct app *a, int fd, int dialer, const char *target,
+    const char *addr, int from_cache)
+{
+	struct session *s;
+
+	if ((s = session_new(++a->next_sid, fd, NULL, dialer, target,
+	    &a->env)) == NULL) {
+		close(fd);
+		return NULL;
+	}
+	if ((s->ssl = pt_ssl_new(a->pt, fd, target, &s->pc)) == NULL) {
+		session_free(s);
+		return NULL;
+	}
+	snprintf(s->addr, sizeof(s->addr), "%s", addr);
+	s->from_cache = from_cache;
+	s->next = a->sessions;
+	a->sessions = s;
+	/* Start the handshake now: the ClientHello goes out at once. */
+	session_io(s, 0);
+	return s;
+}
+
+static void
+call_failed(struct app *a, const char *uid, const char *why)
+{
+	ui_event(a, json_pack("{s:s,s:s,s:s}", "event", "call_failed", "user",
+	    uid, "reason", why));
+}
+
+int
+app_call(struct app *a, const char *userid, int skip_cache)
+{
+	struct dial_addr addrs[DIAL_MAX];
+	char uid[IRP_USERID_MAX + 1], err[300];
+	struct irp_user *u = NULL;
+	struct ks_contact c;
+	struct irp_err ierr;
+	struct session *s;
+	const char *why;
+	size_t n = 0, i, j, which;
+	int fd, id = -1;
+
+	if (irp_userid_normalize(userid, uid, sizeof(uid), &why) == -1) {
+		call_failed(a, userid, why);
+		return -1;
+	}
+	if (count_sessions(a) >= APP_SESSIONS_MAX + 8) {
+		call_failed(a, uid, "too many sessions; hang up some first");
+		return -1;
+	}
+	if (!skip_cache && ks_contact_get(&a->ks, uid, &c) == 0 &&
+	    dial_addr_parse(c.ip, c.port, &addrs[0]) == 0) {
+		ui_event(a, json_pack("{s:s,s:s,s:s}", "event", "calling",
+		    "user", uid, "via", "contacts"));
+		fd = dial_connect(addrs, 1, CALL_CACHE_TIMEOUT_MS, &which, err,
+		    sizeof(err));
+		if (fd != -1) {
+			s = add_session(a, fd, 1, uid, addrs[0].text, 1);
+			return s ? s->id : -1;
+		}
+		ui_event(a, json_pack("{s:s,s:s,s:s}", "event", "call_retry",
+		    "user", uid, "reason", err));
+	}
+	ui_event(a, json_pack("{s:s,s:s,s:s}", "event", "calling", "user", uid,
+	    "via", "registry"));
+	if (irp_lookup(a->irp, uid, &u, &ierr) == -1) {
+		call_failed(a, uid, ierr.msg);
+		return -1;
+	}
+	for (i = 0; i < u->ndev; i++)
+		for (j = 0; j < u->dev[i].naddr && n < DIAL_MAX; j++)
+			if (dial_addr_parse(u->dev[i].addr[j].ip,
+			    u->dev[i].addr[j].port, &addrs[n]) == 0)
+				n++;
+	irp_user_free(u);
+	if ((n = dial_sort(addrs, n)) == 0) {
+		snprintf(err, sizeof(err), "%s is offline (no registered "
+		    "address)", uid);
+		call_failed(a, uid, err);
+		return -1;
+	}
+	if ((fd = dial_connect(addrs, n, CALL_TIMEOUT_MS, &which, err,
+	    sizeof(err))) == -1) {
+		call_failed(a, uid, err);
+		return -1;
+	}
+	if ((s = add_session(a, fd, 1, uid, addrs[which].text, 0)) != NULL)
+		id = s->id;
+	else
+		call_failed(a, uid, "cannot set up TLS");
+	return id;
+}
+
+static void
+accept_calls(struct app *a, int lfd)
+{
+	struct sockaddr_storage ss;
+	char ip[INET6_ADDRSTRLEN] = "?", addr[80];
+	socklen_t sl;
+	int fd, port = 0;
+
+	for (;;) {
+		sl = sizeof(ss);
+		fd = accept4(lfd, (struct sockaddr *)&ss, &sl,
+		    SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd == -1)
+			return; /* EAGAIN, or a transient error: poll again */
+		if (ss.ss_family == AF_INET6) {
+			inet_ntop(AF_INET6,
+			    &((struct sockaddr_in6 *)&ss)->sin6_addr, ip,
+			    sizeof(ip));
+			port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+		} else if (ss.ss_family == AF_INET) {
+			inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr,
+			    ip, sizeof(ip));
+			port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+		}
+		snprintf(addr, sizeof(addr), "%s %d", ip, port);
+		if (count_sessions(a) >= APP_SESSIONS_MAX) {
+			/* Bounded: a flood of callers can not exhaust us;
+			 * the handshake timeout frees slots again. */
+			close(fd);
+			continue;
+		}
+		(void)add_session(a, fd, 0, NULL, addr, 0);
+	}
+}
+
+/*
+ * Two peers that call each other at the same moment end up with two
+ * sessions.  Both sides keep the one placed by the lower user id and end
+ * the other, so they agree without talking about it.
+ */
+static void
+dedupe(struct app *a, struct session *s)
+{
+	struct session *o, *drop;
+	const char *s_dialer, *o_dialer;
+
+	for (o = a->sessions; o; o = o->next) {
+		if (o == s || o->dialer == s->dialer || o->st == SS_DEAD ||
+		    o->st == SS_CLOSING || o->st == SS_HANDSHAKE ||
+		    strcasecmp(o->peer.userid, s->peer.userid) != 0)
+			continue;
+		s_dialer = s->dialer ? a->userid : s->peer.userid;
+		o_dialer = o->dialer ? a->userid : o->peer.userid;
+		drop = strcasecmp(s_dialer, o_dialer) < 0 ? o : s;
+		ui_event(a, json_pack("{s:s,s:i,s:i}", "event", "duplicate",
+		    "kept", drop == s ? o->id : s->id, "dropped", drop->id));
+		session_close(drop, "duplicate session (both called at once)");
+		if (drop == s)
+			return;
+	}
+}
+
+static void
+reap(struct app *a)
+{
+	struct session **pp = &a->sessions, *s;
+
+	while ((s = *pp) != NULL) {
+		if (s->st == SS_DEAD) {
+			*pp = s->next;
+			if (a->mode != APP_RUN && s->id == a->os_sid)
+				a->quit = 1;
+			session_free(s);
+		} else
+			pp = &s->next;
+	}
+	/* One-shot: nothing left to wait for (a retry may have failed). */
+	if (a->mode != APP_RUN && a->sessions == NULL)
+		a->quit = 1;
+}
+
+static void
+read_stdin(struct app *a)
+{
+	ssize_t r;
+	char *nl;
+	size_t used;
+
+	r = read(0, a->inbuf + a->inlen, sizeof(a->inbuf) - 1 - a->inlen);
+	if (r == -1 && (errno == EINTR || errno == EAGAIN))
+		return;
+	if (r <= 0) {
+		a->stdin_open = 0;
+		a->quit = 1; /* end of input is the end of the session */
+		return;
+	}
+	a->inlen += (size_t)r;
+	a->inbuf[a->inlen] = '\0';
+	while ((nl = memchr(a->inbuf, '\n', a->inlen)) != NULL) {
+		*nl = '\0';
+		used = (size_t)(nl - a->inbuf) + 1;
+		ui_line(a, a->inbuf);
+		memmove(a->inbuf, a->inbuf + used, a->inlen - used);
+		a->inlen -= used;
+		a->inbuf[a->inlen] = '\0';
+	}
+	if (a->inlen == sizeof(a->inbuf) - 1) {
+		report(a, "error", "message", "input line too long, dropped");
+		a->inlen = 0;
+	}
+}
+
+int
+app_init(struct app *a)
+{
+	char err[300];
+	struct irp_err ierr;
+	struct sigaction sa;
+	size_t i;
+
+	for (i = 0; i < APP_LISTEN_MAX; i++)
+		a->lfd[i] = -1;
+	a->sigfd[0] = a->sigfd[1] = -1;
+	if (ks_list_load(a->ks.allow, &a->allow) == -1 ||
+	    ks_list_load(a->ks.deny, &a->deny) == -1) {
+		fprintf(stderr, "dchat: cannot read the allow/deny lists\n");
+		return -1;
+	}
+	if (a->ks.server[0] == '\0') {
+		fprintf(stderr, "dchat: %s has no registry; run dchat init\n",
+		    a->ks.home);
+		return -1;
+	}
+	if ((a->irp = irp_client_new(a->ks.server, a->ks.ca, a->ks.cert,
+	    a->ks.key, &ierr)) == NULL) {
+		fprintf(stderr, "dchat: %s\n", ierr.msg);
+		return -1;
+	}
+	if ((a->pt = pt_new(&a->ks, &a->allow, &a->deny, a->contact_requests,
+	    err, sizeof(err))) == NULL) {
+		fprintf(stderr, "dchat: %s\n", err);
+		return -1;
+	}
+	a->env.event = on_session_event;
+	a->env.arg = a;
+	a->env.userid = a->userid;
+	a->env.name = a->name;
+	a->env.downloads = a->ks.downloads;
+	if (a->ttl <= 0)
+		a->ttl = 300;
+	if (pipe2(a->sigfd, O_CLOEXEC | O_NONBLOCK) == -1)
+		return -1;
+	sig_app = a;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sa.sa_handler = SIG_IGN;
+	sigaction(SIGPIPE, &sa, NULL);
+	if (a->mode == APP_RUN && open_listeners(a) == -1)
+		return -1;
+	return 0;
+}
+
+int
+app_run(struct app *a)
+{
+	struct pollfd pfd[APP_LISTEN_MAX + 2 + APP_SESSIONS_MAX + 8];
+	struct session *sess[APP_SESSIONS_MAX + 8], *s;
+	size_t n, nl, ns, i;
+	time_t now, last_tick = 0;
+	int timeout, quitting = 0;
+	time_t quit_deadline = 0;
+	char c;
+
+	refresh_crl(a);
+	if (a->mode == APP_RUN) {
+		json_t *l = json_array();
+
+		do_register(a, 1);
+		a->if_next = time(NULL) + IFCHECK_SECS;
+		for (i = 0; i < a->nlisten; i++)
+			json_array_append_new(l, json_string(a->listen[i].text));
+		ui_event(a, json_pack("{s:s,s:o,s:s}", "event", "ready",
+		    "listen", l, "userid", a->userid));
+	} else {
+		a->exit_code = 1; /* until the peer confirms */
+		a->os_sid = app_call(a, a->target, 0);
+		if (a->os_sid == -1 && app_session(a, a->os_sid) == NULL)
+			return 1;
+	}
+	while (!quitting || a->sessions) {
+		now = time(NULL);
+		if (a->quit && !quitting) {
+			/* Say bye everywhere, give the byes 2 s to leave. */
+			quitting = 1;
+			quit_deadline = now + 2;
+			for (s = a->sessions; s; s = s->next)
+				session_close(s, "quit");
+		}
+		if (quitting && now >= quit_deadline)
+			break;
+		if (!quitting && a->mode != APP_RUN && a->os_deadline &&
+		    now >= a->os_deadline) {
+			report(a, "error", "message", "no confirmation from "
+			    "the peer in time");
+			a->exit_code = 1;
+			a->quit = 1;
+			continue;
+		}
+		n = 0;
+		pfd[n].fd = a->sigfd[0];
+		pfd[n++].events = POLLIN;
+		nl = n;
+		if (a->mode == APP_RUN && a->stdin_open && !quitting) {
+			pfd[n].fd = 0;
+			pfd[n++].events = POLLIN;
+		}
+		nl = n;
+		for (i = 0; i < a->nlisten && !quitting; i++) {
+			pfd[n].fd = a->lfd[i];
+			pfd[n++].events = POLLIN;
+		}
+		timeout = 1000;
+		ns = 0;
+		for (s = a->sessions; s && ns < APP_SESSIONS_MAX + 8;
+		    s = s->next) {
+			pfd[n].fd = s->fd;
+			pfd[n].events = session_pollevents(s);
+			pfd[n].revents = 0;
+			sess[ns++] = s;
+			n++;
+			if (session_has_pending(s))
+				timeout = 0;
+		}
+		if (poll(pfd, n, timeout) == -1 && errno != EINTR)
+			break;
+		if (pfd[0].revents & POLLIN) {
+			while (read(a->sigfd[0], &c, 1) == 1)
+				;
+			if (quitting)
+				break; /* a second signal: go now */
+			a->quit = 1;
+		}
+		for (i = 1; i < nl; i++)
+			if (pfd[i].fd == 0 && pfd[i].revents)
+				read_stdin(a);
+		for (i = nl; i < nl + (quitting ? 0 : a->nlisten); i++)
+			if (pfd[i].revents & POLLIN)
+				accept_calls(a, pfd[i].fd);
+		for (i = 0; i < ns; i++) {
+			struct pollfd *p = &pfd[n - ns + i];
+
+			s = sess[i];
+			if (p->revents || session_has_pending(s))
+				session_io(s, p->revents);
+			if (s->identified) {
+				s->identified = 0;
+				dedupe(a, s);
+			}
+		}
+		now = time(NULL);
+		if (now != last_tick) {
+			last_tick = now;
+			for (s = a->sessions; s; s = s->next)
+				session_tick(s, now);
+		}
+		reap(a);
+		if (quitting)
+			continue;
+		if (a->mode == APP_RUN && now >= a->reg_next)
+			do_register(a, 1);
+		if (a->mode == APP_RUN && now >= a->if_next) {
+			a->if_next = now + IFCHECK_SECS;
+			do_register(a, 0); /* only if the addresses changed */
+		}
+		if (now >= a->crl_next)
+			refresh_crl(a);
+	}
+	if (a->registered) {
+		struct irp_err err;
+
+		if (irp_addresses_delete(a->irp, NULL, &err) == -1)
+			report(a, "registry_error", "message", err.msg);
+		else
+			a->registered = 0;
+	}
+	return a->exit_code;
+}
+
+void
+app_free(struct app *a)
+{
+	struct session *s;
+	size_t i;
+
+	while ((s = a->sessions) != NULL) {
+		a->sessions = s->next;
+		session_free(s);
+	}
+	for (i = 0; i < APP_LISTEN_MAX; i++)
+		if (a->lfd[i] != -1)
+			close(a->lfd[i]);
+	if (a->sigfd[0] != -1) {
+		close(a->sigfd[0]);
+		close(a->sigfd[1]);
+	}
+	sig_app = NULL;
+	pt_free(a->pt);
+	irp_client_free(a->irp);
+}

@@ -1,0 +1,1194 @@
+/*
+ * session.c - the PeerTLS session state machine (see session.h).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+#include <openssl/evp.h>
+
+#include "frame.h"
+#include "session.h"
+
+#define IN_CAP (FRAME_HDR + FRAME_MAX)
+/* A peer that stops reading can not make us buffer without end. */
+#define OUT_MAX (16 * 1024 * 1024)
+/* Queue file data only while less than this is waiting to be sent. */
+#define OUT_FILE_LOW (512 * 1024)
+#define WRITE_CHUNK (256 * 1024)
+#define HANDSHAKE_SECS 15
+#define RING_SECS 120
+#define CLOSING_SECS 5
+#define TEXT_MAX (64 * 1024)
+#define FILE_SIZE_MAX ((uint64_t)1 << 40)
+
+static void close_now(struct session *s, const char *reason);
+
+const char *
+session_state_name(enum sess_state st)
+{
+	switch (st) {
+	case SS_HANDSHAKE: return "handshake";
+	case SS_HELLO: return "hello";
+	case SS_RINGING: return "ringing";
+	case SS_OPEN: return "open";
+	case SS_CLOSING: return "closing";
+	case SS_DEAD: return "closed";
+	}
+	return "?";
+}
+
+/* Report an event to the user; the object gets "event" and "session". */
+static void
+emit(struct session *s, const char *name, json_t *ev)
+{
+	if (ev == NULL && (ev = json_object()) == NULL)
+		return;
+	json_object_set_new(ev, "event", json_string(name));
+	json_object_set_new(ev, "session", json_integer(s->id));
+	s->env->event(s->env->arg, s, ev);
+}
+
+static json_t *
+peer_json(const struct session *s)
+{
+	const struct pt_peer *p = &s->peer;
+	char na[32] = "";
+	struct tm tm;
+
+	if (gmtime_r(&p->not_after, &tm))
+		strftime(na, sizeof(na), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	return json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s}", "userid",
+	    p->userid, "name", p->name, "issuer", p->issuer, "serial",
+	    p->serial, "fingerprint", p->fingerprint, "not_after", na,
+	    "revocation", p->revocation, "code", p->code);
+}
+
+struct session *
+session_new(int id, int fd, SSL *ssl, int dialer, const char *target,
+    const struct session_env *env)
+{
+	struct session *s;
+
+	if ((s = calloc(1, sizeof(*s))) == NULL)
+		return NULL;
+	if ((s->in = malloc(IN_CAP)) == NULL) {
+		free(s);
+		return NULL;
+	}
+	s->id = id;
+	s->fd = fd;
+	s->ssl = ssl;
+	s->dialer = dialer;
+	s->env = env;
+	s->st = SS_HANDSHAKE;
+	s->deadline = time(NULL) + HANDSHAKE_SECS;
+	s->next_id = 1;
+	s->xo.fd = s->xi.fd = -1;
+	if (target)
+		snprintf(s->target, sizeof(s->target), "%s", target);
+	return s;
+}
+
+static void
+xfer_in_abort(struct session *s)
+{
+	if (!s->xi.active)
+		return;
+	if (s->xi.fd != -1) {
+		close(s->xi.fd);
+		(void)unlink(s->xi.tmp);
+	}
+	EVP_MD_CTX_free(s->xi.md);
+	memset(&s->xi, 0, sizeof(s->xi));
+	s->xi.fd = -1;
+}
+
+static void
+xfer_out_end(struct session *s)
+{
+	if (s->xo.fd != -1)
+		close(s->xo.fd);
+	memset(&s->xo, 0, sizeof(s->xo));
+	s->xo.fd = -1;
+}
+
+void
+session_free(struct session *s)
+{
+	if (s == NULL)
+		return;
+	xfer_in_abort(s);
+	xfer_out_end(s);
+	SSL_free(s->ssl);
+	if (s->fd != -1)
+		close(s->fd);
+	free(s->in);
+	free(s->out);
+	free(s);
+}
+
+/* Append one frame to the output queue. */
+static int
+queue_frame(struct session *s, enum frame_kind kind, const void *p,
+    size_t len)
+{
+	size_t need, ncap;
+	unsigned char *n;
+
+	if (len == 0 || len > FRAME_MAX)
+		return -1;
+	if (s->outoff > 0 && s->outoff == s->outlen)
+		s->outoff = s->outlen = 0;
+	need = s->outlen + FRAME_HDR + len;
+	if (need - s->outoff > OUT_MAX) {
+		close_now(s, "the peer is not reading");
+		return -1;
+	}
+	if (need > s->outcap && s->outoff > 0) {
+		/* Reclaim what was sent before growing. */
+		memmove(s->out, s->out + s->outoff, s->outlen - s->outoff);
+		s->outlen -= s->outoff;
+		s->outoff = 0;
+		need = s->outlen + FRAME_HDR + len;
+	}
+	if (need > s->outcap) {
+		ncap = s->outcap ? s->outcap : 64 * 1024;
+		while (ncap < need)
+			ncap *= 2;
+		if ((n = realloc(s->out, ncap)) == NULL)
+			return -1;
+		s->out = n;
+		s->outcap = ncap;
+	}
+	frame_header(s->out + s->outlen, kind, (uint32_t)len);
+	memcpy(s->out + s->outlen + FRAME_HDR, p, len);
+	s->outlen += FRAME_HDR + len;
+	return 0;
+}
+
+/* Queue a JSON message; takes ownership of msg. */
+static int
+send_msg(struct session *s, json_t *msg)
+{
+	char *txt;
+	int rv;
+
+	if (msg == NULL)
+		return -1;
+	txt = json_dumps(msg, JSON_COMPACT);
+	json_decref(msg);
+	if (txt == NULL)
+		return -1;
+	rv = queue_frame(s, FRAME_JSON, txt, strlen(txt));
+	free(txt);
+	return rv;
+}
+
+/* Drop the connection at once, telling the user why. */
+static void
+close_now(struct session *s, const char *reason)
+{
+	if (s->st == SS_DEAD)
+		return;
+	if (s->st == SS_CLOSING) {
+		/* "closed" was already reported. */
+		s->st = SS_DEAD;
+		return;
+	}
+	xfer_in_abort(s);
+	xfer_out_end(s);
+	if (s->ever_open || s->st == SS_RINGING)
+		emit(s, "closed", json_pack("{s:s}", "reason", reason));
+	else if (s->dialer)
+		emit(s, "call_failed", json_pack("{s:s,s:s}", "user",
+		    s->target, "reason", reason));
+	else
+		emit(s, "refused", json_pack("{s:s,s:s,s:s}", "peer",
+		    s->peer.userid[0] ? s->peer.userid : s->pc.peer_uid[0] ?
+		    s->pc.peer_uid : "(unknown)", "addr",
+		    s->addr, "reason", reason));
+	s->st = SS_DEAD;
+}
+
+void
+session_close(struct session *s, const char *reason)
+{
+	if (s->st == SS_DEAD || s->st == SS_CLOSING)
+		return;
+	if (s->st == SS_HANDSHAKE) {
+		close_now(s, reason);
+		return;
+	}
+	(void)send_msg(s, json_pack("{s:s,s:s}", "type", "bye", "reason",
+	    reason));
+	close_now(s, reason);
+	/* Keep the connection until the bye is flushed. */
+	s->st = SS_CLOSING;
+	s->deadline = time(NULL) + CLOSING_SECS;
+}
+
+/* A protocol violation by the peer: say why, then end. */
+static void
+violation(struct session *s, const char *why)
+{
+	char r[300];
+
+	snprintf(r, sizeof(r), "protocol error: %s", why);
+	session_close(s, r);
+}
+
+static int
+send_user_info(struct session *s)
+{
+	return send_msg(s, json_pack("{s:s,s:s,s:s}", "type", "User_Info",
+	    "userid", s->env->userid, "name", s->env->name));
+}
+
+/* Handshake finished: check what we learned, say hello. */
+static void
+handshake_done(struct session *s)
+{
+	char err[256];
+
+	if (pt_peer_info(s->ssl, &s->pc, &s->peer, err, sizeof(err)) == -1) {
+		close_now(s, err);
+		return;
+	}
+	s->restricted = s->pc.restricted;
+	s->identified = 1;
+	s->st = SS_HELLO;
+	s->deadline = time(NULL) + HANDSHAKE_SECS;
+	if (s->dialer) {
+		if (send_msg(s, json_pack("{s:s,s:i,s:[sss]}", "type",
+		    "Capabilities_Offer", "version", 1, "caps", "chat", "file",
+		    "contact_request")) == -1 || send_user_info(s) == -1)
+			close_now(s, "out of memory");
+	}
+}
+
+static void
+become_open(struct session *s)
+{
+	json_t *ev;
+
+	s->st = SS_OPEN;
+	s->deadline = 0;
+	s->ever_open = 1;
+	ev = json_pack("{s:s,s:o,s:b,s:s}", "direction",
+	    s->dialer ? "out" : "in", "peer", peer_json(s), "restricted",
+	    s->restricted, "addr", s->addr);
+	emit(s, "connected", ev);
+}
+
+int
+session_accept(struct session *s, char *err, size_t errlen)
+{
+	if (s->st != SS_RINGING) {
+		snprintf(err, errlen, "session %d is not ringing", s->id);
+		return -1;
+	}
+	if (send_msg(s, json_pack("{s:s,s:[ss]}", "type",
+	    "Capabilities_Accept", "caps", "chat", "file")) == -1 ||
+	    send_user_info(s) == -1) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	s->caps_file = 1;
+	become_open(s);
+	return 0;
+}
+
+/* User_Info must name the same person as the certificate. */
+static int
+check_user_info(struct session *s, json_t *m)
+{
+	const char *uid = json_string_value(json_object_get(m, "userid"));
+	const char *name = json_string_value(json_object_get(m, "name"));
+
+	if (uid == NULL || name == NULL) {
+		violation(s, "User_Info without userid and name");
+		return -1;
+	}
+	if (strcasecmp(uid, s->peer.userid) != 0 ||
+	    strcmp(name, s->peer.name) != 0) {
+		session_close(s, "User_Info does not match the certificate");
+		return -1;
+	}
+	return 0;
+}
+
+static int
+has_cap(json_t *caps, const char *c)
+{
+	size_t i;
+	json_t *v;
+
+	json_array_foreach(caps, i, v) {
+		if (json_is_string(v) && strcmp(json_string_value(v), c) == 0)
+			return 1;
+	}
+	return 0;
+}
+
+static void
+on_hello(struct session *s, const char *type, json_t *m)
+{
+	json_t *caps = json_object_get(m, "caps");
+
+	if (strcmp(type, "User_Info") == 0 && !s->got_info) {
+		if (check_user_info(s, m) == -1)
+			return;
+		s->got_info = 1;
+	} else if (!s->dialer && strcmp(type, "Capabilities_Offer") == 0 &&
+	    !s->got_caps) {
+		if (!json_is_array(caps) || !has_cap(caps, "chat")) {
+			session_close(s, "no common capabilities");
+			return;
+		}
+		s->caps_file = has_cap(caps, "file");
+		if (s->restricted && !has_cap(caps, "contact_request")) {
+			session_close(s, "not on the allow list");
+			return;
+		}
+		s->got_caps = 1;
+	} else if (s->dialer && strcmp(type, "Capabilities_Accept") == 0 &&
+	    !s->got_caps) {
+		if (!json_is_array(caps)) {
+			violation(s, "Capabilities_Accept without caps");
+			return;
+		}
+		s->caps_file = has_cap(caps, "file");
+		/* The listener admitted us for a contact request only. */
+		s->restricted = !has_cap(caps, "chat");
+		s->got_caps = 1;
+	} else if (strcmp(type, "bye") == 0) {
+		const char *r = json_string_value(json_object_get(m,
+		    "reason"));
+		char buf[300];
+
+		snprintf(buf, sizeof(buf), "the peer said bye: %s",
+		    r ? r : "no reason");
+		close_now(s, buf);
+		return;
+	} else {
+		violation(s, "unexpected message before the session opened");
+		return;
+	}
+	if (!s->got_caps || !s->got_info)
+		return;
+	if (s->dialer) {
+		become_open(s);
+	} else if (s->restricted) {
+		/* No ringing: a contact request needs no one to pick up. */
+		if (send_msg(s, json_pack("{s:s,s:[s]}", "type",
+		    "Capabilities_Accept", "caps", "contact_request")) == -1 ||
+		    send_user_info(s) == -1) {
+			close_now(s, "out of memory");
+			return;
+		}
+		s->caps_file = 0;
+		become_open(s);
+	} else {
+		char err[128];
+
+		s->st = SS_RINGING;
+		s->deadline = time(NULL) + RING_SECS;
+		emit(s, "incoming", json_pack("{s:o,s:s}", "peer",
+		    peer_json(s), "addr", s->addr));
+		if (s->env->auto_accept_calls)
+			(void)session_accept(s, err, sizeof(err));
+	}
+}
+
+/* An id in a message: a positive integer. */
+static int
+get_id(json_t *m, uint64_t *id)
+{
+	json_t *v = json_object_get(m, "id");
+
+	if (!json_is_integer(v) || json_integer_value(v) < 1)
+		return -1;
+	*id = (uint64_t)json_integer_value(v);
+	return 0;
+}
+
+/* A file name from a peer, reduced to a safe base name. */
+static int
+safe_name(const char *in, char *out, size_t len)
+{
+	const char *b = strrchr(in, '/');
+	size_t i, n;
+
+	b = b ? b + 1 : in;
+	n = strlen(b);
+	if (n == 0 || n >= len || b[0] == '.')
+		return -1;
+	for (i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)b[i];
+
+		out[i] = (c < 0x20 || c == 0x7f || c == '\\') ? '_' : (char)c;
+	}
+	out[n] = '\0';
+	return 0;
+}
+
+static void
+on_file_offer(struct session *s, json_t *m)
+{
+	const char *name = json_string_value(json_object_get(m, "name"));
+	const char *sha = json_string_value(json_object_get(m, "sha256"));
+	json_t *size = json_object_get(m, "size");
+	char clean[256], err[256];
+	uint64_t id;
+	size_t i;
+
+	if (get_id(m, &id) == -1 || name == NULL || sha == NULL ||
+	    strlen(sha) != 64 || !json_is_integer(size) ||
+	    json_integer_value(size) < 0 ||
+	    (uint64_t)json_integer_value(size) > FILE_SIZE_MAX) {
+		violation(s, "malformed file_offer");
+		return;
+	}
+	for (i = 0; i < 64; i++)
+		if (!strchr("0123456789abcdef", sha[i])) {
+			violation(s, "file_offer sha256 is not lower-case hex");
+			return;
+		}
+	if (!s->caps_file || s->xi.active ||
+	    safe_name(name, clean, sizeof(clean)) == -1) {
+		(void)send_msg(s, json_pack("{s:s,s:I,s:s}", "type",
+		    "file_reject", "id", (json_int_t)id, "reason",
+		    s->xi.active ? "busy with another file" :
+		    "file name refused"));
+		return;
+	}
+	s->xi.active = 1;
+	s->xi.id = id;
+	s->xi.size = (uint64_t)json_integer_value(size);
+	snprintf(s->xi.name, sizeof(s->xi.name), "%s", clean);
+	memcpy(s->xi.sha256, sha, 65);
+	s->xi.fd = -1;
+	emit(s, "file_offer", json_pack("{s:I,s:s,s:I,s:s}", "id",
+	    (json_int_t)id, "name", clean, "size", (json_int_t)s->xi.size,
+	    "sha256", sha));
+	if (s->env->auto_accept_files &&
+	    session_file_accept(s, id, NULL, err, sizeof(err)) == -1)
+		emit(s, "error", json_pack("{s:s}", "message", err));
+}
+
+static void
+on_file_done(struct session *s, uint64_t id)
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0, i;
+	char hex[65], reason[128] = "";
+	int ok = 0;
+
+	if (!s->xi.active || !s->xi.accepted || s->xi.id != id) {
+		violation(s, "file_done for no transfer");
+		return;
+	}
+	if (EVP_DigestFinal_ex(s->xi.md, md, &mdlen) != 1 || mdlen != 32)
+		snprintf(reason, sizeof(reason), "hashing failed");
+	else {
+		for (i = 0; i < mdlen; i++)
+			snprintf(hex + 2 * i, 3, "%02x", md[i]);
+		if (s->xi.got != s->xi.size)
+			snprintf(reason, sizeof(reason), "size mismatch");
+		else if (strcmp(hex, s->xi.sha256) != 0)
+			snprintf(reason, sizeof(reason), "sha256 mismatch");
+		else if (fsync(s->xi.fd) == -1 || close(s->xi.fd) == -1 ||
+		    (s->xi.fd = -1, rename(s->xi.tmp, s->xi.path) == -1))
+			snprintf(reason, sizeof(reason), "cannot store: %s",
+			    strerror(errno));
+		else
+			ok = 1;
+	}
+	if (ok) {
+		emit(s, "file_received", json_pack("{s:I,s:s,s:I,s:s}", "id",
+		    (json_int_t)id, "path", s->xi.path, "size",
+		    (json_int_t)s->xi.size, "sha256", s->xi.sha256));
+		(void)send_msg(s, json_pack("{s:s,s:I,s:b}", "type",
+		    "file_received", "id", (json_int_t)id, "ok", 1));
+		EVP_MD_CTX_free(s->xi.md);
+		memset(&s->xi, 0, sizeof(s->xi));
+		s->xi.fd = -1;
+	} else {
+		emit(s, "file_failed", json_pack("{s:I,s:s}", "id",
+		    (json_int_t)id, "reason", reason));
+		(void)send_msg(s, json_pack("{s:s,s:I,s:b,s:s}", "type",
+		    "file_received", "id", (json_int_t)id, "ok", 0, "reason",
+		    reason));
+		xfer_in_abort(s);
+	}
+}
+
+static void
+on_open(struct session *s, const char *type, json_t *m)
+{
+	uint64_t id = 0;
+
+	if (strcmp(type, "bye") == 0) {
+		const char *r = json_string_value(json_object_get(m,
+		    "reason"));
+		char buf[300];
+
+		snprintf(buf, sizeof(buf), "the peer said bye: %s",
+		    r ? r : "no reason");
+		close_now(s, buf);
+		return;
+	}
+	if (s->restricted && !s->dialer) {
+		/* A caller not on the allow list: one request, then done. */
+		const char *note = json_string_value(json_object_get(m,
+		    "note"));
+
+		if (strcmp(type, "contact_request") != 0 || note == NULL ||
+		    strlen(note) > 1000) {
+			session_close(s, "only a contact request is allowed");
+			return;
+		}
+		emit(s, "contact_request", json_pack("{s:s,s:s,s:s}", "userid",
+		    s->peer.userid, "name", s->peer.name, "note", note));
+		session_close(s, "contact request recorded");
+		return;
+	}
+	if (strcmp(type, "chat") == 0) {
+		const char *text = json_string_value(json_object_get(m,
+		    "text"));
+
+		if (get_id(m, &id) == -1 || text == NULL) {
+			violation(s, "malformed chat");
+			return;
+		}
+		emit(s, "message", json_pack("{s:s,s:I,s:s}", "from",
+		    s->peer.userid, "id", (json_int_t)id, "text", text));
+		(void)send_msg(s, json_pack("{s:s,s:I}", "type", "ack", "id",
+		    (json_int_t)id));
+	} else if (strcmp(type, "ack") == 0) {
+		if (get_id(m, &id) == -1) {
+			violation(s, "malformed ack");
+			return;
+		}
+		emit(s, "ack", json_pack("{s:I}", "id", (json_int_t)id));
+	} else if (strcmp(type, "ping") == 0) {
+		if (get_id(m, &id) == -1) {
+			violation(s, "malformed ping");
+			return;
+		}
+		(void)send_msg(s, json_pack("{s:s,s:I}", "type", "pong", "id",
+		    (json_int_t)id));
+	} else if (strcmp(type, "pong") == 0) {
+		if (get_id(m, &id) == -1) {
+			violation(s, "malformed pong");
+			return;
+		}
+		emit(s, "pong", json_pack("{s:I}", "id", (json_int_t)id));
+	} else if (strcmp(type, "file_offer") == 0) {
+		on_file_offer(s, m);
+	} else if (strcmp(type, "file_accept") == 0) {
+		if (get_id(m, &id) == -1 || !s->xo.active || s->xo.id != id ||
+		    s->xo.accepted) {
+			violation(s, "file_accept for no offer");
+			return;
+		}
+		s->xo.accepted = 1;
+		emit(s, "file_accepted", json_pack("{s:I}", "id",
+		    (json_int_t)id));
+	} else if (strcmp(type, "file_reject") == 0) {
+		const char *r = json_string_value(json_object_get(m,
+		    "reason"));
+
+		if (get_id(m, &id) == -1 || !s->xo.active || s->xo.id != id) {
+			violation(s, "file_reject for no offer");
+			return;
+		}
+		emit(s, "file_rejected", json_pack("{s:I,s:s}", "id",
+		    (json_int_t)id, "reason", r ? r : ""));
+		xfer_out_end(s);
+	} else if (strcmp(type, "file_done") == 0) {
+		if (get_id(m, &id) == -1) {
+			violation(s, "malformed file_done");
+			return;
+		}
+		on_file_done(s, id);
+	} else if (strcmp(type, "file_received") == 0) {
+		const char *r = json_string_value(json_object_get(m,
+		    "reason"));
+		int ok = json_is_true(json_object_get(m, "ok"));
+
+		if (get_id(m, &id) == -1 || !s->xo.active || s->xo.id != id ||
+		    !s->xo.done_sent) {
+			violation(s, "file_received for no transfer");
+			return;
+		}
+		emit(s, ok ? "file_delivered" : "file_failed",
+		    json_pack("{s:I,s:s}", "id", (json_int_t)id, "reason",
+		    ok ? "" : (r ? r : "refused")));
+		xfer_out_end(s);
+	} else {
+		violation(s, "unknown message type");
+	}
+}
+
+static void
+on_json(struct session *s, const unsigned char *p, size_t len)
+{
+	json_error_t jerr;
+	const char *type;
+	json_t *m;
+
+	m = json_loadb((const char *)p, len, JSON_REJECT_DUPLICATES, &jerr);
+	if (m == NULL || !json_is_object(m)) {
+		json_decref(m);
+		violation(s, "a frame is not a JSON object");
+		return;
+	}
+	if ((type = json_string_value(json_object_get(m, "type"))) == NULL)
+		violation(s, "a message has no type");
+	else if (s->st == SS_HELLO)
+		on_hello(s, type, m);
+	else if (s->st == SS_OPEN)
+		on_open(s, type, m);
+	else if (s->st == SS_RINGING && strcmp(type, "bye") == 0)
+		close_now(s, "the caller hung up");
+	else if (s->st == SS_RINGING)
+		violation(s, "a message before the call was accepted");
+	json_decref(m);
+}
+
+static void
+on_data(struct session *s, const unsigned char *p, size_t len)
+{
+	const char *why = NULL;
+	ssize_t w;
+
+	if (s->st != SS_OPEN || !s->xi.active || !s->xi.accepted)
+		why = "file data that was not asked for";
+	else if (len > s->xi.size - s->xi.got)
+		why = "more file data than offered";
+	if (why) {
+		violation(s, why);
+		return;
+	}
+	if (EVP_DigestUpdate(s->xi.md, p, len) != 1) {
+		session_close(s, "hashing failed");
+		return;
+	}
+	while (len > 0) {
+		if ((w = write(s->xi.fd, p, len)) == -1) {
+			char r[200];
+
+			if (errno == EINTR)
+				continue;
+			snprintf(r, sizeof(r), "cannot write the file: %s",
+			    strerror(errno));
+			(void)send_msg(s, json_pack("{s:s,s:I,s:b,s:s}", "type",
+			    "file_received", "id", (json_int_t)s->xi.id, "ok",
+			    0, "reason", "receiver could not store it"));
+			session_close(s, r);
+			return;
+		}
+		p += w;
+		len -= (size_t)w;
+		s->xi.got += (uint64_t)w;
+	}
+}
+
+/* Decode and handle every complete frame in the input buffer. */
+static void
+process_input(struct session *s)
+{
+	struct frame f;
+	const char *why;
+	size_t off = 0;
+	enum frame_result r;
+
+	while (s->st == SS_HELLO || s->st == SS_OPEN || s->st == SS_RINGING) {
+		r = frame_decode(s->in + off, s->inlen - off, FRAME_MAX, &f,
+		    &why);
+		if (r == FRAME_MORE)
+			break;
+		if (r == FRAME_BAD) {
+			violation(s, why);
+			break;
+		}
+		off += f.used;
+		if (f.kind == FRAME_JSON)
+			on_json(s, f.payload, f.len);
+		else
+			on_data(s, f.payload, f.len);
+	}
+	if (s->st == SS_CLOSING || s->st == SS_DEAD) {
+		s->inlen = 0; /* nothing more will be read */
+		return;
+	}
+	if (off > 0) {
+		memmove(s->in, s->in + off, s->inlen - off);
+		s->inlen -= off;
+	}
+}
+
+/* An SSL error as the reason a session ended. */
+static void
+ssl_fail(struct session *s, int ret, const char *what)
+{
+	int e = SSL_get_error(s->ssl, ret);
+	char buf[PT_REASON_MAX + 64];
+
+	if (s->pc.reason[0]) {
+		/* Our verify callback said why. */
+		ERR_clear_error();
+		close_now(s, s->pc.reason);
+		return;
+	}
+	if (e == SSL_ERROR_ZERO_RETURN) {
+		close_now(s, "the peer closed the connection");
+		return;
+	}
+	if (e == SSL_ERROR_SYSCALL && ERR_peek_error() == 0) {
+		snprintf(buf, sizeof(buf), "%s: connection %s", what,
+		    errno ? strerror(errno) : "closed by the peer");
+		close_now(s, buf);
+		return;
+	}
+	pt_ssl_error(buf, sizeof(buf), what);
+	close_now(s, buf);
+}
+
+static void
+do_handshake(struct session *s)
+{
+	int r;
+
+	ERR_clear_error();
+	r = SSL_do_handshake(s->ssl);
+	if (r == 1) {
+		handshake_done(s);
+		return;
+	}
+	switch (SSL_get_error(s->ssl, r)) {
+	case SSL_ERROR_WANT_READ:
+		s->ssl_wants_write = 0;
+		return;
+	case SSL_ERROR_WANT_WRITE:
+		s->ssl_wants_write = 1;
+		return;
+	default:
+		ssl_fail(s, r, s->dialer ? "TLS handshake with the peer failed"
+		    : "TLS handshake with the caller failed");
+	}
+}
+
+/* Queue file data while the output queue is short. */
+static void
+pump_file(struct session *s)
+{
+	unsigned char buf[FRAME_DATA_CHUNK];
+	ssize_t r;
+	size_t want;
+
+	while (s->st == SS_OPEN && s->xo.active && s->xo.accepted &&
+	    !s->xo.done_sent && s->outlen - s->outoff < OUT_FILE_LOW) {
+		if (s->xo.sent == s->xo.size) {
+			if (send_msg(s, json_pack("{s:s,s:I}", "type",
+			    "file_done", "id", (json_int_t)s->xo.id)) == 0)
+				s->xo.done_sent = 1;
+			return;
+		}
+		want = sizeof(buf);
+		if (s->xo.size - s->xo.sent < want)
+			want = (size_t)(s->xo.size - s->xo.sent);
+		r = read(s->xo.fd, buf, want);
+		if (r <= 0) {
+			if (r == -1 && errno == EINTR)
+				continue;
+			/* The file shrank under us: the hash will not match,
+			 * so stop now and say so. */
+			session_close(s, "the file being sent changed");
+			return;
+		}
+		if (queue_frame(s, FRAME_DATA, buf, (size_t)r) == -1)
+			return;
+		s->xo.sent += (uint64_t)r;
+	}
+}
+
+static void
+flush_out(struct session *s)
+{
+	size_t n;
+	int r;
+
+	while (s->outoff < s->outlen) {
+		n = s->outlen - s->outoff;
+		if (n > WRITE_CHUNK)
+			n = WRITE_CHUNK;
+		ERR_clear_error();
+		r = SSL_write(s->ssl, s->out + s->outoff, (int)n);
+		if (r > 0) {
+			s->outoff += (size_t)r;
+			if (s->st == SS_OPEN)
+				pump_file(s);
+			continue;
+		}
+		switch (SSL_get_error(s->ssl, r)) {
+		case SSL_ERROR_WANT_WRITE:
+		case SSL_ERROR_WANT_READ:
+			return;
+		default:
+			if (s->st == SS_CLOSING) {
+				s->st = SS_DEAD;
+				return;
+			}
+			ssl_fail(s, r, "sending failed");
+			return;
+		}
+	}
+	s->outoff = s->outlen = 0;
+}
+
+static void
+read_in(struct session *s)
+{
+	int r, rounds;
+
+	/* Bounded, so one busy peer can not starve the others; bytes OpenSSL
+	 * already decrypted are picked up via session_has_pending(). */
+	for (rounds = 0; rounds < 64; rounds++) {
+		if (s->st != SS_HELLO && s->st != SS_OPEN &&
+		    s->st != SS_RINGING && s->st != SS_CLOSING)
+			return;
+		if (s->inlen == IN_CAP) {
+			violation(s, "input buffer full");
+			return;
+		}
+		ERR_clear_error();
+		r = SSL_read(s->ssl, s->in + s->inlen, (int)(IN_CAP - s->inlen));
+		if (r <= 0) {
+			switch (SSL_get_error(s->ssl, r)) {
+			case SSL_ERROR_WANT_READ:
+				return;
+			case SSL_ERROR_WANT_WRITE:
+				s->ssl_wants_write = 1;
+				return;
+			default:
+				if (s->st == SS_CLOSING) {
+					s->st = SS_DEAD;
+					return;
+				}
+				if (s->st == SS_HELLO && s->dialer &&
+				    !s->pc.reason[0]) {
+					/* TLS 1.3: the listener judges our
+					 * certificate after our handshake
+					 * ended; its refusal shows here. */
+					char buf[PT_REASON_MAX + 64];
+
+					pt_ssl_error(buf, sizeof(buf), "the "
+					    "peer refused the connection");
+					close_now(s, buf);
+					return;
+				}
+				ssl_fail(s, r, "receiving failed");
+				return;
+			}
+		}
+		if (s->st == SS_CLOSING)
+			continue; /* drain and discard until the peer closes */
+		s->inlen += (size_t)r;
+		process_input(s);
+	}
+}
+
+short
+session_pollevents(struct session *s)
+{
+	short ev = POLLIN;
+
+	if (s->st == SS_DEAD)
+		return 0;
+	if (s->outoff < s->outlen || s->ssl_wants_write)
+		ev |= POLLOUT;
+	return ev;
+}
+
+int
+session_has_pending(struct session *s)
+{
+	/* SSL_pending, not SSL_has_pending: the latter also counts a
+	 * partial record, which would make the loop spin until the rest of
+	 * it arrives. */
+	return s->st != SS_DEAD && s->st != SS_HANDSHAKE &&
+	    SSL_pending(s->ssl) > 0;
+}
+
+void
+session_io(struct session *s, short revents)
+{
+	s->ssl_wants_write = 0;
+	if (s->st == SS_HANDSHAKE)
+		do_handshake(s);
+	if (s->st == SS_HANDSHAKE || s->st == SS_DEAD)
+		return;
+	flush_out(s);
+	read_in(s);
+	if (s->st == SS_OPEN)
+		pump_file(s);
+	if (s->st != SS_DEAD)
+		flush_out(s);
+	if (s->st == SS_CLOSING && s->outoff >= s->outlen && !s->shut_sent) {
+		/* Everything said: close_notify and a TCP half-close, then
+		 * wait (bounded) for the peer to close too.  Closing at once
+		 * could reset the connection and lose our bye in transit. */
+		ERR_clear_error();
+		(void)SSL_shutdown(s->ssl);
+		(void)shutdown(s->fd, SHUT_WR);
+		s->shut_sent = 1;
+	}
+}
+
+void
+session_tick(struct session *s, time_t now)
+{
+	if (s->deadline == 0 || now < s->deadline)
+		return;
+	switch (s->st) {
+	case SS_HANDSHAKE:
+	case SS_HELLO:
+		close_now(s, s->dialer ? "the peer did not answer in time" :
+		    "the caller did not complete the handshake in time");
+		break;
+	case SS_RINGING:
+		session_close(s, "no answer");
+		break;
+	case SS_CLOSING:
+		s->st = SS_DEAD;
+		break;
+	default:
+		break;
+	}
+}
+
+static int
+need_open(struct session *s, char *err, size_t errlen)
+{
+	if (s->st != SS_OPEN) {
+		snprintf(err, errlen, "session %d is %s, not open", s->id,
+		    session_state_name(s->st));
+		return -1;
+	}
+	return 0;
+}
+
+int
+session_chat(struct session *s, const char *text, uint64_t *id, char *err,
+    size_t errlen)
+{
+	if (need_open(s, err, errlen) == -1)
+		return -1;
+	if (s->restricted) {
+		snprintf(err, errlen, "the peer only accepts a contact request "
+		    "from us");
+		return -1;
+	}
+	if (strlen(text) > TEXT_MAX) {
+		snprintf(err, errlen, "message too long");
+		return -1;
+	}
+	*id = s->next_id++;
+	if (send_msg(s, json_pack("{s:s,s:I,s:s}", "type", "chat", "id",
+	    (json_int_t)*id, "text", text)) == -1) {
+		snprintf(err, errlen, "cannot send (not UTF-8?)");
+		return -1;
+	}
+	return 0;
+}
+
+int
+session_ping(struct session *s, uint64_t *id, char *err, size_t errlen)
+{
+	if (need_open(s, err, errlen) == -1)
+		return -1;
+	*id = s->next_id++;
+	if (send_msg(s, json_pack("{s:s,s:I}", "type", "ping", "id",
+	    (json_int_t)*id)) == -1) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	return 0;
+}
+
+int
+session_contact_request(struct session *s, const char *note, char *err,
+    size_t errlen)
+{
+	if (need_open(s, err, errlen) == -1)
+		return -1;
+	if (strlen(note) > 1000) {
+		snprintf(err, errlen, "note too long (1000 bytes at most)");
+		return -1;
+	}
+	if (send_msg(s, json_pack("{s:s,s:s}", "type", "contact_request",
+	    "note", note)) == -1) {
+		snprintf(err, errlen, "cannot send (not UTF-8?)");
+		return -1;
+	}
+	return 0;
+}
+
+/* SHA-256 of an open file, as lower-case hex; rewinds it. */
+static int
+hash_fd(int fd, char hex[65])
+{
+	unsigned char buf[65536], md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0, i;
+	EVP_MD_CTX *c;
+	ssize_t r;
+	int rv = -1;
+
+	if ((c = EVP_MD_CTX_new()) == NULL ||
+	    EVP_DigestInit_ex(c, EVP_sha256(), NULL) != 1)
+		goto err;
+	while ((r = read(fd, buf, sizeof(buf))) != 0) {
+		if (r == -1 && errno == EINTR)
+			continue;
+		if (r == -1 || EVP_DigestUpdate(c, buf, (size_t)r) != 1)
+			goto err;
+	}
+	if (EVP_DigestFinal_ex(c, md, &mdlen) != 1 || mdlen != 32 ||
+	    lseek(fd, 0, SEEK_SET) != 0)
+		goto err;
+	for (i = 0; i < mdlen; i++)
+		snprintf(hex + 2 * i, 3, "%02x", md[i]);
+	rv = 0;
+err:
+	EVP_MD_CTX_free(c);
+	return rv;
+}
+
+int
+session_file_offer(struct session *s, const char *path, uint64_t *id,
+    char *err, size_t errlen)
+{
+	const char *base;
+	char hex[65];
+	struct stat st;
+	int fd;
+
+	if (need_open(s, err, errlen) == -1)
+		return -1;
+	if (!s->caps_file || s->restricted) {
+		snprintf(err, errlen, "the peer does not take files");
+		return -1;
+	}
+	if (s->xo.active) {
+		snprintf(err, errlen, "a file is already being sent");
+		return -1;
+	}
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1 ||
+	    fstat(fd, &st) == -1 || !S_ISREG(st.st_mode) ||
+	    hash_fd(fd, hex) == -1) {
+		snprintf(err, errlen, "cannot read %s: %s", path,
+		    errno ? strerror(errno) : "not a regular file");
+		if (fd != -1)
+			close(fd);
+		return -1;
+	}
+	base = strrchr(path, '/');
+	base = base ? base + 1 : path;
+	*id = s->next_id++;
+	s->xo.active = 1;
+	s->xo.id = *id;
+	s->xo.fd = fd;
+	s->xo.size = (uint64_t)st.st_size;
+	snprintf(s->xo.name, sizeof(s->xo.name), "%s", base);
+	if (send_msg(s, json_pack("{s:s,s:I,s:s,s:I,s:s}", "type",
+	    "file_offer", "id", (json_int_t)*id, "name", s->xo.name, "size",
+	    (json_int_t)s->xo.size, "sha256", hex)) == -1) {
+		xfer_out_end(s);
+		snprintf(err, errlen, "cannot send the offer (name not UTF-8?)");
+		return -1;
+	}
+	return 0;
+}
+
+int
+session_file_accept(struct session *s, uint64_t id, const char *dest,
+    char *err, size_t errlen)
+{
+	char path[4200];
+	int i;
+
+	if (need_open(s, err, errlen) == -1)
+		return -1;
+	if (!s->xi.active || s->xi.id != id || s->xi.accepted) {
+		snprintf(err, errlen, "no pending file %" PRIu64, id);
+		return -1;
+	}
+	if (dest)
+		snprintf(path, sizeof(path), "%s", dest);
+	else {
+		if (mkdir(s->env->downloads, 0700) == -1 && errno != EEXIST) {
+			snprintf(err, errlen, "cannot create %s: %s",
+			    s->env->downloads, strerror(errno));
+			return -1;
+		}
+		/* Never overwrite: name, name.1, name.2, ... */
+		for (i = 0; i < 1000; i++) {
+			if (i == 0)
+				snprintf(path, sizeof(path), "%s/%s",
+				    s->env->downloads, s->xi.name);
+			else
+				snprintf(path, sizeof(path), "%s/%s.%d",
+				    s->env->downloads, s->xi.name, i);
+			if (access(path, F_OK) == -1)
+				break;
+		}
+	}
+	snprintf(s->xi.path, sizeof(s->xi.path), "%s", path);
+	snprintf(s->xi.tmp, sizeof(s->xi.tmp), "%s.part", path);
+	if ((s->xi.fd = open(s->xi.tmp, O_WRONLY | O_CREAT | O_TRUNC |
+	    O_CLOEXEC, 0600)) == -1) {
+		snprintf(err, errlen, "cannot create %s: %s", s->xi.tmp,
+		    strerror(errno));
+		return -1;
+	}
+	if ((s->xi.md = EVP_MD_CTX_new()) == NULL ||
+	    EVP_DigestInit_ex(s->xi.md, EVP_sha256(), NULL) != 1) {
+		snprintf(err, errlen, "out of memory");
+		xfer_in_abort(s);
+		return -1;
+	}
+	s->xi.accepted = 1;
+	if (send_msg(s, json_pack("{s:s,s:I}", "type", "file_accept", "id",
+	    (json_int_t)id)) == -1) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	return 0;
+}
+
+int
+session_file_reject(struct session *s, uint64_t id, char *err, size_t errlen)
+{
+	if (need_open(s, err, errlen) == -1)
+		return -1;
+	if (!s->xi.active || s->xi.id != id) {
+		snprintf(err, errlen, "no pending file %" PRIu64, id);
+		return -1;
+	}
+	xfer_in_abort(s);
+	(void)send_msg(s, json_pack("{s:s,s:I,s:s}", "type", "file_reject",
+	    "id", (json_int_t)id, "reason", "declined"));
+	return 0;
+}

@@ -1,0 +1,717 @@
+"""dchat end to end (issue 4): a real dird on a real PostgreSQL, peers on
+loopback driven through `dchat run --json`, and openssl s_client as a
+foreign TLS client."""
+import hashlib
+import json
+import os
+import queue
+import shutil
+import socket
+import ssl
+import stat
+import struct
+import subprocess
+import threading
+import time
+
+import pytest
+
+from conftest import BUILD
+from dird_fixture import Dird, dirctl, free_port
+from helpers import run
+
+
+def dchat_path():
+    return os.path.join(BUILD, "client", "dchat")
+
+
+class Registry:
+    def __init__(self, pg, base):
+        self.pg = pg
+        self.db = pg.new_database()
+        self.base = base
+        self.data = os.path.join(base, "data")
+        dirctl(self.data, "--dsn", pg.dsn(self.db), "init", "--domain",
+               "example.org", "--host", "localhost", "--host", "127.0.0.1")
+        out = dirctl(self.data, "ca").stdout.strip().splitlines()[-1]
+        assert out.startswith("SHA-256 fingerprint: "), out
+        self.fingerprint = out.split(": ", 1)[1].strip()
+        self.d = Dird(self.data).start()
+
+    def ctl(self, *args, check=True):
+        return dirctl(self.data, *args, check=check)
+
+    def code(self, userid):
+        return self.ctl("code", userid).stdout.strip().splitlines()[-1]
+
+    def person(self, userid, name):
+        """Add a user and enrol a fresh dchat home for them."""
+        self.ctl("user", "add", userid, "--name", name)
+        p = Peer(self, userid, os.path.join(self.base, userid.split("@")[0]))
+        p.init(self.code(userid))
+        return p
+
+
+class Peer:
+    """One dchat home; run() starts a `dchat run --json` process."""
+
+    def __init__(self, reg, userid, home, prefix=()):
+        self.reg = reg
+        self.prefix = list(prefix)
+        self.userid = userid
+        self.home = home
+        self.proc = None
+        self.events = []
+        self.cond = threading.Condition()
+        self.port = None
+
+    def dchat(self, *args, check=True, timeout=120):
+        p = subprocess.run(self.prefix + [dchat_path(), "--home", self.home,
+                                          *args],
+                           capture_output=True, text=True, timeout=timeout)
+        if check and p.returncode != 0:
+            raise AssertionError(f"dchat {args} exited {p.returncode}\n"
+                                 f"{p.stdout}\n{p.stderr}")
+        for bad in ("Sanitizer", "runtime error:"):
+            assert bad not in p.stderr, p.stderr
+        return p
+
+    def init(self, code):
+        return self.dchat("init", "--server", self.reg.d.url, "--user",
+                          self.userid, "--code", code, "--ca-fingerprint",
+                          self.reg.fingerprint)
+
+    @property
+    def key(self):
+        return os.path.join(self.home, "key.pem")
+
+    @property
+    def cert(self):
+        return os.path.join(self.home, "cert.pem")
+
+    def run(self, port=None, advertise=None, extra=()):
+        self.port = port or free_port()
+        adv = advertise or f"127.0.0.1:{self.port}"
+        self.events = []
+        self.proc = subprocess.Popen(
+            [dchat_path(), "--home", self.home, "run", "--json", "--listen",
+             f"127.0.0.1:{self.port}", "--advertise", adv, *extra],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True, bufsize=1)
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+        self.wait("ready")
+        self.wait("registered")
+        return self
+
+    def _read(self):
+        for line in self.proc.stdout:
+            try:
+                ev = json.loads(line)
+            except ValueError:
+                ev = {"event": "garbage", "line": line}
+            with self.cond:
+                self.events.append(ev)
+                self.cond.notify_all()
+
+    def cmd(self, **kw):
+        self.proc.stdin.write(json.dumps(kw) + "\n")
+        self.proc.stdin.flush()
+
+    def wait(self, event, timeout=30, start=0, **fields):
+        """The first event named `event` (with these fields) at or after
+        index start."""
+        deadline = time.time() + timeout
+        with self.cond:
+            while True:
+                for ev in self.events[start:]:
+                    if ev.get("event") == event and all(
+                            ev.get(k) == v for k, v in fields.items()):
+                        return ev
+                left = deadline - time.time()
+                if left <= 0 or (self.proc.poll() is not None and
+                                 not self.reader.is_alive()):
+                    raise AssertionError(
+                        f"{self.userid}: no {event} {fields}; events: "
+                        f"{self.events}\nstderr: {self.stderr_text()}")
+                self.cond.wait(min(left, 0.5))
+
+    def has(self, event, **fields):
+        with self.cond:
+            return [ev for ev in self.events if ev.get("event") == event
+                    and all(ev.get(k) == v for k, v in fields.items())]
+
+    def mark(self):
+        with self.cond:
+            return len(self.events)
+
+    def stderr_text(self):
+        if self.proc and self.proc.poll() is not None:
+            return self.proc.stderr.read()
+        return ""
+
+    def stop(self):
+        if self.proc is None:
+            return 0
+        if self.proc.poll() is None:
+            try:
+                self.cmd(cmd="quit")
+            except (BrokenPipeError, OSError):
+                pass
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        rc = self.proc.returncode
+        err = self.proc.stderr.read()
+        self.proc = None
+        # Under -Db_sanitize=address,undefined a finding is a failure.
+        for bad in ("Sanitizer", "runtime error:"):
+            assert bad not in err, err
+        return rc
+
+
+@pytest.fixture
+def reg(pg, tmpdir_shared):
+    if not os.access(dchat_path(), os.X_OK):
+        pytest.fail(f"{dchat_path()} is not built")
+    r = Registry(pg, tmpdir_shared)
+    r.peers = []
+    yield r
+    for p in r.peers:
+        assert p.stop() in (0, None), p.userid
+    assert r.d.stop() == 0, r.d.read_log()
+
+
+def people(reg, *names):
+    out = []
+    for n in names:
+        p = reg.person(f"{n}@example.org", n.title())
+        reg.peers.append(p)
+        out.append(p)
+    return out
+
+
+def call(a, b, **kw):
+    """a calls b (running with --auto-accept); both see 'connected'."""
+    ma, mb = a.mark(), b.mark()
+    a.cmd(cmd="call", user=b.userid)
+    ca = a.wait("connected", start=ma, **kw)
+    cb = b.wait("connected", start=mb)
+    return ca, cb
+
+
+def test_init_layout_and_wrong_fingerprint(reg, tmpdir_shared):
+    (alice,) = people(reg, "alice")
+    assert stat.S_IMODE(os.stat(alice.key).st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(alice.home).st_mode) == 0o700
+    for f in ("cert.pem", "ca.pem", "crl.der", "config"):
+        assert os.path.exists(os.path.join(alice.home, f)), f
+    text = run(["openssl", "x509", "-in", alice.cert, "-noout",
+                "-subject"]).stdout
+    assert "alice@example.org" in text
+    run(["openssl", "verify", "-CAfile", os.path.join(alice.home, "ca.pem"),
+         alice.cert])
+    # A CA whose fingerprint is not the one given is refused, and nothing
+    # is enrolled (the code stays usable).
+    reg.ctl("user", "add", "eve@example.org", "--name", "Eve")
+    eve = Peer(reg, "eve@example.org", os.path.join(tmpdir_shared, "eve"))
+    code = reg.code("eve@example.org")
+    p = eve.dchat("init", "--server", reg.d.url, "--user", eve.userid,
+                  "--code", code, "--ca-fingerprint", "00" * 32, check=False)
+    assert p.returncode != 0
+    assert "fingerprint" in p.stderr and "refusing" in p.stderr, p.stderr
+    assert not os.path.exists(eve.key)
+    eve.init(code)
+    # A wrong code: the registry's own words reach the user.
+    reg.ctl("user", "add", "zed@example.org", "--name", "Zed")
+    zed = Peer(reg, "zed@example.org", os.path.join(tmpdir_shared, "zed"))
+    p = zed.dchat("init", "--server", reg.d.url, "--user", zed.userid,
+                  "--code", "not-a-code", "--ca-fingerprint",
+                  reg.fingerprint, check=False)
+    assert p.returncode != 0 and "the registry says" in p.stderr, p.stderr
+
+
+def test_chat_both_ways_and_50mb_file(reg, tmpdir_shared):
+    alice, bob = people(reg, "alice", "bob")
+    alice.run(extra=["--auto-accept"])
+    bob.run()  # Bob answers by hand
+    m = bob.mark()
+    alice.cmd(cmd="call", user=bob.userid)
+    inc = bob.wait("incoming", start=m)
+    assert inc["peer"]["userid"] == alice.userid
+    bob.cmd(cmd="accept", session=inc["session"])
+    ca = alice.wait("connected")
+    cb = bob.wait("connected")
+    # Who is on the other end, and the same verification code on both.
+    assert ca["peer"]["userid"] == bob.userid and ca["direction"] == "out"
+    assert cb["peer"]["userid"] == alice.userid and cb["direction"] == "in"
+    assert ca["peer"]["name"] == "Bob"
+    assert ca["peer"]["revocation"] == "good"
+    assert "CN=" in ca["peer"]["issuer"]
+    assert len(ca["peer"]["fingerprint"]) == 64
+    assert ca["peer"]["code"] == cb["peer"]["code"]
+    sa, sb = ca["session"], cb["session"]
+    # Messages both ways, each confirmed by an ack.
+    alice.cmd(cmd="msg", session=sa, text="hello Bob \u2603")
+    sent = alice.wait("sent", session=sa)
+    msg = bob.wait("message", session=sb)
+    assert msg["text"] == "hello Bob \u2603" and msg["from"] == alice.userid
+    alice.wait("ack", session=sa, id=sent["id"])
+    bob.cmd(cmd="msg", session=sb, text="hi Alice")
+    sent = bob.wait("sent", session=sb)
+    assert alice.wait("message", session=sa)["text"] == "hi Alice"
+    bob.wait("ack", session=sb, id=sent["id"])
+    # ping / pong
+    alice.cmd(cmd="ping", session=sa)
+    alice.wait("pong", session=sa)
+    # 50 MB, byte-identical.
+    src = os.path.join(tmpdir_shared, "big.bin")
+    with open(src, "wb") as f:
+        for _ in range(50):
+            f.write(os.urandom(1024 * 1024))
+    dst = os.path.join(tmpdir_shared, "received.bin")
+    t0 = time.time()
+    alice.cmd(cmd="file", session=sa, path=src)
+    offer = bob.wait("file_offer", session=sb)
+    assert offer["name"] == "big.bin" and offer["size"] == 50 * 1024 * 1024
+    bob.cmd(cmd="file_accept", session=sb, id=offer["id"], path=dst)
+    got = bob.wait("file_received", session=sb, timeout=90)
+    alice.wait("file_delivered", session=sa, timeout=30)
+    elapsed = time.time() - t0
+    assert got["path"] == dst
+    h1 = hashlib.sha256(open(src, "rb").read()).hexdigest()
+    h2 = hashlib.sha256(open(dst, "rb").read()).hexdigest()
+    assert h1 == h2 == offer["sha256"]
+    assert os.path.getsize(dst) == 50 * 1024 * 1024
+    assert elapsed < 60
+    # The contacts file remembers Bob's address and fingerprint.
+    with open(os.path.join(alice.home, "contacts")) as f:
+        contacts = f.read()
+    assert f"bob@example.org 127.0.0.1 {bob.port} " \
+           f"{ca['peer']['fingerprint']}" in contacts
+    # Hang up: Bob is told.
+    alice.cmd(cmd="hangup", session=sa)
+    assert "hung up" in bob.wait("closed", session=sb)["reason"]
+    # Lookup shows Bob online with a valid certificate at his address.
+    p = alice.dchat("lookup", "--json", bob.userid)
+    j = json.loads(p.stdout)
+    assert j["online"] is True
+    dev = j["devices"][0]
+    assert dev["status"] == "valid"
+    assert {(a["ip"], a["port"]) for a in dev["addresses"]} >= \
+        {("127.0.0.1", bob.port)}
+    # Quitting deregisters: Bob goes offline in the DIR.
+    assert bob.stop() == 0
+    j = json.loads(alice.dchat("lookup", "--json", bob.userid).stdout)
+    assert j["online"] is False
+
+
+def test_one_shot_send_and_sendfile(reg, tmpdir_shared):
+    alice, bob = people(reg, "alice", "bob")
+    bob.run(extra=["--auto-accept", "--accept-files"])
+    p = alice.dchat("send", bob.userid, "one shot")
+    assert p.returncode == 0
+    assert bob.wait("message", text="one shot")["from"] == alice.userid
+    src = os.path.join(tmpdir_shared, "note.txt")
+    with open(src, "wb") as f:
+        f.write(b"file body\n" * 1000)
+    alice.dchat("sendfile", bob.userid, src)
+    got = bob.wait("file_received")
+    with open(got["path"], "rb") as f:
+        assert f.read() == b"file body\n" * 1000
+    assert got["path"].startswith(os.path.join(bob.home, "downloads"))
+    # The terminal face: a person types commands and plain text.
+    port = free_port()
+    m = bob.mark()
+    term = subprocess.Popen(
+        [dchat_path(), "--home", alice.home, "run", "--listen",
+         f"127.0.0.1:{port}", "--advertise", f"127.0.0.1:{port}"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True)
+    term.stdin.write(f"call {bob.userid}\n")
+    term.stdin.flush()
+    bob.wait("connected", start=m)
+    seen = []
+    while not seen or "verification code:" not in seen[-1]:
+        line = term.stdout.readline()
+        assert line, seen
+        seen.append(line)
+    term.stdin.write("hello from the terminal\nsessions\n")
+    term.stdin.flush()
+    bob.wait("message", start=m, text="hello from the terminal")
+    time.sleep(0.5)  # the ack travels back
+    term.stdin.write("quit\n")
+    term.stdin.flush()
+    out, err = term.communicate(timeout=30)
+    out = "".join(seen) + out
+    assert term.returncode == 0, err
+    assert "connected to Bob <bob@example.org>" in out, out
+    assert "verification code:" in out and "message 1 delivered" in out, out
+    assert "*[1] bob@example.org out (open)" in out, out
+    assert "Sanitizer" not in err and "runtime error:" not in err, err
+    bob.wait("closed", start=m)
+    # Nobody there: the exit status says so.
+    bob.stop()
+    p = alice.dchat("send", bob.userid, "anyone?", "--timeout", "20",
+                    check=False)
+    assert p.returncode != 0
+
+
+def test_stale_cached_address_falls_back_to_dir(reg):
+    alice, bob = people(reg, "alice", "bob")
+    alice.run()
+    bob.run(extra=["--auto-accept"])
+    old = bob.port
+    ca, _ = call(alice, bob)
+    alice.cmd(cmd="hangup", session=ca["session"])
+    alice.wait("closed", session=ca["session"])
+    # Bob moves to another port; Alice's contacts still say the old one.
+    bob.stop()
+    bob.run(extra=["--auto-accept"])
+    assert bob.port != old
+    m = alice.mark()
+    alice.cmd(cmd="call", user=bob.userid)
+    retry = alice.wait("call_retry", start=m)
+    assert retry["user"] == bob.userid
+    ca = alice.wait("connected", start=m)
+    assert ca["peer"]["userid"] == bob.userid
+    assert ca["addr"] == f"127.0.0.1 {bob.port}"
+    bob.wait("connected")
+
+
+def test_deny_revoked_and_identity_mismatch(reg):
+    alice, bob, carol, mallory = people(reg, "alice", "bob", "carol",
+                                        "mallory")
+    bob.run(extra=["--auto-accept"])
+    # Bob denies Alice: her handshake fails, Bob sees no message.
+    bob.cmd(cmd="deny", user=alice.userid)
+    assert alice.userid in bob.wait("lists")["deny"]
+    p = alice.dchat("send", bob.userid, "let me in", "--timeout", "20",
+                    check=False)
+    assert p.returncode != 0
+    assert "refused" in p.stderr, p.stderr
+    ref = bob.wait("refused", peer=alice.userid)
+    assert "deny list" in ref["reason"]
+    assert not bob.has("message")
+    assert not bob.has("connected")
+    # Undeny: she gets through.
+    bob.cmd(cmd="undeny", user=alice.userid)
+    bob.wait("lists", deny=[])
+    alice.dchat("send", bob.userid, "thanks")
+    bob.wait("message", text="thanks")
+    # Carol's certificate is revoked: Bob (after fetching the new CRL)
+    # refuses it during the handshake.  The DIR no longer answers her
+    # lookups, so she calls the address her contacts file remembers.
+    carol.dchat("send", bob.userid, "before")
+    bob.wait("message", text="before")
+    serial = run(["openssl", "x509", "-in", carol.cert, "-noout",
+                  "-serial"]).stdout.strip().split("=")[1].lower()
+    reg.ctl("cert", "revoke", serial.lstrip("0"), "--reason",
+            "keyCompromise")
+    m = bob.mark()
+    bob.cmd(cmd="refresh")
+    bob.wait("refreshed", start=m)
+    p = carol.dchat("send", bob.userid, "revoked me", "--timeout", "20",
+                    check=False)
+    assert p.returncode != 0
+    ref = bob.wait("refused", start=m)
+    assert "revoked" in ref["reason"], ref
+    assert ref["peer"] == carol.userid
+    assert not bob.has("message", text="revoked me")
+    # Mallory answers at the address Bob registered: Alice aborts.
+    bob.stop()
+    mallory.run(extra=["--auto-accept"])
+    bob.run(advertise=f"127.0.0.1:{mallory.port}", extra=["--auto-accept"])
+    os.unlink(os.path.join(alice.home, "contacts"))
+    p = alice.dchat("send", bob.userid, "for bob only", "--timeout", "20",
+                    check=False)
+    assert p.returncode != 0
+    assert "identity mismatch" in p.stderr, p.stderr
+    assert not mallory.has("message")
+
+
+def test_allow_list_and_contact_request(reg):
+    alice, bob, carol = people(reg, "alice", "bob", "carol")
+    bob.run(extra=["--auto-accept"])
+    bob.cmd(cmd="allow", user=carol.userid)
+    bob.wait("lists", allow=[carol.userid])
+    carol.dchat("send", bob.userid, "I am on the list")
+    bob.wait("message", text="I am on the list")
+    # Alice is not on the list: she may leave one request, nothing else.
+    p = alice.dchat("send", bob.userid, "plain chat", "--timeout", "20",
+                    check=False)
+    assert p.returncode != 0 and "contact request" in p.stderr, p.stderr
+    assert not bob.has("message", text="plain chat")
+    alice.run()
+    alice.cmd(cmd="request", user=bob.userid,
+              text="Alice from the meetup, may I?")
+    assert alice.wait("connected")["restricted"] is True
+    req = bob.wait("contact_request")
+    assert req["userid"] == alice.userid and req["name"] == "Alice"
+    assert req["note"] == "Alice from the meetup, may I?"
+    assert "contact request recorded" in alice.wait("closed")["reason"]
+    m = bob.mark()
+    bob.cmd(cmd="requests")
+    assert bob.wait("requests", start=m)["requests"] == [
+        {"userid": alice.userid, "name": "Alice",
+         "note": "Alice from the meetup, may I?"}]
+    # Bob accepts the request: Alice joins the allow list and gets through.
+    bob.cmd(cmd="allow", user=alice.userid)
+    bob.wait("lists", allow=[carol.userid, alice.userid])
+    alice.stop()
+    alice.dchat("send", bob.userid, "thank you")
+    bob.wait("message", text="thank you")
+    # With contact requests turned off, an unlisted caller is refused in
+    # the handshake.
+    bob.stop()
+    bob.run(extra=["--auto-accept", "--no-contact-requests"])
+    bob.cmd(cmd="unallow", user=alice.userid)
+    bob.wait("lists", allow=[carol.userid])
+    p = alice.dchat("send", bob.userid, "again", "--timeout", "20",
+                    check=False)
+    assert p.returncode != 0
+    assert "not on the allow list" in bob.wait("refused")["reason"]
+
+
+def test_openssl_s_client_interop(reg):
+    alice, bob = people(reg, "alice", "bob")
+    bob.run(extra=["--auto-accept"])
+    ca = os.path.join(alice.home, "ca.pem")
+    base = ["openssl", "s_client", "-connect", f"127.0.0.1:{bob.port}",
+            "-alpn", "dchat/1", "-CAfile", ca, "-verify_return_error"]
+
+    def s_client(*extra, data=b""):
+        # Keep stdin open a moment so a refusal (which TLS 1.3 sends
+        # after the client's handshake ended) arrives before we quit.
+        p = subprocess.Popen(base + list(extra), stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        if data:
+            p.stdin.write(data)
+            p.stdin.flush()
+        time.sleep(1.0)
+        out = p.communicate(timeout=30)[0].decode(errors="replace")
+        return p.returncode, out
+
+    # A valid user certificate: the handshake completes, TLS 1.3 + ALPN.
+    rc, out = s_client("-tls1_3", "-cert", alice.cert, "-key", alice.key)
+    assert rc == 0, out
+    assert "Protocol  : TLSv1.3" in out or "TLSv1.3" in out, out
+    assert "ALPN protocol: dchat/1" in out, out
+    assert "Verify return code: 0 (ok)" in out, out
+    assert "alert" not in out.lower(), out
+    # No certificate: refused at the first read.
+    m = bob.mark()
+    rc, out = s_client("-tls1_3", data=b"\x00\x00\x00\x02J{}")
+    assert rc != 0 and "alert certificate required" in out, out
+    ref = bob.wait("refused", start=m)
+    assert ref["peer"] == "(unknown)"
+    # TLS 1.2: no handshake at all.
+    rc, out = s_client("-tls1_2", "-cert", alice.cert, "-key", alice.key)
+    assert rc != 0 and "alert protocol version" in out, out
+    # Bob is still fine.
+    alice.dchat("send", bob.userid, "after the probes")
+    bob.wait("message", text="after the probes")
+
+
+def test_malformed_frames_end_the_session_not_the_peer(reg):
+    alice, bob = people(reg, "alice", "bob")
+    bob.run(extra=["--auto-accept"])
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+    ctx.load_verify_locations(os.path.join(alice.home, "ca.pem"))
+    ctx.load_cert_chain(alice.cert, alice.key)
+    ctx.set_alpn_protocols(["dchat/1"])
+    ctx.check_hostname = False
+    cases = [
+        (b"\xff\xff\xff\xff" + b"J", "frame too large"),
+        (b"\x00\x00\x00\x01X!", "unknown frame kind"),
+        (b"\x00\x00\x00\x00J", "empty frame"),
+        (b"\x00\x00\x00\x03Jabc", "not a JSON object"),
+        (b"\x00\x00\x00\x02[]", "unknown frame kind"),
+        (struct.pack(">IB", 5, ord("D")) + b"hello", "not asked for"),
+        (struct.pack(">IB", 16, ord("J")) + b'{"type":"chat"} ',
+         "before the session opened"),
+    ]
+    for data, why in cases:
+        m = bob.mark()
+        with socket.create_connection(("127.0.0.1", bob.port), 10) as raw:
+            with ctx.wrap_socket(raw) as s:
+                s.sendall(data)
+                s.settimeout(10)
+                try:
+                    while s.recv(65536):
+                        pass
+                except (ssl.SSLError, OSError):
+                    pass
+        ev = bob.wait("refused", start=m)
+        assert why in ev["reason"], (why, ev)
+    # Still alive and serving.
+    alice.dchat("send", bob.userid, "still there?")
+    bob.wait("message", text="still there?")
+
+
+def test_concurrent_calls_and_simultaneous_dial(reg):
+    alice, bob, carol = people(reg, "alice", "bob", "carol")
+    bob.run(extra=["--auto-accept"])
+    # Two calls into Bob at the same time are both served.
+    procs = [subprocess.Popen([dchat_path(), "--home", p.home, "send",
+                               bob.userid, f"from {p.userid}"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+             for p in (alice, carol)]
+    for p in procs:
+        _, err = p.communicate(timeout=60)
+        assert p.returncode == 0, err
+    bob.wait("message", text="from alice@example.org")
+    bob.wait("message", text="from carol@example.org")
+    # Alice and Bob call each other at once: one session survives.
+    alice.run(extra=["--auto-accept"])
+    ma, mb = alice.mark(), bob.mark()
+    alice.cmd(cmd="call", user=bob.userid)
+    bob.cmd(cmd="call", user=alice.userid)
+    alice.wait("connected", start=ma)
+    bob.wait("connected", start=mb)
+    time.sleep(1.5)
+
+    def live(p, start):
+        p.cmd(cmd="sessions")
+        ev = p.wait("sessions", start=start)
+        return [s for s in ev["sessions"]
+                if s["state"] == "open" and s["peer"] != "carol@example.org"]
+
+    la, lb = live(alice, alice.mark()), live(bob, bob.mark())
+    assert len(la) == 1 and len(lb) == 1, (la, lb)
+    # The survivor is the session Alice (the lower user id) placed.
+    assert la[0]["direction"] == "out" and lb[0]["direction"] == "in"
+    alice.cmd(cmd="msg", session=la[0]["id"], text="one session")
+    bob.wait("message", text="one session")
+
+
+def test_backup_and_restore_on_a_second_device(reg, tmpdir_shared):
+    alice, bob = people(reg, "alice", "bob")
+    pf = os.path.join(tmpdir_shared, "pass")
+    with open(pf, "w") as f:
+        f.write("correct horse battery staple\n")
+    alice.dchat("backup", "--passphrase-file", pf)
+    home2 = os.path.join(tmpdir_shared, "alice2")
+    code = reg.code(alice.userid)
+    a2 = Peer(reg, alice.userid, home2)
+    p = a2.dchat("restore", "--server", reg.d.url, "--user", alice.userid,
+                 "--ca-fingerprint", reg.fingerprint, "--code", code,
+                 "--passphrase-file", pf)
+    assert stat.S_IMODE(os.stat(a2.key).st_mode) == 0o600
+    assert open(a2.cert).read() == open(alice.cert).read()
+    # The restored device works.
+    bob.run(extra=["--auto-accept"])
+    a2.dchat("send", bob.userid, "from device 2")
+    bob.wait("message", text="from device 2")
+    # Wrong passphrase: refused, nothing written.
+    with open(pf, "w") as f:
+        f.write("wrong\n")
+    home3 = os.path.join(tmpdir_shared, "alice3")
+    a3 = Peer(reg, alice.userid, home3)
+    p = a3.dchat("restore", "--server", reg.d.url, "--user", alice.userid,
+                 "--ca-fingerprint", reg.fingerprint, "--code",
+                 reg.code(alice.userid), "--passphrase-file", pf,
+                 check=False)
+    assert p.returncode != 0 and "passphrase" in p.stderr, p.stderr
+    assert not os.path.exists(a3.key)
+
+
+def netns_ok():
+    if os.geteuid() != 0 or shutil.which("ip") is None:
+        return False
+    name = f"dchatprobe{os.getpid()}"
+    p = subprocess.run(["ip", "netns", "add", name], capture_output=True)
+    if p.returncode != 0:
+        return False
+    subprocess.run(["ip", "netns", "del", name], capture_output=True)
+    return True
+
+
+class NsRegistry:
+    """Just what Peer needs: the registry's URL and CA fingerprint."""
+
+    def __init__(self, url, fingerprint):
+        self.d = type("D", (), {"url": url})()
+        self.fingerprint = fingerprint
+
+
+@pytest.mark.skipif(not netns_ok(), reason="ip netns not available here")
+def test_two_namespaces_over_global_ipv6(pg, tmpdir_shared):
+    """Alice and Bob in their own network namespaces joined by a veth pair
+    with 2001:db8:1::/64 addresses; dird runs in Alice's namespace (its
+    PostgreSQL is reached over a Unix socket, which namespaces share).
+    Bob gives no --advertise: his address is discovered from his
+    interface."""
+    tag = str(os.getpid() % 100000)
+    na, nb = "dchatA" + tag, "dchatB" + tag
+    procs = []
+
+    def ip(*args):
+        run(["ip", *args])
+
+    try:
+        ip("netns", "add", na)
+        ip("netns", "add", nb)
+        ip("-n", na, "link", "add", "va", "type", "veth", "peer", "name",
+           "vb", "netns", nb)
+        ip("-n", na, "addr", "add", "2001:db8:1::1/64", "dev", "va", "nodad")
+        ip("-n", nb, "addr", "add", "2001:db8:1::2/64", "dev", "vb", "nodad")
+        for ns, dev in ((na, "va"), (nb, "vb")):
+            ip("-n", ns, "link", "set", "lo", "up")
+            ip("-n", ns, "link", "set", dev, "up")
+        data = os.path.join(tmpdir_shared, "data")
+        db = pg.new_database()
+        dirctl(data, "--dsn", pg.dsn(db), "init", "--domain", "example.org",
+               "--host", "localhost", "--host", "2001:db8:1::1")
+        fp = dirctl(data, "ca").stdout.strip().splitlines()[-1]
+        fp = fp.split(": ", 1)[1].strip()
+        log = open(os.path.join(data, "dird.log"), "wb")
+        dird = subprocess.Popen(
+            ["ip", "netns", "exec", na, os.path.join(BUILD, "dird", "dird"),
+             "--data", data, "--listen", "[2001:db8:1::1]:4604"],
+            stdout=log, stderr=subprocess.STDOUT)
+        procs.append(dird)
+        deadline = time.time() + 30
+        while b"listening" not in open(log.name, "rb").read():
+            assert dird.poll() is None and time.time() < deadline, \
+                open(log.name).read()
+            time.sleep(0.1)
+        nsreg = NsRegistry("https://[2001:db8:1::1]:4604", fp)
+        peers = {}
+        for name, ns in (("alice", na), ("bob", nb)):
+            uid = f"{name}@example.org"
+            dirctl(data, "user", "add", uid, "--name", name.title())
+            code = dirctl(data, "code", uid).stdout.strip().splitlines()[-1]
+            p = Peer(nsreg, uid, os.path.join(tmpdir_shared, name),
+                     prefix=("ip", "netns", "exec", ns))
+            p.init(code)
+            peers[name] = p
+        bob = peers["bob"]
+        bob.proc = subprocess.Popen(
+            ["ip", "netns", "exec", nb, dchat_path(), "--home", bob.home,
+             "run", "--json", "--auto-accept"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True, bufsize=1)
+        procs.append(bob.proc)
+        bob.reader = threading.Thread(target=bob._read, daemon=True)
+        bob.reader.start()
+        reg_ev = bob.wait("registered")
+        assert reg_ev["addresses"] == [{"ip": "2001:db8:1::2", "port": 4605}]
+        peers["alice"].dchat("send", bob.userid, "over global IPv6")
+        msg = bob.wait("message", text="over global IPv6")
+        conn = bob.wait("connected", session=msg["session"])
+        assert conn["addr"].startswith("2001:db8:1::1 ")
+        bob.stop()
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.terminate()
+                try:
+                    p.wait(15)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+        subprocess.run(["ip", "netns", "del", na], capture_output=True)
+        subprocess.run(["ip", "netns", "del", nb], capture_output=True)
