@@ -133,6 +133,22 @@ auth_cert(struct auth *a, struct http_req *req, struct http_resp *resp)
 		goto fail;
 	}
 	if (!req->peer_verified) {
+		/*
+		 * The handshake check fails for our own certificates that are
+		 * out of date too; tell their owners to renew rather than
+		 * calling a certificate we issued "untrusted".
+		 */
+		if (ca_cert_is_ours(req->env->reg->ca, req->peer_der,
+			req->peer_der_len, &ce) == 1 &&
+		    ca_cert_info(req->peer_der, req->peer_der_len, &info,
+			&ce) == 0 &&
+		    (info.not_after <= time(NULL) ||
+			info.not_before > time(NULL))) {
+			http_error(resp, 401, "certificate_expired",
+			    "the client certificate has expired or is not "
+			    "yet valid; renew or enrol again");
+			goto fail;
+		}
 		http_error(resp, 401, "certificate_untrusted",
 		    "the client certificate was not issued by this registry's "
 		    "CA, or is not valid for client authentication");

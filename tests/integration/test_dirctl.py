@@ -93,7 +93,11 @@ def test_issue_csr_verifies_with_openssl_and_certtool(reg, tmpdir_shared):
     openssl("req", "-new", "-key", key, "-out", csr, "-subj",
             "/UID=mallory@evil.example/CN=Mallory", "-addext",
             "basicConstraints=critical,CA:TRUE", "-addext",
-            "subjectAltName=DNS:evil.example")
+            "subjectAltName=DNS:evil.example", "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign", "-addext",
+            "extendedKeyUsage=codeSigning,emailProtection")
+    assert "Code Signing" in openssl("req", "-in", csr, "-noout",
+                                     "-text").stdout
     cert = os.path.join(tmpdir_shared, "alice.pem")
     reg.ctl("cert", "issue", "alice@example.org", "--csr", csr, "--out", cert)
     openssl("verify", "-CAfile", reg.ca, "-purpose", "sslclient", cert)
@@ -106,6 +110,14 @@ def test_issue_csr_verifies_with_openssl_and_certtool(reg, tmpdir_shared):
     assert "UID=alice@example.org" in text
     assert "CN=Alice Liddell" in text
     assert "mallory" not in text.lower() and "evil" not in text.lower()
+    subject = openssl("x509", "-in", cert, "-noout", "-subject", "-nameopt",
+                      "RFC2253").stdout.strip()
+    rdns = set(subject.split("=", 1)[1].split(","))
+    assert rdns <= {"UID=alice@example.org", "CN=Alice Liddell",
+                    "emailAddress=alice@example.org"}, subject
+    assert {"UID=alice@example.org", "CN=Alice Liddell"} <= rdns, subject
+    assert "Certificate Sign" not in text and "CRL Sign" not in text
+    assert "Code Signing" not in text and "E-mail Protection" not in text
     assert "CA:FALSE" in text
     assert "email:alice@example.org" in text
     assert "TLS Web Client Authentication, TLS Web Server Authentication" \
@@ -128,12 +140,13 @@ def test_issue_csr_verifies_with_openssl_and_certtool(reg, tmpdir_shared):
 
 CSR_CASES = [
     # name, how to make it, expected words in the error
-    ("rsa1024", ("-newkey", "rsa:1024"), "too small"),
-    ("dsa", None, "DSA"),
-    ("garbage", b"this is not a CSR at all\n", "not"),
-    ("empty", b"", "empty"),
-    ("wrongpem", "cert", "CERTIFICATE"),
-    ("tampered", "tamper", "signature"),
+    ("rsa1024", ("-newkey", "rsa:1024"), "RSA key of 1024 bits is too small"),
+    ("dsa", None, "DSA keys are not accepted"),
+    ("garbage", b"this is not a CSR at all\n", "CSR is not valid PEM"),
+    ("empty", b"", "empty CSR"),
+    ("wrongpem", "cert",
+     "expected a PEM CERTIFICATE REQUEST, got CERTIFICATE"),
+    ("tampered", "tamper", "signature of the CSR does not verify"),
 ]
 
 
@@ -308,6 +321,76 @@ def test_users_codes_and_audit(reg):
     assert p.returncode != 0 and "chain broken" in p.stdout
 
 
+def test_enable_passwd_ttl_and_audit_rows(reg, tmpdir_shared):
+    """The user-management commands an administrator runs day to day,
+    and the audit row each leaves: who (dirctl:OS user), what, on whom,
+    which certificate."""
+    pw = os.path.join(tmpdir_shared, "pw")
+    with open(pw, "w") as f:
+        f.write("first password\n")
+    reg.ctl("user", "add", "gus@example.org", "--name", "Gus",
+            "--password-file", pw)
+    first = sql(reg, "SELECT password_hash FROM users WHERE "
+                "userid = 'gus@example.org'")
+    assert first.startswith("$argon2id$") and "first" not in first
+    with open(pw, "w") as f:
+        f.write("second password\n")
+    p = reg.ctl("user", "passwd", "Gus@Example.org", "--password-file", pw)
+    assert "password set for gus@example.org" in p.stdout
+    second = sql(reg, "SELECT password_hash FROM users WHERE "
+                 "userid = 'gus@example.org'")
+    assert second.startswith("$argon2id$") and second != first
+    reg.ctl("user", "disable", "gus@example.org")
+    assert re.search(r"gus@example.org\s+user\s+disabled",
+                     reg.ctl("user", "list").stdout)
+    p = reg.ctl("user", "enable", "gus@example.org")
+    assert "enabled gus@example.org" in p.stdout
+    assert re.search(r"gus@example.org\s+user\s+enabled",
+                     reg.ctl("user", "list").stdout)
+    # Codes: --ttl within 60s..30d, and the expiry is the one asked for.
+    reg.ctl("code", "gus@example.org", "--ttl", "60s")
+    assert sql(reg, "SELECT count(*) FROM enrol_codes WHERE expires_at "
+               "BETWEEN now() + interval '50 seconds' AND now() + "
+               "interval '61 seconds'") == "1"
+    reg.ctl("code", "gus@example.org", "--ttl", "30d")
+    assert sql(reg, "SELECT count(*) FROM enrol_codes WHERE expires_at "
+               "BETWEEN now() + interval '29 days 23 hours' AND now() + "
+               "interval '30 days'") == "1"
+    _, csr = make_csr(tmpdir_shared, "gus")
+    cert = os.path.join(tmpdir_shared, "gus.pem")
+    reg.ctl("cert", "issue", "gus@example.org", "--csr", csr, "--out", cert)
+    serial = openssl("x509", "-in", cert, "-noout", "-serial").stdout
+    serial = serial.strip().split("=")[1].lower().lstrip("0")
+    reg.ctl("cert", "revoke", serial, "--reason", "superseded")
+    rows = sql(reg, "SELECT string_agg(concat_ws(' ', action, actor, "
+               "coalesce(target, '-'), coalesce(serial, '-')), '|' "
+               "ORDER BY id) FROM audit_log").split("|")
+    who = r"dirctl:\S+"
+    for want in (rf"user\.add {who} gus@example\.org -",
+                 rf"user\.passwd {who} gus@example\.org -",
+                 rf"user\.disable {who} gus@example\.org -",
+                 rf"user\.enable {who} gus@example\.org -",
+                 rf"code\.create {who} gus@example\.org -",
+                 rf"cert\.issue {who} gus@example\.org {serial}",
+                 rf"cert\.revoke {who} \S+ {serial}"):
+        assert any(re.fullmatch(want, r) for r in rows), (want, rows)
+    assert "intact" in reg.ctl("audit", "verify").stdout
+    # Refused: nothing changes.
+    before = table_digest(reg)
+    for argv, words in (
+            (["user", "passwd", "nobody@example.org", "--password-file", pw],
+             "no user"),
+            (["user", "passwd", "gus@example.org"], "usage"),
+            (["user", "enable", "nobody@example.org"], "no user"),
+            (["code", "gus@example.org", "--ttl", "59s"], "--ttl"),
+            (["code", "gus@example.org", "--ttl", "31d"], "--ttl"),
+            (["code", "gus@example.org", "--ttl", "0"], "--ttl")):
+        p = reg.ctl(*argv, check=False)
+        assert p.returncode != 0, argv
+        assert words in p.stderr, (argv, p.stderr)
+    assert table_digest(reg) == before
+
+
 def test_migrations_fresh_and_again(reg):
     assert sql(reg, "SELECT max(version) FROM schema_version") == "1"
     before = sql(reg, "SELECT applied_at FROM schema_version")
@@ -315,6 +398,21 @@ def test_migrations_fresh_and_again(reg):
     assert "schema version 1" in p.stdout
     assert sql(reg, "SELECT count(*) FROM schema_version") == "1"
     assert sql(reg, "SELECT applied_at FROM schema_version") == before
+    # dirctl migrate on a brand-new, empty database creates the schema.
+    fresh = reg.pg.new_database()
+    assert reg.pg.psql("SELECT count(*) FROM pg_tables WHERE "
+                       "schemaname = 'public'", fresh) == "0"
+    for _ in range(2):
+        p = reg.ctl("--dsn", reg.pg.dsn(fresh), "migrate")
+        assert "schema version 1" in p.stdout
+        assert reg.pg.psql("SELECT count(*) FROM schema_version",
+                           fresh) == "1"
+    tables = reg.pg.psql("SELECT string_agg(tablename, ',' ORDER BY "
+                         "tablename) FROM pg_tables WHERE schemaname = "
+                         "'public'", fresh).split(",")
+    for t in ("users", "certificates", "enrol_codes", "addresses",
+              "backups", "audit_log", "crl_state"):
+        assert t in tables, tables
     # Constraints are in the database, not only in C.
     for bad in ("INSERT INTO users (userid, name) VALUES ('UPPER@x.org', 'x')",
                 "INSERT INTO users (userid, name) VALUES ('a@b.org', '')",
