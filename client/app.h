@@ -45,6 +45,7 @@ struct app {
 	struct session_env env;
 	char userid[256];
 	char name[256];
+	time_t cert_not_after;
 
 	struct session *sessions;
 	int next_sid;
@@ -61,6 +62,7 @@ struct app {
 	time_t reg_next, if_next, crl_next;
 
 	int sigfd[2]; /* self-pipe: signals become events */
+	int nlfd;     /* netlink: interface addresses changed, or -1 */
 	int stdin_open;
 	char inbuf[APP_STDIN_MAX];
 	size_t inlen;
@@ -77,6 +79,8 @@ struct app {
 	int exit_code;
 };
 
+/* Mark every descriptor closed; call first, so app_free is always safe. */
+void app_defaults(struct app *a);
 /* Set up listeners, TLS, the registry client; 0 or -1 (printed). */
 int app_init(struct app *a);
 /* The loop; returns the process exit status. */

@@ -56,20 +56,24 @@ struct opts {
 };
 
 static void
-usage(void)
+usage(FILE *out)
 {
 	fputs("usage: dchat [--home DIR] COMMAND ...\n"
 	    "  init --server https://HOST:4604 --user USERID --code CODE "
 	    "--ca-fingerprint SHA256 [--force]\n"
+	    "  renew\n"
 	    "  backup --passphrase-file F\n"
 	    "  restore --server URL --user USERID --ca-fingerprint SHA256\n"
-	    "          (--code CODE | --password-file F) --passphrase-file F\n"
+	    "          (--code CODE | --password-file F) --passphrase-file F"
+	    " [--force]\n"
 	    "  lookup USERID [--json]\n"
 	    "  run [--listen ADDR:PORT]... [--advertise ADDR:PORT]... [--json]\n"
 	    "      [--ttl SECS] [--auto-accept] [--accept-files]"
 	    " [--no-contact-requests]\n"
 	    "  send USERID TEXT [--timeout SECS]\n"
-	    "  sendfile USERID PATH [--timeout SECS]\n", stderr);
+	    "  sendfile USERID PATH [--timeout SECS]\n"
+	    "  --help | --version\n"
+	    "See dchat(1).\n", out);
 }
 
 /* The first line of a file, for passphrases; wipe with OPENSSL_cleanse. */
@@ -145,16 +149,93 @@ check_fresh(const struct keystore *ks, int force)
 }
 
 static int
+irp_client_new_checked(const char *server, const char *ca, const char *cert,
+    const char *key, struct irp_client **out)
+{
+	struct irp_err err;
+
+	if ((*out = irp_client_new(server, ca, cert, key, &err)) == NULL) {
+		fprintf(stderr, "dchat: %s\n", err.msg);
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * Make a key pair here (it never leaves this machine), have the DIR
+ * certify it (enrolment with code, or renewal with the current
+ * certificate when code is NULL), check the certificate names uid, and
+ * store key and certificate.  0, or -1 with the reason printed.
+ */
+static int
+new_identity(const struct keystore *ks, struct irp_client *c, const char *uid,
+    const char *code, struct ca_cert_info *info)
+{
+	struct irp_cert cert = { 0 };
+	struct irp_err err;
+	struct ca_err cerr;
+	char *key = NULL, *csr = NULL;
+	int rv = -1;
+
+	if ((key = ca_key_new_pem(CA_KEY_EC_P256, &cerr)) == NULL ||
+	    (csr = ca_csr_new_pem(key, uid, uid, &cerr)) == NULL) {
+		fprintf(stderr, "dchat: %s\n", cerr.msg);
+		goto err;
+	}
+	if ((code ? irp_enroll(c, code, csr, &cert, &err) :
+	    irp_renew(c, csr, &cert, &err)) == -1) {
+		fprintf(stderr, "dchat: %s failed: %s\n", code ? "enrolment" :
+		    "renewal", err.msg);
+		goto err;
+	}
+	if (ca_cert_info((const unsigned char *)cert.cert_pem,
+	    strlen(cert.cert_pem), info, &cerr) == -1 ||
+	    strcasecmp(info->userid, uid) != 0) {
+		fprintf(stderr, "dchat: the registry issued a certificate for "
+		    "'%s', not %s\n", info->userid, uid);
+		goto err;
+	}
+	/* Certificate first: a crash in between leaves the old key with a
+	 * certificate it does not match, which dchat reports; the other order
+	 * would leave a key nobody has a certificate for. */
+	if (ks_write_file(ks->cert, cert.cert_pem, strlen(cert.cert_pem),
+	    0644) == -1 || ks_write_file(ks->key, key, strlen(key), 0600) ==
+	    -1) {
+		fprintf(stderr, "dchat: cannot write the key or certificate: "
+		    "%s\n", strerror(errno));
+		goto err;
+	}
+	rv = 0;
+err:
+	irp_cert_clear(&cert);
+	ca_secret_free(key);
+	free(csr);
+	return rv;
+}
+
+static void
+print_identity(const char *what, const struct ca_cert_info *info)
+{
+	char exp[32];
+	struct tm tm;
+
+	if (gmtime_r(&info->not_after, &tm) == NULL ||
+	    strftime(exp, sizeof(exp), "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+		snprintf(exp, sizeof(exp), "?");
+	printf("%s as %s (%s)\nserial %s\nfingerprint %s\nexpires %s\n",
+	    what, info->userid, info->name, info->serial, info->fingerprint,
+	    exp);
+}
+
+static int
 cmd_init(struct opts *o)
 {
 	char uid[IRP_USERID_MAX + 1], kerr[300];
 	struct irp_client *c = NULL;
-	struct irp_cert cert = { 0 };
 	struct ca_cert_info info;
 	struct keystore ks;
 	struct irp_err err;
-	struct ca_err cerr;
-	char *ca = NULL, *key = NULL, *csr = NULL;
+	char *ca = NULL;
 	const char *why;
 	int rv = 1;
 
@@ -182,31 +263,9 @@ cmd_init(struct opts *o)
 		fprintf(stderr, "dchat: cannot write %s\n", ks.ca);
 		goto err;
 	}
-	/* The key is made here and never leaves this machine. */
-	if ((key = ca_key_new_pem(CA_KEY_EC_P256, &cerr)) == NULL ||
-	    (csr = ca_csr_new_pem(key, uid, uid, &cerr)) == NULL) {
-		fprintf(stderr, "dchat: %s\n", cerr.msg);
+	if (irp_client_new_checked(o->server, ks.ca, NULL, NULL, &c) == -1 ||
+	    new_identity(&ks, c, uid, o->code, &info) == -1)
 		goto err;
-	}
-	if ((c = irp_client_new(o->server, ks.ca, NULL, NULL, &err)) == NULL ||
-	    irp_enroll(c, o->code, csr, &cert, &err) == -1) {
-		fprintf(stderr, "dchat: enrolment failed: %s\n", err.msg);
-		goto err;
-	}
-	if (ca_cert_info((const unsigned char *)cert.cert_pem,
-	    strlen(cert.cert_pem), &info, &cerr) == -1 ||
-	    strcasecmp(info.userid, uid) != 0) {
-		fprintf(stderr, "dchat: the registry issued a certificate for "
-		    "'%s', not %s\n", info.userid, uid);
-		goto err;
-	}
-	if (ks_write_file(ks.key, key, strlen(key), 0600) == -1 ||
-	    ks_write_file(ks.cert, cert.cert_pem, strlen(cert.cert_pem),
-		0644) == -1) {
-		fprintf(stderr, "dchat: cannot write the key or certificate: "
-		    "%s\n", strerror(errno));
-		goto err;
-	}
 	snprintf(ks.server, sizeof(ks.server), "%s", o->server);
 	snprintf(ks.userid, sizeof(ks.userid), "%s", uid);
 	if (ks_save_config(&ks, kerr, sizeof(kerr)) == -1) {
@@ -214,15 +273,44 @@ cmd_init(struct opts *o)
 		goto err;
 	}
 	fetch_crl(&ks);
-	printf("enrolled as %s (%s)\nserial %s\nfingerprint %s\nexpires %s\n",
-	    uid, info.name, cert.serial, info.fingerprint, cert.not_after);
+	print_identity("enrolled", &info);
 	rv = 0;
 err:
-	irp_cert_clear(&cert);
 	irp_client_free(c);
-	ca_secret_free(key);
-	free(csr);
 	free(ca);
+	return rv;
+}
+
+/*
+ * dchat renew: a new key and certificate for this device, asked for with
+ * the current certificate.  The old certificate stays valid at the DIR
+ * until it expires or is revoked; this device switches at once.
+ */
+static int
+cmd_renew(struct opts *o)
+{
+	struct irp_client *c = NULL;
+	struct ca_cert_info info;
+	struct keystore ks;
+	char kerr[300];
+	int rv = 1;
+
+	if (ks_open(&ks, o->home, 0, kerr, sizeof(kerr)) == -1) {
+		fprintf(stderr, "dchat: %s\n", kerr);
+		return 1;
+	}
+	if (ks.server[0] == '\0' || ks.userid[0] == '\0') {
+		fprintf(stderr, "dchat: %s holds no identity; run dchat init\n",
+		    ks.home);
+		return 1;
+	}
+	if (irp_client_new_checked(ks.server, ks.ca, ks.cert, ks.key, &c) ==
+	    -1 || new_identity(&ks, c, ks.userid, NULL, &info) == -1)
+		goto err;
+	print_identity("renewed", &info);
+	rv = 0;
+err:
+	irp_client_free(c);
 	return rv;
 }
 
@@ -546,6 +634,7 @@ peer_setup(struct app *a, struct opts *o, enum app_mode mode)
 	size_t len, i;
 
 	memset(a, 0, sizeof(*a));
+	app_defaults(a);
 	a->mode = mode;
 	a->json = o->json;
 	/* With a non-empty allow list, unlisted callers may leave one
@@ -567,6 +656,7 @@ peer_setup(struct app *a, struct opts *o, enum app_mode mode)
 	free(pem);
 	snprintf(a->userid, sizeof(a->userid), "%s", info.userid);
 	snprintf(a->name, sizeof(a->name), "%s", info.name);
+	a->cert_not_after = info.not_after;
 	a->env.auto_accept_calls = o->auto_accept;
 	a->env.auto_accept_files = o->accept_files;
 	for (i = 0; i < o->nlisten; i++)
@@ -650,6 +740,7 @@ main(int argc, char **argv)
 		{ "force", no_argument, NULL, 'X' },
 		{ "no-contact-requests", no_argument, NULL, 'N' },
 		{ "help", no_argument, NULL, 'H' },
+		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct opts o = { 0 };
@@ -699,21 +790,26 @@ main(int argc, char **argv)
 			}
 			break;
 		case 'H':
-			usage();
+			usage(stdout);
+			return 0;
+		case 'V':
+			printf("dchat %s\n", DIR_VERSION);
 			return 0;
 		default:
-			usage();
+			usage(stderr);
 			return 2;
 		}
 	}
 	if (optind >= argc) {
-		usage();
+		usage(stderr);
 		return 2;
 	}
 	cmd = argv[optind];
 	nargs = argc - optind - 1;
 	if (strcmp(cmd, "init") == 0 && nargs == 0)
 		return cmd_init(&o);
+	if (strcmp(cmd, "renew") == 0 && nargs == 0)
+		return cmd_renew(&o);
 	if (strcmp(cmd, "backup") == 0 && nargs == 0)
 		return cmd_backup(&o);
 	if (strcmp(cmd, "restore") == 0 && nargs == 0)
@@ -728,6 +824,6 @@ main(int argc, char **argv)
 	if (strcmp(cmd, "sendfile") == 0 && nargs == 2)
 		return cmd_peer(&o, APP_SENDFILE, argv[optind + 1],
 		    argv[optind + 2]);
-	usage();
+	usage(stderr);
 	return 2;
 }

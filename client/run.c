@@ -5,6 +5,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ifaddrs.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
 #include <net/if.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -21,6 +23,7 @@
 #define IFCHECK_SECS 30
 #define RETRY_SECS 30
 #define CRL_REFRESH_SECS 3600
+#define CERT_WARN_SECS (14 * 86400)
 
 static struct app *sig_app;
 
@@ -257,6 +260,7 @@ do_register(struct app *a, int force)
 	struct irp_err err;
 	json_t *list;
 	size_t n, i, off = 0;
+	int granted = 0, ttl;
 
 	n = collect_addrs(a, addr);
 	for (i = 0; i < n; i++)
@@ -271,22 +275,25 @@ do_register(struct app *a, int force)
 		a->reg_next = time(NULL) + RETRY_SECS;
 		return;
 	}
-	if (irp_addresses_put(a->irp, addr, n, a->ttl, exp, &err) == -1) {
+	if (irp_addresses_put(a->irp, addr, n, a->ttl, &granted, exp,
+	    &err) == -1) {
 		report(a, "registry_error", "message", err.msg);
 		a->reg_next = time(NULL) + RETRY_SECS;
 		return;
 	}
 	a->registered = 1;
 	snprintf(a->reg_sig, sizeof(a->reg_sig), "%s", sig);
-	/* Renew at half the TTL so one lost request does not take us
-	 * offline. */
-	a->reg_next = time(NULL) + (a->ttl / 2 > 5 ? a->ttl / 2 : 5);
+	/* The registry may have clamped our TTL to its range: what it
+	 * granted is what counts.  Renew at half of it so one lost request
+	 * does not take us offline. */
+	ttl = granted > 0 ? granted : a->ttl;
+	a->reg_next = time(NULL) + (ttl / 2 > 5 ? ttl / 2 : 5);
 	list = json_array();
 	for (i = 0; i < n; i++)
 		json_array_append_new(list, json_pack("{s:s,s:i}", "ip",
 		    addr[i].ip, "port", addr[i].port));
 	ui_event(a, json_pack("{s:s,s:o,s:s,s:i}", "event", "registered",
-	    "addresses", list, "expires_at", exp, "ttl", a->ttl));
+	    "addresses", list, "expires_at", exp, "ttl", ttl));
 }
 
 /* Fetch the CRL; keep the cached one when the DIR is unreachable. */
@@ -548,17 +555,63 @@ read_stdin(struct app *a)
 	}
 }
 
+void
+app_defaults(struct app *a)
+{
+	size_t i;
+
+	for (i = 0; i < APP_LISTEN_MAX; i++)
+		a->lfd[i] = -1;
+	a->sigfd[0] = a->sigfd[1] = -1;
+	a->nlfd = -1;
+}
+
+/*
+ * Ask the kernel to tell us when an interface address comes or goes, so
+ * a new address is registered at once rather than at the next periodic
+ * check.  Best effort: without it the IFCHECK_SECS poll still works.
+ */
+static void
+open_addr_watch(struct app *a)
+{
+	struct sockaddr_nl snl;
+	int fd;
+
+	fd = socket(AF_NETLINK, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC,
+	    NETLINK_ROUTE);
+	if (fd == -1)
+		return;
+	memset(&snl, 0, sizeof(snl));
+	snl.nl_family = AF_NETLINK;
+	snl.nl_groups = RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR;
+	if (bind(fd, (struct sockaddr *)&snl, sizeof(snl)) == -1) {
+		close(fd);
+		return;
+	}
+	a->nlfd = fd;
+}
+
+/* Drain the notifications; the addresses are read afresh anyway. */
+static void
+addr_watch_read(struct app *a)
+{
+	char buf[8192];
+
+	while (recv(a->nlfd, buf, sizeof(buf), 0) > 0)
+		;
+	a->if_next = 0; /* re-check the interfaces in this loop turn */
+	/* The registry connection may be bound to an address just gone. */
+	if (irp_client_reconnect(a->irp) == -1)
+		report(a, "error", "message", "out of memory");
+}
+
 int
 app_init(struct app *a)
 {
 	char err[300];
 	struct irp_err ierr;
 	struct sigaction sa;
-	size_t i;
 
-	for (i = 0; i < APP_LISTEN_MAX; i++)
-		a->lfd[i] = -1;
-	a->sigfd[0] = a->sigfd[1] = -1;
 	if (ks_list_load(a->ks.allow, &a->allow) == -1 ||
 	    ks_list_load(a->ks.deny, &a->deny) == -1) {
 		fprintf(stderr, "dchat: cannot read the allow/deny lists\n");
@@ -598,13 +651,30 @@ app_init(struct app *a)
 	sigaction(SIGPIPE, &sa, NULL);
 	if (a->mode == APP_RUN && open_listeners(a) == -1)
 		return -1;
+	if (a->mode == APP_RUN && a->nadv == 0)
+		open_addr_watch(a);
 	return 0;
+}
+
+/* Peers refuse an expired certificate: say so while there is time. */
+static void
+warn_expiry(struct app *a)
+{
+	time_t left = a->cert_not_after - time(NULL);
+
+	if (a->cert_not_after == 0 || left > CERT_WARN_SECS)
+		return;
+	ui_event(a, json_pack("{s:s,s:I,s:s}", "event", "cert_expiring",
+	    "days", (json_int_t)(left > 0 ? left / 86400 : 0), "message",
+	    left > 0 ? "your certificate expires soon: run 'dchat renew'" :
+	    "your certificate has expired: run 'dchat renew' (or ask the "
+	    "administrator for a new enrolment code)"));
 }
 
 int
 app_run(struct app *a)
 {
-	struct pollfd pfd[APP_LISTEN_MAX + 2 + APP_SESSIONS_MAX + 8];
+	struct pollfd pfd[APP_LISTEN_MAX + 3 + APP_SESSIONS_MAX + 8];
 	struct session *sess[APP_SESSIONS_MAX + 8], *s;
 	size_t n, nl, ns, i;
 	time_t now, last_tick = 0;
@@ -622,6 +692,7 @@ app_run(struct app *a)
 			json_array_append_new(l, json_string(a->listen[i].text));
 		ui_event(a, json_pack("{s:s,s:o,s:s}", "event", "ready",
 		    "listen", l, "userid", a->userid));
+		warn_expiry(a);
 	} else {
 		a->exit_code = 1; /* until the peer confirms */
 		a->os_sid = app_call(a, a->target, 0);
@@ -655,6 +726,10 @@ app_run(struct app *a)
 			pfd[n].fd = 0;
 			pfd[n++].events = POLLIN;
 		}
+		if (a->nlfd != -1 && !quitting) {
+			pfd[n].fd = a->nlfd;
+			pfd[n++].events = POLLIN;
+		}
 		nl = n;
 		for (i = 0; i < a->nlisten && !quitting; i++) {
 			pfd[n].fd = a->lfd[i];
@@ -681,9 +756,12 @@ app_run(struct app *a)
 				break; /* a second signal: go now */
 			a->quit = 1;
 		}
-		for (i = 1; i < nl; i++)
+		for (i = 1; i < nl; i++) {
 			if (pfd[i].fd == 0 && pfd[i].revents)
 				read_stdin(a);
+			else if (pfd[i].fd == a->nlfd && pfd[i].revents)
+				addr_watch_read(a);
+		}
 		for (i = nl; i < nl + (quitting ? 0 : a->nlisten); i++)
 			if (pfd[i].revents & POLLIN)
 				accept_calls(a, pfd[i].fd);
@@ -744,6 +822,8 @@ app_free(struct app *a)
 		close(a->sigfd[0]);
 		close(a->sigfd[1]);
 	}
+	if (a->nlfd != -1)
+		close(a->nlfd);
 	sig_app = NULL;
 	pt_free(a->pt);
 	irp_client_free(a->irp);

@@ -104,6 +104,9 @@ print_text(struct app *a, json_t *ev)
 		fprintf(out, "[%lld] contact request from %s <%s>: %s ('allow "
 		    "%s' to accept)\n", (long long)sid, S(ev, "name"),
 		    S(ev, "userid"), S(ev, "note"), S(ev, "userid"));
+	else if (strcmp(e, "cert_expiring") == 0)
+		fprintf(out, "warning: %s (%lld days left)\n", S(ev, "message"),
+		    I(ev, "days"));
 	else if (strcmp(e, "error") == 0 || strcmp(e, "registry_error") == 0)
 		fprintf(out, "%s: %s\n", e, S(ev, "message"));
 	else if (strcmp(e, "help") == 0)

@@ -7,6 +7,7 @@
  * costs fifty times the request).
  */
 #include <ctype.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -147,6 +148,18 @@ err:
 	return NULL;
 }
 
+int
+irp_client_reconnect(struct irp_client *c)
+{
+	CURL *n;
+
+	if ((n = curl_easy_init()) == NULL)
+		return -1;
+	curl_easy_cleanup(c->curl);
+	c->curl = n;
+	return 0;
+}
+
 void
 irp_client_free(struct irp_client *c)
 {
@@ -260,6 +273,11 @@ perform(CURL *curl, const char *server, const char *ca_path,
 	SET(CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
 	SET(CURLOPT_CONNECTTIMEOUT, 10L);
 	SET(CURLOPT_TIMEOUT, 120L);
+	/* A connection that went dead (our address vanished, the server's
+	 * machine is gone) stalls; give up on it after 15 s of silence
+	 * rather than at the overall timeout: dchat waits on us. */
+	SET(CURLOPT_LOW_SPEED_LIMIT, 1L);
+	SET(CURLOPT_LOW_SPEED_TIME, 15L);
 	SET(CURLOPT_NOSIGNAL, 1L);
 	SET(CURLOPT_ERRORBUFFER, errbuf);
 	SET(CURLOPT_WRITEFUNCTION, write_cb);
@@ -609,7 +627,8 @@ err:
 
 int
 irp_addresses_put(struct irp_client *c, const struct irp_addr_req *addr,
-    size_t n, int ttl, char *expires_at, struct irp_err *err)
+    size_t n, int ttl, int *granted_ttl, char *expires_at,
+    struct irp_err *err)
 {
 	struct buf b = { 0 };
 	struct req r = { .method = "PUT", .path = "/v1/me/addresses",
@@ -643,6 +662,13 @@ irp_addresses_put(struct irp_client *c, const struct irp_addr_req *addr,
 		goto err;
 	if (expires_at)
 		(void)get_str(root, "expires_at", expires_at, IRP_TIME_MAX, 0);
+	if (granted_ttl) {
+		json_t *t = json_object_get(root, "ttl");
+
+		*granted_ttl = json_is_integer(t) && json_integer_value(t) > 0 &&
+		    json_integer_value(t) <= INT_MAX ?
+		    (int)json_integer_value(t) : 0;
+	}
 	rv = 0;
 	goto err;
 nomem:

@@ -117,6 +117,12 @@ struct irp_client;
 struct irp_client *irp_client_new(const char *server, const char *ca_path,
     const char *cert_path, const char *key_path, struct irp_err *err) IRP_WUR;
 void irp_client_free(struct irp_client *c);
+/*
+ * Drop the kept-alive connection, so the next request opens a new one.
+ * For when the local addresses changed: the old connection may use an
+ * address that is gone.  0, or -1 (out of memory; the old one stays).
+ */
+int irp_client_reconnect(struct irp_client *c) IRP_WUR;
 
 /*
  * Bootstrap: fetch GET /v1/ca from server WITHOUT verifying the server
@@ -141,11 +147,13 @@ int irp_me(struct irp_client *c, struct irp_me *out, struct irp_err *err)
 
 /*
  * PUT /v1/me/addresses: replace this certificate's addresses (1..16) for
- * ttl seconds.  *expires_at (may be NULL, IRP_TIME_MAX bytes) receives the
- * registry's expiry.
+ * ttl seconds.  The registry clamps the TTL to its own range:
+ * *granted_ttl (may be NULL) receives the TTL it applied (0 if it did not
+ * say), *expires_at (may be NULL, IRP_TIME_MAX bytes) its expiry.
  */
 int irp_addresses_put(struct irp_client *c, const struct irp_addr_req *addr,
-    size_t n, int ttl, char *expires_at, struct irp_err *err) IRP_WUR;
+    size_t n, int ttl, int *granted_ttl, char *expires_at,
+    struct irp_err *err) IRP_WUR;
 /* DELETE /v1/me/addresses; *deleted (may be NULL) counts what went. */
 int irp_addresses_delete(struct irp_client *c, int *deleted,
     struct irp_err *err) IRP_WUR;

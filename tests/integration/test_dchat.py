@@ -26,7 +26,7 @@ def dchat_path():
 
 
 class Registry:
-    def __init__(self, pg, base):
+    def __init__(self, pg, base, extra=()):
         self.pg = pg
         self.db = pg.new_database()
         self.base = base
@@ -36,7 +36,7 @@ class Registry:
         out = dirctl(self.data, "ca").stdout.strip().splitlines()[-1]
         assert out.startswith("SHA-256 fingerprint: "), out
         self.fingerprint = out.split(": ", 1)[1].strip()
-        self.d = Dird(self.data).start()
+        self.d = Dird(self.data, extra=extra).start()
 
     def ctl(self, *args, check=True):
         return dirctl(self.data, *args, check=check)
@@ -510,6 +510,23 @@ def test_openssl_s_client_interop(reg):
     # TLS 1.2: no handshake at all.
     rc, out = s_client("-tls1_2", "-cert", alice.cert, "-key", alice.key)
     assert rc != 0 and "alert protocol version" in out, out
+    # Bob's own certificate, presented to Bob: refused in the handshake.
+    m = bob.mark()
+    rc, out = s_client("-tls1_3", "-cert", bob.cert, "-key", bob.key,
+                       data=b"\x00\x00\x00\x02J{}")
+    assert rc != 0 and "alert" in out, out
+    ref = bob.wait("refused", start=m)
+    assert "our own certificate" in ref["reason"], ref
+    # Certificate-only: no session ticket is issued (in TLS 1.3 a
+    # resumable session only exists through one), so s_client has no
+    # session to save and nothing can be resumed or sent as 0-RTT.
+    sess = os.path.join(alice.home, "s_client.session")
+    rc, out = s_client("-tls1_3", "-cert", alice.cert, "-key", alice.key,
+                       "-sess_out", sess)
+    assert rc == 0, out
+    assert "New, TLSv1.3" in out, out
+    assert "New Session Ticket" not in out, out
+    assert not os.path.exists(sess)
     # Bob is still fine.
     alice.dchat("send", bob.userid, "after the probes")
     bob.wait("message", text="after the probes")
@@ -586,6 +603,257 @@ def test_concurrent_calls_and_simultaneous_dial(reg):
     assert la[0]["direction"] == "out" and lb[0]["direction"] == "in"
     alice.cmd(cmd="msg", session=la[0]["id"], text="one session")
     bob.wait("message", text="one session")
+
+
+def test_renew_and_a_changed_certificate_is_announced(reg):
+    alice, bob = people(reg, "alice", "bob")
+    alice.run()
+    bob.run(extra=["--auto-accept"])
+    ca, _ = call(alice, bob)
+    first = ca["peer"]["fingerprint"]
+    assert "fingerprint_changed" not in ca
+    alice.cmd(cmd="hangup", session=ca["session"])
+    alice.wait("closed", session=ca["session"])
+    bob.stop()
+    old_cert = open(bob.cert).read()
+    old_key = open(bob.key).read()
+    out = bob.dchat("renew").stdout
+    assert "renewed as bob@example.org" in out, out
+    assert open(bob.cert).read() != old_cert
+    assert open(bob.key).read() != old_key
+    assert stat.S_IMODE(os.stat(bob.key).st_mode) == 0o600
+    run(["openssl", "verify", "-CAfile", os.path.join(bob.home, "ca.pem"),
+         bob.cert])
+    # The new key belongs to the new certificate.
+    pub_cert = run(["openssl", "x509", "-in", bob.cert, "-noout",
+                    "-pubkey"]).stdout
+    pub_key = run(["openssl", "pkey", "-in", bob.key, "-pubout"]).stdout
+    assert "PUBLIC KEY" in pub_cert and pub_cert == pub_key
+    # Alice calls again: the new certificate is shown, with a warning.
+    bob.run(extra=["--auto-accept"])
+    m = alice.mark()
+    alice.cmd(cmd="call", user=bob.userid)
+    ca = alice.wait("connected", start=m)
+    assert ca["peer"]["fingerprint"] != first
+    assert ca["fingerprint_changed"] is True
+    assert ca["previous_fingerprint"] == first
+    # The DIR shows both of Bob's certificates as valid: renewal does not
+    # revoke the old one.
+    j = json.loads(alice.dchat("lookup", "--json", bob.userid).stdout)
+    assert sorted(d["status"] for d in j["devices"]) == ["valid", "valid"]
+
+
+def test_registration_follows_the_ttl_the_registry_grants(pg, tmpdir_shared):
+    """Bob asks for an hour; this registry grants at most 12 s.  dchat
+    must re-register within what was granted, or Bob drops offline."""
+    r = Registry(pg, tmpdir_shared,
+                 extra=["--set", "ttl_min=10", "--set", "ttl_max=12"])
+    r.peers = []
+    try:
+        alice, bob = people(r, "alice", "bob")
+        m = bob.mark()
+        bob.run(extra=["--ttl", "3600"])
+        t0 = time.time()
+        first = bob.wait("registered", start=m)
+        assert first["ttl"] == 12, first
+        m = bob.mark()
+        again = bob.wait("registered", start=m, timeout=20)
+        assert time.time() - t0 < 12, "re-registered too late"
+        assert again["expires_at"] > first["expires_at"]
+        # Well past the first TTL, Bob is still online.
+        time.sleep(max(0.0, t0 + 15 - time.time()))
+        j = json.loads(alice.dchat("lookup", "--json", bob.userid).stdout)
+        assert j["online"] is True, j
+    finally:
+        for p in r.peers:
+            p.stop()
+        assert r.d.stop() == 0, r.d.read_log()
+
+
+def test_incoming_call_is_announced_while_busy(reg):
+    alice, bob, carol = people(reg, "alice", "bob", "carol")
+    bob.run()  # Bob answers by hand
+    alice.run()
+    carol.run()
+    m = bob.mark()
+    alice.cmd(cmd="call", user=bob.userid)
+    inc = bob.wait("incoming", start=m)
+    bob.cmd(cmd="accept", session=inc["session"])
+    sa = alice.wait("connected")["session"]
+    sb1 = bob.wait("connected", start=m)["session"]
+    # Carol calls while Bob talks to Alice: announced, not dropped.
+    m = bob.mark()
+    carol.cmd(cmd="call", user=bob.userid)
+    inc = bob.wait("incoming", start=m)
+    assert inc["peer"]["userid"] == carol.userid
+    bob.cmd(cmd="accept", session=inc["session"])
+    sc = carol.wait("connected")["session"]
+    sb2 = bob.wait("connected", start=m)["session"]
+    assert sb1 != sb2
+    alice.cmd(cmd="msg", session=sa, text="from alice")
+    carol.cmd(cmd="msg", session=sc, text="from carol")
+    assert bob.wait("message", text="from alice")["session"] == sb1
+    assert bob.wait("message", text="from carol")["session"] == sb2
+    m = bob.mark()
+    bob.cmd(cmd="sessions")
+    open_ = [x for x in bob.wait("sessions", start=m)["sessions"]
+             if x["state"] == "open"]
+    assert {x["peer"] for x in open_} == {alice.userid, carol.userid}
+
+
+class RawPeer:
+    """A hand-made PeerTLS caller (python ssl) that can send what dchat
+    never would."""
+
+    def __init__(self, peer, port):
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+        ctx.load_verify_locations(os.path.join(peer.home, "ca.pem"))
+        ctx.load_cert_chain(peer.cert, peer.key)
+        ctx.set_alpn_protocols(["dchat/1"])
+        ctx.check_hostname = False
+        raw = socket.create_connection(("127.0.0.1", port), 10)
+        self.s = ctx.wrap_socket(raw)
+        self.s.settimeout(10)
+        self.buf = b""
+
+    def send(self, payload, kind=b"J"):
+        if isinstance(payload, dict):
+            payload = json.dumps(payload).encode()
+        self.s.sendall(struct.pack(">I", len(payload)) + kind + payload)
+
+    def recv(self):
+        """The next JSON message, or None when the peer closed."""
+        while True:
+            if len(self.buf) >= 5:
+                n = struct.unpack(">I", self.buf[:4])[0]
+                if len(self.buf) >= 5 + n:
+                    kind, body = self.buf[4:5], self.buf[5:5 + n]
+                    self.buf = self.buf[5 + n:]
+                    assert kind == b"J", kind
+                    return json.loads(body)
+            try:
+                chunk = self.s.recv(65536)
+            except (ssl.SSLError, OSError):
+                return None
+            if not chunk:
+                return None
+            self.buf += chunk
+
+    def hello(self, userid, name):
+        self.send({"type": "Capabilities_Offer", "version": 1,
+                   "caps": ["chat", "file"]})
+        self.send({"type": "User_Info", "userid": userid, "name": name})
+        got = {}
+        while len(got) < 2:
+            m = self.recv()
+            assert m is not None, got
+            got[m["type"]] = m
+        assert "file" in got["Capabilities_Accept"]["caps"]
+        return got
+
+    def bye_reason(self):
+        """Read until the peer's bye; its reason."""
+        while True:
+            m = self.recv()
+            if m is None:
+                return None
+            if m["type"] == "bye":
+                return m["reason"]
+
+    def close(self):
+        try:
+            self.s.close()
+        except OSError:
+            pass
+
+
+def test_hostile_peer_input_ends_one_session_only(reg):
+    """Issue 6's bad input against a listening dchat: each case ends that
+    session with a reason, and Bob goes on serving."""
+    alice, bob = people(reg, "alice", "bob")
+    bob.run(extra=["--auto-accept", "--accept-files"])
+    downloads = os.path.join(bob.home, "downloads")
+
+    # Garbage instead of a TLS handshake.
+    m = bob.mark()
+    with socket.create_connection(("127.0.0.1", bob.port), 10) as raw:
+        raw.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n" * 4)
+        raw.settimeout(10)
+        try:
+            while raw.recv(4096):
+                pass
+        except OSError:
+            pass
+    ref = bob.wait("refused", start=m)
+    assert "handshake" in ref["reason"], ref
+
+    # User_Info that contradicts the certificate.
+    m = bob.mark()
+    rp = RawPeer(alice, bob.port)
+    rp.send({"type": "Capabilities_Offer", "version": 1, "caps": ["chat"]})
+    rp.send({"type": "User_Info", "userid": "bob@example.org",
+             "name": "Bob"})
+    assert rp.bye_reason() == "User_Info does not match the certificate"
+    rp.close()
+    ref = bob.wait("refused", start=m)
+    assert ref["reason"] == "User_Info does not match the certificate"
+    assert ref["peer"] == alice.userid
+
+    # An unknown message type in an open session.
+    m = bob.mark()
+    rp = RawPeer(alice, bob.port)
+    rp.hello(alice.userid, "Alice")
+    sid = bob.wait("connected", start=m)["session"]
+    rp.send({"type": "launch_missiles", "id": 1})
+    assert "unknown message type" in rp.bye_reason()
+    rp.close()
+    assert "unknown message type" in bob.wait("closed", session=sid,
+                                               start=m)["reason"]
+
+    # A truncated frame, then the connection ends.
+    m = bob.mark()
+    rp = RawPeer(alice, bob.port)
+    rp.hello(alice.userid, "Alice")
+    sid = bob.wait("connected", start=m)["session"]
+    rp.s.sendall(struct.pack(">I", 100) + b"J" + b'{"type":"ch')
+    time.sleep(0.3)
+    rp.close()
+    ev = bob.wait("closed", session=sid, start=m)
+    assert "middle of a frame" in ev["reason"], ev
+
+    # A file whose content does not match its announced SHA-256: not
+    # stored, the sender is told, nothing is left in downloads.
+    m = bob.mark()
+    rp = RawPeer(alice, bob.port)
+    rp.hello(alice.userid, "Alice")
+    sid = bob.wait("connected", start=m)["session"]
+    body = b"not what was announced"
+    rp.send({"type": "file_offer", "id": 7, "name": "evil.bin",
+             "size": len(body), "sha256": "0" * 64})
+    m2 = rp.recv()
+    assert m2["type"] == "file_accept" and m2["id"] == 7, m2
+    rp.send(body, kind=b"D")
+    rp.send({"type": "file_done", "id": 7})
+    m2 = rp.recv()
+    assert m2 == {"type": "file_received", "id": 7, "ok": False,
+                  "reason": "sha256 mismatch"}, m2
+    ev = bob.wait("file_failed", session=sid, start=m)
+    assert ev["reason"] == "sha256 mismatch"
+    assert not os.listdir(downloads), os.listdir(downloads)
+    # More data than offered ends the session.
+    rp.send({"type": "file_offer", "id": 8, "name": "x.bin", "size": 3,
+             "sha256": hashlib.sha256(b"abc").hexdigest()})
+    assert rp.recv()["type"] == "file_accept"
+    rp.send(b"abcdef", kind=b"D")
+    assert "more file data than offered" in rp.bye_reason()
+    rp.close()
+    bob.wait("closed", session=sid, start=m)
+    assert not os.listdir(downloads), os.listdir(downloads)
+
+    # Bob is unharmed.
+    alice.dchat("send", bob.userid, "after the hostile peers")
+    bob.wait("message", text="after the hostile peers")
 
 
 def test_backup_and_restore_on_a_second_device(reg, tmpdir_shared):
@@ -704,6 +972,25 @@ def test_two_namespaces_over_global_ipv6(pg, tmpdir_shared):
         msg = bob.wait("message", text="over global IPv6")
         conn = bob.wait("connected", session=msg["session"])
         assert conn["addr"].startswith("2001:db8:1::1 ")
+        # Bob's interface gains an address: registered at once (the
+        # kernel tells dchat; the periodic check is 30 s away), and a
+        # link-local or loopback address never is.
+        m = bob.mark()
+        t0 = time.time()
+        ip("-n", nb, "addr", "add", "2001:db8:1::3/64", "dev", "vb", "nodad")
+        ev = bob.wait("registered", start=m, timeout=20)
+        assert time.time() - t0 < 10
+        assert sorted(a["ip"] for a in ev["addresses"]) == \
+            ["2001:db8:1::2", "2001:db8:1::3"], ev
+        j = json.loads(peers["alice"].dchat("lookup", "--json",
+                                            bob.userid).stdout)
+        seen = {a["ip"] for d in j["devices"] for a in d["addresses"]}
+        assert {"2001:db8:1::2", "2001:db8:1::3"} <= seen, j
+        # ... and loses one.
+        m = bob.mark()
+        ip("-n", nb, "addr", "del", "2001:db8:1::2/64", "dev", "vb")
+        ev = bob.wait("registered", start=m, timeout=20)
+        assert [a["ip"] for a in ev["addresses"]] == ["2001:db8:1::3"], ev
         bob.stop()
     finally:
         for p in procs:

@@ -15,7 +15,8 @@ from dird_fixture import Dird, dirctl
 from helpers import run
 
 PROGS = {"dird": ("dird", "dird", "docs/man/dird.8"),
-         "dirctl": ("dirctl", "dirctl", "docs/man/dirctl.8")}
+         "dirctl": ("dirctl", "dirctl", "docs/man/dirctl.8"),
+         "dchat": ("client", "dchat", "docs/man/dchat.1")}
 
 
 def help_options(prog):
@@ -45,8 +46,9 @@ def test_install_layout_and_schema_found(tmpdir_shared):
     prefix = dest + run(["meson", "introspect", "--buildoptions", BUILD]
                         ).stdout.split('"name": "prefix", "value": "')[1]\
         .split('"')[0]
-    for path in ("sbin/dird", "bin/dirctl", "share/dir/schema/001_init.sql",
-                 "share/man/man8/dird.8", "share/man/man8/dirctl.8"):
+    for path in ("sbin/dird", "bin/dirctl", "bin/dchat",
+                 "share/dir/schema/001_init.sql", "share/man/man8/dird.8",
+                 "share/man/man8/dirctl.8", "share/man/man1/dchat.1"):
         assert os.path.exists(os.path.join(prefix, path)), path
     # The installed dirctl finds the installed schema, beside itself.
     data = os.path.join(tmpdir_shared, "data")
