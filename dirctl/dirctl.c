@@ -212,6 +212,26 @@ actor(char *buf, size_t len)
 	snprintf(buf, len, "dirctl:%s", u && *u ? u : "unknown");
 }
 
+/*
+ * The shape the database's users_email_check accepts (one '@', something
+ * on each side, no spaces): checked here so that the administrator reads
+ * a plain sentence instead of a constraint name.
+ */
+static int
+email_ok(const char *email)
+{
+	const char *at = strchr(email, '@');
+	size_t len = strlen(email), i;
+
+	if (len < 3 || len > 254 || at == NULL || at == email ||
+	    at[1] == '\0' || strchr(at + 1, '@') != NULL)
+		return 0;
+	for (i = 0; i < len; i++)
+		if (isspace((unsigned char)email[i]))
+			return 0;
+	return 1;
+}
+
 /* Open the registry and a connection, or say why not. */
 static int
 open_reg(const struct opts *o, struct reg *r, struct db **db)
@@ -483,7 +503,7 @@ cmd_user_add(const struct opts *o, int argc, char **argv)
 		warnx_("--name must have 1 to 128 characters");
 		return 2;
 	}
-	if (email != NULL && (strlen(email) > 254 || !strchr(email, '@'))) {
+	if (email != NULL && !email_ok(email)) {
 		warnx_("'%s' is not an e-mail address", email);
 		return 2;
 	}
