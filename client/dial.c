@@ -59,7 +59,10 @@ dial_hostport_parse(const char *s, struct dial_addr *out)
 		colon = end + 1;
 		s++;
 	} else {
-		if ((colon = strrchr(s, ':')) == NULL)
+		/* One colon only: "2001:db8::5:4605" is ambiguous, so an
+		 * IPv6 address must come in brackets. */
+		if ((colon = strchr(s, ':')) == NULL ||
+		    strchr(colon + 1, ':') != NULL)
 			return -1;
 		n = (size_t)(colon - s);
 	}
@@ -77,25 +80,32 @@ dial_hostport_parse(const char *s, struct dial_addr *out)
 size_t
 dial_sort(struct dial_addr *a, size_t n)
 {
-	struct dial_addr tmp[DIAL_MAX];
-	size_t i, j, m = 0;
-	int fam, pass;
+	struct dial_addr uniq[DIAL_MAX], v6[DIAL_MAX], v4[DIAL_MAX];
+	size_t i, j, m = 0, n6 = 0, n4 = 0, k6 = 0, k4 = 0;
 
 	if (n > DIAL_MAX)
 		n = DIAL_MAX;
-	for (pass = 0; pass < 2; pass++) {
-		fam = pass == 0 ? AF_INET6 : AF_INET;
-		for (i = 0; i < n; i++) {
-			if (a[i].ss.ss_family != fam)
-				continue;
-			for (j = 0; j < m; j++)
-				if (strcmp(tmp[j].text, a[i].text) == 0)
-					break;
-			if (j == m)
-				tmp[m++] = a[i];
-		}
+	for (i = 0; i < n; i++) {
+		for (j = 0; j < m; j++)
+			if (strcmp(uniq[j].text, a[i].text) == 0)
+				break;
+		if (j == m)
+			uniq[m++] = a[i];
 	}
-	memcpy(a, tmp, m * sizeof(*a));
+	for (i = 0; i < m; i++) {
+		if (uniq[i].ss.ss_family == AF_INET6)
+			v6[n6++] = uniq[i];
+		else
+			v4[n4++] = uniq[i];
+	}
+	/* RFC 8305 section 4: IPv6 first, then alternate the families, so
+	 * a broken IPv6 path costs one stagger step, not one per address. */
+	for (i = 0; i < m; i++) {
+		if ((i % 2 == 0 && k6 < n6) || k4 == n4)
+			a[i] = v6[k6++];
+		else
+			a[i] = v4[k4++];
+	}
 	return m;
 }
 

@@ -23,7 +23,8 @@ struct dial_addr {
 int dial_addr_parse(const char *ip, int port, struct dial_addr *out);
 /* Parse "IP:PORT" or "[IPv6]:PORT"; 0 or -1. */
 int dial_hostport_parse(const char *s, struct dial_addr *out);
-/* Drop duplicates and put IPv6 first (stable); returns the new count. */
+/* Drop duplicates, then order IPv6 first and alternate the families
+ * (RFC 8305), each family in its given order; returns the new count. */
 size_t dial_sort(struct dial_addr *a, size_t n);
 
 /*

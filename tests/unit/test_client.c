@@ -1,0 +1,251 @@
+/*
+ * test_client.c - dchat's pure parts: address parsing and the Happy
+ * Eyeballs order (dial.c), allow / deny list matching and the contacts
+ * file (keystore.c).  Table-driven, TAP output.
+ *
+ * Runs in a scratch working directory (the suite gives it one): the key
+ * store test writes there.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/socket.h>
+
+#include "dial.h"
+#include "keystore.h"
+
+static int n, failed;
+
+static void
+check(int ok, const char *name)
+{
+	printf("%s %d - %s\n", ok ? "ok" : "not ok", ++n, name);
+	failed += !ok;
+}
+
+struct hp_case {
+	const char *in;
+	int ok;
+	const char *ip; /* expected when ok */
+	int port;
+	int family;
+};
+
+static const struct hp_case hp_cases[] = {
+	{ "127.0.0.1:4605", 1, "127.0.0.1", 4605, AF_INET },
+	{ "[2001:db8::5]:4605", 1, "2001:db8::5", 4605, AF_INET6 },
+	{ "[::]:1", 1, "::", 1, AF_INET6 },
+	{ "10.0.0.1:65535", 1, "10.0.0.1", 65535, AF_INET },
+	{ "10.0.0.1:0", 0, NULL, 0, 0 },
+	{ "10.0.0.1:65536", 0, NULL, 0, 0 },
+	{ "10.0.0.1:", 0, NULL, 0, 0 },
+	{ "10.0.0.1:12x", 0, NULL, 0, 0 },
+	{ "10.0.0.1", 0, NULL, 0, 0 },
+	{ "2001:db8::5:4605", 0, NULL, 0, 0 }, /* v6 needs brackets */
+	{ "[2001:db8::5]4605", 0, NULL, 0, 0 },
+	{ "[2001:db8::5:4605", 0, NULL, 0, 0 },
+	{ "example.org:4605", 0, NULL, 0, 0 }, /* literals only */
+	{ ":4605", 0, NULL, 0, 0 },
+	{ "", 0, NULL, 0, 0 },
+	{ "999.1.1.1:4605", 0, NULL, 0, 0 },
+};
+
+static void
+test_hostport(void)
+{
+	struct dial_addr a;
+	char name[128];
+	size_t i;
+	int r, ok;
+
+	for (i = 0; i < sizeof(hp_cases) / sizeof(hp_cases[0]); i++) {
+		const struct hp_case *c = &hp_cases[i];
+
+		memset(&a, 0, sizeof(a));
+		r = dial_hostport_parse(c->in, &a);
+		ok = c->ok ? r == 0 && strcmp(a.ip, c->ip) == 0 &&
+		    a.port == c->port && a.ss.ss_family == c->family :
+		    r == -1;
+		snprintf(name, sizeof(name), "hostport '%s' %s", c->in,
+		    c->ok ? "parses" : "is refused");
+		check(ok, name);
+	}
+}
+
+struct sort_case {
+	const char *name;
+	const char *in[8];  /* "ip port" */
+	const char *out[8]; /* expected order */
+};
+
+static const struct sort_case sort_cases[] = {
+	{ "IPv6 first, then the families alternate",
+	    { "192.0.2.1 1", "192.0.2.2 1", "2001:db8::1 1", "2001:db8::2 1",
+		"2001:db8::3 1" },
+	    { "2001:db8::1 1", "192.0.2.1 1", "2001:db8::2 1", "192.0.2.2 1",
+		"2001:db8::3 1" } },
+	{ "duplicates dropped, first kept",
+	    { "2001:db8::1 7", "192.0.2.1 7", "2001:db8::1 7", "192.0.2.1 7" },
+	    { "2001:db8::1 7", "192.0.2.1 7" } },
+	{ "same address, other port, is another address",
+	    { "192.0.2.1 1", "192.0.2.1 2" },
+	    { "192.0.2.1 1", "192.0.2.1 2" } },
+	{ "only IPv4: order kept",
+	    { "192.0.2.3 1", "192.0.2.1 1", "192.0.2.2 1" },
+	    { "192.0.2.3 1", "192.0.2.1 1", "192.0.2.2 1" } },
+	{ "more IPv4 than IPv6",
+	    { "192.0.2.1 1", "192.0.2.2 1", "192.0.2.3 1", "2001:db8::1 1" },
+	    { "2001:db8::1 1", "192.0.2.1 1", "192.0.2.2 1", "192.0.2.3 1" } },
+};
+
+static void
+test_sort(void)
+{
+	struct dial_addr a[8];
+	char ip[64];
+	size_t i, k, m, want;
+	int port, ok;
+
+	for (i = 0; i < sizeof(sort_cases) / sizeof(sort_cases[0]); i++) {
+		const struct sort_case *c = &sort_cases[i];
+
+		ok = 1;
+		for (k = 0; c->in[k]; k++)
+			if (sscanf(c->in[k], "%63s %d", ip, &port) != 2 ||
+			    dial_addr_parse(ip, port, &a[k]) == -1)
+				ok = 0;
+		m = dial_sort(a, k);
+		for (want = 0; c->out[want]; want++)
+			;
+		ok = ok && m == want;
+		for (k = 0; ok && k < m; k++)
+			ok = strcmp(a[k].text, c->out[k]) == 0;
+		check(ok, c->name);
+	}
+}
+
+struct match_case {
+	const char *entries[4];
+	const char *userid;
+	int want;
+};
+
+static const struct match_case match_cases[] = {
+	{ { "alice@example.org" }, "alice@example.org", 1 },
+	{ { "alice@example.org" }, "ALICE@Example.ORG", 1 },
+	{ { "alice@example.org" }, "alice@example.org.evil", 0 },
+	{ { "alice@example.org" }, "malice@example.org", 0 },
+	{ { "@example.org" }, "bob@example.org", 1 },
+	{ { "@example.org" }, "bob@sub.example.org", 0 },
+	{ { "@example.org" }, "bob@notexample.org", 0 },
+	{ { "*" }, "anyone@anywhere.example", 1 },
+	{ { "" }, "bob@example.org", 0 },
+	{ { "carol@example.org", "@example.net" }, "dan@example.net", 1 },
+	{ { "carol@example.org", "@example.net" }, "dan@example.com", 0 },
+};
+
+static void
+test_match(void)
+{
+	struct ks_list l;
+	char name[160];
+	size_t i, k;
+
+	for (i = 0; i < sizeof(match_cases) / sizeof(match_cases[0]); i++) {
+		const struct match_case *c = &match_cases[i];
+
+		memset(&l, 0, sizeof(l));
+		for (k = 0; c->entries[k]; k++)
+			if (*c->entries[k])
+				(void)ks_list_add(&l, c->entries[k]);
+		snprintf(name, sizeof(name), "list [%s%s%s] %s %s",
+		    c->entries[0], c->entries[1] ? " " : "",
+		    c->entries[1] ? c->entries[1] : "",
+		    c->want ? "matches" : "does not match", c->userid);
+		check(ks_list_match(&l, c->userid) == c->want, name);
+	}
+}
+
+static void
+test_list_limits(void)
+{
+	static struct ks_list l;
+	char e[KS_ENTRY_MAX + 8];
+	size_t i;
+	int ok = 1;
+
+	memset(&l, 0, sizeof(l));
+	check(ks_list_add(&l, "has space@example.org") == -1,
+	    "an entry with white space is refused");
+	memset(e, 'a', KS_ENTRY_MAX);
+	e[KS_ENTRY_MAX] = '\0';
+	check(ks_list_add(&l, e) == -1, "an over-long entry is refused");
+	for (i = 0; i < KS_LIST_MAX && ok; i++) {
+		snprintf(e, sizeof(e), "u%zu@example.org", i);
+		ok = ks_list_add(&l, e) == 0;
+	}
+	check(ok && l.n == KS_LIST_MAX, "a list takes KS_LIST_MAX entries");
+	check(ks_list_add(&l, "one.more@example.org") == -1,
+	    "a full list refuses one more");
+	check(ks_list_add(&l, "u3@example.org") == 0 && l.n == KS_LIST_MAX,
+	    "adding a present entry is a no-op");
+	check(ks_list_remove(&l, "u0@example.org") == 0 &&
+	    l.n == KS_LIST_MAX - 1 && !ks_list_match(&l, "u0@example.org") &&
+	    ks_list_match(&l, "u1@example.org"),
+	    "remove takes exactly that entry");
+	check(ks_list_remove(&l, "nobody@example.org") == -1,
+	    "removing an absent entry fails");
+}
+
+static void
+test_store(void)
+{
+	struct ks_contact c = { 0 }, got;
+	struct ks_list l = { 0 }, back;
+	struct keystore ks;
+	struct stat st;
+	char err[256];
+
+	if (ks_open(&ks, "home", 1, err, sizeof(err)) == -1) {
+		check(0, err);
+		return;
+	}
+	check(stat("home", &st) == 0 && (st.st_mode & 0777) == 0700,
+	    "the home directory is made 0700");
+	snprintf(c.userid, sizeof(c.userid), "bob@example.org");
+	snprintf(c.ip, sizeof(c.ip), "2001:db8::5");
+	c.port = 4605;
+	memset(c.fingerprint, 'a', 64);
+	check(ks_contact_set(&ks, &c) == 0 &&
+	    ks_contact_get(&ks, "bob@example.org", &got) == 0 &&
+	    strcmp(got.ip, c.ip) == 0 && got.port == 4605 &&
+	    strcmp(got.fingerprint, c.fingerprint) == 0,
+	    "a contact round-trips through the contacts file");
+	c.port = 4606;
+	check(ks_contact_set(&ks, &c) == 0 &&
+	    ks_contact_get(&ks, "bob@example.org", &got) == 0 &&
+	    got.port == 4606, "a newer address replaces the old one");
+	check(ks_contact_get(&ks, "carol@example.org", &got) == -1,
+	    "an unknown contact is not found");
+	(void)ks_list_add(&l, "@example.org");
+	(void)ks_list_add(&l, "carol@example.net");
+	check(ks_list_save(ks.allow, &l) == 0 &&
+	    ks_list_load(ks.allow, &back) == 0 && back.n == 2 &&
+	    strcmp(back.e[1], "carol@example.net") == 0,
+	    "a list round-trips through its file");
+	check(ks_list_load("home/no-such-list", &back) == 0 && back.n == 0,
+	    "a missing list file is an empty list");
+}
+
+int
+main(void)
+{
+	test_hostport();
+	test_sort();
+	test_match();
+	test_list_limits();
+	test_store();
+	printf("1..%d\n", n);
+	return failed ? 1 : 0;
+}
