@@ -814,9 +814,11 @@ def test_quick_start_script(tmpdir_shared):
     port = free_port()
     log = open(os.path.join(tmpdir_shared, "registry.log"), "wb")
     # No domain: the default one, even with dird options after "--".
+    # DATA is relative to where the user stands, not to the repository.
     proc = subprocess.Popen([os.path.join(tree, "scripts", "registry"),
-                             data, "--", "--listen", f"127.0.0.1:{port}"],
-                            stdout=log, stderr=subprocess.STDOUT)
+                             "data", "--", "--listen", f"127.0.0.1:{port}"],
+                            stdout=log, stderr=subprocess.STDOUT,
+                            cwd=tmpdir_shared)
     try:
         deadline = time.time() + 60
         while time.time() < deadline and proc.poll() is None:
