@@ -1,6 +1,8 @@
 /*
  * conf.c - the configuration table and its INI reader.
  */
+#include <sys/stat.h>
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stddef.h>
@@ -216,24 +218,71 @@ conf_check(const struct conf *c, const char *path, char *errbuf, size_t errlen)
 	return 0;
 }
 
+/* A dird.conf larger than this is not a configuration file. */
+#define CONF_FILE_MAX (1 << 20)
+
 int
 conf_load(const char *path, struct conf *c, char *errbuf, size_t errlen)
 {
 	struct load_ctx ctx = { c, path, errbuf, errlen, 0, 0, { 0 } };
-	int rc;
+	struct stat st;
+	FILE *fp;
+	char *text = NULL, *nul;
+	size_t n;
+	int rc, rv = -1;
 
-	rc = ini_parse(path, ini_cb, &ctx);
-	if (ctx.failed)
-		return -1;
-	if (rc == -1) {
+	if ((fp = fopen(path, "r")) == NULL) {
 		snprintf(errbuf, errlen, "%s: %s", path, strerror(errno));
 		return -1;
 	}
+	/*
+	 * Read it whole and check it before parsing: ini_parse() takes a
+	 * read error (a directory, EIO) for the end of the file and a NUL
+	 * byte for the end of a line, so an unreadable or zero-filled file
+	 * would silently become the defaults.
+	 */
+	if (fstat(fileno(fp), &st) == -1 || !S_ISREG(st.st_mode) ||
+	    st.st_size > CONF_FILE_MAX) {
+		snprintf(errbuf, errlen, "%s: not a regular file of at most %d "
+		    "bytes", path, CONF_FILE_MAX);
+		goto err;
+	}
+	if ((text = malloc((size_t)st.st_size + 1)) == NULL) {
+		snprintf(errbuf, errlen, "%s: out of memory", path);
+		goto err;
+	}
+	n = fread(text, 1, (size_t)st.st_size, fp);
+	if (ferror(fp)) {
+		snprintf(errbuf, errlen, "%s: %s", path, strerror(errno));
+		goto err;
+	}
+	text[n] = '\0';
+	if ((nul = memchr(text, '\0', n)) != NULL) {
+		int line = 1;
+		const char *q;
+
+		for (q = text; q < nul; q++)
+			line += *q == '\n';
+		snprintf(errbuf, errlen, "%s:%d: a NUL byte: the file is "
+		    "corrupt", path, line);
+		goto err;
+	}
+	rc = ini_parse_string(text, ini_cb, &ctx);
+	if (ctx.failed)
+		goto err;
+	if (rc < 0) {
+		snprintf(errbuf, errlen, "%s: out of memory", path);
+		goto err;
+	}
 	if (rc != 0) {
 		snprintf(errbuf, errlen, "%s:%d: syntax error", path, rc);
-		return -1;
+		goto err;
 	}
-	return conf_check(c, path, errbuf, errlen);
+	rv = conf_check(c, path, errbuf, errlen);
+err:
+	free(text);
+	fclose(fp);
+	return rv;
 }
 
 int
