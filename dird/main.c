@@ -42,25 +42,40 @@ usage(FILE *fp)
 	    "  --syslog          log to syslog instead of stderr\n");
 }
 
-/* Apply KEY=VALUE (from --set) to the configuration. */
+/*
+ * A setting from the command line: --listen and --workers name their key,
+ * --set gives KEY=VALUE.  Both point into argv, so nothing is allocated
+ * and no exit path has anything to free.
+ */
+struct opt_set {
+	const char *key; /* NULL: arg is KEY=VALUE */
+	const char *arg;
+};
+
+/* Apply one command-line setting to the configuration. */
 static int
-set_kv(struct conf *c, const char *kv, int *listen_seen)
+set_kv(struct conf *c, const struct opt_set *o, int *listen_seen)
 {
 	char key[64], err[256];
-	const char *eq = strchr(kv, '=');
+	const char *eq = strchr(o->arg, '='), *value = o->arg;
 
-	if (eq == NULL || (size_t)(eq - kv) >= sizeof(key)) {
-		fprintf(stderr, "dird: --set wants KEY=VALUE, not '%s'\n", kv);
+	if (o->key != NULL) {
+		snprintf(key, sizeof(key), "%s", o->key);
+	} else if (eq == NULL || (size_t)(eq - o->arg) >= sizeof(key)) {
+		fprintf(stderr, "dird: --set wants KEY=VALUE, not '%s'\n",
+		    o->arg);
 		return -1;
+	} else {
+		memcpy(key, o->arg, (size_t)(eq - o->arg));
+		key[eq - o->arg] = '\0';
+		value = eq + 1;
 	}
-	memcpy(key, kv, (size_t)(eq - kv));
-	key[eq - kv] = '\0';
 	/* The first --listen replaces the configured addresses. */
 	if (strcmp(key, "listen") == 0 && !*listen_seen) {
 		c->nlisten = 0;
 		*listen_seen = 1;
 	}
-	if (conf_set(c, key, eq + 1, err, sizeof(err)) == -1) {
+	if (conf_set(c, key, value, err, sizeof(err)) == -1) {
 		fprintf(stderr, "dird: %s\n", err);
 		return -1;
 	}
@@ -84,10 +99,10 @@ main(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *data = getenv("DIR_DATA"), *dsn = getenv("DIR_DSN");
-	char *sets[64];
+	struct opt_set sets[64];
 	int nsets = 0, check = 0, debug = 0, use_syslog = 0, ch, sig, i;
 	int listen_seen = 0, stopping = 0;
-	char errbuf[512], kv[256];
+	char errbuf[512];
 	struct dird_env env;
 	struct http_server *srv;
 	struct reg reg;
@@ -109,13 +124,9 @@ main(int argc, char **argv)
 				fprintf(stderr, "dird: too many options\n");
 				return 2;
 			}
-			if (ch == 's')
-				snprintf(kv, sizeof(kv), "%s", optarg);
-			else
-				snprintf(kv, sizeof(kv), "%s=%s",
-				    ch == 'l' ? "listen" : "workers", optarg);
-			if ((sets[nsets] = strdup(kv)) == NULL)
-				return 1;
+			sets[nsets].key = ch == 's' ? NULL :
+			    ch == 'l' ? "listen" : "workers";
+			sets[nsets].arg = optarg;
 			nsets++;
 			break;
 		case 'n':
@@ -169,7 +180,7 @@ main(int argc, char **argv)
 			return 1;
 		}
 		for (i = 0; i < nsets; i++)
-			if (set_kv(&c, sets[i], &listen_seen) == -1)
+			if (set_kv(&c, &sets[i], &listen_seen) == -1)
 				return 1;
 		printf("dird: configuration OK\n");
 		return 0;
@@ -177,7 +188,7 @@ main(int argc, char **argv)
 	if (reg_open(&reg, data, dsn, errbuf, sizeof(errbuf)) == -1)
 		fatalx("%s", errbuf);
 	for (i = 0; i < nsets; i++)
-		if (set_kv(&reg.conf, sets[i], &listen_seen) == -1) {
+		if (set_kv(&reg.conf, &sets[i], &listen_seen) == -1) {
 			reg_close(&reg);
 			return 1;
 		}
@@ -228,8 +239,6 @@ main(int argc, char **argv)
 	auth_free(env.auth);
 	metrics_free(env.metrics);
 	reg_close(&reg);
-	for (i = 0; i < nsets; i++)
-		free(sets[i]);
 	log_info("stopped");
 	return 0;
 }

@@ -449,6 +449,9 @@ def start_dird(data, port, *extra):
     p = subprocess.run([DIRD, "--data", data, "--listen",
                         f"127.0.0.1:{port}", *extra], capture_output=True,
                        text=True, timeout=30)
+    # Under ASan a failing start must still fail cleanly (no leak or
+    # memory error hidden behind the expected non-zero exit).
+    assert "Sanitizer" not in p.stderr, p.stderr
     return p.returncode, p.stderr, time.monotonic() - t0
 
 
