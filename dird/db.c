@@ -338,6 +338,16 @@ db_free(struct db *db)
 int
 db_ensure(struct db *db, struct db_err *err)
 {
+	/*
+	 * After the server restarted, an idle connection still says
+	 * CONNECTION_OK until it is used, and its first request would fail
+	 * with a 503.  Reading what is pending (the server's farewell and
+	 * EOF) is non-blocking and turns it CONNECTION_BAD, so we reconnect
+	 * here instead.
+	 */
+	if (db->conn != NULL && PQstatus(db->conn) == CONNECTION_OK &&
+	    PQtransactionStatus(db->conn) == PQTRANS_IDLE)
+		(void)PQconsumeInput(db->conn);
 	if (db->conn == NULL || PQstatus(db->conn) != CONNECTION_OK) {
 		if (db_open_conn(db, err) == -1)
 			return -1;
