@@ -17,6 +17,7 @@
 #include <openssl/evp.h>
 
 #include "frame.h"
+#include "msg.h"
 #include "session.h"
 
 #define IN_CAP (FRAME_HDR + FRAME_MAX)
@@ -29,7 +30,6 @@
 #define RING_SECS 120
 #define CLOSING_SECS 5
 #define TEXT_MAX (64 * 1024)
-#define FILE_SIZE_MAX ((uint64_t)1 << 40)
 
 static void close_now(struct session *s, const char *reason);
 
@@ -410,79 +410,36 @@ on_hello(struct session *s, const char *type, json_t *m)
 	}
 }
 
-/* An id in a message: a positive integer. */
-static int
-get_id(json_t *m, uint64_t *id)
-{
-	json_t *v = json_object_get(m, "id");
-
-	if (!json_is_integer(v) || json_integer_value(v) < 1)
-		return -1;
-	*id = (uint64_t)json_integer_value(v);
-	return 0;
-}
-
-/* A file name from a peer, reduced to a safe base name. */
-static int
-safe_name(const char *in, char *out, size_t len)
-{
-	const char *b = strrchr(in, '/');
-	size_t i, n;
-
-	b = b ? b + 1 : in;
-	n = strlen(b);
-	if (n == 0 || n >= len || b[0] == '.')
-		return -1;
-	for (i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)b[i];
-
-		out[i] = (c < 0x20 || c == 0x7f || c == '\\') ? '_' : (char)c;
-	}
-	out[n] = '\0';
-	return 0;
-}
-
 static void
 on_file_offer(struct session *s, json_t *m)
 {
-	const char *name = json_string_value(json_object_get(m, "name"));
-	const char *sha = json_string_value(json_object_get(m, "sha256"));
-	json_t *size = json_object_get(m, "size");
+	struct msg_file_offer fo;
 	char clean[256], err[256];
-	uint64_t id;
-	size_t i;
+	const char *why;
 
-	if (get_id(m, &id) == -1 || name == NULL || sha == NULL ||
-	    strlen(sha) != 64 || !json_is_integer(size) ||
-	    json_integer_value(size) < 0 ||
-	    (uint64_t)json_integer_value(size) > FILE_SIZE_MAX) {
-		violation(s, "malformed file_offer");
+	if (msg_file_offer(m, &fo, &why) == -1) {
+		violation(s, why);
 		return;
 	}
-	for (i = 0; i < 64; i++)
-		if (!strchr("0123456789abcdef", sha[i])) {
-			violation(s, "file_offer sha256 is not lower-case hex");
-			return;
-		}
 	if (!s->caps_file || s->xi.active ||
-	    safe_name(name, clean, sizeof(clean)) == -1) {
+	    msg_safe_name(fo.name, clean, sizeof(clean)) == -1) {
 		(void)send_msg(s, json_pack("{s:s,s:I,s:s}", "type",
-		    "file_reject", "id", (json_int_t)id, "reason",
+		    "file_reject", "id", (json_int_t)fo.id, "reason",
 		    s->xi.active ? "busy with another file" :
 		    "file name refused"));
 		return;
 	}
 	s->xi.active = 1;
-	s->xi.id = id;
-	s->xi.size = (uint64_t)json_integer_value(size);
+	s->xi.id = fo.id;
+	s->xi.size = fo.size;
 	snprintf(s->xi.name, sizeof(s->xi.name), "%s", clean);
-	memcpy(s->xi.sha256, sha, 65);
+	memcpy(s->xi.sha256, fo.sha256, 65);
 	s->xi.fd = -1;
 	emit(s, "file_offer", json_pack("{s:I,s:s,s:I,s:s}", "id",
-	    (json_int_t)id, "name", clean, "size", (json_int_t)s->xi.size,
-	    "sha256", sha));
+	    (json_int_t)fo.id, "name", clean, "size", (json_int_t)s->xi.size,
+	    "sha256", fo.sha256));
 	if (s->env->auto_accept_files &&
-	    session_file_accept(s, id, NULL, err, sizeof(err)) == -1)
+	    session_file_accept(s, fo.id, NULL, err, sizeof(err)) == -1)
 		emit(s, "error", json_pack("{s:s}", "message", err));
 }
 
@@ -567,7 +524,7 @@ on_open(struct session *s, const char *type, json_t *m)
 		const char *text = json_string_value(json_object_get(m,
 		    "text"));
 
-		if (get_id(m, &id) == -1 || text == NULL) {
+		if (msg_id(m, &id) == -1 || text == NULL) {
 			violation(s, "malformed chat");
 			return;
 		}
@@ -576,20 +533,20 @@ on_open(struct session *s, const char *type, json_t *m)
 		(void)send_msg(s, json_pack("{s:s,s:I}", "type", "ack", "id",
 		    (json_int_t)id));
 	} else if (strcmp(type, "ack") == 0) {
-		if (get_id(m, &id) == -1) {
+		if (msg_id(m, &id) == -1) {
 			violation(s, "malformed ack");
 			return;
 		}
 		emit(s, "ack", json_pack("{s:I}", "id", (json_int_t)id));
 	} else if (strcmp(type, "ping") == 0) {
-		if (get_id(m, &id) == -1) {
+		if (msg_id(m, &id) == -1) {
 			violation(s, "malformed ping");
 			return;
 		}
 		(void)send_msg(s, json_pack("{s:s,s:I}", "type", "pong", "id",
 		    (json_int_t)id));
 	} else if (strcmp(type, "pong") == 0) {
-		if (get_id(m, &id) == -1) {
+		if (msg_id(m, &id) == -1) {
 			violation(s, "malformed pong");
 			return;
 		}
@@ -597,7 +554,7 @@ on_open(struct session *s, const char *type, json_t *m)
 	} else if (strcmp(type, "file_offer") == 0) {
 		on_file_offer(s, m);
 	} else if (strcmp(type, "file_accept") == 0) {
-		if (get_id(m, &id) == -1 || !s->xo.active || s->xo.id != id ||
+		if (msg_id(m, &id) == -1 || !s->xo.active || s->xo.id != id ||
 		    s->xo.accepted) {
 			violation(s, "file_accept for no offer");
 			return;
@@ -609,7 +566,7 @@ on_open(struct session *s, const char *type, json_t *m)
 		const char *r = json_string_value(json_object_get(m,
 		    "reason"));
 
-		if (get_id(m, &id) == -1 || !s->xo.active || s->xo.id != id) {
+		if (msg_id(m, &id) == -1 || !s->xo.active || s->xo.id != id) {
 			violation(s, "file_reject for no offer");
 			return;
 		}
@@ -617,7 +574,7 @@ on_open(struct session *s, const char *type, json_t *m)
 		    (json_int_t)id, "reason", r ? r : ""));
 		xfer_out_end(s);
 	} else if (strcmp(type, "file_done") == 0) {
-		if (get_id(m, &id) == -1) {
+		if (msg_id(m, &id) == -1) {
 			violation(s, "malformed file_done");
 			return;
 		}
@@ -627,7 +584,7 @@ on_open(struct session *s, const char *type, json_t *m)
 		    "reason"));
 		int ok = json_is_true(json_object_get(m, "ok"));
 
-		if (get_id(m, &id) == -1 || !s->xo.active || s->xo.id != id ||
+		if (msg_id(m, &id) == -1 || !s->xo.active || s->xo.id != id ||
 		    !s->xo.done_sent) {
 			violation(s, "file_received for no transfer");
 			return;
@@ -644,19 +601,14 @@ on_open(struct session *s, const char *type, json_t *m)
 static void
 on_json(struct session *s, const unsigned char *p, size_t len)
 {
-	json_error_t jerr;
-	const char *type;
+	const char *type, *why;
 	json_t *m;
 
-	m = json_loadb((const char *)p, len, JSON_REJECT_DUPLICATES, &jerr);
-	if (m == NULL || !json_is_object(m)) {
-		json_decref(m);
-		violation(s, "a frame is not a JSON object");
+	if ((m = msg_decode(p, len, &type, &why)) == NULL) {
+		violation(s, why);
 		return;
 	}
-	if ((type = json_string_value(json_object_get(m, "type"))) == NULL)
-		violation(s, "a message has no type");
-	else if (s->st == SS_HELLO)
+	if (s->st == SS_HELLO)
 		on_hello(s, type, m);
 	else if (s->st == SS_OPEN)
 		on_open(s, type, m);

@@ -6,6 +6,7 @@
 #define API_H
 
 #include "http.h"
+#include "irp.h"
 
 typedef void api_fn(struct http_req *req, struct http_resp *resp);
 
@@ -42,5 +43,48 @@ int api_audit(struct http_req *req, const char *action, const char *target,
     const char *serial, const char *detail, struct http_resp *resp);
 /* {"certificate","chain","serial","not_after"} for an issued cert. */
 json_t *api_issued_json(struct http_req *req, const struct ca_issued *is);
+
+/*
+ * Checks of request bodies and path parameters, split from the handlers
+ * so that they are pure (no database, no connection) and can be fuzzed
+ * (tests/fuzz/fuzz_request.c).  Each fills resp with a 400 and returns
+ * -1 (or NULL) when the input is refused.  Strings returned are borrowed
+ * from body.
+ */
+
+/*
+ * An IP literal as users write them: IPv4 dotted quad or IPv6, no zone,
+ * no prefix.  Written back in canonical form (v4-mapped as IPv4).  0/-1.
+ */
+int api_parse_ip(const char *s, char *out, size_t len);
+/*
+ * PUT /v1/me/addresses {"addresses":[{"ip","port"}],"ttl":N}: 1 to
+ * IRP_ADDR_MAX entries into addrs (which holds at least IRP_ADDR_MAX),
+ * their number in *n, the TTL clamped to c's range (its default when
+ * absent) in *ttl.
+ */
+int api_parse_addresses(json_t *body, const struct conf *c,
+    struct db_addr *addrs, size_t *n, int *ttl, struct http_resp *resp);
+/* POST /v1/enroll and /v1/renew {"csr": PEM}: the PEM (not yet checked). */
+const char *api_parse_csr(json_t *body, struct http_resp *resp);
+/* Revocation {"reason"?}: the CRL reason code, 0 when absent. */
+int api_parse_revoke(json_t *body, int *reason, struct http_resp *resp);
+/* A serial from the path: 1 to 40 hex digits, stored form into out. */
+int api_norm_serial(const char *in, char *out, size_t len);
+
+/* POST /v1/admin/users, checked; userid normalized. */
+struct api_user_add {
+	char userid[IRP_USERID_MAX + 1];
+	const char *name;
+	const char *email;    /* or NULL */
+	const char *role;     /* "user", "admin" or NULL */
+	const char *password; /* or NULL */
+};
+int api_parse_user_add(json_t *body, struct api_user_add *ua,
+    struct http_resp *resp);
+/* Enrolment code {"ttl"?}: 60 s to 30 days, 0 when absent. */
+int api_parse_code(json_t *body, int *ttl, struct http_resp *resp);
+/* Server-side key {"passphrase"} of at least 8 characters. */
+const char *api_parse_p12(json_t *body, struct http_resp *resp);
 
 #endif

@@ -12,9 +12,8 @@
 #include "api.h"
 #include "irp.h"
 
-/* Serials as stored: lower-case hex without leading zeros. */
-static int
-norm_serial(const char *in, char *out, size_t len)
+int
+api_norm_serial(const char *in, char *out, size_t len)
 {
 	size_t i = 0, j = 0;
 
@@ -46,28 +45,38 @@ owner_cb(const struct db_cert *c, void *arg)
 	return 0;
 }
 
+int
+api_parse_revoke(json_t *body, int *reason, struct http_resp *resp)
+{
+	static const char *const keys[] = { "reason", NULL };
+	const char *reason_s;
+
+	*reason = 0;
+	if (api_only_keys(body, keys, resp) == -1)
+		return -1;
+	reason_s = api_string(body, "reason", 64, 0, resp);
+	if (reason_s == NULL && resp->status != 0)
+		return -1;
+	if (reason_s != NULL && (*reason = ca_reason_parse(reason_s)) < 0) {
+		http_error(resp, 400, "invalid_reason",
+		    "unknown revocation reason \"%.64s\"", reason_s);
+		return -1;
+	}
+	return 0;
+}
+
 void
 api_revoke(struct http_req *req, struct http_resp *resp)
 {
-	static const char *const keys[] = { "reason", NULL };
 	char serial[DB_SERIAL_MAX];
 	struct owner o = { "" };
 	struct db_err de;
 	struct reg_err e;
-	const char *reason_s;
-	int reason = 0;
+	int reason;
 
-	if (api_only_keys(req->json, keys, resp) == -1)
+	if (api_parse_revoke(req->json, &reason, resp) == -1)
 		return;
-	reason_s = api_string(req->json, "reason", 64, 0, resp);
-	if (reason_s == NULL && resp->status != 0)
-		return;
-	if (reason_s != NULL && (reason = ca_reason_parse(reason_s)) < 0) {
-		http_error(resp, 400, "invalid_reason",
-		    "unknown revocation reason \"%.64s\"", reason_s);
-		return;
-	}
-	if (norm_serial(req->param, serial, sizeof(serial)) == -1) {
+	if (api_norm_serial(req->param, serial, sizeof(serial)) == -1) {
 		http_error(resp, 400, "invalid_serial",
 		    "a serial is 1 to 40 hex digits");
 		return;
@@ -127,43 +136,62 @@ api_admin_users(struct http_req *req, struct http_resp *resp)
 	http_json(resp, 200, json_pack("{s:o}", "users", arr));
 }
 
-void
-api_admin_user_add(struct http_req *req, struct http_resp *resp)
+int
+api_parse_user_add(json_t *body, struct api_user_add *ua,
+    struct http_resp *resp)
 {
 	static const char *const keys[] = { "userid", "name", "email", "role",
 		"password", NULL };
-	char userid[IRP_USERID_MAX + 1], hash[REG_PWHASH_MAX] = "";
-	const char *uid, *name, *email, *role, *pw, *why;
+	const char *uid, *why;
+
+	if (api_only_keys(body, keys, resp) == -1 ||
+	    (uid = api_string(body, "userid", 254, 1, resp)) == NULL ||
+	    (ua->name = api_string(body, "name", 64, 1, resp)) == NULL)
+		return -1;
+	ua->email = api_string(body, "email", 128, 0, resp);
+	if (resp->status)
+		return -1;
+	ua->role = api_string(body, "role", 16, 0, resp);
+	if (resp->status)
+		return -1;
+	ua->password = api_string(body, "password", 1024, 0, resp);
+	if (resp->status)
+		return -1;
+	if (irp_userid_normalize(uid, ua->userid, sizeof(ua->userid),
+		&why) == -1) {
+		http_error(resp, 400, "invalid_userid", "%s", why);
+		return -1;
+	}
+	if (*ua->name == '\0') {
+		http_error(resp, 400, "invalid_value", "the name is empty");
+		return -1;
+	}
+	if (ua->role != NULL && strcmp(ua->role, "user") &&
+	    strcmp(ua->role, "admin")) {
+		http_error(resp, 400, "invalid_value",
+		    "role is \"user\" or \"admin\"");
+		return -1;
+	}
+	return 0;
+}
+
+void
+api_admin_user_add(struct http_req *req, struct http_resp *resp)
+{
+	char hash[REG_PWHASH_MAX] = "";
+	struct api_user_add ua;
+	const char *userid, *name, *email, *role, *pw;
 	struct db_err de;
 	struct reg_err e;
 	json_t *out;
 
-	if (api_only_keys(req->json, keys, resp) == -1 ||
-	    (uid = api_string(req->json, "userid", 254, 1, resp)) == NULL ||
-	    (name = api_string(req->json, "name", 64, 1, resp)) == NULL)
+	if (api_parse_user_add(req->json, &ua, resp) == -1)
 		return;
-	email = api_string(req->json, "email", 128, 0, resp);
-	if (resp->status)
-		return;
-	role = api_string(req->json, "role", 16, 0, resp);
-	if (resp->status)
-		return;
-	pw = api_string(req->json, "password", 1024, 0, resp);
-	if (resp->status)
-		return;
-	if (irp_userid_normalize(uid, userid, sizeof(userid), &why) == -1) {
-		http_error(resp, 400, "invalid_userid", "%s", why);
-		return;
-	}
-	if (*name == '\0') {
-		http_error(resp, 400, "invalid_value", "the name is empty");
-		return;
-	}
-	if (role != NULL && strcmp(role, "user") && strcmp(role, "admin")) {
-		http_error(resp, 400, "invalid_value",
-		    "role is \"user\" or \"admin\"");
-		return;
-	}
+	userid = ua.userid;
+	name = ua.name;
+	email = ua.email;
+	role = ua.role;
+	pw = ua.password;
 	if (pw != NULL && reg_password_hash(pw, hash, sizeof(hash), &e) == -1) {
 		http_reg_error(resp, &e);
 		return;
@@ -245,27 +273,37 @@ api_admin_user_enable(struct http_req *req, struct http_resp *resp)
 	set_enabled(req, resp, 1);
 }
 
-void
-api_admin_code(struct http_req *req, struct http_resp *resp)
+int
+api_parse_code(json_t *body, int *ttl, struct http_resp *resp)
 {
 	static const char *const keys[] = { "ttl", NULL };
-	char userid[IRP_USERID_MAX + 1], code[REG_CODE_LEN + 1], exp[32];
-	struct reg_err e;
 	json_t *t;
-	int ttl = 0;
 
-	if (param_userid(req, userid, sizeof(userid), resp) == -1 ||
-	    api_only_keys(req->json, keys, resp) == -1)
-		return;
-	if ((t = json_object_get(req->json, "ttl")) != NULL) {
+	*ttl = 0;
+	if (api_only_keys(body, keys, resp) == -1)
+		return -1;
+	if ((t = json_object_get(body, "ttl")) != NULL) {
 		if (!json_is_integer(t) || json_integer_value(t) < 60 ||
 		    json_integer_value(t) > 30 * 86400) {
 			http_error(resp, 400, "invalid_value",
 			    "ttl is an integer from 60 to 2592000 seconds");
-			return;
+			return -1;
 		}
-		ttl = (int)json_integer_value(t);
+		*ttl = (int)json_integer_value(t);
 	}
+	return 0;
+}
+
+void
+api_admin_code(struct http_req *req, struct http_resp *resp)
+{
+	char userid[IRP_USERID_MAX + 1], code[REG_CODE_LEN + 1], exp[32];
+	struct reg_err e;
+	int ttl;
+
+	if (param_userid(req, userid, sizeof(userid), resp) == -1 ||
+	    api_parse_code(req->json, &ttl, resp) == -1)
+		return;
 	if (ttl == 0)
 		ttl = req->env->reg->conf.code_ttl;
 	if (api_begin(req, resp) == -1)
@@ -284,11 +322,27 @@ api_admin_code(struct http_req *req, struct http_resp *resp)
 	OPENSSL_cleanse(code, sizeof(code));
 }
 
+const char *
+api_parse_p12(json_t *body, struct http_resp *resp)
+{
+	static const char *const keys[] = { "passphrase", NULL };
+	const char *pass;
+
+	if (api_only_keys(body, keys, resp) == -1 ||
+	    (pass = api_string(body, "passphrase", 1024, 1, resp)) == NULL)
+		return NULL;
+	if (strlen(pass) < 8) {
+		http_error(resp, 400, "weak_passphrase",
+		    "the passphrase needs at least 8 characters");
+		return NULL;
+	}
+	return pass;
+}
+
 /* Centralized PKI: the server makes the key and returns a PKCS#12. */
 void
 api_admin_p12(struct http_req *req, struct http_resp *resp)
 {
-	static const char *const keys[] = { "passphrase", NULL };
 	char userid[IRP_USERID_MAX + 1];
 	const char *pass;
 	unsigned char *p12 = NULL;
@@ -297,14 +351,8 @@ api_admin_p12(struct http_req *req, struct http_resp *resp)
 	struct reg_err e;
 
 	if (param_userid(req, userid, sizeof(userid), resp) == -1 ||
-	    api_only_keys(req->json, keys, resp) == -1 ||
-	    (pass = api_string(req->json, "passphrase", 1024, 1, resp)) == NULL)
+	    (pass = api_parse_p12(req->json, resp)) == NULL)
 		return;
-	if (strlen(pass) < 8) {
-		http_error(resp, 400, "weak_passphrase",
-		    "the passphrase needs at least 8 characters");
-		return;
-	}
 	if (api_begin(req, resp) == -1)
 		return;
 	if (reg_issue_p12(req->env->reg, req->db, userid, pass,

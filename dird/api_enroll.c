@@ -7,18 +7,26 @@
 
 #define CSR_MAX 16384
 
+const char *
+api_parse_csr(json_t *body, struct http_resp *resp)
+{
+	static const char *const keys[] = { "csr", NULL };
+
+	if (api_only_keys(body, keys, resp) == -1)
+		return NULL;
+	return api_string(body, "csr", CSR_MAX, 1, resp);
+}
+
 /* Issue for req->who.user inside the open transaction; commit; reply. */
 static void
 issue_and_reply(struct http_req *req, const char *action,
     struct http_resp *resp)
 {
-	static const char *const keys[] = { "csr", NULL };
 	struct ca_issued is;
 	struct reg_err e;
 	const char *csr;
 
-	if (api_only_keys(req->json, keys, resp) == -1 ||
-	    (csr = api_string(req->json, "csr", CSR_MAX, 1, resp)) == NULL) {
+	if ((csr = api_parse_csr(req->json, resp)) == NULL) {
 		db_rollback(req->db);
 		return;
 	}

@@ -83,12 +83,8 @@ api_me(struct http_req *req, struct http_resp *resp)
 				 "addresses", o.arr));
 }
 
-/*
- * An IP literal as users write them: IPv4 dotted quad or IPv6, no zone,
- * no prefix.  Written back in canonical form.
- */
-static int
-parse_ip(const char *s, char *out, size_t len)
+int
+api_parse_ip(const char *s, char *out, size_t len)
 {
 	unsigned char buf[16];
 
@@ -105,20 +101,18 @@ parse_ip(const char *s, char *out, size_t len)
 	return -1;
 }
 
-/* Validate {"addresses":[...],"ttl":N} into addrs; 0 or -1 with resp. */
-static int
-parse_addresses(struct http_req *req, struct db_addr *addrs, size_t *n,
-    int *ttl, struct http_resp *resp)
+int
+api_parse_addresses(json_t *body, const struct conf *c,
+    struct db_addr *addrs, size_t *n, int *ttl, struct http_resp *resp)
 {
 	static const char *const top[] = { "addresses", "ttl", NULL };
 	static const char *const item[] = { "ip", "port", NULL };
-	const struct conf *c = &req->env->reg->conf;
 	json_t *arr, *v, *ip, *port, *t;
 	size_t i;
 
-	if (api_only_keys(req->json, top, resp) == -1)
+	if (api_only_keys(body, top, resp) == -1)
 		return -1;
-	arr = json_object_get(req->json, "addresses");
+	arr = json_object_get(body, "addresses");
 	if (!json_is_array(arr)) {
 		http_error(resp, 400, arr ? "wrong_type" : "missing_field",
 		    "\"addresses\" must be an array of {\"ip\",\"port\"}");
@@ -147,7 +141,7 @@ parse_addresses(struct http_req *req, struct db_addr *addrs, size_t *n,
 			return -1;
 		}
 		if (json_string_length(ip) != strlen(json_string_value(ip)) ||
-		    parse_ip(json_string_value(ip), addrs[i].ip,
+		    api_parse_ip(json_string_value(ip), addrs[i].ip,
 			sizeof(addrs[i].ip)) == -1) {
 			http_error(resp, 400, "invalid_address",
 			    "address %zu: \"%.64s\" is not an IPv4 or IPv6 "
@@ -166,7 +160,7 @@ parse_addresses(struct http_req *req, struct db_addr *addrs, size_t *n,
 	}
 	*n = json_array_size(arr);
 	*ttl = c->ttl_default;
-	if ((t = json_object_get(req->json, "ttl")) != NULL) {
+	if ((t = json_object_get(body, "ttl")) != NULL) {
 		if (!json_is_integer(t)) {
 			http_error(resp, 400, "wrong_type",
 			    "\"ttl\" must be an integer number of seconds");
@@ -193,11 +187,12 @@ api_addr_put(struct http_req *req, struct http_resp *resp)
 	size_t n, i;
 	int ttl;
 
-	if (parse_addresses(req, addrs, &n, &ttl, resp) == -1)
+	if (api_parse_addresses(req->json, &req->env->reg->conf, addrs, &n,
+		&ttl, resp) == -1)
 		return;
 	/* The address the request came from, beside the declared ones. */
 	if (req->source[0] != '\0' &&
-	    parse_ip(req->source, addrs[n].ip, sizeof(addrs[n].ip)) == 0) {
+	    api_parse_ip(req->source, addrs[n].ip, sizeof(addrs[n].ip)) == 0) {
 		addrs[n].port = addrs[0].port;
 		addrs[n].observed = 1;
 		n++;

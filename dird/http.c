@@ -158,14 +158,27 @@ void
 http_error(struct http_resp *resp, int status, const char *code,
     const char *fmt, ...)
 {
-	char msg[512];
+	char msg[512], *p;
+	json_t *m;
 	va_list ap;
 
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	http_json(resp, status, json_pack("{s:{s:s,s:s}}", "error", "code",
-				    code, "message", msg));
+	/*
+	 * Messages quote the input ("near '...'" from jansson, "%.64s" of a
+	 * field), which may be invalid UTF-8 or cut inside a character.
+	 * JSON strings must be UTF-8, and without this the reply became a
+	 * 500 "out of memory"; keep the ASCII and mask the rest.
+	 */
+	if ((m = json_string(msg)) == NULL) {
+		for (p = msg; *p != '\0'; p++)
+			if ((unsigned char)*p >= 0x80)
+				*p = '?';
+		m = json_string(msg);
+	}
+	http_json(resp, status, json_pack("{s:{s:s,s:o}}", "error", "code",
+				    code, "message", m));
 }
 
 void
@@ -355,12 +368,38 @@ ctype_is(const char *have, const char *want)
 	    (have[n] == '\0' || have[n] == ';' || have[n] == ' ');
 }
 
+json_t *
+http_parse_json(const unsigned char *body, size_t len, struct http_resp *resp)
+{
+	json_error_t jerr;
+	json_t *obj;
+
+	if (len == 0) {
+		http_error(resp, 400, "malformed_json", "the body is empty");
+		return NULL;
+	}
+	/* The whole body is one value: trailing data is an error too. */
+	obj = json_loadb((const char *)body, len, JSON_REJECT_DUPLICATES,
+	    &jerr);
+	if (obj == NULL) {
+		http_error(resp, 400, "malformed_json",
+		    "the body is not valid JSON: %s (line %d, column %d)",
+		    jerr.text, jerr.line, jerr.column);
+		return NULL;
+	}
+	if (!json_is_object(obj)) {
+		json_decref(obj);
+		http_error(resp, 400, "wrong_type",
+		    "the body must be a JSON object");
+		return NULL;
+	}
+	return obj;
+}
+
 static int
 parse_body(struct http_req *req, const struct route *rt, const char *ctype,
     struct http_resp *resp)
 {
-	json_error_t jerr;
-
 	if (rt->body == RB_NONE) {
 		if (req->body_len > 0) {
 			http_error(resp, 400, "unexpected_body",
@@ -376,24 +415,8 @@ parse_body(struct http_req *req, const struct route *rt, const char *ctype,
 		    "send the body as application/json");
 		return -1;
 	}
-	if (req->body_len == 0) {
-		http_error(resp, 400, "malformed_json", "the body is empty");
-		return -1;
-	}
-	req->json = json_loadb((const char *)req->body, req->body_len,
-	    JSON_REJECT_DUPLICATES | JSON_DISABLE_EOF_CHECK * 0, &jerr);
-	if (req->json == NULL) {
-		http_error(resp, 400, "malformed_json",
-		    "the body is not valid JSON: %s (line %d, column %d)",
-		    jerr.text, jerr.line, jerr.column);
-		return -1;
-	}
-	if (!json_is_object(req->json)) {
-		http_error(resp, 400, "wrong_type",
-		    "the body must be a JSON object");
-		return -1;
-	}
-	return 0;
+	req->json = http_parse_json(req->body, req->body_len, resp);
+	return req->json != NULL ? 0 : -1;
 }
 
 static int

@@ -56,6 +56,13 @@ void http_error(struct http_resp *resp, int status, const char *code,
     const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 void http_reg_error(struct http_resp *resp, const struct reg_err *e);
 void http_db_error(struct http_resp *resp, const struct db_err *e);
+/*
+ * A request body as a JSON object: one value with no duplicate keys and
+ * nothing after it.  A new reference, or NULL with resp filled (400).
+ * Pure (no I/O), so it is fuzzed (tests/fuzz/fuzz_request.c).
+ */
+json_t *http_parse_json(const unsigned char *body, size_t len,
+    struct http_resp *resp);
 /* A binary or text reply; copies data. */
 void http_blob(struct http_resp *resp, int status, const char *ctype,
     const void *data, size_t len);
