@@ -191,9 +191,6 @@ def test_faults_under_load_lose_no_acknowledged_update(tmpdir_shared):
             assert got is not None and got >= last and got in attempted, (
                 ld.user.userid, last, got)
             exact += got == last
-            # Acknowledgements came back in order (no update re-acked).
-            seqs = [a[2] for a in acked]
-            assert seqs == sorted(set(seqs))
         statuses = [a[3] for ld in loaders for a in ld.attempts]
         print(f"\nfaults: {len(statuses)} updates attempted, "
               f"{acked_total} acknowledged, {statuses.count(503)} x 503, "
