@@ -157,6 +157,12 @@ api_parse_user_add(json_t *body, struct api_user_add *ua,
 	ua->password = api_string(body, "password", 1024, 0, resp);
 	if (resp->status)
 		return -1;
+	/* An empty password would let "userid:" in as that user. */
+	if (ua->password != NULL && strlen(ua->password) < 8) {
+		http_error(resp, 400, "weak_password",
+		    "the password needs at least 8 characters");
+		return -1;
+	}
 	if (irp_userid_normalize(uid, ua->userid, sizeof(ua->userid),
 		&why) == -1) {
 		http_error(resp, 400, "invalid_userid", "%s", why);
@@ -283,7 +289,12 @@ api_parse_code(json_t *body, int *ttl, struct http_resp *resp)
 	if (api_only_keys(body, keys, resp) == -1)
 		return -1;
 	if ((t = json_object_get(body, "ttl")) != NULL) {
-		if (!json_is_integer(t) || json_integer_value(t) < 60 ||
+		if (!json_is_integer(t)) {
+			http_error(resp, 400, "wrong_type",
+			    "\"ttl\" must be an integer number of seconds");
+			return -1;
+		}
+		if (json_integer_value(t) < 60 ||
 		    json_integer_value(t) > 30 * 86400) {
 			http_error(resp, 400, "invalid_value",
 			    "ttl is an integer from 60 to 2592000 seconds");

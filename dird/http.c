@@ -256,6 +256,58 @@ route_find(const char *method, const char *path, char *param, size_t plen)
 	return path_known ? ROUTE_METHOD : ROUTE_NOTFOUND;
 }
 
+/* The methods path has, "GET, POST", for the Allow header of a 405. */
+static void
+route_allow(const char *path, char *buf, size_t len)
+{
+	char param[512];
+	size_t i, n = 0;
+
+	buf[0] = '\0';
+	for (i = 0; i < NROUTES && n < len; i++)
+		if (route_match(routes[i].pattern, path, param, sizeof(param)))
+			n += (size_t)snprintf(buf + n, len - n, "%s%s",
+			    n ? ", " : "", routes[i].method);
+}
+
+/*
+ * Percent-decoding of the path, as MHD's own but for "%00": a decoded NUL
+ * would cut the path short ("/v1/me%00junk" would be "/v1/me", a user id
+ * "a@b.org%00x" would be "a@b.org"), so it stays as the three characters
+ * and the path then matches no route or fails the parameter's check.
+ */
+static int
+hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+static size_t
+unescape_cb(void *cls, struct MHD_Connection *conn, char *s)
+{
+	char *r = s, *w = s;
+	int hi, lo;
+
+	(void)cls;
+	(void)conn;
+	while (*r != '\0') {
+		if (r[0] == '%' && (hi = hexval(r[1])) >= 0 &&
+		    (lo = hexval(r[2])) >= 0 && (hi | lo) != 0) {
+			*w++ = (char)(hi << 4 | lo);
+			r += 3;
+		} else
+			*w++ = *r++;
+	}
+	*w = '\0';
+	return (size_t)(w - s);
+}
+
 /* ---- connections ----------------------------------------------------------- */
 
 static void
@@ -408,8 +460,16 @@ parse_body(struct http_req *req, const struct route *rt, const char *ctype,
 		}
 		return 0;
 	}
-	if (rt->body == RB_RAW)
+	/* The only raw body is a PKCS#12; anything else was sent by mistake. */
+	if (rt->body == RB_RAW) {
+		if (!ctype_is(ctype, "application/x-pkcs12") &&
+		    !ctype_is(ctype, "application/octet-stream")) {
+			http_error(resp, 415, "unsupported_media_type",
+			    "send the body as application/x-pkcs12");
+			return -1;
+		}
 		return 0;
+	}
 	if (!ctype_is(ctype, "application/json")) {
 		http_error(resp, 415, "unsupported_media_type",
 		    "send the body as application/json");
@@ -494,17 +554,22 @@ handle(struct http_server *srv, struct MHD_Connection *conn,
 	req.body_len = rc->len;
 	req.authorization = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
 	    MHD_HTTP_HEADER_AUTHORIZATION);
-	if (parse_body(&req, rt, MHD_lookup_connection_value(conn,
-				     MHD_HEADER_KIND,
-				     MHD_HTTP_HEADER_CONTENT_TYPE),
-		resp) == -1)
-		goto out;
 	if ((req.db = thread_db(srv, &de)) == NULL) {
 		metrics_db_error(srv->env->metrics);
 		http_db_error(resp, &de);
 		goto out;
 	}
+	/*
+	 * Who asks before what they sent: a caller without the right
+	 * certificate learns nothing from the checks of the body.  (Routes
+	 * that take a code or password authenticate in the handler.)
+	 */
 	if (authenticate(&req, rt, resp) == -1)
+		goto out;
+	if (parse_body(&req, rt, MHD_lookup_connection_value(conn,
+				     MHD_HEADER_KIND,
+				     MHD_HTTP_HEADER_CONTENT_TYPE),
+		resp) == -1)
 		goto out;
 	rt->fn(&req, resp);
 	/* A handler that left a transaction open lost it: roll back. */
@@ -522,7 +587,8 @@ out:
 }
 
 static enum MHD_Result
-send_resp(struct MHD_Connection *conn, struct http_resp *resp)
+send_resp(struct MHD_Connection *conn, struct http_resp *resp,
+    const char *allow)
 {
 	struct MHD_Response *r;
 	enum MHD_Result ret;
@@ -539,6 +605,9 @@ send_resp(struct MHD_Connection *conn, struct http_resp *resp)
 	MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
 	if (resp->status == 429)
 		MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, "60");
+	/* RFC 9110: a 405 names the methods the resource has. */
+	if (resp->status == 405 && allow != NULL && allow[0] != '\0')
+		MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, allow);
 	if (resp->location[0] != '\0')
 		MHD_add_response_header(r, MHD_HTTP_HEADER_LOCATION,
 		    resp->location);
@@ -566,6 +635,7 @@ access_cb(void *cls, struct MHD_Connection *conn, const char *url,
 	struct req_ctx *rc = *con_cls;
 	struct http_resp resp;
 	const char *clen;
+	char allow[64];
 	enum MHD_Result ret;
 
 	(void)version;
@@ -617,7 +687,10 @@ reply:
 	handle(srv, conn, rc, method, url, &resp);
 	metrics_request(srv->env->metrics, rc->route, resp.status,
 	    elapsed(&rc->start));
-	ret = send_resp(conn, &resp);
+	allow[0] = '\0';
+	if (rc->route == ROUTE_METHOD)
+		route_allow(url, allow, sizeof(allow));
+	ret = send_resp(conn, &resp, allow);
 	return ret;
 }
 
@@ -832,6 +905,7 @@ http_start(struct dird_env *env, char *errbuf, size_t errlen)
 		    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024),
 		    MHD_OPTION_NOTIFY_CONNECTION, notify_connection, srv,
 		    MHD_OPTION_NOTIFY_COMPLETED, completed_cb, srv,
+		    MHD_OPTION_UNESCAPE_CALLBACK, unescape_cb, srv,
 		    MHD_OPTION_EXTERNAL_LOGGER, mhd_log, srv,
 		    MHD_OPTION_END);
 		if (srv->daemons[j] == NULL) {

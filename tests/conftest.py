@@ -121,3 +121,14 @@ def tmpdir_shared():
     d = mkdtemp_shared("dirtest-")
     yield d
     shutil.rmtree(d, ignore_errors=True)
+
+
+# How many cases tests/integration/test_badinput.py ran; printed in the
+# summary so that CI (pytest -q, no -s) shows it.
+BADINPUT_CASES = pytest.StashKey[int]()
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    n = config.stash.get(BADINPUT_CASES, None)
+    if n is not None:
+        terminalreporter.write_line(f"bad-input cases: {n}")
