@@ -4,9 +4,16 @@
  * fixed time; prints one JSON line with requests/s and latency
  * percentiles.
  *
- *   loadgen --port P --ca CA.pem [--cert C --key K] [--conns N]
+ *   loadgen --port P --ca CA.pem [--cert C --key K]... [--conns N]
  *           [--seconds S] [--method M] [--path P] [--body FILE]
  *           [--new-conn] [--idle N]
+ *
+ * --cert/--key may be repeated: connection i presents pair i mod the
+ * number of pairs, so 64 connections can be 64 different users (writes
+ * by one user to one row would otherwise wait on each other's locks).
+ *
+ * --random N replaces "{}" in the path with a random number below N for
+ * each request (to look up many different users).
  *
  * --idle N opens N TLS connections, keeps them open without requests for
  * --seconds, then closes them (for memory measurements).
@@ -20,6 +27,7 @@
 #include <getopt.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,24 +39,31 @@
 
 #define MAX_CONNS 4096
 #define MAX_SAMPLES (1 << 20)
+#define MAX_CERTS 256
 
 struct opts {
 	int port;
-	const char *ca, *cert, *key, *method, *path, *bodyfile;
+	const char *ca, *method, *path, *bodyfile;
+	const char *cert[MAX_CERTS], *key[MAX_CERTS];
+	int ncert, nkey;
 	int conns, seconds, new_conn, idle;
+	long random_n;
 	char *body;
 	size_t body_len;
 };
 
-static struct opts o = { 4604, NULL, NULL, NULL, "GET", "/healthz", NULL, 1,
-	5, 0, 0, NULL, 0 };
-static SSL_CTX *ctx;
+static struct opts o = { .port = 4604, .method = "GET", .path = "/healthz",
+	.conns = 1, .seconds = 5 };
+/* One context per client certificate; ctx[0] when there is none. */
+static SSL_CTX *ctx[MAX_CERTS];
+static int nctx;
 static atomic_int stop_flag;
 static atomic_long total_ok, total_err;
 
 /* Latencies in microseconds, per thread, merged at the end. */
 struct worker {
 	pthread_t tid;
+	SSL_CTX *ctx;
 	long *lat;
 	size_t n, cap;
 };
@@ -63,7 +78,7 @@ now_s(void)
 }
 
 static SSL *
-connect_tls(void)
+connect_tls(SSL_CTX *c)
 {
 	struct sockaddr_in sin;
 	SSL *ssl;
@@ -80,7 +95,7 @@ connect_tls(void)
 		return NULL;
 	}
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	if ((ssl = SSL_new(ctx)) == NULL) {
+	if ((ssl = SSL_new(c)) == NULL) {
 		close(fd);
 		return NULL;
 	}
@@ -107,9 +122,35 @@ close_tls(SSL *ssl)
 	close(fd);
 }
 
+/* xorshift64: per thread, no locks, good enough to pick users. */
+static uint64_t
+next_rand(uint64_t *st)
+{
+	uint64_t x = *st;
+
+	x ^= x << 13;
+	x ^= x >> 7;
+	x ^= x << 17;
+	return *st = x;
+}
+
+/* The path of the next request: o.path, "{}" replaced with --random. */
+static const char *
+make_path(char *out, size_t len, uint64_t *rnd)
+{
+	const char *at;
+
+	if (o.random_n <= 0 || (at = strstr(o.path, "{}")) == NULL)
+		return o.path;
+	snprintf(out, len, "%.*s%llu%s", (int)(at - o.path), o.path,
+	    (unsigned long long)(next_rand(rnd) % (uint64_t)o.random_n),
+	    at + 2);
+	return out;
+}
+
 /* One request and its whole response; 0 on a 2xx. */
 static int
-request(SSL *ssl)
+request(SSL *ssl, const char *path)
 {
 	char hdr[512], buf[65536];
 	size_t have = 0, need;
@@ -120,7 +161,9 @@ request(SSL *ssl)
 	n = snprintf(hdr, sizeof(hdr),
 	    "%s %s HTTP/1.1\r\nHost: localhost\r\n"
 	    "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n",
-	    o.method, o.path, o.body_len);
+	    o.method, path, o.body_len);
+	if (n < 0 || (size_t)n >= sizeof(hdr))
+		return -1;
 	if (SSL_write(ssl, hdr, n) != n)
 		return -1;
 	if (o.body_len > 0 &&
@@ -177,16 +220,18 @@ run(void *arg)
 {
 	struct worker *w = arg;
 	SSL *ssl = NULL;
+	char pbuf[400];
+	uint64_t rnd = 0x9e3779b97f4a7c15ULL ^ (uint64_t)(uintptr_t)w;
 	double t0;
 
 	while (!atomic_load(&stop_flag)) {
 		t0 = now_s();
-		if (ssl == NULL && (ssl = connect_tls()) == NULL) {
+		if (ssl == NULL && (ssl = connect_tls(w->ctx)) == NULL) {
 			atomic_fetch_add(&total_err, 1);
 			usleep(10000);
 			continue;
 		}
-		if (request(ssl) == 0) {
+		if (request(ssl, make_path(pbuf, sizeof(pbuf), &rnd)) == 0) {
 			atomic_fetch_add(&total_ok, 1);
 			record(w, (long)((now_s() - t0) * 1e6));
 		} else {
@@ -239,7 +284,7 @@ idle_connections(void)
 	if (v == NULL)
 		return 1;
 	for (i = 0; i < o.idle; i++)
-		if ((v[i] = connect_tls()) != NULL)
+		if ((v[i] = connect_tls(ctx[0])) != NULL)
 			up++;
 	printf("{\"idle_connections\":%d}\n", up);
 	fflush(stdout);
@@ -265,6 +310,7 @@ main(int argc, char **argv)
 		{ "body", required_argument, NULL, 'b' },
 		{ "new-conn", no_argument, NULL, 'N' },
 		{ "idle", required_argument, NULL, 'i' },
+		{ "random", required_argument, NULL, 'r' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct worker *w;
@@ -277,8 +323,16 @@ main(int argc, char **argv)
 		switch (ch) {
 		case 'p': o.port = (int)strtol(optarg, NULL, 10); break;
 		case 'a': o.ca = optarg; break;
-		case 'c': o.cert = optarg; break;
-		case 'k': o.key = optarg; break;
+		case 'c':
+			if (o.ncert == MAX_CERTS)
+				return 2;
+			o.cert[o.ncert++] = optarg;
+			break;
+		case 'k':
+			if (o.nkey == MAX_CERTS)
+				return 2;
+			o.key[o.nkey++] = optarg;
+			break;
 		case 'n': o.conns = (int)strtol(optarg, NULL, 10); break;
 		case 's': o.seconds = (int)strtol(optarg, NULL, 10); break;
 		case 'm': o.method = optarg; break;
@@ -286,36 +340,49 @@ main(int argc, char **argv)
 		case 'b': o.bodyfile = optarg; break;
 		case 'N': o.new_conn = 1; break;
 		case 'i': o.idle = (int)strtol(optarg, NULL, 10); break;
+		case 'r': o.random_n = strtol(optarg, NULL, 10); break;
 		default: return 2;
 		}
 	}
-	if (o.ca == NULL || o.conns < 1 || o.conns > MAX_CONNS ||
-	    o.seconds < 1 || o.idle < 0 || o.idle > 100000) {
+	if (o.ca == NULL || o.ncert != o.nkey || o.conns < 1 || o.conns > MAX_CONNS ||
+	    o.seconds < 1 || o.random_n < 0 || strlen(o.path) > 200 ||
+	    o.idle < 0 || o.idle > 100000) {
 		fprintf(stderr, "usage: loadgen --port P --ca CA [--cert C "
 				"--key K] [--conns N] [--seconds S] ...\n");
 		return 2;
 	}
 	if (o.bodyfile != NULL)
 		o.body = slurp(o.bodyfile, &o.body_len);
-	ctx = SSL_CTX_new(TLS_client_method());
-	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
-	/* Each new connection is a full handshake, as dird does no resumption. */
-	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
-	if (SSL_CTX_load_verify_locations(ctx, o.ca, NULL) != 1 ||
-	    (o.cert && SSL_CTX_use_certificate_chain_file(ctx, o.cert) != 1) ||
-	    (o.key && SSL_CTX_use_PrivateKey_file(ctx, o.key,
-			  SSL_FILETYPE_PEM) != 1)) {
-		ERR_print_errors_fp(stderr);
-		return 2;
+	nctx = o.ncert > 0 ? o.ncert : 1;
+	for (t = 0; t < nctx; t++) {
+		SSL_CTX *c = SSL_CTX_new(TLS_client_method());
+
+		if ((ctx[t] = c) == NULL)
+			return 1;
+		SSL_CTX_set_min_proto_version(c, TLS1_2_VERSION);
+		SSL_CTX_set_verify(c, SSL_VERIFY_PEER, NULL);
+		/* Each new connection is a full handshake, as dird does no
+		 * resumption. */
+		SSL_CTX_set_session_cache_mode(c, SSL_SESS_CACHE_OFF);
+		if (SSL_CTX_load_verify_locations(c, o.ca, NULL) != 1 ||
+		    (o.ncert > 0 &&
+			(SSL_CTX_use_certificate_chain_file(c,
+			     o.cert[t]) != 1 ||
+			    SSL_CTX_use_PrivateKey_file(c, o.key[t],
+				SSL_FILETYPE_PEM) != 1))) {
+			ERR_print_errors_fp(stderr);
+			return 2;
+		}
 	}
 	if (o.idle > 0)
 		return idle_connections();
 	if ((w = calloc((size_t)o.conns, sizeof(*w))) == NULL)
 		return 1;
 	t0 = now_s();
-	for (t = 0; t < o.conns; t++)
+	for (t = 0; t < o.conns; t++) {
+		w[t].ctx = ctx[t % nctx];
 		pthread_create(&w[t].tid, NULL, run, &w[t]);
+	}
 	sleep((unsigned)o.seconds);
 	atomic_store(&stop_flag, 1);
 	for (t = 0; t < o.conns; t++) {
@@ -340,6 +407,7 @@ main(int argc, char **argv)
 	free(all);
 	free(w);
 	free(o.body);
-	SSL_CTX_free(ctx);
+	for (t = 0; t < nctx; t++)
+		SSL_CTX_free(ctx[t]);
 	return atomic_load(&total_ok) > 0 ? 0 : 1;
 }
