@@ -692,6 +692,24 @@ process_input(struct session *s)
 }
 
 /* An SSL error as the reason a session ended. */
+/* "the peer refused the connection", with OpenSSL's or the system's
+ * detail when there is one. */
+static void
+refused_reason(char *buf, size_t len)
+{
+	int saved = errno;
+	char why[PT_REASON_MAX];
+
+	if (ERR_peek_error() != 0) {
+		pt_ssl_error(why, sizeof(why), "TLS");
+		snprintf(buf, len, "the peer refused the connection (%s)", why);
+	} else if (saved != 0)
+		snprintf(buf, len, "the peer refused the connection (%s)",
+		    strerror(saved));
+	else
+		snprintf(buf, len, "the peer refused the connection");
+}
+
 static void
 ssl_fail(struct session *s, int ret, const char *what)
 {
@@ -702,6 +720,15 @@ ssl_fail(struct session *s, int ret, const char *what)
 		/* Our verify callback said why. */
 		ERR_clear_error();
 		close_now(s, s->pc.reason);
+		return;
+	}
+	if (s->dialer && s->st == SS_HELLO) {
+		/* TLS 1.3: our handshake ended before the listener judged our
+		 * certificate.  If it refuses, its alert may be lost to a TCP
+		 * reset caused by our first frames, so any failure before it
+		 * said a word is its refusal. */
+		refused_reason(buf, sizeof(buf));
+		close_now(s, buf);
 		return;
 	}
 	if (e == SSL_ERROR_ZERO_RETURN) {
@@ -787,6 +814,7 @@ flush_out(struct session *s)
 		if (n > WRITE_CHUNK)
 			n = WRITE_CHUNK;
 		ERR_clear_error();
+		errno = 0;
 		r = SSL_write(s->ssl, s->out + s->outoff, (int)n);
 		if (r > 0) {
 			s->outoff += (size_t)r;
@@ -826,6 +854,7 @@ read_in(struct session *s)
 			return;
 		}
 		ERR_clear_error();
+		errno = 0;
 		r = SSL_read(s->ssl, s->in + s->inlen, (int)(IN_CAP - s->inlen));
 		if (r <= 0) {
 			switch (SSL_get_error(s->ssl, r)) {
@@ -846,8 +875,20 @@ read_in(struct session *s)
 					 * ended; its refusal shows here. */
 					char buf[PT_REASON_MAX + 64];
 
-					pt_ssl_error(buf, sizeof(buf), "the "
-					    "peer refused the connection");
+					refused_reason(buf, sizeof(buf));
+					close_now(s, buf);
+					return;
+				}
+				if (s->inlen > 0) {
+					/* What came last can never be a
+					 * whole message: say so. */
+					char buf[128];
+
+					ERR_clear_error();
+					snprintf(buf, sizeof(buf), "the "
+					    "connection ended in the middle "
+					    "of a frame (%zu bytes of it "
+					    "received)", s->inlen);
 					close_now(s, buf);
 					return;
 				}
