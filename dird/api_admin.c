@@ -158,7 +158,7 @@ api_parse_user_add(json_t *body, struct api_user_add *ua,
 	if (resp->status)
 		return -1;
 	/* An empty password would let "userid:" in as that user. */
-	if (ua->password != NULL && strlen(ua->password) < 8) {
+	if (ua->password != NULL && strlen(ua->password) < REG_PASSWORD_MIN) {
 		http_error(resp, 400, "weak_password",
 		    "the password needs at least 8 characters");
 		return -1;

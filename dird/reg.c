@@ -457,6 +457,13 @@ reg_password_hash(const char *password, char *out, size_t outlen,
 	unsigned char salt[16];
 	int rc;
 
+	/* One rule for dird's admin API and dirctl: an empty password would
+	 * make HTTP Basic "userid:" a login. */
+	if (strlen(password) < REG_PASSWORD_MIN) {
+		reg_seterr(e, 400, "weak_password", "a password needs at least "
+		    "%d characters", REG_PASSWORD_MIN);
+		return -1;
+	}
 	if (RAND_bytes(salt, sizeof(salt)) != 1) {
 		reg_seterr(e, 500, "internal_error", "no randomness available");
 		return -1;

@@ -112,7 +112,10 @@ void reg_code_hash(const char *code, unsigned char out[32]);
 #define REG_ARGON2_P 1
 #define REG_PWHASH_MAX 128
 
-/* Hash a password with Argon2id into out (encoded form). */
+#define REG_PASSWORD_MIN 8
+
+/* Hash a password with Argon2id into out (encoded form); a password
+ * shorter than REG_PASSWORD_MIN is refused (400 weak_password). */
 int reg_password_hash(const char *password, char *out, size_t outlen,
     struct reg_err *e) REG_WUR;
 /* 1 if password matches the encoded hash, else 0. */

@@ -275,6 +275,11 @@ BAD_INPUT = [
     (["issue-p12", "nobody@example.org", "--out", "OUT",
       "--passphrase-file", "PASS"], "no user"),
     (["frobnicate"], "unknown command"),
+    # PASS holds a two-character password: too short to be one.
+    (["user", "add", "short@example.org", "--name", "S", "--password-file",
+      "PASS"], "at least 8 characters"),
+    (["user", "passwd", "dup@example.org", "--password-file", "PASS"],
+     "at least 8 characters"),
 ]
 
 
