@@ -168,7 +168,11 @@ int ca_issue_p12(const struct ca *ca, const struct ca_subject *subj,
 int ca_cert_info(const unsigned char *buf, size_t len,
     struct ca_cert_info *info, struct ca_err *err) CA_WUR;
 
-/* A DER certificate as PEM (new, NUL-terminated; free()). */
+/*
+ * A DER certificate as PEM (new, NUL-terminated; free()).  Meant for
+ * certificates from the registry's own store: it checks that der is one
+ * DER SEQUENCE spanning len bytes, but does not parse the certificate.
+ */
 char *ca_der_to_pem(const unsigned char *der, size_t len,
     struct ca_err *err) CA_WUR;
 

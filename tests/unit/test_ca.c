@@ -482,6 +482,29 @@ test_issue(void)
 			    "ca_cert_info (DER) says the same");
 			check(ca_cert_is_ours(cas[i], is.der, is.der_len,
 			    &err) == 1, "ca_cert_is_ours: issued by us");
+			{
+				/* DER -> PEM without a parse: the same text
+				 * as issued; not one byte more or less. */
+				char *pem = ca_der_to_pem(is.der, is.der_len,
+				    &err);
+
+				check_err(pem != NULL && strcmp(pem,
+				    is.cert_pem) == 0, &err,
+				    "ca_der_to_pem gives the issued PEM");
+				free(pem);
+				pem = ca_der_to_pem(is.der, is.der_len - 1,
+				    &err);
+				check(pem == NULL, "ca_der_to_pem: short");
+				free(pem);
+				pem = ca_der_to_pem(is.der, is.der_len + 1,
+				    &err);
+				check(pem == NULL, "ca_der_to_pem: trailing");
+				free(pem);
+				pem = ca_der_to_pem(is.der + 4,
+				    is.der_len - 4, &err);
+				check(pem == NULL, "ca_der_to_pem: inner");
+				free(pem);
+			}
 			check(x != NULL && chain_ok(ca_cert_pem(cas[i]), x,
 			    X509_PURPOSE_SSL_CLIENT) && chain_ok(
 			    ca_cert_pem(cas[i]), x, X509_PURPOSE_SSL_SERVER),
