@@ -475,6 +475,47 @@ def test_allow_list_and_contact_request(reg):
     assert "not on the allow list" in bob.wait("refused")["reason"]
 
 
+def expired_cert(reg, peer):
+    """A certificate for peer's key and identity, signed by the DIR's CA
+    (openssl ca, with the CA key from the data directory), valid only in
+    January 2020."""
+    d = os.path.join(reg.base, "expired-ca")
+    os.makedirs(os.path.join(d, "new"))
+    open(os.path.join(d, "index.txt"), "w").close()
+    with open(os.path.join(d, "serial"), "w") as f:
+        f.write("7E57AB1E0002\n")
+    cnf = os.path.join(d, "ca.cnf")
+    with open(cnf, "w") as f:
+        f.write(f"""[ca]
+default_ca = x
+[x]
+dir = {d}
+database = {d}/index.txt
+new_certs_dir = {d}/new
+serial = {d}/serial
+default_md = sha256
+policy = p
+x509_extensions = ext
+unique_subject = no
+[p]
+UID = supplied
+commonName = supplied
+[ext]
+extendedKeyUsage = clientAuth,serverAuth
+keyUsage = digitalSignature
+""")
+    csr = os.path.join(d, "req.pem")
+    run(["openssl", "req", "-new", "-key", peer.key, "-out", csr, "-subj",
+         f"/UID={peer.userid}/CN={peer.userid.split('@')[0].title()}"])
+    out = os.path.join(d, "expired.pem")
+    run(["openssl", "ca", "-batch", "-config", cnf, "-cert",
+         os.path.join(reg.data, "ca.pem"), "-keyfile",
+         os.path.join(reg.data, "ca.key"), "-in", csr, "-out", out,
+         "-startdate", "20200101000000Z", "-enddate", "20200201000000Z",
+         "-notext"])
+    return out
+
+
 def test_openssl_s_client_interop(reg):
     alice, bob = people(reg, "alice", "bob")
     bob.run(extra=["--auto-accept"])
@@ -517,6 +558,14 @@ def test_openssl_s_client_interop(reg):
     assert rc != 0 and "alert" in out, out
     ref = bob.wait("refused", start=m)
     assert "our own certificate" in ref["reason"], ref
+    # A certificate from the DIR's own CA whose validity is over: refused.
+    expired = expired_cert(reg, alice)
+    m = bob.mark()
+    rc, out = s_client("-tls1_3", "-cert", expired, "-key", alice.key,
+                       data=b"\x00\x00\x00\x02J{}")
+    assert rc != 0 and "alert" in out, out
+    ref = bob.wait("refused", start=m)
+    assert "expired" in ref["reason"] and ref["peer"] == alice.userid, ref
     # Certificate-only: no session ticket is issued (in TLS 1.3 a
     # resumable session only exists through one), so s_client has no
     # session to save and nothing can be resumed or sent as 0-RTT.
