@@ -694,9 +694,11 @@ def test_renew_and_a_changed_certificate_is_announced(reg):
 
 def test_registration_follows_the_ttl_the_registry_grants(pg, tmpdir_shared):
     """Bob asks for an hour; this registry grants at most 12 s.  dchat
-    must re-register within what was granted, or Bob drops offline."""
+    must re-register within what was granted, or Bob drops offline.  Its
+    certificates last a week, so dchat warns that one needs renewing."""
     r = Registry(pg, tmpdir_shared,
-                 extra=["--set", "ttl_min=10", "--set", "ttl_max=12"])
+                 extra=["--set", "ttl_min=10", "--set", "ttl_max=12",
+                        "--set", "cert_days=7"])
     r.peers = []
     try:
         alice, bob = people(r, "alice", "bob")
@@ -705,6 +707,9 @@ def test_registration_follows_the_ttl_the_registry_grants(pg, tmpdir_shared):
         t0 = time.time()
         first = bob.wait("registered", start=m)
         assert first["ttl"] == 12, first
+        # This registry issues 7-day certificates: dchat says to renew.
+        warn = bob.wait("cert_expiring", start=m)
+        assert warn["days"] in (6, 7) and "dchat renew" in warn["message"]
         m = bob.mark()
         again = bob.wait("registered", start=m, timeout=20)
         assert time.time() - t0 < 12, "re-registered too late"
