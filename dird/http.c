@@ -79,6 +79,14 @@ static const struct route {
 	    api_revoke, "admin_revoke" },
 };
 #define NROUTES (sizeof(routes) / sizeof(routes[0]))
+
+/*
+ * Per-connection memory pool of libmicrohttpd: it bounds the request
+ * header (a larger one gets 431) and holds the read and write buffers.
+ * 32 KiB rather than 64: unmapping the pool was ~15% of the CPU of a new
+ * connection, and new connections ran ~20% faster (tests/bench).
+ */
+#define HTTP_CONN_MEMORY ((size_t)(32 * 1024))
 /* Pseudo-routes for metrics: unknown paths and wrong methods. */
 #define ROUTE_NOTFOUND NROUTES
 #define ROUTE_METHOD (NROUTES + 1)
@@ -902,7 +910,7 @@ http_start(struct dird_env *env, char *errbuf, size_t errlen)
 		    MHD_OPTION_PER_IP_CONNECTION_LIMIT,
 		    (unsigned int)c->max_conns_ip,
 		    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)c->conn_timeout,
-		    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024),
+		    MHD_OPTION_CONNECTION_MEMORY_LIMIT, HTTP_CONN_MEMORY,
 		    MHD_OPTION_NOTIFY_CONNECTION, notify_connection, srv,
 		    MHD_OPTION_NOTIFY_COMPLETED, completed_cb, srv,
 		    MHD_OPTION_UNESCAPE_CALLBACK, unescape_cb, srv,
