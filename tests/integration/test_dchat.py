@@ -910,6 +910,35 @@ def test_hostile_peer_input_ends_one_session_only(reg):
     bob.wait("message", text="after the hostile peers")
 
 
+def test_peers_keep_talking_while_the_registry_is_down(reg):
+    """Chat must not depend on the DIR being up: a known contact is
+    called at the address that worked last, and both ends keep enforcing
+    the CRL they cached."""
+    alice, bob = people(reg, "alice", "bob")
+    bob.run(extra=["--auto-accept"])
+    alice.dchat("send", bob.userid, "while the DIR is up")
+    bob.wait("message", text="while the DIR is up")
+    assert reg.d.stop() == 0
+    m = bob.mark()
+    bob.cmd(cmd="refresh")
+    err = bob.wait("registry_error", start=m)
+    assert err["message"], err
+    p = alice.dchat("send", bob.userid, "while the DIR is down")
+    assert p.returncode == 0
+    msg = bob.wait("message", text="while the DIR is down")
+    conn = bob.wait("connected", session=msg["session"])
+    assert conn["peer"]["revocation"] == "good", conn
+    # A stranger's address can not be found without the DIR: a clear
+    # failure, not a hang.
+    reg.ctl("user", "add", "carol@example.org", "--name", "Carol")
+    p = alice.dchat("send", "carol@example.org", "hello?", "--timeout", "30",
+                    check=False)
+    assert p.returncode != 0, p.stderr
+    assert "call to carol@example.org failed" in p.stderr, p.stderr
+    assert "is dird running" in p.stderr, p.stderr
+    reg.d.start()
+
+
 def test_backup_and_restore_on_a_second_device(reg, tmpdir_shared):
     alice, bob = people(reg, "alice", "bob")
     pf = os.path.join(tmpdir_shared, "pass")
