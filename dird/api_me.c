@@ -277,22 +277,24 @@ api_user_get(struct http_req *req, struct http_resp *resp)
 		http_error(resp, 400, "invalid_userid", "%s", why);
 		return;
 	}
-	if (db_user_get(req->db, userid, &u, &de) == -1 || !u.enabled) {
+	/* The user and its devices in one round trip. */
+	if (db_user_lookup(req->db, userid, &u, device_row, &d, &de) == -1) {
 		json_decref(d.arr);
-		if (de.code == DB_ERR_UNAVAILABLE || de.code == DB_ERR_INTERNAL)
+		if (d.failed)
+			http_error(resp, 500, "internal_error",
+			    "out of memory");
+		else if (de.code == DB_ERR_UNAVAILABLE ||
+		    de.code == DB_ERR_INTERNAL)
 			http_db_error(resp, &de);
 		else
 			http_error(resp, 404, "unknown_user",
 			    "there is no user %s here", userid);
 		return;
 	}
-	if (db_lookup(req->db, u.id, device_row, &d, &de) == -1) {
+	if (!u.enabled) {
 		json_decref(d.arr);
-		if (d.failed)
-			http_error(resp, 500, "internal_error",
-			    "out of memory");
-		else
-			http_db_error(resp, &de);
+		http_error(resp, 404, "unknown_user",
+		    "there is no user %s here", userid);
 		return;
 	}
 	http_json(resp, 200, json_pack("{s:s,s:s,s:s?,s:b,s:o}", "userid",

@@ -46,6 +46,7 @@ enum stmt {
 	S_ADDR_DEL,
 	S_ADDR_INS,
 	S_LOOKUP,
+	S_USER_LOOKUP,
 	S_BACKUP_PUT,
 	S_BACKUP_GET,
 	S_CRL_GET,
@@ -66,6 +67,20 @@ enum stmt {
 #define USER_COLS_U                                                      \
 	"u.id, u.userid, u.name, coalesce(u.email, ''), u.role = 'admin', " \
 	"u.enabled, u.password_hash IS NOT NULL, " EPOCH("u.created_at") " "
+
+/*
+ * A lookup row (struct db_lookup_row), fetched in binary: the DER arrives
+ * as its raw bytes, the numbers as int8 and the flags as bool.
+ */
+#define LOOKUP_COLS                                                      \
+	"c.serial, c.fingerprint, c.der, " EPOCH("c.not_after") ", "     \
+	"a.id IS NOT NULL, coalesce(host(a.ip), ''), "                 \
+	"coalesce(a.port, 0)::bigint, "                                  \
+	"coalesce(a.kind = 'observed', false), "                         \
+	"coalesce(" EPOCH("a.updated_at") ", 0), "                       \
+	"coalesce(" EPOCH("a.expires_at") ", 0) "
+#define LOOKUP_ORDER \
+	"ORDER BY c.issued_at, c.id, a.kind, family(a.ip) DESC, a.id"
 
 /* The statement table: name = index, text, parameter count. */
 static const struct {
@@ -155,18 +170,26 @@ static const struct {
 			 "AS a(ip, port, kind) ON CONFLICT DO NOTHING "
 			 "RETURNING " EPOCH("expires_at"),
 	    6 },
-	[S_LOOKUP] = { "SELECT c.serial, c.fingerprint, c.der, "
-		       EPOCH("c.not_after") ", a.id IS NOT NULL, "
-		       "coalesce(host(a.ip), ''), coalesce(a.port, 0), "
-		       "coalesce(a.kind = 'observed', false), "
-		       "coalesce(" EPOCH("a.updated_at") ", 0), "
-		       "coalesce(" EPOCH("a.expires_at") ", 0) "
+	[S_LOOKUP] = { "SELECT " LOOKUP_COLS
 		       "FROM certificates c LEFT JOIN addresses a "
 		       "ON a.certificate_id = c.id AND a.expires_at > now() "
 		       "WHERE c.user_id = $1 AND c.status = 'valid' "
-		       "AND c.not_after > now() "
-		       "ORDER BY c.issued_at, c.id, a.kind, family(a.ip) DESC, "
-		       "a.id",
+		       "AND c.not_after > now() " LOOKUP_ORDER,
+	    1 },
+	/*
+	 * S_LOOKUP by userid with the user's own columns in front: one row
+	 * with NULL certificate columns when the user has no current
+	 * certificate (or is disabled), none when there is no such user.
+	 */
+	[S_USER_LOOKUP] = { "SELECT " USER_COLS_U ", " LOOKUP_COLS
+			    "FROM users u "
+			    "LEFT JOIN certificates c ON c.user_id = u.id "
+			    "AND u.enabled AND c.status = 'valid' "
+			    "AND c.not_after > now() "
+			    "LEFT JOIN addresses a "
+			    "ON a.certificate_id = c.id "
+			    "AND a.expires_at > now() "
+			    "WHERE u.userid = $1 " LOOKUP_ORDER,
 	    1 },
 	[S_BACKUP_PUT] = { "INSERT INTO backups (user_id, data, sha256, "
 			   "updated_at) VALUES ($1, $2, $3, now()) "
@@ -656,16 +679,36 @@ err:
 
 /* ---- rows -> structs ------------------------------------------------ */
 
+/*
+ * The column readers take text and binary results alike: a statement
+ * executed with rfmt 1 has int8 columns as 8 bytes in network order and
+ * bool as one byte (text columns read the same in both, NUL-terminated by
+ * libpq).  A NULL reads as 0, false or "".
+ */
 static long long
 col_ll(PGresult *res, int row, int col)
 {
-	return strtoll(PQgetvalue(res, row, col), NULL, 10);
+	const unsigned char *p;
+	uint64_t v = 0;
+	int i;
+
+	if (PQfformat(res, col) == 0)
+		return strtoll(PQgetvalue(res, row, col), NULL, 10);
+	if (PQgetlength(res, row, col) != 8)
+		return 0;
+	p = (const unsigned char *)PQgetvalue(res, row, col);
+	for (i = 0; i < 8; i++)
+		v = (v << 8) | p[i];
+	return (long long)(int64_t)v;
 }
 
 static int
 col_bool(PGresult *res, int row, int col)
 {
-	return PQgetvalue(res, row, col)[0] == 't';
+	if (PQfformat(res, col) == 0)
+		return PQgetvalue(res, row, col)[0] == 't';
+	return PQgetlength(res, row, col) == 1 &&
+	    PQgetvalue(res, row, col)[0] == 1;
 }
 
 static void
@@ -674,6 +717,8 @@ col_str(PGresult *res, int row, int col, char *dst, size_t len)
 	snprintf(dst, len, "%s", PQgetvalue(res, row, col));
 }
 
+/* USER_COLS or USER_COLS_U, starting at column 0. */
+#define USER_NCOLS 8
 static void
 row_user(PGresult *res, int r, struct db_user *u)
 {
@@ -1268,6 +1313,40 @@ db_addr_delete(struct db *db, int64_t cert_id, long *n, struct db_err *err)
 	return 0;
 }
 
+/*
+ * Call cb for each LOOKUP_COLS row of a binary result, the columns
+ * starting at column c0; the DER is borrowed from the result.
+ */
+static int
+rows_lookup(PGresult *res, int c0,
+    int (*cb)(const struct db_lookup_row *, void *), void *arg,
+    struct db_err *err)
+{
+	struct db_lookup_row row;
+	int r;
+
+	for (r = 0; r < PQntuples(res); r++) {
+		memset(&row, 0, sizeof(row));
+		col_str(res, r, c0, row.serial, sizeof(row.serial));
+		col_str(res, r, c0 + 1, row.fingerprint,
+		    sizeof(row.fingerprint));
+		row.der = (const unsigned char *)PQgetvalue(res, r, c0 + 2);
+		row.der_len = (size_t)PQgetlength(res, r, c0 + 2);
+		row.not_after = (time_t)col_ll(res, r, c0 + 3);
+		row.has_addr = col_bool(res, r, c0 + 4);
+		col_str(res, r, c0 + 5, row.ip, sizeof(row.ip));
+		row.port = (int)col_ll(res, r, c0 + 6);
+		row.observed = col_bool(res, r, c0 + 7);
+		row.updated_at = (time_t)col_ll(res, r, c0 + 8);
+		row.expires_at = (time_t)col_ll(res, r, c0 + 9);
+		if (cb(&row, arg) != 0) {
+			db_seterr(err, DB_ERR_INTERNAL, "stopped by caller");
+			return -1;
+		}
+	}
+	return 0;
+}
+
 int
 db_lookup(struct db *db, int64_t user_id,
     int (*cb)(const struct db_lookup_row *, void *), void *arg,
@@ -1275,42 +1354,39 @@ db_lookup(struct db *db, int64_t user_id,
 {
 	char id[24];
 	const char *v[1] = { id };
-	struct db_lookup_row row;
 	PGresult *res;
-	unsigned char *der;
-	size_t len;
-	int r, rv = 0;
+	int rv;
 
 	snprintf(id, sizeof(id), "%" PRId64, user_id);
-	if ((res = db_exec(db, S_LOOKUP, v, NULL, 0, PGRES_TUPLES_OK,
+	if ((res = db_exec(db, S_LOOKUP, v, NULL, 1, PGRES_TUPLES_OK,
 		 err)) == NULL)
 		return -1;
-	for (r = 0; r < PQntuples(res) && rv == 0; r++) {
-		memset(&row, 0, sizeof(row));
-		col_str(res, r, 0, row.serial, sizeof(row.serial));
-		col_str(res, r, 1, row.fingerprint, sizeof(row.fingerprint));
-		der = PQunescapeBytea(
-		    (const unsigned char *)PQgetvalue(res, r, 2), &len);
-		if (der == NULL) {
-			db_seterr(err, DB_ERR_INTERNAL, "out of memory");
-			rv = -1;
-			break;
-		}
-		row.der = der;
-		row.der_len = len;
-		row.not_after = (time_t)col_ll(res, r, 3);
-		row.has_addr = col_bool(res, r, 4);
-		col_str(res, r, 5, row.ip, sizeof(row.ip));
-		row.port = (int)col_ll(res, r, 6);
-		row.observed = col_bool(res, r, 7);
-		row.updated_at = (time_t)col_ll(res, r, 8);
-		row.expires_at = (time_t)col_ll(res, r, 9);
-		if (cb(&row, arg) != 0) {
-			db_seterr(err, DB_ERR_INTERNAL, "stopped by caller");
-			rv = -1;
-		}
-		PQfreemem(der);
+	rv = rows_lookup(res, 0, cb, arg, err);
+	PQclear(res);
+	return rv;
+}
+
+int
+db_user_lookup(struct db *db, const char *userid, struct db_user *u,
+    int (*cb)(const struct db_lookup_row *, void *), void *arg,
+    struct db_err *err)
+{
+	const char *v[1] = { userid };
+	PGresult *res;
+	int rv = 0;
+
+	if ((res = db_exec(db, S_USER_LOOKUP, v, NULL, 1, PGRES_TUPLES_OK,
+		 err)) == NULL)
+		return -1;
+	if (PQntuples(res) < 1) {
+		PQclear(res);
+		db_seterr(err, DB_ERR_NOTFOUND, "no user %s", userid);
+		return -1;
 	}
+	row_user(res, 0, u);
+	/* A user without a current certificate: one row, serial NULL. */
+	if (!PQgetisnull(res, 0, USER_NCOLS))
+		rv = rows_lookup(res, USER_NCOLS, cb, arg, err);
 	PQclear(res);
 	return rv;
 }

@@ -216,6 +216,14 @@ struct db_lookup_row {
 int db_lookup(struct db *db, int64_t user_id,
     int (*cb)(const struct db_lookup_row *, void *), void *arg,
     struct db_err *err) DB_WUR;
+/*
+ * db_user_get and db_lookup of that user in one round trip: *u gets the
+ * user (DB_ERR_NOTFOUND when there is none), then cb sees the rows
+ * db_lookup would, in the same order; none for a disabled user.
+ */
+int db_user_lookup(struct db *db, const char *userid, struct db_user *u,
+    int (*cb)(const struct db_lookup_row *, void *), void *arg,
+    struct db_err *err) DB_WUR;
 
 /* The PKCS#12 backup of a user. *data is new (free()). */
 int db_backup_put(struct db *db, int64_t user_id, const unsigned char *data,
