@@ -127,6 +127,18 @@ int ca_issue_server(const struct ca *ca, const char *const *hosts,
 int ca_csr_check(const char *pem, size_t len, struct ca_err *err) CA_WUR;
 
 /*
+ * A CSR that passed the checks of ca_csr_check, kept so that issuing for
+ * it (ca_issue_user_csr) does not parse and verify it again.  Holds only
+ * the CSR's public key.  ca_csr_new returns a new handle (free with
+ * ca_csr_free; NULL is a no-op) or NULL with *err as ca_csr_check fills
+ * it.  A handle is read-only once made and may be shared by threads.
+ */
+struct ca_csr;
+struct ca_csr *ca_csr_new(const char *pem, size_t len, struct ca_err *err)
+    CA_WUR;
+void ca_csr_free(struct ca_csr *csr);
+
+/*
  * Issue a user certificate for the key of a CSR that passes ca_csr_check.
  * Subject UID=<userid>, CN=<name> (+ emailAddress), SAN email when known,
  * random positive 128-bit serial, SKI/AKI, keyUsage digitalSignature
@@ -136,6 +148,10 @@ int ca_csr_check(const char *pem, size_t len, struct ca_err *err) CA_WUR;
  * its public key is used.  On success *out owns new buffers.
  */
 int ca_issue_user(const struct ca *ca, const char *csr_pem, size_t csr_len,
+    const struct ca_subject *subj, int days, const char *crl_url,
+    struct ca_issued *out, struct ca_err *err) CA_WUR;
+/* ca_issue_user for a CSR already checked by ca_csr_new (borrowed). */
+int ca_issue_user_csr(const struct ca *ca, const struct ca_csr *csr,
     const struct ca_subject *subj, int days, const char *crl_url,
     struct ca_issued *out, struct ca_err *err) CA_WUR;
 void ca_issued_clear(struct ca_issued *is);

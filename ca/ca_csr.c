@@ -5,6 +5,7 @@
  * PEM type, that the DER ends where it should, the key policy and the
  * self-signature (proof that the requester holds the private key).
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include <openssl/core_names.h>
@@ -108,6 +109,35 @@ ca_csr_load(const char *pem, size_t len, struct ca_err *err)
 	OPENSSL_free(der);
 	X509_REQ_free(req);
 	return NULL;
+}
+
+struct ca_csr *
+ca_csr_new(const char *pem, size_t len, struct ca_err *err)
+{
+	struct ca_csr *csr = NULL;
+	X509_REQ *req;
+
+	ca_err_clear(err);
+	if ((req = ca_csr_load(pem, len, err)) == NULL)
+		return NULL;
+	/* Keep the key, not the request: nothing else of it is used. */
+	if ((csr = calloc(1, sizeof(*csr))) == NULL ||
+	    (csr->pub = X509_REQ_get_pubkey(req)) == NULL) {
+		ca_err_set(err, CA_ERR_CRYPTO, "out of memory");
+		free(csr);
+		csr = NULL;
+	}
+	X509_REQ_free(req);
+	return csr;
+}
+
+void
+ca_csr_free(struct ca_csr *csr)
+{
+	if (csr == NULL)
+		return;
+	EVP_PKEY_free(csr->pub);
+	free(csr);
 }
 
 int

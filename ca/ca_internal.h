@@ -93,7 +93,10 @@ int ca_file_stage(const char *path, const void *buf, size_t len, mode_t mode,
     char **tmp, struct ca_err *err);
 void ca_file_unstage(char *tmp);
 
-/* ca_csr.c */
+/* ca_csr.c: a checked CSR is only its public key (one reference). */
+struct ca_csr {
+	EVP_PKEY *pub;
+};
 X509_REQ *ca_csr_load(const char *pem, size_t len, struct ca_err *err);
 
 /* ca_issue.c */

@@ -188,23 +188,35 @@ ca_issue_user(const struct ca *ca, const char *csr_pem, size_t csr_len,
     const struct ca_subject *subj, int days, const char *crl_url,
     struct ca_issued *out, struct ca_err *err)
 {
-	X509_REQ *req = NULL;
+	struct ca_csr *csr;
+	int rv;
+
+	memset(out, 0, sizeof(*out));
+	if ((csr = ca_csr_new(csr_pem, csr_len, err)) == NULL)
+		return -1;
+	rv = ca_issue_user_csr(ca, csr, subj, days, crl_url, out, err);
+	ca_csr_free(csr);
+	return rv;
+}
+
+int
+ca_issue_user_csr(const struct ca *ca, const struct ca_csr *csr,
+    const struct ca_subject *subj, int days, const char *crl_url,
+    struct ca_issued *out, struct ca_err *err)
+{
 	X509 *x = NULL;
 	int rv = -1;
 
 	ca_err_clear(err);
 	memset(out, 0, sizeof(*out));
-	if ((req = ca_csr_load(csr_pem, csr_len, err)) == NULL)
-		goto err;
-	if ((x = ca_issue_for_subject(ca, X509_REQ_get0_pubkey(req), subj,
-	    days, crl_url, err)) == NULL)
+	if ((x = ca_issue_for_subject(ca, csr->pub, subj, days, crl_url,
+	    err)) == NULL)
 		goto err;
 	if (ca_issued_fill(x, out, err) == -1)
 		goto err;
 	rv = 0;
  err:
 	X509_free(x);
-	X509_REQ_free(req);
 	return rv;
 }
 

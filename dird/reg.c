@@ -226,31 +226,40 @@ reg_issue(struct reg *r, struct db *db, const char *userid, const char *csr,
     struct ca_issued *out, struct reg_err *e)
 {
 	struct ca_subject subj;
+	struct ca_csr *req;
 	struct db_user u;
 	struct ca_err ce;
+	int rv = -1;
 
 	memset(out, 0, sizeof(*out));
-	if (ca_csr_check(csr, csr_len, &ce) == -1) {
+	/*
+	 * Parsed and verified once, before the user is looked at (a bad
+	 * CSR is a 400 whoever sends it); the handle is issued for below.
+	 */
+	if ((req = ca_csr_new(csr, csr_len, &ce)) == NULL) {
 		reg_seterr(e, 400, "invalid_csr", "%s", ce.msg);
 		return -1;
 	}
 	if (reg_user(db, userid, &u, e) == -1)
-		return -1;
+		goto err;
 	subj.userid = u.userid;
 	subj.name = u.name;
 	subj.email = u.email[0] ? u.email : NULL;
-	if (ca_issue_user(r->ca, csr, csr_len, &subj, r->conf.cert_days,
+	if (ca_issue_user_csr(r->ca, req, &subj, r->conf.cert_days,
 		crl_url(r), out, &ce) == -1) {
 		reg_seterr(e, ce.code == CA_ERR_CRYPTO ? 500 : 400,
 		    "invalid_csr", "%s", ce.msg);
-		return -1;
+		goto err;
 	}
 	if (reg_record(r, db, &u, out, actor, action ? action : "cert.issue",
 		source, e) == -1) {
 		ca_issued_clear(out);
-		return -1;
+		goto err;
 	}
-	return 0;
+	rv = 0;
+err:
+	ca_csr_free(req);
+	return rv;
 }
 
 int

@@ -609,6 +609,7 @@ test_refused(void)
 	} rows[10];
 	struct ca_issued is;
 	struct ca_err err;
+	struct ca_csr *h;
 	EVP_PKEY *k;
 	char *good, *key, *s;
 	size_t n = 0, i;
@@ -702,8 +703,23 @@ test_refused(void)
 		check(rv == -1 && err.code == rows[i].code &&
 		    is.cert_pem == NULL,
 		    "ca_issue_user refuses %s too", rows[i].name);
+		h = ca_csr_new(rows[i].pem, rows[i].len, &err);
+		check(h == NULL && err.code == rows[i].code,
+		    "ca_csr_new refuses %s too", rows[i].name);
 		free(rows[i].pem);
 	}
+	/* A checked handle is issued for, as often as asked. */
+	h = ca_csr_new(good, strlen(good), &err);
+	check_err(h != NULL, &err, "ca_csr_new accepts a good CSR");
+	for (i = 0; h != NULL && i < 2; i++) {
+		rv = ca_issue_user_csr(cas[0], h, &alice, DAYS, CRL_URL, &is,
+		    &err);
+		check_err(rv == 0 && is.cert_pem != NULL, &err,
+		    "ca_issue_user_csr for a handle");
+		ca_issued_clear(&is);
+	}
+	ca_csr_free(h);
+	ca_csr_free(NULL);
 	/* A length of 0 must win over the bytes behind the pointer. */
 	rv = ca_csr_check(good, 0, &err);
 	check(rv == -1 && err.code == CA_ERR_INVALID,
