@@ -128,8 +128,8 @@ int ca_csr_check(const char *pem, size_t len, struct ca_err *err) CA_WUR;
 
 /*
  * A CSR that passed the checks of ca_csr_check, kept so that issuing for
- * it (ca_issue_user_csr) does not parse and verify it again.  Holds only
- * the CSR's public key.  ca_csr_new returns a new handle (free with
+ * it (ca_issue_user_csr) does not parse and verify it again; only its
+ * public key is used.  ca_csr_new returns a new handle (free with
  * ca_csr_free; NULL is a no-op) or NULL with *err as ca_csr_check fills
  * it.  A handle is read-only once made and may be shared by threads.
  */

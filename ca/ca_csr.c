@@ -114,20 +114,18 @@ ca_csr_load(const char *pem, size_t len, struct ca_err *err)
 struct ca_csr *
 ca_csr_new(const char *pem, size_t len, struct ca_err *err)
 {
-	struct ca_csr *csr = NULL;
+	struct ca_csr *csr;
 	X509_REQ *req;
 
 	ca_err_clear(err);
 	if ((req = ca_csr_load(pem, len, err)) == NULL)
 		return NULL;
-	/* Keep the key, not the request: nothing else of it is used. */
-	if ((csr = calloc(1, sizeof(*csr))) == NULL ||
-	    (csr->pub = X509_REQ_get_pubkey(req)) == NULL) {
+	if ((csr = calloc(1, sizeof(*csr))) == NULL) {
 		ca_err_set(err, CA_ERR_CRYPTO, "out of memory");
-		free(csr);
-		csr = NULL;
+		X509_REQ_free(req);
+		return NULL;
 	}
-	X509_REQ_free(req);
+	csr->req = req;
 	return csr;
 }
 
@@ -136,7 +134,7 @@ ca_csr_free(struct ca_csr *csr)
 {
 	if (csr == NULL)
 		return;
-	EVP_PKEY_free(csr->pub);
+	X509_REQ_free(csr->req);
 	free(csr);
 }
 

@@ -44,6 +44,7 @@ struct ca {
  */
 struct ca_profile {
 	X509_NAME *subject;
+	X509_PUBKEY *spki; /* when set, the key as it came; else pub encoded */
 	GENERAL_NAMES *san;
 	const char *eku;
 	const char *crl_url;
@@ -93,9 +94,9 @@ int ca_file_stage(const char *path, const void *buf, size_t len, mode_t mode,
     char **tmp, struct ca_err *err);
 void ca_file_unstage(char *tmp);
 
-/* ca_csr.c: a checked CSR is only its public key (one reference). */
+/* ca_csr.c: a checked CSR. */
 struct ca_csr {
-	EVP_PKEY *pub;
+	X509_REQ *req;
 };
 X509_REQ *ca_csr_load(const char *pem, size_t len, struct ca_err *err);
 
@@ -103,7 +104,7 @@ X509_REQ *ca_csr_load(const char *pem, size_t len, struct ca_err *err);
 X509 *ca_issue_leaf(const struct ca *ca, EVP_PKEY *pub,
     const struct ca_profile *p, int days, struct ca_err *err);
 X509 *ca_issue_for_subject(const struct ca *ca, EVP_PKEY *pub,
-    const struct ca_subject *subj, int days, const char *crl_url,
+    X509_PUBKEY *spki, const struct ca_subject *subj, int days, const char *crl_url,
     struct ca_err *err);
 int ca_issued_fill(X509 *x, struct ca_issued *out, struct ca_err *err);
 

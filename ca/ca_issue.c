@@ -65,6 +65,47 @@ san_push(GENERAL_NAMES *gens, int type, const void *data, int len,
  * Sign a leaf certificate for pub as described by p.  The extensions
  * follow DESIGN.md; keyEncipherment only makes sense for RSA keys.
  */
+/*
+ * Set the subjectPublicKeyInfo of x to a copy of spki.  X509_set_pubkey
+ * would encode the key and decode it again through OpenSSL 3.0's
+ * decoders, which cost more than the signature (perf of enrolment).
+ */
+static int
+spki_copy(X509 *x, X509_PUBKEY *spki)
+{
+	ASN1_OBJECT *alg, *aobj = NULL;
+	const ASN1_OBJECT *palg;
+	const unsigned char *pk;
+	unsigned char *penc = NULL;
+	const void *pval;
+	void *val = NULL;
+	X509_ALGOR *algor;
+	int pklen, ptype;
+
+	if (!X509_PUBKEY_get0_param(&alg, &pk, &pklen, &algor, spki) ||
+	    pklen <= 0)
+		return -1;
+	X509_ALGOR_get0(&palg, &ptype, &pval, algor);
+	/* Parameters: none (Ed25519), NULL (RSA) or a curve's OID (EC). */
+	if (ptype == V_ASN1_OBJECT) {
+		if ((val = OBJ_dup(pval)) == NULL)
+			goto err;
+	} else if (ptype != V_ASN1_UNDEF && ptype != V_ASN1_NULL) {
+		goto err;
+	}
+	if ((aobj = OBJ_dup(palg)) == NULL ||
+	    (penc = OPENSSL_memdup(pk, (size_t)pklen)) == NULL ||
+	    !X509_PUBKEY_set0_param(X509_get_X509_PUBKEY(x), aobj, ptype,
+	    val, penc, pklen))
+		goto err;
+	return 0;
+ err:
+	ASN1_OBJECT_free(val);
+	ASN1_OBJECT_free(aobj);
+	OPENSSL_free(penc);
+	return -1;
+}
+
 X509 *
 ca_issue_leaf(const struct ca *ca, EVP_PKEY *pub, const struct ca_profile *p,
     int days, struct ca_err *err)
@@ -83,7 +124,8 @@ ca_issue_leaf(const struct ca *ca, EVP_PKEY *pub, const struct ca_profile *p,
 	    !X509_set_version(x, X509_VERSION_3) ||
 	    !X509_set_issuer_name(x, X509_get_subject_name(ca->cert)) ||
 	    !X509_set_subject_name(x, p->subject) ||
-	    !X509_set_pubkey(x, pub)) {
+	    (p->spki != NULL ? spki_copy(x, p->spki) == -1 :
+			       !X509_set_pubkey(x, pub))) {
 		ca_err_set(err, CA_ERR_CRYPTO, "cannot build a certificate");
 		goto err;
 	}
@@ -129,7 +171,7 @@ ca_issue_leaf(const struct ca *ca, EVP_PKEY *pub, const struct ca_profile *p,
 
 /* A user certificate for pub: the subject and SAN come from subj. */
 X509 *
-ca_issue_for_subject(const struct ca *ca, EVP_PKEY *pub,
+ca_issue_for_subject(const struct ca *ca, EVP_PKEY *pub, X509_PUBKEY *spki,
     const struct ca_subject *subj, int days, const char *crl_url,
     struct ca_err *err)
 {
@@ -156,6 +198,7 @@ ca_issue_for_subject(const struct ca *ca, EVP_PKEY *pub,
 	memset(&prof, 0, sizeof(prof));
 	prof.subject = name;
 	prof.san = san;
+	prof.spki = spki;
 	prof.eku = "clientAuth,serverAuth";	/* a peer is both */
 	prof.crl_url = crl_url;
 	x = ca_issue_leaf(ca, pub, &prof, days, err);
@@ -209,7 +252,8 @@ ca_issue_user_csr(const struct ca *ca, const struct ca_csr *csr,
 
 	ca_err_clear(err);
 	memset(out, 0, sizeof(*out));
-	if ((x = ca_issue_for_subject(ca, csr->pub, subj, days, crl_url,
+	if ((x = ca_issue_for_subject(ca, X509_REQ_get0_pubkey(csr->req),
+	    X509_REQ_get_X509_PUBKEY(csr->req), subj, days, crl_url,
 	    err)) == NULL)
 		goto err;
 	if (ca_issued_fill(x, out, err) == -1)

@@ -42,7 +42,7 @@ ca_issue_p12(const struct ca *ca, const struct ca_subject *subj,
 	}
 	if ((key = ca_keygen(kt, err)) == NULL)
 		goto err;
-	if ((x = ca_issue_for_subject(ca, key, subj, days, crl_url,
+	if ((x = ca_issue_for_subject(ca, key, NULL, subj, days, crl_url,
 	    err)) == NULL)
 		goto err;
 	/* The stack borrows ca->cert: sk_X509_free, not sk_X509_pop_free. */

@@ -461,6 +461,18 @@ test_issue(void)
 			    "UID and CN come from the subject record");
 			x = x509_from_pem(is.cert_pem);
 			{
+				BIO *kb = BIO_new_mem_buf(key, -1);
+				EVP_PKEY *k = kb == NULL ? NULL :
+				    PEM_read_bio_PrivateKey(kb, NULL, NULL,
+					NULL);
+
+				check(x != NULL && k != NULL &&
+				    EVP_PKEY_eq(X509_get0_pubkey(x), k) == 1,
+				    "the certificate is for the CSR's key");
+				EVP_PKEY_free(k);
+				BIO_free(kb);
+			}
+			{
 				BIO *b = BIO_new(BIO_s_mem());
 				char *line;
 
