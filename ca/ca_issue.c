@@ -62,13 +62,11 @@ san_push(GENERAL_NAMES *gens, int type, const void *data, int len,
 }
 
 /*
- * Sign a leaf certificate for pub as described by p.  The extensions
- * follow DESIGN.md; keyEncipherment only makes sense for RSA keys.
- */
-/*
  * Set the subjectPublicKeyInfo of x to a copy of spki.  X509_set_pubkey
  * would encode the key and decode it again through OpenSSL 3.0's
  * decoders, which cost more than the signature (perf of enrolment).
+ * -1 for anything unusual (say explicit EC parameters): the caller then
+ * falls back to X509_set_pubkey, which writes the key in its usual form.
  */
 static int
 spki_copy(X509 *x, X509_PUBKEY *spki)
@@ -106,6 +104,10 @@ spki_copy(X509 *x, X509_PUBKEY *spki)
 	return -1;
 }
 
+/*
+ * Sign a leaf certificate for pub as described by p.  The extensions
+ * follow DESIGN.md; keyEncipherment only makes sense for RSA keys.
+ */
 X509 *
 ca_issue_leaf(const struct ca *ca, EVP_PKEY *pub, const struct ca_profile *p,
     int days, struct ca_err *err)
@@ -124,8 +126,8 @@ ca_issue_leaf(const struct ca *ca, EVP_PKEY *pub, const struct ca_profile *p,
 	    !X509_set_version(x, X509_VERSION_3) ||
 	    !X509_set_issuer_name(x, X509_get_subject_name(ca->cert)) ||
 	    !X509_set_subject_name(x, p->subject) ||
-	    (p->spki != NULL ? spki_copy(x, p->spki) == -1 :
-			       !X509_set_pubkey(x, pub))) {
+	    ((p->spki == NULL || spki_copy(x, p->spki) == -1) &&
+	    !X509_set_pubkey(x, pub))) {
 		ca_err_set(err, CA_ERR_CRYPTO, "cannot build a certificate");
 		goto err;
 	}
