@@ -646,9 +646,8 @@ def test_header_limit_and_idle_timeout(reg):
     connection is closed after connection_timeout seconds."""
     d = Dird(reg.data, extra=["--set", "connection_timeout=2"]).start()
     try:
-        # Over the 32 KiB connection pool, small enough that curl has sent
-        # it all before dird answers (else curl may see a broken pipe).
-        r = curl(d, "GET", "/healthz", headers=["X-Big: " + "a" * 40000])
+        # Over the 64 KiB connection pool.
+        r = curl(d, "GET", "/healthz", headers=["X-Big: " + "a" * 70000])
         assert r.status == 431, r
         r = curl(d, "GET", "/healthz", headers=["X-Small: " + "a" * 1000])
         assert r.status == 200, r
