@@ -36,3 +36,53 @@ def make_csr(dirpath, name, keyargs=("-newkey", "ec",
     openssl("req", "-new", *keyargs, "-nodes", "-keyout", key, "-out", csr,
             "-subj", subj)
     return key, csr
+
+
+def ca_sign(data, workdir, csr, name, subj=None, start=None, end=None,
+            eku="clientAuth,serverAuth", serial=None):
+    """A certificate for csr signed with the registry's own CA key
+    (data/ca.key) by `openssl ca`, which, unlike dird, lets a test choose
+    the dates (YYYYMMDDHHMMSSZ), the EKU, the subject and the serial (hex;
+    random when None).  It is not recorded in the registry's store.
+    Returns the path of the PEM certificate."""
+    d = os.path.join(workdir, "ca-" + name)
+    os.makedirs(os.path.join(d, "new"))
+    open(os.path.join(d, "index.txt"), "w").close()
+    if serial is None:
+        serial = f"{int.from_bytes(os.urandom(7), 'big') | 1 << 60:X}"
+    with open(os.path.join(d, "serial"), "w") as f:
+        f.write(serial + "\n")
+    cnf = os.path.join(d, "ca.cnf")
+    with open(cnf, "w") as f:
+        f.write(f"""[ca]
+default_ca = x
+[x]
+dir = {d}
+database = {d}/index.txt
+new_certs_dir = {d}/new
+serial = {d}/serial
+default_md = sha256
+default_days = 30
+policy = p
+x509_extensions = ext
+unique_subject = no
+[p]
+UID = optional
+commonName = supplied
+[ext]
+extendedKeyUsage = {eku}
+keyUsage = digitalSignature
+""")
+    out = os.path.join(workdir, name + ".pem")
+    extra = []
+    if subj:
+        extra += ["-subj", subj]
+    if start:
+        extra += ["-startdate", start]
+    if end:
+        extra += ["-enddate", end]
+    openssl("ca", "-batch", "-config", cnf, "-cert",
+            os.path.join(data, "ca.pem"), "-keyfile",
+            os.path.join(data, "ca.key"), "-in", csr, "-out", out,
+            "-notext", *extra)
+    return out

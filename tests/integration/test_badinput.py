@@ -26,7 +26,7 @@ import pytest
 
 from conftest import BADINPUT_CASES, mkdtemp_shared
 from dird_fixture import Dird, User, curl
-from helpers import openssl
+from helpers import ca_sign, openssl
 from test_dird import Registry, make_expired_cert, make_foreign_cert
 
 DOMAIN = "example.org"
@@ -82,48 +82,6 @@ class Digest:
     def close(self):
         self.proc.stdin.close()
         self.proc.wait(30)
-
-
-def ca_sign(reg, workdir, csr, name, start=None, end=None,
-            eku="clientAuth,serverAuth"):
-    """A certificate for csr signed with the registry's own CA key by
-    openssl, so that TLS-level verification passes (or fails only on what
-    the arguments make wrong); it is not recorded in the store."""
-    d = os.path.join(workdir, "ca-" + name)
-    os.makedirs(os.path.join(d, "new"))
-    open(os.path.join(d, "index.txt"), "w").close()
-    with open(os.path.join(d, "serial"), "w") as f:
-        f.write(f"{int.from_bytes(os.urandom(7), 'big') | 1 << 60:X}\n")
-    cnf = os.path.join(d, "ca.cnf")
-    with open(cnf, "w") as f:
-        f.write(f"""[ca]
-default_ca = x
-[x]
-dir = {d}
-database = {d}/index.txt
-new_certs_dir = {d}/new
-serial = {d}/serial
-default_md = sha256
-default_days = 30
-policy = p
-x509_extensions = ext
-unique_subject = no
-[p]
-commonName = supplied
-[ext]
-extendedKeyUsage = {eku}
-""")
-    out = os.path.join(workdir, name + ".pem")
-    dates = []
-    if start:
-        dates += ["-startdate", start]
-    if end:
-        dates += ["-enddate", end]
-    openssl("ca", "-batch", "-config", cnf, "-cert",
-            os.path.join(reg.data, "ca.pem"), "-keyfile",
-            os.path.join(reg.data, "ca.key"), "-in", csr, "-out", out,
-            "-notext", "-subj", "/UID=erin@example.org/CN=Erin", *dates)
-    return out
 
 
 def foreign_ca_cert(workdir, key):
@@ -284,11 +242,14 @@ class Bad:
         # Client identities beside the good ones.
         fcert, fkey = make_foreign_cert(w, "erin@example.org")
         expired = make_expired_cert(reg, w, self.erin)
-        unknown = ca_sign(reg, w, self.erin.csr, "unknown")
-        future = ca_sign(reg, w, self.erin.csr, "future",
-                         start="20991231000000Z", end="21000101000000Z")
-        server_only = ca_sign(reg, w, self.erin.csr, "server-only",
-                              eku="serverAuth")
+        erin_subj = "/UID=erin@example.org/CN=Erin"
+        unknown = ca_sign(reg.data, w, self.erin.csr, "unknown",
+                          subj=erin_subj)
+        future = ca_sign(reg.data, w, self.erin.csr, "future",
+                         subj=erin_subj, start="20991231000000Z",
+                         end="21000101000000Z")
+        server_only = ca_sign(reg.data, w, self.erin.csr, "server-only",
+                              subj=erin_subj, eku="serverAuth")
         self.ids = {
             "none": None,
             "erin": (self.erin.cert, self.erin.key),

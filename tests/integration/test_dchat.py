@@ -18,7 +18,7 @@ import pytest
 
 from conftest import BUILD
 from dird_fixture import Dird, dirctl, free_port
-from helpers import run
+from helpers import ca_sign, run
 
 
 def dchat_path():
@@ -476,44 +476,13 @@ def test_allow_list_and_contact_request(reg):
 
 
 def expired_cert(reg, peer):
-    """A certificate for peer's key and identity, signed by the DIR's CA
-    (openssl ca, with the CA key from the data directory), valid only in
-    January 2020."""
-    d = os.path.join(reg.base, "expired-ca")
-    os.makedirs(os.path.join(d, "new"))
-    open(os.path.join(d, "index.txt"), "w").close()
-    with open(os.path.join(d, "serial"), "w") as f:
-        f.write("7E57AB1E0002\n")
-    cnf = os.path.join(d, "ca.cnf")
-    with open(cnf, "w") as f:
-        f.write(f"""[ca]
-default_ca = x
-[x]
-dir = {d}
-database = {d}/index.txt
-new_certs_dir = {d}/new
-serial = {d}/serial
-default_md = sha256
-policy = p
-x509_extensions = ext
-unique_subject = no
-[p]
-UID = supplied
-commonName = supplied
-[ext]
-extendedKeyUsage = clientAuth,serverAuth
-keyUsage = digitalSignature
-""")
-    csr = os.path.join(d, "req.pem")
+    """A certificate for peer's key and identity, signed by the DIR's CA,
+    valid only in January 2020."""
+    csr = os.path.join(reg.base, "expired-req.pem")
     run(["openssl", "req", "-new", "-key", peer.key, "-out", csr, "-subj",
          f"/UID={peer.userid}/CN={peer.userid.split('@')[0].title()}"])
-    out = os.path.join(d, "expired.pem")
-    run(["openssl", "ca", "-batch", "-config", cnf, "-cert",
-         os.path.join(reg.data, "ca.pem"), "-keyfile",
-         os.path.join(reg.data, "ca.key"), "-in", csr, "-out", out,
-         "-startdate", "20200101000000Z", "-enddate", "20200201000000Z",
-         "-notext"])
-    return out
+    return ca_sign(reg.data, reg.base, csr, "expired",
+                   start="20200101000000Z", end="20200201000000Z")
 
 
 def test_openssl_s_client_interop(reg):

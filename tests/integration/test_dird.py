@@ -12,7 +12,7 @@ import pytest
 
 from conftest import PgServer
 from dird_fixture import Dird, User, curl, dirctl
-from helpers import make_csr, openssl, run
+from helpers import ca_sign, make_csr, openssl, run
 
 
 class Registry:
@@ -228,34 +228,9 @@ def make_foreign_cert(workdir, userid):
 def make_expired_cert(reg, workdir, user):
     """A certificate from the real CA whose validity is over, registered
     as valid in the store: only its dates make it unacceptable."""
-    cnf = os.path.join(workdir, "ca.cnf")
-    os.makedirs(os.path.join(workdir, "newcerts"), exist_ok=True)
-    open(os.path.join(workdir, "index.txt"), "w").close()
-    with open(cnf, "w") as f:
-        f.write(f"""[ca]
-default_ca = x
-[x]
-dir = {workdir}
-database = {workdir}/index.txt
-new_certs_dir = {workdir}/newcerts
-serial = {workdir}/serial
-default_md = sha256
-policy = p
-x509_extensions = ext
-unique_subject = no
-[p]
-commonName = supplied
-[ext]
-extendedKeyUsage = clientAuth,serverAuth
-""")
-    with open(os.path.join(workdir, "serial"), "w") as f:
-        f.write("7E57AB1E0001\n")
-    out = os.path.join(workdir, "expired.pem")
-    openssl("ca", "-batch", "-config", cnf, "-cert",
-            os.path.join(reg.data, "ca.pem"), "-keyfile",
-            os.path.join(reg.data, "ca.key"), "-in", user.csr, "-out", out,
-            "-startdate", "20200101000000Z", "-enddate", "20200201000000Z",
-            "-notext")
+    out = ca_sign(reg.data, workdir, user.csr, "expired",
+                  start="20200101000000Z", end="20200201000000Z",
+                  serial="7E57AB1E0001")
     der = subprocess.run(["openssl", "x509", "-in", out, "-outform", "DER"],
                          capture_output=True, check=True).stdout
     fp = subprocess.run(["openssl", "dgst", "-sha256", "-r"], input=der,
