@@ -838,6 +838,30 @@ flush_out(struct session *s)
 	s->outoff = s->outlen = 0;
 }
 
+/*
+ * SSL_read failed for good.  A listener's refusal of us (dialer, before
+ * it said a word) is ssl_fail's to report; otherwise a partial frame left
+ * in the buffer is what the user should hear about.
+ */
+static void
+read_failed(struct session *s, int r)
+{
+	char buf[128];
+
+	if (s->st == SS_CLOSING) {
+		s->st = SS_DEAD;
+		return;
+	}
+	if (s->inlen > 0 && !(s->dialer && s->st == SS_HELLO)) {
+		ERR_clear_error();
+		snprintf(buf, sizeof(buf), "the connection ended in the middle "
+		    "of a frame (%zu bytes of it received)", s->inlen);
+		close_now(s, buf);
+		return;
+	}
+	ssl_fail(s, r, "receiving failed");
+}
+
 static void
 read_in(struct session *s)
 {
@@ -864,35 +888,7 @@ read_in(struct session *s)
 				s->ssl_wants_write = 1;
 				return;
 			default:
-				if (s->st == SS_CLOSING) {
-					s->st = SS_DEAD;
-					return;
-				}
-				if (s->st == SS_HELLO && s->dialer &&
-				    !s->pc.reason[0]) {
-					/* TLS 1.3: the listener judges our
-					 * certificate after our handshake
-					 * ended; its refusal shows here. */
-					char buf[PT_REASON_MAX + 64];
-
-					refused_reason(buf, sizeof(buf));
-					close_now(s, buf);
-					return;
-				}
-				if (s->inlen > 0) {
-					/* What came last can never be a
-					 * whole message: say so. */
-					char buf[128];
-
-					ERR_clear_error();
-					snprintf(buf, sizeof(buf), "the "
-					    "connection ended in the middle "
-					    "of a frame (%zu bytes of it "
-					    "received)", s->inlen);
-					close_now(s, buf);
-					return;
-				}
-				ssl_fail(s, r, "receiving failed");
+				read_failed(s, r);
 				return;
 			}
 		}
