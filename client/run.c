@@ -269,6 +269,11 @@ do_register(struct app *a, int force)
 	sig[off] = '\0';
 	if (!force && a->registered && strcmp(sig, a->reg_sig) == 0)
 		return;
+	/* Our addresses changed (netlink or the periodic check): the kept
+	 * registry connection may be bound to one that is gone. */
+	if (a->registered && strcmp(sig, a->reg_sig) != 0 &&
+	    irp_client_reconnect(a->irp) == -1)
+		report(a, "error", "message", "out of memory");
 	if (n == 0) {
 		report(a, "registry_error", "message", "no global address on "
 		    "any interface; use --advertise to name one");
@@ -600,9 +605,6 @@ addr_watch_read(struct app *a)
 	while (recv(a->nlfd, buf, sizeof(buf), 0) > 0)
 		;
 	a->if_next = 0; /* re-check the interfaces in this loop turn */
-	/* The registry connection may be bound to an address just gone. */
-	if (irp_client_reconnect(a->irp) == -1)
-		report(a, "error", "message", "out of memory");
 }
 
 int
