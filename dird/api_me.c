@@ -233,7 +233,15 @@ struct devices {
 	char serial[DB_SERIAL_MAX];
 	int online;
 	int failed;
+	time_t valid_until; /* when the first certificate or address expires */
 };
+
+static void
+until_min(time_t *until, time_t t)
+{
+	if (t < *until)
+		*until = t;
+}
 
 static int
 device_row(const struct db_lookup_row *r, void *arg)
@@ -253,30 +261,54 @@ device_row(const struct db_lookup_row *r, void *arg)
 		free(pem);
 		json_array_append_new(d->arr, d->cur);
 		snprintf(d->serial, sizeof(d->serial), "%s", r->serial);
+		until_min(&d->valid_until, r->not_after);
 	}
 	if (r->has_addr) {
 		json_array_append_new(json_object_get(d->cur, "addresses"),
 		    addr_json(r));
 		d->online = 1;
+		until_min(&d->valid_until, r->expires_at);
 	}
 	return 0;
+}
+
+/*
+ * The cache key of a lookup: 'u' and the normalised user id.  The answer
+ * does not depend on who asks, so one entry serves every caller.
+ */
+static size_t
+lookup_key(const char *userid, char *key, size_t len)
+{
+	return (size_t)snprintf(key, len, "u%s", userid);
 }
 
 void
 api_user_get(struct http_req *req, struct http_resp *resp)
 {
-	char userid[IRP_USERID_MAX + 1];
-	struct devices d = { json_array(), NULL, "", 0, 0 };
+	char userid[IRP_USERID_MAX + 1], key[IRP_USERID_MAX + 2];
+	struct devices d = { NULL, NULL, "", 0, 0, INT64_MAX };
+	struct cache *c = req->env->cache;
 	struct db_user u;
 	struct db_err de;
 	const char *why;
+	uint64_t ticket = 0;
+	size_t keylen, len;
+	void *text;
 
 	if (irp_userid_normalize(req->param, userid, sizeof(userid),
 		&why) == -1) {
-		json_decref(d.arr);
 		http_error(resp, 400, "invalid_userid", "%s", why);
 		return;
 	}
+	keylen = lookup_key(userid, key, sizeof(key));
+	if (c != NULL) {
+		if (cache_get(c, key, keylen, time(NULL), &text, &len) == 1) {
+			http_json_text(resp, 200, text, len);
+			return;
+		}
+		ticket = cache_ticket(c);
+	}
+	d.arr = json_array();
 	/* The user and its devices in one round trip. */
 	if (db_user_lookup(req->db, userid, &u, device_row, &d, &de) == -1) {
 		json_decref(d.arr);
@@ -301,4 +333,8 @@ api_user_get(struct http_req *req, struct http_resp *resp)
 				 u.userid, "name", u.name, "email",
 				 u.email[0] ? u.email : NULL, "online",
 				 d.online, "devices", d.arr));
+	/* Not a second longer than the database would say the same. */
+	if (c != NULL && resp->status == 200)
+		cache_put(c, key, keylen, u.id, d.valid_until - 1, ticket,
+		    resp->body, resp->len);
 }

@@ -73,6 +73,7 @@ void
 api_metrics(struct http_req *req, struct http_resp *resp)
 {
 	const char *const *names;
+	struct cache_stats cs;
 	struct db_err de;
 	size_t n, len;
 	long online = -1;
@@ -81,8 +82,10 @@ api_metrics(struct http_req *req, struct http_resp *resp)
 	if (db_online_users(req->db, &online, &de) == -1)
 		online = -1;
 	names = http_route_names(&n);
+	if (req->env->cache != NULL)
+		cache_stats(req->env->cache, &cs);
 	if ((text = metrics_render(req->env->metrics, names, n, online,
-		 &len)) == NULL) {
+		 req->env->cache != NULL ? &cs : NULL, &len)) == NULL) {
 		http_error(resp, 500, "internal_error", "out of memory");
 		return;
 	}

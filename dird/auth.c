@@ -140,22 +140,38 @@ auth_has_secret(const struct http_req *req)
 	return req->authorization != NULL && *req->authorization != '\0';
 }
 
+/*
+ * The key of a certificate in both caches: 'a' and the SHA-256 of its
+ * DER.  0 when it can not be computed (then nothing is cached).
+ */
+static size_t
+cert_key(struct auth *a, const unsigned char *der, size_t len,
+    unsigned char key[33])
+{
+	unsigned int mdlen = 0;
+
+	key[0] = 'a';
+	if (a->sha256 == NULL ||
+	    EVP_Digest(der, len, key + 1, &mdlen, a->sha256, NULL) != 1 ||
+	    mdlen != 32)
+		return 0;
+	return 33;
+}
+
 /* ca_cert_info through the table described at the top. */
 static int
 cert_info(struct auth *a, const unsigned char *der, size_t len,
-    struct ca_cert_info *info, struct ca_err *ce)
+    const unsigned char key[33], size_t keylen, struct ca_cert_info *info,
+    struct ca_err *ce)
 {
-	unsigned char md[32];
-	unsigned int mdlen = 0;
+	const unsigned char *md = key + 1;
 	struct cert_slot *s;
 
-	if (a->sha256 == NULL ||
-	    EVP_Digest(der, len, md, &mdlen, a->sha256, NULL) != 1 ||
-	    mdlen != sizeof(md))
+	if (keylen == 0)
 		return ca_cert_info(der, len, info, ce);
 	s = &a->certs[md[0] % AUTH_CERT_SLOTS];
 	pthread_mutex_lock(&a->cert_lock);
-	if (s->used && memcmp(s->md, md, sizeof(md)) == 0) {
+	if (s->used && memcmp(s->md, md, sizeof(s->md)) == 0) {
 		*info = s->info;
 		pthread_mutex_unlock(&a->cert_lock);
 		return 0;
@@ -165,10 +181,39 @@ cert_info(struct auth *a, const unsigned char *der, size_t len,
 		return -1;
 	pthread_mutex_lock(&a->cert_lock);
 	s->used = 1;
-	memcpy(s->md, md, sizeof(md));
+	memcpy(s->md, md, sizeof(s->md));
 	s->info = *info;
 	pthread_mutex_unlock(&a->cert_lock);
 	return 0;
+}
+
+/*
+ * The database's word on a certificate: from the cache when it holds a
+ * fresh one (only accepted certificates are kept there), else read.
+ * *ticket is for cache_put when it was read.
+ */
+static int
+cert_record(struct http_req *req, const unsigned char *key, size_t keylen,
+    const struct ca_cert_info *info, struct db_auth *da, uint64_t *ticket,
+    struct db_err *de)
+{
+	struct cache *c = req->env->cache;
+	void *val;
+	size_t len;
+
+	*ticket = 0;
+	if (c != NULL && keylen > 0) {
+		if (cache_get(c, key, keylen, time(NULL), &val, &len) == 1) {
+			if (len == sizeof(*da))
+				memcpy(da, val, sizeof(*da));
+			free(val);
+			if (len == sizeof(*da))
+				return 0;
+		}
+		*ticket = cache_ticket(c);
+	}
+	return db_auth_cert(req->db, ca_fingerprint(req->env->reg->ca),
+	    info->serial, da, de);
 }
 
 int
@@ -178,6 +223,9 @@ auth_cert(struct auth *a, struct http_req *req, struct http_resp *resp)
 	struct ca_err ce;
 	struct db_auth da;
 	struct db_err de;
+	unsigned char key[33];
+	uint64_t ticket;
+	size_t keylen = 0;
 
 	if (req->peer_der == NULL) {
 		http_error(resp, 401, "certificate_required",
@@ -207,13 +255,14 @@ auth_cert(struct auth *a, struct http_req *req, struct http_resp *resp)
 		    "CA, or is not valid for client authentication");
 		goto fail;
 	}
-	if (cert_info(a, req->peer_der, req->peer_der_len, &info, &ce) == -1) {
+	keylen = cert_key(a, req->peer_der, req->peer_der_len, key);
+	if (cert_info(a, req->peer_der, req->peer_der_len, key, keylen, &info,
+		&ce) == -1) {
 		http_error(resp, 401, "certificate_untrusted",
 		    "the client certificate can not be read");
 		goto fail;
 	}
-	if (db_auth_cert(req->db, ca_fingerprint(req->env->reg->ca),
-		info.serial, &da, &de) == -1) {
+	if (cert_record(req, key, keylen, &info, &da, &ticket, &de) == -1) {
 		if (de.code != DB_ERR_NOTFOUND) {
 			http_db_error(resp, &de);
 			return -1;
@@ -237,6 +286,11 @@ auth_cert(struct auth *a, struct http_req *req, struct http_resp *resp)
 		    "the account %s is disabled", da.user.userid);
 		goto fail;
 	}
+	if (req->env->cache != NULL && keylen > 0)
+		cache_put(req->env->cache, key, keylen, da.user.id,
+		    da.not_after < info.not_after ? da.not_after :
+						    info.not_after,
+		    ticket, &da, sizeof(da));
 	req->who.kind = AUTH_CERT;
 	req->who.user = da.user;
 	req->who.cert_id = da.cert_id;

@@ -26,17 +26,18 @@ static const struct conf_key {
 	long min, max;
 	const char *def;
 	const char *help;
+	const char *choices; /* strings: "a|b|c" when only those are valid */
 } keys[] = {
 #define I(n, f, lo, hi, d, h) \
-	{ n, CT_INT, offsetof(struct conf, f), 0, lo, hi, d, h }
+	{ n, CT_INT, offsetof(struct conf, f), 0, lo, hi, d, h, NULL }
 #define S(n, f, d, h) \
 	{ n, CT_STR, offsetof(struct conf, f), sizeof(((struct conf *)0)->f), \
-	    0, 0, d, h }
+	    0, 0, d, h, NULL }
 	S("domain", domain, "", "the domain this registry serves"),
 	S("dsn", dsn, "", "libpq conninfo; empty for the embedded cluster"),
 	S("crl_url", crl_url, "", "CRL distribution point put in certificates"),
 	{ "listen", CT_LISTEN, 0, 0, 0, 0, "[::]:4604",
-	    "address:port to listen on; repeat the key for more" },
+	    "address:port to listen on; repeat the key for more", NULL },
 	I("cert_days", cert_days, 1, 3650, "365", "user certificate lifetime, days"),
 	I("crl_days", crl_days, 1, 365, "7", "CRL validity, days"),
 	I("code_ttl", code_ttl, 60, 30 * 86400, "86400",
@@ -59,6 +60,14 @@ static const struct conf_key {
 	    "failed code/password attempts per window before 429"),
 	I("auth_fail_window", auth_fail_window, 1, 86400, "300",
 	    "window of auth_fail_max, seconds"),
+	{ "cache", CT_STR, offsetof(struct conf, cache),
+	    sizeof(((struct conf *)0)->cache), 0, 0, "auto",
+	    "answer lookups and certificate checks from memory: local (this "
+	    "dird is the only one on its database), shared (several are), off; "
+	    "auto is local with the embedded cluster, else off",
+	    "auto|local|shared|off" },
+	I("cache_entries", cache_entries, 16, 1 << 22, "16384",
+	    "answers the cache holds at most"),
 #undef I
 #undef S
 };
@@ -75,6 +84,24 @@ struct load_ctx {
 	int listen_from_file;
 	int seen[32]; /* how often each key of the table was met */
 };
+
+/* Whether value is one of the '|'-separated choices. */
+static int
+is_choice(const char *choices, const char *value)
+{
+	size_t n = strlen(value);
+	const char *p = choices, *bar;
+
+	for (;;) {
+		bar = strchr(p, '|');
+		if ((bar ? (size_t)(bar - p) : strlen(p)) == n &&
+		    strncmp(p, value, n) == 0)
+			return 1;
+		if (bar == NULL)
+			return 0;
+		p = bar + 1;
+	}
+}
 
 static int
 set_key(struct conf *c, const struct conf_key *k, const char *value,
@@ -96,6 +123,11 @@ set_key(struct conf *c, const struct conf_key *k, const char *value,
 		*(int *)((char *)c + k->off) = (int)v;
 		return 0;
 	case CT_STR:
+		if (k->choices != NULL && !is_choice(k->choices, value)) {
+			snprintf(msg, msglen, "%s must be one of %s, not '%s'",
+			    k->name, k->choices, value);
+			return -1;
+		}
 		if (strlen(value) >= k->size) {
 			snprintf(msg, msglen, "%s is too long (at most %zu "
 			    "bytes)", k->name, k->size - 1);

@@ -34,6 +34,8 @@ struct conf {
 	int backup_max;	 /* PKCS#12 backup limit, bytes */
 	int auth_fail_max; /* failed attempts per window before 429 */
 	int auth_fail_window; /* seconds */
+	char cache[8];	 /* auto, local, shared or off */
+	int cache_entries;
 };
 
 /* Fill c with the defaults. */

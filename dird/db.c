@@ -36,7 +36,6 @@ enum stmt {
 	S_CERT_GET,
 	S_CERT_REVOKE,
 	S_CERT_STATUS,
-	S_ADDR_DEL_CERT,
 	S_REVOKED,
 	S_CRL_NEXT,
 	S_CRL_STORE,
@@ -95,10 +94,10 @@ static const struct {
 	[S_USER_BY_ID] = { "SELECT " USER_COLS "FROM users WHERE id = $1", 1 },
 	[S_USER_LIST] = { "SELECT " USER_COLS "FROM users ORDER BY userid", 0 },
 	[S_USER_ENABLE] = { "UPDATE users SET enabled = $2, updated_at = now() "
-			    "WHERE userid = $1",
+			    "WHERE userid = $1 RETURNING id",
 	    2 },
 	[S_USER_SETPW] = { "UPDATE users SET password_hash = $2, "
-			   "updated_at = now() WHERE userid = $1",
+			   "updated_at = now() WHERE userid = $1 RETURNING id",
 	    2 },
 	[S_USER_PW] = { "SELECT coalesce(password_hash, '') FROM users "
 			"WHERE userid = $1",
@@ -130,13 +129,11 @@ static const struct {
 	[S_CERT_REVOKE] = { "UPDATE certificates SET status = 'revoked', "
 			    "revoked_at = now(), revocation_reason = $3 "
 			    "WHERE issuer = $1 AND serial = $2 "
-			    "AND status = 'valid' RETURNING id",
+			    "AND status = 'valid' RETURNING id, user_id",
 	    3 },
 	[S_CERT_STATUS] = { "SELECT status FROM certificates WHERE issuer = $1 "
 			    "AND serial = $2",
 	    2 },
-	[S_ADDR_DEL_CERT] = { "DELETE FROM addresses WHERE certificate_id = $1",
-	    1 },
 	[S_REVOKED] = { "SELECT " CERT_COLS "FROM certificates c JOIN users u "
 			"ON u.id = c.user_id WHERE c.issuer = $1 "
 			"AND c.status = 'revoked' ORDER BY c.revoked_at",
@@ -160,7 +157,9 @@ static const struct {
 			  "ON u.id = c.user_id WHERE c.issuer = $1 "
 			  "AND c.serial = $2",
 	    2 },
-	[S_ADDR_DEL] = { "DELETE FROM addresses WHERE certificate_id = $1", 1 },
+	[S_ADDR_DEL] = { "DELETE FROM addresses WHERE certificate_id = $1 "
+			 "RETURNING user_id",
+	    1 },
 	/* One round trip for all addresses: arrays unnested in parallel. */
 	[S_ADDR_INS] = { "INSERT INTO addresses (certificate_id, user_id, ip, "
 			 "port, kind, updated_at, expires_at) "
@@ -208,12 +207,23 @@ static const struct {
 	    0 },
 };
 
+/* Users changed by the open transaction, told to the hook at commit. */
+#define DB_CHANGED_MAX 8
+
 struct db {
 	PGconn *conn;
 	char *conninfo;
 	int prepared;
 	int in_tx;
+	int quiet;		/* SET dir.notify = off on every connection */
+	db_change_fn *on_change;
+	void *change_arg;
+	int64_t changed[DB_CHANGED_MAX];
+	int nchanged;		/* > DB_CHANGED_MAX: tell "everything" */
 };
+
+/* The channel of schema/002_change_notify.sql. */
+#define DB_CHANNEL "dir_changed"
 
 static void
 db_seterr(struct db_err *err, enum db_errcode code, const char *fmt, ...)
@@ -310,9 +320,14 @@ db_notice(void *arg, const char *msg)
 	(void)msg;
 }
 
+static int db_simple(struct db *, const char *, struct db_err *);
+static void db_changes_done(struct db *, int);
+
 static int
 db_open_conn(struct db *db, struct db_err *err)
 {
+	/* A transaction cut off here may still have committed. */
+	db_changes_done(db, 1);
 	if (db->conn != NULL)
 		PQfinish(db->conn);
 	db->prepared = 0;
@@ -326,6 +341,8 @@ db_open_conn(struct db *db, struct db_err *err)
 		return -1;
 	}
 	PQsetNoticeProcessor(db->conn, db_notice, NULL);
+	if (db->quiet && db_simple(db, "SET dir.notify = off", err) == -1)
+		return -1;
 	return 0;
 }
 
@@ -439,13 +456,55 @@ db_exec(struct db *db, enum stmt s, const char *const *vals, const int *lens,
 	return res;
 }
 
-/* The number of rows a command touched. */
-static long
-db_affected(PGresult *res)
+void
+db_on_change(struct db *db, db_change_fn *fn, void *arg)
 {
-	const char *n = PQcmdTuples(res);
+	db->on_change = fn;
+	db->change_arg = arg;
+}
 
-	return (n && *n) ? strtol(n, NULL, 10) : 0;
+int
+db_set_quiet(struct db *db, struct db_err *err)
+{
+	db->quiet = 1;
+	if (db->conn == NULL || PQstatus(db->conn) != CONNECTION_OK)
+		return 0; /* applied when the connection is made again */
+	return db_simple(db, "SET dir.notify = off", err);
+}
+
+/*
+ * A statement changed what user_id's lookup or certificate check reads
+ * (0: any user's).  Outside a transaction it is committed already.
+ */
+static void
+db_changed(struct db *db, int64_t user_id)
+{
+	if (db->on_change == NULL)
+		return;
+	if (!db->in_tx) {
+		db->on_change(db->change_arg, user_id);
+		return;
+	}
+	if (db->nchanged < DB_CHANGED_MAX)
+		db->changed[db->nchanged] = user_id;
+	if (db->nchanged <= DB_CHANGED_MAX)
+		db->nchanged++;
+}
+
+/* The transaction ended: tell the hook (tell = 1) or forget. */
+static void
+db_changes_done(struct db *db, int tell)
+{
+	int i;
+
+	if (tell && db->on_change != NULL) {
+		if (db->nchanged > DB_CHANGED_MAX)
+			db->on_change(db->change_arg, 0);
+		else
+			for (i = 0; i < db->nchanged; i++)
+				db->on_change(db->change_arg, db->changed[i]);
+	}
+	db->nchanged = 0;
 }
 
 int
@@ -463,6 +522,8 @@ db_commit(struct db *db, struct db_err *err)
 	int rv = db_simple(db, "COMMIT", err);
 
 	db->in_tx = 0;
+	/* Told even when COMMIT failed: it may have committed all the same. */
+	db_changes_done(db, 1);
 	return rv;
 }
 
@@ -478,6 +539,50 @@ db_rollback(struct db *db)
 	if (db->in_tx && PQstatus(db->conn) == CONNECTION_OK)
 		(void)db_simple(db, "ROLLBACK", NULL);
 	db->in_tx = 0;
+	db_changes_done(db, 0);
+}
+
+/* ---- change notifications ------------------------------------------ */
+
+static int db_conn_only(struct db *, struct db_err *);
+
+int
+db_listen_changes(struct db *db, struct db_err *err)
+{
+	if (db_conn_only(db, err) == -1)
+		return -1;
+	return db_simple(db, "LISTEN " DB_CHANNEL, err);
+}
+
+int
+db_socket(const struct db *db)
+{
+	if (db->conn == NULL || PQstatus(db->conn) != CONNECTION_OK)
+		return -1;
+	return PQsocket(db->conn);
+}
+
+int
+db_read_changes(struct db *db, db_change_fn *fn, void *arg,
+    struct db_err *err)
+{
+	PGnotify *n;
+	char *end;
+	long long id;
+
+	if (db->conn == NULL || PQconsumeInput(db->conn) == 0 ||
+	    PQstatus(db->conn) != CONNECTION_OK) {
+		db_seterr(err, DB_ERR_UNAVAILABLE, "the database connection "
+		    "that listens for changes was lost");
+		return -1;
+	}
+	while ((n = PQnotifies(db->conn)) != NULL) {
+		/* Anything but a user id (a payload we did not write) is "all". */
+		id = strtoll(n->extra, &end, 10);
+		fn(arg, (*n->extra != '\0' && *end == '\0' && id > 0) ? id : 0);
+		PQfreemem(n);
+	}
+	return 0;
 }
 
 /* ---- migrations ---------------------------------------------------- */
@@ -795,6 +900,7 @@ db_user_add(struct db *db, const char *userid, const char *name,
 			    "user %s already exists", userid);
 		return -1;
 	}
+	db_changed(db, col_ll(res, 0, 0));
 	if (id != NULL)
 		*id = col_ll(res, 0, 0);
 	PQclear(res);
@@ -871,9 +977,10 @@ db_user_update(struct db *db, enum stmt s, const char *userid,
 	PGresult *res;
 	long n;
 
-	if ((res = db_exec(db, s, v, NULL, 0, PGRES_COMMAND_OK, err)) == NULL)
+	if ((res = db_exec(db, s, v, NULL, 0, PGRES_TUPLES_OK, err)) == NULL)
 		return -1;
-	n = db_affected(res);
+	if ((n = PQntuples(res)) == 1)
+		db_changed(db, col_ll(res, 0, 0));
 	PQclear(res);
 	if (n != 1) {
 		db_seterr(err, DB_ERR_NOTFOUND, "no user %s", userid);
@@ -979,6 +1086,7 @@ db_cert_add(struct db *db, const char *issuer, int64_t user_id,
 	if ((res = db_exec(db, S_CERT_ADD, v, lens, 0, PGRES_TUPLES_OK,
 		 err)) == NULL)
 		return -1;
+	db_changed(db, user_id);
 	if (id != NULL)
 		*id = col_ll(res, 0, 0);
 	PQclear(res);
@@ -1053,10 +1161,11 @@ db_cert_revoke(struct db *db, const char *issuer, const char *serial,
 			    "certificate %s is already revoked", serial);
 		goto err;
 	}
+	db_changed(db, col_ll(res, 0, 1));
 	v[0] = PQgetvalue(res, 0, 0);
 	{
-		PGresult *r2 = db_exec(db, S_ADDR_DEL_CERT, v, NULL, 0,
-		    PGRES_COMMAND_OK, err);
+		PGresult *r2 = db_exec(db, S_ADDR_DEL, v, NULL, 0,
+		    PGRES_TUPLES_OK, err);
 		if (r2 == NULL)
 			goto err;
 		PQclear(r2);
@@ -1278,10 +1387,11 @@ db_addr_replace(struct db *db, int64_t cert_id, int64_t user_id,
 
 	if (own_tx && db_begin(db, err) == -1)
 		return -1;
-	if ((res = db_exec(db, S_ADDR_DEL, v, NULL, 0, PGRES_COMMAND_OK,
+	if ((res = db_exec(db, S_ADDR_DEL, v, NULL, 0, PGRES_TUPLES_OK,
 		 err)) == NULL)
 		goto err;
 	PQclear(res);
+	db_changed(db, user_id);
 	if ((res = db_exec(db, S_ADDR_INS, v, NULL, 0, PGRES_TUPLES_OK,
 		 err)) == NULL)
 		goto err;
@@ -1305,10 +1415,12 @@ db_addr_delete(struct db *db, int64_t cert_id, long *n, struct db_err *err)
 	PGresult *res;
 
 	snprintf(id, sizeof(id), "%" PRId64, cert_id);
-	if ((res = db_exec(db, S_ADDR_DEL, v, NULL, 0, PGRES_COMMAND_OK,
+	if ((res = db_exec(db, S_ADDR_DEL, v, NULL, 0, PGRES_TUPLES_OK,
 		 err)) == NULL)
 		return -1;
-	*n = db_affected(res);
+	*n = PQntuples(res);
+	if (*n > 0)
+		db_changed(db, col_ll(res, 0, 0));
 	PQclear(res);
 	return 0;
 }

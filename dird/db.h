@@ -90,6 +90,30 @@ int db_migrate(struct db *db, const char *schema_dir, int *applied,
 int db_schema_version(struct db *db, int *version, struct db_err *err) DB_WUR;
 
 /* Transactions for handlers that combine several statements. */
+/*
+ * Changes, for a cache of what lookups and certificate checks read.
+ *
+ * db_on_change: after every commit that changed a user's row, one of its
+ * certificates or addresses, fn(arg, user_id) is called in the thread
+ * that committed, before the db_* call returns (user_id 0: any user).
+ * Only writes made through this handle are told.
+ *
+ * Writes by anyone else reach a listener through PostgreSQL NOTIFY
+ * (schema/002_change_notify.sql): db_listen_changes on a connection of
+ * its own, then db_read_changes whenever db_socket is readable; -1 means
+ * the connection is lost (db_listen_changes again; changes in between
+ * were missed).  db_set_quiet stops this handle's own writes from being
+ * announced, for a dird that is the only cache holder of its database
+ * (announcing serialises commits in PostgreSQL).
+ */
+typedef void db_change_fn(void *arg, int64_t user_id);
+void db_on_change(struct db *db, db_change_fn *fn, void *arg);
+int db_set_quiet(struct db *db, struct db_err *err) DB_WUR;
+int db_listen_changes(struct db *db, struct db_err *err) DB_WUR;
+int db_socket(const struct db *db);
+int db_read_changes(struct db *db, db_change_fn *fn, void *arg,
+    struct db_err *err) DB_WUR;
+
 int db_begin(struct db *db, struct db_err *err) DB_WUR;
 int db_commit(struct db *db, struct db_err *err) DB_WUR;
 void db_rollback(struct db *db);

@@ -157,11 +157,17 @@ http_json(struct http_resp *resp, int status, json_t *obj)
 		http_blob(resp, 500, "application/json", oom, sizeof(oom) - 1);
 		return;
 	}
+	http_json_text(resp, status, text, strlen(text));
+}
+
+void
+http_json_text(struct http_resp *resp, int status, char *text, size_t len)
+{
 	free(resp->body);
 	resp->status = status;
 	resp->ctype = "application/json";
 	resp->body = (unsigned char *)text;
-	resp->len = strlen(text);
+	resp->len = len;
 }
 
 void
@@ -407,6 +413,12 @@ thread_db(struct http_server *srv, struct db_err *de)
 	if (db == NULL) {
 		if ((db = db_connect(srv->env->reg->conninfo, de)) == NULL)
 			return NULL;
+		if (!srv->env->announce && db_set_quiet(db, de) == -1) {
+			db_free(db);
+			return NULL;
+		}
+		if (srv->env->cache != NULL)
+			db_on_change(db, cache_changed, srv->env->cache);
 		pthread_setspecific(srv->db_key, db);
 	}
 	if (db_ensure(db, de) == -1)

@@ -12,6 +12,7 @@
 #include <jansson.h>
 
 #include "auth.h"
+#include "cache.h"
 #include "db.h"
 #include "metrics.h"
 #include "reg.h"
@@ -21,6 +22,8 @@ struct dird_env {
 	struct reg *reg;
 	struct metrics *metrics;
 	struct auth *auth;
+	struct cache *cache; /* NULL when answers are not cached */
+	int announce;	     /* our writes NOTIFY other instances */
 };
 
 struct http_req {
@@ -51,6 +54,9 @@ struct http_resp {
 
 /* JSON reply; steals obj. */
 void http_json(struct http_resp *resp, int status, json_t *obj);
+/* A JSON reply serialised already; takes text (malloc'd, len bytes). */
+void http_json_text(struct http_resp *resp, int status, char *text,
+    size_t len);
 /* The IRP error object {"error":{"code","message"}}. */
 void http_error(struct http_resp *resp, int status, const char *code,
     const char *fmt, ...) __attribute__((format(printf, 4, 5)));

@@ -21,6 +21,33 @@
 #include "reg.h"
 #include "sdnotify.h"
 
+/*
+ * The answer cache (cache.h) as configured.  "local" trusts that no other
+ * dird shares the database, which holds for the embedded cluster; with a
+ * DSN "auto" does not cache, since other instances could change a record
+ * and a NOTIFY arrives a moment after their commit.
+ */
+static int
+cache_start(struct dird_env *env, const struct reg *r, char *errbuf,
+    size_t errlen)
+{
+	const char *mode = r->conf.cache;
+
+	if (strcmp(mode, "auto") == 0)
+		mode = r->pg != NULL ? "local" : "off";
+	env->announce = strcmp(mode, "shared") == 0;
+	if (strcmp(mode, "off") == 0) {
+		log_info("cache: off");
+		return 0;
+	}
+	if ((env->cache = cache_new((size_t)r->conf.cache_entries)) == NULL) {
+		snprintf(errbuf, errlen, "cache: out of memory");
+		return -1;
+	}
+	log_info("cache: %s, %d entries", mode, r->conf.cache_entries);
+	return cache_listen(env->cache, r->conninfo, errbuf, errlen);
+}
+
 static void
 usage(FILE *fp)
 {
@@ -202,8 +229,10 @@ main(int argc, char **argv)
 		reg_close(&reg);
 		fatalx("out of memory");
 	}
-	if ((srv = http_start(&env, errbuf, sizeof(errbuf))) == NULL) {
+	if (cache_start(&env, &reg, errbuf, sizeof(errbuf)) == -1 ||
+	    (srv = http_start(&env, errbuf, sizeof(errbuf))) == NULL) {
 		log_warnx("%s", errbuf);
+		cache_free(env.cache);
 		auth_free(env.auth);
 		metrics_free(env.metrics);
 		reg_close(&reg);
@@ -236,6 +265,7 @@ main(int argc, char **argv)
 	}
 	(void)sdnotify("STOPPING=1");
 	http_stop(srv);
+	cache_free(env.cache);
 	auth_free(env.auth);
 	metrics_free(env.metrics);
 	reg_close(&reg);

@@ -115,7 +115,8 @@ put(struct buf *b, const char *fmt, ...)
 
 char *
 metrics_render(struct metrics *m, const char *const *route_names,
-    size_t nroutes, long online, size_t *len)
+    size_t nroutes, long online, const struct cache_stats *cache,
+    size_t *len)
 {
 	struct buf b = { malloc(8192), 0, 8192, 0 };
 	unsigned long cum = 0, v;
@@ -163,6 +164,24 @@ metrics_render(struct metrics *m, const char *const *route_names,
 		put(&b, "# HELP dird_online_users Users with an unexpired "
 			"address.\n# TYPE dird_online_users gauge\n"
 			"dird_online_users %ld\n", online);
+	if (cache != NULL)
+		put(&b, "# HELP dird_cache_hits_total Lookups and certificate "
+			"checks answered from the cache.\n"
+			"# TYPE dird_cache_hits_total counter\n"
+			"dird_cache_hits_total %lu\n"
+			"# HELP dird_cache_misses_total Lookups and certificate "
+			"checks that read the database.\n"
+			"# TYPE dird_cache_misses_total counter\n"
+			"dird_cache_misses_total %lu\n"
+			"# HELP dird_cache_invalidations_total Changes that "
+			"dropped cached answers.\n"
+			"# TYPE dird_cache_invalidations_total counter\n"
+			"dird_cache_invalidations_total %lu\n"
+			"# HELP dird_cache_serving 1 while the cache is in use "
+			"(its change listener is connected).\n"
+			"# TYPE dird_cache_serving gauge\n"
+			"dird_cache_serving %d\n",
+		    cache->hits, cache->misses, cache->drops, cache->serving);
 	if (b.failed) {
 		free(b.p);
 		return NULL;

@@ -8,6 +8,8 @@
 
 #include <stddef.h>
 
+#include "cache.h"
+
 #define METRICS_ROUTES_MAX 48
 
 struct metrics;
@@ -18,8 +20,12 @@ void metrics_request(struct metrics *m, size_t route, int status,
     double seconds);
 void metrics_auth_failure(struct metrics *m);
 void metrics_db_error(struct metrics *m);
-/* The exposition text (new buffer, free()); online < 0 leaves it out. */
+/*
+ * The exposition text (new buffer, free()); online < 0 and cache NULL
+ * leave those figures out.
+ */
 char *metrics_render(struct metrics *m, const char *const *route_names,
-    size_t nroutes, long online, size_t *len);
+    size_t nroutes, long online, const struct cache_stats *cache,
+    size_t *len);
 
 #endif

@@ -2,7 +2,12 @@
 import os
 import subprocess
 
-from conftest import BUILD
+from conftest import BUILD, ROOT
+
+# The newest migration in schema/ (NNN_name.sql): what "migrate" reaches.
+SCHEMA_VERSION = max(int(f.split("_")[0]) for f in
+                     os.listdir(os.path.join(ROOT, "schema"))
+                     if f.endswith(".sql"))
 
 
 def dirctl_path():

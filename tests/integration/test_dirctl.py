@@ -11,7 +11,7 @@ import subprocess
 
 import pytest
 
-from helpers import dirctl_path, make_csr, openssl, run
+from helpers import SCHEMA_VERSION, dirctl_path, make_csr, openssl, run
 
 
 class Registry:
@@ -403,21 +403,25 @@ def test_enable_passwd_ttl_and_audit_rows(reg, tmpdir_shared):
 
 
 def test_migrations_fresh_and_again(reg):
-    assert sql(reg, "SELECT max(version) FROM schema_version") == "1"
-    before = sql(reg, "SELECT applied_at FROM schema_version")
+    assert SCHEMA_VERSION >= 2
+    want = str(SCHEMA_VERSION)
+    assert sql(reg, "SELECT max(version) FROM schema_version") == want
+    before = sql(reg, "SELECT string_agg(applied_at::text, ',' ORDER BY "
+                 "version) FROM schema_version")
     p = reg.ctl("migrate")
-    assert "schema version 1" in p.stdout
-    assert sql(reg, "SELECT count(*) FROM schema_version") == "1"
-    assert sql(reg, "SELECT applied_at FROM schema_version") == before
+    assert f"schema version {want}" in p.stdout
+    assert sql(reg, "SELECT count(*) FROM schema_version") == want
+    assert sql(reg, "SELECT string_agg(applied_at::text, ',' ORDER BY "
+               "version) FROM schema_version") == before
     # dirctl migrate on a brand-new, empty database creates the schema.
     fresh = reg.pg.new_database()
     assert reg.pg.psql("SELECT count(*) FROM pg_tables WHERE "
                        "schemaname = 'public'", fresh) == "0"
     for _ in range(2):
         p = reg.ctl("--dsn", reg.pg.dsn(fresh), "migrate")
-        assert "schema version 1" in p.stdout
+        assert f"schema version {want}" in p.stdout
         assert reg.pg.psql("SELECT count(*) FROM schema_version",
-                           fresh) == "1"
+                           fresh) == want
     tables = reg.pg.psql("SELECT string_agg(tablename, ',' ORDER BY "
                          "tablename) FROM pg_tables WHERE schemaname = "
                          "'public'", fresh).split(",")

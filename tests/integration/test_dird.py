@@ -16,14 +16,19 @@ from helpers import ca_sign, make_csr, openssl, run
 
 
 class Registry:
-    def __init__(self, pg, base):
+    """A data directory on a database of its own, and its dird.  The
+    dird caches (cache=local: it is the only one on the database, as with
+    the embedded cluster), so every test here also checks that no answer
+    outlives a change."""
+
+    def __init__(self, pg, base, cache="local"):
         self.pg = pg
         self.db = pg.new_database()
         self.data = os.path.join(base, "data")
         self.work = base
         dirctl(self.data, "--dsn", pg.dsn(self.db), "init", "--domain",
                "example.org", "--host", "localhost", "--host", "127.0.0.1")
-        self.d = Dird(self.data).start()
+        self.d = Dird(self.data, extra=["--set", f"cache={cache}"]).start()
 
     def ctl(self, *args, check=True):
         return dirctl(self.data, *args, check=check)
@@ -576,7 +581,11 @@ def test_health_and_metrics(reg):
 
 
 def test_two_instances_share_the_database(reg):
-    second = Dird(reg.data).start()
+    # Several instances on one database: the strict setting (no cache) on
+    # both; test_cache.py covers cache=shared.
+    assert reg.d.stop() == 0
+    reg.d = Dird(reg.data, extra=["--set", "cache=off"]).start()
+    second = Dird(reg.data, extra=["--set", "cache=off"]).start()
     try:
         lee = reg.user("lee@example.org")
         mia = reg.user("mia@example.org")
@@ -662,6 +671,12 @@ def test_database_restart_gives_503_then_recovers(tmpdir_shared):
                 break
             time.sleep(0.2)
         assert r.status == 200, r
+        # The cache's listener lost its connection too, and is back.
+        assert "answering from the database until it is back" in \
+            reg.d.read_log()
+        while "listening for changes again" not in reg.d.read_log():
+            assert time.time() < deadline, reg.d.read_log()
+            time.sleep(0.1)
         r = nina.req("PUT", "/v1/me/addresses", json_body={
             "addresses": [{"ip": "2001:db8::77", "port": 4605}]})
         assert r.status == 200

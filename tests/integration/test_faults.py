@@ -32,7 +32,8 @@ def setup_registry(pg, base, nusers):
     data = os.path.join(base, "data")
     dirctl(data, "--dsn", pg.dsn(db), "init", "--domain", "example.org",
            "--host", "localhost", "--host", "127.0.0.1")
-    d = Dird(data).start()
+    # cache=local: the faults below also cut its change listener.
+    d = Dird(data, extra=["--set", "cache=local"]).start()
     users = []
     for i in range(nusers):
         uid = f"load{i}@example.org"
@@ -120,6 +121,24 @@ def wait_for_acks(loaders, after, timeout):
         [ld.attempts[-3:] for ld in loaders]))
 
 
+def lookups_match_database(pg, db, loaders):
+    """dird's lookups (the second one from its cache, which lived through
+    the faults) show each certificate's port as the database holds it."""
+    rows = dict(line.split("|") for line in pg.psql(
+        "SELECT c.serial, a.port FROM addresses a JOIN certificates c "
+        "ON c.id = a.certificate_id WHERE a.kind = 'declared'",
+        db).splitlines())
+    for ld in loaders:
+        for _ in range(2):
+            r = ld.user.req("GET", f"/v1/users/{ld.user.userid}")
+            assert r.status == 200, r
+            ports = {str(a["port"]) for dv in r.json()["devices"]
+                     if dv["serial"] == ld.user.serial
+                     for a in dv["addresses"] if a["kind"] == "declared"}
+            assert ports == {rows[ld.user.serial]}, (ld.user.userid, ports,
+                                                     rows)
+
+
 def test_faults_under_load_lose_no_acknowledged_update(tmpdir_shared):
     own = PgServer()  # this test stops it: a cluster of its own
     stop = threading.Event()
@@ -156,6 +175,7 @@ def test_faults_under_load_lose_no_acknowledged_update(tmpdir_shared):
         for ld in loaders:
             ld.join(30)
             assert not ld.is_alive()
+        lookups_match_database(own, db, loaders)
         assert d.stop() == 0, d.read_log()[-2000:]
 
         # While the database was down (requests wholly inside the window,

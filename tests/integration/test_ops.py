@@ -12,7 +12,7 @@ import yaml
 
 from conftest import BUILD, ROOT
 from dird_fixture import Dird, dirctl
-from helpers import run
+from helpers import SCHEMA_VERSION, run
 
 PROGS = {"dird": ("dird", "dird", "docs/man/dird.8"),
          "dirctl": ("dirctl", "dirctl", "docs/man/dirctl.8"),
@@ -61,7 +61,7 @@ def test_install_layout_and_schema_found(tmpdir_shared):
     p = subprocess.run([ctl, "--data", data, "migrate"], env=env,
                        capture_output=True, text=True)
     assert p.returncode == 0, p.stderr
-    assert "schema version 1" in p.stdout
+    assert f"schema version {SCHEMA_VERSION}" in p.stdout
     assert os.path.realpath(p.stdout.split("migrations from ")[1].strip()
                             .rstrip(")")) == \
         os.path.realpath(os.path.join(prefix, "share", "dir", "schema"))

@@ -1,0 +1,327 @@
+/*
+ * cache.c - the answer cache and the thread that keeps it correct.
+ *
+ * The table is direct-mapped: a key has one slot (FNV-1a of the key), and
+ * a new entry replaces whatever was there, so memory is bounded by the
+ * slot count times CACHE_VALUE_MAX and no eviction list is needed.
+ *
+ * Changes are tracked by a sequence number, not by finding entries: a
+ * change of user U bumps `seq` and writes it into changed_at[U mod
+ * CACHE_USER_SLOTS]; an entry is fresh only while that number is not
+ * above the ticket it was filled with.  Dropping a user is O(1) however
+ * many entries it has; two users sharing a slot only cost extra misses.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cache.h"
+#include "db.h"
+#include "log.h"
+
+#define CACHE_USER_SLOTS 4096
+
+struct entry {
+	uint64_t hash;
+	unsigned char *key;
+	size_t keylen;
+	unsigned char *val;
+	size_t len;
+	int64_t user_id;
+	uint64_t ticket;
+	time_t valid_until;
+};
+
+struct cache {
+	pthread_mutex_t lock;
+	struct entry *slots;
+	size_t mask;
+	int serving;
+	uint64_t seq;
+	uint64_t flushed_at; /* entries filled before this are void */
+	uint64_t changed_at[CACHE_USER_SLOTS];
+	unsigned long hits, misses, stores, drops;
+
+	/* the listener */
+	pthread_t thread;
+	int running;
+	int stop_pipe[2];
+	char *conninfo;
+};
+
+static uint64_t
+key_hash(const void *key, size_t len)
+{
+	const unsigned char *p = key;
+	uint64_t h = 1469598103934665603ULL;
+	size_t i;
+
+	for (i = 0; i < len; i++)
+		h = (h ^ p[i]) * 1099511628211ULL;
+	return h;
+}
+
+static uint64_t *
+user_slot(struct cache *c, int64_t user_id)
+{
+	return &c->changed_at[(uint64_t)user_id % CACHE_USER_SLOTS];
+}
+
+struct cache *
+cache_new(size_t entries)
+{
+	struct cache *c;
+	size_t n = 1;
+
+	while (n < entries && n < ((size_t)1 << 24))
+		n <<= 1;
+	if ((c = calloc(1, sizeof(*c))) == NULL)
+		return NULL;
+	if ((c->slots = calloc(n, sizeof(*c->slots))) == NULL) {
+		free(c);
+		return NULL;
+	}
+	c->mask = n - 1;
+	c->stop_pipe[0] = c->stop_pipe[1] = -1;
+	pthread_mutex_init(&c->lock, NULL);
+	return c;
+}
+
+static void
+entry_clear(struct entry *e)
+{
+	free(e->key);
+	free(e->val);
+	memset(e, 0, sizeof(*e));
+}
+
+void
+cache_free(struct cache *c)
+{
+	size_t i;
+
+	if (c == NULL)
+		return;
+	if (c->running) {
+		ssize_t n = write(c->stop_pipe[1], "x", 1);
+
+		(void)n; /* a full pipe would wake the thread all the same */
+		pthread_join(c->thread, NULL);
+	}
+	if (c->stop_pipe[0] != -1) {
+		close(c->stop_pipe[0]);
+		close(c->stop_pipe[1]);
+	}
+	for (i = 0; i <= c->mask; i++)
+		entry_clear(&c->slots[i]);
+	free(c->slots);
+	free(c->conninfo);
+	pthread_mutex_destroy(&c->lock);
+	free(c);
+}
+
+void
+cache_serve(struct cache *c, int on)
+{
+	pthread_mutex_lock(&c->lock);
+	c->serving = on;
+	c->flushed_at = ++c->seq;
+	pthread_mutex_unlock(&c->lock);
+}
+
+uint64_t
+cache_ticket(struct cache *c)
+{
+	uint64_t t;
+
+	pthread_mutex_lock(&c->lock);
+	t = c->seq;
+	pthread_mutex_unlock(&c->lock);
+	return t;
+}
+
+/* Whether e (in use) may answer for key now; under the lock. */
+static int
+entry_fresh(struct cache *c, const struct entry *e, uint64_t h,
+    const void *key, size_t keylen, time_t now)
+{
+	return e->val != NULL && e->hash == h && e->keylen == keylen &&
+	    memcmp(e->key, key, keylen) == 0 && now < e->valid_until &&
+	    e->ticket >= c->flushed_at &&
+	    *user_slot(c, e->user_id) <= e->ticket;
+}
+
+int
+cache_get(struct cache *c, const void *key, size_t keylen, time_t now,
+    void **val, size_t *len)
+{
+	uint64_t h = key_hash(key, keylen);
+	struct entry *e;
+	int rv = 0;
+
+	pthread_mutex_lock(&c->lock);
+	e = &c->slots[h & c->mask];
+	if (c->serving && entry_fresh(c, e, h, key, keylen, now) &&
+	    (*val = malloc(e->len)) != NULL) {
+		memcpy(*val, e->val, e->len);
+		*len = e->len;
+		rv = 1;
+	}
+	if (rv)
+		c->hits++;
+	else
+		c->misses++;
+	pthread_mutex_unlock(&c->lock);
+	return rv;
+}
+
+void
+cache_put(struct cache *c, const void *key, size_t keylen, int64_t user_id,
+    time_t valid_until, uint64_t ticket, const void *val, size_t len)
+{
+	struct entry old = { 0 }, *e;
+	unsigned char *k = NULL, *v = NULL;
+	uint64_t h = key_hash(key, keylen);
+
+	if (len == 0 || len > CACHE_VALUE_MAX || keylen == 0)
+		return;
+	/* Copies made before taking the lock; dropped if refused. */
+	if ((k = malloc(keylen)) == NULL || (v = malloc(len)) == NULL)
+		goto out;
+	memcpy(k, key, keylen);
+	memcpy(v, val, len);
+	pthread_mutex_lock(&c->lock);
+	if (c->serving && ticket >= c->flushed_at &&
+	    *user_slot(c, user_id) <= ticket) {
+		e = &c->slots[h & c->mask];
+		old = *e;
+		e->hash = h;
+		e->key = k;
+		e->keylen = keylen;
+		e->val = v;
+		e->len = len;
+		e->user_id = user_id;
+		e->ticket = ticket;
+		e->valid_until = valid_until;
+		k = v = NULL;
+		c->stores++;
+	}
+	pthread_mutex_unlock(&c->lock);
+out:
+	entry_clear(&old);
+	free(k);
+	free(v);
+}
+
+void
+cache_changed(void *arg, int64_t user_id)
+{
+	struct cache *c = arg;
+
+	pthread_mutex_lock(&c->lock);
+	c->seq++;
+	if (user_id == 0)
+		c->flushed_at = c->seq;
+	else
+		*user_slot(c, user_id) = c->seq;
+	c->drops++;
+	pthread_mutex_unlock(&c->lock);
+}
+
+void
+cache_stats(struct cache *c, struct cache_stats *st)
+{
+	pthread_mutex_lock(&c->lock);
+	st->hits = c->hits;
+	st->misses = c->misses;
+	st->stores = c->stores;
+	st->drops = c->drops;
+	st->serving = c->serving;
+	pthread_mutex_unlock(&c->lock);
+}
+
+/* ---- the listener ------------------------------------------------------- */
+
+/* Wait up to ms for the database socket (fd >= 0) or the stop pipe. */
+static int
+wait_for(struct cache *c, int fd, int ms, int *db_ready)
+{
+	struct pollfd p[2] = { { c->stop_pipe[0], POLLIN, 0 },
+		{ fd, POLLIN, 0 } };
+
+	*db_ready = 0;
+	if (poll(p, fd >= 0 ? 2 : 1, ms) == -1)
+		return errno == EINTR ? 0 : -1;
+	if (p[0].revents)
+		return 1; /* stop */
+	*db_ready = fd >= 0 && p[1].revents != 0;
+	return 0;
+}
+
+static void *
+listen_main(void *arg)
+{
+	struct cache *c = arg;
+	struct db *db = NULL;
+	struct db_err de;
+	int ready, warned = 0;
+
+	for (;;) {
+		if (db == NULL) {
+			if ((db = db_connect(c->conninfo, &de)) == NULL ||
+			    db_listen_changes(db, &de) == -1) {
+				if (!warned)
+					log_warnx("cache: cannot listen for "
+					    "changes (%s); answering from the "
+					    "database only", de.msg);
+				warned = 1;
+				db_free(db);
+				db = NULL;
+				if (wait_for(c, -1, 1000, &ready) != 0)
+					break;
+				continue;
+			}
+			/* Whatever changed while nobody listened is unknown. */
+			cache_serve(c, 1);
+			if (warned)
+				log_info("cache: listening for changes again");
+			warned = 0;
+		}
+		if (wait_for(c, db_socket(db), 1000, &ready) != 0)
+			break;
+		if (ready && db_read_changes(db, cache_changed, c, &de) == -1) {
+			cache_serve(c, 0);
+			log_warnx("cache: %s; answering from the database "
+			    "until it is back", de.msg);
+			warned = 1;
+			db_free(db);
+			db = NULL;
+		}
+	}
+	cache_serve(c, 0);
+	db_free(db);
+	return NULL;
+}
+
+int
+cache_listen(struct cache *c, const char *conninfo, char *errbuf,
+    size_t errlen)
+{
+	if ((c->conninfo = strdup(conninfo)) == NULL ||
+	    pipe2(c->stop_pipe, O_CLOEXEC) == -1) {
+		snprintf(errbuf, errlen, "cache: %s", strerror(errno));
+		return -1;
+	}
+	if ((errno = pthread_create(&c->thread, NULL, listen_main, c)) != 0) {
+		snprintf(errbuf, errlen, "cache: cannot start the listener: "
+		    "%s", strerror(errno));
+		return -1;
+	}
+	c->running = 1;
+	return 0;
+}

@@ -1,0 +1,78 @@
+/*
+ * cache.h - answers that dird can give again without the database:
+ * lookups (GET /v1/users/X) and the database half of a certificate check.
+ *
+ * An entry belongs to one user and is dropped when anything of that user
+ * changes: at once for writes made through this dird (db_on_change calls
+ * cache_changed before the write is acknowledged), and through
+ * PostgreSQL NOTIFY for writes made elsewhere (dirctl, another dird, SQL),
+ * which a thread of this module listens for.  While that listener is not
+ * connected, nothing is served from the cache; when it connects again,
+ * everything is dropped.  An entry also ends at its own deadline (the
+ * first address or certificate in it to expire).
+ *
+ * A reader that fills an entry takes a ticket before it reads the
+ * database; the entry is refused when its user changed after the ticket,
+ * so a slow reader can not store what a faster writer already replaced.
+ *
+ * All functions are thread-safe.
+ */
+#ifndef CACHE_H
+#define CACHE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+/* The largest value kept; bigger answers are always read afresh. */
+#define CACHE_VALUE_MAX 16384
+
+struct cache;
+
+struct cache_stats {
+	unsigned long hits, misses, stores, drops;
+	int serving; /* the listener is connected and entries are used */
+};
+
+/*
+ * A cache of `entries` slots (rounded up to a power of two), disabled
+ * until cache_serve(c, 1) or the listener turns it on.  NULL when out of
+ * memory.
+ */
+struct cache *cache_new(size_t entries);
+/* Stops the listener first; NULL is a no-op. */
+void cache_free(struct cache *c);
+
+/* Use entries (on = 1) or not; either way everything held is dropped. */
+void cache_serve(struct cache *c, int on);
+
+/* Taken before reading what cache_put will store. */
+uint64_t cache_ticket(struct cache *c);
+/*
+ * 1 with a malloc'd copy of the value in *val (the caller frees) and its
+ * length in *len; 0 when there is no fresh entry for key (or no memory).
+ */
+int cache_get(struct cache *c, const void *key, size_t keylen, time_t now,
+    void **val, size_t *len);
+/*
+ * Keep a copy of val under key for user_id until valid_until, unless the
+ * user changed since ticket, the cache is not serving, or len is over
+ * CACHE_VALUE_MAX.  The slot's previous entry goes.
+ */
+void cache_put(struct cache *c, const void *key, size_t keylen,
+    int64_t user_id, time_t valid_until, uint64_t ticket, const void *val,
+    size_t len);
+/* user_id's data changed (0: anyone's).  A db_change_fn for db_on_change. */
+void cache_changed(void *c, int64_t user_id);
+
+void cache_stats(struct cache *c, struct cache_stats *st);
+
+/*
+ * Start the thread that LISTENs for changes on conninfo and keeps the
+ * cache serving while it is connected (it reconnects every second after
+ * a loss).  -1 with a message when the thread can not start.
+ */
+int cache_listen(struct cache *c, const char *conninfo, char *errbuf,
+    size_t errlen) __attribute__((warn_unused_result));
+
+#endif

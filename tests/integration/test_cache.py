@@ -1,0 +1,271 @@
+"""dird's answer cache (dird/cache.c): lookups and certificate checks
+answered from memory, and never once the data changed.
+
+Changes made through the dird that caches must be visible on the very
+next request; changes made elsewhere (dirctl, SQL, another dird) arrive
+by NOTIFY, a moment after their commit: those are polled for, with a
+bound, and the delay is printed."""
+import os
+import re
+import subprocess
+import time
+
+import pytest
+
+from dird_fixture import Dird, User, curl
+from test_dird import Registry
+
+
+def metric(d, name):
+    m = re.search(rf"^{name} (\d+)$", curl(d, "GET", "/metrics").body, re.M)
+    return int(m.group(1)) if m else None
+
+
+def wait_serving(d, timeout=10):
+    end = time.monotonic() + timeout
+    while metric(d, "dird_cache_serving") != 1:
+        assert time.monotonic() < end, "the cache never started serving"
+        time.sleep(0.05)
+
+
+def cached_lookup(who, userid):
+    """Look userid up twice; the second answer must come from the cache
+    (two hits: the caller's certificate check and the lookup; a refusal
+    is not kept, so one) and be the same bytes.  Returns it."""
+    first = who.req("GET", f"/v1/users/{userid}")
+    hits = metric(who.d, "dird_cache_hits_total")
+    second = who.req("GET", f"/v1/users/{userid}")
+    assert metric(who.d, "dird_cache_hits_total") == \
+        hits + (2 if first.status == 200 else 1)
+    assert (second.status, second.body) == (first.status, first.body)
+    return second
+
+
+def until(check, what, timeout=5.0):
+    """Poll check() until true, for changes that travel by NOTIFY; says
+    on which check (one request each) it was seen."""
+    t0 = time.monotonic()
+    tries = 1
+    while not check():
+        assert time.monotonic() - t0 < timeout, what
+        time.sleep(0.01)
+        tries += 1
+    print(f"{what}: seen on check {tries}, "
+          f"{(time.monotonic() - t0) * 1000:.0f} ms")
+
+
+def ips(r):
+    return {a["ip"] for d in r.json()["devices"] for a in d["addresses"]}
+
+
+@pytest.fixture
+def reg(pg, tmpdir_shared):
+    r = Registry(pg, tmpdir_shared, cache="local")
+    wait_serving(r.d)
+    yield r
+    assert r.d.stop() == 0, r.d.read_log()
+
+
+def test_own_writes_drop_entries_at_once(reg, tmpdir_shared):
+    alice = reg.user("alice@example.org", "Alice")
+    bob = reg.user("bob@example.org", "Bob")
+    admin = reg.user("root@example.org", "Root", admin=True)
+    dev2 = User(reg.d, "alice@example.org", tmpdir_shared, device="2")
+    dev2.serial = None  # until renew() certifies its key
+
+    def put_addr():
+        r = alice.req("PUT", "/v1/me/addresses", json_body={
+            "addresses": [{"ip": "2001:db8::77", "port": 4605}]})
+        assert r.status == 200, r
+
+    def renew():
+        r = alice.req("POST", "/v1/renew", json_body={"csr": dev2.csr_pem()})
+        assert r.status == 201, r
+        dev2.serial = r.json()["serial"]
+        with open(dev2.cert, "w") as f:
+            f.write(r.json()["certificate"])
+
+    def revoke_dev2():
+        r = alice.req("POST", f"/v1/certificates/{dev2.serial}/revoke",
+                      json_body={"reason": "keyCompromise"})
+        assert r.status == 200, r
+
+    def admin_post(what):
+        def f():
+            r = admin.req("POST", f"/v1/admin/users/alice@example.org/{what}")
+            assert r.status == 200, r
+        return f
+
+    # (change made through this dird, what the next lookup must show)
+    steps = [
+        (put_addr, lambda r: r.status == 200 and "2001:db8::77" in ips(r)
+         and r.json()["online"]),
+        (lambda: alice.req("DELETE", "/v1/me/addresses"),
+         lambda r: r.status == 200 and not r.json()["online"]),
+        (renew, lambda r: dev2.serial in
+         {d["serial"] for d in r.json()["devices"]}),
+        (revoke_dev2, lambda r: dev2.serial not in
+         {d["serial"] for d in r.json()["devices"]}),
+        (admin_post("disable"), lambda r: r.status == 404),
+        (admin_post("enable"), lambda r: r.status == 200),
+    ]
+    for change, shows in steps:
+        before = cached_lookup(bob, "alice@example.org")
+        assert not shows(before), (change, before)
+        change()
+        r = bob.req("GET", "/v1/users/alice@example.org")
+        assert shows(r), (change, r)
+    # The certificate check is cached too, and a revocation ends it at
+    # once: dev2 was revoked above while alice's own check was cached.
+    assert alice.req("GET", "/v1/me").status == 200
+    r = dev2.req("GET", "/v1/me")
+    assert r.status == 401 and r.code == "certificate_revoked", r
+    hits = metric(reg.d, "dird_cache_hits_total")
+    assert alice.req("GET", "/v1/me").status == 200
+    assert metric(reg.d, "dird_cache_hits_total") > hits
+
+
+def test_changes_made_elsewhere_arrive_by_notify(reg):
+    alice = reg.user("alice@example.org", "Alice")
+    bob = reg.user("bob@example.org", "Bob")
+    assert alice.req("GET", "/v1/me").status == 200
+    cached_lookup(bob, "alice@example.org")
+    reg.ctl("user", "disable", "alice@example.org")
+    until(lambda: bob.req("GET", "/v1/users/alice@example.org").status
+          == 404, "dirctl user disable -> lookup 404")
+    until(lambda: alice.req("GET", "/v1/me").code == "user_disabled",
+          "dirctl user disable -> certificate refused")
+    reg.ctl("user", "enable", "alice@example.org")
+    until(lambda: alice.req("GET", "/v1/me").status == 200,
+          "dirctl user enable -> certificate accepted")
+    cached_lookup(bob, "alice@example.org")
+    # An operator's own SQL is announced by the triggers as well.
+    reg.sql("UPDATE users SET name = 'Alice Renamed' "
+            "WHERE userid = 'alice@example.org'")
+    until(lambda: bob.req("GET", "/v1/users/alice@example.org")
+          .json()["name"] == "Alice Renamed", "SQL rename -> lookup")
+    cached_lookup(bob, "alice@example.org")
+    assert alice.req("GET", "/v1/me").status == 200
+    reg.ctl("cert", "revoke", alice.serial)
+    until(lambda: alice.req("GET", "/v1/me").code == "certificate_revoked",
+          "dirctl cert revoke -> certificate refused")
+    assert bob.req("GET", "/v1/users/alice@example.org") \
+        .json()["devices"] == []
+
+
+def test_nothing_survives_a_lost_listener(reg):
+    """A change the listener could not hear (made while it reconnects)
+    must not leave an old answer behind: a new listener drops all."""
+    alice = reg.user("alice@example.org", "Alice")
+    bob = reg.user("bob@example.org", "Bob")
+    cached_lookup(bob, "alice@example.org")
+    # One transaction: rename without announcing, and cut the listener.
+    reg.sql("BEGIN; SET LOCAL dir.notify = off; "
+            "UPDATE users SET name = 'Unannounced' "
+            "WHERE userid = 'alice@example.org'; "
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            f"WHERE datname = '{reg.db}' AND query = 'LISTEN dir_changed'; "
+            "COMMIT")
+    # It notices, reconnects at once, and starts afresh.
+    until(lambda: "listening for changes again" in reg.d.read_log(),
+          "listener back")
+    assert "the database connection that listens for changes was lost" \
+        in reg.d.read_log()
+    wait_serving(reg.d)
+    r = bob.req("GET", "/v1/users/alice@example.org")
+    assert r.json()["name"] == "Unannounced", r
+
+
+def test_entries_end_when_an_address_expires(reg):
+    assert reg.d.stop() == 0
+    reg.d = Dird(reg.data, extra=["--set", "cache=local",
+                                  "--set", "ttl_min=10"]).start()
+    wait_serving(reg.d)
+    alice = reg.user("alice@example.org", "Alice")
+    bob = reg.user("bob@example.org", "Bob")
+    r = alice.req("PUT", "/v1/me/addresses", json_body={
+        "addresses": [{"ip": "192.0.2.9", "port": 4605}], "ttl": 10})
+    assert r.status == 200, r
+    assert cached_lookup(bob, "alice@example.org").json()["online"]
+    time.sleep(11)
+    r = bob.req("GET", "/v1/users/alice@example.org")
+    assert r.status == 200 and r.json()["online"] is False, r
+
+
+def listen_for(reg, seconds):
+    """psql that LISTENs for `seconds` in the background; .communicate()
+    gives what it was told."""
+    return subprocess.Popen(
+        ["psql", "-X", "-q", "-d", reg.pg.dsn(reg.db), "-c",
+         "LISTEN dir_changed", "-c", f"SELECT pg_sleep({seconds})"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def test_shared_mode_between_two_instances(pg, tmpdir_shared):
+    reg = Registry(pg, tmpdir_shared, cache="shared")
+    second = Dird(reg.data, extra=["--set", "cache=shared"]).start()
+    try:
+        wait_serving(reg.d)
+        wait_serving(second)
+        lee = reg.user("lee@example.org")
+        mia = reg.user("mia@example.org")
+        mia.d = second
+        for i in range(5):
+            ip = f"2001:db8::{i + 10:x}"
+            cached_lookup(mia, "lee@example.org")
+            r = lee.req("PUT", "/v1/me/addresses", json_body={
+                "addresses": [{"ip": ip, "port": 4605}]})
+            assert r.status == 200
+            until(lambda: ip in ips(mia.req("GET", "/v1/users/"
+                                            "lee@example.org")),
+                  "update on one instance -> lookup on the other", 2.0)
+        # In shared mode dird announces its own writes (that is how the
+        # other instance heard of them).
+        psql = listen_for(reg, 1.5)
+        time.sleep(0.5)
+        assert lee.req("DELETE", "/v1/me/addresses").status == 200
+        out = psql.communicate(timeout=30)[0]
+        assert 'notification "dir_changed"' in out, out
+    finally:
+        assert second.stop() == 0, second.read_log()
+        assert reg.d.stop() == 0, reg.d.read_log()
+
+
+def test_local_mode_does_not_announce_its_own_writes(reg):
+    """cache=local keeps its writes quiet (NOTIFY would serialise
+    commits); dirctl's are announced."""
+    alice = reg.user("alice@example.org", "Alice")
+    psql = listen_for(reg, 1.5)
+    time.sleep(0.5)
+    r = alice.req("PUT", "/v1/me/addresses", json_body={
+        "addresses": [{"ip": "192.0.2.10", "port": 4605}]})
+    assert r.status == 200
+    out = psql.communicate(timeout=30)[0]
+    assert "notification" not in out, out
+    psql = listen_for(reg, 1.5)
+    time.sleep(0.5)
+    reg.ctl("user", "disable", "alice@example.org")
+    out = psql.communicate(timeout=30)[0]
+    assert 'notification "dir_changed"' in out, out
+
+
+def test_cache_settings(pg, tmpdir_shared):
+    reg = Registry(pg, tmpdir_shared, cache="off")
+    try:
+        m = curl(reg.d, "GET", "/metrics").body
+        assert "dird_cache" not in m
+        assert "cache: off" in reg.d.read_log()
+    finally:
+        assert reg.d.stop() == 0
+    # auto with a DSN: no cache (other instances may share the database).
+    d = Dird(reg.data).start()
+    try:
+        assert "cache: off" in d.read_log()
+    finally:
+        assert d.stop() == 0
+    dird = os.path.join(os.environ["DIR_BUILD"], "dird", "dird")
+    for bad in ("cache=bogus", "cache=", "cache_entries=0"):
+        p = subprocess.run([dird, "--data", reg.data, "--check", "--set",
+                            bad], capture_output=True, text=True)
+        assert p.returncode != 0, bad
+        assert bad.split("=")[0] in p.stderr, (bad, p.stderr)
