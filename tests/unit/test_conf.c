@@ -45,6 +45,11 @@ static const struct {
 	{ "[dird]\nttl_min = 600\nttl_max = 60\n", "ttl_min (600) is above" },
 	{ "[dird]\nthis line has no equals sign\n", "syntax error" },
 	{ "[dird]\nlisten = 127.0.0.1:4604\nlisten = [::1]:4604\n", NULL },
+	{ "[dird]\ncache = shared\n", NULL },
+	{ "[dird]\ncache = sometimes\n",
+	    ":2: cache must be one of auto|local|shared|off, not 'sometimes'" },
+	{ "[dird]\ncache = LOCAL\n", "cache must be one of" },
+	{ "[dird]\ncache_entries = 8\n", "cache_entries must be" },
 };
 
 int

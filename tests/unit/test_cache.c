@@ -1,0 +1,148 @@
+/*
+ * test_cache.c - the answer cache without a database: what is served,
+ * and every reason an entry must not be.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cache.h"
+
+static int n, failed;
+
+static void
+check(int ok, const char *what)
+{
+	printf("%s %d - %s\n", ok ? "ok" : "not ok", ++n, what);
+	if (!ok)
+		failed++;
+}
+
+#define NOW 1000000
+
+/* 1 when key is served with exactly want. */
+static int
+served(struct cache *c, const char *key, const char *want)
+{
+	void *val = NULL;
+	size_t len = 0;
+	int hit = cache_get(c, key, strlen(key), NOW, &val, &len);
+	int ok = hit == 1 && len == strlen(want) && memcmp(val, want, len) == 0;
+
+	free(val);
+	return ok;
+}
+
+static int
+missed(struct cache *c, const char *key)
+{
+	void *val = NULL;
+	size_t len = 0;
+	int hit = cache_get(c, key, strlen(key), NOW, &val, &len);
+
+	free(val);
+	return hit == 0;
+}
+
+static void
+put(struct cache *c, const char *key, int64_t user, time_t until,
+    uint64_t ticket, const char *val)
+{
+	cache_put(c, key, strlen(key), user, until, ticket, val, strlen(val));
+}
+
+int
+main(void)
+{
+	struct cache *c = cache_new(16);
+	struct cache_stats st;
+	static char big[CACHE_VALUE_MAX + 2];
+	char k1[8], k2[8];
+	uint64_t t;
+	int i, j;
+
+	if (c == NULL)
+		return 2;
+
+	/* Not serving (no listener yet): nothing is kept or given. */
+	put(c, "ua", 1, NOW + 60, cache_ticket(c), "A");
+	check(missed(c, "ua"), "nothing is kept before the cache serves");
+
+	cache_serve(c, 1);
+	put(c, "ua", 1, NOW + 60, cache_ticket(c), "A");
+	put(c, "ub", 2, NOW + 60, cache_ticket(c), "B");
+	check(served(c, "ua", "A") && served(c, "ub", "B"),
+	    "entries are served, each under its own key");
+	check(missed(c, "uc"), "an unknown key misses");
+
+	/* Expiry. */
+	put(c, "ux", 3, NOW, cache_ticket(c), "X");
+	check(missed(c, "ux"), "an entry ends at its deadline");
+	put(c, "ux", 3, NOW + 1, cache_ticket(c), "X");
+	check(served(c, "ux", "X"), "and lives until then");
+
+	/* A change of user 1 drops its entry and no other. */
+	cache_changed(c, 1);
+	check(missed(c, "ua"), "a change of the user drops its entry");
+	check(served(c, "ub", "B"), "other users' entries stay");
+
+	/* A reader that began before the change may not store. */
+	t = cache_ticket(c);
+	cache_changed(c, 2);
+	put(c, "ub", 2, NOW + 60, t, "old B");
+	check(missed(c, "ub"), "a value read before a change is refused");
+	t = cache_ticket(c);
+	cache_changed(c, 1);
+	put(c, "ub", 2, NOW + 60, t, "B2");
+	check(served(c, "ub", "B2"), "a change of someone else does not refuse");
+
+	/* "Any user" (0) drops everything. */
+	put(c, "ua", 1, NOW + 60, cache_ticket(c), "A");
+	cache_changed(c, 0);
+	check(missed(c, "ua") && missed(c, "ub"), "a change of anyone drops all");
+
+	/* Stop and serve again (a new listener): everything went. */
+	put(c, "ua", 1, NOW + 60, cache_ticket(c), "A");
+	t = cache_ticket(c);
+	cache_serve(c, 0);
+	check(missed(c, "ua"), "nothing is served while the listener is away");
+	cache_serve(c, 1);
+	check(missed(c, "ua"), "a new listener starts with nothing");
+	put(c, "ua", 1, NOW + 60, t, "A");
+	check(missed(c, "ua"), "a value read before the listener came back "
+	    "is refused");
+
+	/* Sizes. */
+	memset(big, 'x', sizeof(big) - 1);
+	put(c, "ubig", 4, NOW + 60, cache_ticket(c), big);
+	check(missed(c, "ubig"), "a value over CACHE_VALUE_MAX is not kept");
+	big[CACHE_VALUE_MAX] = '\0';
+	put(c, "ubig", 4, NOW + 60, cache_ticket(c), big);
+	check(served(c, "ubig", big), "a value of CACHE_VALUE_MAX is kept");
+	put(c, "uempty", 4, NOW + 60, cache_ticket(c), "");
+	check(missed(c, "uempty"), "an empty value is not kept");
+
+	/* Two keys for one slot: the newer wins, the older misses. */
+	for (i = 0; i < 1000; i++)
+		for (j = i + 1; j < 1000; j++) {
+			snprintf(k1, sizeof(k1), "k%d", i);
+			snprintf(k2, sizeof(k2), "k%d", j);
+			put(c, k1, 5, NOW + 60, cache_ticket(c), "one");
+			put(c, k2, 6, NOW + 60, cache_ticket(c), "two");
+			if (missed(c, k1))
+				goto found;
+		}
+found:
+	check(i < 1000, "two keys share a slot in a 16-slot cache");
+	check(served(c, k2, "two") && missed(c, k1),
+	    "the newer entry of a slot is served, the older is gone");
+
+	cache_stats(c, &st);
+	check(st.hits > 0 && st.misses > 0 && st.stores > 0 && st.drops == 4 &&
+		st.serving == 1, "statistics count hits, misses, stores, drops");
+	cache_free(c);
+	cache_free(NULL);
+
+	printf("1..%d\n", n);
+	return failed != 0;
+}
