@@ -288,8 +288,8 @@ listen_main(void *arg)
 			}
 			/* Whatever changed while nobody listened is unknown. */
 			cache_serve(c, 1);
-			if (warned)
-				log_info("cache: listening for changes again");
+			log_info("cache: listening for changes%s",
+			    warned ? " again" : "");
 			warned = 0;
 		}
 		if (wait_for(c, db_socket(db), 1000, &ready) != 0)
