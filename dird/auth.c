@@ -189,27 +189,29 @@ cert_info(struct auth *a, const unsigned char *der, size_t len,
 
 /*
  * The database's word on a certificate: from the cache when it holds a
- * fresh one (only accepted certificates are kept there), else read.
- * *ticket is for cache_put when it was read.
+ * fresh one (only accepted certificates are kept there), else read;
+ * then *store is 1 and *ticket is for cache_put.
  */
 static int
 cert_record(struct http_req *req, const unsigned char *key, size_t keylen,
-    const struct ca_cert_info *info, struct db_auth *da, uint64_t *ticket,
-    struct db_err *de)
+    const struct ca_cert_info *info, struct db_auth *da, int *store,
+    uint64_t *ticket, struct db_err *de)
 {
 	struct cache *c = req->env->cache;
 	void *val;
 	size_t len;
+	int hit = 0;
 
-	*ticket = 0;
+	*store = 0;
 	if (c != NULL && keylen > 0) {
 		if (cache_get(c, key, keylen, time(NULL), &val, &len) == 1) {
-			if (len == sizeof(*da))
+			if ((hit = len == sizeof(*da)))
 				memcpy(da, val, sizeof(*da));
 			free(val);
-			if (len == sizeof(*da))
+			if (hit)
 				return 0;
 		}
+		*store = 1;
 		*ticket = cache_ticket(c);
 	}
 	return db_auth_cert(req->db, ca_fingerprint(req->env->reg->ca),
@@ -224,8 +226,9 @@ auth_cert(struct auth *a, struct http_req *req, struct http_resp *resp)
 	struct db_auth da;
 	struct db_err de;
 	unsigned char key[33];
-	uint64_t ticket;
+	uint64_t ticket = 0;
 	size_t keylen = 0;
+	int store;
 
 	if (req->peer_der == NULL) {
 		http_error(resp, 401, "certificate_required",
@@ -262,7 +265,8 @@ auth_cert(struct auth *a, struct http_req *req, struct http_resp *resp)
 		    "the client certificate can not be read");
 		goto fail;
 	}
-	if (cert_record(req, key, keylen, &info, &da, &ticket, &de) == -1) {
+	if (cert_record(req, key, keylen, &info, &da, &store, &ticket,
+		&de) == -1) {
 		if (de.code != DB_ERR_NOTFOUND) {
 			http_db_error(resp, &de);
 			return -1;
@@ -286,7 +290,7 @@ auth_cert(struct auth *a, struct http_req *req, struct http_resp *resp)
 		    "the account %s is disabled", da.user.userid);
 		goto fail;
 	}
-	if (req->env->cache != NULL && keylen > 0)
+	if (store)
 		cache_put(req->env->cache, key, keylen, da.user.id,
 		    da.not_after < info.not_after ? da.not_after :
 						    info.not_after,

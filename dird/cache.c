@@ -263,48 +263,62 @@ wait_for(struct cache *c, int fd, int ms, int *db_ready)
 	return 0;
 }
 
+/*
+ * Drop what db hears about until the stop pipe is written (1) or the
+ * connection is lost (0, de says how).
+ */
+static int
+listen_loop(struct cache *c, struct db *db, struct db_err *de)
+{
+	int fd, ready;
+
+	for (;;) {
+		if ((fd = db_socket(db)) == -1) {
+			snprintf(de->msg, sizeof(de->msg), "the change "
+			    "listener's connection has no socket");
+			return 0;
+		}
+		if (wait_for(c, fd, 1000, &ready) != 0)
+			return 1;
+		if (ready && db_read_changes(db, cache_changed, c, de) == -1)
+			return 0;
+	}
+}
+
 static void *
 listen_main(void *arg)
 {
 	struct cache *c = arg;
-	struct db *db = NULL;
+	struct db *db;
 	struct db_err de;
-	int ready, warned = 0;
+	int ready, stop, warned = 0;
 
 	for (;;) {
-		if (db == NULL) {
-			if ((db = db_connect(c->conninfo, &de)) == NULL ||
-			    db_listen_changes(db, &de) == -1) {
-				if (!warned)
-					log_warnx("cache: cannot listen for "
-					    "changes (%s); answering from the "
-					    "database only", de.msg);
-				warned = 1;
-				db_free(db);
-				db = NULL;
-				if (wait_for(c, -1, 1000, &ready) != 0)
-					break;
-				continue;
-			}
-			/* Whatever changed while nobody listened is unknown. */
-			cache_serve(c, 1);
-			log_info("cache: listening for changes%s",
-			    warned ? " again" : "");
-			warned = 0;
-		}
-		if (wait_for(c, db_socket(db), 1000, &ready) != 0)
-			break;
-		if (ready && db_read_changes(db, cache_changed, c, &de) == -1) {
-			cache_serve(c, 0);
-			log_warnx("cache: %s; answering from the database "
-			    "until it is back", de.msg);
+		if ((db = db_connect(c->conninfo, &de)) == NULL ||
+		    db_listen_changes(db, &de) == -1) {
+			if (!warned)
+				log_warnx("cache: cannot listen for changes "
+				    "(%s); answering from the database only",
+				    de.msg);
 			warned = 1;
 			db_free(db);
-			db = NULL;
+			if (wait_for(c, -1, 1000, &ready) != 0)
+				break;
+			continue;
 		}
+		/* Whatever changed while nobody listened is unknown. */
+		cache_serve(c, 1);
+		log_info("cache: listening for changes%s",
+		    warned ? " again" : "");
+		stop = listen_loop(c, db, &de);
+		cache_serve(c, 0);
+		db_free(db);
+		if (stop)
+			break;
+		log_warnx("cache: %s; answering from the database until it "
+		    "is back", de.msg);
+		warned = 1;
 	}
-	cache_serve(c, 0);
-	db_free(db);
 	return NULL;
 }
 

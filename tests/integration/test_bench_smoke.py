@@ -15,9 +15,11 @@ from conftest import BUILD, ROOT
 # The row ids tests/bench/run promises, in --quick and full runs alike.
 ROWS = (
     [f"lookup_{n}_{f}" for n in (1, 16, 64) for f in ("rps", "p50", "p99")]
-    + ["update_64_rps", "update_64_p99", "enrol_cps", "newconn_cps",
-       "dchat_file_mbps", "dchat_rtt_p50", "dchat_rtt_p99", "tcp_rtt_c_p50"]
-    + [f"scale_{i}_{f}" for i in range(3) for f in ("p50", "p99")]
+    + ["update_64_rps", "update_64_p99", "enrol_cps", "enrol_vs_commits",
+       "newconn_cps", "dchat_file_mbps", "dchat_rtt_p50", "dchat_rtt_p99",
+       "tcp_rtt_c_p50"]
+    + [f"scale{tag}_{i}_{f}" for tag in ("", "_nocache") for i in range(3)
+       for f in ("p50", "p99")]
     + ["memory_idle_rss"])
 
 
