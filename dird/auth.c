@@ -11,8 +11,9 @@
  * a small table keyed by the SHA-256 of its DER: they are a function of
  * those bytes alone, so an entry is never stale, and parsing a
  * certificate costs about 0.2 ms in OpenSSL 3.0, more than the rest of a
- * lookup.  Revocation, expiry in the store and the user's state are still
- * read from the database on every request.
+ * lookup.  Revocation, expiry in the store and the user's state come
+ * from the database, or from the answer cache (cache.h), which drops a
+ * user's entries when any of that changes.
  */
 #include <ctype.h>
 #include <pthread.h>

@@ -62,9 +62,9 @@ static const struct conf_key {
 	    "window of auth_fail_max, seconds"),
 	{ "cache", CT_STR, offsetof(struct conf, cache),
 	    sizeof(((struct conf *)0)->cache), 0, 0, "auto",
-	    "answer lookups and certificate checks from memory: local (this "
-	    "dird is the only one on its database), shared (several are), off; "
-	    "auto is local with the embedded cluster, else off",
+	    "answer lookups and certificate checks from memory: local (the "
+	    "only dird on its database), shared (one of several), off, or "
+	    "auto (see dird(8))",
 	    "auto|local|shared|off" },
 	I("cache_entries", cache_entries, 16, 1 << 22, "16384",
 	    "answers the cache holds at most"),
