@@ -5,9 +5,13 @@ Changes made through the dird that caches must be visible on the very
 next request; changes made elsewhere (dirctl, SQL, another dird) arrive
 by NOTIFY, a moment after their commit: those are polled for, with a
 bound, and the delay is printed."""
+import http.client
+import json
 import os
 import re
+import ssl
 import subprocess
+import threading
 import time
 
 import pytest
@@ -269,3 +273,81 @@ def test_cache_settings(pg, tmpdir_shared):
                             bad], capture_output=True, text=True)
         assert p.returncode != 0, bad
         assert bad.split("=")[0] in p.stderr, (bad, p.stderr)
+
+
+def test_concurrent_updates_never_read_back_older(reg):
+    """Writers update their addresses (an increasing port each time) while
+    readers look them up through the cache: a lookup that starts after an
+    update was acknowledged must show that update or a later one, never
+    an older one, however the fills and drops interleave."""
+    writers = [reg.user(f"w{i}@example.org") for i in range(4)]
+    readers = [reg.user(f"r{i}@example.org") for i in range(2)]
+    acked = {w.userid: 0 for w in writers}
+    stale, errors, looked = [], [], [0]
+    stop = threading.Event()
+
+    def conn(u):
+        ctx = ssl.create_default_context(
+            cafile=os.path.join(reg.data, "ca.pem"))
+        ctx.load_cert_chain(u.cert, u.key)
+        return http.client.HTTPSConnection("localhost", reg.d.port,
+                                           context=ctx, timeout=30)
+
+    def write(w):
+        c = conn(w)
+        port = 0
+        while not stop.is_set():
+            port += 1
+            c.request("PUT", "/v1/me/addresses", body=json.dumps(
+                {"addresses": [{"ip": "2001:db8::1", "port": port}]}),
+                headers={"Content-Type": "application/json"})
+            r = c.getresponse()
+            r.read()
+            if r.status != 200:
+                errors.append(("PUT", r.status))
+                return
+            acked[w.userid] = port
+            time.sleep(0.005)
+
+    def read(u, k):
+        c = conn(u)
+        i = k
+        while not stop.is_set():
+            w = writers[i % len(writers)].userid
+            i += 1
+            before = acked[w]
+            c.request("GET", f"/v1/users/{w}")
+            r = c.getresponse()
+            body = r.read()
+            if r.status != 200:
+                errors.append(("GET", r.status))
+                return
+            ports = [a["port"] for d in json.loads(body)["devices"]
+                     for a in d["addresses"] if a["kind"] == "declared"]
+            got = max(ports, default=0)
+            if got < before:
+                stale.append((w, before, got))
+            looked[0] += 1
+
+    hits = metric(reg.d, "dird_cache_hits_total")
+    threads = [threading.Thread(target=write, args=(w,)) for w in writers]
+    threads += [threading.Thread(target=read, args=(u, k))
+                for k, u in enumerate(readers)]
+    for t in threads:
+        t.start()
+    time.sleep(4)
+    stop.set()
+    for t in threads:
+        t.join(30)
+    assert not errors, errors
+    assert not stale, stale[:5]
+    updates = sum(acked.values())
+    # At most one certificate-check hit per request; what is above that
+    # were lookups answered from the cache.
+    lookup_hits = metric(reg.d, "dird_cache_hits_total") - hits - \
+        looked[0] - updates
+    print(f"{looked[0]} lookups during {updates} updates, at least "
+          f"{lookup_hits} answered from the cache; none older than an "
+          "acknowledged update")
+    assert min(acked.values()) > 10 and looked[0] > 100
+    assert lookup_hits > 0
