@@ -17,7 +17,10 @@ api_parse_csr(json_t *body, struct http_resp *resp)
 	return api_string(body, "csr", CSR_MAX, 1, resp);
 }
 
-/* Issue for req->who.user inside the open transaction; commit; reply. */
+/*
+ * Issue for req->who.user (as read by its authentication), in the open
+ * transaction if there is one (then commit); reply.
+ */
 static void
 issue_and_reply(struct http_req *req, const char *action,
     struct http_resp *resp)
@@ -30,14 +33,14 @@ issue_and_reply(struct http_req *req, const char *action,
 		db_rollback(req->db);
 		return;
 	}
-	if (reg_issue(req->env->reg, req->db, req->who.user.userid, csr,
+	if (reg_issue_for(req->env->reg, req->db, &req->who.user, csr,
 		strlen(csr), req->who.user.userid, action,
 		req->source[0] ? req->source : NULL, &is, &e) == -1) {
 		db_rollback(req->db);
 		http_reg_error(resp, &e);
 		return;
 	}
-	if (api_commit(req, resp) == 0)
+	if (!db_in_tx(req->db) || api_commit(req, resp) == 0)
 		http_json(resp, 201, api_issued_json(req, &is));
 	ca_issued_clear(&is);
 }
@@ -64,7 +67,10 @@ api_enroll(struct http_req *req, struct http_resp *resp)
 void
 api_renew(struct http_req *req, struct http_resp *resp)
 {
-	if (api_begin(req, resp) == -1)
-		return;
+	/*
+	 * No transaction: the certificate and its audit row are one
+	 * statement, and the caller's record is the one its certificate
+	 * was just checked against.
+	 */
 	issue_and_reply(req, "renew", resp);
 }

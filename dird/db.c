@@ -30,7 +30,7 @@ enum stmt {
 	S_USER_PW,
 	S_CODE_ADD,
 	S_CODE_USE,
-	S_CERT_ADD,
+	S_CERT_RECORD,
 	S_CERT_LIST,
 	S_CERT_LIST_ALL,
 	S_CERT_GET,
@@ -109,11 +109,18 @@ static const struct {
 			 "WHERE code_hash = $1 AND used_at IS NULL "
 			 "AND expires_at > now() RETURNING user_id",
 	    1 },
-	[S_CERT_ADD] = { "INSERT INTO certificates (issuer, user_id, serial, "
-			 "fingerprint, der, not_before, not_after) VALUES "
-			 "($1, $2, $3, $4, $5, to_timestamp($6), "
-			 "to_timestamp($7)) RETURNING id",
-	    7 },
+	/*
+	 * A certificate and its audit row in one statement: atomic on its
+	 * own, one round trip, and the audit chain's lock (taken in
+	 * audit_append) is held only until this statement commits.
+	 */
+	[S_CERT_RECORD] = { "WITH c AS (INSERT INTO certificates (issuer, "
+			    "user_id, serial, fingerprint, der, not_before, "
+			    "not_after) VALUES ($1, $2, $3, $4, $5, "
+			    "to_timestamp($6), to_timestamp($7)) RETURNING id) "
+			    "SELECT c.id, audit_append($8, $9, $10, $3, "
+			    "$11::inet, NULL) FROM c",
+	    11 },
 	[S_CERT_LIST] = { "SELECT " CERT_COLS "FROM certificates c JOIN users u "
 			  "ON u.id = c.user_id WHERE u.userid = $1 "
 			  "ORDER BY c.issued_at, c.id",
@@ -434,7 +441,7 @@ db_exec(struct db *db, enum stmt s, const char *const *vals, const int *lens,
 {
 	PGresult *res;
 	char name[16];
-	int fmts[8] = { 0 };
+	int fmts[16] = { 0 };
 	int i;
 
 	if (!db->in_tx && db_ensure(db, err) == -1)
@@ -1069,21 +1076,21 @@ db_code_consume(struct db *db, const unsigned char hash[32], int64_t *user_id,
 /* ---- certificates --------------------------------------------------- */
 
 int
-db_cert_add(struct db *db, const char *issuer, int64_t user_id,
-    const char *serial, const char *fingerprint, const unsigned char *der,
-    size_t der_len, time_t not_before, time_t not_after, int64_t *id,
-    struct db_err *err)
+db_cert_record(struct db *db, const struct db_cert_new *c,
+    const struct db_audit_row *a, int64_t *id, struct db_err *err)
 {
 	char uid[24], nb[24], na[24];
-	const char *v[7] = { issuer, uid, serial, fingerprint,
-		(const char *)der, nb, na };
-	int lens[7] = { 0, 0, 0, 0, (int)der_len, 0, 0 };
+	const char *v[11] = { c->issuer, uid, c->serial, c->fingerprint,
+		(const char *)c->der, nb, na, a->actor, a->action, a->target,
+		a->source };
+	int lens[11] = { 0, 0, 0, 0, (int)c->der_len, 0, 0, 0, 0, 0, 0 };
+	int64_t user_id = c->user_id;
 	PGresult *res;
 
 	snprintf(uid, sizeof(uid), "%" PRId64, user_id);
-	snprintf(nb, sizeof(nb), "%lld", (long long)not_before);
-	snprintf(na, sizeof(na), "%lld", (long long)not_after);
-	if ((res = db_exec(db, S_CERT_ADD, v, lens, 0, PGRES_TUPLES_OK,
+	snprintf(nb, sizeof(nb), "%lld", (long long)c->not_before);
+	snprintf(na, sizeof(na), "%lld", (long long)c->not_after);
+	if ((res = db_exec(db, S_CERT_RECORD, v, lens, 0, PGRES_TUPLES_OK,
 		 err)) == NULL)
 		return -1;
 	db_changed(db, user_id);

@@ -149,10 +149,26 @@ int db_code_consume(struct db *db, const unsigned char hash[32],
     int64_t *user_id, struct db_err *err) DB_WUR;
 
 /* Certificates. */
-int db_cert_add(struct db *db, const char *issuer, int64_t user_id,
-    const char *serial, const char *fingerprint, const unsigned char *der,
-    size_t der_len, time_t not_before, time_t not_after, int64_t *id,
-    struct db_err *err) DB_WUR;
+/* A new certificate (all borrowed) and the audit row that records it. */
+struct db_cert_new {
+	const char *issuer;
+	int64_t user_id;
+	const char *serial;
+	const char *fingerprint;
+	const unsigned char *der;
+	size_t der_len;
+	time_t not_before, not_after;
+};
+struct db_audit_row {
+	const char *actor, *action, *target;
+	const char *source; /* IP address or NULL */
+};
+/*
+ * Store c and append a (its serial is c's) in one statement: both or
+ * neither, also outside a transaction.  *id (may be NULL): the new row.
+ */
+int db_cert_record(struct db *db, const struct db_cert_new *c,
+    const struct db_audit_row *a, int64_t *id, struct db_err *err) DB_WUR;
 /* userid NULL: every certificate.  Ordered by issue time. */
 int db_cert_list(struct db *db, const char *userid,
     int (*cb)(const struct db_cert *, void *), void *arg,

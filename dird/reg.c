@@ -192,32 +192,67 @@ crl_url(const struct reg *r)
 	return r->conf.crl_url[0] ? r->conf.crl_url : NULL;
 }
 
-/* Record an issued certificate and its audit row. */
+/*
+ * Record an issued certificate and its audit row: one statement, so they
+ * land together or not at all with or without an open transaction.
+ */
 static int
 reg_record(struct reg *r, struct db *db, const struct db_user *u,
     const struct ca_issued *is, const char *actor, const char *action,
     const char *source, struct reg_err *e)
 {
+	const struct db_cert_new c = { ca_fingerprint(r->ca), u->id,
+		is->serial, is->fingerprint, is->der, is->der_len,
+		is->not_before, is->not_after };
+	const struct db_audit_row a = { actor, action, u->userid, source };
 	struct db_err de;
-	int own_tx = !db_in_tx(db);
 
-	/* The certificate and its audit row land together or not at all. */
-	if (own_tx && db_begin(db, &de) == -1)
-		goto err;
-	if (db_cert_add(db, ca_fingerprint(r->ca), u->id, is->serial,
-		is->fingerprint, is->der, is->der_len, is->not_before,
-		is->not_after, NULL, &de) == -1 ||
-	    db_audit(db, actor, action, u->userid, is->serial, source, NULL,
-		&de) == -1)
-		goto err;
-	if (own_tx && db_commit(db, &de) == -1)
-		goto err;
+	if (db_cert_record(db, &c, &a, NULL, &de) == -1) {
+		reg_err_from_db(e, &de);
+		return -1;
+	}
 	return 0;
-err:
-	if (own_tx)
-		db_rollback(db);
-	reg_err_from_db(e, &de);
-	return -1;
+}
+
+/* Issue for u from a checked CSR, and record it. */
+static int
+reg_issue_csr(struct reg *r, struct db *db, const struct db_user *u,
+    struct ca_csr *req, const char *actor, const char *action,
+    const char *source, struct ca_issued *out, struct reg_err *e)
+{
+	struct ca_subject subj;
+	struct ca_err ce;
+
+	subj.userid = u->userid;
+	subj.name = u->name;
+	subj.email = u->email[0] ? u->email : NULL;
+	if (ca_issue_user_csr(r->ca, req, &subj, r->conf.cert_days,
+		crl_url(r), out, &ce) == -1) {
+		reg_seterr(e, ce.code == CA_ERR_CRYPTO ? 500 : 400,
+		    "invalid_csr", "%s", ce.msg);
+		return -1;
+	}
+	if (reg_record(r, db, u, out, actor, action ? action : "cert.issue",
+		source, e) == -1) {
+		ca_issued_clear(out);
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * Parsed and verified once, before the user is looked at (a bad CSR is a
+ * 400 whoever sends it); the handle is issued for afterwards.
+ */
+static struct ca_csr *
+reg_csr(const char *csr, size_t csr_len, struct reg_err *e)
+{
+	struct ca_csr *req;
+	struct ca_err ce;
+
+	if ((req = ca_csr_new(csr, csr_len, &ce)) == NULL)
+		reg_seterr(e, 400, "invalid_csr", "%s", ce.msg);
+	return req;
 }
 
 int
@@ -225,39 +260,32 @@ reg_issue(struct reg *r, struct db *db, const char *userid, const char *csr,
     size_t csr_len, const char *actor, const char *action, const char *source,
     struct ca_issued *out, struct reg_err *e)
 {
-	struct ca_subject subj;
 	struct ca_csr *req;
 	struct db_user u;
-	struct ca_err ce;
 	int rv = -1;
 
 	memset(out, 0, sizeof(*out));
-	/*
-	 * Parsed and verified once, before the user is looked at (a bad
-	 * CSR is a 400 whoever sends it); the handle is issued for below.
-	 */
-	if ((req = ca_csr_new(csr, csr_len, &ce)) == NULL) {
-		reg_seterr(e, 400, "invalid_csr", "%s", ce.msg);
+	if ((req = reg_csr(csr, csr_len, e)) == NULL)
 		return -1;
-	}
-	if (reg_user(db, userid, &u, e) == -1)
-		goto err;
-	subj.userid = u.userid;
-	subj.name = u.name;
-	subj.email = u.email[0] ? u.email : NULL;
-	if (ca_issue_user_csr(r->ca, req, &subj, r->conf.cert_days,
-		crl_url(r), out, &ce) == -1) {
-		reg_seterr(e, ce.code == CA_ERR_CRYPTO ? 500 : 400,
-		    "invalid_csr", "%s", ce.msg);
-		goto err;
-	}
-	if (reg_record(r, db, &u, out, actor, action ? action : "cert.issue",
-		source, e) == -1) {
-		ca_issued_clear(out);
-		goto err;
-	}
-	rv = 0;
-err:
+	if (reg_user(db, userid, &u, e) == 0)
+		rv = reg_issue_csr(r, db, &u, req, actor, action, source, out,
+		    e);
+	ca_csr_free(req);
+	return rv;
+}
+
+int
+reg_issue_for(struct reg *r, struct db *db, const struct db_user *u,
+    const char *csr, size_t csr_len, const char *actor, const char *action,
+    const char *source, struct ca_issued *out, struct reg_err *e)
+{
+	struct ca_csr *req;
+	int rv;
+
+	memset(out, 0, sizeof(*out));
+	if ((req = reg_csr(csr, csr_len, e)) == NULL)
+		return -1;
+	rv = reg_issue_csr(r, db, u, req, actor, action, source, out, e);
 	ca_csr_free(req);
 	return rv;
 }

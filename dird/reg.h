@@ -79,6 +79,15 @@ int reg_issue(struct reg *r, struct db *db, const char *userid,
     const char *source, struct ca_issued *out, struct reg_err *e) REG_WUR;
 
 /*
+ * reg_issue for a user record the caller read already (an authenticated
+ * request's own user: enabled, as of its authentication); no read of
+ * the user.
+ */
+int reg_issue_for(struct reg *r, struct db *db, const struct db_user *u,
+    const char *csr, size_t csr_len, const char *actor, const char *action,
+    const char *source, struct ca_issued *out, struct reg_err *e) REG_WUR;
+
+/*
  * Centralized model: generate a key and certificate for user and return
  * them as a PKCS#12 protected by passphrase (*p12 is new, free()).
  */
