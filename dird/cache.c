@@ -52,6 +52,8 @@ struct cache {
 	int running;
 	int stop_pipe[2];
 	char *conninfo;
+	int exclusive;	 /* cache = local: hold the only-one claim */
+	struct db *first; /* connected by cache_listen, for the thread */
 };
 
 static uint64_t
@@ -117,6 +119,7 @@ cache_free(struct cache *c)
 		close(c->stop_pipe[0]);
 		close(c->stop_pipe[1]);
 	}
+	db_free(c->first);
 	for (i = 0; i <= c->mask; i++)
 		entry_clear(&c->slots[i]);
 	free(c->slots);
@@ -285,23 +288,67 @@ listen_loop(struct cache *c, struct db *db, struct db_err *de)
 	}
 }
 
+/*
+ * A listening connection, with the only-one claim when exclusive: 0, or
+ * 1 when another dird holds the claim, or -1 (de says why).
+ */
+static int
+listen_connect(struct cache *c, struct db **out, struct db_err *de)
+{
+	struct db *db;
+	int alone = 1;
+
+	*out = NULL;
+	if ((db = db_connect(c->conninfo, de)) == NULL)
+		return -1;
+	if (db_listen_changes(db, de) == -1 ||
+	    (c->exclusive && db_listen_alone(db, &alone, de) == -1)) {
+		db_free(db);
+		return -1;
+	}
+	if (!alone) {
+		db_free(db);
+		return 1;
+	}
+	*out = db;
+	return 0;
+}
+
 static void *
 listen_main(void *arg)
 {
 	struct cache *c = arg;
-	struct db *db;
+	struct db *db = c->first;
 	struct db_err de;
-	int ready, stop, warned = 0;
+	int ready, rv, stop, warned = 0, claim_tries = 0;
 
+	c->first = NULL;
 	for (;;) {
-		if ((db = db_connect(c->conninfo, &de)) == NULL ||
-		    db_listen_changes(db, &de) == -1) {
+		if (db == NULL && (rv = listen_connect(c, &db, &de)) != 0) {
+			/*
+			 * Our own old connection may hold the claim until
+			 * PostgreSQL has ended it: a few tries.  After that,
+			 * another dird claimed "local" while we were away:
+			 * two caches that do not hear each other's writes.
+			 * Stop caching for good.
+			 */
+			if (rv == 1 && ++claim_tries < 20) {
+				if (wait_for(c, -1, 250, &ready) != 0)
+					break;
+				continue;
+			}
+			if (rv == 1) {
+				log_warnx("cache: another dird with cache = "
+				    "local now runs on this database; this one "
+				    "stops caching (restart it to cache again)");
+				(void)wait_for(c, -1, -1, &ready);
+				break;
+			}
 			if (!warned)
 				log_warnx("cache: cannot listen for changes "
 				    "(%s); answering from the database only",
 				    de.msg);
 			warned = 1;
-			db_free(db);
 			if (wait_for(c, -1, 1000, &ready) != 0)
 				break;
 			continue;
@@ -310,9 +357,11 @@ listen_main(void *arg)
 		cache_serve(c, 1);
 		log_info("cache: listening for changes%s",
 		    warned ? " again" : "");
+		claim_tries = 0;
 		stop = listen_loop(c, db, &de);
 		cache_serve(c, 0);
 		db_free(db);
+		db = NULL;
 		if (stop)
 			break;
 		log_warnx("cache: %s; answering from the database until it "
@@ -323,13 +372,31 @@ listen_main(void *arg)
 }
 
 int
-cache_listen(struct cache *c, const char *conninfo, char *errbuf,
-    size_t errlen)
+cache_listen(struct cache *c, const char *conninfo, int exclusive,
+    char *errbuf, size_t errlen)
 {
+	struct db_err de;
+	int rv, tries;
+
+	c->exclusive = exclusive;
 	if ((c->conninfo = strdup(conninfo)) == NULL ||
 	    pipe2(c->stop_pipe, O_CLOEXEC) == -1) {
 		snprintf(errbuf, errlen, "cache: %s", strerror(errno));
 		return -1;
+	}
+	/*
+	 * The first connection here, so that the claim is known at once.
+	 * A claim held by a dird that has just died ends when PostgreSQL
+	 * notices its connection closed: wait a few seconds for that.
+	 */
+	for (tries = 0; (rv = listen_connect(c, &c->first, &de)) == 1 &&
+	     tries < 50; tries++)
+		(void)poll(NULL, 0, 100);
+	if (rv != 0) {
+		if (rv == -1)
+			snprintf(errbuf, errlen, "cache: cannot listen for "
+			    "changes: %s", de.msg);
+		return rv;
 	}
 	if ((errno = pthread_create(&c->thread, NULL, listen_main, c)) != 0) {
 		snprintf(errbuf, errlen, "cache: cannot start the listener: "

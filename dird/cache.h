@@ -68,11 +68,13 @@ void cache_changed(void *c, int64_t user_id);
 void cache_stats(struct cache *c, struct cache_stats *st);
 
 /*
- * Start the thread that LISTENs for changes on conninfo and keeps the
- * cache serving while it is connected (it reconnects every second after
- * a loss).  -1 with a message when the thread can not start.
+ * Connect to conninfo, LISTEN for changes, and start the thread that
+ * keeps the cache serving while that connection lives (it reconnects
+ * every second after a loss).  exclusive (cache = local): also claim to
+ * be the only such dird on the database; 1 when another live dird holds
+ * the claim (then nothing was started).  -1 with a message on failure.
  */
-int cache_listen(struct cache *c, const char *conninfo, char *errbuf,
-    size_t errlen) __attribute__((warn_unused_result));
+int cache_listen(struct cache *c, const char *conninfo, int exclusive,
+    char *errbuf, size_t errlen) __attribute__((warn_unused_result));
 
 #endif

@@ -558,7 +558,27 @@ db_listen_changes(struct db *db, struct db_err *err)
 {
 	if (db_conn_only(db, err) == -1)
 		return -1;
-	return db_simple(db, "LISTEN " DB_CHANNEL, err);
+	/* Named, so that an operator can tell it in pg_stat_activity. */
+	return db_simple(db, "SET application_name = 'dird cache listener'; "
+	    "LISTEN " DB_CHANNEL, err);
+}
+
+int
+db_listen_alone(struct db *db, int *alone, struct db_err *err)
+{
+	PGresult *res;
+
+	*alone = 0;
+	/* Session-level: it ends with this connection, also when dird dies. */
+	res = PQexec(db->conn, "SELECT pg_try_advisory_lock(4604002)");
+	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
+		db_result_err(db, res, err);
+		PQclear(res);
+		return -1;
+	}
+	*alone = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+	PQclear(res);
+	return 0;
 }
 
 int

@@ -110,6 +110,12 @@ typedef void db_change_fn(void *arg, int64_t user_id);
 void db_on_change(struct db *db, db_change_fn *fn, void *arg);
 int db_set_quiet(struct db *db, struct db_err *err) DB_WUR;
 int db_listen_changes(struct db *db, struct db_err *err) DB_WUR;
+/*
+ * On a listening connection: claim to be the only dird that caches
+ * without announcing its writes (cache = local).  *alone is 0 when
+ * another live dird holds the claim; the claim ends with the connection.
+ */
+int db_listen_alone(struct db *db, int *alone, struct db_err *err) DB_WUR;
 int db_socket(const struct db *db);
 int db_read_changes(struct db *db, db_change_fn *fn, void *arg,
     struct db_err *err) DB_WUR;

@@ -22,18 +22,23 @@
 #include "sdnotify.h"
 
 /*
- * The answer cache (cache.h) as configured.  "local" trusts that no other
- * dird shares the database, which holds for the embedded cluster; with a
- * DSN "auto" does not cache, since other instances could change a record
- * and a NOTIFY arrives a moment after their commit.
+ * The answer cache (cache.h) as configured.  "local" means no other dird
+ * caches on this database, so this one need not announce its writes;
+ * its listener claims that (an advisory lock) and the claim is checked
+ * here.  "auto" is local with the embedded cluster unless another dird
+ * already runs on it: then this one does not cache and announces its
+ * writes to the other.  With a DSN "auto" does not cache, since other
+ * instances could change a record and a NOTIFY arrives a moment after
+ * their commit.
  */
 static int
 cache_start(struct dird_env *env, const struct reg *r, char *errbuf,
     size_t errlen)
 {
 	const char *mode = r->conf.cache;
+	int is_auto = strcmp(mode, "auto") == 0, rv;
 
-	if (strcmp(mode, "auto") == 0)
+	if (is_auto)
 		mode = r->pg != NULL ? "local" : "off";
 	env->announce = strcmp(mode, "shared") == 0;
 	if (strcmp(mode, "off") == 0) {
@@ -44,8 +49,25 @@ cache_start(struct dird_env *env, const struct reg *r, char *errbuf,
 		snprintf(errbuf, errlen, "cache: out of memory");
 		return -1;
 	}
+	rv = cache_listen(env->cache, r->conninfo, strcmp(mode, "local") == 0,
+	    errbuf, errlen);
+	if (rv == 1 && is_auto) {
+		log_info("cache: off (another dird caches on this database; "
+			 "this one announces its writes to it)");
+		cache_free(env->cache);
+		env->cache = NULL;
+		env->announce = 1;
+		return 0;
+	}
+	if (rv == 1)
+		snprintf(errbuf, errlen, "cache = local, but another dird with "
+		    "cache = local runs on this database; give this one cache "
+		    "= shared or off (every instance on one database should "
+		    "use the same setting)");
+	if (rv != 0)
+		return -1;
 	log_info("cache: %s, %d entries", mode, r->conf.cache_entries);
-	return cache_listen(env->cache, r->conninfo, errbuf, errlen);
+	return 0;
 }
 
 static void

@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from dird_fixture import Dird, User, curl
+from dird_fixture import Dird, User, curl, dirctl, free_port
 from test_dird import Registry
 
 
@@ -168,7 +168,8 @@ def test_nothing_survives_a_lost_listener(reg):
             "UPDATE users SET name = 'Unannounced' "
             "WHERE userid = 'alice@example.org'; "
             "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-            f"WHERE datname = '{reg.db}' AND query = 'LISTEN dir_changed'; "
+            f"WHERE datname = '{reg.db}' AND "
+            "application_name = 'dird cache listener'; "
             "COMMIT")
     # It notices, reconnects at once, and starts afresh.
     until(lambda: "listening for changes again" in reg.d.read_log(),
@@ -351,3 +352,59 @@ def test_concurrent_updates_never_read_back_older(reg):
           "acknowledged update")
     assert min(acked.values()) > 10 and looked[0] > 100
     assert lookup_hits > 0
+
+
+def test_a_second_dird_on_the_embedded_cluster(tmpdir_shared):
+    """cache = auto on the embedded cluster is "local" (no announcements)
+    only for the first dird: a second one on the same data directory
+    does not cache and announces its writes, and cache = local there is
+    refused."""
+    data = os.path.join(tmpdir_shared, "data")
+    dirctl(data, "init", "--domain", "example.org", "--host", "localhost",
+           "--host", "127.0.0.1")
+    first = Dird(data).start()
+    second = None
+    try:
+        wait_serving(first)
+        assert "cache: local" in first.read_log()
+        second = Dird(data).start()
+        assert "cache: off (another dird caches on this database" in \
+            second.read_log()
+        assert "dird_cache" not in curl(second, "GET", "/metrics").body
+        users = []
+        for name in ("ann", "ben"):
+            uid = f"{name}@example.org"
+            dirctl(data, "user", "add", uid, "--name", name.title())
+            code = dirctl(data, "code", uid).stdout.strip().splitlines()[-1]
+            u = User(first, uid, tmpdir_shared)
+            u.enrol(code)
+            users.append(u)
+        ann, ben = users
+        for i in range(3):
+            cached_lookup(ben, "ann@example.org")
+            ann.d = second
+            r = ann.req("PUT", "/v1/me/addresses", json_body={
+                "addresses": [{"ip": f"192.0.2.{i + 1}", "port": 4605}]})
+            ann.d = first
+            assert r.status == 200, r
+            until(lambda: f"192.0.2.{i + 1}" in ips(ben.req(
+                "GET", "/v1/users/ann@example.org")),
+                "write on the second dird -> lookup on the caching one")
+        # The other way round the second reads the database: at once.
+        r = ann.req("PUT", "/v1/me/addresses", json_body={
+            "addresses": [{"ip": "192.0.2.99", "port": 4605}]})
+        assert r.status == 200, r
+        ben.d = second
+        assert "192.0.2.99" in ips(ben.req("GET", "/v1/users/ann@example.org"))
+        # Asked for "local" while another holds it: refused, clearly.
+        p = subprocess.run(
+            [os.path.join(os.environ["DIR_BUILD"], "dird", "dird"),
+             "--data", data, "--listen", f"127.0.0.1:{free_port()}", "--set",
+             "cache=local"], capture_output=True, text=True, timeout=60)
+        assert p.returncode != 0
+        assert "another dird with cache = local runs on this database" \
+            in p.stderr, p.stderr
+    finally:
+        if second is not None:
+            assert second.stop() == 0, second.read_log()
+        assert first.stop() == 0, first.read_log()
