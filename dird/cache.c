@@ -387,10 +387,11 @@ cache_listen(struct cache *c, const char *conninfo, int exclusive,
 	/*
 	 * The first connection here, so that the claim is known at once.
 	 * A claim held by a dird that has just died ends when PostgreSQL
-	 * notices its connection closed: wait a few seconds for that.
+	 * notices its connection closed (at once, when the kernel closed
+	 * it): wait two seconds for that.
 	 */
 	for (tries = 0; (rv = listen_connect(c, &c->first, &de)) == 1 &&
-	     tries < 50; tries++)
+	     tries < 20; tries++)
 		(void)poll(NULL, 0, 100);
 	if (rv != 0) {
 		if (rv == -1)
