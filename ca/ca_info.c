@@ -163,8 +163,8 @@ ca_der_to_pem(const unsigned char *der, size_t len, struct ca_err *err)
 {
 	const unsigned char *p = der;
 	BIO *bio = NULL;
-	char *data, *pem = NULL;
-	long olen, n;
+	char *pem = NULL;
+	long olen;
 	int tag, xclass;
 
 	ca_err_clear(err);
@@ -177,18 +177,10 @@ ca_der_to_pem(const unsigned char *der, size_t len, struct ca_err *err)
 		return NULL;
 	}
 	if ((bio = BIO_new(BIO_s_mem())) == NULL ||
-	    PEM_write_bio(bio, PEM_STRING_X509, "", der, (long)len) <= 0 ||
-	    (n = BIO_get_mem_data(bio, &data)) <= 0) {
+	    PEM_write_bio(bio, PEM_STRING_X509, "", der, (long)len) <= 0)
 		ca_err_set(err, CA_ERR_CRYPTO, "cannot encode a certificate");
-		goto err;
-	}
-	if ((pem = malloc((size_t)n + 1)) == NULL) {
-		ca_err_sys(err, CA_ERR_CRYPTO, "malloc");
-		goto err;
-	}
-	memcpy(pem, data, (size_t)n);
-	pem[n] = '\0';
- err:
+	else
+		pem = ca_bio_string(bio, "a certificate", NULL, err);
 	BIO_free(bio);
 	return pem;
 }

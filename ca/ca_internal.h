@@ -63,6 +63,12 @@ EVP_PKEY *ca_keygen(enum ca_keytype kt, struct ca_err *err);
 const EVP_MD *ca_sign_md(EVP_PKEY *key);
 int ca_key_is_rsa(EVP_PKEY *key);
 char *ca_key_to_pem(EVP_PKEY *key, size_t *len, struct ca_err *err);
+/*
+ * What a memory BIO holds, as a malloc'd NUL-terminated string (*len, if
+ * not NULL, without the NUL).  An empty BIO is "cannot encode <what>".
+ */
+char *ca_bio_string(BIO *bio, const char *what, size_t *len,
+    struct ca_err *err);
 EVP_PKEY *ca_key_from_pem(const char *pem, size_t len, struct ca_err *err);
 
 /* ca_util.c: certificates */

@@ -44,8 +44,7 @@ ca_csr_new_pem(const char *key_pem, const char *userid, const char *cn,
 	X509_REQ *req = NULL;
 	X509_NAME *name = NULL;
 	BIO *bio = NULL;
-	char *data, *out = NULL;
-	long n;
+	char *out = NULL;
 
 	ca_err_clear(err);
 	if (key_pem == NULL) {
@@ -68,17 +67,10 @@ ca_csr_new_pem(const char *key_pem, const char *userid, const char *cn,
 		goto err;
 	}
 	if ((bio = BIO_new(BIO_s_mem())) == NULL ||
-	    !PEM_write_bio_X509_REQ(bio, req) ||
-	    (n = BIO_get_mem_data(bio, &data)) <= 0) {
+	    !PEM_write_bio_X509_REQ(bio, req))
 		ca_err_set(err, CA_ERR_CRYPTO, "cannot encode the CSR");
-		goto err;
-	}
-	if ((out = malloc((size_t)n + 1)) == NULL) {
-		ca_err_sys(err, CA_ERR_CRYPTO, "malloc");
-		goto err;
-	}
-	memcpy(out, data, (size_t)n);
-	out[n] = '\0';
+	else
+		out = ca_bio_string(bio, "the CSR", NULL, err);
  err:
 	BIO_free(bio);
 	X509_REQ_free(req);

@@ -244,6 +244,27 @@ ca_key_is_rsa(EVP_PKEY *key)
 	return EVP_PKEY_is_a(key, "RSA");
 }
 
+char *
+ca_bio_string(BIO *bio, const char *what, size_t *len, struct ca_err *err)
+{
+	char *data, *out;
+	long n;
+
+	if ((n = BIO_get_mem_data(bio, &data)) <= 0) {
+		ca_err_set(err, CA_ERR_CRYPTO, "cannot encode %s", what);
+		return NULL;
+	}
+	if ((out = malloc((size_t)n + 1)) == NULL) {
+		ca_err_sys(err, CA_ERR_CRYPTO, "malloc");
+		return NULL;
+	}
+	memcpy(out, data, (size_t)n);
+	out[n] = '\0';
+	if (len != NULL)
+		*len = (size_t)n;
+	return out;
+}
+
 /*
  * A private key as unencrypted PKCS#8 PEM in a malloc'd, NUL-terminated
  * buffer.  The BIO is a secmem one so OpenSSL's copy is wiped on free.
@@ -252,27 +273,13 @@ char *
 ca_key_to_pem(EVP_PKEY *key, size_t *len, struct ca_err *err)
 {
 	BIO *bio = NULL;
-	char *data, *out = NULL;
-	long n;
+	char *out = NULL;
 
 	if ((bio = BIO_new(BIO_s_secmem())) == NULL ||
-	    !PEM_write_bio_PrivateKey(bio, key, NULL, NULL, 0, NULL, NULL)) {
+	    !PEM_write_bio_PrivateKey(bio, key, NULL, NULL, 0, NULL, NULL))
 		ca_err_set(err, CA_ERR_CRYPTO, "cannot encode the private key");
-		goto err;
-	}
-	if ((n = BIO_get_mem_data(bio, &data)) <= 0) {
-		ca_err_set(err, CA_ERR_CRYPTO, "cannot encode the private key");
-		goto err;
-	}
-	if ((out = malloc((size_t)n + 1)) == NULL) {
-		ca_err_sys(err, CA_ERR_CRYPTO, "malloc");
-		goto err;
-	}
-	memcpy(out, data, (size_t)n);
-	out[n] = '\0';
-	if (len != NULL)
-		*len = (size_t)n;
- err:
+	else
+		out = ca_bio_string(bio, "the private key", len, err);
 	BIO_free(bio);
 	return out;
 }
@@ -506,26 +513,22 @@ ca_cert_encode(X509 *x, char **pem, unsigned char **der, size_t *der_len,
     struct ca_err *err)
 {
 	BIO *bio = NULL;
-	char *data;
 	unsigned char *p;
-	long n;
 	int dlen, rv = -1;
 
 	*pem = NULL;
 	*der = NULL;
 	if ((bio = BIO_new(BIO_s_mem())) == NULL || !PEM_write_bio_X509(bio, x) ||
-	    (n = BIO_get_mem_data(bio, &data)) <= 0 ||
 	    (dlen = i2d_X509(x, NULL)) <= 0) {
 		ca_err_set(err, CA_ERR_CRYPTO, "cannot encode a certificate");
 		goto err;
 	}
-	if ((*pem = malloc((size_t)n + 1)) == NULL ||
-	    (*der = malloc((size_t)dlen)) == NULL) {
+	if ((*pem = ca_bio_string(bio, "a certificate", NULL, err)) == NULL)
+		goto err;
+	if ((*der = malloc((size_t)dlen)) == NULL) {
 		ca_err_sys(err, CA_ERR_CRYPTO, "malloc");
 		goto err;
 	}
-	memcpy(*pem, data, (size_t)n);
-	(*pem)[n] = '\0';
 	p = *der;
 	if (i2d_X509(x, &p) != dlen) {
 		ca_err_set(err, CA_ERR_CRYPTO, "cannot encode a certificate");
