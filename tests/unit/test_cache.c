@@ -7,16 +7,7 @@
 #include <string.h>
 
 #include "cache.h"
-
-static int n, failed;
-
-static void
-check(int ok, const char *what)
-{
-	printf("%s %d - %s\n", ok ? "ok" : "not ok", ++n, what);
-	if (!ok)
-		failed++;
-}
+#include "tap.h"
 
 #define NOW 1000000
 
@@ -143,6 +134,5 @@ found:
 	cache_free(c);
 	cache_free(NULL);
 
-	printf("1..%d\n", n);
-	return failed != 0;
+	return tap_done();
 }

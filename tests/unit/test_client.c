@@ -14,15 +14,7 @@
 
 #include "dial.h"
 #include "keystore.h"
-
-static int n, failed;
-
-static void
-check(int ok, const char *name)
-{
-	printf("%s %d - %s\n", ok ? "ok" : "not ok", ++n, name);
-	failed += !ok;
-}
+#include "tap.h"
 
 struct hp_case {
 	const char *in;
@@ -246,6 +238,5 @@ main(void)
 	test_match();
 	test_list_limits();
 	test_store();
-	printf("1..%d\n", n);
-	return failed ? 1 : 0;
+	return tap_done();
 }

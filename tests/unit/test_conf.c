@@ -8,16 +8,7 @@
 #include <unistd.h>
 
 #include "conf.h"
-
-static int n, failed;
-
-static void
-check(int ok, const char *what)
-{
-	printf("%s %d - %s\n", ok ? "ok" : "not ok", ++n, what);
-	if (!ok)
-		failed++;
-}
+#include "tap.h"
 
 static void
 write_text(const char *path, const char *text)
@@ -109,6 +100,5 @@ main(void)
 	unlink(path);
 	unlink(path2);
 	rmdir(dir);
-	printf("%d checks, %d failed\n", n, failed);
-	return failed != 0;
+	return tap_done();
 }
