@@ -12,6 +12,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -102,6 +103,8 @@ struct http_server {
 	pthread_key_t db_key;
 	char *key_pem;
 	char *cert_pem;
+	uint64_t reqid_key;	/* random, from start */
+	atomic_uint_fast64_t nreq;
 };
 
 /* Per connection: the client certificate, checked once at its start. */
@@ -121,6 +124,7 @@ struct req_ctx {
 	size_t len, cap, limit;
 	int too_large;
 	struct timespec start;
+	gnutls_session_t corked; /* see send_resp */
 };
 
 /* ---- replies ------------------------------------------------------------ */
@@ -524,6 +528,20 @@ authenticate(struct http_req *req, const struct route *rt,
 	return -1;
 }
 
+/*
+ * Request ids tie log lines together: unique in this process and not
+ * guessable from outside, without a call into the random generator (and
+ * its fork check) per request.  splitmix64's finaliser is a bijection, so
+ * distinct counters give distinct ids.
+ */
+static uint64_t
+reqid_mix(uint64_t x)
+{
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+	return x ^ (x >> 31);
+}
+
 static void
 handle(struct http_server *srv, struct MHD_Connection *conn,
     struct req_ctx *rc, const char *method, const char *url,
@@ -533,17 +551,15 @@ handle(struct http_server *srv, struct MHD_Connection *conn,
 	struct conn_ctx *cc = NULL;
 	struct http_req req;
 	struct db_err de;
-	unsigned char rnd[8];
 	const struct route *rt;
-	int i;
 
 	memset(&req, 0, sizeof(req));
 	req.method = method;
 	req.path = url;
 	req.env = srv->env;
-	RAND_bytes(rnd, sizeof(rnd));
-	for (i = 0; i < 8; i++)
-		snprintf(req.reqid + 2 * i, 3, "%02x", rnd[i]);
+	snprintf(req.reqid, sizeof(req.reqid), "%016llx",
+	    (unsigned long long)reqid_mix(srv->reqid_key ^
+		atomic_fetch_add(&srv->nreq, 1)));
 	ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
 	if (ci != NULL)
 		cc = ci->socket_context;
@@ -608,9 +624,60 @@ out:
 	json_decref(req.json);
 }
 
+/*
+ * libmicrohttpd 0.9.75 hands GnuTLS the header and the body of a reply
+ * separately, which makes them two TLS records and two TCP segments: two
+ * sends here and two wake-ups of the client, where on loopback most of the
+ * cost of a small request is in the kernel.  A small reply is corked
+ * instead and leaves as one record when the request completes (uncork).
+ */
+#define HTTP_CORK_MAX 8192
+
+static void
+cork(struct MHD_Connection *conn, struct req_ctx *rc, size_t len)
+{
+	const union MHD_ConnectionInfo *ci;
+
+	/*
+	 * Not when a body is refused unread: libmicrohttpd then closes the
+	 * connection right after the reply, and the unread body turns the
+	 * close into a reset that can overtake a reply sent that late.
+	 */
+	if (len > HTTP_CORK_MAX || rc->too_large)
+		return;
+	ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+	if (ci == NULL || ci->tls_session == NULL)
+		return;
+	rc->corked = (gnutls_session_t)ci->tls_session;
+	gnutls_record_cork(rc->corked);
+}
+
+/*
+ * The corked reply goes out now.  It is smaller than the socket's send
+ * buffer, which a client that reads its replies has emptied before it
+ * sent this request: a send that would block means a client that does
+ * not read, and is cut off rather than waited for.
+ */
+static void
+uncork(struct MHD_Connection *conn, struct req_ctx *rc)
+{
+	const union MHD_ConnectionInfo *ci;
+	int ret;
+
+	do
+		ret = gnutls_record_uncork(rc->corked, 0);
+	while (ret == GNUTLS_E_INTERRUPTED);
+	rc->corked = NULL;
+	if (ret >= 0)
+		return;
+	ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+	if (ci != NULL)
+		shutdown(ci->connect_fd, SHUT_RDWR);
+}
+
 static enum MHD_Result
-send_resp(struct MHD_Connection *conn, struct http_resp *resp,
-    const char *allow)
+send_resp(struct MHD_Connection *conn, struct req_ctx *rc,
+    struct http_resp *resp, const char *allow)
 {
 	struct MHD_Response *r;
 	enum MHD_Result ret;
@@ -633,6 +700,7 @@ send_resp(struct MHD_Connection *conn, struct http_resp *resp,
 	if (resp->location[0] != '\0')
 		MHD_add_response_header(r, MHD_HTTP_HEADER_LOCATION,
 		    resp->location);
+	cork(conn, rc, resp->len);
 	ret = MHD_queue_response(conn, (unsigned int)resp->status, r);
 	MHD_destroy_response(r);
 	return ret;
@@ -712,7 +780,7 @@ reply:
 	allow[0] = '\0';
 	if (rc->route == ROUTE_METHOD)
 		route_allow(url, allow, sizeof(allow));
-	ret = send_resp(conn, &resp, allow);
+	ret = send_resp(conn, rc, &resp, allow);
 	return ret;
 }
 
@@ -723,9 +791,10 @@ completed_cb(void *cls, struct MHD_Connection *conn, void **con_cls,
 	struct req_ctx *rc = *con_cls;
 
 	(void)cls;
-	(void)conn;
 	(void)toe;
 	if (rc != NULL) {
+		if (rc->corked != NULL)
+			uncork(conn, rc);
 		free(rc->body);
 		free(rc);
 		*con_cls = NULL;
@@ -879,6 +948,12 @@ http_start(struct dird_env *env, char *errbuf, size_t errlen)
 		return NULL;
 	}
 	srv->env = env;
+	if (RAND_bytes((unsigned char *)&srv->reqid_key,
+		sizeof(srv->reqid_key)) != 1) {
+		snprintf(errbuf, errlen, "no random numbers for request ids");
+		free(srv);
+		return NULL;
+	}
 	pthread_key_create(&srv->db_key, db_key_free);
 	reg_path(env->reg, REG_SERVER_KEY, path, sizeof(path));
 	if ((srv->key_pem = slurp_file(path, errbuf, errlen)) == NULL)

@@ -63,6 +63,17 @@ class Registry:
             "SELECT 'r' || r::text FROM crl_state r) x")
 
 
+def settled(request, old_status, timeout=5.0):
+    """request() again while it answers old_status, the answer from
+    before a dirctl change, which reaches dird's cache by NOTIFY."""
+    t0 = time.monotonic()
+    r = request()
+    while r.status == old_status and time.monotonic() - t0 < timeout:
+        time.sleep(0.01)
+        r = request()
+    return r
+
+
 @pytest.fixture
 def reg(pg, tmpdir_shared):
     r = Registry(pg, tmpdir_shared)
@@ -190,10 +201,16 @@ def test_revocation_applies_on_kept_alive_connection(reg):
     r.read()
     sock = conn.sock
     reg.ctl("cert", "revoke", carol.serial)
-    conn.request("GET", "/v1/me")
-    r = conn.getresponse()
-    body = json.loads(r.read())
-    assert conn.sock is sock  # the same TLS connection
+    # dirctl's change reaches the cache by NOTIFY, a moment after commit.
+    t0 = time.monotonic()
+    while True:
+        conn.request("GET", "/v1/me")
+        r = conn.getresponse()
+        body = json.loads(r.read())
+        assert conn.sock is sock  # the same TLS connection
+        if r.status != 200 or time.monotonic() - t0 > 5:
+            break
+        time.sleep(0.01)
     assert r.status == 401 and body["error"]["code"] == "certificate_revoked"
     conn.close()
 
@@ -477,14 +494,15 @@ def test_password_auth_passwd_and_rate_limit(reg, tmpdir_shared):
 
 
 def test_dirctl_disable_enable_reach_dird(reg):
-    """An administrator's dirctl changes apply to the running dird at
-    once; codes made with --ttl expire when they say."""
+    """An administrator's dirctl changes apply to the running dird (a
+    moment after commit: they reach its cache by NOTIFY); codes made with
+    --ttl expire when they say."""
     pat = reg.user("pat@example.org")
     code = reg.code("pat@example.org", "--ttl", "2m")
     other = User(reg.d, "pat@example.org", reg.work, device="-2")
     reg.ctl("user", "disable", "pat@example.org")
     before = reg.digest()
-    r = pat.req("GET", "/v1/me")
+    r = settled(lambda: pat.req("GET", "/v1/me"), 200)
     assert r.status == 401 and r.code == "user_disabled", r
     r = pat.req("PUT", "/v1/me/addresses", json_body={
         "addresses": [{"ip": "2001:db8::9", "port": 4605}]})
@@ -496,7 +514,7 @@ def test_dirctl_disable_enable_reach_dird(reg):
     assert r.status == 401, r
     assert reg.digest() == before
     reg.ctl("user", "enable", "pat@example.org")
-    r = pat.req("GET", "/v1/me")
+    r = settled(lambda: pat.req("GET", "/v1/me"), 401)
     assert r.status == 200, r
     other.enrol(code)
     left = float(reg.sql("SELECT extract(epoch FROM expires_at - now()) "
@@ -835,3 +853,103 @@ def test_quick_start_script(tmpdir_shared):
             proc.kill()
             proc.wait()
         log.close()
+
+
+def tls_records(sock, sslobj, incoming, done):
+    """Read raw bytes until done(plaintext) holds; the TLS record types
+    that carried them."""
+    types, raw, plain = [], b"", b""
+    while not done(plain):
+        chunk = sock.recv(65536)
+        assert chunk, "connection closed"
+        raw += chunk
+        while len(raw) >= 5 and len(raw) >= 5 + int.from_bytes(raw[3:5],
+                                                              "big"):
+            n = 5 + int.from_bytes(raw[3:5], "big")
+            types.append(raw[0])
+            incoming.write(raw[:n])
+            raw = raw[n:]
+        while True:
+            try:
+                got = sslobj.read(65536)
+            except (ssl.SSLWantReadError, ssl.SSLZeroReturnError):
+                break
+            if not got:
+                break
+            plain += got
+    return types, plain
+
+
+def test_small_reply_is_one_tls_record_and_a_non_reader_is_cut_off(reg):
+    """A small reply leaves as one TLS record (libmicrohttpd alone makes
+    header and body two); a client that sends requests without ever
+    reading replies is disconnected while others are served."""
+    import socket
+    zoe = reg.user("zoe@example.org")
+    ctx = ssl.create_default_context(cafile=os.path.join(reg.data, "ca.pem"))
+    ctx.load_cert_chain(zoe.cert, zoe.key)
+    sock = socket.create_connection(("127.0.0.1", reg.d.port), timeout=10)
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    obj = ctx.wrap_bio(incoming, outgoing, server_hostname="localhost")
+    while True:
+        try:
+            obj.do_handshake()
+            break
+        except ssl.SSLWantReadError:
+            sock.sendall(outgoing.read())
+            incoming.write(sock.recv(65536))
+    sock.sendall(outgoing.read())
+
+    def complete(p):
+        head, sep, body = p.partition(b"\r\n\r\n")
+        if not sep:
+            return False
+        n = [int(x.split(b":")[1]) for x in head.split(b"\r\n")
+             if x.lower().startswith(b"content-length:")]
+        return len(body) >= n[0]
+
+    for i in range(3):
+        obj.write(b"GET /v1/users/zoe@example.org HTTP/1.1\r\n"
+                  b"Host: localhost\r\n\r\n")
+        sock.sendall(outgoing.read())
+        types, plain = tls_records(sock, obj, incoming, complete)
+        assert plain.startswith(b"HTTP/1.1 200"), plain[:100]
+        assert b"zoe@example.org" in plain
+        if i > 0:  # the first may follow session tickets
+            assert types == [23], types
+    # "Connection: close": the corked reply still arrives whole.
+    obj.write(b"GET /v1/users/zoe@example.org HTTP/1.1\r\n"
+              b"Host: localhost\r\nConnection: close\r\n\r\n")
+    sock.sendall(outgoing.read())
+    types, plain = tls_records(sock, obj, incoming, complete)
+    assert plain.startswith(b"HTTP/1.1 200") and complete(plain)
+    sock.close()
+
+    # Pipelined requests, never a reply read, on a dird with one worker:
+    # the flood stalls on full socket buffers (or is cut off) and the
+    # worker goes on serving another client.
+    d = Dird(reg.data, extra=["--set", "workers=1"]).start()
+    try:
+        flood = ctx.wrap_socket(socket.create_connection(
+            ("127.0.0.1", d.port)), server_hostname="localhost")
+        req = (b"GET /v1/users/zoe@example.org HTTP/1.1\r\n"
+               b"Host: localhost\r\n\r\n")
+        flood.settimeout(0.5)
+        sent, stalls = 0, 0
+        while stalls < 3 and sent < 200000:
+            try:
+                flood.sendall(req * 50)
+                sent += 50
+            except TimeoutError:
+                stalls += 1
+            except (ssl.SSLError, OSError):
+                break  # cut off
+            if sent % 5000 == 0 or stalls:
+                r = curl(d, "GET", "/v1/me", cert=zoe.cert, key=zoe.key)
+                assert r.status == 200, (sent, r)
+        assert stalls or sent < 200000, "200000 unread requests taken"
+        flood.close()
+        r = curl(d, "GET", "/v1/me", cert=zoe.cert, key=zoe.key)
+        assert r.status == 200, r
+    finally:
+        assert d.stop() == 0
