@@ -124,7 +124,6 @@ struct req_ctx {
 	size_t len, cap, limit;
 	int too_large;
 	struct timespec start;
-	gnutls_session_t corked; /* see send_resp */
 };
 
 /* ---- replies ------------------------------------------------------------ */
@@ -624,60 +623,9 @@ out:
 	json_decref(req.json);
 }
 
-/*
- * libmicrohttpd 0.9.75 hands GnuTLS the header and the body of a reply
- * separately, which makes them two TLS records and two TCP segments: two
- * sends here and two wake-ups of the client, where on loopback most of the
- * cost of a small request is in the kernel.  A small reply is corked
- * instead and leaves as one record when the request completes (uncork).
- */
-#define HTTP_CORK_MAX 8192
-
-static void
-cork(struct MHD_Connection *conn, struct req_ctx *rc, size_t len)
-{
-	const union MHD_ConnectionInfo *ci;
-
-	/*
-	 * Not when a body is refused unread: libmicrohttpd then closes the
-	 * connection right after the reply, and the unread body turns the
-	 * close into a reset that can overtake a reply sent that late.
-	 */
-	if (len > HTTP_CORK_MAX || rc->too_large)
-		return;
-	ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_GNUTLS_SESSION);
-	if (ci == NULL || ci->tls_session == NULL)
-		return;
-	rc->corked = (gnutls_session_t)ci->tls_session;
-	gnutls_record_cork(rc->corked);
-}
-
-/*
- * The corked reply goes out now.  It is smaller than the socket's send
- * buffer, which a client that reads its replies has emptied before it
- * sent this request: a send that would block means a client that does
- * not read, and is cut off rather than waited for.
- */
-static void
-uncork(struct MHD_Connection *conn, struct req_ctx *rc)
-{
-	const union MHD_ConnectionInfo *ci;
-	int ret;
-
-	do
-		ret = gnutls_record_uncork(rc->corked, 0);
-	while (ret == GNUTLS_E_INTERRUPTED);
-	rc->corked = NULL;
-	if (ret >= 0)
-		return;
-	ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
-	if (ci != NULL)
-		shutdown(ci->connect_fd, SHUT_RDWR);
-}
-
 static enum MHD_Result
-send_resp(struct MHD_Connection *conn, struct req_ctx *rc,
-    struct http_resp *resp, const char *allow)
+send_resp(struct MHD_Connection *conn, struct http_resp *resp,
+    const char *allow)
 {
 	struct MHD_Response *r;
 	enum MHD_Result ret;
@@ -700,7 +648,6 @@ send_resp(struct MHD_Connection *conn, struct req_ctx *rc,
 	if (resp->location[0] != '\0')
 		MHD_add_response_header(r, MHD_HTTP_HEADER_LOCATION,
 		    resp->location);
-	cork(conn, rc, resp->len);
 	ret = MHD_queue_response(conn, (unsigned int)resp->status, r);
 	MHD_destroy_response(r);
 	return ret;
@@ -780,7 +727,7 @@ reply:
 	allow[0] = '\0';
 	if (rc->route == ROUTE_METHOD)
 		route_allow(url, allow, sizeof(allow));
-	ret = send_resp(conn, rc, &resp, allow);
+	ret = send_resp(conn, &resp, allow);
 	return ret;
 }
 
@@ -791,10 +738,9 @@ completed_cb(void *cls, struct MHD_Connection *conn, void **con_cls,
 	struct req_ctx *rc = *con_cls;
 
 	(void)cls;
+	(void)conn;
 	(void)toe;
 	if (rc != NULL) {
-		if (rc->corked != NULL)
-			uncork(conn, rc);
 		free(rc->body);
 		free(rc);
 		*con_cls = NULL;
