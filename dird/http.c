@@ -8,6 +8,7 @@
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 
 #include <errno.h>
@@ -124,6 +125,8 @@ struct req_ctx {
 	size_t len, cap, limit;
 	int too_large;
 	struct timespec start;
+	gnutls_session_t corked; /* see cork() */
+	int fd;
 };
 
 /* ---- replies ------------------------------------------------------------ */
@@ -623,9 +626,71 @@ out:
 	json_decref(req.json);
 }
 
+/*
+ * libmicrohttpd 0.9.75 hands GnuTLS the header and the body of a reply
+ * separately: two TLS records, two sends and two wake-ups of the client,
+ * where on loopback most of the cost of a small request is in the kernel.
+ * A small reply is corked in GnuTLS instead and leaves as one record when
+ * the request completes.
+ */
+#define HTTP_CORK_MAX 8192
+
+static void
+cork(struct MHD_Connection *conn, struct req_ctx *rc, size_t len)
+{
+	const union MHD_ConnectionInfo *ci;
+	gnutls_session_t s;
+
+	/*
+	 * Not when a body is refused unread: libmicrohttpd then closes the
+	 * connection right after the reply, and the unread body turns the
+	 * close into a reset that can overtake a reply sent that late.
+	 */
+	if (len > HTTP_CORK_MAX || rc->too_large)
+		return;
+	ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+	if (ci == NULL || ci->tls_session == NULL)
+		return;
+	s = (gnutls_session_t)ci->tls_session;
+	ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+	if (ci == NULL)
+		return;
+	rc->fd = ci->connect_fd;
+	rc->corked = s;
+	gnutls_record_cork(s);
+}
+
+/*
+ * The corked reply goes out now.  It is smaller than the socket's send
+ * buffer, which a client that reads its replies has emptied before it
+ * sent this request: a send that would block means a client that does
+ * not read, and it is cut off rather than waited for.
+ *
+ * On Linux, libmicrohttpd leaves a TLS socket under TCP_CORK and pushes
+ * each reply by setting TCP_NODELAY after its last send, which here came
+ * before the data reached the socket: without the same push the reply
+ * would sit in the kernel for up to 200 ms (tcp(7): setting TCP_NODELAY
+ * flushes pending output even under TCP_CORK).
+ */
+static void
+uncork(struct req_ctx *rc)
+{
+	int ret, one = 1;
+
+	do
+		ret = gnutls_record_uncork(rc->corked, 0);
+	while (ret == GNUTLS_E_INTERRUPTED);
+	rc->corked = NULL;
+	if (ret < 0) {
+		shutdown(rc->fd, SHUT_RDWR);
+		return;
+	}
+	(void)setsockopt(rc->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+}
+
 static enum MHD_Result
-send_resp(struct MHD_Connection *conn, struct http_resp *resp,
-    const char *allow)
+send_resp(struct MHD_Connection *conn, struct req_ctx *rc,
+    struct http_resp *resp, const char *allow)
 {
 	struct MHD_Response *r;
 	enum MHD_Result ret;
@@ -648,6 +713,7 @@ send_resp(struct MHD_Connection *conn, struct http_resp *resp,
 	if (resp->location[0] != '\0')
 		MHD_add_response_header(r, MHD_HTTP_HEADER_LOCATION,
 		    resp->location);
+	cork(conn, rc, resp->len);
 	ret = MHD_queue_response(conn, (unsigned int)resp->status, r);
 	MHD_destroy_response(r);
 	return ret;
@@ -727,7 +793,7 @@ reply:
 	allow[0] = '\0';
 	if (rc->route == ROUTE_METHOD)
 		route_allow(url, allow, sizeof(allow));
-	ret = send_resp(conn, &resp, allow);
+	ret = send_resp(conn, rc, &resp, allow);
 	return ret;
 }
 
@@ -739,8 +805,14 @@ completed_cb(void *cls, struct MHD_Connection *conn, void **con_cls,
 
 	(void)cls;
 	(void)conn;
-	(void)toe;
 	if (rc != NULL) {
+		/*
+		 * After an error the connection is closed; what is corked
+		 * goes with the session.
+		 */
+		if (rc->corked != NULL &&
+		    toe == MHD_REQUEST_TERMINATED_COMPLETED_OK)
+			uncork(rc);
 		free(rc->body);
 		free(rc);
 		*con_cls = NULL;
