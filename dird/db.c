@@ -6,6 +6,8 @@
  * $n; binary data travels in binary format.  Timestamps cross the border
  * as epoch seconds so that no time parsing is needed on either side.
  */
+#include <sys/socket.h>
+
 #include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -382,19 +384,37 @@ db_free(struct db *db)
 	free(db);
 }
 
+/*
+ * After the server restarted, an idle connection still says CONNECTION_OK
+ * until it is used, and its first request would fail with a 503.  What
+ * the old server left is its farewell (a FATAL error, which libpq takes
+ * as a notice while idle) and then EOF; only reading the EOF turns the
+ * connection CONNECTION_BAD.  One PQconsumeInput may stop after the
+ * farewell, so read for as long as something is pending.  A healthy idle
+ * connection has nothing pending: one non-blocking peek.
+ */
+static void
+db_read_pending(PGconn *conn)
+{
+	char c;
+	int i;
+
+	for (i = 0; i < 8 && PQstatus(conn) == CONNECTION_OK; i++) {
+		if (recv(PQsocket(conn), &c, 1, MSG_PEEK | MSG_DONTWAIT) < 0 &&
+		    (errno == EAGAIN || errno == EWOULDBLOCK))
+			return;
+		/* Data, EOF or an error (then libpq sees it too). */
+		if (!PQconsumeInput(conn))
+			return;
+	}
+}
+
 int
 db_ensure(struct db *db, struct db_err *err)
 {
-	/*
-	 * After the server restarted, an idle connection still says
-	 * CONNECTION_OK until it is used, and its first request would fail
-	 * with a 503.  Reading what is pending (the server's farewell and
-	 * EOF) is non-blocking and turns it CONNECTION_BAD, so we reconnect
-	 * here instead.
-	 */
 	if (db->conn != NULL && PQstatus(db->conn) == CONNECTION_OK &&
 	    PQtransactionStatus(db->conn) == PQTRANS_IDLE)
-		(void)PQconsumeInput(db->conn);
+		db_read_pending(db->conn);
 	if (db->conn == NULL || PQstatus(db->conn) != CONNECTION_OK) {
 		if (db_open_conn(db, err) == -1)
 			return -1;

@@ -427,8 +427,11 @@ thread_db(struct http_server *srv, struct db_err *de)
 			db_on_change(db, cache_changed, srv->env->cache);
 		pthread_setspecific(srv->db_key, db);
 	}
-	if (db_ensure(db, de) == -1)
-		return NULL;
+	/*
+	 * Whether the connection survived a server restart is checked when
+	 * it is next used (db.c), not here: a request answered from the
+	 * cache costs no system call on the database socket.
+	 */
 	return db;
 }
 

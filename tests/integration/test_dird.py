@@ -704,6 +704,39 @@ def test_database_restart_gives_503_then_recovers(tmpdir_shared):
         own.cleanup()
 
 
+def test_first_request_after_a_database_restart_succeeds(tmpdir_shared):
+    """A worker whose database connection died with a server restart,
+    and saw no request while the server was down, reconnects before it
+    sends anything: the first request after the restart gets its answer,
+    not a 503.  (The old server leaves a farewell and then EOF; reading
+    only the farewell leaves the connection looking healthy.)"""
+    own = PgServer()
+    try:
+        reg = Registry(own, tmpdir_shared, cache="off")
+        omar = reg.user("omar@example.org")
+        d = Dird(reg.data, extra=["--set", "cache=off",
+                                  "--set", "workers=1"]).start()
+        try:
+            r = curl(d, "GET", "/v1/me", cert=omar.cert, key=omar.key)
+            assert r.status == 200, r
+            own.stop()
+            own.start()
+            r = curl(d, "PUT", "/v1/me/addresses", cert=omar.cert,
+                     key=omar.key, json_body={"addresses": [
+                         {"ip": "2001:db8::78", "port": 4605}]})
+            assert r.status == 200, r
+            r = curl(d, "GET", "/v1/users/omar@example.org", cert=omar.cert,
+                     key=omar.key)
+            assert r.status == 200, r
+            assert "2001:db8::78" in [a["ip"] for dev in r.json()["devices"]
+                                      for a in dev["addresses"]], r.json()
+        finally:
+            assert d.stop() == 0
+        assert reg.d.stop() == 0
+    finally:
+        own.cleanup()
+
+
 def test_embedded_quick_start_and_clean_shutdown(tmpdir_shared):
     """No DSN anywhere: dird starts the embedded cluster and stops it."""
     data = os.path.join(tmpdir_shared, "data")
