@@ -1065,16 +1065,16 @@ cmd_ca(const struct opts *o, int argc, char **argv)
 
 /* ---- audit ------------------------------------------------------------ */
 
+/* The last hash of every chain; each starts from 32 zero bytes. */
 struct audit_state {
-	unsigned char prev[32];
+	unsigned char prev[DB_AUDIT_CHAINS][32];
 	int64_t rows;
 	int64_t bad;
-	int64_t last_id;
 };
 
 static int
-audit_row(int64_t id, const char *payload, const unsigned char *prev,
-    const unsigned char *hash, void *arg)
+audit_row(int64_t id, int chain, const char *payload,
+    const unsigned char *prev, const unsigned char *hash, void *arg)
 {
 	struct audit_state *st = arg;
 	unsigned char want[32];
@@ -1082,6 +1082,12 @@ audit_row(int64_t id, const char *payload, const unsigned char *prev,
 	EVP_MD_CTX *ctx;
 
 	st->rows++;
+	if (chain < 0 || chain >= DB_AUDIT_CHAINS) {
+		printf("row %" PRId64 ": on chain %d, which does not exist: "
+		       "altered\n", id, chain);
+		st->bad++;
+		return 0;
+	}
 	if ((ctx = EVP_MD_CTX_new()) == NULL)
 		return -1;
 	EVP_DigestInit_ex(ctx, EVP_sha256(), NULL);
@@ -1089,9 +1095,9 @@ audit_row(int64_t id, const char *payload, const unsigned char *prev,
 	EVP_DigestUpdate(ctx, payload, strlen(payload));
 	EVP_DigestFinal_ex(ctx, want, &len);
 	EVP_MD_CTX_free(ctx);
-	if (CRYPTO_memcmp(prev, st->prev, 32) != 0) {
-		printf("row %" PRId64 ": chain broken: a row before it was "
-		       "removed or altered\n", id);
+	if (CRYPTO_memcmp(prev, st->prev[chain], 32) != 0) {
+		printf("row %" PRId64 ": chain broken: a row before it on "
+		       "chain %d was removed, altered or moved\n", id, chain);
 		st->bad++;
 	}
 	if (CRYPTO_memcmp(want, hash, 32) != 0) {
@@ -1099,8 +1105,7 @@ audit_row(int64_t id, const char *payload, const unsigned char *prev,
 		       "altered\n", id);
 		st->bad++;
 	}
-	memcpy(st->prev, hash, 32);
-	st->last_id = id;
+	memcpy(st->prev[chain], hash, 32);
 	return 0;
 }
 

@@ -157,8 +157,8 @@ static const struct {
 			  "WHERE issuer = $1 AND number = $2",
 	    5 },
 	[S_AUDIT] = { "SELECT audit_append($1, $2, $3, $4, $5::inet, $6)", 6 },
-	[S_AUDIT_ROWS] = { "SELECT id, audit_payload(a), prev_hash, hash "
-			   "FROM audit_log a ORDER BY id",
+	[S_AUDIT_ROWS] = { "SELECT id, chain, audit_payload(a), prev_hash, "
+			   "hash FROM audit_log a ORDER BY id",
 	    0 },
 	[S_AUTH_CERT] = { "SELECT c.id, c.status = 'revoked', "
 			  EPOCH("c.not_after") ", " USER_COLS_U
@@ -1301,8 +1301,8 @@ db_audit(struct db *db, const char *actor, const char *action,
 
 int
 db_audit_rows(struct db *db,
-    int (*cb)(int64_t id, const char *payload, const unsigned char *prev,
-	const unsigned char *hash, void *arg),
+    int (*cb)(int64_t id, int chain, const char *payload,
+	const unsigned char *prev, const unsigned char *hash, void *arg),
     void *arg, struct db_err *err)
 {
 	PGresult *res;
@@ -1315,13 +1315,16 @@ db_audit_rows(struct db *db,
 	for (r = 0; r < PQntuples(res) && rv == 0; r++) {
 		const unsigned char *idp =
 		    (const unsigned char *)PQgetvalue(res, r, 0);
+		const unsigned char *chp =
+		    (const unsigned char *)PQgetvalue(res, r, 1);
 		int64_t id = 0;
 		char *payload;
-		int i, plen = PQgetlength(res, r, 1);
+		int i, plen = PQgetlength(res, r, 2);
 
 		if (PQgetlength(res, r, 0) != 8 ||
-		    PQgetlength(res, r, 2) != 32 ||
-		    PQgetlength(res, r, 3) != 32) {
+		    PQgetlength(res, r, 1) != 2 ||
+		    PQgetlength(res, r, 3) != 32 ||
+		    PQgetlength(res, r, 4) != 32) {
 			db_seterr(err, DB_ERR_INTERNAL,
 			    "audit row %d has a malformed hash", r);
 			rv = -1;
@@ -1329,14 +1332,14 @@ db_audit_rows(struct db *db,
 		}
 		for (i = 0; i < 8; i++)
 			id = (int64_t)(((uint64_t)id << 8) | idp[i]);
-		if ((payload = strndup(PQgetvalue(res, r, 1), plen)) == NULL) {
+		if ((payload = strndup(PQgetvalue(res, r, 2), plen)) == NULL) {
 			db_seterr(err, DB_ERR_INTERNAL, "out of memory");
 			rv = -1;
 			break;
 		}
-		if (cb(id, payload,
-			(const unsigned char *)PQgetvalue(res, r, 2),
+		if (cb(id, (int)(int16_t)((chp[0] << 8) | chp[1]), payload,
 			(const unsigned char *)PQgetvalue(res, r, 3),
+			(const unsigned char *)PQgetvalue(res, r, 4),
 			arg) != 0) {
 			db_seterr(err, DB_ERR_INTERNAL, "stopped by caller");
 			rv = -1;

@@ -208,10 +208,14 @@ int db_crl_store(struct db *db, const char *issuer, long number,
 int db_audit(struct db *db, const char *actor, const char *action,
     const char *target, const char *serial, const char *source,
     const char *detail, struct db_err *err) DB_WUR;
-/* Each audit row in order: id, the hashed payload, prev_hash and hash. */
+/*
+ * Each audit row in id order: id, its chain (0..DB_AUDIT_CHAINS-1, see
+ * schema/003_audit_chains.sql), the hashed payload, prev_hash and hash.
+ */
+#define DB_AUDIT_CHAINS 8
 int db_audit_rows(struct db *db,
-    int (*cb)(int64_t id, const char *payload, const unsigned char *prev,
-	const unsigned char *hash, void *arg),
+    int (*cb)(int64_t id, int chain, const char *payload,
+	const unsigned char *prev, const unsigned char *hash, void *arg),
     void *arg, struct db_err *err) DB_WUR;
 
 /* What authentication needs about a presented certificate, in one query. */

@@ -453,3 +453,79 @@ def test_embedded_cluster(tmpdir_shared):
         log = f.read()
     assert "listening on IPv4" not in log and "listening on IPv6" not in log
     assert "listening on Unix socket" in log
+
+
+def test_audit_appends_do_not_wait_for_each_other(reg):
+    """An audit append whose transaction has not committed yet does not
+    hold up another: that one goes to the next chain at once (one lock
+    per chain, schema/003).  A transaction that appends twice stays on
+    its chain; `audit verify` follows every chain and notices a row
+    moved from one to another."""
+    reg.ctl("user", "add", "hana@example.org", "--name", "Hana")
+    append = ("SELECT audit_append('test', 'test.{}', NULL, NULL, NULL, "
+              "NULL);\n")
+    held = subprocess.Popen(
+        ["psql", "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d",
+         reg.pg.dsn(reg.dbname)], stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        held.stdin.write("BEGIN;\n" + append.format("held") * 2)
+        held.stdin.flush()
+        for _ in range(2):  # both appends are done
+            assert held.stdout.readline().strip().isdigit()
+        # With the lock of chain 0 taken, this one would wait for the
+        # COMMIT below if there were one chain: a timeout says so.
+        other = subprocess.run(
+            ["psql", "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1",
+             "-d", reg.pg.dsn(reg.dbname), "-c", append.format("other")],
+            capture_output=True, text=True, timeout=20)
+        assert other.returncode == 0, other.stderr
+        held.stdin.write("COMMIT;\n")
+        held.stdin.close()
+        assert held.wait(20) == 0, held.stderr.read()
+    finally:
+        if held.poll() is None:
+            held.kill()
+    rows = sql(reg, "SELECT string_agg(action || ':' || chain, ',' "
+               "ORDER BY id) FROM audit_log WHERE actor = 'test'")
+    assert rows == "test.held:0,test.held:0,test.other:1", rows
+    assert sql(reg, "SELECT count(*) FROM audit_log WHERE chain = 0 "
+               "AND actor <> 'test'") != "0"
+    p = reg.ctl("audit", "verify")
+    assert "intact" in p.stdout, p.stdout
+    sql(reg, "UPDATE audit_log SET chain = 0 WHERE action = 'test.other'")
+    p = reg.ctl("audit", "verify", check=False)
+    assert p.returncode != 0 and "chain broken" in p.stdout, p.stdout
+
+
+def test_audit_log_of_schema_2_stays_verifiable(pg, tmpdir_shared):
+    """A registry whose audit rows were written before schema 3 (one
+    chain) is migrated: its rows become chain 0, new rows link to them,
+    and `audit verify` finds the whole log intact."""
+    import shutil
+    from helpers import ROOT
+    old = os.path.join(tmpdir_shared, "schema2")
+    os.mkdir(old)
+    for f in ("001_init.sql", "002_change_notify.sql"):
+        shutil.copy(os.path.join(ROOT, "schema", f), old)
+    db = pg.new_database()
+    data = os.path.join(tmpdir_shared, "data")
+    env = {"DIR_SCHEMA_DIR": old}
+    run([dirctl_path(), "--data", data, "--dsn", pg.dsn(db), "init",
+         "--domain", "example.org"], env=env)
+    assert pg.psql("SELECT max(version) FROM schema_version", db) == "2"
+    # Rows as schema 2's audit_append wrote them (this dirctl prepares
+    # statements of schema 3, so it migrates before it runs anything).
+    for i in range(3):
+        pg.psql("SELECT audit_append('old', 'test.old', NULL, NULL, NULL, "
+                f"'{i}')", db)
+    n = int(pg.psql("SELECT count(*) FROM audit_log", db))
+    assert n >= 3
+    p = run([dirctl_path(), "--data", data, "migrate"])
+    assert f"schema version {SCHEMA_VERSION}" in p.stdout
+    run([dirctl_path(), "--data", data, "user", "add", "ivo@example.org",
+         "--name", "Ivo"])
+    assert pg.psql("SELECT string_agg(DISTINCT chain::text, ',') FROM "
+                   "audit_log", db) == "0"
+    p = run([dirctl_path(), "--data", data, "audit", "verify"])
+    assert f"intact: {n + 1} rows" in p.stdout, p.stdout
