@@ -103,8 +103,11 @@ void ca_file_unstage(char *tmp);
 /* ca_csr.c: a checked CSR. */
 struct ca_csr {
 	X509_REQ *req;
+	EVP_PKEY *pub; /* its key, owned: see ca_csr.c */
 };
-X509_REQ *ca_csr_load(const char *pem, size_t len, struct ca_err *err);
+int ca_csr_load(const char *pem, size_t len, struct ca_csr *csr,
+    struct ca_err *err);
+void ca_csr_clear(struct ca_csr *csr);
 
 /* ca_issue.c */
 X509 *ca_issue_leaf(const struct ca *ca, EVP_PKEY *pub,

@@ -254,7 +254,7 @@ ca_issue_user_csr(const struct ca *ca, const struct ca_csr *csr,
 
 	ca_err_clear(err);
 	memset(out, 0, sizeof(*out));
-	if ((x = ca_issue_for_subject(ca, X509_REQ_get0_pubkey(csr->req),
+	if ((x = ca_issue_for_subject(ca, csr->pub,
 	    X509_REQ_get_X509_PUBKEY(csr->req), subj, days, crl_url,
 	    err)) == NULL)
 		goto err;

@@ -192,22 +192,36 @@ dsa_key(void)
 	return key;
 }
 
-/* A valid CSR with one byte of its signature flipped, re-encoded as PEM. */
+/*
+ * A valid CSR with one byte flipped, re-encoded as PEM: the last byte of
+ * its signature, or (in_key) the last byte of its public key, which puts
+ * an EC point off its curve.
+ */
 static char *
-tampered_csr(const char *pem)
+tampered_csr(const char *pem, int in_key)
 {
 	BIO *in = BIO_new_mem_buf(pem, -1), *out = BIO_new(BIO_s_mem());
 	X509_REQ *req = NULL;
-	unsigned char *der = NULL;
-	int len;
+	unsigned char *der = NULL, *at;
+	const unsigned char *pub;
+	int len, publen;
 	char *s = NULL;
 
 	if (in == NULL || out == NULL ||
 	    (req = PEM_read_bio_X509_REQ(in, NULL, NULL, NULL)) == NULL ||
 	    (len = i2d_X509_REQ(req, &der)) <= 0)
 		goto err;
-	/* The signature is the last thing in the DER; its last byte is in s. */
-	der[len - 1] ^= 0x01;
+	if (in_key) {
+		if (!X509_PUBKEY_get0_param(NULL, &pub, &publen, NULL,
+		    X509_REQ_get_X509_PUBKEY(req)) ||
+		    (at = memmem(der, (size_t)len, pub, (size_t)publen)) ==
+		    NULL)
+			goto err;
+		at[publen - 1] ^= 0x01;
+	} else {
+		/* The signature is the last thing in the DER. */
+		der[len - 1] ^= 0x01;
+	}
 	if (!PEM_write_bio(out, "CERTIFICATE REQUEST", "", der, len))
 		goto err;
 	s = bio_string(out);
@@ -618,7 +632,7 @@ test_refused(void)
 		size_t len;
 		enum ca_errcode code;
 		const char *msg;
-	} rows[10];
+	} rows[12];
 	struct ca_issued is;
 	struct ca_err err;
 	struct ca_csr *h;
@@ -687,8 +701,13 @@ test_refused(void)
 	rows[n++].msg = "EC curve secp256k1 is not accepted";
 	EVP_PKEY_free(k);
 
+	rows[n].name = "EC point off its curve";
+	rows[n].pem = tampered_csr(good, 1);
+	rows[n].code = CA_ERR_INVALID;
+	rows[n++].msg = "public key of the CSR can not be read";
+
 	rows[n].name = "tampered signature";
-	rows[n].pem = tampered_csr(good);
+	rows[n].pem = tampered_csr(good, 0);
 	rows[n].code = CA_ERR_SIGNATURE;
 	rows[n++].msg = "signature";
 
