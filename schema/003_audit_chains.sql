@@ -38,7 +38,12 @@ DECLARE
 	v_row   audit_log;
 	v_chain int := nullif(current_setting('dir.audit_chain', true), '')::int;
 BEGIN
-	IF v_chain IS NULL THEN
+	IF v_chain IS NOT NULL AND v_chain BETWEEN 0 AND 7 THEN
+		-- Ours already (advisory locks nest); a setting made by hand
+		-- at worst waits here, it never forks a chain.
+		PERFORM pg_advisory_xact_lock(4604001, v_chain);
+	ELSE
+		v_chain := NULL;
 		FOR i IN 0..7 LOOP
 			IF pg_try_advisory_xact_lock(4604001, i) THEN
 				v_chain := i;

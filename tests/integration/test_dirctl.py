@@ -493,6 +493,11 @@ def test_audit_appends_do_not_wait_for_each_other(reg):
                "AND actor <> 'test'") != "0"
     p = reg.ctl("audit", "verify")
     assert "intact" in p.stdout, p.stdout
+    # A chain named by hand is locked all the same, and stays linked.
+    sql(reg, "SET dir.audit_chain = '5'; " + append.format("named"))
+    assert sql(reg, "SELECT chain FROM audit_log WHERE action = "
+               "'test.named'") == "5"
+    assert "intact" in reg.ctl("audit", "verify").stdout
     sql(reg, "UPDATE audit_log SET chain = 0 WHERE action = 'test.other'")
     p = reg.ctl("audit", "verify", check=False)
     assert p.returncode != 0 and "chain broken" in p.stdout, p.stdout
