@@ -672,6 +672,7 @@ def test_header_limit_and_idle_timeout(reg):
 
 def test_database_restart_gives_503_then_recovers(tmpdir_shared):
     own = PgServer()
+    reg = None
     try:
         reg = Registry(own, tmpdir_shared)
         nina = reg.user("nina@example.org")
@@ -701,6 +702,8 @@ def test_database_restart_gives_503_then_recovers(tmpdir_shared):
                        "ip = '2001:db8::77'") == "1"
         assert reg.d.stop() == 0
     finally:
+        if reg is not None:
+            reg.d.stop()  # a no-op after the stop above
         own.cleanup()
 
 
@@ -711,6 +714,7 @@ def test_first_request_after_a_database_restart_succeeds(tmpdir_shared):
     not a 503.  (The old server leaves a farewell and then EOF; reading
     only the farewell leaves the connection looking healthy.)"""
     own = PgServer()
+    reg = None
     try:
         reg = Registry(own, tmpdir_shared, cache="off")
         omar = reg.user("omar@example.org")
@@ -734,6 +738,8 @@ def test_first_request_after_a_database_restart_succeeds(tmpdir_shared):
             assert d.stop() == 0
         assert reg.d.stop() == 0
     finally:
+        if reg is not None:
+            reg.d.stop()  # a no-op after the stop above
         own.cleanup()
 
 
