@@ -464,10 +464,11 @@ def test_audit_appends_do_not_wait_for_each_other(reg):
     reg.ctl("user", "add", "hana@example.org", "--name", "Hana")
     append = ("SELECT audit_append('test', 'test.{}', NULL, NULL, NULL, "
               "NULL);\n")
-    held = subprocess.Popen(
-        ["psql", "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d",
-         reg.pg.dsn(reg.dbname)], stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    psql = ["psql", "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d",
+            reg.pg.dsn(reg.dbname)]
+    held = subprocess.Popen(psql, stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
     try:
         held.stdin.write("BEGIN;\n" + append.format("held") * 2)
         held.stdin.flush()
@@ -475,10 +476,8 @@ def test_audit_appends_do_not_wait_for_each_other(reg):
             assert held.stdout.readline().strip().isdigit()
         # With the lock of chain 0 taken, this one would wait for the
         # COMMIT below if there were one chain: a timeout says so.
-        other = subprocess.run(
-            ["psql", "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1",
-             "-d", reg.pg.dsn(reg.dbname), "-c", append.format("other")],
-            capture_output=True, text=True, timeout=20)
+        other = subprocess.run(psql + ["-c", append.format("other")],
+                               capture_output=True, text=True, timeout=20)
         assert other.returncode == 0, other.stderr
         held.stdin.write("COMMIT;\n")
         held.stdin.close()
