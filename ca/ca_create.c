@@ -157,7 +157,8 @@ ca_open(const char *key_path, const char *cert_path, struct ca_err *err)
 	/* Keep both encodings and the fingerprint: they never change. */
 	if (ca_cert_encode(ca->cert, &ca->pem, &ca->der, &ca->der_len,
 	    err) == -1 ||
-	    ca_fp_hex(ca->der, ca->der_len, ca->fp, err) == -1)
+	    ca_fp_hex(ca->der, ca->der_len, ca->fp, err) == -1 ||
+	    ca_leaf_ext_init(ca, err) == -1)
 		goto err;
 	if (key_buf != NULL)
 		OPENSSL_cleanse(key_buf, key_len);
@@ -178,6 +179,7 @@ ca_free(struct ca *ca)
 {
 	if (ca == NULL)
 		return;
+	ca_leaf_ext_free(ca);
 	EVP_PKEY_free(ca->key);
 	X509_free(ca->cert);
 	free(ca->pem);

@@ -77,61 +77,94 @@ key_policy(EVP_PKEY *pk, struct ca_err *err)
  * third of dird's CPU per certificate).  So a CSR is first parsed in a
  * library context without algorithms (the null provider), where that
  * opportunistic decode finds nothing and leaves the key undecoded, and an
- * EC key on a named curve (what dchat and most clients send) is built
- * from its curve and point directly.  Any other key takes the usual path.
+ * EC key on a curve we accept (what dchat and most clients send) is a
+ * copy of that curve's parameters, made once, with the CSR's point set
+ * in it: building the curve from its name took longer than the rest of
+ * the key.  Any other key takes the usual path.
  */
-static OSSL_LIB_CTX *bare_ctx;
-static CRYPTO_ONCE bare_once = CRYPTO_ONCE_STATIC_INIT;
+static const int ec_nids[] = { NID_X9_62_prime256v1, NID_secp384r1 };
+#define EC_NCURVES (sizeof(ec_nids) / sizeof(ec_nids[0]))
 
+static struct {
+	OSSL_LIB_CTX *bare;
+	EVP_PKEY *curve[EC_NCURVES];	/* parameters only */
+} fast;
+static CRYPTO_ONCE fast_once = CRYPTO_ONCE_STATIC_INIT;
+
+/* The parameters of the named curve nid, as a key without a point. */
+static EVP_PKEY *
+ec_params_new(int nid)
+{
+	OSSL_PARAM params[2];
+	EVP_PKEY_CTX *ctx;
+	EVP_PKEY *pk = NULL;
+
+	params[0] = OSSL_PARAM_construct_utf8_string(
+	    OSSL_PKEY_PARAM_GROUP_NAME, (char *)OBJ_nid2sn(nid), 0);
+	params[1] = OSSL_PARAM_construct_end();
+	if ((ctx = EVP_PKEY_CTX_new_from_name(NULL, "EC", NULL)) == NULL ||
+	    EVP_PKEY_fromdata_init(ctx) <= 0 ||
+	    EVP_PKEY_fromdata(ctx, &pk, EVP_PKEY_KEY_PARAMETERS, params) <= 0)
+		pk = NULL;
+	EVP_PKEY_CTX_free(ctx);
+	return pk;
+}
+
+/*
+ * Whatever fails here only sends CSRs down the usual path.  Kept for the
+ * life of the process, like the default library context.
+ */
 static void
-bare_init(void)
+fast_init(void)
 {
 	OSSL_LIB_CTX *c;
+	size_t i;
 
+	for (i = 0; i < EC_NCURVES; i++)
+		fast.curve[i] = ec_params_new(ec_nids[i]);
 	if ((c = OSSL_LIB_CTX_new()) == NULL)
 		return;
-	/* Loaded for the life of the process, like the default context. */
 	if (OSSL_PROVIDER_load(c, "null") == NULL) {
 		OSSL_LIB_CTX_free(c);
 		return;
 	}
-	bare_ctx = c;
+	fast.bare = c;
 }
 
-/* The EC key of spki, or NULL for anything else (then: the usual path). */
+/*
+ * The EC key of spki when it is on a curve of ec_nids, or NULL for
+ * anything else (then: the usual path).
+ */
 static EVP_PKEY *
 ec_key_from_spki(X509_PUBKEY *spki)
 {
-	OSSL_PARAM params[3];
 	ASN1_OBJECT *alg;
 	const ASN1_OBJECT *palg;
 	const unsigned char *pub;
 	const void *pval;
-	const char *curve;
 	X509_ALGOR *algor;
-	EVP_PKEY_CTX *ctx;
-	EVP_PKEY *pk = NULL;
-	int publen, ptype;
+	EVP_PKEY *pk;
+	size_t i;
+	int nid, publen, ptype;
 
 	if (spki == NULL ||
 	    !X509_PUBKEY_get0_param(&alg, &pub, &publen, &algor, spki) ||
 	    OBJ_obj2nid(alg) != NID_X9_62_id_ecPublicKey || publen <= 0)
 		return NULL;
 	X509_ALGOR_get0(&palg, &ptype, &pval, algor);
-	if (ptype != V_ASN1_OBJECT ||
-	    (curve = OBJ_nid2sn(OBJ_obj2nid(pval))) == NULL)
+	if (ptype != V_ASN1_OBJECT)
 		return NULL;
-	params[0] = OSSL_PARAM_construct_utf8_string(
-	    OSSL_PKEY_PARAM_GROUP_NAME, (char *)curve, 0);
-	params[1] = OSSL_PARAM_construct_octet_string(OSSL_PKEY_PARAM_PUB_KEY,
-	    (void *)pub, (size_t)publen);
-	params[2] = OSSL_PARAM_construct_end();
-	/* fromdata checks that the point is on the curve. */
-	if ((ctx = EVP_PKEY_CTX_new_from_name(NULL, "EC", NULL)) == NULL ||
-	    EVP_PKEY_fromdata_init(ctx) <= 0 ||
-	    EVP_PKEY_fromdata(ctx, &pk, EVP_PKEY_PUBLIC_KEY, params) <= 0)
-		pk = NULL;
-	EVP_PKEY_CTX_free(ctx);
+	nid = OBJ_obj2nid(pval);
+	for (i = 0; i < EC_NCURVES; i++)
+		if (ec_nids[i] == nid && fast.curve[i] != NULL)
+			break;
+	if (i == EC_NCURVES || (pk = EVP_PKEY_dup(fast.curve[i])) == NULL)
+		return NULL;
+	/* Refused unless the point is on the curve. */
+	if (!EVP_PKEY_set1_encoded_public_key(pk, pub, (size_t)publen)) {
+		EVP_PKEY_free(pk);
+		return NULL;
+	}
 	return pk;
 }
 
@@ -143,10 +176,10 @@ csr_parse(const unsigned char *der, long dlen, X509_REQ **req,
 	const unsigned char *p = der;
 
 	*pk = NULL;
-	CRYPTO_THREAD_run_once(&bare_once, bare_init);
-	if (bare_ctx != NULL &&
+	CRYPTO_THREAD_run_once(&fast_once, fast_init);
+	if (fast.bare != NULL &&
 	    (*req = (X509_REQ *)ASN1_item_d2i_ex(NULL, &p, dlen,
-	    ASN1_ITEM_rptr(X509_REQ), bare_ctx, NULL)) != NULL) {
+	    ASN1_ITEM_rptr(X509_REQ), fast.bare, NULL)) != NULL) {
 		if (p == der + dlen &&
 		    (*pk = ec_key_from_spki(X509_REQ_get_X509_PUBKEY(*req))) !=
 		    NULL)

@@ -28,6 +28,21 @@
 /* Seconds a new certificate is backdated, for peers with a slow clock. */
 #define CA_BACKDATE	300
 
+/*
+ * The extensions that are the same in every leaf a CA signs, built once
+ * by ca_open (ca_issue.c): from their configuration strings they cost
+ * more than the signature of the certificate.
+ */
+enum ca_leaf_ext {
+	CA_EXT_BC,		/* basicConstraints CA:FALSE */
+	CA_EXT_KU,		/* keyUsage for a signing key */
+	CA_EXT_KU_RSA,		/* keyUsage for an RSA key */
+	CA_EXT_EKU_PEER,	/* extendedKeyUsage of a user: both ends */
+	CA_EXT_EKU_SERVER,	/* extendedKeyUsage of dird's certificate */
+	CA_EXT_AKID,		/* authorityKeyIdentifier: this CA's key */
+	CA_EXT_N
+};
+
 struct ca {
 	EVP_PKEY *key;			/* the CA private key */
 	X509 *cert;			/* the CA certificate */
@@ -35,18 +50,19 @@ struct ca {
 	unsigned char *der;		/* cert as DER */
 	size_t der_len;
 	char fp[CA_FP_HEX_LEN];		/* SHA-256 of der */
+	X509_EXTENSION *leaf_ext[CA_EXT_N];
 };
 
 /*
  * What ca_issue.c puts into a leaf certificate besides the key.  Subject
- * and SAN are borrowed; eku is an extendedKeyUsage value for the conf
- * parser; crl_url may be NULL.
+ * and SAN are borrowed; eku is CA_EXT_EKU_PEER or CA_EXT_EKU_SERVER;
+ * crl_url may be NULL.
  */
 struct ca_profile {
 	X509_NAME *subject;
 	X509_PUBKEY *spki; /* when set, the key as it came; else pub encoded */
 	GENERAL_NAMES *san;
-	const char *eku;
+	enum ca_leaf_ext eku;
 	const char *crl_url;
 };
 
@@ -110,6 +126,8 @@ int ca_csr_load(const char *pem, size_t len, struct ca_csr *csr,
 void ca_csr_clear(struct ca_csr *csr);
 
 /* ca_issue.c */
+int ca_leaf_ext_init(struct ca *ca, struct ca_err *err);
+void ca_leaf_ext_free(struct ca *ca);
 X509 *ca_issue_leaf(const struct ca *ca, EVP_PKEY *pub,
     const struct ca_profile *p, int days, struct ca_err *err);
 X509 *ca_issue_for_subject(const struct ca *ca, EVP_PKEY *pub,

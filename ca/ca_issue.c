@@ -104,10 +104,96 @@ spki_copy(X509 *x, X509_PUBKEY *spki)
 	return -1;
 }
 
+/* What the leaf extensions of enum ca_leaf_ext say (DESIGN.md). */
+static const struct {
+	int nid;
+	const char *value;
+} leaf_ext_conf[CA_EXT_N] = {
+	[CA_EXT_BC] = { NID_basic_constraints, "critical,CA:FALSE" },
+	[CA_EXT_KU] = { NID_key_usage, "critical,digitalSignature" },
+	/* keyEncipherment only makes sense for RSA keys. */
+	[CA_EXT_KU_RSA] = { NID_key_usage,
+	    "critical,digitalSignature,keyEncipherment" },
+	[CA_EXT_EKU_PEER] = { NID_ext_key_usage, "clientAuth,serverAuth" },
+	[CA_EXT_EKU_SERVER] = { NID_ext_key_usage, "serverAuth" },
+	[CA_EXT_AKID] = { NID_authority_key_identifier, "keyid" },
+};
+
+int
+ca_leaf_ext_init(struct ca *ca, struct ca_err *err)
+{
+	X509V3_CTX ctx;
+	int i;
+
+	/* No subject: the authorityKeyIdentifier is the CA's own SKID. */
+	memset(&ctx, 0, sizeof(ctx));
+	X509V3_set_ctx(&ctx, ca->cert, NULL, NULL, NULL, 0);
+	for (i = 0; i < CA_EXT_N; i++) {
+		ca->leaf_ext[i] = X509V3_EXT_conf_nid(NULL, &ctx,
+		    leaf_ext_conf[i].nid, leaf_ext_conf[i].value);
+		if (ca->leaf_ext[i] == NULL) {
+			ca_err_set(err, CA_ERR_CRYPTO, "cannot build extension "
+			    "%s for the certificates of this CA",
+			    OBJ_nid2sn(leaf_ext_conf[i].nid));
+			ca_leaf_ext_free(ca);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+void
+ca_leaf_ext_free(struct ca *ca)
+{
+	int i;
+
+	for (i = 0; i < CA_EXT_N; i++) {
+		X509_EXTENSION_free(ca->leaf_ext[i]);
+		ca->leaf_ext[i] = NULL;
+	}
+}
+
 /*
- * Sign a leaf certificate for pub as described by p.  The extensions
- * follow DESIGN.md; keyEncipherment only makes sense for RSA keys.
+ * subjectKeyIdentifier: the SHA-1 of the key's BIT STRING (RFC 5280
+ * 4.2.1.2 method 1), what the configuration value "hash" gives.
  */
+static int
+skid_add(X509 *x, struct ca_err *err)
+{
+	ASN1_OCTET_STRING *oct = NULL;
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen;
+	int rv = -1;
+
+	if (!X509_pubkey_digest(x, EVP_sha1(), md, &mdlen) ||
+	    (oct = ASN1_OCTET_STRING_new()) == NULL ||
+	    !ASN1_OCTET_STRING_set(oct, md, (int)mdlen) ||
+	    X509_add1_ext_i2d(x, NID_subject_key_identifier, oct, 0,
+	    X509V3_ADD_DEFAULT) != 1) {
+		ca_err_set(err, CA_ERR_CRYPTO, "cannot add extension "
+		    "subjectKeyIdentifier");
+		goto err;
+	}
+	rv = 0;
+ err:
+	ASN1_OCTET_STRING_free(oct);
+	return rv;
+}
+
+/* Add the CA's prebuilt extension e to x. */
+static int
+leaf_ext_add(const struct ca *ca, X509 *x, enum ca_leaf_ext e,
+    struct ca_err *err)
+{
+	if (!X509_add_ext(x, ca->leaf_ext[e], -1)) {
+		ca_err_set(err, CA_ERR_CRYPTO, "cannot add extension %s",
+		    OBJ_nid2sn(leaf_ext_conf[e].nid));
+		return -1;
+	}
+	return 0;
+}
+
+/* Sign a leaf certificate for pub as described by p (DESIGN.md). */
 X509 *
 ca_issue_leaf(const struct ca *ca, EVP_PKEY *pub, const struct ca_profile *p,
     int days, struct ca_err *err)
@@ -115,7 +201,6 @@ ca_issue_leaf(const struct ca *ca, EVP_PKEY *pub, const struct ca_profile *p,
 	X509 *x = NULL;
 	X509V3_CTX ctx;
 	char crldp[CA_URL_MAX + 8];
-	const char *ku;
 
 	if (p->crl_url != NULL && !url_ok(p->crl_url)) {
 		ca_err_set(err, CA_ERR_INVALID, "CRL URL must be printable "
@@ -134,19 +219,12 @@ ca_issue_leaf(const struct ca *ca, EVP_PKEY *pub, const struct ca_profile *p,
 	if (ca_serial_set_random(x, err) == -1 ||
 	    ca_set_validity(x, days, err) == -1)
 		goto err;
-
-	memset(&ctx, 0, sizeof(ctx));
-	X509V3_set_ctx(&ctx, ca->cert, x, NULL, NULL, 0);
-	ku = ca_key_is_rsa(pub) ? "critical,digitalSignature,keyEncipherment" :
-	    "critical,digitalSignature";
-	if (ca_ext_add(x, &ctx, NID_basic_constraints, "critical,CA:FALSE",
-	    err) == -1 ||
-	    ca_ext_add(x, &ctx, NID_key_usage, ku, err) == -1 ||
-	    ca_ext_add(x, &ctx, NID_ext_key_usage, p->eku, err) == -1 ||
-	    ca_ext_add(x, &ctx, NID_subject_key_identifier, "hash",
-	    err) == -1 ||
-	    ca_ext_add(x, &ctx, NID_authority_key_identifier, "keyid",
-	    err) == -1)
+	if (leaf_ext_add(ca, x, CA_EXT_BC, err) == -1 ||
+	    leaf_ext_add(ca, x, ca_key_is_rsa(pub) ? CA_EXT_KU_RSA :
+	    CA_EXT_KU, err) == -1 ||
+	    leaf_ext_add(ca, x, p->eku, err) == -1 ||
+	    skid_add(x, err) == -1 ||
+	    leaf_ext_add(ca, x, CA_EXT_AKID, err) == -1)
 		goto err;
 	if (p->san != NULL && sk_GENERAL_NAME_num(p->san) > 0 &&
 	    X509_add1_ext_i2d(x, NID_subject_alt_name, p->san, 0,
@@ -156,6 +234,8 @@ ca_issue_leaf(const struct ca *ca, EVP_PKEY *pub, const struct ca_profile *p,
 		goto err;
 	}
 	if (p->crl_url != NULL) {
+		memset(&ctx, 0, sizeof(ctx));
+		X509V3_set_ctx(&ctx, ca->cert, x, NULL, NULL, 0);
 		snprintf(crldp, sizeof(crldp), "URI:%s", p->crl_url);
 		if (ca_ext_add(x, &ctx, NID_crl_distribution_points, crldp,
 		    err) == -1)
@@ -201,7 +281,7 @@ ca_issue_for_subject(const struct ca *ca, EVP_PKEY *pub, X509_PUBKEY *spki,
 	prof.subject = name;
 	prof.san = san;
 	prof.spki = spki;
-	prof.eku = "clientAuth,serverAuth";	/* a peer is both */
+	prof.eku = CA_EXT_EKU_PEER;	/* a peer is both */
 	prof.crl_url = crl_url;
 	x = ca_issue_leaf(ca, pub, &prof, days, err);
  err:
@@ -349,7 +429,7 @@ ca_issue_server(const struct ca *ca, const char *const *hosts,
 	memset(&prof, 0, sizeof(prof));
 	prof.subject = name;
 	prof.san = san;
-	prof.eku = "serverAuth";
+	prof.eku = CA_EXT_EKU_SERVER;
 	if ((x = ca_issue_leaf(ca, key, &prof, days, err)) == NULL)
 		goto err;
 	if ((key_pem = ca_key_to_pem(key, &key_len, err)) == NULL ||

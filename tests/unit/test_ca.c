@@ -256,6 +256,50 @@ san_has(X509 *x, int type, const void *val, int len)
 	return found;
 }
 
+/*
+ * The extensions of leaf x, in order, are exactly (DER) what OpenSSL's
+ * configuration strings of DESIGN.md give: dird builds the constant ones
+ * once per CA and the key identifier itself.
+ */
+static int
+leaf_ext_as_designed(const char *ca_pem, X509 *x, int rsa, const char *eku)
+{
+	const struct {
+		int nid;
+		const char *value;
+	} want[] = {
+		{ NID_basic_constraints, "critical,CA:FALSE" },
+		{ NID_key_usage, rsa ? "critical,digitalSignature,"
+		    "keyEncipherment" : "critical,digitalSignature" },
+		{ NID_ext_key_usage, eku },
+		{ NID_subject_key_identifier, "hash" },
+		{ NID_authority_key_identifier, "keyid" },
+	};
+	X509 *cax = x509_from_pem(ca_pem);
+	X509_EXTENSION *e;
+	X509V3_CTX ctx;
+	unsigned char *a = NULL, *b = NULL;
+	int alen, blen, i, ok = cax != NULL;
+
+	X509V3_set_ctx(&ctx, cax, x, NULL, NULL, 0);
+	for (i = 0; ok && i < (int)(sizeof(want) / sizeof(want[0])); i++) {
+		e = X509V3_EXT_conf_nid(NULL, &ctx, want[i].nid, want[i].value);
+		alen = e != NULL ? i2d_X509_EXTENSION(e, &a) : -1;
+		blen = i < X509_get_ext_count(x) ?
+		    i2d_X509_EXTENSION(X509_get_ext(x, i), &b) : -1;
+		ok = alen > 0 && alen == blen && memcmp(a, b, (size_t)alen) == 0;
+		if (!ok)
+			printf("# extension %d (%s) differs\n", i,
+			    OBJ_nid2sn(want[i].nid));
+		X509_EXTENSION_free(e);
+		OPENSSL_free(a);
+		OPENSSL_free(b);
+		a = b = NULL;
+	}
+	X509_free(cax);
+	return ok;
+}
+
 /* Verify x against the single CA certificate ca_pem, for a purpose. */
 static int
 chain_ok(const char *ca_pem, X509 *x, int purpose)
@@ -569,6 +613,10 @@ test_issue(void)
 			    X509_get_ext_by_NID(x,
 			    NID_subject_key_identifier, -1) >= 0,
 			    "CRL DP, AKI and SKI present");
+			check(x != NULL && leaf_ext_as_designed(
+			    ca_cert_pem(cas[i]), x, tkt(csr_types[j].kt) ==
+			    CA_KEY_RSA2048, "clientAuth,serverAuth"),
+			    "extensions as DESIGN.md's strings give them");
 			X509_free(x);
 
 			rv = ca_issue_user(cas[i], csr, strlen(csr), &alice,
@@ -991,6 +1039,8 @@ test_server(void)
 	check(x != NULL && (X509_get_extended_key_usage(x) & XKU_SSL_SERVER) &&
 	    !(X509_get_extended_key_usage(x) & XKU_SSL_CLIENT),
 	    "EKU serverAuth");
+	check(x != NULL && leaf_ext_as_designed(ca_cert_pem(cas[0]), x, 0,
+	    "serverAuth"), "server extensions as DESIGN.md's strings give them");
 	check(x != NULL && chain_ok(ca_cert_pem(cas[0]), x,
 	    X509_PURPOSE_SSL_SERVER) && X509_check_host(x, "dir.example.org",
 	    0, 0, NULL) == 1 && X509_check_ip_asc(x, "::1", 0) == 1,
