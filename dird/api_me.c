@@ -335,6 +335,6 @@ api_user_get(struct http_req *req, struct http_resp *resp)
 				 d.online, "devices", d.arr));
 	/* Not a second longer than the database would say the same. */
 	if (c != NULL && resp->status == 200)
-		cache_put(c, key, keylen, u.id, d.valid_until - 1, ticket,
-		    resp->body, resp->len);
+		cache_put(c, CACHE_LOOKUP, key, keylen, u.id, d.valid_until - 1,
+		    ticket, resp->body, resp->len);
 }

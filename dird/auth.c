@@ -292,7 +292,7 @@ auth_cert(struct auth *a, struct http_req *req, struct http_resp *resp)
 		goto fail;
 	}
 	if (store)
-		cache_put(req->env->cache, key, keylen, da.user.id,
+		cache_put(req->env->cache, CACHE_CERT, key, keylen, da.user.id,
 		    da.not_after < info.not_after ? da.not_after :
 						    info.not_after,
 		    ticket, &da, sizeof(da));

@@ -7,9 +7,10 @@
  *
  * Changes are tracked by a sequence number, not by finding entries: a
  * change of user U bumps `seq` and writes it into changed_at[U mod
- * CACHE_USER_SLOTS]; an entry is fresh only while that number is not
- * above the ticket it was filled with.  Dropping a user is O(1) however
- * many entries it has; two users sharing a slot only cost extra misses.
+ * CACHE_USER_SLOTS] (listed_at[] for a change that only lookups read);
+ * an entry is fresh only while the numbers it depends on are not above
+ * the ticket it was filled with.  Dropping a user is O(1) however many
+ * entries it has; two users sharing a slot only cost extra misses.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -35,6 +36,7 @@ struct entry {
 	int64_t user_id;
 	uint64_t ticket;
 	time_t valid_until;
+	enum cache_kind kind;
 };
 
 struct cache {
@@ -44,7 +46,8 @@ struct cache {
 	int serving;
 	uint64_t seq;
 	uint64_t flushed_at; /* entries filled before this are void */
-	uint64_t changed_at[CACHE_USER_SLOTS];
+	uint64_t changed_at[CACHE_USER_SLOTS];	/* any change of the user */
+	uint64_t listed_at[CACHE_USER_SLOTS];	/* what only lookups read */
 	unsigned long hits, misses, stores, drops;
 
 	/* the listener */
@@ -72,6 +75,15 @@ static uint64_t *
 user_slot(struct cache *c, int64_t user_id)
 {
 	return &c->changed_at[(uint64_t)user_id % CACHE_USER_SLOTS];
+}
+
+/* Whether a `kind` answer of user_id read at ticket still holds. */
+static int
+user_unchanged(struct cache *c, enum cache_kind kind, int64_t user_id,
+    uint64_t ticket)
+{
+	return *user_slot(c, user_id) <= ticket && (kind == CACHE_CERT ||
+	    c->listed_at[(uint64_t)user_id % CACHE_USER_SLOTS] <= ticket);
 }
 
 struct cache *
@@ -156,7 +168,7 @@ entry_fresh(struct cache *c, const struct entry *e, uint64_t h,
 	return e->val != NULL && e->hash == h && e->keylen == keylen &&
 	    memcmp(e->key, key, keylen) == 0 && now < e->valid_until &&
 	    e->ticket >= c->flushed_at &&
-	    *user_slot(c, e->user_id) <= e->ticket;
+	    user_unchanged(c, e->kind, e->user_id, e->ticket);
 }
 
 int
@@ -184,8 +196,9 @@ cache_get(struct cache *c, const void *key, size_t keylen, time_t now,
 }
 
 void
-cache_put(struct cache *c, const void *key, size_t keylen, int64_t user_id,
-    time_t valid_until, uint64_t ticket, const void *val, size_t len)
+cache_put(struct cache *c, enum cache_kind kind, const void *key,
+    size_t keylen, int64_t user_id, time_t valid_until, uint64_t ticket,
+    const void *val, size_t len)
 {
 	struct entry old = { 0 }, *e;
 	unsigned char *k = NULL, *v = NULL;
@@ -200,7 +213,7 @@ cache_put(struct cache *c, const void *key, size_t keylen, int64_t user_id,
 	memcpy(v, val, len);
 	pthread_mutex_lock(&c->lock);
 	if (c->serving && ticket >= c->flushed_at &&
-	    *user_slot(c, user_id) <= ticket) {
+	    user_unchanged(c, kind, user_id, ticket)) {
 		e = &c->slots[h & c->mask];
 		old = *e;
 		e->hash = h;
@@ -211,6 +224,7 @@ cache_put(struct cache *c, const void *key, size_t keylen, int64_t user_id,
 		e->user_id = user_id;
 		e->ticket = ticket;
 		e->valid_until = valid_until;
+		e->kind = kind;
 		k = v = NULL;
 		c->stores++;
 	}
@@ -222,7 +236,7 @@ out:
 }
 
 void
-cache_changed(void *arg, int64_t user_id)
+cache_changed(void *arg, int64_t user_id, int listing)
 {
 	struct cache *c = arg;
 
@@ -230,6 +244,8 @@ cache_changed(void *arg, int64_t user_id)
 	c->seq++;
 	if (user_id == 0)
 		c->flushed_at = c->seq;
+	else if (listing)
+		c->listed_at[(uint64_t)user_id % CACHE_USER_SLOTS] = c->seq;
 	else
 		*user_slot(c, user_id) = c->seq;
 	c->drops++;

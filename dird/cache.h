@@ -3,8 +3,11 @@
  * lookups (GET /v1/users/X) and the database half of a certificate check.
  *
  * An entry belongs to one user and is dropped when anything of that user
- * changes: at once for writes made through this dird (db_on_change calls
- * cache_changed before the write is acknowledged), and through
+ * it answers from changes (a lookup: the user, certificates, addresses; a
+ * certificate check: the user and certificate status, not addresses or
+ * the arrival of a new certificate): at once for writes made through
+ * this dird (db_on_change calls cache_changed before the write is
+ * acknowledged), and, for any change of the user, through
  * PostgreSQL NOTIFY for writes made elsewhere (dirctl, another dird, SQL),
  * which a thread of this module listens for.  While that listener is not
  * connected, nothing is served from the cache; when it connects again,
@@ -23,6 +26,12 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <time.h>
+
+/* What an entry answers, which decides the changes that drop it. */
+enum cache_kind {
+	CACHE_LOOKUP,	/* GET /v1/users/X */
+	CACHE_CERT	/* the database half of a certificate check */
+};
 
 /* The largest value kept; bigger answers are always read afresh. */
 #define CACHE_VALUE_MAX 16384
@@ -55,15 +64,19 @@ uint64_t cache_ticket(struct cache *c);
 int cache_get(struct cache *c, const void *key, size_t keylen, time_t now,
     void **val, size_t *len);
 /*
- * Keep a copy of val under key for user_id until valid_until, unless the
- * user changed since ticket, the cache is not serving, or len is over
- * CACHE_VALUE_MAX.  The slot's previous entry goes.
+ * Keep a copy of val, a `kind` answer, under key for user_id until
+ * valid_until, unless what it answers from changed since ticket, the
+ * cache is not serving, or len is over CACHE_VALUE_MAX.  The slot's
+ * previous entry goes.
  */
-void cache_put(struct cache *c, const void *key, size_t keylen,
-    int64_t user_id, time_t valid_until, uint64_t ticket, const void *val,
-    size_t len);
-/* user_id's data changed (0: anyone's).  A db_change_fn for db_on_change. */
-void cache_changed(void *c, int64_t user_id);
+void cache_put(struct cache *c, enum cache_kind kind, const void *key,
+    size_t keylen, int64_t user_id, time_t valid_until, uint64_t ticket,
+    const void *val, size_t len);
+/*
+ * user_id's data changed (0: anyone's); listing = 1 when only what
+ * lookups read changed.  A db_change_fn for db_on_change.
+ */
+void cache_changed(void *c, int64_t user_id, int listing);
 
 void cache_stats(struct cache *c, struct cache_stats *st);
 

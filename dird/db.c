@@ -227,7 +227,10 @@ struct db {
 	int quiet;		/* SET dir.notify = off on every connection */
 	db_change_fn *on_change;
 	void *change_arg;
-	int64_t changed[DB_CHANGED_MAX];
+	struct {
+		int64_t user_id;
+		int listing;
+	} changed[DB_CHANGED_MAX];
 	int nchanged;		/* > DB_CHANGED_MAX: tell "everything" */
 };
 
@@ -501,19 +504,22 @@ db_set_quiet(struct db *db, struct db_err *err)
 
 /*
  * A statement changed what user_id's lookup or certificate check reads
- * (0: any user's).  Outside a transaction it is committed already.
+ * (0: any user's); listing as for db_change_fn.  Outside a transaction
+ * it is committed already.
  */
 static void
-db_changed(struct db *db, int64_t user_id)
+db_changed(struct db *db, int64_t user_id, int listing)
 {
 	if (db->on_change == NULL)
 		return;
 	if (!db->in_tx) {
-		db->on_change(db->change_arg, user_id);
+		db->on_change(db->change_arg, user_id, listing);
 		return;
 	}
-	if (db->nchanged < DB_CHANGED_MAX)
-		db->changed[db->nchanged] = user_id;
+	if (db->nchanged < DB_CHANGED_MAX) {
+		db->changed[db->nchanged].user_id = user_id;
+		db->changed[db->nchanged].listing = listing;
+	}
 	if (db->nchanged <= DB_CHANGED_MAX)
 		db->nchanged++;
 }
@@ -526,10 +532,12 @@ db_changes_done(struct db *db, int tell)
 
 	if (tell && db->on_change != NULL) {
 		if (db->nchanged > DB_CHANGED_MAX)
-			db->on_change(db->change_arg, 0);
+			db->on_change(db->change_arg, 0, 0);
 		else
 			for (i = 0; i < db->nchanged; i++)
-				db->on_change(db->change_arg, db->changed[i]);
+				db->on_change(db->change_arg,
+				    db->changed[i].user_id,
+				    db->changed[i].listing);
 	}
 	db->nchanged = 0;
 }
@@ -626,7 +634,8 @@ db_read_changes(struct db *db, db_change_fn *fn, void *arg,
 	while ((n = PQnotifies(db->conn)) != NULL) {
 		/* Anything but a user id (a payload we did not write) is "all". */
 		id = strtoll(n->extra, &end, 10);
-		fn(arg, (*n->extra != '\0' && *end == '\0' && id > 0) ? id : 0);
+		fn(arg, (*n->extra != '\0' && *end == '\0' && id > 0) ? id : 0,
+		    0);
 		PQfreemem(n);
 	}
 	return 0;
@@ -947,7 +956,7 @@ db_user_add(struct db *db, const char *userid, const char *name,
 			    "user %s already exists", userid);
 		return -1;
 	}
-	db_changed(db, col_ll(res, 0, 0));
+	db_changed(db, col_ll(res, 0, 0), 0);
 	if (id != NULL)
 		*id = col_ll(res, 0, 0);
 	PQclear(res);
@@ -1027,7 +1036,7 @@ db_user_update(struct db *db, enum stmt s, const char *userid,
 	if ((res = db_exec(db, s, v, NULL, 0, PGRES_TUPLES_OK, err)) == NULL)
 		return -1;
 	if ((n = PQntuples(res)) == 1)
-		db_changed(db, col_ll(res, 0, 0));
+		db_changed(db, col_ll(res, 0, 0), 0);
 	PQclear(res);
 	if (n != 1) {
 		db_seterr(err, DB_ERR_NOTFOUND, "no user %s", userid);
@@ -1133,7 +1142,9 @@ db_cert_record(struct db *db, const struct db_cert_new *c,
 	if ((res = db_exec(db, S_CERT_RECORD, v, lens, 0, PGRES_TUPLES_OK,
 		 err)) == NULL)
 		return -1;
-	db_changed(db, user_id);
+	/* A new row: no certificate check has read it (only accepted
+	 * certificates are kept), the user's lookup lists it. */
+	db_changed(db, user_id, 1);
 	if (id != NULL)
 		*id = col_ll(res, 0, 0);
 	PQclear(res);
@@ -1208,7 +1219,7 @@ db_cert_revoke(struct db *db, const char *issuer, const char *serial,
 			    "certificate %s is already revoked", serial);
 		goto err;
 	}
-	db_changed(db, col_ll(res, 0, 1));
+	db_changed(db, col_ll(res, 0, 1), 0);
 	v[0] = PQgetvalue(res, 0, 0);
 	{
 		PGresult *r2 = db_exec(db, S_ADDR_DEL, v, NULL, 0,
@@ -1441,7 +1452,7 @@ db_addr_replace(struct db *db, int64_t cert_id, int64_t user_id,
 		 err)) == NULL)
 		goto err;
 	PQclear(res);
-	db_changed(db, user_id);
+	db_changed(db, user_id, 1);
 	if ((res = db_exec(db, S_ADDR_INS, v, NULL, 0, PGRES_TUPLES_OK,
 		 err)) == NULL)
 		goto err;
@@ -1470,7 +1481,7 @@ db_addr_delete(struct db *db, int64_t cert_id, long *n, struct db_err *err)
 		return -1;
 	*n = PQntuples(res);
 	if (*n > 0)
-		db_changed(db, col_ll(res, 0, 0));
+		db_changed(db, col_ll(res, 0, 0), 1);
 	PQclear(res);
 	return 0;
 }

@@ -106,7 +106,12 @@ int db_schema_version(struct db *db, int *version, struct db_err *err) DB_WUR;
  * announced, for a dird that is the only cache holder of its database
  * (announcing serialises commits in PostgreSQL).
  */
-typedef void db_change_fn(void *arg, int64_t user_id);
+/*
+ * listing = 1: the change is to what only a lookup reads (addresses, a
+ * new certificate), not to what a certificate check reads (the user, a
+ * certificate's status); changes told through NOTIFY are never listing.
+ */
+typedef void db_change_fn(void *arg, int64_t user_id, int listing);
 void db_on_change(struct db *db, db_change_fn *fn, void *arg);
 int db_set_quiet(struct db *db, struct db_err *err) DB_WUR;
 int db_listen_changes(struct db *db, struct db_err *err) DB_WUR;

@@ -62,6 +62,22 @@ def ips(r):
     return {a["ip"] for d in r.json()["devices"] for a in d["addresses"]}
 
 
+def put_addr(user, ip):
+    r = user.req("PUT", "/v1/me/addresses", json_body={
+        "addresses": [{"ip": ip, "port": 4605}]})
+    assert r.status == 200, r
+
+
+def renew(user, dev):
+    """Certify device dev's key by a renewal of user's: dev uses the new
+    certificate from here on."""
+    r = user.req("POST", "/v1/renew", json_body={"csr": dev.csr_pem()})
+    assert r.status == 201, r
+    dev.serial = r.json()["serial"]
+    with open(dev.cert, "w") as f:
+        f.write(r.json()["certificate"])
+
+
 @pytest.fixture
 def reg(pg, tmpdir_shared):
     r = Registry(pg, tmpdir_shared, cache="local")
@@ -77,18 +93,6 @@ def test_own_writes_drop_entries_at_once(reg, tmpdir_shared):
     dev2 = User(reg.d, "alice@example.org", tmpdir_shared, device="2")
     dev2.serial = None  # until renew() certifies its key
 
-    def put_addr():
-        r = alice.req("PUT", "/v1/me/addresses", json_body={
-            "addresses": [{"ip": "2001:db8::77", "port": 4605}]})
-        assert r.status == 200, r
-
-    def renew():
-        r = alice.req("POST", "/v1/renew", json_body={"csr": dev2.csr_pem()})
-        assert r.status == 201, r
-        dev2.serial = r.json()["serial"]
-        with open(dev2.cert, "w") as f:
-            f.write(r.json()["certificate"])
-
     def revoke_dev2():
         r = alice.req("POST", f"/v1/certificates/{dev2.serial}/revoke",
                       json_body={"reason": "keyCompromise"})
@@ -102,11 +106,12 @@ def test_own_writes_drop_entries_at_once(reg, tmpdir_shared):
 
     # (change made through this dird, what the next lookup must show)
     steps = [
-        (put_addr, lambda r: r.status == 200 and "2001:db8::77" in ips(r)
+        (lambda: put_addr(alice, "2001:db8::77"),
+         lambda r: r.status == 200 and "2001:db8::77" in ips(r)
          and r.json()["online"]),
         (lambda: alice.req("DELETE", "/v1/me/addresses"),
          lambda r: r.status == 200 and not r.json()["online"]),
-        (renew, lambda r: dev2.serial in
+        (lambda: renew(alice, dev2), lambda r: dev2.serial in
          {d["serial"] for d in r.json()["devices"]}),
         (revoke_dev2, lambda r: dev2.serial not in
          {d["serial"] for d in r.json()["devices"]}),
@@ -127,6 +132,43 @@ def test_own_writes_drop_entries_at_once(reg, tmpdir_shared):
     hits = metric(reg.d, "dird_cache_hits_total")
     assert alice.req("GET", "/v1/me").status == 200
     assert metric(reg.d, "dird_cache_hits_total") > hits
+
+
+def test_address_changes_and_renewals_keep_certificate_checks(reg,
+                                                             tmpdir_shared):
+    """A certificate check reads the user and the certificate's status:
+    an address change or a new certificate of the same user leaves it
+    cached (the lookup goes), a change of the user ends it."""
+    alice = reg.user("alice@example.org", "Alice")
+    admin = reg.user("root@example.org", "Root", admin=True)
+    dev2 = User(reg.d, "alice@example.org", tmpdir_shared, device="2")
+
+    def misses_of(step):
+        before = metric(reg.d, "dird_cache_misses_total")
+        step()
+        return metric(reg.d, "dird_cache_misses_total") - before
+
+    def me():
+        assert alice.req("GET", "/v1/me").status == 200
+
+    me()  # alice's check is cached from here on
+    assert misses_of(me) == 0
+    cached_lookup(admin, "alice@example.org")
+    misses_of(lambda: put_addr(alice, "192.0.2.9"))
+    assert misses_of(me) == 0
+    # The lookup did go: it lists addresses (and certificates).
+    assert "192.0.2.9" in ips(admin.req("GET", "/v1/users/alice@example.org"))
+    for change in (lambda: renew(alice, dev2),
+                   lambda: alice.req("DELETE", "/v1/me/addresses")):
+        misses_of(change)
+        assert misses_of(me) == 0, change
+    r = admin.req("POST", "/v1/admin/users/alice@example.org/disable")
+    assert r.status == 200, r
+    r = alice.req("GET", "/v1/me")
+    assert r.status == 401 and r.code == "user_disabled", r
+    r = admin.req("POST", "/v1/admin/users/alice@example.org/enable")
+    assert r.status == 200, r
+    assert misses_of(me) == 1  # read afresh after the user changed
 
 
 def test_changes_made_elsewhere_arrive_by_notify(reg):

@@ -35,11 +35,22 @@ missed(struct cache *c, const char *key)
 	return hit == 0;
 }
 
+/* A lookup answer. */
 static void
 put(struct cache *c, const char *key, int64_t user, time_t until,
     uint64_t ticket, const char *val)
 {
-	cache_put(c, key, strlen(key), user, until, ticket, val, strlen(val));
+	cache_put(c, CACHE_LOOKUP, key, strlen(key), user, until, ticket, val,
+	    strlen(val));
+}
+
+/* A certificate check. */
+static void
+put_cert(struct cache *c, const char *key, int64_t user, uint64_t ticket,
+    const char *val)
+{
+	cache_put(c, CACHE_CERT, key, strlen(key), user, NOW + 60, ticket, val,
+	    strlen(val));
 }
 
 int
@@ -73,23 +84,52 @@ main(void)
 	check(served(c, "ux", "X"), "and lives until then");
 
 	/* A change of user 1 drops its entry and no other. */
-	cache_changed(c, 1);
+	cache_changed(c, 1, 0);
 	check(missed(c, "ua"), "a change of the user drops its entry");
 	check(served(c, "ub", "B"), "other users' entries stay");
 
 	/* A reader that began before the change may not store. */
 	t = cache_ticket(c);
-	cache_changed(c, 2);
+	cache_changed(c, 2, 0);
 	put(c, "ub", 2, NOW + 60, t, "old B");
 	check(missed(c, "ub"), "a value read before a change is refused");
 	t = cache_ticket(c);
-	cache_changed(c, 1);
+	cache_changed(c, 1, 0);
 	put(c, "ub", 2, NOW + 60, t, "B2");
 	check(served(c, "ub", "B2"), "a change of someone else does not refuse");
 
+	/*
+	 * A change to what only lookups read (an address, a new
+	 * certificate) drops the user's lookups and keeps its certificate
+	 * checks; any other change of the user drops both.
+	 */
+	put(c, "la", 7, NOW + 60, cache_ticket(c), "L");
+	put_cert(c, "ca", 7, cache_ticket(c), "C");
+	check(served(c, "la", "L") && served(c, "ca", "C"),
+	    "a lookup and a certificate check of one user (own slots)");
+	cache_changed(c, 7, 1);
+	check(missed(c, "la") && served(c, "ca", "C"),
+	    "a listing change drops lookups, not certificate checks");
+	t = cache_ticket(c);
+	cache_changed(c, 7, 1);
+	put(c, "la", 7, NOW + 60, t, "old L");
+	put_cert(c, "cb", 7, t, "C2");
+	check(missed(c, "la") && served(c, "cb", "C2"),
+	    "a lookup read before a listing change is refused, a check not");
+	put(c, "la", 7, NOW + 60, cache_ticket(c), "L");
+	check(served(c, "la", "L") && served(c, "ca", "C") &&
+	    served(c, "cb", "C2"), "three entries of one user");
+	cache_changed(c, 7, 0);
+	check(missed(c, "la") && missed(c, "ca") && missed(c, "cb"),
+	    "any other change of the user drops both kinds");
+	t = cache_ticket(c);
+	cache_changed(c, 7, 0);
+	put_cert(c, "ca", 7, t, "old C");
+	check(missed(c, "ca"), "a check read before such a change is refused");
+
 	/* "Any user" (0) drops everything. */
 	put(c, "ua", 1, NOW + 60, cache_ticket(c), "A");
-	cache_changed(c, 0);
+	cache_changed(c, 0, 0);
 	check(missed(c, "ua") && missed(c, "ub"), "a change of anyone drops all");
 
 	/* Stop and serve again (a new listener): everything went. */
@@ -129,7 +169,7 @@ found:
 	    "the newer entry of a slot is served, the older is gone");
 
 	cache_stats(c, &st);
-	check(st.hits > 0 && st.misses > 0 && st.stores > 0 && st.drops == 4 &&
+	check(st.hits > 0 && st.misses > 0 && st.stores > 0 && st.drops == 8 &&
 		st.serving == 1, "statistics count hits, misses, stores, drops");
 	cache_free(c);
 	cache_free(NULL);
