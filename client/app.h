@@ -59,7 +59,7 @@ struct app {
 	int ttl;
 	int registered;
 	char reg_sig[2048]; /* what is registered, to notice changes */
-	time_t reg_next, if_next, crl_next;
+	time_t reg_next, if_next, crl_next, expiry_next;
 
 	int sigfd[2]; /* self-pipe: signals become events */
 	int nlfd;     /* netlink: interface addresses changed, or -1 */

@@ -17,15 +17,18 @@
 #include <unistd.h>
 
 #include "app.h"
+#include "ca.h"
+#include "expiry.h"
 
 #define CALL_CACHE_TIMEOUT_MS 1500
 #define CALL_TIMEOUT_MS 5000
 #define IFCHECK_SECS 30
 #define RETRY_SECS 30
 #define CRL_REFRESH_SECS 3600
-#define CERT_WARN_SECS (14 * 86400)
 
 static struct app *sig_app;
+
+static void warn_expiry(struct app *a, time_t now);
 
 static void
 on_signal(int sig)
@@ -337,8 +340,12 @@ void
 app_refresh(struct app *a)
 {
 	refresh_crl(a);
-	if (a->mode == APP_RUN)
+	if (a->mode == APP_RUN) {
 		do_register(a, 1);
+		/* Out of turn: say now where the certificate stands. */
+		a->expiry_next = 0;
+		warn_expiry(a, time(NULL));
+	}
 	ui_event(a, json_pack("{s:s}", "event", "refreshed"));
 }
 
@@ -658,19 +665,48 @@ app_init(struct app *a)
 	return 0;
 }
 
+/*
+ * Whether the certificate in the home directory ends later than the one
+ * this process uses: `dchat renew` ran meanwhile.
+ */
+static int
+renewed_on_disk(struct app *a)
+{
+	struct ca_cert_info info;
+	struct ca_err cerr;
+	unsigned char *pem = NULL;
+	size_t len;
+	int later;
+
+	later = ks_read_file(a->ks.cert, KS_FILE_MAX, &pem, &len) == 0 &&
+	    ca_cert_info(pem, len, &info, &cerr) == 0 &&
+	    info.not_after > a->cert_not_after;
+	free(pem);
+	return later;
+}
+
 /* Peers refuse an expired certificate: say so while there is time. */
 static void
-warn_expiry(struct app *a)
+warn_expiry(struct app *a, time_t now)
 {
-	time_t left = a->cert_not_after - time(NULL);
+	time_t left = a->cert_not_after - now;
+	const char *msg;
 
-	if (a->cert_not_after == 0 || left > CERT_WARN_SECS)
+	if (!expiry_due(now, a->cert_not_after, &a->expiry_next))
 		return;
+	if (renewed_on_disk(a))
+		msg = left > 0 ? "your certificate expires soon; it has been "
+		    "renewed: restart 'dchat run' to use the new one" :
+		    "your certificate has expired; it has been renewed: "
+		    "restart 'dchat run' to use the new one";
+	else
+		msg = left > 0 ? "your certificate expires soon: run 'dchat "
+		    "renew'" : "your certificate has expired: run 'dchat "
+		    "renew' (or ask the administrator for a new enrolment "
+		    "code)";
 	ui_event(a, json_pack("{s:s,s:I,s:s}", "event", "cert_expiring",
 	    "days", (json_int_t)(left > 0 ? left / 86400 : 0), "message",
-	    left > 0 ? "your certificate expires soon: run 'dchat renew'" :
-	    "your certificate has expired: run 'dchat renew' (or ask the "
-	    "administrator for a new enrolment code)"));
+	    msg));
 }
 
 int
@@ -694,7 +730,7 @@ app_run(struct app *a)
 			json_array_append_new(l, json_string(a->listen[i].text));
 		ui_event(a, json_pack("{s:s,s:o,s:s}", "event", "ready",
 		    "listen", l, "userid", a->userid));
-		warn_expiry(a);
+		warn_expiry(a, time(NULL));
 	} else {
 		a->exit_code = 1; /* until the peer confirms */
 		a->os_sid = app_call(a, a->target, 0);
@@ -795,6 +831,8 @@ app_run(struct app *a)
 		}
 		if (now >= a->crl_next)
 			refresh_crl(a);
+		if (a->mode == APP_RUN && now >= a->expiry_next)
+			warn_expiry(a, now);
 	}
 	if (a->registered) {
 		struct irp_err err;

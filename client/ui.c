@@ -30,7 +30,8 @@ static const char help_text[] =
     "  requests                 contact requests left for you\n"
     "  allow USERID | deny USERID | unallow X | undeny X | lists\n"
     "    (an entry is a user id, @domain, or * for anyone from the DIR CA)\n"
-    "  refresh                  fetch the CRL and re-register now\n"
+    "  refresh                  fetch the CRL, re-register, check the "
+    "certificate\n"
     "  quit\n";
 
 static void

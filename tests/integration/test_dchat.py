@@ -687,6 +687,18 @@ def test_registration_follows_the_ttl_the_registry_grants(pg, tmpdir_shared):
         time.sleep(max(0.0, t0 + 15 - time.time()))
         j = json.loads(alice.dchat("lookup", "--json", bob.userid).stdout)
         assert j["online"] is True, j
+        # The event loop looks again, but says it once a day, not at
+        # every turn (tests/unit/test_client.c has the schedule).
+        assert len(bob.has("cert_expiring")) == 1, bob.events
+        # Renewed meanwhile (the running dchat still uses the old one):
+        # asked again, it says to restart, not to renew.
+        out = bob.dchat("renew").stdout
+        assert "renewed as bob@example.org" in out, out
+        m = bob.mark()
+        bob.cmd(cmd="refresh")
+        warn = bob.wait("cert_expiring", start=m)
+        assert "restart 'dchat run'" in warn["message"], warn
+        bob.wait("refreshed", start=m)
     finally:
         for p in r.peers:
             p.stop()

@@ -1,7 +1,8 @@
 /*
  * test_client.c - dchat's pure parts: address parsing and the Happy
  * Eyeballs order (dial.c), allow / deny list matching and the contacts
- * file (keystore.c).  Table-driven, TAP output.
+ * file (keystore.c), when the certificate's end is announced (expiry.c).
+ * Table-driven, TAP output.
  *
  * Runs in a scratch working directory (the suite gives it one): the key
  * store test writes there.
@@ -13,6 +14,7 @@
 #include <sys/socket.h>
 
 #include "dial.h"
+#include "expiry.h"
 #include "keystore.h"
 #include "tap.h"
 
@@ -230,6 +232,47 @@ test_store(void)
 	    "a missing list file is an empty list");
 }
 
+#define DAY 86400
+#define END 2000000000L	/* a certificate's notAfter */
+
+static const struct {
+	const char *what;
+	time_t now, not_after;
+	int due;
+	time_t next;
+} expiry_cases[] = {
+	{ "unknown end: never", END, 0, 0, EXPIRY_NEVER },
+	{ "30 days left: quiet until 14 are", END - 30 * DAY, END, 0,
+	    END - EXPIRY_WARN_SECS },
+	{ "the last 14 days begin: warn", END - EXPIRY_WARN_SECS, END, 1,
+	    END - EXPIRY_WARN_SECS + DAY },
+	{ "3 days left: warn, again in a day", END - 3 * DAY, END, 1,
+	    END - 2 * DAY },
+	{ "an hour left: warn, again when it ends", END - 3600, END, 1, END },
+	{ "ended: warn, again in a day", END, END, 1, END + DAY },
+	{ "ended long ago: still daily", END + 40 * DAY, END, 1,
+	    END + 41 * DAY },
+};
+
+static void
+test_expiry(void)
+{
+	char what[128];
+	size_t i;
+	time_t next;
+	int due;
+
+	for (i = 0; i < sizeof(expiry_cases) / sizeof(expiry_cases[0]); i++) {
+		next = 0;
+		due = expiry_due(expiry_cases[i].now, expiry_cases[i].not_after,
+		    &next);
+		snprintf(what, sizeof(what), "expiry: %s",
+		    expiry_cases[i].what);
+		check(due == expiry_cases[i].due &&
+		    next == expiry_cases[i].next, what);
+	}
+}
+
 int
 main(void)
 {
@@ -238,5 +281,6 @@ main(void)
 	test_match();
 	test_list_limits();
 	test_store();
+	test_expiry();
 	return tap_done();
 }
