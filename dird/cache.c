@@ -71,10 +71,11 @@ key_hash(const void *key, size_t len)
 	return h;
 }
 
-static uint64_t *
-user_slot(struct cache *c, int64_t user_id)
+/* user_id's index in changed_at[] and listed_at[]. */
+static size_t
+user_slot(int64_t user_id)
 {
-	return &c->changed_at[(uint64_t)user_id % CACHE_USER_SLOTS];
+	return (uint64_t)user_id % CACHE_USER_SLOTS;
 }
 
 /* Whether a `kind` answer of user_id read at ticket still holds. */
@@ -82,8 +83,10 @@ static int
 user_unchanged(struct cache *c, enum cache_kind kind, int64_t user_id,
     uint64_t ticket)
 {
-	return *user_slot(c, user_id) <= ticket && (kind == CACHE_CERT ||
-	    c->listed_at[(uint64_t)user_id % CACHE_USER_SLOTS] <= ticket);
+	size_t u = user_slot(user_id);
+
+	return c->changed_at[u] <= ticket &&
+	    (kind == CACHE_CERT || c->listed_at[u] <= ticket);
 }
 
 struct cache *
@@ -245,9 +248,9 @@ cache_changed(void *arg, int64_t user_id, int listing)
 	if (user_id == 0)
 		c->flushed_at = c->seq;
 	else if (listing)
-		c->listed_at[(uint64_t)user_id % CACHE_USER_SLOTS] = c->seq;
+		c->listed_at[user_slot(user_id)] = c->seq;
 	else
-		*user_slot(c, user_id) = c->seq;
+		c->changed_at[user_slot(user_id)] = c->seq;
 	c->drops++;
 	pthread_mutex_unlock(&c->lock);
 }

@@ -94,9 +94,12 @@ int db_schema_version(struct db *db, int *version, struct db_err *err) DB_WUR;
  * Changes, for a cache of what lookups and certificate checks read.
  *
  * db_on_change: after every commit that changed a user's row, one of its
- * certificates or addresses, fn(arg, user_id) is called in the thread
- * that committed, before the db_* call returns (user_id 0: any user).
- * Only writes made through this handle are told.
+ * certificates or addresses, fn(arg, user_id, listing) is called in the
+ * thread that committed, before the db_* call returns (user_id 0: any
+ * user).  listing = 1 when the change is to what only a lookup reads
+ * (addresses, a new certificate), not to what a certificate check reads
+ * (the user, a certificate's status).  Only writes made through this
+ * handle are told.
  *
  * Writes by anyone else reach a listener through PostgreSQL NOTIFY
  * (schema/002_change_notify.sql): db_listen_changes on a connection of
@@ -104,12 +107,8 @@ int db_schema_version(struct db *db, int *version, struct db_err *err) DB_WUR;
  * the connection is lost (db_listen_changes again; changes in between
  * were missed).  db_set_quiet stops this handle's own writes from being
  * announced, for a dird that is the only cache holder of its database
- * (announcing serialises commits in PostgreSQL).
- */
-/*
- * listing = 1: the change is to what only a lookup reads (addresses, a
- * new certificate), not to what a certificate check reads (the user, a
- * certificate's status); changes told through NOTIFY are never listing.
+ * (announcing serialises commits in PostgreSQL).  Changes read there
+ * are never listing.
  */
 typedef void db_change_fn(void *arg, int64_t user_id, int listing);
 void db_on_change(struct db *db, db_change_fn *fn, void *arg);
