@@ -3,6 +3,7 @@ curl and openssl as a user would."""
 import json
 import os
 import socket
+import ssl
 import subprocess
 import time
 
@@ -91,6 +92,15 @@ class Resp:
 
     def __repr__(self):
         return f"<{self.status} {self.body[:300]!r}>"
+
+
+def client_ctx(data, user=None):
+    """A TLS context that trusts the registry in data's CA and, given a
+    User, presents its certificate."""
+    ctx = ssl.create_default_context(cafile=os.path.join(data, "ca.pem"))
+    if user is not None:
+        ctx.load_cert_chain(user.cert, user.key)
+    return ctx
 
 
 def curl(d, method, path, cert=None, key=None, body=None, json_body=None,

@@ -9,14 +9,13 @@ import http.client
 import json
 import os
 import re
-import ssl
 import subprocess
 import threading
 import time
 
 import pytest
 
-from dird_fixture import Dird, User, curl, dirctl, free_port
+from dird_fixture import Dird, User, client_ctx, curl, dirctl, free_port
 from test_dird import Registry
 
 
@@ -330,11 +329,9 @@ def test_concurrent_updates_never_read_back_older(reg):
     stop = threading.Event()
 
     def conn(u):
-        ctx = ssl.create_default_context(
-            cafile=os.path.join(reg.data, "ca.pem"))
-        ctx.load_cert_chain(u.cert, u.key)
         return http.client.HTTPSConnection("localhost", reg.d.port,
-                                           context=ctx, timeout=30)
+                                           context=client_ctx(reg.data, u),
+                                           timeout=30)
 
     def write(w):
         c = conn(w)

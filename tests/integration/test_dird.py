@@ -11,7 +11,7 @@ import time
 import pytest
 
 from conftest import PgServer
-from dird_fixture import Dird, User, curl, dirctl
+from dird_fixture import Dird, User, client_ctx, curl, dirctl
 from helpers import ca_sign, make_csr, openssl, run
 
 
@@ -191,9 +191,7 @@ def test_user_journey_with_curl(reg, tmpdir_shared):
 
 def test_revocation_applies_on_kept_alive_connection(reg):
     carol = reg.user("carol@example.org")
-    ctx = ssl.create_default_context(
-        cafile=os.path.join(reg.data, "ca.pem"))
-    ctx.load_cert_chain(carol.cert, carol.key)
+    ctx = client_ctx(reg.data, carol)
     conn = http.client.HTTPSConnection("localhost", reg.d.port, context=ctx)
     conn.request("GET", "/v1/me")
     r = conn.getresponse()
@@ -652,8 +650,7 @@ def test_header_limit_and_idle_timeout(reg):
         assert r.status == 431, r
         r = curl(d, "GET", "/healthz", headers=["X-Small: " + "a" * 1000])
         assert r.status == 200, r
-        ctx = ssl.create_default_context(
-            cafile=os.path.join(reg.data, "ca.pem"))
+        ctx = client_ctx(reg.data)
         conn = http.client.HTTPSConnection("localhost", d.port, context=ctx,
                                            timeout=30)
         conn.request("GET", "/healthz")
@@ -924,8 +921,7 @@ def test_small_reply_is_one_tls_record_and_a_non_reader_is_cut_off(reg):
     reading replies is disconnected while others are served."""
     import socket
     zoe = reg.user("zoe@example.org")
-    ctx = ssl.create_default_context(cafile=os.path.join(reg.data, "ca.pem"))
-    ctx.load_cert_chain(zoe.cert, zoe.key)
+    ctx = client_ctx(reg.data, zoe)
     sock = socket.create_connection(("127.0.0.1", reg.d.port), timeout=10)
     incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
     obj = ctx.wrap_bio(incoming, outgoing, server_hostname="localhost")
@@ -1008,8 +1004,7 @@ def test_replies_are_not_held_back(reg):
     so 40 requests would take 8 s or more; unheld they take a fraction of
     a second even under a sanitizer."""
     yan = reg.user("yan@example.org")
-    ctx = ssl.create_default_context(cafile=os.path.join(reg.data, "ca.pem"))
-    ctx.load_cert_chain(yan.cert, yan.key)
+    ctx = client_ctx(reg.data, yan)
     c = http.client.HTTPSConnection("localhost", reg.d.port, context=ctx,
                                     timeout=30)
     t0 = time.monotonic()
@@ -1038,11 +1033,9 @@ def test_concurrent_renewals_keep_the_audit_log_intact(reg):
     errors, done = [], []
 
     def renew(u):
-        ctx = ssl.create_default_context(
-            cafile=os.path.join(reg.data, "ca.pem"))
-        ctx.load_cert_chain(u.cert, u.key)
         c = http.client.HTTPSConnection("localhost", reg.d.port,
-                                        context=ctx, timeout=30)
+                                        context=client_ctx(reg.data, u),
+                                        timeout=30)
         body = json.dumps({"csr": u.csr_pem()})
         for _ in range(10):
             c.request("POST", "/v1/renew", body=body,

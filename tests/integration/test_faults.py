@@ -21,7 +21,7 @@ import time
 import pytest
 
 from conftest import BUILD, PgServer
-from dird_fixture import Dird, User, dirctl, free_port
+from dird_fixture import Dird, User, client_ctx, dirctl, free_port
 
 DIRD = os.path.join(BUILD, "dird", "dird")
 
@@ -43,13 +43,6 @@ def setup_registry(pg, base, nusers):
         u.enrol(code)
         users.append(u)
     return db, data, d, users
-
-
-def client_ctx(data, user=None):
-    ctx = ssl.create_default_context(cafile=os.path.join(data, "ca.pem"))
-    if user is not None:
-        ctx.load_cert_chain(user.cert, user.key)
-    return ctx
 
 
 def p95(xs):
