@@ -142,7 +142,8 @@ void ca_csr_free(struct ca_csr *csr);
  * Issue a user certificate for the key of a CSR that passes ca_csr_check.
  * Subject UID=<userid>, CN=<name> (+ emailAddress), SAN email when known,
  * random positive 128-bit serial, SKI/AKI, keyUsage digitalSignature
- * (+ keyEncipherment for RSA), EKU clientAuth+serverAuth, a CRL
+ * (+ keyEncipherment for RSA), EKU clientAuth only (never serverAuth:
+ * no user certificate may pass for a TLS server), a CRL
  * distribution point at crl_url (omitted when NULL), valid for `days`
  * from now (backdated 5 minutes for clock skew).  Nothing of the CSR but
  * its public key is used.  On success *out owns new buffers.

@@ -114,7 +114,15 @@ static const struct {
 	/* keyEncipherment only makes sense for RSA keys. */
 	[CA_EXT_KU_RSA] = { NID_key_usage,
 	    "critical,digitalSignature,keyEncipherment" },
-	[CA_EXT_EKU_PEER] = { NID_ext_key_usage, "clientAuth,serverAuth" },
+	/*
+	 * A peer is the TLS server of the calls it answers, but dchat checks
+	 * peers for the client purpose on both ends (peertls.c): with
+	 * serverAuth a user certificate would pass any TLS client's server
+	 * check, so a user named "dir.example.org" could stand in for the
+	 * registry where a client falls back to the subject CN (curl does
+	 * when a certificate has no dNSName).
+	 */
+	[CA_EXT_EKU_PEER] = { NID_ext_key_usage, "clientAuth" },
 	[CA_EXT_EKU_SERVER] = { NID_ext_key_usage, "serverAuth" },
 	[CA_EXT_AKID] = { NID_authority_key_identifier, "keyid" },
 };

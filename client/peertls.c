@@ -227,6 +227,13 @@ pt_new(const struct keystore *ks, const struct ks_list *allow,
 	SSL_CTX_set_verify(pt->ctx, SSL_VERIFY_PEER |
 	    SSL_VERIFY_FAIL_IF_NO_PEER_CERT, verify_cb);
 	SSL_CTX_set_verify_depth(pt->ctx, 2);
+	/*
+	 * Both ends check the other for the TLS client purpose: user
+	 * certificates carry clientAuth and never serverAuth (ca_issue.c),
+	 * so that none can pass for a TLS server such as the registry.
+	 */
+	if (SSL_CTX_set_purpose(pt->ctx, X509_PURPOSE_SSL_CLIENT) != 1)
+		goto ssl_err;
 	SSL_CTX_set_alpn_select_cb(pt->ctx, alpn_cb, NULL);
 	return pt;
 ssl_err:

@@ -15,10 +15,14 @@
 
 #include <curl/curl.h>
 #include <jansson.h>
+#include <openssl/buffer.h>
 #include <openssl/crypto.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <openssl/ssl.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
 
 #include "irp_client.h"
 
@@ -70,6 +74,8 @@ seterr(struct irp_err *err, int status, const char *code, const char *fmt, ...)
 	vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
 	va_end(ap);
 }
+
+static CURLcode registry_ctx(CURL *, void *, void *);
 
 static size_t
 write_cb(char *ptr, size_t size, size_t nmemb, void *arg)
@@ -292,6 +298,7 @@ perform(CURL *curl, const char *server, const char *ca_path,
 		SET(CURLOPT_CAINFO, ca_path);
 		/* The pinned CA only: ignore the system's trust directory. */
 		SET(CURLOPT_CAPATH, (char *)NULL);
+		SET(CURLOPT_SSL_CTX_FUNCTION, registry_ctx);
 	}
 	if (r->use_cert && cert_path) {
 		SET(CURLOPT_SSLCERT, cert_path);
@@ -401,6 +408,89 @@ fp_normalize(const char *in, char out[IRP_FP_MAX])
 	return n == IRP_FP_MAX - 1 ? 0 : -1;
 }
 
+/*
+ * The body of GET /v1/ca must be exactly one PEM certificate, with
+ * nothing but white space around it: curl and OpenSSL would trust every
+ * certificate in the file we store, so a second one appended by someone
+ * in the path would become a trust anchor without being checked.  On
+ * success *der (OPENSSL_free) holds the certificate's DER.
+ */
+/*
+ * The registry's certificate is signed by the same CA as every user's.
+ * A user certificate is never the registry: it names a user (UID) and,
+ * since user certificates lost serverAuth, curl's purpose check refuses
+ * new ones anyway; this also refuses those issued before that, whose
+ * holder could otherwise answer in the registry's place when the host
+ * name matches the certificate's CN.
+ */
+static int
+registry_verify_cb(int ok, X509_STORE_CTX *sctx)
+{
+	X509 *x;
+	int i;
+
+	if (!ok || X509_STORE_CTX_get_error_depth(sctx) != 0)
+		return ok;
+	if ((x = X509_STORE_CTX_get_current_cert(sctx)) == NULL)
+		return 0;
+	i = X509_NAME_get_index_by_NID(X509_get_subject_name(x), NID_userId,
+	    -1);
+	if (i >= 0 || !(X509_get_extended_key_usage(x) & XKU_SSL_SERVER)) {
+		X509_STORE_CTX_set_error(sctx, X509_V_ERR_INVALID_PURPOSE);
+		return 0;
+	}
+	return 1;
+}
+
+static CURLcode
+registry_ctx(CURL *curl, void *sslctx, void *arg)
+{
+	(void)curl;
+	(void)arg;
+	SSL_CTX_set_verify(sslctx, SSL_VERIFY_PEER, registry_verify_cb);
+	return CURLE_OK;
+}
+
+static int
+one_pem_cert(const unsigned char *body, size_t len, unsigned char **der,
+    long *der_len)
+{
+	const unsigned char *p;
+	char *name = NULL, *header = NULL;
+	unsigned char *data = NULL;
+	BIO *bio = NULL;
+	X509 *x = NULL;
+	long n = 0;
+	char rest;
+	int rv = -1;
+
+	*der = NULL;
+	if (len > INT_MAX || (bio = BIO_new_mem_buf(body, (int)len)) == NULL ||
+	    PEM_read_bio(bio, &name, &header, &data, &n) != 1 ||
+	    strcmp(name, PEM_STRING_X509) != 0 || header[0] != '\0')
+		goto err;
+	/* One DER certificate that spans the whole block. */
+	p = data;
+	if ((x = d2i_X509(NULL, &p, n)) == NULL || p != data + n)
+		goto err;
+	/* After the END line: white space only. */
+	while (BIO_read(bio, &rest, 1) == 1)
+		if (!isspace((unsigned char)rest))
+			goto err;
+	*der = data;
+	*der_len = n;
+	data = NULL;
+	rv = 0;
+err:
+	ERR_clear_error();
+	X509_free(x);
+	OPENSSL_free(name);
+	OPENSSL_free(header);
+	OPENSSL_free(data);
+	BIO_free(bio);
+	return rv;
+}
+
 int
 irp_fetch_ca(const char *server, const char *expected_sha256_hex, char **pem,
     struct irp_err *err)
@@ -410,10 +500,11 @@ irp_fetch_ca(const char *server, const char *expected_sha256_hex, char **pem,
 	struct req r = { .method = "GET", .path = "/v1/ca", .insecure = 1,
 		.limit = 64 * 1024 };
 	char want[IRP_FP_MAX], got[IRP_FP_MAX];
-	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned char md[EVP_MAX_MD_SIZE], *der = NULL;
 	unsigned int mdlen = 0, i;
-	BIO *bio = NULL;
-	X509 *x = NULL;
+	BIO *out = NULL;
+	BUF_MEM *mem;
+	long der_len = 0;
 	int rv = -1;
 
 	*pem = NULL;
@@ -427,11 +518,12 @@ irp_fetch_ca(const char *server, const char *expected_sha256_hex, char **pem,
 		return -1;
 	if (call(c, &r, 200, &b, err) == -1)
 		goto err;
-	if ((bio = BIO_new_mem_buf(b.data, (int)b.len)) == NULL ||
-	    (x = PEM_read_bio_X509(bio, NULL, NULL, NULL)) == NULL ||
-	    X509_digest(x, EVP_sha256(), md, &mdlen) != 1 || mdlen != 32) {
-		seterr(err, 200, "bad_ca", "%s/v1/ca did not return a PEM "
-		    "certificate", server);
+	if (one_pem_cert(b.data, b.len, &der, &der_len) == -1 ||
+	    EVP_Digest(der, (size_t)der_len, md, &mdlen, EVP_sha256(),
+	    NULL) != 1 || mdlen != 32) {
+		seterr(err, 200, "bad_ca", "%s/v1/ca did not return exactly "
+		    "one PEM certificate: refusing it (wrong server, or "
+		    "someone in between)", server);
 		goto err;
 	}
 	for (i = 0; i < mdlen; i++)
@@ -442,12 +534,20 @@ irp_fetch_ca(const char *server, const char *expected_sha256_hex, char **pem,
 		    "it (wrong server, or someone in between)", got);
 		goto err;
 	}
-	*pem = (char *)b.data;
-	b.data = NULL;
+	/* What is stored is the certificate that was checked, nothing else. */
+	if ((out = BIO_new(BIO_s_mem())) == NULL ||
+	    PEM_write_bio(out, PEM_STRING_X509, "", der, der_len) <= 0 ||
+	    BIO_get_mem_ptr(out, &mem) != 1 ||
+	    (*pem = malloc(mem->length + 1)) == NULL) {
+		seterr(err, 0, "memory", "out of memory");
+		goto err;
+	}
+	memcpy(*pem, mem->data, mem->length);
+	(*pem)[mem->length] = '\0';
 	rv = 0;
 err:
-	X509_free(x);
-	BIO_free(bio);
+	BIO_free(out);
+	OPENSSL_free(der);
 	buf_free(&b);
 	irp_client_free(c);
 	return rv;

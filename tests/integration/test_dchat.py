@@ -490,7 +490,8 @@ def test_openssl_s_client_interop(reg):
     bob.run(extra=["--auto-accept"])
     ca = os.path.join(alice.home, "ca.pem")
     base = ["openssl", "s_client", "-connect", f"127.0.0.1:{bob.port}",
-            "-alpn", "dchat/1", "-CAfile", ca, "-verify_return_error"]
+            "-alpn", "dchat/1", "-CAfile", ca, "-purpose", "sslclient",
+            "-verify_return_error"]
 
     def s_client(*extra, data=b""):
         # Keep stdin open a moment so a refusal (which TLS 1.3 sends
@@ -550,15 +551,35 @@ def test_openssl_s_client_interop(reg):
     bob.wait("message", text="after the probes")
 
 
+def peer_client_ctx(peer):
+    """A PeerTLS client context for peer (python ssl).  Python can check a
+    TLS server only for the server purpose, and user certificates are made
+    for TLS client use alone (docs/peertls.md), so the listener's
+    certificate is checked after the handshake by check_peer_cert."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+    ctx.load_cert_chain(peer.cert, peer.key)
+    ctx.set_alpn_protocols(["dchat/1"])
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
+def check_peer_cert(peer, tls):
+    """The listener's certificate chains to peer's CA for the purpose
+    PeerTLS checks (openssl verify -purpose sslclient)."""
+    pem = ssl.DER_cert_to_PEM_cert(tls.getpeercert(binary_form=True))
+    path = os.path.join(peer.home, "listener.pem")
+    with open(path, "w") as f:
+        f.write(pem)
+    run(["openssl", "verify", "-purpose", "sslclient", "-CAfile",
+         os.path.join(peer.home, "ca.pem"), path])
+
+
 def test_malformed_frames_end_the_session_not_the_peer(reg):
     alice, bob = people(reg, "alice", "bob")
     bob.run(extra=["--auto-accept"])
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    ctx.minimum_version = ssl.TLSVersion.TLSv1_3
-    ctx.load_verify_locations(os.path.join(alice.home, "ca.pem"))
-    ctx.load_cert_chain(alice.cert, alice.key)
-    ctx.set_alpn_protocols(["dchat/1"])
-    ctx.check_hostname = False
+    ctx = peer_client_ctx(alice)
     cases = [
         (b"\xff\xff\xff\xff" + b"J", "frame too large"),
         (b"\x00\x00\x00\x01X!", "unknown frame kind"),
@@ -573,6 +594,7 @@ def test_malformed_frames_end_the_session_not_the_peer(reg):
         m = bob.mark()
         with socket.create_connection(("127.0.0.1", bob.port), 10) as raw:
             with ctx.wrap_socket(raw) as s:
+                check_peer_cert(alice, s)
                 s.sendall(data)
                 s.settimeout(10)
                 try:
@@ -741,14 +763,10 @@ class RawPeer:
     never would."""
 
     def __init__(self, peer, port):
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        ctx.minimum_version = ssl.TLSVersion.TLSv1_3
-        ctx.load_verify_locations(os.path.join(peer.home, "ca.pem"))
-        ctx.load_cert_chain(peer.cert, peer.key)
-        ctx.set_alpn_protocols(["dchat/1"])
-        ctx.check_hostname = False
+        ctx = peer_client_ctx(peer)
         raw = socket.create_connection(("127.0.0.1", port), 10)
         self.s = ctx.wrap_socket(raw)
+        check_peer_cert(peer, self.s)
         self.s.settimeout(10)
         self.buf = b""
 
