@@ -1,7 +1,8 @@
 /*
  * test_client.c - dchat's pure parts: address parsing and the Happy
  * Eyeballs order (dial.c), allow / deny list matching and the contacts
- * file (keystore.c), when the certificate's end is announced (expiry.c).
+ * file (keystore.c), when the certificate's end is announced (expiry.c),
+ * how text from others is shown on a terminal (vis.c).
  * Table-driven, TAP output.
  *
  * Runs in a scratch working directory (the suite gives it one): the key
@@ -17,6 +18,7 @@
 #include "expiry.h"
 #include "keystore.h"
 #include "tap.h"
+#include "vis.h"
 
 struct hp_case {
 	const char *in;
@@ -273,6 +275,72 @@ test_expiry(void)
 	}
 }
 
+/* Text a peer or the registry sent -> what the terminal shows. */
+static const struct {
+	const char *what, *in, *out;
+} vis_cases[] = {
+	{ "plain text", "hello Bob", "hello Bob" },
+	{ "empty", "", "" },
+	{ "UTF-8 letters and a snowman", "gr\xc3\xbc\xc3\x9f \xe2\x98\x83",
+	    "gr\xc3\xbc\xc3\x9f \xe2\x98\x83" },
+	{ "a 4-byte character", "\xf0\x9f\x98\x80", "\xf0\x9f\x98\x80" },
+	{ "a backslash stays", "C:\\temp\\x1b", "C:\\temp\\x1b" },
+	{ "ESC [2J clears no screen", "\x1b[2Jhi", "\\x1b[2Jhi" },
+	{ "a faked line", "hi\r\n[2] connected to Mallory",
+	    "hi\\r\\n[2] connected to Mallory" },
+	{ "tab", "a\tb", "a\\tb" },
+	{ "other C0: NUL-free BEL, BS, VT, FF", "\x07\x08\x0b\x0c",
+	    "\\x07\\x08\\x0b\\x0c" },
+	{ "C0 at both ends", "\x01x\x1f", "\\x01x\\x1f" },
+	{ "DEL", "a\x7f", "a\\x7f" },
+	{ "C1 CSI (U+009B) and NEL (U+0085)", "\xc2\x9b" "2J\xc2\x85",
+	    "\\u009b2J\\u0085" },
+	{ "C1 bounds: U+0080 and U+009F shown, U+00A0 kept",
+	    "\xc2\x80\xc2\x9f\xc2\xa0", "\\u0080\\u009f\xc2\xa0" },
+	{ "bidi override RLO (U+202E)", "abc\xe2\x80\xaetxt.exe",
+	    "abc\\u202etxt.exe" },
+	{ "bidi embeddings U+202A..U+202D", "\xe2\x80\xaa\xe2\x80\xab"
+	    "\xe2\x80\xac\xe2\x80\xad", "\\u202a\\u202b\\u202c\\u202d" },
+	{ "bidi isolates U+2066..U+2069", "\xe2\x81\xa6\xe2\x81\xa7"
+	    "\xe2\x81\xa8\xe2\x81\xa9", "\\u2066\\u2067\\u2068\\u2069" },
+	{ "neighbours of the bidi ranges are kept (U+2029, U+202F, U+2065)",
+	    "\xe2\x80\xa9\xe2\x80\xaf\xe2\x81\xa5",
+	    "\xe2\x80\xa9\xe2\x80\xaf\xe2\x81\xa5" },
+	{ "a stray continuation byte", "a\x80z", "a\\x80z" },
+	{ "a lone lead byte at the end", "ab\xc3", "ab\\xc3" },
+	{ "a truncated 3-byte sequence", "\xe2\x98z", "\\xe2\\x98z" },
+	{ "overlong ESC (C0 9B) is not UTF-8", "\xc0\x9b", "\\xc0\\x9b" },
+	{ "overlong 3-byte slash", "\xe0\x80\xaf", "\\xe0\\x80\\xaf" },
+	{ "a surrogate (U+D800)", "\xed\xa0\x80", "\\xed\\xa0\\x80" },
+	{ "above U+10FFFF", "\xf4\x90\x80\x80", "\\xf4\\x90\\x80\\x80" },
+	{ "0xFF", "\xff", "\\xff" },
+};
+
+static void
+test_vis(void)
+{
+	char out[256], what[160], small[8];
+	size_t i, n;
+
+	for (i = 0; i < sizeof(vis_cases) / sizeof(vis_cases[0]); i++) {
+		n = vis_str(out, sizeof(out), vis_cases[i].in);
+		snprintf(what, sizeof(what), "vis: %s", vis_cases[i].what);
+		check(strcmp(out, vis_cases[i].out) == 0 &&
+		    n == strlen(vis_cases[i].out), what);
+		check(vis_str(NULL, 0, vis_cases[i].in) == n,
+		    "vis: the length alone is the same");
+	}
+	/* Too short: cut before an escape, never inside one. */
+	n = vis_str(small, sizeof(small), "abcd\x1b[2J");
+	check(n == strlen("abcd\\x1b[2J") && strcmp(small, "abcd") == 0,
+	    "vis: a short buffer ends before an escape, not inside it");
+	n = vis_str(small, sizeof(small), "ab\xe2\x98\x83\xe2\x98\x83");
+	check(strcmp(small, "ab\xe2\x98\x83") == 0,
+	    "vis: a short buffer does not split a character");
+	check(vis_str(small, 1, "x") == 1 && small[0] == '\0',
+	    "vis: room for the NUL only");
+}
+
 int
 main(void)
 {
@@ -282,5 +350,6 @@ main(void)
 	test_list_limits();
 	test_store();
 	test_expiry();
+	test_vis();
 	return tap_done();
 }
