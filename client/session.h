@@ -38,6 +38,7 @@
 #include <jansson.h>
 #include <openssl/ssl.h>
 
+#include "admit.h"
 #include "peertls.h"
 
 enum sess_state {
@@ -113,6 +114,7 @@ struct session {
 	char target[256];
 	int from_cache;
 	char addr[80]; /* "ip port" we dialed / that called us */
+	unsigned char src[ADMIT_KEY_LEN]; /* listener: the caller's source */
 	/* a contact request (or first message) to send once connected */
 	char note[1001];
 	int has_note;
@@ -147,6 +149,12 @@ int session_contact_request(struct session *s, const char *note, char *err,
     size_t errlen);
 /* End the session with a bye carrying reason (also: reject a call). */
 void session_close(struct session *s, const char *reason);
+/*
+ * Drop a connection still in its TLS handshake to make room for another:
+ * reported as refused with reason, its descriptor closed at once (the
+ * session itself stays, dead, until the caller frees it).
+ */
+void session_evict(struct session *s, const char *reason);
 
 const char *session_state_name(enum sess_state st);
 

@@ -7,10 +7,11 @@ import json
 import os
 import pty
 import select
+import socket
 import subprocess
 import time
 
-from test_dchat import dchat_path, people, reg  # noqa: F401 (fixture)
+from test_dchat import call, dchat_path, people, reg  # noqa: F401 (fixture)
 from dird_fixture import free_port
 
 
@@ -121,3 +122,102 @@ def test_terminal_shows_control_characters_from_peers_visibly(reg):
         assert not mallory.has("garbage"), mallory.events
     finally:
         assert term.close() == 0, term.out
+
+
+# client/admit.h
+PER_SOURCE = 8
+PENDING_MAX = 64
+
+
+def accept_queue(port):
+    """Connections the kernel holds for the listener on 127.0.0.1:port
+    that dchat has not accepted yet."""
+    with open("/proc/net/tcp") as f:
+        for line in f.readlines()[1:]:
+            fields = line.split()
+            if fields[3] == "0A" and fields[1] == f"0100007F:{port:04X}":
+                return int(fields[4].split(":")[1], 16)
+    raise AssertionError(f"nothing listens on 127.0.0.1:{port}")
+
+
+def still_open(socks):
+    """The attacker's connections dchat has not closed, per source."""
+    n = {}
+    for src, s in socks:
+        try:
+            closed = s.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+        except BlockingIOError:
+            closed = False
+        except OSError:
+            closed = True
+        if not closed:
+            n[src] = n.get(src, 0) + 1
+    return n
+
+
+def test_idle_connections_do_not_lock_callers_out(reg):
+    """An attacker opens 300 TCP connections from 20 loopback addresses
+    and never starts a handshake.  dchat keeps at most PER_SOURCE of them
+    per address and PENDING_MAX in all, a caller with a certificate still
+    gets through at once, and a session already open is not touched."""
+    alice, bob, carol = people(reg, "alice", "bob", "carol")
+    bob.run(extra=["--auto-accept"])
+    alice.run()
+    ca, cb = call(alice, bob)
+    sources = [f"127.0.0.{i}" for i in range(2, 22)]
+    socks = []
+    try:
+        for src in sources:
+            for _ in range(15):
+                s = socket.socket()
+                socks.append((src, s))
+                s.bind((src, 0))
+                s.settimeout(10)
+                s.connect(("127.0.0.1", bob.port))
+                s.setblocking(False)
+        deadline = time.time() + 20
+        while accept_queue(bob.port) > 0:
+            assert time.time() < deadline, "dchat does not accept"
+            select.select([], [], [], 0.05)
+        # The attacker keeps every socket open.  A caller from another
+        # address gets through within seconds.
+        t0 = time.time()
+        p = carol.dchat("send", bob.userid, "through the flood", "--timeout",
+                        "20", check=False)
+        took = time.time() - t0
+        assert p.returncode == 0, p.stderr
+        assert took < 8, took
+        bob.wait("message", text="through the flood")
+        # The session opened before the flood still works both ways.
+        alice.cmd(cmd="msg", session=ca["session"], text="still here")
+        bob.wait("message", session=cb["session"], text="still here")
+        bob.cmd(cmd="msg", session=cb["session"], text="me too")
+        alice.wait("message", session=ca["session"], text="me too")
+        # dchat held no more idle connections than the limits allow; the
+        # rest made way, and it said so.
+        deadline = time.time() + 10
+        while True:
+            n = still_open(socks)
+            if sum(n.values()) <= PENDING_MAX and \
+                    max(n.values(), default=0) <= PER_SOURCE:
+                break
+            assert time.time() < deadline, n
+            select.select([], [], [], 0.1)
+        assert bob.has("refused", reason="too many unfinished handshakes; "
+                       "the oldest made way for a newer one")
+        assert bob.has("refused", reason="too many unfinished handshakes "
+                       "from its address; the oldest made way for a newer "
+                       "one")
+    finally:
+        for _, s in socks:
+            s.close()
+    # A caller that says nothing is dropped after 10 s (calls we place
+    # wait 15 s for an answer).
+    with socket.socket() as s:
+        s.bind(("127.0.0.99", 0))
+        s.connect(("127.0.0.1", bob.port))
+        t0 = time.time()
+        r, _, _ = select.select([s], [], [], 20)
+        took = time.time() - t0
+        assert r and s.recv(1) == b"", "not closed"
+        assert 8.5 < took < 12.5, took

@@ -2,7 +2,8 @@
  * test_client.c - dchat's pure parts: address parsing and the Happy
  * Eyeballs order (dial.c), allow / deny list matching and the contacts
  * file (keystore.c), when the certificate's end is announced (expiry.c),
- * how text from others is shown on a terminal (vis.c).
+ * how text from others is shown on a terminal (vis.c), which unfinished
+ * handshake makes way for a new caller (admit.c).
  * Table-driven, TAP output.
  *
  * Runs in a scratch working directory (the suite gives it one): the key
@@ -14,6 +15,7 @@
 #include <sys/stat.h>
 #include <sys/socket.h>
 
+#include "admit.h"
 #include "dial.h"
 #include "expiry.h"
 #include "keystore.h"
@@ -341,6 +343,119 @@ test_vis(void)
 	    "vis: room for the NUL only");
 }
 
+/* The source key of an address literal (via dial_addr_parse). */
+static void
+key_of(const char *ip, unsigned char key[ADMIT_KEY_LEN])
+{
+	struct dial_addr a;
+
+	memset(key, 0xee, ADMIT_KEY_LEN);
+	if (dial_addr_parse(ip, 4605, &a) == 0)
+		admit_key((const struct sockaddr *)&a.ss, key);
+}
+
+static const struct {
+	const char *a, *b;
+	int same;
+} key_cases[] = {
+	{ "192.0.2.1", "192.0.2.1", 1 },
+	{ "192.0.2.1", "192.0.2.2", 0 },	/* IPv4: per address */
+	{ "192.0.2.1", "::ffff:192.0.2.1", 1 }, /* mapped is IPv4 */
+	{ "::ffff:192.0.2.1", "::ffff:192.0.2.2", 0 },
+	{ "2001:db8:1:2::1", "2001:db8:1:2:ffff:ffff:ffff:ffff", 1 },
+	{ "2001:db8:1:2::1", "2001:db8:1:3::1", 0 }, /* another /64 */
+	{ "2001:db8::1", "2001:db9::1", 0 },
+	{ "::ffff:0:0", "::", 0 }, /* mapped 0.0.0.0 is not ::/64 */
+	{ "0.0.0.0", "::", 0 },
+};
+
+static void
+test_admit_key(void)
+{
+	unsigned char ka[ADMIT_KEY_LEN], kb[ADMIT_KEY_LEN];
+	char what[160];
+	size_t i;
+
+	for (i = 0; i < sizeof(key_cases) / sizeof(key_cases[0]); i++) {
+		key_of(key_cases[i].a, ka);
+		key_of(key_cases[i].b, kb);
+		snprintf(what, sizeof(what), "admit: %s and %s are %s",
+		    key_cases[i].a, key_cases[i].b, key_cases[i].same ?
+		    "one source" : "two sources");
+		check(ka[0] != 0xee && kb[0] != 0xee &&
+		    (memcmp(ka, kb, ADMIT_KEY_LEN) == 0) == key_cases[i].same,
+		    what);
+	}
+}
+
+/*
+ * Pending connections as a string of source letters, oldest first, and
+ * a newcomer: which one makes way.
+ */
+static const struct {
+	const char *what, *pending;
+	char newcomer;
+	size_t nlive, max;
+	int want;
+} pick_cases[] = {
+	{ "room: nothing goes", "aab", 'c', 3, 256, ADMIT_NONE },
+	{ "nothing pending, room", "", 'a', 0, 256, ADMIT_NONE },
+	{ "a source below its limit keeps all", "aaaaaaab", 'a', 8, 256,
+	    ADMIT_NONE },
+	{ "a source at its limit loses its oldest", "baaaaaaaa", 'a', 9, 256,
+	    1 },
+	{ "another source is not touched by that", "aaaaaaaab", 'b', 9, 256,
+	    ADMIT_NONE },
+	{ "all slots taken by finished handshakes: refuse", "", 'a', 256, 256,
+	    ADMIT_REFUSE },
+	{ "all slots taken, one pending: it goes", "b", 'a', 256, 256, 0 },
+	{ "all slots taken: the oldest pending goes", "cba", 'a', 256, 256,
+	    0 },
+};
+
+static void
+test_admit_pick(void)
+{
+	unsigned char keys[ADMIT_PENDING_MAX + 1][ADMIT_KEY_LEN];
+	unsigned char nk[ADMIT_KEY_LEN];
+	char what[160];
+	size_t i, j, n;
+	int got;
+
+	for (i = 0; i < sizeof(pick_cases) / sizeof(pick_cases[0]); i++) {
+		memset(keys, 0, sizeof(keys));
+		n = strlen(pick_cases[i].pending);
+		for (j = 0; j < n; j++)
+			keys[j][1] = (unsigned char)pick_cases[i].pending[j];
+		memset(nk, 0, sizeof(nk));
+		nk[1] = (unsigned char)pick_cases[i].newcomer;
+		got = admit_pick((const unsigned char (*)[ADMIT_KEY_LEN])keys,
+		    n, nk, pick_cases[i].nlive, pick_cases[i].max);
+		snprintf(what, sizeof(what), "admit: %s", pick_cases[i].what);
+		check(got == pick_cases[i].want, what);
+	}
+	/* ADMIT_PENDING_MAX pending from as many sources: the oldest of all
+	 * goes for a newcomer from yet another one. */
+	memset(keys, 0, sizeof(keys));
+	for (j = 0; j < ADMIT_PENDING_MAX; j++) {
+		keys[j][1] = (unsigned char)(j & 0xff);
+		keys[j][2] = (unsigned char)(j >> 8);
+	}
+	memset(nk, 0xff, sizeof(nk));
+	check(admit_pick((const unsigned char (*)[ADMIT_KEY_LEN])keys,
+	    ADMIT_PENDING_MAX - 1, nk, ADMIT_PENDING_MAX - 1, 256) ==
+	    ADMIT_NONE, "admit: one below the total limit: nothing goes");
+	check(admit_pick((const unsigned char (*)[ADMIT_KEY_LEN])keys,
+	    ADMIT_PENDING_MAX, nk, ADMIT_PENDING_MAX + 10, 256) == 0,
+	    "admit: at the total limit the oldest of all goes");
+	/* ... but a source at its own limit loses its own oldest first. */
+	for (j = 10; j < 10 + ADMIT_PER_SOURCE; j++)
+		memcpy(keys[j], nk, ADMIT_KEY_LEN);
+	check(admit_pick((const unsigned char (*)[ADMIT_KEY_LEN])keys,
+	    ADMIT_PENDING_MAX, nk, ADMIT_PENDING_MAX, 256) == 10,
+	    "admit: at both limits the source's own oldest goes");
+}
+
 int
 main(void)
 {
@@ -351,5 +466,7 @@ main(void)
 	test_store();
 	test_expiry();
 	test_vis();
+	test_admit_key();
+	test_admit_pick();
 	return tap_done();
 }
