@@ -33,6 +33,7 @@
 #define SESSION_H
 
 #include <stdint.h>
+#include <sys/types.h>
 #include <time.h>
 
 #include <jansson.h>
@@ -72,6 +73,13 @@ struct xfer_out {
 	char name[256];
 };
 
+/*
+ * A file being received goes to tmp (path + ".part"), then is renamed
+ * over an empty placeholder at path.  Both are created by us (O_EXCL), so
+ * no existing file, no other transfer and no planted symbolic link is
+ * ever written through; made tells which exist, so a failure removes
+ * them (and only them: dev and ino say which file is ours).
+ */
 struct xfer_in {
 	int active;
 	int accepted;
@@ -82,6 +90,9 @@ struct xfer_in {
 	char sha256[65];
 	char tmp[4200];
 	char path[4200];
+	int path_made, tmp_made;
+	dev_t path_dev, tmp_dev;
+	ino_t path_ino, tmp_ino;
 	void *md; /* EVP_MD_CTX */
 };
 

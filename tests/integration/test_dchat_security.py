@@ -3,7 +3,7 @@ peer's text can do to the terminal, idle connections that would fill
 every session slot, received files that would overwrite each other, and a
 contact request's note kept in full.  Same set-up as test_dchat.py: a
 real dird on a real PostgreSQL, real dchat peers on loopback."""
-import json
+import hashlib
 import os
 import pty
 import select
@@ -11,7 +11,8 @@ import socket
 import subprocess
 import time
 
-from test_dchat import call, dchat_path, people, reg  # noqa: F401 (fixture)
+from test_dchat import RawPeer, call, dchat_path, people
+from test_dchat import reg  # noqa: F401 (a fixture)
 from dird_fixture import free_port
 
 
@@ -221,3 +222,145 @@ def test_idle_connections_do_not_lock_callers_out(reg):
         took = time.time() - t0
         assert r and s.recv(1) == b"", "not closed"
         assert 8.5 < took < 12.5, took
+
+
+def sha(body):
+    return hashlib.sha256(body).hexdigest()
+
+
+def offer(rp, fid, name, body):
+    """rp offers body as name; True when the receiver accepted it."""
+    rp.send({"type": "file_offer", "id": fid, "name": name,
+             "size": len(body), "sha256": sha(body)})
+    m = rp.recv()
+    assert m is not None and m.get("id") == fid, m
+    return m["type"] == "file_accept"
+
+
+def deliver(rp, fid, body):
+    """Send the content of accepted offer fid; the receiver's verdict."""
+    rp.send(body, kind=b"D")
+    rp.send({"type": "file_done", "id": fid})
+    m = rp.recv()
+    assert m is not None and m["type"] == "file_received", m
+    return m
+
+
+def test_two_transfers_of_one_name_land_in_two_files(reg):
+    """Alice and Carol offer a file of the same name; both are accepted
+    before either sends a byte, and each arrives whole in its own file."""
+    alice, bob, carol = people(reg, "alice", "bob", "carol")
+    bob.run(extra=["--auto-accept", "--accept-files"])
+    downloads = os.path.join(bob.home, "downloads")
+    m = bob.mark()
+    ra, rc = RawPeer(alice, bob.port), RawPeer(carol, bob.port)
+    try:
+        ra.hello(alice.userid, "Alice")
+        rc.hello(carol.userid, "Carol")
+        ba, bc = b"from alice\n" * 1000, b"carol's\n" * 700
+        assert offer(ra, 1, "same.txt", ba)
+        assert offer(rc, 1, "same.txt", bc)
+        assert deliver(ra, 1, ba)["ok"] is True
+        assert deliver(rc, 1, bc)["ok"] is True
+        bob.wait("file_received", start=m, sha256=sha(ba))
+        bob.wait("file_received", start=m, sha256=sha(bc))
+    finally:
+        ra.close()
+        rc.close()
+    pa = bob.has("file_received", sha256=sha(ba))[0]["path"]
+    pc = bob.has("file_received", sha256=sha(bc))[0]["path"]
+    assert pa != pc
+    assert open(pa, "rb").read() == ba
+    assert open(pc, "rb").read() == bc
+    assert sorted(os.listdir(downloads)) == ["same.txt", "same.txt.1"]
+
+
+def test_received_files_never_write_through_files_or_links(reg,
+                                                          tmpdir_shared):
+    """A file that is already there and a symbolic link planted at
+    NAME.part are never written through: the transfer takes the next
+    name whose placeholder and .part it can create itself."""
+    alice, bob = people(reg, "alice", "bob")
+    downloads = os.path.join(bob.home, "downloads")
+    os.mkdir(downloads, 0o700)
+    victim = os.path.join(tmpdir_shared, "victim")
+    with open(victim, "wb") as f:
+        f.write(b"victim\n")
+    with open(os.path.join(downloads, "precious.txt"), "wb") as f:
+        f.write(b"precious\n")
+    os.symlink(victim, os.path.join(downloads, "precious.txt.1.part"))
+    os.symlink(victim, os.path.join(downloads, "link.txt.part"))
+    bob.run(extra=["--auto-accept", "--accept-files"])
+    rp = RawPeer(alice, bob.port)
+    try:
+        rp.hello(alice.userid, "Alice")
+        # precious.txt is there, precious.txt.1.part is a link.
+        m = bob.mark()
+        assert offer(rp, 2, "precious.txt", b"new content\n")
+        assert deliver(rp, 2, b"new content\n")["ok"] is True
+        ev = bob.wait("file_received", start=m)
+        assert ev["path"] == os.path.join(downloads, "precious.txt.2")
+        assert open(ev["path"], "rb").read() == b"new content\n"
+        # link.txt is free, link.txt.part is a link.
+        m = bob.mark()
+        assert offer(rp, 3, "link.txt", b"linked?\n")
+        assert deliver(rp, 3, b"linked?\n")["ok"] is True
+        ev = bob.wait("file_received", start=m)
+        assert ev["path"] == os.path.join(downloads, "link.txt.1")
+        assert open(ev["path"], "rb").read() == b"linked?\n"
+    finally:
+        rp.close()
+    assert open(victim, "rb").read() == b"victim\n"
+    assert open(os.path.join(downloads, "precious.txt"), "rb").read() == \
+        b"precious\n"
+    for link in ("precious.txt.1.part", "link.txt.part"):
+        assert os.readlink(os.path.join(downloads, link)) == victim
+    assert sorted(os.listdir(downloads)) == [
+        "link.txt.1", "link.txt.part", "precious.txt",
+        "precious.txt.1.part", "precious.txt.2"]
+
+
+def test_accepting_into_a_named_path_never_replaces_it(reg, tmpdir_shared):
+    """get ID PATH: an existing PATH, or a link at PATH.part, is refused
+    with a reason, the offer stays open, and another PATH works."""
+    alice, bob = people(reg, "alice", "bob")
+    bob.run(extra=["--auto-accept"])
+    victim = os.path.join(tmpdir_shared, "victim")
+    with open(victim, "wb") as f:
+        f.write(b"victim\n")
+    existing = os.path.join(tmpdir_shared, "existing.txt")
+    with open(existing, "wb") as f:
+        f.write(b"keep me\n")
+    linked = os.path.join(tmpdir_shared, "linked.txt")
+    os.symlink(victim, linked + ".part")
+    body = b"the file\n" * 100
+    m = bob.mark()
+    rp = RawPeer(alice, bob.port)
+    try:
+        rp.hello(alice.userid, "Alice")
+        sid = bob.wait("connected", start=m)["session"]
+        rp.send({"type": "file_offer", "id": 5, "name": "f.txt",
+                 "size": len(body), "sha256": sha(body)})
+        bob.wait("file_offer", start=m, session=sid)
+        for path, taken in ((existing, existing), (linked, linked + ".part")):
+            m = bob.mark()
+            bob.cmd(cmd="file_accept", session=sid, id=5, path=path)
+            err = bob.wait("error", start=m)
+            assert err["message"] == (f"{taken} already exists; choose a "
+                                      "path where neither it nor its .part "
+                                      "file exists"), err
+        assert not os.path.exists(linked), "placeholder left behind"
+        fresh = os.path.join(tmpdir_shared, "fresh.txt")
+        m = bob.mark()
+        bob.cmd(cmd="file_accept", session=sid, id=5, path=fresh)
+        m2 = rp.recv()
+        assert m2 == {"type": "file_accept", "id": 5}, m2
+        assert deliver(rp, 5, body)["ok"] is True
+        assert bob.wait("file_received", start=m)["path"] == fresh
+    finally:
+        rp.close()
+    assert open(fresh, "rb").read() == body
+    assert not os.path.exists(fresh + ".part")
+    assert open(existing, "rb").read() == b"keep me\n"
+    assert open(victim, "rb").read() == b"victim\n"
+    assert os.readlink(linked + ".part") == victim
