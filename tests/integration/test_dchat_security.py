@@ -364,3 +364,22 @@ def test_accepting_into_a_named_path_never_replaces_it(reg, tmpdir_shared):
     assert open(existing, "rb").read() == b"keep me\n"
     assert open(victim, "rb").read() == b"victim\n"
     assert os.readlink(linked + ".part") == victim
+
+
+def test_a_1000_byte_contact_request_note_is_kept_whole(reg):
+    """PeerTLS allows a note of 1000 bytes; the requests file keeps all
+    of it (it used to keep 511)."""
+    alice, bob, carol = people(reg, "alice", "bob", "carol")
+    bob.run(extra=["--auto-accept"])
+    bob.cmd(cmd="allow", user=carol.userid)
+    bob.wait("lists", allow=[carol.userid])
+    alice.run()
+    note = "Alice from the meetup: " + "\u00e9" * 488 + "!"
+    assert len(note.encode()) == 1000
+    alice.cmd(cmd="request", user=bob.userid, text=note)
+    assert bob.wait("contact_request")["note"] == note
+    alice.wait("closed")
+    m = bob.mark()
+    bob.cmd(cmd="requests")
+    assert bob.wait("requests", start=m)["requests"] == [
+        {"userid": alice.userid, "name": "Alice", "note": note}]

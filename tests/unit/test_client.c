@@ -196,6 +196,30 @@ test_list_limits(void)
 	    "removing an absent entry fails");
 }
 
+/* A contact request's note is kept whole, as long as PeerTLS allows. */
+static void
+test_requests(const struct keystore *ks)
+{
+	char note[KS_NOTE_MAX + 1], want[KS_NOTE_MAX + 600];
+	unsigned char *buf = NULL;
+	size_t i, len = 0;
+
+	/* 500 two-byte characters: 1000 bytes, cut nowhere. */
+	for (i = 0; i < KS_NOTE_MAX; i += 2)
+		memcpy(note + i, "\xc3\xa9", 2);
+	note[KS_NOTE_MAX] = '\0';
+	snprintf(want, sizeof(want), "carol@example.org\tCarol\t%s\n"
+	    "alice@example.org\tAlice\t%s\n", "hi", note);
+	check(ks_request_add(ks, "alice@example.org", "Alice", "short") == 0 &&
+	    ks_request_add(ks, "carol@example.org", "Carol", "hi") == 0 &&
+	    ks_request_add(ks, "alice@example.org", "Alice", note) == 0 &&
+	    ks_read_file(ks->requests, KS_FILE_MAX, &buf, &len) == 0 &&
+	    len == strlen(want) && memcmp(buf, want, len) == 0,
+	    "a 1000-byte note is kept whole, and replaces the caller's "
+	    "older request");
+	free(buf);
+}
+
 static void
 test_store(void)
 {
@@ -234,6 +258,7 @@ test_store(void)
 	    "a list round-trips through its file");
 	check(ks_list_load("home/no-such-list", &back) == 0 && back.n == 0,
 	    "a missing list file is an empty list");
+	test_requests(&ks);
 }
 
 #define DAY 86400
