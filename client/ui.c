@@ -55,9 +55,10 @@ show(struct shown *sh, const char *in)
 
 	if (in == NULL)
 		return "";
+	/* Nothing raw: without room to render it, say so instead. */
 	if (sh->n == SHOWN_MAX ||
 	    (r = malloc((need = vis_str(NULL, 0, in) + 1))) == NULL)
-		return "(not shown: out of memory)";
+		return "(not shown)";
 	(void)vis_str(r, need, in);
 	sh->s[sh->n++] = r;
 	return r;
