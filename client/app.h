@@ -24,8 +24,10 @@
 
 #define APP_LISTEN_MAX 8
 #define APP_STDIN_MAX (128 * 1024)
-/* Incoming connections beyond this are closed at once; outgoing calls
- * (placed by the user) may add a few more. */
+/* Sessions in all.  For an incoming connection beyond this a caller that
+ * has not finished its handshake makes way (admit.h); when every session
+ * is past its handshake it is closed at once.  Outgoing calls (placed by
+ * the user) may add a few more. */
 #define APP_SESSIONS_MAX 256
 
 enum app_mode {

@@ -399,7 +399,8 @@ ks_request_add(const struct keystore *ks, const char *userid,
     const char *name, const char *note)
 {
 	unsigned char *old = NULL;
-	char *out = NULL, *line, *save = NULL, u[256], n[256], t[512];
+	char *out = NULL, *line, *save = NULL, u[256], n[256];
+	char t[KS_NOTE_MAX + 1];
 	size_t len = 0, off, cap, ul;
 	int rv = -1;
 
@@ -408,7 +409,8 @@ ks_request_add(const struct keystore *ks, const char *userid,
 	clean_field(t, sizeof(t), note);
 	if (ks_read_file(ks->requests, KS_FILE_MAX, &old, &len) == -1)
 		len = 0;
-	cap = len + 1100;
+	/* The old lines (with their newlines), the new one, the NUL. */
+	cap = len + 1 + sizeof(u) + sizeof(n) + sizeof(t) + 3;
 	if ((out = malloc(cap)) == NULL)
 		goto err;
 	off = 0;

@@ -25,6 +25,8 @@
 #define KS_LIST_MAX 256	     /* entries per allow / deny list */
 #define KS_ENTRY_MAX 256
 #define KS_FILE_MAX (1024 * 1024)
+/* A contact request's note: as long as PeerTLS allows (docs/peertls.md). */
+#define KS_NOTE_MAX 1000
 
 struct keystore {
 	char home[KS_PATH_MAX];
@@ -86,7 +88,8 @@ int ks_contact_get(const struct keystore *ks, const char *userid,
     struct ks_contact *c);
 int ks_contact_set(const struct keystore *ks, const struct ks_contact *c);
 
-/* Append a contact request (one per caller: a newer one replaces). */
+/* Append a contact request (one per caller: a newer one replaces); the
+ * note is kept whole up to KS_NOTE_MAX bytes. */
 int ks_request_add(const struct keystore *ks, const char *userid,
     const char *name, const char *note);
 

@@ -25,6 +25,7 @@
 #define IFCHECK_SECS 30
 #define RETRY_SECS 30
 #define CRL_REFRESH_SECS 3600
+#define ACCEPT_BURST 64	/* connections taken per listener per loop turn */
 
 static struct app *sig_app;
 
@@ -360,9 +361,10 @@ count_sessions(const struct app *a)
 	return n;
 }
 
+/* src: a caller's source (admit.h), NULL for our own calls. */
 static struct session *
 add_session(struct app *a, int fd, int dialer, const char *target,
-    const char *addr, int from_cache)
+    const char *addr, int from_cache, const unsigned char *src)
 {
 	struct session *s;
 
@@ -377,6 +379,8 @@ add_session(struct app *a, int fd, int dialer, const char *target,
 	}
 	snprintf(s->addr, sizeof(s->addr), "%s", addr);
 	s->from_cache = from_cache;
+	if (src)
+		memcpy(s->src, src, ADMIT_KEY_LEN);
 	s->next = a->sessions;
 	a->sessions = s;
 	/* Start the handshake now: the ClientHello goes out at once. */
@@ -419,7 +423,7 @@ app_call(struct app *a, const char *userid, int skip_cache)
 		fd = dial_connect(addrs, 1, CALL_CACHE_TIMEOUT_MS, &which, err,
 		    sizeof(err));
 		if (fd != -1) {
-			s = add_session(a, fd, 1, uid, addrs[0].text, 1);
+			s = add_session(a, fd, 1, uid, addrs[0].text, 1, NULL);
 			return s ? s->id : -1;
 		}
 		ui_event(a, json_pack("{s:s,s:s,s:s}", "event", "call_retry",
@@ -448,11 +452,50 @@ app_call(struct app *a, const char *userid, int skip_cache)
 		call_failed(a, uid, err);
 		return -1;
 	}
-	if ((s = add_session(a, fd, 1, uid, addrs[which].text, 0)) != NULL)
+	if ((s = add_session(a, fd, 1, uid, addrs[which].text, 0,
+	    NULL)) != NULL)
 		id = s->id;
 	else
 		call_failed(a, uid, "cannot set up TLS");
 	return id;
+}
+
+/*
+ * Room for a new caller from src (see admit.h): 0, with the oldest
+ * pending connection of that source or of all dropped when a limit is
+ * reached, or -1 when every slot holds a session past its handshake.
+ */
+static int
+make_room(struct app *a, const unsigned char src[ADMIT_KEY_LEN])
+{
+	unsigned char keys[APP_SESSIONS_MAX + 8][ADMIT_KEY_LEN];
+	struct session *pend[APP_SESSIONS_MAX + 8], *s;
+	size_t n = 0, live = 0, i;
+	int v;
+
+	/* The list is newest first; admit_pick wants the oldest first. */
+	for (s = a->sessions; s; s = s->next) {
+		if (s->st == SS_DEAD)
+			continue;
+		live++;
+		if (!s->dialer && s->st == SS_HANDSHAKE &&
+		    n < sizeof(pend) / sizeof(pend[0]))
+			pend[n++] = s;
+	}
+	for (i = 0; i < n; i++)
+		memcpy(keys[i], pend[n - 1 - i]->src, ADMIT_KEY_LEN);
+	v = admit_pick((const unsigned char (*)[ADMIT_KEY_LEN])keys, n, src,
+	    live, APP_SESSIONS_MAX);
+	if (v == ADMIT_REFUSE)
+		return -1;
+	if (v >= 0) {
+		s = pend[n - 1 - (size_t)v];
+		session_evict(s, memcmp(s->src, src, ADMIT_KEY_LEN) == 0 ?
+		    "too many unfinished handshakes from its address; the "
+		    "oldest made way for a newer one" : "too many unfinished "
+		    "handshakes; the oldest made way for a newer one");
+	}
+	return 0;
 }
 
 static void
@@ -460,10 +503,13 @@ accept_calls(struct app *a, int lfd)
 {
 	struct sockaddr_storage ss;
 	char ip[INET6_ADDRSTRLEN] = "?", addr[80];
+	unsigned char src[ADMIT_KEY_LEN];
 	socklen_t sl;
-	int fd, port = 0;
+	int fd, port = 0, k;
 
-	for (;;) {
+	/* Bounded per loop turn, so a flood of connections can not keep
+	 * the loop from serving the sessions it has. */
+	for (k = 0; k < ACCEPT_BURST; k++) {
 		sl = sizeof(ss);
 		fd = accept4(lfd, (struct sockaddr *)&ss, &sl,
 		    SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -480,13 +526,13 @@ accept_calls(struct app *a, int lfd)
 			port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
 		}
 		snprintf(addr, sizeof(addr), "%s %d", ip, port);
-		if (count_sessions(a) >= APP_SESSIONS_MAX) {
-			/* Bounded: a flood of callers can not exhaust us;
-			 * the handshake timeout frees slots again. */
+		admit_key((const struct sockaddr *)&ss, src);
+		if (make_room(a, src) == -1) {
+			/* Every slot holds a caller past the handshake. */
 			close(fd);
 			continue;
 		}
-		(void)add_session(a, fd, 0, NULL, addr, 0);
+		(void)add_session(a, fd, 0, NULL, addr, 0, src);
 	}
 }
 

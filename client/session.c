@@ -27,6 +27,14 @@
 #define OUT_FILE_LOW (512 * 1024)
 #define WRITE_CHUNK (256 * 1024)
 #define HANDSHAKE_SECS 15
+/*
+ * For a caller: anyone can open a connection and send nothing, so the
+ * time its slot is held without a word counts.  Two round trips of TLS
+ * 1.3 fit easily even on a slow mobile link (a 2 s round trip); an idle
+ * connection is gone sooner, and an attacker who keeps opening new ones
+ * is bounded by admit.h anyway.
+ */
+#define HANDSHAKE_IN_SECS 10
 #define RING_SECS 120
 #define CLOSING_SECS 5
 #define TEXT_MAX (64 * 1024)
@@ -91,7 +99,8 @@ session_new(int id, int fd, SSL *ssl, int dialer, const char *target,
 	s->dialer = dialer;
 	s->env = env;
 	s->st = SS_HANDSHAKE;
-	s->deadline = time(NULL) + HANDSHAKE_SECS;
+	s->deadline = time(NULL) + (dialer ? HANDSHAKE_SECS :
+	    HANDSHAKE_IN_SECS);
 	s->next_id = 1;
 	s->xo.fd = s->xi.fd = -1;
 	if (target)
@@ -99,15 +108,27 @@ session_new(int id, int fd, SSL *ssl, int dialer, const char *target,
 	return s;
 }
 
+/* Remove path if it is still the file we created there. */
+static void
+unlink_ours(const char *path, dev_t dev, ino_t ino)
+{
+	struct stat st;
+
+	if (lstat(path, &st) == 0 && st.st_dev == dev && st.st_ino == ino)
+		(void)unlink(path);
+}
+
 static void
 xfer_in_abort(struct session *s)
 {
 	if (!s->xi.active)
 		return;
-	if (s->xi.fd != -1) {
+	if (s->xi.fd != -1)
 		close(s->xi.fd);
-		(void)unlink(s->xi.tmp);
-	}
+	if (s->xi.tmp_made)
+		unlink_ours(s->xi.tmp, s->xi.tmp_dev, s->xi.tmp_ino);
+	if (s->xi.path_made)
+		unlink_ours(s->xi.path, s->xi.path_dev, s->xi.path_ino);
 	EVP_MD_CTX_free(s->xi.md);
 	memset(&s->xi, 0, sizeof(s->xi));
 	s->xi.fd = -1;
@@ -235,6 +256,21 @@ session_close(struct session *s, const char *reason)
 	/* Keep the connection until the bye is flushed. */
 	s->st = SS_CLOSING;
 	s->deadline = time(NULL) + CLOSING_SECS;
+}
+
+void
+session_evict(struct session *s, const char *reason)
+{
+	if (s->st != SS_HANDSHAKE)
+		return;
+	close_now(s, reason);
+	/* The newcomer needs the descriptor now, not when the session is
+	 * freed at the end of the loop turn. */
+	SSL_free(s->ssl);
+	s->ssl = NULL;
+	if (s->fd != -1)
+		close(s->fd);
+	s->fd = -1;
 }
 
 /* A protocol violation by the peer: say why, then end. */
@@ -443,6 +479,24 @@ on_file_offer(struct session *s, json_t *m)
 		emit(s, "error", json_pack("{s:s}", "message", err));
 }
 
+/* The whole file is there: onto the disk, then over the placeholder. */
+static int
+xfer_in_store(struct xfer_in *xi)
+{
+	int fd = xi->fd, e;
+
+	xi->fd = -1; /* closed below, whatever happens */
+	if (fsync(fd) == -1) {
+		e = errno;
+		close(fd);
+		errno = e;
+		return -1;
+	}
+	if (close(fd) == -1)
+		return -1;
+	return rename(xi->tmp, xi->path);
+}
+
 static void
 on_file_done(struct session *s, uint64_t id)
 {
@@ -464,8 +518,7 @@ on_file_done(struct session *s, uint64_t id)
 			snprintf(reason, sizeof(reason), "size mismatch");
 		else if (strcmp(hex, s->xi.sha256) != 0)
 			snprintf(reason, sizeof(reason), "sha256 mismatch");
-		else if (fsync(s->xi.fd) == -1 || close(s->xi.fd) == -1 ||
-		    (s->xi.fd = -1, rename(s->xi.tmp, s->xi.path) == -1))
+		else if (xfer_in_store(&s->xi) == -1)
 			snprintf(reason, sizeof(reason), "cannot store: %s",
 			    strerror(errno));
 		else
@@ -1111,12 +1164,75 @@ session_file_offer(struct session *s, const char *path, uint64_t *id,
 	return 0;
 }
 
+/* Create path, which must not exist yet (nor be a link), mode 0600. */
+static int
+create_new(const char *path, dev_t *dev, ino_t *ino)
+{
+	struct stat st;
+	int fd, e;
+
+	if ((fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
+	    O_CLOEXEC, 0600)) == -1)
+		return -1;
+	if (fstat(fd, &st) == -1) {
+		e = errno;
+		close(fd);
+		(void)unlink(path);
+		errno = e;
+		return -1;
+	}
+	*dev = st.st_dev;
+	*ino = st.st_ino;
+	return fd;
+}
+
+/*
+ * Claim path for the incoming file: the placeholder at path and the
+ * open path.part (see struct xfer_in).  0; 1 when either name is taken
+ * (err says which); -1 on another error (err says why).
+ */
+static int
+reserve(struct xfer_in *xi, const char *path, char *err, size_t errlen)
+{
+	const char *failed;
+	int fd, e;
+
+	if ((size_t)snprintf(xi->path, sizeof(xi->path), "%s", path) >=
+	    sizeof(xi->path) || (size_t)snprintf(xi->tmp, sizeof(xi->tmp),
+	    "%s.part", path) >= sizeof(xi->tmp)) {
+		snprintf(err, errlen, "path too long");
+		return -1;
+	}
+	failed = xi->path;
+	if ((fd = create_new(xi->path, &xi->path_dev, &xi->path_ino)) == -1)
+		goto err;
+	close(fd);
+	xi->path_made = 1;
+	failed = xi->tmp;
+	if ((xi->fd = create_new(xi->tmp, &xi->tmp_dev, &xi->tmp_ino)) == -1)
+		goto err;
+	xi->tmp_made = 1;
+	return 0;
+err:
+	e = errno;
+	if (xi->path_made)
+		unlink_ours(xi->path, xi->path_dev, xi->path_ino);
+	xi->path_made = 0;
+	if (e == EEXIST)
+		snprintf(err, errlen, "%s already exists; choose a path where "
+		    "neither it nor its .part file exists", failed);
+	else
+		snprintf(err, errlen, "cannot create %s: %s", failed,
+		    strerror(e));
+	return e == EEXIST ? 1 : -1;
+}
+
 int
 session_file_accept(struct session *s, uint64_t id, const char *dest,
     char *err, size_t errlen)
 {
 	char path[4200];
-	int i;
+	int i, r;
 
 	if (need_open(s, err, errlen) == -1)
 		return -1;
@@ -1124,33 +1240,31 @@ session_file_accept(struct session *s, uint64_t id, const char *dest,
 		snprintf(err, errlen, "no pending file %" PRIu64, id);
 		return -1;
 	}
-	if (dest)
-		snprintf(path, sizeof(path), "%s", dest);
-	else {
+	if (dest) {
+		/* The user chose the name: never replace what is there. */
+		if (reserve(&s->xi, dest, err, errlen) != 0)
+			return -1;
+	} else {
 		if (mkdir(s->env->downloads, 0700) == -1 && errno != EEXIST) {
 			snprintf(err, errlen, "cannot create %s: %s",
 			    s->env->downloads, strerror(errno));
 			return -1;
 		}
-		/* Never overwrite: name, name.1, name.2, ... */
-		for (i = 0; i < 1000; i++) {
+		/* The first free one of name, name.1, name.2, ... */
+		for (i = 0, r = 1; i < 1000 && r == 1; i++) {
 			if (i == 0)
 				snprintf(path, sizeof(path), "%s/%s",
 				    s->env->downloads, s->xi.name);
 			else
 				snprintf(path, sizeof(path), "%s/%s.%d",
 				    s->env->downloads, s->xi.name, i);
-			if (access(path, F_OK) == -1)
-				break;
+			r = reserve(&s->xi, path, err, errlen);
 		}
-	}
-	snprintf(s->xi.path, sizeof(s->xi.path), "%s", path);
-	snprintf(s->xi.tmp, sizeof(s->xi.tmp), "%s.part", path);
-	if ((s->xi.fd = open(s->xi.tmp, O_WRONLY | O_CREAT | O_TRUNC |
-	    O_CLOEXEC, 0600)) == -1) {
-		snprintf(err, errlen, "cannot create %s: %s", s->xi.tmp,
-		    strerror(errno));
-		return -1;
+		if (r == 1)
+			snprintf(err, errlen, "no free name for %s in %s",
+			    s->xi.name, s->env->downloads);
+		if (r != 0)
+			return -1;
 	}
 	if ((s->xi.md = EVP_MD_CTX_new()) == NULL ||
 	    EVP_DigestInit_ex(s->xi.md, EVP_sha256(), NULL) != 1) {

@@ -33,11 +33,13 @@
 #define SESSION_H
 
 #include <stdint.h>
+#include <sys/types.h>
 #include <time.h>
 
 #include <jansson.h>
 #include <openssl/ssl.h>
 
+#include "admit.h"
 #include "peertls.h"
 
 enum sess_state {
@@ -71,6 +73,13 @@ struct xfer_out {
 	char name[256];
 };
 
+/*
+ * A file being received goes to tmp (path + ".part"), then is renamed
+ * over an empty placeholder at path.  Both are created by us (O_EXCL), so
+ * no existing file, no other transfer and no planted symbolic link is
+ * ever written through; made tells which exist, so a failure removes
+ * them (and only them: dev and ino say which file is ours).
+ */
 struct xfer_in {
 	int active;
 	int accepted;
@@ -81,6 +90,9 @@ struct xfer_in {
 	char sha256[65];
 	char tmp[4200];
 	char path[4200];
+	int path_made, tmp_made;
+	dev_t path_dev, tmp_dev;
+	ino_t path_ino, tmp_ino;
 	void *md; /* EVP_MD_CTX */
 };
 
@@ -113,6 +125,7 @@ struct session {
 	char target[256];
 	int from_cache;
 	char addr[80]; /* "ip port" we dialed / that called us */
+	unsigned char src[ADMIT_KEY_LEN]; /* listener: the caller's source */
 	/* a contact request (or first message) to send once connected */
 	char note[1001];
 	int has_note;
@@ -147,6 +160,12 @@ int session_contact_request(struct session *s, const char *note, char *err,
     size_t errlen);
 /* End the session with a bye carrying reason (also: reject a call). */
 void session_close(struct session *s, const char *reason);
+/*
+ * Drop a connection still in its TLS handshake to make room for another:
+ * reported as refused with reason, its descriptor closed at once (the
+ * session itself stays, dead, until the caller frees it).
+ */
+void session_evict(struct session *s, const char *reason);
 
 const char *session_state_name(enum sess_state st);
 

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "app.h"
+#include "vis.h"
 
 static const char help_text[] =
     "commands:\n"
@@ -34,6 +35,42 @@ static const char help_text[] =
     "certificate\n"
     "  quit\n";
 
+/*
+ * The strings of one event, rendered by vis_str for the terminal: every
+ * string an event carries may come from a peer or the registry, so print
+ * only what went through here.
+ */
+#define SHOWN_MAX 16
+
+struct shown {
+	char *s[SHOWN_MAX];
+	size_t n;
+};
+
+static const char *
+show(struct shown *sh, const char *in)
+{
+	size_t need;
+	char *r;
+
+	if (in == NULL)
+		return "";
+	/* Nothing raw: without room to render it, say so instead. */
+	if (sh->n == SHOWN_MAX ||
+	    (r = malloc((need = vis_str(NULL, 0, in) + 1))) == NULL)
+		return "(not shown)";
+	(void)vis_str(r, need, in);
+	sh->s[sh->n++] = r;
+	return r;
+}
+
+static void
+shown_free(struct shown *sh)
+{
+	while (sh->n > 0)
+		free(sh->s[--sh->n]);
+}
+
 static void
 print_text(struct app *a, json_t *ev)
 {
@@ -41,8 +78,8 @@ print_text(struct app *a, json_t *ev)
 	json_int_t sid = json_integer_value(json_object_get(ev, "session"));
 	FILE *out = a->mode == APP_RUN ? stdout : stderr;
 	json_t *p = json_object_get(ev, "peer");
-#define S(o, k) (json_string_value(json_object_get((o), (k))) ? \
-	json_string_value(json_object_get((o), (k))) : "")
+	struct shown sh = { .n = 0 };
+#define S(o, k) show(&sh, json_string_value(json_object_get((o), (k))))
 #define I(o, k) ((long long)json_integer_value(json_object_get((o), (k))))
 
 	if (strcmp(e, "ready") == 0)
@@ -136,40 +173,52 @@ print_text(struct app *a, json_t *ev)
 
 		if (json_array_size(l) == 0)
 			fprintf(out, "no sessions\n");
-		json_array_foreach(l, k, v)
+		json_array_foreach(l, k, v) {
 			fprintf(out, "%s[%lld] %s %s (%s)\n",
 			    json_is_true(json_object_get(v, "current")) ?
 			    "*" : " ", I(v, "id"), S(v, "peer"),
 			    S(v, "direction"), S(v, "state"));
+			shown_free(&sh);
+		}
 	} else if (strcmp(e, "lists") == 0 || strcmp(e, "requests") == 0) {
 		json_t *l, *v;
 		size_t k;
 
 		if (e[0] == 'l') {
 			fprintf(out, "allow:");
-			json_array_foreach(json_object_get(ev, "allow"), k, v)
-				fprintf(out, " %s", json_string_value(v));
+			json_array_foreach(json_object_get(ev, "allow"), k, v) {
+				fprintf(out, " %s", show(&sh,
+				    json_string_value(v)));
+				shown_free(&sh);
+			}
 			fprintf(out, "\ndeny:");
-			json_array_foreach(json_object_get(ev, "deny"), k, v)
-				fprintf(out, " %s", json_string_value(v));
+			json_array_foreach(json_object_get(ev, "deny"), k, v) {
+				fprintf(out, " %s", show(&sh,
+				    json_string_value(v)));
+				shown_free(&sh);
+			}
 			fprintf(out, "\n");
 		} else {
 			l = json_object_get(ev, "requests");
 			if (json_array_size(l) == 0)
 				fprintf(out, "no contact requests\n");
-			json_array_foreach(l, k, v)
+			json_array_foreach(l, k, v) {
 				fprintf(out, "%s <%s>: %s\n", S(v, "name"),
 				    S(v, "userid"), S(v, "note"));
+				shown_free(&sh);
+			}
 		}
 	}
 	else {
+		/* jansson escapes C0 controls, not DEL, C1 or bidi. */
 		char *txt = json_dumps(ev, JSON_COMPACT);
 
-		fprintf(out, "%s\n", txt ? txt : e);
+		fprintf(out, "%s\n", show(&sh, txt ? txt : e));
 		free(txt);
 	}
 #undef S
 #undef I
+	shown_free(&sh);
 	fflush(out);
 }
 

@@ -62,6 +62,7 @@ class Peer:
         self.home = home
         self.proc = None
         self.events = []
+        self.lines = []  # stdout exactly as written, one JSON line each
         self.cond = threading.Condition()
         self.port = None
 
@@ -93,6 +94,7 @@ class Peer:
         self.port = port or free_port()
         adv = advertise or f"127.0.0.1:{self.port}"
         self.events = []
+        self.lines = []
         self.proc = subprocess.Popen(
             [dchat_path(), "--home", self.home, "run", "--json", "--listen",
              f"127.0.0.1:{self.port}", "--advertise", adv, *extra],
@@ -112,6 +114,7 @@ class Peer:
                 ev = {"event": "garbage", "line": line}
             with self.cond:
                 self.events.append(ev)
+                self.lines.append(line)
                 self.cond.notify_all()
 
     def cmd(self, **kw):

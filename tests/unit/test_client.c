@@ -1,7 +1,9 @@
 /*
  * test_client.c - dchat's pure parts: address parsing and the Happy
  * Eyeballs order (dial.c), allow / deny list matching and the contacts
- * file (keystore.c), when the certificate's end is announced (expiry.c).
+ * file (keystore.c), when the certificate's end is announced (expiry.c),
+ * how text from others is shown on a terminal (vis.c), which unfinished
+ * handshake makes way for a new caller (admit.c).
  * Table-driven, TAP output.
  *
  * Runs in a scratch working directory (the suite gives it one): the key
@@ -13,10 +15,12 @@
 #include <sys/stat.h>
 #include <sys/socket.h>
 
+#include "admit.h"
 #include "dial.h"
 #include "expiry.h"
 #include "keystore.h"
 #include "tap.h"
+#include "vis.h"
 
 struct hp_case {
 	const char *in;
@@ -192,6 +196,30 @@ test_list_limits(void)
 	    "removing an absent entry fails");
 }
 
+/* A contact request's note is kept whole, as long as PeerTLS allows. */
+static void
+test_requests(const struct keystore *ks)
+{
+	char note[KS_NOTE_MAX + 1], want[KS_NOTE_MAX + 600];
+	unsigned char *buf = NULL;
+	size_t i, len = 0;
+
+	/* 500 two-byte characters: 1000 bytes, cut nowhere. */
+	for (i = 0; i < KS_NOTE_MAX; i += 2)
+		memcpy(note + i, "\xc3\xa9", 2);
+	note[KS_NOTE_MAX] = '\0';
+	snprintf(want, sizeof(want), "carol@example.org\tCarol\t%s\n"
+	    "alice@example.org\tAlice\t%s\n", "hi", note);
+	check(ks_request_add(ks, "alice@example.org", "Alice", "short") == 0 &&
+	    ks_request_add(ks, "carol@example.org", "Carol", "hi") == 0 &&
+	    ks_request_add(ks, "alice@example.org", "Alice", note) == 0 &&
+	    ks_read_file(ks->requests, KS_FILE_MAX, &buf, &len) == 0 &&
+	    len == strlen(want) && memcmp(buf, want, len) == 0,
+	    "a 1000-byte note is kept whole, and replaces the caller's "
+	    "older request");
+	free(buf);
+}
+
 static void
 test_store(void)
 {
@@ -230,6 +258,7 @@ test_store(void)
 	    "a list round-trips through its file");
 	check(ks_list_load("home/no-such-list", &back) == 0 && back.n == 0,
 	    "a missing list file is an empty list");
+	test_requests(&ks);
 }
 
 #define DAY 86400
@@ -273,6 +302,185 @@ test_expiry(void)
 	}
 }
 
+/* Text a peer or the registry sent -> what the terminal shows. */
+static const struct {
+	const char *what, *in, *out;
+} vis_cases[] = {
+	{ "plain text", "hello Bob", "hello Bob" },
+	{ "empty", "", "" },
+	{ "UTF-8 letters and a snowman", "gr\xc3\xbc\xc3\x9f \xe2\x98\x83",
+	    "gr\xc3\xbc\xc3\x9f \xe2\x98\x83" },
+	{ "a 4-byte character", "\xf0\x9f\x98\x80", "\xf0\x9f\x98\x80" },
+	{ "a backslash stays", "C:\\temp\\x1b", "C:\\temp\\x1b" },
+	{ "ESC [2J clears no screen", "\x1b[2Jhi", "\\x1b[2Jhi" },
+	{ "a faked line", "hi\r\n[2] connected to Mallory",
+	    "hi\\r\\n[2] connected to Mallory" },
+	{ "tab", "a\tb", "a\\tb" },
+	{ "other C0: NUL-free BEL, BS, VT, FF", "\x07\x08\x0b\x0c",
+	    "\\x07\\x08\\x0b\\x0c" },
+	{ "C0 at both ends", "\x01x\x1f", "\\x01x\\x1f" },
+	{ "DEL", "a\x7f", "a\\x7f" },
+	{ "C1 CSI (U+009B) and NEL (U+0085)", "\xc2\x9b" "2J\xc2\x85",
+	    "\\u009b2J\\u0085" },
+	{ "C1 bounds: U+0080 and U+009F shown, U+00A0 kept",
+	    "\xc2\x80\xc2\x9f\xc2\xa0", "\\u0080\\u009f\xc2\xa0" },
+	{ "bidi override RLO (U+202E)", "abc\xe2\x80\xaetxt.exe",
+	    "abc\\u202etxt.exe" },
+	{ "bidi embeddings U+202A..U+202D", "\xe2\x80\xaa\xe2\x80\xab"
+	    "\xe2\x80\xac\xe2\x80\xad", "\\u202a\\u202b\\u202c\\u202d" },
+	{ "bidi isolates U+2066..U+2069", "\xe2\x81\xa6\xe2\x81\xa7"
+	    "\xe2\x81\xa8\xe2\x81\xa9", "\\u2066\\u2067\\u2068\\u2069" },
+	{ "neighbours of the bidi ranges are kept (U+2029, U+202F, U+2065)",
+	    "\xe2\x80\xa9\xe2\x80\xaf\xe2\x81\xa5",
+	    "\xe2\x80\xa9\xe2\x80\xaf\xe2\x81\xa5" },
+	{ "a stray continuation byte", "a\x80z", "a\\x80z" },
+	{ "a lone lead byte at the end", "ab\xc3", "ab\\xc3" },
+	{ "a truncated 3-byte sequence", "\xe2\x98z", "\\xe2\\x98z" },
+	{ "overlong ESC (C0 9B) is not UTF-8", "\xc0\x9b", "\\xc0\\x9b" },
+	{ "overlong 3-byte slash", "\xe0\x80\xaf", "\\xe0\\x80\\xaf" },
+	{ "a surrogate (U+D800)", "\xed\xa0\x80", "\\xed\\xa0\\x80" },
+	{ "above U+10FFFF", "\xf4\x90\x80\x80", "\\xf4\\x90\\x80\\x80" },
+	{ "0xFF", "\xff", "\\xff" },
+};
+
+static void
+test_vis(void)
+{
+	char out[256], what[160], small[8];
+	size_t i, n;
+
+	for (i = 0; i < sizeof(vis_cases) / sizeof(vis_cases[0]); i++) {
+		n = vis_str(out, sizeof(out), vis_cases[i].in);
+		snprintf(what, sizeof(what), "vis: %s", vis_cases[i].what);
+		check(strcmp(out, vis_cases[i].out) == 0 &&
+		    n == strlen(vis_cases[i].out), what);
+		check(vis_str(NULL, 0, vis_cases[i].in) == n,
+		    "vis: the length alone is the same");
+	}
+	/* Too short: cut before an escape, never inside one. */
+	n = vis_str(small, sizeof(small), "abcd\x1b[2J");
+	check(n == strlen("abcd\\x1b[2J") && strcmp(small, "abcd") == 0,
+	    "vis: a short buffer ends before an escape, not inside it");
+	n = vis_str(small, sizeof(small), "ab\xe2\x98\x83\xe2\x98\x83");
+	check(strcmp(small, "ab\xe2\x98\x83") == 0,
+	    "vis: a short buffer does not split a character");
+	check(vis_str(small, 1, "x") == 1 && small[0] == '\0',
+	    "vis: room for the NUL only");
+}
+
+/* The source key of an address literal (via dial_addr_parse). */
+static void
+key_of(const char *ip, unsigned char key[ADMIT_KEY_LEN])
+{
+	struct dial_addr a;
+
+	memset(key, 0xee, ADMIT_KEY_LEN);
+	if (dial_addr_parse(ip, 4605, &a) == 0)
+		admit_key((const struct sockaddr *)&a.ss, key);
+}
+
+static const struct {
+	const char *a, *b;
+	int same;
+} key_cases[] = {
+	{ "192.0.2.1", "192.0.2.1", 1 },
+	{ "192.0.2.1", "192.0.2.2", 0 },	/* IPv4: per address */
+	{ "192.0.2.1", "::ffff:192.0.2.1", 1 }, /* mapped is IPv4 */
+	{ "::ffff:192.0.2.1", "::ffff:192.0.2.2", 0 },
+	{ "2001:db8:1:2::1", "2001:db8:1:2:ffff:ffff:ffff:ffff", 1 },
+	{ "2001:db8:1:2::1", "2001:db8:1:3::1", 0 }, /* another /64 */
+	{ "2001:db8::1", "2001:db9::1", 0 },
+	{ "::ffff:0:0", "::", 0 }, /* mapped 0.0.0.0 is not ::/64 */
+	{ "0.0.0.0", "::", 0 },
+};
+
+static void
+test_admit_key(void)
+{
+	unsigned char ka[ADMIT_KEY_LEN], kb[ADMIT_KEY_LEN];
+	char what[160];
+	size_t i;
+
+	for (i = 0; i < sizeof(key_cases) / sizeof(key_cases[0]); i++) {
+		key_of(key_cases[i].a, ka);
+		key_of(key_cases[i].b, kb);
+		snprintf(what, sizeof(what), "admit: %s and %s are %s",
+		    key_cases[i].a, key_cases[i].b, key_cases[i].same ?
+		    "one source" : "two sources");
+		check(ka[0] != 0xee && kb[0] != 0xee &&
+		    (memcmp(ka, kb, ADMIT_KEY_LEN) == 0) == key_cases[i].same,
+		    what);
+	}
+}
+
+/*
+ * Pending connections as a string of source letters, oldest first, and
+ * a newcomer: which one makes way.
+ */
+static const struct {
+	const char *what, *pending;
+	char newcomer;
+	size_t nlive, max;
+	int want;
+} pick_cases[] = {
+	{ "room: nothing goes", "aab", 'c', 3, 256, ADMIT_NONE },
+	{ "nothing pending, room", "", 'a', 0, 256, ADMIT_NONE },
+	{ "a source below its limit keeps all", "aaaaaaab", 'a', 8, 256,
+	    ADMIT_NONE },
+	{ "a source at its limit loses its oldest", "baaaaaaaa", 'a', 9, 256,
+	    1 },
+	{ "another source is not touched by that", "aaaaaaaab", 'b', 9, 256,
+	    ADMIT_NONE },
+	{ "all slots taken by finished handshakes: refuse", "", 'a', 256, 256,
+	    ADMIT_REFUSE },
+	{ "all slots taken, one pending: it goes", "b", 'a', 256, 256, 0 },
+	{ "all slots taken: the oldest pending goes", "cba", 'a', 256, 256,
+	    0 },
+};
+
+static void
+test_admit_pick(void)
+{
+	unsigned char keys[ADMIT_PENDING_MAX + 1][ADMIT_KEY_LEN];
+	unsigned char nk[ADMIT_KEY_LEN];
+	char what[160];
+	size_t i, j, n;
+	int got;
+
+	for (i = 0; i < sizeof(pick_cases) / sizeof(pick_cases[0]); i++) {
+		memset(keys, 0, sizeof(keys));
+		n = strlen(pick_cases[i].pending);
+		for (j = 0; j < n; j++)
+			keys[j][1] = (unsigned char)pick_cases[i].pending[j];
+		memset(nk, 0, sizeof(nk));
+		nk[1] = (unsigned char)pick_cases[i].newcomer;
+		got = admit_pick((const unsigned char (*)[ADMIT_KEY_LEN])keys,
+		    n, nk, pick_cases[i].nlive, pick_cases[i].max);
+		snprintf(what, sizeof(what), "admit: %s", pick_cases[i].what);
+		check(got == pick_cases[i].want, what);
+	}
+	/* ADMIT_PENDING_MAX pending from as many sources: the oldest of all
+	 * goes for a newcomer from yet another one. */
+	memset(keys, 0, sizeof(keys));
+	for (j = 0; j < ADMIT_PENDING_MAX; j++) {
+		keys[j][1] = (unsigned char)(j & 0xff);
+		keys[j][2] = (unsigned char)(j >> 8);
+	}
+	memset(nk, 0xff, sizeof(nk));
+	check(admit_pick((const unsigned char (*)[ADMIT_KEY_LEN])keys,
+	    ADMIT_PENDING_MAX - 1, nk, ADMIT_PENDING_MAX - 1, 256) ==
+	    ADMIT_NONE, "admit: one below the total limit: nothing goes");
+	check(admit_pick((const unsigned char (*)[ADMIT_KEY_LEN])keys,
+	    ADMIT_PENDING_MAX, nk, ADMIT_PENDING_MAX + 10, 256) == 0,
+	    "admit: at the total limit the oldest of all goes");
+	/* ... but a source at its own limit loses its own oldest first. */
+	for (j = 10; j < 10 + ADMIT_PER_SOURCE; j++)
+		memcpy(keys[j], nk, ADMIT_KEY_LEN);
+	check(admit_pick((const unsigned char (*)[ADMIT_KEY_LEN])keys,
+	    ADMIT_PENDING_MAX, nk, ADMIT_PENDING_MAX, 256) == 10,
+	    "admit: at both limits the source's own oldest goes");
+}
+
 int
 main(void)
 {
@@ -282,5 +490,8 @@ main(void)
 	test_list_limits();
 	test_store();
 	test_expiry();
+	test_vis();
+	test_admit_key();
+	test_admit_pick();
 	return tap_done();
 }
