@@ -79,6 +79,10 @@ struct ca_cert_info {
 	time_t not_after;
 };
 
+/* RFC 5280 CRLReason codes the library treats specially. */
+#define CA_REASON_HOLD 6		/* certificateHold */
+#define CA_REASON_REMOVE_FROM_CRL 8	/* never in a full CRL */
+
 /* One entry of a CRL. */
 struct ca_revoked {
 	const char *serial; /* hex as in struct ca_issued */
@@ -159,7 +163,8 @@ void ca_issued_clear(struct ca_issued *is);
 
 /*
  * Build a signed CRL (v2, with a CRL number and AKI) listing `n` revoked
- * serials, thisUpdate = this_update, nextUpdate = next_update.  On success
+ * serials, thisUpdate = this_update, nextUpdate = next_update.  An entry
+ * with reason removeFromCRL is refused (CA_ERR_INVALID).  On success
  * *der is a new buffer (free()) of *der_len bytes.
  */
 int ca_crl_build(const struct ca *ca, const struct ca_revoked *rev, size_t n,

@@ -24,6 +24,16 @@ crl_add_entry(X509_CRL *crl, const struct ca_revoked *r, struct ca_err *err)
 		    r->reason);
 		goto err;
 	}
+	/*
+	 * removeFromCRL belongs in delta CRLs; in a full CRL OpenSSL reads
+	 * it as "not revoked", so an entry carrying it would un-revoke.
+	 */
+	if (r->reason == CA_REASON_REMOVE_FROM_CRL) {
+		ca_err_set(err, CA_ERR_INVALID, "serial %.40s: a full CRL can "
+		    "not list removeFromCRL", r->serial != NULL ? r->serial :
+		    "");
+		goto err;
+	}
 	if ((serial = ca_serial_parse(r->serial, err)) == NULL)
 		goto err;
 	if ((rev = X509_REVOKED_new()) == NULL ||

@@ -549,7 +549,7 @@ cmd_user_simple(const struct opts *o, int argc, char **argv, int enable)
 	char userid[IRP_USERID_MAX + 1], who[64];
 	struct reg r;
 	struct db *db;
-	struct db_err de;
+	struct reg_err e;
 	int rv = 1;
 
 	if (argc != 2) {
@@ -562,13 +562,9 @@ cmd_user_simple(const struct opts *o, int argc, char **argv, int enable)
 	if (open_reg(o, &r, &db) == -1)
 		return 1;
 	actor(who, sizeof(who));
-	if (db_begin(db, &de) == -1 ||
-	    db_user_set_enabled(db, userid, enable, &de) == -1 ||
-	    db_audit(db, who, enable ? "user.enable" : "user.disable", userid,
-		NULL, NULL, NULL, &de) == -1 ||
-	    db_commit(db, &de) == -1) {
-		db_rollback(db);
-		warnx_("%s", de.msg);
+	if (reg_user_set_enabled(&r, db, userid, enable, who, enable ?
+		"user.enable" : "user.disable", NULL, &e) == -1) {
+		warnx_("%s", e.msg);
 		goto out;
 	}
 	printf("%s %s\n", enable ? "enabled" : "disabled", userid);
@@ -829,13 +825,51 @@ norm_serial(const char *in, char *out, size_t len)
 }
 
 static int
+print_serial(const char *serial, void *arg)
+{
+	(void)arg;
+	printf("revoked %s\n", serial);
+	return 0;
+}
+
+/* dirctl cert revoke --user USERID: every certificate of the user. */
+static int
+cert_revoke_user(const struct opts *o, const char *user, int reason)
+{
+	char userid[IRP_USERID_MAX + 1], who[64];
+	struct reg r;
+	struct db *db;
+	struct reg_err e;
+	int n, rv = 1;
+
+	if (userid_arg(user, userid, sizeof(userid)) == -1)
+		return 2;
+	if (open_reg(o, &r, &db) == -1)
+		return 1;
+	actor(who, sizeof(who));
+	if (reg_revoke_user(&r, db, userid, reason, who, NULL, print_serial,
+		NULL, &n, &e) == -1) {
+		warnx_("%s", e.msg);
+		goto out;
+	}
+	if (n == 0)
+		printf("%s has no certificate to revoke\n", userid);
+	rv = 0;
+out:
+	close_reg(&r, db);
+	return rv;
+}
+
+static int
 cmd_cert_revoke(const struct opts *o, int argc, char **argv)
 {
 	static const struct option lo[] = {
 		{ "reason", required_argument, NULL, 'r' },
+		{ "user", required_argument, NULL, 'u' },
 		{ NULL, 0, NULL, 0 },
 	};
 	char serial[DB_SERIAL_MAX], who[64];
+	const char *user = NULL;
 	int reason = 0, rv = 1;
 	struct reg r;
 	struct db *db;
@@ -843,16 +877,25 @@ cmd_cert_revoke(const struct opts *o, int argc, char **argv)
 
 	CMD_OPTS_BEGIN(lo)
 	case 'r':
-		if ((reason = ca_reason_parse(optarg)) < 0) {
-			warnx_("unknown reason '%s' (unspecified, keyCompromise, "
+		if ((reason = ca_reason_parse(optarg)) < 0 ||
+		    !reg_reason_allowed(reason, 1)) {
+			warnx_("%s reason '%s' (unspecified, keyCompromise, "
 			       "affiliationChanged, superseded, "
-			       "cessationOfOperation, ...)", optarg);
+			       "cessationOfOperation, privilegeWithdrawn)",
+			    reason < 0 ? "unknown" : "a certificate can not be "
+			    "revoked for the", optarg);
 			return 2;
 		}
 		break;
+	case 'u':
+		user = optarg;
+		break;
 	CMD_OPTS_END()
-	if (optind + 1 != argc) {
-		warnx_("usage: dirctl cert revoke SERIAL [--reason R]");
+	if (user != NULL && optind == argc)
+		return cert_revoke_user(o, user, reason);
+	if (user != NULL || optind + 1 != argc) {
+		warnx_("usage: dirctl cert revoke SERIAL [--reason R] | "
+		    "cert revoke --user USERID [--reason R]");
 		return 2;
 	}
 	if (!valid_serial(argv[optind])) {
@@ -864,7 +907,7 @@ cmd_cert_revoke(const struct opts *o, int argc, char **argv)
 	if (open_reg(o, &r, &db) == -1)
 		return 1;
 	actor(who, sizeof(who));
-	if (reg_revoke(&r, db, serial, reason, who, NULL, &e) == -1) {
+	if (reg_revoke(&r, db, serial, reason, 1, who, NULL, &e) == -1) {
 		warnx_("%s", e.msg);
 		goto out;
 	}
@@ -1159,7 +1202,9 @@ static const struct cmd {
 	{ "code", cmd_code, "code USERID [--ttl DURATION]" },
 	{ "cert", cmd_cert, "cert issue USERID --csr FILE --out FILE\n"
 			    "  cert list [USERID] | "
-			    "cert revoke SERIAL [--reason R]" },
+			    "cert revoke SERIAL [--reason R]\n"
+			    "  cert revoke --user USERID [--reason R]   every "
+			    "certificate of a user" },
 	{ "crl", cmd_crl, "crl --out FILE" },
 	{ "issue-p12", cmd_issue_p12,
 	    "issue-p12 USERID --out FILE --passphrase-file F" },

@@ -20,7 +20,8 @@ api_fn api_me, api_addr_put, api_addr_del, api_user_get;
 api_fn api_backup_put, api_backup_get;
 /* api_admin.c */
 api_fn api_revoke, api_admin_users, api_admin_user_add,
-    api_admin_user_disable, api_admin_user_enable, api_admin_code,
+    api_admin_user_disable, api_admin_user_enable, api_admin_user_revoke,
+    api_admin_code,
     api_admin_p12;
 
 /* Shared by handlers (api_util.c). */

@@ -97,8 +97,8 @@ api_revoke(struct http_req *req, struct http_resp *resp)
 		return;
 	}
 	if (reg_revoke(req->env->reg, req->db, serial, reason,
-		req->who.user.userid, req->source[0] ? req->source : NULL,
-		&e) == -1) {
+		req->who.user.is_admin, req->who.user.userid,
+		req->source[0] ? req->source : NULL, &e) == -1) {
 		http_reg_error(resp, &e);
 		return;
 	}
@@ -243,28 +243,54 @@ static void
 set_enabled(struct http_req *req, struct http_resp *resp, int enabled)
 {
 	char userid[IRP_USERID_MAX + 1];
-	struct db_err de;
+	struct reg_err e;
 
-	if (param_userid(req, userid, sizeof(userid), resp) == -1 ||
-	    api_begin(req, resp) == -1)
+	if (param_userid(req, userid, sizeof(userid), resp) == -1)
 		return;
-	if (db_user_set_enabled(req->db, userid, enabled, &de) == -1) {
-		db_rollback(req->db);
-		if (de.code == DB_ERR_NOTFOUND)
-			http_error(resp, 404, "unknown_user",
-			    "there is no user %s", userid);
-		else
-			http_db_error(resp, &de);
-		return;
-	}
-	if (api_audit(req, enabled ? "admin.user_enable" : "admin.user_disable",
-		userid, NULL, NULL, resp) == -1 ||
-	    api_commit(req, resp) == -1) {
-		db_rollback(req->db);
+	if (reg_user_set_enabled(req->env->reg, req->db, userid, enabled,
+		req->who.user.userid, enabled ? "admin.user_enable" :
+		"admin.user_disable", req->source[0] ? req->source : NULL,
+		&e) == -1) {
+		http_reg_error(resp, &e);
 		return;
 	}
 	http_json(resp, 200, json_pack("{s:s,s:b}", "userid", userid,
 				 "enabled", enabled));
+}
+
+static int
+serial_json(const char *serial, void *arg)
+{
+	return json_array_append_new(arg, json_string(serial));
+}
+
+/* Every certificate of a user at once: a stolen device and its renewals. */
+void
+api_admin_user_revoke(struct http_req *req, struct http_resp *resp)
+{
+	char userid[IRP_USERID_MAX + 1];
+	struct reg_err e;
+	json_t *serials;
+	int reason, n;
+
+	if (param_userid(req, userid, sizeof(userid), resp) == -1 ||
+	    api_parse_revoke(req->json, &reason, resp) == -1)
+		return;
+	if ((serials = json_array()) == NULL) {
+		http_error(resp, 500, "internal_error", "out of memory");
+		return;
+	}
+	if (reg_revoke_user(req->env->reg, req->db, userid, reason,
+		req->who.user.userid, req->source[0] ? req->source : NULL,
+		serial_json, serials, &n, &e) == -1) {
+		json_decref(serials);
+		http_reg_error(resp, &e);
+		return;
+	}
+	http_json(resp, 200, json_pack("{s:s,s:o,s:s}", "userid", userid,
+				 "revoked", serials, "reason",
+				 ca_reason_name(reason) ? ca_reason_name(reason) :
+							  "unspecified"));
 }
 
 void

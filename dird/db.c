@@ -37,6 +37,8 @@ enum stmt {
 	S_CERT_LIST_ALL,
 	S_CERT_GET,
 	S_CERT_REVOKE,
+	S_CERT_RAISE,
+	S_CERT_REVOKE_USER,
 	S_CERT_STATUS,
 	S_REVOKED,
 	S_CRL_NEXT,
@@ -140,12 +142,48 @@ static const struct {
 			    "WHERE issuer = $1 AND serial = $2 "
 			    "AND status = 'valid' RETURNING id, user_id",
 	    3 },
+	/* The one change to a revocation: its reason raised to keyCompromise. */
+	[S_CERT_RAISE] = { "UPDATE certificates SET revocation_reason = 1 "
+			   "WHERE issuer = $1 AND serial = $2 "
+			   "AND status = 'revoked' "
+			   "AND coalesce(revocation_reason, 0) <> 1 "
+			   "RETURNING id, user_id",
+	    2 },
+	/*
+	 * Every unexpired valid certificate of a user, revoked, and their
+	 * addresses gone, in one statement.
+	 */
+	[S_CERT_REVOKE_USER] = { "WITH r AS (UPDATE certificates c SET "
+				 "status = 'revoked', revoked_at = now(), "
+				 "revocation_reason = $3 FROM users u "
+				 "WHERE u.id = c.user_id AND u.userid = $2 "
+				 "AND c.issuer = $1 AND c.status = 'valid' "
+				 "AND c.not_after > now() "
+				 "RETURNING c.id, c.user_id, c.serial), "
+				 "d AS (DELETE FROM addresses a USING r "
+				 "WHERE a.certificate_id = r.id) "
+				 "SELECT user_id, serial FROM r ORDER BY serial",
+	    3 },
 	[S_CERT_STATUS] = { "SELECT status FROM certificates WHERE issuer = $1 "
 			    "AND serial = $2",
 	    2 },
+	/*
+	 * What the CRL lists: revoked certificates, and the unexpired valid
+	 * ones of disabled users as certificateHold (6) since the user was
+	 * disabled, so that peers refuse them too; enabling the user takes
+	 * the entries back.
+	 */
 	[S_REVOKED] = { "SELECT " CERT_COLS "FROM certificates c JOIN users u "
 			"ON u.id = c.user_id WHERE c.issuer = $1 "
-			"AND c.status = 'revoked' ORDER BY c.revoked_at",
+			"AND c.status = 'revoked' "
+			"UNION ALL SELECT c.id, c.user_id, u.userid, c.serial, "
+			"c.fingerprint, " EPOCH("c.not_before") ", "
+			EPOCH("c.not_after") ", true, "
+			EPOCH("u.disabled_at") ", 6, c.der "
+			"FROM certificates c JOIN users u "
+			"ON u.id = c.user_id WHERE c.issuer = $1 "
+			"AND c.status = 'valid' AND NOT u.enabled "
+			"AND c.not_after > now() ORDER BY 9, 4",
 	    1 },
 	[S_CRL_NEXT] = { "INSERT INTO crl_state (issuer, number, this_update, "
 			 "next_update) VALUES ($1, 1, now(), now() + "
@@ -1192,19 +1230,35 @@ db_cert_get(struct db *db, const char *issuer, const char *serial,
 
 int
 db_cert_revoke(struct db *db, const char *issuer, const char *serial,
-    int reason, struct db_err *err)
+    int reason, int *raised, struct db_err *err)
 {
 	char rbuf[8];
 	const char *v[3] = { issuer, serial, rbuf };
 	PGresult *res = NULL;
 	int own_tx = !db->in_tx;
 
+	*raised = 0;
 	snprintf(rbuf, sizeof(rbuf), "%d", reason);
 	if (own_tx && db_begin(db, err) == -1)
 		return -1;
 	if ((res = db_exec(db, S_CERT_REVOKE, v, NULL, 0, PGRES_TUPLES_OK,
 		 err)) == NULL)
 		goto err;
+	if (PQntuples(res) != 1 && reason == DB_REASON_KEY_COMPROMISE) {
+		PQclear(res);
+		if ((res = db_exec(db, S_CERT_RAISE, v, NULL, 0,
+		    PGRES_TUPLES_OK, err)) == NULL)
+			goto err;
+		if (PQntuples(res) == 1) {
+			/* Its addresses went with the first revocation. */
+			*raised = 1;
+			db_changed(db, col_ll(res, 0, 1), 0);
+			PQclear(res);
+			if (own_tx && db_commit(db, err) == -1)
+				return -1;
+			return 0;
+		}
+	}
 	if (PQntuples(res) != 1) {
 		PQclear(res);
 		res = db_exec(db, S_CERT_STATUS, v, NULL, 0, PGRES_TUPLES_OK,
@@ -1238,6 +1292,31 @@ err:
 	if (own_tx)
 		db_rollback(db);
 	return -1;
+}
+
+int
+db_cert_revoke_user(struct db *db, const char *issuer, const char *userid,
+    int reason, int (*cb)(const char *serial, void *), void *arg,
+    struct db_err *err)
+{
+	char rbuf[8];
+	const char *v[3] = { issuer, userid, rbuf };
+	PGresult *res;
+	int r, rv = 0;
+
+	snprintf(rbuf, sizeof(rbuf), "%d", reason);
+	if ((res = db_exec(db, S_CERT_REVOKE_USER, v, NULL, 0,
+	    PGRES_TUPLES_OK, err)) == NULL)
+		return -1;
+	if (PQntuples(res) > 0)
+		db_changed(db, col_ll(res, 0, 0), 0);
+	for (r = 0; r < PQntuples(res) && rv == 0; r++)
+		if (cb(PQgetvalue(res, r, 1), arg) != 0) {
+			db_seterr(err, DB_ERR_INTERNAL, "stopped by caller");
+			rv = -1;
+		}
+	PQclear(res);
+	return rv;
 }
 
 int

@@ -188,12 +188,27 @@ int db_cert_get(struct db *db, const char *issuer, const char *serial,
     struct db_err *err) DB_WUR;
 /*
  * Revoke a valid certificate and delete its addresses, in one transaction
- * (opened here unless one is open).  DB_ERR_NOTFOUND for an unknown
- * serial, DB_ERR_CONFLICT when it is already revoked.
+ * (opened here unless one is open).  With reason keyCompromise, a
+ * certificate revoked for another reason has its reason raised instead
+ * (*raised = 1; the one change a revocation may see).  DB_ERR_NOTFOUND
+ * for an unknown serial, DB_ERR_CONFLICT when it is already revoked.
  */
+#define DB_REASON_KEY_COMPROMISE 1
 int db_cert_revoke(struct db *db, const char *issuer, const char *serial,
-    int reason, struct db_err *err) DB_WUR;
-/* Every revoked certificate of issuer (for the CRL). */
+    int reason, int *raised, struct db_err *err) DB_WUR;
+/*
+ * Revoke every unexpired valid certificate of userid and delete their
+ * addresses, in one statement; cb sees each serial revoked (none when
+ * there was nothing to revoke, also for an unknown user).
+ */
+int db_cert_revoke_user(struct db *db, const char *issuer,
+    const char *userid, int reason, int (*cb)(const char *serial, void *),
+    void *arg, struct db_err *err) DB_WUR;
+/*
+ * What the CRL of issuer lists: every revoked certificate, and every
+ * unexpired valid one of a disabled user (revoked 1, reason 6,
+ * certificateHold, revoked_at when the user was disabled).
+ */
 int db_revoked_list(struct db *db, const char *issuer,
     int (*cb)(const struct db_cert *, void *), void *arg,
     struct db_err *err) DB_WUR;

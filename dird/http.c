@@ -73,6 +73,8 @@ static const struct route {
 	    api_admin_user_disable, "admin_user_disable" },
 	{ "POST", "/v1/admin/users/*/enable", RA_ADMIN, RB_NONE, 0,
 	    api_admin_user_enable, "admin_user_enable" },
+	{ "POST", "/v1/admin/users/*/revoke", RA_ADMIN, RB_JSON, 0,
+	    api_admin_user_revoke, "admin_user_revoke" },
 	{ "POST", "/v1/admin/users/*/codes", RA_ADMIN, RB_JSON, 0,
 	    api_admin_code, "admin_code" },
 	{ "POST", "/v1/admin/users/*/p12", RA_ADMIN, RB_JSON, 0, api_admin_p12,

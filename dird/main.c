@@ -30,6 +30,12 @@
  * writes to the other.  With a DSN "auto" does not cache, since other
  * instances could change a record and a NOTIFY arrives a moment after
  * their commit.
+ *
+ * Every other dird announces its writes, whether it caches or not: only
+ * the holder of the "local" claim knows that no other instance holds
+ * answers its writes would make stale.  A dird with cache = off on a
+ * database shared with caching ones used to stay quiet, and those never
+ * heard of the revocations and disables made through it.
  */
 static int
 cache_start(struct dird_env *env, const struct reg *r, char *errbuf,
@@ -40,9 +46,10 @@ cache_start(struct dird_env *env, const struct reg *r, char *errbuf,
 
 	if (is_auto)
 		mode = r->pg != NULL ? "local" : "off";
-	env->announce = strcmp(mode, "shared") == 0;
+	env->announce = strcmp(mode, "local") != 0;
 	if (strcmp(mode, "off") == 0) {
-		log_info("cache: off");
+		log_info("cache: off (writes are announced to caching "
+			 "instances)");
 		return 0;
 	}
 	if ((env->cache = cache_new((size_t)r->conf.cache_entries)) == NULL) {

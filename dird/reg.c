@@ -396,28 +396,80 @@ err:
 	return rv;
 }
 
+/*
+ * RFC 5280 5.3.1 reasons by who may give them.  Never: cACompromise and
+ * aACompromise (about authorities), certificateHold (what a disabled
+ * user's certificates get, computed, see db_revoked_list) and
+ * removeFromCRL, which would tell relying parties that a revoked
+ * certificate is good again.
+ */
 int
-reg_revoke(struct reg *r, struct db *db, const char *serial, int reason,
-    const char *actor, const char *source, struct reg_err *e)
+reg_reason_allowed(int reason, int by_admin)
 {
-	struct db_err de;
+	switch (reason) {
+	case 0:	/* unspecified */
+	case 1:	/* keyCompromise */
+	case 3:	/* affiliationChanged */
+	case 4:	/* superseded */
+	case 5:	/* cessationOfOperation */
+		return 1;
+	case 9:	/* privilegeWithdrawn: the registry's decision */
+		return by_admin;
+	default:
+		return 0;
+	}
+}
+
+static int
+reason_check(int reason, int by_admin, struct reg_err *e)
+{
+	if (reg_reason_allowed(reason, by_admin))
+		return 0;
+	reg_seterr(e, 400, "invalid_reason", "a certificate can not be "
+	    "revoked for \"%s\"%s; use unspecified, keyCompromise, "
+	    "affiliationChanged, superseded or cessationOfOperation%s",
+	    ca_reason_name(reason) ? ca_reason_name(reason) : "?",
+	    by_admin ? "" : " by its holder",
+	    by_admin ? " (or privilegeWithdrawn)" : "");
+	return -1;
+}
+
+/* A new CRL in the caller's transaction; only its state is kept. */
+static int
+crl_renew(struct reg *r, struct db *db, struct reg_err *e)
+{
 	unsigned char *der = NULL;
 	size_t len;
-	char detail[64];
 
+	if (reg_crl_build(r, db, &der, &len, e) == -1)
+		return -1;
+	free(der);
+	return 0;
+}
+
+int
+reg_revoke(struct reg *r, struct db *db, const char *serial, int reason,
+    int by_admin, const char *actor, const char *source, struct reg_err *e)
+{
+	struct db_err de;
+	char detail[64];
+	int raised;
+
+	if (reason_check(reason, by_admin, e) == -1)
+		return -1;
 	if (db_begin(db, &de) == -1)
 		goto dberr;
-	if (db_cert_revoke(db, ca_fingerprint(r->ca), serial, reason,
+	if (db_cert_revoke(db, ca_fingerprint(r->ca), serial, reason, &raised,
 		&de) == -1)
 		goto dberr;
-	snprintf(detail, sizeof(detail), "reason=%s", ca_reason_name(reason));
+	snprintf(detail, sizeof(detail), "reason=%s%s", ca_reason_name(reason),
+	    raised ? " (raised)" : "");
 	if (db_audit(db, actor, "cert.revoke", NULL, serial, source, detail,
 		&de) == -1)
 		goto dberr;
 	/* The new CRL is part of the same transaction: both or neither. */
-	if (reg_crl_build(r, db, &der, &len, e) == -1)
+	if (crl_renew(r, db, e) == -1)
 		goto err;
-	free(der);
 	if (db_commit(db, &de) == -1)
 		goto dberr;
 	return 0;
@@ -428,7 +480,108 @@ dberr:
 		    "no certificate with serial %s", serial);
 	else if (de.code == DB_ERR_CONFLICT)
 		reg_seterr(e, 409, "already_revoked",
-		    "certificate %s is already revoked", serial);
+		    "certificate %s is already revoked (a revocation can only "
+		    "be raised to keyCompromise)", serial);
+err:
+	db_rollback(db);
+	return -1;
+}
+
+struct revoke_all {
+	struct db *db;
+	const char *actor, *userid, *source, *detail;
+	int (*cb)(const char *, void *);
+	void *arg;
+	struct db_err de;
+	int n;
+};
+
+static int
+revoke_all_one(const char *serial, void *arg)
+{
+	struct revoke_all *ra = arg;
+
+	ra->n++;
+	if (db_audit(ra->db, ra->actor, "cert.revoke", ra->userid, serial,
+		ra->source, ra->detail, &ra->de) == -1)
+		return -1;
+	return ra->cb != NULL ? ra->cb(serial, ra->arg) : 0;
+}
+
+int
+reg_revoke_user(struct reg *r, struct db *db, const char *userid, int reason,
+    const char *actor, const char *source,
+    int (*cb)(const char *serial, void *), void *arg, int *n,
+    struct reg_err *e)
+{
+	struct revoke_all ra = { db, actor, userid, source, NULL, cb, arg,
+		{ 0 }, 0 };
+	struct db_user u;
+	struct db_err de;
+	char detail[64];
+
+	*n = 0;
+	if (reason_check(reason, 1, e) == -1)
+		return -1;
+	snprintf(detail, sizeof(detail), "reason=%s (every certificate of "
+	    "the user)", ca_reason_name(reason));
+	ra.detail = detail;
+	if (db_begin(db, &de) == -1)
+		goto dberr;
+	/* Disabled users too: their held certificates become revoked. */
+	if (db_user_get(db, userid, &u, &de) == -1) {
+		reg_err_from_db(e, &de);
+		if (de.code == DB_ERR_NOTFOUND)
+			reg_seterr(e, 404, "unknown_user", "there is no user %s",
+			    userid);
+		goto err;
+	}
+	if (db_cert_revoke_user(db, ca_fingerprint(r->ca), userid, reason,
+		revoke_all_one, &ra, &de) == -1) {
+		if (ra.de.code != DB_OK)
+			de = ra.de;
+		goto dberr;
+	}
+	if (crl_renew(r, db, e) == -1)
+		goto err;
+	if (db_commit(db, &de) == -1)
+		goto dberr;
+	*n = ra.n;
+	return 0;
+dberr:
+	reg_err_from_db(e, &de);
+err:
+	db_rollback(db);
+	return -1;
+}
+
+int
+reg_user_set_enabled(struct reg *r, struct db *db, const char *userid,
+    int enabled, const char *actor, const char *action, const char *source,
+    struct reg_err *e)
+{
+	struct db_err de;
+
+	if (db_begin(db, &de) == -1 ||
+	    db_user_set_enabled(db, userid, enabled, &de) == -1 ||
+	    db_audit(db, actor, action, userid, NULL, source, NULL,
+		&de) == -1)
+		goto dberr;
+	/*
+	 * Disabling puts the user's certificates on the CRL as
+	 * certificateHold, enabling takes them off: peers learn of it from
+	 * the next CRL they fetch, which is this one.
+	 */
+	if (crl_renew(r, db, e) == -1)
+		goto err;
+	if (db_commit(db, &de) == -1)
+		goto dberr;
+	return 0;
+dberr:
+	reg_err_from_db(e, &de);
+	if (de.code == DB_ERR_NOTFOUND)
+		reg_seterr(e, 404, "unknown_user", "there is no user %s",
+		    userid);
 err:
 	db_rollback(db);
 	return -1;

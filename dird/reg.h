@@ -96,9 +96,38 @@ int reg_issue_p12(struct reg *r, struct db *db, const char *userid,
     unsigned char **p12, size_t *p12_len, struct ca_issued *out,
     struct reg_err *e) REG_WUR;
 
-/* Revoke serial (its addresses go in the same transaction), audit, new CRL. */
+/*
+ * 1 if a certificate may be revoked for RFC 5280 reason code `reason`
+ * by its holder (by_admin 0) or by an administrator (by_admin 1).
+ */
+int reg_reason_allowed(int reason, int by_admin);
+/*
+ * Revoke serial (its addresses go in the same transaction), audit, new
+ * CRL.  A revoked certificate's reason can only be raised to
+ * keyCompromise; any other second revocation is a 409.  A reason the
+ * caller may not give is a 400 (reg_reason_allowed).
+ */
 int reg_revoke(struct reg *r, struct db *db, const char *serial, int reason,
-    const char *actor, const char *source, struct reg_err *e) REG_WUR;
+    int by_admin, const char *actor, const char *source, struct reg_err *e)
+    REG_WUR;
+/*
+ * Revoke every unexpired valid certificate of userid (a stolen device
+ * whose certificate was renewed from the stolen one), one audit row
+ * each, and a new CRL, in one transaction.  cb (may be NULL) sees each
+ * serial; *n gets how many.  An administrator's action.
+ */
+int reg_revoke_user(struct reg *r, struct db *db, const char *userid,
+    int reason, const char *actor, const char *source,
+    int (*cb)(const char *serial, void *), void *arg, int *n,
+    struct reg_err *e) REG_WUR;
+/*
+ * Enable or disable userid, audit it as `action`, and build the CRL that
+ * lists (or no longer lists) the user's certificates as certificateHold,
+ * in one transaction.
+ */
+int reg_user_set_enabled(struct reg *r, struct db *db, const char *userid,
+    int enabled, const char *actor, const char *action, const char *source,
+    struct reg_err *e) REG_WUR;
 
 /* Build and store a new CRL listing every revoked certificate. */
 int reg_crl_build(struct reg *r, struct db *db, unsigned char **der,

@@ -447,3 +447,38 @@ def test_a_second_dird_on_the_embedded_cluster(tmpdir_shared):
         if second is not None:
             assert second.stop() == 0, second.read_log()
         assert first.stop() == 0, first.read_log()
+
+
+def test_a_dird_that_does_not_cache_announces_its_writes(pg, tmpdir_shared):
+    """Security review, defect 6: a dird with cache = off on a database
+    shared with a caching one sent no NOTIFY, so the caching one kept
+    accepting a certificate revoked, or a user disabled, through it."""
+    import copy
+    reg = Registry(pg, tmpdir_shared, cache="shared")
+    wait_serving(reg.d)
+    off = Dird(reg.data, extra=["--set", "cache=off"]).start()
+    try:
+        alice = reg.user("alice@example.org", "Alice")
+        bob = reg.user("bob@example.org", "Bob")
+        admin = reg.user("root@example.org", "Root", admin=True)
+        admin_off = copy.copy(admin)
+        admin_off.d = off
+        for u in (alice, bob):
+            assert u.req("GET", "/v1/me").status == 200
+            hits = metric(reg.d, "dird_cache_hits_total")
+            assert u.req("GET", "/v1/me").status == 200
+            assert metric(reg.d, "dird_cache_hits_total") == hits + 1
+        # Revoked through the non-caching dird: refused by the caching one.
+        r = admin_off.req("POST", f"/v1/admin/certificates/{alice.serial}"
+                          "/revoke", json_body={"reason": "keyCompromise"})
+        assert r.status == 200, r
+        until(lambda: alice.req("GET", "/v1/me").code ==
+              "certificate_revoked", "revoked via cache=off -> refused")
+        # Disabled through it: the same.
+        r = admin_off.req("POST", "/v1/admin/users/bob@example.org/disable")
+        assert r.status == 200, r
+        until(lambda: bob.req("GET", "/v1/me").code == "user_disabled",
+              "disabled via cache=off -> refused")
+    finally:
+        assert off.stop() == 0, off.read_log()
+        assert reg.d.stop() == 0, reg.d.read_log()

@@ -101,7 +101,11 @@ def test_issue_csr_verifies_with_openssl_and_certtool(reg, tmpdir_shared):
     cert = os.path.join(tmpdir_shared, "alice.pem")
     reg.ctl("cert", "issue", "alice@example.org", "--csr", csr, "--out", cert)
     openssl("verify", "-CAfile", reg.ca, "-purpose", "sslclient", cert)
-    openssl("verify", "-CAfile", reg.ca, "-purpose", "sslserver", cert)
+    # Never a TLS server: no user may pass for the registry (issue 15).
+    p = openssl("verify", "-CAfile", reg.ca, "-purpose", "sslserver", cert,
+                check=False)
+    assert p.returncode != 0 and "unsuitable certificate purpose" in \
+        p.stderr, p.stderr
     p = run(["certtool", "--verify", "--load-ca-certificate", reg.ca,
              "--infile", cert])
     assert "Chain verification output: Verified" in p.stdout
@@ -120,8 +124,8 @@ def test_issue_csr_verifies_with_openssl_and_certtool(reg, tmpdir_shared):
     assert "Code Signing" not in text and "E-mail Protection" not in text
     assert "CA:FALSE" in text
     assert "email:alice@example.org" in text
-    assert "TLS Web Client Authentication, TLS Web Server Authentication" \
-        in text
+    eku = text.split("X509v3 Extended Key Usage:")[1].split("\n")[1]
+    assert eku.strip() == "TLS Web Client Authentication", eku
     assert "Digital Signature" in text
     assert "X509v3 Authority Key Identifier" in text
     assert "URI:https://localhost:4604/v1/crl" in text

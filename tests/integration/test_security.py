@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from dird_fixture import free_port
+from dird_fixture import User, curl, free_port
 from helpers import ca_sign, openssl, run
 from test_dchat import Peer, Registry, dchat_path, people  # noqa: F401
 from test_dchat import reg  # noqa: F401  (the fixture)
@@ -206,3 +206,248 @@ def test_a_user_certificate_never_passes_for_the_registry(reg,
     with open(cfg, "w") as f:
         f.write(conf)
     alice.dchat("renew")
+
+
+# ---- revocation: reasons, disabled users, every certificate at once ----
+
+def crl_of(reg, name="crl"):
+    """The registry's current CRL as PEM, written next to its data."""
+    r = curl(reg.d, "GET", "/v1/crl", raw_out=True)
+    assert r.status == 200, r
+    der = os.path.join(reg.base, name + ".der")
+    pem = os.path.join(reg.base, name + ".pem")
+    with open(der, "wb") as f:
+        f.write(r.body)
+    openssl("crl", "-inform", "DER", "-in", der, "-out", pem)
+    return pem
+
+
+def crl_verify(reg, cert):
+    """openssl verify -crl_check with the CRL the registry publishes now:
+    (ok, output)."""
+    p = openssl("verify", "-crl_check", "-CAfile",
+                os.path.join(reg.data, "ca.pem"), "-CRLfile", crl_of(reg),
+                cert, check=False)
+    return p.returncode == 0, p.stdout + p.stderr
+
+
+def crl_text(reg):
+    return openssl("crl", "-in", crl_of(reg), "-noout", "-text").stdout
+
+
+def serial_of(cert):
+    out = openssl("x509", "-in", cert, "-noout", "-serial").stdout
+    return out.strip().split("=")[1].lower().lstrip("0")
+
+
+def enrolled(reg, userid, name, device=""):
+    if not device:
+        reg.ctl("user", "add", userid, "--name", name)
+    u = User(reg.d, userid, reg.base, device)
+    u.enrol(reg.code(userid))
+    return u
+
+
+def admin(reg):
+    reg.ctl("user", "add", "root@example.org", "--name", "Root", "--admin")
+    return enrolled(reg, "root@example.org", "Root", device="-dev")
+
+
+def revoke(user, serial, reason):
+    return user.req("POST", f"/v1/certificates/{serial}/revoke",
+                    json_body={"reason": reason})
+
+
+@pytest.mark.parametrize("reason", ["removeFromCRL", "certificateHold",
+                                    "cACompromise", "aACompromise",
+                                    "privilegeWithdrawn"])
+def test_a_holder_can_not_choose_a_reason_that_unrevokes(reg, reason):
+    """Defect 2: removeFromCRL from the holder returned 200, a later
+    keyCompromise got 409, and the published CRL still passed the
+    certificate."""
+    alice = enrolled(reg, "alice@example.org", "Alice")
+    serial = serial_of(alice.cert)
+    r = revoke(alice, serial, reason)
+    assert r.status == 400 and r.code == "invalid_reason", r
+    assert alice.req("GET", "/v1/me").status == 200
+    ok, out = crl_verify(reg, alice.cert)
+    assert ok, out
+    # The administrator's keyCompromise still works, and every relying
+    # party's check fails from the next CRL on.
+    reg.ctl("cert", "revoke", serial, "--reason", "keyCompromise")
+    ok, out = crl_verify(reg, alice.cert)
+    assert not ok and "revoked" in out, out
+    assert "Key Compromise" in crl_text(reg)
+
+
+def test_a_revocation_can_only_be_raised_to_key_compromise(reg):
+    alice = enrolled(reg, "alice@example.org", "Alice")
+    serial = serial_of(alice.cert)
+    r = revoke(alice, serial, "superseded")
+    assert r.status == 200 and r.json()["reason"] == "superseded", r
+    text = crl_text(reg)
+    assert "Superseded" in text and "Key Compromise" not in text, text
+    # Another "lower" reason: 409, nothing changes.
+    p = reg.ctl("cert", "revoke", serial, "--reason", "affiliationChanged",
+                check=False)
+    assert p.returncode != 0 and "already revoked" in p.stderr, p.stderr
+    # keyCompromise raises it, once.
+    reg.ctl("cert", "revoke", serial, "--reason", "keyCompromise")
+    text = crl_text(reg)
+    assert "Key Compromise" in text and "Superseded" not in text, text
+    p = reg.ctl("cert", "revoke", serial, "--reason", "keyCompromise",
+                check=False)
+    assert p.returncode != 0 and "already revoked" in p.stderr, p.stderr
+    p = reg.ctl("cert", "revoke", serial, "--reason", "removeFromCRL",
+                check=False)
+    assert p.returncode == 2, p.stderr
+    ok, out = crl_verify(reg, alice.cert)
+    assert not ok and "revoked" in out, out
+    audit = reg.pg.psql("SELECT detail FROM audit_log WHERE action = "
+                        f"'cert.revoke' AND serial = '{serial}' ORDER BY id",
+                        reg.db)
+    assert audit.splitlines() == ["reason=superseded",
+                                  "reason=keyCompromise (raised)"], audit
+
+
+def test_the_database_refuses_a_reason_that_unrevokes(reg):
+    alice = enrolled(reg, "alice@example.org", "Alice")
+    serial = serial_of(alice.cert)
+    p = subprocess.run(
+        ["psql", "-X", "-q", "-d", reg.pg.dsn(reg.db), "-c",
+         "UPDATE certificates SET status = 'revoked', revoked_at = now(), "
+         f"revocation_reason = 8 WHERE serial = '{serial}'"],
+        capture_output=True, text=True)
+    assert p.returncode != 0 and "certificates_reason_end_entity" in \
+        p.stderr, p.stderr
+
+
+def test_disabling_a_user_reaches_peers_through_the_crl(reg):
+    """Defect 4: after `user disable` the user's certificates still
+    passed `openssl verify -crl_check` and PeerTLS."""
+    alice = enrolled(reg, "alice@example.org", "Alice")
+    ok, out = crl_verify(reg, alice.cert)
+    assert ok, out
+    reg.ctl("user", "disable", alice.userid)
+    ok, out = crl_verify(reg, alice.cert)
+    assert not ok and "revoked" in out, out
+    text = crl_text(reg)
+    assert "Certificate Hold" in text, text
+    # Enabling takes the entry back: the same certificate verifies again.
+    reg.ctl("user", "enable", alice.userid)
+    ok, out = crl_verify(reg, alice.cert)
+    assert ok, out
+    assert "Certificate Hold" not in crl_text(reg)
+    # The same through the admin API.
+    root = admin(reg)
+    r = root.req("POST", f"/v1/admin/users/{alice.userid}/disable")
+    assert r.status == 200, r
+    ok, out = crl_verify(reg, alice.cert)
+    assert not ok and "revoked" in out, out
+    r = root.req("POST", f"/v1/admin/users/{alice.userid}/enable")
+    assert r.status == 200, r
+    ok, out = crl_verify(reg, alice.cert)
+    assert ok, out
+
+
+def test_a_disabled_user_is_refused_by_a_peer(reg):
+    alice, bob = people(reg, "alice", "bob")
+    bob.run(extra=["--auto-accept"])
+    alice.dchat("send", bob.userid, "before")
+    bob.wait("message", text="before")
+    reg.ctl("user", "disable", alice.userid)
+    m = bob.mark()
+    bob.cmd(cmd="refresh")
+    bob.wait("refreshed", start=m)
+    p = alice.dchat("send", bob.userid, "after", "--timeout", "20",
+                    check=False)
+    assert p.returncode != 0
+    ref = bob.wait("refused", start=m)
+    assert "revoked" in ref["reason"] and ref["peer"] == alice.userid, ref
+    assert not bob.has("message", text="after")
+
+
+def test_every_certificate_of_a_user_revoked_at_once(reg):
+    """A stolen device whose certificate was renewed from the stolen one:
+    the administrator revokes everything the user holds."""
+    alice = enrolled(reg, "alice@example.org", "Alice")
+    alice2 = User(reg.d, alice.userid, reg.base, "-2")
+    r = alice.req("POST", "/v1/renew", json_body={"csr": alice2.csr_pem()})
+    assert r.status == 201, r
+    with open(alice2.cert, "w") as f:
+        f.write(r.json()["certificate"])
+    bob = enrolled(reg, "bob@example.org", "Bob")
+    p = reg.ctl("cert", "revoke", "--user", alice.userid, "--reason",
+                "keyCompromise")
+    got = sorted(line.split()[1] for line in p.stdout.splitlines()
+                 if line.startswith("revoked "))
+    assert got == sorted([serial_of(alice.cert), serial_of(alice2.cert)]), \
+        p.stdout
+    for c in (alice.cert, alice2.cert):
+        ok, out = crl_verify(reg, c)
+        assert not ok and "revoked" in out, out
+        assert alice.req("GET", "/v1/me").status == 401
+    ok, out = crl_verify(reg, bob.cert)
+    assert ok, out
+    # Again: nothing left to revoke, said plainly.
+    p = reg.ctl("cert", "revoke", "--user", alice.userid)
+    assert "no certificate to revoke" in p.stdout, p.stdout
+    # The admin API does the same, and only administrators may.
+    r = bob.req("POST", f"/v1/admin/users/{bob.userid}/revoke",
+                json_body={})
+    assert r.status == 403, r
+    root = admin(reg)
+    r = root.req("POST", f"/v1/admin/users/{bob.userid}/revoke",
+                 json_body={"reason": "removeFromCRL"})
+    assert r.status == 400 and r.code == "invalid_reason", r
+    r = root.req("POST", f"/v1/admin/users/{bob.userid}/revoke",
+                 json_body={"reason": "privilegeWithdrawn"})
+    assert r.status == 200, r
+    assert r.json()["revoked"] == [serial_of(bob.cert)], r
+    ok, out = crl_verify(reg, bob.cert)
+    assert not ok and "revoked" in out, out
+    r = root.req("POST", "/v1/admin/users/nobody@example.org/revoke",
+                 json_body={})
+    assert r.status == 404 and r.code == "unknown_user", r
+
+
+def test_migration_keeps_unrevoking_reasons_revoked(pg, tmpdir_shared):
+    """Rows that a holder revoked with removeFromCRL (or another reason
+    no end entity may have) before schema 4 stay revoked, as
+    unspecified, and the next CRL lists them so."""
+    import shutil
+    from helpers import ROOT, SCHEMA_VERSION, dirctl_path
+    old = os.path.join(tmpdir_shared, "schema3")
+    os.mkdir(old)
+    for f in ("001_init.sql", "002_change_notify.sql",
+              "003_audit_chains.sql"):
+        shutil.copy(os.path.join(ROOT, "schema", f), old)
+    db = pg.new_database()
+    data = os.path.join(tmpdir_shared, "data")
+    run([dirctl_path(), "--data", data, "--dsn", pg.dsn(db), "init",
+         "--domain", "example.org"], env={"DIR_SCHEMA_DIR": old})
+    assert pg.psql("SELECT max(version) FROM schema_version", db) == "3"
+    fp = openssl("x509", "-in", os.path.join(data, "ca.pem"), "-noout",
+                 "-fingerprint", "-sha256").stdout.split("=", 1)[1]
+    fp = fp.strip().replace(":", "").lower()
+    pg.psql("INSERT INTO users (userid, name) VALUES ('mal@example.org', "
+            "'Mal')", db)
+    for serial, reason in (("1a2b", 8), ("3c4d", 6), ("5e6f", 1)):
+        pg.psql("INSERT INTO certificates (issuer, serial, user_id, der, "
+                "fingerprint, not_before, not_after, status, revoked_at, "
+                f"revocation_reason) SELECT '{fp}', '{serial}', id, "
+                f"'\\x{'30' * 64}'::bytea, "
+                f"repeat('{serial[0]}', 64), now(), now() + interval "
+                f"'1 day', 'revoked', now(), {reason} FROM users", db)
+    p = run([dirctl_path(), "--data", data, "migrate"])
+    assert f"schema version {SCHEMA_VERSION}" in p.stdout
+    assert pg.psql("SELECT string_agg(serial || '=' || revocation_reason, "
+                   "',' ORDER BY serial) FROM certificates", db) == \
+        "1a2b=0,3c4d=0,5e6f=1"
+    crl = os.path.join(tmpdir_shared, "crl.der")
+    run([dirctl_path(), "--data", data, "crl", "--out", crl])
+    text = openssl("crl", "-inform", "DER", "-in", crl, "-noout",
+                   "-text").stdout
+    for serial in ("1A2B", "3C4D", "5E6F"):
+        assert serial in text.upper(), text
+    assert "Remove From CRL" not in text and "Hold" not in text, text

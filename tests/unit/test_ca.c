@@ -918,6 +918,18 @@ test_crl(void)
 	    &err);
 	check(rv == -1 && err.code == CA_ERR_INVALID,
 	    "CRL with reason 7 refused");
+	/* removeFromCRL in a full CRL reads as "not revoked" (OpenSSL). */
+	rev[0].reason = CA_REASON_REMOVE_FROM_CRL;
+	rv = ca_crl_build(cas[0], rev, 1, 1, now, now + 3600, &der, &der_len,
+	    &err);
+	check(rv == -1 && err.code == CA_ERR_INVALID && der == NULL,
+	    "CRL with removeFromCRL refused");
+	rev[0].reason = CA_REASON_HOLD;
+	rv = ca_crl_build(cas[0], rev, 1, 1, now, now + 3600, &der, &der_len,
+	    &err);
+	check_err(rv == 0, &err, "CRL with certificateHold");
+	free(der);
+	der = NULL;
 	free(csr);
 	ca_secret_free(key);
 }
