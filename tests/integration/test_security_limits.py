@@ -1,0 +1,162 @@
+"""Limits a security review found soft, against a real dird: the limiter
+of failed logins (keys chosen to collide must not reset a count; an
+unknown user id costs the same Argon2id work as a wrong password).
+
+The limiter's table itself, and the key of an IPv6 source (its /64), are
+tested without a server in tests/unit/test_limit.c.
+"""
+import base64
+import http.client
+import os
+import statistics
+import time
+
+import pytest
+
+from dird_fixture import Dird, client_ctx
+from test_dird import Registry
+
+FAIL_MAX = 5
+VICTIM = "victim@example.org"
+
+
+@pytest.fixture
+def reg(pg, tmpdir_shared):
+    r = Registry(pg, tmpdir_shared)
+    yield r
+    assert r.d.stop() == 0, r.d.read_log()
+
+
+def restart(reg, *settings):
+    """dird again on the same data, with --set for each setting."""
+    assert reg.d.stop() == 0, reg.d.read_log()
+    extra = []
+    for s in settings:
+        extra += ["--set", s]
+    reg.d = Dird(reg.data, extra=extra).start()
+
+
+def with_password(reg, userid, password):
+    pw = os.path.join(reg.work, "pw")
+    with open(pw, "w") as f:
+        f.write(password + "\n")
+    reg.add(userid, userid.split("@")[0].title(), "--password-file", pw)
+
+
+def basic(userid, password):
+    tok = base64.b64encode(f"{userid}:{password}".encode()).decode()
+    return f"Basic {tok}"
+
+
+def login(reg, userid, password, source="127.0.0.1"):
+    """GET /v1/me/backup with HTTP Basic on a new connection from source
+    (any address of 127.0.0.0/8 reaches dird on 127.0.0.1).  Returns the
+    status and the seconds from the request to the whole answer."""
+    conn = http.client.HTTPSConnection(
+        "127.0.0.1", reg.d.port, context=client_ctx(reg.data), timeout=60,
+        source_address=(source, 0))
+    try:
+        conn.connect()
+        t0 = time.monotonic()
+        conn.request("GET", "/v1/me/backup",
+                      headers={"Authorization": basic(userid, password)})
+        r = conn.getresponse()
+        r.read()
+        return r.status, time.monotonic() - t0
+    finally:
+        conn.close()
+
+
+# ---- 1. the failed-login limiter -------------------------------------------
+
+def fnv_slot(kind, value):
+    """The slot the old limiter (unkeyed FNV-1a of "kind:value" modulo
+    4096) gave a key: what an attacker could compute offline."""
+    h = 1469598103934665603
+    for b in f"{kind}:{value}".encode():
+        h = ((h ^ b) * 1099511628211) % 2**64
+    return (h or 1) % 4096
+
+
+def colliding_userid(kind, value, tag):
+    """A valid user id (no such user) whose key landed on kind:value's
+    slot in the old table."""
+    want = fnv_slot(kind, value)
+    for i in range(1 << 20):
+        u = f"{tag}{i}@example.org"
+        if fnv_slot("user", u) == want:
+            return u
+    raise AssertionError("no collision found")
+
+
+def test_colliding_keys_from_one_source_do_not_reset_the_counts(reg):
+    """The review's attack: between guesses at the victim's password,
+    fail with one user id chosen to land on the source's slot and one on
+    the victim's.  In the old table the last key to land on a slot took
+    it over from zero, so neither count ever reached the limit."""
+    restart(reg, f"auth_fail_max={FAIL_MAX}")
+    with_password(reg, VICTIM, "the victim's long password")
+    on_src = colliding_userid("src", "127.0.0.1", "s")
+    on_victim = colliding_userid("user", VICTIM, "v")
+    statuses = []
+    for _ in range(FAIL_MAX + 1):
+        statuses.append(login(reg, VICTIM, "guess")[0])
+        if statuses[-1] == 429:
+            break
+        login(reg, on_src, "guess")
+        login(reg, on_victim, "guess")
+    assert statuses[0] == 401, statuses
+    assert statuses[-1] == 429, statuses
+    # Limited now, even with the right password.
+    assert login(reg, VICTIM, "the victim's long password")[0] == 429
+
+
+def test_other_sources_and_colliding_users_do_not_reset_a_users_count(reg):
+    """Each guess at the victim's password from another source, so that
+    no source reaches its limit, with a user id chosen to land on the
+    victim's old slot failing between guesses: the victim's own count
+    must still stop the guessing after auth_fail_max failures."""
+    restart(reg, f"auth_fail_max={FAIL_MAX}")
+    with_password(reg, VICTIM, "the victim's long password")
+    on_victim = colliding_userid("user", VICTIM, "v")
+    sources = (f"127.0.0.{i}" for i in range(2, 250))
+    statuses = []
+    for i in range(FAIL_MAX + 1):
+        statuses.append(login(reg, VICTIM, "guess", next(sources))[0])
+        if statuses[-1] == 429:
+            break
+        assert login(reg, on_victim, "guess", next(sources))[0] == 401
+        assert login(reg, f"bystander{i}@example.org", "guess",
+                     next(sources))[0] == 401
+    assert statuses[0] == 401, statuses
+    assert statuses[-1] == 429, statuses
+    assert login(reg, VICTIM, "the victim's long password",
+                 next(sources))[0] == 429
+    # Another user from a fresh source is not limited by any of that:
+    # logged in, told there is no backup yet.
+    with_password(reg, "other@example.org", "other's long password")
+    assert login(reg, "other@example.org", "other's long password",
+                 next(sources))[0] == 404
+
+
+def test_unknown_user_costs_as_much_as_a_wrong_password(reg):
+    """A user id that does not exist, or has no password, is answered
+    after the same Argon2id work as a wrong password for a real one, so
+    the time of a 401 does not tell which user ids exist.  Medians of
+    interleaved samples, on connections opened beforehand."""
+    restart(reg, "auth_fail_max=10000")
+    with_password(reg, "known@example.org", "known's long password")
+    reg.add("nopw@example.org", "No Password")
+    kinds = {"known": "known@example.org", "unknown": "ghost@example.org",
+             "nopw": "nopw@example.org"}
+    times = {k: [] for k in kinds}
+    for i in range(10):
+        for k, userid in kinds.items():
+            status, secs = login(reg, userid, "a wrong password")
+            assert status == 401, (k, status)
+            if i > 0:  # the first of each warms up
+                times[k].append(secs)
+    known = statistics.median(times["known"])
+    for k in ("unknown", "nopw"):
+        assert statistics.median(times[k]) >= known / 2, (k, times)
+
