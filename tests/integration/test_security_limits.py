@@ -1,6 +1,7 @@
 """Limits a security review found soft, against a real dird: the limiter
 of failed logins (keys chosen to collide must not reset a count; an
-unknown user id costs the same Argon2id work as a wrong password).
+unknown user id costs the same Argon2id work as a wrong password), the
+TLS 1.2 cipher suites of port 4604.
 
 The limiter's table itself, and the key of an IPv6 source (its /64), are
 tested without a server in tests/unit/test_limit.c.
@@ -9,6 +10,7 @@ import base64
 import http.client
 import os
 import statistics
+import subprocess
 import time
 
 import pytest
@@ -159,4 +161,58 @@ def test_unknown_user_costs_as_much_as_a_wrong_password(reg):
     known = statistics.median(times["known"])
     for k in ("unknown", "nopw"):
         assert statistics.median(times[k]) >= known / 2, (k, times)
+
+
+# ---- 2. TLS on port 4604 ---------------------------------------------------
+
+def s_client(reg, *args):
+    """One handshake by openssl s_client (its stdin at end: it quits after
+    the handshake).  Returns (handshake done, output)."""
+    p = subprocess.run(
+        ["openssl", "s_client", "-brief", "-connect",
+         f"127.0.0.1:{reg.d.port}", "-servername", "localhost", "-CAfile",
+         os.path.join(reg.data, "ca.pem"), "-verify_return_error", *args],
+        stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60)
+    out = p.stdout + p.stderr
+    return p.returncode == 0 and "CONNECTION ESTABLISHED" in out, out
+
+
+def refused(out):
+    """Whether s_client's output shows the server ending the handshake
+    (an alert, or libmicrohttpd closing the connection), not the client
+    failing to start one."""
+    return ("alert handshake failure" in out or
+            "alert protocol version" in out or
+            "unexpected eof while reading" in out)
+
+
+def test_tls12_offers_only_ecdhe_with_aead(reg):
+    """TLS 1.2 with ECDHE and AES-GCM or ChaCha20-Poly1305 only: no CBC
+    suite (with HMAC-SHA1 or SHA-256), no RSA key transport; TLS 1.3 as
+    before; TLS 1.1 not at all.  The server key is ECDSA P-256."""
+    for suite in ["ECDHE-ECDSA-AES128-GCM-SHA256",
+                  "ECDHE-ECDSA-AES256-GCM-SHA384",
+                  "ECDHE-ECDSA-CHACHA20-POLY1305"]:
+        ok, out = s_client(reg, "-tls1_2", "-cipher", suite)
+        assert ok, (suite, out)
+        assert "Protocol version: TLSv1.2" in out, out
+        assert f"Ciphersuite: {suite}" in out, out
+    for suite in ["ECDHE-ECDSA-AES128-SHA", "ECDHE-ECDSA-AES256-SHA",
+                  "ECDHE-ECDSA-AES128-SHA256", "ECDHE-ECDSA-AES256-SHA384",
+                  "ECDHE-ECDSA-AES128-CCM", "ECDHE-ECDSA-AES256-CCM"]:
+        ok, out = s_client(reg, "-tls1_2", "-cipher", suite)
+        assert not ok and refused(out), (suite, out)
+    # Every TLS 1.2 suite the client has: the server picks an AEAD one.
+    ok, out = s_client(reg, "-tls1_2", "-cipher", "ALL:@SECLEVEL=0")
+    assert ok and ("GCM" in out or "CHACHA20" in out), out
+    for suite in ["TLS_AES_128_GCM_SHA256", "TLS_AES_256_GCM_SHA384",
+                  "TLS_CHACHA20_POLY1305_SHA256"]:
+        ok, out = s_client(reg, "-tls1_3", "-ciphersuites", suite)
+        assert ok, (suite, out)
+        assert "Protocol version: TLSv1.3" in out, out
+        assert f"Ciphersuite: {suite}" in out, out
+    # The client allows TLS 1.1 (its own default would not): the server
+    # refuses it.
+    ok, out = s_client(reg, "-tls1_1", "-cipher", "DEFAULT:@SECLEVEL=0")
+    assert not ok and refused(out), out
 
