@@ -1,7 +1,7 @@
 """Limits a security review found soft, against a real dird: the limiter
 of failed logins (keys chosen to collide must not reset a count; an
 unknown user id costs the same Argon2id work as a wrong password), the
-TLS 1.2 cipher suites of port 4604.
+TLS 1.2 cipher suites of port 4604, and the address TTL.
 
 The limiter's table itself, and the key of an IPv6 source (its /64), are
 tested without a server in tests/unit/test_limit.c.
@@ -216,3 +216,25 @@ def test_tls12_offers_only_ecdhe_with_aead(reg):
     ok, out = s_client(reg, "-tls1_1", "-cipher", "DEFAULT:@SECLEVEL=0")
     assert not ok and refused(out), out
 
+
+# ---- 3. the TTL of addresses -----------------------------------------------
+
+def test_address_ttl_below_one_is_refused_above_the_range_clamped(reg):
+    """ttl 0 or negative is a mistake: 400 invalid_value, nothing stored.
+    A positive ttl outside ttl_min..ttl_max (60..3600 by default) is
+    clamped into it."""
+    erin = reg.user("erin@example.org")
+    addr = [{"ip": "2001:db8::1", "port": 4605}]
+    for ttl in [0, -1, -3600, -2**63]:
+        r = erin.req("PUT", "/v1/me/addresses",
+                     json_body={"addresses": addr, "ttl": ttl})
+        assert r.status == 400 and r.code == "invalid_value", (ttl, r)
+        assert '"ttl" must be 1 second or more' in r.json()["error"][
+            "message"], r
+        me = erin.req("GET", "/v1/me").json()
+        assert me["addresses"] == [], (ttl, me)
+    for ttl, kept in [(1, 60), (59, 60), (60, 60), (300, 300),
+                      (3600, 3600), (3601, 3600), (2**63 - 1, 3600)]:
+        r = erin.req("PUT", "/v1/me/addresses",
+                     json_body={"addresses": addr, "ttl": ttl})
+        assert r.status == 200 and r.json()["ttl"] == kept, (ttl, r)
