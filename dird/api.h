@@ -62,7 +62,7 @@ int api_parse_ip(const char *s, char *out, size_t len);
  * PUT /v1/me/addresses {"addresses":[{"ip","port"}],"ttl":N}: 1 to
  * IRP_ADDR_MAX entries into addrs (which holds at least IRP_ADDR_MAX),
  * their number in *n, the TTL clamped to c's range (its default when
- * absent) in *ttl.
+ * absent; a TTL below 1 is refused) in *ttl.
  */
 int api_parse_addresses(json_t *body, const struct conf *c,
     struct db_addr *addrs, size_t *n, int *ttl, struct http_resp *resp);

@@ -166,7 +166,18 @@ api_parse_addresses(json_t *body, const struct conf *c,
 			    "\"ttl\" must be an integer number of seconds");
 			return -1;
 		}
-		/* Clamped, not refused: the server decides its range. */
+		/*
+		 * No lifetime at all, or a negative one, is a client's
+		 * mistake: refused.  A positive one is clamped, not refused:
+		 * the server decides its range.
+		 */
+		if (json_integer_value(t) < 1) {
+			http_error(resp, 400, "invalid_value",
+			    "\"ttl\" must be 1 second or more (it is kept "
+			    "within %d-%d), not %" JSON_INTEGER_FORMAT,
+			    c->ttl_min, c->ttl_max, json_integer_value(t));
+			return -1;
+		}
 		if (json_integer_value(t) < c->ttl_min)
 			*ttl = c->ttl_min;
 		else if (json_integer_value(t) > c->ttl_max)

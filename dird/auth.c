@@ -2,10 +2,12 @@
  * auth.c - certificate, code and password authentication, and the
  * limiter of failed attempts.
  *
- * The limiter is a fixed table of slots keyed by a hash of "src:ADDR" or
- * "user:USERID", each counting failures in a window.  A collision shares
- * a slot, which can only make the limit stricter.  It lives in this
- * process: several dird instances each keep their own.
+ * Failures are counted in a limit.h table, in this process (several dird
+ * instances each keep their own): wrong codes per source, wrong
+ * passwords per source and per user; a source is an IPv4 address or an
+ * IPv6 /64.  A password check costs the same Argon2id work whether or not
+ * the user id exists and has a password, so the time of an answer does
+ * not tell which user ids do.
  *
  * The facts read from a client certificate (serial, validity) are kept in
  * a small table keyed by the SHA-256 of its DER: they are a function of
@@ -24,20 +26,23 @@
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/rand.h>
 
 #include "auth.h"
 #include "http.h"
 #include "irp.h"
+#include "limit.h"
 #include "reg.h"
 
-#define AUTH_SLOTS 4096
+/*
+ * Slots per row of the limiter.  A key is over its limit by others'
+ * failures alone only when each of its LIMIT_ROWS slots gathered
+ * auth_fail_max of them in one window: that takes about auth_fail_max x
+ * 16384 failures spread over the table (80000 by default), and one source
+ * makes at most auth_fail_max, so thousands of sources.
+ */
+#define AUTH_LIMIT_WIDTH 16384
 #define AUTH_CERT_SLOTS 64
-
-struct slot {
-	uint64_t key;
-	time_t window_start;
-	int failures;
-};
 
 struct cert_slot {
 	int used;
@@ -46,30 +51,68 @@ struct cert_slot {
 };
 
 struct auth {
-	pthread_mutex_t lock;
-	int max;
-	int window;
-	struct slot slots[AUTH_SLOTS];
+	struct limit *fails;
+	/* Argon2id of a random password, checked when there is no hash. */
+	char dummy[REG_PWHASH_MAX];
 	pthread_mutex_t cert_lock;
 	EVP_MD *sha256; /* fetched once: an implicit fetch per call is slow */
 	struct cert_slot certs[AUTH_CERT_SLOTS];
 };
 
-struct auth *
-auth_new(const struct conf *c)
+/* A password nobody knows, hashed as reg_password_hash hashes them all. */
+static int
+dummy_hash(char *out, size_t outlen, char *errbuf, size_t errlen)
 {
+	unsigned char rnd[32];
+	char pw[2 * sizeof(rnd) + 1];
+	struct reg_err e;
+	size_t i;
+	int rv;
+
+	if (RAND_bytes(rnd, sizeof(rnd)) != 1) {
+		snprintf(errbuf, errlen, "no randomness available");
+		return -1;
+	}
+	for (i = 0; i < sizeof(rnd); i++) {
+		pw[2 * i] = "0123456789abcdef"[rnd[i] >> 4];
+		pw[2 * i + 1] = "0123456789abcdef"[rnd[i] & 15];
+	}
+	pw[2 * sizeof(rnd)] = '\0';
+	rv = reg_password_hash(pw, out, outlen, &e);
+	OPENSSL_cleanse(rnd, sizeof(rnd));
+	OPENSSL_cleanse(pw, sizeof(pw));
+	if (rv == -1)
+		snprintf(errbuf, errlen, "%s", e.msg);
+	return rv;
+}
+
+struct auth *
+auth_new(const struct conf *c, char *errbuf, size_t errlen)
+{
+	char why[200];
 	struct auth *a;
 
-	if ((a = calloc(1, sizeof(*a))) == NULL)
+	if ((a = calloc(1, sizeof(*a))) == NULL) {
+		snprintf(errbuf, errlen, "out of memory");
 		return NULL;
-	pthread_mutex_init(&a->lock, NULL);
+	}
 	pthread_mutex_init(&a->cert_lock, NULL);
 	/* Without it every certificate is parsed each time: slower, same
 	 * answers. */
 	a->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
-	a->max = c->auth_fail_max;
-	a->window = c->auth_fail_window;
+	if ((a->fails = limit_new(AUTH_LIMIT_WIDTH, c->auth_fail_max,
+		 c->auth_fail_window, NULL, why, sizeof(why))) == NULL) {
+		snprintf(errbuf, errlen, "%s", why);
+		goto err;
+	}
+	if (dummy_hash(a->dummy, sizeof(a->dummy), why, sizeof(why)) == -1) {
+		snprintf(errbuf, errlen, "password check: %s", why);
+		goto err;
+	}
 	return a;
+err:
+	auth_free(a);
+	return NULL;
 }
 
 void
@@ -77,62 +120,40 @@ auth_free(struct auth *a)
 {
 	if (a == NULL)
 		return;
-	pthread_mutex_destroy(&a->lock);
+	limit_free(a->fails);
 	pthread_mutex_destroy(&a->cert_lock);
 	EVP_MD_free(a->sha256);
 	free(a);
 }
 
-/* FNV-1a over "kind:value"; never 0 (0 marks an empty slot). */
-static uint64_t
-limit_key(const char *kind, const char *value)
+/* Seconds on a clock that no one can set back. */
+static time_t
+mono_now(void)
 {
-	uint64_t h = 1469598103934665603ULL;
-	const char *p;
+	struct timespec ts;
 
-	for (p = kind; *p; p++)
-		h = (h ^ (unsigned char)*p) * 1099511628211ULL;
-	h = (h ^ ':') * 1099511628211ULL;
-	for (p = value; *p; p++)
-		h = (h ^ (unsigned char)*p) * 1099511628211ULL;
-	return h ? h : 1;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec;
 }
 
-static struct slot *
-slot_for(struct auth *a, uint64_t key, time_t now)
-{
-	struct slot *s = &a->slots[key % AUTH_SLOTS];
-
-	if (s->key != key || now - s->window_start >= a->window) {
-		s->key = key;
-		s->window_start = now;
-		s->failures = 0;
-	}
-	return s;
-}
-
-/* 1 when key is over its limit now. */
+/* 1 when the request's source is over its limit now. */
 static int
-limited(struct auth *a, const char *kind, const char *value)
+source_over(struct auth *a, const struct http_req *req)
 {
-	uint64_t key = limit_key(kind, value);
-	struct slot *s;
-	int over;
+	char key[LIMIT_SOURCE_MAX];
 
-	pthread_mutex_lock(&a->lock);
-	s = &a->slots[key % AUTH_SLOTS];
-	over = s->key == key && time(NULL) - s->window_start < a->window &&
-	    s->failures >= a->max;
-	pthread_mutex_unlock(&a->lock);
-	return over;
+	if (limit_source_key(req->source, key, sizeof(key)) == -1)
+		return 1;
+	return limit_over(a->fails, "src", key, mono_now());
 }
 
 static void
-record_failure(struct auth *a, const char *kind, const char *value)
+source_failed(struct auth *a, const struct http_req *req)
 {
-	pthread_mutex_lock(&a->lock);
-	slot_for(a, limit_key(kind, value), time(NULL))->failures++;
-	pthread_mutex_unlock(&a->lock);
+	char key[LIMIT_SOURCE_MAX];
+
+	if (limit_source_key(req->source, key, sizeof(key)) == 0)
+		limit_hit(a->fails, "src", key, mono_now());
 }
 
 int
@@ -333,7 +354,7 @@ auth_code(struct auth *a, struct http_req *req, const char *code,
 			http_db_error(resp, &de);
 			return -1;
 		}
-		record_failure(a, "src", req->source);
+		source_failed(a, req);
 		metrics_auth_failure(req->env->metrics);
 		http_error(resp, 401, "invalid_code",
 		    "the enrolment code is unknown, already used or expired");
@@ -357,71 +378,118 @@ auth_code(struct auth *a, struct http_req *req, const char *code,
 	return 0;
 }
 
+/* Whether c is in the base64 alphabet (RFC 4648, section 4). */
+static int
+is_b64(char c)
+{
+	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+	    (c >= '0' && c <= '9') || c == '+' || c == '/';
+}
+
+int
+auth_basic_decode(const char *b64, char *userid, size_t ulen, char *password,
+    size_t plen)
+{
+	unsigned char raw[AUTH_BASIC_FIELD_MAX];
+	const unsigned char *colon;
+	size_t n, pad = 0, i, un, pn;
+	int len, rv = -1;
+
+	if (ulen > 0)
+		userid[0] = '\0';
+	if (plen > 0)
+		password[0] = '\0';
+	/*
+	 * Strict base64: EVP_DecodeBlock alone takes '=' anywhere as zero
+	 * bits and skips blanks at both ends.
+	 */
+	n = strnlen(b64, AUTH_BASIC_B64_MAX + 1);
+	if (n == 0 || n > AUTH_BASIC_B64_MAX || n % 4 != 0)
+		return -1;
+	while (pad < 2 && b64[n - 1 - pad] == '=')
+		pad++;
+	for (i = 0; i < n - pad; i++)
+		if (!is_b64(b64[i]))
+			return -1;
+	if ((len = EVP_DecodeBlock(raw, (const unsigned char *)b64,
+		 (int)n)) < 0 || (size_t)len < pad)
+		goto err;
+	/* EVP_DecodeBlock counts the padding as data. */
+	len -= (int)pad;
+	if (memchr(raw, '\0', (size_t)len) != NULL ||
+	    (colon = memchr(raw, ':', (size_t)len)) == NULL)
+		goto err;
+	un = (size_t)(colon - raw);
+	pn = (size_t)len - un - 1;
+	if (un >= ulen || pn >= plen)
+		goto err;
+	memcpy(userid, raw, un);
+	userid[un] = '\0';
+	memcpy(password, colon + 1, pn);
+	password[pn] = '\0';
+	rv = 0;
+err:
+	OPENSSL_cleanse(raw, sizeof(raw));
+	return rv;
+}
+
 static int
 auth_password(struct auth *a, struct http_req *req, const char *b64,
     struct http_resp *resp)
 {
-	unsigned char raw[512 + 4];
+	char given[AUTH_BASIC_FIELD_MAX], pw[AUTH_BASIC_FIELD_MAX];
 	char userid[IRP_USERID_MAX + 1], hash[REG_PWHASH_MAX];
-	const char *why, *pw;
+	const char *why;
 	struct db_user u;
 	struct db_err de;
-	size_t n = strlen(b64);
-	int len, ok;
-	char *colon;
+	int found, ok, rv = -1;
 
-	if (n == 0 || n > 512 || n % 4 != 0 ||
-	    (len = EVP_DecodeBlock(raw, (const unsigned char *)b64,
-		 (int)n)) < 0) {
+	hash[0] = '\0';
+	if (auth_basic_decode(b64, given, sizeof(given), pw,
+		sizeof(pw)) == -1) {
 		http_error(resp, 401, "bad_credentials",
 		    "malformed Basic authorization");
 		return -1;
 	}
-	/* EVP_DecodeBlock counts the padding as data. */
-	while (n > 0 && b64[--n] == '=')
-		len--;
-	raw[len] = '\0';
-	if (memchr(raw, '\0', (size_t)len) != NULL ||
-	    (colon = strchr((char *)raw, ':')) == NULL) {
-		OPENSSL_cleanse(raw, sizeof(raw));
-		http_error(resp, 401, "bad_credentials",
-		    "malformed Basic authorization");
-		return -1;
-	}
-	*colon = '\0';
-	pw = colon + 1;
-	if (irp_userid_normalize((char *)raw, userid, sizeof(userid),
-		&why) == -1) {
-		OPENSSL_cleanse(raw, sizeof(raw));
-		record_failure(a, "src", req->source);
+	if (irp_userid_normalize(given, userid, sizeof(userid), &why) == -1) {
+		source_failed(a, req);
 		http_error(resp, 401, "bad_credentials", "wrong user or password");
-		return -1;
+		goto out;
 	}
-	if (limited(a, "user", userid)) {
-		OPENSSL_cleanse(raw, sizeof(raw));
-		return too_many(resp);
+	if (limit_over(a->fails, "user", userid, mono_now())) {
+		too_many(resp);
+		goto out;
 	}
-	if (db_user_password(req->db, userid, hash, sizeof(hash), &de) == -1 &&
-	    de.code != DB_ERR_NOTFOUND) {
-		OPENSSL_cleanse(raw, sizeof(raw));
+	found = db_user_password(req->db, userid, hash, sizeof(hash),
+	    &de) == 0;
+	if (!found && de.code != DB_ERR_NOTFOUND) {
 		http_db_error(resp, &de);
-		return -1;
+		goto out;
 	}
-	if (de.code == DB_ERR_NOTFOUND)
-		hash[0] = '\0';
-	ok = reg_password_verify(hash, pw);
-	OPENSSL_cleanse(raw, sizeof(raw));
-	OPENSSL_cleanse(hash, sizeof(hash));
+	/*
+	 * No such user, or no password: the same Argon2id work as a wrong
+	 * password, so that the time of the answer tells nothing.
+	 */
+	if (!found || hash[0] == '\0') {
+		(void)reg_password_verify(a->dummy, pw);
+		ok = 0;
+	} else
+		ok = reg_password_verify(hash, pw);
 	if (!ok || db_user_get(req->db, userid, &u, &de) == -1 || !u.enabled) {
-		record_failure(a, "src", req->source);
-		record_failure(a, "user", userid);
+		source_failed(a, req);
+		limit_hit(a->fails, "user", userid, mono_now());
 		metrics_auth_failure(req->env->metrics);
 		http_error(resp, 401, "bad_credentials", "wrong user or password");
-		return -1;
+		goto out;
 	}
 	req->who.kind = AUTH_PASSWORD;
 	req->who.user = u;
-	return 0;
+	rv = 0;
+out:
+	OPENSSL_cleanse(given, sizeof(given));
+	OPENSSL_cleanse(pw, sizeof(pw));
+	OPENSSL_cleanse(hash, sizeof(hash));
+	return rv;
 }
 
 int
@@ -430,7 +498,7 @@ auth_secret(struct auth *a, struct http_req *req, int allow,
 {
 	const char *h = req->authorization;
 
-	if (limited(a, "src", req->source))
+	if (source_over(a, req))
 		return too_many(resp);
 	if (h == NULL || *h == '\0') {
 		http_error(resp, 401, "credentials_required",

@@ -5,6 +5,7 @@
 #ifndef AUTH_H
 #define AUTH_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "conf.h"
@@ -29,7 +30,11 @@ struct auth_ident {
 
 struct auth;
 
-struct auth *auth_new(const struct conf *c);
+/*
+ * The limiter (auth_fail_max failures per auth_fail_window seconds) and
+ * what password checks need.  NULL on error, with a sentence in errbuf.
+ */
+struct auth *auth_new(const struct conf *c, char *errbuf, size_t errlen);
 void auth_free(struct auth *a);
 
 /*
@@ -45,13 +50,30 @@ int auth_cert(struct auth *a, struct http_req *req, struct http_resp *resp);
  * Authenticate by "Authorization: Bearer CODE" or HTTP Basic
  * userid:password, as `allow` permits.  A code is consumed (marked used)
  * inside the caller's open transaction, so a failure later in the request
- * and a rollback leave it unused.  Failures are counted per source
- * address and per user; over the limit the answer is 429.
+ * and a rollback leave it unused.  Failed codes are counted per source,
+ * failed passwords per source and per user (a source is an IPv4 address
+ * or an IPv6 /64); over the limit the answer is 429.
  */
 int auth_secret(struct auth *a, struct http_req *req, int allow,
     struct http_resp *resp);
 
 /* Whether the request carries any Authorization header. */
 int auth_has_secret(const struct http_req *req);
+
+/* The longest base64 of HTTP Basic credentials taken, and a buffer that
+ * holds either part of any of them with its NUL. */
+#define AUTH_BASIC_B64_MAX 512
+#define AUTH_BASIC_FIELD_MAX (AUTH_BASIC_B64_MAX / 4 * 3 + 1)
+
+/*
+ * The credentials of "Authorization: Basic B64" (RFC 7617): B64 is strict
+ * base64 (1 to AUTH_BASIC_B64_MAX characters, a multiple of 4, '=' only
+ * as padding at the end) of "userid:password", split at the first ':'.
+ * Neither part may hold a NUL, and each must fit its buffer (ulen, plen
+ * bytes) with its NUL; the user id is as given, not normalized.  0, or -1
+ * when malformed (then both buffers hold "").
+ */
+int auth_basic_decode(const char *b64, char *userid, size_t ulen,
+    char *password, size_t plen);
 
 #endif

@@ -1017,8 +1017,13 @@ http_start(struct dird_env *env, char *errbuf, size_t errlen)
 		    MHD_OPTION_HTTPS_MEM_KEY, srv->key_pem,
 		    MHD_OPTION_HTTPS_MEM_CERT, srv->cert_pem,
 		    MHD_OPTION_HTTPS_MEM_TRUST, ca_cert_pem(env->reg->ca),
+		    /* TLS 1.3, and TLS 1.2 with ECDHE only; either with
+		     * AES-GCM or ChaCha20-Poly1305 alone: no CBC, no
+		     * HMAC-SHA1, no RSA key transport, no CCM. */
 		    MHD_OPTION_HTTPS_PRIORITIES,
-		    "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2",
+		    "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2:-CIPHER-ALL:"
+		    "+AES-256-GCM:+CHACHA20-POLY1305:+AES-128-GCM:-MAC-ALL:"
+		    "+AEAD:-KX-ALL:+ECDHE-ECDSA:+ECDHE-RSA",
 		    MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)c->workers,
 		    MHD_OPTION_CONNECTION_LIMIT, (unsigned int)c->max_conns,
 		    MHD_OPTION_PER_IP_CONNECTION_LIMIT,

@@ -253,10 +253,13 @@ main(int argc, char **argv)
 	/* The environment the handlers share, then the listeners. */
 	memset(&env, 0, sizeof(env));
 	env.reg = &reg;
-	if ((env.metrics = metrics_new()) == NULL ||
-	    (env.auth = auth_new(&reg.conf)) == NULL) {
+	if ((env.metrics = metrics_new()) == NULL) {
 		reg_close(&reg);
 		fatalx("out of memory");
+	}
+	if ((env.auth = auth_new(&reg.conf, errbuf, sizeof(errbuf))) == NULL) {
+		reg_close(&reg);
+		fatalx("%s", errbuf);
 	}
 	if (cache_start(&env, &reg, errbuf, sizeof(errbuf)) == -1 ||
 	    (srv = http_start(&env, errbuf, sizeof(errbuf))) == NULL) {

@@ -758,6 +758,12 @@ for label, body, code in [
         ("ttl a real", dict(GOOD_ADDR, ttl=300.5), "wrong_type"),
         ("ttl null", dict(GOOD_ADDR, ttl=None), "wrong_type"),
         ("ttl an array", dict(GOOD_ADDR, ttl=[300]), "wrong_type"),
+        ("ttl a boolean", dict(GOOD_ADDR, ttl=True), "wrong_type"),
+        ("ttl 0", dict(GOOD_ADDR, ttl=0), "invalid_value"),
+        ("ttl -1", dict(GOOD_ADDR, ttl=-1), "invalid_value"),
+        ("ttl -300", dict(GOOD_ADDR, ttl=-300), "invalid_value"),
+        ("ttl -2^31", dict(GOOD_ADDR, ttl=-2**31), "invalid_value"),
+        ("ttl -2^63", dict(GOOD_ADDR, ttl=-2**63), "invalid_value"),
         ("unknown top-level field", dict(GOOD_ADDR, expires=1),
          "unknown_field"),
         ("unknown address field", {"addresses": [
