@@ -69,7 +69,9 @@ parse_body(const char *json, size_t len, const char *what,
 
 	root = json_loadb(json, len, JSON_REJECT_DUPLICATES, NULL);
 	if (root == NULL || !json_is_object(root)) {
+		/* An array or a scalar: freed here, so NULL to the caller. */
 		json_decref(root);
+		root = NULL;
 		seterr(err, 200, "bad_response", "the registry's answer to %s "
 		    "is not a JSON object", what);
 	}
