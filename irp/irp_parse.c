@@ -78,6 +78,43 @@ parse_body(const char *json, size_t len, const char *what,
 	return root;
 }
 
+/*
+ * Make text from the registry fit to print: dchat writes errors to a
+ * terminal and into JSON events.  Control characters (C0, DEL, and C1 as
+ * UTF-8) become '?', so that no escape sequence reaches the terminal; a
+ * multibyte character that vsnprintf cut at the end of the buffer goes,
+ * so that the rest stays UTF-8 (jansson refuses anything else, and the
+ * event would be lost).  s was UTF-8 before it was cut: the registry's
+ * strings come from jansson, which checked them.
+ */
+static void
+printable(char *s)
+{
+	size_t i, n = strlen(s), need;
+	unsigned char c;
+
+	for (i = 0; i < n; i++) {
+		c = (unsigned char)s[i];
+		if (c < 0x20 || c == 0x7f)
+			s[i] = '?';
+		else if (c == 0xc2 && i + 1 < n &&
+		    (unsigned char)s[i + 1] >= 0x80 &&
+		    (unsigned char)s[i + 1] <= 0x9f) {
+			s[i] = s[i + 1] = '?';
+			i++;
+		}
+	}
+	/* Back to the lead byte of the last character. */
+	for (i = n; i > 0 && n - i < 4 &&
+	    ((unsigned char)s[i - 1] & 0xc0) == 0x80; i--)
+		;
+	if (i == 0 || (c = (unsigned char)s[i - 1]) < 0xc0)
+		return;
+	need = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : 2;
+	if (n - (i - 1) < need)
+		s[i - 1] = '\0';
+}
+
 void
 irp_parse_error(const char *json, size_t len, long status,
     struct irp_err *err)
@@ -91,10 +128,15 @@ irp_parse_error(const char *json, size_t len, long status,
 		code = json_string_value(json_object_get(e, "code"));
 		msg = json_string_value(json_object_get(e, "message"));
 	}
-	if (code && msg)
+	/* An empty code names nothing: as if there were no error object. */
+	if (code && *code && msg) {
 		seterr(err, (int)status, code, "the registry says: %s (%s)",
 		    msg, code);
-	else
+		if (err != NULL) {
+			printable(err->code);
+			printable(err->msg);
+		}
+	} else
 		seterr(err, (int)status, "http",
 		    "the registry answered HTTP %ld without an error object",
 		    status);
