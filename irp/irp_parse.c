@@ -250,14 +250,18 @@ int
 irp_parse_addresses_delete(const char *json, size_t len, int *deleted,
     struct irp_err *err)
 {
-	json_t *root;
+	json_t *root, *n;
 
 	if ((root = parse_body(json, len, "the address removal", err)) ==
 	    NULL)
 		return -1;
-	if (deleted)
-		*deleted = (int)json_integer_value(json_object_get(root,
-		    "deleted"));
+	/* A count: what is no count (negative, beyond int) counts 0. */
+	if (deleted) {
+		n = json_object_get(root, "deleted");
+		*deleted = json_is_integer(n) && json_integer_value(n) >= 0 &&
+		    json_integer_value(n) <= INT_MAX ?
+		    (int)json_integer_value(n) : 0;
+	}
 	json_decref(root);
 	return 0;
 }

@@ -142,6 +142,7 @@ fuzz_addresses(const char *b, size_t n, struct irp_err *err)
 {
 	char exp[IRP_TIME_MAX];
 	int ttl = -1, deleted = -1;
+	json_t *j;
 
 	memset(exp, 0xa5, sizeof(exp));
 	if (irp_parse_addresses_put(b, n, &ttl, exp, err) == 0) {
@@ -152,9 +153,17 @@ fuzz_addresses(const char *b, size_t n, struct irp_err *err)
 	/* The optional outputs may be left out. */
 	if (irp_parse_addresses_put(b, n, NULL, NULL, err) == -1)
 		check_err(err, 200);
-	if (irp_parse_addresses_delete(b, n, &deleted, err) == 0)
+	if (irp_parse_addresses_delete(b, n, &deleted, err) == 0) {
 		FUZZ_CHECK(deleted >= 0);
-	else
+		/* Never a count the registry did not send. */
+		if (deleted > 0) {
+			FUZZ_CHECK((j = json_loadb(b, n, JSON_REJECT_DUPLICATES,
+			    NULL)) != NULL);
+			FUZZ_CHECK(json_integer_value(json_object_get(j,
+			    "deleted")) == deleted);
+			json_decref(j);
+		}
+	} else
 		check_err(err, 200);
 }
 
