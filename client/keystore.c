@@ -89,9 +89,11 @@ load_config(struct keystore *ks)
 		*eq = '\0';
 		k = trim(line);
 		v = trim(eq + 1);
-		if (strcmp(k, "server") == 0)
+		/* A value too long for its field is left out, never cut. */
+		if (strcmp(k, "server") == 0 && strlen(v) < sizeof(ks->server))
 			snprintf(ks->server, sizeof(ks->server), "%s", v);
-		else if (strcmp(k, "userid") == 0)
+		else if (strcmp(k, "userid") == 0 &&
+		    strlen(v) < sizeof(ks->userid))
 			snprintf(ks->userid, sizeof(ks->userid), "%s", v);
 	}
 	fclose(f);
