@@ -25,7 +25,7 @@
 static char home[256];
 static struct keystore ks;
 
-/* The files ks_open names, removed at exit. */
+/* The files the readers and writers use, and the directory. */
 static void
 cleanup(void)
 {
@@ -39,8 +39,9 @@ cleanup(void)
 }
 
 /*
- * A directory of our own.  /dev/shm when there is one: the writers
- * fsync, which on a disk would cost more than the parsing.
+ * A directory of our own for each input, removed after it: libFuzzer may
+ * end without running atexit handlers.  /dev/shm when there is one: the
+ * writers fsync, which on a disk would cost more than the parsing.
  */
 static int
 setup(void)
@@ -55,9 +56,10 @@ setup(void)
 	if ((size_t)snprintf(home, sizeof(home), "%s/fuzz_keystore.XXXXXX",
 	    base) >= sizeof(home) || mkdtemp(home) == NULL)
 		return -1;
-	if (ks_open(&ks, home, 0, err, sizeof(err)) == -1)
+	if (ks_open(&ks, home, 0, err, sizeof(err)) == -1) {
+		(void)rmdir(home);
 		return -1;
-	atexit(cleanup);
+	}
 	return 0;
 }
 
@@ -304,21 +306,20 @@ check_config(const uint8_t *data, size_t size)
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static int ready = -1;
 	const char *path;
 	int which;
 
-	if (ready == -1)
-		ready = setup();
-	if (ready != 0 || size == 0)
+	if (size == 0 || setup() == -1)
 		return 0;
 	which = data[0] % 5;
 	data++;
 	size--;
 	path = which == 0 ? ks.allow : which == 1 ? ks.deny :
 	    which == 2 ? ks.contacts : which == 3 ? ks.requests : ks.config;
-	if (put(path, data, size) == -1)
+	if (put(path, data, size) == -1) {
+		cleanup();
 		return 0;
+	}
 	switch (which) {
 	case 0:
 	case 1:
@@ -334,6 +335,6 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		check_config(data, size);
 		break;
 	}
-	(void)unlink(path);
+	cleanup();
 	return 0;
 }
