@@ -3,10 +3,9 @@
  * not for callers of the library.
  *
  * The parsers turn the registry's reply bodies into the structs of
- * irp_client.h.  They are apart from the libcurl code so that the unit
- * tests and the fuzz target (tests/fuzz/fuzz_irp_reply.c) reach them
- * without a network: a hostile or impersonated registry controls every
- * byte they see.
+ * irp_client.h.  They are apart from the libcurl code so that tests
+ * (tests/fuzz/fuzz_irp_reply.c) reach them without a network: a hostile
+ * or impersonated registry controls every byte they see.
  *
  * json/len is a body as received (len bytes; no NUL needed).  Each returns
  * 0, or -1 with err filled (status 200, code "bad_response" when the body
