@@ -33,6 +33,28 @@ trim(char *s)
 	return s;
 }
 
+/*
+ * fgets for the line files: a line longer than buf is skipped whole, never
+ * read as several lines (the tail of a long comment would become an
+ * entry).  A NUL in the input does not hide the end of the buffer: the
+ * last byte of buf is set before and looked at after.
+ */
+static char *
+get_line(char *buf, int size, FILE *f)
+{
+	int c;
+
+	for (;;) {
+		buf[size - 1] = 'x';
+		if (fgets(buf, size, f) == NULL)
+			return NULL;
+		if (buf[size - 1] != '\0' || buf[size - 2] == '\n')
+			return buf;
+		while ((c = getc(f)) != EOF && c != '\n')
+			;
+	}
+}
+
 static int
 mkdir_p(const char *path, mode_t mode)
 {
@@ -61,15 +83,17 @@ load_config(struct keystore *ks)
 
 	if ((f = fopen(ks->config, "r")) == NULL)
 		return;
-	while (fgets(line, sizeof(line), f)) {
+	while (get_line(line, sizeof(line), f)) {
 		if ((eq = strchr(line, '=')) == NULL)
 			continue;
 		*eq = '\0';
 		k = trim(line);
 		v = trim(eq + 1);
-		if (strcmp(k, "server") == 0)
+		/* A value too long for its field is left out, never cut. */
+		if (strcmp(k, "server") == 0 && strlen(v) < sizeof(ks->server))
 			snprintf(ks->server, sizeof(ks->server), "%s", v);
-		else if (strcmp(k, "userid") == 0)
+		else if (strcmp(k, "userid") == 0 &&
+		    strlen(v) < sizeof(ks->userid))
 			snprintf(ks->userid, sizeof(ks->userid), "%s", v);
 	}
 	fclose(f);
@@ -229,7 +253,7 @@ ks_list_load(const char *path, struct ks_list *l)
 	l->n = 0;
 	if ((f = fopen(path, "r")) == NULL)
 		return errno == ENOENT ? 0 : -1;
-	while (fgets(line, sizeof(line), f)) {
+	while (get_line(line, sizeof(line), f)) {
 		s = trim(line);
 		if (*s == '\0' || *s == '#')
 			continue;
@@ -338,7 +362,7 @@ ks_contact_get(const struct keystore *ks, const char *userid,
 
 	if ((f = fopen(ks->contacts, "r")) == NULL)
 		return -1;
-	while (fgets(line, sizeof(line), f)) {
+	while (get_line(line, sizeof(line), f)) {
 		if (contact_parse(line, c) == 0 &&
 		    strcasecmp(c->userid, userid) == 0) {
 			rv = 0;

@@ -25,6 +25,7 @@
 #include <openssl/x509v3.h>
 
 #include "irp_client.h"
+#include "irp_internal.h"
 
 struct irp_client {
 	CURL *curl;
@@ -227,29 +228,6 @@ curl_err(struct irp_err *err, CURLcode rc, const char *server,
 	    detail && *detail ? ")" : "");
 }
 
-/* Turn an error body into err: the registry's own words when it sent some. */
-static void
-http_err(struct irp_err *err, long status, const struct buf *b)
-{
-	json_t *root = NULL, *e;
-	const char *code = NULL, *msg = NULL;
-
-	if (b->len > 0)
-		root = json_loadb((const char *)b->data, b->len, 0, NULL);
-	if (root && (e = json_object_get(root, "error")) != NULL) {
-		code = json_string_value(json_object_get(e, "code"));
-		msg = json_string_value(json_object_get(e, "message"));
-	}
-	if (code && msg)
-		seterr(err, (int)status, code, "the registry says: %s (%s)",
-		    msg, code);
-	else
-		seterr(err, (int)status, "http",
-		    "the registry answered HTTP %ld without an error object",
-		    status);
-	json_decref(root);
-}
-
 /*
  * Perform one request.  *out receives the body whatever the status; the
  * return is the HTTP status, or -1 with err filled on a transport error.
@@ -377,7 +355,7 @@ call(struct irp_client *c, const struct req *r, long want, struct buf *out,
 	if (st < 0)
 		return -1;
 	if (st != want) {
-		http_err(err, st, out);
+		irp_parse_error((const char *)out->data, out->len, st, err);
 		return -1;
 	}
 	return 0;
@@ -553,72 +531,6 @@ err:
 	return rv;
 }
 
-/* Copy a string member; required ones must be present and fit. */
-static int
-get_str(json_t *o, const char *key, char *dst, size_t len, int required)
-{
-	const char *s = json_string_value(json_object_get(o, key));
-
-	dst[0] = '\0';
-	if (s == NULL)
-		return required ? -1 : 0;
-	if (strlen(s) >= len)
-		return -1;
-	memcpy(dst, s, strlen(s) + 1);
-	return 0;
-}
-
-static char *
-dup_str(json_t *o, const char *key)
-{
-	const char *s = json_string_value(json_object_get(o, key));
-
-	return s ? strdup(s) : NULL;
-}
-
-static json_t *
-parse_body(const struct buf *b, const char *what, struct irp_err *err)
-{
-	json_t *root;
-
-	root = json_loadb((const char *)b->data, b->len, JSON_REJECT_DUPLICATES,
-	    NULL);
-	if (root == NULL || !json_is_object(root)) {
-		json_decref(root);
-		seterr(err, 200, "bad_response", "the registry's answer to %s "
-		    "is not a JSON object", what);
-	}
-	return root;
-}
-
-static int
-cert_from_body(const struct buf *b, struct irp_cert *out, struct irp_err *err)
-{
-	json_t *root;
-	int rv = -1;
-
-	memset(out, 0, sizeof(*out));
-	if ((root = parse_body(b, "enrolment", err)) == NULL)
-		return -1;
-	if (get_str(root, "userid", out->userid, sizeof(out->userid), 0) ||
-	    get_str(root, "serial", out->serial, sizeof(out->serial), 1) ||
-	    get_str(root, "fingerprint", out->fingerprint,
-		sizeof(out->fingerprint), 0) ||
-	    get_str(root, "not_after", out->not_after, sizeof(out->not_after),
-		0) ||
-	    (out->cert_pem = dup_str(root, "certificate")) == NULL ||
-	    (out->chain_pem = dup_str(root, "chain")) == NULL) {
-		seterr(err, 200, "bad_response", "the registry's certificate "
-		    "answer lacks certificate, chain or serial");
-		irp_cert_clear(out);
-		goto err;
-	}
-	rv = 0;
-err:
-	json_decref(root);
-	return rv;
-}
-
 /* POST a {"csr": PEM} body; shared by enroll and renew. */
 static int
 post_csr(struct irp_client *c, const char *path, const char *bearer,
@@ -641,7 +553,7 @@ post_csr(struct irp_client *c, const char *path, const char *bearer,
 	r.body_len = strlen(txt);
 	if (call(c, &r, 201, &b, err) == -1)
 		goto err;
-	rv = cert_from_body(&b, out, err);
+	rv = irp_parse_cert((const char *)b.data, b.len, out, err);
 err:
 	free(txt);
 	json_decref(body);
@@ -667,60 +579,17 @@ irp_renew(struct irp_client *c, const char *csr_pem, struct irp_cert *out,
 	return post_csr(c, "/v1/renew", NULL, csr_pem, out, err);
 }
 
-void
-irp_cert_clear(struct irp_cert *cert)
-{
-	if (cert == NULL)
-		return;
-	free(cert->cert_pem);
-	free(cert->chain_pem);
-	cert->cert_pem = cert->chain_pem = NULL;
-}
-
 int
 irp_me(struct irp_client *c, struct irp_me *out, struct irp_err *err)
 {
 	struct buf b = { 0 };
 	struct req r = { .method = "GET", .path = "/v1/me", .use_cert = 1,
 		.limit = IRP_BODY_MAX };
-	json_t *root = NULL, *certs, *v;
-	size_t i;
 	int rv = -1;
 
 	memset(out, 0, sizeof(*out));
-	if (call(c, &r, 200, &b, err) == -1 ||
-	    (root = parse_body(&b, "/v1/me", err)) == NULL)
-		goto err;
-	if (get_str(root, "userid", out->userid, sizeof(out->userid), 1) ||
-	    get_str(root, "name", out->name, sizeof(out->name), 0) ||
-	    get_str(root, "email", out->email, sizeof(out->email), 0) ||
-	    get_str(root, "role", out->role, sizeof(out->role), 0) ||
-	    get_str(root, "serial", out->serial, sizeof(out->serial), 0))
-		goto bad;
-	certs = json_object_get(root, "certificates");
-	json_array_foreach(certs, i, v) {
-		struct irp_cert_status *cs;
-
-		if (out->ncert == IRP_CERTS_MAX)
-			break; /* the newest come first; enough to show */
-		cs = &out->cert[out->ncert++];
-		if (get_str(v, "serial", cs->serial, sizeof(cs->serial), 1) ||
-		    get_str(v, "fingerprint", cs->fingerprint,
-			sizeof(cs->fingerprint), 0) ||
-		    get_str(v, "not_before", cs->not_before,
-			sizeof(cs->not_before), 0) ||
-		    get_str(v, "not_after", cs->not_after,
-			sizeof(cs->not_after), 0) ||
-		    get_str(v, "status", cs->status, sizeof(cs->status), 0))
-			goto bad;
-	}
-	rv = 0;
-	goto err;
-bad:
-	seterr(err, 200, "bad_response", "the registry's /v1/me answer is "
-	    "malformed");
-err:
-	json_decref(root);
+	if (call(c, &r, 200, &b, err) == 0)
+		rv = irp_parse_me((const char *)b.data, b.len, out, err);
 	buf_free(&b);
 	return rv;
 }
@@ -734,7 +603,7 @@ irp_addresses_put(struct irp_client *c, const struct irp_addr_req *addr,
 	struct req r = { .method = "PUT", .path = "/v1/me/addresses",
 		.ctype = "application/json", .use_cert = 1,
 		.limit = IRP_BODY_MAX };
-	json_t *body = NULL, *arr, *root = NULL;
+	json_t *body = NULL, *arr;
 	char *txt = NULL;
 	size_t i;
 	int rv = -1;
@@ -758,25 +627,14 @@ irp_addresses_put(struct irp_client *c, const struct irp_addr_req *addr,
 	r.body_len = strlen(txt);
 	if (call(c, &r, 200, &b, err) == -1)
 		goto err;
-	if ((root = parse_body(&b, "the address update", err)) == NULL)
-		goto err;
-	if (expires_at)
-		(void)get_str(root, "expires_at", expires_at, IRP_TIME_MAX, 0);
-	if (granted_ttl) {
-		json_t *t = json_object_get(root, "ttl");
-
-		*granted_ttl = json_is_integer(t) && json_integer_value(t) > 0 &&
-		    json_integer_value(t) <= INT_MAX ?
-		    (int)json_integer_value(t) : 0;
-	}
-	rv = 0;
+	rv = irp_parse_addresses_put((const char *)b.data, b.len, granted_ttl,
+	    expires_at, err);
 	goto err;
 nomem:
 	seterr(err, 0, "memory", "cannot build the request");
 err:
 	free(txt);
 	json_decref(body);
-	json_decref(root);
 	buf_free(&b);
 	return rv;
 }
@@ -787,60 +645,13 @@ irp_addresses_delete(struct irp_client *c, int *deleted, struct irp_err *err)
 	struct buf b = { 0 };
 	struct req r = { .method = "DELETE", .path = "/v1/me/addresses",
 		.use_cert = 1, .limit = IRP_BODY_MAX };
-	json_t *root = NULL;
 	int rv = -1;
 
-	if (call(c, &r, 200, &b, err) == -1)
-		goto err;
-	if ((root = parse_body(&b, "the address removal", err)) == NULL)
-		goto err;
-	if (deleted)
-		*deleted = (int)json_integer_value(json_object_get(root,
-		    "deleted"));
-	rv = 0;
-err:
-	json_decref(root);
+	if (call(c, &r, 200, &b, err) == 0)
+		rv = irp_parse_addresses_delete((const char *)b.data, b.len,
+		    deleted, err);
 	buf_free(&b);
 	return rv;
-}
-
-static int
-parse_device(json_t *d, struct irp_device *dev)
-{
-	json_t *addrs, *a;
-	size_t i;
-
-	if (get_str(d, "serial", dev->serial, sizeof(dev->serial), 1) ||
-	    get_str(d, "fingerprint", dev->fingerprint,
-		sizeof(dev->fingerprint), 0) ||
-	    get_str(d, "not_after", dev->not_after, sizeof(dev->not_after), 0))
-		return -1;
-	if (json_string_value(json_object_get(d, "certificate")) &&
-	    (dev->cert_pem = dup_str(d, "certificate")) == NULL)
-		return -1;
-	addrs = json_object_get(d, "addresses");
-	json_array_foreach(addrs, i, a) {
-		struct irp_address *ad;
-		json_t *port;
-
-		if (dev->naddr == IRP_DEV_ADDR_MAX)
-			break;
-		ad = &dev->addr[dev->naddr];
-		port = json_object_get(a, "port");
-		if (get_str(a, "ip", ad->ip, sizeof(ad->ip), 1) ||
-		    !json_is_integer(port) ||
-		    json_integer_value(port) < 1 ||
-		    json_integer_value(port) > 65535 ||
-		    get_str(a, "kind", ad->kind, sizeof(ad->kind), 0) ||
-		    get_str(a, "updated_at", ad->updated_at,
-			sizeof(ad->updated_at), 0) ||
-		    get_str(a, "expires_at", ad->expires_at,
-			sizeof(ad->expires_at), 0))
-			return -1;
-		ad->port = (int)json_integer_value(port);
-		dev->naddr++;
-	}
-	return 0;
 }
 
 int
@@ -851,11 +662,8 @@ irp_lookup(struct irp_client *c, const char *userid, struct irp_user **out,
 	struct req r = { .method = "GET", .use_cert = 1,
 		.limit = IRP_BODY_MAX };
 	char norm[IRP_USERID_MAX + 1], path[IRP_USERID_MAX * 3 + 16];
-	struct irp_user *u = NULL;
-	json_t *root = NULL, *devs, *d;
 	const char *why;
 	char *esc = NULL;
-	size_t i, n;
 	int rv = -1;
 
 	*out = NULL;
@@ -870,57 +678,14 @@ irp_lookup(struct irp_client *c, const char *userid, struct irp_user **out,
 	r.path = path;
 	if (call(c, &r, 200, &b, err) == -1)
 		goto err;
-	if ((root = parse_body(&b, "the lookup", err)) == NULL)
-		goto err;
-	if ((u = calloc(1, sizeof(*u))) == NULL)
-		goto nomem;
-	devs = json_object_get(root, "devices");
-	n = json_array_size(devs);
-	if (n > IRP_DEVICES_MAX)
-		n = IRP_DEVICES_MAX;
-	if (n && (u->dev = calloc(n, sizeof(*u->dev))) == NULL)
-		goto nomem;
-	if (get_str(root, "userid", u->userid, sizeof(u->userid), 1) ||
-	    get_str(root, "name", u->name, sizeof(u->name), 0) ||
-	    get_str(root, "email", u->email, sizeof(u->email), 0))
-		goto bad;
-	u->online = json_is_true(json_object_get(root, "online"));
-	json_array_foreach(devs, i, d) {
-		if (i == n)
-			break;
-		u->ndev++;
-		if (parse_device(d, &u->dev[i]) == -1)
-			goto bad;
-	}
-	*out = u;
-	u = NULL;
-	rv = 0;
+	rv = irp_parse_user((const char *)b.data, b.len, out, err);
 	goto err;
 nomem:
 	seterr(err, 0, "memory", "out of memory");
-	goto err;
-bad:
-	seterr(err, 200, "bad_response", "the registry's lookup answer is "
-	    "malformed");
 err:
-	irp_user_free(u);
 	curl_free(esc);
-	json_decref(root);
 	buf_free(&b);
 	return rv;
-}
-
-void
-irp_user_free(struct irp_user *u)
-{
-	size_t i;
-
-	if (u == NULL)
-		return;
-	for (i = 0; i < u->ndev; i++)
-		free(u->dev[i].cert_pem);
-	free(u->dev);
-	free(u);
 }
 
 int
