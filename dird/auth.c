@@ -493,6 +493,29 @@ out:
 }
 
 int
+auth_secret_precheck(struct auth *a, struct http_req *req,
+    struct http_resp *resp)
+{
+	const char *h = req->authorization;
+
+	if (source_over(a, req))
+		return too_many(resp);
+	if (h == NULL || *h == '\0') {
+		http_error(resp, 401, "credentials_required",
+		    "give an enrolment code (Authorization: Bearer CODE) or a "
+		    "password (HTTP Basic)");
+		return -1;
+	}
+	if (strncasecmp(h, "Bearer ", 7) != 0 &&
+	    strncasecmp(h, "Basic ", 6) != 0) {
+		http_error(resp, 401, "bad_credentials",
+		    "unsupported Authorization scheme here");
+		return -1;
+	}
+	return 0;
+}
+
+int
 auth_secret(struct auth *a, struct http_req *req, int allow,
     struct http_resp *resp)
 {

@@ -47,6 +47,14 @@ void auth_free(struct auth *a);
 int auth_cert(struct auth *a, struct http_req *req, struct http_resp *resp);
 
 /*
+ * What can be said of a code or password request before its body is
+ * read: the source is not over its limit, and there is an Authorization
+ * header of a scheme dird takes.  0, or -1 with resp filled (429, 401).
+ */
+int auth_secret_precheck(struct auth *a, struct http_req *req,
+    struct http_resp *resp);
+
+/*
  * Authenticate by "Authorization: Bearer CODE" or HTTP Basic
  * userid:password, as `allow` permits.  A code is consumed (marked used)
  * inside the caller's open transaction, so a failure later in the request

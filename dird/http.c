@@ -123,9 +123,14 @@ struct conn_ctx {
 struct req_ctx {
 	size_t route; /* index, or ROUTE_NOTFOUND / ROUTE_METHOD */
 	char param[512];
+	char reqid[17];
 	unsigned char *body;
 	size_t len, cap, limit;
+	size_t announced; /* Content-Length, when given and within limit */
 	int too_large;
+	int early;	  /* answered when the headers arrived */
+	int authed;	  /* who was authenticated with the headers */
+	struct auth_ident who;
 	struct timespec start;
 	gnutls_session_t corked; /* see cork() */
 	int fd;
@@ -549,67 +554,160 @@ reqid_mix(uint64_t x)
 	return x ^ (x >> 31);
 }
 
+/*
+ * What every request needs, at whichever step it is answered: its id,
+ * source, client certificate (checked once per connection), the
+ * Authorization header and this thread's database connection.  -1 with
+ * resp filled when the database can not be reached.
+ */
+static int
+req_setup(struct http_server *srv, struct MHD_Connection *conn,
+    struct req_ctx *rc, const char *method, const char *url,
+    struct http_req *req, struct http_resp *resp)
+{
+	const union MHD_ConnectionInfo *ci;
+	struct conn_ctx *cc = NULL;
+	struct db_err de;
+
+	memset(req, 0, sizeof(*req));
+	req->method = method;
+	req->path = url;
+	req->env = srv->env;
+	memcpy(req->reqid, rc->reqid, sizeof(req->reqid));
+	ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+	if (ci != NULL)
+		cc = ci->socket_context;
+	req->source = cc ? cc->source : "";
+	if (cc != NULL && !cc->checked)
+		check_peer(conn, cc);
+	if (cc != NULL) {
+		req->peer_der = cc->der;
+		req->peer_der_len = cc->der_len;
+		req->peer_verified = cc->verified;
+	}
+	req->param = rc->param;
+	req->authorization = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+	    MHD_HTTP_HEADER_AUTHORIZATION);
+	if ((req->db = thread_db(srv, &de)) == NULL) {
+		metrics_db_error(srv->env->metrics);
+		http_db_error(resp, &de);
+		return -1;
+	}
+	return 0;
+}
+
+/* Whether the request announces a body (a length, or chunks). */
+static int
+has_body(struct MHD_Connection *conn)
+{
+	const char *clen, *te;
+
+	clen = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+	    MHD_HTTP_HEADER_CONTENT_LENGTH);
+	te = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+	    MHD_HTTP_HEADER_TRANSFER_ENCODING);
+	return (clen != NULL && strtoull(clen, NULL, 10) > 0) || te != NULL;
+}
+
+static void
+req_log(struct http_server *srv, const struct http_req *req,
+    const struct req_ctx *rc, const struct http_resp *resp)
+{
+	const char *name = rc->route < NROUTES ? routes[rc->route].name :
+	    route_names[rc->route];
+
+	if (resp->status >= 500)
+		metrics_db_error(srv->env->metrics);
+	if (resp->status >= 400)
+		log_info("%s %s %s %s -> %d", rc->reqid, req->source,
+		    req->method, name, resp->status);
+	else
+		log_debug("%s %s %s %s -> %d", rc->reqid, req->source,
+		    req->method, name, resp->status);
+}
+
+/*
+ * Called when the headers of a request with a body arrived: decide what
+ * can be decided before the body is read, so that nobody makes dird hold
+ * a body it would refuse.  A route that needs a certificate
+ * authenticates now; one that takes a code or password (enrolment) needs
+ * an Authorization header, and a source that is over its limit is
+ * refused.  1 with resp filled when the request is answered now, 0 to
+ * read the body.  (libmicrohttpd closes a connection whose request is
+ * answered before its body: requests without one are answered at the
+ * end as usual, and keep their connection.)
+ */
+static int
+early(struct http_server *srv, struct MHD_Connection *conn,
+    struct req_ctx *rc, const char *method, const char *url,
+    struct http_resp *resp)
+{
+	const struct route *rt;
+	struct http_req req;
+	int rv = 0;
+
+	if (rc->route >= NROUTES || !has_body(conn))
+		return 0; /* 404 and 405 are answered after the body */
+	rt = &routes[rc->route];
+	if (rt->auth == RA_NONE ||
+	    (rt->auth == RA_SECRET && rt->body == RB_NONE))
+		return 0;
+	if (req_setup(srv, conn, rc, method, url, &req, resp) == -1) {
+		rv = 1;
+	} else if (rt->auth == RA_SECRET) {
+		rv = auth_secret_precheck(srv->env->auth, &req, resp) == -1;
+	} else if (authenticate(&req, rt, resp) == -1) {
+		rv = 1;
+	} else {
+		rc->who = req.who;
+		rc->authed = 1;
+	}
+	if (rv) {
+		rc->early = 1;
+		req_log(srv, &req, rc, resp);
+	}
+	return rv;
+}
+
 static void
 handle(struct http_server *srv, struct MHD_Connection *conn,
     struct req_ctx *rc, const char *method, const char *url,
     struct http_resp *resp)
 {
-	const union MHD_ConnectionInfo *ci;
-	struct conn_ctx *cc = NULL;
 	struct http_req req;
-	struct db_err de;
 	const struct route *rt;
+	int db_ok;
 
-	memset(&req, 0, sizeof(req));
-	req.method = method;
-	req.path = url;
-	req.env = srv->env;
-	snprintf(req.reqid, sizeof(req.reqid), "%016llx",
-	    (unsigned long long)reqid_mix(srv->reqid_key ^
-		atomic_fetch_add(&srv->nreq, 1)));
-	ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
-	if (ci != NULL)
-		cc = ci->socket_context;
-	req.source = cc ? cc->source : "";
-
+	/* Without a database, 404, 405 and 413 still say what is wrong. */
+	db_ok = req_setup(srv, conn, rc, method, url, &req, resp) == 0;
 	if (rc->route == ROUTE_NOTFOUND) {
 		http_error(resp, 404, "not_found", "no such endpoint: %s", url);
-		return;
+		goto out;
 	}
 	if (rc->route == ROUTE_METHOD) {
 		http_error(resp, 405, "method_not_allowed",
 		    "%s is not allowed on %s", method, url);
-		return;
+		goto out;
 	}
 	rt = &routes[rc->route];
 	if (rc->too_large) {
 		http_error(resp, 413, "body_too_large",
 		    "the body is larger than %zu bytes", rc->limit);
-		return;
-	}
-	if (cc != NULL && !cc->checked)
-		check_peer(conn, cc);
-	if (cc != NULL) {
-		req.peer_der = cc->der;
-		req.peer_der_len = cc->der_len;
-		req.peer_verified = cc->verified;
-	}
-	req.param = rc->param;
-	req.body = rc->body;
-	req.body_len = rc->len;
-	req.authorization = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-	    MHD_HTTP_HEADER_AUTHORIZATION);
-	if ((req.db = thread_db(srv, &de)) == NULL) {
-		metrics_db_error(srv->env->metrics);
-		http_db_error(resp, &de);
 		goto out;
 	}
+	if (!db_ok)
+		goto out;
+	req.body = rc->body;
+	req.body_len = rc->len;
 	/*
 	 * Who asks before what they sent: a caller without the right
-	 * certificate learns nothing from the checks of the body.  (Routes
-	 * that take a code or password authenticate in the handler.)
+	 * certificate learns nothing from the checks of the body (and was
+	 * refused before it was read, see early()).  Routes that take a
+	 * code or password authenticate in the handler.
 	 */
-	if (authenticate(&req, rt, resp) == -1)
+	if (rc->authed)
+		req.who = rc->who;
+	else if (authenticate(&req, rt, resp) == -1)
 		goto out;
 	if (parse_body(&req, rt, MHD_lookup_connection_value(conn,
 				     MHD_HEADER_KIND,
@@ -620,14 +718,7 @@ handle(struct http_server *srv, struct MHD_Connection *conn,
 	/* A handler that left a transaction open lost it: roll back. */
 	db_rollback(req.db);
 out:
-	if (resp->status >= 500)
-		metrics_db_error(srv->env->metrics);
-	if (resp->status >= 400)
-		log_info("%s %s %s %s -> %d", req.reqid, req.source, method,
-		    rt->name, resp->status);
-	else
-		log_debug("%s %s %s %s -> %d", req.reqid, req.source, method,
-		    rt->name, resp->status);
+	req_log(srv, &req, rc, resp);
 	json_decref(req.json);
 }
 
@@ -651,7 +742,7 @@ cork(struct MHD_Connection *conn, struct req_ctx *rc, size_t len)
 	 * connection right after the reply, and the unread body turns the
 	 * close into a reset that can overtake a reply sent that late.
 	 */
-	if (len > HTTP_CORK_MAX || rc->too_large)
+	if (len > HTTP_CORK_MAX || rc->too_large || rc->early)
 		return;
 	ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_GNUTLS_SESSION);
 	if (ci == NULL || ci->tls_session == NULL)
@@ -754,6 +845,9 @@ access_cb(void *cls, struct MHD_Connection *conn, const char *url,
 		if ((rc = calloc(1, sizeof(*rc))) == NULL)
 			return MHD_NO;
 		clock_gettime(CLOCK_MONOTONIC, &rc->start);
+		snprintf(rc->reqid, sizeof(rc->reqid), "%016llx",
+		    (unsigned long long)reqid_mix(srv->reqid_key ^
+			atomic_fetch_add(&srv->nreq, 1)));
 		rc->route = route_find(method, url, rc->param,
 		    sizeof(rc->param));
 		rc->limit = (size_t)srv->env->reg->conf.body_max;
@@ -767,6 +861,11 @@ access_cb(void *cls, struct MHD_Connection *conn, const char *url,
 			rc->too_large = 1;
 			goto reply;
 		}
+		if (clen != NULL)
+			rc->announced = (size_t)strtoull(clen, NULL, 10);
+		memset(&resp, 0, sizeof(resp));
+		if (early(srv, conn, rc, method, url, &resp) == 1)
+			goto send;
 		return MHD_YES;
 	}
 	if (*upload_size > 0) {
@@ -778,8 +877,17 @@ access_cb(void *cls, struct MHD_Connection *conn, const char *url,
 				size_t cap = rc->cap ? rc->cap : 4096;
 				unsigned char *nb;
 
+				/*
+				 * The announced length at once; else double,
+				 * but never past the limit (+1 for the NUL
+				 * that JSON and PEM readers want).
+				 */
+				if (rc->announced > cap)
+					cap = rc->announced + 1;
 				while (cap < rc->len + *upload_size + 1)
 					cap *= 2;
+				if (cap > rc->limit + 1)
+					cap = rc->limit + 1;
 				if ((nb = realloc(rc->body, cap)) == NULL)
 					return MHD_NO;
 				rc->body = nb;
@@ -795,6 +903,7 @@ access_cb(void *cls, struct MHD_Connection *conn, const char *url,
 reply:
 	memset(&resp, 0, sizeof(resp));
 	handle(srv, conn, rc, method, url, &resp);
+send:
 	metrics_request(srv->env->metrics, rc->route, resp.status,
 	    elapsed(&rc->start));
 	allow[0] = '\0';

@@ -451,3 +451,60 @@ def test_migration_keeps_unrevoking_reasons_revoked(pg, tmpdir_shared):
     for serial in ("1A2B", "3C4D", "5E6F"):
         assert serial in text.upper(), text
     assert "Remove From CRL" not in text and "Hold" not in text, text
+
+
+# ---- bodies are not read for callers who are refused anyway ----
+
+def headers_only(d, request, cert=None, key=None, timeout=10):
+    """Send request (the head of an HTTP request whose body never comes)
+    over TLS to dird; the status line of the answer, or None when dird
+    waits for the body instead of answering."""
+    ctx = ssl.create_default_context(cafile=os.path.join(d.data, "ca.pem"))
+    if cert:
+        ctx.load_cert_chain(cert, key)
+    with socket.create_connection(("127.0.0.1", d.port), 10) as raw:
+        with ctx.wrap_socket(raw, server_hostname="localhost") as s:
+            s.sendall(request)
+            s.settimeout(timeout)
+            try:
+                data = s.recv(4096)
+            except (socket.timeout, TimeoutError):
+                return None
+            return data.split(b"\r\n", 1)[0].decode(errors="replace")
+
+
+def test_a_body_is_refused_before_it_is_read(reg, tmpdir_shared):
+    """Defect 5: dird buffered request bodies (up to backup_max, on up to
+    max_connections connections) before it looked at who sent them."""
+    alice = enrolled(reg, "alice@example.org", "Alice")
+    big = b"Content-Type: application/x-pkcs12\r\nContent-Length: 1000000\r\n"
+    put = b"PUT /v1/me/backup HTTP/1.1\r\nHost: localhost\r\n" + big + b"\r\n"
+    # No certificate: 401 at once, while the body has not been sent.
+    assert headers_only(reg.d, put) == "HTTP/1.1 401 Unauthorized"
+    # A certificate of another CA: the same.
+    key = os.path.join(tmpdir_shared, "stranger.key")
+    crt = os.path.join(tmpdir_shared, "stranger.pem")
+    openssl("req", "-x509", "-newkey", "ec", "-pkeyopt",
+            "ec_paramgen_curve:P-256", "-nodes", "-keyout", key, "-out", crt,
+            "-subj", "/UID=alice@example.org/CN=Alice", "-days", "1")
+    assert headers_only(reg.d, put, crt, key) == "HTTP/1.1 401 Unauthorized"
+    # A revoked certificate: the same.
+    reg.ctl("cert", "revoke", serial_of(alice.cert))
+    assert headers_only(reg.d, put, alice.cert, alice.key) == \
+        "HTTP/1.1 401 Unauthorized"
+    # Enrolment without any code or password: 401 before the CSR comes.
+    post = (b"POST /v1/enroll HTTP/1.1\r\nHost: localhost\r\n"
+            b"Content-Type: application/json\r\nContent-Length: 60000\r\n"
+            b"\r\n")
+    assert headers_only(reg.d, post) == "HTTP/1.1 401 Unauthorized"
+    # A valid certificate: dird waits for the body, as it should.
+    bob = enrolled(reg, "bob@example.org", "Bob")
+    assert headers_only(reg.d, put, bob.cert, bob.key, timeout=2) is None
+    # And takes a real upload.
+    p12 = os.path.join(tmpdir_shared, "bob.p12")
+    openssl("pkcs12", "-export", "-inkey", bob.key, "-in", bob.cert,
+            "-out", p12, "-passout", "pass:correct horse")
+    with open(p12, "rb") as f:
+        r = bob.req("PUT", "/v1/me/backup", body=f.read(),
+                    ctype="application/x-pkcs12")
+    assert r.status == 200, r
