@@ -50,6 +50,18 @@ enum ca_keytype {
 #define CA_SERIAL_HEX_MAX 41
 #define CA_FP_HEX_LEN 65 /* SHA-256, 64 lower-case hex digits + NUL */
 
+/*
+ * Where relying parties find the registry's revocation data, written
+ * into every user certificate: a CRL distribution point (crl), the OCSP
+ * responder and the CA certificate (authorityInfoAccess ocsp and
+ * caIssuers).  Each may be NULL (left out); the whole struct may be NULL.
+ */
+struct ca_urls {
+	const char *crl;
+	const char *ocsp;
+	const char *issuer;
+};
+
 /* Identity of a certificate holder, decided by the registry. */
 struct ca_subject {
 	const char *userid; /* UID, lower case e-mail-like; required */
@@ -147,17 +159,17 @@ void ca_csr_free(struct ca_csr *csr);
  * Subject UID=<userid>, CN=<name> (+ emailAddress), SAN email when known,
  * random positive 128-bit serial, SKI/AKI, keyUsage digitalSignature
  * (+ keyEncipherment for RSA), EKU clientAuth only (never serverAuth:
- * no user certificate may pass for a TLS server), a CRL
- * distribution point at crl_url (omitted when NULL), valid for `days`
+ * no user certificate may pass for a TLS server), the revocation URLs
+ * of urls (CRL distribution point, authorityInfoAccess), valid for `days`
  * from now (backdated 5 minutes for clock skew).  Nothing of the CSR but
  * its public key is used.  On success *out owns new buffers.
  */
 int ca_issue_user(const struct ca *ca, const char *csr_pem, size_t csr_len,
-    const struct ca_subject *subj, int days, const char *crl_url,
+    const struct ca_subject *subj, int days, const struct ca_urls *urls,
     struct ca_issued *out, struct ca_err *err) CA_WUR;
 /* ca_issue_user for a CSR already checked by ca_csr_new (borrowed). */
 int ca_issue_user_csr(const struct ca *ca, const struct ca_csr *csr,
-    const struct ca_subject *subj, int days, const char *crl_url,
+    const struct ca_subject *subj, int days, const struct ca_urls *urls,
     struct ca_issued *out, struct ca_err *err) CA_WUR;
 void ca_issued_clear(struct ca_issued *is);
 
@@ -172,6 +184,50 @@ int ca_crl_build(const struct ca *ca, const struct ca_revoked *rev, size_t n,
     unsigned char **der, size_t *der_len, struct ca_err *err) CA_WUR;
 
 /*
+ * OCSP responder side (RFC 6960; RFC 5019's profile).  A request is
+ * parsed once (ca_ocsp_req_parse: a DER OCSPRequest of at most
+ * CA_OCSP_DER_MAX bytes asking about 1 to CA_OCSP_REQ_MAX certificates);
+ * the caller looks up the status of each serial that names this CA
+ * (ca_ocsp_req_serial; NULL for a certificate of another issuer, to be
+ * answered CA_OCSP_UNKNOWN) and ca_ocsp_respond signs one answer per
+ * certificate with the CA key, valid from `now` for `validity` seconds,
+ * echoing the request's nonce.  A serial this CA never issued is
+ * answered REVOKED with not_issued set (RFC 6960 2.2).  *der is a new
+ * buffer (free()).  ca_ocsp_error makes the unsigned answer for a
+ * request that could not be served; it returns 0 or -1 (no memory).
+ */
+#define CA_OCSP_REQ_MAX 8
+#define CA_OCSP_DER_MAX 8192
+
+enum ca_ocsp_status { CA_OCSP_GOOD, CA_OCSP_REVOKED, CA_OCSP_UNKNOWN };
+
+struct ca_ocsp_answer {
+	enum ca_ocsp_status status;
+	time_t revoked_at;	/* CA_OCSP_REVOKED */
+	int reason;		/* CA_OCSP_REVOKED: CRLReason, 0 unspecified */
+	int not_issued;		/* CA_OCSP_REVOKED: no such certificate */
+};
+
+enum ca_ocsp_error {
+	CA_OCSP_MALFORMED,	/* malformedRequest */
+	CA_OCSP_INTERNAL,	/* internalError */
+	CA_OCSP_TRY_LATER,	/* tryLater: the store is unavailable */
+	CA_OCSP_UNAUTHORIZED,	/* unauthorized */
+};
+
+struct ca_ocsp_req;
+struct ca_ocsp_req *ca_ocsp_req_parse(const struct ca *ca,
+    const unsigned char *der, size_t len, struct ca_err *err) CA_WUR;
+void ca_ocsp_req_free(struct ca_ocsp_req *q);
+size_t ca_ocsp_req_count(const struct ca_ocsp_req *q);
+const char *ca_ocsp_req_serial(const struct ca_ocsp_req *q, size_t i);
+int ca_ocsp_respond(const struct ca *ca, const struct ca_ocsp_req *q,
+    const struct ca_ocsp_answer *ans, time_t now, int validity,
+    unsigned char **der, size_t *len, struct ca_err *err) CA_WUR;
+int ca_ocsp_error(enum ca_ocsp_error e, unsigned char **der, size_t *len)
+    CA_WUR;
+
+/*
  * Centralized model: generate a key of type kt for subj, issue its
  * certificate as ca_issue_user does, and pack key + certificate + CA
  * certificate into a PKCS#12 protected by passphrase (AES-256-CBC,
@@ -179,7 +235,8 @@ int ca_crl_build(const struct ca *ca, const struct ca_revoked *rev, size_t n,
  * (free()); *out describes the certificate.
  */
 int ca_issue_p12(const struct ca *ca, const struct ca_subject *subj,
-    enum ca_keytype kt, int days, const char *crl_url, const char *passphrase,
+    enum ca_keytype kt, int days, const struct ca_urls *urls,
+    const char *passphrase,
     unsigned char **p12, size_t *p12_len, struct ca_issued *out,
     struct ca_err *err) CA_WUR;
 

@@ -56,14 +56,14 @@ struct ca {
 /*
  * What ca_issue.c puts into a leaf certificate besides the key.  Subject
  * and SAN are borrowed; eku is CA_EXT_EKU_PEER or CA_EXT_EKU_SERVER;
- * crl_url may be NULL.
+ * urls may be NULL.
  */
 struct ca_profile {
 	X509_NAME *subject;
 	X509_PUBKEY *spki; /* when set, the key as it came; else pub encoded */
 	GENERAL_NAMES *san;
 	enum ca_leaf_ext eku;
-	const char *crl_url;
+	const struct ca_urls *urls;
 };
 
 /* ca_util.c: errors */
@@ -131,7 +131,8 @@ void ca_leaf_ext_free(struct ca *ca);
 X509 *ca_issue_leaf(const struct ca *ca, EVP_PKEY *pub,
     const struct ca_profile *p, int days, struct ca_err *err);
 X509 *ca_issue_for_subject(const struct ca *ca, EVP_PKEY *pub,
-    X509_PUBKEY *spki, const struct ca_subject *subj, int days, const char *crl_url,
+    X509_PUBKEY *spki, const struct ca_subject *subj, int days,
+    const struct ca_urls *urls,
     struct ca_err *err);
 int ca_issued_fill(X509 *x, struct ca_issued *out, struct ca_err *err);
 

@@ -201,20 +201,62 @@ leaf_ext_add(const struct ca *ca, X509 *x, enum ca_leaf_ext e,
 	return 0;
 }
 
+/*
+ * The revocation URLs of a leaf: a CRL distribution point, and an
+ * authorityInfoAccess with the OCSP responder and the CA certificate.
+ */
+static int
+urls_add(const struct ca *ca, X509 *x, const struct ca_urls *u,
+    struct ca_err *err)
+{
+	char val[2 * CA_URL_MAX + 32];
+	X509V3_CTX ctx;
+	int n = 0;
+
+	if (u == NULL)
+		return 0;
+	memset(&ctx, 0, sizeof(ctx));
+	X509V3_set_ctx(&ctx, ca->cert, x, NULL, NULL, 0);
+	if (u->crl != NULL) {
+		snprintf(val, sizeof(val), "URI:%s", u->crl);
+		if (ca_ext_add(x, &ctx, NID_crl_distribution_points, val,
+		    err) == -1)
+			return -1;
+	}
+	val[0] = '\0';
+	if (u->ocsp != NULL)
+		n = snprintf(val, sizeof(val), "OCSP;URI:%s", u->ocsp);
+	if (u->issuer != NULL)
+		snprintf(val + n, sizeof(val) - (size_t)n, "%scaIssuers;URI:%s",
+		    n > 0 ? "," : "", u->issuer);
+	if (val[0] != '\0' && ca_ext_add(x, &ctx, NID_info_access, val,
+	    err) == -1)
+		return -1;
+	return 0;
+}
+
+/* The URLs go through OpenSSL's configuration syntax: see url_ok. */
+static int
+urls_ok(const struct ca_urls *u, struct ca_err *err)
+{
+	if (u == NULL || ((u->crl == NULL || url_ok(u->crl)) &&
+	    (u->ocsp == NULL || url_ok(u->ocsp)) &&
+	    (u->issuer == NULL || url_ok(u->issuer))))
+		return 0;
+	ca_err_set(err, CA_ERR_INVALID, "CRL, OCSP and CA URLs must be "
+	    "printable ASCII without spaces or commas");
+	return -1;
+}
+
 /* Sign a leaf certificate for pub as described by p (DESIGN.md). */
 X509 *
 ca_issue_leaf(const struct ca *ca, EVP_PKEY *pub, const struct ca_profile *p,
     int days, struct ca_err *err)
 {
 	X509 *x = NULL;
-	X509V3_CTX ctx;
-	char crldp[CA_URL_MAX + 8];
 
-	if (p->crl_url != NULL && !url_ok(p->crl_url)) {
-		ca_err_set(err, CA_ERR_INVALID, "CRL URL must be printable "
-		    "ASCII without spaces or commas");
+	if (urls_ok(p->urls, err) == -1)
 		goto err;
-	}
 	if ((x = X509_new()) == NULL ||
 	    !X509_set_version(x, X509_VERSION_3) ||
 	    !X509_set_issuer_name(x, X509_get_subject_name(ca->cert)) ||
@@ -241,14 +283,8 @@ ca_issue_leaf(const struct ca *ca, EVP_PKEY *pub, const struct ca_profile *p,
 		    "cannot add extension subjectAltName");
 		goto err;
 	}
-	if (p->crl_url != NULL) {
-		memset(&ctx, 0, sizeof(ctx));
-		X509V3_set_ctx(&ctx, ca->cert, x, NULL, NULL, 0);
-		snprintf(crldp, sizeof(crldp), "URI:%s", p->crl_url);
-		if (ca_ext_add(x, &ctx, NID_crl_distribution_points, crldp,
-		    err) == -1)
-			goto err;
-	}
+	if (urls_add(ca, x, p->urls, err) == -1)
+		goto err;
 	if (X509_sign(x, ca->key, ca_sign_md(ca->key)) <= 0) {
 		ca_err_set(err, CA_ERR_CRYPTO, "cannot sign the certificate");
 		goto err;
@@ -262,7 +298,7 @@ ca_issue_leaf(const struct ca *ca, EVP_PKEY *pub, const struct ca_profile *p,
 /* A user certificate for pub: the subject and SAN come from subj. */
 X509 *
 ca_issue_for_subject(const struct ca *ca, EVP_PKEY *pub, X509_PUBKEY *spki,
-    const struct ca_subject *subj, int days, const char *crl_url,
+    const struct ca_subject *subj, int days, const struct ca_urls *urls,
     struct ca_err *err)
 {
 	struct ca_profile prof;
@@ -290,7 +326,7 @@ ca_issue_for_subject(const struct ca *ca, EVP_PKEY *pub, X509_PUBKEY *spki,
 	prof.san = san;
 	prof.spki = spki;
 	prof.eku = CA_EXT_EKU_PEER;	/* a peer is both */
-	prof.crl_url = crl_url;
+	prof.urls = urls;
 	x = ca_issue_leaf(ca, pub, &prof, days, err);
  err:
 	GENERAL_NAMES_free(san);
@@ -318,7 +354,7 @@ ca_issued_fill(X509 *x, struct ca_issued *out, struct ca_err *err)
 
 int
 ca_issue_user(const struct ca *ca, const char *csr_pem, size_t csr_len,
-    const struct ca_subject *subj, int days, const char *crl_url,
+    const struct ca_subject *subj, int days, const struct ca_urls *urls,
     struct ca_issued *out, struct ca_err *err)
 {
 	struct ca_csr *csr;
@@ -327,14 +363,14 @@ ca_issue_user(const struct ca *ca, const char *csr_pem, size_t csr_len,
 	memset(out, 0, sizeof(*out));
 	if ((csr = ca_csr_new(csr_pem, csr_len, err)) == NULL)
 		return -1;
-	rv = ca_issue_user_csr(ca, csr, subj, days, crl_url, out, err);
+	rv = ca_issue_user_csr(ca, csr, subj, days, urls, out, err);
 	ca_csr_free(csr);
 	return rv;
 }
 
 int
 ca_issue_user_csr(const struct ca *ca, const struct ca_csr *csr,
-    const struct ca_subject *subj, int days, const char *crl_url,
+    const struct ca_subject *subj, int days, const struct ca_urls *urls,
     struct ca_issued *out, struct ca_err *err)
 {
 	X509 *x = NULL;
@@ -343,7 +379,7 @@ ca_issue_user_csr(const struct ca *ca, const struct ca_csr *csr,
 	ca_err_clear(err);
 	memset(out, 0, sizeof(*out));
 	if ((x = ca_issue_for_subject(ca, csr->pub,
-	    X509_REQ_get_X509_PUBKEY(csr->req), subj, days, crl_url,
+	    X509_REQ_get_X509_PUBKEY(csr->req), subj, days, urls,
 	    err)) == NULL)
 		goto err;
 	if (ca_issued_fill(x, out, err) == -1)

@@ -19,7 +19,8 @@
 
 int
 ca_issue_p12(const struct ca *ca, const struct ca_subject *subj,
-    enum ca_keytype kt, int days, const char *crl_url, const char *passphrase,
+    enum ca_keytype kt, int days, const struct ca_urls *urls,
+    const char *passphrase,
     unsigned char **p12, size_t *p12_len, struct ca_issued *out,
     struct ca_err *err)
 {
@@ -42,7 +43,7 @@ ca_issue_p12(const struct ca *ca, const struct ca_subject *subj,
 	}
 	if ((key = ca_keygen(kt, err)) == NULL)
 		goto err;
-	if ((x = ca_issue_for_subject(ca, key, NULL, subj, days, crl_url,
+	if ((x = ca_issue_for_subject(ca, key, NULL, subj, days, urls,
 	    err)) == NULL)
 		goto err;
 	/* The stack borrows ca->cert: sk_X509_free, not sk_X509_pop_free. */

@@ -382,9 +382,24 @@ cmd_init(const struct opts *o, int argc, char **argv)
 	snprintf(c.domain, sizeof(c.domain), "%s", domain);
 	if (o->dsn != NULL)
 		snprintf(c.dsn, sizeof(c.dsn), "%s", o->dsn);
-	snprintf(c.crl_url, sizeof(c.crl_url), "https://%s%s%s:%d/v1/crl",
-	    strchr(hosts[0], ':') ? "[" : "", hosts[0],
-	    strchr(hosts[0], ':') ? "]" : "", IRP_PORT);
+	/*
+	 * The revocation URLs in certificates are plain HTTP, as relying
+	 * parties expect (and lint tools demand): what they fetch is signed.
+	 * The IRP port serves the same paths over HTTPS.
+	 */
+	{
+		const char *l = strchr(hosts[0], ':') ? "[" : "";
+		const char *r = strchr(hosts[0], ':') ? "]" : "";
+
+		snprintf(c.crl_url, sizeof(c.crl_url),
+		    "http://%s%s%s:%d/v1/crl", l, hosts[0], r, IRP_HTTP_PORT);
+		snprintf(c.ocsp_url, sizeof(c.ocsp_url),
+		    "http://%s%s%s:%d/ocsp", l, hosts[0], r, IRP_HTTP_PORT);
+		snprintf(c.ca_url, sizeof(c.ca_url),
+		    "http://%s%s%s:%d/v1/ca", l, hosts[0], r, IRP_HTTP_PORT);
+		snprintf(c.listen[c.nlisten++], sizeof(c.listen[0]),
+		    "http://[::]:%d", IRP_HTTP_PORT);
+	}
 	if (access(conf, F_OK) != 0 &&
 	    conf_write(conf, &c, errbuf, sizeof(errbuf)) == -1) {
 		warnx_("%s", errbuf);

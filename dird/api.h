@@ -12,6 +12,16 @@ typedef void api_fn(struct http_req *req, struct http_resp *resp);
 
 /* api_misc.c */
 api_fn api_ca, api_crl, api_healthz, api_metrics;
+/* api_ocsp.c */
+api_fn api_ocsp_post, api_ocsp_get;
+/*
+ * The DER of an OCSP request sent by GET (base64, RFC 5019): whole
+ * quads, padding only at the end, at most cap bytes.  0 or -1.  Pure, so
+ * it is fuzzed (tests/fuzz/fuzz_request.c).
+ */
+#define HTTP_OCSP_GET_MAX 768
+int api_ocsp_b64(const char *b64, unsigned char *der, size_t cap,
+    size_t *len);
 /* api_enroll.c */
 api_fn api_enroll, api_renew;
 /* api_me.c */

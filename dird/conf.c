@@ -36,8 +36,14 @@ static const struct conf_key {
 	S("domain", domain, "", "the domain this registry serves"),
 	S("dsn", dsn, "", "libpq conninfo; empty for the embedded cluster"),
 	S("crl_url", crl_url, "", "CRL distribution point put in certificates"),
+	S("ocsp_url", ocsp_url, "",
+	    "OCSP responder put in certificates (authorityInfoAccess)"),
+	S("ca_url", ca_url, "",
+	    "where the CA certificate is, put in certificates (caIssuers)"),
 	{ "listen", CT_LISTEN, 0, 0, 0, 0, "[::]:4604",
-	    "address:port to listen on; repeat the key for more", NULL },
+	    "address:port for IRP over HTTPS, or http://address:port for "
+	    "the CA, CRL and OCSP over plain HTTP; repeat the key for more",
+	    NULL },
 	I("cert_days", cert_days, 1, 3650, "365", "user certificate lifetime, days"),
 	I("crl_days", crl_days, 1, 365, "7", "CRL validity, days"),
 	I("code_ttl", code_ttl, 60, 30 * 86400, "86400",
@@ -56,6 +62,16 @@ static const struct conf_key {
 	I("body_max", body_max, 1024, 1048576, "65536", "request body limit, bytes"),
 	I("backup_max", backup_max, 1024, 16777216, "1048576",
 	    "PKCS#12 backup limit, bytes"),
+	I("ocsp_validity", ocsp_validity, 60, 86400, "300",
+	    "seconds an OCSP answer is valid (its nextUpdate)"),
+	{ "metrics", CT_STR, offsetof(struct conf, metrics),
+	    sizeof(((struct conf *)0)->metrics), 0, 0, "admin",
+	    "who may read /metrics on the IRP port: admin (an administrator's "
+	    "certificate) or public", "admin|public" },
+	S("metrics_listen", metrics_listen, "",
+	    "address:port where /metrics and /healthz are served over plain "
+	    "HTTP to anyone who can connect (for a private network); empty "
+	    "for none"),
 	I("auth_fail_max", auth_fail_max, 1, 10000, "5",
 	    "failed code/password attempts per window before 429"),
 	I("auth_fail_window", auth_fail_window, 1, 86400, "300",

@@ -18,6 +18,8 @@ struct conf {
 	char domain[256];
 	char dsn[CONF_STR_MAX];	    /* "" = the embedded cluster */
 	char crl_url[CONF_STR_MAX]; /* written into every user certificate */
+	char ocsp_url[CONF_STR_MAX]; /* authorityInfoAccess OCSP */
+	char ca_url[CONF_STR_MAX];  /* authorityInfoAccess caIssuers */
 	char listen[CONF_LISTEN_MAX][128];
 	int nlisten;
 	int cert_days;	 /* user certificate lifetime */
@@ -32,6 +34,9 @@ struct conf {
 	int conn_timeout; /* idle seconds before a connection is closed */
 	int body_max;	 /* request body limit, bytes */
 	int backup_max;	 /* PKCS#12 backup limit, bytes */
+	int ocsp_validity; /* seconds from an OCSP answer to its nextUpdate */
+	char metrics[8];   /* admin or public: who reads /metrics */
+	char metrics_listen[128]; /* plain HTTP for /metrics, or "" */
 	int auth_fail_max; /* failed attempts per window before 429 */
 	int auth_fail_window; /* seconds */
 	char cache[8];	 /* auto, local, shared or off */

@@ -46,6 +46,7 @@ enum stmt {
 	S_AUDIT,
 	S_AUDIT_ROWS,
 	S_AUTH_CERT,
+	S_OCSP,
 	S_ADDR_DEL,
 	S_ADDR_INS,
 	S_LOOKUP,
@@ -203,6 +204,15 @@ static const struct {
 			  "FROM certificates c JOIN users u "
 			  "ON u.id = c.user_id WHERE c.issuer = $1 "
 			  "AND c.serial = $2",
+	    2 },
+	/* What an OCSP answer says of a certificate (db_ocsp_status). */
+	[S_OCSP] = { "SELECT c.user_id, c.status = 'revoked', "
+		     "coalesce(" EPOCH("c.revoked_at") ", 0), "
+		     "coalesce(c.revocation_reason, 0), u.enabled, "
+		     "coalesce(" EPOCH("u.disabled_at") ", 0), "
+		     EPOCH("c.not_after") " FROM certificates c "
+		     "JOIN users u ON u.id = c.user_id "
+		     "WHERE c.issuer = $1 AND c.serial = $2",
 	    2 },
 	[S_ADDR_DEL] = { "DELETE FROM addresses WHERE certificate_id = $1 "
 			 "RETURNING user_id",
@@ -1473,6 +1483,38 @@ db_auth_cert(struct db *db, const char *issuer, const char *serial,
 		u->enabled = col_bool(res, 0, 8);
 		u->has_password = col_bool(res, 0, 9);
 		u->created_at = (time_t)col_ll(res, 0, 10);
+	}
+	PQclear(res);
+	return 0;
+}
+
+int
+db_ocsp_status(struct db *db, const char *issuer, const char *serial,
+    struct db_ocsp *o, struct db_err *err)
+{
+	const char *v[2] = { issuer, serial };
+	PGresult *res;
+
+	if ((res = db_exec(db, S_OCSP, v, NULL, 0, PGRES_TUPLES_OK,
+		 err)) == NULL)
+		return -1;
+	if (PQntuples(res) != 1) {
+		PQclear(res);
+		db_seterr(err, DB_ERR_NOTFOUND, "unknown certificate");
+		return -1;
+	}
+	memset(o, 0, sizeof(*o));
+	o->user_id = col_ll(res, 0, 0);
+	o->not_after = (time_t)col_ll(res, 0, 6);
+	if (col_bool(res, 0, 1)) {
+		o->revoked = 1;
+		o->revoked_at = (time_t)col_ll(res, 0, 2);
+		o->reason = (int)col_ll(res, 0, 3);
+	} else if (!col_bool(res, 0, 4)) {
+		/* A disabled user's certificate: on hold, as on the CRL. */
+		o->revoked = 1;
+		o->revoked_at = (time_t)col_ll(res, 0, 5);
+		o->reason = DB_REASON_HOLD;
 	}
 	PQclear(res);
 	return 0;

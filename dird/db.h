@@ -247,6 +247,23 @@ struct db_auth {
 int db_auth_cert(struct db *db, const char *issuer, const char *serial,
     struct db_auth *a, struct db_err *err) DB_WUR;
 
+/*
+ * The revocation status of one certificate as the CRL would give it:
+ * revoked (with its time and reason), or on hold since its user was
+ * disabled (reason certificateHold), or neither.  DB_ERR_NOTFOUND for a
+ * serial that was never issued.
+ */
+#define DB_REASON_HOLD 6
+struct db_ocsp {
+	int64_t user_id;
+	int revoked;
+	time_t revoked_at;
+	int reason;
+	time_t not_after;
+};
+int db_ocsp_status(struct db *db, const char *issuer, const char *serial,
+    struct db_ocsp *o, struct db_err *err) DB_WUR;
+
 /* One address to store; ip is an IPv4 or IPv6 literal. */
 struct db_addr {
 	char ip[64];

@@ -30,59 +30,94 @@
 #include "log.h"
 
 enum route_auth {
-	RA_NONE,   /* anyone */
-	RA_CERT,   /* a valid client certificate */
-	RA_ADMIN,  /* a valid client certificate of an admin */
-	RA_SECRET, /* the handler authenticates (codes, passwords) */
+	RA_NONE,    /* anyone */
+	RA_CERT,    /* a valid client certificate */
+	RA_ADMIN,   /* a valid client certificate of an admin */
+	RA_SECRET,  /* the handler authenticates (codes, passwords) */
+	RA_METRICS, /* as the metrics setting says (see authenticate) */
 };
 
-enum route_body { RB_NONE, RB_JSON, RB_RAW };
+enum route_body {
+	RB_NONE,
+	RB_JSON,
+	RB_P12,	 /* a PKCS#12, as stored */
+	RB_OCSP, /* a DER OCSP request */
+};
+
+/*
+ * Which listeners serve a route: the IRP port (HTTPS, client
+ * certificates), the plain-HTTP listeners for what relying parties fetch
+ * (the CA, the CRL, OCSP: signed objects that need no TLS, at the URLs
+ * written into certificates) and the metrics listener.
+ */
+enum http_kind { HK_IRP = 1, HK_PUBLIC = 2, HK_METRICS = 4 };
+#define HK_ALL (HK_IRP | HK_PUBLIC | HK_METRICS)
 
 static const struct route {
 	const char *method;
-	const char *pattern; /* '*' stands for one path segment */
+	const char *pattern; /* '*' is one path segment, a final '**' the rest */
 	enum route_auth auth;
 	enum route_body body;
 	int big;	     /* body limit is backup_max, not body_max */
 	api_fn *fn;
 	const char *name;    /* metrics label */
+	unsigned int where;  /* enum http_kind bits */
 } routes[] = {
-	{ "GET", "/v1/ca", RA_NONE, RB_NONE, 0, api_ca, "ca" },
-	{ "GET", "/v1/crl", RA_NONE, RB_NONE, 0, api_crl, "crl" },
-	{ "GET", "/healthz", RA_NONE, RB_NONE, 0, api_healthz, "healthz" },
-	{ "GET", "/metrics", RA_NONE, RB_NONE, 0, api_metrics, "metrics" },
-	{ "POST", "/v1/enroll", RA_SECRET, RB_JSON, 0, api_enroll, "enroll" },
-	{ "POST", "/v1/renew", RA_CERT, RB_JSON, 0, api_renew, "renew" },
-	{ "GET", "/v1/me", RA_CERT, RB_NONE, 0, api_me, "me" },
+	{ "GET", "/v1/ca", RA_NONE, RB_NONE, 0, api_ca, "ca",
+	    HK_IRP | HK_PUBLIC },
+	{ "GET", "/v1/crl", RA_NONE, RB_NONE, 0, api_crl, "crl",
+	    HK_IRP | HK_PUBLIC },
+	{ "POST", "/ocsp", RA_NONE, RB_OCSP, 0, api_ocsp_post, "ocsp",
+	    HK_IRP | HK_PUBLIC },
+	{ "GET", "/ocsp/**", RA_NONE, RB_NONE, 0, api_ocsp_get, "ocsp_get",
+	    HK_IRP | HK_PUBLIC },
+	{ "GET", "/healthz", RA_NONE, RB_NONE, 0, api_healthz, "healthz",
+	    HK_ALL },
+	{ "GET", "/metrics", RA_METRICS, RB_NONE, 0, api_metrics, "metrics",
+	    HK_IRP | HK_METRICS },
+	{ "POST", "/v1/enroll", RA_SECRET, RB_JSON, 0, api_enroll, "enroll",
+	    HK_IRP },
+	{ "POST", "/v1/renew", RA_CERT, RB_JSON, 0, api_renew, "renew",
+	    HK_IRP },
+	{ "GET", "/v1/me", RA_CERT, RB_NONE, 0, api_me, "me", HK_IRP },
 	{ "PUT", "/v1/me/addresses", RA_CERT, RB_JSON, 0, api_addr_put,
-	    "addresses_put" },
+	    "addresses_put", HK_IRP },
 	{ "DELETE", "/v1/me/addresses", RA_CERT, RB_NONE, 0, api_addr_del,
-	    "addresses_delete" },
-	{ "PUT", "/v1/me/backup", RA_CERT, RB_RAW, 1, api_backup_put,
-	    "backup_put" },
+	    "addresses_delete", HK_IRP },
+	{ "PUT", "/v1/me/backup", RA_CERT, RB_P12, 1, api_backup_put,
+	    "backup_put", HK_IRP },
 	{ "GET", "/v1/me/backup", RA_SECRET, RB_NONE, 0, api_backup_get,
-	    "backup_get" },
-	{ "GET", "/v1/users/*", RA_CERT, RB_NONE, 0, api_user_get, "lookup" },
+	    "backup_get", HK_IRP },
+	{ "GET", "/v1/users/*", RA_CERT, RB_NONE, 0, api_user_get, "lookup",
+	    HK_IRP },
 	{ "POST", "/v1/certificates/*/revoke", RA_CERT, RB_JSON, 0, api_revoke,
-	    "revoke" },
+	    "revoke", HK_IRP },
 	{ "GET", "/v1/admin/users", RA_ADMIN, RB_NONE, 0, api_admin_users,
-	    "admin_users" },
+	    "admin_users", HK_IRP },
 	{ "POST", "/v1/admin/users", RA_ADMIN, RB_JSON, 0, api_admin_user_add,
-	    "admin_user_add" },
+	    "admin_user_add", HK_IRP },
 	{ "POST", "/v1/admin/users/*/disable", RA_ADMIN, RB_NONE, 0,
-	    api_admin_user_disable, "admin_user_disable" },
+	    api_admin_user_disable, "admin_user_disable", HK_IRP },
 	{ "POST", "/v1/admin/users/*/enable", RA_ADMIN, RB_NONE, 0,
-	    api_admin_user_enable, "admin_user_enable" },
+	    api_admin_user_enable, "admin_user_enable", HK_IRP },
 	{ "POST", "/v1/admin/users/*/revoke", RA_ADMIN, RB_JSON, 0,
-	    api_admin_user_revoke, "admin_user_revoke" },
+	    api_admin_user_revoke, "admin_user_revoke", HK_IRP },
 	{ "POST", "/v1/admin/users/*/codes", RA_ADMIN, RB_JSON, 0,
-	    api_admin_code, "admin_code" },
+	    api_admin_code, "admin_code", HK_IRP },
 	{ "POST", "/v1/admin/users/*/p12", RA_ADMIN, RB_JSON, 0, api_admin_p12,
-	    "admin_p12" },
+	    "admin_p12", HK_IRP },
 	{ "POST", "/v1/admin/certificates/*/revoke", RA_ADMIN, RB_JSON, 0,
-	    api_revoke, "admin_revoke" },
+	    api_revoke, "admin_revoke", HK_IRP },
 };
 #define NROUTES (sizeof(routes) / sizeof(routes[0]))
+
+/*
+ * The longest {...} of a route: a '*' segment (a user id, a serial) is
+ * under HTTP_SEGMENT_MAX, a final '**' (a GET OCSP request in base64,
+ * RFC 5019) under HTTP_PARAM_MAX.  A longer path matches no route.
+ */
+#define HTTP_SEGMENT_MAX 512
+#define HTTP_PARAM_MAX 1024
 
 /*
  * Per-connection memory pool of libmicrohttpd: it bounds the request
@@ -99,9 +134,16 @@ static const struct route {
 
 static const char *route_names[NROUTES + 2];
 
+/* What access_cb is called with: a listener of the server. */
+struct listener {
+	struct http_server *srv;
+	enum http_kind kind;
+};
+
 struct http_server {
 	struct dird_env *env;
-	struct MHD_Daemon *daemons[CONF_LISTEN_MAX];
+	struct MHD_Daemon *daemons[CONF_LISTEN_MAX + 1];
+	struct listener listeners[CONF_LISTEN_MAX + 1];
 	int ndaemons;
 	pthread_key_t db_key;
 	char *key_pem;
@@ -122,8 +164,9 @@ struct conn_ctx {
 /* Per request: the body as it arrives, and what route it is for. */
 struct req_ctx {
 	size_t route; /* index, or ROUTE_NOTFOUND / ROUTE_METHOD */
-	char param[512];
+	char param[HTTP_PARAM_MAX];
 	char reqid[17];
+	unsigned int kind;	  /* the listener's enum http_kind */
 	unsigned char *body;
 	size_t len, cap, limit;
 	size_t announced; /* Content-Length, when given and within limit */
@@ -247,7 +290,11 @@ http_time(time_t t, char *buf, size_t len)
 
 /* ---- routing --------------------------------------------------------------- */
 
-/* Match path against pattern; the '*' segment goes to param. */
+/*
+ * Match path against pattern; the '*' segment goes to param.  A pattern
+ * that ends in '**' takes the rest of the path, slashes and all (an OCSP
+ * request in a GET is base64, whose alphabet has '/').
+ */
 static int
 route_match(const char *pattern, const char *path, char *param, size_t plen)
 {
@@ -257,12 +304,20 @@ route_match(const char *pattern, const char *path, char *param, size_t plen)
 	if (star == NULL)
 		return strcmp(pattern, path) == 0;
 	pre = (size_t)(star - pattern);
+	if (strcmp(star, "**") == 0) {
+		seg = plen_path > pre ? plen_path - pre : 0;
+		if (seg == 0 || seg >= plen || strncmp(pattern, path, pre) != 0)
+			return 0;
+		memcpy(param, path + pre, seg + 1);
+		return 1;
+	}
 	suf = strlen(star + 1);
 	if (plen_path <= pre + suf || strncmp(pattern, path, pre) != 0 ||
 	    strcmp(path + plen_path - suf, star + 1) != 0)
 		return 0;
 	seg = plen_path - pre - suf;
-	if (seg >= plen || memchr(path + pre, '/', seg) != NULL)
+	if (seg >= plen || seg >= HTTP_SEGMENT_MAX ||
+	    memchr(path + pre, '/', seg) != NULL)
 		return 0;
 	memcpy(param, path + pre, seg);
 	param[seg] = '\0';
@@ -270,13 +325,15 @@ route_match(const char *pattern, const char *path, char *param, size_t plen)
 }
 
 static size_t
-route_find(const char *method, const char *path, char *param, size_t plen)
+route_find(unsigned int kind, const char *method, const char *path,
+    char *param, size_t plen)
 {
 	size_t i;
 	int path_known = 0;
 
 	for (i = 0; i < NROUTES; i++) {
-		if (!route_match(routes[i].pattern, path, param, plen))
+		if (!(routes[i].where & kind) ||
+		    !route_match(routes[i].pattern, path, param, plen))
 			continue;
 		if (strcmp(routes[i].method, method) == 0)
 			return i;
@@ -287,14 +344,15 @@ route_find(const char *method, const char *path, char *param, size_t plen)
 
 /* The methods path has, "GET, POST", for the Allow header of a 405. */
 static void
-route_allow(const char *path, char *buf, size_t len)
+route_allow(unsigned int kind, const char *path, char *buf, size_t len)
 {
-	char param[512];
+	char param[HTTP_PARAM_MAX];
 	size_t i, n = 0;
 
 	buf[0] = '\0';
 	for (i = 0; i < NROUTES && n < len; i++)
-		if (route_match(routes[i].pattern, path, param, sizeof(param)))
+		if ((routes[i].where & kind) && route_match(routes[i].pattern,
+		    path, param, sizeof(param)))
 			n += (size_t)snprintf(buf + n, len - n, "%s%s",
 			    n ? ", " : "", routes[i].method);
 }
@@ -498,12 +556,20 @@ parse_body(struct http_req *req, const struct route *rt, const char *ctype,
 		}
 		return 0;
 	}
-	/* The only raw body is a PKCS#12; anything else was sent by mistake. */
-	if (rt->body == RB_RAW) {
+	/* A binary body in any other type was sent by mistake. */
+	if (rt->body == RB_P12) {
 		if (!ctype_is(ctype, "application/x-pkcs12") &&
 		    !ctype_is(ctype, "application/octet-stream")) {
 			http_error(resp, 415, "unsupported_media_type",
 			    "send the body as application/x-pkcs12");
+			return -1;
+		}
+		return 0;
+	}
+	if (rt->body == RB_OCSP) {
+		if (!ctype_is(ctype, "application/ocsp-request")) {
+			http_error(resp, 415, "unsupported_media_type",
+			    "send the body as application/ocsp-request");
 			return -1;
 		}
 		return 0;
@@ -517,9 +583,15 @@ parse_body(struct http_req *req, const struct route *rt, const char *ctype,
 	return req->json != NULL ? 0 : -1;
 }
 
+/*
+ * Who may ask.  /metrics tells how many people are online and what
+ * fails: on the IRP port it needs an administrator's certificate unless
+ * the configuration makes it public; the metrics listener, which an
+ * administrator binds to a private address, serves anyone.
+ */
 static int
 authenticate(struct http_req *req, const struct route *rt,
-    struct http_resp *resp)
+    unsigned int kind, struct http_resp *resp)
 {
 	switch (rt->auth) {
 	case RA_NONE:
@@ -527,6 +599,11 @@ authenticate(struct http_req *req, const struct route *rt,
 		return 0;
 	case RA_CERT:
 		return auth_cert(req->env->auth, req, resp);
+	case RA_METRICS:
+		if (kind == HK_METRICS ||
+		    strcmp(req->env->reg->conf.metrics, "public") == 0)
+			return 0;
+		/* FALLTHROUGH */
 	case RA_ADMIN:
 		if (auth_cert(req->env->auth, req, resp) == -1)
 			return -1;
@@ -656,7 +733,7 @@ early(struct http_server *srv, struct MHD_Connection *conn,
 		rv = 1;
 	} else if (rt->auth == RA_SECRET) {
 		rv = auth_secret_precheck(srv->env->auth, &req, resp) == -1;
-	} else if (authenticate(&req, rt, resp) == -1) {
+	} else if (authenticate(&req, rt, rc->kind, resp) == -1) {
 		rv = 1;
 	} else {
 		rc->who = req.who;
@@ -707,7 +784,7 @@ handle(struct http_server *srv, struct MHD_Connection *conn,
 	 */
 	if (rc->authed)
 		req.who = rc->who;
-	else if (authenticate(&req, rt, resp) == -1)
+	else if (authenticate(&req, rt, rc->kind, resp) == -1)
 		goto out;
 	if (parse_body(&req, rt, MHD_lookup_connection_value(conn,
 				     MHD_HEADER_KIND,
@@ -832,7 +909,8 @@ access_cb(void *cls, struct MHD_Connection *conn, const char *url,
     const char *method, const char *version, const char *upload_data,
     size_t *upload_size, void **con_cls)
 {
-	struct http_server *srv = cls;
+	struct listener *li = cls;
+	struct http_server *srv = li->srv;
 	struct req_ctx *rc = *con_cls;
 	struct http_resp resp;
 	const char *clen;
@@ -848,7 +926,8 @@ access_cb(void *cls, struct MHD_Connection *conn, const char *url,
 		snprintf(rc->reqid, sizeof(rc->reqid), "%016llx",
 		    (unsigned long long)reqid_mix(srv->reqid_key ^
 			atomic_fetch_add(&srv->nreq, 1)));
-		rc->route = route_find(method, url, rc->param,
+		rc->kind = li->kind;
+		rc->route = route_find(li->kind, method, url, rc->param,
 		    sizeof(rc->param));
 		rc->limit = (size_t)srv->env->reg->conf.body_max;
 		if (rc->route < NROUTES && routes[rc->route].big)
@@ -908,7 +987,7 @@ send:
 	    elapsed(&rc->start));
 	allow[0] = '\0';
 	if (rc->route == ROUTE_METHOD)
-		route_allow(url, allow, sizeof(allow));
+		route_allow(li->kind, url, allow, sizeof(allow));
 	ret = send_resp(conn, rc, &resp, allow);
 	return ret;
 }
@@ -1061,16 +1140,106 @@ err:
 	return rv;
 }
 
+/* Plain-HTTP listeners serve little and seldom: a small pool. */
+#define HTTP_PLAIN_WORKERS 2
+
+/*
+ * Start one listener of the given kind on spec ("[::]:4604").  The IRP
+ * port speaks TLS with client certificates; the others plain HTTP.
+ */
+static int
+listen_on(struct http_server *srv, const char *spec, enum http_kind kind,
+    char *errbuf, size_t errlen)
+{
+	const struct conf *c = &srv->env->reg->conf;
+	struct sockaddr_storage ss;
+	struct listener *li;
+	struct MHD_Daemon *d;
+	unsigned int flags;
+	int wild6;
+
+	if (srv->ndaemons >= CONF_LISTEN_MAX + 1 ||
+	    parse_listen(spec, &ss, &wild6) == -1) {
+		snprintf(errbuf, errlen, "listen address '%s' is not "
+		    "ADDRESS:PORT (e.g. [::]:4604 or 127.0.0.1:4604)", spec);
+		return -1;
+	}
+	li = &srv->listeners[srv->ndaemons];
+	li->srv = srv;
+	li->kind = kind;
+	/*
+	 * poll(), not epoll: with epoll, libmicrohttpd 0.9.75 never clears
+	 * "readable" when GnuTLS's own recv() hits EAGAIN in the middle of
+	 * a handshake, so one client that sends part of a ClientHello (or
+	 * stalls before its Finished) keeps a pool thread spinning at 100%
+	 * CPU until the idle timeout (tests/integration/test_faults.py).
+	 * poll() waits; the throughput was the same here.
+	 */
+	flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL |
+	    MHD_USE_ERROR_LOG;
+	if (ss.ss_family == AF_INET6)
+		flags |= MHD_USE_IPv6;
+	if (wild6)
+		flags |= MHD_USE_DUAL_STACK;
+	if (kind == HK_IRP)
+		d = MHD_start_daemon(flags | MHD_USE_TLS, 0, NULL, NULL,
+		    access_cb, li,
+		    MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+		    MHD_OPTION_HTTPS_MEM_KEY, srv->key_pem,
+		    MHD_OPTION_HTTPS_MEM_CERT, srv->cert_pem,
+		    MHD_OPTION_HTTPS_MEM_TRUST, ca_cert_pem(srv->env->reg->ca),
+		    /* TLS 1.3, and TLS 1.2 with ECDHE only; either with
+		     * AES-GCM or ChaCha20-Poly1305 alone: no CBC, no
+		     * HMAC-SHA1, no RSA key transport, no CCM. */
+		    MHD_OPTION_HTTPS_PRIORITIES,
+		    "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2:-CIPHER-ALL:"
+		    "+AES-256-GCM:+CHACHA20-POLY1305:+AES-128-GCM:-MAC-ALL:"
+		    "+AEAD:-KX-ALL:+ECDHE-ECDSA:+ECDHE-RSA",
+		    MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)c->workers,
+		    MHD_OPTION_CONNECTION_LIMIT, (unsigned int)c->max_conns,
+		    MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+		    (unsigned int)c->max_conns_ip,
+		    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)c->conn_timeout,
+		    MHD_OPTION_CONNECTION_MEMORY_LIMIT, HTTP_CONN_MEMORY,
+		    MHD_OPTION_NOTIFY_CONNECTION, notify_connection, srv,
+		    MHD_OPTION_NOTIFY_COMPLETED, completed_cb, srv,
+		    MHD_OPTION_UNESCAPE_CALLBACK, unescape_cb, srv,
+		    MHD_OPTION_EXTERNAL_LOGGER, mhd_log, srv,
+		    MHD_OPTION_END);
+	else
+		d = MHD_start_daemon(flags, 0, NULL, NULL, access_cb, li,
+		    MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+		    MHD_OPTION_THREAD_POOL_SIZE,
+		    (unsigned int)HTTP_PLAIN_WORKERS,
+		    MHD_OPTION_CONNECTION_LIMIT, (unsigned int)c->max_conns,
+		    MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+		    (unsigned int)c->max_conns_ip,
+		    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)c->conn_timeout,
+		    MHD_OPTION_CONNECTION_MEMORY_LIMIT, HTTP_CONN_MEMORY,
+		    MHD_OPTION_NOTIFY_CONNECTION, notify_connection, srv,
+		    MHD_OPTION_NOTIFY_COMPLETED, completed_cb, srv,
+		    MHD_OPTION_UNESCAPE_CALLBACK, unescape_cb, srv,
+		    MHD_OPTION_EXTERNAL_LOGGER, mhd_log, srv,
+		    MHD_OPTION_END);
+	if (d == NULL) {
+		snprintf(errbuf, errlen, "cannot listen on %s: %s (is another "
+		    "dird running, or the port in use?)", spec,
+		    strerror(errno));
+		return -1;
+	}
+	srv->daemons[srv->ndaemons++] = d;
+	log_info("listening on %s%s", kind == HK_IRP ? "" : "http://", spec);
+	return 0;
+}
+
 struct http_server *
 http_start(struct dird_env *env, char *errbuf, size_t errlen)
 {
 	const struct conf *c = &env->reg->conf;
 	struct http_server *srv;
-	struct sockaddr_storage ss;
 	char path[PATH_MAX + 32], cpath[PATH_MAX + 32];
-	unsigned int flags;
 	size_t i;
-	int wild6, j;
+	int j;
 
 	for (i = 0; i < NROUTES; i++)
 		route_names[i] = routes[i].name;
@@ -1099,60 +1268,17 @@ http_start(struct dird_env *env, char *errbuf, size_t errlen)
 		goto err;
 
 	for (j = 0; j < c->nlisten; j++) {
-		if (parse_listen(c->listen[j], &ss, &wild6) == -1) {
-			snprintf(errbuf, errlen, "listen address '%s' is not "
-			    "ADDRESS:PORT (e.g. [::]:4604 or 127.0.0.1:4604)",
-			    c->listen[j]);
+		if (strncmp(c->listen[j], "http://", 7) == 0) {
+			if (listen_on(srv, c->listen[j] + 7, HK_PUBLIC, errbuf,
+			    errlen) == -1)
+				goto err;
+		} else if (listen_on(srv, c->listen[j], HK_IRP, errbuf,
+		    errlen) == -1)
 			goto err;
-		}
-		/*
-		 * poll(), not epoll: with epoll, libmicrohttpd 0.9.75 never
-		 * clears "readable" when GnuTLS's own recv() hits EAGAIN in
-		 * the middle of a handshake, so one client that sends part
-		 * of a ClientHello (or stalls before its Finished) keeps a
-		 * pool thread spinning at 100% CPU until the idle timeout
-		 * (tests/integration/test_faults.py).  poll() waits; the
-		 * throughput was the same here.
-		 */
-		flags = MHD_USE_TLS | MHD_USE_INTERNAL_POLLING_THREAD |
-		    MHD_USE_POLL | MHD_USE_ERROR_LOG;
-		if (ss.ss_family == AF_INET6)
-			flags |= MHD_USE_IPv6;
-		if (wild6)
-			flags |= MHD_USE_DUAL_STACK;
-		srv->daemons[j] = MHD_start_daemon(flags, 0, NULL, NULL,
-		    access_cb, srv,
-		    MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-		    MHD_OPTION_HTTPS_MEM_KEY, srv->key_pem,
-		    MHD_OPTION_HTTPS_MEM_CERT, srv->cert_pem,
-		    MHD_OPTION_HTTPS_MEM_TRUST, ca_cert_pem(env->reg->ca),
-		    /* TLS 1.3, and TLS 1.2 with ECDHE only; either with
-		     * AES-GCM or ChaCha20-Poly1305 alone: no CBC, no
-		     * HMAC-SHA1, no RSA key transport, no CCM. */
-		    MHD_OPTION_HTTPS_PRIORITIES,
-		    "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2:-CIPHER-ALL:"
-		    "+AES-256-GCM:+CHACHA20-POLY1305:+AES-128-GCM:-MAC-ALL:"
-		    "+AEAD:-KX-ALL:+ECDHE-ECDSA:+ECDHE-RSA",
-		    MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)c->workers,
-		    MHD_OPTION_CONNECTION_LIMIT, (unsigned int)c->max_conns,
-		    MHD_OPTION_PER_IP_CONNECTION_LIMIT,
-		    (unsigned int)c->max_conns_ip,
-		    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)c->conn_timeout,
-		    MHD_OPTION_CONNECTION_MEMORY_LIMIT, HTTP_CONN_MEMORY,
-		    MHD_OPTION_NOTIFY_CONNECTION, notify_connection, srv,
-		    MHD_OPTION_NOTIFY_COMPLETED, completed_cb, srv,
-		    MHD_OPTION_UNESCAPE_CALLBACK, unescape_cb, srv,
-		    MHD_OPTION_EXTERNAL_LOGGER, mhd_log, srv,
-		    MHD_OPTION_END);
-		if (srv->daemons[j] == NULL) {
-			snprintf(errbuf, errlen, "cannot listen on %s: %s "
-			    "(is another dird running, or the port in use?)",
-			    c->listen[j], strerror(errno));
-			goto err;
-		}
-		srv->ndaemons++;
-		log_info("listening on %s", c->listen[j]);
 	}
+	if (c->metrics_listen[0] != '\0' && listen_on(srv, c->metrics_listen,
+	    HK_METRICS, errbuf, errlen) == -1)
+		goto err;
 	return srv;
 err:
 	http_stop(srv);

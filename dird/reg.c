@@ -186,10 +186,14 @@ reg_user(struct db *db, const char *userid, struct db_user *u,
 	return 0;
 }
 
-static const char *
-crl_url(const struct reg *r)
+/* The revocation URLs of the configuration, for every certificate. */
+static const struct ca_urls *
+urls(const struct reg *r, struct ca_urls *u)
 {
-	return r->conf.crl_url[0] ? r->conf.crl_url : NULL;
+	u->crl = r->conf.crl_url[0] ? r->conf.crl_url : NULL;
+	u->ocsp = r->conf.ocsp_url[0] ? r->conf.ocsp_url : NULL;
+	u->issuer = r->conf.ca_url[0] ? r->conf.ca_url : NULL;
+	return u;
 }
 
 /*
@@ -221,13 +225,14 @@ reg_issue_csr(struct reg *r, struct db *db, const struct db_user *u,
     const char *source, struct ca_issued *out, struct reg_err *e)
 {
 	struct ca_subject subj;
+	struct ca_urls cu;
 	struct ca_err ce;
 
 	subj.userid = u->userid;
 	subj.name = u->name;
 	subj.email = u->email[0] ? u->email : NULL;
 	if (ca_issue_user_csr(r->ca, req, &subj, r->conf.cert_days,
-		crl_url(r), out, &ce) == -1) {
+		urls(r, &cu), out, &ce) == -1) {
 		reg_seterr(e, ce.code == CA_ERR_CRYPTO ? 500 : 400,
 		    "invalid_csr", "%s", ce.msg);
 		return -1;
@@ -297,6 +302,7 @@ reg_issue_p12(struct reg *r, struct db *db, const char *userid,
     struct reg_err *e)
 {
 	struct ca_subject subj;
+	struct ca_urls cu;
 	struct db_user u;
 	struct ca_err ce;
 
@@ -308,7 +314,7 @@ reg_issue_p12(struct reg *r, struct db *db, const char *userid,
 	subj.name = u.name;
 	subj.email = u.email[0] ? u.email : NULL;
 	if (ca_issue_p12(r->ca, &subj, CA_KEY_EC_P256, r->conf.cert_days,
-		crl_url(r), passphrase, p12, p12_len, out, &ce) == -1) {
+		urls(r, &cu), passphrase, p12, p12_len, out, &ce) == -1) {
 		reg_seterr(e, 500, "issue_failed", "%s", ce.msg);
 		return -1;
 	}

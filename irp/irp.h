@@ -11,6 +11,12 @@
 
 #define IRP_PORT 4604
 #define IRP_PEER_PORT 4605
+/*
+ * Plain HTTP for what relying parties fetch by the URLs in certificates:
+ * the CA certificate, the CRL and OCSP (signed objects, served without
+ * TLS as RFC 5019 and RFC 5280 expect them).
+ */
+#define IRP_HTTP_PORT 4606
 #define IRP_USERID_MAX 254
 #define IRP_ADDR_MAX 16
 

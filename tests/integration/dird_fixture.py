@@ -30,6 +30,9 @@ class Dird:
     def __init__(self, data, port=None, dsn=None, extra=()):
         self.data = data
         self.port = port or free_port()
+        # /metrics needs an administrator's certificate on the IRP port;
+        # tests read it from a metrics listener of their own.
+        self.metrics_port = free_port()
         self.dsn = dsn
         self.extra = list(extra)
         self.proc = None
@@ -37,7 +40,8 @@ class Dird:
 
     def start(self):
         argv = [os.path.join(BUILD, "dird", "dird"), "--data", self.data,
-                "--listen", f"127.0.0.1:{self.port}"] + self.extra
+                "--listen", f"127.0.0.1:{self.port}", "--set",
+                f"metrics_listen=127.0.0.1:{self.metrics_port}"] + self.extra
         if self.dsn:
             argv += ["--dsn", self.dsn]
         self.logf = open(self.log, "ab")
@@ -53,6 +57,14 @@ class Dird:
             except OSError:
                 time.sleep(0.05)
         raise AssertionError("dird did not start: " + self.read_log())
+
+    def metrics(self):
+        """The Prometheus text of /metrics, from the metrics listener."""
+        import urllib.request
+        with urllib.request.urlopen(
+                f"http://127.0.0.1:{self.metrics_port}/metrics",
+                timeout=30) as r:
+            return r.read().decode()
 
     def read_log(self):
         with open(self.log, errors="replace") as f:

@@ -20,7 +20,7 @@ from test_dird import Registry
 
 
 def metric(d, name):
-    m = re.search(rf"^{name} (\d+)$", curl(d, "GET", "/metrics").body, re.M)
+    m = re.search(rf"^{name} (\d+)$", d.metrics(), re.M)
     return int(m.group(1)) if m else None
 
 
@@ -298,7 +298,7 @@ def test_local_mode_does_not_announce_its_own_writes(reg):
 def test_cache_settings(pg, tmpdir_shared):
     reg = Registry(pg, tmpdir_shared, cache="off")
     try:
-        m = curl(reg.d, "GET", "/metrics").body
+        m = reg.d.metrics()
         assert "dird_cache" not in m
         assert "cache: off" in reg.d.read_log()
     finally:
@@ -409,7 +409,7 @@ def test_a_second_dird_on_the_embedded_cluster(tmpdir_shared):
         second = Dird(data).start()
         assert "cache: off (another dird caches on this database" in \
             second.read_log()
-        assert "dird_cache" not in curl(second, "GET", "/metrics").body
+        assert "dird_cache" not in second.metrics()
         users = []
         for name in ("ann", "ben"):
             uid = f"{name}@example.org"

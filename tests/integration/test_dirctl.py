@@ -128,7 +128,8 @@ def test_issue_csr_verifies_with_openssl_and_certtool(reg, tmpdir_shared):
     assert eku.strip() == "TLS Web Client Authentication", eku
     assert "Digital Signature" in text
     assert "X509v3 Authority Key Identifier" in text
-    assert "URI:https://localhost:4604/v1/crl" in text
+    assert "URI:http://localhost:4606/v1/crl" in text
+    assert "OCSP - URI:http://localhost:4606/ocsp" in text
     serial = openssl("x509", "-in", cert, "-noout", "-serial").stdout
     serial = serial.strip().split("=")[1].lower().lstrip("0")
     assert 0 < int(serial, 16) < 2**128

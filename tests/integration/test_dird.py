@@ -484,7 +484,7 @@ def test_password_auth_passwd_and_rate_limit(reg, tmpdir_shared):
     r = enrol("another long password")
     assert r.status == 429 and r.code == "rate_limited"
     assert reg.digest() == before
-    m = curl(reg.d, "GET", "/metrics").body
+    m = reg.d.metrics()
     fails = [ln for ln in m.splitlines()
              if ln.startswith("dird_auth_failures_total")]
     assert sum(float(ln.split()[-1]) for ln in fails) >= 5, fails
@@ -569,7 +569,7 @@ def test_health_and_metrics(reg):
     kim.req("PUT", "/v1/me/addresses", json_body={
         "addresses": [{"ip": "2001:db8::3", "port": 4605}]})
     assert curl(reg.d, "GET", "/healthz").status == 200
-    m = curl(reg.d, "GET", "/metrics").body
+    m = reg.d.metrics()
     assert 'dird_requests_total{endpoint="me",status="200"} 1' in m
     assert 'dird_requests_total{endpoint="enroll",status="201"} 1' in m
     assert "dird_request_duration_seconds_bucket" in m
@@ -588,7 +588,7 @@ def test_health_and_metrics(reg):
     assert count and float(count[0].split()[-1]) >= 3, count
     # A refused request is counted under its status.
     assert curl(reg.d, "GET", "/v1/me").status == 401
-    m = curl(reg.d, "GET", "/metrics").body
+    m = reg.d.metrics()
     assert 'dird_requests_total{endpoint="me",status="401"} 1' in m, m
     ca = curl(reg.d, "GET", "/v1/ca").body
     with open(os.path.join(reg.data, "ca.pem")) as f:

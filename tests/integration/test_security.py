@@ -508,3 +508,158 @@ def test_a_body_is_refused_before_it_is_read(reg, tmpdir_shared):
         r = bob.req("PUT", "/v1/me/backup", body=f.read(),
                     ctype="application/x-pkcs12")
     assert r.status == 200, r
+
+
+# ---- OCSP: revocation that reaches relying parties at once ----
+
+def with_plain_listener(reg):
+    """Restart reg's dird with a plain-HTTP listener (as `dirctl init`
+    configures one on port 4606) on a free port: its URL."""
+    port = free_port()
+    assert reg.d.stop() == 0, reg.d.read_log()
+    reg.d.extra += ["--listen", f"http://127.0.0.1:{port}"]
+    reg.d.start()
+    return f"http://127.0.0.1:{port}"
+
+
+def ocsp(reg, cert, url, *extra):
+    """openssl ocsp as the issue writes it: (status line, whole output)."""
+    ca = os.path.join(reg.data, "ca.pem")
+    p = openssl("ocsp", "-issuer", ca, "-cert", cert, "-url", url,
+                "-CAfile", ca, *extra, check=False)
+    out = p.stdout + p.stderr
+    assert "Response verify OK" in out, out
+    line = [x for x in out.splitlines() if x.startswith(cert + ":")]
+    assert line, out
+    return line[0].split(": ", 1)[1].strip(), out
+
+
+def test_certificates_name_their_ocsp_responder_and_crl(reg):
+    alice = enrolled(reg, "alice@example.org", "Alice")
+    text = openssl("x509", "-in", alice.cert, "-noout", "-ext",
+                   "authorityInfoAccess,crlDistributionPoints").stdout
+    assert "OCSP - URI:http://localhost:4606/ocsp" in text, text
+    assert "CA Issuers - URI:http://localhost:4606/v1/ca" in text, text
+    assert "URI:http://localhost:4606/v1/crl" in text, text
+
+
+def test_ocsp_good_then_revoked_at_once(reg, tmpdir_shared):
+    """`openssl ocsp` says good, then revoked right after `dirctl cert
+    revoke` and after `dirctl user disable` (and good again after
+    enable), over plain HTTP and over the IRP port."""
+    plain = with_plain_listener(reg)
+    alice = enrolled(reg, "alice@example.org", "Alice")
+    bob = enrolled(reg, "bob@example.org", "Bob")
+    https = reg.d.url + "/ocsp"
+    for url in (plain + "/ocsp", https):
+        status, out = ocsp(reg, alice.cert, url)
+        assert status == "good", out
+    reg.ctl("cert", "revoke", serial_of(alice.cert), "--reason",
+            "keyCompromise")
+    for url in (plain + "/ocsp", https):
+        status, out = ocsp(reg, alice.cert, url)
+        assert status == "revoked" and "Reason: keyCompromise" in out, out
+    status, out = ocsp(reg, bob.cert, https)
+    assert status == "good", out
+    reg.ctl("user", "disable", bob.userid)
+    status, out = ocsp(reg, bob.cert, https)
+    assert status == "revoked" and "certificateHold" in out, out
+    reg.ctl("user", "enable", bob.userid)
+    status, out = ocsp(reg, bob.cert, https)
+    assert status == "good", out
+    # GnuTLS's ocsptool agrees.
+    p = run(["ocsptool", "--ask=" + plain + "/ocsp", "--load-issuer",
+             os.path.join(reg.data, "ca.pem"), "--load-cert", alice.cert,
+             "--load-signer", os.path.join(reg.data, "ca.pem")],
+            check=False)
+    assert "Certificate Status: revoked" in p.stdout, p.stdout + p.stderr
+    assert "Verifying OCSP Response: Success" in p.stdout, p.stdout
+
+
+def test_ocsp_by_get_unknown_serials_and_strangers(reg, tmpdir_shared):
+    import base64
+    import urllib.parse
+    import urllib.request
+    plain = with_plain_listener(reg)
+    alice = enrolled(reg, "alice@example.org", "Alice")
+    ca = os.path.join(reg.data, "ca.pem")
+    req = os.path.join(tmpdir_shared, "req.der")
+    resp = os.path.join(tmpdir_shared, "resp.der")
+    openssl("ocsp", "-issuer", ca, "-cert", alice.cert, "-no_nonce",
+            "-reqout", req)
+    with open(req, "rb") as f:
+        b64 = base64.b64encode(f.read()).decode()
+    # RFC 5019 GET: the base64, URL-encoded ('/' and '+' too).
+    url = plain + "/ocsp/" + urllib.parse.quote(b64, safe="")
+    with urllib.request.urlopen(url, timeout=30) as r:
+        assert r.headers["Content-Type"] == "application/ocsp-response"
+        with open(resp, "wb") as f:
+            f.write(r.read())
+    p = openssl("ocsp", "-respin", resp, "-issuer", ca, "-cert", alice.cert,
+                "-CAfile", ca, check=False)
+    assert "Response verify OK" in p.stdout + p.stderr, p.stderr
+    assert f"{alice.cert}: good" in p.stdout, p.stdout
+    # A serial this CA never issued (a forgery, say): revoked since 1970,
+    # flagged with RFC 6960's extended revoke extension.
+    p = openssl("ocsp", "-issuer", ca, "-serial", "0x1234abcd", "-url",
+                plain + "/ocsp", "-CAfile", ca, "-resp_text", check=False)
+    out = p.stdout + p.stderr
+    assert "Response verify OK" in out and "0x1234abcd: revoked" in out, out
+    assert "Jan  1 00:00:00 1970" in out, out
+    # A certificate of another CA is not ours to judge: unknown.
+    other = os.path.join(tmpdir_shared, "other-ca.pem")
+    with open(other, "wb") as f:
+        f.write(other_ca(tmpdir_shared))
+    p = openssl("ocsp", "-issuer", other, "-serial", "0x1234", "-url",
+                plain + "/ocsp", "-CAfile", ca, "-VAfile", ca, check=False)
+    assert "0x1234: unknown" in p.stdout, p.stdout + p.stderr
+    # Garbage: an OCSP error answer, not a crash or an HTML page.
+    for body in (b"", b"\x30\x03\x02\x01\x00", os.urandom(300)):
+        r = curl(reg.d, "POST", "/ocsp", body=body,
+                 ctype="application/ocsp-request", raw_out=True)
+        if body == b"":
+            continue  # curl sends no body; any answer is fine
+        assert r.status == 200, r
+        with open(resp, "wb") as f:
+            f.write(r.body)
+        p = openssl("ocsp", "-respin", resp, "-resp_text", "-noverify",
+                    check=False)
+        assert "malformedrequest" in (p.stdout + p.stderr).lower(), p.stdout
+    r = curl(reg.d, "GET", "/ocsp/not*base64")
+    assert r.status == 200, r
+    # A JSON body is refused before it is parsed as anything.
+    r = curl(reg.d, "POST", "/ocsp", json_body={"a": 1})
+    assert r.status == 415, r
+
+
+def test_metrics_are_for_administrators(reg, tmpdir_shared):
+    """Defect 13: /metrics told anyone how many users were online."""
+    alice = enrolled(reg, "alice@example.org", "Alice")
+    root = admin(reg)
+    r = curl(reg.d, "GET", "/metrics")
+    assert r.status == 401, r
+    r = alice.req("GET", "/metrics")
+    assert r.status == 403, r
+    r = root.req("GET", "/metrics")
+    assert r.status == 200 and "dird_online_users" in r.body, r
+    # The metrics listener (metrics_listen) serves anyone who can reach
+    # it: an administrator binds it to a private address.
+    assert "dird_online_users" in reg.d.metrics()
+    # The plain-HTTP listener for relying parties serves what they fetch
+    # and nothing else.
+    plain = with_plain_listener(reg)
+    import urllib.error
+    import urllib.request
+    for path in ("/metrics", "/v1/me", "/v1/users/alice@example.org"):
+        try:
+            urllib.request.urlopen(plain + path, timeout=30)
+            raise AssertionError(f"{path} served over plain HTTP")
+        except urllib.error.HTTPError as e:
+            assert e.code == 404, (path, e.code)
+    with urllib.request.urlopen(plain + "/v1/crl", timeout=30) as r:
+        assert r.headers["Content-Type"] == "application/pkix-crl"
+    # metrics = public opens it up again, for those who want that.
+    assert reg.d.stop() == 0
+    reg.d.extra += ["--set", "metrics=public"]
+    reg.d.start()
+    assert curl(reg.d, "GET", "/metrics").status == 200

@@ -33,7 +33,10 @@
 #include "ca.h"
 
 #define DAYS 30
-#define CRL_URL "https://dir.example.org/v1/crl"
+#define CRL_URL "http://dir.example.org:4606/v1/crl"
+#define OCSP_URL "http://dir.example.org:4606/ocsp"
+#define CA_URL "http://dir.example.org:4606/v1/ca"
+static const struct ca_urls URLS = { CRL_URL, OCSP_URL, CA_URL };
 #define PASS "correct horse battery staple"
 
 static int ntest, nfail;
@@ -503,7 +506,7 @@ test_issue(void)
 			rv = ca_csr_check(csr, strlen(csr), &err);
 			check_err(rv == 0, &err, "ca_csr_check accepts it");
 			rv = ca_issue_user(cas[i], csr, strlen(csr), &alice,
-			    DAYS, CRL_URL, &is, &err);
+			    DAYS, &URLS, &is, &err);
 			check_err(rv == 0, &err, "ca_issue_user");
 			if (rv == -1) {
 				ca_secret_free(key);
@@ -777,7 +780,7 @@ test_refused(void)
 		    "ca_csr_check refuses %s (code %d): %s", rows[i].name,
 		    (int)err.code, err.msg);
 		rv = ca_issue_user(cas[0], rows[i].pem, rows[i].len, &alice,
-		    DAYS, CRL_URL, &is, &err);
+		    DAYS, &URLS, &is, &err);
 		check(rv == -1 && err.code == rows[i].code &&
 		    is.cert_pem == NULL,
 		    "ca_issue_user refuses %s too", rows[i].name);
@@ -790,7 +793,7 @@ test_refused(void)
 	h = ca_csr_new(good, strlen(good), &err);
 	check_err(h != NULL, &err, "ca_csr_new accepts a good CSR");
 	for (i = 0; h != NULL && i < 2; i++) {
-		rv = ca_issue_user_csr(cas[0], h, &alice, DAYS, CRL_URL, &is,
+		rv = ca_issue_user_csr(cas[0], h, &alice, DAYS, &URLS, &is,
 		    &err);
 		check_err(rv == 0 && is.cert_pem != NULL, &err,
 		    "ca_issue_user_csr for a handle");
@@ -951,7 +954,7 @@ test_p12(void)
 	int rv;
 
 	for (i = 0; i < sizeof(kts) / sizeof(kts[0]); i++) {
-		rv = ca_issue_p12(cas[0], &alice, tkt(kts[i]), DAYS, CRL_URL, PASS,
+		rv = ca_issue_p12(cas[0], &alice, tkt(kts[i]), DAYS, &URLS, PASS,
 		    &buf, &len, &is, &err);
 		check_err(rv == 0, &err, "ca_issue_p12");
 		if (rv == -1)
