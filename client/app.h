@@ -3,8 +3,10 @@
  * the user interface, in one single-threaded poll() loop.
  *
  * Blocking steps inside the loop, accepted because they are short: HTTP
- * calls to the DIR (registration, lookup, CRL) and the TCP connect phase
- * of a call (bounded by its timeout).  TLS handshakes and all session I/O
+ * calls to the DIR (registration, lookup, CRL, and the OCSP question of
+ * each new session's handshake, at most 5 s and not repeated for 30 s
+ * after a failure) and the TCP connect phase of a call (bounded by its
+ * timeout).  TLS handshakes and all session I/O
  * are non-blocking, so two peers calling each other at once, or several
  * callers at once, never wait on one another.
  */
@@ -62,6 +64,8 @@ struct app {
 	int registered;
 	char reg_sig[2048]; /* what is registered, to notice changes */
 	time_t reg_next, if_next, crl_next, expiry_next;
+	time_t ocsp_retry_at;	 /* the registry failed an OCSP question */
+	char ocsp_failed_at[16]; /* when, "12:00:00 UTC" */
 
 	int sigfd[2]; /* self-pipe: signals become events */
 	int nlfd;     /* netlink: interface addresses changed, or -1 */

@@ -5,12 +5,28 @@
 #include <string.h>
 
 #include <openssl/err.h>
+#include <openssl/ocsp.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
 #include "ca.h"
 #include "peertls.h"
+
+/*
+ * Good answers of the registry, by serial, kept until their nextUpdate:
+ * used only when the registry can not be asked for a new one.
+ */
+#define PT_OCSP_CACHE 64
+/* Clock skew allowed on an OCSP answer's thisUpdate / nextUpdate. */
+#define PT_OCSP_SKEW 300
+/* An OCSP answer about one certificate is far smaller. */
+#define PT_OCSP_MAX (64 * 1024)
+
+struct ocsp_good {
+	char serial[41];
+	time_t this_update, next_update;
+};
 
 struct peertls {
 	SSL_CTX *ctx;
@@ -19,7 +35,10 @@ struct peertls {
 	const struct ks_list *deny;
 	int contact_requests;
 	X509 *own; /* our certificate, to refuse it from a peer */
-	time_t crl_next;
+	time_t crl_last, crl_next;
+	pt_ocsp_fn *ocsp;
+	void *ocsp_arg;
+	struct ocsp_good good[PT_OCSP_CACHE];
 };
 
 static const unsigned char alpn_wire[] = "\x07" PT_ALPN;
@@ -62,6 +81,211 @@ refuse(X509_STORE_CTX *sctx, struct pt_conn *pc, const char *fmt,
 	return 0;
 }
 
+static struct ocsp_good *
+good_find(struct peertls *pt, const char *serial)
+{
+	size_t i;
+
+	for (i = 0; i < PT_OCSP_CACHE; i++)
+		if (strcmp(pt->good[i].serial, serial) == 0)
+			return &pt->good[i];
+	return NULL;
+}
+
+/* Keep a good answer; the slot of the one that ends first goes. */
+static void
+good_put(struct peertls *pt, const char *serial, time_t this_update,
+    time_t next_update)
+{
+	struct ocsp_good *g = good_find(pt, serial);
+	size_t i;
+
+	if (g == NULL) {
+		g = &pt->good[0];
+		for (i = 1; i < PT_OCSP_CACHE; i++)
+			if (pt->good[i].next_update < g->next_update)
+				g = &pt->good[i];
+	}
+	snprintf(g->serial, sizeof(g->serial), "%s", serial);
+	g->this_update = this_update;
+	g->next_update = next_update;
+}
+
+static void
+good_drop(struct peertls *pt, const char *serial)
+{
+	struct ocsp_good *g = good_find(pt, serial);
+
+	if (g != NULL)
+		memset(g, 0, sizeof(*g));
+}
+
+static time_t
+asn1_epoch(const ASN1_GENERALIZEDTIME *t)
+{
+	struct tm tm;
+
+	if (t == NULL || ASN1_TIME_to_tm(t, &tm) != 1)
+		return 0;
+	return timegm(&tm);
+}
+
+/* The serial of x in the form the registry prints, or "". */
+static void
+cert_serial(X509 *x, char out[41])
+{
+	struct ca_cert_info info;
+	struct ca_err cerr;
+	unsigned char *der = NULL;
+	int len;
+
+	out[0] = '\0';
+	if ((len = i2d_X509(x, &der)) > 0 &&
+	    ca_cert_info(der, (size_t)len, &info, &cerr) == 0)
+		snprintf(out, 41, "%s", info.serial);
+	OPENSSL_free(der);
+}
+
+/*
+ * Ask the registry about x (issued by issuer).  1 good, 0 revoked or
+ * unknown to the registry (pc->reason says which), -1 when there is no
+ * usable answer (pc->rev_why says why).
+ */
+static int
+ocsp_ask(struct peertls *pt, struct pt_conn *pc, X509 *x, X509 *issuer,
+    const char *serial)
+{
+	OCSP_REQUEST *req = NULL;
+	OCSP_RESPONSE *resp = NULL;
+	OCSP_BASICRESP *bs = NULL;
+	OCSP_CERTID *id = NULL;
+	STACK_OF(X509) *signer = NULL;
+	ASN1_GENERALIZEDTIME *rev, *thisupd, *nextupd;
+	unsigned char *der = NULL, *rder = NULL;
+	const unsigned char *p;
+	size_t rlen = 0;
+	int len, status, reason, rv = -1;
+
+	if ((req = OCSP_REQUEST_new()) == NULL ||
+	    (id = OCSP_cert_to_id(EVP_sha256(), x, issuer)) == NULL ||
+	    OCSP_request_add0_id(req, OCSP_CERTID_dup(id)) == NULL ||
+	    OCSP_request_add1_nonce(req, NULL, -1) != 1 ||
+	    (len = i2d_OCSP_REQUEST(req, &der)) <= 0) {
+		snprintf(pc->rev_why, sizeof(pc->rev_why), "cannot build an "
+		    "OCSP request");
+		goto out;
+	}
+	if (pt->ocsp(pt->ocsp_arg, der, (size_t)len, &rder, &rlen,
+	    pc->rev_why, sizeof(pc->rev_why)) == -1)
+		goto out;
+	p = rder;
+	if (rlen > PT_OCSP_MAX ||
+	    (resp = d2i_OCSP_RESPONSE(NULL, &p, (long)rlen)) == NULL ||
+	    p != rder + rlen ||
+	    OCSP_response_status(resp) != OCSP_RESPONSE_STATUS_SUCCESSFUL ||
+	    (bs = OCSP_response_get1_basic(resp)) == NULL) {
+		snprintf(pc->rev_why, sizeof(pc->rev_why), "the registry's "
+		    "OCSP answer is not usable");
+		goto out;
+	}
+	/*
+	 * Signed by the pinned CA's own key (no delegated responder), about
+	 * this certificate, for this request (our nonce), and current.
+	 */
+	if ((signer = sk_X509_new_null()) == NULL ||
+	    !sk_X509_push(signer, issuer) ||
+	    OCSP_basic_verify(bs, signer, SSL_CTX_get_cert_store(pt->ctx),
+	    OCSP_TRUSTOTHER | OCSP_NOINTERN) != 1 ||
+	    OCSP_check_nonce(req, bs) != 1 ||
+	    OCSP_resp_find_status(bs, id, &status, &reason, &rev, &thisupd,
+	    &nextupd) != 1 || nextupd == NULL ||
+	    OCSP_check_validity(thisupd, nextupd, PT_OCSP_SKEW, -1) != 1) {
+		snprintf(pc->rev_why, sizeof(pc->rev_why), "the registry's "
+		    "OCSP answer did not verify");
+		goto out;
+	}
+	switch (status) {
+	case V_OCSP_CERTSTATUS_GOOD:
+		good_put(pt, serial, asn1_epoch(thisupd), asn1_epoch(nextupd));
+		rv = 1;
+		break;
+	case V_OCSP_CERTSTATUS_REVOKED:
+		good_drop(pt, serial);
+		snprintf(pc->reason, sizeof(pc->reason), "peer certificate "
+		    "refused: the registry says it is %s",
+		    reason == OCSP_REVOKED_STATUS_CERTIFICATEHOLD ?
+		    "on hold (its user is disabled)" : reason ==
+		    OCSP_REVOKED_STATUS_KEYCOMPROMISE ? "revoked (key "
+		    "compromise)" : "revoked");
+		rv = 0;
+		break;
+	default:
+		good_drop(pt, serial);
+		snprintf(pc->reason, sizeof(pc->reason), "peer certificate "
+		    "refused: the registry does not know it");
+		rv = 0;
+		break;
+	}
+out:
+	ERR_clear_error();
+	sk_X509_free(signer);
+	OCSP_BASICRESP_free(bs);
+	OCSP_RESPONSE_free(resp);
+	OCSP_CERTID_free(id);
+	OCSP_REQUEST_free(req);
+	OPENSSL_free(der);
+	free(rder);
+	return rv;
+}
+
+/*
+ * The other side's certificate x passed every other check: ask the
+ * registry now; without an answer, say how it was judged instead
+ * (peertls.h).  1 to go on, 0 to refuse.
+ */
+static int
+revocation_check(X509_STORE_CTX *sctx, struct pt_conn *pc, X509 *x)
+{
+	struct peertls *pt = pc->pt;
+	STACK_OF(X509) *chain = X509_STORE_CTX_get0_chain(sctx);
+	struct ocsp_good *g;
+	char serial[41];
+	time_t now = time(NULL);
+	int r = -1;
+
+	cert_serial(x, serial);
+	if (pt->ocsp == NULL)
+		snprintf(pc->rev_why, sizeof(pc->rev_why), "no registry to "
+		    "ask");
+	else if (serial[0] == '\0' || chain == NULL ||
+	    sk_X509_num(chain) < 2)
+		snprintf(pc->rev_why, sizeof(pc->rev_why), "cannot read the "
+		    "certificate");
+	else
+		r = ocsp_ask(pt, pc, x, sk_X509_value(chain, 1), serial);
+	if (r == 0) {
+		X509_STORE_CTX_set_error(sctx,
+		    X509_V_ERR_APPLICATION_VERIFICATION);
+		return 0;
+	}
+	if (r == 1) {
+		pc->rev = PT_REV_ONLINE;
+		return 1;
+	}
+	if ((g = good_find(pt, serial)) != NULL && serial[0] != '\0' &&
+	    now < g->next_update) {
+		pc->rev = PT_REV_CACHED;
+		pc->rev_time = g->this_update;
+	} else if (pc->crl_stale) {
+		pc->rev = PT_REV_UNKNOWN;
+		pc->rev_time = pt->crl_next;
+	} else {
+		pc->rev = PT_REV_CRL;
+		pc->rev_time = pt->crl_last;
+	}
+	return 1;
+}
+
 /*
  * Runs once per certificate of the chain, after OpenSSL's own checks
  * (preverify_ok).  Policy is applied at depth 0, the peer's certificate.
@@ -82,9 +306,15 @@ verify_cb(int preverify_ok, X509_STORE_CTX *sctx)
 	pt = pc->pt;
 	if (!preverify_ok) {
 		e = X509_STORE_CTX_get_error(sctx);
-		/* See peertls.h: an old CRL is still enforced, and flagged. */
+		/*
+		 * See peertls.h: an old CRL is still enforced (OpenSSL goes on
+		 * to look the certificate up in it), and flagged.  The error
+		 * is cleared, or it would stay the verify result and fail the
+		 * session after the handshake.
+		 */
 		if (e == X509_V_ERR_CRL_HAS_EXPIRED) {
 			pc->crl_stale = 1;
+			X509_STORE_CTX_set_error(sctx, X509_V_OK);
 			return 1;
 		}
 		if (X509_STORE_CTX_get_error_depth(sctx) == 0 &&
@@ -113,17 +343,19 @@ verify_cb(int preverify_ok, X509_STORE_CTX *sctx)
 		if (strcasecmp(uid, pc->expect) != 0)
 			return refuse(sctx, pc, "identity mismatch: called %s "
 			    "but %s answered", pc->expect, uid);
-		return 1;
+	} else {
+		if (ks_list_match(pt->deny, uid))
+			return refuse(sctx, pc, "%s is on the deny list%s", uid,
+			    "");
+		if (pt->allow->n > 0 && !ks_list_match(pt->allow, uid)) {
+			if (!pt->contact_requests)
+				return refuse(sctx, pc, "%s is not on the "
+				    "allow list%s", uid, "");
+			pc->restricted = 1;
+		}
 	}
-	if (ks_list_match(pt->deny, uid))
-		return refuse(sctx, pc, "%s is on the deny list%s", uid, "");
-	if (pt->allow->n > 0 && !ks_list_match(pt->allow, uid)) {
-		if (!pt->contact_requests)
-			return refuse(sctx, pc, "%s is not on the allow "
-			    "list%s", uid, "");
-		pc->restricted = 1;
-	}
-	return 1;
+	/* Last, so that nobody refused above costs the registry a query. */
+	return revocation_check(sctx, pc, x);
 }
 
 static int
@@ -141,7 +373,8 @@ alpn_cb(SSL *ssl, const unsigned char **out, unsigned char *outlen,
 
 /* A trust store with the DIR CA and its CRL. */
 static X509_STORE *
-load_store(const struct keystore *ks, time_t *next, char *err, size_t errlen)
+load_store(const struct keystore *ks, time_t *last, time_t *next, char *err,
+    size_t errlen)
 {
 	X509_STORE *st = NULL;
 	X509_CRL *crl = NULL;
@@ -169,6 +402,10 @@ load_store(const struct keystore *ks, time_t *next, char *err, size_t errlen)
 	if ((nu = X509_CRL_get0_nextUpdate(crl)) != NULL &&
 	    ASN1_TIME_to_tm(nu, &tm) == 1)
 		*next = timegm(&tm);
+	*last = 0;
+	if ((nu = X509_CRL_get0_lastUpdate(crl)) != NULL &&
+	    ASN1_TIME_to_tm(nu, &tm) == 1)
+		*last = timegm(&tm);
 	X509_CRL_free(crl);
 	BIO_free(bio);
 	return st;
@@ -221,7 +458,8 @@ pt_new(const struct keystore *ks, const struct ks_list *allow,
 	if ((pt->own = SSL_CTX_get0_certificate(pt->ctx)) == NULL ||
 	    X509_up_ref(pt->own) != 1)
 		goto ssl_err;
-	if ((st = load_store(ks, &pt->crl_next, err, errlen)) == NULL)
+	if ((st = load_store(ks, &pt->crl_last, &pt->crl_next, err,
+	    errlen)) == NULL)
 		goto err;
 	SSL_CTX_set_cert_store(pt->ctx, st);
 	SSL_CTX_set_verify(pt->ctx, SSL_VERIFY_PEER |
@@ -257,16 +495,24 @@ int
 pt_reload_crl(struct peertls *pt, char *err, size_t errlen)
 {
 	X509_STORE *st;
-	time_t next;
+	time_t last, next;
 
-	if ((st = load_store(pt->ks, &next, err, errlen)) == NULL)
+	if ((st = load_store(pt->ks, &last, &next, err, errlen)) == NULL)
 		return -1;
 	/* Handshakes in progress verify later with the new store; an SSL
 	 * only reaches the store from inside SSL_do_handshake, and we are
 	 * single-threaded, so swapping here is safe. */
 	SSL_CTX_set_cert_store(pt->ctx, st);
+	pt->crl_last = last;
 	pt->crl_next = next;
 	return 0;
+}
+
+void
+pt_set_ocsp(struct peertls *pt, pt_ocsp_fn *fn, void *arg)
+{
+	pt->ocsp = fn;
+	pt->ocsp_arg = arg;
 }
 
 time_t
@@ -300,6 +546,54 @@ pt_ssl_new(struct peertls *pt, int fd, const char *expect,
 err:
 	SSL_free(ssl);
 	return NULL;
+}
+
+/* "2026-12-04 10:00 UTC", or "?" */
+static void
+utc(time_t t, char *buf, size_t len)
+{
+	struct tm tm;
+
+	if (t <= 0 || gmtime_r(&t, &tm) == NULL ||
+	    strftime(buf, len, "%Y-%m-%d %H:%M UTC", &tm) == 0)
+		snprintf(buf, len, "?");
+}
+
+/* How the revocation status was judged, for the user (peertls.h). */
+static void
+rev_describe(const struct pt_conn *pc, struct pt_peer *out)
+{
+	static const char *const names[] = {
+		[PT_REV_ONLINE] = "good", [PT_REV_CACHED] = "cached",
+		[PT_REV_CRL] = "crl", [PT_REV_UNKNOWN] = "unknown",
+	};
+	char t[32];
+
+	snprintf(out->revocation, sizeof(out->revocation), "%s",
+	    names[pc->rev]);
+	utc(pc->rev_time, t, sizeof(t));
+	switch (pc->rev) {
+	case PT_REV_ONLINE:
+		snprintf(out->revocation_note, sizeof(out->revocation_note),
+		    "checked with the registry now");
+		break;
+	case PT_REV_CACHED:
+		snprintf(out->revocation_note, sizeof(out->revocation_note),
+		    "the registry could not be asked (%s): its answer of %s "
+		    "said good", pc->rev_why, t);
+		break;
+	case PT_REV_CRL:
+		snprintf(out->revocation_note, sizeof(out->revocation_note),
+		    "the registry could not be asked (%s): checked against "
+		    "the CRL of %s only", pc->rev_why, t);
+		break;
+	case PT_REV_UNKNOWN:
+		snprintf(out->revocation_note, sizeof(out->revocation_note),
+		    "revocation status unknown since %s: the registry could "
+		    "not be asked (%s) and the CRL has expired", t,
+		    pc->rev_why);
+		break;
+	}
 }
 
 int
@@ -340,8 +634,7 @@ pt_peer_info(SSL *ssl, const struct pt_conn *pc, struct pt_peer *out,
 	snprintf(out->fingerprint, sizeof(out->fingerprint), "%s",
 	    info.fingerprint);
 	out->not_after = info.not_after;
-	snprintf(out->revocation, sizeof(out->revocation), "%s",
-	    pc->crl_stale ? "stale CRL" : "good");
+	rev_describe(pc, out);
 	/* Both ends derive the same code from the session's secrets: a man
 	 * in the middle would have two sessions and two different codes. */
 	if (SSL_export_keying_material(ssl, km, sizeof(km),

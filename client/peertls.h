@@ -17,12 +17,23 @@
  *     not on a non-empty allow list is admitted "restricted" when contact
  *     requests are enabled: it may leave one request and nothing else.
  *
- * When the DIR is unreachable: the cached CRL keeps being enforced.  Once
- * its nextUpdate has passed we still accept certificates it does not
- * list (chat between two peers must not depend on the registry being up),
- * but the peer is shown with revocation status "stale" so the user knows
- * revocations newer than the cache are not seen.  Without any CRL (never
- * fetched) every handshake fails: we do not guess.
+ * Revocation, online first: for every new session the other side's
+ * certificate is also checked with the registry's OCSP responder (through
+ * the function given to pt_set_ocsp), in the verify callback, so a
+ * certificate revoked a moment ago (or of a user just disabled) is
+ * refused in that very handshake.  The answer must be signed by the
+ * pinned CA, be current, and echo our nonce.  When the registry can not
+ * be asked (or answers nothing usable), the peer is not refused for it
+ * (chat between two peers must not depend on the registry being up), and
+ * the session shows how its status was judged instead:
+ *   "good"     the registry said so now;
+ *   "cached"   a good answer of the registry that is still valid;
+ *   "crl"      the cached CRL, within its validity;
+ *   "unknown"  the cached CRL is past its nextUpdate: revocations since
+ *              then are not seen ("revocation status unknown since T").
+ * The cached CRL is enforced throughout: a certificate it lists is
+ * refused, expired or not.  Without any CRL (never fetched) every
+ * handshake fails: we do not guess.
  */
 #ifndef PEERTLS_H
 #define PEERTLS_H
@@ -40,6 +51,13 @@
 struct peertls;
 
 /* What the verify callback decided about one connection. */
+enum pt_rev {
+	PT_REV_ONLINE,	/* the registry answered "good" for this session */
+	PT_REV_CACHED,	/* an earlier "good" of the registry, still valid */
+	PT_REV_CRL,	/* the registry was not asked: the cached CRL */
+	PT_REV_UNKNOWN,	/* neither: the CRL is past its nextUpdate */
+};
+
 struct pt_conn {
 	struct peertls *pt;
 	char expect[256];	   /* dialer: the user id called; "" listening */
@@ -47,6 +65,9 @@ struct pt_conn {
 	char reason[PT_REASON_MAX]; /* why it was refused */
 	int restricted;		   /* admitted for a contact request only */
 	int crl_stale;		   /* verified against an expired CRL */
+	enum pt_rev rev;	   /* how revocation was judged */
+	time_t rev_time;	   /* CACHED/CRL: as of; UNKNOWN: since */
+	char rev_why[128];	   /* why the registry was not asked */
 };
 
 /* Who is on the other end, after the handshake. */
@@ -57,7 +78,8 @@ struct pt_peer {
 	char serial[41];
 	char fingerprint[65];
 	time_t not_after;
-	char revocation[32]; /* "good" or "stale CRL" */
+	char revocation[16]; /* "good", "cached", "crl" or "unknown" */
+	char revocation_note[256]; /* the same, as a sentence */
 	char code[16];	     /* verification code, "123 456" */
 };
 
@@ -70,6 +92,16 @@ struct peertls *pt_new(const struct keystore *ks, const struct ks_list *allow,
     const struct ks_list *deny, int contact_requests, char *err,
     size_t errlen);
 void pt_free(struct peertls *pt);
+
+/*
+ * How to ask the registry: fn sends a DER OCSP request and gives back the
+ * DER answer (*resp, free()), 0; or -1 when the registry can not be
+ * asked now, with a short reason in why.  Without it, revocation is
+ * judged by the CRL alone.
+ */
+typedef int pt_ocsp_fn(void *arg, const unsigned char *req, size_t len,
+    unsigned char **resp, size_t *resp_len, char *why, size_t whylen);
+void pt_set_ocsp(struct peertls *pt, pt_ocsp_fn *fn, void *arg);
 
 /* Reload the CRL from ks (after a refresh); 0 or -1 (the old one stays). */
 int pt_reload_crl(struct peertls *pt, char *err, size_t errlen);

@@ -337,6 +337,45 @@ refresh_crl(struct app *a)
 		    now + RETRY_SECS;
 }
 
+/*
+ * How peertls asks the registry about a certificate (pt_set_ocsp).  It
+ * runs inside a handshake and blocks the loop while it waits (at most
+ * IRP_OCSP_TIMEOUT), so after a failure the registry is not asked again
+ * for OCSP_RETRY_SECS: sessions meanwhile say they were judged without
+ * it.
+ */
+#define OCSP_RETRY_SECS 30
+
+static int
+ocsp_fetch(void *arg, const unsigned char *req, size_t len,
+    unsigned char **resp, size_t *resp_len, char *why, size_t whylen)
+{
+	struct app *a = arg;
+	struct irp_err err;
+	time_t now = time(NULL);
+
+	if (now < a->ocsp_retry_at) {
+		snprintf(why, whylen, "it did not answer at %s",
+		    a->ocsp_failed_at);
+		return -1;
+	}
+	if (irp_ocsp(a->irp, req, len, resp, resp_len, &err) == -1) {
+		struct tm tm;
+
+		a->ocsp_retry_at = now + OCSP_RETRY_SECS;
+		if (gmtime_r(&now, &tm) == NULL ||
+		    strftime(a->ocsp_failed_at, sizeof(a->ocsp_failed_at),
+		    "%H:%M:%S UTC", &tm) == 0)
+			snprintf(a->ocsp_failed_at, sizeof(a->ocsp_failed_at),
+			    "?");
+		snprintf(why, whylen, "%s", err.status ? "it refused the "
+		    "question" : "it is unreachable");
+		return -1;
+	}
+	a->ocsp_retry_at = 0;
+	return 0;
+}
+
 void
 app_refresh(struct app *a)
 {
@@ -687,6 +726,7 @@ app_init(struct app *a)
 		fprintf(stderr, "dchat: %s\n", err);
 		return -1;
 	}
+	pt_set_ocsp(a->pt, ocsp_fetch, a);
 	a->env.event = on_session_event;
 	a->env.arg = a;
 	a->env.userid = a->userid;

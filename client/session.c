@@ -75,10 +75,11 @@ peer_json(const struct session *s)
 
 	if (gmtime_r(&p->not_after, &tm))
 		strftime(na, sizeof(na), "%Y-%m-%dT%H:%M:%SZ", &tm);
-	return json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s}", "userid",
+	return json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s}", "userid",
 	    p->userid, "name", p->name, "issuer", p->issuer, "serial",
 	    p->serial, "fingerprint", p->fingerprint, "not_after", na,
-	    "revocation", p->revocation, "code", p->code);
+	    "revocation", p->revocation, "revocation_note",
+	    p->revocation_note, "code", p->code);
 }
 
 struct session *

@@ -110,6 +110,10 @@ print_text(struct app *a, json_t *ev)
 			fprintf(out, "     WARNING: the certificate changed "
 			    "since last time (was %s)\n",
 			    S(ev, "previous_fingerprint"));
+		/* Not checked with the registry for this session: say so. */
+		if (strcmp(S(p, "revocation"), "good") != 0)
+			fprintf(out, "     WARNING: %s\n",
+			    S(p, "revocation_note"));
 	} else if (strcmp(e, "message") == 0)
 		fprintf(out, "[%lld] %s: %s\n", (long long)sid, S(ev, "from"),
 		    S(ev, "text"));

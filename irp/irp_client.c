@@ -56,6 +56,7 @@ struct req {
 	int use_cert;
 	int insecure; /* only irp_fetch_ca: no trust yet */
 	size_t limit;
+	long timeout; /* seconds for the whole call; 0: the default */
 };
 
 static void
@@ -255,8 +256,9 @@ perform(CURL *curl, const char *server, const char *ca_path,
 	SET(CURLOPT_URL, url);
 	SET(CURLOPT_PROTOCOLS_STR, "https");
 	SET(CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
-	SET(CURLOPT_CONNECTTIMEOUT, 10L);
-	SET(CURLOPT_TIMEOUT, 120L);
+	SET(CURLOPT_CONNECTTIMEOUT, r->timeout > 0 && r->timeout < 10 ?
+	    r->timeout : 10L);
+	SET(CURLOPT_TIMEOUT, r->timeout > 0 ? r->timeout : 120L);
 	/* A connection that went dead (our address vanished, the server's
 	 * machine is gone) stalls; give up on it after 15 s of silence
 	 * rather than at the overall timeout: dchat waits on us. */
@@ -738,6 +740,27 @@ irp_backup_get(struct irp_client *c, const char *userid, const char *secret,
 	}
 	*p12 = b.data;
 	*len = b.len;
+	return 0;
+}
+
+int
+irp_ocsp(struct irp_client *c, const unsigned char *req, size_t req_len,
+    unsigned char **resp, size_t *resp_len, struct irp_err *err)
+{
+	struct buf b = { 0 };
+	struct req r = { .method = "POST", .path = "/ocsp",
+		.ctype = "application/ocsp-request", .body = req,
+		.body_len = req_len, .limit = IRP_OCSP_MAX,
+		.timeout = IRP_OCSP_TIMEOUT };
+
+	*resp = NULL;
+	*resp_len = 0;
+	if (call(c, &r, 200, &b, err) == -1) {
+		buf_free(&b);
+		return -1;
+	}
+	*resp = b.data;
+	*resp_len = b.len;
 	return 0;
 }
 

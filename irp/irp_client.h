@@ -176,6 +176,16 @@ int irp_backup_get(struct irp_client *c, const char *userid,
     const char *secret, unsigned char **p12, size_t *len,
     struct irp_err *err) IRP_WUR;
 
+/*
+ * POST /ocsp: ask the registry about certificates (req: a DER OCSP
+ * request); *resp is the DER answer, new (free()), not checked here.
+ * At most IRP_OCSP_TIMEOUT seconds: it is asked during a handshake.
+ */
+#define IRP_OCSP_MAX (64 * 1024)
+#define IRP_OCSP_TIMEOUT 5L
+int irp_ocsp(struct irp_client *c, const unsigned char *req, size_t req_len,
+    unsigned char **resp, size_t *resp_len, struct irp_err *err) IRP_WUR;
+
 /* GET /v1/crl: the current CRL as DER; *der is new (free()). */
 int irp_crl_get(struct irp_client *c, unsigned char **der, size_t *len,
     struct irp_err *err) IRP_WUR;

@@ -12,7 +12,7 @@ import pytest
 
 from dird_fixture import User, curl, free_port
 from helpers import ca_sign, openssl, run
-from test_dchat import Peer, Registry, dchat_path, people  # noqa: F401
+from test_dchat import Peer, Registry, call, dchat_path, people  # noqa: F401
 from test_dchat import reg  # noqa: F401  (the fixture)
 
 
@@ -663,3 +663,117 @@ def test_metrics_are_for_administrators(reg, tmpdir_shared):
     reg.d.extra += ["--set", "metrics=public"]
     reg.d.start()
     assert curl(reg.d, "GET", "/metrics").status == 200
+
+
+# ---- peers check each other online, and say so when they can not ----
+
+def test_a_revoked_peer_is_refused_in_the_next_handshake(reg):
+    """Bob's certificate is revoked while Alice runs: her next call to
+    him is refused in the handshake, without a CRL refresh; and a caller
+    revoked (or disabled) meanwhile is refused by a listener at once."""
+    alice, bob, carol, dave, erin = people(reg, "alice", "bob", "carol",
+                                           "dave", "erin")
+    alice.run()
+    bob.run(extra=["--auto-accept"])
+    a, b = call(alice, bob)
+    assert a["peer"]["revocation"] == "good", a
+    assert b["peer"]["revocation"] == "good", b
+    assert a["peer"]["revocation_note"] == "checked with the registry now"
+    m = alice.mark()
+    alice.cmd(cmd="hangup", session=a["session"])
+    alice.wait("closed", start=m)
+    reg.ctl("cert", "revoke", serial_of(bob.cert), "--reason",
+            "keyCompromise")
+    m, mb = alice.mark(), bob.mark()
+    alice.cmd(cmd="call", user=bob.userid)
+    # At the address that worked last, Bob's certificate is refused in
+    # the handshake; the registry then lists no device of his.
+    retry = alice.wait("call_retry", start=m, user=bob.userid)
+    assert "the registry says it is revoked" in retry["reason"], retry
+    alice.wait("call_failed", start=m, user=bob.userid)
+    assert not [e for e in alice.events[m:] if e["event"] == "connected"]
+    assert not [e for e in bob.events[mb:] if e["event"] == "connected"]
+    # Callers: Carol revoked, Dave's user disabled; Erin, who fetched no
+    # CRL since, refuses both in the handshake.  (They call the address
+    # that worked before: the registry no longer answers them.)
+    erin.run(extra=["--auto-accept"])
+    carol.dchat("send", erin.userid, "hello")
+    dave.dchat("send", erin.userid, "hello")
+    reg.ctl("cert", "revoke", serial_of(carol.cert))
+    reg.ctl("user", "disable", dave.userid)
+    for who, why in ((carol, "revoked"), (dave, "on hold")):
+        m = erin.mark()
+        p = who.dchat("send", erin.userid, "after", "--timeout", "20",
+                      check=False)
+        assert p.returncode != 0, p.stderr
+        ref = erin.wait("refused", start=m, peer=who.userid)
+        assert why in ref["reason"], ref
+    assert not erin.has("message", text="after")
+
+
+def expired_crl(reg, home):
+    """Write into home a CRL signed by the registry's CA whose nextUpdate
+    has passed (it lists nothing)."""
+    d = os.path.join(reg.base, "crlca")
+    os.makedirs(d, exist_ok=True)
+    open(os.path.join(d, "index.txt"), "w").close()
+    cnf = os.path.join(d, "ca.cnf")
+    with open(cnf, "w") as f:
+        f.write(f"""[ca]
+default_ca = x
+[x]
+database = {d}/index.txt
+default_md = sha256
+crlnumber = {d}/crlnumber
+""")
+    with open(os.path.join(d, "crlnumber"), "w") as f:
+        f.write("1000\n")
+    pem = os.path.join(d, "crl.pem")
+    openssl("ca", "-gencrl", "-config", cnf, "-cert",
+            os.path.join(reg.data, "ca.pem"), "-keyfile",
+            os.path.join(reg.data, "ca.key"), "-crl_lastupdate",
+            "20200101000000Z", "-crl_nextupdate", "20200102000000Z",
+            "-out", pem)
+    openssl("crl", "-in", pem, "-outform", "DER", "-out",
+            os.path.join(home, "crl.der"))
+
+
+def test_an_expired_crl_keeps_peers_talking_and_says_so(reg):
+    """Defect 11: with the registry down and the cached CRL past its
+    nextUpdate, every handshake failed after the fact.  Now the session
+    goes on and both faces say the status is unknown since then."""
+    alice, bob = people(reg, "alice", "bob")
+    bob.run(extra=["--auto-accept"])
+    alice.dchat("send", bob.userid, "Alice knows where Bob is")
+    bob.stop()
+    assert reg.d.stop() == 0, reg.d.read_log()
+    expired_crl(reg, bob.home)
+    bob.run(port=bob.port, extra=["--auto-accept"], registered=False)
+    p = alice.dchat("send", bob.userid, "the registry is down")
+    assert p.returncode == 0, p.stderr
+    msg = bob.wait("message", text="the registry is down")
+    conn = bob.wait("connected", session=msg["session"])
+    assert conn["peer"]["revocation"] == "unknown", conn
+    note = conn["peer"]["revocation_note"]
+    assert "revocation status unknown since 2020-01-02 00:00 UTC" in note, \
+        conn
+    bob.stop()
+    # The terminal says it as a warning, as a person sees it.
+    from test_dchat_security import Terminal
+    term = Terminal(bob, bob.port)
+    try:
+        term.read_until(b"ready")
+        sender = subprocess.Popen(
+            [dchat_path(), "--home", alice.home, "send", bob.userid,
+             "seen on a terminal", "--timeout", "30"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        term.read_until(b"incoming call")
+        term.type("accept")
+        out = term.read_until(b"seen on a terminal")
+        assert b"revocation status: unknown" in out, out
+        assert b"WARNING: revocation status unknown since 2020-01-02 " \
+            b"00:00 UTC" in out, out
+        assert sender.wait(60) == 0, sender.stderr.read()
+    finally:
+        term.close()
+    reg.d.start()
