@@ -90,6 +90,7 @@ def test_compose_file_names_services_ports_volumes():
     assert set(c["services"]) == {"db", "dird"}
     dird = c["services"]["dird"]
     assert "4604:4604" in dird["ports"]
+    assert "4606:4606" in dird["ports"]  # CRL and OCSP over plain HTTP
     assert "dirdata:/var/lib/dir" in dird["volumes"]
     assert any("/healthz" in part for part in dird["healthcheck"]["test"])
     assert dird["depends_on"]["db"]["condition"] == "service_healthy"
