@@ -241,6 +241,14 @@ int ca_issue_p12(const struct ca *ca, const struct ca_subject *subj,
     struct ca_err *err) CA_WUR;
 
 /*
+ * 1 if s may be a name (CN) in a certificate: not empty, no control
+ * characters (C0, DEL, C1) and no bidirectional overrides or isolates.
+ * The same rule for whoever records a user's name, so that no user is
+ * made who could never get a certificate.
+ */
+int ca_name_ok(const char *s);
+
+/*
  * Parse a certificate given as PEM or DER (detected) into *info.  Does not
  * verify anything.
  */

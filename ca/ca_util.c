@@ -844,16 +844,37 @@ ca_file_unstage(char *tmp)
 	free(tmp);
 }
 
-/* Identity strings end up in logs and on screens: no control characters. */
+/*
+ * Identity strings end up in logs and on screens, and people read them
+ * to decide whom they talk to: no control characters (C0, DEL, and C1 as
+ * UTF-8), and no bidirectional overrides or isolates, which would show
+ * a name other than the one in the certificate.  OpenSSL checks that
+ * the rest is UTF-8.
+ */
 static int
 printable_utf8(const char *s)
 {
 	const unsigned char *p;
 
-	for (p = (const unsigned char *)s; *p != '\0'; p++)
+	for (p = (const unsigned char *)s; *p != '\0'; p++) {
 		if (*p < 0x20 || *p == 0x7f)
 			return 0;
+		/* U+0080..U+009F */
+		if (p[0] == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f)
+			return 0;
+		/* U+202A..U+202E and U+2066..U+2069 */
+		if (p[0] == 0xe2 && ((p[1] == 0x80 && p[2] >= 0xaa &&
+		    p[2] <= 0xae) || (p[1] == 0x81 && p[2] >= 0xa6 &&
+		    p[2] <= 0xa9)))
+			return 0;
+	}
 	return 1;
+}
+
+int
+ca_name_ok(const char *s)
+{
+	return s != NULL && s[0] != '\0' && printable_utf8(s);
 }
 
 /*
@@ -868,9 +889,9 @@ ca_name_new(const char *userid, const char *cn, const char *email,
 	X509_NAME *name = NULL;
 	const char *p;
 
-	if (cn == NULL || cn[0] == '\0' || !printable_utf8(cn)) {
-		ca_err_set(err, CA_ERR_INVALID,
-		    "a name is required, without control characters");
+	if (!ca_name_ok(cn)) {
+		ca_err_set(err, CA_ERR_INVALID, "a name is required, without "
+		    "control characters or direction overrides");
 		goto err;
 	}
 	if (userid != NULL && (userid[0] == '\0' || strlen(userid) > 255 ||

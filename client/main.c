@@ -31,6 +31,14 @@
 #include "ca.h"
 #include "irp_client.h"
 #include "keystore.h"
+#include "vis.h"
+
+/*
+ * A string from the registry or a certificate, rendered for the terminal
+ * into buf (cut short rather than shown raw).
+ */
+#define VIS_BUF (256 * VIS_GROWTH)
+#define VIS(buf, s) (vis_str((buf), sizeof(buf), (s)), (const char *)(buf))
 
 #define PASS_MAX 1024
 
@@ -222,9 +230,11 @@ print_identity(const char *what, const struct ca_cert_info *info)
 	if (gmtime_r(&info->not_after, &tm) == NULL ||
 	    strftime(exp, sizeof(exp), "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
 		snprintf(exp, sizeof(exp), "?");
+	char v[2][VIS_BUF];
+
 	printf("%s as %s (%s)\nserial %s\nfingerprint %s\nexpires %s\n",
-	    what, info->userid, info->name, info->serial, info->fingerprint,
-	    exp);
+	    what, VIS(v[0], info->userid), VIS(v[1], info->name), info->serial,
+	    info->fingerprint, exp);
 }
 
 static int
@@ -561,7 +571,7 @@ cmd_lookup(struct opts *o, const char *userid)
 	struct keystore ks;
 	struct irp_err err;
 	json_t *out = NULL, *devs, *addrs;
-	char kerr[300];
+	char kerr[300], v[3][VIS_BUF];
 	size_t i, j;
 	int rv = 1;
 
@@ -599,20 +609,22 @@ cmd_lookup(struct opts *o, const char *userid)
 		printf("%s\n", t ? t : "{}");
 		free(t);
 	} else {
-		printf("%s (%s)%s%s: %s\n", u->userid, u->name,
-		    u->email[0] ? " " : "", u->email, u->online ? "online" :
-		    "offline");
+		/* Every string the registry sent, shown safely (vis.h). */
+		printf("%s (%s)%s%s: %s\n", VIS(v[0], u->userid),
+		    VIS(v[1], u->name), u->email[0] ? " " : "",
+		    VIS(v[2], u->email), u->online ? "online" : "offline");
 		for (i = 0; i < u->ndev; i++) {
 			struct irp_device *d = &u->dev[i];
 
 			printf("  device %s: certificate %s, expires %s\n"
-			    "    fingerprint %s\n", d->serial,
-			    cert_status(&ks, d->cert_pem), d->not_after,
-			    d->fingerprint);
+			    "    fingerprint %s\n", VIS(v[0], d->serial),
+			    cert_status(&ks, d->cert_pem),
+			    VIS(v[1], d->not_after), VIS(v[2], d->fingerprint));
 			for (j = 0; j < d->naddr; j++)
 				printf("    %s port %d (%s, until %s)\n",
-				    d->addr[j].ip, d->addr[j].port,
-				    d->addr[j].kind, d->addr[j].expires_at);
+				    VIS(v[0], d->addr[j].ip), d->addr[j].port,
+				    VIS(v[1], d->addr[j].kind),
+				    VIS(v[2], d->addr[j].expires_at));
 		}
 	}
 	rv = 0;

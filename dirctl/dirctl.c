@@ -514,8 +514,9 @@ cmd_user_add(const struct opts *o, int argc, char **argv)
 	}
 	if (userid_arg(argv[optind], userid, sizeof(userid)) == -1)
 		return 2;
-	if (*name == '\0' || strlen(name) > 128) {
-		warnx_("--name must have 1 to 128 characters");
+	if (*name == '\0' || strlen(name) > 128 || !ca_name_ok(name)) {
+		warnx_("--name must have 1 to 128 characters, without control "
+		    "characters or direction overrides");
 		return 2;
 	}
 	if (email != NULL && !email_ok(email)) {

@@ -168,8 +168,9 @@ api_parse_user_add(json_t *body, struct api_user_add *ua,
 		http_error(resp, 400, "invalid_userid", "%s", why);
 		return -1;
 	}
-	if (*ua->name == '\0') {
-		http_error(resp, 400, "invalid_value", "the name is empty");
+	if (!ca_name_ok(ua->name)) {
+		http_error(resp, 400, "invalid_value", "the name must not be "
+		    "empty or hold control characters or direction overrides");
 		return -1;
 	}
 	if (ua->role != NULL && strcmp(ua->role, "user") &&

@@ -777,3 +777,32 @@ def test_an_expired_crl_keeps_peers_talking_and_says_so(reg):
     finally:
         term.close()
     reg.d.start()
+
+
+def test_names_that_would_fool_a_reader_are_refused_or_shown(reg):
+    """Defect 7, the registry's side.  A name is an administrator's free
+    text and reaches every screen (in certificates, in lookups): one with
+    control characters or a direction override is refused when the user
+    is made, by dirctl and the admin API alike, and the CA would not put
+    it in a certificate either.  Whatever a registry's database holds
+    anyway (an operator's SQL), `dchat lookup` shows it visibly."""
+    (alice,) = people(reg, "alice")
+    root = admin(reg)
+    for bad in ("Mal\x1b[2Jlory", "Mal\rlory", "Mal\u0085lory",
+                "Mal\u202elory", "Mal\u2066lory"):
+        p = reg.ctl("user", "add", "mallory@example.org", "--name", bad,
+                    check=False)
+        assert p.returncode == 2 and "control characters" in p.stderr, \
+            (bad, p.stderr)
+        r = root.req("POST", "/v1/admin/users", json_body={
+            "userid": "mallory@example.org", "name": bad})
+        assert r.status == 400 and r.code == "invalid_value", (bad, r)
+    reg.ctl("user", "add", "mallory@example.org", "--name", "Mallory")
+    mal = Peer(reg, "mallory@example.org", os.path.join(reg.base, "mal"))
+    mal.init(reg.code("mallory@example.org"))
+    reg.pg.psql("UPDATE users SET name = E'Mal\\x1b[2J\\rlory\\u202e' "
+                "WHERE userid = 'mallory@example.org'", reg.db)
+    p = alice.dchat("lookup", "mallory@example.org")
+    assert "\x1b" not in p.stdout and "\r" not in p.stdout, p.stdout
+    assert "\u202e" not in p.stdout, p.stdout
+    assert "Mal\\x1b[2J\\rlory\\u202e" in p.stdout, p.stdout

@@ -417,6 +417,39 @@ test_parse_tables(void)
 	    ca_reason_name(-1) == NULL, "ca_reason_name of unused codes");
 }
 
+/* Names that may go into a certificate (ca_name_ok). */
+static void
+test_names(void)
+{
+	static const struct {
+		const char *s;
+		int ok;
+	} names[] = {
+		{ "Alice Liddell", 1 },
+		{ "J\xc3\xbcrgen M\xc3\xbcller", 1 },	/* UTF-8 */
+		{ "\xd7\xa9\xd7\x9c\xd7\x95\xd7\x9d", 1 }, /* Hebrew */
+		{ "dir.example.org", 1 },
+		{ "", 0 },
+		{ "Mal\x1b[2Jlory", 0 },			/* ESC */
+		{ "Mal\rlory", 0 },
+		{ "Mal\x7flory", 0 },				/* DEL */
+		{ "Mal\xc2\x85lory", 0 },			/* U+0085 */
+		{ "Mal\xc2\x9blory", 0 },			/* U+009B CSI */
+		{ "Mal\xc2\xa0lory", 1 },			/* U+00A0 */
+		{ "Mal\xe2\x80\xaelory", 0 },		/* U+202E */
+		{ "Mal\xe2\x80\xaalory", 0 },		/* U+202A */
+		{ "Mal\xe2\x81\xa6lory", 0 },		/* U+2066 */
+		{ "Mal\xe2\x81\xa9lory", 0 },		/* U+2069 */
+		{ "Mal\xe2\x80\xa9lory", 1 },		/* U+2029 */
+	};
+	size_t i;
+
+	check(!ca_name_ok(NULL), "ca_name_ok(NULL)");
+	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		check(ca_name_ok(names[i].s) == names[i].ok,
+		    "ca_name_ok case %zu", i);
+}
+
 static void
 test_create(void)
 {
@@ -1104,6 +1137,7 @@ main(void)
 		printf("# TEST_CA_NO_RSA: RSA keys are made as EC P-256\n");
 
 	test_parse_tables();
+	test_names();
 	test_create();
 	for (i = 0; i < NCA; i++)
 		if (cas[i] == NULL)
