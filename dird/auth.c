@@ -521,14 +521,8 @@ auth_secret(struct auth *a, struct http_req *req, int allow,
 {
 	const char *h = req->authorization;
 
-	if (source_over(a, req))
-		return too_many(resp);
-	if (h == NULL || *h == '\0') {
-		http_error(resp, 401, "credentials_required",
-		    "give an enrolment code (Authorization: Bearer CODE) or a "
-		    "password (HTTP Basic)");
+	if (auth_secret_precheck(a, req, resp) == -1)
 		return -1;
-	}
 	if ((allow & AUTH_ALLOW_CODE) && strncasecmp(h, "Bearer ", 7) == 0) {
 		h += 7;
 		while (*h == ' ')

@@ -534,6 +534,39 @@ db_exec(struct db *db, enum stmt s, const char *const *vals, const int *lens,
 	return res;
 }
 
+/*
+ * db_exec of a statement that reads one row: NULL with DB_ERR_NOTFOUND
+ * and the message fmt, ... when there is none.
+ */
+static PGresult *
+db_exec_row(struct db *db, enum stmt s, const char *const *vals,
+    const int *lens, int rfmt, struct db_err *err, const char *fmt, ...)
+    __attribute__((format(printf, 7, 8)));
+
+static PGresult *
+db_exec_row(struct db *db, enum stmt s, const char *const *vals,
+    const int *lens, int rfmt, struct db_err *err, const char *fmt, ...)
+{
+	PGresult *res;
+	va_list ap;
+
+	if ((res = db_exec(db, s, vals, lens, rfmt, PGRES_TUPLES_OK,
+	    err)) == NULL)
+		return NULL;
+	if (PQntuples(res) != 1) {
+		PQclear(res);
+		if (err != NULL) {
+			err->code = DB_ERR_NOTFOUND;
+			err->sqlstate[0] = '\0';
+			va_start(ap, fmt);
+			vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
+			va_end(ap);
+		}
+		return NULL;
+	}
+	return res;
+}
+
 void
 db_on_change(struct db *db, db_change_fn *fn, void *arg)
 {
@@ -1018,14 +1051,9 @@ db_user_get(struct db *db, const char *userid, struct db_user *u,
 	const char *v[1] = { userid };
 	PGresult *res;
 
-	if ((res = db_exec(db, S_USER_GET, v, NULL, 0, PGRES_TUPLES_OK,
-		 err)) == NULL)
+	if ((res = db_exec_row(db, S_USER_GET, v, NULL, 0, err, "no user %s",
+	    userid)) == NULL)
 		return -1;
-	if (PQntuples(res) != 1) {
-		PQclear(res);
-		db_seterr(err, DB_ERR_NOTFOUND, "no user %s", userid);
-		return -1;
-	}
 	row_user(res, 0, u);
 	PQclear(res);
 	return 0;
@@ -1039,14 +1067,9 @@ db_user_by_id(struct db *db, int64_t id, struct db_user *u, struct db_err *err)
 	PGresult *res;
 
 	snprintf(idbuf, sizeof(idbuf), "%" PRId64, id);
-	if ((res = db_exec(db, S_USER_BY_ID, v, NULL, 0, PGRES_TUPLES_OK,
-		 err)) == NULL)
+	if ((res = db_exec_row(db, S_USER_BY_ID, v, NULL, 0, err,
+	    "no user with id %" PRId64, id)) == NULL)
 		return -1;
-	if (PQntuples(res) != 1) {
-		PQclear(res);
-		db_seterr(err, DB_ERR_NOTFOUND, "no user with id %" PRId64, id);
-		return -1;
-	}
 	row_user(res, 0, u);
 	PQclear(res);
 	return 0;
@@ -1115,14 +1138,9 @@ db_user_password(struct db *db, const char *userid, char *buf, size_t buflen,
 	const char *v[1] = { userid };
 	PGresult *res;
 
-	if ((res = db_exec(db, S_USER_PW, v, NULL, 0, PGRES_TUPLES_OK,
-		 err)) == NULL)
+	if ((res = db_exec_row(db, S_USER_PW, v, NULL, 0, err, "no user %s",
+	    userid)) == NULL)
 		return -1;
-	if (PQntuples(res) != 1) {
-		PQclear(res);
-		db_seterr(err, DB_ERR_NOTFOUND, "no user %s", userid);
-		return -1;
-	}
 	col_str(res, 0, 0, buf, buflen);
 	PQclear(res);
 	return 0;
@@ -1156,15 +1174,9 @@ db_code_consume(struct db *db, const unsigned char hash[32], int64_t *user_id,
 	int lens[1] = { 32 };
 	PGresult *res;
 
-	if ((res = db_exec(db, S_CODE_USE, v, lens, 0, PGRES_TUPLES_OK,
-		 err)) == NULL)
+	if ((res = db_exec_row(db, S_CODE_USE, v, lens, 0, err, "unknown, used "
+	    "or expired enrolment code")) == NULL)
 		return -1;
-	if (PQntuples(res) != 1) {
-		PQclear(res);
-		db_seterr(err, DB_ERR_NOTFOUND,
-		    "unknown, used or expired enrolment code");
-		return -1;
-	}
 	*user_id = col_ll(res, 0, 0);
 	PQclear(res);
 	return 0;
@@ -1459,14 +1471,9 @@ db_auth_cert(struct db *db, const char *issuer, const char *serial,
 	const char *v[2] = { issuer, serial };
 	PGresult *res;
 
-	if ((res = db_exec(db, S_AUTH_CERT, v, NULL, 0, PGRES_TUPLES_OK,
-		 err)) == NULL)
+	if ((res = db_exec_row(db, S_AUTH_CERT, v, NULL, 0, err,
+	    "unknown certificate")) == NULL)
 		return -1;
-	if (PQntuples(res) != 1) {
-		PQclear(res);
-		db_seterr(err, DB_ERR_NOTFOUND, "unknown certificate");
-		return -1;
-	}
 	a->cert_id = col_ll(res, 0, 0);
 	a->revoked = col_bool(res, 0, 1);
 	a->not_after = (time_t)col_ll(res, 0, 2);
@@ -1495,14 +1502,9 @@ db_ocsp_status(struct db *db, const char *issuer, const char *serial,
 	const char *v[2] = { issuer, serial };
 	PGresult *res;
 
-	if ((res = db_exec(db, S_OCSP, v, NULL, 0, PGRES_TUPLES_OK,
-		 err)) == NULL)
+	if ((res = db_exec_row(db, S_OCSP, v, NULL, 0, err,
+	    "unknown certificate")) == NULL)
 		return -1;
-	if (PQntuples(res) != 1) {
-		PQclear(res);
-		db_seterr(err, DB_ERR_NOTFOUND, "unknown certificate");
-		return -1;
-	}
 	memset(o, 0, sizeof(*o));
 	o->user_id = col_ll(res, 0, 0);
 	o->not_after = (time_t)col_ll(res, 0, 6);

@@ -1181,46 +1181,53 @@ listen_on(struct http_server *srv, const char *spec, enum http_kind kind,
 		flags |= MHD_USE_IPv6;
 	if (wild6)
 		flags |= MHD_USE_DUAL_STACK;
-	if (kind == HK_IRP)
-		d = MHD_start_daemon(flags | MHD_USE_TLS, 0, NULL, NULL,
-		    access_cb, li,
-		    MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-		    MHD_OPTION_HTTPS_MEM_KEY, srv->key_pem,
-		    MHD_OPTION_HTTPS_MEM_CERT, srv->cert_pem,
-		    MHD_OPTION_HTTPS_MEM_TRUST, ca_cert_pem(srv->env->reg->ca),
-		    /* TLS 1.3, and TLS 1.2 with ECDHE only; either with
-		     * AES-GCM or ChaCha20-Poly1305 alone: no CBC, no
-		     * HMAC-SHA1, no RSA key transport, no CCM. */
-		    MHD_OPTION_HTTPS_PRIORITIES,
-		    "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2:-CIPHER-ALL:"
-		    "+AES-256-GCM:+CHACHA20-POLY1305:+AES-128-GCM:-MAC-ALL:"
-		    "+AEAD:-KX-ALL:+ECDHE-ECDSA:+ECDHE-RSA",
-		    MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)c->workers,
-		    MHD_OPTION_CONNECTION_LIMIT, (unsigned int)c->max_conns,
-		    MHD_OPTION_PER_IP_CONNECTION_LIMIT,
-		    (unsigned int)c->max_conns_ip,
-		    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)c->conn_timeout,
-		    MHD_OPTION_CONNECTION_MEMORY_LIMIT, HTTP_CONN_MEMORY,
-		    MHD_OPTION_NOTIFY_CONNECTION, notify_connection, srv,
-		    MHD_OPTION_NOTIFY_COMPLETED, completed_cb, srv,
-		    MHD_OPTION_UNESCAPE_CALLBACK, unescape_cb, srv,
-		    MHD_OPTION_EXTERNAL_LOGGER, mhd_log, srv,
-		    MHD_OPTION_END);
-	else
+	{
+		/* What every listener has; the IRP port adds TLS. */
+		struct MHD_OptionItem common[] = {
+			{ MHD_OPTION_THREAD_POOL_SIZE, kind == HK_IRP ?
+			    c->workers : HTTP_PLAIN_WORKERS, NULL },
+			{ MHD_OPTION_CONNECTION_LIMIT, c->max_conns, NULL },
+			{ MHD_OPTION_PER_IP_CONNECTION_LIMIT, c->max_conns_ip,
+			    NULL },
+			{ MHD_OPTION_CONNECTION_TIMEOUT, c->conn_timeout, NULL },
+			{ MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+			    (intptr_t)HTTP_CONN_MEMORY, NULL },
+			{ MHD_OPTION_NOTIFY_CONNECTION,
+			    (intptr_t)notify_connection, srv },
+			{ MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)completed_cb,
+			    srv },
+			{ MHD_OPTION_UNESCAPE_CALLBACK, (intptr_t)unescape_cb,
+			    srv },
+			{ MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)mhd_log, srv },
+			{ MHD_OPTION_END, 0, NULL },
+		};
+		struct MHD_OptionItem tls[] = {
+			{ MHD_OPTION_HTTPS_MEM_KEY, 0, srv->key_pem },
+			{ MHD_OPTION_HTTPS_MEM_CERT, 0, srv->cert_pem },
+			{ MHD_OPTION_HTTPS_MEM_TRUST, 0,
+			    (void *)ca_cert_pem(srv->env->reg->ca) },
+			/* TLS 1.3, and TLS 1.2 with ECDHE only; either with
+			 * AES-GCM or ChaCha20-Poly1305 alone: no CBC, no
+			 * HMAC-SHA1, no RSA key transport, no CCM. */
+			{ MHD_OPTION_HTTPS_PRIORITIES, 0,
+			    "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2:"
+			    "-CIPHER-ALL:+AES-256-GCM:+CHACHA20-POLY1305:"
+			    "+AES-128-GCM:-MAC-ALL:+AEAD:-KX-ALL:+ECDHE-ECDSA:"
+			    "+ECDHE-RSA" },
+			{ MHD_OPTION_END, 0, NULL },
+		};
+		struct MHD_OptionItem plain[] = {
+			{ MHD_OPTION_END, 0, NULL },
+		};
+
+		if (kind == HK_IRP)
+			flags |= MHD_USE_TLS;
 		d = MHD_start_daemon(flags, 0, NULL, NULL, access_cb, li,
 		    MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-		    MHD_OPTION_THREAD_POOL_SIZE,
-		    (unsigned int)HTTP_PLAIN_WORKERS,
-		    MHD_OPTION_CONNECTION_LIMIT, (unsigned int)c->max_conns,
-		    MHD_OPTION_PER_IP_CONNECTION_LIMIT,
-		    (unsigned int)c->max_conns_ip,
-		    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)c->conn_timeout,
-		    MHD_OPTION_CONNECTION_MEMORY_LIMIT, HTTP_CONN_MEMORY,
-		    MHD_OPTION_NOTIFY_CONNECTION, notify_connection, srv,
-		    MHD_OPTION_NOTIFY_COMPLETED, completed_cb, srv,
-		    MHD_OPTION_UNESCAPE_CALLBACK, unescape_cb, srv,
-		    MHD_OPTION_EXTERNAL_LOGGER, mhd_log, srv,
+		    MHD_OPTION_ARRAY, common,
+		    MHD_OPTION_ARRAY, kind == HK_IRP ? tls : plain,
 		    MHD_OPTION_END);
+	}
 	if (d == NULL) {
 		snprintf(errbuf, errlen, "cannot listen on %s: %s (is another "
 		    "dird running, or the port in use?)", spec,

@@ -63,6 +63,14 @@ class FakeRegistry:
         self.url = f"https://localhost:{self.srv.server_address[1]}"
         threading.Thread(target=self.srv.serve_forever, daemon=True).start()
 
+    def init(self, home, fingerprint):
+        """`dchat init` against this server, as a victim would run it."""
+        return subprocess.run(
+            [dchat_path(), "--home", home, "init", "--server", self.url,
+             "--user", "victim@example.org", "--code", "X" * 24,
+             "--ca-fingerprint", fingerprint],
+            capture_output=True, text=True, timeout=60)
+
     def close(self):
         self.srv.shutdown()
         self.srv.server_close()
@@ -98,11 +106,7 @@ def test_init_refuses_a_ca_body_with_anything_appended(reg, tmpdir_shared,
     fake = FakeRegistry(tmpdir_shared, real + tail)
     try:
         home = os.path.join(tmpdir_shared, "victim")
-        p = subprocess.run([dchat_path(), "--home", home, "init", "--server",
-                            fake.url, "--user", "victim@example.org",
-                            "--code", "X" * 24, "--ca-fingerprint",
-                            reg.fingerprint],
-                           capture_output=True, text=True, timeout=60)
+        p = fake.init(home, reg.fingerprint)
         assert p.returncode != 0
         assert "exactly one PEM certificate" in p.stderr, p.stderr
         # Nothing is trusted: the anchor file was never written.
@@ -120,11 +124,7 @@ def test_init_stores_only_the_checked_certificate(reg, tmpdir_shared):
     fake = FakeRegistry(tmpdir_shared, b"\n\n" + real + b"\n  \n")
     try:
         home = os.path.join(tmpdir_shared, "victim")
-        p = subprocess.run([dchat_path(), "--home", home, "init", "--server",
-                            fake.url, "--user", "victim@example.org",
-                            "--code", "X" * 24, "--ca-fingerprint",
-                            reg.fingerprint],
-                           capture_output=True, text=True, timeout=60)
+        p = fake.init(home, reg.fingerprint)
         # The fake registry can not enrol anyone; the CA was accepted.
         assert p.returncode != 0 and "exactly one" not in p.stderr, p.stderr
         ca = os.path.join(home, "ca.pem")
