@@ -61,15 +61,32 @@ pt_ssl_error(char *buf, size_t len, const char *what)
 	snprintf(buf, len, "%s: %s", what, tmp);
 }
 
+/*
+ * The subject's first UID as UTF-8, read whole as ca_cert_info reads it
+ * for pt_peer_info, so that the user id the verify callback judges is
+ * the one the user is shown (the raw bytes of a BMPString or Latin-1 UID
+ * are another name).  "" when there is none, or one that does not fit or
+ * holds a NUL.
+ */
 void
 pt_cert_uid(X509 *x, char *out, size_t len)
 {
 	X509_NAME *n = X509_get_subject_name(x);
+	const X509_NAME_ENTRY *e;
+	unsigned char *utf8 = NULL;
+	int i, ulen;
 
 	out[0] = '\0';
-	if (n == NULL || X509_NAME_get_text_by_NID(n, NID_userId, out,
-	    (int)len) < 0)
-		out[0] = '\0';
+	if (n == NULL || (i = X509_NAME_get_index_by_NID(n, NID_userId,
+	    -1)) < 0 || (e = X509_NAME_get_entry(n, i)) == NULL ||
+	    (ulen = ASN1_STRING_to_UTF8(&utf8,
+	    X509_NAME_ENTRY_get_data(e))) < 0)
+		return;
+	if ((size_t)ulen < len && memchr(utf8, '\0', (size_t)ulen) == NULL) {
+		memcpy(out, utf8, (size_t)ulen);
+		out[ulen] = '\0';
+	}
+	OPENSSL_free(utf8);
 }
 
 static int

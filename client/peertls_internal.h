@@ -20,7 +20,7 @@
 /* A cached CRL: as large as irp_crl_get takes from the registry. */
 #define PT_CRL_MAX (16 * 1024 * 1024)
 
-/* The subject's UID of x, or "" when it has none. */
+/* The subject's UID of x as UTF-8, or "" (none, too long, a NUL). */
 void pt_cert_uid(X509 *x, char *out, size_t len);
 /* The serial of x in the form the registry prints, or "". */
 void pt_cert_serial(X509 *x, char out[41]);
