@@ -181,7 +181,6 @@ check_cert(const unsigned char *der, size_t len)
 		 */
 		FUZZ_CHECK(strcmp(uid, peer.userid) == 0);
 	}
-	(void)ks_list_match(&deny, uid);
 	/* What ocsp_ask would ask about it. */
 	if ((id = OCSP_cert_to_id(EVP_sha256(), x, ca_x509)) != NULL)
 		OCSP_CERTID_free(id);
