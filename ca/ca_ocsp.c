@@ -69,6 +69,7 @@ ca_ocsp_req_parse(const struct ca *ca, const unsigned char *der, size_t len,
 {
 	struct ca_ocsp_req *q = NULL;
 	const unsigned char *p = der;
+	OCSP_CERTID *copy;
 	ASN1_INTEGER *serial;
 	OCSP_ONEREQ *one;
 	int i, n;
@@ -105,6 +106,18 @@ ca_ocsp_req_parse(const struct ca *ca, const unsigned char *der, size_t len,
 			    "without a certificate id");
 			goto err;
 		}
+		/*
+		 * The answer repeats the id, copied as OCSP_basic_add1_status
+		 * copies it (encoded and decoded again).  The decoder takes
+		 * hash parameters that can not be encoded again: refused
+		 * here, or they fail the signing later as our fault.
+		 */
+		if ((copy = OCSP_CERTID_dup(q->id[i])) == NULL) {
+			ca_err_set(err, CA_ERR_INVALID, "an OCSP request with "
+			    "a malformed certificate id");
+			goto err;
+		}
+		OCSP_CERTID_free(copy);
 		/*
 		 * A serial we can not write as ours (negative, too long)
 		 * was not issued here whatever the issuer hashes say.

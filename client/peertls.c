@@ -1,7 +1,9 @@
 /*
  * peertls.c - PeerTLS contexts and the verification policy.
  */
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <openssl/err.h>
@@ -12,6 +14,7 @@
 
 #include "ca.h"
 #include "peertls.h"
+#include "peertls_internal.h"
 
 /*
  * Good answers of the registry, by serial, kept until their nextUpdate:
@@ -20,8 +23,6 @@
 #define PT_OCSP_CACHE 64
 /* Clock skew allowed on an OCSP answer's thisUpdate / nextUpdate. */
 #define PT_OCSP_SKEW 300
-/* An OCSP answer about one certificate is far smaller. */
-#define PT_OCSP_MAX (64 * 1024)
 
 struct ocsp_good {
 	char serial[41];
@@ -60,16 +61,32 @@ pt_ssl_error(char *buf, size_t len, const char *what)
 	snprintf(buf, len, "%s: %s", what, tmp);
 }
 
-/* The subject's UID, or "" when it has none. */
-static void
-cert_uid(X509 *x, char *out, size_t len)
+/*
+ * The subject's first UID as UTF-8, read whole as ca_cert_info reads it
+ * for pt_peer_info, so that the user id the verify callback judges is
+ * the one the user is shown (the raw bytes of a BMPString or Latin-1 UID
+ * are another name).  "" when there is none, or one that does not fit or
+ * holds a NUL.
+ */
+void
+pt_cert_uid(X509 *x, char *out, size_t len)
 {
 	X509_NAME *n = X509_get_subject_name(x);
+	const X509_NAME_ENTRY *e;
+	unsigned char *utf8 = NULL;
+	int i, ulen;
 
 	out[0] = '\0';
-	if (n == NULL || X509_NAME_get_text_by_NID(n, NID_userId, out,
-	    (int)len) < 0)
-		out[0] = '\0';
+	if (n == NULL || (i = X509_NAME_get_index_by_NID(n, NID_userId,
+	    -1)) < 0 || (e = X509_NAME_get_entry(n, i)) == NULL ||
+	    (ulen = ASN1_STRING_to_UTF8(&utf8,
+	    X509_NAME_ENTRY_get_data(e))) < 0)
+		return;
+	if ((size_t)ulen < len && memchr(utf8, '\0', (size_t)ulen) == NULL) {
+		memcpy(out, utf8, (size_t)ulen);
+		out[ulen] = '\0';
+	}
+	OPENSSL_free(utf8);
 }
 
 static int
@@ -130,9 +147,8 @@ asn1_epoch(const ASN1_GENERALIZEDTIME *t)
 	return timegm(&tm);
 }
 
-/* The serial of x in the form the registry prints, or "". */
-static void
-cert_serial(X509 *x, char out[41])
+void
+pt_cert_serial(X509 *x, char out[41])
 {
 	struct ca_cert_info info;
 	struct ca_err cerr;
@@ -146,42 +162,21 @@ cert_serial(X509 *x, char out[41])
 	OPENSSL_free(der);
 }
 
-/*
- * Ask the registry about x (issued by issuer).  1 good, 0 revoked or
- * unknown to the registry (pc->reason says which), -1 when there is no
- * usable answer (pc->rev_why says why).
- */
-static int
-ocsp_ask(struct peertls *pt, struct pt_conn *pc, X509 *x, X509 *issuer,
-    const char *serial)
+int
+pt_ocsp_judge(struct peertls *pt, struct pt_conn *pc,
+    const unsigned char *der, size_t len, OCSP_REQUEST *req,
+    OCSP_CERTID *id, X509 *issuer, const char *serial)
 {
-	OCSP_REQUEST *req = NULL;
 	OCSP_RESPONSE *resp = NULL;
 	OCSP_BASICRESP *bs = NULL;
-	OCSP_CERTID *id = NULL;
 	STACK_OF(X509) *signer = NULL;
 	ASN1_GENERALIZEDTIME *rev, *thisupd, *nextupd;
-	unsigned char *der = NULL, *rder = NULL;
-	const unsigned char *p;
-	size_t rlen = 0;
-	int len, status, reason, rv = -1;
+	const unsigned char *p = der;
+	int status, reason, rv = -1;
 
-	if ((req = OCSP_REQUEST_new()) == NULL ||
-	    (id = OCSP_cert_to_id(EVP_sha256(), x, issuer)) == NULL ||
-	    OCSP_request_add0_id(req, OCSP_CERTID_dup(id)) == NULL ||
-	    OCSP_request_add1_nonce(req, NULL, -1) != 1 ||
-	    (len = i2d_OCSP_REQUEST(req, &der)) <= 0) {
-		snprintf(pc->rev_why, sizeof(pc->rev_why), "cannot build an "
-		    "OCSP request");
-		goto out;
-	}
-	if (pt->ocsp(pt->ocsp_arg, der, (size_t)len, &rder, &rlen,
-	    pc->rev_why, sizeof(pc->rev_why)) == -1)
-		goto out;
-	p = rder;
-	if (rlen > PT_OCSP_MAX ||
-	    (resp = d2i_OCSP_RESPONSE(NULL, &p, (long)rlen)) == NULL ||
-	    p != rder + rlen ||
+	if (len > PT_OCSP_MAX ||
+	    (resp = d2i_OCSP_RESPONSE(NULL, &p, (long)len)) == NULL ||
+	    p != der + len ||
 	    OCSP_response_status(resp) != OCSP_RESPONSE_STATUS_SUCCESSFUL ||
 	    (bs = OCSP_response_get1_basic(resp)) == NULL) {
 		snprintf(pc->rev_why, sizeof(pc->rev_why), "the registry's "
@@ -231,6 +226,39 @@ out:
 	sk_X509_free(signer);
 	OCSP_BASICRESP_free(bs);
 	OCSP_RESPONSE_free(resp);
+	return rv;
+}
+
+/*
+ * Ask the registry about x (issued by issuer): build the request and
+ * send it.  What pt_ocsp_judge says of the answer; -1 too when there is
+ * no answer (pc->rev_why says why).
+ */
+static int
+ocsp_ask(struct peertls *pt, struct pt_conn *pc, X509 *x, X509 *issuer,
+    const char *serial)
+{
+	OCSP_REQUEST *req = NULL;
+	OCSP_CERTID *id = NULL;
+	unsigned char *der = NULL, *rder = NULL;
+	size_t rlen = 0;
+	int len, rv = -1;
+
+	if ((req = OCSP_REQUEST_new()) == NULL ||
+	    (id = OCSP_cert_to_id(EVP_sha256(), x, issuer)) == NULL ||
+	    OCSP_request_add0_id(req, OCSP_CERTID_dup(id)) == NULL ||
+	    OCSP_request_add1_nonce(req, NULL, -1) != 1 ||
+	    (len = i2d_OCSP_REQUEST(req, &der)) <= 0) {
+		snprintf(pc->rev_why, sizeof(pc->rev_why), "cannot build an "
+		    "OCSP request");
+		goto out;
+	}
+	if (pt->ocsp(pt->ocsp_arg, der, (size_t)len, &rder, &rlen,
+	    pc->rev_why, sizeof(pc->rev_why)) == -1)
+		goto out;
+	rv = pt_ocsp_judge(pt, pc, rder, rlen, req, id, issuer, serial);
+out:
+	ERR_clear_error();
 	OCSP_CERTID_free(id);
 	OCSP_REQUEST_free(req);
 	OPENSSL_free(der);
@@ -253,7 +281,7 @@ revocation_check(X509_STORE_CTX *sctx, struct pt_conn *pc, X509 *x)
 	time_t now = time(NULL);
 	int r = -1;
 
-	cert_serial(x, serial);
+	pt_cert_serial(x, serial);
 	if (pt->ocsp == NULL)
 		snprintf(pc->rev_why, sizeof(pc->rev_why), "no registry to "
 		    "ask");
@@ -319,7 +347,7 @@ verify_cb(int preverify_ok, X509_STORE_CTX *sctx)
 		}
 		if (X509_STORE_CTX_get_error_depth(sctx) == 0 &&
 		    (x = X509_STORE_CTX_get_current_cert(sctx)) != NULL)
-			cert_uid(x, pc->peer_uid, sizeof(pc->peer_uid));
+			pt_cert_uid(x, pc->peer_uid, sizeof(pc->peer_uid));
 		if (pc->reason[0] == '\0')
 			snprintf(pc->reason, sizeof(pc->reason),
 			    "peer certificate refused: %s",
@@ -334,7 +362,7 @@ verify_cb(int preverify_ok, X509_STORE_CTX *sctx)
 	if (X509_cmp(x, pt->own) == 0)
 		return refuse(sctx, pc, "the peer presented our own "
 		    "certificate%s%s", "", "");
-	cert_uid(x, uid, sizeof(uid));
+	pt_cert_uid(x, uid, sizeof(uid));
 	snprintf(pc->peer_uid, sizeof(pc->peer_uid), "%s", uid);
 	if (uid[0] == '\0')
 		return refuse(sctx, pc, "the peer certificate names no user "
@@ -371,6 +399,28 @@ alpn_cb(SSL *ssl, const unsigned char **out, unsigned char *outlen,
 	return SSL_TLSEXT_ERR_OK;
 }
 
+int
+pt_crl_parse(const unsigned char *der, size_t len, X509_CRL **crl,
+    time_t *last, time_t *next)
+{
+	const unsigned char *p = der;
+	const ASN1_TIME *t;
+	struct tm tm;
+
+	*crl = NULL;
+	*last = *next = 0;
+	if (len > PT_CRL_MAX ||
+	    (*crl = d2i_X509_CRL(NULL, &p, (long)len)) == NULL)
+		return -1;
+	if ((t = X509_CRL_get0_nextUpdate(*crl)) != NULL &&
+	    ASN1_TIME_to_tm(t, &tm) == 1)
+		*next = timegm(&tm);
+	if ((t = X509_CRL_get0_lastUpdate(*crl)) != NULL &&
+	    ASN1_TIME_to_tm(t, &tm) == 1)
+		*last = timegm(&tm);
+	return 0;
+}
+
 /* A trust store with the DIR CA and its CRL. */
 static X509_STORE *
 load_store(const struct keystore *ks, time_t *last, time_t *next, char *err,
@@ -378,17 +428,21 @@ load_store(const struct keystore *ks, time_t *last, time_t *next, char *err,
 {
 	X509_STORE *st = NULL;
 	X509_CRL *crl = NULL;
-	const ASN1_TIME *nu;
-	struct tm tm;
-	BIO *bio = NULL;
+	unsigned char *der = NULL;
+	size_t len;
+	time_t l, n;
 
 	if ((st = X509_STORE_new()) == NULL ||
 	    X509_STORE_load_file(st, ks->ca) != 1) {
 		pt_ssl_error(err, errlen, "loading the DIR CA (ca.pem)");
 		goto err;
 	}
-	if ((bio = BIO_new_file(ks->crl, "rb")) == NULL ||
-	    (crl = d2i_X509_CRL_bio(bio, NULL)) == NULL) {
+	if (ks_read_file(ks->crl, PT_CRL_MAX, &der, &len) == -1) {
+		snprintf(err, errlen, "loading the CRL cache (crl.der); run "
+		    "dchat while the DIR is reachable: %s", strerror(errno));
+		goto err;
+	}
+	if (pt_crl_parse(der, len, &crl, &l, &n) == -1) {
 		pt_ssl_error(err, errlen, "loading the CRL cache (crl.der); "
 		    "run dchat while the DIR is reachable");
 		goto err;
@@ -398,20 +452,14 @@ load_store(const struct keystore *ks, time_t *last, time_t *next, char *err,
 		pt_ssl_error(err, errlen, "installing the CRL");
 		goto err;
 	}
-	*next = 0;
-	if ((nu = X509_CRL_get0_nextUpdate(crl)) != NULL &&
-	    ASN1_TIME_to_tm(nu, &tm) == 1)
-		*next = timegm(&tm);
-	*last = 0;
-	if ((nu = X509_CRL_get0_lastUpdate(crl)) != NULL &&
-	    ASN1_TIME_to_tm(nu, &tm) == 1)
-		*last = timegm(&tm);
+	*last = l;
+	*next = n;
 	X509_CRL_free(crl);
-	BIO_free(bio);
+	free(der);
 	return st;
 err:
 	X509_CRL_free(crl);
-	BIO_free(bio);
+	free(der);
 	X509_STORE_free(st);
 	return NULL;
 }
@@ -597,17 +645,39 @@ rev_describe(const struct pt_conn *pc, struct pt_peer *out)
 }
 
 int
+pt_cert_describe(X509 *x, struct pt_peer *out)
+{
+	struct ca_cert_info info;
+	struct ca_err cerr;
+	unsigned char *der = NULL;
+	int len, rv = -1;
+
+	if ((len = i2d_X509(x, &der)) <= 0 ||
+	    ca_cert_info(der, (size_t)len, &info, &cerr) == -1)
+		goto err;
+	snprintf(out->userid, sizeof(out->userid), "%s", info.userid);
+	snprintf(out->name, sizeof(out->name), "%s", info.name);
+	snprintf(out->issuer, sizeof(out->issuer), "%s", info.issuer);
+	snprintf(out->serial, sizeof(out->serial), "%s", info.serial);
+	snprintf(out->fingerprint, sizeof(out->fingerprint), "%s",
+	    info.fingerprint);
+	out->not_after = info.not_after;
+	rv = 0;
+err:
+	OPENSSL_free(der);
+	return rv;
+}
+
+int
 pt_peer_info(SSL *ssl, const struct pt_conn *pc, struct pt_peer *out,
     char *err, size_t errlen)
 {
 	const unsigned char *alpn = NULL;
 	unsigned int alen = 0;
-	unsigned char km[4], *der = NULL;
-	struct ca_cert_info info;
-	struct ca_err cerr;
+	unsigned char km[4];
 	X509 *x = NULL;
 	uint32_t v;
-	int len, rv = -1;
+	int rv = -1;
 
 	memset(out, 0, sizeof(*out));
 	SSL_get0_alpn_selected(ssl, &alpn, &alen);
@@ -622,18 +692,10 @@ pt_peer_info(SSL *ssl, const struct pt_conn *pc, struct pt_peer *out,
 		    "verified");
 		goto err;
 	}
-	if ((len = i2d_X509(x, &der)) <= 0 ||
-	    ca_cert_info(der, (size_t)len, &info, &cerr) == -1) {
+	if (pt_cert_describe(x, out) == -1) {
 		snprintf(err, errlen, "cannot read the peer's certificate");
 		goto err;
 	}
-	snprintf(out->userid, sizeof(out->userid), "%s", info.userid);
-	snprintf(out->name, sizeof(out->name), "%s", info.name);
-	snprintf(out->issuer, sizeof(out->issuer), "%s", info.issuer);
-	snprintf(out->serial, sizeof(out->serial), "%s", info.serial);
-	snprintf(out->fingerprint, sizeof(out->fingerprint), "%s",
-	    info.fingerprint);
-	out->not_after = info.not_after;
 	rev_describe(pc, out);
 	/* Both ends derive the same code from the session's secrets: a man
 	 * in the middle would have two sessions and two different codes. */
@@ -649,7 +711,6 @@ pt_peer_info(SSL *ssl, const struct pt_conn *pc, struct pt_peer *out,
 	    v % 1000);
 	rv = 0;
 err:
-	OPENSSL_free(der);
 	X509_free(x);
 	return rv;
 }

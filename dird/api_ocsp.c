@@ -140,22 +140,33 @@ api_ocsp_post(struct http_req *req, struct http_resp *resp)
 	answer(req, req->body, req->body_len, resp);
 }
 
+static const char b64_alphabet[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
 /*
  * GET /ocsp/{base64 of the DER request}.  The path was percent-decoded
  * already; base64 must be whole: a length divisible by four, padding
- * only at its end.
+ * only at its end.  And canonical (RFC 4648 3.5), one text for one
+ * request: nothing but the alphabet before the padding (EVP_DecodeBlock
+ * would skip blanks before the text, and blanks, line ends and '-'
+ * after it), and the bits the padding leaves over zero.
  */
 int
 api_ocsp_b64(const char *b64, unsigned char *der, size_t cap, size_t *len)
 {
-	size_t n = strlen(b64), pad = 0;
+	size_t n = strlen(b64), pad = 0, last;
 	int out;
 
 	if (n == 0 || n % 4 != 0 || n / 4 * 3 > cap)
 		return -1;
 	while (pad < 2 && b64[n - 1 - pad] == '=')
 		pad++;
-	if (strcspn(b64, "=") != n - pad)
+	if (strspn(b64, b64_alphabet) != n - pad)
+		return -1;
+	/* With "=" the last digit has 2 bits over, with "==" 4. */
+	last = (size_t)(strchr(b64_alphabet, b64[n - 1 - pad]) -
+	    b64_alphabet);
+	if (pad > 0 && (last & (pad == 1 ? 0x3u : 0xfu)) != 0)
 		return -1;
 	if ((out = EVP_DecodeBlock(der, (const unsigned char *)b64,
 	    (int)n)) < 0 || (size_t)out < pad)
