@@ -16,6 +16,9 @@
 
 #include "ca_internal.h"
 
+/* The nonce extension's value: 32 octets and their DER header, with room. */
+#define CA_OCSP_NONCE_MAX 64
+
 /* RFC 6960 4.4.8, id-pkix-ocsp-extended-revoke. */
 #define CA_OID_EXTENDED_REVOKE "1.3.6.1.5.5.7.48.1.9"
 
@@ -88,6 +91,18 @@ ca_ocsp_req_parse(const struct ca *ca, const unsigned char *der, size_t len,
 	if ((q->req = d2i_OCSP_REQUEST(NULL, &p, (long)len)) == NULL ||
 	    p != der + len) {
 		ca_err_set(err, CA_ERR_INVALID, "not a DER OCSP request");
+		goto err;
+	}
+	/*
+	 * The nonce is echoed in the signed answer: a long one would have
+	 * the CA sign whatever a stranger sent (RFC 8954 has 32 octets at
+	 * most; the extension's value wraps them in an OCTET STRING).
+	 */
+	if ((i = OCSP_REQUEST_get_ext_by_NID(q->req, NID_id_pkix_OCSP_Nonce,
+	    -1)) >= 0 && ASN1_STRING_length(X509_EXTENSION_get_data(
+	    OCSP_REQUEST_get_ext(q->req, i))) > CA_OCSP_NONCE_MAX) {
+		ca_err_set(err, CA_ERR_INVALID, "an OCSP nonce is at most %d "
+		    "bytes", CA_OCSP_NONCE_MAX);
 		goto err;
 	}
 	n = OCSP_request_onereq_count(q->req);

@@ -25,6 +25,7 @@
 #include <openssl/bn.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/ocsp.h>
 #include <openssl/pem.h>
 #include <openssl/pkcs12.h>
 #include <openssl/x509.h>
@@ -970,6 +971,139 @@ test_crl(void)
 	ca_secret_free(key);
 }
 
+/* A DER OCSP request about x (issued by issuer), with a nonce of n bytes. */
+static unsigned char *
+ocsp_request(X509 *x, X509 *issuer, int nonce_len, size_t *len)
+{
+	OCSP_REQUEST *req = OCSP_REQUEST_new();
+	OCSP_CERTID *id = OCSP_cert_to_id(NULL, x, issuer);
+	unsigned char *der = NULL;
+	int n = -1;
+
+	if (req != NULL && id != NULL && OCSP_request_add0_id(req, id) != NULL) {
+		id = NULL;
+		if (nonce_len == 0 ||
+		    OCSP_request_add1_nonce(req, NULL, nonce_len) == 1)
+			n = i2d_OCSP_REQUEST(req, &der);
+	}
+	OCSP_CERTID_free(id);
+	OCSP_REQUEST_free(req);
+	*len = n > 0 ? (size_t)n : 0;
+	return n > 0 ? der : NULL;
+}
+
+/* The status the signed answer der gives x, or -1 if it does not verify. */
+static int
+ocsp_status(const unsigned char *der, size_t len, X509 *x, X509 *issuer,
+    int *reason)
+{
+	const unsigned char *p = der;
+	OCSP_RESPONSE *resp = d2i_OCSP_RESPONSE(NULL, &p, (long)len);
+	OCSP_BASICRESP *bs = resp ? OCSP_response_get1_basic(resp) : NULL;
+	OCSP_CERTID *id = OCSP_cert_to_id(NULL, x, issuer);
+	STACK_OF(X509) *signer = sk_X509_new_null();
+	X509_STORE *st = X509_STORE_new();
+	int status = -1;
+
+	if (bs != NULL && id != NULL && signer != NULL && st != NULL &&
+	    sk_X509_push(signer, issuer) &&
+	    OCSP_basic_verify(bs, signer, st, OCSP_TRUSTOTHER) == 1 &&
+	    OCSP_resp_find_status(bs, id, &status, reason, NULL, NULL,
+	    NULL) != 1)
+		status = -1;
+	sk_X509_free(signer);
+	X509_STORE_free(st);
+	OCSP_CERTID_free(id);
+	OCSP_BASICRESP_free(bs);
+	OCSP_RESPONSE_free(resp);
+	return status;
+}
+
+/* The responder side: requests parsed, answers signed and verifiable. */
+static void
+test_ocsp(void)
+{
+	struct ca_ocsp_answer ans;
+	struct ca_ocsp_req *q;
+	struct ca_issued is;
+	struct ca_err err;
+	unsigned char *req = NULL, *der = NULL;
+	size_t len, dlen;
+	X509 *x = NULL, *cax = NULL, *other = NULL;
+	char *key = NULL, *csr = NULL;
+	int reason = -2, rv;
+
+	key = ca_key_new_pem(CA_KEY_EC_P256, &err);
+	csr = key ? ca_csr_new_pem(key, "olga@example.org", "Olga", &err) :
+	    NULL;
+	rv = csr != NULL ? ca_issue_user(cas[0], csr, strlen(csr), &alice,
+	    DAYS, &URLS, &is, &err) : -1;
+	check_err(rv == 0, &err, "a certificate to ask about");
+	if (rv == -1)
+		goto out;
+	x = x509_from_pem(is.cert_pem);
+	cax = x509_from_pem(ca_cert_pem(cas[0]));
+	other = x509_from_pem(ca_cert_pem(cas[1]));
+
+	req = ocsp_request(x, cax, 16, &len);
+	q = req != NULL ? ca_ocsp_req_parse(cas[0], req, len, &err) : NULL;
+	check_err(q != NULL && ca_ocsp_req_count(q) == 1 &&
+	    strcmp(ca_ocsp_req_serial(q, 0), is.serial) == 0, &err,
+	    "an OCSP request names our serial");
+	memset(&ans, 0, sizeof(ans));
+	ans.status = CA_OCSP_REVOKED;
+	ans.revoked_at = time(NULL) - 10;
+	ans.reason = 1;
+	rv = q != NULL ? ca_ocsp_respond(cas[0], q, &ans, time(NULL), 300,
+	    &der, &dlen, &err) : -1;
+	check_err(rv == 0 && ocsp_status(der, dlen, x, cax, &reason) ==
+	    V_OCSP_CERTSTATUS_REVOKED && reason == 1, &err,
+	    "the signed answer says revoked, keyCompromise");
+	free(der);
+	der = NULL;
+	ca_ocsp_req_free(q);
+	OPENSSL_free(req);
+
+	/* Another CA's certificate: no serial of ours to look up. */
+	req = ocsp_request(x, other, 0, &len);
+	q = req != NULL ? ca_ocsp_req_parse(cas[0], req, len, &err) : NULL;
+	check(q != NULL && ca_ocsp_req_serial(q, 0) == NULL,
+	    "a request naming another issuer is not ours");
+	ca_ocsp_req_free(q);
+	OPENSSL_free(req);
+
+	/* A nonce the CA would sign whatever it holds: too long is refused. */
+	req = ocsp_request(x, cax, 200, &len);
+	q = req != NULL ? ca_ocsp_req_parse(cas[0], req, len, &err) : NULL;
+	check(req != NULL && q == NULL && err.code == CA_ERR_INVALID,
+	    "an OCSP nonce of 200 bytes is refused");
+	ca_ocsp_req_free(q);
+	OPENSSL_free(req);
+
+	/* Garbage, and a request with something after it. */
+	q = ca_ocsp_req_parse(cas[0], (const unsigned char *)"\x30\x00", 2,
+	    &err);
+	check(q == NULL && err.code == CA_ERR_INVALID, "garbage is refused");
+	req = ocsp_request(x, cax, 0, &len);
+	if (req != NULL && (req = OPENSSL_realloc(req, len + 1)) != NULL) {
+		req[len] = 0;
+		q = ca_ocsp_req_parse(cas[0], req, len + 1, &err);
+		check(q == NULL, "a request with a trailing byte is refused");
+		ca_ocsp_req_free(q);
+	}
+	OPENSSL_free(req);
+	check(ca_ocsp_error(CA_OCSP_TRY_LATER, &der, &dlen) == 0 && dlen > 0,
+	    "an unsigned tryLater answer");
+	free(der);
+	ca_issued_clear(&is);
+out:
+	X509_free(x);
+	X509_free(cax);
+	X509_free(other);
+	free(csr);
+	ca_secret_free(key);
+}
+
 static void
 test_p12(void)
 {
@@ -1151,6 +1285,7 @@ main(void)
 	test_issue();
 	test_refused();
 	test_crl();
+	test_ocsp();
 	test_p12();
 	test_server();
  out:
