@@ -44,7 +44,7 @@ def make_csr(dirpath, name, keyargs=("-newkey", "ec",
 
 
 def ca_sign(data, workdir, csr, name, subj=None, start=None, end=None,
-            eku="clientAuth,serverAuth", serial=None):
+            eku="clientAuth,serverAuth", serial=None, utf8=False):
     """A certificate for csr signed with the registry's own CA key
     (data/ca.key) by `openssl ca`, which, unlike dird, lets a test choose
     the dates (YYYYMMDDHHMMSSZ), the EKU, the subject and the serial (hex;
@@ -82,6 +82,8 @@ keyUsage = digitalSignature
     extra = []
     if subj:
         extra += ["-subj", subj]
+    if utf8:
+        extra += ["-utf8"]
     if start:
         extra += ["-startdate", start]
     if end:

@@ -7,6 +7,7 @@ import hashlib
 import os
 import pty
 import select
+import shutil
 import socket
 import subprocess
 import time
@@ -14,6 +15,7 @@ import time
 from test_dchat import RawPeer, call, dchat_path, people
 from test_dchat import reg  # noqa: F401 (a fixture)
 from dird_fixture import free_port
+from helpers import ca_sign, openssl
 
 
 class Terminal:
@@ -75,13 +77,42 @@ class Terminal:
         return self.proc.returncode
 
 
+def planted_certificate(reg, peer, cn):
+    """Give peer a certificate with the name cn, signed by the registry's
+    CA key and recorded in its store, as a registry that was made to
+    issue it would (dird itself refuses such names: ca_name_ok)."""
+    csr = os.path.join(reg.base, "planted.csr")
+    openssl("req", "-new", "-key", peer.key, "-out", csr, "-subj",
+            f"/UID={peer.userid}/CN=x")
+    pem = ca_sign(reg.data, reg.base, csr, "planted", eku="clientAuth",
+                  subj=f"/UID={peer.userid}/CN={cn}", utf8=True)
+    der_path = os.path.join(reg.base, "planted.der")
+    openssl("x509", "-in", pem, "-outform", "DER", "-out", der_path)
+    with open(der_path, "rb") as f:
+        der = f.read()
+    serial = openssl("x509", "-in", pem, "-noout", "-serial").stdout
+    serial = serial.strip().split("=")[1].lower().lstrip("0")
+    issuer = openssl("x509", "-in", os.path.join(reg.data, "ca.pem"),
+                     "-noout", "-fingerprint", "-sha256").stdout
+    issuer = issuer.split("=", 1)[1].strip().replace(":", "").lower()
+    reg.pg.psql(
+        "INSERT INTO certificates (issuer, serial, user_id, der, "
+        "fingerprint, not_before, not_after) SELECT "
+        f"'{issuer}', '{serial}', id, '\\x{der.hex()}'::bytea, "
+        f"'{hashlib.sha256(der).hexdigest()}', now() - interval '1 hour', "
+        f"now() + interval '20 days' FROM users WHERE userid = "
+        f"'{peer.userid}'", reg.db)
+    shutil.copy(pem, peer.cert)
+
+
 def test_terminal_shows_control_characters_from_peers_visibly(reg):
-    """A peer's chat text and a name from the registry's certificate
-    carry an escape sequence, a carriage return, a newline that would fake
-    a line, a bidi override, a C1 control and DEL: the terminal shows
-    each as a visible escape and receives none of them raw."""
+    """A peer's chat text and the name in its certificate carry an escape
+    sequence, a carriage return, a newline that would fake a line, a bidi
+    override, a C1 control and DEL: the terminal shows each as a visible
+    escape and receives none of them raw."""
     (bob,) = people(reg, "bob")
-    mallory = reg.person("mallory@example.org", "Mal\u202elory\u0085")
+    mallory = reg.person("mallory@example.org", "Mallory")
+    planted_certificate(reg, mallory, "Mal\u202elory\u0085")
     reg.peers.append(mallory)
     mallory.run()
     term = Terminal(bob, free_port())
