@@ -47,12 +47,18 @@ class Dird:
         self.logf = open(self.log, "ab")
         self.proc = subprocess.Popen(argv, stdout=self.logf,
                                      stderr=subprocess.STDOUT)
+        # Ready once every listener accepts: the metrics one opens after
+        # the IRP port.
         deadline = time.time() + 60
+        ports = [self.port, self.metrics_port]
         while time.time() < deadline:
             if self.proc.poll() is not None:
                 raise AssertionError("dird exited: " + self.read_log())
             try:
-                socket.create_connection(("127.0.0.1", self.port), 0.2).close()
+                while ports:
+                    socket.create_connection(("127.0.0.1", ports[0]),
+                                             0.2).close()
+                    ports.pop(0)
                 return self
             except OSError:
                 time.sleep(0.05)
