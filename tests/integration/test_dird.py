@@ -436,11 +436,19 @@ def test_other_users_data_is_out_of_reach(reg):
                   json_body={})
     assert r.status == 403 and r.code == "forbidden"
     assert reg.digest() == before
-    # Addresses only ever go to the caller's own certificate.
-    heidi.req("PUT", "/v1/me/addresses", json_body={
+    # Addresses only ever go to the caller's own certificate: Heidi's
+    # update is taken, shows under her, and Grace stays offline.
+    r = heidi.req("PUT", "/v1/me/addresses", json_body={
         "addresses": [{"ip": "192.0.2.99", "port": 4605}]})
+    assert r.status == 200, r
+    j = heidi.req("GET", "/v1/users/heidi@example.org").json()
+    assert j["online"] is True, j
+    assert [(d["serial"], a["ip"]) for d in j["devices"]
+            for a in d["addresses"] if a["kind"] == "declared"] == \
+        [(heidi.serial, "192.0.2.99")], j
     j = heidi.req("GET", "/v1/users/grace@example.org").json()
-    assert j["online"] is False
+    assert j["online"] is False, j
+    assert all(d["addresses"] == [] for d in j["devices"]), j
 
 
 def test_password_auth_passwd_and_rate_limit(reg, tmpdir_shared):
