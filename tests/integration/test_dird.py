@@ -802,6 +802,40 @@ def test_ttl_is_clamped_to_the_configured_range(reg):
     assert 3500 < left <= 3600
 
 
+def server_sockets(port):
+    """The TCP states (hex, as in /proc/net/tcp) of the sockets whose
+    local port is port, with the listener's accept queue: what a server
+    holds, seen from outside it."""
+    states, queued = [], 0
+    for name in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(name) as f:
+            for line in f.readlines()[1:]:
+                fields = line.split()
+                if int(fields[1].rsplit(":", 1)[1], 16) != port:
+                    continue
+                if fields[3] == "0A":  # LISTEN: rx_queue is the backlog
+                    queued += int(fields[4].split(":")[1], 16)
+                else:
+                    states.append(fields[3])
+    return states, queued
+
+
+def held(port):
+    """Connections the server on port has accepted and not closed: its
+    ends in ESTABLISHED (01) or CLOSE_WAIT (08, the client closed first),
+    once nothing waits in the accept queue; None while something does."""
+    states, queued = server_sockets(port)
+    return None if queued else sum(st in ("01", "08") for st in states)
+
+
+def wait_held(port, n, timeout=30):
+    """Until the server on port holds exactly n connections."""
+    deadline = time.monotonic() + timeout
+    while held(port) != n:
+        assert time.monotonic() < deadline, (n, server_sockets(port))
+        time.sleep(0.05)  # the interval of a poll with a deadline
+
+
 def test_dual_stack_listener_and_connection_limits(reg, tmpdir_shared):
     import socket as so
     from dird_fixture import free_port
@@ -819,7 +853,6 @@ def test_dual_stack_listener_and_connection_limits(reg, tmpdir_shared):
                 break
             except OSError:
                 time.sleep(0.05)
-        time.sleep(0.2)
         for host in ("127.0.0.1", "::1"):
             p = subprocess.run(["curl", "-sS", "--cacert",
                                 os.path.join(reg.data, "ca.pem"),
@@ -827,17 +860,20 @@ def test_dual_stack_listener_and_connection_limits(reg, tmpdir_shared):
                                 f"https://localhost:{port}/healthz"],
                                capture_output=True, text=True, timeout=30)
             assert '"ok"' in p.stdout, (host, p.stderr)
-        # Three idle connections from one address use up its share.
+        # Three idle connections from one address use up its share, once
+        # dird let go of the earlier ones and took these.
+        wait_held(port, 0)
         idle = [so.create_connection(("127.0.0.1", port)) for _ in range(3)]
-        time.sleep(0.3)
+        wait_held(port, 3)
         p = subprocess.run(["curl", "-sS", "--cacert",
                             os.path.join(reg.data, "ca.pem"),
                             f"https://localhost:{port}/healthz"],
                            capture_output=True, text=True, timeout=30)
         assert p.returncode != 0 and '"ok"' not in p.stdout
+        # Closed, and seen closed by dird: the share is free again.
         for s in idle:
             s.close()
-        time.sleep(0.3)
+        wait_held(port, 0)
         p = subprocess.run(["curl", "-sS", "--cacert",
                             os.path.join(reg.data, "ca.pem"),
                             f"https://localhost:{port}/healthz"],
