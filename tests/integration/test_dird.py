@@ -3,6 +3,7 @@ Python's ssl module (issue: dird)."""
 import http.client
 import json
 import os
+import re
 import shutil
 import ssl
 import subprocess
@@ -959,6 +960,13 @@ def tls_records(sock, sslobj, incoming, done):
     return types, plain
 
 
+def lookups(d):
+    """How many lookups d answered, by its metrics."""
+    return sum(int(n) for n in re.findall(
+        r'^dird_requests_total\{endpoint="lookup",status="[^"]*"\} (\d+)$',
+        d.metrics(), re.M))
+
+
 def test_small_reply_is_one_tls_record_and_a_non_reader_is_cut_off(reg):
     """A small reply leaves as one TLS record (libmicrohttpd alone makes
     header and body two); a client that sends requests without ever
@@ -1020,8 +1028,17 @@ def test_small_reply_is_one_tls_record_and_a_non_reader_is_cut_off(reg):
             ("127.0.0.1", d.port)), server_hostname="localhost")
         req = (b"GET /v1/users/zoe@example.org HTTP/1.1\r\n"
                b"Host: localhost\r\n\r\n")
+        # The connection is served like any other until it floods.
+        flood.settimeout(30)
+        flood.sendall(req)
+        reply = b""
+        while not complete(reply):
+            chunk = flood.recv(65536)
+            assert chunk, reply
+            reply += chunk
+        assert reply.startswith(b"HTTP/1.1 200"), reply[:100]
         flood.settimeout(0.5)
-        sent, stalls = 0, 0
+        sent, stalls, served = 0, 0, 0
         while stalls < 3 and sent < 200000:
             try:
                 flood.sendall(req * 50)
@@ -1029,10 +1046,24 @@ def test_small_reply_is_one_tls_record_and_a_non_reader_is_cut_off(reg):
             except TimeoutError:
                 stalls += 1
             except (ssl.SSLError, OSError):
-                break  # cut off
+                # Cut off (not at its first sends: checked below); the
+                # worker serves others after it.
+                r = curl(d, "GET", "/v1/me", cert=zoe.cert, key=zoe.key)
+                assert r.status == 200, (sent, r)
+                served += 1
+                break
             if sent % 5000 == 0 or stalls:
                 r = curl(d, "GET", "/v1/me", cert=zoe.cert, key=zoe.key)
                 assert r.status == 200, (sent, r)
+                served += 1
+        # A flood cut at its first sends would have tested nothing: dird
+        # answered 500 of its requests (its own count of lookups, less the
+        # one read above) whose replies were never read, and served
+        # another client while the flood held its connection.
+        took = lookups(d) - 1
+        print(f"flood: {sent} requests sent, {took} answered, {stalls} "
+              f"stalls, {served} served to another client meanwhile")
+        assert took >= 500 and served >= 1, (sent, took, stalls, served)
         assert stalls or sent < 200000, "200000 unread requests taken"
         flood.close()
         r = curl(d, "GET", "/v1/me", cert=zoe.cert, key=zoe.key)
