@@ -1076,27 +1076,34 @@ def test_replies_are_not_held_back(reg):
     """A reply leaves at once, also on a connection whose request bodies
     arrive in a record of their own (as Python's http.client sends them):
     a reply left in the kernel under TCP_CORK waits 200 ms for its timer,
-    so 40 requests would take 8 s or more; unheld they take a fraction of
-    a second even under a sanitizer."""
+    every time.  So the fastest of 40 requests says it, however loaded
+    the machine (load makes some slow, not all): under 150 ms, where a
+    held-back reply takes 200 ms or more.  How fast they are is
+    tests/bench/run's business."""
     yan = reg.user("yan@example.org")
     ctx = client_ctx(reg.data, yan)
     c = http.client.HTTPSConnection("localhost", reg.d.port, context=ctx,
                                     timeout=30)
-    t0 = time.monotonic()
+    took = []
     for port in range(1, 21):
+        t0 = time.monotonic()
         c.request("PUT", "/v1/me/addresses", body=json.dumps(
             {"addresses": [{"ip": "192.0.2.8", "port": port}]}),
             headers={"Content-Type": "application/json"})
         r = c.getresponse()
         assert r.status == 200, r.read()
         r.read()
+        took.append(time.monotonic() - t0)
+        t0 = time.monotonic()
         c.request("GET", "/v1/users/yan@example.org")
         r = c.getresponse()
         assert r.status == 200
         assert json.loads(r.read())["devices"], "no device"
-    took = time.monotonic() - t0
+        took.append(time.monotonic() - t0)
     c.close()
-    assert took < 4, f"40 requests took {took:.1f} s: replies held back"
+    print(f"40 requests: fastest {min(took) * 1000:.1f} ms, slowest "
+          f"{max(took) * 1000:.1f} ms, all {sum(took):.2f} s")
+    assert min(took) < 0.15, f"replies held back: {sorted(took)[:5]}"
 
 
 def test_concurrent_renewals_keep_the_audit_log_intact(reg):
