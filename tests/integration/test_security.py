@@ -419,7 +419,8 @@ def test_migration_keeps_unrevoking_reasons_revoked(pg, tmpdir_shared):
     no end entity may have) before schema 4 stay revoked, as
     unspecified, and the next CRL lists them so."""
     import shutil
-    from helpers import ROOT, SCHEMA_VERSION, dirctl_path
+    from helpers import ROOT, dirctl_path
+    from test_dirctl import MIGRATIONS
     old = os.path.join(tmpdir_shared, "schema3")
     os.mkdir(old)
     for f in ("001_init.sql", "002_change_notify.sql",
@@ -443,7 +444,7 @@ def test_migration_keeps_unrevoking_reasons_revoked(pg, tmpdir_shared):
                 f"repeat('{serial[0]}', 64), now(), now() + interval "
                 f"'1 day', 'revoked', now(), {reason} FROM users", db)
     p = run([dirctl_path(), "--data", data, "migrate"])
-    assert f"schema version {SCHEMA_VERSION}" in p.stdout
+    assert f"schema version {len(MIGRATIONS)}" in p.stdout
     assert pg.psql("SELECT string_agg(serial || '=' || revocation_reason, "
                    "',' ORDER BY serial) FROM certificates", db) == \
         "1a2b=0,3c4d=0,5e6f=1"
