@@ -25,11 +25,11 @@ def metric(d, name):
     return int(m.group(1)) if m else None
 
 
-def wait_serving(d, timeout=10):
+def wait_serving(d, timeout=60):
     end = time.monotonic() + timeout
     while metric(d, "dird_cache_serving") != 1:
         assert time.monotonic() < end, "the cache never started serving"
-        time.sleep(0.05)
+        time.sleep(0.05)  # the interval of a poll with a deadline
 
 
 def cached_lookup(who, userid):
@@ -53,7 +53,7 @@ def until(check, what, timeout=30.0):
     tries = 1
     while not check():
         assert time.monotonic() - t0 < timeout, what
-        time.sleep(0.01)
+        time.sleep(0.01)  # the interval of a poll with a deadline
         tries += 1
     print(f"{what}: seen on check {tries}, "
           f"{(time.monotonic() - t0) * 1000:.0f} ms")
@@ -240,7 +240,7 @@ def test_entries_end_when_an_address_expires(reg):
     # this waits for the clock, not for another process.
     end = rfc3339(r.json()["expires_at"]) + 1
     while time.time() < end:
-        time.sleep(end - time.time())
+        time.sleep(end - time.time())  # the clock, see above
     r = bob.req("GET", "/v1/users/alice@example.org")
     assert r.status == 200 and r.json()["online"] is False, r
 

@@ -1169,7 +1169,7 @@ def test_two_namespaces_over_global_ipv6(pg, tmpdir_shared):
         while b"listening" not in open(log.name, "rb").read():
             assert dird.poll() is None and time.time() < deadline, \
                 open(log.name).read()
-            time.sleep(0.1)
+            time.sleep(0.1)  # the interval of a poll with a deadline
         nsreg = NsRegistry("https://[2001:db8:1::1]:4604", fp)
         peers = {}
         for name, ns in (("alice", na), ("bob", nb)):

@@ -25,7 +25,7 @@ def wait_until(cond, timeout=30, what="condition"):
             return v
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
+        time.sleep(0.05)  # the interval of a poll with a deadline
 
 
 class FakeRegistry:
