@@ -16,6 +16,7 @@ import time
 import pytest
 
 from dird_fixture import Dird, User, client_ctx, curl, dirctl, free_port
+from test_dchat import Lines, rfc3339
 from test_dird import Registry
 
 
@@ -24,11 +25,11 @@ def metric(d, name):
     return int(m.group(1)) if m else None
 
 
-def wait_serving(d, timeout=10):
+def wait_serving(d, timeout=60):
     end = time.monotonic() + timeout
     while metric(d, "dird_cache_serving") != 1:
         assert time.monotonic() < end, "the cache never started serving"
-        time.sleep(0.05)
+        time.sleep(0.05)  # the interval of a poll with a deadline
 
 
 def cached_lookup(who, userid):
@@ -44,14 +45,15 @@ def cached_lookup(who, userid):
     return second
 
 
-def until(check, what, timeout=5.0):
+def until(check, what, timeout=30.0):
     """Poll check() until true, for changes that travel by NOTIFY; says
-    on which check (one request each) it was seen."""
+    on which check (one request each) it was seen.  The deadline is for a
+    loaded machine; how soon is printed."""
     t0 = time.monotonic()
     tries = 1
     while not check():
         assert time.monotonic() - t0 < timeout, what
-        time.sleep(0.01)
+        time.sleep(0.01)  # the interval of a poll with a deadline
         tries += 1
     print(f"{what}: seen on check {tries}, "
           f"{(time.monotonic() - t0) * 1000:.0f} ms")
@@ -233,18 +235,64 @@ def test_entries_end_when_an_address_expires(reg):
         "addresses": [{"ip": "192.0.2.9", "port": 4605}], "ttl": 10})
     assert r.status == 200, r
     assert cached_lookup(bob, "alice@example.org").json()["online"]
-    time.sleep(11)
+    # What ends the entry is the clock passing the address's expiry (the
+    # reply's expires_at is in whole seconds, the row's a fraction more):
+    # this waits for the clock, not for another process.
+    end = rfc3339(r.json()["expires_at"]) + 1
+    while time.time() < end:
+        time.sleep(end - time.time())  # the clock, see above
     r = bob.req("GET", "/v1/users/alice@example.org")
     assert r.status == 200 and r.json()["online"] is False, r
 
 
-def listen_for(reg, seconds):
-    """psql that LISTENs for `seconds` in the background; .communicate()
-    gives what it was told."""
-    return subprocess.Popen(
-        ["psql", "-X", "-q", "-d", reg.pg.dsn(reg.db), "-c",
-         "LISTEN dir_changed", "-c", f"SELECT pg_sleep({seconds})"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+class Listener:
+    """A psql session that LISTENs on dir_changed, fed one statement at a
+    time: psql prints what it was told after each statement, so a marker
+    statement after each says how far its output has come."""
+
+    NOTE = re.compile(r'^Asynchronous notification "dir_changed" with '
+                      r'payload "([^"]*)"')
+
+    def __init__(self, reg):
+        self.p = subprocess.Popen(
+            ["psql", "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d",
+             reg.pg.dsn(reg.db)], stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self.out = Lines(self.p.stdout)
+        self.told = []  # payloads (user ids) in the order they came
+        self.marks = 0
+        # Once its marker is printed, the LISTEN is in force.
+        self.run("LISTEN dir_changed")
+
+    def run(self, sql):
+        """Run sql, then a marker; note what was told up to the marker."""
+        self.marks += 1
+        self.p.stdin.write(f"{sql};\nSELECT 'mark {self.marks}';\n")
+        self.p.stdin.flush()
+        while True:
+            line = self.out.until(lambda ln: True).rstrip("\n")
+            m = self.NOTE.match(line)
+            if m:
+                self.told.append(m.group(1))
+            elif line == f"mark {self.marks}":
+                return
+
+    def wait_for(self, payload, timeout=30):
+        """Until a notification with payload (a user id) was told."""
+        deadline = time.monotonic() + timeout
+        while payload not in self.told:
+            assert time.monotonic() < deadline, (payload, self.told)
+            time.sleep(0.05)  # the interval of a poll with a deadline
+            self.run("SELECT 1")
+
+    def close(self):
+        self.p.stdin.close()
+        assert self.p.wait(30) == 0, self.out.rest()
+
+
+def user_id(reg, userid):
+    """The users.id of userid: what a notification about them carries."""
+    return reg.sql(f"SELECT id FROM users WHERE userid = '{userid}'")
 
 
 def test_shared_mode_between_two_instances(pg, tmpdir_shared):
@@ -264,14 +312,13 @@ def test_shared_mode_between_two_instances(pg, tmpdir_shared):
             assert r.status == 200
             until(lambda: ip in ips(mia.req("GET", "/v1/users/"
                                             "lee@example.org")),
-                  "update on one instance -> lookup on the other", 2.0)
+                  "update on one instance -> lookup on the other")
         # In shared mode dird announces its own writes (that is how the
         # other instance heard of them).
-        psql = listen_for(reg, 1.5)
-        time.sleep(0.5)
+        psql = Listener(reg)
         assert lee.req("DELETE", "/v1/me/addresses").status == 200
-        out = psql.communicate(timeout=30)[0]
-        assert 'notification "dir_changed"' in out, out
+        psql.wait_for(user_id(reg, "lee@example.org"))
+        psql.close()
     finally:
         assert second.stop() == 0, second.read_log()
         assert reg.d.stop() == 0, reg.d.read_log()
@@ -281,18 +328,19 @@ def test_local_mode_does_not_announce_its_own_writes(reg):
     """cache=local keeps its writes quiet (NOTIFY would serialise
     commits); dirctl's are announced."""
     alice = reg.user("alice@example.org", "Alice")
-    psql = listen_for(reg, 1.5)
-    time.sleep(0.5)
+    psql = Listener(reg)
     r = alice.req("PUT", "/v1/me/addresses", json_body={
         "addresses": [{"ip": "192.0.2.10", "port": 4605}]})
     assert r.status == 200
-    out = psql.communicate(timeout=30)[0]
-    assert "notification" not in out, out
-    psql = listen_for(reg, 1.5)
-    time.sleep(0.5)
+    # A later change by dirctl, about another user, is announced; had the
+    # PUT (committed before it) been announced, that would have come
+    # first.
+    reg.add("bob@example.org", "Bob")
+    psql.wait_for(user_id(reg, "bob@example.org"))
+    assert user_id(reg, "alice@example.org") not in psql.told, psql.told
     reg.ctl("user", "disable", "alice@example.org")
-    out = psql.communicate(timeout=30)[0]
-    assert 'notification "dir_changed"' in out, out
+    psql.wait_for(user_id(reg, "alice@example.org"))
+    psql.close()
 
 
 def test_cache_settings(pg, tmpdir_shared):
@@ -347,7 +395,7 @@ def test_concurrent_updates_never_read_back_older(reg):
                 errors.append(("PUT", r.status))
                 return
             acked[w.userid] = port
-            time.sleep(0.005)
+            time.sleep(0.005)  # paces the writers: a load, not a wait
 
     def read(u, k):
         c = conn(u)
@@ -375,7 +423,14 @@ def test_concurrent_updates_never_read_back_older(reg):
                 for k, u in enumerate(readers)]
     for t in threads:
         t.start()
-    time.sleep(4)
+    # The load runs for 4 s at least, and until it did enough to mean
+    # something, however slow the machine: every writer had more than 10
+    # updates acknowledged, the readers made more than 100 lookups.
+    t0 = time.monotonic()
+    while not errors and not (time.monotonic() - t0 >= 4 and
+                              min(acked.values()) > 10 and looked[0] > 100):
+        assert time.monotonic() - t0 < 300, (acked, looked)
+        time.sleep(0.05)  # the interval of a poll with a deadline
     stop.set()
     for t in threads:
         t.join(30)

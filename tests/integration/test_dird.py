@@ -3,6 +3,7 @@ Python's ssl module (issue: dird)."""
 import http.client
 import json
 import os
+import re
 import shutil
 import ssl
 import subprocess
@@ -63,13 +64,13 @@ class Registry:
             "SELECT 'r' || r::text FROM crl_state r) x")
 
 
-def settled(request, old_status, timeout=5.0):
+def settled(request, old_status, timeout=30.0):
     """request() again while it answers old_status, the answer from
     before a dirctl change, which reaches dird's cache by NOTIFY."""
     t0 = time.monotonic()
     r = request()
     while r.status == old_status and time.monotonic() - t0 < timeout:
-        time.sleep(0.01)
+        time.sleep(0.01)  # the interval of a poll with a deadline
         r = request()
     return r
 
@@ -436,11 +437,19 @@ def test_other_users_data_is_out_of_reach(reg):
                   json_body={})
     assert r.status == 403 and r.code == "forbidden"
     assert reg.digest() == before
-    # Addresses only ever go to the caller's own certificate.
-    heidi.req("PUT", "/v1/me/addresses", json_body={
+    # Addresses only ever go to the caller's own certificate: Heidi's
+    # update is taken, shows under her, and Grace stays offline.
+    r = heidi.req("PUT", "/v1/me/addresses", json_body={
         "addresses": [{"ip": "192.0.2.99", "port": 4605}]})
+    assert r.status == 200, r
+    j = heidi.req("GET", "/v1/users/heidi@example.org").json()
+    assert j["online"] is True, j
+    assert [(d["serial"], a["ip"]) for d in j["devices"]
+            for a in d["addresses"] if a["kind"] == "declared"] == \
+        [(heidi.serial, "192.0.2.99")], j
     j = heidi.req("GET", "/v1/users/grace@example.org").json()
-    assert j["online"] is False
+    assert j["online"] is False, j
+    assert all(d["addresses"] == [] for d in j["devices"]), j
 
 
 def test_password_auth_passwd_and_rate_limit(reg, tmpdir_shared):
@@ -679,19 +688,19 @@ def test_database_restart_gives_503_then_recovers(tmpdir_shared):
         assert r.status == 503 and r.code == "database_unavailable", r
         assert curl(reg.d, "GET", "/healthz").status == 503
         own.start()
-        deadline = time.time() + 20
+        deadline = time.time() + 60
         while time.time() < deadline:
             r = nina.req("GET", "/v1/me")
             if r.status == 200:
                 break
-            time.sleep(0.2)
+            time.sleep(0.2)  # the interval of a poll with a deadline
         assert r.status == 200, r
         # The cache's listener lost its connection too, and is back.
         assert "answering from the database until it is back" in \
             reg.d.read_log()
         while "listening for changes again" not in reg.d.read_log():
             assert time.time() < deadline, reg.d.read_log()
-            time.sleep(0.1)
+            time.sleep(0.1)  # the interval of a poll with a deadline
         r = nina.req("PUT", "/v1/me/addresses", json_body={
             "addresses": [{"ip": "2001:db8::77", "port": 4605}]})
         assert r.status == 200
@@ -794,6 +803,40 @@ def test_ttl_is_clamped_to_the_configured_range(reg):
     assert 3500 < left <= 3600
 
 
+def server_sockets(port):
+    """The TCP states (hex, as in /proc/net/tcp) of the sockets whose
+    local port is port, with the listener's accept queue: what a server
+    holds, seen from outside it."""
+    states, queued = [], 0
+    for name in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(name) as f:
+            for line in f.readlines()[1:]:
+                fields = line.split()
+                if int(fields[1].rsplit(":", 1)[1], 16) != port:
+                    continue
+                if fields[3] == "0A":  # LISTEN: rx_queue is the backlog
+                    queued += int(fields[4].split(":")[1], 16)
+                else:
+                    states.append(fields[3])
+    return states, queued
+
+
+def held(port):
+    """Connections the server on port has accepted and not closed: its
+    ends in ESTABLISHED (01) or CLOSE_WAIT (08, the client closed first),
+    once nothing waits in the accept queue; None while something does."""
+    states, queued = server_sockets(port)
+    return None if queued else sum(st in ("01", "08") for st in states)
+
+
+def wait_held(port, n, timeout=30):
+    """Until the server on port holds exactly n connections."""
+    deadline = time.monotonic() + timeout
+    while held(port) != n:
+        assert time.monotonic() < deadline, (n, server_sockets(port))
+        time.sleep(0.05)  # the interval of a poll with a deadline
+
+
 def test_dual_stack_listener_and_connection_limits(reg, tmpdir_shared):
     import socket as so
     from dird_fixture import free_port
@@ -810,8 +853,7 @@ def test_dual_stack_listener_and_connection_limits(reg, tmpdir_shared):
                 so.create_connection(("127.0.0.1", port), 0.2).close()
                 break
             except OSError:
-                time.sleep(0.05)
-        time.sleep(0.2)
+                time.sleep(0.05)  # the interval of a poll with a deadline
         for host in ("127.0.0.1", "::1"):
             p = subprocess.run(["curl", "-sS", "--cacert",
                                 os.path.join(reg.data, "ca.pem"),
@@ -819,17 +861,20 @@ def test_dual_stack_listener_and_connection_limits(reg, tmpdir_shared):
                                 f"https://localhost:{port}/healthz"],
                                capture_output=True, text=True, timeout=30)
             assert '"ok"' in p.stdout, (host, p.stderr)
-        # Three idle connections from one address use up its share.
+        # Three idle connections from one address use up its share, once
+        # dird let go of the earlier ones and took these.
+        wait_held(port, 0)
         idle = [so.create_connection(("127.0.0.1", port)) for _ in range(3)]
-        time.sleep(0.3)
+        wait_held(port, 3)
         p = subprocess.run(["curl", "-sS", "--cacert",
                             os.path.join(reg.data, "ca.pem"),
                             f"https://localhost:{port}/healthz"],
                            capture_output=True, text=True, timeout=30)
         assert p.returncode != 0 and '"ok"' not in p.stdout
+        # Closed, and seen closed by dird: the share is free again.
         for s in idle:
             s.close()
-        time.sleep(0.3)
+        wait_held(port, 0)
         p = subprocess.run(["curl", "-sS", "--cacert",
                             os.path.join(reg.data, "ca.pem"),
                             f"https://localhost:{port}/healthz"],
@@ -872,7 +917,7 @@ def test_quick_start_script(tmpdir_shared):
                                capture_output=True, text=True, timeout=30)
             if p.returncode == 0:
                 break
-            time.sleep(0.1)
+            time.sleep(0.1)  # the interval of a poll with a deadline
         with open(log.name, errors="replace") as f:
             out = f.read()
         assert p.returncode == 0 and '"ok"' in p.stdout, (p.stderr, out)
@@ -913,6 +958,13 @@ def tls_records(sock, sslobj, incoming, done):
                 break
             plain += got
     return types, plain
+
+
+def lookups(d):
+    """How many lookups d answered, by its metrics."""
+    return sum(int(n) for n in re.findall(
+        r'^dird_requests_total\{endpoint="lookup",status="[^"]*"\} (\d+)$',
+        d.metrics(), re.M))
 
 
 def test_small_reply_is_one_tls_record_and_a_non_reader_is_cut_off(reg):
@@ -976,8 +1028,17 @@ def test_small_reply_is_one_tls_record_and_a_non_reader_is_cut_off(reg):
             ("127.0.0.1", d.port)), server_hostname="localhost")
         req = (b"GET /v1/users/zoe@example.org HTTP/1.1\r\n"
                b"Host: localhost\r\n\r\n")
+        # The connection is served like any other until it floods.
+        flood.settimeout(30)
+        flood.sendall(req)
+        reply = b""
+        while not complete(reply):
+            chunk = flood.recv(65536)
+            assert chunk, reply
+            reply += chunk
+        assert reply.startswith(b"HTTP/1.1 200"), reply[:100]
         flood.settimeout(0.5)
-        sent, stalls = 0, 0
+        sent, stalls, served = 0, 0, 0
         while stalls < 3 and sent < 200000:
             try:
                 flood.sendall(req * 50)
@@ -985,10 +1046,24 @@ def test_small_reply_is_one_tls_record_and_a_non_reader_is_cut_off(reg):
             except TimeoutError:
                 stalls += 1
             except (ssl.SSLError, OSError):
-                break  # cut off
+                # Cut off (not at its first sends: checked below); the
+                # worker serves others after it.
+                r = curl(d, "GET", "/v1/me", cert=zoe.cert, key=zoe.key)
+                assert r.status == 200, (sent, r)
+                served += 1
+                break
             if sent % 5000 == 0 or stalls:
                 r = curl(d, "GET", "/v1/me", cert=zoe.cert, key=zoe.key)
                 assert r.status == 200, (sent, r)
+                served += 1
+        # A flood cut at its first sends would have tested nothing: dird
+        # answered 500 of its requests (its own count of lookups, less the
+        # one read above) whose replies were never read, and served
+        # another client while the flood held its connection.
+        took = lookups(d) - 1
+        print(f"flood: {sent} requests sent, {took} answered, {stalls} "
+              f"stalls, {served} served to another client meanwhile")
+        assert took >= 500 and served >= 1, (sent, took, stalls, served)
         assert stalls or sent < 200000, "200000 unread requests taken"
         flood.close()
         r = curl(d, "GET", "/v1/me", cert=zoe.cert, key=zoe.key)
@@ -1001,27 +1076,34 @@ def test_replies_are_not_held_back(reg):
     """A reply leaves at once, also on a connection whose request bodies
     arrive in a record of their own (as Python's http.client sends them):
     a reply left in the kernel under TCP_CORK waits 200 ms for its timer,
-    so 40 requests would take 8 s or more; unheld they take a fraction of
-    a second even under a sanitizer."""
+    every time.  So the fastest of 40 requests says it, however loaded
+    the machine (load makes some slow, not all): under 150 ms, where a
+    held-back reply takes 200 ms or more.  How fast they are is
+    tests/bench/run's business."""
     yan = reg.user("yan@example.org")
     ctx = client_ctx(reg.data, yan)
     c = http.client.HTTPSConnection("localhost", reg.d.port, context=ctx,
                                     timeout=30)
-    t0 = time.monotonic()
+    took = []
     for port in range(1, 21):
+        t0 = time.monotonic()
         c.request("PUT", "/v1/me/addresses", body=json.dumps(
             {"addresses": [{"ip": "192.0.2.8", "port": port}]}),
             headers={"Content-Type": "application/json"})
         r = c.getresponse()
         assert r.status == 200, r.read()
         r.read()
+        took.append(time.monotonic() - t0)
+        t0 = time.monotonic()
         c.request("GET", "/v1/users/yan@example.org")
         r = c.getresponse()
         assert r.status == 200
         assert json.loads(r.read())["devices"], "no device"
-    took = time.monotonic() - t0
+        took.append(time.monotonic() - t0)
     c.close()
-    assert took < 4, f"40 requests took {took:.1f} s: replies held back"
+    print(f"40 requests: fastest {min(took) * 1000:.1f} ms, slowest "
+          f"{max(took) * 1000:.1f} ms, all {sum(took):.2f} s")
+    assert min(took) < 0.15, f"replies held back: {sorted(took)[:5]}"
 
 
 def test_concurrent_renewals_keep_the_audit_log_intact(reg):

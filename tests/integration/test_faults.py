@@ -102,16 +102,33 @@ class Loader(threading.Thread):
                 and a[0] >= after]
 
 
-def wait_for_acks(loaders, after, timeout):
-    """Until every loader had an update acknowledged that started after
+def wait_for_acks(loaders, after, timeout, n=1):
+    """Until every loader had n updates acknowledged that started after
     `after`; returns the seconds it took."""
     t0 = time.monotonic()
     while time.monotonic() - t0 < timeout:
-        if all(ld.acked(after) for ld in loaders):
+        if all(len(ld.acked(after)) >= n for ld in loaders):
             return time.monotonic() - t0
-        time.sleep(0.05)
+        time.sleep(0.05)  # the interval of a poll with a deadline
     raise AssertionError(f"no recovery within {timeout} s: " + repr(
         [ld.attempts[-3:] for ld in loaders]))
+
+
+def inside(ld, start, end):
+    """ld's attempts wholly inside a fault that began at `start` and was
+    over at `end`, after its first attempt that ended inside it (the one
+    that found out, and may have started before)."""
+    found = [a for a in ld.attempts if a[1] > start]
+    if not found:
+        return []
+    return [a for a in ld.attempts if a[0] >= found[0][1] and a[1] <= end]
+
+
+def wait_until(cond, what, timeout=60):
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.05)  # the interval of a poll with a deadline
 
 
 def lookups_match_database(pg, db, loaders):
@@ -142,28 +159,35 @@ def test_faults_under_load_lose_no_acknowledged_update(tmpdir_shared):
                    for u in users]
         for ld in loaders:
             ld.start()
-        wait_for_acks(loaders, 0.0, 20)
-        time.sleep(1.0)
+        # The load is on: every loader had 20 updates acknowledged.
+        wait_for_acks(loaders, 0.0, 60, n=20)
 
         # Fault 1: PostgreSQL stops without a shutdown checkpoint (as in a
-        # crash) and comes back; dird answers 503 meanwhile.
-        own.stop("immediate")
+        # crash) and comes back; dird answers 503 meanwhile.  It stays
+        # down until every loader had two answers wholly inside the
+        # outage.
+        own.stop("immediate")  # returns once the server is gone
         down_from = time.monotonic()
-        time.sleep(1.5)
+        wait_until(lambda: all(
+            len(inside(ld, down_from, time.monotonic())) >= 2
+            for ld in loaders), "answers while the database is down")
         down_until = time.monotonic()
         own.start()
-        recovered_db = wait_for_acks(loaders, time.monotonic(), 30)
-        time.sleep(1.0)
+        recovered_db = wait_for_acks(loaders, time.monotonic(), 60)
+        wait_for_acks(loaders, time.monotonic(), 60, n=20)
 
-        # Fault 2: dird is killed mid-load and started again.
+        # Fault 2: dird is killed mid-load and started again once every
+        # loader found it gone (a broken or refused connection).
+        killed_at = time.monotonic()
         d.proc.kill()
         d.proc.wait()
         d.logf.close()
-        killed_at = time.monotonic()
-        time.sleep(0.5)
+        wait_until(lambda: all(
+            any(a[3] == 0 and a[1] > killed_at for a in ld.attempts)
+            for ld in loaders), "every loader finds dird gone")
         d.start()
-        recovered_dird = wait_for_acks(loaders, time.monotonic(), 30)
-        time.sleep(1.0)
+        recovered_dird = wait_for_acks(loaders, time.monotonic(), 60)
+        wait_for_acks(loaders, time.monotonic(), 60, n=20)
         stop.set()
         for ld in loaders:
             ld.join(30)
@@ -173,9 +197,9 @@ def test_faults_under_load_lose_no_acknowledged_update(tmpdir_shared):
 
         # While the database was down (requests wholly inside the window,
         # after each worker's first failure) only 503s came back.
-        down = [a for ld in loaders for a in ld.attempts
-                if a[0] >= down_from + 0.2 and a[1] <= down_until]
-        assert len(down) >= len(loaders), down
+        down = [a for ld in loaders for a in inside(ld, down_from,
+                                                     down_until)]
+        assert len(down) >= 2 * len(loaders), down
         assert {(a[3], a[4]) for a in down} == {
             (503, "database_unavailable")}, down
         # No request was refused or failed for another reason.
@@ -212,8 +236,6 @@ def test_faults_under_load_lose_no_acknowledged_update(tmpdir_shared):
               f"{recovered_dird:.2f} s; {len(loaders)} certificates: "
               f"{exact} hold the last acknowledged port, "
               f"{len(loaders) - exact} a later attempted one")
-        assert statuses.count(0) >= 1  # the kill was felt
-        assert killed_at > down_until
     finally:
         stop.set()
         for ld in loaders:
@@ -252,6 +274,29 @@ def cpu_seconds(pid):
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def unread(src, port):
+    """What the server on 127.0.0.1:port holds of connections from src:
+    the bytes each of their server ends has not read yet (by
+    /proc/net/tcp), or None while some wait in its accept queue."""
+    def hexaddr(ip, p):
+        return "".join(f"{int(x):02X}" for x in reversed(ip.split("."))) + \
+            f":{p:04X}"
+    local, out = hexaddr("127.0.0.1", port), []
+    with open("/proc/net/tcp") as f:
+        for line in f.readlines()[1:]:
+            fields = line.split()
+            if fields[1] != local:
+                continue
+            rx = int(fields[4].split(":")[1], 16)
+            if fields[3] == "0A":
+                if rx:
+                    return None
+            elif fields[2].startswith(hexaddr(src, 0)[:8]) and \
+                    fields[3] == "01":
+                out.append(rx)
+    return out
 
 
 def tcp_from(src, port):
@@ -338,7 +383,10 @@ def test_abusive_clients_do_not_starve_a_normal_one(pg, tmpdir_shared):
         probe = Prober(d, data, target, normal.userid)
         probe.measure(30)  # warm up: the worker's database connection
         base = probe.measure(150)
-        bound = max(10 * p95(base), 1.0)
+        # Starving a client means seconds; a loaded machine running a
+        # sanitizer build is slower, never that slow at the 95th
+        # percentile.
+        bound = max(20 * p95(base), 2.0)
         report = {"baseline": base}
         ctx = client_ctx(data)
 
@@ -348,11 +396,17 @@ def test_abusive_clients_do_not_starve_a_normal_one(pg, tmpdir_shared):
         stalled = [tcp_from("127.0.0.2", d.port) for _ in range(8)]
         for s in stalled:
             s.sendall(b"\x16\x03\x01")
-        time.sleep(0.3)
+        # Measured once dird took all 8 and read what they sent.
+        deadline = time.monotonic() + 30
+        while unread("127.0.0.2", d.port) != [0] * 8:
+            assert time.monotonic() < deadline, unread("127.0.0.2", d.port)
+            time.sleep(0.05)  # the interval of a poll with a deadline
         c0, t0 = cpu_seconds(d.proc.pid), time.monotonic()
-        time.sleep(1.0)
+        time.sleep(2.0)  # the window the CPU time is measured over
         spin = (cpu_seconds(d.proc.pid) - c0) / (time.monotonic() - t0)
-        assert spin < 0.1, f"dird used {spin:.2f} CPU s/s while idle"
+        # A spinning worker uses a CPU second per second (half that on a
+        # machine busy with other work); an idle one next to nothing.
+        assert spin < 0.25, f"dird used {spin:.2f} CPU s/s while idle"
         for s in stalled:
             s.close()
 
@@ -380,7 +434,7 @@ def test_abusive_clients_do_not_starve_a_normal_one(pg, tmpdir_shared):
                 for t in slow_tls:
                     more = t.step() or more
                 i += 1
-                time.sleep(0.01)
+                time.sleep(0.01)  # paces the slow clients: a load
 
         tr = threading.Thread(target=trickle, daemon=True)
         tr.start()
@@ -418,23 +472,38 @@ def test_abusive_clients_do_not_starve_a_normal_one(pg, tmpdir_shared):
 
         # (c) A flood of new TLS handshakes from one address, by openssl
         # s_time (two processes, each a new connection after another).
+        # The lookups go on for as long as the flood lasts.
         flood = [subprocess.Popen(
             ["openssl", "s_time", "-connect", f"127.0.0.1:{d.port}", "-new",
              "-time", "4"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
             text=True) for _ in range(2)]
-        time.sleep(0.5)
-        report["handshake flood"] = probe.measure(150)
+        outs = {}
+
+        def run_flood():
+            for f in flood:
+                outs[f] = f.communicate(timeout=60)[0]
+
+        flooding = threading.Thread(target=run_flood, daemon=True)
+        flooding.start()
+        report["handshake flood"] = probe.measure(150, during=flooding)
+        flooding.join(60)
         handshakes = 0
         for f in flood:
-            out = f.communicate(timeout=30)[0]
-            assert f.returncode == 0, out
-            for line in out.splitlines():
+            assert f.returncode == 0, outs.get(f)
+            for line in outs[f].splitlines():
                 if "connections in" in line and "real seconds" in line:
                     handshakes += int(line.split()[0])
-        assert handshakes >= 100, handshakes
-        # The registry still works for others afterwards.
-        assert probe.measure(10)
+        # A flood at all (how many handshakes dird makes a second is
+        # tests/bench/run's newconn_cps, not a test).
+        assert handshakes >= 20, handshakes
+        # The registry still works for others afterwards: on the kept
+        # connection, and on a new one (a handshake after the flood).
+        # measure() fails unless every lookup is answered 200.
+        probe.measure(10)
         probe.conn.close()
+        fresh = Prober(d, data, target, normal.userid)
+        fresh.measure(10)
+        fresh.conn.close()
 
         print("\nnormal client, p95 / max of 150 lookups: " + "; ".join(
             f"{k} {p95(v) * 1000:.1f} / {max(v) * 1000:.1f} ms"

@@ -25,7 +25,7 @@ def wait_until(cond, timeout=30, what="condition"):
             return v
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
+        time.sleep(0.05)  # the interval of a poll with a deadline
 
 
 class FakeRegistry:
@@ -351,7 +351,7 @@ def test_disabling_a_user_reaches_peers_through_the_crl(reg):
 
 
 def test_a_disabled_user_is_refused_by_a_peer(reg):
-    alice, bob = people(reg, "alice", "bob")
+    alice, bob, carol = people(reg, "alice", "bob", "carol")
     bob.run(extra=["--auto-accept"])
     alice.dchat("send", bob.userid, "before")
     bob.wait("message", text="before")
@@ -364,7 +364,10 @@ def test_a_disabled_user_is_refused_by_a_peer(reg):
     assert p.returncode != 0
     ref = bob.wait("refused", start=m)
     assert "revoked" in ref["reason"] and ref["peer"] == alice.userid, ref
-    assert not bob.has("message", text="after")
+    # A later message on the same path arrives; the refused one never.
+    carol.dchat("send", bob.userid, "later")
+    bob.wait("message", start=m, text="later")
+    assert not bob.has("message", text="after"), bob.events
 
 
 def test_every_certificate_of_a_user_revoked_at_once(reg):
@@ -416,7 +419,8 @@ def test_migration_keeps_unrevoking_reasons_revoked(pg, tmpdir_shared):
     no end entity may have) before schema 4 stay revoked, as
     unspecified, and the next CRL lists them so."""
     import shutil
-    from helpers import ROOT, SCHEMA_VERSION, dirctl_path
+    from helpers import ROOT, dirctl_path
+    from test_dirctl import MIGRATIONS
     old = os.path.join(tmpdir_shared, "schema3")
     os.mkdir(old)
     for f in ("001_init.sql", "002_change_notify.sql",
@@ -440,7 +444,7 @@ def test_migration_keeps_unrevoking_reasons_revoked(pg, tmpdir_shared):
                 f"repeat('{serial[0]}', 64), now(), now() + interval "
                 f"'1 day', 'revoked', now(), {reason} FROM users", db)
     p = run([dirctl_path(), "--data", data, "migrate"])
-    assert f"schema version {SCHEMA_VERSION}" in p.stdout
+    assert f"schema version {len(MIGRATIONS)}" in p.stdout
     assert pg.psql("SELECT string_agg(serial || '=' || revocation_reason, "
                    "',' ORDER BY serial) FROM certificates", db) == \
         "1a2b=0,3c4d=0,5e6f=1"
@@ -692,6 +696,8 @@ def test_a_revoked_peer_is_refused_in_the_next_handshake(reg):
     assert "the registry says it is revoked" in retry["reason"], retry
     alice.wait("call_failed", start=m, user=bob.userid)
     assert not [e for e in alice.events[m:] if e["event"] == "connected"]
+    # Bob's end of that handshake ended too, and never came to a session.
+    bob.wait("refused", start=mb)
     assert not [e for e in bob.events[mb:] if e["event"] == "connected"]
     # Callers: Carol revoked, Dave's user disabled; Erin, who fetched no
     # CRL since, refuses both in the handshake.  (They call the address
@@ -708,7 +714,11 @@ def test_a_revoked_peer_is_refused_in_the_next_handshake(reg):
         assert p.returncode != 0, p.stderr
         ref = erin.wait("refused", start=m, peer=who.userid)
         assert why in ref["reason"], ref
-    assert not erin.has("message", text="after")
+    # A later message on the same path arrives; the refused ones never.
+    m = erin.mark()
+    alice.dchat("send", erin.userid, "later")
+    erin.wait("message", start=m, text="later")
+    assert not erin.has("message", text="after"), erin.events
 
 
 def expired_crl(reg, home):
