@@ -77,6 +77,13 @@ cache_start(struct dird_env *env, const struct reg *r, char *errbuf,
 	return 0;
 }
 
+/*
+ * How long SIGTERM waits for the requests in flight: well within what a
+ * service manager allows for a stop (the unit's TimeoutStopSec is 90),
+ * with time left to stop the embedded PostgreSQL.
+ */
+#define DRAIN_SECS 30
+
 static void
 usage(FILE *fp)
 {
@@ -296,6 +303,9 @@ main(int argc, char **argv)
 		break;
 	}
 	(void)sdnotify("STOPPING=1");
+	if ((i = http_drain(srv, DRAIN_SECS)) > 0)
+		log_warnx("%d request%s still in flight after %d s; stopping "
+		    "anyway", i, i == 1 ? "" : "s", DRAIN_SECS);
 	http_stop(srv);
 	cache_free(env.cache);
 	auth_free(env.auth);

@@ -287,3 +287,231 @@ def knock(peer, port, ctx=None):
             except (ssl.SSLError, OSError):
                 pass
             return s.selected_alpn_protocol(), got
+
+
+# ---- ALPN ----
+
+def alpn_ctx(peer, protocols):
+    """peer_client_ctx with another ALPN offer (none when empty)."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+    ctx.load_cert_chain(peer.cert, peer.key)
+    if protocols:
+        ctx.set_alpn_protocols(protocols)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
+def test_alpn_other_protocols_in_the_handshake_none_right_after(reg):
+    """docs/peertls.md: ALPN dchat/1; a client offering other protocols is
+    refused in the handshake, one offering none right after it.  Neither
+    gets a message from dchat."""
+    alice, bob = people(reg, "alice", "bob")
+    bob.run(extra=["--auto-accept"])
+    for offer in (["h2"], ["http/1.1", "dchat/2"]):
+        m = bob.mark()
+        got = knock(alice, bob.port, alpn_ctx(alice, offer))
+        assert isinstance(got, ssl.SSLError), (offer, got)
+        assert "no application protocol" in str(got).lower() or \
+            "NO_APPLICATION_PROTOCOL" in str(got), (offer, got)
+        ref = bob.wait("refused", start=m)
+        assert ref["reason"].startswith("TLS handshake with the caller "
+                                        "failed") and \
+            "no application protocol" in ref["reason"], ref
+        assert not [e for e in bob.events[m:] if e["event"] == "connected"]
+    # No ALPN at all: the handshake completes, and the session ends
+    # before dchat says a word.
+    m = bob.mark()
+    got = knock(alice, bob.port, alpn_ctx(alice, []))
+    assert got == (None, b""), got
+    ref = bob.wait("refused", start=m)
+    assert ref["reason"] == "the peer does not speak dchat/1", ref
+    assert ref["peer"] == alice.userid, ref
+    # The same client offering dchat/1 among others is answered in the
+    # protocol.
+    m = bob.mark()
+    ctx = alpn_ctx(alice, ["h2", "dchat/1"])
+    with socket.create_connection(("127.0.0.1", bob.port), 10) as raw:
+        with ctx.wrap_socket(raw) as s:
+            assert s.selected_alpn_protocol() == "dchat/1"
+            for msg in ({"type": "Capabilities_Offer", "version": 1,
+                         "caps": ["chat"]},
+                        {"type": "User_Info", "userid": alice.userid,
+                         "name": "Alice"}):
+                body = json.dumps(msg).encode()
+                s.sendall(struct.pack(">I", len(body)) + b"J" + body)
+            s.settimeout(15)
+            head = b""
+            while len(head) < 5:
+                chunk = s.recv(5 - len(head))
+                assert chunk, head
+                head += chunk
+            n = struct.unpack(">I", head[:4])[0]
+            body = b""
+            while len(body) < n:
+                chunk = s.recv(n - len(body))
+                assert chunk, body
+                body += chunk
+            assert head[4:5] == b"J" and \
+                json.loads(body)["type"] in ("Capabilities_Accept",
+                                             "User_Info"), body
+    bob.wait("connected", start=m)
+    assert not [e for e in bob.events[m:] if e["event"] == "refused"], \
+        bob.events[m:]
+
+
+# ---- signals ----
+
+def lookup(peer, userid):
+    return json.loads(peer.dchat("lookup", "--json", userid).stdout)
+
+
+def test_dchat_says_bye_and_deregisters_on_sigint_and_sigterm(reg):
+    """dchat(1): SIGINT and SIGTERM end every session with a bye and
+    exit; the addresses are removed from the DIR on exit."""
+    alice, bob = people(reg, "alice", "bob")
+    alice.run()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        bob.run(extra=["--auto-accept"])
+        a, _ = call(alice, bob)
+        j = lookup(alice, bob.userid)
+        assert j["online"] is True, j
+        assert ("127.0.0.1", bob.port) in {
+            (x["ip"], x["port"]) for d in j["devices"]
+            for x in d["addresses"]}, j
+        m = alice.mark()
+        bob.proc.send_signal(sig)
+        closed = alice.wait("closed", start=m, session=a["session"])
+        assert closed["reason"] == "the peer said bye: quit", (sig, closed)
+        assert bob.proc.wait(30) == 0, sig
+        assert bob.stop() == 0
+        j = lookup(alice, bob.userid)
+        assert j["online"] is False, (sig, j)
+        assert [x for d in j["devices"] for x in d["addresses"]] == [], j
+
+
+def enrolled(reg, userid, name):
+    """A User (key made with openssl, certificate from the registry)."""
+    reg.ctl("user", "add", userid, "--name", name)
+    u = User(reg.d, userid, reg.base)
+    u.enrol(reg.code(userid))
+    return u
+
+
+class SlowUpload:
+    """PUT /v1/me/backup over TLS as user, its body sent in two halves:
+    the head now, with `Expect: 100-continue` as curl sends it, and once
+    dird has taken the request (it answers 100 Continue), the first
+    half; the rest by finish()."""
+
+    def __init__(self, d, user, body):
+        self.body = body
+        ctx = client_ctx(d.data, user)
+        raw = socket.create_connection(("127.0.0.1", d.port), 10)
+        self.s = ctx.wrap_socket(raw, server_hostname="localhost")
+        self.s.settimeout(30)
+        self.s.sendall(b"PUT /v1/me/backup HTTP/1.1\r\nHost: localhost\r\n"
+                       b"Content-Type: application/x-pkcs12\r\n"
+                       b"Expect: 100-continue\r\n"
+                       b"Content-Length: " + str(len(body)).encode() +
+                       b"\r\n\r\n")
+        got = b""
+        while b"\r\n\r\n" not in got:
+            chunk = self.s.recv(4096)
+            assert chunk, got
+            got += chunk
+        assert got == b"HTTP/1.1 100 Continue\r\n\r\n", got
+        half = len(body) // 2
+        self.s.sendall(body[:half])
+        self.rest = body[half:]
+
+    def finish(self):
+        """Send the rest; the status and JSON body of the answer, or
+        None when the connection was closed without one."""
+        try:
+            self.s.sendall(self.rest)
+            data = b""
+            while b"\r\n\r\n" not in data:
+                chunk = self.s.recv(65536)
+                if not chunk:
+                    return None
+                data += chunk
+            head, body = data.split(b"\r\n\r\n", 1)
+            n = int(re.search(rb"(?i)content-length: *(\d+)", head)[1])
+            while len(body) < n:
+                chunk = self.s.recv(65536)
+                if not chunk:
+                    return None
+                body += chunk
+            return int(head.split()[1]), json.loads(body)
+        except (ssl.SSLError, OSError):
+            return None
+
+    def closed(self):
+        """Whether dird closed the connection (nothing more to read)."""
+        try:
+            self.s.settimeout(0.2)
+            return self.s.recv(1) == b""
+        except (socket.timeout, TimeoutError):
+            return False
+        except (ssl.SSLError, OSError):
+            return True
+
+    def close(self):
+        self.s.close()
+
+
+def a_backup(reg, user):
+    """A PKCS#12 of user's key and certificate, as a backup would be."""
+    out = os.path.join(reg.base, "backup.p12")
+    openssl("pkcs12", "-export", "-inkey", user.key, "-in", user.cert,
+            "-passout", "pass:a backup passphrase", "-out", out)
+    return read(out)
+
+
+def test_dird_finishes_requests_in_flight_on_sigterm_and_exits_on_a_second(
+        reg):
+    """dird(8): SIGTERM and SIGINT finish the requests in flight and
+    exit; a second signal exits at once."""
+    alice = enrolled(reg, "alice@example.org", "Alice")
+    body = a_backup(reg, alice)
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        up = SlowUpload(reg.d, alice, body)
+        try:
+            # dird took the request and half of its body: it is in
+            # flight when the signal comes.
+            reg.d.proc.send_signal(sig)
+            wait_until(lambda: "finishing requests and stopping" in
+                       reg.d.read_log(), what="dird to begin stopping")
+            got = up.finish()
+        finally:
+            up.close()
+        assert got is not None, reg.d.read_log()
+        status, j = got
+        assert status == 200, (status, j)
+        assert j["sha256"] == hashlib.sha256(body).hexdigest()
+        assert j["size"] == len(body)
+        assert reg.d.proc.wait(30) == 0, reg.d.read_log()
+        reg.d.stop()
+        reg.d.start()
+        r = alice.req("GET", "/v1/me")
+        assert r.status == 200, r
+    # A second signal while a request is still in flight: dird exits at
+    # once, without waiting for it.
+    up = SlowUpload(reg.d, alice, body)
+    try:
+        log_lines = reg.d.read_log().count("finishing requests and stopping")
+        reg.d.proc.send_signal(signal.SIGTERM)
+        wait_until(lambda: reg.d.read_log().count(
+            "finishing requests and stopping") > log_lines,
+            what="dird to begin stopping")
+        assert reg.d.proc.poll() is None, "dird did not wait for the request"
+        reg.d.proc.send_signal(signal.SIGTERM)
+        rc = reg.d.proc.wait(10)
+        assert rc == -signal.SIGTERM, (rc, reg.d.read_log())
+        wait_until(up.closed, timeout=10, what="the connection to close")
+    finally:
+        up.close()
+    reg.d.stop()
+    reg.d.start()
