@@ -884,8 +884,14 @@ send_resp(struct MHD_Connection *conn, struct req_ctx *rc,
 	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
 	    resp->ctype ? resp->ctype : "application/json");
 	MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
-	if (resp->status == 429)
-		MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, "60");
+	/* Every 429 says when to come back (docs/irp.md). */
+	if (resp->status == 429) {
+		char after[16];
+
+		snprintf(after, sizeof(after), "%d",
+		    resp->retry_after > 0 ? resp->retry_after : 60);
+		MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, after);
+	}
 	/* RFC 9110: a 405 names the methods the resource has. */
 	if (resp->status == 405 && allow != NULL && allow[0] != '\0')
 		MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, allow);

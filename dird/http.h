@@ -50,6 +50,7 @@ struct http_resp {
 	unsigned char *body; /* malloc'd, freed by http.c */
 	size_t len;
 	char location[256];  /* optional Location header */
+	int retry_after;     /* a 429's Retry-After, seconds */
 };
 
 /* JSON reply; steals obj. */

@@ -32,11 +32,11 @@ from test_security import wait_until
 
 
 @contextlib.contextmanager
-def registry(pg, base, *settings):
+def registry(pg, base, *settings, debug=False):
     """A registry whose dird runs with `--set KEY=VALUE` for each of
-    settings; its peers and dird are stopped at the end, and dird must
-    exit 0."""
-    extra = []
+    settings (and --debug); its peers and dird are stopped at the end,
+    and dird must exit 0."""
+    extra = ["--debug"] if debug else []
     for s in settings:
         extra += ["--set", s]
     r = Registry(pg, base, extra=extra)
@@ -515,3 +515,191 @@ def test_dird_finishes_requests_in_flight_on_sigterm_and_exits_on_a_second(
         up.close()
     reg.d.stop()
     reg.d.start()
+
+
+# ---- secrets ----
+
+def pem_lines(path):
+    """The base64 lines of every PEM block in path."""
+    with open(path) as f:
+        return [ln.strip() for ln in f if ln.strip() and
+                not ln.startswith("-----")]
+
+
+def test_secrets_are_never_logged_also_with_debug(pg, tmpdir_shared):
+    """README.md and dird(8): certificates, codes, passwords and keys are
+    never logged; --debug logs every request.  Enrolments with codes and
+    passwords (right and wrong), backups and restores, administrators'
+    codes and PKCS#12 files: none of the secrets reaches dird's log, the
+    audit log, or the output of dirctl and dchat where it has no place."""
+    work = tmpdir_shared
+    secrets = []   # never to be logged or printed
+    pems = []      # files whose PEM blocks are never to be logged
+    outputs = []   # dirctl's and dchat's output, where no secret belongs
+
+    def secret(name, text):
+        secrets.append(text)
+        return secret_file(work, name, text)
+
+    def out(p):
+        outputs.append(p.stdout + p.stderr)
+        return p
+
+    with registry(pg, work, debug=True) as r:
+        pw_olga = secret("pw-olga", "Olga's first password")
+        out(r.ctl("user", "add", "olga@example.org", "--name", "Olga",
+                  "--password-file", pw_olga))
+        pw_olga = secret("pw-olga2", "Olga's second password")
+        out(r.ctl("user", "passwd", "olga@example.org", "--password-file",
+                  pw_olga))
+        peers = {}
+        for n in ("alice", "bob", "carol"):
+            uid = f"{n}@example.org"
+            r.ctl("user", "add", uid, "--name", n.title())
+            code = r.code(uid)
+            secrets.append(code)
+            peers[n] = Peer(r, uid, os.path.join(work, n))
+            out(peers[n].init(code))
+            pems += [peers[n].key, peers[n].cert]
+        alice = peers["alice"]
+        # Enrolment: a wrong code, a wrong password, the right password.
+        olga = User(r.d, "olga@example.org", work)
+        pems += [olga.key, olga.csr]
+        for auth in ("Bearer not-a-code-Xq7Zr2", "Basic " + base64.b64encode(
+                b"olga@example.org:not Olga's password").decode()):
+            secrets.append(auth.split(" ", 1)[1])
+            res = curl(r.d, "POST", "/v1/enroll", json_body={
+                "csr": olga.csr_pem()}, headers=[f"Authorization: {auth}"])
+            assert res.status == 401, res
+        basic = base64.b64encode(
+            b"olga@example.org:Olga's second password").decode()
+        secrets += ["not Olga's password", basic]
+        res = curl(r.d, "POST", "/v1/enroll", json_body={
+            "csr": olga.csr_pem()}, headers=[f"Authorization: Basic {basic}"])
+        assert res.status == 201, res
+        with open(olga.cert, "w") as f:
+            f.write(res.json()["certificate"])
+        pems.append(olga.cert)
+        # Backups: stored, fetched with a code and with a password, and
+        # with a wrong code.
+        pp = secret("passphrase", "Alice's backup passphrase")
+        out(alice.dchat("backup", "--passphrase-file", pp))
+        pw_alice = secret("pw-alice", "Alice's own password")
+        out(r.ctl("user", "passwd", alice.userid, "--password-file",
+                  pw_alice))
+        code = r.code(alice.userid)
+        secrets.append(code)
+        for i, how in enumerate((("--code", code),
+                                 ("--password-file", pw_alice))):
+            dev = Peer(r, alice.userid, os.path.join(work, f"alice{i}"))
+            out(dev.dchat("restore", "--server", r.d.url, "--user",
+                          alice.userid, "--ca-fingerprint", r.fingerprint,
+                          *how, "--passphrase-file", pp))
+        res = curl(r.d, "GET", "/v1/me/backup",
+                   headers=["Authorization: Bearer not-a-code-Kp3Wd9"])
+        assert res.status == 401, res
+        secrets.append("not-a-code-Kp3Wd9")
+        # An administrator makes a code and a PKCS#12 over the API, and
+        # one with dirctl.
+        r.ctl("user", "add", "root@example.org", "--name", "Root",
+              "--admin")
+        root = User(r.d, "root@example.org", work)
+        code = r.code(root.userid)
+        secrets.append(code)
+        root.enrol(code)
+        pems += [root.key, root.cert]
+        res = root.req("POST", "/v1/admin/users/bob@example.org/codes",
+                       json_body={})
+        assert res.status == 201, res
+        secrets.append(res.json()["code"])
+        secrets.append("a passphrase the API got")
+        res = root.req("POST", "/v1/admin/users/carol@example.org/p12",
+                       json_body={"passphrase": "a passphrase the API got"},
+                       raw_out=True)
+        assert res.status == 201, res
+        secrets.append(base64.b64encode(res.body[:48]).decode())
+        pp2 = secret("passphrase2", "a passphrase dirctl got")
+        p12 = os.path.join(work, "carol.p12")
+        out(r.ctl("issue-p12", "carol@example.org", "--out", p12,
+                  "--passphrase-file", pp2))
+        # A lookup and a renewal carry certificates in their answers.
+        res = olga.req("GET", "/v1/users/alice@example.org")
+        assert res.status == 200, res
+        out(peers["bob"].dchat("renew"))
+        pems += [peers["bob"].key, peers["bob"].cert]
+        audit = r.pg.psql("SELECT string_agg(audit_log::text, E'\\n') "
+                          "FROM audit_log", r.db)
+    log = r.d.read_log()
+    # --debug was in force: requests that succeeded are logged.
+    for route in ("enroll -> 201", "backup_put -> 200", "backup_get -> 200",
+                  "admin_code -> 201", "admin_p12 -> 201", "lookup -> 200",
+                  "renew -> 201", "enroll -> 401"):
+        assert route in log, (route, log)
+    assert len(audit.splitlines()) >= 10, audit
+    assert len(secrets) > 15 and len(pems) > 10
+    for where, text in [("dird's log", log), ("the audit log", audit)] + [
+            ("output", o) for o in outputs]:
+        for s in secrets:
+            assert s not in text, (where, s, text)
+        for word in ("PRIVATE KEY", "BEGIN CERTIFICATE", "REQUEST-----"):
+            assert word not in text, (where, word, text)
+    for path in pems:
+        for line in pem_lines(path):
+            assert line not in log, (path, line, log)
+            assert line not in audit, (path, line, audit)
+
+
+# ---- failed attempts: 429 with Retry-After, for a window ----
+
+def enrol_with(d, code, csr):
+    """POST /v1/enroll with a code over python's TLS; (status,
+    Retry-After header or None)."""
+    conn = http.client.HTTPSConnection("localhost", d.port, timeout=30,
+                                       context=client_ctx(d.data))
+    try:
+        conn.request("POST", "/v1/enroll", body=json.dumps({"csr": csr}),
+                     headers={"Authorization": f"Bearer {code}",
+                              "Content-Type": "application/json"})
+        r = conn.getresponse()
+        r.read()
+        return r.status, r.getheader("Retry-After")
+    finally:
+        conn.close()
+
+
+def test_a_429_says_when_to_retry_and_the_window_ends(pg, tmpdir_shared):
+    """docs/irp.md: 429 (too many failed attempts, with Retry-After);
+    dird(8): auth_fail_max failed attempts within auth_fail_window seconds
+    before requests get 429.  Retry-After is delta-seconds (RFC 9110) a
+    client can trust: no later than that, it is no longer refused."""
+    for window in (120, 3):
+        base = os.path.join(tmpdir_shared, str(window))
+        os.mkdir(base)
+        with registry(pg, base, "auth_fail_max=2",
+                      f"auth_fail_window={window}") as r:
+            r.ctl("user", "add", "olga@example.org", "--name", "Olga")
+            olga = User(r.d, "olga@example.org", base)
+            code = r.code(olga.userid)
+            t0 = time.monotonic()
+            got = [enrol_with(r.d, "not-a-code", olga.csr_pem())
+                   for _ in range(3)]
+            assert [g[0] for g in got] == [401, 401, 429], got
+            assert got[0][1] is None, got
+            after = got[2][1]
+            assert after is not None and re.fullmatch(r"[0-9]+", after), got
+            after = int(after)
+            # Never sooner than the window ends, nor later than it can.
+            assert window - (time.monotonic() - t0) <= after <= window, \
+                (window, after)
+            if window > 10:
+                continue
+            # Limited, a right code is refused before it is looked at
+            # (and kept); the window ends by Retry-After, and then the
+            # code works.
+            t429 = time.monotonic()
+            status = wait_until(
+                lambda: (lambda s: s if s != 429 else None)(
+                    enrol_with(r.d, code, olga.csr_pem())[0]),
+                timeout=30, what="the end of the window")
+            assert status == 201, status
+            assert time.monotonic() - t429 <= after + 2, after
