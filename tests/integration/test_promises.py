@@ -703,3 +703,89 @@ def test_a_429_says_when_to_retry_and_the_window_ends(pg, tmpdir_shared):
                 timeout=30, what="the end of the window")
             assert status == 201, status
             assert time.monotonic() - t429 <= after + 2, after
+
+
+# ---- the environment, and migrations at start ----
+
+class EnvDird(Dird):
+    """dird given neither --data nor --dsn: DIR_DATA and DIR_DSN (in env)
+    say them."""
+
+    def __init__(self, data, env, extra=()):
+        super().__init__(data, extra=extra)
+        self.env = env
+
+    def start(self):
+        argv = [os.path.join(BUILD, "dird", "dird"), "--listen",
+                f"127.0.0.1:{self.port}", "--set",
+                f"metrics_listen=127.0.0.1:{self.metrics_port}"] + self.extra
+        self.logf = open(self.log, "ab")
+        self.proc = subprocess.Popen(argv, stdout=self.logf,
+                                     stderr=subprocess.STDOUT,
+                                     env={**os.environ, **self.env})
+
+        def up():
+            assert self.proc.poll() is None, self.read_log()
+            try:
+                socket.create_connection(("127.0.0.1", self.port),
+                                         0.2).close()
+                return True
+            except OSError:
+                return False
+
+        wait_until(up, timeout=60, what="dird to listen")
+        return self
+
+
+def test_data_and_dsn_from_the_environment_and_migrations_at_start(
+        pg, tmpdir_shared):
+    """dird(8) and dirctl(8): DIR_DATA is the default for --data, DIR_DSN
+    for --dsn (before the dsn setting); dird applies pending migrations
+    at start-up.  A registry made at schema 3 is migrated by the first
+    dird to start on it, found through the environment alone."""
+    old = os.path.join(tmpdir_shared, "schema3")
+    os.mkdir(old)
+    for f in ("001_init.sql", "002_change_notify.sql",
+              "003_audit_chains.sql"):
+        shutil.copy(os.path.join(ROOT, "schema", f), old)
+    assert SCHEMA_VERSION > 3
+    data = os.path.join(tmpdir_shared, "data")
+    db = pg.new_database()
+    env = {"DIR_DATA": data, "DIR_DSN": pg.dsn(db)}
+    run([dirctl_path(), "init", "--domain", "example.org", "--host",
+         "localhost"], env={**env, "DIR_SCHEMA_DIR": old})
+    assert os.path.exists(os.path.join(data, "ca.key"))
+    version = "SELECT max(version) FROM schema_version"
+    assert pg.psql(version, db) == "3"
+    # dird.conf names a database that does not exist: only DIR_DSN
+    # leads to the right one.
+    conf = os.path.join(data, "dird.conf")
+    with open(conf) as f:
+        text = f.read()
+    assert f"dsn = {pg.dsn(db)}" in text, text
+    with open(conf, "w") as f:
+        f.write(text.replace(f"dsn = {pg.dsn(db)}",
+                             f"dsn = host={pg.sock} dbname=nosuchdb "
+                             "user=dir"))
+    d = EnvDird(data, env).start()
+    try:
+        assert pg.psql(version, db) == str(SCHEMA_VERSION)
+        assert "database: external" in d.read_log()
+        assert curl(d, "GET", "/healthz").status == 200
+        # dirctl finds the registry the same way.
+        p = run([dirctl_path(), "user", "add", "olga@example.org", "--name",
+                 "Olga"], env=env)
+        assert "added olga@example.org" in p.stdout
+        code = run([dirctl_path(), "code", "olga@example.org"],
+                   env=env).stdout.strip().splitlines()[-1]
+        olga = User(d, "olga@example.org", tmpdir_shared)
+        olga.enrol(code)
+        assert olga.req("GET", "/v1/me").json()["userid"] == olga.userid
+        # Without DIR_DSN, the dsn setting is what dirctl uses.
+        bare = {k: v for k, v in os.environ.items() if k != "DIR_DSN"}
+        p = subprocess.run([dirctl_path(), "user", "list"],
+                           env={**bare, "DIR_DATA": data},
+                           capture_output=True, text=True, timeout=60)
+        assert p.returncode != 0 and "nosuchdb" in p.stderr, p
+    finally:
+        assert d.stop() == 0, d.read_log()
