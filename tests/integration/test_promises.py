@@ -789,3 +789,176 @@ def test_data_and_dsn_from_the_environment_and_migrations_at_start(
         assert p.returncode != 0 and "nosuchdb" in p.stderr, p
     finally:
         assert d.stop() == 0, d.read_log()
+
+
+# ---- Happy Eyeballs, as dialed ----
+
+SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)  # Linux
+
+
+class SynWatch:
+    """The TCP connection attempts (SYNs) sent on the loopback interface to
+    the given ports, each with the kernel's time stamp: what a caller
+    tried, in which order, when.  A packet socket (AF_PACKET) needs root,
+    as the suite runs."""
+
+    def __init__(self, ports):
+        self.ports = set(ports)
+        self.syns = []  # (time, ip, port), in the order sent
+        self.lock = threading.Lock()
+        self.s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW,
+                               socket.htons(3))  # ETH_P_ALL
+        self.s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
+        self.s.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+        self.s.bind(("lo", 0))
+        self.s.settimeout(0.1)
+        self.done = False
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        while not self.done:
+            try:
+                data, anc, _, addr = self.s.recvmsg(256,
+                                                    socket.CMSG_SPACE(16))
+            except (socket.timeout, TimeoutError):
+                continue
+            except OSError:
+                return
+            # Each packet on lo is seen going out and coming in.
+            if addr[2] != socket.PACKET_OUTGOING:
+                continue
+            syn = self._syn(data)
+            if syn is None:
+                continue
+            ts = time.time()
+            for level, kind, val in anc:
+                if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS:
+                    sec, nsec = struct.unpack("qq", val[:16])
+                    ts = sec + nsec / 1e9
+            with self.lock:
+                self.syns.append((ts,) + syn)
+
+    def _syn(self, data):
+        """(ip, port) of a SYN (without ACK) to one of our ports, else
+        None."""
+        if len(data) < 14 + 40 + 14:
+            return None
+        kind = data[12:14]
+        if kind == b"\x08\x00" and data[14 + 9] == 6:
+            tcp = 14 + (data[14] & 0x0F) * 4
+            ip = socket.inet_ntop(socket.AF_INET, data[30:34])
+        elif kind == b"\x86\xdd" and data[14 + 6] == 6:
+            tcp = 14 + 40
+            ip = socket.inet_ntop(socket.AF_INET6, data[38:54])
+        else:
+            return None
+        port = struct.unpack(">H", data[tcp + 2:tcp + 4])[0]
+        flags = data[tcp + 13]
+        if port not in self.ports or not flags & 0x02 or flags & 0x10:
+            return None
+        return ip, port
+
+    def attempts(self):
+        """The first attempt to each address, in the order they began."""
+        seen = {}
+        with self.lock:
+            for ts, ip, port in self.syns:
+                seen.setdefault((ip, port), ts)
+        return sorted(((ts, ip, port) for (ip, port), ts in seen.items()))
+
+    def close(self):
+        self.done = True
+        self.thread.join(5)
+        self.s.close()
+
+
+def blackhole():
+    """A TCP port on ::1 where connection attempts go unanswered, as on a
+    path that drops them: a listener whose queue is full (Linux drops the
+    SYNs).  Returns the port and the sockets to close."""
+    lst = socket.socket(socket.AF_INET6)
+    lst.bind(("::1", 0))
+    lst.listen(0)
+    port = lst.getsockname()[1]
+    socks = [lst]
+    for _ in range(2):
+        c = socket.socket(socket.AF_INET6)
+        c.setblocking(False)
+        c.connect_ex(("::1", port))
+        socks.append(c)
+    probe = socket.socket(socket.AF_INET6)
+    probe.settimeout(0.5)
+    try:
+        with pytest.raises((socket.timeout, TimeoutError)):
+            probe.connect(("::1", port))
+    finally:
+        probe.close()
+    return port, socks
+
+
+def test_happy_eyeballs_ipv6_first_staggered(reg):
+    """dchat(1): a call goes to every address the DIR returns, IPv6 first,
+    staggered by 250 ms (Happy Eyeballs); docs/peertls.md's dialer; RFC
+    8305's order alternates the families.  Bob registers two IPv6
+    addresses that never answer and his real IPv4 one: Alice tries one
+    IPv6 address, the IPv4 one 250 ms later (not after the other IPv6
+    one), and is connected there at once.  An IPv6 address that refuses
+    is tried first too, and the call goes on to IPv4."""
+    alice, bob = people(reg, "alice", "bob")
+    alice.run()
+    (h1, s1), (h2, s2) = blackhole(), blackhole()
+    port = free_port()
+    watch = None
+    try:
+        bob.run(port=port, advertise=f"127.0.0.1:{port}",
+                extra=["--auto-accept", "--advertise", f"[::1]:{h1}",
+                       "--advertise", f"[::1]:{h2}"])
+        j = lookup(alice, bob.userid)
+        assert {(a["ip"], a["port"]) for d in j["devices"]
+                for a in d["addresses"]} == {("127.0.0.1", port),
+                                             ("::1", h1), ("::1", h2)}, j
+        watch = SynWatch({port, h1, h2})
+        m = alice.mark()
+        alice.cmd(cmd="call", user=bob.userid)
+        conn = alice.wait("connected", start=m)
+        assert conn["addr"] == f"127.0.0.1 {port}", conn
+        assert alice.has("calling", user=bob.userid, via="registry")
+        v4 = ("127.0.0.1", port)
+        tried = wait_until(lambda: (lambda a: a if v4 in [x[1:] for x in a]
+                                    else None)(watch.attempts()),
+                           timeout=10, what="the IPv4 attempt")
+        order = [x[1:] for x in tried]
+        assert order[0] in (("::1", h1), ("::1", h2)), tried
+        assert order[1] == v4, tried
+        gap = tried[1][0] - tried[0][0]
+        assert 0.24 <= gap <= 2.5, tried
+    finally:
+        if watch:
+            watch.close()
+        for s in s1 + s2:
+            s.close()
+    # An IPv6 address that refuses: tried first, then IPv4 at once.
+    bob.stop()
+    closed = socket.socket(socket.AF_INET6)
+    closed.bind(("::1", 0))  # held, never listening: a refusal
+    c6 = closed.getsockname()[1]
+    watch = None
+    try:
+        bob.run(port=port, advertise=f"127.0.0.1:{port}",
+                extra=["--auto-accept", "--advertise", f"[::1]:{c6}"])
+        os.unlink(home_file(alice, "contacts"))
+        watch = SynWatch({port, c6})
+        m = alice.mark()
+        alice.cmd(cmd="call", user=bob.userid)
+        conn = alice.wait("connected", start=m)
+        assert conn["addr"] == f"127.0.0.1 {port}", conn
+        tried = wait_until(lambda: (lambda a: a if len(a) == 2 else None)(
+            watch.attempts()), timeout=10, what="both attempts")
+        assert [x[1:] for x in tried] == [("::1", c6), v4], tried
+        # At once: a refused attempt does not cost a stagger step.
+        assert tried[1][0] - tried[0][0] < 0.2, tried
+    finally:
+        if watch:
+            watch.close()
+        closed.close()
