@@ -163,6 +163,7 @@ main(int argc, char **argv)
 	};
 	const char *data = getenv("DIR_DATA"), *dsn = getenv("DIR_DSN");
 	struct opt_set sets[64];
+	struct conf probe;
 	int nsets = 0, check = 0, debug = 0, use_syslog = 0, ch, sig, i;
 	int listen_seen = 0, stopping = 0;
 	char errbuf[512];
@@ -216,6 +217,13 @@ main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
+	/* A bad value on the command line is a usage error, found before
+	 * anything is opened: try every setting on the defaults. */
+	conf_defaults(&probe);
+	for (i = 0; i < nsets; i++)
+		if (set_kv(&probe, &sets[i], &listen_seen) == -1)
+			return 2;
+	listen_seen = 0;
 
 	/* Logging first, so that every later failure is reported. */
 	log_init(debug ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO, use_syslog);

@@ -962,3 +962,60 @@ def test_happy_eyeballs_ipv6_first_staggered(reg):
         if watch:
             watch.close()
         closed.close()
+
+
+# ---- usage errors ----
+
+def test_usage_errors_exit_2(reg, tmpdir_shared):
+    """dchat(1) and dirctl(8): 2 on a usage error; dird(8) says the same:
+    an unknown option, a missing argument and a bad value.  Each says
+    what is wrong, and nothing is changed."""
+    (alice,) = people(reg, "alice")
+    dchat = [dchat_path(), "--home", alice.home]
+    dirctl = [dirctl_path(), "--data", reg.data]
+    dird = [os.path.join(BUILD, "dird", "dird"), "--data", reg.data]
+    port = free_port()
+    cases = [
+        (dchat + ["--bogus", "run"], "unrecognized option"),
+        (dchat + ["run", "--home"], "requires an argument"),
+        (dchat + ["frobnicate"], "usage: dchat"),
+        (dchat + ["send", alice.userid], "usage: dchat"),
+        (dchat + ["init", "--server", reg.d.url, "--user", alice.userid,
+                  "--ca-fingerprint", reg.fingerprint], "--code"),
+        (dchat + ["run", "--ttl", "5"], "--ttl"),
+        (dchat + ["send", alice.userid, "hi", "--timeout", "soon"],
+         "--timeout"),
+        (dchat + ["run", "--listen", "nonsense"], "--listen nonsense"),
+        (dchat + ["run", "--listen", f"127.0.0.1:{port}", "--advertise",
+                  "[::1]4605"], "--advertise [::1]4605"),
+        ([dirctl_path(), "--bogus", "--data", reg.data, "user", "list"],
+         "unrecognized option"),
+        (dirctl + ["user", "add", "x@example.org", "--name"],
+         "requires an argument"),
+        (dirctl + ["frobnicate"], "unknown command"),
+        (dirctl + ["user", "add", "x@example.org"], "usage"),
+        (dirctl + ["code", "alice@example.org", "--ttl", "5s"], "--ttl"),
+        (dirctl + ["cert", "revoke", "1a2b", "--reason", "certificateHold"],
+         "certificateHold"),
+        (dird + ["--bogus"], "unrecognized option"),
+        (dird + ["--listen"], "requires an argument"),
+        (dird + ["--workers", "0", "--listen", f"127.0.0.1:{port}"],
+         "workers"),
+        (dird + ["--set", "no equals sign"], "--set wants KEY=VALUE"),
+        (dird + ["--set", "colour=red", "--listen", f"127.0.0.1:{port}"],
+         "colour"),
+        (dird + ["--check", "--set", "auth_fail_window=0"],
+         "auth_fail_window"),
+    ]
+    for argv, why in cases:
+        p = run(argv, check=False)
+        assert p.returncode == 2, (argv, p.returncode, p.stderr)
+        assert why in p.stderr, (argv, why, p.stderr)
+    env_less = {k: v for k, v in os.environ.items() if k != "DIR_DATA"}
+    for prog in ([os.path.join(BUILD, "dird", "dird")],
+                 [dirctl_path(), "user", "list"]):
+        p = subprocess.run(prog, env=env_less, capture_output=True,
+                           text=True, timeout=60)
+        assert p.returncode == 2 and "--data" in p.stderr, (prog, p)
+    assert reg.ctl("user", "list").stdout.count("@example.org") == 1
+    alice.dchat("lookup", alice.userid)
