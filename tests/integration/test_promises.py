@@ -1019,3 +1019,55 @@ def test_usage_errors_exit_2(reg, tmpdir_shared):
         assert p.returncode == 2 and "--data" in p.stderr, (prog, p)
     assert reg.ctl("user", "list").stdout.count("@example.org") == 1
     alice.dchat("lookup", alice.userid)
+
+
+# ---- what a person sees on the terminal ----
+
+def fingerprint_of(cert):
+    fp = openssl("x509", "-in", cert, "-noout", "-fingerprint",
+                 "-sha256").stdout.split("=", 1)[1]
+    return fp.strip().replace(":", "").lower()
+
+
+def test_the_terminal_warns_of_an_expiring_and_a_changed_certificate(
+        pg, tmpdir_shared):
+    """dchat(1), without --json, on a terminal: run warns when the
+    certificate expires within 14 days; a certificate that changed since
+    the last session with a contact is announced with a warning."""
+    with registry(pg, tmpdir_shared, "cert_days=7") as r:
+        alice, bob = people(r, "alice", "bob")
+        bob.run(extra=["--auto-accept"])
+        first = fingerprint_of(bob.cert)
+        term = Terminal(alice, free_port())
+        try:
+            term.read_until(b"ready; type 'help'")
+            out = term.read_until(b" days left)")
+            assert re.search(rb"\nwarning: your certificate expires soon: "
+                             rb"run 'dchat renew' \([67] days left\)\r\n",
+                             out), out
+            m = bob.mark()
+            term.type(f"call {bob.userid}")
+            out = term.read_until(b"verification code:")
+            assert f"fingerprint {first}".encode() in out, out
+            assert b"WARNING: the certificate changed" not in out, out
+            sid = bob.wait("connected", start=m)["session"]
+            term.type("hangup")
+            bob.wait("closed", start=m, session=sid)
+            # Bob renews: a new key and certificate.
+            bob.stop()
+            bob.dchat("renew")
+            second = fingerprint_of(bob.cert)
+            assert second != first
+            bob.run(port=bob.port, extra=["--auto-accept"])
+            mark = len(term.out)
+            term.type(f"call {bob.userid}")
+            warning = (f"     WARNING: the certificate changed since last "
+                       f"time (was {first})\r\n").encode()
+            out = term.read_until(warning)[mark:]
+            assert f"connected to Bob <{bob.userid}>".encode() in out, out
+            assert f"fingerprint {second}".encode() in out, out
+            assert out.index(f"fingerprint {second}".encode()) < \
+                out.index(warning), out
+        finally:
+            rc = term.close()
+        assert rc == 0, term.out
