@@ -931,17 +931,15 @@ class SynWatch:
 def blackhole():
     """A TCP port on ::1 where connection attempts go unanswered, as on a
     path that drops them: a listener whose queue is full (Linux drops the
-    SYNs).  Returns the port and the sockets to close."""
+    SYNs).  One connection fills it; it is answered, so it sends no SYN
+    again later, and neither does the probe that checks, once closed.
+    Returns the port and the sockets to close."""
     lst = socket.socket(socket.AF_INET6)
     lst.bind(("::1", 0))
     lst.listen(0)
     port = lst.getsockname()[1]
-    socks = [lst]
-    for _ in range(2):
-        c = socket.socket(socket.AF_INET6)
-        c.setblocking(False)
-        c.connect_ex(("::1", port))
-        socks.append(c)
+    fill = socket.create_connection(("::1", port), 10)
+    socks = [lst, fill]
     probe = socket.socket(socket.AF_INET6)
     probe.settimeout(0.5)
     try:
