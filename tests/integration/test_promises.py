@@ -32,6 +32,22 @@ from test_dchat_security import Terminal
 from test_security import wait_until
 
 
+@pytest.fixture(autouse=True)
+def dird_logs_are_clean(monkeypatch):
+    """Every dird these tests stop has its log read for sanitizer
+    findings (dchat's output is checked by test_dchat.Peer)."""
+    stop = Dird.stop
+
+    def checked(self):
+        rc = stop(self)
+        log = self.read_log()
+        for bad in ("Sanitizer", "runtime error:"):
+            assert bad not in log, log
+        return rc
+
+    monkeypatch.setattr(Dird, "stop", checked)
+
+
 @contextlib.contextmanager
 def registry(pg, base, *settings, debug=False):
     """A registry whose dird runs with `--set KEY=VALUE` for each of
