@@ -756,6 +756,7 @@ main(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	struct opts o = { 0 };
+	struct dial_addr addr; /* a bad address is a usage error */
 	const char *cmd;
 	int ch, nargs;
 
@@ -779,12 +780,22 @@ main(int argc, char **argv)
 				fprintf(stderr, "dchat: too many --listen\n");
 				return 2;
 			}
+			if (dial_hostport_parse(optarg, &addr) == -1) {
+				fprintf(stderr, "dchat: --listen %s: want "
+				    "ADDR:PORT ([v6]:PORT)\n", optarg);
+				return 2;
+			}
 			o.listen[o.nlisten++] = optarg;
 			break;
 		case 'a':
 			if (o.nadvertise == IRP_ADDR_MAX) {
 				fprintf(stderr, "dchat: at most %d --advertise\n",
 				    IRP_ADDR_MAX);
+				return 2;
+			}
+			if (dial_hostport_parse(optarg, &addr) == -1) {
+				fprintf(stderr, "dchat: --advertise %s: want "
+				    "ADDR:PORT ([v6]:PORT)\n", optarg);
 				return 2;
 			}
 			o.advertise[o.nadvertise++] = optarg;

@@ -376,6 +376,31 @@ ocsp_fetch(void *arg, const unsigned char *req, size_t len,
 	return 0;
 }
 
+/*
+ * No CRL cached (an init or restore that could not fetch one, or a file
+ * someone removed): fetch it before PeerTLS loads it, since without a
+ * CRL no handshake can pass.  When the DIR can not be reached either,
+ * say why; pt_new then names the missing file.
+ */
+static void
+fetch_missing_crl(struct app *a)
+{
+	unsigned char *der = NULL;
+	struct irp_err err;
+	size_t len;
+
+	if (access(a->ks.crl, F_OK) == 0)
+		return;
+	if (irp_crl_get(a->irp, &der, &len, &err) == -1) {
+		fprintf(stderr, "dchat: no CRL cached, and none fetched: %s\n",
+		    err.msg);
+		return;
+	}
+	if (ks_write_file(a->ks.crl, der, len, 0644) == -1)
+		fprintf(stderr, "dchat: cannot write %s\n", a->ks.crl);
+	free(der);
+}
+
 void
 app_refresh(struct app *a)
 {
@@ -721,6 +746,7 @@ app_init(struct app *a)
 		fprintf(stderr, "dchat: %s\n", ierr.msg);
 		return -1;
 	}
+	fetch_missing_crl(a);
 	if ((a->pt = pt_new(&a->ks, &a->allow, &a->deny, a->contact_requests,
 	    err, sizeof(err))) == NULL) {
 		fprintf(stderr, "dchat: %s\n", err);

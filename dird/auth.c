@@ -52,6 +52,7 @@ struct cert_slot {
 
 struct auth {
 	struct limit *fails;
+	int window;	/* seconds a failure counts: auth_fail_window */
 	/* Argon2id of a random password, checked when there is no hash. */
 	char dummy[REG_PWHASH_MAX];
 	pthread_mutex_t cert_lock;
@@ -100,6 +101,7 @@ auth_new(const struct conf *c, char *errbuf, size_t errlen)
 	/* Without it every certificate is parsed each time: slower, same
 	 * answers. */
 	a->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
+	a->window = c->auth_fail_window;
 	if ((a->fails = limit_new(AUTH_LIMIT_WIDTH, c->auth_fail_max,
 		 c->auth_fail_window, NULL, why, sizeof(why))) == NULL) {
 		snprintf(errbuf, errlen, "%s", why);
@@ -329,11 +331,17 @@ fail:
 	return -1;
 }
 
+/*
+ * Refused for earlier failures.  They count for the window from the
+ * first of them (limit.h), so after one window from now none counts:
+ * a client that waits that long is not refused again for them.
+ */
 static int
-too_many(struct http_resp *resp)
+too_many(const struct auth *a, struct http_resp *resp)
 {
 	http_error(resp, 429, "rate_limited",
-	    "too many failed attempts; wait a few minutes and try again");
+	    "too many failed attempts; try again in %d seconds", a->window);
+	resp->retry_after = a->window;
 	return -1;
 }
 
@@ -457,7 +465,7 @@ auth_password(struct auth *a, struct http_req *req, const char *b64,
 		goto out;
 	}
 	if (limit_over(a->fails, "user", userid, mono_now())) {
-		too_many(resp);
+		too_many(a, resp);
 		goto out;
 	}
 	found = db_user_password(req->db, userid, hash, sizeof(hash),
@@ -499,7 +507,7 @@ auth_secret_precheck(struct auth *a, struct http_req *req,
 	const char *h = req->authorization;
 
 	if (source_over(a, req))
-		return too_many(resp);
+		return too_many(a, resp);
 	if (h == NULL || *h == '\0') {
 		http_error(resp, 401, "credentials_required",
 		    "give an enrolment code (Authorization: Bearer CODE) or a "

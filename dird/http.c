@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
@@ -150,6 +151,9 @@ struct http_server {
 	char *cert_pem;
 	uint64_t reqid_key;	/* random, from start */
 	atomic_uint_fast64_t nreq;
+	atomic_int inflight;	/* requests from headers to reply sent */
+	int quiesced;		/* http_drain ran: listeners are ours */
+	MHD_socket lsock[CONF_LISTEN_MAX + 1];
 };
 
 /* Per connection: the client certificate, checked once at its start. */
@@ -880,8 +884,14 @@ send_resp(struct MHD_Connection *conn, struct req_ctx *rc,
 	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
 	    resp->ctype ? resp->ctype : "application/json");
 	MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
-	if (resp->status == 429)
-		MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, "60");
+	/* Every 429 says when to come back (docs/irp.md). */
+	if (resp->status == 429) {
+		char after[16];
+
+		snprintf(after, sizeof(after), "%d",
+		    resp->retry_after > 0 ? resp->retry_after : 60);
+		MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, after);
+	}
 	/* RFC 9110: a 405 names the methods the resource has. */
 	if (resp->status == 405 && allow != NULL && allow[0] != '\0')
 		MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, allow);
@@ -926,6 +936,7 @@ access_cb(void *cls, struct MHD_Connection *conn, const char *url,
 		snprintf(rc->reqid, sizeof(rc->reqid), "%016llx",
 		    (unsigned long long)reqid_mix(srv->reqid_key ^
 			atomic_fetch_add(&srv->nreq, 1)));
+		atomic_fetch_add(&srv->inflight, 1);
 		rc->kind = li->kind;
 		rc->route = route_find(li->kind, method, url, rc->param,
 		    sizeof(rc->param));
@@ -996,11 +1007,12 @@ static void
 completed_cb(void *cls, struct MHD_Connection *conn, void **con_cls,
     enum MHD_RequestTerminationCode toe)
 {
+	struct http_server *srv = cls;
 	struct req_ctx *rc = *con_cls;
 
-	(void)cls;
 	(void)conn;
 	if (rc != NULL) {
+		atomic_fetch_sub(&srv->inflight, 1);
 		/*
 		 * After an error the connection is closed; what is corked
 		 * goes with the session.
@@ -1175,8 +1187,9 @@ listen_on(struct http_server *srv, const char *spec, enum http_kind kind,
 	 * CPU until the idle timeout (tests/integration/test_faults.py).
 	 * poll() waits; the throughput was the same here.
 	 */
+	/* MHD_USE_ITC: http_drain's MHD_quiesce_daemon needs it. */
 	flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL |
-	    MHD_USE_ERROR_LOG;
+	    MHD_USE_ERROR_LOG | MHD_USE_ITC;
 	if (ss.ss_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
 	if (wild6)
@@ -1292,6 +1305,28 @@ err:
 	return NULL;
 }
 
+/*
+ * libmicrohttpd's MHD_stop_daemon closes every connection, also those
+ * whose request is half received; so first stop accepting, then let the
+ * requests already taken finish.  Keep-alive connections between
+ * requests hold nothing up.
+ */
+int
+http_drain(struct http_server *srv, int secs)
+{
+	struct timespec tick = { 0, 50 * 1000 * 1000 };
+	long turns;
+	int j;
+
+	for (j = 0; j < srv->ndaemons; j++)
+		srv->lsock[j] = MHD_quiesce_daemon(srv->daemons[j]);
+	srv->quiesced = 1;
+	for (turns = (long)secs * 20; turns > 0 &&
+	    atomic_load(&srv->inflight) > 0; turns--)
+		nanosleep(&tick, NULL);
+	return atomic_load(&srv->inflight);
+}
+
 void
 http_stop(struct http_server *srv)
 {
@@ -1299,8 +1334,13 @@ http_stop(struct http_server *srv)
 
 	if (srv == NULL)
 		return;
-	for (j = 0; j < srv->ndaemons; j++)
+	for (j = 0; j < srv->ndaemons; j++) {
 		MHD_stop_daemon(srv->daemons[j]);
+		/* Quiesced, the listening socket is ours to close, after
+		 * the daemon's threads are gone. */
+		if (srv->quiesced && srv->lsock[j] != MHD_INVALID_SOCKET)
+			close(srv->lsock[j]);
+	}
 	/* Pool threads ran the key destructor; the main thread has none. */
 	pthread_key_delete(srv->db_key);
 	free(srv->key_pem);

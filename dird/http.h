@@ -50,6 +50,7 @@ struct http_resp {
 	unsigned char *body; /* malloc'd, freed by http.c */
 	size_t len;
 	char location[256];  /* optional Location header */
+	int retry_after;     /* a 429's Retry-After, seconds */
 };
 
 /* JSON reply; steals obj. */
@@ -81,7 +82,13 @@ struct http_server;
  */
 struct http_server *http_start(struct dird_env *env, char *errbuf,
     size_t errlen) __attribute__((warn_unused_result));
-/* Stop accepting, finish requests in flight, close database connections. */
+/*
+ * Stop accepting connections and wait until no request is in flight (one
+ * whose headers arrived and whose reply is not sent yet), for at most
+ * secs seconds.  Returns how many are still in flight.
+ */
+int http_drain(struct http_server *srv, int secs);
+/* Close every connection and listener, and the database connections. */
 void http_stop(struct http_server *srv);
 
 /* RFC 3339 UTC time into buf (at least 21 bytes). */

@@ -77,6 +77,13 @@ cache_start(struct dird_env *env, const struct reg *r, char *errbuf,
 	return 0;
 }
 
+/*
+ * How long SIGTERM waits for the requests in flight: well within what a
+ * service manager allows for a stop (the unit's TimeoutStopSec is 90),
+ * with time left to stop the embedded PostgreSQL.
+ */
+#define DRAIN_SECS 30
+
 static void
 usage(FILE *fp)
 {
@@ -156,6 +163,7 @@ main(int argc, char **argv)
 	};
 	const char *data = getenv("DIR_DATA"), *dsn = getenv("DIR_DSN");
 	struct opt_set sets[64];
+	struct conf probe;
 	int nsets = 0, check = 0, debug = 0, use_syslog = 0, ch, sig, i;
 	int listen_seen = 0, stopping = 0;
 	char errbuf[512];
@@ -209,6 +217,13 @@ main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
+	/* A bad value on the command line is a usage error, found before
+	 * anything is opened: try every setting on the defaults. */
+	conf_defaults(&probe);
+	for (i = 0; i < nsets; i++)
+		if (set_kv(&probe, &sets[i], &listen_seen) == -1)
+			return 2;
+	listen_seen = 0;
 
 	/* Logging first, so that every later failure is reported. */
 	log_init(debug ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO, use_syslog);
@@ -296,6 +311,9 @@ main(int argc, char **argv)
 		break;
 	}
 	(void)sdnotify("STOPPING=1");
+	if ((i = http_drain(srv, DRAIN_SECS)) > 0)
+		log_warnx("%d request%s still in flight after %d s; stopping "
+		    "anyway", i, i == 1 ? "" : "s", DRAIN_SECS);
 	http_stop(srv);
 	cache_free(env.cache);
 	auth_free(env.auth);
