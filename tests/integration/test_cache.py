@@ -15,9 +15,10 @@ import time
 
 import pytest
 
-from dird_fixture import Dird, User, client_ctx, curl, dirctl, free_port
-from test_dchat import Lines, rfc3339
-from test_dird import Registry
+from conftest import (Dird, Lines, User, client_ctx, dirctl, dird_path,
+                      free_port, rfc3339, run, wait_until)
+
+REG_SETTINGS = ("cache=local",)
 
 
 def metric(d, name):
@@ -26,10 +27,8 @@ def metric(d, name):
 
 
 def wait_serving(d, timeout=60):
-    end = time.monotonic() + timeout
-    while metric(d, "dird_cache_serving") != 1:
-        assert time.monotonic() < end, "the cache never started serving"
-        time.sleep(0.05)  # the interval of a poll with a deadline
+    wait_until(lambda: metric(d, "dird_cache_serving") == 1,
+               "the cache to start serving", timeout)
 
 
 def cached_lookup(who, userid):
@@ -50,11 +49,13 @@ def until(check, what, timeout=30.0):
     on which check (one request each) it was seen.  The deadline is for a
     loaded machine; how soon is printed."""
     t0 = time.monotonic()
-    tries = 1
-    while not check():
-        assert time.monotonic() - t0 < timeout, what
-        time.sleep(0.01)  # the interval of a poll with a deadline
-        tries += 1
+    tries = []
+
+    def counted():
+        tries.append(1)
+        return check()
+    wait_until(counted, what, timeout, interval=0.01)
+    tries = len(tries)
     print(f"{what}: seen on check {tries}, "
           f"{(time.monotonic() - t0) * 1000:.0f} ms")
 
@@ -80,11 +81,10 @@ def renew(user, dev):
 
 
 @pytest.fixture
-def reg(pg, tmpdir_shared):
-    r = Registry(pg, tmpdir_shared, cache="local")
-    wait_serving(r.d)
-    yield r
-    assert r.d.stop() == 0, r.d.read_log()
+def reg(reg):
+    """conftest's registry, once its cache serves."""
+    wait_serving(reg.d)
+    return reg
 
 
 def test_own_writes_drop_entries_at_once(reg, tmpdir_shared):
@@ -203,7 +203,7 @@ def test_changes_made_elsewhere_arrive_by_notify(reg):
 def test_nothing_survives_a_lost_listener(reg):
     """A change the listener could not hear (made while it reconnects)
     must not leave an old answer behind: a new listener drops all."""
-    alice = reg.user("alice@example.org", "Alice")
+    reg.user("alice@example.org", "Alice")
     bob = reg.user("bob@example.org", "Bob")
     cached_lookup(bob, "alice@example.org")
     # One transaction: rename without announcing, and cut the listener.
@@ -279,11 +279,13 @@ class Listener:
 
     def wait_for(self, payload, timeout=30):
         """Until a notification with payload (a user id) was told."""
-        deadline = time.monotonic() + timeout
-        while payload not in self.told:
-            assert time.monotonic() < deadline, (payload, self.told)
-            time.sleep(0.05)  # the interval of a poll with a deadline
+        def told():
+            if payload in self.told:
+                return True
             self.run("SELECT 1")
+            return False
+        wait_until(told, f"a notification about {payload}; told: "
+                   f"{self.told}", timeout)
 
     def close(self):
         self.p.stdin.close()
@@ -295,8 +297,8 @@ def user_id(reg, userid):
     return reg.sql(f"SELECT id FROM users WHERE userid = '{userid}'")
 
 
-def test_shared_mode_between_two_instances(pg, tmpdir_shared):
-    reg = Registry(pg, tmpdir_shared, cache="shared")
+def test_shared_mode_between_two_instances(registry):
+    reg = registry("cache=shared")
     second = Dird(reg.data, extra=["--set", "cache=shared"]).start()
     try:
         wait_serving(reg.d)
@@ -321,7 +323,6 @@ def test_shared_mode_between_two_instances(pg, tmpdir_shared):
         psql.close()
     finally:
         assert second.stop() == 0, second.read_log()
-        assert reg.d.stop() == 0, reg.d.read_log()
 
 
 def test_local_mode_does_not_announce_its_own_writes(reg):
@@ -343,24 +344,21 @@ def test_local_mode_does_not_announce_its_own_writes(reg):
     psql.close()
 
 
-def test_cache_settings(pg, tmpdir_shared):
-    reg = Registry(pg, tmpdir_shared, cache="off")
-    try:
-        m = reg.d.metrics()
-        assert "dird_cache" not in m
-        assert "cache: off" in reg.d.read_log()
-    finally:
-        assert reg.d.stop() == 0
+def test_cache_settings(registry):
+    reg = registry("cache=off")
+    m = reg.d.metrics()
+    assert "dird_cache" not in m
+    assert "cache: off" in reg.d.read_log()
+    assert reg.d.stop() == 0
     # auto with a DSN: no cache (other instances may share the database).
     d = Dird(reg.data).start()
     try:
         assert "cache: off" in d.read_log()
     finally:
         assert d.stop() == 0
-    dird = os.path.join(os.environ["DIR_BUILD"], "dird", "dird")
     for bad in ("cache=bogus", "cache=", "cache_entries=0"):
-        p = subprocess.run([dird, "--data", reg.data, "--check", "--set",
-                            bad], capture_output=True, text=True)
+        p = run([dird_path(), "--data", reg.data, "--check", "--set", bad],
+                check=False)
         assert p.returncode != 0, bad
         assert bad.split("=")[0] in p.stderr, (bad, p.stderr)
 
@@ -491,10 +489,9 @@ def test_a_second_dird_on_the_embedded_cluster(tmpdir_shared):
         ben.d = second
         assert "192.0.2.99" in ips(ben.req("GET", "/v1/users/ann@example.org"))
         # Asked for "local" while another holds it: refused, clearly.
-        p = subprocess.run(
-            [os.path.join(os.environ["DIR_BUILD"], "dird", "dird"),
-             "--data", data, "--listen", f"127.0.0.1:{free_port()}", "--set",
-             "cache=local"], capture_output=True, text=True, timeout=60)
+        p = run([dird_path(), "--data", data, "--listen",
+                 f"127.0.0.1:{free_port()}", "--set", "cache=local"],
+                check=False, timeout=60)
         assert p.returncode != 0
         assert "another dird with cache = local runs on this database" \
             in p.stderr, p.stderr
@@ -504,12 +501,12 @@ def test_a_second_dird_on_the_embedded_cluster(tmpdir_shared):
         assert first.stop() == 0, first.read_log()
 
 
-def test_a_dird_that_does_not_cache_announces_its_writes(pg, tmpdir_shared):
+def test_a_dird_that_does_not_cache_announces_its_writes(registry):
     """Security review, defect 6: a dird with cache = off on a database
     shared with a caching one sent no NOTIFY, so the caching one kept
     accepting a certificate revoked, or a user disabled, through it."""
     import copy
-    reg = Registry(pg, tmpdir_shared, cache="shared")
+    reg = registry("cache=shared")
     wait_serving(reg.d)
     off = Dird(reg.data, extra=["--set", "cache=off"]).start()
     try:
@@ -536,4 +533,3 @@ def test_a_dird_that_does_not_cache_announces_its_writes(pg, tmpdir_shared):
               "disabled via cache=off -> refused")
     finally:
         assert off.stop() == 0, off.read_log()
-        assert reg.d.stop() == 0, reg.d.read_log()

@@ -1,11 +1,9 @@
 """dchat end to end (issue 4): a real dird on a real PostgreSQL, peers on
 loopback driven through `dchat run --json`, and openssl s_client as a
 foreign TLS client."""
-import calendar
 import hashlib
 import json
 import os
-import queue
 import re
 import shutil
 import socket
@@ -18,240 +16,11 @@ import time
 
 import pytest
 
-from conftest import BUILD
-from dird_fixture import Dird, dirctl, free_port
-from helpers import ca_sign, run
-
-
-def dchat_path():
-    return os.path.join(BUILD, "client", "dchat")
-
-
-class Registry:
-    def __init__(self, pg, base, extra=()):
-        self.pg = pg
-        self.db = pg.new_database()
-        self.base = base
-        self.data = os.path.join(base, "data")
-        dirctl(self.data, "--dsn", pg.dsn(self.db), "init", "--domain",
-               "example.org", "--host", "localhost", "--host", "127.0.0.1")
-        out = dirctl(self.data, "ca").stdout.strip().splitlines()[-1]
-        assert out.startswith("SHA-256 fingerprint: "), out
-        self.fingerprint = out.split(": ", 1)[1].strip()
-        self.d = Dird(self.data, extra=extra).start()
-
-    def ctl(self, *args, check=True):
-        return dirctl(self.data, *args, check=check)
-
-    def code(self, userid):
-        return self.ctl("code", userid).stdout.strip().splitlines()[-1]
-
-    def person(self, userid, name):
-        """Add a user and enrol a fresh dchat home for them."""
-        self.ctl("user", "add", userid, "--name", name)
-        p = Peer(self, userid, os.path.join(self.base, userid.split("@")[0]))
-        p.init(self.code(userid))
-        return p
-
-
-class Peer:
-    """One dchat home; run() starts a `dchat run --json` process."""
-
-    def __init__(self, reg, userid, home, prefix=()):
-        self.reg = reg
-        self.prefix = list(prefix)
-        self.userid = userid
-        self.home = home
-        self.proc = None
-        self.events = []
-        self.lines = []  # stdout exactly as written, one JSON line each
-        self.cond = threading.Condition()
-        self.port = None
-
-    def dchat(self, *args, check=True, timeout=120):
-        p = subprocess.run(self.prefix + [dchat_path(), "--home", self.home,
-                                          *args],
-                           capture_output=True, text=True, timeout=timeout)
-        if check and p.returncode != 0:
-            raise AssertionError(f"dchat {args} exited {p.returncode}\n"
-                                 f"{p.stdout}\n{p.stderr}")
-        for bad in ("Sanitizer", "runtime error:"):
-            assert bad not in p.stderr, p.stderr
-        return p
-
-    def init(self, code):
-        return self.dchat("init", "--server", self.reg.d.url, "--user",
-                          self.userid, "--code", code, "--ca-fingerprint",
-                          self.reg.fingerprint)
-
-    @property
-    def key(self):
-        return os.path.join(self.home, "key.pem")
-
-    @property
-    def cert(self):
-        return os.path.join(self.home, "cert.pem")
-
-    def run(self, port=None, advertise=None, extra=(), registered=True):
-        self.port = port or free_port()
-        adv = advertise or f"127.0.0.1:{self.port}"
-        self.events = []
-        self.lines = []
-        self.proc = subprocess.Popen(
-            [dchat_path(), "--home", self.home, "run", "--json", "--listen",
-             f"127.0.0.1:{self.port}", "--advertise", adv, *extra],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE, text=True, bufsize=1)
-        self.reader = threading.Thread(target=self._read, daemon=True)
-        self.reader.start()
-        self.wait("ready")
-        if registered:
-            self.wait("registered")
-        return self
-
-    def _read(self):
-        for line in self.proc.stdout:
-            try:
-                ev = json.loads(line)
-            except ValueError:
-                ev = {"event": "garbage", "line": line}
-            with self.cond:
-                self.events.append(ev)
-                self.lines.append(line)
-                self.cond.notify_all()
-
-    def cmd(self, **kw):
-        self.proc.stdin.write(json.dumps(kw) + "\n")
-        self.proc.stdin.flush()
-
-    def wait(self, event, timeout=30, start=0, **fields):
-        """The first event named `event` (with these fields) at or after
-        index start."""
-        deadline = time.time() + timeout
-        with self.cond:
-            while True:
-                for ev in self.events[start:]:
-                    if ev.get("event") == event and all(
-                            ev.get(k) == v for k, v in fields.items()):
-                        return ev
-                left = deadline - time.time()
-                if left <= 0 or (self.proc.poll() is not None and
-                                 not self.reader.is_alive()):
-                    raise AssertionError(
-                        f"{self.userid}: no {event} {fields}; events: "
-                        f"{self.events}\nstderr: {self.stderr_text()}")
-                self.cond.wait(min(left, 0.5))
-
-    def has(self, event, **fields):
-        with self.cond:
-            return [ev for ev in self.events if ev.get("event") == event
-                    and all(ev.get(k) == v for k, v in fields.items())]
-
-    def mark(self):
-        with self.cond:
-            return len(self.events)
-
-    def stderr_text(self):
-        if self.proc and self.proc.poll() is not None:
-            return self.proc.stderr.read()
-        return ""
-
-    def stop(self):
-        if self.proc is None:
-            return 0
-        if self.proc.poll() is None:
-            try:
-                self.cmd(cmd="quit")
-            except (BrokenPipeError, OSError):
-                pass
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        rc = self.proc.returncode
-        err = self.proc.stderr.read()
-        self.proc = None
-        # Under -Db_sanitize=address,undefined a finding is a failure.
-        for bad in ("Sanitizer", "runtime error:"):
-            assert bad not in err, err
-        return rc
-
-
-@pytest.fixture
-def reg(pg, tmpdir_shared):
-    if not os.access(dchat_path(), os.X_OK):
-        pytest.fail(f"{dchat_path()} is not built")
-    r = Registry(pg, tmpdir_shared)
-    r.peers = []
-    yield r
-    for p in r.peers:
-        assert p.stop() in (0, None), p.userid
-    assert r.d.stop() == 0, r.d.read_log()
-
-
-def people(reg, *names):
-    out = []
-    for n in names:
-        p = reg.person(f"{n}@example.org", n.title())
-        reg.peers.append(p)
-        out.append(p)
-    return out
-
-
-def call(a, b, **kw):
-    """a calls b (running with --auto-accept); both see 'connected'."""
-    ma, mb = a.mark(), b.mark()
-    a.cmd(cmd="call", user=b.userid)
-    ca = a.wait("connected", start=ma, **kw)
-    cb = b.wait("connected", start=mb)
-    return ca, cb
-
-
-class Lines:
-    """The lines a process writes to a pipe, read by a thread of their
-    own, so that waiting for one has a deadline."""
-
-    def __init__(self, pipe):
-        self.q = queue.Queue()
-        self.seen = []
-        self.ended = False
-        threading.Thread(target=self._read, args=(pipe,), daemon=True).start()
-
-    def _read(self, pipe):
-        for line in pipe:
-            self.q.put(line)
-        self.q.put(None)
-
-    def _next(self, deadline):
-        left = deadline - time.monotonic()
-        try:
-            line = self.q.get(timeout=max(left, 0))
-        except queue.Empty:
-            raise AssertionError("no line in time; so far: "
-                                 + "".join(self.seen)) from None
-        if line is None:
-            self.ended = True
-        else:
-            self.seen.append(line)
-        return line
-
-    def until(self, pred, timeout=30):
-        """The first line from here on for which pred holds."""
-        deadline = time.monotonic() + timeout
-        while True:
-            line = None if self.ended else self._next(deadline)
-            assert line is not None, "the output ended: " + "".join(
-                self.seen)
-            if pred(line):
-                return line
-
-    def rest(self, timeout=30):
-        """Everything the program wrote, once it closed the pipe."""
-        deadline = time.monotonic() + timeout
-        while not self.ended:
-            self._next(deadline)
-        return "".join(self.seen)
+from conftest import (Dird, Lines, Peer, Registry, ca_sign, call,
+                      check_peer_cert, dchat_path, free_port,
+                      peer_client_ctx, people, rfc3339, run, spawn,
+                      stderr_of,
+                      wait_until)
 
 
 def test_init_layout_and_wrong_fingerprint(reg, tmpdir_shared):
@@ -381,12 +150,11 @@ def test_one_shot_send_and_sendfile(reg, tmpdir_shared):
     # The terminal face: a person types commands and plain text.
     port = free_port()
     m = bob.mark()
-    term = subprocess.Popen(
+    term = spawn(
         [dchat_path(), "--home", alice.home, "run", "--listen",
          f"127.0.0.1:{port}", "--advertise", f"127.0.0.1:{port}"],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True)
-    out, err = Lines(term.stdout), Lines(term.stderr)
+        reg.base, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    out = Lines(term.stdout)
     term.stdin.write(f"call {bob.userid}\n")
     term.stdin.flush()
     bob.wait("connected", start=m)
@@ -401,11 +169,9 @@ def test_one_shot_send_and_sendfile(reg, tmpdir_shared):
     out.until(lambda ln: "*[1] bob@example.org out (open)" in ln)
     term.stdin.write("quit\n")
     term.stdin.flush()
-    assert term.wait(30) == 0, err.rest()
-    text, errtext = out.rest(), err.rest()
+    assert term.wait(30) == 0, stderr_of(term)
+    text = out.rest()
     assert "connected to Bob <bob@example.org>" in text, text
-    assert "Sanitizer" not in errtext and "runtime error:" not in errtext, \
-        errtext
     bob.wait("closed", start=m)
     # Nobody there: the exit status says so.
     bob.stop()
@@ -664,31 +430,6 @@ def test_openssl_s_client_interop(reg):
     bob.wait("message", text="after the probes")
 
 
-def peer_client_ctx(peer):
-    """A PeerTLS client context for peer (python ssl).  Python can check a
-    TLS server only for the server purpose, and user certificates are made
-    for TLS client use alone (docs/peertls.md), so the listener's
-    certificate is checked after the handshake by check_peer_cert."""
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    ctx.minimum_version = ssl.TLSVersion.TLSv1_3
-    ctx.load_cert_chain(peer.cert, peer.key)
-    ctx.set_alpn_protocols(["dchat/1"])
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    return ctx
-
-
-def check_peer_cert(peer, tls):
-    """The listener's certificate chains to peer's CA for the purpose
-    PeerTLS checks (openssl verify -purpose sslclient)."""
-    pem = ssl.DER_cert_to_PEM_cert(tls.getpeercert(binary_form=True))
-    path = os.path.join(peer.home, "listener.pem")
-    with open(path, "w") as f:
-        f.write(pem)
-    run(["openssl", "verify", "-purpose", "sslclient", "-CAfile",
-         os.path.join(peer.home, "ca.pem"), path])
-
-
 def test_malformed_frames_end_the_session_not_the_peer(reg):
     alice, bob = people(reg, "alice", "bob")
     bob.run(extra=["--auto-accept"])
@@ -726,13 +467,11 @@ def test_concurrent_calls_and_simultaneous_dial(reg):
     alice, bob, carol = people(reg, "alice", "bob", "carol")
     bob.run(extra=["--auto-accept"])
     # Two calls into Bob at the same time are both served.
-    procs = [subprocess.Popen([dchat_path(), "--home", p.home, "send",
-                               bob.userid, f"from {p.userid}"],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    procs = [spawn([dchat_path(), "--home", p.home, "send", bob.userid,
+                    f"from {p.userid}"], reg.base, stdout=subprocess.DEVNULL)
              for p in (alice, carol)]
     for p in procs:
-        _, err = p.communicate(timeout=60)
-        assert p.returncode == 0, err
+        assert p.wait(60) == 0, stderr_of(p)
     bob.wait("message", text="from alice@example.org")
     bob.wait("message", text="from carol@example.org")
     # Alice and Bob call each other at once: one session survives.
@@ -805,60 +544,47 @@ def test_renew_and_a_changed_certificate_is_announced(reg):
     assert sorted(d["status"] for d in j["devices"]) == ["valid", "valid"]
 
 
-def rfc3339(text):
-    """Seconds since the epoch of a registry time (YYYY-MM-DDTHH:MM:SSZ)."""
-    return calendar.timegm(time.strptime(text, "%Y-%m-%dT%H:%M:%SZ"))
-
-
-def test_registration_follows_the_ttl_the_registry_grants(pg, tmpdir_shared):
+def test_registration_follows_the_ttl_the_registry_grants(registry):
     """Bob asks for an hour; this registry grants at most 12 s.  dchat
     must re-register within what was granted, or Bob drops offline.  Its
     certificates last a week, so dchat warns that one needs renewing."""
-    r = Registry(pg, tmpdir_shared,
-                 extra=["--set", "ttl_min=10", "--set", "ttl_max=12",
-                        "--set", "cert_days=7"])
-    r.peers = []
-    try:
-        alice, bob = people(r, "alice", "bob")
-        m = bob.mark()
-        bob.run(extra=["--ttl", "3600"])
-        first = bob.wait("registered", start=m)
-        assert first["ttl"] == 12, first
-        # This registry issues 7-day certificates: dchat says to renew.
-        warn = bob.wait("cert_expiring", start=m)
-        assert warn["days"] in (6, 7) and "dchat renew" in warn["message"]
-        m = bob.mark()
-        again = bob.wait("registered", start=m, timeout=60)
-        # By the registry's clock: renewed before the first grant ran out.
-        first_end = rfc3339(first["expires_at"])
-        assert rfc3339(again["expires_at"]) - again["ttl"] < first_end, \
-            (first, again)
-        assert again["expires_at"] > first["expires_at"]
-        # Bob stays online through the end of the first grant and after:
-        # looked up until the clock is well past it.
-        while True:
-            j = json.loads(alice.dchat("lookup", "--json",
-                                       bob.userid).stdout)
-            assert j["online"] is True, j
-            if time.time() > first_end + 3:
-                break
-            time.sleep(0.5)  # paces the lookups, waits for no process
-        # The event loop looks again, but says it once a day, not at
-        # every turn (tests/unit/test_client.c has the schedule).
-        assert len(bob.has("cert_expiring")) == 1, bob.events
-        # Renewed meanwhile (the running dchat still uses the old one):
-        # asked again, it says to restart, not to renew.
-        out = bob.dchat("renew").stdout
-        assert "renewed as bob@example.org" in out, out
-        m = bob.mark()
-        bob.cmd(cmd="refresh")
-        warn = bob.wait("cert_expiring", start=m)
-        assert "restart 'dchat run'" in warn["message"], warn
-        bob.wait("refreshed", start=m)
-    finally:
-        for p in r.peers:
-            p.stop()
-        assert r.d.stop() == 0, r.d.read_log()
+    r = registry("ttl_min=10", "ttl_max=12", "cert_days=7")
+    alice, bob = people(r, "alice", "bob")
+    m = bob.mark()
+    bob.run(extra=["--ttl", "3600"])
+    first = bob.wait("registered", start=m)
+    assert first["ttl"] == 12, first
+    # This registry issues 7-day certificates: dchat says to renew.
+    warn = bob.wait("cert_expiring", start=m)
+    assert warn["days"] in (6, 7) and "dchat renew" in warn["message"]
+    m = bob.mark()
+    again = bob.wait("registered", start=m, timeout=60)
+    # By the registry's clock: renewed before the first grant ran out.
+    first_end = rfc3339(first["expires_at"])
+    assert rfc3339(again["expires_at"]) - again["ttl"] < first_end, \
+        (first, again)
+    assert again["expires_at"] > first["expires_at"]
+    # Bob stays online through the end of the first grant and after:
+    # looked up until the clock is well past it.
+    while True:
+        j = json.loads(alice.dchat("lookup", "--json",
+                                   bob.userid).stdout)
+        assert j["online"] is True, j
+        if time.time() > first_end + 3:
+            break
+        time.sleep(0.5)  # paces the lookups, waits for no process
+    # The event loop looks again, but says it once a day, not at
+    # every turn (tests/unit/test_client.c has the schedule).
+    assert len(bob.has("cert_expiring")) == 1, bob.events
+    # Renewed meanwhile (the running dchat still uses the old one):
+    # asked again, it says to restart, not to renew.
+    out = bob.dchat("renew").stdout
+    assert "renewed as bob@example.org" in out, out
+    m = bob.mark()
+    bob.cmd(cmd="refresh")
+    warn = bob.wait("cert_expiring", start=m)
+    assert "restart 'dchat run'" in warn["message"], warn
+    bob.wait("refreshed", start=m)
 
 
 def test_incoming_call_is_announced_while_busy(reg):
@@ -1115,15 +841,19 @@ def test_backup_and_restore_on_a_second_device(reg, tmpdir_shared):
     assert not os.path.exists(a3.key)
 
 
-def netns_ok():
-    if os.geteuid() != 0 or shutil.which("ip") is None:
-        return False
+def netns_error():
+    """Why network namespaces can not be made here, or None."""
+    if os.geteuid() != 0:
+        return "not root: ip netns needs CAP_SYS_ADMIN"
+    if shutil.which("ip") is None:
+        return "no ip(8): scripts/deps installs iproute2"
     name = f"dchatprobe{os.getpid()}"
-    p = subprocess.run(["ip", "netns", "add", name], capture_output=True)
+    p = subprocess.run(["ip", "netns", "add", name], capture_output=True,
+                       text=True)
     if p.returncode != 0:
-        return False
+        return "ip netns add failed: " + p.stderr.strip()
     subprocess.run(["ip", "netns", "del", name], capture_output=True)
-    return True
+    return None
 
 
 class NsRegistry:
@@ -1134,16 +864,22 @@ class NsRegistry:
         self.fingerprint = fingerprint
 
 
-@pytest.mark.skipif(not netns_ok(), reason="ip netns not available here")
 def test_two_namespaces_over_global_ipv6(pg, tmpdir_shared):
     """Alice and Bob in their own network namespaces joined by a veth pair
     with 2001:db8:1::/64 addresses; dird runs in Alice's namespace (its
     PostgreSQL is reached over a Unix socket, which namespaces share).
     Bob gives no --advertise: his address is discovered from his
-    interface."""
+    interface.
+
+    The only test of interface discovery, re-registration on netlink news
+    and dialing a global IPv6 address: as root (CI) it must run, so a
+    namespace that can not be made is a failure there, not a skip."""
+    why = netns_error()
+    if why is not None and os.geteuid() != 0:
+        pytest.skip(why)
+    assert why is None, why
     tag = str(os.getpid() % 100000)
     na, nb = "dchatA" + tag, "dchatB" + tag
-    procs = []
 
     def ip(*args):
         run(["ip", *args])
@@ -1158,42 +894,27 @@ def test_two_namespaces_over_global_ipv6(pg, tmpdir_shared):
         for ns, dev in ((na, "va"), (nb, "vb")):
             ip("-n", ns, "link", "set", "lo", "up")
             ip("-n", ns, "link", "set", dev, "up")
-        data = os.path.join(tmpdir_shared, "data")
-        db = pg.new_database()
-        dirctl(data, "--dsn", pg.dsn(db), "init", "--domain", "example.org",
-               "--host", "localhost", "--host", "2001:db8:1::1")
-        fp = dirctl(data, "ca").stdout.strip().splitlines()[-1]
-        fp = fp.split(": ", 1)[1].strip()
-        log = open(os.path.join(data, "dird.log"), "wb")
-        dird = subprocess.Popen(
-            ["ip", "netns", "exec", na, os.path.join(BUILD, "dird", "dird"),
-             "--data", data, "--listen", "[2001:db8:1::1]:4604"],
-            stdout=log, stderr=subprocess.STDOUT)
-        procs.append(dird)
-        deadline = time.time() + 30
-        while b"listening" not in open(log.name, "rb").read():
-            assert dird.poll() is None and time.time() < deadline, \
-                open(log.name).read()
-            time.sleep(0.1)  # the interval of a poll with a deadline
-        nsreg = NsRegistry("https://[2001:db8:1::1]:4604", fp)
+        reg = Registry(pg, tmpdir_shared, start=False,
+                       hosts=("localhost", "2001:db8:1::1"))
+        # Its listeners are in Alice's namespace, out of this one's reach:
+        # ready once it says so.
+        dird = Dird(reg.data, prefix=("ip", "netns", "exec", na),
+                    listen="[2001:db8:1::1]:4604").spawn()
+        wait_until(lambda: "listening" in dird.read_log() or
+                   not dird.running(), "dird to listen")
+        assert dird.running(), dird.read_log()
+        nsreg = NsRegistry("https://[2001:db8:1::1]:4604", reg.fingerprint)
         peers = {}
         for name, ns in (("alice", na), ("bob", nb)):
             uid = f"{name}@example.org"
-            dirctl(data, "user", "add", uid, "--name", name.title())
-            code = dirctl(data, "code", uid).stdout.strip().splitlines()[-1]
+            reg.add(uid)
             p = Peer(nsreg, uid, os.path.join(tmpdir_shared, name),
                      prefix=("ip", "netns", "exec", ns))
-            p.init(code)
+            p.init(reg.code(uid))
             peers[name] = p
         bob = peers["bob"]
-        bob.proc = subprocess.Popen(
-            ["ip", "netns", "exec", nb, dchat_path(), "--home", bob.home,
-             "run", "--json", "--auto-accept"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE, text=True, bufsize=1)
-        procs.append(bob.proc)
-        bob.reader = threading.Thread(target=bob._read, daemon=True)
-        bob.reader.start()
+        bob.run(argv=["ip", "netns", "exec", nb, dchat_path(), "--home",
+                      bob.home, "run", "--json", "--auto-accept"])
         reg_ev = bob.wait("registered")
         assert reg_ev["addresses"] == [{"ip": "2001:db8:1::2", "port": 4605}]
         peers["alice"].dchat("send", bob.userid, "over global IPv6")
@@ -1219,14 +940,8 @@ def test_two_namespaces_over_global_ipv6(pg, tmpdir_shared):
         ip("-n", nb, "addr", "del", "2001:db8:1::2/64", "dev", "vb")
         ev = bob.wait("registered", start=m, timeout=20)
         assert [a["ip"] for a in ev["addresses"]] == ["2001:db8:1::3"], ev
-        bob.stop()
+        assert bob.stop() == 0
+        assert dird.stop() == 0, dird.read_log()
     finally:
-        for p in procs:
-            if p.poll() is None:
-                p.terminate()
-                try:
-                    p.wait(15)
-                except subprocess.TimeoutExpired:
-                    p.kill()
         subprocess.run(["ip", "netns", "del", na], capture_output=True)
         subprocess.run(["ip", "netns", "del", nb], capture_output=True)

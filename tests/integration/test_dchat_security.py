@@ -5,76 +5,14 @@ contact request's note kept in full.  Same set-up as test_dchat.py: a
 real dird on a real PostgreSQL, real dchat peers on loopback."""
 import hashlib
 import os
-import pty
 import select
 import shutil
 import socket
-import subprocess
 import time
 
-from test_dchat import RawPeer, call, dchat_path, people
-from test_dchat import reg  # noqa: F401 (a fixture)
-from dird_fixture import free_port
-from helpers import ca_sign, openssl
-
-
-class Terminal:
-    """`dchat run` without --json on a pseudo-terminal: a person reads
-    what it prints and types lines."""
-
-    def __init__(self, peer, port):
-        self.master, slave = pty.openpty()
-        self.proc = subprocess.Popen(
-            [dchat_path(), "--home", peer.home, "run", "--listen",
-             f"127.0.0.1:{port}", "--advertise", f"127.0.0.1:{port}"],
-            stdin=slave, stdout=slave, stderr=slave, start_new_session=True)
-        os.close(slave)
-        self.out = b""
-
-    def read_until(self, needle, timeout=30):
-        """Everything printed so far, once it holds needle (bytes)."""
-        deadline = time.time() + timeout
-        while needle not in self.out:
-            left = deadline - time.time()
-            assert left > 0, (needle, self.out)
-            r, _, _ = select.select([self.master], [], [], min(left, 0.5))
-            if not r:
-                continue
-            try:
-                chunk = os.read(self.master, 65536)
-            except OSError:  # EIO: the program is gone
-                chunk = b""
-            assert chunk, (needle, self.out)
-            self.out += chunk
-        return self.out
-
-    def type(self, line):
-        """A line as typed: Enter sends a carriage return."""
-        os.write(self.master, line.encode() + b"\r")
-
-    def close(self):
-        if self.proc.poll() is None:
-            self.type("quit")
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        try:
-            while True:
-                r, _, _ = select.select([self.master], [], [], 0)
-                if not r:
-                    break
-                chunk = os.read(self.master, 65536)
-                if not chunk:
-                    break
-                self.out += chunk
-        except OSError:
-            pass
-        os.close(self.master)
-        for bad in (b"Sanitizer", b"runtime error:"):
-            assert bad not in self.out, self.out
-        return self.proc.returncode
+from conftest import (Terminal, ca_sign, call, free_port,
+                      openssl, people)
+from test_dchat import RawPeer
 
 
 def planted_certificate(reg, peer, cn):
@@ -113,7 +51,6 @@ def test_terminal_shows_control_characters_from_peers_visibly(reg):
     (bob,) = people(reg, "bob")
     mallory = reg.person("mallory@example.org", "Mallory")
     planted_certificate(reg, mallory, "Mal\u202elory\u0085")
-    reg.peers.append(mallory)
     mallory.run()
     term = Terminal(bob, free_port())
     try:

@@ -6,65 +6,21 @@ cluster that dirctl starts by itself.
 """
 import os
 import re
+import shutil
 import stat
 import subprocess
 
 import pytest
 
-from helpers import dirctl_path, make_csr, openssl, run
-from test_dchat import Lines
+from conftest import (MIGRATIONS, ROOT, Lines, dirctl_path, make_csr, openssl,
+                      run)
 
-# The migrations this registry is made of, in order.  A new one is added
-# here by hand: the list is what the runner must apply, so that a file
-# lost, renamed past the runner or skipped by it is noticed (a list read
-# from schema/ would follow any of those).
-MIGRATIONS = ["001_init.sql", "002_change_notify.sql",
-              "003_audit_chains.sql", "004_revocation.sql"]
-
-
-class Registry:
-    def __init__(self, data, dsn=None):
-        self.data = data
-        self.dsn = dsn
-
-    def ctl(self, *args, check=True, input=None):
-        argv = [dirctl_path(), "--data", self.data]
-        return run(argv + list(args), check=check, input=input)
-
-    @property
-    def ca(self):
-        return os.path.join(self.data, "ca.pem")
-
-
-@pytest.fixture
-def reg(pg, tmpdir_shared):
-    db = pg.new_database()
-    data = os.path.join(tmpdir_shared, "data")
-    r = Registry(data, pg.dsn(db))
-    r.dbname = db
-    r.pg = pg
-    p = run([dirctl_path(), "--data", data, "--dsn", r.dsn, "init",
-             "--domain", "example.org", "--host", "localhost",
-             "--host", "127.0.0.1"])
-    assert "CA fingerprint (SHA-256): " in p.stdout
-    return r
-
-
-def sql(reg, q):
-    return reg.pg.psql(q, reg.dbname)
-
-
-def table_digest(reg):
-    """A digest of every table, to prove a refused command changed nothing."""
-    return sql(reg, "SELECT md5(string_agg(t, '|' ORDER BY t)) FROM ("
-               "SELECT 'u' || u::text AS t FROM users u UNION ALL "
-               "SELECT 'c' || c::text FROM certificates c UNION ALL "
-               "SELECT 'e' || e::text FROM enrol_codes e UNION ALL "
-               "SELECT 'a' || a::text FROM audit_log a UNION ALL "
-               "SELECT 'r' || r::text FROM crl_state r) x")
+# dirctl alone: no dird runs on the registries here.
+REG_START = False
 
 
 def test_init_layout_and_modes(reg):
+    assert "CA fingerprint (SHA-256): " in reg.init_out, reg.init_out
     for name in ("ca.key", "server.key"):
         mode = stat.S_IMODE(os.stat(os.path.join(reg.data, name)).st_mode)
         assert mode == 0o600, f"{name} has mode {oct(mode)}"
@@ -147,7 +103,7 @@ def test_issue_csr_verifies_with_openssl_and_certtool(reg, tmpdir_shared):
     assert k == c
     listed = reg.ctl("cert", "list", "alice@example.org").stdout
     assert serial in listed and "valid" in listed
-    assert sql(reg, "SELECT count(*) FROM audit_log WHERE "
+    assert reg.sql("SELECT count(*) FROM audit_log WHERE "
                f"action = 'cert.issue' AND serial = '{serial}'") == "1"
 
 
@@ -193,14 +149,14 @@ def test_refused_csrs(reg, tmpdir_shared, name, how, words):
     else:
         with open(csr, "wb") as f:
             f.write(how)
-    before = table_digest(reg)
+    before = reg.digest()
     out = os.path.join(tmpdir_shared, name + ".pem")
     p = reg.ctl("cert", "issue", "bob@example.org", "--csr", csr, "--out",
                 out, check=False)
     assert p.returncode != 0
     assert words.lower() in p.stderr.lower(), p.stderr
     assert not os.path.exists(out)
-    assert table_digest(reg) == before
+    assert reg.digest() == before
 
 
 def test_issue_p12_opens_with_openssl(reg, tmpdir_shared):
@@ -258,12 +214,12 @@ def test_revoked_serial_in_verified_crl(reg, tmpdir_shared):
     listed = reg.ctl("cert", "list").stdout
     assert "revoked" in listed
     # Revoking twice, or an unknown serial: refused, nothing changes.
-    before = table_digest(reg)
+    before = reg.digest()
     p = reg.ctl("cert", "revoke", serial, check=False)
     assert p.returncode != 0 and "already revoked" in p.stderr
     p = reg.ctl("cert", "revoke", "abcdef0123", check=False)
     assert p.returncode != 0 and "no certificate" in p.stderr
-    assert table_digest(reg) == before
+    assert reg.digest() == before
 
 
 BAD_INPUT = [
@@ -303,14 +259,14 @@ def test_bad_input_changes_nothing(reg, tmpdir_shared):
     with open(pf, "w") as f:
         f.write("pw\n")
     out = os.path.join(tmpdir_shared, "out.pem")
-    before = table_digest(reg)
+    before = reg.digest()
     for argv, words in BAD_INPUT:
         argv = [{"CSR": csr, "OUT": out, "PASS": pf}.get(a, a) for a in argv]
         p = reg.ctl(*argv, check=False)
         assert p.returncode != 0, argv
         assert words.lower() in p.stderr.lower(), (argv, p.stderr)
         assert not os.path.exists(out), argv
-    assert table_digest(reg) == before
+    assert reg.digest() == before
 
 
 def test_users_codes_and_audit(reg):
@@ -320,11 +276,11 @@ def test_users_codes_and_audit(reg):
     code = p.stdout.strip().splitlines()[-1]
     assert re.fullmatch(r"[A-Z2-9]{24}", code)
     # Only a hash is stored, and never the code itself.
-    assert sql(reg, "SELECT count(*) FROM enrol_codes WHERE "
+    assert reg.sql("SELECT count(*) FROM enrol_codes WHERE "
                "expires_at BETWEEN now() + interval '14 minutes' AND "
                "now() + interval '16 minutes'") == "1"
-    dump = sql(reg, "SELECT string_agg(e::text, ' ') FROM enrol_codes e") + \
-        sql(reg, "SELECT string_agg(a::text, ' ') FROM audit_log a")
+    dump = reg.sql("SELECT string_agg(e::text, ' ') FROM enrol_codes e") + \
+        reg.sql("SELECT string_agg(a::text, ' ') FROM audit_log a")
     assert code not in dump and code.lower() not in dump
     reg.ctl("user", "disable", "frank@example.org")
     listing = reg.ctl("user", "list").stdout
@@ -332,14 +288,14 @@ def test_users_codes_and_audit(reg):
     assert re.search(r"frank@example.org\s+user\s+disabled", listing)
     p = reg.ctl("audit", "verify")
     assert "intact" in p.stdout
-    n = int(sql(reg, "SELECT count(*) FROM audit_log"))
+    n = int(reg.sql("SELECT count(*) FROM audit_log"))
     assert n >= 4
     # Altering a row is detected; so is removing one.
-    sql(reg, "UPDATE audit_log SET actor = 'someone else' WHERE id = "
+    reg.sql("UPDATE audit_log SET actor = 'someone else' WHERE id = "
         "(SELECT min(id) + 1 FROM audit_log)")
     p = reg.ctl("audit", "verify", check=False)
     assert p.returncode != 0 and "altered" in p.stdout
-    sql(reg, "DELETE FROM audit_log WHERE id = "
+    reg.sql("DELETE FROM audit_log WHERE id = "
         "(SELECT min(id) + 1 FROM audit_log)")
     p = reg.ctl("audit", "verify", check=False)
     assert p.returncode != 0 and "chain broken" in p.stdout
@@ -354,14 +310,14 @@ def test_enable_passwd_ttl_and_audit_rows(reg, tmpdir_shared):
         f.write("first password\n")
     reg.ctl("user", "add", "gus@example.org", "--name", "Gus",
             "--password-file", pw)
-    first = sql(reg, "SELECT password_hash FROM users WHERE "
+    first = reg.sql("SELECT password_hash FROM users WHERE "
                 "userid = 'gus@example.org'")
     assert first.startswith("$argon2id$") and "first" not in first
     with open(pw, "w") as f:
         f.write("second password\n")
     p = reg.ctl("user", "passwd", "Gus@Example.org", "--password-file", pw)
     assert "password set for gus@example.org" in p.stdout
-    second = sql(reg, "SELECT password_hash FROM users WHERE "
+    second = reg.sql("SELECT password_hash FROM users WHERE "
                  "userid = 'gus@example.org'")
     assert second.startswith("$argon2id$") and second != first
     reg.ctl("user", "disable", "gus@example.org")
@@ -373,11 +329,11 @@ def test_enable_passwd_ttl_and_audit_rows(reg, tmpdir_shared):
                      reg.ctl("user", "list").stdout)
     # Codes: --ttl within 60s..30d, and the expiry is the one asked for.
     reg.ctl("code", "gus@example.org", "--ttl", "60s")
-    assert sql(reg, "SELECT count(*) FROM enrol_codes WHERE expires_at "
+    assert reg.sql("SELECT count(*) FROM enrol_codes WHERE expires_at "
                "BETWEEN now() + interval '50 seconds' AND now() + "
                "interval '61 seconds'") == "1"
     reg.ctl("code", "gus@example.org", "--ttl", "30d")
-    assert sql(reg, "SELECT count(*) FROM enrol_codes WHERE expires_at "
+    assert reg.sql("SELECT count(*) FROM enrol_codes WHERE expires_at "
                "BETWEEN now() + interval '29 days 23 hours' AND now() + "
                "interval '30 days'") == "1"
     _, csr = make_csr(tmpdir_shared, "gus")
@@ -386,7 +342,7 @@ def test_enable_passwd_ttl_and_audit_rows(reg, tmpdir_shared):
     serial = openssl("x509", "-in", cert, "-noout", "-serial").stdout
     serial = serial.strip().split("=")[1].lower().lstrip("0")
     reg.ctl("cert", "revoke", serial, "--reason", "superseded")
-    rows = sql(reg, "SELECT string_agg(concat_ws(' ', action, actor, "
+    rows = reg.sql("SELECT string_agg(concat_ws(' ', action, actor, "
                "coalesce(target, '-'), coalesce(serial, '-')), '|' "
                "ORDER BY id) FROM audit_log").split("|")
     who = r"dirctl:\S+"
@@ -400,7 +356,7 @@ def test_enable_passwd_ttl_and_audit_rows(reg, tmpdir_shared):
         assert any(re.fullmatch(want, r) for r in rows), (want, rows)
     assert "intact" in reg.ctl("audit", "verify").stdout
     # Refused: nothing changes.
-    before = table_digest(reg)
+    before = reg.digest()
     for argv, words in (
             (["user", "passwd", "nobody@example.org", "--password-file", pw],
              "no user"),
@@ -412,7 +368,7 @@ def test_enable_passwd_ttl_and_audit_rows(reg, tmpdir_shared):
         p = reg.ctl(*argv, check=False)
         assert p.returncode != 0, argv
         assert words in p.stderr, (argv, p.stderr)
-    assert table_digest(reg) == before
+    assert reg.digest() == before
 
 
 def applied(psql):
@@ -424,13 +380,13 @@ def applied(psql):
 def test_migrations_fresh_and_again(reg):
     want = str(len(MIGRATIONS))
     listed = [f"{i + 1} {name}" for i, name in enumerate(MIGRATIONS)]
-    assert applied(lambda q: sql(reg, q)) == listed
-    before = sql(reg, "SELECT string_agg(applied_at::text, ',' ORDER BY "
+    assert applied(reg.sql) == listed
+    before = reg.sql("SELECT string_agg(applied_at::text, ',' ORDER BY "
                  "version) FROM schema_version")
     p = reg.ctl("migrate")
     assert f"schema version {want}" in p.stdout
-    assert sql(reg, "SELECT count(*) FROM schema_version") == want
-    assert sql(reg, "SELECT string_agg(applied_at::text, ',' ORDER BY "
+    assert reg.sql("SELECT count(*) FROM schema_version") == want
+    assert reg.sql("SELECT string_agg(applied_at::text, ',' ORDER BY "
                "version) FROM schema_version") == before
     # dirctl migrate on a brand-new, empty database creates the schema.
     fresh = reg.pg.new_database()
@@ -452,7 +408,7 @@ def test_migrations_fresh_and_again(reg):
                 "INSERT INTO users (userid, name, role) "
                 "VALUES ('a@b.org', 'x', 'root')"):
         with pytest.raises(subprocess.CalledProcessError):
-            sql(reg, bad)
+            reg.sql(bad)
 
 
 def test_embedded_cluster(tmpdir_shared):
@@ -483,7 +439,7 @@ def test_audit_appends_do_not_wait_for_each_other(reg):
     append = ("SELECT audit_append('test', 'test.{}', NULL, NULL, NULL, "
               "NULL);\n")
     psql = ["psql", "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d",
-            reg.pg.dsn(reg.dbname)]
+            reg.pg.dsn(reg.db)]
     held = subprocess.Popen(psql, stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
@@ -504,19 +460,19 @@ def test_audit_appends_do_not_wait_for_each_other(reg):
     finally:
         if held.poll() is None:
             held.kill()
-    rows = sql(reg, "SELECT string_agg(action || ':' || chain, ',' "
+    rows = reg.sql("SELECT string_agg(action || ':' || chain, ',' "
                "ORDER BY id) FROM audit_log WHERE actor = 'test'")
     assert rows == "test.held:0,test.held:0,test.other:1", rows
-    assert sql(reg, "SELECT count(*) FROM audit_log WHERE chain = 0 "
+    assert reg.sql("SELECT count(*) FROM audit_log WHERE chain = 0 "
                "AND actor <> 'test'") != "0"
     p = reg.ctl("audit", "verify")
     assert "intact" in p.stdout, p.stdout
     # A chain named by hand is locked all the same, and stays linked.
-    sql(reg, "SET dir.audit_chain = '5'; " + append.format("named"))
-    assert sql(reg, "SELECT chain FROM audit_log WHERE action = "
+    reg.sql("SET dir.audit_chain = '5'; " + append.format("named"))
+    assert reg.sql("SELECT chain FROM audit_log WHERE action = "
                "'test.named'") == "5"
     assert "intact" in reg.ctl("audit", "verify").stdout
-    sql(reg, "UPDATE audit_log SET chain = 0 WHERE action = 'test.other'")
+    reg.sql("UPDATE audit_log SET chain = 0 WHERE action = 'test.other'")
     p = reg.ctl("audit", "verify", check=False)
     assert p.returncode != 0 and "chain broken" in p.stdout, p.stdout
 
@@ -525,11 +481,9 @@ def test_audit_log_of_schema_2_stays_verifiable(pg, tmpdir_shared):
     """A registry whose audit rows were written before schema 3 (one
     chain) is migrated: its rows become chain 0, new rows link to them,
     and `audit verify` finds the whole log intact."""
-    import shutil
-    from helpers import ROOT
     old = os.path.join(tmpdir_shared, "schema2")
     os.mkdir(old)
-    for f in ("001_init.sql", "002_change_notify.sql"):
+    for f in MIGRATIONS[:2]:
         shutil.copy(os.path.join(ROOT, "schema", f), old)
     db = pg.new_database()
     data = os.path.join(tmpdir_shared, "data")

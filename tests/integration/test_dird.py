@@ -9,77 +9,25 @@ import ssl
 import subprocess
 import time
 
-import pytest
 
-from conftest import PgServer
-from dird_fixture import Dird, User, client_ctx, curl, dirctl
-from helpers import ca_sign, make_csr, openssl, run
+from conftest import (BUILD, ROOT, Dird, PgServer, Registry, User, ca_sign,
+                      client_ctx, curl, dirctl, dird_path, free_port,
+                      make_csr, openssl, run, spawn, stderr_of, wait_until)
 
-
-class Registry:
-    """A data directory on a database of its own, and its dird.  The
-    dird caches (cache=local: it is the only one on the database, as with
-    the embedded cluster), so every test here also checks that no answer
-    outlives a change."""
-
-    def __init__(self, pg, base, cache="local"):
-        self.pg = pg
-        self.db = pg.new_database()
-        self.data = os.path.join(base, "data")
-        self.work = base
-        dirctl(self.data, "--dsn", pg.dsn(self.db), "init", "--domain",
-               "example.org", "--host", "localhost", "--host", "127.0.0.1")
-        self.d = Dird(self.data, extra=["--set", f"cache={cache}"]).start()
-
-    def ctl(self, *args, check=True):
-        return dirctl(self.data, *args, check=check)
-
-    def add(self, userid, name, *extra):
-        self.ctl("user", "add", userid, "--name", name, *extra)
-
-    def code(self, userid, *extra):
-        return self.ctl("code", userid, *extra).stdout.strip().splitlines()[-1]
-
-    def user(self, userid, name=None, admin=False, enrol=True):
-        self.add(userid, name or userid.split("@")[0].title(),
-                 *(["--admin"] if admin else []))
-        u = User(self.d, userid, self.work)
-        if enrol:
-            u.enrol(self.code(userid))
-        return u
-
-    def sql(self, q):
-        return self.pg.psql(q, self.db)
-
-    def digest(self):
-        """A digest of every table: proof that a refusal changed nothing."""
-        return self.sql(
-            "SELECT md5(string_agg(t, '|' ORDER BY t)) FROM ("
-            "SELECT 'u' || u::text AS t FROM users u UNION ALL "
-            "SELECT 'c' || c::text FROM certificates c UNION ALL "
-            "SELECT 'e' || e::text FROM enrol_codes e UNION ALL "
-            "SELECT 'a' || a::text FROM addresses a UNION ALL "
-            "SELECT 'b' || b::text FROM backups b UNION ALL "
-            "SELECT 'l' || l::text FROM audit_log l UNION ALL "
-            "SELECT 'r' || r::text FROM crl_state r) x")
+# The dird of every registry here caches (cache=local: it is the only one
+# on the database, as with the embedded cluster), so every test also
+# checks that no answer outlives a change.
+REG_SETTINGS = ("cache=local",)
 
 
 def settled(request, old_status, timeout=30.0):
     """request() again while it answers old_status, the answer from
     before a dirctl change, which reaches dird's cache by NOTIFY."""
-    t0 = time.monotonic()
-    r = request()
-    while r.status == old_status and time.monotonic() - t0 < timeout:
-        time.sleep(0.01)  # the interval of a poll with a deadline
+    def changed():
         r = request()
-    return r
-
-
-@pytest.fixture
-def reg(pg, tmpdir_shared):
-    r = Registry(pg, tmpdir_shared)
-    yield r
-    assert r.d.stop() == 0, r.d.read_log()
+        return r if r.status != old_status else None
+    return wait_until(changed, f"an answer other than {old_status}",
+                      timeout, interval=0.01)
 
 
 def test_user_journey_with_curl(reg, tmpdir_shared):
@@ -680,7 +628,7 @@ def test_database_restart_gives_503_then_recovers(tmpdir_shared):
     own = PgServer()
     reg = None
     try:
-        reg = Registry(own, tmpdir_shared)
+        reg = Registry(own, tmpdir_shared, settings=["cache=local"])
         nina = reg.user("nina@example.org")
         assert nina.req("GET", "/v1/me").status == 200
         own.stop()
@@ -688,19 +636,13 @@ def test_database_restart_gives_503_then_recovers(tmpdir_shared):
         assert r.status == 503 and r.code == "database_unavailable", r
         assert curl(reg.d, "GET", "/healthz").status == 503
         own.start()
-        deadline = time.time() + 60
-        while time.time() < deadline:
-            r = nina.req("GET", "/v1/me")
-            if r.status == 200:
-                break
-            time.sleep(0.2)  # the interval of a poll with a deadline
-        assert r.status == 200, r
+        wait_until(lambda: nina.req("GET", "/v1/me").status == 200,
+                   "dird to answer again", interval=0.2)
         # The cache's listener lost its connection too, and is back.
         assert "answering from the database until it is back" in \
             reg.d.read_log()
-        while "listening for changes again" not in reg.d.read_log():
-            assert time.time() < deadline, reg.d.read_log()
-            time.sleep(0.1)  # the interval of a poll with a deadline
+        wait_until(lambda: "listening for changes again" in reg.d.read_log(),
+                   "the cache's listener to be back")
         r = nina.req("PUT", "/v1/me/addresses", json_body={
             "addresses": [{"ip": "2001:db8::77", "port": 4605}]})
         assert r.status == 200
@@ -722,7 +664,7 @@ def test_first_request_after_a_database_restart_succeeds(tmpdir_shared):
     own = PgServer()
     reg = None
     try:
-        reg = Registry(own, tmpdir_shared, cache="off")
+        reg = Registry(own, tmpdir_shared, settings=["cache=off"])
         omar = reg.user("omar@example.org")
         d = Dird(reg.data, extra=["--set", "cache=off",
                                   "--set", "workers=1"]).start()
@@ -764,8 +706,7 @@ def test_embedded_quick_start_and_clean_shutdown(tmpdir_shared):
 
 def test_startup_errors(reg, tmpdir_shared):
     # An occupied port.
-    p = run([os.path.join(os.environ.get("DIR_BUILD", "build"), "dird",
-                          "dird"), "--data", reg.data, "--listen",
+    p = run([dird_path(), "--data", reg.data, "--listen",
              f"127.0.0.1:{reg.d.port}"], check=False)
     assert p.returncode != 0 and "cannot listen" in p.stderr
     # A corrupt configuration names file and line.
@@ -773,8 +714,7 @@ def test_startup_errors(reg, tmpdir_shared):
     shutil.copytree(reg.data, bad, ignore=shutil.ignore_patterns("pg", "run"))
     with open(os.path.join(bad, "dird.conf"), "a") as f:
         f.write("workers = many\n")
-    p = run([os.path.join(os.environ.get("DIR_BUILD", "build"), "dird",
-                          "dird"), "--data", bad, "--check"], check=False)
+    p = run([dird_path(), "--data", bad, "--check"], check=False)
     assert p.returncode != 0 and "dird.conf:" in p.stderr
     assert "workers must be" in p.stderr
     # A missing CA key.
@@ -783,8 +723,7 @@ def test_startup_errors(reg, tmpdir_shared):
         text = f.read().replace("workers = many\n", "")
     with open(os.path.join(bad, "dird.conf"), "w") as f:
         f.write(text)
-    p = run([os.path.join(os.environ.get("DIR_BUILD", "build"), "dird",
-                          "dird"), "--data", bad], check=False)
+    p = run([dird_path(), "--data", bad], check=False)
     assert p.returncode != 0 and "CA" in p.stderr
 
 
@@ -831,29 +770,17 @@ def held(port):
 
 def wait_held(port, n, timeout=30):
     """Until the server on port holds exactly n connections."""
-    deadline = time.monotonic() + timeout
-    while held(port) != n:
-        assert time.monotonic() < deadline, (n, server_sockets(port))
-        time.sleep(0.05)  # the interval of a poll with a deadline
+    wait_until(lambda: held(port) == n,
+               f"{n} connections held on {port}", timeout)
 
 
 def test_dual_stack_listener_and_connection_limits(reg, tmpdir_shared):
     import socket as so
-    from dird_fixture import free_port
-    port = free_port()
     # Only the IPv6 wildcard: IPv4 clients must get in through it too.
-    proc = subprocess.Popen([os.path.join(os.environ.get(
-        "DIR_BUILD", "build"), "dird", "dird"), "--data", reg.data,
-        "--listen", f"[::]:{port}", "--set", "max_connections_per_ip=3"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    port = free_port()
+    d = Dird(reg.data, port=port, listen=f"[::]:{port}",
+             extra=["--set", "max_connections_per_ip=3"]).start()
     try:
-        deadline = time.time() + 30
-        while time.time() < deadline:
-            try:
-                so.create_connection(("127.0.0.1", port), 0.2).close()
-                break
-            except OSError:
-                time.sleep(0.05)  # the interval of a poll with a deadline
         for host in ("127.0.0.1", "::1"):
             p = subprocess.run(["curl", "-sS", "--cacert",
                                 os.path.join(reg.data, "ca.pem"),
@@ -881,8 +808,7 @@ def test_dual_stack_listener_and_connection_limits(reg, tmpdir_shared):
                            capture_output=True, text=True, timeout=30)
         assert '"ok"' in p.stdout, p.stderr
     finally:
-        proc.terminate()
-        assert proc.wait(30) == 0
+        assert d.stop() == 0, d.read_log()
 
 
 def test_quick_start_script(tmpdir_shared):
@@ -891,8 +817,6 @@ def test_quick_start_script(tmpdir_shared):
     It runs from a copy of scripts/ whose build/ is this run's build, so
     that it builds nothing new and touches no other build directory."""
     import signal
-    from conftest import BUILD, ROOT
-    from dird_fixture import free_port
     tree = os.path.join(tmpdir_shared, "tree")
     os.makedirs(os.path.join(tree, "scripts"))
     for s in ("registry", "deps"):
@@ -904,23 +828,27 @@ def test_quick_start_script(tmpdir_shared):
     log = open(os.path.join(tmpdir_shared, "registry.log"), "wb")
     # No domain: the default one, even with dird options after "--".
     # DATA is relative to where the user stands, not to the repository.
-    proc = subprocess.Popen([os.path.join(tree, "scripts", "registry"),
-                             "data", "--", "--listen", f"127.0.0.1:{port}"],
-                            stdout=log, stderr=subprocess.STDOUT,
-                            cwd=tmpdir_shared)
-    try:
-        deadline = time.time() + 60
-        while time.time() < deadline and proc.poll() is None:
-            p = subprocess.run(["curl", "-sS", "--cacert",
-                                os.path.join(data, "ca.pem"),
-                                f"https://localhost:{port}/healthz"],
-                               capture_output=True, text=True, timeout=30)
-            if p.returncode == 0:
-                break
-            time.sleep(0.1)  # the interval of a poll with a deadline
+    proc = spawn([os.path.join(tree, "scripts", "registry"), "data", "--",
+                  "--listen", f"127.0.0.1:{port}"], tmpdir_shared,
+                 stdout=log, cwd=tmpdir_shared)
+
+    def output():
         with open(log.name, errors="replace") as f:
-            out = f.read()
-        assert p.returncode == 0 and '"ok"' in p.stdout, (p.stderr, out)
+            return f.read() + stderr_of(proc)
+
+    def healthy():
+        assert proc.poll() is None, output()
+        p = subprocess.run(["curl", "-sS", "--cacert",
+                            os.path.join(data, "ca.pem"),
+                            f"https://localhost:{port}/healthz"],
+                           capture_output=True, text=True, timeout=30)
+        return p if p.returncode == 0 else None
+
+    try:
+        p = wait_until(healthy, "the registry to answer /healthz",
+                       interval=0.1)
+        out = output()
+        assert '"ok"' in p.stdout, (p.stdout, out)
         assert "Add users with:" in out
         with open(os.path.join(data, "dird.conf")) as f:
             assert "domain = example.org" in f.read()
@@ -929,9 +857,6 @@ def test_quick_start_script(tmpdir_shared):
         assert not os.path.exists(os.path.join(data, "pg",
                                                "postmaster.pid"))
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
         log.close()
 
 

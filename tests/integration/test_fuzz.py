@@ -18,7 +18,8 @@ import subprocess
 
 import pytest
 
-ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
+from conftest import ROOT
+
 CORPUS = os.path.join(ROOT, "tests", "fuzz", "corpus")
 FUZZ_BUILD = os.environ.get("DIR_FUZZ_BUILD")
 SECONDS = int(os.environ.get("DIR_FUZZ_SECONDS", "10"))

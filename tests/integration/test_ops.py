@@ -10,9 +10,7 @@ import subprocess
 import pytest
 import yaml
 
-from conftest import BUILD, ROOT
-from dird_fixture import Dird, dirctl
-from helpers import SCHEMA_VERSION, run
+from conftest import BUILD, ROOT, SCHEMA_VERSION, Dird, dirctl, run
 
 PROGS = {"dird": ("dird", "dird", "docs/man/dird.8"),
          "dirctl": ("dirctl", "dirctl", "docs/man/dirctl.8"),

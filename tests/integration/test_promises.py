@@ -4,7 +4,6 @@ documents word it, with the real programs on a real PostgreSQL over real
 TLS; where a promise was false the code or the document was fixed, and the
 test here failed before that fix."""
 import base64
-import contextlib
 import ctypes
 import hashlib
 import http.client
@@ -22,49 +21,10 @@ import time
 
 import pytest
 
-from conftest import BUILD, ROOT
-from dird_fixture import Dird, User, client_ctx, curl, free_port
-from helpers import SCHEMA_VERSION, dirctl_path, openssl, run
-from test_dchat import Peer, Registry, call, dchat_path, people
-from test_dchat import peer_client_ctx
-from test_dchat import reg  # noqa: F401 (a fixture)
-from test_dchat_security import Terminal
-from test_security import wait_until
-
-
-@pytest.fixture(autouse=True)
-def dird_logs_are_clean(monkeypatch):
-    """Every dird these tests stop has its log read for sanitizer
-    findings (dchat's output is checked by test_dchat.Peer)."""
-    stop = Dird.stop
-
-    def checked(self):
-        rc = stop(self)
-        log = self.read_log()
-        for bad in ("Sanitizer", "runtime error:"):
-            assert bad not in log, log
-        return rc
-
-    monkeypatch.setattr(Dird, "stop", checked)
-
-
-@contextlib.contextmanager
-def registry(pg, base, *settings, debug=False):
-    """A registry whose dird runs with `--set KEY=VALUE` for each of
-    settings (and --debug); its peers and dird are stopped at the end,
-    and dird must exit 0."""
-    extra = ["--debug"] if debug else []
-    for s in settings:
-        extra += ["--set", s]
-    r = Registry(pg, base, extra=extra)
-    r.peers = []
-    try:
-        yield r
-    finally:
-        for p in r.peers:
-            p.stop()
-        rc = r.d.stop()
-    assert rc == 0, r.d.read_log()
+from conftest import (BUILD, MIGRATIONS, ROOT, SCHEMA_VERSION, Dird, Peer,
+                      Terminal, User, call, client_ctx, curl, dchat_path,
+                      dirctl_path, free_port, openssl, peer_client_ctx,
+                      people, run, wait_until)
 
 
 def read(path):
@@ -555,7 +515,7 @@ def pem_lines(path):
                 not ln.startswith("-----")]
 
 
-def test_secrets_are_never_logged_also_with_debug(pg, tmpdir_shared):
+def test_secrets_are_never_logged_also_with_debug(registry, tmpdir_shared):
     """README.md and dird(8): certificates, codes, passwords and keys are
     never logged; --debug logs every request.  Enrolments with codes and
     passwords (right and wrong), backups and restores, administrators'
@@ -574,90 +534,90 @@ def test_secrets_are_never_logged_also_with_debug(pg, tmpdir_shared):
         outputs.append(p.stdout + p.stderr)
         return p
 
-    with registry(pg, work, debug=True) as r:
-        pw_olga = secret("pw-olga", "Olga's first password")
-        out(r.ctl("user", "add", "olga@example.org", "--name", "Olga",
-                  "--password-file", pw_olga))
-        pw_olga = secret("pw-olga2", "Olga's second password")
-        out(r.ctl("user", "passwd", "olga@example.org", "--password-file",
-                  pw_olga))
-        peers = {}
-        for n in ("alice", "bob", "carol"):
-            uid = f"{n}@example.org"
-            r.ctl("user", "add", uid, "--name", n.title())
-            code = r.code(uid)
-            secrets.append(code)
-            peers[n] = Peer(r, uid, os.path.join(work, n))
-            out(peers[n].init(code))
-            pems += [peers[n].key, peers[n].cert]
-        alice = peers["alice"]
-        # Enrolment: a wrong code, a wrong password, the right password.
-        olga = User(r.d, "olga@example.org", work)
-        pems += [olga.key, olga.csr]
-        for auth in ("Bearer not-a-code-Xq7Zr2", "Basic " + base64.b64encode(
-                b"olga@example.org:not Olga's password").decode()):
-            secrets.append(auth.split(" ", 1)[1])
-            res = curl(r.d, "POST", "/v1/enroll", json_body={
-                "csr": olga.csr_pem()}, headers=[f"Authorization: {auth}"])
-            assert res.status == 401, res
-        basic = base64.b64encode(
-            b"olga@example.org:Olga's second password").decode()
-        secrets += ["not Olga's password", basic]
+    r = registry(debug=True)
+    pw_olga = secret("pw-olga", "Olga's first password")
+    out(r.ctl("user", "add", "olga@example.org", "--name", "Olga",
+              "--password-file", pw_olga))
+    pw_olga = secret("pw-olga2", "Olga's second password")
+    out(r.ctl("user", "passwd", "olga@example.org", "--password-file",
+              pw_olga))
+    peers = {}
+    for n in ("alice", "bob", "carol"):
+        uid = f"{n}@example.org"
+        r.ctl("user", "add", uid, "--name", n.title())
+        code = r.code(uid)
+        secrets.append(code)
+        peers[n] = Peer(r, uid, os.path.join(work, n))
+        out(peers[n].init(code))
+        pems += [peers[n].key, peers[n].cert]
+    alice = peers["alice"]
+    # Enrolment: a wrong code, a wrong password, the right password.
+    olga = User(r.d, "olga@example.org", work)
+    pems += [olga.key, olga.csr]
+    for auth in ("Bearer not-a-code-Xq7Zr2", "Basic " + base64.b64encode(
+            b"olga@example.org:not Olga's password").decode()):
+        secrets.append(auth.split(" ", 1)[1])
         res = curl(r.d, "POST", "/v1/enroll", json_body={
-            "csr": olga.csr_pem()}, headers=[f"Authorization: Basic {basic}"])
-        assert res.status == 201, res
-        with open(olga.cert, "w") as f:
-            f.write(res.json()["certificate"])
-        pems.append(olga.cert)
-        # Backups: stored, fetched with a code and with a password, and
-        # with a wrong code.
-        pp = secret("passphrase", "Alice's backup passphrase")
-        out(alice.dchat("backup", "--passphrase-file", pp))
-        pw_alice = secret("pw-alice", "Alice's own password")
-        out(r.ctl("user", "passwd", alice.userid, "--password-file",
-                  pw_alice))
-        code = r.code(alice.userid)
-        secrets.append(code)
-        for i, how in enumerate((("--code", code),
-                                 ("--password-file", pw_alice))):
-            dev = Peer(r, alice.userid, os.path.join(work, f"alice{i}"))
-            out(dev.dchat("restore", "--server", r.d.url, "--user",
-                          alice.userid, "--ca-fingerprint", r.fingerprint,
-                          *how, "--passphrase-file", pp))
-        res = curl(r.d, "GET", "/v1/me/backup",
-                   headers=["Authorization: Bearer not-a-code-Kp3Wd9"])
+            "csr": olga.csr_pem()}, headers=[f"Authorization: {auth}"])
         assert res.status == 401, res
-        secrets.append("not-a-code-Kp3Wd9")
-        # An administrator makes a code and a PKCS#12 over the API, and
-        # one with dirctl.
-        r.ctl("user", "add", "root@example.org", "--name", "Root",
-              "--admin")
-        root = User(r.d, "root@example.org", work)
-        code = r.code(root.userid)
-        secrets.append(code)
-        root.enrol(code)
-        pems += [root.key, root.cert]
-        res = root.req("POST", "/v1/admin/users/bob@example.org/codes",
-                       json_body={})
-        assert res.status == 201, res
-        secrets.append(res.json()["code"])
-        secrets.append("a passphrase the API got")
-        res = root.req("POST", "/v1/admin/users/carol@example.org/p12",
-                       json_body={"passphrase": "a passphrase the API got"},
-                       raw_out=True)
-        assert res.status == 201, res
-        secrets.append(base64.b64encode(res.body[:48]).decode())
-        pp2 = secret("passphrase2", "a passphrase dirctl got")
-        p12 = os.path.join(work, "carol.p12")
-        out(r.ctl("issue-p12", "carol@example.org", "--out", p12,
-                  "--passphrase-file", pp2))
-        # A lookup and a renewal carry certificates in their answers.
-        res = olga.req("GET", "/v1/users/alice@example.org")
-        assert res.status == 200, res
-        out(peers["bob"].dchat("renew"))
-        pems += [peers["bob"].key, peers["bob"].cert]
-        audit = r.pg.psql("SELECT string_agg(audit_log::text, E'\\n') "
-                          "FROM audit_log", r.db)
+    basic = base64.b64encode(
+        b"olga@example.org:Olga's second password").decode()
+    secrets += ["not Olga's password", basic]
+    res = curl(r.d, "POST", "/v1/enroll", json_body={
+        "csr": olga.csr_pem()}, headers=[f"Authorization: Basic {basic}"])
+    assert res.status == 201, res
+    with open(olga.cert, "w") as f:
+        f.write(res.json()["certificate"])
+    pems.append(olga.cert)
+    # Backups: stored, fetched with a code and with a password, and
+    # with a wrong code.
+    pp = secret("passphrase", "Alice's backup passphrase")
+    out(alice.dchat("backup", "--passphrase-file", pp))
+    pw_alice = secret("pw-alice", "Alice's own password")
+    out(r.ctl("user", "passwd", alice.userid, "--password-file",
+              pw_alice))
+    code = r.code(alice.userid)
+    secrets.append(code)
+    for i, how in enumerate((("--code", code),
+                             ("--password-file", pw_alice))):
+        dev = Peer(r, alice.userid, os.path.join(work, f"alice{i}"))
+        out(dev.dchat("restore", "--server", r.d.url, "--user",
+                      alice.userid, "--ca-fingerprint", r.fingerprint,
+                      *how, "--passphrase-file", pp))
+    res = curl(r.d, "GET", "/v1/me/backup",
+               headers=["Authorization: Bearer not-a-code-Kp3Wd9"])
+    assert res.status == 401, res
+    secrets.append("not-a-code-Kp3Wd9")
+    # An administrator makes a code and a PKCS#12 over the API, and
+    # one with dirctl.
+    r.ctl("user", "add", "root@example.org", "--name", "Root",
+          "--admin")
+    root = User(r.d, "root@example.org", work)
+    code = r.code(root.userid)
+    secrets.append(code)
+    root.enrol(code)
+    pems += [root.key, root.cert]
+    res = root.req("POST", "/v1/admin/users/bob@example.org/codes",
+                   json_body={})
+    assert res.status == 201, res
+    secrets.append(res.json()["code"])
+    secrets.append("a passphrase the API got")
+    res = root.req("POST", "/v1/admin/users/carol@example.org/p12",
+                   json_body={"passphrase": "a passphrase the API got"},
+                   raw_out=True)
+    assert res.status == 201, res
+    secrets.append(base64.b64encode(res.body[:48]).decode())
+    pp2 = secret("passphrase2", "a passphrase dirctl got")
+    p12 = os.path.join(work, "carol.p12")
+    out(r.ctl("issue-p12", "carol@example.org", "--out", p12,
+              "--passphrase-file", pp2))
+    # A lookup and a renewal carry certificates in their answers.
+    res = olga.req("GET", "/v1/users/alice@example.org")
+    assert res.status == 200, res
+    out(peers["bob"].dchat("renew"))
+    pems += [peers["bob"].key, peers["bob"].cert]
+    audit = r.pg.psql("SELECT string_agg(audit_log::text, E'\\n') "
+                      "FROM audit_log", r.db)
     log = r.d.read_log()
     # --debug was in force: requests that succeeded are logged.
     for route in ("enroll -> 201", "backup_put -> 200", "backup_get -> 200",
@@ -696,7 +656,7 @@ def enrol_with(d, code, csr):
         conn.close()
 
 
-def test_a_429_says_when_to_retry_and_the_window_ends(pg, tmpdir_shared):
+def test_a_429_says_when_to_retry_and_the_window_ends(registry):
     """docs/irp.md: 429 (too many failed attempts, with Retry-After);
     dird(8): auth_fail_max failed attempts within auth_fail_window seconds
     before requests get 429.  Retry-After is delta-seconds (RFC 9110) a
@@ -704,72 +664,39 @@ def test_a_429_says_when_to_retry_and_the_window_ends(pg, tmpdir_shared):
     # The three attempts must fall within the window, also on a loaded
     # machine: 5 s, not less.
     for window in (120, 5):
-        base = os.path.join(tmpdir_shared, str(window))
-        os.mkdir(base)
-        with registry(pg, base, "auth_fail_max=2",
-                      f"auth_fail_window={window}") as r:
-            r.ctl("user", "add", "olga@example.org", "--name", "Olga")
-            olga = User(r.d, "olga@example.org", base)
-            code = r.code(olga.userid)
-            t0 = time.monotonic()
-            got = [enrol_with(r.d, "not-a-code", olga.csr_pem())
-                   for _ in range(3)]
-            assert [g[0] for g in got] == [401, 401, 429], got
-            assert got[0][1] is None, got
-            after = got[2][1]
-            assert after is not None and re.fullmatch(r"[0-9]+", after), got
-            after = int(after)
-            # Never sooner than the window ends, nor later than it can.
-            assert window - (time.monotonic() - t0) <= after <= window, \
-                (window, after)
-            if window > 10:
-                continue
-            # Limited, a right code is refused before it is looked at
-            # (and kept); the window ends by Retry-After, and then the
-            # code works.
-            t429 = time.monotonic()
+        r = registry("auth_fail_max=2", f"auth_fail_window={window}")
+        r.add("olga@example.org")
+        olga = User(r.d, "olga@example.org", r.base)
+        code = r.code(olga.userid)
+        t0 = time.monotonic()
+        got = [enrol_with(r.d, "not-a-code", olga.csr_pem())
+               for _ in range(3)]
+        assert [g[0] for g in got] == [401, 401, 429], got
+        assert got[0][1] is None, got
+        after = got[2][1]
+        assert after is not None and re.fullmatch(r"[0-9]+", after), got
+        after = int(after)
+        # Never sooner than the window ends, nor later than it can.
+        assert window - (time.monotonic() - t0) <= after <= window, \
+            (window, after)
+        if window > 10:
+            continue
+        # Limited, a right code is refused before it is looked at
+        # (and kept); the window ends by Retry-After, and then the
+        # code works.
+        t429 = time.monotonic()
 
-            def not_limited():
-                status = enrol_with(r.d, code, olga.csr_pem())[0]
-                return status if status != 429 else None
+        def not_limited():
+            status = enrol_with(r.d, code, olga.csr_pem())[0]
+            return status if status != 429 else None
 
-            status = wait_until(not_limited, timeout=30,
-                                what="the end of the window")
-            assert status == 201, status
-            assert time.monotonic() - t429 <= after + 2, after
+        status = wait_until(not_limited, timeout=30,
+                            what="the end of the window")
+        assert status == 201, status
+        assert time.monotonic() - t429 <= after + 2, after
 
 
 # ---- the environment, and migrations at start ----
-
-class EnvDird(Dird):
-    """dird given neither --data nor --dsn: DIR_DATA and DIR_DSN (in env)
-    say them."""
-
-    def __init__(self, data, env, extra=()):
-        super().__init__(data, extra=extra)
-        self.env = env
-
-    def start(self):
-        argv = [os.path.join(BUILD, "dird", "dird"), "--listen",
-                f"127.0.0.1:{self.port}", "--set",
-                f"metrics_listen=127.0.0.1:{self.metrics_port}"] + self.extra
-        self.logf = open(self.log, "ab")
-        self.proc = subprocess.Popen(argv, stdout=self.logf,
-                                     stderr=subprocess.STDOUT,
-                                     env={**os.environ, **self.env})
-
-        def up():
-            assert self.proc.poll() is None, self.read_log()
-            try:
-                socket.create_connection(("127.0.0.1", self.port),
-                                         0.2).close()
-                return True
-            except OSError:
-                return False
-
-        wait_until(up, timeout=60, what="dird to listen")
-        return self
-
 
 def test_data_and_dsn_from_the_environment_and_migrations_at_start(
         pg, tmpdir_shared):
@@ -779,8 +706,7 @@ def test_data_and_dsn_from_the_environment_and_migrations_at_start(
     dird to start on it, found through the environment alone."""
     old = os.path.join(tmpdir_shared, "schema3")
     os.mkdir(old)
-    for f in ("001_init.sql", "002_change_notify.sql",
-              "003_audit_chains.sql"):
+    for f in MIGRATIONS[:3]:
         shutil.copy(os.path.join(ROOT, "schema", f), old)
     assert SCHEMA_VERSION > 3
     data = os.path.join(tmpdir_shared, "data")
@@ -801,7 +727,7 @@ def test_data_and_dsn_from_the_environment_and_migrations_at_start(
         f.write(text.replace(f"dsn = {pg.dsn(db)}",
                              f"dsn = host={pg.sock} dbname=nosuchdb "
                              "user=dir"))
-    d = EnvDird(data, env).start()
+    d = Dird(None, env=env, log=os.path.join(data, "dird-env.log")).start()
     try:
         assert pg.psql(version, db) == str(SCHEMA_VERSION)
         assert "database: external" in d.read_log()
@@ -1103,44 +1029,44 @@ def fingerprint_of(cert):
 
 
 def test_the_terminal_warns_of_an_expiring_and_a_changed_certificate(
-        pg, tmpdir_shared):
+        registry):
     """dchat(1), without --json, on a terminal: run warns when the
     certificate expires within 14 days; a certificate that changed since
     the last session with a contact is announced with a warning."""
-    with registry(pg, tmpdir_shared, "cert_days=7") as r:
-        alice, bob = people(r, "alice", "bob")
-        bob.run(extra=["--auto-accept"])
-        first = fingerprint_of(bob.cert)
-        term = Terminal(alice, free_port())
-        try:
-            term.read_until(b"ready; type 'help'")
-            out = term.read_until(b" days left)")
-            assert re.search(rb"\nwarning: your certificate expires soon: "
-                             rb"run 'dchat renew' \([67] days left\)\r\n",
-                             out), out
-            m = bob.mark()
-            term.type(f"call {bob.userid}")
-            out = term.read_until(b"verification code:")
-            assert f"fingerprint {first}".encode() in out, out
-            assert b"WARNING: the certificate changed" not in out, out
-            sid = bob.wait("connected", start=m)["session"]
-            term.type("hangup")
-            bob.wait("closed", start=m, session=sid)
-            # Bob renews: a new key and certificate.
-            bob.stop()
-            bob.dchat("renew")
-            second = fingerprint_of(bob.cert)
-            assert second != first
-            bob.run(port=bob.port, extra=["--auto-accept"])
-            mark = len(term.out)
-            term.type(f"call {bob.userid}")
-            warning = (f"     WARNING: the certificate changed since last "
-                       f"time (was {first})\r\n").encode()
-            out = term.read_until(warning)[mark:]
-            assert f"connected to Bob <{bob.userid}>".encode() in out, out
-            assert f"fingerprint {second}".encode() in out, out
-            assert out.index(f"fingerprint {second}".encode()) < \
-                out.index(warning), out
-        finally:
-            rc = term.close()
-        assert rc == 0, term.out
+    r = registry("cert_days=7")
+    alice, bob = people(r, "alice", "bob")
+    bob.run(extra=["--auto-accept"])
+    first = fingerprint_of(bob.cert)
+    term = Terminal(alice, free_port())
+    try:
+        term.read_until(b"ready; type 'help'")
+        out = term.read_until(b" days left)")
+        assert re.search(rb"\nwarning: your certificate expires soon: "
+                         rb"run 'dchat renew' \([67] days left\)\r\n",
+                         out), out
+        m = bob.mark()
+        term.type(f"call {bob.userid}")
+        out = term.read_until(b"verification code:")
+        assert f"fingerprint {first}".encode() in out, out
+        assert b"WARNING: the certificate changed" not in out, out
+        sid = bob.wait("connected", start=m)["session"]
+        term.type("hangup")
+        bob.wait("closed", start=m, session=sid)
+        # Bob renews: a new key and certificate.
+        bob.stop()
+        bob.dchat("renew")
+        second = fingerprint_of(bob.cert)
+        assert second != first
+        bob.run(port=bob.port, extra=["--auto-accept"])
+        mark = len(term.out)
+        term.type(f"call {bob.userid}")
+        warning = (f"     WARNING: the certificate changed since last "
+                   f"time (was {first})\r\n").encode()
+        out = term.read_until(warning)[mark:]
+        assert f"connected to Bob <{bob.userid}>".encode() in out, out
+        assert f"fingerprint {second}".encode() in out, out
+        assert out.index(f"fingerprint {second}".encode()) < \
+            out.index(warning), out
+    finally:
+        rc = term.close()
+    assert rc == 0, term.out

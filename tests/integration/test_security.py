@@ -2,30 +2,17 @@
 before its fix.  Real dird, real dchat, real openssl and curl."""
 import http.server
 import os
+import shutil
 import socket
 import ssl
 import subprocess
 import threading
-import time
 
 import pytest
 
-from dird_fixture import User, curl, free_port
-from helpers import ca_sign, openssl, run
-from test_dchat import Peer, Registry, call, dchat_path, people  # noqa: F401
-from test_dchat import reg  # noqa: F401  (the fixture)
-
-
-def wait_until(cond, timeout=30, what="condition"):
-    """Poll cond() until it is true; its last value, or fail."""
-    deadline = time.monotonic() + timeout
-    while True:
-        v = cond()
-        if v:
-            return v
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)  # the interval of a poll with a deadline
+from conftest import (MIGRATIONS, ROOT, Peer, Terminal, User, ca_sign, call,
+                      curl, dchat_path, dirctl_path, free_port, openssl,
+                      people, run, wait_until)
 
 
 class FakeRegistry:
@@ -418,13 +405,9 @@ def test_migration_keeps_unrevoking_reasons_revoked(pg, tmpdir_shared):
     """Rows that a holder revoked with removeFromCRL (or another reason
     no end entity may have) before schema 4 stay revoked, as
     unspecified, and the next CRL lists them so."""
-    import shutil
-    from helpers import ROOT, dirctl_path
-    from test_dirctl import MIGRATIONS
     old = os.path.join(tmpdir_shared, "schema3")
     os.mkdir(old)
-    for f in ("001_init.sql", "002_change_notify.sql",
-              "003_audit_chains.sql"):
+    for f in MIGRATIONS[:3]:
         shutil.copy(os.path.join(ROOT, "schema", f), old)
     db = pg.new_database()
     data = os.path.join(tmpdir_shared, "data")
@@ -769,7 +752,6 @@ def test_an_expired_crl_keeps_peers_talking_and_says_so(reg):
         conn
     bob.stop()
     # The terminal says it as a warning, as a person sees it.
-    from test_dchat_security import Terminal
     term = Terminal(bob, bob.port)
     try:
         term.read_until(b"ready")

@@ -13,29 +13,16 @@ import statistics
 import subprocess
 import time
 
-import pytest
-
-from dird_fixture import Dird, client_ctx
-from test_dird import Registry
+from conftest import client_ctx
 
 FAIL_MAX = 5
 VICTIM = "victim@example.org"
-
-
-@pytest.fixture
-def reg(pg, tmpdir_shared):
-    r = Registry(pg, tmpdir_shared)
-    yield r
-    assert r.d.stop() == 0, r.d.read_log()
+REG_SETTINGS = ("cache=local",)
 
 
 def restart(reg, *settings):
-    """dird again on the same data, with --set for each setting."""
-    assert reg.d.stop() == 0, reg.d.read_log()
-    extra = []
-    for s in settings:
-        extra += ["--set", s]
-    reg.d = Dird(reg.data, extra=extra).start()
+    """dird again on the same data, with these settings."""
+    reg.restart(*settings)
 
 
 def with_password(reg, userid, password):
