@@ -1,12 +1,11 @@
 /*
  * test_ca.c - unit tests of the CA library.
  *
- * A plain program printing "ok N - ..." / "not ok N - ..." per check and
- * exiting non-zero if any failed.  Everything happens in a temporary
- * directory, removed at the end unless TEST_CA_KEEP is set (handy for
- * running openssl or certtool on the results by hand).  The tests use
- * OpenSSL directly to make inputs the library must refuse and to look
- * inside what it produced.
+ * TAP through tap.h: one line per check, a non-zero exit if any failed.
+ * Everything happens in a temporary directory, removed at the end unless
+ * TEST_CA_KEEP is set (handy for running openssl or certtool on the
+ * results by hand).  The tests use OpenSSL directly to make inputs the
+ * library must refuse and to look inside what it produced.
  */
 #include <sys/stat.h>
 
@@ -14,7 +13,6 @@
 
 #include <ctype.h>
 #include <ftw.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,6 +30,7 @@
 #include <openssl/x509v3.h>
 
 #include "ca.h"
+#include "tap.h"
 
 #define DAYS 30
 #define CRL_URL "http://dir.example.org:4606/v1/crl"
@@ -40,33 +39,15 @@
 static const struct ca_urls URLS = { CRL_URL, OCSP_URL, CA_URL };
 #define PASS "correct horse battery staple"
 
-static int ntest, nfail;
 static char dir[64];
-
-static void
-check(int cond, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void
-check(int cond, const char *fmt, ...)
-{
-	va_list ap;
-
-	printf("%sok %d - ", cond ? "" : "not ", ++ntest);
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	putchar('\n');
-	if (!cond)
-		nfail++;
-}
 
 /* A check whose failure is worth the library's message. */
 static void
 check_err(int cond, const struct ca_err *err, const char *what)
 {
-	check(cond, "%s", what);
+	check(cond, what);
 	if (!cond)
-		printf("# code %d: %s\n", (int)err->code, err->msg);
+		diag("code %d: %s", (int)err->code, err->msg);
 }
 
 static char *
@@ -293,7 +274,7 @@ leaf_ext_as_designed(const char *ca_pem, X509 *x, int rsa, const char *eku)
 		    i2d_X509_EXTENSION(X509_get_ext(x, i), &b) : -1;
 		ok = alen > 0 && alen == blen && memcmp(a, b, (size_t)alen) == 0;
 		if (!ok)
-			printf("# extension %d (%s) differs\n", i,
+			diag("extension %d (%s) differs", i,
 			    OBJ_nid2sn(want[i].nid));
 		X509_EXTENSION_free(e);
 		OPENSSL_free(a);
@@ -319,7 +300,7 @@ chain_ok(const char *ca_pem, X509 *x, int purpose)
 	    X509_STORE_CTX_set_purpose(ctx, purpose))
 		ok = X509_verify_cert(ctx) == 1;
 	if (!ok && ctx != NULL)
-		printf("# verify: %s\n", X509_verify_cert_error_string(
+		diag("verify: %s", X509_verify_cert_error_string(
 		    X509_STORE_CTX_get_error(ctx)));
 	X509_free(cax);
 	X509_STORE_CTX_free(ctx);
@@ -405,12 +386,12 @@ test_parse_tables(void)
 	for (i = 0; i < sizeof(kts) / sizeof(kts[0]); i++) {
 		kt = CA_KEY_EC_P256;
 		rv = ca_keytype_parse(kts[i].s, &kt);
-		check(rv == kts[i].rv && (rv == -1 || kt == kts[i].kt),
+		checkf(rv == kts[i].rv && (rv == -1 || kt == kts[i].kt),
 		    "ca_keytype_parse(\"%s\")", kts[i].s);
 	}
 	for (i = 0; i < sizeof(reasons) / sizeof(reasons[0]); i++) {
 		rv = ca_reason_parse(reasons[i].s);
-		check(rv == reasons[i].code &&
+		checkf(rv == reasons[i].code &&
 		    (rv == -1 || strcmp(ca_reason_name(rv), reasons[i].s) == 0),
 		    "ca_reason_parse/name(\"%s\")", reasons[i].s);
 	}
@@ -447,8 +428,8 @@ test_names(void)
 
 	check(!ca_name_ok(NULL), "ca_name_ok(NULL)");
 	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-		check(ca_name_ok(names[i].s) == names[i].ok,
-		    "ca_name_ok case %zu", i);
+		checkf(ca_name_ok(names[i].s) == names[i].ok,
+		    "ca_name_ok(\"%s\") is %d", names[i].s, names[i].ok);
 }
 
 static void
@@ -465,12 +446,12 @@ test_create(void)
 		rv = ca_create(path(key), path(crt), tkt(ca_types[i].kt),
 		    "DIR Test CA", 3650, &err);
 		check_err(rv == 0, &err, "ca_create");
-		printf("# CA %s\n", ca_types[i].name);
-		check(file_mode(path(key)) == 0600, "%s CA key mode is 0600",
+		diag("CA %s", ca_types[i].name);
+		checkf(file_mode(path(key)) == 0600, "%s CA key mode is 0600",
 		    ca_types[i].name);
 		rv = ca_create(path(key), path(crt), tkt(ca_types[i].kt),
 		    "DIR Test CA", 3650, &err);
-		check(rv == -1 && err.code == CA_ERR_EXISTS,
+		checkf(rv == -1 && err.code == CA_ERR_EXISTS,
 		    "%s: second ca_create refused with CA_ERR_EXISTS",
 		    ca_types[i].name);
 		cas[i] = ca_open(path(key), path(crt), &err);
@@ -525,7 +506,7 @@ test_issue(void)
 
 	for (i = 0; i < NCA; i++) {
 		for (j = 0; j < NCSR; j++) {
-			printf("# CA %s, CSR %s\n", ca_types[i].name,
+			diag("CA %s, CSR %s", ca_types[i].name,
 			    csr_types[j].name);
 			key = ca_key_new_pem(tkt(csr_types[j].kt), &err);
 			check_err(key != NULL, &err, "ca_key_new_pem");
@@ -574,7 +555,7 @@ test_issue(void)
 				X509_NAME_print_ex(b, X509_get_subject_name(x),
 				    0, XN_FLAG_RFC2253);
 				line = bio_string(b);
-				check(line != NULL &&
+				checkf(line != NULL &&
 				    strstr(line, "evil") == NULL &&
 				    strstr(line, "Evil") == NULL,
 				    "nothing of the CSR's subject: %s",
@@ -582,13 +563,13 @@ test_issue(void)
 				free(line);
 				BIO_free(b);
 			}
-			check(is_lower_hex(info.serial, 1, 32) &&
+			checkf(is_lower_hex(info.serial, 1, 32) &&
 			    info.serial[0] != '0' &&
 			    strcmp(info.serial, is.serial) == 0,
 			    "serial %s: 1..32 lower-case hex, nonzero",
 			    info.serial);
 			d = (long)(info.not_after - now);
-			check(d > DAYS * 86400L - 120 && d <= DAYS * 86400L,
+			checkf(d > DAYS * 86400L - 120 && d <= DAYS * 86400L,
 			    "not_after is %d days from now", DAYS);
 			check(now - info.not_before >= 290 &&
 			    now - info.not_before < 400,
@@ -596,7 +577,7 @@ test_issue(void)
 			check(is_lower_hex(info.fingerprint, 64, 64) &&
 			    strcmp(info.fingerprint, is.fingerprint) == 0,
 			    "fingerprint is 64 hex digits and matches");
-			check(strstr(info.issuer, "CN=DIR Test CA") != NULL,
+			checkf(strstr(info.issuer, "CN=DIR Test CA") != NULL,
 			    "issuer %s", info.issuer);
 			rv = ca_cert_info(is.der, is.der_len, &info2, &err);
 			check_err(rv == 0 && memcmp(&info, &info2,
@@ -804,22 +785,22 @@ test_refused(void)
 
 	for (i = 0; i < n; i++) {
 		if (rows[i].pem == NULL) {
-			check(0, "make the %s CSR", rows[i].name);
+			checkf(0, "make the %s CSR", rows[i].name);
 			continue;
 		}
 		rows[i].len = strlen(rows[i].pem);
 		rv = ca_csr_check(rows[i].pem, rows[i].len, &err);
-		check(rv == -1 && err.code == rows[i].code &&
+		checkf(rv == -1 && err.code == rows[i].code &&
 		    strstr(err.msg, rows[i].msg) != NULL,
 		    "ca_csr_check refuses %s (code %d): %s", rows[i].name,
 		    (int)err.code, err.msg);
 		rv = ca_issue_user(cas[0], rows[i].pem, rows[i].len, &alice,
 		    DAYS, &URLS, &is, &err);
-		check(rv == -1 && err.code == rows[i].code &&
+		checkf(rv == -1 && err.code == rows[i].code &&
 		    is.cert_pem == NULL,
 		    "ca_issue_user refuses %s too", rows[i].name);
 		h = ca_csr_new(rows[i].pem, rows[i].len, &err);
-		check(h == NULL && err.code == rows[i].code,
+		checkf(h == NULL && err.code == rows[i].code,
 		    "ca_csr_new refuses %s too", rows[i].name);
 		free(rows[i].pem);
 	}
@@ -864,7 +845,7 @@ test_crl(void)
 	key = ca_key_new_pem(CA_KEY_EC_P256, &err);
 	csr = ca_csr_new_pem(key, "carol@example.org", "Carol", &err);
 	for (i = 0; i < NCA; i++) {
-		printf("# CRL of CA %s\n", ca_types[i].name);
+		diag("CRL of CA %s", ca_types[i].name);
 		if (ca_issue_user(cas[i], csr, strlen(csr), &alice, DAYS, NULL,
 		    &a, &err) == -1 || ca_issue_user(cas[i], csr, strlen(csr),
 		    &alice, DAYS, NULL, &b, &err) == -1) {
@@ -1128,7 +1109,7 @@ test_p12(void)
 			continue;
 		rv = ca_cert_info(is.der, is.der_len, &info, &err);
 		check(rv == 0 && strcmp(info.userid, alice.userid) == 0,
-		    "the PKCS#12 certificate is alice's");
+		    "the PKCS12 file's certificate is alice's");
 		p = buf;
 		p12 = d2i_PKCS12(NULL, &p, (long)len);
 		check(p12 != NULL, "d2i_PKCS12");
@@ -1263,12 +1244,11 @@ main(void)
 		perror("mkdtemp");
 		return 2;
 	}
-	printf("# directory %s\n", dir);
-	setvbuf(stdout, NULL, _IOLBF, 0);
+	diag("directory %s", dir);
 	no_rsa = getenv("TEST_CA_NO_RSA") != NULL &&
 	    strcmp(getenv("TEST_CA_NO_RSA"), "1") == 0;
 	if (no_rsa)
-		printf("# TEST_CA_NO_RSA: RSA keys are made as EC P-256\n");
+		diag("TEST_CA_NO_RSA: RSA keys are made as EC P-256");
 
 	test_parse_tables();
 	test_names();
@@ -1293,6 +1273,5 @@ main(void)
 		ca_free(cas[i]);
 	if (getenv("TEST_CA_KEEP") == NULL)
 		nftw(dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
-	printf("1..%d\n# %d passed, %d failed\n", ntest, ntest - nfail, nfail);
-	return nfail == 0 && ntest > 0 ? 0 : 1;
+	return tap_done();
 }
