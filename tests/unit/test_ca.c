@@ -41,12 +41,15 @@ static const struct ca_urls URLS = { CRL_URL, OCSP_URL, CA_URL };
 
 static char dir[64];
 
-/* A check whose failure is worth the library's message. */
+/*
+ * A check whose failure is worth the library's message.  One that failed
+ * on what a successful call gave has none.
+ */
 static void
 check_err(int cond, const struct ca_err *err, const char *what)
 {
 	check(cond, what);
-	if (!cond)
+	if (!cond && err->code != CA_ERR_NONE)
 		diag("code %d: %s", (int)err->code, err->msg);
 }
 
@@ -824,6 +827,45 @@ test_refused(void)
 	ca_secret_free(key);
 }
 
+/* The CRL in der if it is exactly one and verifies with the key of ca. */
+static X509_CRL *
+crl_of(const struct ca *ca, const unsigned char *der, size_t len)
+{
+	const unsigned char *p = der;
+	X509_CRL *crl;
+	X509 *cax;
+
+	if (der == NULL || (crl = d2i_X509_CRL(NULL, &p, (long)len)) == NULL)
+		return NULL;
+	cax = x509_from_pem(ca_cert_pem(ca));
+	if (p != der + len || cax == NULL ||
+	    X509_CRL_verify(crl, X509_get0_pubkey(cax)) != 1) {
+		X509_CRL_free(crl);
+		crl = NULL;
+	}
+	X509_free(cax);
+	return crl;
+}
+
+/* Does crl list exactly one serial, this one, with this reason? */
+static int
+crl_lists_one(X509_CRL *crl, long serial, int code)
+{
+	STACK_OF(X509_REVOKED) *list = X509_CRL_get_REVOKED(crl);
+	X509_REVOKED *r;
+	ASN1_ENUMERATED *reason;
+	int ok;
+
+	if (sk_X509_REVOKED_num(list) != 1)
+		return 0;
+	r = sk_X509_REVOKED_value(list, 0);
+	reason = X509_REVOKED_get_ext_d2i(r, NID_crl_reason, NULL, NULL);
+	ok = ASN1_INTEGER_get(X509_REVOKED_get0_serialNumber(r)) == serial &&
+	    reason != NULL && ASN1_ENUMERATED_get(reason) == code;
+	ASN1_ENUMERATED_free(reason);
+	return ok;
+}
+
 static void
 test_crl(void)
 {
@@ -921,7 +963,11 @@ test_crl(void)
 	/* An empty CRL is fine; a bad serial or reason is not. */
 	rv = ca_crl_build(cas[0], NULL, 0, 1, now, now + 3600, &der, &der_len,
 	    &err);
-	check_err(rv == 0, &err, "empty CRL");
+	crl = rv == 0 ? crl_of(cas[0], der, der_len) : NULL;
+	check_err(crl != NULL && sk_X509_REVOKED_num(
+	    X509_CRL_get_REVOKED(crl)) <= 0, &err,
+	    "empty CRL, signed, lists nothing");
+	X509_CRL_free(crl);
 	free(der);
 	der = NULL;
 	rev[0].serial = "xyz";
@@ -945,7 +991,10 @@ test_crl(void)
 	rev[0].reason = CA_REASON_HOLD;
 	rv = ca_crl_build(cas[0], rev, 1, 1, now, now + 3600, &der, &der_len,
 	    &err);
-	check_err(rv == 0, &err, "CRL with certificateHold");
+	crl = rv == 0 ? crl_of(cas[0], der, der_len) : NULL;
+	check_err(crl != NULL && crl_lists_one(crl, 0x1a, CA_REASON_HOLD),
+	    &err, "CRL with certificateHold lists 1a on hold");
+	X509_CRL_free(crl);
 	free(der);
 	der = NULL;
 	free(csr);
@@ -1000,6 +1049,69 @@ ocsp_status(const unsigned char *der, size_t len, X509 *x, X509 *issuer,
 	return status;
 }
 
+/*
+ * The responseStatus of the OCSP answer der, or -1 unless it is one
+ * answer of exactly len bytes.  *body says whether it carries a basic
+ * (signed) response: an error answer must not.
+ */
+static int
+ocsp_resp_status(const unsigned char *der, size_t len, int *body)
+{
+	const unsigned char *p = der;
+	OCSP_RESPONSE *resp;
+	OCSP_BASICRESP *bs;
+	int status = -1;
+
+	*body = 0;
+	if (der == NULL ||
+	    (resp = d2i_OCSP_RESPONSE(NULL, &p, (long)len)) == NULL)
+		return -1;
+	if (p == der + len) {
+		status = OCSP_response_status(resp);
+		if ((bs = OCSP_response_get1_basic(resp)) != NULL)
+			*body = 1;
+		OCSP_BASICRESP_free(bs);
+	}
+	OCSP_RESPONSE_free(resp);
+	/* get1_basic of an answer without a body leaves an error queued. */
+	ERR_clear_error();
+	return status;
+}
+
+/* The unsigned answers for requests that could not be served. */
+static void
+test_ocsp_errors(void)
+{
+	static const struct {
+		enum ca_ocsp_error e;
+		int status;
+		const char *name;
+	} errs[] = {
+		{ CA_OCSP_MALFORMED, OCSP_RESPONSE_STATUS_MALFORMEDREQUEST,
+		    "malformedRequest" },
+		{ CA_OCSP_INTERNAL, OCSP_RESPONSE_STATUS_INTERNALERROR,
+		    "internalError" },
+		{ CA_OCSP_TRY_LATER, OCSP_RESPONSE_STATUS_TRYLATER,
+		    "tryLater" },
+		{ CA_OCSP_UNAUTHORIZED, OCSP_RESPONSE_STATUS_UNAUTHORIZED,
+		    "unauthorized" },
+	};
+	unsigned char *der;
+	size_t i, len;
+	int body, rv, status;
+
+	for (i = 0; i < sizeof(errs) / sizeof(errs[0]); i++) {
+		rv = ca_ocsp_error(errs[i].e, &der, &len);
+		status = rv == 0 ? ocsp_resp_status(der, len, &body) : -1;
+		checkf(rv == 0 && status == errs[i].status && !body,
+		    "an unsigned %s answer", errs[i].name);
+		if (status != errs[i].status)
+			diag("rv %d, responseStatus %d, want %d", rv, status,
+			    errs[i].status);
+		free(der);
+	}
+}
+
 /* The responder side: requests parsed, answers signed and verifiable. */
 static void
 test_ocsp(void)
@@ -1008,7 +1120,7 @@ test_ocsp(void)
 	struct ca_ocsp_req *q;
 	struct ca_issued is;
 	struct ca_err err;
-	unsigned char *req = NULL, *der = NULL;
+	unsigned char *req = NULL, *long_req = NULL, *der = NULL;
 	size_t len, dlen;
 	X509 *x = NULL, *cax = NULL, *other = NULL;
 	char *key = NULL, *csr = NULL;
@@ -1029,6 +1141,7 @@ test_ocsp(void)
 	req = ocsp_request(x, cax, 16, &len);
 	q = req != NULL ? ca_ocsp_req_parse(cas[0], req, len, &err) : NULL;
 	check_err(q != NULL && ca_ocsp_req_count(q) == 1 &&
+	    ca_ocsp_req_serial(q, 0) != NULL &&
 	    strcmp(ca_ocsp_req_serial(q, 0), is.serial) == 0, &err,
 	    "an OCSP request names our serial");
 	memset(&ans, 0, sizeof(ans));
@@ -1065,17 +1178,19 @@ test_ocsp(void)
 	q = ca_ocsp_req_parse(cas[0], (const unsigned char *)"\x30\x00", 2,
 	    &err);
 	check(q == NULL && err.code == CA_ERR_INVALID, "garbage is refused");
+	/* Made with a spare byte, so the check is never skipped. */
 	req = ocsp_request(x, cax, 0, &len);
-	if (req != NULL && (req = OPENSSL_realloc(req, len + 1)) != NULL) {
-		req[len] = 0;
-		q = ca_ocsp_req_parse(cas[0], req, len + 1, &err);
-		check(q == NULL, "a request with a trailing byte is refused");
-		ca_ocsp_req_free(q);
+	if (req != NULL && (long_req = OPENSSL_malloc(len + 1)) != NULL) {
+		memcpy(long_req, req, len);
+		long_req[len] = 0;
 	}
+	q = long_req != NULL ? ca_ocsp_req_parse(cas[0], long_req, len + 1,
+	    &err) : NULL;
+	check(long_req != NULL && q == NULL && err.code == CA_ERR_INVALID,
+	    "a request with a trailing byte is refused");
+	ca_ocsp_req_free(q);
+	OPENSSL_free(long_req);
 	OPENSSL_free(req);
-	check(ca_ocsp_error(CA_OCSP_TRY_LATER, &der, &dlen) == 0 && dlen > 0,
-	    "an unsigned tryLater answer");
-	free(der);
 	ca_issued_clear(&is);
 out:
 	X509_free(x);
@@ -1266,6 +1381,7 @@ main(void)
 	test_refused();
 	test_crl();
 	test_ocsp();
+	test_ocsp_errors();
 	test_p12();
 	test_server();
  out:
