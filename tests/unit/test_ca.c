@@ -1,12 +1,11 @@
 /*
  * test_ca.c - unit tests of the CA library.
  *
- * A plain program printing "ok N - ..." / "not ok N - ..." per check and
- * exiting non-zero if any failed.  Everything happens in a temporary
- * directory, removed at the end unless TEST_CA_KEEP is set (handy for
- * running openssl or certtool on the results by hand).  The tests use
- * OpenSSL directly to make inputs the library must refuse and to look
- * inside what it produced.
+ * TAP through tap.h: one line per check, a non-zero exit if any failed.
+ * Everything happens in a temporary directory, removed at the end unless
+ * TEST_CA_KEEP is set (handy for running openssl or certtool on the
+ * results by hand).  The tests use OpenSSL directly to make inputs the
+ * library must refuse and to look inside what it produced.
  */
 #include <sys/stat.h>
 
@@ -14,7 +13,6 @@
 
 #include <ctype.h>
 #include <ftw.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,6 +30,7 @@
 #include <openssl/x509v3.h>
 
 #include "ca.h"
+#include "tap.h"
 
 #define DAYS 30
 #define CRL_URL "http://dir.example.org:4606/v1/crl"
@@ -40,33 +39,18 @@
 static const struct ca_urls URLS = { CRL_URL, OCSP_URL, CA_URL };
 #define PASS "correct horse battery staple"
 
-static int ntest, nfail;
 static char dir[64];
 
-static void
-check(int cond, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void
-check(int cond, const char *fmt, ...)
-{
-	va_list ap;
-
-	printf("%sok %d - ", cond ? "" : "not ", ++ntest);
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	putchar('\n');
-	if (!cond)
-		nfail++;
-}
-
-/* A check whose failure is worth the library's message. */
+/*
+ * A check whose failure is worth the library's message.  One that failed
+ * on what a successful call gave has none.
+ */
 static void
 check_err(int cond, const struct ca_err *err, const char *what)
 {
-	check(cond, "%s", what);
-	if (!cond)
-		printf("# code %d: %s\n", (int)err->code, err->msg);
+	check(cond, what);
+	if (!cond && err->code != CA_ERR_NONE)
+		diag("code %d: %s", (int)err->code, err->msg);
 }
 
 static char *
@@ -293,7 +277,7 @@ leaf_ext_as_designed(const char *ca_pem, X509 *x, int rsa, const char *eku)
 		    i2d_X509_EXTENSION(X509_get_ext(x, i), &b) : -1;
 		ok = alen > 0 && alen == blen && memcmp(a, b, (size_t)alen) == 0;
 		if (!ok)
-			printf("# extension %d (%s) differs\n", i,
+			diag("extension %d (%s) differs", i,
 			    OBJ_nid2sn(want[i].nid));
 		X509_EXTENSION_free(e);
 		OPENSSL_free(a);
@@ -319,7 +303,7 @@ chain_ok(const char *ca_pem, X509 *x, int purpose)
 	    X509_STORE_CTX_set_purpose(ctx, purpose))
 		ok = X509_verify_cert(ctx) == 1;
 	if (!ok && ctx != NULL)
-		printf("# verify: %s\n", X509_verify_cert_error_string(
+		diag("verify: %s", X509_verify_cert_error_string(
 		    X509_STORE_CTX_get_error(ctx)));
 	X509_free(cax);
 	X509_STORE_CTX_free(ctx);
@@ -405,12 +389,12 @@ test_parse_tables(void)
 	for (i = 0; i < sizeof(kts) / sizeof(kts[0]); i++) {
 		kt = CA_KEY_EC_P256;
 		rv = ca_keytype_parse(kts[i].s, &kt);
-		check(rv == kts[i].rv && (rv == -1 || kt == kts[i].kt),
+		checkf(rv == kts[i].rv && (rv == -1 || kt == kts[i].kt),
 		    "ca_keytype_parse(\"%s\")", kts[i].s);
 	}
 	for (i = 0; i < sizeof(reasons) / sizeof(reasons[0]); i++) {
 		rv = ca_reason_parse(reasons[i].s);
-		check(rv == reasons[i].code &&
+		checkf(rv == reasons[i].code &&
 		    (rv == -1 || strcmp(ca_reason_name(rv), reasons[i].s) == 0),
 		    "ca_reason_parse/name(\"%s\")", reasons[i].s);
 	}
@@ -447,8 +431,8 @@ test_names(void)
 
 	check(!ca_name_ok(NULL), "ca_name_ok(NULL)");
 	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-		check(ca_name_ok(names[i].s) == names[i].ok,
-		    "ca_name_ok case %zu", i);
+		checkf(ca_name_ok(names[i].s) == names[i].ok,
+		    "ca_name_ok(\"%s\") is %d", names[i].s, names[i].ok);
 }
 
 static void
@@ -465,12 +449,12 @@ test_create(void)
 		rv = ca_create(path(key), path(crt), tkt(ca_types[i].kt),
 		    "DIR Test CA", 3650, &err);
 		check_err(rv == 0, &err, "ca_create");
-		printf("# CA %s\n", ca_types[i].name);
-		check(file_mode(path(key)) == 0600, "%s CA key mode is 0600",
+		diag("CA %s", ca_types[i].name);
+		checkf(file_mode(path(key)) == 0600, "%s CA key mode is 0600",
 		    ca_types[i].name);
 		rv = ca_create(path(key), path(crt), tkt(ca_types[i].kt),
 		    "DIR Test CA", 3650, &err);
-		check(rv == -1 && err.code == CA_ERR_EXISTS,
+		checkf(rv == -1 && err.code == CA_ERR_EXISTS,
 		    "%s: second ca_create refused with CA_ERR_EXISTS",
 		    ca_types[i].name);
 		cas[i] = ca_open(path(key), path(crt), &err);
@@ -525,7 +509,7 @@ test_issue(void)
 
 	for (i = 0; i < NCA; i++) {
 		for (j = 0; j < NCSR; j++) {
-			printf("# CA %s, CSR %s\n", ca_types[i].name,
+			diag("CA %s, CSR %s", ca_types[i].name,
 			    csr_types[j].name);
 			key = ca_key_new_pem(tkt(csr_types[j].kt), &err);
 			check_err(key != NULL, &err, "ca_key_new_pem");
@@ -574,7 +558,7 @@ test_issue(void)
 				X509_NAME_print_ex(b, X509_get_subject_name(x),
 				    0, XN_FLAG_RFC2253);
 				line = bio_string(b);
-				check(line != NULL &&
+				checkf(line != NULL &&
 				    strstr(line, "evil") == NULL &&
 				    strstr(line, "Evil") == NULL,
 				    "nothing of the CSR's subject: %s",
@@ -582,13 +566,13 @@ test_issue(void)
 				free(line);
 				BIO_free(b);
 			}
-			check(is_lower_hex(info.serial, 1, 32) &&
+			checkf(is_lower_hex(info.serial, 1, 32) &&
 			    info.serial[0] != '0' &&
 			    strcmp(info.serial, is.serial) == 0,
 			    "serial %s: 1..32 lower-case hex, nonzero",
 			    info.serial);
 			d = (long)(info.not_after - now);
-			check(d > DAYS * 86400L - 120 && d <= DAYS * 86400L,
+			checkf(d > DAYS * 86400L - 120 && d <= DAYS * 86400L,
 			    "not_after is %d days from now", DAYS);
 			check(now - info.not_before >= 290 &&
 			    now - info.not_before < 400,
@@ -596,7 +580,7 @@ test_issue(void)
 			check(is_lower_hex(info.fingerprint, 64, 64) &&
 			    strcmp(info.fingerprint, is.fingerprint) == 0,
 			    "fingerprint is 64 hex digits and matches");
-			check(strstr(info.issuer, "CN=DIR Test CA") != NULL,
+			checkf(strstr(info.issuer, "CN=DIR Test CA") != NULL,
 			    "issuer %s", info.issuer);
 			rv = ca_cert_info(is.der, is.der_len, &info2, &err);
 			check_err(rv == 0 && memcmp(&info, &info2,
@@ -804,22 +788,22 @@ test_refused(void)
 
 	for (i = 0; i < n; i++) {
 		if (rows[i].pem == NULL) {
-			check(0, "make the %s CSR", rows[i].name);
+			checkf(0, "make the %s CSR", rows[i].name);
 			continue;
 		}
 		rows[i].len = strlen(rows[i].pem);
 		rv = ca_csr_check(rows[i].pem, rows[i].len, &err);
-		check(rv == -1 && err.code == rows[i].code &&
+		checkf(rv == -1 && err.code == rows[i].code &&
 		    strstr(err.msg, rows[i].msg) != NULL,
 		    "ca_csr_check refuses %s (code %d): %s", rows[i].name,
 		    (int)err.code, err.msg);
 		rv = ca_issue_user(cas[0], rows[i].pem, rows[i].len, &alice,
 		    DAYS, &URLS, &is, &err);
-		check(rv == -1 && err.code == rows[i].code &&
+		checkf(rv == -1 && err.code == rows[i].code &&
 		    is.cert_pem == NULL,
 		    "ca_issue_user refuses %s too", rows[i].name);
 		h = ca_csr_new(rows[i].pem, rows[i].len, &err);
-		check(h == NULL && err.code == rows[i].code,
+		checkf(h == NULL && err.code == rows[i].code,
 		    "ca_csr_new refuses %s too", rows[i].name);
 		free(rows[i].pem);
 	}
@@ -843,6 +827,45 @@ test_refused(void)
 	ca_secret_free(key);
 }
 
+/* The CRL in der if it is exactly one and verifies with the key of ca. */
+static X509_CRL *
+crl_of(const struct ca *ca, const unsigned char *der, size_t len)
+{
+	const unsigned char *p = der;
+	X509_CRL *crl;
+	X509 *cax;
+
+	if (der == NULL || (crl = d2i_X509_CRL(NULL, &p, (long)len)) == NULL)
+		return NULL;
+	cax = x509_from_pem(ca_cert_pem(ca));
+	if (p != der + len || cax == NULL ||
+	    X509_CRL_verify(crl, X509_get0_pubkey(cax)) != 1) {
+		X509_CRL_free(crl);
+		crl = NULL;
+	}
+	X509_free(cax);
+	return crl;
+}
+
+/* Does crl list exactly one serial, this one, with this reason? */
+static int
+crl_lists_one(X509_CRL *crl, long serial, int code)
+{
+	STACK_OF(X509_REVOKED) *list = X509_CRL_get_REVOKED(crl);
+	X509_REVOKED *r;
+	ASN1_ENUMERATED *reason;
+	int ok;
+
+	if (sk_X509_REVOKED_num(list) != 1)
+		return 0;
+	r = sk_X509_REVOKED_value(list, 0);
+	reason = X509_REVOKED_get_ext_d2i(r, NID_crl_reason, NULL, NULL);
+	ok = ASN1_INTEGER_get(X509_REVOKED_get0_serialNumber(r)) == serial &&
+	    reason != NULL && ASN1_ENUMERATED_get(reason) == code;
+	ASN1_ENUMERATED_free(reason);
+	return ok;
+}
+
 static void
 test_crl(void)
 {
@@ -864,7 +887,7 @@ test_crl(void)
 	key = ca_key_new_pem(CA_KEY_EC_P256, &err);
 	csr = ca_csr_new_pem(key, "carol@example.org", "Carol", &err);
 	for (i = 0; i < NCA; i++) {
-		printf("# CRL of CA %s\n", ca_types[i].name);
+		diag("CRL of CA %s", ca_types[i].name);
 		if (ca_issue_user(cas[i], csr, strlen(csr), &alice, DAYS, NULL,
 		    &a, &err) == -1 || ca_issue_user(cas[i], csr, strlen(csr),
 		    &alice, DAYS, NULL, &b, &err) == -1) {
@@ -940,7 +963,11 @@ test_crl(void)
 	/* An empty CRL is fine; a bad serial or reason is not. */
 	rv = ca_crl_build(cas[0], NULL, 0, 1, now, now + 3600, &der, &der_len,
 	    &err);
-	check_err(rv == 0, &err, "empty CRL");
+	crl = rv == 0 ? crl_of(cas[0], der, der_len) : NULL;
+	check_err(crl != NULL && sk_X509_REVOKED_num(
+	    X509_CRL_get_REVOKED(crl)) <= 0, &err,
+	    "empty CRL, signed, lists nothing");
+	X509_CRL_free(crl);
 	free(der);
 	der = NULL;
 	rev[0].serial = "xyz";
@@ -964,7 +991,10 @@ test_crl(void)
 	rev[0].reason = CA_REASON_HOLD;
 	rv = ca_crl_build(cas[0], rev, 1, 1, now, now + 3600, &der, &der_len,
 	    &err);
-	check_err(rv == 0, &err, "CRL with certificateHold");
+	crl = rv == 0 ? crl_of(cas[0], der, der_len) : NULL;
+	check_err(crl != NULL && crl_lists_one(crl, 0x1a, CA_REASON_HOLD),
+	    &err, "CRL with certificateHold lists 1a on hold");
+	X509_CRL_free(crl);
 	free(der);
 	der = NULL;
 	free(csr);
@@ -1019,6 +1049,69 @@ ocsp_status(const unsigned char *der, size_t len, X509 *x, X509 *issuer,
 	return status;
 }
 
+/*
+ * The responseStatus of the OCSP answer der, or -1 unless it is one
+ * answer of exactly len bytes.  *body says whether it carries a basic
+ * (signed) response: an error answer must not.
+ */
+static int
+ocsp_resp_status(const unsigned char *der, size_t len, int *body)
+{
+	const unsigned char *p = der;
+	OCSP_RESPONSE *resp;
+	OCSP_BASICRESP *bs;
+	int status = -1;
+
+	*body = 0;
+	if (der == NULL ||
+	    (resp = d2i_OCSP_RESPONSE(NULL, &p, (long)len)) == NULL)
+		return -1;
+	if (p == der + len) {
+		status = OCSP_response_status(resp);
+		if ((bs = OCSP_response_get1_basic(resp)) != NULL)
+			*body = 1;
+		OCSP_BASICRESP_free(bs);
+	}
+	OCSP_RESPONSE_free(resp);
+	/* get1_basic of an answer without a body leaves an error queued. */
+	ERR_clear_error();
+	return status;
+}
+
+/* The unsigned answers for requests that could not be served. */
+static void
+test_ocsp_errors(void)
+{
+	static const struct {
+		enum ca_ocsp_error e;
+		int status;
+		const char *name;
+	} errs[] = {
+		{ CA_OCSP_MALFORMED, OCSP_RESPONSE_STATUS_MALFORMEDREQUEST,
+		    "malformedRequest" },
+		{ CA_OCSP_INTERNAL, OCSP_RESPONSE_STATUS_INTERNALERROR,
+		    "internalError" },
+		{ CA_OCSP_TRY_LATER, OCSP_RESPONSE_STATUS_TRYLATER,
+		    "tryLater" },
+		{ CA_OCSP_UNAUTHORIZED, OCSP_RESPONSE_STATUS_UNAUTHORIZED,
+		    "unauthorized" },
+	};
+	unsigned char *der;
+	size_t i, len;
+	int body, rv, status;
+
+	for (i = 0; i < sizeof(errs) / sizeof(errs[0]); i++) {
+		rv = ca_ocsp_error(errs[i].e, &der, &len);
+		status = rv == 0 ? ocsp_resp_status(der, len, &body) : -1;
+		checkf(rv == 0 && status == errs[i].status && !body,
+		    "an unsigned %s answer", errs[i].name);
+		if (status != errs[i].status)
+			diag("rv %d, responseStatus %d, want %d", rv, status,
+			    errs[i].status);
+		free(der);
+	}
+}
+
 /* The responder side: requests parsed, answers signed and verifiable. */
 static void
 test_ocsp(void)
@@ -1027,7 +1120,7 @@ test_ocsp(void)
 	struct ca_ocsp_req *q;
 	struct ca_issued is;
 	struct ca_err err;
-	unsigned char *req = NULL, *der = NULL;
+	unsigned char *req = NULL, *long_req = NULL, *der = NULL;
 	size_t len, dlen;
 	X509 *x = NULL, *cax = NULL, *other = NULL;
 	char *key = NULL, *csr = NULL;
@@ -1048,6 +1141,7 @@ test_ocsp(void)
 	req = ocsp_request(x, cax, 16, &len);
 	q = req != NULL ? ca_ocsp_req_parse(cas[0], req, len, &err) : NULL;
 	check_err(q != NULL && ca_ocsp_req_count(q) == 1 &&
+	    ca_ocsp_req_serial(q, 0) != NULL &&
 	    strcmp(ca_ocsp_req_serial(q, 0), is.serial) == 0, &err,
 	    "an OCSP request names our serial");
 	memset(&ans, 0, sizeof(ans));
@@ -1084,17 +1178,19 @@ test_ocsp(void)
 	q = ca_ocsp_req_parse(cas[0], (const unsigned char *)"\x30\x00", 2,
 	    &err);
 	check(q == NULL && err.code == CA_ERR_INVALID, "garbage is refused");
+	/* Made with a spare byte, so the check is never skipped. */
 	req = ocsp_request(x, cax, 0, &len);
-	if (req != NULL && (req = OPENSSL_realloc(req, len + 1)) != NULL) {
-		req[len] = 0;
-		q = ca_ocsp_req_parse(cas[0], req, len + 1, &err);
-		check(q == NULL, "a request with a trailing byte is refused");
-		ca_ocsp_req_free(q);
+	if (req != NULL && (long_req = OPENSSL_malloc(len + 1)) != NULL) {
+		memcpy(long_req, req, len);
+		long_req[len] = 0;
 	}
+	q = long_req != NULL ? ca_ocsp_req_parse(cas[0], long_req, len + 1,
+	    &err) : NULL;
+	check(long_req != NULL && q == NULL && err.code == CA_ERR_INVALID,
+	    "a request with a trailing byte is refused");
+	ca_ocsp_req_free(q);
+	OPENSSL_free(long_req);
 	OPENSSL_free(req);
-	check(ca_ocsp_error(CA_OCSP_TRY_LATER, &der, &dlen) == 0 && dlen > 0,
-	    "an unsigned tryLater answer");
-	free(der);
 	ca_issued_clear(&is);
 out:
 	X509_free(x);
@@ -1128,7 +1224,7 @@ test_p12(void)
 			continue;
 		rv = ca_cert_info(is.der, is.der_len, &info, &err);
 		check(rv == 0 && strcmp(info.userid, alice.userid) == 0,
-		    "the PKCS#12 certificate is alice's");
+		    "the PKCS12 file's certificate is alice's");
 		p = buf;
 		p12 = d2i_PKCS12(NULL, &p, (long)len);
 		check(p12 != NULL, "d2i_PKCS12");
@@ -1263,12 +1359,11 @@ main(void)
 		perror("mkdtemp");
 		return 2;
 	}
-	printf("# directory %s\n", dir);
-	setvbuf(stdout, NULL, _IOLBF, 0);
+	diag("directory %s", dir);
 	no_rsa = getenv("TEST_CA_NO_RSA") != NULL &&
 	    strcmp(getenv("TEST_CA_NO_RSA"), "1") == 0;
 	if (no_rsa)
-		printf("# TEST_CA_NO_RSA: RSA keys are made as EC P-256\n");
+		diag("TEST_CA_NO_RSA: RSA keys are made as EC P-256");
 
 	test_parse_tables();
 	test_names();
@@ -1286,6 +1381,7 @@ main(void)
 	test_refused();
 	test_crl();
 	test_ocsp();
+	test_ocsp_errors();
 	test_p12();
 	test_server();
  out:
@@ -1293,6 +1389,5 @@ main(void)
 		ca_free(cas[i]);
 	if (getenv("TEST_CA_KEEP") == NULL)
 		nftw(dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
-	printf("1..%d\n# %d passed, %d failed\n", ntest, ntest - nfail, nfail);
-	return nfail == 0 && ntest > 0 ? 0 : 1;
+	return tap_done();
 }

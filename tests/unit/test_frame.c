@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "frame.h"
+#include "tap.h"
 
 struct tcase {
 	const char *name;
@@ -76,6 +77,31 @@ static const struct tcase cases[] = {
 	    FRAME_BAD, 0, 0, "frame too large" },
 };
 
+/* Decode one case and compare everything the outcome promises. */
+static void
+check_case(const struct tcase *c)
+{
+	struct frame f;
+	const char *why = NULL;
+	enum frame_result r;
+	int ok;
+
+	memset(&f, 0, sizeof(f));
+	r = frame_decode(c->in, c->len, c->max, &f, &why);
+	ok = r == c->want;
+	if (ok && r == FRAME_OK)
+		ok = (int)f.kind == c->kind && f.len == c->plen &&
+		    f.used == FRAME_HDR + c->plen &&
+		    f.payload == c->in + FRAME_HDR;
+	if (ok && r == FRAME_BAD)
+		ok = why != NULL && strcmp(why, c->why) == 0;
+	check(ok, c->name);
+	if (!ok)
+		diag("got %d (%s), kind 0x%02x, len %zu, used %zu", (int)r,
+		    why != NULL ? why : "no reason", (unsigned int)f.kind,
+		    f.len, f.used);
+}
+
 int
 main(void)
 {
@@ -84,49 +110,30 @@ main(void)
 	const char *why;
 	enum frame_result r;
 	size_t i;
-	int n = 0, failed = 0, ok;
+	int ok;
 
-	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		const struct tcase *c = &cases[i];
-
-		memset(&f, 0, sizeof(f));
-		r = frame_decode(c->in, c->len, c->max, &f, &why);
-		ok = r == c->want;
-		if (ok && r == FRAME_OK)
-			ok = (int)f.kind == c->kind && f.len == c->plen &&
-			    f.used == FRAME_HDR + c->plen &&
-			    f.payload == c->in + FRAME_HDR;
-		if (ok && r == FRAME_BAD)
-			ok = why != NULL && strcmp(why, c->why) == 0;
-		printf("%s %d - %s\n", ok ? "ok" : "not ok", ++n, c->name);
-		failed += !ok;
-	}
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		check_case(&cases[i]);
 
 	/* Every strict prefix of a valid frame asks for more, never more. */
 	ok = 1;
 	for (i = 0; i < sizeof(j_ok); i++)
 		ok &= frame_decode(j_ok, i, FRAME_MAX, &f, &why) == FRAME_MORE;
-	printf("%s %d - every prefix needs more\n", ok ? "ok" : "not ok", ++n);
-	failed += !ok;
+	check(ok, "every prefix needs more");
 
 	/* The encoder round-trips through the decoder at the size limit. */
 	if ((big = calloc(1, FRAME_HDR + FRAME_MAX)) == NULL)
 		return 1;
 	frame_header(big, FRAME_DATA, FRAME_MAX);
 	r = frame_decode(big, FRAME_HDR + FRAME_MAX, FRAME_MAX, &f, &why);
-	ok = r == FRAME_OK && f.kind == FRAME_DATA && f.len == FRAME_MAX &&
-	    f.used == FRAME_HDR + FRAME_MAX;
-	printf("%s %d - FRAME_MAX payload round trip\n", ok ? "ok" : "not ok",
-	    ++n);
-	failed += !ok;
+	check(r == FRAME_OK && f.kind == FRAME_DATA && f.len == FRAME_MAX &&
+	    f.used == FRAME_HDR + FRAME_MAX && f.payload == big + FRAME_HDR,
+	    "FRAME_MAX payload round trip");
 	free(big);
 
 	frame_header(hdr, FRAME_JSON, 0x01020304);
-	ok = hdr[0] == 1 && hdr[1] == 2 && hdr[2] == 3 && hdr[3] == 4 &&
-	    hdr[4] == 'J';
-	printf("%s %d - header is big-endian\n", ok ? "ok" : "not ok", ++n);
-	failed += !ok;
+	check(hdr[0] == 1 && hdr[1] == 2 && hdr[2] == 3 && hdr[3] == 4 &&
+	    hdr[4] == 'J', "header is big-endian");
 
-	printf("1..%d\n", n);
-	return failed ? 1 : 0;
+	return tap_done();
 }
