@@ -191,45 +191,32 @@ userid_arg(const char *in, char *out, size_t len)
 	return 0;
 }
 
-static void
-fmt_time(time_t t, char *buf, size_t len)
-{
-	struct tm tm;
-
-	gmtime_r(&t, &tm);
-	strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
 /*
- * Who does this: the audit log names the operating-system user behind an
- * administrative command.
+ * Who does this: the registry's operator, whom the audit log names by the
+ * operating-system user behind the command.  buf holds the name.
  */
-static void
-actor(char *buf, size_t len)
+static const struct reg_actor *
+operator(struct reg_actor *who, char *buf, size_t len)
 {
 	const char *u = getenv("USER");
 
 	snprintf(buf, len, "dirctl:%s", u && *u ? u : "unknown");
+	who->name = buf;
+	who->source = NULL;
+	who->userid = NULL;
+	who->admin = 1;
+	return who;
 }
 
 /*
- * The shape the database's users_email_check accepts (one '@', something
- * on each side, no spaces): checked here so that the administrator reads
- * a plain sentence instead of a constraint name.
+ * Say why the registry refused: a value it found wrong is a mistake on
+ * the command line (exit 2), anything else a failure (1).
  */
 static int
-email_ok(const char *email)
+refused(const struct reg_err *e)
 {
-	const char *at = strchr(email, '@');
-	size_t len = strlen(email), i;
-
-	if (len < 3 || len > 254 || at == NULL || at == email ||
-	    at[1] == '\0' || strchr(at + 1, '@') != NULL)
-		return 0;
-	for (i = 0; i < len; i++)
-		if (isspace((unsigned char)email[i]))
-			return 0;
-	return 1;
+	warnx_("%s", e->msg);
+	return e->status == 400 ? 2 : 1;
 }
 
 /* Open the registry and a connection, or say why not. */
@@ -461,10 +448,10 @@ cmd_migrate(const struct opts *o, int argc, char **argv)
 static int
 print_user(const struct db_user *u, void *arg)
 {
-	char t[32];
+	char t[IRP_TIME_LEN];
 
 	(void)arg;
-	fmt_time(u->created_at, t, sizeof(t));
+	irp_time(u->created_at, t);
 	printf("%-32s %-6s %-8s %s  %s", u->userid,
 	    u->is_admin ? "admin" : "user", u->enabled ? "enabled" : "disabled",
 	    t, u->name);
@@ -484,85 +471,63 @@ cmd_user_add(const struct opts *o, int argc, char **argv)
 		{ "password-file", required_argument, NULL, 'p' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *name = NULL, *email = NULL, *pwfile = NULL;
-	char userid[IRP_USERID_MAX + 1], who[64], hash[REG_PWHASH_MAX];
+	struct reg_user_new nu = { NULL, NULL, NULL, NULL, 0 };
+	const char *pwfile = NULL;
+	char userid[IRP_USERID_MAX + 1], name[64];
 	char *pw = NULL;
-	int admin = 0, rv = 1;
+	struct reg_actor who;
 	struct reg r;
 	struct db *db;
-	struct db_err de;
 	struct reg_err e;
+	int rv = 1;
 
 	CMD_OPTS_BEGIN(lo)
 	case 'n':
-		name = optarg;
+		nu.name = optarg;
 		break;
 	case 'e':
-		email = optarg;
+		nu.email = optarg;
 		break;
 	case 'a':
-		admin = 1;
+		nu.admin = 1;
 		break;
 	case 'p':
 		pwfile = optarg;
 		break;
 	CMD_OPTS_END()
-	if (optind + 1 != argc || name == NULL) {
+	if (optind + 1 != argc || nu.name == NULL) {
 		warnx_("usage: dirctl user add USERID --name NAME [--email E] "
 		       "[--admin] [--password-file F]");
 		return 2;
 	}
-	if (userid_arg(argv[optind], userid, sizeof(userid)) == -1)
+	nu.userid = argv[optind];
+	/* Judged before the database is opened, by reg_user_add's rules. */
+	if (reg_user_check(&nu, userid, &e) == -1)
+		return refused(&e);
+	if (pwfile != NULL && (pw = read_secret(pwfile)) == NULL)
 		return 2;
-	if (*name == '\0' || strlen(name) > 128 || !ca_name_ok(name)) {
-		warnx_("--name must have 1 to 128 characters, without control "
-		    "characters or direction overrides");
-		return 2;
-	}
-	if (email != NULL && !email_ok(email)) {
-		warnx_("'%s' is not an e-mail address", email);
-		return 2;
-	}
-	hash[0] = '\0';
-	if (pwfile != NULL) {
-		if ((pw = read_secret(pwfile)) == NULL)
-			return 2;
-		if (reg_password_hash(pw, hash, sizeof(hash), &e) == -1) {
-			warnx_("%s", e.msg);
-			free_secret(pw);
-			return 1;
-		}
-		free_secret(pw);
-	}
+	nu.password = pw;
 	if (open_reg(o, &r, &db) == -1)
-		return 1;
-	actor(who, sizeof(who));
-	if (db_begin(db, &de) == -1 ||
-	    db_user_add(db, userid, name, email, admin,
-		hash[0] ? hash : NULL, NULL, &de) == -1 ||
-	    db_audit(db, who, "user.add", userid, NULL, NULL,
-		admin ? "role=admin" : "role=user", &de) == -1 ||
-	    db_commit(db, &de) == -1) {
-		db_rollback(db);
-		if (de.code == DB_ERR_INVALID)
-			warnx_("the database refused user %s: %s", userid,
-			    de.msg);
-		else
-			warnx_("%s", de.msg);
 		goto out;
+	if (reg_user_add(&r, db, &nu, operator(&who, name, sizeof(name)),
+		userid, &e) == -1)
+		rv = refused(&e);
+	else {
+		printf("added %s%s\n", userid, nu.admin ? " (admin)" : "");
+		rv = 0;
 	}
-	printf("added %s%s\n", userid, admin ? " (admin)" : "");
-	rv = 0;
-out:
-	OPENSSL_cleanse(hash, sizeof(hash));
 	close_reg(&r, db);
+out:
+	if (pw != NULL)
+		free_secret(pw);
 	return rv;
 }
 
 static int
 cmd_user_simple(const struct opts *o, int argc, char **argv, int enable)
 {
-	char userid[IRP_USERID_MAX + 1], who[64];
+	char userid[IRP_USERID_MAX + 1], name[64];
+	struct reg_actor who;
 	struct reg r;
 	struct db *db;
 	struct reg_err e;
@@ -577,15 +542,13 @@ cmd_user_simple(const struct opts *o, int argc, char **argv, int enable)
 		return 2;
 	if (open_reg(o, &r, &db) == -1)
 		return 1;
-	actor(who, sizeof(who));
-	if (reg_user_set_enabled(&r, db, userid, enable, who, enable ?
-		"user.enable" : "user.disable", NULL, &e) == -1) {
-		warnx_("%s", e.msg);
-		goto out;
+	if (reg_user_set_enabled(&r, db, userid, enable,
+		operator(&who, name, sizeof(name)), &e) == -1)
+		rv = refused(&e);
+	else {
+		printf("%s %s\n", enable ? "enabled" : "disabled", userid);
+		rv = 0;
 	}
-	printf("%s %s\n", enable ? "enabled" : "disabled", userid);
-	rv = 0;
-out:
 	close_reg(&r, db);
 	return rv;
 }
@@ -598,11 +561,11 @@ cmd_user_passwd(const struct opts *o, int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *pwfile = NULL;
-	char userid[IRP_USERID_MAX + 1], who[64], hash[REG_PWHASH_MAX];
+	char userid[IRP_USERID_MAX + 1], name[64];
 	char *pw;
+	struct reg_actor who;
 	struct reg r;
 	struct db *db;
-	struct db_err de;
 	struct reg_err e;
 	int rv = 1;
 
@@ -619,29 +582,18 @@ cmd_user_passwd(const struct opts *o, int argc, char **argv)
 		return 2;
 	if ((pw = read_secret(pwfile)) == NULL)
 		return 2;
-	if (reg_password_hash(pw, hash, sizeof(hash), &e) == -1) {
-		free_secret(pw);
-		warnx_("%s", e.msg);
-		return 1;
-	}
-	free_secret(pw);
 	if (open_reg(o, &r, &db) == -1)
-		return 1;
-	actor(who, sizeof(who));
-	if (db_begin(db, &de) == -1 ||
-	    db_user_set_password(db, userid, hash, &de) == -1 ||
-	    db_audit(db, who, "user.passwd", userid, NULL, NULL, NULL,
-		&de) == -1 ||
-	    db_commit(db, &de) == -1) {
-		db_rollback(db);
-		warnx_("%s", de.msg);
 		goto out;
+	if (reg_user_passwd(&r, db, userid, pw,
+		operator(&who, name, sizeof(name)), &e) == -1)
+		rv = refused(&e);
+	else {
+		printf("password set for %s\n", userid);
+		rv = 0;
 	}
-	printf("password set for %s\n", userid);
-	rv = 0;
-out:
-	OPENSSL_cleanse(hash, sizeof(hash));
 	close_reg(&r, db);
+out:
+	free_secret(pw);
 	return rv;
 }
 
@@ -692,9 +644,11 @@ cmd_code(const struct opts *o, int argc, char **argv)
 		{ "ttl", required_argument, NULL, 't' },
 		{ NULL, 0, NULL, 0 },
 	};
-	char userid[IRP_USERID_MAX + 1], who[64], code[REG_CODE_LEN + 1];
-	char t[32];
+	char userid[IRP_USERID_MAX + 1], name[64], code[REG_CODE_LEN + 1];
+	char t[IRP_TIME_LEN];
 	long ttl = 0;
+	long long expires;
+	struct reg_actor who;
 	struct reg r;
 	struct db *db;
 	struct reg_err e;
@@ -702,8 +656,8 @@ cmd_code(const struct opts *o, int argc, char **argv)
 
 	CMD_OPTS_BEGIN(lo)
 	case 't':
-		if ((ttl = parse_duration(optarg)) < 60 ||
-		    ttl > 30L * 86400) {
+		/* Its range is reg_code_new's to judge. */
+		if ((ttl = parse_duration(optarg)) < 0) {
 			warnx_("--ttl must be a duration from 60s to 30d "
 			       "(e.g. 15m, 24h, 7d), not '%s'", optarg);
 			return 2;
@@ -718,19 +672,16 @@ cmd_code(const struct opts *o, int argc, char **argv)
 		return 2;
 	if (open_reg(o, &r, &db) == -1)
 		return 1;
-	actor(who, sizeof(who));
-	if (ttl == 0)
-		ttl = r.conf.code_ttl;
-	if (reg_code_new(&r, db, userid, (int)ttl, who, code, &e) == -1) {
-		warnx_("%s", e.msg);
-		goto out;
+	if (reg_code_new(&r, db, userid, (int)ttl,
+		operator(&who, name, sizeof(name)), code, &expires, &e) == -1)
+		rv = refused(&e);
+	else {
+		irp_time(expires, t);
+		printf("one-time enrolment code for %s, valid until %s:\n%s\n",
+		    userid, t, code);
+		OPENSSL_cleanse(code, sizeof(code));
+		rv = 0;
 	}
-	fmt_time(time(NULL) + ttl, t, sizeof(t));
-	printf("one-time enrolment code for %s, valid until %s:\n%s\n", userid,
-	    t, code);
-	OPENSSL_cleanse(code, sizeof(code));
-	rv = 0;
-out:
 	close_reg(&r, db);
 	return rv;
 }
@@ -740,11 +691,11 @@ out:
 static int
 print_cert(const struct db_cert *c, void *arg)
 {
-	char nb[32], na[32];
+	char nb[IRP_TIME_LEN], na[IRP_TIME_LEN];
 
 	(void)arg;
-	fmt_time(c->not_before, nb, sizeof(nb));
-	fmt_time(c->not_after, na, sizeof(na));
+	irp_time(c->not_before, nb);
+	irp_time(c->not_after, na);
 	printf("%-32s %-24s %-7s %s %s %s\n", c->serial, c->userid,
 	    c->revoked ? "revoked" : (c->not_after < time(NULL) ? "expired" :
 								     "valid"),
@@ -762,6 +713,7 @@ cmd_cert_issue(const struct opts *o, int argc, char **argv)
 	};
 	const char *csrpath = NULL, *out = NULL;
 	char userid[IRP_USERID_MAX + 1], who[64];
+	struct reg_actor op;
 	char *csr;
 	size_t len;
 	struct reg r;
@@ -797,7 +749,7 @@ cmd_cert_issue(const struct opts *o, int argc, char **argv)
 		free(csr);
 		return 1;
 	}
-	actor(who, sizeof(who));
+	(void)operator(&op, who, sizeof(who));
 	if (reg_issue(&r, db, userid, csr, len, who, "cert.issue", NULL, &is,
 		&e) == -1) {
 		warnx_("%s", e.msg);
@@ -815,32 +767,6 @@ out:
 }
 
 static int
-valid_serial(const char *s)
-{
-	size_t i, n = strlen(s);
-
-	if (n == 0 || n > 40)
-		return 0;
-	for (i = 0; i < n; i++)
-		if (!isxdigit((unsigned char)s[i]))
-			return 0;
-	return 1;
-}
-
-/* Serials are stored lower case without leading zeros. */
-static void
-norm_serial(const char *in, char *out, size_t len)
-{
-	size_t i = 0, j = 0;
-
-	while (in[i] == '0' && in[i + 1] != '\0')
-		i++;
-	for (; in[i] != '\0' && j + 1 < len; i++)
-		out[j++] = (char)tolower((unsigned char)in[i]);
-	out[j] = '\0';
-}
-
-static int
 print_serial(const char *serial, void *arg)
 {
 	(void)arg;
@@ -852,7 +778,8 @@ print_serial(const char *serial, void *arg)
 static int
 cert_revoke_user(const struct opts *o, const char *user, int reason)
 {
-	char userid[IRP_USERID_MAX + 1], who[64];
+	char userid[IRP_USERID_MAX + 1], name[64];
+	struct reg_actor who;
 	struct reg r;
 	struct db *db;
 	struct reg_err e;
@@ -862,16 +789,15 @@ cert_revoke_user(const struct opts *o, const char *user, int reason)
 		return 2;
 	if (open_reg(o, &r, &db) == -1)
 		return 1;
-	actor(who, sizeof(who));
-	if (reg_revoke_user(&r, db, userid, reason, who, NULL, print_serial,
-		NULL, &n, &e) == -1) {
-		warnx_("%s", e.msg);
-		goto out;
+	if (reg_revoke_user(&r, db, userid, reason,
+		operator(&who, name, sizeof(name)), print_serial, NULL, &n,
+		&e) == -1)
+		rv = refused(&e);
+	else {
+		if (n == 0)
+			printf("%s has no certificate to revoke\n", userid);
+		rv = 0;
 	}
-	if (n == 0)
-		printf("%s has no certificate to revoke\n", userid);
-	rv = 0;
-out:
 	close_reg(&r, db);
 	return rv;
 }
@@ -884,9 +810,10 @@ cmd_cert_revoke(const struct opts *o, int argc, char **argv)
 		{ "user", required_argument, NULL, 'u' },
 		{ NULL, 0, NULL, 0 },
 	};
-	char serial[DB_SERIAL_MAX], who[64];
+	char serial[IRP_SERIAL_MAX + 1], name[64];
 	const char *user = NULL;
 	int reason = 0, rv = 1;
+	struct reg_actor who;
 	struct reg r;
 	struct db *db;
 	struct reg_err e;
@@ -914,22 +841,20 @@ cmd_cert_revoke(const struct opts *o, int argc, char **argv)
 		    "cert revoke --user USERID [--reason R]");
 		return 2;
 	}
-	if (!valid_serial(argv[optind])) {
-		warnx_("'%s' is not a certificate serial (hex digits)",
-		    argv[optind]);
+	if (irp_serial_normalize(argv[optind], serial, sizeof(serial)) == -1) {
+		warnx_("'%s' is not a certificate serial (1 to %d hex digits)",
+		    argv[optind], IRP_SERIAL_MAX);
 		return 2;
 	}
-	norm_serial(argv[optind], serial, sizeof(serial));
 	if (open_reg(o, &r, &db) == -1)
 		return 1;
-	actor(who, sizeof(who));
-	if (reg_revoke(&r, db, serial, reason, 1, who, NULL, &e) == -1) {
-		warnx_("%s", e.msg);
-		goto out;
+	if (reg_revoke(&r, db, serial, reason,
+		operator(&who, name, sizeof(name)), &e) == -1)
+		rv = refused(&e);
+	else {
+		printf("revoked %s\n", serial);
+		rv = 0;
 	}
-	printf("revoked %s\n", serial);
-	rv = 0;
-out:
 	close_reg(&r, db);
 	return rv;
 }
@@ -1042,6 +967,7 @@ cmd_issue_p12(const struct opts *o, int argc, char **argv)
 	};
 	const char *out = NULL, *pfile = NULL;
 	char userid[IRP_USERID_MAX + 1], who[64];
+	struct reg_actor op;
 	char *pass;
 	unsigned char *p12 = NULL;
 	size_t len = 0;
@@ -1072,7 +998,7 @@ cmd_issue_p12(const struct opts *o, int argc, char **argv)
 		free_secret(pass);
 		return 1;
 	}
-	actor(who, sizeof(who));
+	(void)operator(&op, who, sizeof(who));
 	if (reg_issue_p12(&r, db, userid, pass, who, NULL, &p12, &len, &is,
 		&e) == -1) {
 		warnx_("%s", e.msg);

@@ -50,6 +50,9 @@ int api_begin(struct http_req *req, struct http_resp *resp);
 /* Commit, or roll back and fill resp. */
 int api_commit(struct http_req *req, struct http_resp *resp);
 /* Audit row with the caller as actor; fills resp on failure. */
+/* The authenticated user of req as reg_* sees who acts; returns who. */
+const struct reg_actor *api_actor(const struct http_req *req,
+    struct reg_actor *who);
 int api_audit(struct http_req *req, const char *action, const char *target,
     const char *serial, const char *detail, struct http_resp *resp);
 /* {"certificate","chain","serial","not_after"} for an issued cert. */
@@ -80,20 +83,16 @@ int api_parse_addresses(json_t *body, const struct conf *c,
 const char *api_parse_csr(json_t *body, struct http_resp *resp);
 /* Revocation {"reason"?}: the CRL reason code, 0 when absent. */
 int api_parse_revoke(json_t *body, int *reason, struct http_resp *resp);
-/* A serial from the path: 1 to 40 hex digits, stored form into out. */
-int api_norm_serial(const char *in, char *out, size_t len);
-
-/* POST /v1/admin/users, checked; userid normalized. */
-struct api_user_add {
-	char userid[IRP_USERID_MAX + 1];
-	const char *name;
-	const char *email;    /* or NULL */
-	const char *role;     /* "user", "admin" or NULL */
-	const char *password; /* or NULL */
-};
-int api_parse_user_add(json_t *body, struct api_user_add *ua,
+/*
+ * POST /v1/admin/users: the fields as the wire carries them (keys, types,
+ * role names); what they may hold is reg_user_add's to say.
+ */
+int api_parse_user_add(json_t *body, struct reg_user_new *nu,
     struct http_resp *resp);
-/* Enrolment code {"ttl"?}: 60 s to 30 days, 0 when absent. */
+/*
+ * Enrolment code {"ttl"?}: 0 when absent (the configured default), else
+ * the number given, -1 when it is no int (reg_code_new judges the range).
+ */
 int api_parse_code(json_t *body, int *ttl, struct http_resp *resp);
 /* Server-side key {"passphrase"} of at least 8 characters. */
 const char *api_parse_p12(json_t *body, struct http_resp *resp);

@@ -2,7 +2,7 @@
  * api_admin.c - revocation (own certificate or admin) and the admin
  * endpoints: users, enrolment codes, server-side key generation.
  */
-#include <ctype.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,39 +11,6 @@
 
 #include "api.h"
 #include "irp.h"
-
-int
-api_norm_serial(const char *in, char *out, size_t len)
-{
-	size_t i = 0, j = 0;
-
-	if (*in == '\0' || strlen(in) > 40)
-		return -1;
-	for (i = 0; in[i] != '\0'; i++)
-		if (!isxdigit((unsigned char)in[i]))
-			return -1;
-	i = 0;
-	while (in[i] == '0' && in[i + 1] != '\0')
-		i++;
-	for (; in[i] != '\0' && j + 1 < len; i++)
-		out[j++] = (char)tolower((unsigned char)in[i]);
-	out[j] = '\0';
-	return 0;
-}
-
-/* Whose certificate is serial?  (the user id, or -1 with resp) */
-struct owner {
-	char userid[DB_USERID_MAX];
-};
-
-static int
-owner_cb(const struct db_cert *c, void *arg)
-{
-	struct owner *o = arg;
-
-	snprintf(o->userid, sizeof(o->userid), "%s", c->userid);
-	return 0;
-}
 
 int
 api_parse_revoke(json_t *body, int *reason, struct http_resp *resp)
@@ -68,37 +35,20 @@ api_parse_revoke(json_t *body, int *reason, struct http_resp *resp)
 void
 api_revoke(struct http_req *req, struct http_resp *resp)
 {
-	char serial[DB_SERIAL_MAX];
-	struct owner o = { "" };
-	struct db_err de;
+	char serial[IRP_SERIAL_MAX + 1];
+	struct reg_actor who;
 	struct reg_err e;
 	int reason;
 
 	if (api_parse_revoke(req->json, &reason, resp) == -1)
 		return;
-	if (api_norm_serial(req->param, serial, sizeof(serial)) == -1) {
+	if (irp_serial_normalize(req->param, serial, sizeof(serial)) == -1) {
 		http_error(resp, 400, "invalid_serial",
 		    "a serial is 1 to 40 hex digits");
 		return;
 	}
-	if (db_cert_get(req->db, ca_fingerprint(req->env->reg->ca), serial,
-		owner_cb, &o, &de) == -1) {
-		if (de.code == DB_ERR_NOTFOUND)
-			http_error(resp, 404, "unknown_certificate",
-			    "no certificate with serial %s", serial);
-		else
-			http_db_error(resp, &de);
-		return;
-	}
-	if (strcmp(o.userid, req->who.user.userid) != 0 &&
-	    !req->who.user.is_admin) {
-		http_error(resp, 403, "forbidden",
-		    "you may only revoke your own certificates");
-		return;
-	}
 	if (reg_revoke(req->env->reg, req->db, serial, reason,
-		req->who.user.is_admin, req->who.user.userid,
-		req->source[0] ? req->source : NULL, &e) == -1) {
+		api_actor(req, &who), &e) == -1) {
 		http_reg_error(resp, &e);
 		return;
 	}
@@ -111,9 +61,9 @@ api_revoke(struct http_req *req, struct http_resp *resp)
 static int
 user_json(const struct db_user *u, void *arg)
 {
-	char t[32];
+	char t[IRP_TIME_LEN];
 
-	http_time(u->created_at, t, sizeof(t));
+	irp_time(u->created_at, t);
 	json_array_append_new(arg, json_pack("{s:s,s:s,s:s?,s:s,s:b,s:s}",
 				       "userid", u->userid, "name", u->name,
 				       "email", u->email[0] ? u->email : NULL,
@@ -137,94 +87,57 @@ api_admin_users(struct http_req *req, struct http_resp *resp)
 }
 
 int
-api_parse_user_add(json_t *body, struct api_user_add *ua,
+api_parse_user_add(json_t *body, struct reg_user_new *nu,
     struct http_resp *resp)
 {
 	static const char *const keys[] = { "userid", "name", "email", "role",
 		"password", NULL };
-	const char *uid, *why;
+	const char *role;
 
+	memset(nu, 0, sizeof(*nu));
+	/* Generous bounds on the wire; reg_user_add has the real ones. */
 	if (api_only_keys(body, keys, resp) == -1 ||
-	    (uid = api_string(body, "userid", 254, 1, resp)) == NULL ||
-	    (ua->name = api_string(body, "name", 64, 1, resp)) == NULL)
+	    (nu->userid = api_string(body, "userid", 1024, 1, resp)) == NULL ||
+	    (nu->name = api_string(body, "name", 1024, 1, resp)) == NULL)
 		return -1;
-	ua->email = api_string(body, "email", 128, 0, resp);
+	nu->email = api_string(body, "email", 1024, 0, resp);
 	if (resp->status)
 		return -1;
-	ua->role = api_string(body, "role", 16, 0, resp);
+	role = api_string(body, "role", 16, 0, resp);
 	if (resp->status)
 		return -1;
-	ua->password = api_string(body, "password", 1024, 0, resp);
+	nu->password = api_string(body, "password", 1024, 0, resp);
 	if (resp->status)
 		return -1;
-	/* An empty password would let "userid:" in as that user. */
-	if (ua->password != NULL && strlen(ua->password) < REG_PASSWORD_MIN) {
-		http_error(resp, 400, "weak_password",
-		    "the password needs at least 8 characters");
-		return -1;
-	}
-	if (irp_userid_normalize(uid, ua->userid, sizeof(ua->userid),
-		&why) == -1) {
-		http_error(resp, 400, "invalid_userid", "%s", why);
-		return -1;
-	}
-	if (!ca_name_ok(ua->name)) {
-		http_error(resp, 400, "invalid_value", "the name must not be "
-		    "empty or hold control characters or direction overrides");
-		return -1;
-	}
-	if (ua->role != NULL && strcmp(ua->role, "user") &&
-	    strcmp(ua->role, "admin")) {
+	if (role != NULL && strcmp(role, "user") && strcmp(role, "admin")) {
 		http_error(resp, 400, "invalid_value",
 		    "role is \"user\" or \"admin\"");
 		return -1;
 	}
+	nu->admin = role != NULL && strcmp(role, "admin") == 0;
 	return 0;
 }
 
 void
 api_admin_user_add(struct http_req *req, struct http_resp *resp)
 {
-	char hash[REG_PWHASH_MAX] = "";
-	struct api_user_add ua;
-	const char *userid, *name, *email, *role, *pw;
-	struct db_err de;
+	char userid[IRP_USERID_MAX + 1];
+	struct reg_user_new nu;
+	struct reg_actor who;
 	struct reg_err e;
-	json_t *out;
 
-	if (api_parse_user_add(req->json, &ua, resp) == -1)
+	if (api_parse_user_add(req->json, &nu, resp) == -1)
 		return;
-	userid = ua.userid;
-	name = ua.name;
-	email = ua.email;
-	role = ua.role;
-	pw = ua.password;
-	if (pw != NULL && reg_password_hash(pw, hash, sizeof(hash), &e) == -1) {
+	if (reg_user_add(req->env->reg, req->db, &nu, api_actor(req, &who),
+		userid, &e) == -1) {
 		http_reg_error(resp, &e);
 		return;
 	}
-	if (api_begin(req, resp) == -1)
-		goto out;
-	if (db_user_add(req->db, userid, name, email,
-		role != NULL && strcmp(role, "admin") == 0,
-		hash[0] ? hash : NULL, NULL, &de) == -1) {
-		db_rollback(req->db);
-		http_db_error(resp, &de);
-		goto out;
-	}
-	if (api_audit(req, "admin.user_add", userid, NULL,
-		role ? role : "user", resp) == -1 ||
-	    api_commit(req, resp) == -1) {
-		db_rollback(req->db);
-		goto out;
-	}
-	out = json_pack("{s:s,s:s,s:s?,s:s}", "userid", userid, "name", name,
-	    "email", email, "role", role ? role : "user");
 	snprintf(resp->location, sizeof(resp->location), "/v1/users/%s",
 	    userid);
-	http_json(resp, 201, out);
-out:
-	OPENSSL_cleanse(hash, sizeof(hash));
+	http_json(resp, 201, json_pack("{s:s,s:s,s:s?,s:s}", "userid", userid,
+				 "name", nu.name, "email", nu.email, "role",
+				 nu.admin ? "admin" : "user"));
 }
 
 static int
@@ -244,14 +157,13 @@ static void
 set_enabled(struct http_req *req, struct http_resp *resp, int enabled)
 {
 	char userid[IRP_USERID_MAX + 1];
+	struct reg_actor who;
 	struct reg_err e;
 
 	if (param_userid(req, userid, sizeof(userid), resp) == -1)
 		return;
 	if (reg_user_set_enabled(req->env->reg, req->db, userid, enabled,
-		req->who.user.userid, enabled ? "admin.user_enable" :
-		"admin.user_disable", req->source[0] ? req->source : NULL,
-		&e) == -1) {
+		api_actor(req, &who), &e) == -1) {
 		http_reg_error(resp, &e);
 		return;
 	}
@@ -270,6 +182,7 @@ void
 api_admin_user_revoke(struct http_req *req, struct http_resp *resp)
 {
 	char userid[IRP_USERID_MAX + 1];
+	struct reg_actor who;
 	struct reg_err e;
 	json_t *serials;
 	int reason, n;
@@ -282,8 +195,7 @@ api_admin_user_revoke(struct http_req *req, struct http_resp *resp)
 		return;
 	}
 	if (reg_revoke_user(req->env->reg, req->db, userid, reason,
-		req->who.user.userid, req->source[0] ? req->source : NULL,
-		serial_json, serials, &n, &e) == -1) {
+		api_actor(req, &who), serial_json, serials, &n, &e) == -1) {
 		json_decref(serials);
 		http_reg_error(resp, &e);
 		return;
@@ -321,13 +233,10 @@ api_parse_code(json_t *body, int *ttl, struct http_resp *resp)
 			    "\"ttl\" must be an integer number of seconds");
 			return -1;
 		}
-		if (json_integer_value(t) < 60 ||
-		    json_integer_value(t) > 30 * 86400) {
-			http_error(resp, 400, "invalid_value",
-			    "ttl is an integer from 60 to 2592000 seconds");
-			return -1;
-		}
-		*ttl = (int)json_integer_value(t);
+		/* 0 would mean "the default": say what was asked instead. */
+		*ttl = json_integer_value(t) > 0 &&
+			json_integer_value(t) <= INT_MAX ?
+		    (int)json_integer_value(t) : -1;
 	}
 	return 0;
 }
@@ -335,28 +244,24 @@ api_parse_code(json_t *body, int *ttl, struct http_resp *resp)
 void
 api_admin_code(struct http_req *req, struct http_resp *resp)
 {
-	char userid[IRP_USERID_MAX + 1], code[REG_CODE_LEN + 1], exp[32];
+	char userid[IRP_USERID_MAX + 1], code[REG_CODE_LEN + 1];
+	char exp[IRP_TIME_LEN];
+	struct reg_actor who;
 	struct reg_err e;
+	long long expires;
 	int ttl;
 
 	if (param_userid(req, userid, sizeof(userid), resp) == -1 ||
 	    api_parse_code(req->json, &ttl, resp) == -1)
 		return;
-	if (ttl == 0)
-		ttl = req->env->reg->conf.code_ttl;
-	if (api_begin(req, resp) == -1)
-		return;
 	if (reg_code_new(req->env->reg, req->db, userid, ttl,
-		req->who.user.userid, code, &e) == -1) {
-		db_rollback(req->db);
+		api_actor(req, &who), code, &expires, &e) == -1) {
 		http_reg_error(resp, &e);
 		return;
 	}
-	if (api_commit(req, resp) == 0) {
-		http_time(time(NULL) + ttl, exp, sizeof(exp));
-		http_json(resp, 201, json_pack("{s:s,s:s,s:s}", "userid", userid,
-					 "code", code, "expires_at", exp));
-	}
+	irp_time(expires, exp);
+	http_json(resp, 201, json_pack("{s:s,s:s,s:s}", "userid", userid,
+				 "code", code, "expires_at", exp));
 	OPENSSL_cleanse(code, sizeof(code));
 }
 

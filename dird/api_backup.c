@@ -27,7 +27,7 @@ api_backup_put(struct http_req *req, struct http_resp *resp)
 {
 	unsigned char md[32];
 	unsigned int mdlen = 32;
-	char mdhex[65], now[32], detail[48];
+	char mdhex[65], now[IRP_TIME_LEN], detail[48];
 	struct ca_err ce;
 	struct db_err de;
 
@@ -58,7 +58,7 @@ api_backup_put(struct http_req *req, struct http_resp *resp)
 	}
 	if (api_commit(req, resp) == -1)
 		return;
-	http_time(time(NULL), now, sizeof(now));
+	irp_time(time(NULL), now);
 	http_json(resp, 200, json_pack("{s:s,s:I,s:s}", "sha256", mdhex, "size",
 				 (json_int_t)req->body_len, "updated_at", now));
 }

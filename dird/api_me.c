@@ -15,9 +15,9 @@
 static json_t *
 time_json(time_t t)
 {
-	char buf[32];
+	char buf[IRP_TIME_LEN];
 
-	http_time(t, buf, sizeof(buf));
+	irp_time(t, buf);
 	return json_string(buf);
 }
 

@@ -84,6 +84,18 @@ api_commit(struct http_req *req, struct http_resp *resp)
 	return 0;
 }
 
+const struct reg_actor *
+api_actor(const struct http_req *req, struct reg_actor *who)
+{
+	const struct db_user *u = &req->who.user;
+
+	who->name = u->userid[0] ? u->userid : "anonymous";
+	who->source = req->source[0] ? req->source : NULL;
+	who->userid = u->userid[0] ? u->userid : NULL;
+	who->admin = u->userid[0] && u->is_admin;
+	return who;
+}
+
 int
 api_audit(struct http_req *req, const char *action, const char *target,
     const char *serial, const char *detail, struct http_resp *resp)
@@ -103,9 +115,9 @@ api_audit(struct http_req *req, const char *action, const char *target,
 json_t *
 api_issued_json(struct http_req *req, const struct ca_issued *is)
 {
-	char na[32];
+	char na[IRP_TIME_LEN];
 
-	http_time(is->not_after, na, sizeof(na));
+	irp_time(is->not_after, na);
 	return json_pack("{s:s,s:s,s:s,s:s,s:s,s:s}", "userid",
 	    req->who.user.userid, "certificate", is->cert_pem, "chain",
 	    ca_cert_pem(req->env->reg->ca), "serial", is->serial,

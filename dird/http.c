@@ -283,15 +283,6 @@ http_db_error(struct http_resp *resp, const struct db_err *e)
 		http_reg_error(resp, &re);
 }
 
-void
-http_time(time_t t, char *buf, size_t len)
-{
-	struct tm tm;
-
-	gmtime_r(&t, &tm);
-	strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
 /* ---- routing --------------------------------------------------------------- */
 
 /*

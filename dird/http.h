@@ -91,7 +91,4 @@ int http_drain(struct http_server *srv, int secs);
 /* Close every connection and listener, and the database connections. */
 void http_stop(struct http_server *srv);
 
-/* RFC 3339 UTC time into buf (at least 21 bytes). */
-void http_time(time_t t, char *buf, size_t len);
-
 #endif

@@ -453,15 +453,49 @@ crl_renew(struct reg *r, struct db *db, struct reg_err *e)
 	return 0;
 }
 
+/* The holder of serial, for the check that only they revoke it. */
+static int
+owner_cb(const struct db_cert *c, void *arg)
+{
+	snprintf(arg, DB_USERID_MAX, "%s", c->userid);
+	return 0;
+}
+
+static int
+may_revoke(struct reg *r, struct db *db, const char *serial,
+    const struct reg_actor *who, struct reg_err *e)
+{
+	char owner[DB_USERID_MAX] = "";
+	struct db_err de;
+
+	if (who->admin)
+		return 0;
+	if (db_cert_get(db, ca_fingerprint(r->ca), serial, owner_cb, owner,
+		&de) == -1) {
+		reg_err_from_db(e, &de);
+		if (de.code == DB_ERR_NOTFOUND)
+			reg_seterr(e, 404, "unknown_certificate",
+			    "no certificate with serial %s", serial);
+		return -1;
+	}
+	if (who->userid == NULL || strcmp(owner, who->userid) != 0) {
+		reg_seterr(e, 403, "forbidden",
+		    "you may only revoke your own certificates");
+		return -1;
+	}
+	return 0;
+}
+
 int
 reg_revoke(struct reg *r, struct db *db, const char *serial, int reason,
-    int by_admin, const char *actor, const char *source, struct reg_err *e)
+    const struct reg_actor *who, struct reg_err *e)
 {
 	struct db_err de;
 	char detail[64];
 	int raised;
 
-	if (reason_check(reason, by_admin, e) == -1)
+	if (reason_check(reason, who->admin, e) == -1 ||
+	    may_revoke(r, db, serial, who, e) == -1)
 		return -1;
 	if (db_begin(db, &de) == -1)
 		goto dberr;
@@ -470,8 +504,8 @@ reg_revoke(struct reg *r, struct db *db, const char *serial, int reason,
 		goto dberr;
 	snprintf(detail, sizeof(detail), "reason=%s%s", ca_reason_name(reason),
 	    raised ? " (raised)" : "");
-	if (db_audit(db, actor, "cert.revoke", NULL, serial, source, detail,
-		&de) == -1)
+	if (db_audit(db, who->name, "cert.revoke", NULL, serial, who->source,
+		detail, &de) == -1)
 		goto dberr;
 	/* The new CRL is part of the same transaction: both or neither. */
 	if (crl_renew(r, db, e) == -1)
@@ -490,6 +524,16 @@ dberr:
 		    "be raised to keyCompromise)", serial);
 err:
 	db_rollback(db);
+	return -1;
+}
+
+/* The administrator's actions on other users. */
+static int
+admin_only(const struct reg_actor *who, struct reg_err *e)
+{
+	if (who->admin)
+		return 0;
+	reg_seterr(e, 403, "forbidden", "this needs an administrator");
 	return -1;
 }
 
@@ -516,18 +560,17 @@ revoke_all_one(const char *serial, void *arg)
 
 int
 reg_revoke_user(struct reg *r, struct db *db, const char *userid, int reason,
-    const char *actor, const char *source,
-    int (*cb)(const char *serial, void *), void *arg, int *n,
-    struct reg_err *e)
+    const struct reg_actor *who, int (*cb)(const char *serial, void *),
+    void *arg, int *n, struct reg_err *e)
 {
-	struct revoke_all ra = { db, actor, userid, source, NULL, cb, arg,
-		{ 0 }, 0 };
+	struct revoke_all ra = { db, who->name, userid, who->source, NULL, cb,
+		arg, { 0 }, 0 };
 	struct db_user u;
 	struct db_err de;
 	char detail[64];
 
 	*n = 0;
-	if (reason_check(reason, 1, e) == -1)
+	if (admin_only(who, e) == -1 || reason_check(reason, 1, e) == -1)
 		return -1;
 	snprintf(detail, sizeof(detail), "reason=%s (every certificate of "
 	    "the user)", ca_reason_name(reason));
@@ -561,17 +604,105 @@ err:
 	return -1;
 }
 
+static void
+user_dberr(struct reg_err *e, const struct db_err *de, const char *userid)
+{
+	reg_err_from_db(e, de);
+	if (de->code == DB_ERR_NOTFOUND)
+		reg_seterr(e, 404, "unknown_user", "there is no user %s", userid);
+}
+
+/* A new user's fields, each against its one rule. */
+int
+reg_user_check(const struct reg_user_new *nu, char userid[IRP_USERID_MAX + 1],
+    struct reg_err *e)
+{
+	const char *why;
+
+	if (strlen(nu->userid) > IRP_USERID_MAX) {
+		reg_seterr(e, 400, "too_long", "a user id has at most %d bytes",
+		    IRP_USERID_MAX);
+		return -1;
+	}
+	if (irp_userid_normalize(nu->userid, userid, IRP_USERID_MAX + 1,
+		&why) == -1) {
+		reg_seterr(e, 400, "invalid_userid", "'%.64s' is not a valid "
+		    "user id: %s", nu->userid, why);
+		return -1;
+	}
+	if (strlen(nu->name) > IRP_NAME_MAX) {
+		reg_seterr(e, 400, "too_long", "a name has at most %d bytes",
+		    IRP_NAME_MAX);
+		return -1;
+	}
+	if (*nu->name == '\0' || !ca_name_ok(nu->name)) {
+		reg_seterr(e, 400, "invalid_value", "a name must not be empty "
+		    "or hold control characters or direction overrides");
+		return -1;
+	}
+	if (nu->email != NULL && strlen(nu->email) > IRP_EMAIL_MAX) {
+		reg_seterr(e, 400, "too_long", "an e-mail address has at most "
+		    "%d bytes", IRP_EMAIL_MAX);
+		return -1;
+	}
+	if (nu->email != NULL && !irp_email_ok(nu->email)) {
+		reg_seterr(e, 400, "invalid_value", "'%.64s' is not an e-mail "
+		    "address", nu->email);
+		return -1;
+	}
+	/* An empty password would make HTTP Basic "userid:" a login. */
+	if (nu->password != NULL && strlen(nu->password) < REG_PASSWORD_MIN) {
+		reg_seterr(e, 400, "weak_password", "a password needs at least "
+		    "%d characters", REG_PASSWORD_MIN);
+		return -1;
+	}
+	return 0;
+}
+
+int
+reg_user_add(struct reg *r, struct db *db, const struct reg_user_new *nu,
+    const struct reg_actor *who, char userid[IRP_USERID_MAX + 1],
+    struct reg_err *e)
+{
+	char hash[REG_PWHASH_MAX] = "";
+	struct db_err de;
+	int rv = -1;
+
+	(void)r;
+	if (admin_only(who, e) == -1 ||
+	    reg_user_check(nu, userid, e) == -1)
+		return -1;
+	if (nu->password != NULL &&
+	    reg_password_hash(nu->password, hash, sizeof(hash), e) == -1)
+		return -1;
+	if (db_begin(db, &de) == -1 ||
+	    db_user_add(db, userid, nu->name, nu->email, nu->admin,
+		hash[0] ? hash : NULL, NULL, &de) == -1 ||
+	    db_audit(db, who->name, "user.add", userid, NULL, who->source,
+		nu->admin ? "role=admin" : "role=user", &de) == -1 ||
+	    db_commit(db, &de) == -1) {
+		db_rollback(db);
+		reg_err_from_db(e, &de);
+		goto out;
+	}
+	rv = 0;
+out:
+	OPENSSL_cleanse(hash, sizeof(hash));
+	return rv;
+}
+
 int
 reg_user_set_enabled(struct reg *r, struct db *db, const char *userid,
-    int enabled, const char *actor, const char *action, const char *source,
-    struct reg_err *e)
+    int enabled, const struct reg_actor *who, struct reg_err *e)
 {
 	struct db_err de;
 
+	if (admin_only(who, e) == -1)
+		return -1;
 	if (db_begin(db, &de) == -1 ||
 	    db_user_set_enabled(db, userid, enabled, &de) == -1 ||
-	    db_audit(db, actor, action, userid, NULL, source, NULL,
-		&de) == -1)
+	    db_audit(db, who->name, enabled ? "user.enable" : "user.disable",
+		userid, NULL, who->source, NULL, &de) == -1)
 		goto dberr;
 	/*
 	 * Disabling puts the user's certificates on the CRL as
@@ -584,13 +715,37 @@ reg_user_set_enabled(struct reg *r, struct db *db, const char *userid,
 		goto dberr;
 	return 0;
 dberr:
-	reg_err_from_db(e, &de);
-	if (de.code == DB_ERR_NOTFOUND)
-		reg_seterr(e, 404, "unknown_user", "there is no user %s",
-		    userid);
+	user_dberr(e, &de, userid);
 err:
 	db_rollback(db);
 	return -1;
+}
+
+int
+reg_user_passwd(struct reg *r, struct db *db, const char *userid,
+    const char *password, const struct reg_actor *who, struct reg_err *e)
+{
+	char hash[REG_PWHASH_MAX];
+	struct db_err de;
+	int rv = -1;
+
+	(void)r;
+	if (admin_only(who, e) == -1 ||
+	    reg_password_hash(password, hash, sizeof(hash), e) == -1)
+		return -1;
+	if (db_begin(db, &de) == -1 ||
+	    db_user_set_password(db, userid, hash, &de) == -1 ||
+	    db_audit(db, who->name, "user.passwd", userid, NULL, who->source,
+		NULL, &de) == -1 ||
+	    db_commit(db, &de) == -1) {
+		db_rollback(db);
+		user_dberr(e, &de, userid);
+		goto out;
+	}
+	rv = 0;
+out:
+	OPENSSL_cleanse(hash, sizeof(hash));
+	return rv;
 }
 
 void
@@ -612,7 +767,8 @@ reg_code_hash(const char *code, unsigned char out[32])
 
 int
 reg_code_new(struct reg *r, struct db *db, const char *userid, int ttl,
-    const char *actor, char code[REG_CODE_LEN + 1], struct reg_err *e)
+    const struct reg_actor *who, char code[REG_CODE_LEN + 1],
+    long long *expires, struct reg_err *e)
 {
 	/* 32 symbols without 0/O and 1/I: 5 bits each, 120 bits in all. */
 	static const char alphabet[] = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
@@ -622,10 +778,16 @@ reg_code_new(struct reg *r, struct db *db, const char *userid, int ttl,
 	char detail[48];
 	int i;
 
-	if (reg_user(db, userid, &u, e) == -1)
-		return -1;
-	if (ttl <= 0)
+	if (ttl == 0)
 		ttl = r->conf.code_ttl;
+	if (ttl < REG_CODE_TTL_MIN || ttl > REG_CODE_TTL_MAX) {
+		reg_seterr(e, 400, "invalid_value", "a code is valid from %d "
+		    "seconds to %d days", REG_CODE_TTL_MIN,
+		    REG_CODE_TTL_MAX / 86400);
+		return -1;
+	}
+	if (admin_only(who, e) == -1 || reg_user(db, userid, &u, e) == -1)
+		return -1;
 	if (RAND_bytes(rnd, sizeof(rnd)) != 1) {
 		reg_seterr(e, 500, "internal_error", "no randomness available");
 		return -1;
@@ -636,9 +798,13 @@ reg_code_new(struct reg *r, struct db *db, const char *userid, int ttl,
 	OPENSSL_cleanse(rnd, sizeof(rnd));
 	reg_code_hash(code, hash);
 	snprintf(detail, sizeof(detail), "ttl=%d", ttl);
-	if (db_code_add(db, u.id, hash, time(NULL) + ttl, &de) == -1 ||
-	    db_audit(db, actor, "code.create", u.userid, NULL, NULL, detail,
-		&de) == -1) {
+	*expires = (long long)time(NULL) + ttl;
+	if (db_begin(db, &de) == -1 ||
+	    db_code_add(db, u.id, hash, (time_t)*expires, &de) == -1 ||
+	    db_audit(db, who->name, "code.create", u.userid, NULL, who->source,
+		detail, &de) == -1 ||
+	    db_commit(db, &de) == -1) {
+		db_rollback(db);
 		OPENSSL_cleanse(code, REG_CODE_LEN);
 		reg_err_from_db(e, &de);
 		return -1;

@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "ca.h"
+#include "irp.h"
 #include "conf.h"
 #include "db.h"
 #include "pgembed.h"
@@ -97,49 +98,92 @@ int reg_issue_p12(struct reg *r, struct db *db, const char *userid,
     struct reg_err *e) REG_WUR;
 
 /*
+ * Who asks for a change.  The rules of who may do what, and the audit
+ * row's actor and source, come from here and nowhere else.
+ */
+struct reg_actor {
+	const char *name;	/* audit actor: a user id, or "dirctl:USER" */
+	const char *source;	/* the client's address; NULL: the host */
+	const char *userid;	/* the user acting; NULL: the operator */
+	int admin;		/* may act on every user's data */
+};
+
+/* A new user, as an administrator describes them. */
+struct reg_user_new {
+	const char *userid;
+	const char *name;
+	const char *email;	/* NULL: none */
+	const char *password;	/* NULL: none, enrolment by code only */
+	int admin;
+};
+
+/*
+ * Add a user: the one place the rules for a new user live (a valid user
+ * id, a name of 1 to IRP_NAME_MAX bytes without control characters or
+ * direction overrides, an e-mail address of the stored shape, a password
+ * of REG_PASSWORD_MIN characters), audited as "user.add" in the same
+ * transaction.  userid gets the id as stored.  400 invalid_userid,
+ * too_long, invalid_value or weak_password; 409 conflict.
+ */
+int reg_user_add(struct reg *r, struct db *db, const struct reg_user_new *nu,
+    const struct reg_actor *who, char userid[IRP_USERID_MAX + 1],
+    struct reg_err *e) REG_WUR;
+/* The checks of reg_user_add alone, without the database: 0 or -1. */
+int reg_user_check(const struct reg_user_new *nu,
+    char userid[IRP_USERID_MAX + 1], struct reg_err *e) REG_WUR;
+/*
+ * Enable or disable userid, audit it as "user.enable" or "user.disable",
+ * and build the CRL that lists (or no longer lists) the user's
+ * certificates as certificateHold, in one transaction.
+ */
+int reg_user_set_enabled(struct reg *r, struct db *db, const char *userid,
+    int enabled, const struct reg_actor *who, struct reg_err *e) REG_WUR;
+/* Set userid's password ("user.passwd"); the rules of reg_user_add. */
+int reg_user_passwd(struct reg *r, struct db *db, const char *userid,
+    const char *password, const struct reg_actor *who, struct reg_err *e)
+    REG_WUR;
+
+/*
  * 1 if a certificate may be revoked for RFC 5280 reason code `reason`
  * by its holder (by_admin 0) or by an administrator (by_admin 1).
  */
 int reg_reason_allowed(int reason, int by_admin);
 /*
- * Revoke serial (its addresses go in the same transaction), audit, new
- * CRL.  A revoked certificate's reason can only be raised to
- * keyCompromise; any other second revocation is a 409.  A reason the
- * caller may not give is a 400 (reg_reason_allowed).
+ * Revoke serial (as irp_serial_normalize gives it; its addresses go in
+ * the same transaction), audit "cert.revoke", new CRL.  Only its holder
+ * or an administrator may (403).  A revoked certificate's reason can
+ * only be raised to keyCompromise; any other second revocation is a
+ * 409.  A reason the actor may not give is a 400 (reg_reason_allowed).
  */
 int reg_revoke(struct reg *r, struct db *db, const char *serial, int reason,
-    int by_admin, const char *actor, const char *source, struct reg_err *e)
-    REG_WUR;
+    const struct reg_actor *who, struct reg_err *e) REG_WUR;
 /*
  * Revoke every unexpired valid certificate of userid (a stolen device
  * whose certificate was renewed from the stolen one), one audit row
  * each, and a new CRL, in one transaction.  cb (may be NULL) sees each
- * serial; *n gets how many.  An administrator's action.
+ * serial; *n gets how many.  An administrator's action (403 otherwise).
  */
 int reg_revoke_user(struct reg *r, struct db *db, const char *userid,
-    int reason, const char *actor, const char *source,
+    int reason, const struct reg_actor *who,
     int (*cb)(const char *serial, void *), void *arg, int *n,
-    struct reg_err *e) REG_WUR;
-/*
- * Enable or disable userid, audit it as `action`, and build the CRL that
- * lists (or no longer lists) the user's certificates as certificateHold,
- * in one transaction.
- */
-int reg_user_set_enabled(struct reg *r, struct db *db, const char *userid,
-    int enabled, const char *actor, const char *action, const char *source,
     struct reg_err *e) REG_WUR;
 
 /* Build and store a new CRL listing every revoked certificate. */
 int reg_crl_build(struct reg *r, struct db *db, unsigned char **der,
     size_t *der_len, struct reg_err *e) REG_WUR;
 
+/* How long an enrolment code may be valid, in seconds. */
+#define REG_CODE_TTL_MIN 60
+#define REG_CODE_TTL_MAX (30 * 86400)
 /*
- * A new one-time enrolment code for user, valid ttl seconds (0: the
- * configured default).  code gets REG_CODE_LEN characters + NUL; only its
- * SHA-256 is stored.
+ * A new one-time enrolment code for an enabled user, valid ttl seconds
+ * (0: the configured default; else REG_CODE_TTL_MIN to _MAX, or 400
+ * invalid_value), audited as "code.create".  code gets REG_CODE_LEN
+ * characters + NUL; only its SHA-256 is stored.  *expires gets its end.
  */
 int reg_code_new(struct reg *r, struct db *db, const char *userid, int ttl,
-    const char *actor, char code[REG_CODE_LEN + 1], struct reg_err *e) REG_WUR;
+    const struct reg_actor *who, char code[REG_CODE_LEN + 1],
+    long long *expires, struct reg_err *e) REG_WUR;
 /* SHA-256 of a code as stored. */
 void reg_code_hash(const char *code, unsigned char out[32]);
 

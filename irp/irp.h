@@ -19,6 +19,9 @@
 #define IRP_HTTP_PORT 4606
 #define IRP_USERID_MAX 254
 #define IRP_ADDR_MAX 16
+/* A person's display name and e-mail address, in bytes (the schema's). */
+#define IRP_NAME_MAX 128
+#define IRP_EMAIL_MAX 254
 
 /*
  * Check a user id (an e-mail-like "local@domain") and copy it to out in
@@ -26,5 +29,25 @@
  */
 int irp_userid_normalize(const char *in, char *out, size_t outlen,
     const char **why) __attribute__((warn_unused_result));
+
+/*
+ * 1 if email has the shape the registry stores (3 to IRP_EMAIL_MAX
+ * bytes, one '@' with something on each side, no white space), else 0.
+ */
+int irp_email_ok(const char *email);
+
+/* A certificate serial: 1 to IRP_SERIAL_MAX hex digits. */
+#define IRP_SERIAL_MAX 40
+/*
+ * Check a serial as a person or a URL writes it and copy it to out as
+ * the registry stores and answers it: lower case, no leading zeros.
+ * 0 when valid, -1 otherwise (out untouched).
+ */
+int irp_serial_normalize(const char *in, char *out, size_t outlen)
+    __attribute__((warn_unused_result));
+
+/* Every time in the protocol: RFC 3339 in UTC, "2026-12-05T08:00:00Z". */
+#define IRP_TIME_LEN 21 /* with the NUL */
+void irp_time(long long t, char buf[IRP_TIME_LEN]);
 
 #endif

@@ -23,11 +23,9 @@
 
 #define IRP_WUR __attribute__((warn_unused_result))
 
-#define IRP_SERIAL_MAX 41 /* 40 hex digits + NUL */
 #define IRP_FP_MAX 65	  /* SHA-256 as 64 hex digits + NUL */
 #define IRP_IP_MAX 46	  /* INET6_ADDRSTRLEN */
 #define IRP_TIME_MAX 40	  /* an RFC 3339 string as the registry sent it */
-#define IRP_NAME_MAX 256
 /* Declared addresses plus the one the registry observed. */
 #define IRP_DEV_ADDR_MAX (IRP_ADDR_MAX + 2)
 #define IRP_DEVICES_MAX 32
@@ -48,7 +46,7 @@ struct irp_cert {
 	char userid[IRP_USERID_MAX + 1];
 	char *cert_pem;	 /* the new certificate, NUL-terminated */
 	char *chain_pem; /* the CA certificate */
-	char serial[IRP_SERIAL_MAX];
+	char serial[IRP_SERIAL_MAX + 1];
 	char fingerprint[IRP_FP_MAX];
 	char not_after[IRP_TIME_MAX];
 };
@@ -62,7 +60,7 @@ struct irp_address {
 };
 
 struct irp_device {
-	char serial[IRP_SERIAL_MAX];
+	char serial[IRP_SERIAL_MAX + 1];
 	char fingerprint[IRP_FP_MAX];
 	char not_after[IRP_TIME_MAX];
 	char *cert_pem; /* owned by the irp_user */
@@ -73,15 +71,15 @@ struct irp_device {
 /* What /v1/users/{userid} returns.  Free with irp_user_free(). */
 struct irp_user {
 	char userid[IRP_USERID_MAX + 1];
-	char name[IRP_NAME_MAX];
-	char email[IRP_NAME_MAX]; /* "" when none */
+	char name[IRP_NAME_MAX + 1];
+	char email[IRP_EMAIL_MAX + 1]; /* "" when none */
 	int online;
 	size_t ndev;
 	struct irp_device *dev;
 };
 
 struct irp_cert_status {
-	char serial[IRP_SERIAL_MAX];
+	char serial[IRP_SERIAL_MAX + 1];
 	char fingerprint[IRP_FP_MAX];
 	char not_before[IRP_TIME_MAX];
 	char not_after[IRP_TIME_MAX];
@@ -91,10 +89,10 @@ struct irp_cert_status {
 /* What /v1/me returns.  Plain struct, nothing to free. */
 struct irp_me {
 	char userid[IRP_USERID_MAX + 1];
-	char name[IRP_NAME_MAX];
-	char email[IRP_NAME_MAX];
+	char name[IRP_NAME_MAX + 1];
+	char email[IRP_EMAIL_MAX + 1];
 	char role[32];
-	char serial[IRP_SERIAL_MAX]; /* the certificate that asked */
+	char serial[IRP_SERIAL_MAX + 1]; /* the certificate that asked */
 	size_t ncert;
 	struct irp_cert_status cert[IRP_CERTS_MAX];
 };

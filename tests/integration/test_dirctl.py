@@ -362,8 +362,10 @@ def test_enable_passwd_ttl_and_audit_rows(reg, tmpdir_shared):
              "no user"),
             (["user", "passwd", "gus@example.org"], "usage"),
             (["user", "enable", "nobody@example.org"], "no user"),
-            (["code", "gus@example.org", "--ttl", "59s"], "--ttl"),
-            (["code", "gus@example.org", "--ttl", "31d"], "--ttl"),
+            (["code", "gus@example.org", "--ttl", "59s"],
+             "from 60 seconds to 30 days"),
+            (["code", "gus@example.org", "--ttl", "31d"],
+             "from 60 seconds to 30 days"),
             (["code", "gus@example.org", "--ttl", "0"], "--ttl")):
         p = reg.ctl(*argv, check=False)
         assert p.returncode != 0, argv

@@ -515,9 +515,16 @@ def test_admin_endpoints(reg, tmpdir_shared):
     r = admin.req("POST", f"/v1/admin/certificates/{judy.serial}/revoke",
                   json_body={"reason": "keyCompromise"})
     assert r.status == 200, r
-    actions = reg.sql("SELECT string_agg(action, ',') FROM audit_log")
-    assert "admin.user_add" in actions and "admin.user_disable" in actions
-    assert "cert.issue_p12" in actions
+    # The same action names as dirctl's, with the administrator and the
+    # address they came from.
+    rows = reg.sql("SELECT string_agg(action || ' ' || actor || ' ' || "
+                   "coalesce(host(source), '-'), ',' ORDER BY id) "
+                   "FROM audit_log WHERE actor = 'root@example.org'")
+    for action in ("user.add", "code.create", "cert.issue_p12",
+                   "user.disable", "cert.revoke"):
+        assert f"{action} root@example.org 127.0.0.1" in rows.split(","), \
+            rows
+    assert "admin." not in rows, rows
 
 
 def test_health_and_metrics(reg):

@@ -1,5 +1,6 @@
 /*
- * test_userid.c - the user id rule, table-driven.
+ * test_userid.c - the user id rule, table-driven, and the other values of
+ * the protocol: serials, e-mail addresses, times.
  */
 #include <stdio.h>
 #include <string.h>
@@ -61,6 +62,59 @@ check_case(const char *in, const char *want)
 		    rc == 0 ? out : why);
 }
 
+/* The other values of the protocol (irp_values.c). */
+static void
+check_values(void)
+{
+	static const struct {
+		const char *in, *out; /* NULL: refused */
+	} serials[] = {
+		{ "1a", "1a" }, { "00AB", "ab" }, { "0", "0" }, { "000", "0" },
+		{ "", NULL }, { "1g", NULL }, { "-1", NULL }, { " 1", NULL },
+		{ "0x1a", NULL },
+		{ "123456789012345678901234567890123456789a",
+		    "123456789012345678901234567890123456789a" },
+		{ "123456789012345678901234567890123456789ab", NULL },
+	};
+	static const struct {
+		const char *in;
+		int ok;
+	} emails[] = {
+		{ "a@b", 1 }, { "alice@example.org", 1 }, { "ab", 0 },
+		{ "@b.c", 0 }, { "a@", 0 }, { "a@b@c", 0 }, { "a b@c.d", 0 },
+		{ "a@b\t", 0 },
+	};
+	char out[IRP_SERIAL_MAX + 1], t[IRP_TIME_LEN], big[IRP_EMAIL_MAX + 2];
+	size_t i;
+	int rc;
+
+	for (i = 0; i < sizeof(serials) / sizeof(serials[0]); i++) {
+		rc = irp_serial_normalize(serials[i].in, out, sizeof(out));
+		if (serials[i].out == NULL)
+			checkf(rc == -1, "serial '%s' refused", serials[i].in);
+		else
+			checkf(rc == 0 && strcmp(out, serials[i].out) == 0,
+			    "serial '%s' is '%s'", serials[i].in,
+			    serials[i].out);
+	}
+	check(irp_serial_normalize("abcd", out, 4) == -1,
+	    "serial refused when it would not fit");
+	for (i = 0; i < sizeof(emails) / sizeof(emails[0]); i++)
+		checkf(irp_email_ok(emails[i].in) == emails[i].ok,
+		    "e-mail '%s' %s", emails[i].in,
+		    emails[i].ok ? "taken" : "refused");
+	memset(big, 'e', sizeof(big));
+	memcpy(big + IRP_EMAIL_MAX - 6, "@x.org", 7);
+	check(irp_email_ok(big), "an e-mail of 254 bytes is taken");
+	memcpy(big + IRP_EMAIL_MAX - 5, "@x.org", 7);
+	check(!irp_email_ok(big), "an e-mail of 255 bytes is refused");
+	irp_time(0, t);
+	checkf(strcmp(t, "1970-01-01T00:00:00Z") == 0, "time 0 is %s", t);
+	irp_time(1796428800LL, t);
+	checkf(strcmp(t, "2026-12-05T00:00:00Z") == 0, "a time of 2026 is %s",
+	    t);
+}
+
 int
 main(void)
 {
@@ -88,5 +142,6 @@ main(void)
 	rc = irp_userid_normalize("alice@example.org", out, 5, &why);
 	check(rc == -1 && untouched(out + 5, sizeof(out) - 5),
 	    "small buffer refused and not written past");
+	check_values();
 	return tap_done();
 }

@@ -1,0 +1,63 @@
+/*
+ * irp_values.c - the shapes of the protocol's values that are not user
+ * ids: e-mail addresses, certificate serials and times.  dird, dirctl
+ * and dchat read and write them through these, so that the three agree.
+ */
+#include <ctype.h>
+#include <string.h>
+#include <time.h>
+
+#include "irp.h"
+
+/*
+ * The shape the database's users_email_check accepts: checked before the
+ * database so that a person reads a plain sentence, not a constraint.
+ */
+int
+irp_email_ok(const char *email)
+{
+	const char *at = strchr(email, '@');
+	size_t len = strlen(email), i;
+
+	if (len < 3 || len > IRP_EMAIL_MAX || at == NULL || at == email ||
+	    at[1] == '\0' || strchr(at + 1, '@') != NULL)
+		return 0;
+	for (i = 0; i < len; i++)
+		if (isspace((unsigned char)email[i]))
+			return 0;
+	return 1;
+}
+
+int
+irp_serial_normalize(const char *in, char *out, size_t outlen)
+{
+	size_t i, n = strlen(in);
+
+	if (n == 0 || n > IRP_SERIAL_MAX)
+		return -1;
+	for (i = 0; i < n; i++)
+		if (!isxdigit((unsigned char)in[i]))
+			return -1;
+	/* "00ab" and "AB" name the same certificate. */
+	while (n > 1 && *in == '0') {
+		in++;
+		n--;
+	}
+	if (n + 1 > outlen)
+		return -1;
+	for (i = 0; i <= n; i++)
+		out[i] = (char)tolower((unsigned char)in[i]);
+	return 0;
+}
+
+void
+irp_time(long long t, char buf[IRP_TIME_LEN])
+{
+	time_t tt = (time_t)t;
+	struct tm tm;
+
+	if (gmtime_r(&tt, &tm) == NULL ||
+	    strftime(buf, IRP_TIME_LEN, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+		/* Years past 9999: say the last second a reader can parse. */
+		memcpy(buf, "9999-12-31T23:59:59Z", IRP_TIME_LEN);
+}
