@@ -673,8 +673,14 @@ cmd_code(const struct opts *o, int argc, char **argv)
 	if (open_reg(o, &r, &db) == -1)
 		return 1;
 	if (reg_code_new(&r, db, userid, (int)ttl,
-		operator(&who, name, sizeof(name)), code, &expires, &e) == -1)
-		rv = refused(&e);
+		operator(&who, name, sizeof(name)), code, &expires, &e) == -1) {
+		/* The user id was checked: a value refused is the --ttl. */
+		if (e.status == 400) {
+			warnx_("--ttl: %s", e.msg);
+			rv = 2;
+		} else
+			rv = refused(&e);
+	}
 	else {
 		irp_time(expires, t);
 		printf("one-time enrolment code for %s, valid until %s:\n%s\n",

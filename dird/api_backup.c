@@ -74,16 +74,19 @@ api_backup_get(struct http_req *req, struct http_resp *resp)
 	size_t len;
 	time_t when;
 	struct db_err de;
+	struct reg_err e;
 
 	if (api_begin(req, resp) == -1)
 		return;
 	if (auth_has_secret(req)) {
 		if (auth_secret(req->env->auth, req,
-			AUTH_ALLOW_CODE | AUTH_ALLOW_PASSWORD, resp) == -1) {
+			AUTH_ALLOW_CODE | AUTH_ALLOW_PASSWORD, &e) == -1) {
+			http_reg_error(resp, &e);
 			db_rollback(req->db);
 			return;
 		}
-	} else if (auth_cert(req->env->auth, req, resp) == -1) {
+	} else if (auth_cert(req->env->auth, req, &e) == -1) {
+		http_reg_error(resp, &e);
 		db_rollback(req->db);
 		return;
 	}

@@ -48,6 +48,8 @@ issue_and_reply(struct http_req *req, const char *action,
 void
 api_enroll(struct http_req *req, struct http_resp *resp)
 {
+	struct reg_err e;
+
 	/*
 	 * The code is consumed in the same transaction as the issue: a bad
 	 * CSR rolls back and leaves the code usable.
@@ -55,7 +57,8 @@ api_enroll(struct http_req *req, struct http_resp *resp)
 	if (api_begin(req, resp) == -1)
 		return;
 	if (auth_secret(req->env->auth, req,
-		AUTH_ALLOW_CODE | AUTH_ALLOW_PASSWORD, resp) == -1) {
+		AUTH_ALLOW_CODE | AUTH_ALLOW_PASSWORD, &e) == -1) {
+			http_reg_error(resp, &e);
 		db_rollback(req->db);
 		return;
 	}

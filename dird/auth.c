@@ -243,7 +243,7 @@ cert_record(struct http_req *req, const unsigned char *key, size_t keylen,
 }
 
 int
-auth_cert(struct auth *a, struct http_req *req, struct http_resp *resp)
+auth_cert(struct auth *a, struct http_req *req, struct reg_err *e)
 {
 	struct ca_cert_info info;
 	struct ca_err ce;
@@ -255,7 +255,7 @@ auth_cert(struct auth *a, struct http_req *req, struct http_resp *resp)
 	int store;
 
 	if (req->peer_der == NULL) {
-		http_error(resp, 401, "certificate_required",
+		reg_seterr(e, 401, "certificate_required",
 		    "this request needs a client certificate issued by this "
 		    "registry");
 		goto fail;
@@ -272,12 +272,12 @@ auth_cert(struct auth *a, struct http_req *req, struct http_resp *resp)
 			&ce) == 0 &&
 		    (info.not_after <= time(NULL) ||
 			info.not_before > time(NULL))) {
-			http_error(resp, 401, "certificate_expired",
+			reg_seterr(e, 401, "certificate_expired",
 			    "the client certificate has expired or is not "
 			    "yet valid; renew or enrol again");
 			goto fail;
 		}
-		http_error(resp, 401, "certificate_untrusted",
+		reg_seterr(e, 401, "certificate_untrusted",
 		    "the client certificate was not issued by this registry's "
 		    "CA, or is not valid for client authentication");
 		goto fail;
@@ -285,32 +285,32 @@ auth_cert(struct auth *a, struct http_req *req, struct http_resp *resp)
 	keylen = cert_key(a, req->peer_der, req->peer_der_len, key);
 	if (cert_info(a, req->peer_der, req->peer_der_len, key, keylen, &info,
 		&ce) == -1) {
-		http_error(resp, 401, "certificate_untrusted",
+		reg_seterr(e, 401, "certificate_untrusted",
 		    "the client certificate can not be read");
 		goto fail;
 	}
 	if (cert_record(req, key, keylen, &info, &da, &store, &ticket,
 		&de) == -1) {
 		if (de.code != DB_ERR_NOTFOUND) {
-			http_db_error(resp, &de);
+			reg_err_from_db(e, &de);
 			return -1;
 		}
-		http_error(resp, 401, "certificate_unknown",
+		reg_seterr(e, 401, "certificate_unknown",
 		    "the client certificate is not registered here");
 		goto fail;
 	}
 	if (da.revoked) {
-		http_error(resp, 401, "certificate_revoked",
+		reg_seterr(e, 401, "certificate_revoked",
 		    "the client certificate has been revoked");
 		goto fail;
 	}
 	if (da.not_after <= time(NULL) || info.not_after <= time(NULL)) {
-		http_error(resp, 401, "certificate_expired",
+		reg_seterr(e, 401, "certificate_expired",
 		    "the client certificate has expired; renew or enrol again");
 		goto fail;
 	}
 	if (!da.user.enabled) {
-		http_error(resp, 401, "user_disabled",
+		reg_seterr(e, 401, "user_disabled",
 		    "the account %s is disabled", da.user.userid);
 		goto fail;
 	}
@@ -337,17 +337,17 @@ fail:
  * a client that waits that long is not refused again for them.
  */
 static int
-too_many(const struct auth *a, struct http_resp *resp)
+too_many(const struct auth *a, struct reg_err *e)
 {
-	http_error(resp, 429, "rate_limited",
+	reg_seterr(e, 429, "rate_limited",
 	    "too many failed attempts; try again in %d seconds", a->window);
-	resp->retry_after = a->window;
+	e->retry_after = a->window;
 	return -1;
 }
 
 static int
 auth_code(struct auth *a, struct http_req *req, const char *code,
-    struct http_resp *resp)
+    struct reg_err *e)
 {
 	unsigned char hash[32];
 	struct db_err de;
@@ -359,12 +359,12 @@ auth_code(struct auth *a, struct http_req *req, const char *code,
 	OPENSSL_cleanse(hash, sizeof(hash));
 	if (rv == -1) {
 		if (de.code != DB_ERR_NOTFOUND) {
-			http_db_error(resp, &de);
+			reg_err_from_db(e, &de);
 			return -1;
 		}
 		source_failed(a, req);
 		metrics_auth_failure(req->env->metrics);
-		http_error(resp, 401, "invalid_code",
+		reg_seterr(e, 401, "invalid_code",
 		    "the enrolment code is unknown, already used or expired");
 		return -1;
 	}
@@ -372,11 +372,11 @@ auth_code(struct auth *a, struct http_req *req, const char *code,
 		struct db_user u;
 
 		if (db_user_by_id(req->db, uid, &u, &de) == -1) {
-			http_db_error(resp, &de);
+			reg_err_from_db(e, &de);
 			return -1;
 		}
 		if (!u.enabled) {
-			http_error(resp, 401, "user_disabled",
+			reg_seterr(e, 401, "user_disabled",
 			    "the account %s is disabled", u.userid);
 			return -1;
 		}
@@ -443,7 +443,7 @@ err:
 
 static int
 auth_password(struct auth *a, struct http_req *req, const char *b64,
-    struct http_resp *resp)
+    struct reg_err *e)
 {
 	char given[AUTH_BASIC_FIELD_MAX], pw[AUTH_BASIC_FIELD_MAX];
 	char userid[IRP_USERID_MAX + 1], hash[REG_PWHASH_MAX];
@@ -455,23 +455,23 @@ auth_password(struct auth *a, struct http_req *req, const char *b64,
 	hash[0] = '\0';
 	if (auth_basic_decode(b64, given, sizeof(given), pw,
 		sizeof(pw)) == -1) {
-		http_error(resp, 401, "bad_credentials",
+		reg_seterr(e, 401, "bad_credentials",
 		    "malformed Basic authorization");
 		return -1;
 	}
 	if (irp_userid_normalize(given, userid, sizeof(userid), &why) == -1) {
 		source_failed(a, req);
-		http_error(resp, 401, "bad_credentials", "wrong user or password");
+		reg_seterr(e, 401, "bad_credentials", "wrong user or password");
 		goto out;
 	}
 	if (limit_over(a->fails, "user", userid, mono_now())) {
-		too_many(a, resp);
+		too_many(a, e);
 		goto out;
 	}
 	found = db_user_password(req->db, userid, hash, sizeof(hash),
 	    &de) == 0;
 	if (!found && de.code != DB_ERR_NOTFOUND) {
-		http_db_error(resp, &de);
+		reg_err_from_db(e, &de);
 		goto out;
 	}
 	/*
@@ -487,7 +487,7 @@ auth_password(struct auth *a, struct http_req *req, const char *b64,
 		source_failed(a, req);
 		limit_hit(a->fails, "user", userid, mono_now());
 		metrics_auth_failure(req->env->metrics);
-		http_error(resp, 401, "bad_credentials", "wrong user or password");
+		reg_seterr(e, 401, "bad_credentials", "wrong user or password");
 		goto out;
 	}
 	req->who.kind = AUTH_PASSWORD;
@@ -502,21 +502,21 @@ out:
 
 int
 auth_secret_precheck(struct auth *a, struct http_req *req,
-    struct http_resp *resp)
+    struct reg_err *e)
 {
 	const char *h = req->authorization;
 
 	if (source_over(a, req))
-		return too_many(a, resp);
+		return too_many(a, e);
 	if (h == NULL || *h == '\0') {
-		http_error(resp, 401, "credentials_required",
+		reg_seterr(e, 401, "credentials_required",
 		    "give an enrolment code (Authorization: Bearer CODE) or a "
 		    "password (HTTP Basic)");
 		return -1;
 	}
 	if (strncasecmp(h, "Bearer ", 7) != 0 &&
 	    strncasecmp(h, "Basic ", 6) != 0) {
-		http_error(resp, 401, "bad_credentials",
+		reg_seterr(e, 401, "bad_credentials",
 		    "unsupported Authorization scheme here");
 		return -1;
 	}
@@ -525,31 +525,31 @@ auth_secret_precheck(struct auth *a, struct http_req *req,
 
 int
 auth_secret(struct auth *a, struct http_req *req, int allow,
-    struct http_resp *resp)
+    struct reg_err *e)
 {
 	const char *h = req->authorization;
 
-	if (auth_secret_precheck(a, req, resp) == -1)
+	if (auth_secret_precheck(a, req, e) == -1)
 		return -1;
 	if ((allow & AUTH_ALLOW_CODE) && strncasecmp(h, "Bearer ", 7) == 0) {
 		h += 7;
 		while (*h == ' ')
 			h++;
 		if (strlen(h) > 64) {
-			http_error(resp, 401, "invalid_code",
+			reg_seterr(e, 401, "invalid_code",
 			    "the enrolment code is unknown, already used or "
 			    "expired");
 			return -1;
 		}
-		return auth_code(a, req, h, resp);
+		return auth_code(a, req, h, e);
 	}
 	if ((allow & AUTH_ALLOW_PASSWORD) && strncasecmp(h, "Basic ", 6) == 0) {
 		h += 6;
 		while (*h == ' ')
 			h++;
-		return auth_password(a, req, h, resp);
+		return auth_password(a, req, h, e);
 	}
-	http_error(resp, 401, "bad_credentials",
+	reg_seterr(e, 401, "bad_credentials",
 	    "unsupported Authorization scheme here");
 	return -1;
 }

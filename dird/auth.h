@@ -12,7 +12,7 @@
 #include "db.h"
 
 struct http_req;
-struct http_resp;
+struct reg_err;
 
 enum auth_kind { AUTH_NONE = 0, AUTH_CERT, AUTH_CODE, AUTH_PASSWORD };
 
@@ -42,17 +42,18 @@ void auth_free(struct auth *a);
  * handshake (req->peer_verified), and its serial is in the store as valid,
  * unexpired, of an enabled user.  Checked on every request, so a
  * revocation takes effect at once, also on kept-alive connections.
- * 0 and req->who filled, or -1 with resp filled (401, 503).
+ * 0 and req->who filled, or -1 with the verdict in e (401, 503).
  */
-int auth_cert(struct auth *a, struct http_req *req, struct http_resp *resp);
+int auth_cert(struct auth *a, struct http_req *req, struct reg_err *e);
 
 /*
  * What can be said of a code or password request before its body is
  * read: the source is not over its limit, and there is an Authorization
- * header of a scheme dird takes.  0, or -1 with resp filled (429, 401).
+ * header of a scheme dird takes.  0, or -1 with the verdict in e (429,
+ * with its Retry-After; 401).
  */
 int auth_secret_precheck(struct auth *a, struct http_req *req,
-    struct http_resp *resp);
+    struct reg_err *e);
 
 /*
  * Authenticate by "Authorization: Bearer CODE" or HTTP Basic
@@ -63,7 +64,7 @@ int auth_secret_precheck(struct auth *a, struct http_req *req,
  * or an IPv6 /64); over the limit the answer is 429.
  */
 int auth_secret(struct auth *a, struct http_req *req, int allow,
-    struct http_resp *resp);
+    struct reg_err *e);
 
 /* Whether the request carries any Authorization header. */
 int auth_has_secret(const struct http_req *req);

@@ -257,10 +257,24 @@ http_error(struct http_resp *resp, int status, const char *code,
 				    code, "message", m));
 }
 
+/*
+ * Every error reply of dird comes through here.  What the store said
+ * about an internal failure goes to the log, not to the client.
+ */
 void
 http_reg_error(struct http_resp *resp, const struct reg_err *e)
 {
-	http_error(resp, e->status, e->code, "%s", e->msg);
+	if (e->status == 503)
+		http_error(resp, 503, "database_unavailable",
+		    "the registry's database is unavailable; try again "
+		    "shortly");
+	else if (e->status == 500 && strcmp(e->code, "database_error") == 0) {
+		log_warnx("database error: %s", e->msg);
+		http_error(resp, 500, "database_error",
+		    "the registry could not complete the request");
+	} else
+		http_error(resp, e->status, e->code, "%s", e->msg);
+	resp->retry_after = e->retry_after;
 }
 
 void
@@ -269,18 +283,10 @@ http_db_error(struct http_resp *resp, const struct db_err *e)
 	struct reg_err re;
 
 	reg_err_from_db(&re, e);
-	if (e->code == DB_ERR_UNAVAILABLE)
-		http_error(resp, 503, "database_unavailable",
-		    "the registry's database is unavailable; try again "
-		    "shortly");
-	else if (e->code == DB_ERR_INTERNAL) {
-		/* The detail goes to the log, not to the client. */
-		log_warnx("database error: %s (SQLSTATE %s)", e->msg,
+	if (e->code == DB_ERR_INTERNAL)
+		snprintf(re.msg, sizeof(re.msg), "%s (SQLSTATE %s)", e->msg,
 		    e->sqlstate);
-		http_error(resp, 500, "database_error",
-		    "the registry could not complete the request");
-	} else
-		http_reg_error(resp, &re);
+	http_reg_error(resp, &re);
 }
 
 /* ---- routing --------------------------------------------------------------- */
@@ -588,20 +594,28 @@ static int
 authenticate(struct http_req *req, const struct route *rt,
     unsigned int kind, struct http_resp *resp)
 {
+	struct reg_err e;
+
 	switch (rt->auth) {
 	case RA_NONE:
 	case RA_SECRET:
 		return 0;
 	case RA_CERT:
-		return auth_cert(req->env->auth, req, resp);
+		if (auth_cert(req->env->auth, req, &e) == -1) {
+			http_reg_error(resp, &e);
+			return -1;
+		}
+		return 0;
 	case RA_METRICS:
 		if (kind == HK_METRICS ||
 		    strcmp(req->env->reg->conf.metrics, "public") == 0)
 			return 0;
 		/* FALLTHROUGH */
 	case RA_ADMIN:
-		if (auth_cert(req->env->auth, req, resp) == -1)
+		if (auth_cert(req->env->auth, req, &e) == -1) {
+			http_reg_error(resp, &e);
 			return -1;
+		}
 		if (!req->who.user.is_admin) {
 			http_error(resp, 403, "forbidden",
 			    "this needs an administrator's certificate");
@@ -716,6 +730,7 @@ early(struct http_server *srv, struct MHD_Connection *conn,
 {
 	const struct route *rt;
 	struct http_req req;
+	struct reg_err e;
 	int rv = 0;
 
 	if (rc->route >= NROUTES || !has_body(conn))
@@ -727,7 +742,9 @@ early(struct http_server *srv, struct MHD_Connection *conn,
 	if (req_setup(srv, conn, rc, method, url, &req, resp) == -1) {
 		rv = 1;
 	} else if (rt->auth == RA_SECRET) {
-		rv = auth_secret_precheck(srv->env->auth, &req, resp) == -1;
+		if ((rv = auth_secret_precheck(srv->env->auth, &req,
+			 &e) == -1))
+			http_reg_error(resp, &e);
 	} else if (authenticate(&req, rt, rc->kind, resp) == -1) {
 		rv = 1;
 	} else {

@@ -27,6 +27,7 @@ reg_seterr(struct reg_err *e, int status, const char *code, const char *fmt,
 	if (e == NULL)
 		return;
 	e->status = status;
+	e->retry_after = 0;
 	snprintf(e->code, sizeof(e->code), "%s", code);
 	va_start(ap, fmt);
 	vsnprintf(e->msg, sizeof(e->msg), fmt, ap);

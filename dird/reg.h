@@ -36,6 +36,7 @@ struct reg_err {
 	int status;	/* HTTP status */
 	char code[40];	/* snake_case error code */
 	char msg[256];	/* a sentence a person can act on */
+	int retry_after; /* a 429's: seconds until trying again helps */
 };
 
 struct reg {

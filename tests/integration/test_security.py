@@ -124,21 +124,33 @@ def test_init_stores_only_the_checked_certificate(reg, tmpdir_shared):
         fake.close()
 
 
-def s_server(cert, key, port):
-    """openssl s_server answering HTTP with cert; stopped by the caller."""
-    p = subprocess.Popen(["openssl", "s_server", "-accept", str(port),
-                          "-cert", cert, "-key", key, "-www", "-quiet"],
-                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                         stderr=subprocess.DEVNULL)
+def s_server(cert, key, logdir):
+    """openssl s_server answering HTTP with cert, on a free port; returns
+    (process, port), stopped by the caller.  A port another process took
+    between free_port() and the bind is given up for a new one."""
+    for attempt in range(3):
+        port = free_port()
+        log = os.path.join(logdir, f"s_server-{port}.log")
+        with open(log, "wb") as errf:
+            p = subprocess.Popen(["openssl", "s_server", "-accept",
+                                  str(port), "-cert", cert, "-key", key,
+                                  "-www", "-quiet"],
+                                 stdin=subprocess.DEVNULL,
+                                 stdout=subprocess.DEVNULL, stderr=errf)
 
-    def up():
-        try:
-            socket.create_connection(("127.0.0.1", port), 0.2).close()
-            return True
-        except OSError:
-            return False
-    wait_until(up, what="s_server")
-    return p
+        def up():
+            if p.poll() is not None:
+                return "exited"
+            try:
+                socket.create_connection(("127.0.0.1", port), 0.2).close()
+                return "up"
+            except OSError:
+                return None
+        if wait_until(up, what="s_server") == "up":
+            return p, port
+        with open(log) as f:
+            why = f.read()
+    raise AssertionError(f"s_server did not start: {why}")
 
 
 def test_a_user_certificate_never_passes_for_the_registry(reg,
@@ -156,8 +168,7 @@ def test_a_user_certificate_never_passes_for_the_registry(reg,
     assert "TLS Web Client Authentication" in text, text
     assert "Server" not in text, text
     (alice,) = people(reg, "alice")
-    port = free_port()
-    srv = s_server(eve.cert, eve.key, port)
+    srv, port = s_server(eve.cert, eve.key, reg.base)
     try:
         p = run(["curl", "-sS", "--cacert", ca,
                  f"https://localhost:{port}/"], check=False)
@@ -182,7 +193,9 @@ def test_a_user_certificate_never_passes_for_the_registry(reg,
             "/UID=eve@example.org/CN=localhost")
     old = ca_sign(reg.data, reg.base, csr, "old-eve",
                   subj="/UID=eve@example.org/CN=localhost")
-    srv = s_server(old, eve.key, port)
+    srv, port = s_server(old, eve.key, reg.base)
+    with open(cfg, "w") as f:
+        f.write(conf.replace(reg.d.url, f"https://localhost:{port}"))
     try:
         p = alice.dchat("renew", check=False)
         assert p.returncode != 0 and "certificate" in p.stderr, p.stderr
