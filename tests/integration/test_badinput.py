@@ -1120,7 +1120,13 @@ def test_bad_input(bad, c, request):
 def test_refusals_leave_dird_serving_and_the_code_unused(bad):
     """After every case above (the module's order runs this last), dird
     still serves, and the code the refused enrolments offered was not
-    used up by them: Hank enrols with it."""
+    used up by them: Hank enrols with it.  It offers the code in one
+    refused enrolment of its own first: run alone (or under a -k that
+    selects none of the cases) it would otherwise check nothing."""
     u = bad.hank
+    r = curl(bad.d, "POST", "/v1/enroll",
+             headers=[f"Authorization: Bearer {bad.vars['hank_code']}"],
+             json_body={"csr": bad.csr["rsa1024"]})
+    assert r.status == 400 and r.code == "invalid_csr", r
     u.enrol(bad.vars["hank_code"])
     assert u.req("GET", "/v1/me").status == 200

@@ -53,6 +53,8 @@ class Loader(threading.Thread):
         super().__init__(daemon=True)
         self.user, self.port, self.ctx, self.stop = user, port, ctx, stop
         self.attempts = []
+        # Held by the test while it reads the database: no attempt then.
+        self.turn = threading.Lock()
 
     def run(self):
         conn = None
@@ -61,24 +63,28 @@ class Loader(threading.Thread):
             seq += 1
             body = json.dumps({"addresses": [{"ip": "2001:db8::1",
                                               "port": seq}], "ttl": 3600})
-            t0 = time.monotonic()
-            status, code = 0, None
-            try:
-                if conn is None:
-                    conn = http.client.HTTPSConnection(
-                        "localhost", self.port, context=self.ctx, timeout=15)
-                conn.request("PUT", "/v1/me/addresses", body=body,
-                              headers={"Content-Type": "application/json"})
-                r = conn.getresponse()
-                data = r.read()
-                status = r.status
-                if status >= 400:
-                    code = json.loads(data)["error"]["code"]
-            except (OSError, http.client.HTTPException):
-                if conn is not None:
-                    conn.close()
-                conn = None
-            self.attempts.append((t0, time.monotonic(), seq, status, code))
+            with self.turn:
+                t0 = time.monotonic()
+                status, code = 0, None
+                try:
+                    if conn is None:
+                        conn = http.client.HTTPSConnection(
+                            "localhost", self.port, context=self.ctx,
+                            timeout=15)
+                    conn.request("PUT", "/v1/me/addresses", body=body,
+                                 headers={"Content-Type":
+                                          "application/json"})
+                    r = conn.getresponse()
+                    data = r.read()
+                    status = r.status
+                    if status >= 400:
+                        code = json.loads(data)["error"]["code"]
+                except (OSError, http.client.HTTPException):
+                    if conn is not None:
+                        conn.close()
+                    conn = None
+                self.attempts.append((t0, time.monotonic(), seq, status,
+                                      code))
             if status == 0 or status >= 500:
                 time.sleep(0.02)  # do not spin while the server is away
         if conn is not None:
@@ -107,6 +113,23 @@ def inside(ld, start, end):
     if not found:
         return []
     return [a for a in ld.attempts if a[0] >= found[0][1] and a[1] <= end]
+
+
+def acked_updates_held(pg, db, loaders):
+    """Every update acknowledged so far is in the database: each
+    certificate holds its last acknowledged port, or a later attempt's
+    (one that committed but whose answer was lost), never an earlier one.
+    Read while nothing writes: updates after a fault would hide one lost
+    in it."""
+    held = dict(line.split("|") for line in pg.psql(
+        "SELECT c.serial, a.port FROM addresses a JOIN certificates c "
+        "ON c.id = a.certificate_id WHERE a.kind = 'declared'",
+        db).splitlines())
+    for ld in loaders:
+        last = max(a[2] for a in ld.acked())
+        got = int(held.get(ld.user.serial, -1))
+        assert got >= last and got in {a[2] for a in ld.attempts}, (
+            ld.user.userid, last, got)
 
 
 def lookups_match_database(pg, db, loaders):
@@ -150,7 +173,17 @@ def test_faults_under_load_lose_no_acknowledged_update(tmpdir_shared):
             len(inside(ld, down_from, time.monotonic())) >= 2
             for ld in loaders), "answers while the database is down")
         down_until = time.monotonic()
-        own.start()
+        # Back, the database is read before any loader writes again
+        # (each ends the attempt it is in first): what was acknowledged
+        # before the crash survived it.
+        for ld in loaders:
+            ld.turn.acquire()
+        try:
+            own.start()
+            acked_updates_held(own, db, loaders)
+        finally:
+            for ld in loaders:
+                ld.turn.release()
         recovered_db = wait_for_acks(loaders, time.monotonic(), 60)
         wait_for_acks(loaders, time.monotonic(), 60, n=20)
 
@@ -163,6 +196,9 @@ def test_faults_under_load_lose_no_acknowledged_update(tmpdir_shared):
         wait_until(lambda: all(
             any(a[3] == 0 and a[1] > killed_at for a in ld.attempts)
             for ld in loaders), "every loader finds dird gone")
+        # With dird dead nothing writes: what it acknowledged before the
+        # kill is in the database.
+        acked_updates_held(own, db, loaders)
         d.start()
         recovered_dird = wait_for_acks(loaders, time.monotonic(), 60)
         wait_for_acks(loaders, time.monotonic(), 60, n=20)
