@@ -240,8 +240,10 @@ ui_event(struct app *a, json_t *ev)
 			fflush(stdout);
 			free(txt);
 		}
-	} else
+	} else {
+		edit_hide(a->ed); /* above the line being typed */
 		print_text(a, ev);
+	}
 	json_decref(ev);
 }
 

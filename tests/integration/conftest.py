@@ -24,6 +24,7 @@ What is here, in the order a test meets it:
                       ends (fixture sanitizer_clean)
 """
 import calendar
+import fcntl
 import glob
 import json
 import os
@@ -34,8 +35,10 @@ import select
 import shutil
 import socket
 import ssl
+import struct
 import subprocess
 import tempfile
+import termios
 import threading
 import time
 import urllib.request
@@ -1056,15 +1059,27 @@ class Lines:
 
 class Terminal:
     """`dchat run` without --json on a pseudo-terminal: a person reads
-    what it prints and types lines."""
+    what it prints and types lines.  The terminal is an xterm of
+    ROWS x COLUMNS, whatever the suite runs in, so that what the line
+    editor writes is the same everywhere."""
 
-    def __init__(self, peer, port, extra=()):
+    ROWS, COLUMNS = 40, 120
+    # What the line editor writes to take the prompt and the line being
+    # typed off the screen before dchat prints (to column 0, clear to
+    # the end of the screen): the only control dchat writes of its own
+    # while a person does not edit.
+    HIDE = b"\r\x1b[J"
+
+    def __init__(self, peer, port, extra=(), env=None):
         self.master, slave = pty.openpty()
+        fcntl.ioctl(slave, termios.TIOCSWINSZ,
+                    struct.pack("HHHH", self.ROWS, self.COLUMNS, 0, 0))
         self.proc = subprocess.Popen(
             [dchat_path(), "--home", peer.home, "run", "--listen",
              f"127.0.0.1:{port}", "--advertise", f"127.0.0.1:{port}",
              *extra],
-            stdin=slave, stdout=slave, stderr=slave, start_new_session=True)
+            stdin=slave, stdout=slave, stderr=slave, start_new_session=True,
+            env={**os.environ, "TERM": "xterm", **(env or {})})
         os.close(slave)
         self.out = b""
         started(self)
@@ -1092,6 +1107,10 @@ class Terminal:
     def type(self, line):
         """A line as typed: Enter sends a carriage return."""
         os.write(self.master, line.encode() + b"\r")
+
+    def keys(self, data):
+        """Keys as a terminal sends them (bytes: "\\x1b[A" is Up)."""
+        os.write(self.master, data)
 
     def running(self):
         return self.master is not None and self.proc.poll() is None
