@@ -16,7 +16,7 @@ What is here, in the order a test meets it:
   dird                Dird, Resp, curl(), client_ctx(), User
   the registry        Registry (a data directory, its database, its dird,
                       its users and peers), fixtures reg and registry
-  dchat               Peer, call(), people(), Lines, Terminal,
+  dchat               Peer, call(), people(), Lines, Terminal, Screen,
                       peer_client_ctx(), check_peer_cert()
   sanitizers          every process the suite starts has its output read
                       for sanitizer findings once: short commands by run(),
@@ -31,6 +31,7 @@ import os
 import pty
 import pwd
 import queue
+import re
 import select
 import shutil
 import socket
@@ -1089,10 +1090,29 @@ class Terminal:
 
     def read_until(self, needle, timeout=30):
         """Everything printed so far, once it holds needle (bytes)."""
+        return self._read_until(lambda: needle in self.out, needle,
+                                timeout)
+
+    def screen_until(self, cond, timeout=30):
+        """The screen (Screen) once cond(screen) holds."""
+        try:
+            self._read_until(lambda: cond(self.screen()), "the screen",
+                             timeout)
+        except AssertionError:
+            raise AssertionError(
+                f"the screen is not as expected:\n{self.screen().text()}"
+                f"\n{self.out[-2000:]!r}") from None
+        return self.screen()
+
+    def screen(self):
+        """What a person sees now."""
+        return Screen(self.ROWS, self.COLUMNS, self.out)
+
+    def _read_until(self, done, what, timeout):
         deadline = time.time() + timeout
-        while needle not in self.out:
+        while not done():
             left = deadline - time.time()
-            assert left > 0, (needle, self.out)
+            assert left > 0, (what, self.out)
             r, _, _ = select.select([self.master], [], [], min(left, 0.5))
             if not r:
                 continue
@@ -1100,7 +1120,7 @@ class Terminal:
                 chunk = os.read(self.master, 65536)
             except OSError:  # EIO: the program is gone
                 chunk = b""
-            assert chunk, (needle, self.out)
+            assert chunk, (what, self.out)
             self.out += chunk
         return self.out
 
@@ -1144,6 +1164,104 @@ class Terminal:
     def finish(self):
         self.close()
         return self.out
+
+
+class Screen:
+    """The rows of a terminal once `out` was written to it, as a person
+    reads them: text, carriage returns, newlines and backspaces, and the
+    few sequences of an xterm that a line editor moves and clears with.
+    Any other control is not expected and fails the test.  rows are
+    strings without trailing blanks; (row, col) is the cursor."""
+
+    CSI = re.compile(r"\x1b\[([0-9;?]*)([@-~])")
+
+    def __init__(self, nrows, ncols, out):
+        self.ncols = ncols
+        self.grid = [[" "] * ncols for _ in range(nrows)]
+        self.row = self.col = 0
+        self.insert = False
+        text = out.decode(errors="replace")
+        i = 0
+        while i < len(text):
+            c = text[i]
+            i += 1
+            if c == "\x1b":
+                m = self.CSI.match(text, i - 1)
+                assert m, f"a control the test does not know: " \
+                    f"{text[i - 1:i + 10]!r}"
+                self._csi(m.group(1), m.group(2))
+                i = m.end()
+            elif c == "\r":
+                self.col = 0
+            elif c == "\n":
+                self._down()
+            elif c == "\b":
+                self.col = max(self.col - 1, 0)
+            elif c == "\x07":
+                pass  # the bell
+            else:
+                assert c >= " ", f"a control the test does not know: {c!r}"
+                self._put(c)
+        self.rows = ["".join(r).rstrip() for r in self.grid]
+
+    def _down(self):
+        if self.row == len(self.grid) - 1:
+            del self.grid[0]
+            self.grid.append([" "] * self.ncols)
+        else:
+            self.row += 1
+
+    def _put(self, c):
+        if self.col == self.ncols:  # the margin: wrap first
+            self.col = 0
+            self._down()
+        line = self.grid[self.row]
+        if self.insert:
+            line.insert(self.col, c)
+            del line[-1]
+        else:
+            line[self.col] = c
+        self.col += 1
+
+    def _csi(self, params, final):
+        n = int(params) if params.isdigit() else None
+        line = self.grid[self.row]
+        if final == "A":
+            self.row = max(self.row - (n or 1), 0)
+        elif final == "B":
+            self.row = min(self.row + (n or 1), len(self.grid) - 1)
+        elif final == "C":
+            self.col = min(self.col + (n or 1), self.ncols - 1)
+        elif final == "D":
+            self.col = max(self.col - (n or 1), 0)
+        elif final == "G":
+            self.col = min((n or 1) - 1, self.ncols - 1)
+        elif final == "K" and not params:
+            line[self.col:] = [" "] * (self.ncols - self.col)
+        elif final == "J" and not params:
+            line[self.col:] = [" "] * (self.ncols - self.col)
+            for r in self.grid[self.row + 1:]:
+                r[:] = [" "] * self.ncols
+        elif final == "@":
+            for _ in range(n or 1):
+                line.insert(self.col, " ")
+                del line[-1]
+        elif final == "P":
+            for _ in range(n or 1):
+                del line[self.col]
+                line.append(" ")
+        elif final in "hl" and params == "4":
+            self.insert = final == "h"
+        else:
+            raise AssertionError(f"a control the test does not know: "
+                                 f"ESC [ {params} {final}")
+
+    def text(self):
+        """The rows up to the last that is not empty, one string."""
+        rows = list(self.rows)
+        while rows and not rows[-1]:
+            rows.pop()
+        return "\n".join(rows)
 
 
 def peer_client_ctx(peer):

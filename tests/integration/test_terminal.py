@@ -1,8 +1,12 @@
 """The terminal interface as a person meets it: `dchat run` without --json
 on a pseudo-terminal, typed at key by key, against --json peers."""
 import os
+import subprocess
+import termios
 
-from conftest import Terminal, free_port, people
+from conftest import Lines, Terminal, dchat_path, free_port, people, spawn
+
+UP, LEFT, BACKSPACE, CTRL_D = b"\x1b[A", b"\x1b[D", b"\x7f", b"\x04"
 
 
 def connect(term, other):
@@ -34,11 +38,16 @@ def test_typed_text_and_paths_arrive_whole(reg, tmpdir_shared):
         term.type("msg hello bob, this is alice")
         assert bob.wait("message", session=sid)["text"] == \
             "hello bob, this is alice"
-        # The session number may come first; the text still whole.
+        # The session number may come first; the text still whole, a
+        # tab too (typed after ^V: Tab alone is an editing key).
         m = bob.mark()
-        term.type("msg 1 and a second line, numbered")
+        term.type("msg 1 and a second line,\x16\tnumbered")
         assert bob.wait("message", start=m)["text"] == \
-            "and a second line, numbered"
+            "and a second line,\tnumbered"
+        # Plain text is a message too, its blanks as typed.
+        m = bob.mark()
+        term.type("and\x16\tplain  text")
+        assert bob.wait("message", start=m)["text"] == "and\tplain  text"
         term.type(f"file {src}")
         offer = bob.wait("file_offer", session=sid)
         assert offer["name"] == "my holiday  notes.txt", offer
@@ -53,3 +62,82 @@ def test_typed_text_and_paths_arrive_whole(reg, tmpdir_shared):
     finally:
         rc = term.close()
     assert rc == 0, term.out
+
+
+def test_a_person_edits_recalls_and_reads_while_typing(reg):
+    """Line editing as a person uses it: Backspace, the cursor keys, the
+    Up arrow for an earlier line.  A message that arrives while a line is
+    half typed is shown above it, and the half line stays as it was, to
+    be finished and sent.  ^D on an empty line ends dchat, and the
+    terminal is as it was."""
+    alice, bob = people(reg, "alice", "bob")
+    bob.run(extra=["--auto-accept"])
+    # The POSIX locale, as in a bare container or an ssh session that
+    # forwards none: what is typed is UTF-8 all the same.
+    term = Terminal(alice, free_port(), env={"LC_ALL": "C"})
+    try:
+        term.read_until(b"ready; type 'help'")
+        sid = connect(term, bob)
+        # A typo taken back with Backspace.
+        term.keys(b"msg hellp")
+        term.screen_until(lambda s: s.rows[s.row] == "> msg hellp")
+        term.keys(BACKSPACE + b"o, typo fixed\r")
+        bob.wait("message", session=sid, text="hello, typo fixed")
+        # Words put in front with the Left arrow.
+        term.keys(b"msg world")
+        term.screen_until(lambda s: s.rows[s.row] == "> msg world")
+        term.keys(LEFT * 5 + "hello, ça va? ".encode() + b"\r")
+        bob.wait("message", session=sid, text="hello, ça va? world")
+        # The line before that, recalled with Up twice and sent again.
+        m = bob.mark()
+        term.keys(UP + UP)
+        term.screen_until(
+            lambda s: s.rows[s.row] == "> msg hello, typo fixed")
+        term.keys(b"\r")
+        bob.wait("message", start=m, session=sid, text="hello, typo fixed")
+        # Half a line typed, and Bob's message arrives: above it.
+        term.keys(b"this is half")
+        term.screen_until(lambda s: s.rows[s.row] == "> this is half")
+        bob.cmd(cmd="msg", session=sid, text="interrupting you")
+        screen = term.screen_until(
+            lambda s: s.rows[s.row - 1] ==
+            "[1] bob@example.org: interrupting you" and
+            s.rows[s.row] == "> this is half")
+        assert screen.col == len("> this is half"), screen.text()
+        assert screen.text().count("this is half") == 1, screen.text()
+        term.keys(b" a line\r")
+        bob.wait("message", session=sid, text="this is half a line")
+        term.keys(CTRL_D)
+        assert term.proc.wait(30) == 0, term.out
+        lflag = termios.tcgetattr(term.master)[3]
+        assert lflag & termios.ICANON and lflag & termios.ECHO, lflag
+    finally:
+        rc = term.close()
+    assert rc == 0, term.out
+
+
+def test_lines_from_a_pipe_are_read_as_before(reg):
+    """Without a terminal there is no line editor: lines are read as
+    they come, no prompt is written, and the text of a line is whole."""
+    alice, bob = people(reg, "alice", "bob")
+    bob.run(extra=["--auto-accept"])
+    port = free_port()
+    proc = spawn(
+        [dchat_path(), "--home", alice.home, "run", "--listen",
+         f"127.0.0.1:{port}", "--advertise", f"127.0.0.1:{port}"],
+        reg.base, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    out = Lines(proc.stdout)
+    m = bob.mark()
+    proc.stdin.write(f"call {bob.userid}\n")
+    proc.stdin.flush()
+    sid = bob.wait("connected", start=m)["session"]
+    out.until(lambda ln: "verification code:" in ln)
+    proc.stdin.write("msg hello bob, this is alice\nand\tplain  text\n")
+    proc.stdin.flush()
+    bob.wait("message", session=sid, text="hello bob, this is alice")
+    bob.wait("message", session=sid, text="and\tplain  text")
+    proc.stdin.close()  # the end of the input is the end of dchat
+    assert proc.wait(30) == 0
+    text = out.rest()
+    assert not any(ln.startswith("> ") for ln in text.splitlines()), text
+    assert "\x1b" not in text, text
