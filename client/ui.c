@@ -34,7 +34,8 @@ static const char help_text[] =
     "    (an entry is a user id, @domain, or * for anyone from the DIR CA)\n"
     "  refresh                  fetch the CRL, re-register, check the "
     "certificate\n"
-    "  quit\n";
+    "  quit\n"
+    "TEXT, PATH and NOTE run to the end of the line, blanks included.\n";
 
 /*
  * The strings of one event, rendered by vis_str for the terminal: every
