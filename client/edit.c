@@ -163,6 +163,8 @@ edit_new(char *err, size_t errlen)
 	el_set(e->el, EL_PROMPT, prompt);
 	el_set(e->el, EL_HIST, history, e->hist);
 	el_set(e->el, EL_GETCFN, getc_bounded);
+	/* Nothing to complete: a Tab, typed or pasted, is text. */
+	el_set(e->el, EL_BIND, "^I", "ed-insert", NULL);
 	/* The person's own bindings (~/.editrc), as other programs. */
 	(void)el_source(e->el, NULL);
 	/* Keys from now on, no prompt yet: edit_show() draws it. */

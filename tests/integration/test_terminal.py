@@ -39,14 +39,14 @@ def test_typed_text_and_paths_arrive_whole(reg, tmpdir_shared):
         assert bob.wait("message", session=sid)["text"] == \
             "hello bob, this is alice"
         # The session number may come first; the text still whole, a
-        # tab too (typed after ^V: Tab alone is an editing key).
+        # tab too.
         m = bob.mark()
-        term.type("msg 1 and a second line,\x16\tnumbered")
+        term.type("msg 1 and a second line,\tnumbered")
         assert bob.wait("message", start=m)["text"] == \
             "and a second line,\tnumbered"
         # Plain text is a message too, its blanks as typed.
         m = bob.mark()
-        term.type("and\x16\tplain  text")
+        term.type("and\tplain  text")
         assert bob.wait("message", start=m)["text"] == "and\tplain  text"
         term.type(f"file {src}")
         offer = bob.wait("file_offer", session=sid)
