@@ -19,6 +19,7 @@
 #include <jansson.h>
 
 #include "dial.h"
+#include "edit.h"
 #include "irp_client.h"
 #include "keystore.h"
 #include "peertls.h"
@@ -70,6 +71,7 @@ struct app {
 	int sigfd[2]; /* self-pipe: signals become events */
 	int nlfd;     /* netlink: interface addresses changed, or -1 */
 	int stdin_open;
+	struct edit *ed; /* a person at a terminal: line editing, or NULL */
 	char inbuf[APP_STDIN_MAX];
 	size_t inlen;
 

@@ -677,6 +677,39 @@ read_stdin(struct app *a)
 	}
 }
 
+/* A person at a terminal: keys go to the line editor. */
+static void
+read_terminal(struct app *a)
+{
+	char *line;
+
+	if (edit_read(a->ed, &line) == -1) {
+		a->stdin_open = 0;
+		a->quit = 1; /* ^D, or the terminal is gone */
+		return;
+	}
+	if (line != NULL) {
+		ui_line(a, line);
+		free(line);
+	}
+}
+
+/* The signals that came: 1 if one of them asks us to quit. */
+static int
+took_signals(struct app *a)
+{
+	int quit = 0;
+	char c;
+
+	while (read(a->sigfd[0], &c, 1) == 1) {
+		if (c == SIGWINCH)
+			edit_resize(a->ed);
+		else
+			quit = 1;
+	}
+	return quit;
+}
+
 void
 app_defaults(struct app *a)
 {
@@ -774,6 +807,15 @@ app_init(struct app *a)
 		return -1;
 	if (a->mode == APP_RUN && a->nadv == 0)
 		open_addr_watch(a);
+	/* A person at a terminal gets line editing; pipes get lines. */
+	if (a->mode == APP_RUN && !a->json && isatty(0) && isatty(1)) {
+		if ((a->ed = edit_new(err, sizeof(err))) == NULL)
+			fprintf(stderr, "dchat: no line editing: %s\n", err);
+		else {
+			sa.sa_handler = on_signal;
+			sigaction(SIGWINCH, &sa, NULL);
+		}
+	}
 	return 0;
 }
 
@@ -830,7 +872,6 @@ app_run(struct app *a)
 	time_t now, last_tick = 0;
 	int timeout, quitting = 0;
 	time_t quit_deadline = 0;
-	char c;
 
 	refresh_crl(a);
 	if (a->mode == APP_RUN) {
@@ -897,17 +938,21 @@ app_run(struct app *a)
 			if (session_has_pending(s))
 				timeout = 0;
 		}
+		/* Output since the last turn went above the prompt: the
+		 * prompt and what was being typed come back below it. */
+		if (a->stdin_open && !quitting)
+			edit_show(a->ed);
 		if (poll(pfd, n, timeout) == -1 && errno != EINTR)
 			break;
-		if (pfd[0].revents & POLLIN) {
-			while (read(a->sigfd[0], &c, 1) == 1)
-				;
+		if ((pfd[0].revents & POLLIN) && took_signals(a)) {
 			if (quitting)
 				break; /* a second signal: go now */
 			a->quit = 1;
 		}
 		for (i = 1; i < nl; i++) {
-			if (pfd[i].fd == 0 && pfd[i].revents)
+			if (pfd[i].fd == 0 && pfd[i].revents && a->ed)
+				read_terminal(a);
+			else if (pfd[i].fd == 0 && pfd[i].revents)
 				read_stdin(a);
 			else if (pfd[i].fd == a->nlfd && pfd[i].revents)
 				addr_watch_read(a);
@@ -977,6 +1022,8 @@ app_free(struct app *a)
 	if (a->nlfd != -1)
 		close(a->nlfd);
 	sig_app = NULL;
+	edit_free(a->ed);
+	a->ed = NULL;
 	pt_free(a->pt);
 	irp_client_free(a->irp);
 }

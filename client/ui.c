@@ -10,6 +10,7 @@
  * implementation.
  */
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,7 +34,8 @@ static const char help_text[] =
     "    (an entry is a user id, @domain, or * for anyone from the DIR CA)\n"
     "  refresh                  fetch the CRL, re-register, check the "
     "certificate\n"
-    "  quit\n";
+    "  quit\n"
+    "TEXT, PATH and NOTE run to the end of the line, blanks included.\n";
 
 /*
  * The strings of one event, rendered by vis_str for the terminal: every
@@ -239,8 +241,10 @@ ui_event(struct app *a, json_t *ev)
 			fflush(stdout);
 			free(txt);
 		}
-	} else
+	} else {
+		edit_hide(a->ed); /* above the line being typed */
 		print_text(a, ev);
+	}
 	json_decref(ev);
 }
 
@@ -497,6 +501,31 @@ word(char **p)
 	return w;
 }
 
+/*
+ * The session number that starts s ("2 hello" or "2"), with *after set
+ * to what follows its blanks, or -1.  Only looks: the rest of the line
+ * is free text or a path and must stay whole, blanks and all.
+ */
+static int
+session_number(char **after, char *s)
+{
+	long n = 0;
+
+	while (*s == ' ' || *s == '\t')
+		s++;
+	if (*s < '0' || *s > '9')
+		return -1;
+	for (; *s >= '0' && *s <= '9'; s++)
+		if ((n = n * 10 + (*s - '0')) > INT_MAX)
+			return -1;
+	if (*s != '\0' && *s != ' ' && *s != '\t')
+		return -1;
+	while (*s == ' ' || *s == '\t')
+		s++;
+	*after = s;
+	return (int)n;
+}
+
 static int
 is_number(const char *s)
 {
@@ -508,15 +537,44 @@ is_number(const char *s)
 	return 1;
 }
 
-/* A typed line becomes a JSON command. */
+/* What a typed line may start with; any other line is a message. */
+static const char *const verbs[] = {
+	"accept", "allow", "call", "decline", "deny", "file", "file_accept",
+	"file_reject", "get", "hangup", "help", "lists", "msg", "ping", "quit",
+	"refresh", "reject", "request", "requests", "sessions", "switch",
+	"unallow", "undeny",
+};
+
+static int
+is_verb(const char *s, size_t len)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++)
+		if (strlen(verbs[i]) == len && strncmp(verbs[i], s, len) == 0)
+			return 1;
+	return 0;
+}
+
+/*
+ * A typed line becomes a JSON command.  Whatever follows a command's
+ * fixed words (a message, a path, a note) is taken as it stands, blanks
+ * included, so nothing here may cut into it.
+ */
 static json_t *
 parse_typed(struct app *a, char *line)
 {
 	char *rest = line, *verb, *arg, *peek;
+	size_t skip = strspn(line, " \t");
 	json_t *cmd;
+	int sid;
 
-	if ((verb = word(&rest)) == NULL)
+	if (line[skip] == '\0')
 		return NULL;
+	if (!is_verb(line + skip, strcspn(line + skip, " \t")))
+		/* Plain text: a message to the current session. */
+		return json_pack("{s:s,s:s}", "cmd", "msg", "text", line);
+	verb = word(&rest);
 	if (strcmp(verb, "get") == 0)
 		verb = "file_accept";
 	else if (strcmp(verb, "decline") == 0)
@@ -542,26 +600,17 @@ parse_typed(struct app *a, char *line)
 	    strcmp(verb, "accept") == 0 || strcmp(verb, "reject") == 0 ||
 	    strcmp(verb, "switch") == 0 || strcmp(verb, "ping") == 0 ||
 	    strcmp(verb, "hangup") == 0) {
-		/* An optional session number first. */
-		peek = rest;
-		arg = word(&peek);
-		if (is_number(arg) && (strcmp(verb, "msg") != 0 ||
-		    app_session(a, (int)strtol(arg, NULL, 10)) != NULL)) {
-			json_object_set_new(cmd, "session",
-			    json_integer(strtol(arg, NULL, 10)));
+		/* An optional session number first; a message may start
+		 * with a number too, so for msg only one naming a session
+		 * counts. */
+		if ((sid = session_number(&peek, rest)) != -1 &&
+		    (strcmp(verb, "msg") != 0 || app_session(a, sid) != NULL)) {
+			json_object_set_new(cmd, "session", json_integer(sid));
 			rest = peek;
 		}
 		if (*rest)
 			json_object_set_new(cmd, strcmp(verb, "file") == 0 ?
 			    "path" : "text", json_string(rest));
-	} else if (strcmp(verb, "sessions") != 0 && strcmp(verb, "lists") != 0 &&
-	    strcmp(verb, "requests") != 0 && strcmp(verb, "refresh") != 0 &&
-	    strcmp(verb, "help") != 0 && strcmp(verb, "quit") != 0) {
-		/* Plain text: a message to the current session. */
-		json_decref(cmd);
-		if (rest > verb + strlen(verb))
-			verb[strlen(verb)] = ' ';
-		cmd = json_pack("{s:s,s:s}", "cmd", "msg", "text", line);
 	}
 	return cmd;
 }

@@ -16,7 +16,7 @@ What is here, in the order a test meets it:
   dird                Dird, Resp, curl(), client_ctx(), User
   the registry        Registry (a data directory, its database, its dird,
                       its users and peers), fixtures reg and registry
-  dchat               Peer, call(), people(), Lines, Terminal,
+  dchat               Peer, call(), people(), Lines, Terminal, Screen,
                       peer_client_ctx(), check_peer_cert()
   sanitizers          every process the suite starts has its output read
                       for sanitizer findings once: short commands by run(),
@@ -24,18 +24,22 @@ What is here, in the order a test meets it:
                       ends (fixture sanitizer_clean)
 """
 import calendar
+import fcntl
 import glob
 import json
 import os
 import pty
 import pwd
 import queue
+import re
 import select
 import shutil
 import socket
 import ssl
+import struct
 import subprocess
 import tempfile
+import termios
 import threading
 import time
 import urllib.request
@@ -1056,15 +1060,27 @@ class Lines:
 
 class Terminal:
     """`dchat run` without --json on a pseudo-terminal: a person reads
-    what it prints and types lines."""
+    what it prints and types lines.  The terminal is an xterm of
+    ROWS x COLUMNS, whatever the suite runs in, so that what the line
+    editor writes is the same everywhere."""
 
-    def __init__(self, peer, port, extra=()):
+    ROWS, COLUMNS = 40, 120
+    # What the line editor writes to take the prompt and the line being
+    # typed off the screen before dchat prints (to column 0, clear to
+    # the end of the screen): the only control dchat writes of its own
+    # while a person does not edit.
+    HIDE = b"\r\x1b[J"
+
+    def __init__(self, peer, port, extra=(), env=None):
         self.master, slave = pty.openpty()
+        fcntl.ioctl(slave, termios.TIOCSWINSZ,
+                    struct.pack("HHHH", self.ROWS, self.COLUMNS, 0, 0))
         self.proc = subprocess.Popen(
             [dchat_path(), "--home", peer.home, "run", "--listen",
              f"127.0.0.1:{port}", "--advertise", f"127.0.0.1:{port}",
              *extra],
-            stdin=slave, stdout=slave, stderr=slave, start_new_session=True)
+            stdin=slave, stdout=slave, stderr=slave, start_new_session=True,
+            env={**os.environ, "TERM": "xterm", **(env or {})})
         os.close(slave)
         self.out = b""
         started(self)
@@ -1074,10 +1090,29 @@ class Terminal:
 
     def read_until(self, needle, timeout=30):
         """Everything printed so far, once it holds needle (bytes)."""
+        return self._read_until(lambda: needle in self.out, needle,
+                                timeout)
+
+    def screen_until(self, cond, timeout=30):
+        """The screen (Screen) once cond(screen) holds."""
+        try:
+            self._read_until(lambda: cond(self.screen()), "the screen",
+                             timeout)
+        except AssertionError:
+            raise AssertionError(
+                f"the screen is not as expected:\n{self.screen().text()}"
+                f"\n{self.out[-2000:]!r}") from None
+        return self.screen()
+
+    def screen(self):
+        """What a person sees now."""
+        return Screen(self.ROWS, self.COLUMNS, self.out)
+
+    def _read_until(self, done, what, timeout):
         deadline = time.time() + timeout
-        while needle not in self.out:
+        while not done():
             left = deadline - time.time()
-            assert left > 0, (needle, self.out)
+            assert left > 0, (what, self.out)
             r, _, _ = select.select([self.master], [], [], min(left, 0.5))
             if not r:
                 continue
@@ -1085,13 +1120,17 @@ class Terminal:
                 chunk = os.read(self.master, 65536)
             except OSError:  # EIO: the program is gone
                 chunk = b""
-            assert chunk, (needle, self.out)
+            assert chunk, (what, self.out)
             self.out += chunk
         return self.out
 
     def type(self, line):
         """A line as typed: Enter sends a carriage return."""
         os.write(self.master, line.encode() + b"\r")
+
+    def keys(self, data):
+        """Keys as a terminal sends them (bytes: "\\x1b[A" is Up)."""
+        os.write(self.master, data)
 
     def running(self):
         return self.master is not None and self.proc.poll() is None
@@ -1125,6 +1164,104 @@ class Terminal:
     def finish(self):
         self.close()
         return self.out
+
+
+class Screen:
+    """The rows of a terminal once `out` was written to it, as a person
+    reads them: text, carriage returns, newlines and backspaces, and the
+    few sequences of an xterm that a line editor moves and clears with.
+    Any other control is not expected and fails the test.  rows are
+    strings without trailing blanks; (row, col) is the cursor."""
+
+    CSI = re.compile(r"\x1b\[([0-9;?]*)([@-~])")
+
+    def __init__(self, nrows, ncols, out):
+        self.ncols = ncols
+        self.grid = [[" "] * ncols for _ in range(nrows)]
+        self.row = self.col = 0
+        self.insert = False
+        text = out.decode(errors="replace")
+        i = 0
+        while i < len(text):
+            c = text[i]
+            i += 1
+            if c == "\x1b":
+                m = self.CSI.match(text, i - 1)
+                assert m, f"a control the test does not know: " \
+                    f"{text[i - 1:i + 10]!r}"
+                self._csi(m.group(1), m.group(2))
+                i = m.end()
+            elif c == "\r":
+                self.col = 0
+            elif c == "\n":
+                self._down()
+            elif c == "\b":
+                self.col = max(self.col - 1, 0)
+            elif c == "\x07":
+                pass  # the bell
+            else:
+                assert c >= " ", f"a control the test does not know: {c!r}"
+                self._put(c)
+        self.rows = ["".join(r).rstrip() for r in self.grid]
+
+    def _down(self):
+        if self.row == len(self.grid) - 1:
+            del self.grid[0]
+            self.grid.append([" "] * self.ncols)
+        else:
+            self.row += 1
+
+    def _put(self, c):
+        if self.col == self.ncols:  # the margin: wrap first
+            self.col = 0
+            self._down()
+        line = self.grid[self.row]
+        if self.insert:
+            line.insert(self.col, c)
+            del line[-1]
+        else:
+            line[self.col] = c
+        self.col += 1
+
+    def _csi(self, params, final):
+        n = int(params) if params.isdigit() else None
+        line = self.grid[self.row]
+        if final == "A":
+            self.row = max(self.row - (n or 1), 0)
+        elif final == "B":
+            self.row = min(self.row + (n or 1), len(self.grid) - 1)
+        elif final == "C":
+            self.col = min(self.col + (n or 1), self.ncols - 1)
+        elif final == "D":
+            self.col = max(self.col - (n or 1), 0)
+        elif final == "G":
+            self.col = min((n or 1) - 1, self.ncols - 1)
+        elif final == "K" and not params:
+            line[self.col:] = [" "] * (self.ncols - self.col)
+        elif final == "J" and not params:
+            line[self.col:] = [" "] * (self.ncols - self.col)
+            for r in self.grid[self.row + 1:]:
+                r[:] = [" "] * self.ncols
+        elif final == "@":
+            for _ in range(n or 1):
+                line.insert(self.col, " ")
+                del line[-1]
+        elif final == "P":
+            for _ in range(n or 1):
+                del line[self.col]
+                line.append(" ")
+        elif final in "hl" and params == "4":
+            self.insert = final == "h"
+        else:
+            raise AssertionError(f"a control the test does not know: "
+                                 f"ESC [ {params} {final}")
+
+    def text(self):
+        """The rows up to the last that is not empty, one string."""
+        rows = list(self.rows)
+        while rows and not rows[-1]:
+            rows.pop()
+        return "\n".join(rows)
 
 
 def peer_client_ctx(peer):

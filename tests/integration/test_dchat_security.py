@@ -71,19 +71,25 @@ def test_terminal_shows_control_characters_from_peers_visibly(reg):
                  rb"connected to Bob <bob@example.org>\u202egnp.exe"
                  rb"\u009b31m\x7f\tend" + b"\r\n")
         out = term.read_until(shown)
-        # dchat itself writes no escape sequence; the only carriage
+        # dchat writes no escape sequence but the line editor's, which
+        # takes the prompt off the screen; the only other carriage
         # returns are the terminal's own, before each newline.
-        assert b"\x1b" not in out, out
-        assert b"\r" not in out.replace(b"\r\n", b""), out
+        plain = out.replace(Terminal.HIDE, b"")
+        assert b"\x1b" not in plain, out
+        assert b"\r" not in plain.replace(b"\r\n", b""), out
         for raw in ("\u202e", "\u0085", "\u009b", "\x7f", "\t"):
             assert raw.encode() not in out, (raw, out)
-        # The person types an escape sequence and a bell back.  With
-        # --json the receiver gets them escaped by JSON (jansson escapes
-        # every C0 control), never raw.
+        # The person types an escape sequence and a bell back, each
+        # quoted with ^V as the line editor wants.  With --json the
+        # receiver gets them escaped by JSON (jansson escapes every C0
+        # control), never raw.
         n = len(mallory.lines)
-        term.type("\x1b[31mred\x07 alert")
+        term.type("\x16\x1b[31mred\x16\x07 alert")
         msg = mallory.wait("message", session=sid)
         assert msg["text"] == "\x1b[31mred\x07 alert", msg
+        # The line editor showed them visibly as they were typed.
+        out = term.read_until(b"> ^[[31mred^G alert\r\n")
+        assert b"\x1b[31m" not in out and b"\x07" not in out, out
         line = next(ln for ln in mallory.lines[n:]
                     if '"event":"message"' in ln)
         assert "\\u001b[31mred\\u0007 alert" in line.lower(), line
