@@ -224,13 +224,10 @@ err:
 static void
 print_identity(const char *what, const struct ca_cert_info *info)
 {
-	char exp[32];
-	struct tm tm;
-
-	if (gmtime_r(&info->not_after, &tm) == NULL ||
-	    strftime(exp, sizeof(exp), "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
-		snprintf(exp, sizeof(exp), "?");
+	char exp[IRP_TIME_LEN];
 	char v[2][VIS_BUF];
+
+	irp_time(info->not_after, exp);
 
 	printf("%s as %s (%s)\nserial %s\nfingerprint %s\nexpires %s\n",
 	    what, VIS(v[0], info->userid), VIS(v[1], info->name), info->serial,

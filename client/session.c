@@ -17,6 +17,7 @@
 #include <openssl/evp.h>
 
 #include "frame.h"
+#include "irp.h"
 #include "msg.h"
 #include "session.h"
 
@@ -70,11 +71,9 @@ static json_t *
 peer_json(const struct session *s)
 {
 	const struct pt_peer *p = &s->peer;
-	char na[32] = "";
-	struct tm tm;
+	char na[IRP_TIME_LEN];
 
-	if (gmtime_r(&p->not_after, &tm))
-		strftime(na, sizeof(na), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	irp_time(p->not_after, na);
 	return json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s}", "userid",
 	    p->userid, "name", p->name, "issuer", p->issuer, "serial",
 	    p->serial, "fingerprint", p->fingerprint, "not_after", na,
