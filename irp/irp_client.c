@@ -59,24 +59,6 @@ struct req {
 	long timeout; /* seconds for the whole call; 0: the default */
 };
 
-static void
-seterr(struct irp_err *err, int status, const char *code, const char *fmt,
-    ...) __attribute__((format(printf, 4, 5)));
-
-static void
-seterr(struct irp_err *err, int status, const char *code, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err == NULL)
-		return;
-	err->status = status;
-	snprintf(err->code, sizeof(err->code), "%s", code);
-	va_start(ap, fmt);
-	vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
-	va_end(ap);
-}
-
 static CURLcode registry_ctx(CURL *, void *, void *);
 
 static size_t
@@ -123,17 +105,17 @@ irp_client_new(const char *server, const char *ca_path, const char *cert_path,
 	int fail = 0;
 
 	if (server == NULL || strncmp(server, "https://", 8) != 0) {
-		seterr(err, 0, "usage", "the registry address must start with "
+		irp_seterr(err, 0, "usage", "the registry address must start with "
 		    "https:// (for example https://dir.example.org:4604)");
 		return NULL;
 	}
 	if (ca_path == NULL || (cert_path == NULL) != (key_path == NULL)) {
-		seterr(err, 0, "usage", "a pinned CA is required, and a client "
+		irp_seterr(err, 0, "usage", "a pinned CA is required, and a client "
 		    "certificate needs its key");
 		return NULL;
 	}
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
-		seterr(err, 0, "transport", "libcurl failed to initialise");
+		irp_seterr(err, 0, "transport", "libcurl failed to initialise");
 		return NULL;
 	}
 	if ((c = calloc(1, sizeof(*c))) == NULL)
@@ -149,7 +131,7 @@ irp_client_new(const char *server, const char *ca_path, const char *cert_path,
 		c->server[strlen(c->server) - 1] = '\0';
 	return c;
 err:
-	seterr(err, 0, "memory", "out of memory");
+	irp_seterr(err, 0, "memory", "out of memory");
 	if (c == NULL)
 		curl_global_cleanup();
 	irp_client_free(c);
@@ -224,7 +206,7 @@ curl_err(struct irp_err *err, CURLcode rc, const char *server,
 		advice = curl_easy_strerror(rc);
 		break;
 	}
-	seterr(err, 0, "transport", "%s: %s%s%s%s", server, advice,
+	irp_seterr(err, 0, "transport", "%s: %s%s%s%s", server, advice,
 	    detail && *detail ? " (" : "", detail && *detail ? detail : "",
 	    detail && *detail ? ")" : "");
 }
@@ -246,7 +228,7 @@ perform(CURL *curl, const char *server, const char *ca_path,
 	out->limit = r->limit;
 	if ((size_t)snprintf(url, sizeof(url), "%s%s", server, r->path) >=
 	    sizeof(url)) {
-		seterr(err, 0, "usage", "request URL too long");
+		irp_seterr(err, 0, "usage", "request URL too long");
 		return -1;
 	}
 	curl_easy_reset(curl);
@@ -313,7 +295,7 @@ perform(CURL *curl, const char *server, const char *ca_path,
 	if (r->bearer) {
 		if ((size_t)snprintf(auth, sizeof(auth),
 		    "Authorization: Bearer %s", r->bearer) >= sizeof(auth)) {
-			seterr(err, 0, "usage", "code too long");
+			irp_seterr(err, 0, "usage", "code too long");
 			goto err;
 		}
 		h = curl_slist_append(hdr, auth);
@@ -333,7 +315,7 @@ perform(CURL *curl, const char *server, const char *ca_path,
 	curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
 	goto err; /* shared cleanup; status says how it went */
 nomem:
-	seterr(err, 0, "memory", "out of memory");
+	irp_seterr(err, 0, "memory", "out of memory");
 err:
 	/* The headers may hold a code: wipe before they go back to malloc. */
 	for (h = hdr; h; h = h->next)
@@ -489,7 +471,7 @@ irp_fetch_ca(const char *server, const char *expected_sha256_hex, char **pem,
 
 	*pem = NULL;
 	if (fp_normalize(expected_sha256_hex, want) == -1) {
-		seterr(err, 0, "usage", "the CA fingerprint must be 64 hex "
+		irp_seterr(err, 0, "usage", "the CA fingerprint must be 64 hex "
 		    "digits (SHA-256), as 'dirctl ca' prints it");
 		return -1;
 	}
@@ -501,7 +483,7 @@ irp_fetch_ca(const char *server, const char *expected_sha256_hex, char **pem,
 	if (one_pem_cert(b.data, b.len, &der, &der_len) == -1 ||
 	    EVP_Digest(der, (size_t)der_len, md, &mdlen, EVP_sha256(),
 	    NULL) != 1 || mdlen != 32) {
-		seterr(err, 200, "bad_ca", "%s/v1/ca did not return exactly "
+		irp_seterr(err, 200, "bad_ca", "%s/v1/ca did not return exactly "
 		    "one PEM certificate: refusing it (wrong server, or "
 		    "someone in between)", server);
 		goto err;
@@ -509,7 +491,7 @@ irp_fetch_ca(const char *server, const char *expected_sha256_hex, char **pem,
 	for (i = 0; i < mdlen; i++)
 		snprintf(got + 2 * i, 3, "%02x", md[i]);
 	if (strcmp(got, want) != 0) {
-		seterr(err, 200, "fingerprint_mismatch", "the registry's CA "
+		irp_seterr(err, 200, "fingerprint_mismatch", "the registry's CA "
 		    "has fingerprint %s, not the one you were given: refusing "
 		    "it (wrong server, or someone in between)", got);
 		goto err;
@@ -519,7 +501,7 @@ irp_fetch_ca(const char *server, const char *expected_sha256_hex, char **pem,
 	    PEM_write_bio(out, PEM_STRING_X509, "", der, der_len) <= 0 ||
 	    BIO_get_mem_ptr(out, &mem) != 1 ||
 	    (*pem = malloc(mem->length + 1)) == NULL) {
-		seterr(err, 0, "memory", "out of memory");
+		irp_seterr(err, 0, "memory", "out of memory");
 		goto err;
 	}
 	memcpy(*pem, mem->data, mem->length);
@@ -548,7 +530,7 @@ post_csr(struct irp_client *c, const char *path, const char *bearer,
 
 	if ((body = json_pack("{s:s}", "csr", csr_pem)) == NULL ||
 	    (txt = json_dumps(body, JSON_COMPACT)) == NULL) {
-		seterr(err, 0, "memory", "cannot build the request");
+		irp_seterr(err, 0, "memory", "cannot build the request");
 		goto err;
 	}
 	r.body = txt;
@@ -568,7 +550,7 @@ irp_enroll(struct irp_client *c, const char *code, const char *csr_pem,
     struct irp_cert *out, struct irp_err *err)
 {
 	if (code == NULL || *code == '\0') {
-		seterr(err, 0, "usage", "an enrolment code is required");
+		irp_seterr(err, 0, "usage", "an enrolment code is required");
 		return -1;
 	}
 	return post_csr(c, "/v1/enroll", code, csr_pem, out, err);
@@ -611,7 +593,7 @@ irp_addresses_put(struct irp_client *c, const struct irp_addr_req *addr,
 	int rv = -1;
 
 	if (n == 0 || n > IRP_ADDR_MAX) {
-		seterr(err, 0, "usage", "between 1 and %d addresses can be "
+		irp_seterr(err, 0, "usage", "between 1 and %d addresses can be "
 		    "registered", IRP_ADDR_MAX);
 		return -1;
 	}
@@ -633,7 +615,7 @@ irp_addresses_put(struct irp_client *c, const struct irp_addr_req *addr,
 	    expires_at, err);
 	goto err;
 nomem:
-	seterr(err, 0, "memory", "cannot build the request");
+	irp_seterr(err, 0, "memory", "cannot build the request");
 err:
 	free(txt);
 	json_decref(body);
@@ -670,7 +652,7 @@ irp_lookup(struct irp_client *c, const char *userid, struct irp_user **out,
 
 	*out = NULL;
 	if (irp_userid_normalize(userid, norm, sizeof(norm), &why) == -1) {
-		seterr(err, 0, "invalid_userid", "'%s' is not a user id: %s",
+		irp_seterr(err, 0, "invalid_userid", "'%s' is not a user id: %s",
 		    userid, why);
 		return -1;
 	}
@@ -683,7 +665,7 @@ irp_lookup(struct irp_client *c, const char *userid, struct irp_user **out,
 	rv = irp_parse_user((const char *)b.data, b.len, out, err);
 	goto err;
 nomem:
-	seterr(err, 0, "memory", "out of memory");
+	irp_seterr(err, 0, "memory", "out of memory");
 err:
 	curl_free(esc);
 	buf_free(&b);
@@ -701,7 +683,7 @@ irp_backup_put(struct irp_client *c, const unsigned char *p12, size_t len,
 	int rv;
 
 	if (len == 0 || len > IRP_BACKUP_MAX) {
-		seterr(err, 0, "usage", "a backup must be 1 to %d bytes",
+		irp_seterr(err, 0, "usage", "a backup must be 1 to %d bytes",
 		    IRP_BACKUP_MAX);
 		return -1;
 	}
@@ -733,7 +715,7 @@ irp_backup_get(struct irp_client *c, const char *userid, const char *secret,
 		return -1;
 	}
 	if (b.len == 0) {
-		seterr(err, 200, "bad_response", "the registry sent an empty "
+		irp_seterr(err, 200, "bad_response", "the registry sent an empty "
 		    "backup");
 		buf_free(&b);
 		return -1;

@@ -19,6 +19,10 @@
 
 #include "irp_client.h"
 
+/* Fill err (may be NULL): the one way both files report an error. */
+void irp_seterr(struct irp_err *err, int status, const char *code,
+    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
 /* The answer of /v1/enroll and /v1/renew; free with irp_cert_clear(). */
 int irp_parse_cert(const char *json, size_t len, struct irp_cert *out,
     struct irp_err *err) IRP_WUR;

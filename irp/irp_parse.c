@@ -16,16 +16,9 @@
 
 #include "irp_internal.h"
 
-/*
- * The same as irp_client.c's: each file keeps its own so that the two
- * depend on each other through irp_internal.h only.
- */
-static void
-seterr(struct irp_err *err, int status, const char *code, const char *fmt,
-    ...) __attribute__((format(printf, 4, 5)));
-
-static void
-seterr(struct irp_err *err, int status, const char *code, const char *fmt, ...)
+void
+irp_seterr(struct irp_err *err, int status, const char *code,
+    const char *fmt, ...)
 {
 	va_list ap;
 
@@ -72,7 +65,7 @@ parse_body(const char *json, size_t len, const char *what,
 		/* An array or a scalar: freed here, so NULL to the caller. */
 		json_decref(root);
 		root = NULL;
-		seterr(err, 200, "bad_response", "the registry's answer to %s "
+		irp_seterr(err, 200, "bad_response", "the registry's answer to %s "
 		    "is not a JSON object", what);
 	}
 	return root;
@@ -130,14 +123,14 @@ irp_parse_error(const char *json, size_t len, long status,
 	}
 	/* An empty code names nothing: as if there were no error object. */
 	if (code && *code && msg) {
-		seterr(err, (int)status, code, "the registry says: %s (%s)",
+		irp_seterr(err, (int)status, code, "the registry says: %s (%s)",
 		    msg, code);
 		if (err != NULL) {
 			printable(err->code);
 			printable(err->msg);
 		}
 	} else
-		seterr(err, (int)status, "http",
+		irp_seterr(err, (int)status, "http",
 		    "the registry answered HTTP %ld without an error object",
 		    status);
 	json_decref(root);
@@ -161,7 +154,7 @@ irp_parse_cert(const char *json, size_t len, struct irp_cert *out,
 		0) ||
 	    (out->cert_pem = dup_str(root, "certificate")) == NULL ||
 	    (out->chain_pem = dup_str(root, "chain")) == NULL) {
-		seterr(err, 200, "bad_response", "the registry's certificate "
+		irp_seterr(err, 200, "bad_response", "the registry's certificate "
 		    "answer lacks certificate, chain or serial");
 		irp_cert_clear(out);
 		goto err;
@@ -219,7 +212,7 @@ irp_parse_me(const char *json, size_t len, struct irp_me *out,
 	rv = 0;
 	goto err;
 bad:
-	seterr(err, 200, "bad_response", "the registry's /v1/me answer is "
+	irp_seterr(err, 200, "bad_response", "the registry's /v1/me answer is "
 	    "malformed");
 err:
 	json_decref(root);
@@ -342,10 +335,10 @@ irp_parse_user(const char *json, size_t len, struct irp_user **out,
 	rv = 0;
 	goto err;
 nomem:
-	seterr(err, 0, "memory", "out of memory");
+	irp_seterr(err, 0, "memory", "out of memory");
 	goto err;
 bad:
-	seterr(err, 200, "bad_response", "the registry's lookup answer is "
+	irp_seterr(err, 200, "bad_response", "the registry's lookup answer is "
 	    "malformed");
 err:
 	irp_user_free(u);
