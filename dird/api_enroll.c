@@ -58,7 +58,7 @@ api_enroll(struct http_req *req, struct http_resp *resp)
 		return;
 	if (auth_secret(req->env->auth, req,
 		AUTH_ALLOW_CODE | AUTH_ALLOW_PASSWORD, &e) == -1) {
-			http_reg_error(resp, &e);
+		http_reg_error(resp, &e);
 		db_rollback(req->db);
 		return;
 	}

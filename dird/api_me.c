@@ -198,7 +198,7 @@ api_addr_put(struct http_req *req, struct http_resp *resp)
 	size_t n, i;
 	int ttl;
 
-	if (api_parse_addresses(req->json, &req->env->reg->conf, addrs, &n,
+	if (api_parse_addresses(req->json, reg_conf(req->env->reg), addrs, &n,
 		&ttl, resp) == -1)
 		return;
 	/* The address the request came from, beside the declared ones. */

@@ -33,7 +33,7 @@ api_crl(struct http_req *req, struct http_resp *resp)
 
 	if (db_crl_get(req->db, ca_fingerprint(r->ca), &der, &len, &next,
 		&de) == 0 &&
-	    next - time(NULL) > (time_t)r->conf.crl_days * 86400 / 2) {
+	    next - time(NULL) > (time_t)reg_conf(r)->crl_days * 86400 / 2) {
 		http_blob(resp, 200, "application/pkix-crl", der, len);
 		free(der);
 		return;

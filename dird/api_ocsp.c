@@ -122,7 +122,7 @@ answer(struct http_req *req, const unsigned char *der, size_t len,
 			goto out;
 		}
 	}
-	if (ca_ocsp_respond(r->ca, q, ans, time(NULL), r->conf.ocsp_validity,
+	if (ca_ocsp_respond(r->ca, q, ans, time(NULL), reg_conf(r)->ocsp_validity,
 	    &out, &olen, &ce) == -1) {
 		log_warnx("%s ocsp: %s", req->reqid, ce.msg);
 		ocsp_error(resp, CA_OCSP_INTERNAL);

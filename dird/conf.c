@@ -17,7 +17,12 @@
 
 enum conf_type { CT_INT, CT_STR, CT_LISTEN };
 
-/* One row per key: the single source of names, bounds and defaults. */
+/*
+ * One row per key: the single source of names, bounds and defaults, and
+ * of which keys a running dird takes on SIGHUP ("live"): those read per
+ * request.  The rest (listeners, threads, the database, the limiter and
+ * the cache, built once at start) change only at a restart.
+ */
 static const struct conf_key {
 	const char *name;
 	enum conf_type type;
@@ -27,30 +32,38 @@ static const struct conf_key {
 	const char *def;
 	const char *help;
 	const char *choices; /* strings: "a|b|c" when only those are valid */
+	int live;
 } keys[] = {
 #define I(n, f, lo, hi, d, h) \
-	{ n, CT_INT, offsetof(struct conf, f), 0, lo, hi, d, h, NULL }
+	{ n, CT_INT, offsetof(struct conf, f), 0, lo, hi, d, h, NULL, 0 }
+#define IL(n, f, lo, hi, d, h) \
+	{ n, CT_INT, offsetof(struct conf, f), 0, lo, hi, d, h, NULL, 1 }
 #define S(n, f, d, h) \
 	{ n, CT_STR, offsetof(struct conf, f), sizeof(((struct conf *)0)->f), \
-	    0, 0, d, h, NULL }
+	    0, 0, d, h, NULL, 0 }
+#define SL(n, f, d, h) \
+	{ n, CT_STR, offsetof(struct conf, f), sizeof(((struct conf *)0)->f), \
+	    0, 0, d, h, NULL, 1 }
 	S("domain", domain, "", "the domain this registry serves"),
 	S("dsn", dsn, "", "libpq conninfo; empty for the embedded cluster"),
-	S("crl_url", crl_url, "", "CRL distribution point put in certificates"),
-	S("ocsp_url", ocsp_url, "",
+	SL("crl_url", crl_url, "", "CRL distribution point put in certificates"),
+	SL("ocsp_url", ocsp_url, "",
 	    "OCSP responder put in certificates (authorityInfoAccess)"),
-	S("ca_url", ca_url, "",
+	SL("ca_url", ca_url, "",
 	    "where the CA certificate is, put in certificates (caIssuers)"),
 	{ "listen", CT_LISTEN, 0, 0, 0, 0, "[::]:4604",
 	    "address:port for IRP over HTTPS, or http://address:port for "
 	    "the CA, CRL and OCSP over plain HTTP; repeat the key for more",
-	    NULL },
-	I("cert_days", cert_days, 1, 3650, "365", "user certificate lifetime, days"),
-	I("crl_days", crl_days, 1, 365, "7", "CRL validity, days"),
-	I("code_ttl", code_ttl, 60, 30 * 86400, "86400",
+	    NULL, 0 },
+	IL("cert_days", cert_days, 1, 3650, "365",
+	    "user certificate lifetime, days"),
+	IL("crl_days", crl_days, 1, 365, "7", "CRL validity, days"),
+	IL("code_ttl", code_ttl, 60, 30 * 86400, "86400",
 	    "default enrolment code lifetime, seconds"),
-	I("ttl_min", ttl_min, 10, 86400, "60", "shortest address TTL, seconds"),
-	I("ttl_max", ttl_max, 10, 7 * 86400, "3600", "longest address TTL, seconds"),
-	I("ttl_default", ttl_default, 10, 7 * 86400, "300",
+	IL("ttl_min", ttl_min, 10, 86400, "60", "shortest address TTL, seconds"),
+	IL("ttl_max", ttl_max, 10, 7 * 86400, "3600",
+	    "longest address TTL, seconds"),
+	IL("ttl_default", ttl_default, 10, 7 * 86400, "300",
 	    "address TTL when the client names none"),
 	I("workers", workers, 1, 256, "4",
 	    "worker threads (one database connection each)"),
@@ -59,15 +72,16 @@ static const struct conf_key {
 	    "connections per source address"),
 	I("connection_timeout", conn_timeout, 1, 3600, "60",
 	    "idle seconds before a connection is closed"),
-	I("body_max", body_max, 1024, 1048576, "65536", "request body limit, bytes"),
-	I("backup_max", backup_max, 1024, 16777216, "1048576",
+	IL("body_max", body_max, 1024, 1048576, "65536",
+	    "request body limit, bytes"),
+	IL("backup_max", backup_max, 1024, 16777216, "1048576",
 	    "PKCS#12 backup limit, bytes"),
-	I("ocsp_validity", ocsp_validity, 60, 86400, "300",
+	IL("ocsp_validity", ocsp_validity, 60, 86400, "300",
 	    "seconds an OCSP answer is valid (its nextUpdate)"),
 	{ "metrics", CT_STR, offsetof(struct conf, metrics),
 	    sizeof(((struct conf *)0)->metrics), 0, 0, "admin",
 	    "who may read /metrics on the IRP port: admin (an administrator's "
-	    "certificate) or public", "admin|public" },
+	    "certificate) or public", "admin|public", 1 },
 	S("metrics_listen", metrics_listen, "",
 	    "address:port where /metrics and /healthz are served over plain "
 	    "HTTP to anyone who can connect (for a private network); empty "
@@ -81,11 +95,13 @@ static const struct conf_key {
 	    "answer lookups and certificate checks from memory: local (the "
 	    "only dird on its database), shared (one of several), off, or "
 	    "auto (see dird(8))",
-	    "auto|local|shared|off" },
+	    "auto|local|shared|off", 0 },
 	I("cache_entries", cache_entries, 16, 1 << 22, "16384",
 	    "answers the cache holds at most"),
 #undef I
+#undef IL
 #undef S
+#undef SL
 };
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
@@ -367,7 +383,8 @@ conf_write(const char *path, const struct conf *c, char *errbuf, size_t errlen)
 	for (i = 0; i < NKEYS; i++) {
 		const struct conf_key *k = &keys[i];
 
-		fprintf(fp, "\n# %s\n", k->help);
+		fprintf(fp, "\n# %s%s\n", k->help,
+		    k->live ? " (a running dird takes it on SIGHUP)" : "");
 		switch (k->type) {
 		case CT_INT:
 			fprintf(fp, "%s = %d\n", k->name,
@@ -388,4 +405,58 @@ conf_write(const char *path, const struct conf *c, char *errbuf, size_t errlen)
 		return -1;
 	}
 	return 0;
+}
+
+/* Whether k has the same value in a and b. */
+static int
+same_value(const struct conf_key *k, const struct conf *a,
+    const struct conf *b)
+{
+	int i;
+
+	switch (k->type) {
+	case CT_INT:
+		return *(const int *)((const char *)a + k->off) ==
+		    *(const int *)((const char *)b + k->off);
+	case CT_STR:
+		return strcmp((const char *)a + k->off,
+		    (const char *)b + k->off) == 0;
+	case CT_LISTEN:
+		if (a->nlisten != b->nlisten)
+			return 0;
+		for (i = 0; i < a->nlisten; i++)
+			if (strcmp(a->listen[i], b->listen[i]) != 0)
+				return 0;
+		return 1;
+	}
+	return 0;
+}
+
+int
+conf_merge_live(struct conf *dst, const struct conf *src,
+    void (*fixed)(const char *key, void *arg), void *arg)
+{
+	size_t i;
+	int n = 0;
+
+	for (i = 0; i < NKEYS; i++) {
+		const struct conf_key *k = &keys[i];
+
+		if (same_value(k, dst, src))
+			continue;
+		if (!k->live) {
+			if (fixed != NULL)
+				fixed(k->name, arg);
+			continue;
+		}
+		/* Live keys are ints and strings, never the listen list. */
+		if (k->type == CT_INT)
+			*(int *)((char *)dst + k->off) =
+			    *(const int *)((const char *)src + k->off);
+		else
+			memcpy((char *)dst + k->off, (const char *)src + k->off,
+			    k->size);
+		n++;
+	}
+	return n;
 }

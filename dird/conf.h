@@ -58,6 +58,15 @@ int conf_load(const char *path, struct conf *c, char *errbuf, size_t errlen)
 int conf_set(struct conf *c, const char *key, const char *value, char *errbuf,
     size_t errlen) __attribute__((warn_unused_result));
 
+/*
+ * Take into dst the keys of src that a running dird may change (SIGHUP):
+ * those read per request.  For every other key whose value differs,
+ * fixed(key, arg) is called (may be NULL): it changes only at a restart.
+ * Returns how many keys were taken.
+ */
+int conf_merge_live(struct conf *dst, const struct conf *src,
+    void (*fixed)(const char *key, void *arg), void *arg);
+
 /* Write a commented configuration file with c's values (dirctl init). */
 int conf_write(const char *path, const struct conf *c, char *errbuf,
     size_t errlen) __attribute__((warn_unused_result));

@@ -258,8 +258,9 @@ http_error(struct http_resp *resp, int status, const char *code,
 }
 
 /*
- * Every error reply of dird comes through here.  What the store said
- * about an internal failure goes to the log, not to the client.
+ * The reply to a verdict of reg_* or auth_*, and to a store error.  What
+ * the store said about an internal failure goes to the log, not to the
+ * client.
  */
 void
 http_reg_error(struct http_resp *resp, const struct reg_err *e)
@@ -608,7 +609,7 @@ authenticate(struct http_req *req, const struct route *rt,
 		return 0;
 	case RA_METRICS:
 		if (kind == HK_METRICS ||
-		    strcmp(req->env->reg->conf.metrics, "public") == 0)
+		    strcmp(reg_conf(req->env->reg)->metrics, "public") == 0)
 			return 0;
 		/* FALLTHROUGH */
 	case RA_ADMIN:
@@ -948,9 +949,9 @@ access_cb(void *cls, struct MHD_Connection *conn, const char *url,
 		rc->kind = li->kind;
 		rc->route = route_find(li->kind, method, url, rc->param,
 		    sizeof(rc->param));
-		rc->limit = (size_t)srv->env->reg->conf.body_max;
+		rc->limit = (size_t)reg_conf(srv->env->reg)->body_max;
 		if (rc->route < NROUTES && routes[rc->route].big)
-			rc->limit = (size_t)srv->env->reg->conf.backup_max;
+			rc->limit = (size_t)reg_conf(srv->env->reg)->backup_max;
 		*con_cls = rc;
 		clen = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
 		    MHD_HTTP_HEADER_CONTENT_LENGTH);

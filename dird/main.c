@@ -4,10 +4,11 @@
  * Reads top to bottom: options, logging, configuration, the CA and the
  * database (embedded cluster or DSN, migrations), the listeners, then the
  * main thread waits for signals: SIGTERM/SIGINT drain and exit (a second
- * one exits at once), SIGHUP is logged (reload is not supported yet:
- * restart to apply a new configuration).
+ * one exits at once), SIGHUP reads dird.conf again and puts the settings
+ * that may change while running in force.
  */
 #include <errno.h>
+#include <limits.h>
 #include <getopt.h>
 #include <pthread.h>
 #include <signal.h>
@@ -143,6 +144,48 @@ set_kv(struct conf *c, const struct opt_set *o, int *listen_seen)
 		return -1;
 	}
 	return 0;
+}
+
+static void
+restart_only(const char *key, void *arg)
+{
+	(void)arg;
+	log_warnx("SIGHUP: %s changes only when dird is restarted; the "
+	    "value in use stays", key);
+}
+
+/*
+ * SIGHUP: dird.conf as it is now, with the command line's settings over
+ * it as at start.  A file with any error changes nothing (the old
+ * configuration stays whole, and the log says why); of a good one, the
+ * settings read per request take effect for the next request.
+ */
+static void
+reload(struct reg *r, const struct opt_set *sets, int nsets)
+{
+	char path[PATH_MAX + 16], errbuf[512];
+	struct conf fresh;
+	int i, n, listen_seen = 0;
+
+	conf_defaults(&fresh);
+	reg_path(r, REG_CONF, path, sizeof(path));
+	if (conf_load(path, &fresh, errbuf, sizeof(errbuf)) == -1) {
+		log_warnx("SIGHUP: %s; the configuration in use stays", errbuf);
+		return;
+	}
+	/* They were checked at start: they apply as they did then. */
+	for (i = 0; i < nsets; i++)
+		if (set_kv(&fresh, &sets[i], &listen_seen) == -1) {
+			log_warnx("SIGHUP: a command-line setting no longer "
+			    "fits; the configuration in use stays");
+			return;
+		}
+	if ((n = reg_reload(r, &fresh, restart_only, NULL)) == -1)
+		log_warnx("SIGHUP: out of memory; the configuration in use "
+		    "stays");
+	else
+		log_info("SIGHUP: configuration read again, %d setting%s "
+		    "changed", n, n == 1 ? "" : "s");
 }
 
 int
@@ -295,8 +338,7 @@ main(int argc, char **argv)
 		if (sigwait(&sigs, &sig) != 0)
 			continue;
 		if (sig == SIGHUP) {
-			log_info("SIGHUP: configuration reload is not "
-				 "supported; restart dird to apply changes");
+			reload(&reg, sets, nsets);
 			continue;
 		}
 		if (stopping)

@@ -142,9 +142,55 @@ err:
 	return -1;
 }
 
+struct reg_live {
+	struct conf conf;
+	struct reg_live *prev;
+};
+
+const struct conf *
+reg_conf(const struct reg *r)
+{
+	struct reg_live *l = atomic_load_explicit(&r->live,
+	    memory_order_acquire);
+
+	return l != NULL ? &l->conf : &r->conf;
+}
+
+int
+reg_reload(struct reg *r, const struct conf *fresh,
+    void (*fixed)(const char *key, void *arg), void *arg)
+{
+	struct reg_live *l;
+	int n;
+
+	if ((l = malloc(sizeof(*l))) == NULL)
+		return -1;
+	l->conf = *reg_conf(r);
+	if ((n = conf_merge_live(&l->conf, fresh, fixed, arg)) == 0) {
+		free(l);
+		return 0;
+	}
+	/* Only the signal thread reloads: no other writer to race. */
+	l->prev = atomic_load_explicit(&r->live, memory_order_relaxed);
+	atomic_store_explicit(&r->live, l, memory_order_release);
+	return n;
+}
+
+static void
+live_free(struct reg *r)
+{
+	struct reg_live *l = atomic_exchange(&r->live, NULL), *prev;
+
+	for (; l != NULL; l = prev) {
+		prev = l->prev;
+		free(l);
+	}
+}
+
 void
 reg_close(struct reg *r)
 {
+	live_free(r);
 	(void)pgembed_stop(r->pg);
 	r->pg = NULL;
 	ca_free(r->ca);
@@ -191,9 +237,11 @@ reg_user(struct db *db, const char *userid, struct db_user *u,
 static const struct ca_urls *
 urls(const struct reg *r, struct ca_urls *u)
 {
-	u->crl = r->conf.crl_url[0] ? r->conf.crl_url : NULL;
-	u->ocsp = r->conf.ocsp_url[0] ? r->conf.ocsp_url : NULL;
-	u->issuer = r->conf.ca_url[0] ? r->conf.ca_url : NULL;
+	const struct conf *c = reg_conf(r);
+
+	u->crl = c->crl_url[0] ? c->crl_url : NULL;
+	u->ocsp = c->ocsp_url[0] ? c->ocsp_url : NULL;
+	u->issuer = c->ca_url[0] ? c->ca_url : NULL;
 	return u;
 }
 
@@ -232,7 +280,7 @@ reg_issue_csr(struct reg *r, struct db *db, const struct db_user *u,
 	subj.userid = u->userid;
 	subj.name = u->name;
 	subj.email = u->email[0] ? u->email : NULL;
-	if (ca_issue_user_csr(r->ca, req, &subj, r->conf.cert_days,
+	if (ca_issue_user_csr(r->ca, req, &subj, reg_conf(r)->cert_days,
 		urls(r, &cu), out, &ce) == -1) {
 		reg_seterr(e, ce.code == CA_ERR_CRYPTO ? 500 : 400,
 		    "invalid_csr", "%s", ce.msg);
@@ -314,7 +362,7 @@ reg_issue_p12(struct reg *r, struct db *db, const char *userid,
 	subj.userid = u.userid;
 	subj.name = u.name;
 	subj.email = u.email[0] ? u.email : NULL;
-	if (ca_issue_p12(r->ca, &subj, CA_KEY_EC_P256, r->conf.cert_days,
+	if (ca_issue_p12(r->ca, &subj, CA_KEY_EC_P256, reg_conf(r)->cert_days,
 		urls(r, &cu), passphrase, p12, p12_len, out, &ce) == -1) {
 		reg_seterr(e, 500, "issue_failed", "%s", ce.msg);
 		return -1;
@@ -374,7 +422,7 @@ reg_crl_build(struct reg *r, struct db *db, unsigned char **der,
 	int rv = -1;
 
 	*der = NULL;
-	next = now + (time_t)r->conf.crl_days * 86400;
+	next = now + (time_t)reg_conf(r)->crl_days * 86400;
 	if (db_revoked_list(db, ca_fingerprint(r->ca), collect_revoked, &l,
 		&de) == -1 ||
 	    db_crl_next_number(db, ca_fingerprint(r->ca), &number, &de) == -1) {
@@ -780,7 +828,7 @@ reg_code_new(struct reg *r, struct db *db, const char *userid, int ttl,
 	int i;
 
 	if (ttl == 0)
-		ttl = r->conf.code_ttl;
+		ttl = reg_conf(r)->code_ttl;
 	if (ttl < REG_CODE_TTL_MIN || ttl > REG_CODE_TTL_MAX) {
 		reg_seterr(e, 400, "invalid_value", "a code is valid from %d "
 		    "seconds to %d days", REG_CODE_TTL_MIN,

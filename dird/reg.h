@@ -12,6 +12,7 @@
 #define REG_H
 
 #include <limits.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -39,9 +40,16 @@ struct reg_err {
 	int retry_after; /* a 429's: seconds until trying again helps */
 };
 
+struct reg_live; /* a configuration taken on SIGHUP (reg.c) */
+
 struct reg {
 	char datadir[PATH_MAX];
+	/*
+	 * The configuration as started.  What requests read goes through
+	 * reg_conf(), which a reload replaces as a whole.
+	 */
 	struct conf conf;
+	_Atomic(struct reg_live *) live; /* NULL: conf */
 	struct ca *ca;
 	struct pgembed *pg; /* NULL when a DSN is used */
 	char conninfo[PATH_MAX + 64];
@@ -59,6 +67,21 @@ int reg_open(struct reg *r, const char *datadir, const char *dsn,
     char *errbuf, size_t errlen) REG_WUR;
 /* Stop the embedded cluster if we started it; free the CA. */
 void reg_close(struct reg *r);
+
+/*
+ * The configuration in force, for code that runs per request: one
+ * reload's values, never half of two (read it once per use).
+ */
+const struct conf *reg_conf(const struct reg *r);
+/*
+ * Put in force the keys of fresh that may change while running (conf.c's
+ * live keys); fixed(key, arg) hears of every other key that differs (it
+ * changes only at a restart).  Returns how many keys changed.  Earlier
+ * configurations stay readable until reg_close(): a request may still
+ * hold one.
+ */
+int reg_reload(struct reg *r, const struct conf *fresh,
+    void (*fixed)(const char *key, void *arg), void *arg) REG_WUR;
 
 /* A new connection for the calling thread. */
 struct db *reg_db(struct reg *r, struct db_err *err) REG_WUR;

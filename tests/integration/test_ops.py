@@ -80,6 +80,8 @@ def test_systemd_unit():
     assert argv[0].endswith("/sbin/dird")
     assert set(a for a in argv if a.startswith("--")) <= help_options("dird")
     assert "--data" in argv and "/var/lib/dir" in argv
+    # systemctl reload: SIGHUP to dird itself (dird(8), SIGNALS).
+    assert svc["ExecReload"].split() == ["/bin/kill", "-HUP", "$MAINPID"]
 
 
 def test_compose_file_names_services_ports_volumes():
