@@ -290,6 +290,51 @@ send_user_info(struct session *s)
 	    "userid", s->env->userid, "name", s->env->name));
 }
 
+/*
+ * The capabilities of docs/peertls.md.  A session uses only those both
+ * sides named: the offer's intersected with this table.
+ */
+enum { CAP_CHAT = 1, CAP_FILE = 2, CAP_CONTACT_REQUEST = 4 };
+#define CAP_ALL (CAP_CHAT | CAP_FILE | CAP_CONTACT_REQUEST)
+#define CAPS_MAX 16 /* entries a list may have */
+#define PEERTLS_VERSION 1
+
+static const char *const cap_names[] = { "chat", "file", "contact_request" };
+
+/* A list of names into a mask; names this peer does not know are left
+ * out (a later version may offer more).  -1 when it is no such list. */
+static int
+caps_parse(json_t *arr, unsigned int *mask)
+{
+	size_t i, j;
+	json_t *v;
+
+	*mask = 0;
+	if (!json_is_array(arr) || json_array_size(arr) > CAPS_MAX)
+		return -1;
+	json_array_foreach(arr, i, v) {
+		if (!json_is_string(v))
+			return -1;
+		for (j = 0; j < sizeof(cap_names) / sizeof(cap_names[0]); j++)
+			if (strcmp(json_string_value(v), cap_names[j]) == 0)
+				*mask |= 1u << j;
+	}
+	return 0;
+}
+
+static json_t *
+caps_json(unsigned int mask)
+{
+	json_t *arr = json_array();
+	size_t j;
+
+	for (j = 0; arr != NULL &&
+	    j < sizeof(cap_names) / sizeof(cap_names[0]); j++)
+		if (mask & (1u << j))
+			json_array_append_new(arr, json_string(cap_names[j]));
+	return arr;
+}
+
 /* Handshake finished: check what we learned, say hello. */
 static void
 handshake_done(struct session *s)
@@ -305,9 +350,9 @@ handshake_done(struct session *s)
 	s->st = SS_HELLO;
 	s->deadline = time(NULL) + HANDSHAKE_SECS;
 	if (s->dialer) {
-		if (send_msg(s, json_pack("{s:s,s:i,s:[sss]}", "type",
-		    "Capabilities_Offer", "version", 1, "caps", "chat", "file",
-		    "contact_request")) == -1 || send_user_info(s) == -1)
+		if (send_msg(s, json_pack("{s:s,s:i,s:o}", "type",
+		    "Capabilities_Offer", "version", PEERTLS_VERSION, "caps",
+		    caps_json(CAP_ALL))) == -1 || send_user_info(s) == -1)
 			close_now(s, "out of memory");
 	}
 }
@@ -333,13 +378,13 @@ session_accept(struct session *s, char *err, size_t errlen)
 		snprintf(err, errlen, "session %d is not ringing", s->id);
 		return -1;
 	}
-	if (send_msg(s, json_pack("{s:s,s:[ss]}", "type",
-	    "Capabilities_Accept", "caps", "chat", "file")) == -1 ||
+	/* What was agreed when the offer came: this peer's answer. */
+	if (send_msg(s, json_pack("{s:s,s:o}", "type",
+	    "Capabilities_Accept", "caps", caps_json(s->caps))) == -1 ||
 	    send_user_info(s) == -1) {
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
-	s->caps_file = 1;
 	become_open(s);
 	return 0;
 }
@@ -363,49 +408,82 @@ check_user_info(struct session *s, json_t *m)
 	return 0;
 }
 
+/* The listener's side: what it will use of an offer, or -1 (closed). */
 static int
-has_cap(json_t *caps, const char *c)
+caps_offered(struct session *s, json_t *m)
 {
-	size_t i;
-	json_t *v;
+	json_t *ver = json_object_get(m, "version");
+	unsigned int offered;
 
-	json_array_foreach(caps, i, v) {
-		if (json_is_string(v) && strcmp(json_string_value(v), c) == 0)
-			return 1;
+	if (!json_is_integer(ver) ||
+	    caps_parse(json_object_get(m, "caps"), &offered) == -1) {
+		violation(s, "Capabilities_Offer needs \"version\" (an "
+		    "integer) and \"caps\" (a list of names)");
+		return -1;
 	}
+	if (json_integer_value(ver) != PEERTLS_VERSION) {
+		char why[96];
+
+		snprintf(why, sizeof(why), "protocol version %"
+		    JSON_INTEGER_FORMAT " is not spoken here (only %d)",
+		    json_integer_value(ver), PEERTLS_VERSION);
+		session_close(s, why);
+		return -1;
+	}
+	if (s->restricted) {
+		/* Not on the allow list: a contact request, or nothing. */
+		if (!(offered & CAP_CONTACT_REQUEST)) {
+			session_close(s, "not on the allow list");
+			return -1;
+		}
+		s->caps = CAP_CONTACT_REQUEST;
+		return 0;
+	}
+	if (!(offered & CAP_CHAT)) {
+		session_close(s, "no common capabilities");
+		return -1;
+	}
+	s->caps = offered & (CAP_CHAT | CAP_FILE);
+	return 0;
+}
+
+/* The dialer's side: what the listener agreed to, or -1 (closed). */
+static int
+caps_accepted(struct session *s, json_t *m)
+{
+	unsigned int agreed;
+
+	if (caps_parse(json_object_get(m, "caps"), &agreed) == -1) {
+		violation(s, "Capabilities_Accept without caps");
+		return -1;
+	}
+	if (agreed & ~CAP_ALL || agreed == 0 ||
+	    (agreed & CAP_CONTACT_REQUEST && agreed != CAP_CONTACT_REQUEST)) {
+		session_close(s, "no common capabilities");
+		return -1;
+	}
+	s->caps = agreed;
+	/* The listener admitted us for a contact request only. */
+	s->restricted = !(agreed & CAP_CHAT);
 	return 0;
 }
 
 static void
 on_hello(struct session *s, const char *type, json_t *m)
 {
-	json_t *caps = json_object_get(m, "caps");
-
 	if (strcmp(type, "User_Info") == 0 && !s->got_info) {
 		if (check_user_info(s, m) == -1)
 			return;
 		s->got_info = 1;
 	} else if (!s->dialer && strcmp(type, "Capabilities_Offer") == 0 &&
 	    !s->got_caps) {
-		if (!json_is_array(caps) || !has_cap(caps, "chat")) {
-			session_close(s, "no common capabilities");
+		if (caps_offered(s, m) == -1)
 			return;
-		}
-		s->caps_file = has_cap(caps, "file");
-		if (s->restricted && !has_cap(caps, "contact_request")) {
-			session_close(s, "not on the allow list");
-			return;
-		}
 		s->got_caps = 1;
 	} else if (s->dialer && strcmp(type, "Capabilities_Accept") == 0 &&
 	    !s->got_caps) {
-		if (!json_is_array(caps)) {
-			violation(s, "Capabilities_Accept without caps");
+		if (caps_accepted(s, m) == -1)
 			return;
-		}
-		s->caps_file = has_cap(caps, "file");
-		/* The listener admitted us for a contact request only. */
-		s->restricted = !has_cap(caps, "chat");
 		s->got_caps = 1;
 	} else if (strcmp(type, "bye") == 0) {
 		const char *r = json_string_value(json_object_get(m,
@@ -426,13 +504,12 @@ on_hello(struct session *s, const char *type, json_t *m)
 		become_open(s);
 	} else if (s->restricted) {
 		/* No ringing: a contact request needs no one to pick up. */
-		if (send_msg(s, json_pack("{s:s,s:[s]}", "type",
-		    "Capabilities_Accept", "caps", "contact_request")) == -1 ||
+		if (send_msg(s, json_pack("{s:s,s:o}", "type",
+		    "Capabilities_Accept", "caps", caps_json(s->caps))) == -1 ||
 		    send_user_info(s) == -1) {
 			close_now(s, "out of memory");
 			return;
 		}
-		s->caps_file = 0;
 		become_open(s);
 	} else {
 		char err[128];
@@ -457,7 +534,7 @@ on_file_offer(struct session *s, json_t *m)
 		violation(s, why);
 		return;
 	}
-	if (!s->caps_file || s->xi.active ||
+	if (!(s->caps & CAP_FILE) || s->xi.active ||
 	    msg_safe_name(fo.name, clean, sizeof(clean)) == -1) {
 		(void)send_msg(s, json_pack("{s:s,s:I,s:s}", "type",
 		    "file_reject", "id", (json_int_t)fo.id, "reason",
@@ -1129,7 +1206,7 @@ session_file_offer(struct session *s, const char *path, uint64_t *id,
 
 	if (need_open(s, err, errlen) == -1)
 		return -1;
-	if (!s->caps_file || s->restricted) {
+	if (!(s->caps & CAP_FILE) || s->restricted) {
 		snprintf(err, errlen, "the peer does not take files");
 		return -1;
 	}

@@ -109,7 +109,7 @@ struct session {
 	int identified;	     /* handshake done: peer known (app clears) */
 	int restricted;
 	int got_caps, got_info;
-	int caps_file;
+	unsigned int caps; /* agreed: CAP_* of session.c */
 	unsigned char *in;
 	size_t inlen;
 	unsigned char *out;
