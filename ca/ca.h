@@ -270,6 +270,30 @@ char *ca_der_to_pem(const unsigned char *der, size_t len,
 int ca_p12_check(const unsigned char *buf, size_t len, struct ca_err *err)
     CA_WUR;
 
+/*
+ * A device's own backup: its key, its certificate and the CA certificate
+ * (each PEM) packed as ca_issue_p12 packs them, named `name`.  The key
+ * must be the certificate's.  *der is new (free()).
+ */
+int ca_p12_pack(const char *key_pem, const char *cert_pem, const char *ca_pem,
+    const char *passphrase, const char *name, unsigned char **der,
+    size_t *len, struct ca_err *err) CA_WUR;
+/*
+ * Open a PKCS#12 with passphrase: its key (PEM, free with
+ * ca_secret_free) and certificate (PEM, free()), which must belong
+ * together.  Nothing is trusted: the caller checks whose it is.
+ */
+int ca_p12_unpack(const unsigned char *der, size_t len, const char *passphrase,
+    char **key_pem, char **cert_pem, struct ca_err *err) CA_WUR;
+
+/*
+ * The status of a certificate (PEM) as a relying party sees it with only
+ * the CA file and a CRL file (DER; NULL or missing: not checked): "valid",
+ * "revoked", "expired" or "invalid: why", into buf.
+ */
+void ca_cert_status(const char *pem, const char *ca_file, const char *crl_file,
+    char *buf, size_t len);
+
 /* 1 if cert (PEM or DER) was signed by this CA's key, 0 if not, -1 on error. */
 int ca_cert_is_ours(const struct ca *ca, const unsigned char *buf, size_t len,
     struct ca_err *err) CA_WUR;

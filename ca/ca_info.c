@@ -2,11 +2,13 @@
  * ca_info.c - reading facts out of a certificate, and telling whether it
  * was signed by this CA.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <openssl/asn1.h>
 #include <openssl/crypto.h>
+#include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
@@ -183,4 +185,49 @@ ca_der_to_pem(const unsigned char *der, size_t len, struct ca_err *err)
 		pem = ca_bio_string(bio, "a certificate", NULL, err);
 	BIO_free(bio);
 	return pem;
+}
+
+void
+ca_cert_status(const char *pem, const char *ca_file, const char *crl_file,
+    char *buf, size_t len)
+{
+	X509_STORE_CTX *ctx = NULL;
+	X509_STORE *st = NULL;
+	X509_CRL *crl = NULL;
+	X509 *x = NULL;
+	BIO *bio = NULL;
+	struct ca_err ce;
+	int e;
+
+	snprintf(buf, len, "unknown");
+	if (pem == NULL || (x = ca_x509_parse((const unsigned char *)pem,
+	    strlen(pem), &ce)) == NULL)
+		goto err;
+	if ((st = X509_STORE_new()) == NULL ||
+	    X509_STORE_load_file(st, ca_file) != 1)
+		goto err;
+	/* Without a CRL the answer says nothing of revocation. */
+	if (crl_file != NULL && (bio = BIO_new_file(crl_file, "rb")) != NULL &&
+	    (crl = d2i_X509_CRL_bio(bio, NULL)) != NULL &&
+	    X509_STORE_add_crl(st, crl) == 1)
+		X509_STORE_set_flags(st, X509_V_FLAG_CRL_CHECK);
+	if ((ctx = X509_STORE_CTX_new()) == NULL ||
+	    X509_STORE_CTX_init(ctx, st, x, NULL) != 1)
+		goto err;
+	if (X509_verify_cert(ctx) == 1)
+		snprintf(buf, len, "valid");
+	else if ((e = X509_STORE_CTX_get_error(ctx)) == X509_V_ERR_CERT_REVOKED)
+		snprintf(buf, len, "revoked");
+	else if (e == X509_V_ERR_CERT_HAS_EXPIRED)
+		snprintf(buf, len, "expired");
+	else
+		snprintf(buf, len, "invalid: %s",
+		    X509_verify_cert_error_string(e));
+ err:
+	ERR_clear_error();
+	X509_STORE_CTX_free(ctx);
+	X509_STORE_free(st);
+	X509_CRL_free(crl);
+	X509_free(x);
+	BIO_free(bio);
 }

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/err.h>
 #include <openssl/pkcs12.h>
 
 #include "ca_internal.h"
@@ -16,6 +17,55 @@
  * down guessing, low enough that tests and enrolment stay quick.
  */
 #define CA_P12_ITER 200000
+
+/*
+ * key, x and chain as one PKCS#12: AES-256-CBC for both parts, PBKDF2
+ * with CA_P12_ITER iterations, a SHA-256 MAC.  *der is new (free()).
+ */
+static int
+p12_encode(EVP_PKEY *key, X509 *x, STACK_OF(X509) *chain, const char *pass,
+    const char *name, unsigned char **der, size_t *len, struct ca_err *err)
+{
+	PKCS12 *pk = NULL;
+	unsigned char *buf = NULL, *p;
+	int n, rv = -1;
+
+	if (pass == NULL || pass[0] == '\0' || strlen(pass) > CA_PASS_MAX) {
+		ca_err_set(err, CA_ERR_INVALID, "a PKCS#12 passphrase of 1 to "
+		    "%d bytes is required", CA_PASS_MAX);
+		return -1;
+	}
+	/* mac_iter -1: no MAC yet, PKCS12_set_mac adds it with SHA-256. */
+	if ((pk = PKCS12_create_ex(pass, name, key, x, chain,
+	    NID_aes_256_cbc, NID_aes_256_cbc, CA_P12_ITER, -1, 0, NULL,
+	    NULL)) == NULL ||
+	    !PKCS12_set_mac(pk, pass, -1, NULL, 0, CA_P12_ITER,
+	    EVP_sha256())) {
+		ca_err_set(err, CA_ERR_CRYPTO, "cannot build the PKCS#12");
+		goto err;
+	}
+	if ((n = i2d_PKCS12(pk, NULL)) <= 0) {
+		ca_err_set(err, CA_ERR_CRYPTO, "cannot encode the PKCS#12");
+		goto err;
+	}
+	if ((buf = malloc((size_t)n)) == NULL) {
+		ca_err_sys(err, CA_ERR_CRYPTO, "malloc");
+		goto err;
+	}
+	p = buf;
+	if (i2d_PKCS12(pk, &p) != n) {
+		ca_err_set(err, CA_ERR_CRYPTO, "cannot encode the PKCS#12");
+		goto err;
+	}
+	*der = buf;
+	*len = (size_t)n;
+	buf = NULL;
+	rv = 0;
+ err:
+	free(buf);
+	PKCS12_free(pk);
+	return rv;
+}
 
 int
 ca_issue_p12(const struct ca *ca, const struct ca_subject *subj,
@@ -27,9 +77,9 @@ ca_issue_p12(const struct ca *ca, const struct ca_subject *subj,
 	EVP_PKEY *key = NULL;
 	X509 *x = NULL;
 	STACK_OF(X509) *chain = NULL;
-	PKCS12 *pk = NULL;
-	unsigned char *buf = NULL, *p;
-	int len, rv = -1;
+	unsigned char *buf = NULL;
+	size_t len;
+	int rv = -1;
 
 	ca_err_clear(err);
 	memset(out, 0, sizeof(*out));
@@ -52,37 +102,17 @@ ca_issue_p12(const struct ca *ca, const struct ca_subject *subj,
 		ca_err_set(err, CA_ERR_CRYPTO, "cannot build the PKCS#12");
 		goto err;
 	}
-	/* mac_iter -1: no MAC yet, PKCS12_set_mac adds it with SHA-256. */
-	if ((pk = PKCS12_create_ex(passphrase, subj->userid, key, x, chain,
-	    NID_aes_256_cbc, NID_aes_256_cbc, CA_P12_ITER, -1, 0, NULL,
-	    NULL)) == NULL ||
-	    !PKCS12_set_mac(pk, passphrase, -1, NULL, 0, CA_P12_ITER,
-	    EVP_sha256())) {
-		ca_err_set(err, CA_ERR_CRYPTO, "cannot build the PKCS#12");
+	if (p12_encode(key, x, chain, passphrase, subj->userid, &buf, &len,
+	    err) == -1)
 		goto err;
-	}
-	if ((len = i2d_PKCS12(pk, NULL)) <= 0) {
-		ca_err_set(err, CA_ERR_CRYPTO, "cannot encode the PKCS#12");
-		goto err;
-	}
-	if ((buf = malloc((size_t)len)) == NULL) {
-		ca_err_sys(err, CA_ERR_CRYPTO, "malloc");
-		goto err;
-	}
-	p = buf;
-	if (i2d_PKCS12(pk, &p) != len) {
-		ca_err_set(err, CA_ERR_CRYPTO, "cannot encode the PKCS#12");
-		goto err;
-	}
 	if (ca_issued_fill(x, out, err) == -1)
 		goto err;
 	*p12 = buf;
-	*p12_len = (size_t)len;
+	*p12_len = len;
 	buf = NULL;
 	rv = 0;
  err:
 	free(buf);
-	PKCS12_free(pk);
 	sk_X509_free(chain);
 	X509_free(x);
 	EVP_PKEY_free(key);
@@ -119,5 +149,91 @@ ca_p12_check(const unsigned char *buf, size_t len, struct ca_err *err)
 	else
 		rv = 0;
 	PKCS12_free(p12);
+	return rv;
+}
+
+int
+ca_p12_pack(const char *key_pem, const char *cert_pem, const char *ca_pem,
+    const char *passphrase, const char *name, unsigned char **der,
+    size_t *len, struct ca_err *err)
+{
+	STACK_OF(X509) *chain = NULL;
+	EVP_PKEY *key = NULL;
+	X509 *x = NULL, *cax = NULL;
+	int rv = -1;
+
+	ca_err_clear(err);
+	*der = NULL;
+	*len = 0;
+	if ((key = ca_key_from_pem(key_pem, strlen(key_pem), err)) == NULL ||
+	    (x = ca_x509_parse((const unsigned char *)cert_pem,
+	    strlen(cert_pem), err)) == NULL ||
+	    (cax = ca_x509_parse((const unsigned char *)ca_pem,
+	    strlen(ca_pem), err)) == NULL)
+		goto err;
+	if (X509_check_private_key(x, key) != 1) {
+		ca_err_set(err, CA_ERR_INVALID, "the key and the certificate "
+		    "do not match");
+		goto err;
+	}
+	if ((chain = sk_X509_new_null()) == NULL || !sk_X509_push(chain, cax)) {
+		ca_err_set(err, CA_ERR_CRYPTO, "cannot build the PKCS#12");
+		goto err;
+	}
+	cax = NULL; /* the stack owns it */
+	rv = p12_encode(key, x, chain, passphrase, name, der, len, err);
+ err:
+	ERR_clear_error();
+	sk_X509_pop_free(chain, X509_free);
+	X509_free(cax);
+	X509_free(x);
+	EVP_PKEY_free(key);
+	return rv;
+}
+
+int
+ca_p12_unpack(const unsigned char *der, size_t len, const char *passphrase,
+    char **key_pem, char **cert_pem, struct ca_err *err)
+{
+	const unsigned char *p = der;
+	STACK_OF(X509) *chain = NULL;
+	EVP_PKEY *key = NULL;
+	PKCS12 *p12 = NULL;
+	X509 *x = NULL;
+	unsigned char *cder = NULL;
+	size_t cder_len;
+	int rv = -1;
+
+	ca_err_clear(err);
+	*key_pem = *cert_pem = NULL;
+	if (ca_p12_check(der, len, err) == -1)
+		return -1;
+	if ((p12 = d2i_PKCS12(NULL, &p, (long)len)) == NULL ||
+	    PKCS12_parse(p12, passphrase, &key, &x, &chain) != 1 ||
+	    key == NULL || x == NULL) {
+		ca_err_set(err, CA_ERR_INVALID, "the PKCS#12 does not open "
+		    "with this passphrase (or is damaged)");
+		goto err;
+	}
+	if (X509_check_private_key(x, key) != 1) {
+		ca_err_set(err, CA_ERR_INVALID, "the PKCS#12's key and "
+		    "certificate do not match");
+		goto err;
+	}
+	if ((*key_pem = ca_key_to_pem(key, NULL, err)) == NULL ||
+	    ca_cert_encode(x, cert_pem, &cder, &cder_len, err) == -1)
+		goto err;
+	rv = 0;
+ err:
+	if (rv == -1) {
+		ca_secret_free(*key_pem);
+		*key_pem = NULL;
+	}
+	ERR_clear_error();
+	free(cder);
+	PKCS12_free(p12);
+	sk_X509_pop_free(chain, X509_free);
+	X509_free(x);
+	EVP_PKEY_free(key);
 	return rv;
 }

@@ -21,11 +21,6 @@
 #include <unistd.h>
 
 #include <openssl/crypto.h>
-#include <openssl/err.h>
-#include <openssl/pem.h>
-#include <openssl/pkcs12.h>
-#include <openssl/x509.h>
-#include <openssl/x509_vfy.h>
 
 #include "app.h"
 #include "ca.h"
@@ -321,20 +316,32 @@ err:
 	return rv;
 }
 
+/* A file of the home directory as a NUL-terminated string, or NULL. */
+static char *
+home_file(const char *path)
+{
+	unsigned char *buf;
+	size_t len;
+
+	if (ks_read_file(path, KS_FILE_MAX, &buf, &len) == -1) {
+		fprintf(stderr, "dchat: cannot read %s\n", path);
+		return NULL;
+	}
+	return (char *)buf;
+}
+
 static int
 cmd_backup(struct opts *o)
 {
 	char pass[PASS_MAX], kerr[300];
+	char *key = NULL, *cert = NULL, *ca = NULL;
 	struct irp_client *c = NULL;
-	STACK_OF(X509) *chain = NULL;
 	unsigned char *der = NULL;
 	struct keystore ks;
 	struct irp_err err;
-	PKCS12 *p12 = NULL;
-	EVP_PKEY *pkey = NULL;
-	X509 *cert = NULL, *cax = NULL;
-	BIO *bio = NULL;
-	int len, rv = 1;
+	struct ca_err ce;
+	size_t len = 0;
+	int rv = 1;
 
 	if (ks_open(&ks, o->home, 0, kerr, sizeof(kerr)) == -1) {
 		fprintf(stderr, "dchat: %s\n", kerr);
@@ -342,53 +349,32 @@ cmd_backup(struct opts *o)
 	}
 	if (read_secret(o->passphrase_file, pass, sizeof(pass)) == -1)
 		return 2;
-	if ((bio = BIO_new_file(ks.key, "r")) == NULL ||
-	    (pkey = PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL)) == NULL) {
-		fprintf(stderr, "dchat: cannot read %s\n", ks.key);
+	if ((key = home_file(ks.key)) == NULL ||
+	    (cert = home_file(ks.cert)) == NULL ||
+	    (ca = home_file(ks.ca)) == NULL)
 		goto err;
-	}
-	BIO_free(bio);
-	if ((bio = BIO_new_file(ks.cert, "r")) == NULL ||
-	    (cert = PEM_read_bio_X509(bio, NULL, NULL, NULL)) == NULL) {
-		fprintf(stderr, "dchat: cannot read %s\n", ks.cert);
-		goto err;
-	}
-	BIO_free(bio);
-	if ((bio = BIO_new_file(ks.ca, "r")) == NULL ||
-	    (cax = PEM_read_bio_X509(bio, NULL, NULL, NULL)) == NULL ||
-	    (chain = sk_X509_new_null()) == NULL ||
-	    sk_X509_push(chain, cax) == 0) {
-		fprintf(stderr, "dchat: cannot read %s\n", ks.ca);
-		goto err;
-	}
-	cax = NULL; /* the stack owns it */
-	/* OpenSSL 3 defaults: AES-256-CBC, PBKDF2, SHA-256 MAC; a high
-	 * iteration count because the server stores it for anyone who gets
-	 * a code to download. */
-	if ((p12 = PKCS12_create(pass, ks.userid, pkey, cert, chain,
-	    NID_aes_256_cbc, NID_aes_256_cbc, 200000, 200000, 0)) == NULL ||
-	    (len = i2d_PKCS12(p12, &der)) <= 0) {
-		fprintf(stderr, "dchat: cannot build the PKCS#12\n");
+	/* A high iteration count: the registry keeps it for anyone who
+	 * gets a code to download it. */
+	if (ca_p12_pack(key, cert, ca, pass, ks.userid, &der, &len,
+	    &ce) == -1) {
+		fprintf(stderr, "dchat: cannot build the PKCS#12: %s\n", ce.msg);
 		goto err;
 	}
 	if ((c = irp_client_new(ks.server, ks.ca, ks.cert, ks.key, &err)) ==
-	    NULL || irp_backup_put(c, der, (size_t)len, &err) == -1) {
+	    NULL || irp_backup_put(c, der, len, &err) == -1) {
 		fprintf(stderr, "dchat: backup failed: %s\n", err.msg);
 		goto err;
 	}
-	printf("backup stored in the DIR (%d bytes, encrypted with your "
+	printf("backup stored in the DIR (%zu bytes, encrypted with your "
 	    "passphrase)\n", len);
 	rv = 0;
 err:
 	OPENSSL_cleanse(pass, sizeof(pass));
 	irp_client_free(c);
-	OPENSSL_free(der);
-	PKCS12_free(p12);
-	sk_X509_pop_free(chain, X509_free);
-	X509_free(cax);
-	X509_free(cert);
-	EVP_PKEY_free(pkey);
-	BIO_free(bio);
+	free(der);
+	ca_secret_free(key);
+	free(cert);
+	free(ca);
 	return rv;
 }
 
@@ -397,22 +383,14 @@ cmd_restore(struct opts *o)
 {
 	char pass[PASS_MAX], pw[PASS_MAX], uid[IRP_USERID_MAX + 1], kerr[300];
 	struct irp_client *c = NULL;
-	STACK_OF(X509) *chain = NULL;
 	unsigned char *p12buf = NULL;
-	const unsigned char *p;
 	struct ca_cert_info info;
 	struct keystore ks;
 	struct irp_err err;
 	struct ca_err cerr;
-	PKCS12 *p12 = NULL;
-	EVP_PKEY *pkey = NULL;
-	X509 *cert = NULL;
-	BIO *bio = NULL;
-	BUF_MEM *bm;
-	char *ca = NULL, *certpem = NULL;
+	char *ca = NULL, *certpem = NULL, *keypem = NULL;
 	const char *why;
 	size_t len;
-	long certlen;
 	int rv = 1, use_pw = 0;
 
 	pass[0] = pw[0] = '\0';
@@ -452,36 +430,19 @@ cmd_restore(struct opts *o)
 		fprintf(stderr, "dchat: cannot fetch the backup: %s\n", err.msg);
 		goto err;
 	}
-	p = p12buf;
-	if ((p12 = d2i_PKCS12(NULL, &p, (long)len)) == NULL ||
-	    PKCS12_parse(p12, pass, &pkey, &cert, &chain) != 1 ||
-	    pkey == NULL || cert == NULL) {
-		fprintf(stderr, "dchat: the backup does not open with this "
-		    "passphrase (or is damaged)\n");
+	if (ca_p12_unpack(p12buf, len, pass, &keypem, &certpem, &cerr) == -1) {
+		fprintf(stderr, "dchat: the backup: %s\n", cerr.msg);
 		goto err;
 	}
-	if (X509_check_private_key(cert, pkey) != 1) {
-		fprintf(stderr, "dchat: the backup's key and certificate do "
-		    "not match\n");
-		goto err;
-	}
-	if ((bio = BIO_new(BIO_s_mem())) == NULL ||
-	    PEM_write_bio_X509(bio, cert) != 1 ||
-	    (certlen = BIO_get_mem_data(bio, &certpem)) <= 0 ||
-	    ca_cert_info((const unsigned char *)certpem, (size_t)certlen, &info,
-		&cerr) == -1 || strcasecmp(info.userid, uid) != 0) {
+	if (ca_cert_info((const unsigned char *)certpem, strlen(certpem),
+	    &info, &cerr) == -1 || strcasecmp(info.userid, uid) != 0) {
 		fprintf(stderr, "dchat: the backup holds a certificate for "
 		    "another user\n");
 		goto err;
 	}
-	if (ks_write_file(ks.cert, certpem, (size_t)certlen, 0644) == -1)
+	if (ks_write_file(ks.cert, certpem, strlen(certpem), 0644) == -1)
 		goto err;
-	BIO_free(bio);
-	if ((bio = BIO_new(BIO_s_secmem())) == NULL ||
-	    PEM_write_bio_PrivateKey(bio, pkey, NULL, NULL, 0, NULL, NULL) != 1)
-		goto err;
-	BIO_get_mem_ptr(bio, &bm);
-	if (ks_write_file(ks.key, bm->data, bm->length, 0600) == -1) {
+	if (ks_write_file(ks.key, keypem, strlen(keypem), 0600) == -1) {
 		fprintf(stderr, "dchat: cannot write %s\n", ks.key);
 		goto err;
 	}
@@ -501,11 +462,8 @@ err:
 		OPENSSL_cleanse(p12buf, len);
 		free(p12buf);
 	}
-	PKCS12_free(p12);
-	sk_X509_pop_free(chain, X509_free);
-	X509_free(cert);
-	EVP_PKEY_free(pkey);
-	BIO_free(bio);
+	ca_secret_free(keypem);
+	free(certpem);
 	free(ca);
 	return rv;
 }
@@ -516,47 +474,8 @@ static const char *
 cert_status(const struct keystore *ks, const char *pem)
 {
 	static char buf[128];
-	X509_STORE_CTX *ctx = NULL;
-	X509_STORE *st = NULL;
-	X509_CRL *crl = NULL;
-	X509 *x = NULL;
-	BIO *bio = NULL;
-	int e;
 
-	snprintf(buf, sizeof(buf), "unknown");
-	if (pem == NULL)
-		return buf;
-	if ((bio = BIO_new_mem_buf(pem, -1)) == NULL ||
-	    (x = PEM_read_bio_X509(bio, NULL, NULL, NULL)) == NULL)
-		goto err;
-	BIO_free(bio);
-	if ((st = X509_STORE_new()) == NULL ||
-	    X509_STORE_load_file(st, ks->ca) != 1)
-		goto err;
-	if ((bio = BIO_new_file(ks->crl, "rb")) != NULL &&
-	    (crl = d2i_X509_CRL_bio(bio, NULL)) != NULL &&
-	    X509_STORE_add_crl(st, crl) == 1)
-		X509_STORE_set_flags(st, X509_V_FLAG_CRL_CHECK);
-	if ((ctx = X509_STORE_CTX_new()) == NULL ||
-	    X509_STORE_CTX_init(ctx, st, x, NULL) != 1)
-		goto err;
-	if (X509_verify_cert(ctx) == 1)
-		snprintf(buf, sizeof(buf), "valid");
-	else if ((e = X509_STORE_CTX_get_error(ctx)) ==
-	    X509_V_ERR_CERT_REVOKED)
-		snprintf(buf, sizeof(buf), "revoked");
-	else if (e == X509_V_ERR_CERT_HAS_EXPIRED)
-		snprintf(buf, sizeof(buf), "expired");
-	else
-		snprintf(buf, sizeof(buf), "invalid: %s",
-		    X509_verify_cert_error_string(e));
-err:
-	ERR_clear_error();
-	X509_STORE_CTX_free(ctx);
-	X509_STORE_free(st);
-	X509_CRL_free(crl);
-	X509_free(x);
-	BIO_free(bio);
+	ca_cert_status(pem, ks->ca, ks->crl, buf, sizeof(buf));
 	return buf;
 }
 

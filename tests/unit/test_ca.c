@@ -1274,6 +1274,72 @@ test_p12(void)
 	    "ca_issue_p12 refuses an empty passphrase");
 }
 
+/* A device's own backup and the status a relying party reads. */
+static void
+test_p12_pack(void)
+{
+	char *key = NULL, *csr = NULL, *other = NULL, *k2 = NULL, *c2 = NULL;
+	char st[128], crlpath[300], capath[300];
+	struct ca_revoked rev;
+	struct ca_issued is;
+	struct ca_err err;
+	unsigned char *der = NULL, *crl = NULL;
+	size_t len = 0, crl_len = 0;
+	time_t now = time(NULL);
+	int rv;
+
+	key = ca_key_new_pem(CA_KEY_EC_P256, &err);
+	csr = key != NULL ? ca_csr_new_pem(key, "x", "x", &err) : NULL;
+	rv = csr != NULL ? ca_issue_user(cas[0], csr, strlen(csr), &alice,
+	    DAYS, NULL, &is, &err) : -1;
+	check_err(rv == 0, &err, "a certificate to back up");
+	if (rv == -1)
+		goto out;
+	rv = ca_p12_pack(key, is.cert_pem, ca_cert_pem(cas[0]), PASS,
+	    alice.userid, &der, &len, &err);
+	check_err(rv == 0 && ca_p12_check(der, len, &err) == 0, &err,
+	    "ca_p12_pack makes a PKCS12 with a MAC");
+	rv = rv == 0 ? ca_p12_unpack(der, len, PASS, &k2, &c2, &err) : -1;
+	check_err(rv == 0 && strcmp(c2, is.cert_pem) == 0 &&
+	    strstr(k2, "PRIVATE KEY") != NULL, &err,
+	    "ca_p12_unpack gives back the certificate and a key");
+	ca_secret_free(k2);
+	free(c2);
+	k2 = c2 = NULL;
+	check(der != NULL && ca_p12_unpack(der, len, "wrong", &k2, &c2,
+	    &err) == -1 && err.code == CA_ERR_INVALID && k2 == NULL &&
+	    c2 == NULL, "ca_p12_unpack refuses a wrong passphrase");
+	free(der);
+	der = NULL;
+	other = ca_key_new_pem(CA_KEY_EC_P256, &err);
+	check(other != NULL && ca_p12_pack(other, is.cert_pem,
+	    ca_cert_pem(cas[0]), PASS, alice.userid, &der, &len, &err) == -1 &&
+	    err.code == CA_ERR_INVALID && der == NULL,
+	    "ca_p12_pack refuses a key that is not the certificate's");
+	/* Status: valid, then revoked by a CRL, and unknown for junk. */
+	snprintf(capath, sizeof(capath), "%s", path("status-ca.pem"));
+	snprintf(crlpath, sizeof(crlpath), "%s", path("status.crl"));
+	write_file(capath, ca_cert_pem(cas[0]), strlen(ca_cert_pem(cas[0])));
+	ca_cert_status(is.cert_pem, capath, NULL, st, sizeof(st));
+	checkf(strcmp(st, "valid") == 0, "status without a CRL: %s", st);
+	rev.serial = is.serial;
+	rev.revoked_at = now;
+	rev.reason = 1;
+	if (ca_crl_build(cas[0], &rev, 1, 7, now - 60, now + 3600, &crl,
+	    &crl_len, &err) == 0)
+		write_file(crlpath, crl, crl_len);
+	ca_cert_status(is.cert_pem, capath, crlpath, st, sizeof(st));
+	checkf(strcmp(st, "revoked") == 0, "status with the CRL: %s", st);
+	ca_cert_status("junk", capath, NULL, st, sizeof(st));
+	checkf(strcmp(st, "unknown") == 0, "status of junk: %s", st);
+	ca_issued_clear(&is);
+ out:
+	free(crl);
+	ca_secret_free(other);
+	ca_secret_free(key);
+	free(csr);
+}
+
 static void
 test_server(void)
 {
@@ -1383,6 +1449,7 @@ main(void)
 	test_ocsp();
 	test_ocsp_errors();
 	test_p12();
+	test_p12_pack();
 	test_server();
  out:
 	for (i = 0; i < NCA; i++)
