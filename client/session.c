@@ -468,36 +468,12 @@ caps_accepted(struct session *s, json_t *m)
 	return 0;
 }
 
+/* Both hellos are in: the dialer is through, the listener rings. */
 static void
-on_hello(struct session *s, const char *type, json_t *m)
+hello_done(struct session *s)
 {
-	if (strcmp(type, "User_Info") == 0 && !s->got_info) {
-		if (check_user_info(s, m) == -1)
-			return;
-		s->got_info = 1;
-	} else if (!s->dialer && strcmp(type, "Capabilities_Offer") == 0 &&
-	    !s->got_caps) {
-		if (caps_offered(s, m) == -1)
-			return;
-		s->got_caps = 1;
-	} else if (s->dialer && strcmp(type, "Capabilities_Accept") == 0 &&
-	    !s->got_caps) {
-		if (caps_accepted(s, m) == -1)
-			return;
-		s->got_caps = 1;
-	} else if (strcmp(type, "bye") == 0) {
-		const char *r = json_string_value(json_object_get(m,
-		    "reason"));
-		char buf[300];
+	char err[128];
 
-		snprintf(buf, sizeof(buf), "the peer said bye: %s",
-		    r ? r : "no reason");
-		close_now(s, buf);
-		return;
-	} else {
-		violation(s, "unexpected message before the session opened");
-		return;
-	}
 	if (!s->got_caps || !s->got_info)
 		return;
 	if (s->dialer) {
@@ -512,8 +488,6 @@ on_hello(struct session *s, const char *type, json_t *m)
 		}
 		become_open(s);
 	} else {
-		char err[128];
-
 		s->st = SS_RINGING;
 		s->deadline = time(NULL) + RING_SECS;
 		emit(s, "incoming", json_pack("{s:o,s:s}", "peer",
@@ -521,6 +495,57 @@ on_hello(struct session *s, const char *type, json_t *m)
 		if (s->env->auto_accept_calls)
 			(void)session_accept(s, err, sizeof(err));
 	}
+}
+
+/* Each hello message comes once. */
+static int
+again(struct session *s, int seen)
+{
+	if (seen)
+		violation(s, "unexpected message before the session opened");
+	return seen;
+}
+
+static void
+on_user_info(struct session *s, json_t *m)
+{
+	if (again(s, s->got_info) || check_user_info(s, m) == -1)
+		return;
+	s->got_info = 1;
+	hello_done(s);
+}
+
+static void
+on_caps_offer(struct session *s, json_t *m)
+{
+	if (again(s, s->got_caps) || caps_offered(s, m) == -1)
+		return;
+	s->got_caps = 1;
+	hello_done(s);
+}
+
+static void
+on_caps_accept(struct session *s, json_t *m)
+{
+	if (again(s, s->got_caps) || caps_accepted(s, m) == -1)
+		return;
+	s->got_caps = 1;
+	hello_done(s);
+}
+
+static void
+on_bye(struct session *s, json_t *m)
+{
+	const char *r = json_string_value(json_object_get(m, "reason"));
+	char buf[300];
+
+	if (s->st == SS_RINGING) {
+		close_now(s, "the caller hung up");
+		return;
+	}
+	snprintf(buf, sizeof(buf), "the peer said bye: %s",
+	    r ? r : "no reason");
+	close_now(s, buf);
 }
 
 static void
@@ -620,132 +645,215 @@ on_file_done(struct session *s, uint64_t id)
 	}
 }
 
+/* A caller not on the allow list: one request, then done. */
 static void
-on_open(struct session *s, const char *type, json_t *m)
+on_contact_request(struct session *s, json_t *m)
 {
-	uint64_t id = 0;
+	const char *note = json_string_value(json_object_get(m, "note"));
 
-	if (strcmp(type, "bye") == 0) {
-		const char *r = json_string_value(json_object_get(m,
-		    "reason"));
-		char buf[300];
-
-		snprintf(buf, sizeof(buf), "the peer said bye: %s",
-		    r ? r : "no reason");
-		close_now(s, buf);
+	if (note == NULL || strlen(note) > 1000) {
+		session_close(s, "only a contact request is allowed");
 		return;
 	}
-	if (s->restricted && !s->dialer) {
-		/* A caller not on the allow list: one request, then done. */
-		const char *note = json_string_value(json_object_get(m,
-		    "note"));
+	emit(s, "contact_request", json_pack("{s:s,s:s,s:s}", "userid",
+	    s->peer.userid, "name", s->peer.name, "note", note));
+	session_close(s, "contact request recorded");
+}
 
-		if (strcmp(type, "contact_request") != 0 || note == NULL ||
-		    strlen(note) > 1000) {
-			session_close(s, "only a contact request is allowed");
-			return;
-		}
-		emit(s, "contact_request", json_pack("{s:s,s:s,s:s}", "userid",
-		    s->peer.userid, "name", s->peer.name, "note", note));
-		session_close(s, "contact request recorded");
+static void
+on_chat(struct session *s, json_t *m)
+{
+	const char *text = json_string_value(json_object_get(m, "text"));
+	uint64_t id;
+
+	if (msg_id(m, &id) == -1 || text == NULL) {
+		violation(s, "malformed chat");
 		return;
 	}
-	if (strcmp(type, "chat") == 0) {
-		const char *text = json_string_value(json_object_get(m,
-		    "text"));
+	emit(s, "message", json_pack("{s:s,s:I,s:s}", "from", s->peer.userid,
+	    "id", (json_int_t)id, "text", text));
+	(void)send_msg(s, json_pack("{s:s,s:I}", "type", "ack", "id",
+	    (json_int_t)id));
+}
 
-		if (msg_id(m, &id) == -1 || text == NULL) {
-			violation(s, "malformed chat");
-			return;
-		}
-		emit(s, "message", json_pack("{s:s,s:I,s:s}", "from",
-		    s->peer.userid, "id", (json_int_t)id, "text", text));
-		(void)send_msg(s, json_pack("{s:s,s:I}", "type", "ack", "id",
-		    (json_int_t)id));
-	} else if (strcmp(type, "ack") == 0) {
-		if (msg_id(m, &id) == -1) {
-			violation(s, "malformed ack");
-			return;
-		}
+static void
+on_ack(struct session *s, json_t *m)
+{
+	uint64_t id;
+
+	if (msg_id(m, &id) == -1)
+		violation(s, "malformed ack");
+	else
 		emit(s, "ack", json_pack("{s:I}", "id", (json_int_t)id));
-	} else if (strcmp(type, "ping") == 0) {
-		if (msg_id(m, &id) == -1) {
-			violation(s, "malformed ping");
-			return;
-		}
+}
+
+static void
+on_ping(struct session *s, json_t *m)
+{
+	uint64_t id;
+
+	if (msg_id(m, &id) == -1)
+		violation(s, "malformed ping");
+	else
 		(void)send_msg(s, json_pack("{s:s,s:I}", "type", "pong", "id",
 		    (json_int_t)id));
-	} else if (strcmp(type, "pong") == 0) {
-		if (msg_id(m, &id) == -1) {
-			violation(s, "malformed pong");
-			return;
-		}
+}
+
+static void
+on_pong(struct session *s, json_t *m)
+{
+	uint64_t id;
+
+	if (msg_id(m, &id) == -1)
+		violation(s, "malformed pong");
+	else
 		emit(s, "pong", json_pack("{s:I}", "id", (json_int_t)id));
-	} else if (strcmp(type, "file_offer") == 0) {
-		on_file_offer(s, m);
-	} else if (strcmp(type, "file_accept") == 0) {
-		if (msg_id(m, &id) == -1 || !s->xo.active || s->xo.id != id ||
-		    s->xo.accepted) {
-			violation(s, "file_accept for no offer");
-			return;
-		}
-		s->xo.accepted = 1;
-		emit(s, "file_accepted", json_pack("{s:I}", "id",
-		    (json_int_t)id));
-	} else if (strcmp(type, "file_reject") == 0) {
-		const char *r = json_string_value(json_object_get(m,
-		    "reason"));
+}
 
-		if (msg_id(m, &id) == -1 || !s->xo.active || s->xo.id != id) {
-			violation(s, "file_reject for no offer");
-			return;
-		}
-		emit(s, "file_rejected", json_pack("{s:I,s:s}", "id",
-		    (json_int_t)id, "reason", r ? r : ""));
-		xfer_out_end(s);
-	} else if (strcmp(type, "file_done") == 0) {
-		if (msg_id(m, &id) == -1) {
-			violation(s, "malformed file_done");
-			return;
-		}
-		on_file_done(s, id);
-	} else if (strcmp(type, "file_received") == 0) {
-		const char *r = json_string_value(json_object_get(m,
-		    "reason"));
-		int ok = json_is_true(json_object_get(m, "ok"));
+static void
+on_file_accept(struct session *s, json_t *m)
+{
+	uint64_t id;
 
-		if (msg_id(m, &id) == -1 || !s->xo.active || s->xo.id != id ||
-		    !s->xo.done_sent) {
-			violation(s, "file_received for no transfer");
-			return;
-		}
-		emit(s, ok ? "file_delivered" : "file_failed",
-		    json_pack("{s:I,s:s}", "id", (json_int_t)id, "reason",
-		    ok ? "" : (r ? r : "refused")));
-		xfer_out_end(s);
-	} else {
-		violation(s, "unknown message type");
+	if (msg_id(m, &id) == -1 || !s->xo.active || s->xo.id != id ||
+	    s->xo.accepted) {
+		violation(s, "file_accept for no offer");
+		return;
 	}
+	s->xo.accepted = 1;
+	emit(s, "file_accepted", json_pack("{s:I}", "id", (json_int_t)id));
+}
+
+static void
+on_file_reject(struct session *s, json_t *m)
+{
+	const char *r = json_string_value(json_object_get(m, "reason"));
+	uint64_t id;
+
+	if (msg_id(m, &id) == -1 || !s->xo.active || s->xo.id != id) {
+		violation(s, "file_reject for no offer");
+		return;
+	}
+	emit(s, "file_rejected", json_pack("{s:I,s:s}", "id", (json_int_t)id,
+	    "reason", r ? r : ""));
+	xfer_out_end(s);
+}
+
+static void
+on_file_done_msg(struct session *s, json_t *m)
+{
+	uint64_t id;
+
+	if (msg_id(m, &id) == -1)
+		violation(s, "malformed file_done");
+	else
+		on_file_done(s, id);
+}
+
+static void
+on_file_received(struct session *s, json_t *m)
+{
+	const char *r = json_string_value(json_object_get(m, "reason"));
+	int ok = json_is_true(json_object_get(m, "ok"));
+	uint64_t id;
+
+	if (msg_id(m, &id) == -1 || !s->xo.active || s->xo.id != id ||
+	    !s->xo.done_sent) {
+		violation(s, "file_received for no transfer");
+		return;
+	}
+	emit(s, ok ? "file_delivered" : "file_failed", json_pack("{s:I,s:s}",
+	    "id", (json_int_t)id, "reason", ok ? "" : (r ? r : "refused")));
+	xfer_out_end(s);
+}
+
+/*
+ * The messages of docs/peertls.md and when each may come: in the hello
+ * (to the listener, to the dialer, or to either, once), while ringing,
+ * on an open session, or on the one a restricted caller opened.
+ */
+enum {
+	W_HELLO_L = 1,	/* hello, to the listener */
+	W_HELLO_D = 2,	/* hello, to the dialer */
+	W_RINGING = 4,
+	W_OPEN = 8,	/* an open session, not a restricted caller's */
+	W_CONTACT = 16, /* a restricted caller's open session */
+};
+#define W_HELLO (W_HELLO_L | W_HELLO_D)
+#define W_ANY (W_HELLO | W_RINGING | W_OPEN | W_CONTACT)
+
+static const struct {
+	const char *type;
+	unsigned int when;
+	void (*on)(struct session *, json_t *);
+} msg_table[] = {
+	{ "Capabilities_Offer", W_HELLO_L, on_caps_offer },
+	{ "Capabilities_Accept", W_HELLO_D, on_caps_accept },
+	{ "User_Info", W_HELLO, on_user_info },
+	{ "bye", W_ANY, on_bye },
+	{ "contact_request", W_CONTACT, on_contact_request },
+	{ "chat", W_OPEN, on_chat },
+	{ "ack", W_OPEN, on_ack },
+	{ "ping", W_OPEN, on_ping },
+	{ "pong", W_OPEN, on_pong },
+	{ "file_offer", W_OPEN, on_file_offer },
+	{ "file_accept", W_OPEN, on_file_accept },
+	{ "file_reject", W_OPEN, on_file_reject },
+	{ "file_done", W_OPEN, on_file_done_msg },
+	{ "file_received", W_OPEN, on_file_received },
+};
+
+/* Where s is, as msg_table's `when` names it. */
+static unsigned int
+where(const struct session *s)
+{
+	switch (s->st) {
+	case SS_HELLO:
+		return s->dialer ? W_HELLO_D : W_HELLO_L;
+	case SS_RINGING:
+		return W_RINGING;
+	case SS_OPEN:
+		return s->restricted && !s->dialer ? W_CONTACT : W_OPEN;
+	default:
+		return 0;
+	}
+}
+
+/* What a message out of place means, by where it came. */
+static void
+out_of_place(struct session *s, unsigned int w)
+{
+	if (w & W_HELLO)
+		violation(s, "unexpected message before the session opened");
+	else if (w == W_RINGING)
+		violation(s, "a message before the call was accepted");
+	else if (w == W_CONTACT)
+		session_close(s, "only a contact request is allowed");
+	else
+		violation(s, "unknown message type");
 }
 
 static void
 on_json(struct session *s, const unsigned char *p, size_t len)
 {
 	const char *type, *why;
+	unsigned int w;
+	size_t i;
 	json_t *m;
 
 	if ((m = msg_decode(p, len, &type, &why)) == NULL) {
 		violation(s, why);
 		return;
 	}
-	if (s->st == SS_HELLO)
-		on_hello(s, type, m);
-	else if (s->st == SS_OPEN)
-		on_open(s, type, m);
-	else if (s->st == SS_RINGING && strcmp(type, "bye") == 0)
-		close_now(s, "the caller hung up");
-	else if (s->st == SS_RINGING)
-		violation(s, "a message before the call was accepted");
+	w = where(s);
+	for (i = 0; i < sizeof(msg_table) / sizeof(msg_table[0]); i++)
+		if (strcmp(type, msg_table[i].type) == 0)
+			break;
+	if (i < sizeof(msg_table) / sizeof(msg_table[0]) &&
+	    (msg_table[i].when & w))
+		msg_table[i].on(s, m);
+	else if (w != 0)
+		out_of_place(s, w);
 	json_decref(m);
 }
 

@@ -73,159 +73,320 @@ shown_free(struct shown *sh)
 		free(sh->s[--sh->n]);
 }
 
+/*
+ * The sentences of the terminal interface: one small function per event
+ * name, found through the table below.  Each gets the event, its
+ * session number and peer object, and prints through sh.
+ */
+struct ev_ctx {
+	FILE *out;
+	json_t *ev, *peer;
+	long long sid;
+	const char *name;
+	struct shown sh;
+};
+
+#define S(o, k) show(&c->sh, json_string_value(json_object_get((o), (k))))
+#define I(o, k) ((long long)json_integer_value(json_object_get((o), (k))))
+#define EV(k) S(c->ev, k)
+#define P(k) S(c->peer, k)
+
+static void
+ev_ready(struct ev_ctx *c)
+{
+	fprintf(c->out, "dchat: %s ready; type 'help' for commands\n",
+	    EV("userid"));
+}
+
+static void
+ev_registered(struct ev_ctx *c)
+{
+	fprintf(c->out, "registered with the DIR until %s\n", EV("expires_at"));
+}
+
+static void
+ev_calling(struct ev_ctx *c)
+{
+	fprintf(c->out, "calling %s (address from the %s) ...\n", EV("user"),
+	    EV("via"));
+}
+
+static void
+ev_incoming(struct ev_ctx *c)
+{
+	fprintf(c->out, "[%lld] incoming call from %s <%s>, verification code "
+	    "%s: 'accept %lld' or 'reject %lld'\n", c->sid, P("name"),
+	    P("userid"), P("code"), c->sid, c->sid);
+}
+
+static void
+ev_connected(struct ev_ctx *c)
+{
+	fprintf(c->out, "[%lld] connected %s %s <%s>%s\n"
+	    "     issuer %s\n     expires %s, revocation status: %s\n"
+	    "     fingerprint %s\n     verification code: %s\n", c->sid,
+	    strcmp(EV("direction"), "out") == 0 ? "to" : "with", P("name"),
+	    P("userid"), json_is_true(json_object_get(c->ev, "restricted")) ?
+	    " (contact request only)" : "", P("issuer"), P("not_after"),
+	    P("revocation"), P("fingerprint"), P("code"));
+	if (json_is_true(json_object_get(c->ev, "fingerprint_changed")))
+		fprintf(c->out, "     WARNING: the certificate changed since "
+		    "last time (was %s)\n", EV("previous_fingerprint"));
+	/* Not checked with the registry for this session: say so. */
+	if (strcmp(P("revocation"), "good") != 0)
+		fprintf(c->out, "     WARNING: %s\n", P("revocation_note"));
+}
+
+static void
+ev_message(struct ev_ctx *c)
+{
+	fprintf(c->out, "[%lld] %s: %s\n", c->sid, EV("from"), EV("text"));
+}
+
+static void
+ev_ack(struct ev_ctx *c)
+{
+	fprintf(c->out, "[%lld] message %lld delivered\n", c->sid,
+	    I(c->ev, "id"));
+}
+
+static void
+ev_closed(struct ev_ctx *c)
+{
+	fprintf(c->out, "[%lld] session closed: %s\n", c->sid, EV("reason"));
+}
+
+static void
+ev_call_failed(struct ev_ctx *c)
+{
+	fprintf(c->out, "call to %s failed: %s\n", EV("user"), EV("reason"));
+}
+
+static void
+ev_call_retry(struct ev_ctx *c)
+{
+	fprintf(c->out, "the last known address of %s failed (%s); asking the "
+	    "DIR\n", EV("user"), EV("reason"));
+}
+
+static void
+ev_refused(struct ev_ctx *c)
+{
+	fprintf(c->out, "refused a caller (%s from %s): %s\n", EV("peer"),
+	    EV("addr"), EV("reason"));
+}
+
+static void
+ev_file_offer(struct ev_ctx *c)
+{
+	fprintf(c->out, "[%lld] file offered: %s (%lld bytes): 'get %lld' or "
+	    "'decline %lld'\n", c->sid, EV("name"), I(c->ev, "size"),
+	    I(c->ev, "id"), I(c->ev, "id"));
+}
+
+static void
+ev_file_received(struct ev_ctx *c)
+{
+	fprintf(c->out, "[%lld] file saved to %s (SHA-256 checked)\n", c->sid,
+	    EV("path"));
+}
+
+static void
+ev_file_delivered(struct ev_ctx *c)
+{
+	fprintf(c->out, "[%lld] file %lld delivered and checked\n", c->sid,
+	    I(c->ev, "id"));
+}
+
+static void
+ev_contact_request(struct ev_ctx *c)
+{
+	fprintf(c->out, "[%lld] contact request from %s <%s>: %s ('allow %s' "
+	    "to accept)\n", c->sid, EV("name"), EV("userid"), EV("note"),
+	    EV("userid"));
+}
+
+static void
+ev_cert_expiring(struct ev_ctx *c)
+{
+	fprintf(c->out, "warning: %s (%lld days left)\n", EV("message"),
+	    I(c->ev, "days"));
+}
+
+static void
+ev_error(struct ev_ctx *c)
+{
+	fprintf(c->out, "%s: %s\n", c->name, EV("message"));
+}
+
+static void
+ev_help(struct ev_ctx *c)
+{
+	fputs(help_text, c->out);
+}
+
+static void
+ev_sent(struct ev_ctx *c)
+{
+	fprintf(c->out, "[%lld] %s %lld sent, waiting for the peer\n", c->sid,
+	    strcmp(c->name, "sent") == 0 ? "message" : "file offer",
+	    I(c->ev, "id"));
+}
+
+static void
+ev_pong(struct ev_ctx *c)
+{
+	fprintf(c->out, "[%lld] pong\n", c->sid);
+}
+
+static void
+ev_refreshed(struct ev_ctx *c)
+{
+	fprintf(c->out, "CRL and registration refreshed\n");
+}
+
+static void
+ev_file_accepted(struct ev_ctx *c)
+{
+	fprintf(c->out, "[%lld] file %lld accepted, sending\n", c->sid,
+	    I(c->ev, "id"));
+}
+
+static void
+ev_file_failed(struct ev_ctx *c)
+{
+	fprintf(c->out, "[%lld] file %lld not delivered: %s\n", c->sid,
+	    I(c->ev, "id"), EV("reason"));
+}
+
+static void
+ev_duplicate(struct ev_ctx *c)
+{
+	fprintf(c->out, "both sides called at once: keeping session %lld, "
+	    "closing %lld\n", I(c->ev, "kept"), I(c->ev, "dropped"));
+}
+
+static void
+ev_sessions(struct ev_ctx *c)
+{
+	json_t *l = json_object_get(c->ev, "sessions"), *v;
+	size_t k;
+
+	if (json_array_size(l) == 0)
+		fprintf(c->out, "no sessions\n");
+	json_array_foreach(l, k, v) {
+		fprintf(c->out, "%s[%lld] %s %s (%s)\n",
+		    json_is_true(json_object_get(v, "current")) ? "*" : " ",
+		    I(v, "id"), S(v, "peer"), S(v, "direction"), S(v, "state"));
+		shown_free(&c->sh);
+	}
+}
+
+/* One line of user ids or patterns after a label. */
+static void
+print_names(struct ev_ctx *c, const char *label, json_t *arr)
+{
+	size_t k;
+	json_t *v;
+
+	fprintf(c->out, "%s:", label);
+	json_array_foreach(arr, k, v) {
+		fprintf(c->out, " %s", show(&c->sh, json_string_value(v)));
+		shown_free(&c->sh);
+	}
+	fprintf(c->out, "\n");
+}
+
+static void
+ev_lists(struct ev_ctx *c)
+{
+	print_names(c, "allow", json_object_get(c->ev, "allow"));
+	print_names(c, "deny", json_object_get(c->ev, "deny"));
+}
+
+static void
+ev_requests(struct ev_ctx *c)
+{
+	json_t *l = json_object_get(c->ev, "requests"), *v;
+	size_t k;
+
+	if (json_array_size(l) == 0)
+		fprintf(c->out, "no contact requests\n");
+	json_array_foreach(l, k, v) {
+		fprintf(c->out, "%s <%s>: %s\n", S(v, "name"), S(v, "userid"),
+		    S(v, "note"));
+		shown_free(&c->sh);
+	}
+}
+
+#undef S
+#undef I
+#undef EV
+#undef P
+
+static const struct {
+	const char *name;
+	void (*print)(struct ev_ctx *);
+} ev_table[] = {
+	{ "ready", ev_ready },
+	{ "registered", ev_registered },
+	{ "calling", ev_calling },
+	{ "incoming", ev_incoming },
+	{ "connected", ev_connected },
+	{ "message", ev_message },
+	{ "ack", ev_ack },
+	{ "closed", ev_closed },
+	{ "call_failed", ev_call_failed },
+	{ "call_retry", ev_call_retry },
+	{ "refused", ev_refused },
+	{ "file_offer", ev_file_offer },
+	{ "file_received", ev_file_received },
+	{ "file_delivered", ev_file_delivered },
+	{ "contact_request", ev_contact_request },
+	{ "cert_expiring", ev_cert_expiring },
+	{ "error", ev_error },
+	{ "registry_error", ev_error },
+	{ "help", ev_help },
+	{ "sent", ev_sent },
+	{ "file_offered", ev_sent },
+	{ "pong", ev_pong },
+	{ "refreshed", ev_refreshed },
+	{ "file_accepted", ev_file_accepted },
+	{ "file_rejected", ev_file_failed },
+	{ "file_failed", ev_file_failed },
+	{ "duplicate", ev_duplicate },
+	{ "sessions", ev_sessions },
+	{ "lists", ev_lists },
+	{ "requests", ev_requests },
+};
+
 static void
 print_text(struct app *a, json_t *ev)
 {
-	const char *e = json_string_value(json_object_get(ev, "event"));
-	json_int_t sid = json_integer_value(json_object_get(ev, "session"));
-	FILE *out = a->mode == APP_RUN ? stdout : stderr;
-	json_t *p = json_object_get(ev, "peer");
-	struct shown sh = { .n = 0 };
-#define S(o, k) show(&sh, json_string_value(json_object_get((o), (k))))
-#define I(o, k) ((long long)json_integer_value(json_object_get((o), (k))))
+	struct ev_ctx c;
+	char *txt;
+	size_t i;
 
-	if (strcmp(e, "ready") == 0)
-		fprintf(out, "dchat: %s ready; type 'help' for commands\n",
-		    S(ev, "userid"));
-	else if (strcmp(e, "registered") == 0)
-		fprintf(out, "registered with the DIR until %s\n",
-		    S(ev, "expires_at"));
-	else if (strcmp(e, "calling") == 0)
-		fprintf(out, "calling %s (address from the %s) ...\n",
-		    S(ev, "user"), S(ev, "via"));
-	else if (strcmp(e, "incoming") == 0)
-		fprintf(out, "[%lld] incoming call from %s <%s>, verification "
-		    "code %s: 'accept %lld' or 'reject %lld'\n", (long long)sid,
-		    S(p, "name"), S(p, "userid"), S(p, "code"),
-		    (long long)sid, (long long)sid);
-	else if (strcmp(e, "connected") == 0) {
-		fprintf(out, "[%lld] connected %s %s <%s>%s\n"
-		    "     issuer %s\n     expires %s, revocation status: %s\n"
-		    "     fingerprint %s\n     verification code: %s\n",
-		    (long long)sid, strcmp(S(ev, "direction"), "out") == 0 ?
-		    "to" : "with", S(p, "name"), S(p, "userid"),
-		    json_is_true(json_object_get(ev, "restricted")) ?
-		    " (contact request only)" : "", S(p, "issuer"),
-		    S(p, "not_after"), S(p, "revocation"), S(p, "fingerprint"),
-		    S(p, "code"));
-		if (json_is_true(json_object_get(ev, "fingerprint_changed")))
-			fprintf(out, "     WARNING: the certificate changed "
-			    "since last time (was %s)\n",
-			    S(ev, "previous_fingerprint"));
-		/* Not checked with the registry for this session: say so. */
-		if (strcmp(S(p, "revocation"), "good") != 0)
-			fprintf(out, "     WARNING: %s\n",
-			    S(p, "revocation_note"));
-	} else if (strcmp(e, "message") == 0)
-		fprintf(out, "[%lld] %s: %s\n", (long long)sid, S(ev, "from"),
-		    S(ev, "text"));
-	else if (strcmp(e, "ack") == 0)
-		fprintf(out, "[%lld] message %lld delivered\n", (long long)sid,
-		    I(ev, "id"));
-	else if (strcmp(e, "closed") == 0)
-		fprintf(out, "[%lld] session closed: %s\n", (long long)sid,
-		    S(ev, "reason"));
-	else if (strcmp(e, "call_failed") == 0)
-		fprintf(out, "call to %s failed: %s\n", S(ev, "user"),
-		    S(ev, "reason"));
-	else if (strcmp(e, "call_retry") == 0)
-		fprintf(out, "the last known address of %s failed (%s); asking "
-		    "the DIR\n", S(ev, "user"), S(ev, "reason"));
-	else if (strcmp(e, "refused") == 0)
-		fprintf(out, "refused a caller (%s from %s): %s\n", S(ev, "peer"),
-		    S(ev, "addr"), S(ev, "reason"));
-	else if (strcmp(e, "file_offer") == 0)
-		fprintf(out, "[%lld] file offered: %s (%lld bytes): 'get %lld' "
-		    "or 'decline %lld'\n", (long long)sid, S(ev, "name"),
-		    I(ev, "size"), I(ev, "id"), I(ev, "id"));
-	else if (strcmp(e, "file_received") == 0)
-		fprintf(out, "[%lld] file saved to %s (SHA-256 checked)\n",
-		    (long long)sid, S(ev, "path"));
-	else if (strcmp(e, "file_delivered") == 0)
-		fprintf(out, "[%lld] file %lld delivered and checked\n",
-		    (long long)sid, I(ev, "id"));
-	else if (strcmp(e, "contact_request") == 0)
-		fprintf(out, "[%lld] contact request from %s <%s>: %s ('allow "
-		    "%s' to accept)\n", (long long)sid, S(ev, "name"),
-		    S(ev, "userid"), S(ev, "note"), S(ev, "userid"));
-	else if (strcmp(e, "cert_expiring") == 0)
-		fprintf(out, "warning: %s (%lld days left)\n", S(ev, "message"),
-		    I(ev, "days"));
-	else if (strcmp(e, "error") == 0 || strcmp(e, "registry_error") == 0)
-		fprintf(out, "%s: %s\n", e, S(ev, "message"));
-	else if (strcmp(e, "help") == 0)
-		fputs(help_text, out);
-	else if (strcmp(e, "sent") == 0 || strcmp(e, "file_offered") == 0)
-		fprintf(out, "[%lld] %s %lld sent, waiting for the peer\n",
-		    (long long)sid, e[0] == 's' ? "message" : "file offer",
-		    I(ev, "id"));
-	else if (strcmp(e, "pong") == 0)
-		fprintf(out, "[%lld] pong\n", (long long)sid);
-	else if (strcmp(e, "refreshed") == 0)
-		fprintf(out, "CRL and registration refreshed\n");
-	else if (strcmp(e, "file_accepted") == 0)
-		fprintf(out, "[%lld] file %lld accepted, sending\n",
-		    (long long)sid, I(ev, "id"));
-	else if (strcmp(e, "file_rejected") == 0 ||
-	    strcmp(e, "file_failed") == 0)
-		fprintf(out, "[%lld] file %lld not delivered: %s\n",
-		    (long long)sid, I(ev, "id"), S(ev, "reason"));
-	else if (strcmp(e, "duplicate") == 0)
-		fprintf(out, "both sides called at once: keeping session %lld, "
-		    "closing %lld\n", I(ev, "kept"), I(ev, "dropped"));
-	else if (strcmp(e, "sessions") == 0) {
-		json_t *l = json_object_get(ev, "sessions"), *v;
-		size_t k;
-
-		if (json_array_size(l) == 0)
-			fprintf(out, "no sessions\n");
-		json_array_foreach(l, k, v) {
-			fprintf(out, "%s[%lld] %s %s (%s)\n",
-			    json_is_true(json_object_get(v, "current")) ?
-			    "*" : " ", I(v, "id"), S(v, "peer"),
-			    S(v, "direction"), S(v, "state"));
-			shown_free(&sh);
-		}
-	} else if (strcmp(e, "lists") == 0 || strcmp(e, "requests") == 0) {
-		json_t *l, *v;
-		size_t k;
-
-		if (e[0] == 'l') {
-			fprintf(out, "allow:");
-			json_array_foreach(json_object_get(ev, "allow"), k, v) {
-				fprintf(out, " %s", show(&sh,
-				    json_string_value(v)));
-				shown_free(&sh);
-			}
-			fprintf(out, "\ndeny:");
-			json_array_foreach(json_object_get(ev, "deny"), k, v) {
-				fprintf(out, " %s", show(&sh,
-				    json_string_value(v)));
-				shown_free(&sh);
-			}
-			fprintf(out, "\n");
-		} else {
-			l = json_object_get(ev, "requests");
-			if (json_array_size(l) == 0)
-				fprintf(out, "no contact requests\n");
-			json_array_foreach(l, k, v) {
-				fprintf(out, "%s <%s>: %s\n", S(v, "name"),
-				    S(v, "userid"), S(v, "note"));
-				shown_free(&sh);
-			}
-		}
-	}
+	memset(&c, 0, sizeof(c));
+	c.out = a->mode == APP_RUN ? stdout : stderr;
+	c.ev = ev;
+	c.peer = json_object_get(ev, "peer");
+	c.sid = (long long)json_integer_value(json_object_get(ev, "session"));
+	c.name = json_string_value(json_object_get(ev, "event"));
+	for (i = 0; c.name != NULL &&
+	    i < sizeof(ev_table) / sizeof(ev_table[0]); i++)
+		if (strcmp(c.name, ev_table[i].name) == 0)
+			break;
+	if (c.name != NULL && i < sizeof(ev_table) / sizeof(ev_table[0]))
+		ev_table[i].print(&c);
 	else {
 		/* jansson escapes C0 controls, not DEL, C1 or bidi. */
-		char *txt = json_dumps(ev, JSON_COMPACT);
-
-		fprintf(out, "%s\n", show(&sh, txt ? txt : e));
+		txt = json_dumps(ev, JSON_COMPACT);
+		fprintf(c.out, "%s\n", show(&c.sh, txt ? txt : "?"));
 		free(txt);
 	}
-#undef S
-#undef I
-	shown_free(&sh);
-	fflush(out);
+	shown_free(&c.sh);
+	fflush(c.out);
 }
 
 void
@@ -358,125 +519,305 @@ show_sessions(struct app *a)
 	ui_event(a, json_pack("{s:s,s:o}", "event", "sessions", "sessions", l));
 }
 
-void
-ui_command(struct app *a, json_t *cmd)
+/*
+ * The commands, one small function each, found through the table
+ * below.  A command is a JSON object; its fields are read where needed.
+ */
+struct cmd_ctx {
+	struct app *a;
+	json_t *cmd;
+	const char *name;
+};
+
+static const char *
+field(const struct cmd_ctx *c, const char *key)
 {
-	const char *name = json_string_value(json_object_get(cmd, "cmd"));
-	const char *user = json_string_value(json_object_get(cmd, "user"));
-	const char *text = json_string_value(json_object_get(cmd, "text"));
-	const char *path = json_string_value(json_object_get(cmd, "path"));
-	json_t *idv = json_object_get(cmd, "id");
+	return json_string_value(json_object_get(c->cmd, key));
+}
+
+static void
+cmd_call(struct cmd_ctx *c)
+{
+	if (field(c, "user") == NULL)
+		fail(c->a, c->name, "call whom? (\"user\")");
+	else
+		(void)app_call(c->a, field(c, "user"), 0);
+}
+
+static void
+cmd_request(struct cmd_ctx *c)
+{
+	const char *user = field(c, "user"), *text = field(c, "text");
+	struct session *s;
+	int sid;
+
+	if (user == NULL || text == NULL)
+		fail(c->a, c->name, "request needs \"user\" and \"text\"");
+	else if ((sid = app_call(c->a, user, 0)) > 0 &&
+	    (s = app_session(c->a, sid)) != NULL) {
+		snprintf(s->note, sizeof(s->note), "%s", text);
+		s->has_note = 1;
+	}
+}
+
+/* The session a call answer is for: named, or the oldest ringing. */
+static struct session *
+ringing(struct cmd_ctx *c)
+{
+	struct session *s;
+	int sid = 0;
+
+	if (json_is_integer(json_object_get(c->cmd, "session")))
+		return target(c->a, c->cmd, c->name);
+	for (s = c->a->sessions; s; s = s->next)
+		if (s->st == SS_RINGING)
+			sid = s->id;
+	if ((s = sid > 0 ? app_session(c->a, sid) : NULL) == NULL)
+		fail(c->a, c->name, "no call is ringing");
+	return s;
+}
+
+static void
+cmd_accept(struct cmd_ctx *c)
+{
+	struct session *s;
+	char err[300];
+
+	if ((s = ringing(c)) == NULL)
+		return;
+	if (session_accept(s, err, sizeof(err)) == -1)
+		fail(c->a, c->name, err);
+	else
+		c->a->current = s->id;
+}
+
+static void
+cmd_reject(struct cmd_ctx *c)
+{
+	struct session *s;
+
+	if ((s = ringing(c)) == NULL)
+		return;
+	if (s->st != SS_RINGING)
+		fail(c->a, c->name, "that session is not ringing");
+	else
+		session_close(s, "call rejected");
+}
+
+static void
+cmd_msg(struct cmd_ctx *c)
+{
 	struct session *s;
 	char err[300];
 	uint64_t id;
-	int sid;
 
-	if (name == NULL) {
-		fail(a, NULL, "a command needs \"cmd\"");
-		goto out;
+	if (field(c, "text") == NULL)
+		fail(c->a, c->name, "msg needs \"text\"");
+	else if ((s = target(c->a, c->cmd, c->name)) == NULL)
+		return;
+	else if (session_chat(s, field(c, "text"), &id, err,
+	    sizeof(err)) == -1)
+		fail(c->a, c->name, err);
+	else
+		ui_event(c->a, json_pack("{s:s,s:i,s:I}", "event", "sent",
+		    "session", s->id, "id", (json_int_t)id));
+}
+
+static void
+cmd_ping(struct cmd_ctx *c)
+{
+	struct session *s;
+	char err[300];
+	uint64_t id;
+
+	if ((s = target(c->a, c->cmd, c->name)) != NULL &&
+	    session_ping(s, &id, err, sizeof(err)) == -1)
+		fail(c->a, c->name, err);
+}
+
+static void
+cmd_file(struct cmd_ctx *c)
+{
+	struct session *s;
+	char err[300];
+	uint64_t id;
+
+	if (field(c, "path") == NULL)
+		fail(c->a, c->name, "file needs \"path\"");
+	else if ((s = target(c->a, c->cmd, c->name)) == NULL)
+		return;
+	else if (session_file_offer(s, field(c, "path"), &id, err,
+	    sizeof(err)) == -1)
+		fail(c->a, c->name, err);
+	else
+		ui_event(c->a, json_pack("{s:s,s:i,s:I}", "event",
+		    "file_offered", "session", s->id, "id", (json_int_t)id));
+}
+
+/* file_accept and file_reject: an offer's id, then the session's say. */
+static void
+cmd_file_answer(struct cmd_ctx *c)
+{
+	json_t *idv = json_object_get(c->cmd, "id");
+	struct session *s;
+	char err[300];
+	uint64_t id;
+	int rv;
+
+	if (!json_is_integer(idv) || json_integer_value(idv) < 1) {
+		fail(c->a, c->name, "which file? (\"id\")");
+		return;
 	}
-	if (strcmp(name, "call") == 0) {
-		if (user == NULL)
-			fail(a, name, "call whom? (\"user\")");
-		else
-			(void)app_call(a, user, 0);
-	} else if (strcmp(name, "request") == 0) {
-		if (user == NULL || text == NULL)
-			fail(a, name, "request needs \"user\" and \"text\"");
-		else if ((sid = app_call(a, user, 0)) > 0 &&
-		    (s = app_session(a, sid)) != NULL) {
-			snprintf(s->note, sizeof(s->note), "%s", text);
-			s->has_note = 1;
-		}
-	} else if (strcmp(name, "accept") == 0 || strcmp(name, "reject") == 0) {
-		json_t *v = json_object_get(cmd, "session");
+	if ((s = target(c->a, c->cmd, c->name)) == NULL)
+		return;
+	id = (uint64_t)json_integer_value(idv);
+	if (strcmp(c->name, "file_accept") == 0)
+		rv = session_file_accept(s, id, field(c, "path"), err,
+		    sizeof(err));
+	else
+		rv = session_file_reject(s, id, err, sizeof(err));
+	if (rv == -1)
+		fail(c->a, c->name, err);
+}
 
-		s = NULL;
-		sid = 0;
-		if (!json_is_integer(v)) {
-			/* The oldest ringing call. */
-			for (s = a->sessions; s; s = s->next)
-				if (s->st == SS_RINGING)
-					sid = s->id;
-			s = sid > 0 ? app_session(a, sid) : NULL;
-			if (s == NULL)
-				fail(a, name, "no call is ringing");
-		} else
-			s = target(a, cmd, name);
-		if (s && strcmp(name, "reject") == 0) {
-			if (s->st != SS_RINGING)
-				fail(a, name, "that session is not ringing");
-			else
-				session_close(s, "call rejected");
-		} else if (s && session_accept(s, err, sizeof(err)) == -1)
-			fail(a, name, err);
-		else if (s)
-			a->current = s->id;
-	} else if (strcmp(name, "msg") == 0) {
-		if (text == NULL)
-			fail(a, name, "msg needs \"text\"");
-		else if ((s = target(a, cmd, name)) != NULL) {
-			if (session_chat(s, text, &id, err, sizeof(err)) == -1)
-				fail(a, name, err);
-			else
-				ui_event(a, json_pack("{s:s,s:i,s:I}", "event",
-				    "sent", "session", s->id, "id",
-				    (json_int_t)id));
-		}
-	} else if (strcmp(name, "ping") == 0) {
-		if ((s = target(a, cmd, name)) != NULL &&
-		    session_ping(s, &id, err, sizeof(err)) == -1)
-			fail(a, name, err);
-	} else if (strcmp(name, "file") == 0) {
-		if (path == NULL)
-			fail(a, name, "file needs \"path\"");
-		else if ((s = target(a, cmd, name)) != NULL) {
-			if (session_file_offer(s, path, &id, err,
-			    sizeof(err)) == -1)
-				fail(a, name, err);
-			else
-				ui_event(a, json_pack("{s:s,s:i,s:I}", "event",
-				    "file_offered", "session", s->id, "id",
-				    (json_int_t)id));
-		}
-	} else if (strcmp(name, "file_accept") == 0 ||
-	    strcmp(name, "file_reject") == 0) {
-		if (!json_is_integer(idv) || json_integer_value(idv) < 1)
-			fail(a, name, "which file? (\"id\")");
-		else if ((s = target(a, cmd, name)) != NULL) {
-			id = (uint64_t)json_integer_value(idv);
-			if ((strcmp(name, "file_accept") == 0 ?
-			    session_file_accept(s, id, path, err, sizeof(err)) :
-			    session_file_reject(s, id, err, sizeof(err))) == -1)
-				fail(a, name, err);
-		}
-	} else if (strcmp(name, "hangup") == 0) {
-		if ((s = target(a, cmd, name)) != NULL)
-			session_close(s, "hung up");
-	} else if (strcmp(name, "sessions") == 0) {
-		show_sessions(a);
-	} else if (strcmp(name, "switch") == 0) {
-		if ((s = target(a, cmd, name)) != NULL) {
-			a->current = s->id;
-			show_sessions(a);
-		}
-	} else if (strcmp(name, "allow") == 0 || strcmp(name, "deny") == 0 ||
-	    strcmp(name, "unallow") == 0 || strcmp(name, "undeny") == 0) {
-		list_edit(a, name, user);
-	} else if (strcmp(name, "lists") == 0) {
-		show_lists(a);
-	} else if (strcmp(name, "requests") == 0) {
-		show_requests(a);
-	} else if (strcmp(name, "refresh") == 0) {
-		app_refresh(a);
-	} else if (strcmp(name, "help") == 0) {
-		ui_event(a, json_pack("{s:s,s:s}", "event", "help", "text",
-		    help_text));
-	} else if (strcmp(name, "quit") == 0) {
-		a->quit = 1;
-	} else
-		fail(a, name, "unknown command; try help");
-out:
+static void
+cmd_hangup(struct cmd_ctx *c)
+{
+	struct session *s;
+
+	if ((s = target(c->a, c->cmd, c->name)) != NULL)
+		session_close(s, "hung up");
+}
+
+static void
+cmd_sessions(struct cmd_ctx *c)
+{
+	show_sessions(c->a);
+}
+
+static void
+cmd_switch(struct cmd_ctx *c)
+{
+	struct session *s;
+
+	if ((s = target(c->a, c->cmd, c->name)) != NULL) {
+		c->a->current = s->id;
+		show_sessions(c->a);
+	}
+}
+
+static void
+cmd_list_edit(struct cmd_ctx *c)
+{
+	list_edit(c->a, c->name, field(c, "user"));
+}
+
+static void
+cmd_lists(struct cmd_ctx *c)
+{
+	show_lists(c->a);
+}
+
+static void
+cmd_requests(struct cmd_ctx *c)
+{
+	show_requests(c->a);
+}
+
+static void
+cmd_refresh(struct cmd_ctx *c)
+{
+	app_refresh(c->a);
+}
+
+static void
+cmd_help(struct cmd_ctx *c)
+{
+	ui_event(c->a, json_pack("{s:s,s:s}", "event", "help", "text",
+	    help_text));
+}
+
+static void
+cmd_quit(struct cmd_ctx *c)
+{
+	c->a->quit = 1;
+}
+
+/* What a typed command takes after its verb (parse_typed). */
+enum cmd_args {
+	CA_NONE,	 /* nothing */
+	CA_USER,	 /* a user id or list entry */
+	CA_USER_TEXT,	 /* a user id, then a note to the end of the line */
+	CA_ID_PATH,	 /* a file offer's id, then perhaps a path */
+	CA_SESSION,	 /* perhaps a session number */
+	CA_SESSION_TEXT, /* perhaps a session number, then text */
+	CA_SESSION_PATH, /* perhaps a session number, then a path */
+};
+
+static const struct cmd_def {
+	const char *name;
+	const char *typed; /* the typed verb when it differs, or NULL */
+	enum cmd_args args;
+	void (*run)(struct cmd_ctx *);
+} cmd_table[] = {
+	{ "call", NULL, CA_USER, cmd_call },
+	{ "request", NULL, CA_USER_TEXT, cmd_request },
+	{ "accept", NULL, CA_SESSION, cmd_accept },
+	{ "reject", NULL, CA_SESSION, cmd_reject },
+	{ "msg", NULL, CA_SESSION_TEXT, cmd_msg },
+	{ "ping", NULL, CA_SESSION, cmd_ping },
+	{ "file", NULL, CA_SESSION_PATH, cmd_file },
+	{ "file_accept", "get", CA_ID_PATH, cmd_file_answer },
+	{ "file_reject", "decline", CA_ID_PATH, cmd_file_answer },
+	{ "hangup", NULL, CA_SESSION, cmd_hangup },
+	{ "sessions", NULL, CA_NONE, cmd_sessions },
+	{ "switch", NULL, CA_SESSION, cmd_switch },
+	{ "allow", NULL, CA_USER, cmd_list_edit },
+	{ "deny", NULL, CA_USER, cmd_list_edit },
+	{ "unallow", NULL, CA_USER, cmd_list_edit },
+	{ "undeny", NULL, CA_USER, cmd_list_edit },
+	{ "lists", NULL, CA_NONE, cmd_lists },
+	{ "requests", NULL, CA_NONE, cmd_requests },
+	{ "refresh", NULL, CA_NONE, cmd_refresh },
+	{ "help", NULL, CA_NONE, cmd_help },
+	{ "quit", NULL, CA_NONE, cmd_quit },
+};
+#define NCMDS (sizeof(cmd_table) / sizeof(cmd_table[0]))
+
+/*
+ * The command named s (len bytes): by its JSON name, and when typed is
+ * set also by the verb a person types for it.
+ */
+static const struct cmd_def *
+cmd_find(const char *s, size_t len, int typed)
+{
+	const char *n;
+	size_t i;
+
+	for (i = 0; i < NCMDS; i++) {
+		n = cmd_table[i].name;
+		if (strlen(n) == len && strncmp(n, s, len) == 0)
+			return &cmd_table[i];
+		if (typed && (n = cmd_table[i].typed) != NULL &&
+		    strlen(n) == len && strncmp(n, s, len) == 0)
+			return &cmd_table[i];
+	}
+	return NULL;
+}
+
+void
+ui_command(struct app *a, json_t *cmd)
+{
+	struct cmd_ctx c = { a, cmd, NULL };
+	const struct cmd_def *def;
+
+	c.name = json_string_value(json_object_get(cmd, "cmd"));
+	if (c.name == NULL)
+		fail(a, NULL, "a command needs \"cmd\"");
+	else if ((def = cmd_find(c.name, strlen(c.name), 0)) != NULL)
+		def->run(&c);
+	else
+		fail(a, c.name, "unknown command; try help");
 	json_decref(cmd);
 }
 
@@ -537,25 +878,6 @@ is_number(const char *s)
 	return 1;
 }
 
-/* What a typed line may start with; any other line is a message. */
-static const char *const verbs[] = {
-	"accept", "allow", "call", "decline", "deny", "file", "file_accept",
-	"file_reject", "get", "hangup", "help", "lists", "msg", "ping", "quit",
-	"refresh", "reject", "request", "requests", "sessions", "switch",
-	"unallow", "undeny",
-};
-
-static int
-is_verb(const char *s, size_t len)
-{
-	size_t i;
-
-	for (i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++)
-		if (strlen(verbs[i]) == len && strncmp(verbs[i], s, len) == 0)
-			return 1;
-	return 0;
-}
-
 /*
  * A typed line becomes a JSON command.  Whatever follows a command's
  * fixed words (a message, a path, a note) is taken as it stands, blanks
@@ -564,53 +886,53 @@ is_verb(const char *s, size_t len)
 static json_t *
 parse_typed(struct app *a, char *line)
 {
-	char *rest = line, *verb, *arg, *peek;
+	char *rest = line, *arg, *peek;
 	size_t skip = strspn(line, " \t");
+	const struct cmd_def *def;
 	json_t *cmd;
 	int sid;
 
 	if (line[skip] == '\0')
 		return NULL;
-	if (!is_verb(line + skip, strcspn(line + skip, " \t")))
+	def = cmd_find(line + skip, strcspn(line + skip, " \t"), 1);
+	if (def == NULL)
 		/* Plain text: a message to the current session. */
 		return json_pack("{s:s,s:s}", "cmd", "msg", "text", line);
-	verb = word(&rest);
-	if (strcmp(verb, "get") == 0)
-		verb = "file_accept";
-	else if (strcmp(verb, "decline") == 0)
-		verb = "file_reject";
-	cmd = json_pack("{s:s}", "cmd", verb);
-	if (strcmp(verb, "call") == 0 || strcmp(verb, "allow") == 0 ||
-	    strcmp(verb, "deny") == 0 || strcmp(verb, "unallow") == 0 ||
-	    strcmp(verb, "undeny") == 0) {
+	(void)word(&rest);
+	cmd = json_pack("{s:s}", "cmd", def->name);
+	switch (def->args) {
+	case CA_NONE:
+		break;
+	case CA_USER:
+	case CA_USER_TEXT:
 		if ((arg = word(&rest)) != NULL)
 			json_object_set_new(cmd, "user", json_string(arg));
-	} else if (strcmp(verb, "request") == 0) {
-		if ((arg = word(&rest)) != NULL)
-			json_object_set_new(cmd, "user", json_string(arg));
-		json_object_set_new(cmd, "text", json_string(rest));
-	} else if (strcmp(verb, "file_accept") == 0 ||
-	    strcmp(verb, "file_reject") == 0) {
+		if (def->args == CA_USER_TEXT)
+			json_object_set_new(cmd, "text", json_string(rest));
+		break;
+	case CA_ID_PATH:
 		if ((arg = word(&rest)) != NULL && is_number(arg))
 			json_object_set_new(cmd, "id",
 			    json_integer(strtoll(arg, NULL, 10)));
 		if (*rest)
 			json_object_set_new(cmd, "path", json_string(rest));
-	} else if (strcmp(verb, "msg") == 0 || strcmp(verb, "file") == 0 ||
-	    strcmp(verb, "accept") == 0 || strcmp(verb, "reject") == 0 ||
-	    strcmp(verb, "switch") == 0 || strcmp(verb, "ping") == 0 ||
-	    strcmp(verb, "hangup") == 0) {
+		break;
+	case CA_SESSION:
+	case CA_SESSION_TEXT:
+	case CA_SESSION_PATH:
 		/* An optional session number first; a message may start
-		 * with a number too, so for msg only one naming a session
+		 * with a number too, so for text only one naming a session
 		 * counts. */
 		if ((sid = session_number(&peek, rest)) != -1 &&
-		    (strcmp(verb, "msg") != 0 || app_session(a, sid) != NULL)) {
+		    (def->args != CA_SESSION_TEXT ||
+		    app_session(a, sid) != NULL)) {
 			json_object_set_new(cmd, "session", json_integer(sid));
 			rest = peek;
 		}
-		if (*rest)
-			json_object_set_new(cmd, strcmp(verb, "file") == 0 ?
+		if (*rest && def->args != CA_SESSION)
+			json_object_set_new(cmd, def->args == CA_SESSION_PATH ?
 			    "path" : "text", json_string(rest));
+		break;
 	}
 	return cmd;
 }
