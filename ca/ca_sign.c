@@ -315,6 +315,10 @@ ocsp_response(const unsigned char *basic, size_t basic_len, size_t *len,
 	return out;
 }
 
+/*
+ * Unlike a certificate or a CRL, the answer is not verified here: it is
+ * signed afresh for every request, and every client verifies it.
+ */
 int
 ca_sign_ocsp(const struct ca *ca, OCSP_BASICRESP *bs, unsigned char **der,
     size_t *len, struct ca_err *err)
