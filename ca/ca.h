@@ -31,6 +31,7 @@ enum ca_errcode {
 	CA_ERR_IO,	/* a file could not be read or written */
 	CA_ERR_EXISTS,	/* refusing to overwrite an existing CA */
 	CA_ERR_CRYPTO,	/* an OpenSSL failure that is not the input's fault */
+	CA_ERR_UNAVAILABLE, /* the signer (ca_signer.h) can not be reached */
 };
 
 struct ca_err {
@@ -114,7 +115,11 @@ struct ca;
 int ca_create(const char *key_path, const char *cert_path, enum ca_keytype kt,
     const char *cn, int days, struct ca_err *err) CA_WUR;
 
-/* Load a CA from its key and certificate files; checks they match. */
+/*
+ * Load a CA from its key and certificate files; checks they match.  The
+ * key stays in this process (a key signer, ca_signer.h); ca_open_signer
+ * loads a CA whose key is elsewhere.
+ */
 struct ca *ca_open(const char *key_path, const char *cert_path,
     struct ca_err *err) CA_WUR;
 void ca_free(struct ca *ca);

@@ -1,6 +1,6 @@
 /*
- * ca_create.c - making a new CA, loading an existing one, and the
- * accessors of struct ca.
+ * ca_create.c - making a new CA, loading an existing one (its key in a
+ * signer, ca_signer.h), and the accessors of struct ca.
  */
 #include <sys/stat.h>
 
@@ -47,6 +47,10 @@ ca_selfsign(EVP_PKEY *key, const char *cn, int days, struct ca_err *err)
 	    ca_ext_add(x, &ctx, NID_subject_key_identifier, "hash",
 	    err) == -1)
 		goto err;
+	/*
+	 * Signed with the new key itself, not through a signer: making a CA
+	 * is making its key, and signers refuse CA certificates.
+	 */
 	if (X509_sign(x, key, ca_sign_md(key)) <= 0) {
 		ca_err_set(err, CA_ERR_CRYPTO,
 		    "cannot sign the CA certificate");
@@ -115,61 +119,70 @@ ca_create(const char *key_path, const char *cert_path, enum ca_keytype kt,
 struct ca *
 ca_open(const char *key_path, const char *cert_path, struct ca_err *err)
 {
-	struct ca *ca = NULL;
-	char *key_buf = NULL, *cert_buf = NULL;
-	size_t key_len = 0, cert_len;
+	struct ca_signer *s;
 
 	ca_err_clear(err);
-	if (key_path == NULL || cert_path == NULL) {
-		ca_err_set(err, CA_ERR_INVALID, "key and certificate paths "
-		    "are required");
+	if ((s = ca_signer_open_key(key_path, cert_path, err)) == NULL)
+		return NULL;
+	return ca_open_signer(cert_path, s, err);
+}
+
+/* Whether s signs with the key of cert. */
+static int
+signer_matches(struct ca_signer *s, X509 *cert)
+{
+	const unsigned char *spki, *p;
+	EVP_PKEY *pub;
+	size_t len;
+	int ok;
+
+	p = spki = ca_signer_spki(s, &len);
+	if ((pub = d2i_PUBKEY(NULL, &p, (long)len)) == NULL)
+		return 0;
+	ok = p == spki + len && EVP_PKEY_eq(pub, X509_get0_pubkey(cert)) == 1;
+	EVP_PKEY_free(pub);
+	return ok;
+}
+
+struct ca *
+ca_open_signer(const char *cert_path, struct ca_signer *s, struct ca_err *err)
+{
+	struct ca *ca = NULL;
+
+	ca_err_clear(err);
+	if (s == NULL || cert_path == NULL) {
+		ca_err_set(err, CA_ERR_INVALID, "a signer and a certificate "
+		    "path are required");
 		goto err;
 	}
 	if ((ca = calloc(1, sizeof(*ca))) == NULL) {
 		ca_err_sys(err, CA_ERR_IO, "calloc");
 		goto err;
 	}
-	if (ca_file_read(key_path, CA_FILE_MAX, &key_buf, &key_len,
-	    err) == -1)
+	ca->signer = s;
+	s = NULL;
+	if ((ca->cert = ca_cert_load(cert_path, err)) == NULL)
 		goto err;
-	if ((ca->key = ca_key_from_pem(key_buf, key_len, err)) == NULL) {
-		ca_err_prefix(err, key_path);
-		goto err;
-	}
-	if (ca_file_read(cert_path, CA_PEM_MAX, &cert_buf, &cert_len,
-	    err) == -1)
-		goto err;
-	if ((ca->cert = ca_x509_parse((unsigned char *)cert_buf, cert_len,
-	    err)) == NULL) {
-		ca_err_prefix(err, cert_path);
-		goto err;
-	}
-	if (X509_check_private_key(ca->cert, ca->key) != 1) {
-		ca_err_set(err, CA_ERR_INVALID, "%s does not belong to the "
-		    "key in %s", cert_path, key_path);
-		goto err;
-	}
 	if (X509_check_ca(ca->cert) == 0) {
 		ca_err_set(err, CA_ERR_POLICY, "%s is not a CA certificate",
 		    cert_path);
+		goto err;
+	}
+	if (!signer_matches(ca->signer, ca->cert)) {
+		ca_err_set(err, CA_ERR_INVALID, "%s does not belong to the "
+		    "key of the CA signer", cert_path);
 		goto err;
 	}
 	/* Keep both encodings and the fingerprint: they never change. */
 	if (ca_cert_encode(ca->cert, &ca->pem, &ca->der, &ca->der_len,
 	    err) == -1 ||
 	    ca_fp_hex(ca->der, ca->der_len, ca->fp, err) == -1 ||
-	    ca_leaf_ext_init(ca, err) == -1)
+	    ca_leaf_ext_init(ca, err) == -1 ||
+	    ca_sign_init(ca, err) == -1)
 		goto err;
-	if (key_buf != NULL)
-		OPENSSL_cleanse(key_buf, key_len);
-	free(key_buf);
-	free(cert_buf);
 	return ca;
  err:
-	if (key_buf != NULL)
-		OPENSSL_cleanse(key_buf, key_len);
-	free(key_buf);
-	free(cert_buf);
+	ca_signer_free(s);
 	ca_free(ca);
 	return NULL;
 }
@@ -180,7 +193,8 @@ ca_free(struct ca *ca)
 	if (ca == NULL)
 		return;
 	ca_leaf_ext_free(ca);
-	EVP_PKEY_free(ca->key);
+	ca_sign_free(ca);
+	ca_signer_free(ca->signer);
 	X509_free(ca->cert);
 	free(ca->pem);
 	free(ca->der);

@@ -78,9 +78,8 @@ ca_crl_build(const struct ca *ca, const struct ca_revoked *rev, size_t n,
 	ASN1_INTEGER *num = NULL;
 	X509_EXTENSION *aki = NULL;
 	X509V3_CTX ctx;
-	unsigned char *buf = NULL, *p;
 	size_t i;
-	int len, rv = -1;
+	int rv = -1;
 
 	ca_err_clear(err);
 	*der = NULL;
@@ -124,31 +123,14 @@ ca_crl_build(const struct ca *ca, const struct ca_revoked *rev, size_t n,
 		goto err;
 	}
 	/* Sorted by serial, as readers may search it. */
-	if (!X509_CRL_sort(crl) ||
-	    X509_CRL_sign(crl, ca->key, ca_sign_md(ca->key)) <= 0) {
-		ca_err_set(err, CA_ERR_CRYPTO, "cannot sign the CRL");
+	if (!X509_CRL_sort(crl)) {
+		ca_err_set(err, CA_ERR_CRYPTO, "cannot sort the CRL");
 		goto err;
 	}
-	/* The caller frees with free(), so do not hand out OpenSSL memory. */
-	if ((len = i2d_X509_CRL(crl, NULL)) <= 0) {
-		ca_err_set(err, CA_ERR_CRYPTO, "cannot encode the CRL");
+	if (ca_sign_crl(ca, crl, der, der_len, err) == -1)
 		goto err;
-	}
-	if ((buf = malloc((size_t)len)) == NULL) {
-		ca_err_sys(err, CA_ERR_CRYPTO, "malloc");
-		goto err;
-	}
-	p = buf;
-	if (i2d_X509_CRL(crl, &p) != len) {
-		ca_err_set(err, CA_ERR_CRYPTO, "cannot encode the CRL");
-		goto err;
-	}
-	*der = buf;
-	*der_len = (size_t)len;
-	buf = NULL;
 	rv = 0;
  err:
-	free(buf);
 	X509_EXTENSION_free(aki);
 	ASN1_INTEGER_free(num);
 	ASN1_TIME_free(last);

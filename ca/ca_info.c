@@ -141,7 +141,7 @@ ca_cert_is_ours(const struct ca *ca, const unsigned char *buf, size_t len,
 	 */
 	if (X509_NAME_cmp(X509_get_issuer_name(x),
 	    X509_get_subject_name(ca->cert)) != 0 ||
-	    X509_verify(x, ca->key) != 1) {
+	    X509_verify(x, X509_get0_pubkey(ca->cert)) != 1) {
 		ca_err_clear(err);
 		rv = 0;
 		goto err;

@@ -13,10 +13,12 @@
 #include <time.h>
 
 #include <openssl/evp.h>
+#include <openssl/ocsp.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
 #include "ca.h"
+#include "ca_signer.h"
 
 /* Hard limits on what we accept as input (STYLE rule 11). */
 #define CA_PEM_MAX	(64 * 1024)	/* a CSR or certificate */
@@ -44,14 +46,36 @@ enum ca_leaf_ext {
 };
 
 struct ca {
-	EVP_PKEY *key;			/* the CA private key */
+	struct ca_signer *signer;	/* holds the key, here or elsewhere */
 	X509 *cert;			/* the CA certificate */
 	char *pem;			/* cert as PEM, NUL-terminated */
 	unsigned char *der;		/* cert as DER */
 	size_t der_len;
 	char fp[CA_FP_HEX_LEN];		/* SHA-256 of der */
 	X509_EXTENSION *leaf_ext[CA_EXT_N];
+	/* ca_sign.c: what putting signed objects together needs. */
+	EVP_PKEY *standin;		/* a throwaway key of the CA's kind */
+	X509 *standin_cert;		/* holding standin, for OCSP */
+	unsigned char *respid;		/* OCSP ResponderID byKey, DER */
+	size_t respid_len;
+	unsigned char *ocsp_certs;	/* [0] { the CA certificate }, DER */
+	size_t ocsp_certs_len;
 };
+
+/*
+ * A signer (ca_signer.h) is these operations on its own state: the
+ * seam where another holder of the key (an HSM) fits in.  sign checks
+ * the TBS as ca_signer_sign says and writes at most CA_SIG_MAX bytes.
+ */
+struct ca_signer_ops {
+	int (*sign)(void *impl, enum ca_tbs what, const unsigned char *tbs,
+	    size_t len, unsigned char *sig, size_t *sig_len,
+	    struct ca_err *err);
+	void (*free)(void *impl);
+};
+/* A signer of ops on impl (freed with it, also on failure). */
+struct ca_signer *ca_signer_new(const struct ca_signer_ops *ops, void *impl,
+    const unsigned char *spki, size_t spki_len, struct ca_err *err);
 
 /*
  * What ca_issue.c puts into a leaf certificate besides the key.  Subject
@@ -77,6 +101,9 @@ void ca_err_sys(struct ca_err *err, enum ca_errcode code, const char *fmt, ...)
 /* ca_util.c: keys */
 EVP_PKEY *ca_keygen(enum ca_keytype kt, struct ca_err *err);
 const EVP_MD *ca_sign_md(EVP_PKEY *key);
+/* The AlgorithmIdentifier of key's signatures, DER (OPENSSL_free). */
+int ca_sigalg_der(EVP_PKEY *key, unsigned char **der, size_t *len,
+    struct ca_err *err);
 int ca_key_is_rsa(EVP_PKEY *key);
 char *ca_key_to_pem(EVP_PKEY *key, size_t *len, struct ca_err *err);
 /*
@@ -103,6 +130,8 @@ int ca_cert_encode(X509 *x, char **pem, unsigned char **der, size_t *der_len,
 int ca_pem_block(const char *buf, size_t len, const char *want,
     const char *what, unsigned char **der, long *der_len, struct ca_err *err);
 X509 *ca_x509_parse(const unsigned char *buf, size_t len, struct ca_err *err);
+/* ca_signer.c: the certificate in the file cert_path. */
+X509 *ca_cert_load(const char *cert_path, struct ca_err *err);
 
 X509_NAME *ca_name_new(const char *userid, const char *cn, const char *email,
     struct ca_err *err);
@@ -115,6 +144,37 @@ int ca_file_create(const char *path, const void *buf, size_t len, mode_t mode,
 int ca_file_stage(const char *path, const void *buf, size_t len, mode_t mode,
     char **tmp, struct ca_err *err);
 void ca_file_unstage(char *tmp);
+
+/* ca_der.c: a part of a DER buffer. */
+struct ca_der_span {
+	const unsigned char *p;
+	size_t len;
+};
+/* The elements of the one SEQUENCE der is (at most max of them). */
+int ca_der_seq_split(const unsigned char *der, size_t len,
+    struct ca_der_span *v, size_t max, size_t *n, struct ca_err *err);
+/* A TLV whose content is the n spans, malloc'd. */
+unsigned char *ca_der_tlv(int constructed, int tag, int xclass,
+    const struct ca_der_span *v, size_t n, size_t *out_len,
+    struct ca_err *err);
+/* SEQUENCE { tbs, alg, BIT STRING sig [, extra] }, malloc'd. */
+unsigned char *ca_der_signed(const struct ca_der_span *tbs,
+    const struct ca_der_span *alg, const unsigned char *sig, size_t sig_len,
+    const struct ca_der_span *extra, size_t *out_len, struct ca_err *err);
+
+/* ca_tbs.c: what every signer checks before it signs (ca_signer.h). */
+int ca_tbs_check(X509 *ca_cert, const unsigned char *alg, size_t alg_len,
+    enum ca_tbs what, const unsigned char *tbs, size_t len,
+    struct ca_err *err);
+
+/* ca_sign.c: signing through ca->signer. */
+int ca_sign_init(struct ca *ca, struct ca_err *err);
+void ca_sign_free(struct ca *ca);
+X509 *ca_sign_cert(const struct ca *ca, X509 *x, struct ca_err *err);
+int ca_sign_crl(const struct ca *ca, X509_CRL *crl, unsigned char **der,
+    size_t *len, struct ca_err *err);
+int ca_sign_ocsp(const struct ca *ca, OCSP_BASICRESP *bs, unsigned char **der,
+    size_t *len, struct ca_err *err);
 
 /* ca_csr.c: a checked CSR. */
 struct ca_csr {

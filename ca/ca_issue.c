@@ -253,7 +253,7 @@ X509 *
 ca_issue_leaf(const struct ca *ca, EVP_PKEY *pub, const struct ca_profile *p,
     int days, struct ca_err *err)
 {
-	X509 *x = NULL;
+	X509 *x = NULL, *signed_x = NULL;
 
 	if (urls_ok(p->urls, err) == -1)
 		goto err;
@@ -285,14 +285,10 @@ ca_issue_leaf(const struct ca *ca, EVP_PKEY *pub, const struct ca_profile *p,
 	}
 	if (urls_add(ca, x, p->urls, err) == -1)
 		goto err;
-	if (X509_sign(x, ca->key, ca_sign_md(ca->key)) <= 0) {
-		ca_err_set(err, CA_ERR_CRYPTO, "cannot sign the certificate");
-		goto err;
-	}
-	return x;
+	signed_x = ca_sign_cert(ca, x, err);
  err:
 	X509_free(x);
-	return NULL;
+	return signed_x;
 }
 
 /* A user certificate for pub: the subject and SAN come from subj. */

@@ -263,7 +263,6 @@ ca_ocsp_respond(const struct ca *ca, const struct ca_ocsp_req *q,
     unsigned char **der, size_t *len, struct ca_err *err)
 {
 	OCSP_BASICRESP *bs = NULL;
-	OCSP_RESPONSE *resp = NULL;
 	ASN1_TIME *this_up = NULL, *next_up = NULL;
 	int extended = 0, rv = -1;
 	size_t i;
@@ -289,21 +288,18 @@ ca_ocsp_respond(const struct ca *ca, const struct ca_ocsp_req *q,
 	    (extended && !add_extended_revoke(bs)))
 		goto crypto;
 	/*
-	 * Signed by the CA itself and identified by its key hash; the
-	 * certificate is included so clients find the signer.
+	 * Signed by the CA itself (through its signer) and identified by
+	 * its key hash; the certificate is included so clients find the
+	 * signer (ca_sign.c).
 	 */
-	if (!OCSP_basic_sign(bs, ca->cert, ca->key, ca_sign_md(ca->key), NULL,
-	    OCSP_RESPID_KEY) ||
-	    (resp = OCSP_response_create(OCSP_RESPONSE_STATUS_SUCCESSFUL,
-	    bs)) == NULL || resp_der(resp, der, len) == -1)
-		goto crypto;
+	if (ca_sign_ocsp(ca, bs, der, len, err) == -1)
+		goto err;
 	rv = 0;
 	goto err;
 crypto:
 	ca_err_set(err, CA_ERR_CRYPTO, "cannot sign the OCSP response");
 err:
 	ERR_clear_error();
-	OCSP_RESPONSE_free(resp);
 	OCSP_BASICRESP_free(bs);
 	ASN1_TIME_free(this_up);
 	ASN1_TIME_free(next_up);

@@ -16,6 +16,7 @@
 
 #include <openssl/bn.h>
 #include <openssl/crypto.h>
+#include <openssl/core_names.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
@@ -236,6 +237,42 @@ ca_sign_md(EVP_PKEY *key)
 	if (EVP_PKEY_is_a(key, "ED25519") || EVP_PKEY_is_a(key, "ED448"))
 		return NULL;
 	return EVP_sha256();
+}
+
+/*
+ * What OpenSSL writes as the signature algorithm when it signs with key:
+ * the provider says it (OSSL_SIGNATURE_PARAM_ALGORITHM_ID), as it does
+ * for X509_sign.  A signer compares the TBS's algorithm with this.
+ */
+int
+ca_sigalg_der(EVP_PKEY *key, unsigned char **der, size_t *len,
+    struct ca_err *err)
+{
+	unsigned char buf[256];
+	OSSL_PARAM params[2];
+	EVP_PKEY_CTX *pctx = NULL;
+	EVP_MD_CTX *mctx;
+	int rv = -1;
+
+	*der = NULL;
+	params[0] = OSSL_PARAM_construct_octet_string(
+	    OSSL_SIGNATURE_PARAM_ALGORITHM_ID, buf, sizeof(buf));
+	params[1] = OSSL_PARAM_construct_end();
+	if ((mctx = EVP_MD_CTX_new()) == NULL ||
+	    EVP_DigestSignInit(mctx, &pctx, ca_sign_md(key), NULL, key) <= 0 ||
+	    EVP_PKEY_CTX_get_params(pctx, params) <= 0 ||
+	    params[0].return_size == 0 ||
+	    params[0].return_size > sizeof(buf) ||
+	    (*der = OPENSSL_memdup(buf, params[0].return_size)) == NULL) {
+		ca_err_set(err, CA_ERR_CRYPTO, "cannot tell the signature "
+		    "algorithm of the CA key");
+		goto err;
+	}
+	*len = params[0].return_size;
+	rv = 0;
+ err:
+	EVP_MD_CTX_free(mctx);
+	return rv;
 }
 
 int

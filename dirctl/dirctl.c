@@ -226,7 +226,7 @@ open_reg(const struct opts *o, struct reg *r, struct db **db)
 	char errbuf[512];
 	struct db_err de;
 
-	if (reg_open(r, o->data, o->dsn, errbuf, sizeof(errbuf)) == -1) {
+	if (reg_open(r, o->data, o->dsn, NULL, errbuf, sizeof(errbuf)) == -1) {
 		warnx_("%s", errbuf);
 		return -1;
 	}
@@ -395,7 +395,8 @@ cmd_init(const struct opts *o, int argc, char **argv)
 	ca_free(ca);
 	ca = NULL;
 	/* Database: start (or create) it and apply the schema. */
-	if (reg_open(&r, o->data, o->dsn, errbuf, sizeof(errbuf)) == -1) {
+	if (reg_open(&r, o->data, o->dsn, NULL, errbuf,
+	    sizeof(errbuf)) == -1) {
 		warnx_("%s", errbuf);
 		return 1;
 	}

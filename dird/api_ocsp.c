@@ -125,7 +125,9 @@ answer(struct http_req *req, const unsigned char *der, size_t len,
 	if (ca_ocsp_respond(r->ca, q, ans, time(NULL), reg_conf(r)->ocsp_validity,
 	    &out, &olen, &ce) == -1) {
 		log_warnx("%s ocsp: %s", req->reqid, ce.msg);
-		ocsp_error(resp, CA_OCSP_INTERNAL);
+		/* RFC 6960 tryLater: no answer now, none signed wrongly. */
+		ocsp_error(resp, ce.code == CA_ERR_UNAVAILABLE ?
+		    CA_OCSP_TRY_LATER : CA_OCSP_INTERNAL);
 		goto out;
 	}
 	http_blob(resp, 200, "application/ocsp-response", out, olen);

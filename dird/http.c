@@ -265,7 +265,12 @@ http_error(struct http_resp *resp, int status, const char *code,
 void
 http_reg_error(struct http_resp *resp, const struct reg_err *e)
 {
-	if (e->status == 503)
+	if (e->status == 503 && strcmp(e->code, "signer_unavailable") == 0) {
+		log_warnx("CA signer: %s", e->msg);
+		http_error(resp, 503, "signer_unavailable",
+		    "the registry can not sign now: its CA signer process is "
+		    "not answering; its operator must restart dird");
+	} else if (e->status == 503)
 		http_error(resp, 503, "database_unavailable",
 		    "the registry's database is unavailable; try again "
 		    "shortly");

@@ -26,6 +26,20 @@ log_init(enum log_level level, int use_syslog)
 		openlog("dird", LOG_PID | LOG_NDELAY, LOG_DAEMON);
 }
 
+void
+log_detach(void)
+{
+	if (log_syslog)
+		closelog();
+}
+
+void
+log_reopen(void)
+{
+	if (log_syslog)
+		openlog("dird", LOG_PID | LOG_NDELAY, LOG_DAEMON);
+}
+
 static void
 vlog(int prio, const char *tag, const char *fmt, va_list ap, const char *err)
 {

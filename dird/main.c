@@ -1,8 +1,9 @@
 /*
  * dird - the Domain Identity Registry server.
  *
- * Reads top to bottom: options, logging, configuration, the CA and the
- * database (embedded cluster or DSN, migrations), the listeners, then the
+ * Reads top to bottom: options, logging, the CA signer process (it holds
+ * the CA key, signer.h), configuration, the CA and the database
+ * (embedded cluster or DSN, migrations), the listeners, then the
  * main thread waits for signals: SIGTERM/SIGINT drain and exit (a second
  * one exits at once), SIGHUP reads dird.conf again and puts the settings
  * that may change while running in force.
@@ -10,6 +11,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <getopt.h>
+#include <limits.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -21,6 +23,7 @@
 #include "log.h"
 #include "reg.h"
 #include "sdnotify.h"
+#include "signer.h"
 
 /*
  * The answer cache (cache.h) as configured.  "local" means no other dird
@@ -209,7 +212,9 @@ main(int argc, char **argv)
 	struct conf probe;
 	int nsets = 0, check = 0, debug = 0, use_syslog = 0, ch, sig, i;
 	int listen_seen = 0, stopping = 0;
-	char errbuf[512];
+	pid_t signer_pid;
+	char errbuf[512], datadir[PATH_MAX];
+	struct ca_signer *signer;
 	struct dird_env env;
 	struct http_server *srv;
 	struct reg reg;
@@ -299,8 +304,17 @@ main(int argc, char **argv)
 		printf("dird: configuration OK\n");
 		return 0;
 	}
-	if (reg_open(&reg, data, dsn, errbuf, sizeof(errbuf)) == -1)
+	/*
+	 * The CA key's own process, before a thread, a listener or a
+	 * database connection exists: the key is read there, never here.
+	 */
+	if (reg_datadir(data, datadir, errbuf, sizeof(errbuf)) == -1 ||
+	    (signer = signer_start(datadir, &signer_pid, errbuf,
+	    sizeof(errbuf))) == NULL)
 		fatalx("%s", errbuf);
+	if (reg_open(&reg, datadir, dsn, signer, errbuf, sizeof(errbuf)) == -1)
+		fatalx("%s", errbuf);
+	log_info("CA key: in signer process %ld", (long)signer_pid);
 	for (i = 0; i < nsets; i++)
 		if (set_kv(&reg.conf, &sets[i], &listen_seen) == -1) {
 			reg_close(&reg);
@@ -360,7 +374,8 @@ main(int argc, char **argv)
 	cache_free(env.cache);
 	auth_free(env.auth);
 	metrics_free(env.metrics);
-	reg_close(&reg);
+	reg_close(&reg);	/* the signer process sees its end of stream */
+	signer_wait(signer_pid);
 	log_info("stopped");
 	return 0;
 }

@@ -93,8 +93,21 @@ reg_schema_dir(void)
 }
 
 int
-reg_open(struct reg *r, const char *datadir, const char *dsn, char *errbuf,
+reg_datadir(const char *datadir, char out[PATH_MAX], char *errbuf,
     size_t errlen)
+{
+	if (realpath(datadir, out) == NULL) {
+		snprintf(errbuf, errlen, "data directory %s does not exist; "
+		    "create it with 'dirctl --data %s init --domain DOMAIN'",
+		    datadir, datadir);
+		return -1;
+	}
+	return 0;
+}
+
+int
+reg_open(struct reg *r, const char *datadir, const char *dsn,
+    struct ca_signer *signer, char *errbuf, size_t errlen)
 {
 	char key[PATH_MAX + 16], cert[PATH_MAX + 16], conf[PATH_MAX + 16];
 	struct ca_err ce;
@@ -103,19 +116,17 @@ reg_open(struct reg *r, const char *datadir, const char *dsn, char *errbuf,
 	int applied;
 
 	memset(r, 0, sizeof(*r));
-	if (realpath(datadir, r->datadir) == NULL) {
-		snprintf(errbuf, errlen, "data directory %s does not exist; "
-		    "create it with 'dirctl --data %s init --domain DOMAIN'",
-		    datadir, datadir);
-		return -1;
-	}
+	if (reg_datadir(datadir, r->datadir, errbuf, errlen) == -1)
+		goto err_signer;
 	conf_defaults(&r->conf);
 	reg_path(r, REG_CONF, conf, sizeof(conf));
 	if (conf_load(conf, &r->conf, errbuf, errlen) == -1)
-		return -1;
+		goto err_signer;
 	reg_path(r, REG_CA_KEY, key, sizeof(key));
 	reg_path(r, REG_CA_CERT, cert, sizeof(cert));
-	if ((r->ca = ca_open(key, cert, &ce)) == NULL) {
+	r->ca = signer != NULL ? ca_open_signer(cert, signer, &ce) :
+	    ca_open(key, cert, &ce);
+	if (r->ca == NULL) {
 		snprintf(errbuf, errlen, "cannot load the CA: %s", ce.msg);
 		return -1;
 	}
@@ -139,6 +150,9 @@ reg_open(struct reg *r, const char *datadir, const char *dsn, char *errbuf,
 err:
 	db_free(db);
 	reg_close(r);
+	return -1;
+err_signer:
+	ca_signer_free(signer);
 	return -1;
 }
 
@@ -233,6 +247,20 @@ reg_user(struct db *db, const char *userid, struct db_user *u,
 	return 0;
 }
 
+/*
+ * A failure of the CA to sign: status and code, unless the CA signer
+ * process could not be asked, which is a 503 of its own (http.c).
+ */
+static void
+sign_err(struct reg_err *e, const struct ca_err *ce, int status,
+    const char *code)
+{
+	if (ce->code == CA_ERR_UNAVAILABLE)
+		reg_seterr(e, 503, "signer_unavailable", "%s", ce->msg);
+	else
+		reg_seterr(e, status, code, "%s", ce->msg);
+}
+
 /* The revocation URLs of the configuration, for every certificate. */
 static const struct ca_urls *
 urls(const struct reg *r, struct ca_urls *u)
@@ -282,8 +310,8 @@ reg_issue_csr(struct reg *r, struct db *db, const struct db_user *u,
 	subj.email = u->email[0] ? u->email : NULL;
 	if (ca_issue_user_csr(r->ca, req, &subj, reg_conf(r)->cert_days,
 		urls(r, &cu), out, &ce) == -1) {
-		reg_seterr(e, ce.code == CA_ERR_CRYPTO ? 500 : 400,
-		    "invalid_csr", "%s", ce.msg);
+		sign_err(e, &ce, ce.code == CA_ERR_CRYPTO ? 500 : 400,
+		    "invalid_csr");
 		return -1;
 	}
 	if (reg_record(r, db, u, out, actor, action ? action : "cert.issue",
@@ -364,7 +392,7 @@ reg_issue_p12(struct reg *r, struct db *db, const char *userid,
 	subj.email = u.email[0] ? u.email : NULL;
 	if (ca_issue_p12(r->ca, &subj, CA_KEY_EC_P256, reg_conf(r)->cert_days,
 		urls(r, &cu), passphrase, p12, p12_len, out, &ce) == -1) {
-		reg_seterr(e, 500, "issue_failed", "%s", ce.msg);
+		sign_err(e, &ce, 500, "issue_failed");
 		return -1;
 	}
 	if (reg_record(r, db, &u, out, actor, "cert.issue_p12", source,
@@ -434,7 +462,7 @@ reg_crl_build(struct reg *r, struct db *db, unsigned char **der,
 		l.v[i].serial = l.serials[i];
 	if (ca_crl_build(r->ca, l.v, l.n, number, now, next, der, der_len,
 		&ce) == -1) {
-		reg_seterr(e, 500, "crl_failed", "%s", ce.msg);
+		sign_err(e, &ce, 500, "crl_failed");
 		goto err;
 	}
 	if (db_crl_store(db, ca_fingerprint(r->ca), number, now, next, *der,

@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "ca.h"
+#include "ca_signer.h"
 #include "irp.h"
 #include "conf.h"
 #include "db.h"
@@ -59,12 +60,22 @@ struct reg {
 void reg_path(const struct reg *r, const char *name, char *buf, size_t len);
 
 /*
+ * The absolute path of the data directory datadir into out, or -1 with
+ * a sentence that says how to make one.
+ */
+int reg_datadir(const char *datadir, char out[PATH_MAX], char *errbuf,
+    size_t errlen) REG_WUR;
+
+/*
  * Open an existing data directory: read dird.conf, load the CA, start the
  * embedded cluster unless a DSN is configured (dsn overrides the file when
  * not NULL), and apply pending migrations from the schema directory.
+ * The CA signs through signer (taken over, also on failure; dird's
+ * signer process, signer.h); with NULL its key is read into this
+ * process (dirctl).
  */
 int reg_open(struct reg *r, const char *datadir, const char *dsn,
-    char *errbuf, size_t errlen) REG_WUR;
+    struct ca_signer *signer, char *errbuf, size_t errlen) REG_WUR;
 /* Stop the embedded cluster if we started it; free the CA. */
 void reg_close(struct reg *r);
 
