@@ -55,8 +55,8 @@ ca_der_seq_split(const unsigned char *der, size_t len, struct ca_der_span *v,
 	p = der + hdr;
 	left = len - hdr;
 	while (left > 0) {
-		if (*n == max || der_elem(p, left, &tag, &xclass, &cons,
-		    &hdr, &total) == -1)
+		if (*n == max ||
+		    der_elem(p, left, &tag, &xclass, &cons, &hdr, &total) == -1)
 			goto bad;
 		v[*n].p = p;
 		v[*n].len = total;
@@ -65,9 +65,11 @@ ca_der_seq_split(const unsigned char *der, size_t len, struct ca_der_span *v,
 		left -= total;
 	}
 	return 0;
- bad:
-	ca_err_set(err, CA_ERR_INVALID, "not one DER SEQUENCE of at most %zu "
-	    "elements", max);
+bad:
+	ca_err_set(err, CA_ERR_INVALID,
+	    "not one DER SEQUENCE of at most %zu "
+	    "elements",
+	    max);
 	return -1;
 }
 
@@ -97,14 +99,14 @@ ca_der_tlv(int constructed, int tag, int xclass, const struct ca_der_span *v,
 	p = out;
 	ASN1_put_object(&p, constructed, (int)clen, tag, xclass);
 	for (i = 0; i < n; i++) {
-		if (v[i].len == 0)	/* p may be NULL then */
+		if (v[i].len == 0) /* p may be NULL then */
 			continue;
 		memcpy(p, v[i].p, v[i].len);
 		p += v[i].len;
 	}
 	*out_len = (size_t)total;
 	return out;
- toolong:
+toolong:
 	ca_err_set(err, CA_ERR_INVALID, "a signed object is at most %d bytes",
 	    CA_TBS_MAX);
 	return NULL;
@@ -116,15 +118,14 @@ ca_der_signed(const struct ca_der_span *tbs, const struct ca_der_span *alg,
     size_t *out_len, struct ca_err *err)
 {
 	static const unsigned char no_unused_bits = 0;
-	struct ca_der_span bits[2] = {
-		{ &no_unused_bits, 1 }, { sig, sig_len }
-	};
+	struct ca_der_span bits[2] = { { &no_unused_bits, 1 },
+		{ sig, sig_len } };
 	struct ca_der_span parts[4];
 	unsigned char *bs, *out;
 	size_t bs_len;
 
 	if ((bs = ca_der_tlv(0, V_ASN1_BIT_STRING, V_ASN1_UNIVERSAL, bits, 2,
-	    &bs_len, err)) == NULL)
+		 &bs_len, err)) == NULL)
 		return NULL;
 	parts[0] = *tbs;
 	parts[1] = *alg;

@@ -40,7 +40,8 @@ standin_new(EVP_PKEY *pub, struct ca_err *err)
 	else if (EVP_PKEY_is_a(pub, "ED448"))
 		k = EVP_PKEY_Q_keygen(NULL, NULL, "ED448");
 	else {
-		ca_err_set(err, CA_ERR_POLICY, "a CA key of type %s is not "
+		ca_err_set(err, CA_ERR_POLICY,
+		    "a CA key of type %s is not "
 		    "supported (EC, RSA, Ed25519 or Ed448)",
 		    EVP_PKEY_get0_type_name(pub));
 		return NULL;
@@ -69,9 +70,10 @@ respid_der(X509 *cert, unsigned char **der, size_t *len, struct ca_err *err)
 		goto err;
 	*len = (size_t)n;
 	rv = 0;
- err:
+err:
 	if (rv == -1) {
-		ca_err_set(err, CA_ERR_CRYPTO, "cannot encode the OCSP "
+		ca_err_set(err, CA_ERR_CRYPTO,
+		    "cannot encode the OCSP "
 		    "responder id");
 		free(*der);
 		*der = NULL;
@@ -88,8 +90,8 @@ ca_sign_init(struct ca *ca, struct ca_err *err)
 	size_t seq_len;
 	int rv = -1;
 
-	if ((ca->standin = standin_new(X509_get0_pubkey(ca->cert),
-	    err)) == NULL)
+	if ((ca->standin = standin_new(X509_get0_pubkey(ca->cert), err)) ==
+	    NULL)
 		goto err;
 	if ((ca->standin_cert = X509_new()) == NULL ||
 	    !X509_set_pubkey(ca->standin_cert, ca->standin)) {
@@ -100,15 +102,15 @@ ca_sign_init(struct ca *ca, struct ca_err *err)
 		goto err;
 	/* certs [0] EXPLICIT SEQUENCE OF Certificate: the CA's own. */
 	if ((seq = ca_der_tlv(1, V_ASN1_SEQUENCE, V_ASN1_UNIVERSAL, &cert, 1,
-	    &seq_len, err)) == NULL)
+		 &seq_len, err)) == NULL)
 		goto err;
 	cert.p = seq;
 	cert.len = seq_len;
 	if ((ca->ocsp_certs = ca_der_tlv(1, 0, V_ASN1_CONTEXT_SPECIFIC, &cert,
-	    1, &ca->ocsp_certs_len, err)) == NULL)
+		 1, &ca->ocsp_certs_len, err)) == NULL)
 		goto err;
 	rv = 0;
- err:
+err:
 	free(seq);
 	return rv;
 }
@@ -146,14 +148,14 @@ i2d_span(int n, unsigned char **buf, struct ca_der_span *s)
  */
 static unsigned char *
 sign_tbs(const struct ca *ca, enum ca_tbs what, const struct ca_der_span *tbs,
-    const struct ca_der_span *alg, const struct ca_der_span *extra,
-    size_t *len, struct ca_err *err)
+    const struct ca_der_span *alg, const struct ca_der_span *extra, size_t *len,
+    struct ca_err *err)
 {
 	unsigned char sig[CA_SIG_MAX];
 	size_t sig_len = 0;
 
 	if (ca_signer_sign(ca->signer, what, tbs->p, tbs->len, sig, &sig_len,
-	    err) == -1)
+		err) == -1)
 		return NULL;
 	return ca_der_signed(tbs, alg, sig, sig_len, extra, len, err);
 }
@@ -179,23 +181,23 @@ ca_sign_cert(const struct ca *ca, X509 *x, struct ca_err *err)
 		ca_err_set(err, CA_ERR_CRYPTO, "cannot encode the certificate");
 		goto err;
 	}
-	if ((der = sign_tbs(ca, CA_TBS_CERT, &tbs, &alg, NULL, &len,
-	    err)) == NULL)
+	if ((der = sign_tbs(ca, CA_TBS_CERT, &tbs, &alg, NULL, &len, err)) ==
+	    NULL)
 		goto err;
 	p = der;
 	/*
 	 * What relying parties will parse, checked against the CA's own
 	 * key: a signer that answered anything else is found out here.
 	 */
-	if ((out = d2i_X509(NULL, &p, (long)len)) == NULL ||
-	    p != der + len ||
+	if ((out = d2i_X509(NULL, &p, (long)len)) == NULL || p != der + len ||
 	    X509_verify(out, X509_get0_pubkey(ca->cert)) != 1) {
-		ca_err_set(err, CA_ERR_CRYPTO, "the CA signer's signature of "
+		ca_err_set(err, CA_ERR_CRYPTO,
+		    "the CA signer's signature of "
 		    "a certificate does not verify with the CA certificate");
 		X509_free(out);
 		out = NULL;
 	}
- err:
+err:
 	OPENSSL_free(tbs_der);
 	OPENSSL_free(alg_der);
 	free(der);
@@ -217,26 +219,27 @@ ca_sign_crl(const struct ca *ca, X509_CRL *crl, unsigned char **der,
 	if (X509_CRL_sign(crl, ca->standin, ca_sign_md(ca->standin)) <= 0)
 		goto crypto;
 	X509_CRL_get0_signature(crl, NULL, &palg);
-	if (i2d_span(i2d_re_X509_CRL_tbs(crl, &tbs_der), &tbs_der,
-	    &tbs) == -1 ||
+	if (i2d_span(i2d_re_X509_CRL_tbs(crl, &tbs_der), &tbs_der, &tbs) ==
+		-1 ||
 	    i2d_span(i2d_X509_ALGOR(palg, &alg_der), &alg_der, &alg) == -1)
 		goto crypto;
-	if ((*der = sign_tbs(ca, CA_TBS_CRL, &tbs, &alg, NULL, len,
-	    err)) == NULL)
+	if ((*der = sign_tbs(ca, CA_TBS_CRL, &tbs, &alg, NULL, len, err)) ==
+	    NULL)
 		goto err;
 	p = *der;
 	if ((check = d2i_X509_CRL(NULL, &p, (long)*len)) == NULL ||
 	    p != *der + *len ||
 	    X509_CRL_verify(check, X509_get0_pubkey(ca->cert)) != 1) {
-		ca_err_set(err, CA_ERR_CRYPTO, "the CA signer's signature of "
+		ca_err_set(err, CA_ERR_CRYPTO,
+		    "the CA signer's signature of "
 		    "a CRL does not verify with the CA certificate");
 		goto err;
 	}
 	rv = 0;
 	goto err;
- crypto:
+crypto:
 	ca_err_set(err, CA_ERR_CRYPTO, "cannot encode the CRL");
- err:
+err:
 	if (rv == -1) {
 		free(*der);
 		*der = NULL;
@@ -270,9 +273,8 @@ ocsp_tbs(const struct ca *ca, const unsigned char *der, size_t len,
 }
 
 /* id-pkix-ocsp-basic, as the DER of the OBJECT IDENTIFIER. */
-static const unsigned char oid_ocsp_basic[] = {
-	0x06, 0x09, 0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x30, 0x01, 0x01
-};
+static const unsigned char oid_ocsp_basic[] = { 0x06, 0x09, 0x2b, 0x06, 0x01,
+	0x05, 0x05, 0x07, 0x30, 0x01, 0x01 };
 
 /*
  * OCSPResponse { successful, [0] { id-pkix-ocsp-basic, OCTET STRING
@@ -289,26 +291,26 @@ ocsp_response(const unsigned char *basic, size_t basic_len, size_t *len,
 	size_t oct_len, rb_len, x0_len;
 
 	if ((oct = ca_der_tlv(0, V_ASN1_OCTET_STRING, V_ASN1_UNIVERSAL, &b, 1,
-	    &oct_len, err)) == NULL)
+		 &oct_len, err)) == NULL)
 		goto err;
 	v[0].p = oid_ocsp_basic;
 	v[0].len = sizeof(oid_ocsp_basic);
 	v[1].p = oct;
 	v[1].len = oct_len;
 	if ((rb = ca_der_tlv(1, V_ASN1_SEQUENCE, V_ASN1_UNIVERSAL, v, 2,
-	    &rb_len, err)) == NULL)
+		 &rb_len, err)) == NULL)
 		goto err;
 	b.p = rb;
 	b.len = rb_len;
 	if ((x0 = ca_der_tlv(1, 0, V_ASN1_CONTEXT_SPECIFIC, &b, 1, &x0_len,
-	    err)) == NULL)
+		 err)) == NULL)
 		goto err;
 	v[0].p = successful;
 	v[0].len = sizeof(successful);
 	v[1].p = x0;
 	v[1].len = x0_len;
 	out = ca_der_tlv(1, V_ASN1_SEQUENCE, V_ASN1_UNIVERSAL, v, 2, len, err);
- err:
+err:
 	free(oct);
 	free(rb);
 	free(x0);
@@ -323,8 +325,8 @@ int
 ca_sign_ocsp(const struct ca *ca, OCSP_BASICRESP *bs, unsigned char **der,
     size_t *len, struct ca_err *err)
 {
-	struct ca_der_span tbs, alg, certs = { ca->ocsp_certs,
-		ca->ocsp_certs_len };
+	struct ca_der_span tbs, alg,
+	    certs = { ca->ocsp_certs, ca->ocsp_certs_len };
 	unsigned char *rd_der = NULL, *alg_der = NULL, *tbs_der = NULL;
 	unsigned char *basic = NULL;
 	struct ca_der_span rd;
@@ -333,12 +335,14 @@ ca_sign_ocsp(const struct ca *ca, OCSP_BASICRESP *bs, unsigned char **der,
 
 	*der = NULL;
 	if (!OCSP_basic_sign(bs, ca->standin_cert, ca->standin,
-	    ca_sign_md(ca->standin), NULL, OCSP_RESPID_KEY | OCSP_NOCERTS) ||
+		ca_sign_md(ca->standin), NULL,
+		OCSP_RESPID_KEY | OCSP_NOCERTS) ||
 	    i2d_span(i2d_OCSP_RESPDATA(OCSP_resp_get0_respdata(bs), &rd_der),
-	    &rd_der, &rd) == -1 ||
+		&rd_der, &rd) == -1 ||
 	    i2d_span(i2d_X509_ALGOR(OCSP_resp_get0_tbs_sigalg(bs), &alg_der),
-	    &alg_der, &alg) == -1) {
-		ca_err_set(err, CA_ERR_CRYPTO, "cannot encode the OCSP "
+		&alg_der, &alg) == -1) {
+		ca_err_set(err, CA_ERR_CRYPTO,
+		    "cannot encode the OCSP "
 		    "response");
 		goto err;
 	}
@@ -346,11 +350,11 @@ ca_sign_ocsp(const struct ca *ca, OCSP_BASICRESP *bs, unsigned char **der,
 		goto err;
 	tbs.p = tbs_der;
 	if ((basic = sign_tbs(ca, CA_TBS_OCSP, &tbs, &alg, &certs, &basic_len,
-	    err)) == NULL ||
+		 err)) == NULL ||
 	    (*der = ocsp_response(basic, basic_len, len, err)) == NULL)
 		goto err;
 	rv = 0;
- err:
+err:
 	OPENSSL_free(rd_der);
 	OPENSSL_free(alg_der);
 	free(tbs_der);

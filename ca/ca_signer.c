@@ -14,7 +14,7 @@
 struct ca_signer {
 	const struct ca_signer_ops *ops;
 	void *impl;
-	unsigned char *spki;	/* DER SubjectPublicKeyInfo */
+	unsigned char *spki; /* DER SubjectPublicKeyInfo */
 	size_t spki_len;
 };
 
@@ -49,9 +49,8 @@ ca_signer_free(struct ca_signer *s)
 }
 
 int
-ca_signer_sign(struct ca_signer *s, enum ca_tbs what,
-    const unsigned char *tbs, size_t len, unsigned char *sig,
-    size_t *sig_len, struct ca_err *err)
+ca_signer_sign(struct ca_signer *s, enum ca_tbs what, const unsigned char *tbs,
+    size_t len, unsigned char *sig, size_t *sig_len, struct ca_err *err)
 {
 	ca_err_clear(err);
 	*sig_len = 0;
@@ -69,8 +68,8 @@ ca_signer_spki(const struct ca_signer *s, size_t *len)
 
 struct key_signer {
 	EVP_PKEY *key;
-	X509 *cert;		/* the CA's: what the checks compare with */
-	unsigned char *alg;	/* the key's signature algorithm, DER */
+	X509 *cert;	    /* the CA's: what the checks compare with */
+	unsigned char *alg; /* the key's signature algorithm, DER */
 	size_t alg_len;
 };
 
@@ -96,20 +95,20 @@ key_sign(void *impl, enum ca_tbs what, const unsigned char *tbs, size_t len,
 	size_t n = CA_SIG_MAX;
 	int rv = -1;
 
-	if (ca_tbs_check(k->cert, k->alg, k->alg_len, what, tbs, len,
-	    err) == -1)
+	if (ca_tbs_check(k->cert, k->alg, k->alg_len, what, tbs, len, err) ==
+	    -1)
 		return -1;
 	/* The whole TBS in one call: Ed25519 knows no other way. */
 	if ((ctx = EVP_MD_CTX_new()) == NULL ||
-	    EVP_DigestSignInit(ctx, NULL, ca_sign_md(k->key), NULL,
-	    k->key) <= 0 ||
+	    EVP_DigestSignInit(ctx, NULL, ca_sign_md(k->key), NULL, k->key) <=
+		0 ||
 	    EVP_DigestSign(ctx, sig, &n, tbs, len) <= 0) {
 		ca_err_set(err, CA_ERR_CRYPTO, "the CA key cannot sign");
 		goto err;
 	}
 	*sig_len = n;
 	rv = 0;
- err:
+err:
 	EVP_MD_CTX_free(ctx);
 	return rv;
 }
@@ -160,7 +159,8 @@ ca_signer_open_key(const char *key_path, const char *cert_path,
 
 	ca_err_clear(err);
 	if (key_path == NULL || cert_path == NULL) {
-		ca_err_set(err, CA_ERR_INVALID, "key and certificate paths "
+		ca_err_set(err, CA_ERR_INVALID,
+		    "key and certificate paths "
 		    "are required");
 		return NULL;
 	}
@@ -172,8 +172,10 @@ ca_signer_open_key(const char *key_path, const char *cert_path,
 	    (k->cert = ca_cert_load(cert_path, err)) == NULL)
 		goto err;
 	if (X509_check_private_key(k->cert, k->key) != 1) {
-		ca_err_set(err, CA_ERR_INVALID, "%s does not belong to the "
-		    "key in %s", cert_path, key_path);
+		ca_err_set(err, CA_ERR_INVALID,
+		    "%s does not belong to the "
+		    "key in %s",
+		    cert_path, key_path);
 		goto err;
 	}
 	if (X509_check_ca(k->cert) == 0) {
@@ -182,21 +184,24 @@ ca_signer_open_key(const char *key_path, const char *cert_path,
 		goto err;
 	}
 	if (EVP_PKEY_get_size(k->key) > CA_SIG_MAX) {
-		ca_err_set(err, CA_ERR_POLICY, "%s: the key's signatures are "
-		    "longer than %d bytes", key_path, CA_SIG_MAX);
+		ca_err_set(err, CA_ERR_POLICY,
+		    "%s: the key's signatures are "
+		    "longer than %d bytes",
+		    key_path, CA_SIG_MAX);
 		goto err;
 	}
 	if (ca_sigalg_der(k->key, &k->alg, &k->alg_len, err) == -1)
 		goto err;
 	if ((n = i2d_PUBKEY(k->key, &spki)) <= 0) {
-		ca_err_set(err, CA_ERR_CRYPTO, "cannot encode the CA's public "
+		ca_err_set(err, CA_ERR_CRYPTO,
+		    "cannot encode the CA's public "
 		    "key");
 		goto err;
 	}
 	s = ca_signer_new(&key_ops, k, spki, (size_t)n, err);
 	OPENSSL_free(spki);
 	return s;
- err:
+err:
 	key_free(k);
 	return NULL;
 }

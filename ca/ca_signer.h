@@ -37,27 +37,27 @@
 
 /* What is to be signed: the DER to-be-signed part of ... */
 enum ca_tbs {
-	CA_TBS_CERT = 1,	/* a leaf certificate: TBSCertificate */
-	CA_TBS_CRL,		/* a CRL: TBSCertList */
-	CA_TBS_OCSP,		/* an OCSP answer: ResponseData */
+	CA_TBS_CERT = 1, /* a leaf certificate: TBSCertificate */
+	CA_TBS_CRL,	 /* a CRL: TBSCertList */
+	CA_TBS_OCSP,	 /* an OCSP answer: ResponseData */
 };
 
-#define CA_SIG_MAX	1024		/* RSA 8192 */
-#define CA_TBS_MAX	(16 * 1024 * 1024) /* a CRL of ~300000 entries */
+#define CA_SIG_MAX 1024		      /* RSA 8192 */
+#define CA_TBS_MAX (16 * 1024 * 1024) /* a CRL of ~300000 entries */
 
 /* Message types on the socket. */
 enum ca_signer_msg {
-	CA_SIGNER_READY = 1,	/* the greeting: SubjectPublicKeyInfo */
-	CA_SIGNER_ERROR,	/* code (32 bits) and a message */
-	CA_SIGNER_SIGN_CERT,	/* the TBS of a CA_TBS_CERT, and so on */
+	CA_SIGNER_READY = 1, /* the greeting: SubjectPublicKeyInfo */
+	CA_SIGNER_ERROR,     /* code (32 bits) and a message */
+	CA_SIGNER_SIGN_CERT, /* the TBS of a CA_TBS_CERT, and so on */
 	CA_SIGNER_SIGN_CRL,
 	CA_SIGNER_SIGN_OCSP,
-	CA_SIGNER_SIG,		/* the signature */
+	CA_SIGNER_SIG, /* the signature */
 };
 
 struct ca_signer_hdr {
-	unsigned int type;	/* enum ca_signer_msg */
-	unsigned int len;	/* bytes of payload that follow */
+	unsigned int type; /* enum ca_signer_msg */
+	unsigned int len;  /* bytes of payload that follow */
 };
 
 struct ca_signer;
@@ -85,8 +85,8 @@ void ca_signer_free(struct ca_signer *s);
  * refusal is CA_ERR_POLICY or CA_ERR_INVALID with the reason.
  */
 int ca_signer_sign(struct ca_signer *s, enum ca_tbs what,
-    const unsigned char *tbs, size_t len, unsigned char *sig,
-    size_t *sig_len, struct ca_err *err) CA_WUR;
+    const unsigned char *tbs, size_t len, unsigned char *sig, size_t *sig_len,
+    struct ca_err *err) CA_WUR;
 
 /* The signer's public key as DER SubjectPublicKeyInfo; borrowed. */
 const unsigned char *ca_signer_spki(const struct ca_signer *s, size_t *len);
@@ -96,8 +96,7 @@ const unsigned char *ca_signer_spki(const struct ca_signer *s, size_t *len);
  * until the other end closes (0) or breaks the protocol or the socket
  * fails (-1, with *err saying why).  Does not close fd.
  */
-int ca_signer_serve(struct ca_signer *s, int fd, struct ca_err *err)
-    CA_WUR;
+int ca_signer_serve(struct ca_signer *s, int fd, struct ca_err *err) CA_WUR;
 
 /*
  * What a serving end that could not load its key says instead of READY:

@@ -22,17 +22,17 @@
 #include "ca_internal.h"
 
 /* How long an answer may take: a signature, even of a long CRL, is quick. */
-#define CA_SIGNER_WAIT_MS	60000
-#define CA_SPKI_MAX		8192
+#define CA_SIGNER_WAIT_MS 60000
+#define CA_SPKI_MAX 8192
 
 /* An ERROR's payload: the code, then the message without its NUL. */
-#define ERRMSG_MAX	(sizeof(((struct ca_err *)0)->msg) - 1)
+#define ERRMSG_MAX (sizeof(((struct ca_err *)0)->msg) - 1)
 
 struct remote {
 	int fd;
 	pthread_mutex_t lock;
-	int dead;		/* gone or out of step */
-	char why[128];		/* ... and how */
+	int dead;      /* gone or out of step */
+	char why[128]; /* ... and how */
 };
 
 /* Write all of buf; MSG_NOSIGNAL, as a library must not raise SIGPIPE. */
@@ -160,8 +160,10 @@ serve_one(struct ca_signer *s, int fd, struct ca_err *err)
 	}
 	if (h.type < CA_SIGNER_SIGN_CERT || h.type > CA_SIGNER_SIGN_OCSP ||
 	    h.len == 0 || h.len > CA_TBS_MAX) {
-		ca_err_set(err, CA_ERR_INVALID, "a malformed request (type %u, "
-		    "%u bytes): not answering again", h.type, h.len);
+		ca_err_set(err, CA_ERR_INVALID,
+		    "a malformed request (type %u, "
+		    "%u bytes): not answering again",
+		    h.type, h.len);
 		(void)send_error(fd, err);
 		return -1;
 	}
@@ -172,12 +174,15 @@ serve_one(struct ca_signer *s, int fd, struct ca_err *err)
 	}
 	/* The rest follows the header at once, or the asker is broken. */
 	if (recv_all(fd, tbs, h.len, CA_SIGNER_WAIT_MS) != 0) {
-		ca_err_set(err, CA_ERR_INVALID, "a request cut short (%u bytes "
-		    "announced)", h.len);
+		ca_err_set(err, CA_ERR_INVALID,
+		    "a request cut short (%u bytes "
+		    "announced)",
+		    h.len);
 		goto err;
 	}
-	if (ca_signer_sign(s, (enum ca_tbs)(h.type - CA_SIGNER_SIGN_CERT +
-	    CA_TBS_CERT), tbs, h.len, sig, &sig_len, &e) == -1)
+	if (ca_signer_sign(s,
+		(enum ca_tbs)(h.type - CA_SIGNER_SIGN_CERT + CA_TBS_CERT), tbs,
+		h.len, sig, &sig_len, &e) == -1)
 		r = send_error(fd, &e);
 	else
 		r = msg_send(fd, CA_SIGNER_SIG, sig, sig_len, NULL, 0);
@@ -186,7 +191,7 @@ serve_one(struct ca_signer *s, int fd, struct ca_err *err)
 		goto err;
 	}
 	rv = 0;
- err:
+err:
 	free(tbs);
 	return rv;
 }
@@ -218,8 +223,10 @@ remote_dead(struct remote *rm, struct ca_err *err, const char *why)
 	if (!rm->dead)
 		snprintf(rm->why, sizeof(rm->why), "%s", why);
 	rm->dead = 1;
-	ca_err_set(err, CA_ERR_UNAVAILABLE, "the CA signer process is not "
-	    "answering (%s)", rm->why);
+	ca_err_set(err, CA_ERR_UNAVAILABLE,
+	    "the CA signer process is not "
+	    "answering (%s)",
+	    rm->why);
 }
 
 /* Why a recv_all or send_all failed, in words. */
@@ -250,8 +257,8 @@ remote_answer(struct remote *rm, unsigned char *buf, size_t max,
 	}
 	if (h.len > max ||
 	    (h.type == CA_SIGNER_ERROR && h.len < sizeof(uint32_t)) ||
-	    (h.type == CA_SIGNER_ERROR && h.len > sizeof(uint32_t) +
-	    ERRMSG_MAX)) {
+	    (h.type == CA_SIGNER_ERROR &&
+		h.len > sizeof(uint32_t) + ERRMSG_MAX)) {
 		remote_dead(rm, err, "it sent a malformed answer");
 		return -1;
 	}
@@ -265,8 +272,8 @@ remote_answer(struct remote *rm, unsigned char *buf, size_t max,
 }
 
 static int
-remote_sign(void *impl, enum ca_tbs what, const unsigned char *tbs,
-    size_t len, unsigned char *sig, size_t *sig_len, struct ca_err *err)
+remote_sign(void *impl, enum ca_tbs what, const unsigned char *tbs, size_t len,
+    unsigned char *sig, size_t *sig_len, struct ca_err *err)
 {
 	struct remote *rm = impl;
 	unsigned char buf[sizeof(uint32_t) + ERRMSG_MAX + CA_SIG_MAX];
@@ -276,8 +283,10 @@ remote_sign(void *impl, enum ca_tbs what, const unsigned char *tbs,
 
 	if (what < CA_TBS_CERT || what > CA_TBS_OCSP || len == 0 ||
 	    len > CA_TBS_MAX) {
-		ca_err_set(err, CA_ERR_INVALID, "a to-be-signed object is 1 "
-		    "to %d bytes of a known kind", CA_TBS_MAX);
+		ca_err_set(err, CA_ERR_INVALID,
+		    "a to-be-signed object is 1 "
+		    "to %d bytes of a known kind",
+		    CA_TBS_MAX);
 		return -1;
 	}
 	pthread_mutex_lock(&rm->lock);
@@ -285,8 +294,9 @@ remote_sign(void *impl, enum ca_tbs what, const unsigned char *tbs,
 		remote_dead(rm, err, rm->why);
 		goto out;
 	}
-	if (msg_send(rm->fd, (enum ca_signer_msg)(what - CA_TBS_CERT +
-	    CA_SIGNER_SIGN_CERT), tbs, len, NULL, 0) == -1) {
+	if (msg_send(rm->fd,
+		(enum ca_signer_msg)(what - CA_TBS_CERT + CA_SIGNER_SIGN_CERT),
+		tbs, len, NULL, 0) == -1) {
 		remote_dead(rm, err, io_why(-1));
 		goto out;
 	}
@@ -302,7 +312,7 @@ remote_sign(void *impl, enum ca_tbs what, const unsigned char *tbs,
 	} else {
 		remote_dead(rm, err, "it sent a malformed answer");
 	}
- out:
+out:
 	pthread_mutex_unlock(&rm->lock);
 	return rv;
 }
@@ -357,7 +367,7 @@ ca_signer_open_remote(int fd, struct ca_err *err)
 		goto err;
 	}
 	return ca_signer_new(&remote_ops, rm, buf, n, err);
- err:
+err:
 	remote_free(rm);
 	return NULL;
 }

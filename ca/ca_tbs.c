@@ -53,12 +53,14 @@ alg_at(const unsigned char *tbs, size_t len, size_t i, int first_tag,
 
 	if (ca_der_seq_split(tbs, len, v, 12, &n, err) == -1 || n <= i ||
 	    v[0].p[0] != first_tag) {
-		ca_err_set(err, CA_ERR_INVALID, "not a DER to-be-signed "
+		ca_err_set(err, CA_ERR_INVALID,
+		    "not a DER to-be-signed "
 		    "certificate or CRL of this version");
 		return -1;
 	}
 	if (v[i].len != alg_len || memcmp(v[i].p, alg, alg_len) != 0) {
-		ca_err_set(err, CA_ERR_POLICY, "the signature algorithm is "
+		ca_err_set(err, CA_ERR_POLICY,
+		    "the signature algorithm is "
 		    "not the CA key's");
 		return -1;
 	}
@@ -75,7 +77,8 @@ cert_validity(X509 *x, struct ca_err *err)
 		return -1;
 	if (nb < now - TBS_SKEW || nb > now + TBS_SKEW || na <= nb ||
 	    na - nb > (time_t)(CA_DAYS_MAX + 1) * 86400) {
-		ca_err_set(err, CA_ERR_POLICY, "refusing a certificate valid "
+		ca_err_set(err, CA_ERR_POLICY,
+		    "refusing a certificate valid "
 		    "from other than about now, or for more than %d days",
 		    CA_DAYS_MAX);
 		return -1;
@@ -91,12 +94,13 @@ cert_check(X509 *ca, X509 *x, struct ca_err *err)
 	EVP_PKEY *pub;
 
 	if (X509_get_version(x) != X509_VERSION_3) {
-		ca_err_set(err, CA_ERR_POLICY, "only v3 certificates are "
+		ca_err_set(err, CA_ERR_POLICY,
+		    "only v3 certificates are "
 		    "signed");
 		return -1;
 	}
-	if (X509_NAME_cmp(X509_get_issuer_name(x),
-	    X509_get_subject_name(ca)) != 0) {
+	if (X509_NAME_cmp(X509_get_issuer_name(x), X509_get_subject_name(ca)) !=
+	    0) {
 		ca_err_set(err, CA_ERR_POLICY, "the issuer is not this CA");
 		return -1;
 	}
@@ -106,18 +110,21 @@ cert_check(X509 *ca, X509 *x, struct ca_err *err)
 		return -1;
 	}
 	/* X509_check_ca also takes a v1 self-signed certificate for one. */
-	if ((flags & EXFLAG_CA) || (X509_get_key_usage(x) &
-	    (KU_KEY_CERT_SIGN | KU_CRL_SIGN)) || X509_check_ca(x) != 0) {
-		ca_err_set(err, CA_ERR_POLICY, "refusing to sign a CA "
+	if ((flags & EXFLAG_CA) ||
+	    (X509_get_key_usage(x) & (KU_KEY_CERT_SIGN | KU_CRL_SIGN)) ||
+	    X509_check_ca(x) != 0) {
+		ca_err_set(err, CA_ERR_POLICY,
+		    "refusing to sign a CA "
 		    "certificate (basicConstraints cA, keyCertSign or "
 		    "cRLSign)");
 		return -1;
 	}
 	if (X509_NAME_cmp(X509_get_subject_name(x),
-	    X509_get_subject_name(ca)) == 0 ||
+		X509_get_subject_name(ca)) == 0 ||
 	    (pub = X509_get0_pubkey(x)) == NULL ||
 	    EVP_PKEY_eq(pub, X509_get0_pubkey(ca)) == 1) {
-		ca_err_set(err, CA_ERR_POLICY, "refusing a certificate with "
+		ca_err_set(err, CA_ERR_POLICY,
+		    "refusing a certificate with "
 		    "the CA's own name or key, or an unreadable key");
 		return -1;
 	}
@@ -138,12 +145,13 @@ check_cert(X509 *ca, const unsigned char *w, size_t wlen,
 		goto err;
 	}
 	if (!same_der(i2d_re_X509_tbs(x, &re), &re, tbs, len)) {
-		ca_err_set(err, CA_ERR_INVALID, "a TBSCertificate not in "
+		ca_err_set(err, CA_ERR_INVALID,
+		    "a TBSCertificate not in "
 		    "canonical DER");
 		goto err;
 	}
 	rv = cert_check(ca, x, err);
- err:
+err:
 	X509_free(x);
 	return rv;
 }
@@ -164,21 +172,23 @@ check_crl(X509 *ca, const unsigned char *w, size_t wlen,
 		goto err;
 	}
 	if (!same_der(i2d_re_X509_CRL_tbs(crl, &re), &re, tbs, len)) {
-		ca_err_set(err, CA_ERR_INVALID, "a TBSCertList not in "
+		ca_err_set(err, CA_ERR_INVALID,
+		    "a TBSCertList not in "
 		    "canonical DER");
 		goto err;
 	}
 	if (X509_CRL_get_version(crl) != X509_CRL_VERSION_2 ||
 	    X509_NAME_cmp(X509_CRL_get_issuer(crl),
-	    X509_get_subject_name(ca)) != 0 ||
+		X509_get_subject_name(ca)) != 0 ||
 	    (next = X509_CRL_get0_nextUpdate(crl)) == NULL ||
 	    ASN1_TIME_compare(X509_CRL_get0_lastUpdate(crl), next) >= 0) {
-		ca_err_set(err, CA_ERR_POLICY, "only v2 CRLs of this CA, "
+		ca_err_set(err, CA_ERR_POLICY,
+		    "only v2 CRLs of this CA, "
 		    "with a nextUpdate after thisUpdate, are signed");
 		goto err;
 	}
 	rv = 0;
- err:
+err:
 	X509_CRL_free(crl);
 	return rv;
 }
@@ -196,8 +206,7 @@ ocsp_responder_ok(X509 *ca, OCSP_BASICRESP *bs)
 		return 0;
 	if (pname != NULL)
 		return X509_NAME_cmp(pname, X509_get_subject_name(ca)) == 0;
-	return pid != NULL &&
-	    X509_pubkey_digest(ca, EVP_sha1(), md, &mdlen) &&
+	return pid != NULL && X509_pubkey_digest(ca, EVP_sha1(), md, &mdlen) &&
 	    (size_t)ASN1_STRING_length(pid) == mdlen &&
 	    memcmp(ASN1_STRING_get0_data(pid), md, mdlen) == 0;
 }
@@ -216,47 +225,52 @@ check_ocsp(X509 *ca, const unsigned char *w, size_t wlen,
 		ca_err_set(err, CA_ERR_INVALID, "not a DER OCSP ResponseData");
 		goto err;
 	}
-	if (!same_der(i2d_OCSP_RESPDATA(OCSP_resp_get0_respdata(bs), &re),
-	    &re, tbs, len)) {
-		ca_err_set(err, CA_ERR_INVALID, "an OCSP ResponseData not in "
+	if (!same_der(i2d_OCSP_RESPDATA(OCSP_resp_get0_respdata(bs), &re), &re,
+		tbs, len)) {
+		ca_err_set(err, CA_ERR_INVALID,
+		    "an OCSP ResponseData not in "
 		    "canonical DER");
 		goto err;
 	}
 	n = OCSP_resp_count(bs);
 	if (!ocsp_responder_ok(ca, bs) || n < 1 || n > CA_OCSP_REQ_MAX) {
-		ca_err_set(err, CA_ERR_POLICY, "only OCSP answers by this CA "
-		    "about 1 to %d certificates are signed", CA_OCSP_REQ_MAX);
+		ca_err_set(err, CA_ERR_POLICY,
+		    "only OCSP answers by this CA "
+		    "about 1 to %d certificates are signed",
+		    CA_OCSP_REQ_MAX);
 		goto err;
 	}
 	rv = 0;
- err:
+err:
 	OCSP_BASICRESP_free(bs);
 	return rv;
 }
 
 int
 ca_tbs_check(X509 *ca, const unsigned char *alg, size_t alg_len,
-    enum ca_tbs what, const unsigned char *tbs, size_t len,
-    struct ca_err *err)
+    enum ca_tbs what, const unsigned char *tbs, size_t len, struct ca_err *err)
 {
 	unsigned char *w = NULL;
 	size_t wlen;
 	int rv = -1;
 
 	if (tbs == NULL || len == 0 || len > CA_TBS_MAX) {
-		ca_err_set(err, CA_ERR_INVALID, "a to-be-signed object is 1 "
-		    "to %d bytes", CA_TBS_MAX);
+		ca_err_set(err, CA_ERR_INVALID,
+		    "a to-be-signed object is 1 "
+		    "to %d bytes",
+		    CA_TBS_MAX);
 		return -1;
 	}
 	/*
 	 * The algorithm inside: a TBSCertificate starts [0] version,
 	 * serial, signature; a TBSCertList version, signature.
 	 */
-	if ((what == CA_TBS_CERT && alg_at(tbs, len, 2,
-	    V_ASN1_CONTEXT_SPECIFIC | V_ASN1_CONSTRUCTED, alg, alg_len,
-	    err) == -1) ||
-	    (what == CA_TBS_CRL && alg_at(tbs, len, 1, V_ASN1_INTEGER, alg,
-	    alg_len, err) == -1))
+	if ((what == CA_TBS_CERT &&
+		alg_at(tbs, len, 2,
+		    V_ASN1_CONTEXT_SPECIFIC | V_ASN1_CONSTRUCTED, alg, alg_len,
+		    err) == -1) ||
+	    (what == CA_TBS_CRL &&
+		alg_at(tbs, len, 1, V_ASN1_INTEGER, alg, alg_len, err) == -1))
 		goto err;
 	if ((w = wrap(tbs, len, alg, alg_len, &wlen, err)) == NULL)
 		goto err;
@@ -275,7 +289,7 @@ ca_tbs_check(X509 *ca, const unsigned char *alg, size_t alg_len,
 		    (int)what);
 		break;
 	}
- err:
+err:
 	free(w);
 	ERR_clear_error();
 	return rv;

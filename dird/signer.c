@@ -108,8 +108,7 @@ sandbox(void)
 }
 
 /* The signer process: never returns. */
-static void __attribute__((noreturn))
-signer_main(const char *datadir, int fd)
+static void __attribute__((noreturn)) signer_main(const char *datadir, int fd)
 {
 	char key[PATH_MAX + 16], cert[PATH_MAX + 16];
 	unsigned char seed[1];
@@ -144,8 +143,10 @@ signer_main(const char *datadir, int fd)
 	 */
 	if (RAND_priv_bytes(seed, sizeof(seed)) != 1 || sandbox() == -1) {
 		e.code = CA_ERR_CRYPTO;
-		snprintf(e.msg, sizeof(e.msg), "the CA signer process cannot "
-		    "fence itself in: %s", strerror(errno));
+		snprintf(e.msg, sizeof(e.msg),
+		    "the CA signer process cannot "
+		    "fence itself in: %s",
+		    strerror(errno));
 		(void)ca_signer_refuse(SIGNER_FD, &e);
 		goto out;
 	}
@@ -153,7 +154,7 @@ signer_main(const char *datadir, int fd)
 		log_warnx("signer: %s", e.msg);
 	else
 		rv = 0;
- out:
+out:
 	ca_signer_free(s);
 	close(SIGNER_FD);
 	exit(rv);
@@ -171,8 +172,10 @@ signer_start(const char *datadir, pid_t *pid, char *errbuf, size_t errlen)
 	 * hold the socket, or the signer would not see dird go.
 	 */
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == -1) {
-		snprintf(errbuf, errlen, "cannot start the CA signer: "
-		    "socketpair: %s", strerror(errno));
+		snprintf(errbuf, errlen,
+		    "cannot start the CA signer: "
+		    "socketpair: %s",
+		    strerror(errno));
 		return NULL;
 	}
 	/* Nothing buffered may be written twice. */

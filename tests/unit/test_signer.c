@@ -78,8 +78,7 @@ exit_status(pid_t pid)
  * signature algorithm.
  */
 static unsigned char *
-tbs_cert(X509 *ca, int nid, const char *value, const char *issuer_cn,
-    int *len)
+tbs_cert(X509 *ca, int nid, const char *value, const char *issuer_cn, int *len)
 {
 	EVP_PKEY *k = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
 	X509_NAME *subj = X509_NAME_new(), *iss = NULL;
@@ -97,8 +96,7 @@ tbs_cert(X509 *ca, int nid, const char *value, const char *issuer_cn,
 	}
 	X509_set_version(x, X509_VERSION_3);
 	ASN1_INTEGER_set(X509_get_serialNumber(x), 4711);
-	X509_set_issuer_name(x, iss != NULL ? iss :
-	    X509_get_subject_name(ca));
+	X509_set_issuer_name(x, iss != NULL ? iss : X509_get_subject_name(ca));
 	X509_set_subject_name(x, subj);
 	X509_gmtime_adj(X509_getm_notBefore(x), 0);
 	X509_gmtime_adj(X509_getm_notAfter(x), 86400);
@@ -148,8 +146,7 @@ issue(struct ca *ca, struct ca_err *e)
 	if ((key = ca_key_new_pem(CA_KEY_EC_P256, e)) == NULL)
 		return -1;
 	if ((csr = ca_csr_new_pem(key, subj.userid, subj.name, e)) != NULL &&
-	    ca_issue_user(ca, csr, strlen(csr), &subj, 30, NULL, &is,
-	    e) == 0) {
+	    ca_issue_user(ca, csr, strlen(csr), &subj, 30, NULL, &is, e) == 0) {
 		rv = ca_cert_is_ours(ca, is.der, is.der_len, e) == 1 ? 0 : -1;
 		ca_issued_clear(&is);
 	}
@@ -178,21 +175,26 @@ test_remote_ca(void)
 	s = ca_signer_open_remote(fd, &e);
 	check(s != NULL, "the signer process says it is ready");
 	ca = s != NULL ? ca_open_signer(cert_path, s, &e) : NULL;
-	check(ca != NULL, "ca_open_signer: a CA whose key is in another "
+	check(ca != NULL,
+	    "ca_open_signer: a CA whose key is in another "
 	    "process");
 	if (ca == NULL) {
 		diag("%s", e.msg);
 		return;
 	}
-	check(issue(ca, &e) == 0, "a user certificate issued through the "
+	check(issue(ca, &e) == 0,
+	    "a user certificate issued through the "
 	    "signer process verifies with the CA");
 	rev.revoked_at = time(NULL);
-	check(ca_crl_build(ca, &rev, 1, 1, time(NULL), time(NULL) + 3600,
-	    &der, &len, &e) == 0 && len > 0, "a CRL is signed through the "
+	check(ca_crl_build(ca, &rev, 1, 1, time(NULL), time(NULL) + 3600, &der,
+		  &len, &e) == 0 &&
+		len > 0,
+	    "a CRL is signed through the "
 	    "signer process");
 	free(der);
 	ca_free(ca);
-	check(exit_status(pid) == 0, "the signer process exits 0 when the "
+	check(exit_status(pid) == 0,
+	    "the signer process exits 0 when the "
 	    "CA is freed (end of stream)");
 }
 
@@ -216,8 +218,7 @@ test_refusals(struct ca_signer *s, X509 *ca)
 	refused(s, tbs, (size_t)len, CA_ERR_POLICY, "CA certificate",
 	    "a certificate with keyUsage cRLSign");
 	OPENSSL_free(tbs);
-	tbs = tbs_cert(ca, NID_basic_constraints, "CA:FALSE", "Other CA",
-	    &len);
+	tbs = tbs_cert(ca, NID_basic_constraints, "CA:FALSE", "Other CA", &len);
 	refused(s, tbs, (size_t)len, CA_ERR_POLICY, "issuer",
 	    "a certificate of another issuer");
 	OPENSSL_free(tbs);
@@ -264,7 +265,8 @@ test_policy(void)
 		test_refusals(remote, cert);
 		/* Refusals are answers: the signer still signs after them. */
 		ca = ca_open_signer(cert_path, remote, &e);
-		check(ca != NULL && issue(ca, &e) == 0, "after refusing, the "
+		check(ca != NULL && issue(ca, &e) == 0,
+		    "after refusing, the "
 		    "signer process still signs a user certificate");
 		ca_free(ca);
 	} else {
@@ -304,9 +306,14 @@ raw(const void *msg, size_t len, int half_close, const char *what)
 	memcpy(&h, buf, got >= sizeof(h) ? sizeof(h) : 0);
 	saw_error = got >= sizeof(h) && h.type == CA_SIGNER_ERROR;
 	st = exit_status(pid);
-	checkf((saw_error || half_close) && st != 0, "the signer process "
-	    "refuses %s and stops (answer %s, exit %d)", what,
-	    saw_error ? "ERROR" : got == 0 ? "none" : "other", st);
+	checkf((saw_error || half_close) && st != 0,
+	    "the signer process "
+	    "refuses %s and stops (answer %s, exit %d)",
+	    what,
+	    saw_error	 ? "ERROR" :
+		got == 0 ? "none" :
+			   "other",
+	    st);
 	close(fd);
 }
 
@@ -357,10 +364,12 @@ test_gone(void)
 	kill(pid, SIGKILL);
 	exit_status(pid);
 	check(issue(ca, &e) == -1 && e.code == CA_ERR_UNAVAILABLE &&
-	    strstr(e.msg, "signer process") != NULL, "with its signer "
+		strstr(e.msg, "signer process") != NULL,
+	    "with its signer "
 	    "process killed, issuing fails with CA_ERR_UNAVAILABLE");
 	diag("%s", e.msg);
-	check(issue(ca, &e) == -1 && e.code == CA_ERR_UNAVAILABLE, "and "
+	check(issue(ca, &e) == -1 && e.code == CA_ERR_UNAVAILABLE,
+	    "and "
 	    "again, at once");
 	ca_free(ca);
 
@@ -368,7 +377,8 @@ test_gone(void)
 	pid = signer_fork("/nonexistent/ca.key", &fd);
 	s = ca_signer_open_remote(fd, &e);
 	check(s == NULL && e.code == CA_ERR_IO &&
-	    strstr(e.msg, "/nonexistent/ca.key") != NULL, "a signer process "
+		strstr(e.msg, "/nonexistent/ca.key") != NULL,
+	    "a signer process "
 	    "without its key says why it could not start");
 	diag("%s", e.msg);
 	ca_signer_free(s);
@@ -398,8 +408,9 @@ main(void)
 	}
 	snprintf(key_path, sizeof(key_path), "%s/ca.key", dir);
 	snprintf(cert_path, sizeof(cert_path), "%s/ca.pem", dir);
-	check(ca_create(key_path, cert_path, CA_KEY_EC_P256, "DIR Test CA",
-	    365, &e) == 0, "ca_create");
+	check(ca_create(key_path, cert_path, CA_KEY_EC_P256, "DIR Test CA", 365,
+		  &e) == 0,
+	    "ca_create");
 	test_remote_ca();
 	test_policy();
 	test_protocol();
