@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -99,6 +100,180 @@ load_config(struct keystore *ks)
 	fclose(f);
 }
 
+/* "key.pem.new" for "key.pem": where ks_store_identity puts it first. */
+static int
+pending_path(char *dst, size_t len, const char *path)
+{
+	return (size_t)snprintf(dst, len, "%s.new", path) >= len ? -1 : 0;
+}
+
+/* Make renames and creations in the home directory durable. */
+static int
+sync_dir(const struct keystore *ks)
+{
+	int fd, rv;
+
+	if ((fd = open(ks->home, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1)
+		return -1;
+	rv = fsync(fd);
+	close(fd);
+	return rv;
+}
+
+/*
+ * A switch of key and certificate that stopped half-way
+ * (ks_store_identity died): with both new files written, finish it;
+ * with only the new certificate left, the key went in already: finish
+ * it; with only a new key, the certificate never came: drop the key.
+ * Looked at under the exclusive lock, so a switch under way is waited
+ * for, not taken for a broken one.
+ */
+static void
+recover_identity(const struct keystore *ks)
+{
+	char knew[KS_PATH_MAX + 8], cnew[KS_PATH_MAX + 8];
+	int fd, has_key, has_cert;
+
+	if (pending_path(knew, sizeof(knew), ks->key) == -1 ||
+	    pending_path(cnew, sizeof(cnew), ks->cert) == -1 ||
+	    (access(knew, F_OK) == -1 && access(cnew, F_OK) == -1))
+		return;
+	fd = ks_lock(ks, 1);
+	has_key = access(knew, F_OK) == 0;
+	has_cert = access(cnew, F_OK) == 0;
+	if (has_key && has_cert) {
+		if (rename(knew, ks->key) == 0)
+			(void)rename(cnew, ks->cert);
+	} else if (has_cert)
+		(void)rename(cnew, ks->cert);
+	else if (has_key)
+		(void)unlink(knew);
+	(void)sync_dir(ks);
+	ks_unlock(fd);
+}
+
+int
+ks_lock(const struct keystore *ks, int exclusive)
+{
+	int fd;
+
+	if ((fd = open(ks->lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) == -1 &&
+	    (fd = open(ks->lock, O_RDONLY | O_CLOEXEC)) == -1)
+		return -1;
+	/* A signal (dchat run's) may interrupt the wait: wait on. */
+	while (flock(fd, exclusive ? LOCK_EX : LOCK_SH) == -1) {
+		if (errno != EINTR) {
+			close(fd);
+			return -1;
+		}
+	}
+	return fd;
+}
+
+void
+ks_unlock(int fd)
+{
+	int saved = errno;
+
+	if (fd != -1)
+		close(fd); /* releases the flock */
+	errno = saved;
+}
+
+int
+ks_store_identity(const struct keystore *ks, const char *key_pem,
+    size_t key_len, const char *cert_pem, size_t cert_len, char *err,
+    size_t errlen)
+{
+	char knew[KS_PATH_MAX + 8], cnew[KS_PATH_MAX + 8];
+	const char *what;
+	int fd, saved;
+
+	if (pending_path(knew, sizeof(knew), ks->key) == -1 ||
+	    pending_path(cnew, sizeof(cnew), ks->cert) == -1) {
+		snprintf(err, errlen, "home directory path too long");
+		return -1;
+	}
+	/* Exclusive for the whole switch: two renewals at once must not
+	 * mix their new files. */
+	if ((fd = ks_lock(ks, 1)) == -1) {
+		snprintf(err, errlen, "cannot lock %s: %s", ks->lock,
+		    strerror(errno));
+		return -1;
+	}
+	what = knew;
+	if (ks_write_file(knew, key_pem, key_len, 0600) == -1)
+		goto undo;
+	what = cnew;
+	if (ks_write_file(cnew, cert_pem, cert_len, 0644) == -1)
+		goto undo;
+	what = ks->home;
+	if (sync_dir(ks) == -1)
+		goto undo;
+	what = ks->key;
+	if (rename(knew, ks->key) == -1)
+		goto undo;
+	/*
+	 * From here on the new key is in place: should this rename fail,
+	 * cert.pem.new stays, and the next ks_open puts it in place.
+	 */
+	if (rename(cnew, ks->cert) == -1) {
+		snprintf(err, errlen, "cannot rename %s to %s: %s (dchat "
+		    "finishes this the next time it starts)", cnew, ks->cert,
+		    strerror(errno));
+		ks_unlock(fd);
+		return -1;
+	}
+	(void)sync_dir(ks);
+	ks_unlock(fd);
+	return 0;
+undo:
+	saved = errno;
+	(void)unlink(knew);
+	(void)unlink(cnew);
+	ks_unlock(fd);
+	snprintf(err, errlen, "cannot write %s: %s; the previous key and "
+	    "certificate stay", what, strerror(saved));
+	return -1;
+}
+
+static void
+file_stamp(const char *path, struct ks_file_stamp *f)
+{
+	struct stat st;
+
+	memset(f, 0, sizeof(*f));
+	if (stat(path, &st) == -1)
+		return; /* missing: all zero */
+	f->dev = st.st_dev;
+	f->ino = st.st_ino;
+	f->size = st.st_size;
+	f->mtime = st.st_mtim;
+}
+
+void
+ks_identity_stamp(const struct keystore *ks, struct ks_stamp *st)
+{
+	file_stamp(ks->key, &st->key);
+	file_stamp(ks->cert, &st->cert);
+}
+
+static int
+file_stamp_changed(const struct ks_file_stamp *a,
+    const struct ks_file_stamp *b)
+{
+	return a->dev != b->dev || a->ino != b->ino || a->size != b->size ||
+	    a->mtime.tv_sec != b->mtime.tv_sec ||
+	    a->mtime.tv_nsec != b->mtime.tv_nsec;
+}
+
+int
+ks_stamp_changed(const struct ks_stamp *a, const struct ks_stamp *b)
+{
+	return file_stamp_changed(&a->key, &b->key) ||
+	    file_stamp_changed(&a->cert, &b->cert);
+}
+
 int
 ks_open(struct keystore *ks, const char *home, int create, char *err,
     size_t errlen)
@@ -131,7 +306,8 @@ ks_open(struct keystore *ks, const char *home, int create, char *err,
 	    path_join(ks->allow, ks->home, "allow") ||
 	    path_join(ks->deny, ks->home, "deny") ||
 	    path_join(ks->requests, ks->home, "requests") ||
-	    path_join(ks->downloads, ks->home, "downloads")) {
+	    path_join(ks->downloads, ks->home, "downloads") ||
+	    path_join(ks->lock, ks->home, "lock")) {
 		snprintf(err, errlen, "home directory path too long");
 		return -1;
 	}
@@ -140,6 +316,7 @@ ks_open(struct keystore *ks, const char *home, int create, char *err,
 		    strerror(errno));
 		return -1;
 	}
+	recover_identity(ks);
 	load_config(ks);
 	return 0;
 }

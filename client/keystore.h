@@ -5,6 +5,8 @@
  * Layout of DIR (default $XDG_CONFIG_HOME/dchat, else ~/.config/dchat):
  *   key.pem      the private key, mode 0600, never leaves the machine
  *   cert.pem     our certificate          ca.pem    the pinned DIR CA
+ *   lock         taken while key and certificate are replaced or read
+ *                (ks_lock), so that nobody sees one without the other
  *   crl.der      the last CRL fetched from the DIR (see peertls.h)
  *   config       "server = https://host:4604" and "userid = ..."
  *   contacts     "userid ip port fingerprint" per line: last working address
@@ -12,7 +14,8 @@
  *                the DIR CA vouches for)
  *   requests     contact requests left by callers: "userid<TAB>name<TAB>note"
  *   downloads/   received files
- * Every file is replaced atomically (write to a temporary, rename).
+ * Every file is replaced atomically (write to a temporary, rename); key
+ * and certificate together (ks_store_identity).
  */
 #ifndef KEYSTORE_H
 #define KEYSTORE_H
@@ -20,6 +23,7 @@
 #include <limits.h>
 #include <stddef.h>
 #include <sys/types.h>
+#include <time.h>
 
 #define KS_PATH_MAX 4096
 #define KS_LIST_MAX 256	     /* entries per allow / deny list */
@@ -40,6 +44,7 @@ struct keystore {
 	char deny[KS_PATH_MAX];
 	char requests[KS_PATH_MAX];
 	char downloads[KS_PATH_MAX];
+	char lock[KS_PATH_MAX];
 	char server[1024]; /* from config, "" if none */
 	char userid[256];  /* from config, "" if none */
 };
@@ -74,6 +79,44 @@ int ks_write_file(const char *path, const void *buf, size_t len, mode_t mode)
 /* Read at most max bytes of path into a new NUL-terminated buffer. */
 int ks_read_file(const char *path, size_t max, unsigned char **buf,
     size_t *len) __attribute__((warn_unused_result));
+
+/*
+ * Key and certificate as one.  Both are written in full to key.pem.new
+ * and cert.pem.new first, and only then renamed over the old ones (key,
+ * then certificate), all under the exclusive lock: a reader holding the
+ * shared lock sees the old pair or the new one, never a mix, and the old
+ * key is not gone before the new certificate is safely on disk.  A crash
+ * in between is finished (both new files written) or undone (not both)
+ * by the next ks_open.  0, or -1 with a sentence in err; on failure the
+ * old pair is untouched.
+ */
+int ks_store_identity(const struct keystore *ks, const char *key_pem,
+    size_t key_len, const char *cert_pem, size_t cert_len, char *err,
+    size_t errlen) __attribute__((warn_unused_result));
+
+/*
+ * The lock of the home directory (flock): shared to read key and
+ * certificate, exclusive to replace them.  A descriptor for ks_unlock,
+ * or -1 (no lock could be had: read anyway, it is only a shield against
+ * a renewal at that very moment).
+ */
+int ks_lock(const struct keystore *ks, int exclusive);
+void ks_unlock(int fd);
+
+/* Key and certificate files as they are now: which file, what size, when
+ * last written.  Another process that replaces them changes the stamp. */
+struct ks_file_stamp {
+	dev_t dev;
+	ino_t ino;
+	off_t size;
+	struct timespec mtime;
+};
+struct ks_stamp {
+	struct ks_file_stamp key, cert;
+};
+void ks_identity_stamp(const struct keystore *ks, struct ks_stamp *st);
+/* 1 when a and b differ. */
+int ks_stamp_changed(const struct ks_stamp *a, const struct ks_stamp *b);
 
 int ks_list_load(const char *path, struct ks_list *l);
 int ks_list_save(const char *path, const struct ks_list *l);

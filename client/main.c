@@ -177,7 +177,7 @@ new_identity(const struct keystore *ks, struct irp_client *c, const char *uid,
 	struct irp_cert cert = { 0 };
 	struct irp_err err;
 	struct ca_err cerr;
-	char *key = NULL, *csr = NULL;
+	char *key = NULL, *csr = NULL, kerr[300];
 	int rv = -1;
 
 	if ((key = ca_key_new_pem(CA_KEY_EC_P256, &cerr)) == NULL ||
@@ -198,14 +198,10 @@ new_identity(const struct keystore *ks, struct irp_client *c, const char *uid,
 		    "'%s', not %s\n", info->userid, uid);
 		goto err;
 	}
-	/* Certificate first: a crash in between leaves the old key with a
-	 * certificate it does not match, which dchat reports; the other order
-	 * would leave a key nobody has a certificate for. */
-	if (ks_write_file(ks->cert, cert.cert_pem, strlen(cert.cert_pem),
-	    0644) == -1 || ks_write_file(ks->key, key, strlen(key), 0600) ==
-	    -1) {
-		fprintf(stderr, "dchat: cannot write the key or certificate: "
-		    "%s\n", strerror(errno));
+	/* As one: the old pair stays until the new one is there in full. */
+	if (ks_store_identity(ks, key, strlen(key), cert.cert_pem,
+	    strlen(cert.cert_pem), kerr, sizeof(kerr)) == -1) {
+		fprintf(stderr, "dchat: %s\n", kerr);
 		goto err;
 	}
 	rv = 0;
@@ -440,10 +436,9 @@ cmd_restore(struct opts *o)
 		    "another user\n");
 		goto err;
 	}
-	if (ks_write_file(ks.cert, certpem, strlen(certpem), 0644) == -1)
-		goto err;
-	if (ks_write_file(ks.key, keypem, strlen(keypem), 0600) == -1) {
-		fprintf(stderr, "dchat: cannot write %s\n", ks.key);
+	if (ks_store_identity(&ks, keypem, strlen(keypem), certpem,
+	    strlen(certpem), kerr, sizeof(kerr)) == -1) {
+		fprintf(stderr, "dchat: %s\n", kerr);
 		goto err;
 	}
 	snprintf(ks.server, sizeof(ks.server), "%s", o->server);

@@ -1,7 +1,8 @@
 /*
  * test_client.c - dchat's pure parts: address parsing and the Happy
  * Eyeballs order (dial.c), allow / deny list matching and the contacts
- * file (keystore.c), when the certificate's end is announced (expiry.c),
+ * file, key and certificate replaced as one (keystore.c), when the
+ * certificate's end is announced (expiry.c),
  * how text from others is shown on a terminal (vis.c), which unfinished
  * handshake makes way for a new caller (admit.c).
  * Table-driven, TAP output.
@@ -14,6 +15,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "admit.h"
 #include "dial.h"
@@ -261,6 +263,104 @@ test_store(void)
 	test_requests(&ks);
 }
 
+/* The files of a key store as one string, "name=content;" each. */
+static void
+store_files(const struct keystore *ks, char *out, size_t len)
+{
+	const char *names[] = { ks->key, ks->cert, NULL };
+	char pend[KS_PATH_MAX + 8];
+	unsigned char *buf;
+	size_t i, n, off = 0;
+	int k;
+
+	out[0] = '\0';
+	for (i = 0; names[i]; i++) {
+		for (k = 0; k < 2; k++) {
+			snprintf(pend, sizeof(pend), "%s%s", names[i],
+			    k ? ".new" : "");
+			if (ks_read_file(pend, KS_FILE_MAX, &buf, &n) == -1)
+				continue;
+			off += (size_t)snprintf(out + off, len - off, "%s=%s;",
+			    strrchr(pend, '/') + 1, buf);
+			free(buf);
+		}
+	}
+}
+
+/*
+ * Key and certificate replaced as one, and what the next ks_open makes
+ * of a switch that a crash stopped at each step.
+ */
+static void
+test_store_identity(void)
+{
+	struct ks_stamp before, after;
+	struct keystore ks;
+	struct stat st;
+	char err[256], files[256];
+	int opened;
+
+	if (ks_open(&ks, "idhome", 1, err, sizeof(err)) == -1) {
+		check(0, err);
+		return;
+	}
+	ks_identity_stamp(&ks, &before);
+	check(ks_store_identity(&ks, "K1", 2, "C1", 2, err, sizeof(err)) == 0,
+	    "a first key and certificate are stored");
+	store_files(&ks, files, sizeof(files));
+	checkf(strcmp(files, "key.pem=K1;cert.pem=C1;") == 0, "both are in "
+	    "place, nothing pending: %s", files);
+	check(stat(ks.key, &st) == 0 && (st.st_mode & 0777) == 0600 &&
+	    stat(ks.cert, &st) == 0 && (st.st_mode & 0777) == 0644,
+	    "the key is 0600, the certificate 0644");
+	ks_identity_stamp(&ks, &after);
+	check(ks_stamp_changed(&before, &after), "the stamp sees new files");
+	before = after;
+	ks_identity_stamp(&ks, &after);
+	check(!ks_stamp_changed(&before, &after), "and nothing else");
+	check(ks_store_identity(&ks, "K2", 2, "C2", 2, err, sizeof(err)) == 0,
+	    "a renewal replaces them");
+	ks_identity_stamp(&ks, &after);
+	store_files(&ks, files, sizeof(files));
+	checkf(strcmp(files, "key.pem=K2;cert.pem=C2;") == 0 &&
+	    ks_stamp_changed(&before, &after), "the new pair: %s", files);
+
+	/* Crashed after writing the new key only: the old pair stays. */
+	check(ks_write_file("idhome/key.pem.new", "K3", 2, 0600) == 0,
+	    "a crash after the new key was written");
+	opened = ks_open(&ks, "idhome", 0, err, sizeof(err)) == 0;
+	store_files(&ks, files, sizeof(files));
+	checkf(opened && strcmp(files, "key.pem=K2;cert.pem=C2;") == 0,
+	    "... leaves the old pair: %s", files);
+	/* Both new files written: the switch is finished. */
+	check(ks_write_file("idhome/key.pem.new", "K4", 2, 0600) == 0 &&
+	    ks_write_file("idhome/cert.pem.new", "C4", 2, 0644) == 0,
+	    "a crash after both new files were written");
+	opened = ks_open(&ks, "idhome", 0, err, sizeof(err)) == 0;
+	store_files(&ks, files, sizeof(files));
+	checkf(opened && strcmp(files, "key.pem=K4;cert.pem=C4;") == 0,
+	    "... is finished: %s", files);
+	/* The key went in already: the certificate follows. */
+	check(ks_write_file("idhome/key.pem", "K5", 2, 0600) == 0 &&
+	    ks_write_file("idhome/cert.pem.new", "C5", 2, 0644) == 0,
+	    "a crash after the new key was renamed in");
+	opened = ks_open(&ks, "idhome", 0, err, sizeof(err)) == 0;
+	store_files(&ks, files, sizeof(files));
+	checkf(opened && strcmp(files, "key.pem=K5;cert.pem=C5;") == 0,
+	    "... is finished: %s", files);
+
+	/* A key that can not be written leaves the old pair alone. */
+	check(mkdir("idhome/key.pem.new", 0700) == 0 ||
+	    access("idhome/key.pem.new", F_OK) == 0, "key.pem.new blocked");
+	check(ks_store_identity(&ks, "K6", 2, "C6", 2, err, sizeof(err)) ==
+	    -1 && strstr(err, "the previous key and certificate stay"),
+	    "a renewal that can not write says so");
+	(void)rmdir("idhome/key.pem.new");
+	store_files(&ks, files, sizeof(files));
+	checkf(strcmp(files, "key.pem=K5;cert.pem=C5;") == 0,
+	    "... and changes nothing: %s", files);
+}
+
 #define DAY 86400
 #define END 2000000000L	/* a certificate's notAfter */
 
@@ -489,6 +589,7 @@ main(void)
 	test_match();
 	test_list_limits();
 	test_store();
+	test_store_identity();
 	test_expiry();
 	test_vis();
 	test_admit_key();
