@@ -24,6 +24,7 @@
 
 #include "app.h"
 #include "ca.h"
+#include "identity.h"
 #include "irp_client.h"
 #include "keystore.h"
 #include "vis.h"
@@ -164,54 +165,6 @@ irp_client_new_checked(const char *server, const char *ca, const char *cert,
 	return 0;
 }
 
-/*
- * Make a key pair here (it never leaves this machine), have the DIR
- * certify it (enrolment with code, or renewal with the current
- * certificate when code is NULL), check the certificate names uid, and
- * store key and certificate.  0, or -1 with the reason printed.
- */
-static int
-new_identity(const struct keystore *ks, struct irp_client *c, const char *uid,
-    const char *code, struct ca_cert_info *info)
-{
-	struct irp_cert cert = { 0 };
-	struct irp_err err;
-	struct ca_err cerr;
-	char *key = NULL, *csr = NULL, kerr[300];
-	int rv = -1;
-
-	if ((key = ca_key_new_pem(CA_KEY_EC_P256, &cerr)) == NULL ||
-	    (csr = ca_csr_new_pem(key, uid, uid, &cerr)) == NULL) {
-		fprintf(stderr, "dchat: %s\n", cerr.msg);
-		goto err;
-	}
-	if ((code ? irp_enroll(c, code, csr, &cert, &err) :
-	    irp_renew(c, csr, &cert, &err)) == -1) {
-		fprintf(stderr, "dchat: %s failed: %s\n", code ? "enrolment" :
-		    "renewal", err.msg);
-		goto err;
-	}
-	if (ca_cert_info((const unsigned char *)cert.cert_pem,
-	    strlen(cert.cert_pem), info, &cerr) == -1 ||
-	    strcasecmp(info->userid, uid) != 0) {
-		fprintf(stderr, "dchat: the registry issued a certificate for "
-		    "'%s', not %s\n", info->userid, uid);
-		goto err;
-	}
-	/* As one: the old pair stays until the new one is there in full. */
-	if (ks_store_identity(ks, key, strlen(key), cert.cert_pem,
-	    strlen(cert.cert_pem), kerr, sizeof(kerr)) == -1) {
-		fprintf(stderr, "dchat: %s\n", kerr);
-		goto err;
-	}
-	rv = 0;
-err:
-	irp_cert_clear(&cert);
-	ca_secret_free(key);
-	free(csr);
-	return rv;
-}
-
 static void
 print_identity(const char *what, const struct ca_cert_info *info)
 {
@@ -230,7 +183,7 @@ cmd_init(struct opts *o)
 {
 	char uid[IRP_USERID_MAX + 1], kerr[300];
 	struct irp_client *c = NULL;
-	struct ca_cert_info info;
+	struct identity id = { 0 };
 	struct keystore ks;
 	struct irp_err err;
 	char *ca = NULL;
@@ -261,9 +214,16 @@ cmd_init(struct opts *o)
 		fprintf(stderr, "dchat: cannot write %s\n", ks.ca);
 		goto err;
 	}
-	if (irp_client_new_checked(o->server, ks.ca, NULL, NULL, &c) == -1 ||
-	    new_identity(&ks, c, uid, o->code, &info) == -1)
+	if (irp_client_new_checked(o->server, ks.ca, NULL, NULL, &c) == -1)
 		goto err;
+	if (identity_request(c, uid, o->code, &id, kerr, sizeof(kerr)) == -1) {
+		fprintf(stderr, "dchat: enrolment failed: %s\n", kerr);
+		goto err;
+	}
+	if (identity_store(&ks, &id, kerr, sizeof(kerr)) == -1) {
+		fprintf(stderr, "dchat: %s\n", kerr);
+		goto err;
+	}
 	snprintf(ks.server, sizeof(ks.server), "%s", o->server);
 	snprintf(ks.userid, sizeof(ks.userid), "%s", uid);
 	if (ks_save_config(&ks, kerr, sizeof(kerr)) == -1) {
@@ -271,9 +231,10 @@ cmd_init(struct opts *o)
 		goto err;
 	}
 	fetch_crl(&ks);
-	print_identity("enrolled", &info);
+	print_identity("enrolled", &id.info);
 	rv = 0;
 err:
+	identity_clear(&id);
 	irp_client_free(c);
 	free(ca);
 	return rv;
@@ -282,14 +243,16 @@ err:
 /*
  * dchat renew: a new key and certificate for this device, asked for with
  * the current certificate.  The old certificate stays valid at the DIR
- * until it expires or is revoked; this device switches at once.
+ * until it expires or is revoked, but its addresses are taken off: this
+ * device answers with the new one from now on.
  */
 static int
 cmd_renew(struct opts *o)
 {
 	struct irp_client *c = NULL;
-	struct ca_cert_info info;
+	struct identity id = { 0 };
 	struct keystore ks;
+	struct irp_err err;
 	char kerr[300];
 	int rv = 1;
 
@@ -303,11 +266,27 @@ cmd_renew(struct opts *o)
 		return 1;
 	}
 	if (irp_client_new_checked(ks.server, ks.ca, ks.cert, ks.key, &c) ==
-	    -1 || new_identity(&ks, c, ks.userid, NULL, &info) == -1)
+	    -1)
 		goto err;
-	print_identity("renewed", &info);
+	if (identity_request(c, ks.userid, NULL, &id, kerr, sizeof(kerr)) ==
+	    -1) {
+		fprintf(stderr, "dchat: renewal failed: %s\n", kerr);
+		goto err;
+	}
+	/* While the old pair is still on disk, so that it is the old
+	 * certificate whose addresses go; they would expire anyway. */
+	if (irp_addresses_delete(c, NULL, &err) == -1)
+		fprintf(stderr, "dchat: warning: the old certificate's "
+		    "addresses stay registered until they expire: %s\n",
+		    err.msg);
+	if (identity_store(&ks, &id, kerr, sizeof(kerr)) == -1) {
+		fprintf(stderr, "dchat: %s\n", kerr);
+		goto err;
+	}
+	print_identity("renewed", &id.info);
 	rv = 0;
 err:
+	identity_clear(&id);
 	irp_client_free(c);
 	return rv;
 }

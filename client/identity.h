@@ -1,0 +1,42 @@
+/*
+ * identity.h - this device's key and certificate, new from the registry:
+ * at enrolment (dchat init), and at each renewal (dchat renew, and
+ * dchat run by itself, see expiry.h).
+ *
+ * The key is made here and never leaves the machine; the registry sees
+ * a CSR.  Asking and storing are apart so that a renewal can take the
+ * old certificate's addresses off the registry in between, while that
+ * certificate is still the one on disk.
+ */
+#ifndef IDENTITY_H
+#define IDENTITY_H
+
+#include <stddef.h>
+
+#include "ca.h"
+#include "irp_client.h"
+#include "keystore.h"
+
+struct identity {
+	char *key;  /* PEM, unencrypted: identity_clear wipes it */
+	char *cert; /* PEM */
+	struct ca_cert_info info;
+};
+
+/*
+ * A new key, certified by the registry for uid: enrolment with code (a
+ * one-time code or a password), or renewal authenticated by the
+ * certificate c presents when code is NULL.  The certificate must name
+ * uid and match the key.  0, or -1 with a sentence in err.
+ */
+int identity_request(struct irp_client *c, const char *uid, const char *code,
+    struct identity *id, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+
+/* Store key and certificate as one (ks_store_identity). */
+int identity_store(const struct keystore *ks, const struct identity *id,
+    char *err, size_t errlen) __attribute__((warn_unused_result));
+
+void identity_clear(struct identity *id);
+
+#endif
