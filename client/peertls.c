@@ -464,13 +464,77 @@ err:
 	return NULL;
 }
 
+/*
+ * A context with our key and certificate as they are in ks now (the
+ * caller holds the lock: ks_lock), the CA and the CRL; *own gets our
+ * certificate (a reference).
+ */
+static SSL_CTX *
+ctx_new(const struct keystore *ks, X509 **own, time_t *crl_last,
+    time_t *crl_next, char *err, size_t errlen)
+{
+	SSL_CTX *ctx;
+	X509_STORE *st = NULL;
+
+	*own = NULL;
+	if ((ctx = SSL_CTX_new(TLS_method())) == NULL)
+		goto ssl_err;
+	/* TLS 1.3 only; certificate-only (no tickets, no PSK, no 0-RTT). */
+	if (SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION) != 1 ||
+	    SSL_CTX_set_max_proto_version(ctx, TLS1_3_VERSION) != 1)
+		goto ssl_err;
+	SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET | SSL_OP_NO_RENEGOTIATION |
+	    SSL_OP_NO_COMPRESSION);
+	SSL_CTX_set_num_tickets(ctx, 0);
+	SSL_CTX_set_max_early_data(ctx, 0);
+	SSL_CTX_set_recv_max_early_data(ctx, 0);
+	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+	SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
+	    SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+	if (SSL_CTX_use_certificate_chain_file(ctx, ks->cert) != 1) {
+		pt_ssl_error(err, errlen, "loading our certificate (cert.pem)");
+		goto err;
+	}
+	if (SSL_CTX_use_PrivateKey_file(ctx, ks->key, SSL_FILETYPE_PEM) !=
+	    1 || SSL_CTX_check_private_key(ctx) != 1) {
+		pt_ssl_error(err, errlen, "loading our key (key.pem)");
+		goto err;
+	}
+	if ((*own = SSL_CTX_get0_certificate(ctx)) == NULL ||
+	    X509_up_ref(*own) != 1) {
+		*own = NULL;
+		goto ssl_err;
+	}
+	if ((st = load_store(ks, crl_last, crl_next, err, errlen)) == NULL)
+		goto err;
+	SSL_CTX_set_cert_store(ctx, st);
+	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER |
+	    SSL_VERIFY_FAIL_IF_NO_PEER_CERT, verify_cb);
+	SSL_CTX_set_verify_depth(ctx, 2);
+	/*
+	 * Both ends check the other for the TLS client purpose: user
+	 * certificates carry clientAuth and never serverAuth (ca_issue.c),
+	 * so that none can pass for a TLS server such as the registry.
+	 */
+	if (SSL_CTX_set_purpose(ctx, X509_PURPOSE_SSL_CLIENT) != 1)
+		goto ssl_err;
+	SSL_CTX_set_alpn_select_cb(ctx, alpn_cb, NULL);
+	return ctx;
+ssl_err:
+	pt_ssl_error(err, errlen, "setting up TLS");
+err:
+	X509_free(*own);
+	*own = NULL;
+	SSL_CTX_free(ctx);
+	return NULL;
+}
+
 struct peertls *
 pt_new(const struct keystore *ks, const struct ks_list *allow,
     const struct ks_list *deny, int contact_requests, char *err,
     size_t errlen)
 {
 	struct peertls *pt;
-	X509_STORE *st = NULL;
 
 	if ((pt = calloc(1, sizeof(*pt))) == NULL) {
 		snprintf(err, errlen, "out of memory");
@@ -480,53 +544,56 @@ pt_new(const struct keystore *ks, const struct ks_list *allow,
 	pt->allow = allow;
 	pt->deny = deny;
 	pt->contact_requests = contact_requests;
-	if ((pt->ctx = SSL_CTX_new(TLS_method())) == NULL)
-		goto ssl_err;
-	/* TLS 1.3 only; certificate-only (no tickets, no PSK, no 0-RTT). */
-	if (SSL_CTX_set_min_proto_version(pt->ctx, TLS1_3_VERSION) != 1 ||
-	    SSL_CTX_set_max_proto_version(pt->ctx, TLS1_3_VERSION) != 1)
-		goto ssl_err;
-	SSL_CTX_set_options(pt->ctx, SSL_OP_NO_TICKET | SSL_OP_NO_RENEGOTIATION |
-	    SSL_OP_NO_COMPRESSION);
-	SSL_CTX_set_num_tickets(pt->ctx, 0);
-	SSL_CTX_set_max_early_data(pt->ctx, 0);
-	SSL_CTX_set_recv_max_early_data(pt->ctx, 0);
-	SSL_CTX_set_session_cache_mode(pt->ctx, SSL_SESS_CACHE_OFF);
-	SSL_CTX_set_mode(pt->ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
-	    SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
-	if (SSL_CTX_use_certificate_chain_file(pt->ctx, ks->cert) != 1) {
-		pt_ssl_error(err, errlen, "loading our certificate (cert.pem)");
-		goto err;
+	if ((pt->ctx = ctx_new(ks, &pt->own, &pt->crl_last, &pt->crl_next,
+	    err, errlen)) == NULL) {
+		pt_free(pt);
+		return NULL;
 	}
-	if (SSL_CTX_use_PrivateKey_file(pt->ctx, ks->key, SSL_FILETYPE_PEM) !=
-	    1 || SSL_CTX_check_private_key(pt->ctx) != 1) {
-		pt_ssl_error(err, errlen, "loading our key (key.pem)");
-		goto err;
-	}
-	if ((pt->own = SSL_CTX_get0_certificate(pt->ctx)) == NULL ||
-	    X509_up_ref(pt->own) != 1)
-		goto ssl_err;
-	if ((st = load_store(ks, &pt->crl_last, &pt->crl_next, err,
-	    errlen)) == NULL)
-		goto err;
-	SSL_CTX_set_cert_store(pt->ctx, st);
-	SSL_CTX_set_verify(pt->ctx, SSL_VERIFY_PEER |
-	    SSL_VERIFY_FAIL_IF_NO_PEER_CERT, verify_cb);
-	SSL_CTX_set_verify_depth(pt->ctx, 2);
-	/*
-	 * Both ends check the other for the TLS client purpose: user
-	 * certificates carry clientAuth and never serverAuth (ca_issue.c),
-	 * so that none can pass for a TLS server such as the registry.
-	 */
-	if (SSL_CTX_set_purpose(pt->ctx, X509_PURPOSE_SSL_CLIENT) != 1)
-		goto ssl_err;
-	SSL_CTX_set_alpn_select_cb(pt->ctx, alpn_cb, NULL);
 	return pt;
-ssl_err:
-	pt_ssl_error(err, errlen, "setting up TLS");
-err:
-	pt_free(pt);
-	return NULL;
+}
+
+int
+pt_reload_identity(struct peertls *pt, const char *userid, char *err,
+    size_t errlen)
+{
+	SSL_CTX *ctx;
+	X509 *own;
+	time_t last, next;
+	char uid[256];
+
+	if ((ctx = ctx_new(pt->ks, &own, &last, &next, err, errlen)) == NULL)
+		return -1;
+	pt_cert_uid(own, uid, sizeof(uid));
+	if (strcasecmp(uid, userid) != 0) {
+		snprintf(err, errlen, "the certificate is now for '%s', not "
+		    "%s: restart dchat to use it", uid, userid);
+		X509_free(own);
+		SSL_CTX_free(ctx);
+		return -1;
+	}
+	/* Each SSL holds its context: sessions under way keep the old
+	 * one, which goes with the last of them. */
+	SSL_CTX_free(pt->ctx);
+	X509_free(pt->own);
+	pt->ctx = ctx;
+	pt->own = own;
+	pt->crl_last = last;
+	pt->crl_next = next;
+	return 0;
+}
+
+int
+pt_own_info(const struct peertls *pt, struct ca_cert_info *info)
+{
+	struct ca_err cerr;
+	unsigned char *der = NULL;
+	int len, rv = -1;
+
+	if ((len = i2d_X509(pt->own, &der)) > 0 &&
+	    ca_cert_info(der, (size_t)len, info, &cerr) == 0)
+		rv = 0;
+	OPENSSL_free(der);
+	return rv;
 }
 
 void
@@ -666,6 +733,19 @@ pt_cert_describe(X509 *x, struct pt_peer *out)
 err:
 	OPENSSL_free(der);
 	return rv;
+}
+
+int
+pt_own_name(SSL *ssl, char *name, size_t len)
+{
+	struct pt_peer me;
+	X509 *x;
+
+	if ((x = SSL_get_certificate(ssl)) == NULL ||
+	    pt_cert_describe(x, &me) == -1)
+		return -1;
+	snprintf(name, len, "%s", me.name);
+	return 0;
 }
 
 int

@@ -103,6 +103,20 @@ typedef int pt_ocsp_fn(void *arg, const unsigned char *req, size_t len,
     unsigned char **resp, size_t *resp_len, char *why, size_t whylen);
 void pt_set_ocsp(struct peertls *pt, pt_ocsp_fn *fn, void *arg);
 
+/*
+ * Our key and certificate changed on disk (a renewal): load them, with
+ * the CA and the CRL, into a new context for the sessions to come;
+ * sessions under way keep the one they began with.  Refused unless the
+ * certificate still names userid.  The caller holds the lock (ks_lock)
+ * here and around pt_new.  0, or -1 with a sentence in err (the old
+ * context stays).
+ */
+int pt_reload_identity(struct peertls *pt, const char *userid, char *err,
+    size_t errlen);
+/* What our certificate in use says (ca.h); 0 or -1. */
+struct ca_cert_info;
+int pt_own_info(const struct peertls *pt, struct ca_cert_info *info);
+
 /* Reload the CRL from ks (after a refresh); 0 or -1 (the old one stays). */
 int pt_reload_crl(struct peertls *pt, char *err, size_t errlen);
 /* nextUpdate of the loaded CRL (0 if unknown). */
@@ -115,6 +129,12 @@ time_t pt_crl_next_update(const struct peertls *pt);
  */
 SSL *pt_ssl_new(struct peertls *pt, int fd, const char *expect,
     struct pt_conn *pc);
+
+/*
+ * The name (CN) in the certificate ssl presents to the other side: the
+ * one it began with, even after a renewal changed ours.  0, or -1.
+ */
+int pt_own_name(SSL *ssl, char *name, size_t len);
 
 /* After a completed handshake: check ALPN and describe the peer. */
 int pt_peer_info(SSL *ssl, const struct pt_conn *pc, struct pt_peer *out,

@@ -283,11 +283,20 @@ violation(struct session *s, const char *why)
 	session_close(s, r);
 }
 
+/*
+ * The name is the one in the certificate this session presented: the
+ * other side checks the two agree, and a renewal since the handshake may
+ * have brought a certificate with another name.
+ */
 static int
 send_user_info(struct session *s)
 {
+	char name[256];
+
+	if (pt_own_name(s->ssl, name, sizeof(name)) == -1)
+		snprintf(name, sizeof(name), "%s", s->env->name);
 	return send_msg(s, json_pack("{s:s,s:s,s:s}", "type", "User_Info",
-	    "userid", s->env->userid, "name", s->env->name));
+	    "userid", s->env->userid, "name", name));
 }
 
 /*
