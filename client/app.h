@@ -3,10 +3,10 @@
  * the user interface, in one single-threaded poll() loop.
  *
  * Blocking steps inside the loop, accepted because they are short: HTTP
- * calls to the DIR (registration, lookup, CRL, and the OCSP question of
- * each new session's handshake, at most 5 s and not repeated for 30 s
- * after a failure) and the TCP connect phase of a call (bounded by its
- * timeout).  TLS handshakes and all session I/O
+ * calls to the DIR (registration, lookup, CRL, the renewal of the
+ * certificate, and the OCSP question of each new session's handshake, at
+ * most 5 s and not repeated for 30 s after a failure) and the TCP
+ * connect phase of a call (bounded by its timeout).  TLS handshakes and all session I/O
  * are non-blocking, so two peers calling each other at once, or several
  * callers at once, never wait on one another.
  */
@@ -49,8 +49,16 @@ struct app {
 	struct irp_client *irp;
 	struct session_env env;
 	char userid[256];
-	char name[256];
-	time_t cert_not_after;
+	char name[256]; /* as our certificate in use says */
+
+	/* The certificate in use, and its renewal (expiry.h). */
+	char cert_serial[41];
+	time_t cert_not_before, cert_not_after;
+	time_t renew_next;	  /* renew, or try again, then */
+	int renew_failures;	  /* attempts failed in a row */
+	char renew_error[256];	  /* why the last one failed */
+	struct ks_stamp id_stamp; /* key and certificate files as loaded */
+	time_t id_checked;	  /* when they were last looked at */
 
 	struct session *sessions;
 	int next_sid;
@@ -98,7 +106,7 @@ void app_free(struct app *a);
 /* Place a call; the session id, or -1 (the failure is reported). */
 int app_call(struct app *a, const char *userid, int skip_cache);
 struct session *app_session(struct app *a, int id);
-/* Fetch the CRL and re-register now. */
+/* Fetch the CRL and re-register now; renew now if that is due. */
 void app_refresh(struct app *a);
 
 /* ui.c: report an event (takes ev) / run one command (borrows cmd). */

@@ -244,7 +244,8 @@ err:
  * dchat renew: a new key and certificate for this device, asked for with
  * the current certificate.  The old certificate stays valid at the DIR
  * until it expires or is revoked, but its addresses are taken off: this
- * device answers with the new one from now on.
+ * device answers with the new one from now on, and a dchat run of this
+ * home switches to it by itself.
  */
 static int
 cmd_renew(struct opts *o)
@@ -558,7 +559,6 @@ peer_setup(struct app *a, struct opts *o, enum app_mode mode)
 	free(pem);
 	snprintf(a->userid, sizeof(a->userid), "%s", info.userid);
 	snprintf(a->name, sizeof(a->name), "%s", info.name);
-	a->cert_not_after = info.not_after;
 	a->env.auto_accept_calls = o->auto_accept;
 	a->env.auto_accept_files = o->accept_files;
 	for (i = 0; i < o->nlisten; i++)

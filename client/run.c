@@ -19,6 +19,7 @@
 #include "app.h"
 #include "ca.h"
 #include "expiry.h"
+#include "identity.h"
 
 #define CALL_CACHE_TIMEOUT_MS 1500
 #define CALL_TIMEOUT_MS 5000
@@ -30,6 +31,7 @@
 static struct app *sig_app;
 
 static void warn_expiry(struct app *a, time_t now);
+static int renew(struct app *a);
 
 static void
 on_signal(int sig)
@@ -406,7 +408,11 @@ app_refresh(struct app *a)
 {
 	refresh_crl(a);
 	if (a->mode == APP_RUN) {
-		do_register(a, 1);
+		/* A renewal that is due (waiting out a back-off, say) is
+		 * tried now; it registers the new certificate itself. */
+		if (time(NULL) < renew_due(a->cert_not_before,
+		    a->cert_not_after) || renew(a) == -1)
+			do_register(a, 1);
 		/* Out of turn: say now where the certificate stands. */
 		a->expiry_next = 0;
 		warn_expiry(a, time(NULL));
@@ -757,12 +763,35 @@ addr_watch_read(struct app *a)
 	a->if_next = 0; /* re-check the interfaces in this loop turn */
 }
 
+/*
+ * The certificate in use changed (or is loaded first): what it says, and
+ * when it is renewed.
+ */
+static int
+cert_in_use(struct app *a)
+{
+	struct ca_cert_info info;
+
+	if (pt_own_info(a->pt, &info) == -1)
+		return -1;
+	snprintf(a->cert_serial, sizeof(a->cert_serial), "%s", info.serial);
+	snprintf(a->name, sizeof(a->name), "%s", info.name);
+	a->cert_not_before = info.not_before;
+	a->cert_not_after = info.not_after;
+	a->renew_next = renew_due(info.not_before, info.not_after);
+	a->renew_failures = 0;
+	a->renew_error[0] = '\0';
+	a->expiry_next = 0; /* look again at what to warn of */
+	return 0;
+}
+
 int
 app_init(struct app *a)
 {
 	char err[300];
 	struct irp_err ierr;
 	struct sigaction sa;
+	int lk;
 
 	if (ks_list_load(a->ks.allow, &a->allow) == -1 ||
 	    ks_list_load(a->ks.deny, &a->deny) == -1) {
@@ -780,9 +809,16 @@ app_init(struct app *a)
 		return -1;
 	}
 	fetch_missing_crl(a);
-	if ((a->pt = pt_new(&a->ks, &a->allow, &a->deny, a->contact_requests,
-	    err, sizeof(err))) == NULL) {
-		fprintf(stderr, "dchat: %s\n", err);
+	/* Key and certificate as one, even while a renewal replaces them;
+	 * the stamp says which files these were (check_identity). */
+	lk = ks_lock(&a->ks, 0);
+	ks_identity_stamp(&a->ks, &a->id_stamp);
+	a->pt = pt_new(&a->ks, &a->allow, &a->deny, a->contact_requests, err,
+	    sizeof(err));
+	ks_unlock(lk);
+	if (a->pt == NULL || cert_in_use(a) == -1) {
+		fprintf(stderr, "dchat: %s\n", a->pt ? "cannot read our "
+		    "certificate" : err);
 		return -1;
 	}
 	pt_set_ocsp(a->pt, ocsp_fetch, a);
@@ -820,23 +856,122 @@ app_init(struct app *a)
 }
 
 /*
- * Whether the certificate in the home directory ends later than the one
- * this process uses: `dchat renew` ran meanwhile.
+ * Take key and certificate from disk for all that is new: the
+ * listener's and the dialer's TLS, the registry client and the
+ * registration.  Sessions under way keep the certificate they began
+ * with.  source: "renewal" (ours) or "disk" (another program replaced
+ * them: dchat renew, restore).  0; or -1 with err, the old ones stay in
+ * use.
  */
 static int
-renewed_on_disk(struct app *a)
+use_identity(struct app *a, const char *source, char *err, size_t errlen)
 {
-	struct ca_cert_info info;
-	struct ca_err cerr;
-	unsigned char *pem = NULL;
-	size_t len;
-	int later;
+	char prev[sizeof(a->cert_serial)], na[IRP_TIME_LEN], ra[IRP_TIME_LEN];
+	int lk, rc;
 
-	later = ks_read_file(a->ks.cert, KS_FILE_MAX, &pem, &len) == 0 &&
-	    ca_cert_info(pem, len, &info, &cerr) == 0 &&
-	    info.not_after > a->cert_not_after;
-	free(pem);
-	return later;
+	lk = ks_lock(&a->ks, 0);
+	/* What is loaded now counts as seen, whatever comes of it: files
+	 * that can not be used are said once, not at every look. */
+	ks_identity_stamp(&a->ks, &a->id_stamp);
+	rc = pt_reload_identity(a->pt, a->userid, err, errlen);
+	ks_unlock(lk);
+	if (rc == -1)
+		return -1;
+	snprintf(prev, sizeof(prev), "%s", a->cert_serial);
+	if (cert_in_use(a) == -1) {
+		snprintf(err, errlen, "cannot read the new certificate");
+		return -1;
+	}
+	if (strcmp(prev, a->cert_serial) == 0)
+		return 0; /* the same certificate, written again */
+	/* The kept connection to the registry presents the old one. */
+	if (irp_client_reconnect(a->irp) == -1)
+		report(a, "error", "message", "out of memory");
+	irp_time(a->cert_not_after, na);
+	irp_time(a->renew_next, ra);
+	ui_event(a, json_pack("{s:s,s:s,s:s,s:s,s:s,s:s}", "event",
+	    "renewed", "source", source, "serial", a->cert_serial,
+	    "previous_serial", prev, "not_after", na, "next_renewal", ra));
+	/* Registered as the new certificate, so that a lookup finds it. */
+	do_register(a, 1);
+	return 0;
+}
+
+/* Renewal failed: say why, and when it is tried again (expiry.h). */
+static int
+renew_failed(struct app *a, const char *why)
+{
+	char at[IRP_TIME_LEN];
+	time_t wait;
+
+	if (a->renew_failures < 100)
+		a->renew_failures++;
+	wait = renew_backoff(a->renew_failures, arc4random());
+	a->renew_next = time(NULL) + wait;
+	snprintf(a->renew_error, sizeof(a->renew_error), "%s", why);
+	irp_time(a->renew_next, at);
+	ui_event(a, json_pack("{s:s,s:s,s:i,s:I,s:s}", "event",
+	    "renew_failed", "reason", why, "failures", a->renew_failures,
+	    "retry_in", (json_int_t)wait, "next_attempt", at));
+	return -1;
+}
+
+/*
+ * Renew now: a new key and certificate from the registry, stored as one
+ * (the old pair stays on disk until the new one is there in full), then
+ * used for all that is new.  0, or -1 with the next attempt scheduled.
+ */
+static int
+renew(struct app *a)
+{
+	struct identity id;
+	struct irp_err ierr;
+	char err[300];
+
+	if (identity_request(a->irp, a->userid, NULL, &id, err,
+	    sizeof(err)) == -1)
+		return renew_failed(a, err);
+	/*
+	 * The old certificate's addresses go now, while key and certificate
+	 * on disk, and so what the registry client presents, are still the
+	 * old ones; left, they would be listed until their TTL ran out.
+	 */
+	if (a->registered) {
+		if (irp_addresses_delete(a->irp, NULL, &ierr) == -1)
+			report(a, "registry_error", "message", ierr.msg);
+		a->registered = 0;
+	}
+	if (identity_store(&a->ks, &id, err, sizeof(err)) == -1) {
+		identity_clear(&id);
+		do_register(a, 1); /* the old certificate is still ours */
+		return renew_failed(a, err);
+	}
+	identity_clear(&id);
+	if (use_identity(a, "renewal", err, sizeof(err)) == -1)
+		return renew_failed(a, err);
+	return 0;
+}
+
+/*
+ * Another program may have replaced key and certificate (dchat renew
+ * while dchat run runs): use them, as if renewed here.
+ */
+static void
+check_identity(struct app *a, time_t now)
+{
+	struct ks_stamp st;
+	char err[300], msg[400];
+
+	a->id_checked = now;
+	ks_identity_stamp(&a->ks, &st);
+	if (!ks_stamp_changed(&st, &a->id_stamp))
+		return;
+	if (use_identity(a, "disk", err, sizeof(err)) == -1) {
+		snprintf(msg, sizeof(msg), "key.pem or cert.pem changed but "
+		    "can not be used (%s); still using certificate %s", err,
+		    a->cert_serial);
+		report(a, "error", "message", msg);
+	}
 }
 
 /* Peers refuse an expired certificate: say so while there is time. */
@@ -844,20 +979,22 @@ static void
 warn_expiry(struct app *a, time_t now)
 {
 	time_t left = a->cert_not_after - now;
-	const char *msg;
+	char msg[512];
 
-	if (!expiry_due(now, a->cert_not_after, &a->expiry_next))
+	if (!expiry_due(now, renew_due(a->cert_not_before, a->cert_not_after),
+	    a->cert_not_after, &a->expiry_next))
 		return;
-	if (renewed_on_disk(a))
-		msg = left > 0 ? "your certificate expires soon; it has been "
-		    "renewed: restart 'dchat run' to use the new one" :
-		    "your certificate has expired; it has been renewed: "
-		    "restart 'dchat run' to use the new one";
+	/* Only once the renewal is overdue: it failed so far. */
+	if (left <= 0)
+		snprintf(msg, sizeof(msg), "your certificate has expired, and "
+		    "the registry renews no expired certificate: ask the "
+		    "administrator for a new enrolment code (dchat init "
+		    "--force)");
 	else
-		msg = left > 0 ? "your certificate expires soon: run 'dchat "
-		    "renew'" : "your certificate has expired: run 'dchat "
-		    "renew' (or ask the administrator for a new enrolment "
-		    "code)";
+		snprintf(msg, sizeof(msg), "your certificate expires soon and "
+		    "is not renewed yet%s%s%s; dchat keeps trying, or run "
+		    "'dchat renew'", a->renew_error[0] ? " (" : "",
+		    a->renew_error, a->renew_error[0] ? ")" : "");
 	ui_event(a, json_pack("{s:s,s:I,s:s}", "event", "cert_expiring",
 	    "days", (json_int_t)(left > 0 ? left / 86400 : 0), "message",
 	    msg));
@@ -876,13 +1013,23 @@ app_run(struct app *a)
 	refresh_crl(a);
 	if (a->mode == APP_RUN) {
 		json_t *l = json_array();
+		char na[IRP_TIME_LEN], ra[IRP_TIME_LEN];
 
-		do_register(a, 1);
+		/* Renewed first when due, so that it is the new certificate
+		 * that is registered (a renewal registers it). */
+		if (time(NULL) >= a->renew_next)
+			(void)renew(a);
+		if (!a->registered)
+			do_register(a, 1);
 		a->if_next = time(NULL) + IFCHECK_SECS;
+		a->id_checked = time(NULL);
 		for (i = 0; i < a->nlisten; i++)
 			json_array_append_new(l, json_string(a->listen[i].text));
-		ui_event(a, json_pack("{s:s,s:o,s:s}", "event", "ready",
-		    "listen", l, "userid", a->userid));
+		irp_time(a->cert_not_after, na);
+		irp_time(renew_due(a->cert_not_before, a->cert_not_after), ra);
+		ui_event(a, json_pack("{s:s,s:o,s:s,s:s,s:s,s:s}", "event",
+		    "ready", "listen", l, "userid", a->userid, "serial",
+		    a->cert_serial, "not_after", na, "renew_at", ra));
 		warn_expiry(a, time(NULL));
 	} else {
 		a->exit_code = 1; /* until the peer confirms */
@@ -980,6 +1127,10 @@ app_run(struct app *a)
 		reap(a);
 		if (quitting)
 			continue;
+		if (a->mode == APP_RUN && now != a->id_checked)
+			check_identity(a, now);
+		if (a->mode == APP_RUN && now >= a->renew_next)
+			(void)renew(a);
 		if (a->mode == APP_RUN && now >= a->reg_next)
 			do_register(a, 1);
 		if (a->mode == APP_RUN && now >= a->if_next) {

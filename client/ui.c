@@ -32,8 +32,8 @@ static const char help_text[] =
     "  requests                 contact requests left for you\n"
     "  allow USERID | deny USERID | unallow X | undeny X | lists\n"
     "    (an entry is a user id, @domain, or * for anyone from the DIR CA)\n"
-    "  refresh                  fetch the CRL, re-register, check the "
-    "certificate\n"
+    "  refresh                  fetch the CRL, re-register, renew the "
+    "certificate if due\n"
     "  quit\n"
     "TEXT, PATH and NOTE run to the end of the line, blanks included.\n";
 
@@ -214,6 +214,22 @@ ev_cert_expiring(struct ev_ctx *c)
 }
 
 static void
+ev_renewed(struct ev_ctx *c)
+{
+	fprintf(c->out, "certificate %s: serial %s, valid until %s; the next "
+	    "renewal is due %s\n", strcmp(EV("source"), "disk") == 0 ?
+	    "replaced on disk, now in use" : "renewed", EV("serial"),
+	    EV("not_after"), EV("next_renewal"));
+}
+
+static void
+ev_renew_failed(struct ev_ctx *c)
+{
+	fprintf(c->out, "warning: renewing the certificate failed: %s; trying "
+	    "again at %s\n", EV("reason"), EV("next_attempt"));
+}
+
+static void
 ev_error(struct ev_ctx *c)
 {
 	fprintf(c->out, "%s: %s\n", c->name, EV("message"));
@@ -344,6 +360,8 @@ static const struct {
 	{ "file_delivered", ev_file_delivered },
 	{ "contact_request", ev_contact_request },
 	{ "cert_expiring", ev_cert_expiring },
+	{ "renewed", ev_renewed },
+	{ "renew_failed", ev_renew_failed },
 	{ "error", ev_error },
 	{ "registry_error", ev_error },
 	{ "help", ev_help },

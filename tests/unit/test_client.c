@@ -2,7 +2,7 @@
  * test_client.c - dchat's pure parts: address parsing and the Happy
  * Eyeballs order (dial.c), allow / deny list matching and the contacts
  * file, key and certificate replaced as one (keystore.c), when the
- * certificate's end is announced (expiry.c),
+ * certificate is renewed and its end announced (expiry.c),
  * how text from others is shown on a terminal (vis.c), which unfinished
  * handshake makes way for a new caller (admit.c).
  * Table-driven, TAP output.
@@ -363,24 +363,64 @@ test_store_identity(void)
 
 #define DAY 86400
 #define END 2000000000L	/* a certificate's notAfter */
+#define WEEK_START (END - 7 * DAY) /* a week-long certificate's notBefore */
+#define WEEK_RENEW (WEEK_START + 7 * DAY / 3 * 2)
+#define YEAR_RENEW (END - 365 * DAY + 365 * DAY / 3 * 2)
+
+static void
+test_renew_schedule(void)
+{
+	time_t w;
+	int i, ok;
+
+	check(renew_due(WEEK_START, END) == WEEK_RENEW &&
+	    END - WEEK_RENEW > 2 * DAY,
+	    "a week-long certificate is renewed with over 2 days to spare");
+	check(renew_due(END - 365 * DAY, END) == YEAR_RENEW &&
+	    END - YEAR_RENEW > 121 * DAY,
+	    "a year-long one four months before its end");
+	check(renew_due(END, END - 1) == END,
+	    "one that ends before it begins: at once");
+	check(renew_backoff(1, 0) == 60 && renew_backoff(1, 15) == 45 &&
+	    renew_backoff(1, 16) == 60,
+	    "the first retry: after 45 to 60 s");
+	check(renew_backoff(2, 0) == 120 && renew_backoff(3, 0) == 240 &&
+	    renew_backoff(6, 0) == 1920 && renew_backoff(7, 0) == 3600,
+	    "each retry waits twice as long, up to an hour");
+	ok = 1;
+	for (i = 1; i < 200; i++) {
+		w = renew_backoff(i, (uint32_t)i * 2654435761u);
+		ok = ok && w >= RENEW_RETRY_MIN * 3 / 4 &&
+		    w <= RENEW_RETRY_MAX && (i > 1 ||
+		    w <= RENEW_RETRY_MIN);
+	}
+	check(ok && renew_backoff(1000, 0xffffffffu) >= 2700,
+	    "never sooner than 45 s, never later than an hour");
+}
 
 static const struct {
 	const char *what;
-	time_t now, not_after;
+	time_t now, renew_at, not_after;
 	int due;
 	time_t next;
 } expiry_cases[] = {
-	{ "unknown end: never", END, 0, 0, EXPIRY_NEVER },
-	{ "30 days left: quiet until 14 are", END - 30 * DAY, END, 0,
-	    END - EXPIRY_WARN_SECS },
-	{ "the last 14 days begin: warn", END - EXPIRY_WARN_SECS, END, 1,
-	    END - EXPIRY_WARN_SECS + DAY },
-	{ "3 days left: warn, again in a day", END - 3 * DAY, END, 1,
-	    END - 2 * DAY },
-	{ "an hour left: warn, again when it ends", END - 3600, END, 1, END },
-	{ "ended: warn, again in a day", END, END, 1, END + DAY },
-	{ "ended long ago: still daily", END + 40 * DAY, END, 1,
-	    END + 41 * DAY },
+	{ "unknown end: never", END, 0, 0, 0, EXPIRY_NEVER },
+	{ "30 days left: quiet until 14 are", END - 30 * DAY,
+	    END - 100 * DAY, END, 0, END - EXPIRY_WARN_SECS },
+	{ "the last 14 days begin: warn", END - EXPIRY_WARN_SECS,
+	    END - 100 * DAY, END, 1, END - EXPIRY_WARN_SECS + DAY },
+	{ "3 days left: warn, again in a day", END - 3 * DAY,
+	    END - 100 * DAY, END, 1, END - 2 * DAY },
+	{ "an hour left: warn, again when it ends", END - 3600,
+	    END - 100 * DAY, END, 1, END },
+	{ "ended: warn, again in a day", END, END - 100 * DAY, END, 1,
+	    END + DAY },
+	{ "ended long ago: still daily", END + 40 * DAY, END - 100 * DAY, END,
+	    1, END + 41 * DAY },
+	{ "a week-long one before its renewal: quiet until then",
+	    WEEK_START + DAY, WEEK_RENEW, END, 0, WEEK_RENEW },
+	{ "... not renewed when due: warn", WEEK_RENEW, WEEK_RENEW, END, 1,
+	    WEEK_RENEW + DAY },
 };
 
 static void
@@ -393,7 +433,8 @@ test_expiry(void)
 
 	for (i = 0; i < sizeof(expiry_cases) / sizeof(expiry_cases[0]); i++) {
 		next = 0;
-		due = expiry_due(expiry_cases[i].now, expiry_cases[i].not_after,
+		due = expiry_due(expiry_cases[i].now,
+		    expiry_cases[i].renew_at, expiry_cases[i].not_after,
 		    &next);
 		snprintf(what, sizeof(what), "expiry: %s",
 		    expiry_cases[i].what);
@@ -590,6 +631,7 @@ main(void)
 	test_list_limits();
 	test_store();
 	test_store_identity();
+	test_renew_schedule();
 	test_expiry();
 	test_vis();
 	test_admit_key();
