@@ -317,7 +317,7 @@ cmd_backup(struct opts *o)
 	struct irp_err err;
 	struct ca_err ce;
 	size_t len = 0;
-	int rv = 1;
+	int lk, rv = 1;
 
 	if (ks_open(&ks, o->home, 0, kerr, sizeof(kerr)) == -1) {
 		fprintf(stderr, "dchat: %s\n", kerr);
@@ -325,9 +325,12 @@ cmd_backup(struct opts *o)
 	}
 	if (read_secret(o->passphrase_file, pass, sizeof(pass)) == -1)
 		return 2;
-	if ((key = home_file(ks.key)) == NULL ||
-	    (cert = home_file(ks.cert)) == NULL ||
-	    (ca = home_file(ks.ca)) == NULL)
+	/* Key and certificate as one pair: a renewal may be replacing them. */
+	lk = ks_lock(&ks, 0);
+	key = home_file(ks.key);
+	cert = key != NULL ? home_file(ks.cert) : NULL;
+	ks_unlock(lk);
+	if (key == NULL || cert == NULL || (ca = home_file(ks.ca)) == NULL)
 		goto err;
 	/* A high iteration count: the registry keeps it for anyone who
 	 * gets a code to download it. */

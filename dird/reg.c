@@ -225,6 +225,15 @@ reg_db(struct reg *r, struct db_err *err)
 	return db;
 }
 
+/* A store error about userid: an unknown one is an IRP unknown_user. */
+static void
+user_dberr(struct reg_err *e, const struct db_err *de, const char *userid)
+{
+	reg_err_from_db(e, de);
+	if (de->code == DB_ERR_NOTFOUND)
+		reg_seterr(e, 404, "unknown_user", "there is no user %s", userid);
+}
+
 /* Load an enabled user or fail with the fitting IRP error. */
 static int
 reg_user(struct db *db, const char *userid, struct db_user *u,
@@ -233,10 +242,7 @@ reg_user(struct db *db, const char *userid, struct db_user *u,
 	struct db_err de;
 
 	if (db_user_get(db, userid, u, &de) == -1) {
-		reg_err_from_db(e, &de);
-		if (de.code == DB_ERR_NOTFOUND)
-			reg_seterr(e, 404, "unknown_user", "there is no user %s",
-			    userid);
+		user_dberr(e, &de, userid);
 		return -1;
 	}
 	if (!u->enabled) {
@@ -656,10 +662,7 @@ reg_revoke_user(struct reg *r, struct db *db, const char *userid, int reason,
 		goto dberr;
 	/* Disabled users too: their held certificates become revoked. */
 	if (db_user_get(db, userid, &u, &de) == -1) {
-		reg_err_from_db(e, &de);
-		if (de.code == DB_ERR_NOTFOUND)
-			reg_seterr(e, 404, "unknown_user", "there is no user %s",
-			    userid);
+		user_dberr(e, &de, userid);
 		goto err;
 	}
 	if (db_cert_revoke_user(db, ca_fingerprint(r->ca), userid, reason,
@@ -679,14 +682,6 @@ dberr:
 err:
 	db_rollback(db);
 	return -1;
-}
-
-static void
-user_dberr(struct reg_err *e, const struct db_err *de, const char *userid)
-{
-	reg_err_from_db(e, de);
-	if (de->code == DB_ERR_NOTFOUND)
-		reg_seterr(e, 404, "unknown_user", "there is no user %s", userid);
 }
 
 /* A new user's fields, each against its one rule. */
