@@ -13,12 +13,15 @@
  *    RLIMIT_NPROC; run dird as its own user);
  *  - it ignores SIGINT, SIGTERM and SIGHUP: it ends when dird closes
  *    its end of the socket, also when dird is killed.
- * There is no seccomp filter (yet): a compromised signer process could
- * still make system calls on what it holds.  It would need a way in
- * first; all it reads are the messages ca_signer_serve checks.
+ *  - a seccomp filter (sandbox.c): reading and writing what it holds,
+ *    memory that is never executable, random bytes; no file, socket,
+ *    process or other system call.  A platform without seccomp runs
+ *    the signer without, and dird says so at start.
+ * All the signer reads are the messages ca_signer_serve checks.
  *
  * Under AddressSanitizer the leak check at exit opens files in /proc and
- * starts a tracer thread, so these limits leave it room there.
+ * starts a tracer thread, so these limits leave it room there, and
+ * there is no seccomp filter.
  */
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -38,6 +41,7 @@
 
 #include "log.h"
 #include "reg.h"
+#include "sandbox.h"
 #include "signer.h"
 
 /* The descriptor the socket to dird gets in the signer process. */
@@ -102,8 +106,18 @@ sandbox(void)
 	    set_limit(RLIMIT_CORE, 0) == -1 ||
 	    set_limit(RLIMIT_NOFILE, nofile) == -1)
 		return -1;
-	if (!SIGNER_SANITIZED && set_limit(RLIMIT_NPROC, 0) == -1)
+	if (SIGNER_SANITIZED)
+		return 0;
+	if (set_limit(RLIMIT_NPROC, 0) == -1)
 		return -1;
+	switch (sandbox_seccomp()) {
+	case -1:
+		return -1;
+	case 1:
+		log_warnx("signer: this platform offers no seccomp filter; "
+			  "the CA signer process runs without one");
+		break;
+	}
 	return 0;
 }
 
@@ -209,7 +223,11 @@ signer_wait(pid_t pid)
 	while (waitpid(pid, &st, 0) == -1)
 		if (errno != EINTR)
 			return;
-	if (WIFSIGNALED(st))
+	if (WIFSIGNALED(st) && WTERMSIG(st) == SIGSYS)
+		log_warnx("the CA signer process was killed by signal %d: "
+			  "it made a system call its seccomp filter forbids",
+		    WTERMSIG(st));
+	else if (WIFSIGNALED(st))
 		log_warnx("the CA signer process was killed by signal %d",
 		    WTERMSIG(st));
 }

@@ -51,6 +51,16 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
 BUILD = os.environ.get("DIR_BUILD", os.path.join(ROOT, "build"))
 
+
+def uses_asan(exe):
+    """True for a program built with -fsanitize=address (gcc or clang)."""
+    p = subprocess.run(["ldd", exe], capture_output=True, text=True)
+    if "libasan" in p.stdout:
+        return True
+    with open(exe, "rb") as f:  # clang links the runtime statically
+        return b"__asan_init" in f.read()
+
+
 # The migrations in schema/, in order.  Listed here rather than read from
 # the directory: a test of "dirctl migrate" must not follow a file that
 # was added or lost by mistake.
