@@ -18,6 +18,8 @@ What is here, in the order a test meets it:
                       its users and peers), fixtures reg and registry
   dchat               Peer, call(), people(), Lines, Terminal, Screen,
                       peer_client_ctx(), check_peer_cert()
+  DNS                 NameServer (Knot DNS serving test zones, signed
+                      with DNSSEC where asked), dnsq()
   sanitizers          every process the suite starts has its output read
                       for sanitizer findings once: short commands by run(),
                       long-running ones when the test that started them
@@ -1304,6 +1306,119 @@ def check_peer_cert(peer, tls):
 # How many cases tests/integration/test_badinput.py ran; printed in the
 # summary so that CI (pytest -q, no -s) shows it.
 BADINPUT_CASES = pytest.StashKey[int]()
+
+
+# ---- DNS --------------------------------------------------------------------
+
+
+class NameServer:
+    """Knot DNS (knotd) serving zones on 127.0.0.1:port over UDP and TCP,
+    as a domain's name server does; the resolvers under test are pointed
+    at it (server, "127.0.0.1@PORT").
+
+    zones: {domain: (records, signed)}, records as zone-file lines
+    relative to the domain (SOA and NS are added).  A signed zone gets a
+    new key and DNSSEC signatures on load; anchor(domain) writes its DS
+    records to a file, the trust anchor a validating resolver needs."""
+
+    def __init__(self, workdir, zones):
+        self.dir = os.path.join(workdir, "knot")
+        os.makedirs(os.path.join(self.dir, "db"))
+        self.port = free_port()
+        self.server = f"127.0.0.1@{self.port}"
+        self.conf = os.path.join(self.dir, "knot.conf")
+        self.zones = zones
+        self._write_conf()
+        knotd = shutil.which("knotd") or "/usr/sbin/knotd"
+        self.log = os.path.join(self.dir, "knotd.log")
+        self._log = open(self.log, "wb")
+        self.proc = subprocess.Popen([knotd, "-c", self.conf],
+                                     stdout=self._log,
+                                     stderr=subprocess.STDOUT)
+        started(self)
+        for z in zones:
+            wait_until(lambda z=z: f"[{z}.] loaded, serial" in
+                       self.read_log() or self.proc.poll() is not None,
+                       f"knotd to load {z}", timeout=30)
+            assert self.proc.poll() is None, self.read_log()
+
+    def _write_conf(self):
+        zones = ""
+        for z, (records, signed) in self.zones.items():
+            with open(os.path.join(self.dir, f"{z}.zone"), "w") as f:
+                f.write(f"$ORIGIN {z}.\n$TTL 60\n"
+                        f"@ SOA ns.{z}. admin.{z}. 1 3600 600 86400 60\n"
+                        f"@ NS ns.{z}.\nns A 127.0.0.1\n{records}\n")
+            zones += f"  - domain: {z}\n"
+            if signed:
+                zones += "    dnssec-signing: on\n    dnssec-policy: test\n"
+        with open(self.conf, "w") as f:
+            f.write(f"""server:
+    rundir: "{self.dir}"
+    listen: 127.0.0.1@{self.port}
+database:
+    storage: "{self.dir}/db"
+log:
+  - target: stderr
+    any: info
+policy:
+  - id: test
+    algorithm: ecdsap256sha256
+    ksk-lifetime: 0
+    zsk-lifetime: 0
+    single-type-signing: on
+template:
+  - id: default
+    storage: "{self.dir}"
+    file: "%s.zone"
+    zonefile-sync: -1
+zone:
+{zones}""")
+
+    def read_log(self):
+        with open(self.log, errors="replace") as f:
+            return f.read()
+
+    def anchor(self, domain, path=None):
+        """A file of domain's DS records: the trust anchor for its zone."""
+        keymgr = shutil.which("keymgr") or "/usr/sbin/keymgr"
+        ds = run([keymgr, "-c", self.conf, domain, "ds"]).stdout
+        assert " DS " in ds, ds
+        path = path or os.path.join(self.dir, f"{domain}.ds")
+        with open(path, "w") as f:
+            f.write(ds)
+        return path
+
+    def running(self):
+        return self.proc.poll() is None
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(30)
+
+    def finish(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self._log.close()
+        return ""
+
+    def __repr__(self):
+        return f"<knotd on {self.server}>"
+
+
+def dnsq(*args, server=None, anchor=None, timeout_ms=None):
+    """tests/unit/dnsq (irp_dns.h): (exit status, its JSON answer)."""
+    argv = [os.path.join(BUILD, "tests", "unit", "dnsq")]
+    if server:
+        argv += ["--server", server]
+    if anchor:
+        argv += ["--anchor", anchor]
+    if timeout_ms:
+        argv += ["--timeout", str(timeout_ms)]
+    p = run(argv + list(args), check=False)
+    return p.returncode, json.loads(p.stdout)
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
