@@ -27,6 +27,7 @@
 #include "identity.h"
 #include "irp_client.h"
 #include "keystore.h"
+#include "ui.h"
 #include "vis.h"
 
 /*
@@ -535,6 +536,7 @@ peer_setup(struct app *a, struct opts *o, enum app_mode mode)
 
 	memset(a, 0, sizeof(*a));
 	app_defaults(a);
+	ui_attach(a);
 	a->mode = mode;
 	a->json = o->json;
 	/* With a non-empty allow list, unlisted callers may leave one
