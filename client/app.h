@@ -20,6 +20,7 @@
 
 #include "dial.h"
 #include "edit.h"
+#include "event.h"
 #include "irp_client.h"
 #include "keystore.h"
 #include "peertls.h"
@@ -39,8 +40,23 @@ enum app_mode {
 	APP_SENDFILE, /* dchat sendfile: one file, wait for file_received */
 };
 
+/*
+ * Whoever shows the peer to its user: ui.c's sentences for a person, or
+ * its JSON lines with --json (ui.h).  The loop reports through this and
+ * hands it each line of input; it knows nothing else of the face, which
+ * in turn runs the commands through the app_ and session_ functions.
+ */
+struct app_face {
+	/* One event of kind; ev["event"] names it.  Takes ev. */
+	void (*event)(void *arg, enum ev_kind kind, json_t *ev);
+	/* One line of input without its newline (the face may cut it up). */
+	void (*line)(void *arg, char *line);
+	void *arg;
+};
+
 struct app {
 	enum app_mode mode;
+	struct app_face face; /* none set: events are dropped */
 	int json;
 	int contact_requests; /* let unlisted callers leave a request */
 	struct keystore ks;
@@ -108,11 +124,5 @@ int app_call(struct app *a, const char *userid, int skip_cache);
 struct session *app_session(struct app *a, int id);
 /* Fetch the CRL and re-register now; renew now if that is due. */
 void app_refresh(struct app *a);
-
-/* ui.c: report an event (takes ev) / run one command (borrows cmd). */
-void ui_event(struct app *a, json_t *ev);
-void ui_command(struct app *a, json_t *cmd);
-/* ui.c: one line typed by a person or, with --json, one JSON command. */
-void ui_line(struct app *a, char *line);
 
 #endif

@@ -3,6 +3,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -76,10 +77,22 @@ mkdir_p(const char *path, mode_t mode)
 	return 0;
 }
 
+/* The keys of the config file, and the field each fills. */
+static const struct {
+	const char *key;
+	size_t off, size;
+} config_keys[] = {
+	{ "server", offsetof(struct keystore, server),
+	    sizeof(((struct keystore *)0)->server) },
+	{ "userid", offsetof(struct keystore, userid),
+	    sizeof(((struct keystore *)0)->userid) },
+};
+
 static void
 load_config(struct keystore *ks)
 {
 	char line[1400], *k, *v, *eq;
+	size_t i;
 	FILE *f;
 
 	if ((f = fopen(ks->config, "r")) == NULL)
@@ -91,11 +104,11 @@ load_config(struct keystore *ks)
 		k = trim(line);
 		v = trim(eq + 1);
 		/* A value too long for its field is left out, never cut. */
-		if (strcmp(k, "server") == 0 && strlen(v) < sizeof(ks->server))
-			snprintf(ks->server, sizeof(ks->server), "%s", v);
-		else if (strcmp(k, "userid") == 0 &&
-		    strlen(v) < sizeof(ks->userid))
-			snprintf(ks->userid, sizeof(ks->userid), "%s", v);
+		for (i = 0; i < sizeof(config_keys) / sizeof(config_keys[0]); i++)
+			if (strcmp(k, config_keys[i].key) == 0 &&
+			    strlen(v) < config_keys[i].size)
+				snprintf((char *)ks + config_keys[i].off,
+				    config_keys[i].size, "%s", v);
 	}
 	fclose(f);
 }

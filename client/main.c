@@ -27,6 +27,7 @@
 #include "identity.h"
 #include "irp_client.h"
 #include "keystore.h"
+#include "ui.h"
 #include "vis.h"
 
 /*
@@ -57,28 +58,10 @@ struct opts {
 	int timeout;
 	int force;
 	int no_requests;
+	char **args; /* the words after the command */
 };
 
-static void
-usage(FILE *out)
-{
-	fputs("usage: dchat [--home DIR] COMMAND ...\n"
-	    "  init --server https://HOST:4604 --user USERID --code CODE "
-	    "--ca-fingerprint SHA256 [--force]\n"
-	    "  renew\n"
-	    "  backup --passphrase-file F\n"
-	    "  restore --server URL --user USERID --ca-fingerprint SHA256\n"
-	    "          (--code CODE | --password-file F) --passphrase-file F"
-	    " [--force]\n"
-	    "  lookup USERID [--json]\n"
-	    "  run [--listen ADDR:PORT]... [--advertise ADDR:PORT]... [--json]\n"
-	    "      [--ttl SECS] [--auto-accept] [--accept-files]"
-	    " [--no-contact-requests]\n"
-	    "  send USERID TEXT [--timeout SECS]\n"
-	    "  sendfile USERID PATH [--timeout SECS]\n"
-	    "  --help | --version\n"
-	    "See dchat(1).\n", out);
-}
+static void usage(FILE *out);
 
 /* The first line of a file, for passphrases; wipe with OPENSSL_cleanse. */
 static int
@@ -152,6 +135,27 @@ check_fresh(const struct keystore *ks, int force)
 	return 0;
 }
 
+/*
+ * The registry's CA, checked against the fingerprint the administrator
+ * gave out (trust on first use is not enough), into the home.
+ */
+static int
+fetch_ca(const struct opts *o, const struct keystore *ks)
+{
+	struct irp_err err;
+	char *ca = NULL;
+	int rv = -1;
+
+	if (irp_fetch_ca(o->server, o->fingerprint, &ca, &err) == -1)
+		fprintf(stderr, "dchat: %s\n", err.msg);
+	else if (ks_write_file(ks->ca, ca, strlen(ca), 0644) == -1)
+		fprintf(stderr, "dchat: cannot write %s\n", ks->ca);
+	else
+		rv = 0;
+	free(ca);
+	return rv;
+}
+
 static int
 irp_client_new_checked(const char *server, const char *ca, const char *cert,
     const char *key, struct irp_client **out)
@@ -185,8 +189,6 @@ cmd_init(struct opts *o)
 	struct irp_client *c = NULL;
 	struct identity id = { 0 };
 	struct keystore ks;
-	struct irp_err err;
-	char *ca = NULL;
 	const char *why;
 	int rv = 1;
 
@@ -202,18 +204,8 @@ cmd_init(struct opts *o)
 		fprintf(stderr, "dchat: %s\n", kerr);
 		return 1;
 	}
-	if (check_fresh(&ks, o->force) == -1)
+	if (check_fresh(&ks, o->force) == -1 || fetch_ca(o, &ks) == -1)
 		return 1;
-	/* Trust on first use is not enough: the CA must match the
-	 * fingerprint the administrator gave out. */
-	if (irp_fetch_ca(o->server, o->fingerprint, &ca, &err) == -1) {
-		fprintf(stderr, "dchat: %s\n", err.msg);
-		goto err;
-	}
-	if (ks_write_file(ks.ca, ca, strlen(ca), 0644) == -1) {
-		fprintf(stderr, "dchat: cannot write %s\n", ks.ca);
-		goto err;
-	}
 	if (irp_client_new_checked(o->server, ks.ca, NULL, NULL, &c) == -1)
 		goto err;
 	if (identity_request(c, uid, o->code, &id, kerr, sizeof(kerr)) == -1) {
@@ -236,7 +228,6 @@ cmd_init(struct opts *o)
 err:
 	identity_clear(&id);
 	irp_client_free(c);
-	free(ca);
 	return rv;
 }
 
@@ -357,6 +348,26 @@ err:
 	return rv;
 }
 
+/* What restore needs, and whom it restores (into uid): 0, or -1. */
+static int
+restore_args(const struct opts *o, char *uid, size_t len)
+{
+	const char *why;
+
+	if (need(o->server, "--server") || need(o->user, "--user") ||
+	    need(o->fingerprint, "--ca-fingerprint"))
+		return -1;
+	if (o->code == NULL && o->password_file == NULL) {
+		fprintf(stderr, "dchat: --code or --password-file is needed\n");
+		return -1;
+	}
+	if (irp_userid_normalize(o->user, uid, len, &why) == -1) {
+		fprintf(stderr, "dchat: %s: %s\n", o->user, why);
+		return -1;
+	}
+	return 0;
+}
+
 static int
 cmd_restore(struct opts *o)
 {
@@ -367,23 +378,13 @@ cmd_restore(struct opts *o)
 	struct keystore ks;
 	struct irp_err err;
 	struct ca_err cerr;
-	char *ca = NULL, *certpem = NULL, *keypem = NULL;
-	const char *why;
+	char *certpem = NULL, *keypem = NULL;
 	size_t len;
 	int rv = 1, use_pw = 0;
 
 	pass[0] = pw[0] = '\0';
-	if (need(o->server, "--server") || need(o->user, "--user") ||
-	    need(o->fingerprint, "--ca-fingerprint"))
+	if (restore_args(o, uid, sizeof(uid)) == -1)
 		return 2;
-	if (o->code == NULL && o->password_file == NULL) {
-		fprintf(stderr, "dchat: --code or --password-file is needed\n");
-		return 2;
-	}
-	if (irp_userid_normalize(o->user, uid, sizeof(uid), &why) == -1) {
-		fprintf(stderr, "dchat: %s: %s\n", o->user, why);
-		return 2;
-	}
 	if (read_secret(o->passphrase_file, pass, sizeof(pass)) == -1)
 		return 2;
 	if (o->code == NULL) {
@@ -395,13 +396,7 @@ cmd_restore(struct opts *o)
 		fprintf(stderr, "dchat: %s\n", kerr);
 		goto err;
 	}
-	if (check_fresh(&ks, o->force) == -1)
-		goto err;
-	if (irp_fetch_ca(o->server, o->fingerprint, &ca, &err) == -1) {
-		fprintf(stderr, "dchat: %s\n", err.msg);
-		goto err;
-	}
-	if (ks_write_file(ks.ca, ca, strlen(ca), 0644) == -1)
+	if (check_fresh(&ks, o->force) == -1 || fetch_ca(o, &ks) == -1)
 		goto err;
 	if ((c = irp_client_new(o->server, ks.ca, NULL, NULL, &err)) == NULL ||
 	    irp_backup_get(c, use_pw ? uid : NULL, use_pw ? pw : o->code,
@@ -442,7 +437,6 @@ err:
 	}
 	ca_secret_free(keypem);
 	free(certpem);
-	free(ca);
 	return rv;
 }
 
@@ -458,8 +452,9 @@ cert_status(const struct keystore *ks, const char *pem)
 }
 
 static int
-cmd_lookup(struct opts *o, const char *userid)
+cmd_lookup(struct opts *o)
 {
+	const char *userid = o->args[0];
 	struct irp_client *c = NULL;
 	struct irp_user *u = NULL;
 	struct keystore ks;
@@ -541,6 +536,7 @@ peer_setup(struct app *a, struct opts *o, enum app_mode mode)
 
 	memset(a, 0, sizeof(*a));
 	app_defaults(a);
+	ui_attach(a);
 	a->mode = mode;
 	a->json = o->json;
 	/* With a non-empty allow list, unlisted callers may leave one
@@ -611,6 +607,75 @@ cmd_peer(struct opts *o, enum app_mode mode, const char *user,
 }
 
 static int
+cmd_run(struct opts *o)
+{
+	return cmd_peer(o, APP_RUN, NULL, NULL);
+}
+
+static int
+cmd_send(struct opts *o)
+{
+	return cmd_peer(o, APP_SEND, o->args[0], o->args[1]);
+}
+
+static int
+cmd_sendfile(struct opts *o)
+{
+	return cmd_peer(o, APP_SENDFILE, o->args[0], o->args[1]);
+}
+
+/* The commands: the words that follow each, and its usage line(s). */
+static const struct command {
+	const char *name;
+	int nargs;
+	int (*run)(struct opts *);
+	const char *usage; /* after the name */
+} commands[] = {
+	{ "init", 0, cmd_init,
+	    "--server https://HOST:4604 --user USERID --code CODE "
+	    "--ca-fingerprint SHA256 [--force]" },
+	{ "renew", 0, cmd_renew, "" },
+	{ "backup", 0, cmd_backup, "--passphrase-file F" },
+	{ "restore", 0, cmd_restore,
+	    "--server URL --user USERID --ca-fingerprint SHA256\n"
+	    "          (--code CODE | --password-file F) --passphrase-file F"
+	    " [--force]" },
+	{ "lookup", 1, cmd_lookup, "USERID [--json]" },
+	{ "run", 0, cmd_run,
+	    "[--listen ADDR:PORT]... [--advertise ADDR:PORT]... [--json]\n"
+	    "      [--ttl SECS] [--auto-accept] [--accept-files]"
+	    " [--no-contact-requests]" },
+	{ "send", 2, cmd_send, "USERID TEXT [--timeout SECS]" },
+	{ "sendfile", 2, cmd_sendfile, "USERID PATH [--timeout SECS]" },
+};
+#define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
+
+static void
+usage(FILE *out)
+{
+	size_t i;
+
+	fputs("usage: dchat [--home DIR] COMMAND ...\n", out);
+	for (i = 0; i < NCOMMANDS; i++)
+		fprintf(out, "  %s%s%s\n", commands[i].name,
+		    commands[i].usage[0] ? " " : "", commands[i].usage);
+	fputs("  --help | --version\nSee dchat(1).\n", out);
+}
+
+/* The command named name that takes nargs words, or NULL. */
+static const struct command *
+command_find(const char *name, int nargs)
+{
+	size_t i;
+
+	for (i = 0; i < NCOMMANDS; i++)
+		if (strcmp(commands[i].name, name) == 0 &&
+		    commands[i].nargs == nargs)
+			return &commands[i];
+	return NULL;
+}
+
+static int
 parse_int(const char *s, int lo, int hi, int *out)
 {
 	char *end;
@@ -624,122 +689,128 @@ parse_int(const char *s, int lo, int hi, int *out)
 	return 0;
 }
 
+static const struct option longopts[] = {
+	{ "home", required_argument, NULL, 'h' },
+	{ "server", required_argument, NULL, 's' },
+	{ "user", required_argument, NULL, 'u' },
+	{ "code", required_argument, NULL, 'c' },
+	{ "ca-fingerprint", required_argument, NULL, 'f' },
+	{ "passphrase-file", required_argument, NULL, 'p' },
+	{ "password-file", required_argument, NULL, 'P' },
+	{ "listen", required_argument, NULL, 'l' },
+	{ "advertise", required_argument, NULL, 'a' },
+	{ "json", no_argument, NULL, 'j' },
+	{ "ttl", required_argument, NULL, 't' },
+	{ "auto-accept", no_argument, NULL, 'A' },
+	{ "accept-files", no_argument, NULL, 'F' },
+	{ "timeout", required_argument, NULL, 'T' },
+	{ "force", no_argument, NULL, 'X' },
+	{ "no-contact-requests", no_argument, NULL, 'N' },
+	{ "help", no_argument, NULL, 'H' },
+	{ "version", no_argument, NULL, 'V' },
+	{ NULL, 0, NULL, 0 },
+};
+
+/* An address option's value: a bad address is a usage error. */
+static int
+addr_opt(const char *opt, const char *arg)
+{
+	struct dial_addr addr;
+
+	if (dial_hostport_parse(arg, &addr) == -1) {
+		fprintf(stderr, "dchat: %s %s: want ADDR:PORT ([v6]:PORT)\n",
+		    opt, arg);
+		return -1;
+	}
+	return 0;
+}
+
+/* --listen and --advertise: 0, or -1 after saying why. */
+static int
+take_addr(struct opts *o, int ch, const char *arg)
+{
+	if (ch == 'l' && o->nlisten == APP_LISTEN_MAX) {
+		fprintf(stderr, "dchat: too many --listen\n");
+		return -1;
+	}
+	if (ch == 'a' && o->nadvertise == IRP_ADDR_MAX) {
+		fprintf(stderr, "dchat: at most %d --advertise\n",
+		    IRP_ADDR_MAX);
+		return -1;
+	}
+	if (addr_opt(ch == 'l' ? "--listen" : "--advertise", arg) == -1)
+		return -1;
+	if (ch == 'l')
+		o->listen[o->nlisten++] = arg;
+	else
+		o->advertise[o->nadvertise++] = arg;
+	return 0;
+}
+
+/* One option (not --help or --version): 0, or -1 on a usage error. */
+static int
+take_opt(struct opts *o, int ch, const char *arg)
+{
+	switch (ch) {
+	case 'h': o->home = arg; break;
+	case 's': o->server = arg; break;
+	case 'u': o->user = arg; break;
+	case 'c': o->code = arg; break;
+	case 'f': o->fingerprint = arg; break;
+	case 'p': o->passphrase_file = arg; break;
+	case 'P': o->password_file = arg; break;
+	case 'j': o->json = 1; break;
+	case 'A': o->auto_accept = 1; break;
+	case 'F': o->accept_files = 1; break;
+	case 'X': o->force = 1; break;
+	case 'N': o->no_requests = 1; break;
+	case 'l':
+	case 'a':
+		return take_addr(o, ch, arg);
+	case 't':
+		if (parse_int(arg, 30, 86400, &o->ttl) == -1) {
+			fprintf(stderr, "dchat: --ttl: 30 to 86400\n");
+			return -1;
+		}
+		break;
+	case 'T':
+		if (parse_int(arg, 1, 86400, &o->timeout) == -1) {
+			fprintf(stderr, "dchat: --timeout: seconds\n");
+			return -1;
+		}
+		break;
+	default:
+		usage(stderr);
+		return -1;
+	}
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		{ "home", required_argument, NULL, 'h' },
-		{ "server", required_argument, NULL, 's' },
-		{ "user", required_argument, NULL, 'u' },
-		{ "code", required_argument, NULL, 'c' },
-		{ "ca-fingerprint", required_argument, NULL, 'f' },
-		{ "passphrase-file", required_argument, NULL, 'p' },
-		{ "password-file", required_argument, NULL, 'P' },
-		{ "listen", required_argument, NULL, 'l' },
-		{ "advertise", required_argument, NULL, 'a' },
-		{ "json", no_argument, NULL, 'j' },
-		{ "ttl", required_argument, NULL, 't' },
-		{ "auto-accept", no_argument, NULL, 'A' },
-		{ "accept-files", no_argument, NULL, 'F' },
-		{ "timeout", required_argument, NULL, 'T' },
-		{ "force", no_argument, NULL, 'X' },
-		{ "no-contact-requests", no_argument, NULL, 'N' },
-		{ "help", no_argument, NULL, 'H' },
-		{ "version", no_argument, NULL, 'V' },
-		{ NULL, 0, NULL, 0 },
-	};
+	const struct command *cmd;
 	struct opts o = { 0 };
-	struct dial_addr addr; /* a bad address is a usage error */
-	const char *cmd;
-	int ch, nargs;
+	int ch;
 
 	o.timeout = 120;
 	while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
-		switch (ch) {
-		case 'h': o.home = optarg; break;
-		case 's': o.server = optarg; break;
-		case 'u': o.user = optarg; break;
-		case 'c': o.code = optarg; break;
-		case 'f': o.fingerprint = optarg; break;
-		case 'p': o.passphrase_file = optarg; break;
-		case 'P': o.password_file = optarg; break;
-		case 'j': o.json = 1; break;
-		case 'A': o.auto_accept = 1; break;
-		case 'F': o.accept_files = 1; break;
-		case 'X': o.force = 1; break;
-		case 'N': o.no_requests = 1; break;
-		case 'l':
-			if (o.nlisten == APP_LISTEN_MAX) {
-				fprintf(stderr, "dchat: too many --listen\n");
-				return 2;
-			}
-			if (dial_hostport_parse(optarg, &addr) == -1) {
-				fprintf(stderr, "dchat: --listen %s: want "
-				    "ADDR:PORT ([v6]:PORT)\n", optarg);
-				return 2;
-			}
-			o.listen[o.nlisten++] = optarg;
-			break;
-		case 'a':
-			if (o.nadvertise == IRP_ADDR_MAX) {
-				fprintf(stderr, "dchat: at most %d --advertise\n",
-				    IRP_ADDR_MAX);
-				return 2;
-			}
-			if (dial_hostport_parse(optarg, &addr) == -1) {
-				fprintf(stderr, "dchat: --advertise %s: want "
-				    "ADDR:PORT ([v6]:PORT)\n", optarg);
-				return 2;
-			}
-			o.advertise[o.nadvertise++] = optarg;
-			break;
-		case 't':
-			if (parse_int(optarg, 30, 86400, &o.ttl) == -1) {
-				fprintf(stderr, "dchat: --ttl: 30 to 86400\n");
-				return 2;
-			}
-			break;
-		case 'T':
-			if (parse_int(optarg, 1, 86400, &o.timeout) == -1) {
-				fprintf(stderr, "dchat: --timeout: seconds\n");
-				return 2;
-			}
-			break;
-		case 'H':
+		if (ch == 'H') {
 			usage(stdout);
 			return 0;
-		case 'V':
+		}
+		if (ch == 'V') {
 			printf("dchat %s\n", DIR_VERSION);
 			return 0;
-		default:
-			usage(stderr);
-			return 2;
 		}
+		if (take_opt(&o, ch, optarg) == -1)
+			return 2;
 	}
-	if (optind >= argc) {
+	if (optind >= argc ||
+	    (cmd = command_find(argv[optind], argc - optind - 1)) == NULL) {
 		usage(stderr);
 		return 2;
 	}
-	cmd = argv[optind];
-	nargs = argc - optind - 1;
-	if (strcmp(cmd, "init") == 0 && nargs == 0)
-		return cmd_init(&o);
-	if (strcmp(cmd, "renew") == 0 && nargs == 0)
-		return cmd_renew(&o);
-	if (strcmp(cmd, "backup") == 0 && nargs == 0)
-		return cmd_backup(&o);
-	if (strcmp(cmd, "restore") == 0 && nargs == 0)
-		return cmd_restore(&o);
-	if (strcmp(cmd, "lookup") == 0 && nargs == 1)
-		return cmd_lookup(&o, argv[optind + 1]);
-	if (strcmp(cmd, "run") == 0 && nargs == 0)
-		return cmd_peer(&o, APP_RUN, NULL, NULL);
-	if (strcmp(cmd, "send") == 0 && nargs == 2)
-		return cmd_peer(&o, APP_SEND, argv[optind + 1],
-		    argv[optind + 2]);
-	if (strcmp(cmd, "sendfile") == 0 && nargs == 2)
-		return cmd_peer(&o, APP_SENDFILE, argv[optind + 1],
-		    argv[optind + 2]);
-	usage(stderr);
-	return 2;
+	o.args = argv + optind + 1;
+	return cmd->run(&o);
 }

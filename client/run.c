@@ -11,6 +11,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,10 +45,36 @@ on_signal(int sig)
 	errno = saved;
 }
 
+/* Hand an event to the face, which takes it. */
 static void
-report(struct app *a, const char *event, const char *key, const char *val)
+show(struct app *a, enum ev_kind kind, json_t *ev)
 {
-	ui_event(a, json_pack("{s:s,s:s}", "event", event, key, val));
+	if (ev == NULL)
+		return;
+	if (a->face.event != NULL)
+		a->face.event(a->face.arg, kind, ev);
+	else
+		json_decref(ev);
+}
+
+/* An event of kind with the members fmt packs (event.h). */
+static void
+tell(struct app *a, enum ev_kind kind, const char *fmt, ...)
+{
+	va_list ap;
+	json_t *ev;
+
+	va_start(ap, fmt);
+	ev = ev_vpack(kind, fmt, ap);
+	va_end(ap);
+	show(a, kind, ev);
+}
+
+/* An error, or the registry's (EV_ERROR, EV_REGISTRY_ERROR). */
+static void
+report(struct app *a, enum ev_kind kind, const char *msg)
+{
+	tell(a, kind, "{s:s}", "message", msg);
 }
 
 struct session *
@@ -55,116 +82,148 @@ app_session(struct app *a, int id)
 {
 	struct session *s;
 
-	for (s = a->sessions; s; s = s->next)
-		if (s->id == id)
+	for (s = a->sessions; s; s = session_next(s))
+		if (session_id(s) == id)
 			return s;
 	return NULL;
 }
 
-/* Bookkeeping before the user sees an event, then hand it to the UI. */
+/*
+ * A session opened: note in ev a certificate that changed since the
+ * contacts last saw this peer, and remember who it is and, for our
+ * calls, the address that worked (tried first next time).
+ */
 static void
-on_session_event(void *arg, struct session *s, json_t *ev)
+remember_peer(struct app *a, struct session *s, json_t *ev)
+{
+	const struct pt_peer *peer = session_peer(s);
+	const struct session_origin *o = session_origin(s);
+	struct ks_contact c;
+	int known = ks_contact_get(&a->ks, peer->userid, &c) == 0;
+
+	if (known && strcmp(c.fingerprint, "-") != 0 &&
+	    strcmp(c.fingerprint, peer->fingerprint) != 0) {
+		json_object_set_new(ev, "fingerprint_changed", json_true());
+		json_object_set_new(ev, "previous_fingerprint",
+		    json_string(c.fingerprint));
+	}
+	if (o->dialer) {
+		memset(&c, 0, sizeof(c));
+		snprintf(c.userid, sizeof(c.userid), "%s", peer->userid);
+		if (sscanf(o->addr, "%63s %d", c.ip, &c.port) != 2)
+			c.port = 0;
+	} else if (!known)
+		c.port = 0;
+	snprintf(c.fingerprint, sizeof(c.fingerprint), "%s", peer->fingerprint);
+	if (c.port > 0)
+		(void)ks_contact_set(&a->ks, &c);
+}
+
+/* The remembered address of our call failed: ask the DIR (once). */
+static void
+retry_call(struct app *a, struct session *s, json_t *ev)
+{
+	int sid;
+
+	json_object_set_new(ev, "event", json_string(ev_name(EV_CALL_RETRY)));
+	show(a, EV_CALL_RETRY, ev);
+	sid = app_call(a, session_origin(s)->target, 1);
+	if (a->mode != APP_RUN && session_id(s) == a->os_sid)
+		a->os_sid = sid;
+}
+
+/* One-shot: the message or the file offer, once connected. */
+static void
+one_shot_send(struct app *a, struct session *s)
+{
+	char err[256];
+	int rc;
+
+	rc = a->mode == APP_SEND ?
+	    session_chat(s, a->payload, &a->os_id, err, sizeof(err)) :
+	    session_file_offer(s, a->payload, &a->os_id, err, sizeof(err));
+	a->os_sent = 1;
+	if (rc == -1) {
+		report(a, EV_ERROR, err);
+		session_close(s, "nothing to send");
+		a->exit_code = 1;
+	}
+}
+
+/* The event that says the peer has what dchat send(file) sent. */
+static enum ev_kind
+one_shot_confirmation(enum app_mode mode)
+{
+	return mode == APP_SENDFILE ? EV_FILE_DELIVERED : EV_ACK;
+}
+
+/* One-shot: send once connected, finish on the confirmation. */
+static void
+one_shot_event(struct app *a, struct session *s, enum ev_kind kind,
+    json_t *ev)
+{
+	json_int_t id = json_integer_value(json_object_get(ev, "id"));
+
+	show(a, kind, ev);
+	switch (kind) {
+	case EV_CONNECTED:
+		if (!a->os_sent)
+			one_shot_send(a, s);
+		break;
+	case EV_ACK:
+	case EV_FILE_DELIVERED:
+		if (kind == one_shot_confirmation(a->mode) &&
+		    (uint64_t)id == a->os_id) {
+			a->exit_code = 0;
+			session_close(s, "done");
+		}
+		break;
+	case EV_FILE_REJECTED:
+	case EV_FILE_FAILED:
+		a->exit_code = 1;
+		session_close(s, "file not delivered");
+		break;
+	default:
+		break;
+	}
+}
+
+/* Bookkeeping before the user sees a session's event, then the face. */
+static void
+on_session_event(void *arg, struct session *s, enum ev_kind kind,
+    json_t *ev)
 {
 	struct app *a = arg;
-	const char *name = json_string_value(json_object_get(ev, "event"));
-	struct ks_contact c;
-	json_t *id;
+	int sid = session_id(s);
 
-	if (strcmp(name, "connected") == 0) {
-		int known = ks_contact_get(&a->ks, s->peer.userid, &c) == 0;
-
-		if (known && strcmp(c.fingerprint, "-") != 0 &&
-		    strcmp(c.fingerprint, s->peer.fingerprint) != 0) {
-			json_object_set_new(ev, "fingerprint_changed",
-			    json_true());
-			json_object_set_new(ev, "previous_fingerprint",
-			    json_string(c.fingerprint));
-		}
-		if (s->dialer) {
-			/* The address that worked goes first next time. */
-			memset(&c, 0, sizeof(c));
-			snprintf(c.userid, sizeof(c.userid), "%s",
-			    s->peer.userid);
-			if (sscanf(s->addr, "%63s %d", c.ip, &c.port) != 2)
-				c.port = 0;
-		} else if (!known)
-			c.port = 0;
-		snprintf(c.fingerprint, sizeof(c.fingerprint), "%s",
-		    s->peer.fingerprint);
-		if (c.port > 0)
-			(void)ks_contact_set(&a->ks, &c);
+	switch (kind) {
+	case EV_CONNECTED:
+		remember_peer(a, s, ev);
 		if (a->current == 0)
-			a->current = s->id;
-		if (s->has_note) {
-			char err[256];
-			uint64_t mid;
-
-			s->has_note = 0;
-			if ((s->restricted ? session_contact_request(s,
-			    s->note, err, sizeof(err)) : session_chat(s,
-			    s->note, &mid, err, sizeof(err))) == -1)
-				report(a, "error", "message", err);
-		}
-	}
-	if (strcmp(name, "contact_request") == 0)
-		(void)ks_request_add(&a->ks, s->peer.userid, s->peer.name,
+			a->current = sid;
+		break;
+	case EV_CONTACT_REQUEST:
+		(void)ks_request_add(&a->ks, session_peer(s)->userid,
+		    session_peer(s)->name,
 		    json_string_value(json_object_get(ev, "note")));
-	if (strcmp(name, "call_failed") == 0 && s->from_cache) {
-		/* The remembered address failed: ask the DIR (once). */
-		json_object_set_new(ev, "event", json_string("call_retry"));
-		s->from_cache = 0;
-		ui_event(a, ev);
-		if (a->mode != APP_RUN && s->id == a->os_sid)
-			a->os_sid = app_call(a, s->target, 1);
-		else
-			(void)app_call(a, s->target, 1);
-		return;
-	}
-	if ((strcmp(name, "closed") == 0 || strcmp(name, "call_failed") == 0) &&
-	    a->current == s->id)
-		a->current = 0;
-
-	/* One-shot: send once connected, finish on the confirmation. */
-	if (a->mode != APP_RUN && s->id == a->os_sid) {
-		id = json_object_get(ev, "id");
-		if (strcmp(name, "connected") == 0 && !a->os_sent) {
-			char err[256];
-			int rc;
-
-			ui_event(a, ev);
-			ev = NULL;
-			rc = a->mode == APP_SEND ?
-			    session_chat(s, a->payload, &a->os_id, err,
-				sizeof(err)) :
-			    session_file_offer(s, a->payload, &a->os_id, err,
-				sizeof(err));
-			a->os_sent = 1;
-			if (rc == -1) {
-				report(a, "error", "message", err);
-				session_close(s, "nothing to send");
-				a->exit_code = 1;
-			}
+		break;
+	case EV_CALL_FAILED:
+		if (session_origin(s)->from_cache) {
+			retry_call(a, s, ev);
 			return;
 		}
-		if ((strcmp(name, "ack") == 0 && a->mode == APP_SEND) ||
-		    (strcmp(name, "file_delivered") == 0 &&
-			a->mode == APP_SENDFILE)) {
-			if ((uint64_t)json_integer_value(id) == a->os_id) {
-				a->exit_code = 0;
-				ui_event(a, ev);
-				session_close(s, "done");
-				return;
-			}
-		}
-		if (strcmp(name, "file_rejected") == 0 ||
-		    strcmp(name, "file_failed") == 0) {
-			a->exit_code = 1;
-			ui_event(a, ev);
-			session_close(s, "file not delivered");
-			return;
-		}
+		/* FALLTHROUGH */
+	case EV_CLOSED:
+		if (a->current == sid)
+			a->current = 0;
+		break;
+	default:
+		break;
 	}
-	ui_event(a, ev);
+	if (a->mode != APP_RUN && sid == a->os_sid)
+		one_shot_event(a, s, kind, ev);
+	else
+		show(a, kind, ev);
 }
 
 /* Listen on every --listen address (default [::]:4605, dual-stack). */
@@ -279,16 +338,16 @@ do_register(struct app *a, int force)
 	 * registry connection may be bound to one that is gone. */
 	if (a->registered && strcmp(sig, a->reg_sig) != 0 &&
 	    irp_client_reconnect(a->irp) == -1)
-		report(a, "error", "message", "out of memory");
+		report(a, EV_ERROR, "out of memory");
 	if (n == 0) {
-		report(a, "registry_error", "message", "no global address on "
+		report(a, EV_REGISTRY_ERROR, "no global address on "
 		    "any interface; use --advertise to name one");
 		a->reg_next = time(NULL) + RETRY_SECS;
 		return;
 	}
 	if (irp_addresses_put(a->irp, addr, n, a->ttl, &granted, exp,
 	    &err) == -1) {
-		report(a, "registry_error", "message", err.msg);
+		report(a, EV_REGISTRY_ERROR, err.msg);
 		a->reg_next = time(NULL) + RETRY_SECS;
 		return;
 	}
@@ -303,8 +362,8 @@ do_register(struct app *a, int force)
 	for (i = 0; i < n; i++)
 		json_array_append_new(list, json_pack("{s:s,s:i}", "ip",
 		    addr[i].ip, "port", addr[i].port));
-	ui_event(a, json_pack("{s:s,s:o,s:s,s:i}", "event", "registered",
-	    "addresses", list, "expires_at", exp, "ttl", ttl));
+	tell(a, EV_REGISTERED, "{s:o,s:s,s:i}", "addresses", list,
+	    "expires_at", exp, "ttl", ttl);
 }
 
 /* Fetch the CRL; keep the cached one when the DIR is unreachable. */
@@ -319,17 +378,17 @@ refresh_crl(struct app *a)
 
 	a->crl_next = now + RETRY_SECS;
 	if (irp_crl_get(a->irp, &der, &len, &err) == -1) {
-		report(a, "registry_error", "message", err.msg);
+		report(a, EV_REGISTRY_ERROR, err.msg);
 		return;
 	}
 	if (ks_write_file(a->ks.crl, der, len, 0644) == -1) {
 		free(der);
-		report(a, "error", "message", "cannot write the CRL cache");
+		report(a, EV_ERROR, "cannot write the CRL cache");
 		return;
 	}
 	free(der);
 	if (pt_reload_crl(a->pt, msg, sizeof(msg)) == -1) {
-		report(a, "error", "message", msg);
+		report(a, EV_ERROR, msg);
 		return;
 	}
 	next = pt_crl_next_update(a->pt);
@@ -417,7 +476,7 @@ app_refresh(struct app *a)
 		a->expiry_next = 0;
 		warn_expiry(a, time(NULL));
 	}
-	ui_event(a, json_pack("{s:s}", "event", "refreshed"));
+	tell(a, EV_REFRESHED, "{}");
 }
 
 static size_t
@@ -426,43 +485,43 @@ count_sessions(const struct app *a)
 	const struct session *s;
 	size_t n = 0;
 
-	for (s = a->sessions; s; s = s->next)
+	for (s = a->sessions; s; s = session_next(s))
 		n++;
 	return n;
 }
 
-/* src: a caller's source (admit.h), NULL for our own calls. */
 static struct session *
-add_session(struct app *a, int fd, int dialer, const char *target,
-    const char *addr, int from_cache, const unsigned char *src)
+add_session(struct app *a, int fd, const struct session_origin *o)
 {
 	struct session *s;
 
-	if ((s = session_new(++a->next_sid, fd, NULL, dialer, target,
-	    &a->env)) == NULL) {
-		close(fd);
+	if ((s = session_new(++a->next_sid, fd, a->pt, o, &a->env)) == NULL)
 		return NULL;
-	}
-	if ((s->ssl = pt_ssl_new(a->pt, fd, target, &s->pc)) == NULL) {
-		session_free(s);
-		return NULL;
-	}
-	snprintf(s->addr, sizeof(s->addr), "%s", addr);
-	s->from_cache = from_cache;
-	if (src)
-		memcpy(s->src, src, ADMIT_KEY_LEN);
-	s->next = a->sessions;
+	session_set_next(s, a->sessions);
 	a->sessions = s;
 	/* Start the handshake now: the ClientHello goes out at once. */
 	session_io(s, 0);
 	return s;
 }
 
+/* Our call to uid at addr: its session, or NULL. */
+static struct session *
+add_call(struct app *a, int fd, const char *uid, const char *addr,
+    int from_cache)
+{
+	struct session_origin o = { 0 };
+
+	o.dialer = 1;
+	o.target = uid;
+	o.addr = addr;
+	o.from_cache = from_cache;
+	return add_session(a, fd, &o);
+}
+
 static void
 call_failed(struct app *a, const char *uid, const char *why)
 {
-	ui_event(a, json_pack("{s:s,s:s,s:s}", "event", "call_failed", "user",
-	    uid, "reason", why));
+	tell(a, EV_CALL_FAILED, "{s:s,s:s}", "user", uid, "reason", why);
 }
 
 int
@@ -488,19 +547,18 @@ app_call(struct app *a, const char *userid, int skip_cache)
 	}
 	if (!skip_cache && ks_contact_get(&a->ks, uid, &c) == 0 &&
 	    dial_addr_parse(c.ip, c.port, &addrs[0]) == 0) {
-		ui_event(a, json_pack("{s:s,s:s,s:s}", "event", "calling",
-		    "user", uid, "via", "contacts"));
+		tell(a, EV_CALLING, "{s:s,s:s}", "user", uid, "via",
+		    "contacts");
 		fd = dial_connect(addrs, 1, CALL_CACHE_TIMEOUT_MS, &which, err,
 		    sizeof(err));
 		if (fd != -1) {
-			s = add_session(a, fd, 1, uid, addrs[0].text, 1, NULL);
-			return s ? s->id : -1;
+			s = add_call(a, fd, uid, addrs[0].text, 1);
+			return s ? session_id(s) : -1;
 		}
-		ui_event(a, json_pack("{s:s,s:s,s:s}", "event", "call_retry",
-		    "user", uid, "reason", err));
+		tell(a, EV_CALL_RETRY, "{s:s,s:s}", "user", uid, "reason",
+		    err);
 	}
-	ui_event(a, json_pack("{s:s,s:s,s:s}", "event", "calling", "user", uid,
-	    "via", "registry"));
+	tell(a, EV_CALLING, "{s:s,s:s}", "user", uid, "via", "registry");
 	if (irp_lookup(a->irp, uid, &u, &ierr) == -1) {
 		call_failed(a, uid, ierr.msg);
 		return -1;
@@ -522,9 +580,8 @@ app_call(struct app *a, const char *userid, int skip_cache)
 		call_failed(a, uid, err);
 		return -1;
 	}
-	if ((s = add_session(a, fd, 1, uid, addrs[which].text, 0,
-	    NULL)) != NULL)
-		id = s->id;
+	if ((s = add_call(a, fd, uid, addrs[which].text, 0)) != NULL)
+		id = session_id(s);
 	else
 		call_failed(a, uid, "cannot set up TLS");
 	return id;
@@ -544,23 +601,26 @@ make_room(struct app *a, const unsigned char src[ADMIT_KEY_LEN])
 	int v;
 
 	/* The list is newest first; admit_pick wants the oldest first. */
-	for (s = a->sessions; s; s = s->next) {
-		if (s->st == SS_DEAD)
+	for (s = a->sessions; s; s = session_next(s)) {
+		if (session_state(s) == SS_DEAD)
 			continue;
 		live++;
-		if (!s->dialer && s->st == SS_HANDSHAKE &&
+		if (!session_origin(s)->dialer &&
+		    session_state(s) == SS_HANDSHAKE &&
 		    n < sizeof(pend) / sizeof(pend[0]))
 			pend[n++] = s;
 	}
 	for (i = 0; i < n; i++)
-		memcpy(keys[i], pend[n - 1 - i]->src, ADMIT_KEY_LEN);
+		memcpy(keys[i], session_origin(pend[n - 1 - i])->src,
+		    ADMIT_KEY_LEN);
 	v = admit_pick((const unsigned char (*)[ADMIT_KEY_LEN])keys, n, src,
 	    live, APP_SESSIONS_MAX);
 	if (v == ADMIT_REFUSE)
 		return -1;
 	if (v >= 0) {
 		s = pend[n - 1 - (size_t)v];
-		session_evict(s, memcmp(s->src, src, ADMIT_KEY_LEN) == 0 ?
+		session_evict(s, memcmp(session_origin(s)->src, src,
+		    ADMIT_KEY_LEN) == 0 ?
 		    "too many unfinished handshakes from its address; the "
 		    "oldest made way for a newer one" : "too many unfinished "
 		    "handshakes; the oldest made way for a newer one");
@@ -573,10 +633,11 @@ accept_calls(struct app *a, int lfd)
 {
 	struct sockaddr_storage ss;
 	char ip[INET6_ADDRSTRLEN] = "?", addr[80];
-	unsigned char src[ADMIT_KEY_LEN];
+	struct session_origin o = { 0 };
 	socklen_t sl;
 	int fd, port = 0, k;
 
+	o.addr = addr;
 	/* Bounded per loop turn, so a flood of connections can not keep
 	 * the loop from serving the sessions it has. */
 	for (k = 0; k < ACCEPT_BURST; k++) {
@@ -596,13 +657,13 @@ accept_calls(struct app *a, int lfd)
 			port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
 		}
 		snprintf(addr, sizeof(addr), "%s %d", ip, port);
-		admit_key((const struct sockaddr *)&ss, src);
-		if (make_room(a, src) == -1) {
+		admit_key((const struct sockaddr *)&ss, o.src);
+		if (make_room(a, o.src) == -1) {
 			/* Every slot holds a caller past the handshake. */
 			close(fd);
 			continue;
 		}
-		(void)add_session(a, fd, 0, NULL, addr, 0, src);
+		(void)add_session(a, fd, &o);
 	}
 }
 
@@ -611,45 +672,73 @@ accept_calls(struct app *a, int lfd)
  * sessions.  Both sides keep the one placed by the lower user id and end
  * the other, so they agree without talking about it.
  */
+/* The user id of whoever placed the call that s is. */
+static const char *
+caller(const struct app *a, const struct session *s)
+{
+	return session_origin(s)->dialer ? a->userid : session_peer(s)->userid;
+}
+
+/* Is o the other call of such a pair: the same peer, the other way? */
+static int
+twin(const struct session *s, const struct session *o)
+{
+	enum sess_state st = session_state(o);
+
+	return o != s &&
+	    session_origin(o)->dialer != session_origin(s)->dialer &&
+	    st != SS_DEAD && st != SS_CLOSING && st != SS_HANDSHAKE &&
+	    strcasecmp(session_peer(o)->userid, session_peer(s)->userid) == 0;
+}
+
 static void
 dedupe(struct app *a, struct session *s)
 {
 	struct session *o, *drop;
-	const char *s_dialer, *o_dialer;
 
-	for (o = a->sessions; o; o = o->next) {
-		if (o == s || o->dialer == s->dialer || o->st == SS_DEAD ||
-		    o->st == SS_CLOSING || o->st == SS_HANDSHAKE ||
-		    strcasecmp(o->peer.userid, s->peer.userid) != 0)
+	for (o = a->sessions; o; o = session_next(o)) {
+		if (!twin(s, o))
 			continue;
-		s_dialer = s->dialer ? a->userid : s->peer.userid;
-		o_dialer = o->dialer ? a->userid : o->peer.userid;
-		drop = strcasecmp(s_dialer, o_dialer) < 0 ? o : s;
-		ui_event(a, json_pack("{s:s,s:i,s:i}", "event", "duplicate",
-		    "kept", drop == s ? o->id : s->id, "dropped", drop->id));
+		drop = strcasecmp(caller(a, s), caller(a, o)) < 0 ? o : s;
+		tell(a, EV_DUPLICATE, "{s:i,s:i}", "kept",
+		    session_id(drop == s ? o : s), "dropped", session_id(drop));
 		session_close(drop, "duplicate session (both called at once)");
 		if (drop == s)
 			return;
 	}
 }
 
+/* Free the dead sessions; a one-shot ends with its session. */
 static void
 reap(struct app *a)
 {
-	struct session **pp = &a->sessions, *s;
+	struct session *s, *next, *prev = NULL;
 
-	while ((s = *pp) != NULL) {
-		if (s->st == SS_DEAD) {
-			*pp = s->next;
-			if (a->mode != APP_RUN && s->id == a->os_sid)
-				a->quit = 1;
-			session_free(s);
-		} else
-			pp = &s->next;
+	for (s = a->sessions; s; s = next) {
+		next = session_next(s);
+		if (session_state(s) != SS_DEAD) {
+			prev = s;
+			continue;
+		}
+		if (prev)
+			session_set_next(prev, next);
+		else
+			a->sessions = next;
+		if (a->mode != APP_RUN && session_id(s) == a->os_sid)
+			a->quit = 1;
+		session_free(s);
 	}
 	/* One-shot: nothing left to wait for (a retry may have failed). */
 	if (a->mode != APP_RUN && a->sessions == NULL)
 		a->quit = 1;
+}
+
+/* A line of input is the face's to read: a command, typed or JSON. */
+static void
+take_line(struct app *a, char *line)
+{
+	if (a->face.line != NULL)
+		a->face.line(a->face.arg, line);
 }
 
 static void
@@ -672,13 +761,13 @@ read_stdin(struct app *a)
 	while ((nl = memchr(a->inbuf, '\n', a->inlen)) != NULL) {
 		*nl = '\0';
 		used = (size_t)(nl - a->inbuf) + 1;
-		ui_line(a, a->inbuf);
+		take_line(a, a->inbuf);
 		memmove(a->inbuf, a->inbuf + used, a->inlen - used);
 		a->inlen -= used;
 		a->inbuf[a->inlen] = '\0';
 	}
 	if (a->inlen == sizeof(a->inbuf) - 1) {
-		report(a, "error", "message", "input line too long, dropped");
+		report(a, EV_ERROR, "input line too long, dropped");
 		a->inlen = 0;
 	}
 }
@@ -695,7 +784,7 @@ read_terminal(struct app *a)
 		return;
 	}
 	if (line != NULL) {
-		ui_line(a, line);
+		take_line(a, line);
 		free(line);
 	}
 }
@@ -886,12 +975,12 @@ use_identity(struct app *a, const char *source, char *err, size_t errlen)
 		return 0; /* the same certificate, written again */
 	/* The kept connection to the registry presents the old one. */
 	if (irp_client_reconnect(a->irp) == -1)
-		report(a, "error", "message", "out of memory");
+		report(a, EV_ERROR, "out of memory");
 	irp_time(a->cert_not_after, na);
 	irp_time(a->renew_next, ra);
-	ui_event(a, json_pack("{s:s,s:s,s:s,s:s,s:s,s:s}", "event",
-	    "renewed", "source", source, "serial", a->cert_serial,
-	    "previous_serial", prev, "not_after", na, "next_renewal", ra));
+	tell(a, EV_RENEWED, "{s:s,s:s,s:s,s:s,s:s}", "source", source,
+	    "serial", a->cert_serial, "previous_serial", prev, "not_after", na,
+	    "next_renewal", ra);
 	/* Registered as the new certificate, so that a lookup finds it. */
 	do_register(a, 1);
 	return 0;
@@ -910,9 +999,9 @@ renew_failed(struct app *a, const char *why)
 	a->renew_next = time(NULL) + wait;
 	snprintf(a->renew_error, sizeof(a->renew_error), "%s", why);
 	irp_time(a->renew_next, at);
-	ui_event(a, json_pack("{s:s,s:s,s:i,s:I,s:s}", "event",
-	    "renew_failed", "reason", why, "failures", a->renew_failures,
-	    "retry_in", (json_int_t)wait, "next_attempt", at));
+	tell(a, EV_RENEW_FAILED, "{s:s,s:i,s:I,s:s}", "reason", why,
+	    "failures", a->renew_failures, "retry_in", (json_int_t)wait,
+	    "next_attempt", at);
 	return -1;
 }
 
@@ -938,7 +1027,7 @@ renew(struct app *a)
 	 */
 	if (a->registered) {
 		if (irp_addresses_delete(a->irp, NULL, &ierr) == -1)
-			report(a, "registry_error", "message", ierr.msg);
+			report(a, EV_REGISTRY_ERROR, ierr.msg);
 		a->registered = 0;
 	}
 	if (identity_store(&a->ks, &id, err, sizeof(err)) == -1) {
@@ -970,7 +1059,7 @@ check_identity(struct app *a, time_t now)
 		snprintf(msg, sizeof(msg), "key.pem or cert.pem changed but "
 		    "can not be used (%s); still using certificate %s", err,
 		    a->cert_serial);
-		report(a, "error", "message", msg);
+		report(a, EV_ERROR, msg);
 	}
 }
 
@@ -995,161 +1084,261 @@ warn_expiry(struct app *a, time_t now)
 		    "is not renewed yet%s%s%s; dchat keeps trying, or run "
 		    "'dchat renew'", a->renew_error[0] ? " (" : "",
 		    a->renew_error, a->renew_error[0] ? ")" : "");
-	ui_event(a, json_pack("{s:s,s:I,s:s}", "event", "cert_expiring",
-	    "days", (json_int_t)(left > 0 ? left / 86400 : 0), "message",
-	    msg));
+	tell(a, EV_CERT_EXPIRING, "{s:I,s:s}", "days",
+	    (json_int_t)(left > 0 ? left / 86400 : 0), "message", msg);
+}
+
+/* dchat run: renewed if due, registered, and ready. */
+static void
+run_start(struct app *a)
+{
+	char na[IRP_TIME_LEN], ra[IRP_TIME_LEN];
+	json_t *l = json_array();
+	size_t i;
+
+	/* Renewed first when due, so that it is the new certificate that
+	 * is registered (a renewal registers it). */
+	if (time(NULL) >= a->renew_next)
+		(void)renew(a);
+	if (!a->registered)
+		do_register(a, 1);
+	a->if_next = time(NULL) + IFCHECK_SECS;
+	a->id_checked = time(NULL);
+	for (i = 0; i < a->nlisten; i++)
+		json_array_append_new(l, json_string(a->listen[i].text));
+	irp_time(a->cert_not_after, na);
+	irp_time(renew_due(a->cert_not_before, a->cert_not_after), ra);
+	tell(a, EV_READY, "{s:o,s:s,s:s,s:s,s:s}", "listen", l, "userid",
+	    a->userid, "serial", a->cert_serial, "not_after", na, "renew_at",
+	    ra);
+	warn_expiry(a, time(NULL));
+}
+
+/* dchat send and sendfile: the call; -1 when none could be placed. */
+static int
+one_shot_start(struct app *a)
+{
+	a->exit_code = 1; /* until the peer confirms */
+	a->os_sid = app_call(a, a->target, 0);
+	if (a->os_sid == -1 && app_session(a, a->os_sid) == NULL)
+		return -1;
+	return 0;
+}
+
+/* One turn of the loop: what poll() watches, and for whom. */
+#define TURN_SESSIONS (APP_SESSIONS_MAX + 8)
+
+struct turn {
+	struct pollfd pfd[APP_LISTEN_MAX + 3 + TURN_SESSIONS];
+	struct session *sess[TURN_SESSIONS];
+	size_t n;  /* pfd in use */
+	size_t nl; /* pfd[1 .. nl-1]: standard input and netlink */
+	size_t ns; /* the last ns of pfd: sess[] */
+	int timeout;
+	int quitting;
+	time_t quit_deadline;
+	time_t last_tick;
+};
+
+static void
+watch(struct turn *t, int fd, short events)
+{
+	t->pfd[t->n].fd = fd;
+	t->pfd[t->n].events = events;
+	t->pfd[t->n++].revents = 0;
+}
+
+/* Fill t: signals, input, netlink, listeners, then every session. */
+static void
+turn_setup(struct app *a, struct turn *t)
+{
+	struct session *s;
+	size_t i;
+
+	t->n = t->ns = 0;
+	t->timeout = 1000;
+	watch(t, a->sigfd[0], POLLIN);
+	if (a->mode == APP_RUN && a->stdin_open && !t->quitting)
+		watch(t, 0, POLLIN);
+	if (a->nlfd != -1 && !t->quitting)
+		watch(t, a->nlfd, POLLIN);
+	t->nl = t->n;
+	for (i = 0; i < a->nlisten && !t->quitting; i++)
+		watch(t, a->lfd[i], POLLIN);
+	for (s = a->sessions; s && t->ns < TURN_SESSIONS; s = session_next(s)) {
+		session_pollfd(s, &t->pfd[t->n++]);
+		t->sess[t->ns++] = s;
+		if (session_has_pending(s))
+			t->timeout = 0;
+	}
+}
+
+/* Say bye everywhere, and give the byes 2 s to leave. */
+static void
+start_quitting(struct app *a, struct turn *t, time_t now)
+{
+	struct session *s;
+
+	t->quitting = 1;
+	t->quit_deadline = now + 2;
+	for (s = a->sessions; s; s = session_next(s))
+		session_close(s, "quit");
+}
+
+/* A one-shot that waited too long for its confirmation: 1, quitting. */
+static int
+one_shot_expired(struct app *a, time_t now)
+{
+	if (a->mode == APP_RUN || a->os_deadline == 0 || now < a->os_deadline)
+		return 0;
+	report(a, EV_ERROR, "no confirmation from the peer in time");
+	a->exit_code = 1;
+	a->quit = 1;
+	return 1;
+}
+
+/* Standard input and the netlink socket. */
+static void
+serve_inputs(struct app *a, struct turn *t)
+{
+	size_t i;
+
+	for (i = 1; i < t->nl; i++) {
+		if (t->pfd[i].revents == 0)
+			continue;
+		if (t->pfd[i].fd == 0 && a->ed)
+			read_terminal(a);
+		else if (t->pfd[i].fd == 0)
+			read_stdin(a);
+		else if (t->pfd[i].fd == a->nlfd)
+			addr_watch_read(a);
+	}
+}
+
+static void
+serve_listeners(struct app *a, struct turn *t)
+{
+	size_t i;
+
+	for (i = t->nl; i < t->n - t->ns; i++)
+		if (t->pfd[i].revents & POLLIN)
+			accept_calls(a, t->pfd[i].fd);
+}
+
+/* Each session's I/O, and the once-a-second deadlines. */
+static void
+serve_sessions(struct app *a, struct turn *t)
+{
+	struct pollfd *p;
+	struct session *s;
+	time_t now;
+	size_t i;
+
+	for (i = 0; i < t->ns; i++) {
+		p = &t->pfd[t->n - t->ns + i];
+		s = t->sess[i];
+		if (p->revents || session_has_pending(s))
+			session_io(s, p->revents);
+		if (session_take_identified(s))
+			dedupe(a, s);
+	}
+	now = time(NULL);
+	if (now != t->last_tick) {
+		t->last_tick = now;
+		for (s = a->sessions; s; s = session_next(s))
+			session_tick(s, now);
+	}
+}
+
+/* What is due besides the sessions: certificate, registration, CRL. */
+static void
+run_due(struct app *a, time_t now)
+{
+	if (a->mode == APP_RUN) {
+		if (now != a->id_checked)
+			check_identity(a, now);
+		if (now >= a->renew_next)
+			(void)renew(a);
+		if (now >= a->reg_next)
+			do_register(a, 1);
+		if (now >= a->if_next) {
+			a->if_next = now + IFCHECK_SECS;
+			do_register(a, 0); /* only if the addresses changed */
+		}
+	}
+	if (now >= a->crl_next)
+		refresh_crl(a);
+	if (a->mode == APP_RUN && now >= a->expiry_next)
+		warn_expiry(a, now);
+}
+
+/*
+ * One turn: poll, then serve what is ready.  0 to go on, -1 to leave
+ * the loop at once (poll failed, or a second signal while quitting).
+ */
+static int
+turn(struct app *a, struct turn *t)
+{
+	turn_setup(a, t);
+	/* Output since the last turn went above the prompt: the prompt
+	 * and what was being typed come back below it. */
+	if (a->stdin_open && !t->quitting)
+		edit_show(a->ed);
+	if (poll(t->pfd, t->n, t->timeout) == -1 && errno != EINTR)
+		return -1;
+	if ((t->pfd[0].revents & POLLIN) && took_signals(a)) {
+		if (t->quitting)
+			return -1; /* a second signal: go now */
+		a->quit = 1;
+	}
+	serve_inputs(a, t);
+	if (!t->quitting)
+		serve_listeners(a, t);
+	serve_sessions(a, t);
+	reap(a);
+	if (!t->quitting)
+		run_due(a, time(NULL));
+	return 0;
+}
+
+/* Our addresses go when we do. */
+static void
+deregister(struct app *a)
+{
+	struct irp_err err;
+
+	if (!a->registered)
+		return;
+	if (irp_addresses_delete(a->irp, NULL, &err) == -1)
+		report(a, EV_REGISTRY_ERROR, err.msg);
+	else
+		a->registered = 0;
 }
 
 int
 app_run(struct app *a)
 {
-	struct pollfd pfd[APP_LISTEN_MAX + 3 + APP_SESSIONS_MAX + 8];
-	struct session *sess[APP_SESSIONS_MAX + 8], *s;
-	size_t n, nl, ns, i;
-	time_t now, last_tick = 0;
-	int timeout, quitting = 0;
-	time_t quit_deadline = 0;
+	struct turn t;
+	time_t now;
 
+	memset(&t, 0, sizeof(t));
 	refresh_crl(a);
-	if (a->mode == APP_RUN) {
-		json_t *l = json_array();
-		char na[IRP_TIME_LEN], ra[IRP_TIME_LEN];
-
-		/* Renewed first when due, so that it is the new certificate
-		 * that is registered (a renewal registers it). */
-		if (time(NULL) >= a->renew_next)
-			(void)renew(a);
-		if (!a->registered)
-			do_register(a, 1);
-		a->if_next = time(NULL) + IFCHECK_SECS;
-		a->id_checked = time(NULL);
-		for (i = 0; i < a->nlisten; i++)
-			json_array_append_new(l, json_string(a->listen[i].text));
-		irp_time(a->cert_not_after, na);
-		irp_time(renew_due(a->cert_not_before, a->cert_not_after), ra);
-		ui_event(a, json_pack("{s:s,s:o,s:s,s:s,s:s,s:s}", "event",
-		    "ready", "listen", l, "userid", a->userid, "serial",
-		    a->cert_serial, "not_after", na, "renew_at", ra));
-		warn_expiry(a, time(NULL));
-	} else {
-		a->exit_code = 1; /* until the peer confirms */
-		a->os_sid = app_call(a, a->target, 0);
-		if (a->os_sid == -1 && app_session(a, a->os_sid) == NULL)
-			return 1;
-	}
-	while (!quitting || a->sessions) {
+	if (a->mode == APP_RUN)
+		run_start(a);
+	else if (one_shot_start(a) == -1)
+		return 1;
+	while (!t.quitting || a->sessions) {
 		now = time(NULL);
-		if (a->quit && !quitting) {
-			/* Say bye everywhere, give the byes 2 s to leave. */
-			quitting = 1;
-			quit_deadline = now + 2;
-			for (s = a->sessions; s; s = s->next)
-				session_close(s, "quit");
-		}
-		if (quitting && now >= quit_deadline)
+		if (a->quit && !t.quitting)
+			start_quitting(a, &t, now);
+		if (t.quitting && now >= t.quit_deadline)
 			break;
-		if (!quitting && a->mode != APP_RUN && a->os_deadline &&
-		    now >= a->os_deadline) {
-			report(a, "error", "message", "no confirmation from "
-			    "the peer in time");
-			a->exit_code = 1;
-			a->quit = 1;
+		if (!t.quitting && one_shot_expired(a, now))
 			continue;
-		}
-		n = 0;
-		pfd[n].fd = a->sigfd[0];
-		pfd[n++].events = POLLIN;
-		nl = n;
-		if (a->mode == APP_RUN && a->stdin_open && !quitting) {
-			pfd[n].fd = 0;
-			pfd[n++].events = POLLIN;
-		}
-		if (a->nlfd != -1 && !quitting) {
-			pfd[n].fd = a->nlfd;
-			pfd[n++].events = POLLIN;
-		}
-		nl = n;
-		for (i = 0; i < a->nlisten && !quitting; i++) {
-			pfd[n].fd = a->lfd[i];
-			pfd[n++].events = POLLIN;
-		}
-		timeout = 1000;
-		ns = 0;
-		for (s = a->sessions; s && ns < APP_SESSIONS_MAX + 8;
-		    s = s->next) {
-			pfd[n].fd = s->fd;
-			pfd[n].events = session_pollevents(s);
-			pfd[n].revents = 0;
-			sess[ns++] = s;
-			n++;
-			if (session_has_pending(s))
-				timeout = 0;
-		}
-		/* Output since the last turn went above the prompt: the
-		 * prompt and what was being typed come back below it. */
-		if (a->stdin_open && !quitting)
-			edit_show(a->ed);
-		if (poll(pfd, n, timeout) == -1 && errno != EINTR)
+		if (turn(a, &t) == -1)
 			break;
-		if ((pfd[0].revents & POLLIN) && took_signals(a)) {
-			if (quitting)
-				break; /* a second signal: go now */
-			a->quit = 1;
-		}
-		for (i = 1; i < nl; i++) {
-			if (pfd[i].fd == 0 && pfd[i].revents && a->ed)
-				read_terminal(a);
-			else if (pfd[i].fd == 0 && pfd[i].revents)
-				read_stdin(a);
-			else if (pfd[i].fd == a->nlfd && pfd[i].revents)
-				addr_watch_read(a);
-		}
-		for (i = nl; i < nl + (quitting ? 0 : a->nlisten); i++)
-			if (pfd[i].revents & POLLIN)
-				accept_calls(a, pfd[i].fd);
-		for (i = 0; i < ns; i++) {
-			struct pollfd *p = &pfd[n - ns + i];
-
-			s = sess[i];
-			if (p->revents || session_has_pending(s))
-				session_io(s, p->revents);
-			if (s->identified) {
-				s->identified = 0;
-				dedupe(a, s);
-			}
-		}
-		now = time(NULL);
-		if (now != last_tick) {
-			last_tick = now;
-			for (s = a->sessions; s; s = s->next)
-				session_tick(s, now);
-		}
-		reap(a);
-		if (quitting)
-			continue;
-		if (a->mode == APP_RUN && now != a->id_checked)
-			check_identity(a, now);
-		if (a->mode == APP_RUN && now >= a->renew_next)
-			(void)renew(a);
-		if (a->mode == APP_RUN && now >= a->reg_next)
-			do_register(a, 1);
-		if (a->mode == APP_RUN && now >= a->if_next) {
-			a->if_next = now + IFCHECK_SECS;
-			do_register(a, 0); /* only if the addresses changed */
-		}
-		if (now >= a->crl_next)
-			refresh_crl(a);
-		if (a->mode == APP_RUN && now >= a->expiry_next)
-			warn_expiry(a, now);
 	}
-	if (a->registered) {
-		struct irp_err err;
-
-		if (irp_addresses_delete(a->irp, NULL, &err) == -1)
-			report(a, "registry_error", "message", err.msg);
-		else
-			a->registered = 0;
-	}
+	deregister(a);
 	return a->exit_code;
 }
 
@@ -1160,7 +1349,7 @@ app_free(struct app *a)
 	size_t i;
 
 	while ((s = a->sessions) != NULL) {
-		a->sessions = s->next;
+		a->sessions = session_next(s);
 		session_free(s);
 	}
 	for (i = 0; i < APP_LISTEN_MAX; i++)

@@ -40,6 +40,71 @@
 #define CLOSING_SECS 5
 #define TEXT_MAX (64 * 1024)
 
+struct xfer_out {
+	int active;
+	int accepted;
+	int done_sent;
+	uint64_t id;
+	int fd;
+	uint64_t size, sent;
+	char name[256];
+};
+
+/*
+ * A file being received goes to tmp (path + ".part"), then is renamed
+ * over an empty placeholder at path.  Both are created by us (O_EXCL), so
+ * no existing file, no other transfer and no planted symbolic link is
+ * ever written through; made tells which exist, so a failure removes
+ * them (and only them: dev and ino say which file is ours).
+ */
+struct xfer_in {
+	int active;
+	int accepted;
+	uint64_t id;
+	int fd;
+	uint64_t size, got;
+	char name[256];
+	char sha256[65];
+	char tmp[4200];
+	char path[4200];
+	int path_made, tmp_made;
+	dev_t path_dev, tmp_dev;
+	ino_t path_ino, tmp_ino;
+	void *md; /* EVP_MD_CTX */
+};
+
+struct session {
+	struct session *next;
+	int id;
+	int fd;
+	SSL *ssl;
+	struct pt_conn pc;
+	enum sess_state st;
+	const struct session_env *env;
+	struct pt_peer peer;
+	int identified;	     /* handshake done: peer known (taken once) */
+	int restricted;
+	int got_caps, got_info;
+	unsigned int caps; /* agreed: CAP_* of session.c */
+	unsigned char *in;
+	size_t inlen;
+	unsigned char *out;
+	size_t outlen, outoff, outcap;
+	int ssl_wants_write;
+	int shut_sent;
+	int ever_open;
+	time_t deadline; /* for the current state; 0 = none */
+	uint64_t next_id;
+	struct xfer_out xo;
+	struct xfer_in xi;
+	struct session_origin origin; /* its strings point to these: */
+	char target[256];
+	char addr[80];
+	/* a contact request (or first message) to send once connected */
+	char note[1001];
+	int has_note;
+};
+
 static void close_now(struct session *s, const char *reason);
 
 const char *
@@ -58,13 +123,13 @@ session_state_name(enum sess_state st)
 
 /* Report an event to the user; the object gets "event" and "session". */
 static void
-emit(struct session *s, const char *name, json_t *ev)
+emit(struct session *s, enum ev_kind kind, json_t *ev)
 {
 	if (ev == NULL && (ev = json_object()) == NULL)
 		return;
-	json_object_set_new(ev, "event", json_string(name));
+	json_object_set_new(ev, "event", json_string(ev_name(kind)));
 	json_object_set_new(ev, "session", json_integer(s->id));
-	s->env->event(s->env->arg, s, ev);
+	s->env->event(s->env->arg, s, kind, ev);
 }
 
 static json_t *
@@ -82,30 +147,83 @@ peer_json(const struct session *s)
 }
 
 struct session *
-session_new(int id, int fd, SSL *ssl, int dialer, const char *target,
-    const struct session_env *env)
+session_new(int id, int fd, struct peertls *pt,
+    const struct session_origin *origin, const struct session_env *env)
 {
 	struct session *s;
 
-	if ((s = calloc(1, sizeof(*s))) == NULL)
-		return NULL;
-	if ((s->in = malloc(IN_CAP)) == NULL) {
+	if ((s = calloc(1, sizeof(*s))) == NULL ||
+	    (s->in = malloc(IN_CAP)) == NULL) {
 		free(s);
+		close(fd);
 		return NULL;
 	}
 	s->id = id;
 	s->fd = fd;
-	s->ssl = ssl;
-	s->dialer = dialer;
 	s->env = env;
 	s->st = SS_HANDSHAKE;
-	s->deadline = time(NULL) + (dialer ? HANDSHAKE_SECS :
+	s->origin = *origin;
+	snprintf(s->target, sizeof(s->target), "%s",
+	    origin->target ? origin->target : "");
+	snprintf(s->addr, sizeof(s->addr), "%s",
+	    origin->addr ? origin->addr : "");
+	s->origin.target = s->target;
+	s->origin.addr = s->addr;
+	s->deadline = time(NULL) + (origin->dialer ? HANDSHAKE_SECS :
 	    HANDSHAKE_IN_SECS);
 	s->next_id = 1;
 	s->xo.fd = s->xi.fd = -1;
-	if (target)
-		snprintf(s->target, sizeof(s->target), "%s", target);
+	if ((s->ssl = pt_ssl_new(pt, fd, origin->dialer ? s->target : NULL,
+	    &s->pc)) == NULL) {
+		session_free(s);
+		return NULL;
+	}
 	return s;
+}
+
+int
+session_id(const struct session *s)
+{
+	return s->id;
+}
+
+enum sess_state
+session_state(const struct session *s)
+{
+	return s->st;
+}
+
+const struct session_origin *
+session_origin(const struct session *s)
+{
+	return &s->origin;
+}
+
+const struct pt_peer *
+session_peer(const struct session *s)
+{
+	return &s->peer;
+}
+
+int
+session_take_identified(struct session *s)
+{
+	int was = s->identified;
+
+	s->identified = 0;
+	return was;
+}
+
+struct session *
+session_next(const struct session *s)
+{
+	return s->next;
+}
+
+void
+session_set_next(struct session *s, struct session *next)
+{
+	s->next = next;
 }
 
 /* Remove path if it is still the file we created there. */
@@ -229,12 +347,12 @@ close_now(struct session *s, const char *reason)
 	xfer_in_abort(s);
 	xfer_out_end(s);
 	if (s->ever_open || s->st == SS_RINGING)
-		emit(s, "closed", json_pack("{s:s}", "reason", reason));
-	else if (s->dialer)
-		emit(s, "call_failed", json_pack("{s:s,s:s}", "user",
+		emit(s, EV_CLOSED, json_pack("{s:s}", "reason", reason));
+	else if (s->origin.dialer)
+		emit(s, EV_CALL_FAILED, json_pack("{s:s,s:s}", "user",
 		    s->target, "reason", reason));
 	else
-		emit(s, "refused", json_pack("{s:s,s:s,s:s}", "peer",
+		emit(s, EV_REFUSED, json_pack("{s:s,s:s,s:s}", "peer",
 		    s->peer.userid[0] ? s->peer.userid : s->pc.peer_uid[0] ?
 		    s->pc.peer_uid : "(unknown)", "addr",
 		    s->addr, "reason", reason));
@@ -358,12 +476,35 @@ handshake_done(struct session *s)
 	s->identified = 1;
 	s->st = SS_HELLO;
 	s->deadline = time(NULL) + HANDSHAKE_SECS;
-	if (s->dialer) {
+	if (s->origin.dialer) {
 		if (send_msg(s, json_pack("{s:s,s:i,s:o}", "type",
 		    "Capabilities_Offer", "version", PEERTLS_VERSION, "caps",
 		    caps_json(CAP_ALL))) == -1 || send_user_info(s) == -1)
 			close_now(s, "out of memory");
 	}
+}
+
+void
+session_set_note(struct session *s, const char *note)
+{
+	snprintf(s->note, sizeof(s->note), "%s", note);
+	s->has_note = 1;
+}
+
+/* What session_set_note left for the peer, now that it can be said. */
+static void
+send_note(struct session *s)
+{
+	char err[256];
+	uint64_t id;
+	int rc;
+
+	s->has_note = 0;
+	rc = s->restricted ?
+	    session_contact_request(s, s->note, err, sizeof(err)) :
+	    session_chat(s, s->note, &id, err, sizeof(err));
+	if (rc == -1)
+		emit(s, EV_ERROR, json_pack("{s:s}", "message", err));
 }
 
 static void
@@ -374,10 +515,12 @@ become_open(struct session *s)
 	s->st = SS_OPEN;
 	s->deadline = 0;
 	s->ever_open = 1;
+	if (s->has_note)
+		send_note(s);
 	ev = json_pack("{s:s,s:o,s:b,s:s}", "direction",
-	    s->dialer ? "out" : "in", "peer", peer_json(s), "restricted",
+	    s->origin.dialer ? "out" : "in", "peer", peer_json(s), "restricted",
 	    s->restricted, "addr", s->addr);
-	emit(s, "connected", ev);
+	emit(s, EV_CONNECTED, ev);
 }
 
 int
@@ -485,7 +628,7 @@ hello_done(struct session *s)
 
 	if (!s->got_caps || !s->got_info)
 		return;
-	if (s->dialer) {
+	if (s->origin.dialer) {
 		become_open(s);
 	} else if (s->restricted) {
 		/* No ringing: a contact request needs no one to pick up. */
@@ -499,7 +642,7 @@ hello_done(struct session *s)
 	} else {
 		s->st = SS_RINGING;
 		s->deadline = time(NULL) + RING_SECS;
-		emit(s, "incoming", json_pack("{s:o,s:s}", "peer",
+		emit(s, EV_INCOMING, json_pack("{s:o,s:s}", "peer",
 		    peer_json(s), "addr", s->addr));
 		if (s->env->auto_accept_calls)
 			(void)session_accept(s, err, sizeof(err));
@@ -582,12 +725,12 @@ on_file_offer(struct session *s, json_t *m)
 	snprintf(s->xi.name, sizeof(s->xi.name), "%s", clean);
 	memcpy(s->xi.sha256, fo.sha256, 65);
 	s->xi.fd = -1;
-	emit(s, "file_offer", json_pack("{s:I,s:s,s:I,s:s}", "id",
+	emit(s, EV_FILE_OFFER, json_pack("{s:I,s:s,s:I,s:s}", "id",
 	    (json_int_t)fo.id, "name", clean, "size", (json_int_t)s->xi.size,
 	    "sha256", fo.sha256));
 	if (s->env->auto_accept_files &&
 	    session_file_accept(s, fo.id, NULL, err, sizeof(err)) == -1)
-		emit(s, "error", json_pack("{s:s}", "message", err));
+		emit(s, EV_ERROR, json_pack("{s:s}", "message", err));
 }
 
 /* The whole file is there: onto the disk, then over the placeholder. */
@@ -636,7 +779,7 @@ on_file_done(struct session *s, uint64_t id)
 			ok = 1;
 	}
 	if (ok) {
-		emit(s, "file_received", json_pack("{s:I,s:s,s:I,s:s}", "id",
+		emit(s, EV_FILE_RECEIVED, json_pack("{s:I,s:s,s:I,s:s}", "id",
 		    (json_int_t)id, "path", s->xi.path, "size",
 		    (json_int_t)s->xi.size, "sha256", s->xi.sha256));
 		(void)send_msg(s, json_pack("{s:s,s:I,s:b}", "type",
@@ -645,7 +788,7 @@ on_file_done(struct session *s, uint64_t id)
 		memset(&s->xi, 0, sizeof(s->xi));
 		s->xi.fd = -1;
 	} else {
-		emit(s, "file_failed", json_pack("{s:I,s:s}", "id",
+		emit(s, EV_FILE_FAILED, json_pack("{s:I,s:s}", "id",
 		    (json_int_t)id, "reason", reason));
 		(void)send_msg(s, json_pack("{s:s,s:I,s:b,s:s}", "type",
 		    "file_received", "id", (json_int_t)id, "ok", 0, "reason",
@@ -664,7 +807,7 @@ on_contact_request(struct session *s, json_t *m)
 		session_close(s, "only a contact request is allowed");
 		return;
 	}
-	emit(s, "contact_request", json_pack("{s:s,s:s,s:s}", "userid",
+	emit(s, EV_CONTACT_REQUEST, json_pack("{s:s,s:s,s:s}", "userid",
 	    s->peer.userid, "name", s->peer.name, "note", note));
 	session_close(s, "contact request recorded");
 }
@@ -679,7 +822,7 @@ on_chat(struct session *s, json_t *m)
 		violation(s, "malformed chat");
 		return;
 	}
-	emit(s, "message", json_pack("{s:s,s:I,s:s}", "from", s->peer.userid,
+	emit(s, EV_MESSAGE, json_pack("{s:s,s:I,s:s}", "from", s->peer.userid,
 	    "id", (json_int_t)id, "text", text));
 	(void)send_msg(s, json_pack("{s:s,s:I}", "type", "ack", "id",
 	    (json_int_t)id));
@@ -693,7 +836,7 @@ on_ack(struct session *s, json_t *m)
 	if (msg_id(m, &id) == -1)
 		violation(s, "malformed ack");
 	else
-		emit(s, "ack", json_pack("{s:I}", "id", (json_int_t)id));
+		emit(s, EV_ACK, json_pack("{s:I}", "id", (json_int_t)id));
 }
 
 static void
@@ -716,7 +859,7 @@ on_pong(struct session *s, json_t *m)
 	if (msg_id(m, &id) == -1)
 		violation(s, "malformed pong");
 	else
-		emit(s, "pong", json_pack("{s:I}", "id", (json_int_t)id));
+		emit(s, EV_PONG, json_pack("{s:I}", "id", (json_int_t)id));
 }
 
 static void
@@ -730,7 +873,7 @@ on_file_accept(struct session *s, json_t *m)
 		return;
 	}
 	s->xo.accepted = 1;
-	emit(s, "file_accepted", json_pack("{s:I}", "id", (json_int_t)id));
+	emit(s, EV_FILE_ACCEPTED, json_pack("{s:I}", "id", (json_int_t)id));
 }
 
 static void
@@ -743,7 +886,7 @@ on_file_reject(struct session *s, json_t *m)
 		violation(s, "file_reject for no offer");
 		return;
 	}
-	emit(s, "file_rejected", json_pack("{s:I,s:s}", "id", (json_int_t)id,
+	emit(s, EV_FILE_REJECTED, json_pack("{s:I,s:s}", "id", (json_int_t)id,
 	    "reason", r ? r : ""));
 	xfer_out_end(s);
 }
@@ -771,7 +914,7 @@ on_file_received(struct session *s, json_t *m)
 		violation(s, "file_received for no transfer");
 		return;
 	}
-	emit(s, ok ? "file_delivered" : "file_failed", json_pack("{s:I,s:s}",
+	emit(s, ok ? EV_FILE_DELIVERED : EV_FILE_FAILED, json_pack("{s:I,s:s}",
 	    "id", (json_int_t)id, "reason", ok ? "" : (r ? r : "refused")));
 	xfer_out_end(s);
 }
@@ -818,11 +961,11 @@ where(const struct session *s)
 {
 	switch (s->st) {
 	case SS_HELLO:
-		return s->dialer ? W_HELLO_D : W_HELLO_L;
+		return s->origin.dialer ? W_HELLO_D : W_HELLO_L;
 	case SS_RINGING:
 		return W_RINGING;
 	case SS_OPEN:
-		return s->restricted && !s->dialer ? W_CONTACT : W_OPEN;
+		return s->restricted && !s->origin.dialer ? W_CONTACT : W_OPEN;
 	default:
 		return 0;
 	}
@@ -969,7 +1112,7 @@ ssl_fail(struct session *s, int ret, const char *what)
 		close_now(s, s->pc.reason);
 		return;
 	}
-	if (s->dialer && s->st == SS_HELLO) {
+	if (s->origin.dialer && s->st == SS_HELLO) {
 		/* TLS 1.3: our handshake ended before the listener judged our
 		 * certificate.  If it refuses, its alert may be lost to a TCP
 		 * reset caused by our first frames, so any failure before it
@@ -1011,7 +1154,7 @@ do_handshake(struct session *s)
 		s->ssl_wants_write = 1;
 		return;
 	default:
-		ssl_fail(s, r, s->dialer ? "TLS handshake with the peer failed"
+		ssl_fail(s, r, s->origin.dialer ? "TLS handshake with the peer failed"
 		    : "TLS handshake with the caller failed");
 	}
 }
@@ -1099,7 +1242,7 @@ read_failed(struct session *s, int r)
 		s->st = SS_DEAD;
 		return;
 	}
-	if (s->inlen > 0 && !(s->dialer && s->st == SS_HELLO)) {
+	if (s->inlen > 0 && !(s->origin.dialer && s->st == SS_HELLO)) {
 		ERR_clear_error();
 		snprintf(buf, sizeof(buf), "the connection ended in the middle "
 		    "of a frame (%zu bytes of it received)", s->inlen);
@@ -1146,16 +1289,16 @@ read_in(struct session *s)
 	}
 }
 
-short
-session_pollevents(struct session *s)
+void
+session_pollfd(const struct session *s, struct pollfd *p)
 {
-	short ev = POLLIN;
-
+	p->fd = s->fd;
+	p->events = POLLIN;
+	p->revents = 0;
 	if (s->st == SS_DEAD)
-		return 0;
-	if (s->outoff < s->outlen || s->ssl_wants_write)
-		ev |= POLLOUT;
-	return ev;
+		p->events = 0;
+	else if (s->outoff < s->outlen || s->ssl_wants_write)
+		p->events |= POLLOUT;
 }
 
 int
@@ -1201,7 +1344,7 @@ session_tick(struct session *s, time_t now)
 	switch (s->st) {
 	case SS_HANDSHAKE:
 	case SS_HELLO:
-		close_now(s, s->dialer ? "the peer did not answer in time" :
+		close_now(s, s->origin.dialer ? "the peer did not answer in time" :
 		    "the caller did not complete the handshake in time");
 		break;
 	case SS_RINGING:

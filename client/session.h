@@ -26,20 +26,20 @@
  * was not asked for) ends the session with a bye naming the reason.
  *
  * Sessions are non-blocking and driven by the caller's poll() loop.
- * Everything the user should see is reported as a JSON event object
- * through env->event (which takes ownership).
+ * Everything the user should see is reported as an event (event.h): its
+ * kind and its JSON object, through env->event (which takes the object).
  */
 #ifndef SESSION_H
 #define SESSION_H
 
+#include <poll.h>
 #include <stdint.h>
-#include <sys/types.h>
 #include <time.h>
 
 #include <jansson.h>
-#include <openssl/ssl.h>
 
 #include "admit.h"
+#include "event.h"
 #include "peertls.h"
 
 enum sess_state {
@@ -51,10 +51,13 @@ enum sess_state {
 	SS_DEAD,
 };
 
+/* Opaque: what the rest of dchat reads of one goes through the
+ * accessors below. */
 struct session;
 
 struct session_env {
-	void (*event)(void *arg, struct session *s, json_t *ev);
+	void (*event)(void *arg, struct session *s, enum ev_kind kind,
+	    json_t *ev);
 	void *arg;
 	const char *userid;	   /* ours, for User_Info */
 	const char *name;
@@ -63,81 +66,46 @@ struct session_env {
 	int auto_accept_files;
 };
 
-struct xfer_out {
-	int active;
-	int accepted;
-	int done_sent;
-	uint64_t id;
-	int fd;
-	uint64_t size, sent;
-	char name[256];
+/*
+ * How a session came about: given to session_new (copied) and read back
+ * with session_origin.
+ */
+struct session_origin {
+	int dialer;	    /* 1: we called; 0: a caller came in */
+	const char *target; /* dialer: whom we called ("" for a caller) */
+	const char *addr;   /* "ip port" we dialed / that called us */
+	int from_cache;	    /* dialer: that address came from the contacts */
+	unsigned char src[ADMIT_KEY_LEN]; /* caller: its source (admit.h) */
 };
 
 /*
- * A file being received goes to tmp (path + ".part"), then is renamed
- * over an empty placeholder at path.  Both are created by us (O_EXCL), so
- * no existing file, no other transfer and no planted symbolic link is
- * ever written through; made tells which exist, so a failure removes
- * them (and only them: dev and ino say which file is ours).
+ * A session on the connected socket fd, which it takes (closed on
+ * failure too), its TLS from pt: its handshake is started by the first
+ * session_io.  NULL when out of memory.
  */
-struct xfer_in {
-	int active;
-	int accepted;
-	uint64_t id;
-	int fd;
-	uint64_t size, got;
-	char name[256];
-	char sha256[65];
-	char tmp[4200];
-	char path[4200];
-	int path_made, tmp_made;
-	dev_t path_dev, tmp_dev;
-	ino_t path_ino, tmp_ino;
-	void *md; /* EVP_MD_CTX */
-};
-
-struct session {
-	struct session *next;
-	int id;
-	int fd;
-	SSL *ssl;
-	struct pt_conn pc;
-	int dialer;
-	enum sess_state st;
-	const struct session_env *env;
-	struct pt_peer peer;
-	int identified;	     /* handshake done: peer known (app clears) */
-	int restricted;
-	int got_caps, got_info;
-	unsigned int caps; /* agreed: CAP_* of session.c */
-	unsigned char *in;
-	size_t inlen;
-	unsigned char *out;
-	size_t outlen, outoff, outcap;
-	int ssl_wants_write;
-	int shut_sent;
-	int ever_open;
-	time_t deadline; /* for the current state; 0 = none */
-	uint64_t next_id;
-	struct xfer_out xo;
-	struct xfer_in xi;
-	/* dialer: whom we called and whether the address came from cache */
-	char target[256];
-	int from_cache;
-	char addr[80]; /* "ip port" we dialed / that called us */
-	unsigned char src[ADMIT_KEY_LEN]; /* listener: the caller's source */
-	/* a contact request (or first message) to send once connected */
-	char note[1001];
-	int has_note;
-};
-
-struct session *session_new(int id, int fd, SSL *ssl, int dialer,
-    const char *target, const struct session_env *env);
-/* SSL_free, close and free; emits nothing. */
+struct session *session_new(int id, int fd, struct peertls *pt,
+    const struct session_origin *origin, const struct session_env *env);
+/* SSL_free, close and free; emits nothing.  NULL is a no-op. */
 void session_free(struct session *s);
 
-/* poll() events this session needs now. */
-short session_pollevents(struct session *s);
+/*
+ * What the loop and the face read of a session.  The strings and the
+ * peer are the session's, valid until it is freed; the peer is all
+ * empty until the handshake names it.
+ */
+int session_id(const struct session *s);
+enum sess_state session_state(const struct session *s);
+const struct session_origin *session_origin(const struct session *s);
+const struct pt_peer *session_peer(const struct session *s);
+/* 1 once, the first time it is asked after the handshake named the peer. */
+int session_take_identified(struct session *s);
+
+/* The owner's list of sessions (run.c keeps one), linked through them. */
+struct session *session_next(const struct session *s);
+void session_set_next(struct session *s, struct session *next);
+
+/* What poll() must watch for this session now, into p. */
+void session_pollfd(const struct session *s, struct pollfd *p);
 /* Whether OpenSSL holds decrypted bytes poll() can not see. */
 int session_has_pending(struct session *s);
 /* Drive I/O after poll() reported revents (may be 0). */
@@ -158,6 +126,12 @@ int session_file_reject(struct session *s, uint64_t id, char *err,
     size_t errlen);
 int session_contact_request(struct session *s, const char *note, char *err,
     size_t errlen);
+/*
+ * Something to say as soon as the session opens (copied): a contact
+ * request when the peer takes only that from us, else a first message.
+ * A failure to send it is reported as an error event.
+ */
+void session_set_note(struct session *s, const char *note);
 /* End the session with a bye carrying reason (also: reject a call). */
 void session_close(struct session *s, const char *reason);
 /*

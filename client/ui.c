@@ -11,11 +11,12 @@
  */
 #include <inttypes.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "app.h"
+#include "ui.h"
 #include "vis.h"
 
 static const char help_text[] =
@@ -74,15 +75,15 @@ shown_free(struct shown *sh)
 }
 
 /*
- * The sentences of the terminal interface: one small function per event
- * name, found through the table below.  Each gets the event, its
+ * The sentences of the terminal interface: one small function per kind
+ * of event, found through the table below.  Each gets the event, its
  * session number and peer object, and prints through sh.
  */
 struct ev_ctx {
 	FILE *out;
 	json_t *ev, *peer;
 	long long sid;
-	const char *name;
+	enum ev_kind kind;
 	struct shown sh;
 };
 
@@ -92,27 +93,27 @@ struct ev_ctx {
 #define P(k) S(c->peer, k)
 
 static void
-ev_ready(struct ev_ctx *c)
+say_ready(struct ev_ctx *c)
 {
 	fprintf(c->out, "dchat: %s ready; type 'help' for commands\n",
 	    EV("userid"));
 }
 
 static void
-ev_registered(struct ev_ctx *c)
+say_registered(struct ev_ctx *c)
 {
 	fprintf(c->out, "registered with the DIR until %s\n", EV("expires_at"));
 }
 
 static void
-ev_calling(struct ev_ctx *c)
+say_calling(struct ev_ctx *c)
 {
 	fprintf(c->out, "calling %s (address from the %s) ...\n", EV("user"),
 	    EV("via"));
 }
 
 static void
-ev_incoming(struct ev_ctx *c)
+say_incoming(struct ev_ctx *c)
 {
 	fprintf(c->out, "[%lld] incoming call from %s <%s>, verification code "
 	    "%s: 'accept %lld' or 'reject %lld'\n", c->sid, P("name"),
@@ -120,7 +121,7 @@ ev_incoming(struct ev_ctx *c)
 }
 
 static void
-ev_connected(struct ev_ctx *c)
+say_connected(struct ev_ctx *c)
 {
 	fprintf(c->out, "[%lld] connected %s %s <%s>%s\n"
 	    "     issuer %s\n     expires %s, revocation status: %s\n"
@@ -138,46 +139,46 @@ ev_connected(struct ev_ctx *c)
 }
 
 static void
-ev_message(struct ev_ctx *c)
+say_message(struct ev_ctx *c)
 {
 	fprintf(c->out, "[%lld] %s: %s\n", c->sid, EV("from"), EV("text"));
 }
 
 static void
-ev_ack(struct ev_ctx *c)
+say_ack(struct ev_ctx *c)
 {
 	fprintf(c->out, "[%lld] message %lld delivered\n", c->sid,
 	    I(c->ev, "id"));
 }
 
 static void
-ev_closed(struct ev_ctx *c)
+say_closed(struct ev_ctx *c)
 {
 	fprintf(c->out, "[%lld] session closed: %s\n", c->sid, EV("reason"));
 }
 
 static void
-ev_call_failed(struct ev_ctx *c)
+say_call_failed(struct ev_ctx *c)
 {
 	fprintf(c->out, "call to %s failed: %s\n", EV("user"), EV("reason"));
 }
 
 static void
-ev_call_retry(struct ev_ctx *c)
+say_call_retry(struct ev_ctx *c)
 {
 	fprintf(c->out, "the last known address of %s failed (%s); asking the "
 	    "DIR\n", EV("user"), EV("reason"));
 }
 
 static void
-ev_refused(struct ev_ctx *c)
+say_refused(struct ev_ctx *c)
 {
 	fprintf(c->out, "refused a caller (%s from %s): %s\n", EV("peer"),
 	    EV("addr"), EV("reason"));
 }
 
 static void
-ev_file_offer(struct ev_ctx *c)
+say_file_offer(struct ev_ctx *c)
 {
 	fprintf(c->out, "[%lld] file offered: %s (%lld bytes): 'get %lld' or "
 	    "'decline %lld'\n", c->sid, EV("name"), I(c->ev, "size"),
@@ -185,21 +186,21 @@ ev_file_offer(struct ev_ctx *c)
 }
 
 static void
-ev_file_received(struct ev_ctx *c)
+say_file_received(struct ev_ctx *c)
 {
 	fprintf(c->out, "[%lld] file saved to %s (SHA-256 checked)\n", c->sid,
 	    EV("path"));
 }
 
 static void
-ev_file_delivered(struct ev_ctx *c)
+say_file_delivered(struct ev_ctx *c)
 {
 	fprintf(c->out, "[%lld] file %lld delivered and checked\n", c->sid,
 	    I(c->ev, "id"));
 }
 
 static void
-ev_contact_request(struct ev_ctx *c)
+say_contact_request(struct ev_ctx *c)
 {
 	fprintf(c->out, "[%lld] contact request from %s <%s>: %s ('allow %s' "
 	    "to accept)\n", c->sid, EV("name"), EV("userid"), EV("note"),
@@ -207,14 +208,14 @@ ev_contact_request(struct ev_ctx *c)
 }
 
 static void
-ev_cert_expiring(struct ev_ctx *c)
+say_cert_expiring(struct ev_ctx *c)
 {
 	fprintf(c->out, "warning: %s (%lld days left)\n", EV("message"),
 	    I(c->ev, "days"));
 }
 
 static void
-ev_renewed(struct ev_ctx *c)
+say_renewed(struct ev_ctx *c)
 {
 	fprintf(c->out, "certificate %s: serial %s, valid until %s; the next "
 	    "renewal is due %s\n", strcmp(EV("source"), "disk") == 0 ?
@@ -223,67 +224,73 @@ ev_renewed(struct ev_ctx *c)
 }
 
 static void
-ev_renew_failed(struct ev_ctx *c)
+say_renew_failed(struct ev_ctx *c)
 {
 	fprintf(c->out, "warning: renewing the certificate failed: %s; trying "
 	    "again at %s\n", EV("reason"), EV("next_attempt"));
 }
 
 static void
-ev_error(struct ev_ctx *c)
+say_error(struct ev_ctx *c)
 {
-	fprintf(c->out, "%s: %s\n", c->name, EV("message"));
+	fprintf(c->out, "%s: %s\n", ev_name(c->kind), EV("message"));
 }
 
 static void
-ev_help(struct ev_ctx *c)
+say_help(struct ev_ctx *c)
 {
 	fputs(help_text, c->out);
 }
 
 static void
-ev_sent(struct ev_ctx *c)
+say_sent(struct ev_ctx *c)
 {
-	fprintf(c->out, "[%lld] %s %lld sent, waiting for the peer\n", c->sid,
-	    strcmp(c->name, "sent") == 0 ? "message" : "file offer",
-	    I(c->ev, "id"));
+	fprintf(c->out, "[%lld] message %lld sent, waiting for the peer\n",
+	    c->sid, I(c->ev, "id"));
 }
 
 static void
-ev_pong(struct ev_ctx *c)
+say_file_offered(struct ev_ctx *c)
+{
+	fprintf(c->out, "[%lld] file offer %lld sent, waiting for the peer\n",
+	    c->sid, I(c->ev, "id"));
+}
+
+static void
+say_pong(struct ev_ctx *c)
 {
 	fprintf(c->out, "[%lld] pong\n", c->sid);
 }
 
 static void
-ev_refreshed(struct ev_ctx *c)
+say_refreshed(struct ev_ctx *c)
 {
 	fprintf(c->out, "CRL and registration refreshed\n");
 }
 
 static void
-ev_file_accepted(struct ev_ctx *c)
+say_file_accepted(struct ev_ctx *c)
 {
 	fprintf(c->out, "[%lld] file %lld accepted, sending\n", c->sid,
 	    I(c->ev, "id"));
 }
 
 static void
-ev_file_failed(struct ev_ctx *c)
+say_file_failed(struct ev_ctx *c)
 {
 	fprintf(c->out, "[%lld] file %lld not delivered: %s\n", c->sid,
 	    I(c->ev, "id"), EV("reason"));
 }
 
 static void
-ev_duplicate(struct ev_ctx *c)
+say_duplicate(struct ev_ctx *c)
 {
 	fprintf(c->out, "both sides called at once: keeping session %lld, "
 	    "closing %lld\n", I(c->ev, "kept"), I(c->ev, "dropped"));
 }
 
 static void
-ev_sessions(struct ev_ctx *c)
+say_sessions(struct ev_ctx *c)
 {
 	json_t *l = json_object_get(c->ev, "sessions"), *v;
 	size_t k;
@@ -314,14 +321,14 @@ print_names(struct ev_ctx *c, const char *label, json_t *arr)
 }
 
 static void
-ev_lists(struct ev_ctx *c)
+say_lists(struct ev_ctx *c)
 {
 	print_names(c, "allow", json_object_get(c->ev, "allow"));
 	print_names(c, "deny", json_object_get(c->ev, "deny"));
 }
 
 static void
-ev_requests(struct ev_ctx *c)
+say_requests(struct ev_ctx *c)
 {
 	json_t *l = json_object_get(c->ev, "requests"), *v;
 	size_t k;
@@ -340,63 +347,56 @@ ev_requests(struct ev_ctx *c)
 #undef EV
 #undef P
 
-static const struct {
-	const char *name;
-	void (*print)(struct ev_ctx *);
-} ev_table[] = {
-	{ "ready", ev_ready },
-	{ "registered", ev_registered },
-	{ "calling", ev_calling },
-	{ "incoming", ev_incoming },
-	{ "connected", ev_connected },
-	{ "message", ev_message },
-	{ "ack", ev_ack },
-	{ "closed", ev_closed },
-	{ "call_failed", ev_call_failed },
-	{ "call_retry", ev_call_retry },
-	{ "refused", ev_refused },
-	{ "file_offer", ev_file_offer },
-	{ "file_received", ev_file_received },
-	{ "file_delivered", ev_file_delivered },
-	{ "contact_request", ev_contact_request },
-	{ "cert_expiring", ev_cert_expiring },
-	{ "renewed", ev_renewed },
-	{ "renew_failed", ev_renew_failed },
-	{ "error", ev_error },
-	{ "registry_error", ev_error },
-	{ "help", ev_help },
-	{ "sent", ev_sent },
-	{ "file_offered", ev_sent },
-	{ "pong", ev_pong },
-	{ "refreshed", ev_refreshed },
-	{ "file_accepted", ev_file_accepted },
-	{ "file_rejected", ev_file_failed },
-	{ "file_failed", ev_file_failed },
-	{ "duplicate", ev_duplicate },
-	{ "sessions", ev_sessions },
-	{ "lists", ev_lists },
-	{ "requests", ev_requests },
+/* Kinds without a sentence are shown as their JSON. */
+static void (*const say[EV_COUNT])(struct ev_ctx *) = {
+	[EV_READY] = say_ready,
+	[EV_REGISTERED] = say_registered,
+	[EV_CALLING] = say_calling,
+	[EV_INCOMING] = say_incoming,
+	[EV_CONNECTED] = say_connected,
+	[EV_MESSAGE] = say_message,
+	[EV_ACK] = say_ack,
+	[EV_CLOSED] = say_closed,
+	[EV_CALL_FAILED] = say_call_failed,
+	[EV_CALL_RETRY] = say_call_retry,
+	[EV_REFUSED] = say_refused,
+	[EV_FILE_OFFER] = say_file_offer,
+	[EV_FILE_RECEIVED] = say_file_received,
+	[EV_FILE_DELIVERED] = say_file_delivered,
+	[EV_CONTACT_REQUEST] = say_contact_request,
+	[EV_CERT_EXPIRING] = say_cert_expiring,
+	[EV_RENEWED] = say_renewed,
+	[EV_RENEW_FAILED] = say_renew_failed,
+	[EV_ERROR] = say_error,
+	[EV_REGISTRY_ERROR] = say_error,
+	[EV_HELP] = say_help,
+	[EV_SENT] = say_sent,
+	[EV_FILE_OFFERED] = say_file_offered,
+	[EV_PONG] = say_pong,
+	[EV_REFRESHED] = say_refreshed,
+	[EV_FILE_ACCEPTED] = say_file_accepted,
+	[EV_FILE_REJECTED] = say_file_failed,
+	[EV_FILE_FAILED] = say_file_failed,
+	[EV_DUPLICATE] = say_duplicate,
+	[EV_SESSIONS] = say_sessions,
+	[EV_LISTS] = say_lists,
+	[EV_REQUESTS] = say_requests,
 };
 
 static void
-print_text(struct app *a, json_t *ev)
+print_text(struct app *a, enum ev_kind kind, json_t *ev)
 {
 	struct ev_ctx c;
 	char *txt;
-	size_t i;
 
 	memset(&c, 0, sizeof(c));
 	c.out = a->mode == APP_RUN ? stdout : stderr;
 	c.ev = ev;
 	c.peer = json_object_get(ev, "peer");
 	c.sid = (long long)json_integer_value(json_object_get(ev, "session"));
-	c.name = json_string_value(json_object_get(ev, "event"));
-	for (i = 0; c.name != NULL &&
-	    i < sizeof(ev_table) / sizeof(ev_table[0]); i++)
-		if (strcmp(c.name, ev_table[i].name) == 0)
-			break;
-	if (c.name != NULL && i < sizeof(ev_table) / sizeof(ev_table[0]))
-		ev_table[i].print(&c);
+	c.kind = kind;
+	if ((unsigned int)kind < EV_COUNT && say[kind] != NULL)
+		say[kind](&c);
 	else {
 		/* jansson escapes C0 controls, not DEL, C1 or bidi. */
 		txt = json_dumps(ev, JSON_COMPACT);
@@ -407,9 +407,11 @@ print_text(struct app *a, json_t *ev)
 	fflush(c.out);
 }
 
-void
-ui_event(struct app *a, json_t *ev)
+/* The face's report of one event (struct app_face): takes ev. */
+static void
+face_event(void *arg, enum ev_kind kind, json_t *ev)
 {
+	struct app *a = arg;
 	char *txt;
 
 	if (ev == NULL)
@@ -422,16 +424,28 @@ ui_event(struct app *a, json_t *ev)
 		}
 	} else {
 		edit_hide(a->ed); /* above the line being typed */
-		print_text(a, ev);
+		print_text(a, kind, ev);
 	}
 	json_decref(ev);
+}
+
+/* An event of the face's own (the answer to a command). */
+static void
+tell(struct app *a, enum ev_kind kind, const char *fmt, ...)
+{
+	va_list ap;
+	json_t *ev;
+
+	va_start(ap, fmt);
+	ev = ev_vpack(kind, fmt, ap);
+	va_end(ap);
+	face_event(a, kind, ev);
 }
 
 static void
 fail(struct app *a, const char *cmd, const char *msg)
 {
-	ui_event(a, json_pack("{s:s,s:s,s:s}", "event", "error", "cmd",
-	    cmd ? cmd : "", "message", msg));
+	tell(a, EV_ERROR, "{s:s,s:s}", "cmd", cmd ? cmd : "", "message", msg);
 }
 
 /* The session a command names, or the current one. */
@@ -448,40 +462,13 @@ target(struct app *a, json_t *cmd, const char *name)
 		fail(a, name, "no session chosen ('sessions', 'switch N')");
 		return NULL;
 	}
-	if ((s = app_session(a, id)) == NULL || s->st == SS_DEAD) {
+	if ((s = app_session(a, id)) == NULL ||
+	    session_state(s) == SS_DEAD) {
 		snprintf(m, sizeof(m), "no session %d", id);
 		fail(a, name, m);
 		return NULL;
 	}
 	return s;
-}
-
-static void
-list_edit(struct app *a, const char *name, const char *entry)
-{
-	int add_allow = strcmp(name, "allow") == 0;
-	int add_deny = strcmp(name, "deny") == 0;
-
-	if (entry == NULL || *entry == '\0') {
-		fail(a, name, "which user? (a user id, @domain, or *)");
-		return;
-	}
-	if (add_allow || add_deny) {
-		/* One list wins: moving an entry removes it from the other. */
-		(void)ks_list_remove(add_allow ? &a->deny : &a->allow, entry);
-		if (ks_list_add(add_allow ? &a->allow : &a->deny, entry) == -1) {
-			fail(a, name, "list full or entry invalid");
-			return;
-		}
-	} else if (ks_list_remove(strcmp(name, "unallow") == 0 ? &a->allow :
-	    &a->deny, entry) == -1) {
-		fail(a, name, "not on the list");
-		return;
-	}
-	if (ks_list_save(a->ks.allow, &a->allow) == -1 ||
-	    ks_list_save(a->ks.deny, &a->deny) == -1)
-		fail(a, name, "cannot save the lists");
-	ui_command(a, json_pack("{s:s}", "cmd", "lists"));
 }
 
 static void
@@ -494,8 +481,7 @@ show_lists(struct app *a)
 		json_array_append_new(al, json_string(a->allow.e[i]));
 	for (i = 0; i < a->deny.n; i++)
 		json_array_append_new(dl, json_string(a->deny.e[i]));
-	ui_event(a, json_pack("{s:s,s:o,s:o}", "event", "lists", "allow", al,
-	    "deny", dl));
+	tell(a, EV_LISTS, "{s:o,s:o}", "allow", al, "deny", dl);
 }
 
 static void
@@ -519,8 +505,20 @@ show_requests(struct app *a)
 		}
 		free(buf);
 	}
-	ui_event(a, json_pack("{s:s,s:o}", "event", "requests", "requests",
-	    l));
+	tell(a, EV_REQUESTS, "{s:o}", "requests", l);
+}
+
+/* One session as "sessions" lists it: the peer, or whom we called. */
+static json_t *
+session_row(struct app *a, const struct session *s)
+{
+	const struct session_origin *o = session_origin(s);
+	const char *peer = session_peer(s)->userid;
+
+	return json_pack("{s:i,s:s,s:s,s:s,s:b}", "id", session_id(s), "peer",
+	    peer[0] ? peer : o->target, "state",
+	    session_state_name(session_state(s)), "direction",
+	    o->dialer ? "out" : "in", "current", session_id(s) == a->current);
 }
 
 static void
@@ -529,12 +527,9 @@ show_sessions(struct app *a)
 	json_t *l = json_array();
 	struct session *s;
 
-	for (s = a->sessions; s; s = s->next)
-		json_array_append_new(l, json_pack("{s:i,s:s,s:s,s:s,s:b}", "id",
-		    s->id, "peer", s->peer.userid[0] ? s->peer.userid :
-		    s->target, "state", session_state_name(s->st), "direction",
-		    s->dialer ? "out" : "in", "current", s->id == a->current));
-	ui_event(a, json_pack("{s:s,s:o}", "event", "sessions", "sessions", l));
+	for (s = a->sessions; s; s = session_next(s))
+		json_array_append_new(l, session_row(a, s));
+	tell(a, EV_SESSIONS, "{s:o}", "sessions", l);
 }
 
 /*
@@ -572,10 +567,8 @@ cmd_request(struct cmd_ctx *c)
 	if (user == NULL || text == NULL)
 		fail(c->a, c->name, "request needs \"user\" and \"text\"");
 	else if ((sid = app_call(c->a, user, 0)) > 0 &&
-	    (s = app_session(c->a, sid)) != NULL) {
-		snprintf(s->note, sizeof(s->note), "%s", text);
-		s->has_note = 1;
-	}
+	    (s = app_session(c->a, sid)) != NULL)
+		session_set_note(s, text);
 }
 
 /* The session a call answer is for: named, or the oldest ringing. */
@@ -587,9 +580,9 @@ ringing(struct cmd_ctx *c)
 
 	if (json_is_integer(json_object_get(c->cmd, "session")))
 		return target(c->a, c->cmd, c->name);
-	for (s = c->a->sessions; s; s = s->next)
-		if (s->st == SS_RINGING)
-			sid = s->id;
+	for (s = c->a->sessions; s; s = session_next(s))
+		if (session_state(s) == SS_RINGING)
+			sid = session_id(s);
 	if ((s = sid > 0 ? app_session(c->a, sid) : NULL) == NULL)
 		fail(c->a, c->name, "no call is ringing");
 	return s;
@@ -606,7 +599,7 @@ cmd_accept(struct cmd_ctx *c)
 	if (session_accept(s, err, sizeof(err)) == -1)
 		fail(c->a, c->name, err);
 	else
-		c->a->current = s->id;
+		c->a->current = session_id(s);
 }
 
 static void
@@ -616,7 +609,7 @@ cmd_reject(struct cmd_ctx *c)
 
 	if ((s = ringing(c)) == NULL)
 		return;
-	if (s->st != SS_RINGING)
+	if (session_state(s) != SS_RINGING)
 		fail(c->a, c->name, "that session is not ringing");
 	else
 		session_close(s, "call rejected");
@@ -637,8 +630,8 @@ cmd_msg(struct cmd_ctx *c)
 	    sizeof(err)) == -1)
 		fail(c->a, c->name, err);
 	else
-		ui_event(c->a, json_pack("{s:s,s:i,s:I}", "event", "sent",
-		    "session", s->id, "id", (json_int_t)id));
+		tell(c->a, EV_SENT, "{s:i,s:I}", "session", session_id(s), "id",
+		    (json_int_t)id);
 }
 
 static void
@@ -668,33 +661,46 @@ cmd_file(struct cmd_ctx *c)
 	    sizeof(err)) == -1)
 		fail(c->a, c->name, err);
 	else
-		ui_event(c->a, json_pack("{s:s,s:i,s:I}", "event",
-		    "file_offered", "session", s->id, "id", (json_int_t)id));
+		tell(c->a, EV_FILE_OFFERED, "{s:i,s:I}", "session", session_id(s),
+		    "id", (json_int_t)id);
 }
 
-/* file_accept and file_reject: an offer's id, then the session's say. */
-static void
-cmd_file_answer(struct cmd_ctx *c)
+/* The session and the id of the offer a file answer is for, or NULL. */
+static struct session *
+offer(struct cmd_ctx *c, uint64_t *id)
 {
 	json_t *idv = json_object_get(c->cmd, "id");
-	struct session *s;
-	char err[300];
-	uint64_t id;
-	int rv;
 
 	if (!json_is_integer(idv) || json_integer_value(idv) < 1) {
 		fail(c->a, c->name, "which file? (\"id\")");
-		return;
+		return NULL;
 	}
-	if ((s = target(c->a, c->cmd, c->name)) == NULL)
-		return;
-	id = (uint64_t)json_integer_value(idv);
-	if (strcmp(c->name, "file_accept") == 0)
-		rv = session_file_accept(s, id, field(c, "path"), err,
-		    sizeof(err));
-	else
-		rv = session_file_reject(s, id, err, sizeof(err));
-	if (rv == -1)
+	*id = (uint64_t)json_integer_value(idv);
+	return target(c->a, c->cmd, c->name);
+}
+
+static void
+cmd_file_accept(struct cmd_ctx *c)
+{
+	struct session *s;
+	char err[300];
+	uint64_t id;
+
+	if ((s = offer(c, &id)) != NULL &&
+	    session_file_accept(s, id, field(c, "path"), err,
+	    sizeof(err)) == -1)
+		fail(c->a, c->name, err);
+}
+
+static void
+cmd_file_reject(struct cmd_ctx *c)
+{
+	struct session *s;
+	char err[300];
+	uint64_t id;
+
+	if ((s = offer(c, &id)) != NULL &&
+	    session_file_reject(s, id, err, sizeof(err)) == -1)
 		fail(c->a, c->name, err);
 }
 
@@ -719,15 +725,86 @@ cmd_switch(struct cmd_ctx *c)
 	struct session *s;
 
 	if ((s = target(c->a, c->cmd, c->name)) != NULL) {
-		c->a->current = s->id;
+		c->a->current = session_id(s);
 		show_sessions(c->a);
 	}
 }
 
-static void
-cmd_list_edit(struct cmd_ctx *c)
+/* The entry an allow, deny, unallow or undeny names, or NULL. */
+static const char *
+entry(struct cmd_ctx *c)
 {
-	list_edit(c->a, c->name, field(c, "user"));
+	const char *e = field(c, "user");
+
+	if (e == NULL || *e == '\0') {
+		fail(c->a, c->name, "which user? (a user id, @domain, or *)");
+		return NULL;
+	}
+	return e;
+}
+
+/* The lists as they are now: onto the disk, and shown. */
+static void
+lists_changed(struct cmd_ctx *c)
+{
+	struct app *a = c->a;
+
+	if (ks_list_save(a->ks.allow, &a->allow) == -1 ||
+	    ks_list_save(a->ks.deny, &a->deny) == -1)
+		fail(a, c->name, "cannot save the lists");
+	show_lists(a);
+}
+
+/* One list wins: an entry added to one leaves the other. */
+static void
+list_add(struct cmd_ctx *c, struct ks_list *to, struct ks_list *other)
+{
+	const char *e;
+
+	if ((e = entry(c)) == NULL)
+		return;
+	(void)ks_list_remove(other, e);
+	if (ks_list_add(to, e) == -1)
+		fail(c->a, c->name, "list full or entry invalid");
+	else
+		lists_changed(c);
+}
+
+static void
+list_remove(struct cmd_ctx *c, struct ks_list *from)
+{
+	const char *e;
+
+	if ((e = entry(c)) == NULL)
+		return;
+	if (ks_list_remove(from, e) == -1)
+		fail(c->a, c->name, "not on the list");
+	else
+		lists_changed(c);
+}
+
+static void
+cmd_allow(struct cmd_ctx *c)
+{
+	list_add(c, &c->a->allow, &c->a->deny);
+}
+
+static void
+cmd_deny(struct cmd_ctx *c)
+{
+	list_add(c, &c->a->deny, &c->a->allow);
+}
+
+static void
+cmd_unallow(struct cmd_ctx *c)
+{
+	list_remove(c, &c->a->allow);
+}
+
+static void
+cmd_undeny(struct cmd_ctx *c)
+{
+	list_remove(c, &c->a->deny);
 }
 
 static void
@@ -751,8 +828,7 @@ cmd_refresh(struct cmd_ctx *c)
 static void
 cmd_help(struct cmd_ctx *c)
 {
-	ui_event(c->a, json_pack("{s:s,s:s}", "event", "help", "text",
-	    help_text));
+	tell(c->a, EV_HELP, "{s:s}", "text", help_text);
 }
 
 static void
@@ -785,15 +861,15 @@ static const struct cmd_def {
 	{ "msg", NULL, CA_SESSION_TEXT, cmd_msg },
 	{ "ping", NULL, CA_SESSION, cmd_ping },
 	{ "file", NULL, CA_SESSION_PATH, cmd_file },
-	{ "file_accept", "get", CA_ID_PATH, cmd_file_answer },
-	{ "file_reject", "decline", CA_ID_PATH, cmd_file_answer },
+	{ "file_accept", "get", CA_ID_PATH, cmd_file_accept },
+	{ "file_reject", "decline", CA_ID_PATH, cmd_file_reject },
 	{ "hangup", NULL, CA_SESSION, cmd_hangup },
 	{ "sessions", NULL, CA_NONE, cmd_sessions },
 	{ "switch", NULL, CA_SESSION, cmd_switch },
-	{ "allow", NULL, CA_USER, cmd_list_edit },
-	{ "deny", NULL, CA_USER, cmd_list_edit },
-	{ "unallow", NULL, CA_USER, cmd_list_edit },
-	{ "undeny", NULL, CA_USER, cmd_list_edit },
+	{ "allow", NULL, CA_USER, cmd_allow },
+	{ "deny", NULL, CA_USER, cmd_deny },
+	{ "unallow", NULL, CA_USER, cmd_unallow },
+	{ "undeny", NULL, CA_USER, cmd_undeny },
 	{ "lists", NULL, CA_NONE, cmd_lists },
 	{ "requests", NULL, CA_NONE, cmd_requests },
 	{ "refresh", NULL, CA_NONE, cmd_refresh },
@@ -823,8 +899,9 @@ cmd_find(const char *s, size_t len, int typed)
 	return NULL;
 }
 
-void
-ui_command(struct app *a, json_t *cmd)
+/* Run one command (takes cmd). */
+static void
+run_command(struct app *a, json_t *cmd)
 {
 	struct cmd_ctx c = { a, cmd, NULL };
 	const struct cmd_def *def;
@@ -955,9 +1032,14 @@ parse_typed(struct app *a, char *line)
 	return cmd;
 }
 
-void
-ui_line(struct app *a, char *line)
+/*
+ * The face's reading of one line of input (struct app_face): a typed
+ * command or, with --json, one JSON command.
+ */
+static void
+face_line(void *arg, char *line)
 {
+	struct app *a = arg;
 	json_error_t jerr;
 	json_t *cmd;
 	size_t n = strlen(line);
@@ -979,5 +1061,13 @@ ui_line(struct app *a, char *line)
 		fail(a, NULL, "invalid input (not UTF-8?)");
 		return;
 	}
-	ui_command(a, cmd);
+	run_command(a, cmd);
+}
+
+void
+ui_attach(struct app *a)
+{
+	a->face.event = face_event;
+	a->face.line = face_line;
+	a->face.arg = a;
 }

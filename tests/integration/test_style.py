@@ -343,3 +343,174 @@ def test_the_unformatted_list_only_shrinks():
     conforming = sorted(NOT_YET_FORMATTED - changed)
     assert not conforming, ("these conform now, take them off "
                             f"NOT_YET_FORMATTED: {conforming}")
+
+
+# ---- dchat's shape ------------------------------------------------------
+
+# client/ dispatches through tables and enums, the loop reports to its
+# face through struct app_face, and struct session is opaque: the rules
+# of the issue "typed dchat", kept from coming back.
+
+def c_code(text):
+    """text without its comments, line numbers kept."""
+    return re.sub(r"/\*.*?\*/", lambda m: "\n" * m.group(0).count("\n"),
+                  text, flags=re.S)
+
+
+def c_functions(text):
+    """(name, first line, lines, text) of every function definition laid
+    out as the house style (and .clang-format) has it: the name at the
+    start of a line, the body from a "{" alone on a line to the next "}"
+    alone on a line.  lines counts from the name to that brace."""
+    lines = c_code(text).split("\n")
+    found, i = [], 0
+    while i < len(lines):
+        m = re.match(r"([A-Za-z_]\w*)\(", lines[i])
+        j = i
+        while m and j < len(lines) and lines[j] != "{" and \
+                not lines[j].rstrip().endswith(";"):
+            j += 1
+        if not m or j == len(lines) or lines[j] != "{":
+            i += 1
+            continue
+        k = lines.index("}", j)
+        found.append((m.group(1), i + 1, k - i + 1,
+                      "\n".join(lines[i:k + 1])))
+        i = k + 1
+    return found
+
+
+def call_args(code, start):
+    """The top-level arguments of the call whose "(" is at start."""
+    args, depth, cur, i = [], 0, "", start
+    while i < len(code):
+        ch = code[i]
+        if ch == '"':
+            m = re.compile(r'"(\\.|[^"\\])*"').match(code, i)
+            cur += m.group(0)
+            i = m.end()
+            continue
+        if ch == "(":
+            depth += 1
+            if depth == 1:
+                i += 1
+                continue
+        elif ch == ")":
+            depth -= 1
+            if depth == 0:
+                return args + [cur.strip()]
+        elif ch == "," and depth == 1:
+            args.append(cur.strip())
+            cur, i = "", i + 1
+            continue
+        cur += ch
+        i += 1
+    return args + [cur.strip()]
+
+
+def strcmp_chains(text):
+    """(function, expression, literals) wherever one function compares
+    the same expression with two or more string literals: a dispatch on
+    a name that a table or an enum should do."""
+    chains = []
+    for name, _, _, body in c_functions(text):
+        seen = {}
+        for m in re.finditer(r"\bstr(?:n?case|n)?cmp\s*\(", body):
+            args = call_args(body, m.end() - 1)[:2]
+            lits = [a for a in args if a.startswith('"')]
+            other = [re.sub(r"\s+", "", a) for a in args
+                     if not a.startswith('"')]
+            if len(lits) == 1 and len(other) == 1:
+                seen.setdefault(other[0], set()).add(lits[0])
+        chains += [(name, expr, sorted(lits))
+                   for expr, lits in seen.items() if len(lits) >= 2]
+    return chains
+
+
+def client_c_files():
+    return sorted(glob.glob(os.path.join(ROOT, "client", "*.c")))
+
+
+def read(path):
+    with open(path) as f:
+        return f.read()
+
+
+def test_dchat_dispatches_on_no_strcmp_chain():
+    """Events are an enum, commands and subcommands tables: a name is
+    looked up once in a table, never compared with one literal after
+    another."""
+    bad = [f"client/{os.path.basename(p)}: {fn}() compares {expr} with "
+           f"{', '.join(lits)}"
+           for p in client_c_files()
+           for fn, expr, lits in strcmp_chains(read(p))]
+    assert not bad, bad
+
+
+# The longest a function of client/ may be, and one of ui.c (the face is
+# one small function per event and per command).
+CLIENT_FUNCTION_MAX = 80
+UI_FUNCTION_MAX = 59
+
+
+def long_functions(path, text):
+    limit = UI_FUNCTION_MAX if os.path.basename(path) == "ui.c" else \
+        CLIENT_FUNCTION_MAX
+    return [f"client/{os.path.basename(path)}: {fn}() at line {line} is "
+            f"{n} lines (at most {limit})"
+            for fn, line, n, _ in c_functions(text) if n > limit]
+
+
+def test_dchat_functions_are_short():
+    files = client_c_files()
+    found = [f for p in files for f in c_functions(read(p))]
+    # The parser sees the functions, so a pass is not an empty search.
+    assert len(found) > 250 and {"app_run", "main", "session_io"} <= \
+        {fn for fn, _, _, _ in found}, len(found)
+    bad = [b for p in files for b in long_functions(p, read(p))]
+    assert not bad, bad
+
+
+def ui_uses(text):
+    """The ways a file calls into ui.c: its header, or a ui_ function."""
+    code = strip_comments_and_strings(text)
+    uses = re.findall(r'#\s*include\s*"ui\.h"', text)
+    return uses + re.findall(r"\bui_\w+\s*\(", code)
+
+
+def test_the_loop_reports_through_its_face():
+    """run.c and app.h know the face only as struct app_face: ui.c calls
+    down into the application, never the reverse."""
+    bad = [f"client/{name}: {use}" for name in ("run.c", "app.h")
+           for use in ui_uses(read(os.path.join(ROOT, "client", name)))]
+    assert not bad, bad
+
+
+def session_derefs(path, text):
+    """Where a file other than session*.c defines struct session or
+    reaches into one: `x->` on an x declared `struct session *` in the
+    same function (parameters included), or `x[i]->` on an array."""
+    name = os.path.basename(path)
+    if name.startswith("session") and name.endswith(".c"):
+        return []
+    code = c_code(text)
+    bad = [f"client/{name}: defines struct session"
+           for _ in re.finditer(r"\bstruct\s+session\s*\{", code)]
+    for fn, _, _, body in c_functions(text):
+        names = set()
+        for decl in re.finditer(r"\bstruct\s+session\s*(\*[^;{)]*)", body):
+            names.update(re.findall(r"\*\s*(\w+)", decl.group(1)))
+        for v in sorted(names):
+            if re.search(r"\b" + v + r"\s*(\[[^\]]*\]\s*)?->", body):
+                bad.append(f"client/{name}: {fn}() uses {v}-> of a "
+                           f"struct session")
+    return bad
+
+
+def test_struct_session_is_opaque():
+    files = sorted(glob.glob(os.path.join(ROOT, "client", "*.[ch]")))
+    defined = [os.path.relpath(p, ROOT) for p in files
+               if re.search(r"\bstruct\s+session\s*\{", c_code(read(p)))]
+    assert defined == ["client/session.c"], defined
+    bad = [b for p in files for b in session_derefs(p, read(p))]
+    assert not bad, bad

@@ -19,6 +19,7 @@
 
 #include "admit.h"
 #include "dial.h"
+#include "event.h"
 #include "expiry.h"
 #include "keystore.h"
 #include "tap.h"
@@ -622,6 +623,76 @@ test_admit_pick(void)
 	    "admit: at both limits the source's own oldest goes");
 }
 
+/* The home's config file: known keys fill their fields, others are
+ * ignored, and a value too long for its field is left out. */
+static void
+test_config(void)
+{
+	struct keystore ks;
+	char err[256], big[1200];
+	FILE *f;
+
+	if (ks_open(&ks, "cfghome", 1, err, sizeof(err)) == -1 ||
+	    (f = fopen(ks.config, "w")) == NULL) {
+		check(0, "cfghome: cannot write the config");
+		return;
+	}
+	memset(big, 'x', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	fprintf(f, "server = https://dir.example.org:4604\n"
+	    "colour=blue\nuserid=alice@example.org\nuserid=%.300s\n", big);
+	fclose(f);
+	check(ks_open(&ks, "cfghome", 0, err, sizeof(err)) == 0 &&
+	    strcmp(ks.server, "https://dir.example.org:4604") == 0,
+	    "config: server is read, blanks around it trimmed");
+	check(strcmp(ks.userid, "alice@example.org") == 0,
+	    "config: a value too long for its field is left out, not cut");
+}
+
+static json_t *
+pack_event(enum ev_kind kind, const char *fmt, ...)
+{
+	va_list ap;
+	json_t *ev;
+
+	va_start(ap, fmt);
+	ev = ev_vpack(kind, fmt, ap);
+	va_end(ap);
+	return ev;
+}
+
+/* Every kind of event has a name of its own; "event" comes first. */
+static void
+test_events(void)
+{
+	const char *a, *b;
+	json_t *ev;
+	char *txt;
+	int i, j, named = 1, unique = 1;
+
+	for (i = 0; i < EV_COUNT; i++) {
+		a = ev_name((enum ev_kind)i);
+		named &= strcmp(a, "?") != 0 && *a != '\0';
+		for (j = 0; j < i; j++) {
+			b = ev_name((enum ev_kind)j);
+			unique &= strcmp(a, b) != 0;
+		}
+	}
+	check(named, "events: every kind has a name");
+	check(unique, "events: no two kinds share a name");
+	check(strcmp(ev_name(EV_COUNT), "?") == 0,
+	    "events: a kind out of range is named \"?\"");
+	ev = pack_event(EV_SENT, "{s:i,s:I}", "session", 2, "id",
+	    (json_int_t)7);
+	txt = ev ? json_dumps(ev, JSON_COMPACT) : NULL;
+	check(txt && strcmp(txt, "{\"event\":\"sent\",\"session\":2,"
+	    "\"id\":7}") == 0, "events: ev_vpack puts \"event\" first");
+	free(txt);
+	json_decref(ev);
+	check(pack_event(EV_ERROR, "{s:s}", "message", NULL) == NULL,
+	    "events: a member that cannot be packed is no event");
+}
+
 int
 main(void)
 {
@@ -636,5 +707,7 @@ main(void)
 	test_vis();
 	test_admit_key();
 	test_admit_pick();
+	test_config();
+	test_events();
 	return tap_done();
 }
