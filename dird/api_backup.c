@@ -79,13 +79,13 @@ api_backup_get(struct http_req *req, struct http_resp *resp)
 	if (api_begin(req, resp) == -1)
 		return;
 	if (auth_has_secret(req)) {
-		if (auth_secret(req->env->auth, req,
+		if (auth_secret(req->reg->auth, req,
 			AUTH_ALLOW_CODE | AUTH_ALLOW_PASSWORD, &e) == -1) {
 			http_reg_error(resp, &e);
 			db_rollback(req->db);
 			return;
 		}
-	} else if (auth_cert(req->env->auth, req, &e) == -1) {
+	} else if (auth_cert(req->reg->auth, req, &e) == -1) {
 		http_reg_error(resp, &e);
 		db_rollback(req->db);
 		return;

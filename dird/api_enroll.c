@@ -33,7 +33,7 @@ issue_and_reply(struct http_req *req, const char *action,
 		db_rollback(req->db);
 		return;
 	}
-	if (reg_issue_for(req->env->reg, req->db, &req->who.user, csr,
+	if (reg_issue_for(req->reg, req->db, &req->who.user, csr,
 		strlen(csr), req->who.user.userid, action,
 		req->source[0] ? req->source : NULL, &is, &e) == -1) {
 		db_rollback(req->db);
@@ -56,7 +56,7 @@ api_enroll(struct http_req *req, struct http_resp *resp)
 	 */
 	if (api_begin(req, resp) == -1)
 		return;
-	if (auth_secret(req->env->auth, req,
+	if (auth_secret(req->reg->auth, req,
 		AUTH_ALLOW_CODE | AUTH_ALLOW_PASSWORD, &e) == -1) {
 		http_reg_error(resp, &e);
 		db_rollback(req->db);

@@ -198,7 +198,7 @@ api_addr_put(struct http_req *req, struct http_resp *resp)
 	size_t n, i;
 	int ttl;
 
-	if (api_parse_addresses(req->json, reg_conf(req->env->reg), addrs, &n,
+	if (api_parse_addresses(req->json, reg_conf(req->reg), addrs, &n,
 		&ttl, resp) == -1)
 		return;
 	/* The address the request came from, beside the declared ones. */
@@ -298,7 +298,7 @@ api_user_get(struct http_req *req, struct http_resp *resp)
 {
 	char userid[IRP_USERID_MAX + 1], key[IRP_USERID_MAX + 2];
 	struct devices d = { NULL, NULL, "", 0, 0, INT64_MAX };
-	struct cache *c = req->env->cache;
+	struct cache *c = req->reg->cache;
 	struct db_user u;
 	struct db_err de;
 	const char *why;

@@ -120,6 +120,6 @@ api_issued_json(struct http_req *req, const struct ca_issued *is)
 	irp_time(is->not_after, na);
 	return json_pack("{s:s,s:s,s:s,s:s,s:s,s:s}", "userid",
 	    req->who.user.userid, "certificate", is->cert_pem, "chain",
-	    ca_cert_pem(req->env->reg->ca), "serial", is->serial,
+	    ca_cert_pem(req->reg->ca), "serial", is->serial,
 	    "fingerprint", is->fingerprint, "not_after", na);
 }

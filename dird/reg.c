@@ -16,6 +16,8 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
+#include "cache.h"
+#include "log.h"
 #include "reg.h"
 
 void
@@ -204,6 +206,9 @@ live_free(struct reg *r)
 void
 reg_close(struct reg *r)
 {
+	/* Its listener first: it holds a connection to the cluster. */
+	cache_free(r->cache);
+	r->cache = NULL;
 	live_free(r);
 	(void)pgembed_stop(r->pg);
 	r->pg = NULL;
@@ -218,11 +223,73 @@ reg_db(struct reg *r, struct db_err *err)
 
 	if ((db = db_connect(r->conninfo, err)) == NULL)
 		return NULL;
-	if (db_ensure(db, err) == -1) {
+	if ((r->quiet && db_set_quiet(db, err) == -1) ||
+	    db_ensure(db, err) == -1) {
 		db_free(db);
 		return NULL;
 	}
+	if (r->cache != NULL)
+		db_on_change(db, cache_changed, r->cache);
 	return db;
+}
+
+/*
+ * The answer cache (cache.h) as configured.  "local" means no other dird
+ * caches on this database, so this one need not announce its writes;
+ * its listener claims that (an advisory lock) and the claim is checked
+ * here.  "auto" is local with the embedded cluster unless another dird
+ * already runs on it: then this one does not cache and announces its
+ * writes to the other.  With a DSN "auto" does not cache, since other
+ * instances could change a record and a NOTIFY arrives a moment after
+ * their commit.
+ *
+ * Every other dird announces its writes, whether it caches or not: only
+ * the holder of the "local" claim knows that no other instance holds
+ * answers its writes would make stale.  A dird with cache = off on a
+ * database shared with caching ones used to stay quiet, and those never
+ * heard of the revocations and disables made through it.
+ */
+int
+reg_cache_start(struct reg *r, char *errbuf, size_t errlen)
+{
+	const char *mode = r->conf.cache;
+	int is_auto = strcmp(mode, "auto") == 0, rv;
+
+	if (is_auto)
+		mode = r->pg != NULL ? "local" : "off";
+	r->quiet = strcmp(mode, "local") == 0;
+	if (strcmp(mode, "off") == 0) {
+		log_info("cache: off (writes are announced to caching "
+			 "instances)");
+		return 0;
+	}
+	if ((r->cache = cache_new((size_t)r->conf.cache_entries)) == NULL) {
+		snprintf(errbuf, errlen, "cache: out of memory");
+		return -1;
+	}
+	rv = cache_listen(r->cache, r->conninfo, strcmp(mode, "local") == 0,
+	    errbuf, errlen);
+	if (rv == 1 && is_auto) {
+		log_info("cache: off (another dird caches on this database; "
+			 "this one announces its writes to it)");
+		cache_free(r->cache);
+		r->cache = NULL;
+		r->quiet = 0;
+		return 0;
+	}
+	if (rv == 1)
+		snprintf(errbuf, errlen, "cache = local, but another dird with "
+		    "cache = local runs on this database; give this one cache "
+		    "= shared or off (every instance on one database should "
+		    "use the same setting)");
+	if (rv != 0) {
+		cache_free(r->cache);
+		r->cache = NULL;
+		r->quiet = 0;
+		return -1;
+	}
+	log_info("cache: %s, %d entries", mode, r->conf.cache_entries);
+	return 0;
 }
 
 /* A store error about userid: an unknown one is an IRP unknown_user. */

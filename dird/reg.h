@@ -3,8 +3,9 @@
  * CA with the store, shared by dird and dirctl.
  *
  * struct reg is the one environment struct of a process: the data
- * directory, its configuration, the CA, and the database location (the
- * embedded cluster or a DSN).  Operations take a struct db of the calling
+ * directory, its configuration, the CA, the database location (the
+ * embedded cluster or a DSN), the answer cache and, in dird, the
+ * services its requests use.  Operations take a struct db of the calling
  * thread and report a struct reg_err that maps straight onto the IRP
  * error object (HTTP status, snake_case code, human sentence).
  */
@@ -42,6 +43,9 @@ struct reg_err {
 };
 
 struct reg_live; /* a configuration taken on SIGHUP (reg.c) */
+struct cache;	 /* cache.h */
+struct metrics;	 /* metrics.h, dird's */
+struct auth;	 /* auth.h, dird's */
 
 struct reg {
 	char datadir[PATH_MAX];
@@ -54,6 +58,20 @@ struct reg {
 	struct ca *ca;
 	struct pgembed *pg; /* NULL when a DSN is used */
 	char conninfo[PATH_MAX + 64];
+	/*
+	 * The answer cache, owned here: made by reg_cache_start, freed by
+	 * reg_close; NULL when answers are not cached (dirctl, cache = off).
+	 * quiet: this process is the only cache on its database, so its
+	 * connections do not announce their writes (see reg_cache_start).
+	 */
+	struct cache *cache;
+	int quiet;
+	/*
+	 * What dird's requests use besides (made and freed by its main(),
+	 * around reg_open and reg_close; NULL in dirctl).
+	 */
+	struct metrics *metrics;
+	struct auth *auth;
 };
 
 /* Build DATA/name into buf. */
@@ -76,8 +94,19 @@ int reg_datadir(const char *datadir, char out[PATH_MAX], char *errbuf,
  */
 int reg_open(struct reg *r, const char *datadir, const char *dsn,
     struct ca_signer *signer, char *errbuf, size_t errlen) REG_WUR;
-/* Stop the embedded cluster if we started it; free the CA. */
+/*
+ * Stop the cache's listener, stop the embedded cluster if we started it,
+ * free the CA.  metrics and auth are the caller's.
+ */
 void reg_close(struct reg *r);
+
+/*
+ * dird's answer cache as the configuration's cache setting says (after
+ * every override of it is in r->conf), with the listener that hears
+ * other writers' changes (cache.h).  Sets r->cache and r->quiet.  0, or
+ * -1 with a sentence.
+ */
+int reg_cache_start(struct reg *r, char *errbuf, size_t errlen) REG_WUR;
 
 /*
  * The configuration in force, for code that runs per request: one
@@ -94,7 +123,10 @@ const struct conf *reg_conf(const struct reg *r);
 int reg_reload(struct reg *r, const struct conf *fresh,
     void (*fixed)(const char *key, void *arg), void *arg) REG_WUR;
 
-/* A new connection for the calling thread. */
+/*
+ * A new connection for the calling thread, set up as the environment
+ * says (quiet when this process is the only cache on its database).
+ */
 struct db *reg_db(struct reg *r, struct db_err *err) REG_WUR;
 
 /* Where the migrations are: $DIR_SCHEMA_DIR, installed, or the source. */
