@@ -201,10 +201,12 @@ operator(struct reg_actor *who, char *buf, size_t len)
 	const char *u = getenv("USER");
 
 	snprintf(buf, len, "dirctl:%s", u && *u ? u : "unknown");
+	memset(who, 0, sizeof(*who));
 	who->name = buf;
 	who->source = NULL;
 	who->userid = NULL;
 	who->admin = 1;
+	who->by = REG_BY_HOST;
 	return who;
 }
 

@@ -3,6 +3,9 @@
  */
 #include <sys/stat.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
 #include <ctype.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -949,6 +952,224 @@ reg_code_new(struct reg *r, struct db *db, const char *userid, int ttl,
 		return -1;
 	}
 	return 0;
+}
+
+/* ---- a device's addresses ------------------------------------------- */
+
+/* Only a device, by the certificate it presented, has addresses. */
+static int
+own_device(const struct reg_actor *who, struct reg_err *e)
+{
+	if (who->by == REG_BY_CERT && who->cert_id > 0 && who->user_id > 0)
+		return 0;
+	reg_seterr(e, 403, "forbidden", "addresses belong to a device: "
+	    "present its certificate");
+	return -1;
+}
+
+/*
+ * An IP literal as users write them: IPv4 dotted quad or IPv6, no zone,
+ * no prefix; written back in canonical form (v4-mapped as IPv4).
+ */
+static int
+ip_canonical(const char *s, char *out, size_t len)
+{
+	unsigned char buf[16];
+
+	if (strnlen(s, 64) >= 64)
+		return -1;
+	if (inet_pton(AF_INET, s, buf) == 1)
+		return inet_ntop(AF_INET, buf, out, (socklen_t)len) ? 0 : -1;
+	if (inet_pton(AF_INET6, s, buf) != 1)
+		return -1;
+	if (IN6_IS_ADDR_V4MAPPED((struct in6_addr *)buf))
+		return inet_ntop(AF_INET, buf + 12, out, (socklen_t)len) ?
+		    0 : -1;
+	return inet_ntop(AF_INET6, buf, out, (socklen_t)len) ? 0 : -1;
+}
+
+/* The declared addresses, each against its rule, in canonical form. */
+static int
+addr_check(struct db_addr *addrs, size_t n, struct reg_err *e)
+{
+	char ip[sizeof(addrs[0].ip)];
+	size_t i;
+
+	if (n < 1 || n > IRP_ADDR_MAX) {
+		reg_seterr(e, 400, "too_many_addresses", "give 1 to %d "
+		    "addresses, not %zu", IRP_ADDR_MAX, n);
+		return -1;
+	}
+	for (i = 0; i < n; i++) {
+		if (ip_canonical(addrs[i].ip, ip, sizeof(ip)) == -1) {
+			reg_seterr(e, 400, "invalid_address", "address %zu: "
+			    "\"%.64s\" is not an IPv4 or IPv6 address", i,
+			    addrs[i].ip);
+			return -1;
+		}
+		memcpy(addrs[i].ip, ip, sizeof(ip));
+		if (addrs[i].port < 1 || addrs[i].port > 65535) {
+			reg_seterr(e, 400, "invalid_port", "address %zu: port "
+			    "%d is not in 1-65535", i, addrs[i].port);
+			return -1;
+		}
+		addrs[i].observed = 0;
+	}
+	return 0;
+}
+
+int
+reg_addr_set(struct reg *r, struct db *db, const struct reg_actor *who,
+    struct db_addr *addrs, size_t *n, int *ttl, time_t *expires,
+    struct reg_err *e)
+{
+	const struct conf *c = reg_conf(r);
+	struct db_err de;
+
+	if (own_device(who, e) == -1 || addr_check(addrs, *n, e) == -1)
+		return -1;
+	if (*ttl < 0) {
+		reg_seterr(e, 400, "invalid_value", "\"ttl\" must be 1 second "
+		    "or more (it is kept within %d-%d), not %d", c->ttl_min,
+		    c->ttl_max, *ttl);
+		return -1;
+	}
+	/* The server decides the range: a lifetime outside is clamped. */
+	if (*ttl == 0)
+		*ttl = c->ttl_default;
+	if (*ttl < c->ttl_min)
+		*ttl = c->ttl_min;
+	else if (*ttl > c->ttl_max)
+		*ttl = c->ttl_max;
+	/* The address the request came from, beside the declared ones. */
+	if (who->source != NULL &&
+	    ip_canonical(who->source, addrs[*n].ip, sizeof(addrs[*n].ip)) ==
+		0) {
+		addrs[*n].port = addrs[0].port;
+		addrs[*n].observed = 1;
+		(*n)++;
+	}
+	if (db_addr_replace(db, who->cert_id, who->user_id, addrs, *n, *ttl,
+		expires, &de) == -1) {
+		reg_err_from_db(e, &de);
+		return -1;
+	}
+	return 0;
+}
+
+int
+reg_addr_del(struct reg *r, struct db *db, const struct reg_actor *who,
+    long *n, struct reg_err *e)
+{
+	struct db_err de;
+
+	(void)r;
+	*n = 0;
+	if (own_device(who, e) == -1)
+		return -1;
+	if (db_addr_delete(db, who->cert_id, n, &de) == -1) {
+		reg_err_from_db(e, &de);
+		return -1;
+	}
+	return 0;
+}
+
+/* ---- backups --------------------------------------------------------- */
+
+/* The actor's own backup: a user, by a proof a backup may be had with. */
+static int
+own_backup(const struct reg_actor *who, int by_secret, struct reg_err *e)
+{
+	if (who->user_id > 0 && who->userid != NULL &&
+	    (who->by == REG_BY_CERT ||
+		(by_secret && (who->by == REG_BY_CODE ||
+				  who->by == REG_BY_PASSWORD))))
+		return 0;
+	reg_seterr(e, 403, "forbidden", "a backup is its user's alone%s",
+	    by_secret ? "" : ", stored with their certificate");
+	return -1;
+}
+
+int
+reg_backup_put(struct reg *r, struct db *db, const struct reg_actor *who,
+    const unsigned char *data, size_t len, unsigned char sha256[32],
+    struct reg_err *e)
+{
+	unsigned int mdlen = 32;
+	struct ca_err ce;
+	struct db_err de;
+	char detail[48];
+
+	if (own_backup(who, 0, e) == -1)
+		return -1;
+	if (len == 0) {
+		reg_seterr(e, 400, "empty_body",
+		    "send the PKCS#12 file as the body");
+		return -1;
+	}
+	if (len > (size_t)reg_conf(r)->backup_max) {
+		reg_seterr(e, 413, "body_too_large", "a backup has at most %d "
+		    "bytes", reg_conf(r)->backup_max);
+		return -1;
+	}
+	if (ca_p12_check(data, len, &ce) == -1) {
+		reg_seterr(e, 400, "invalid_pkcs12", "%s", ce.msg);
+		return -1;
+	}
+	if (EVP_Digest(data, len, sha256, &mdlen, EVP_sha256(), NULL) != 1) {
+		reg_seterr(e, 500, "internal_error", "no SHA-256 available");
+		return -1;
+	}
+	snprintf(detail, sizeof(detail), "size=%zu", len);
+	if (db_begin(db, &de) == -1 ||
+	    db_backup_put(db, who->user_id, data, len, sha256, &de) == -1 ||
+	    db_audit(db, who->name, "backup.store", who->userid, who->serial,
+		who->source, detail, &de) == -1 ||
+	    db_commit(db, &de) == -1) {
+		db_rollback(db);
+		reg_err_from_db(e, &de);
+		return -1;
+	}
+	return 0;
+}
+
+int
+reg_backup_get(struct reg *r, struct db *db, const struct reg_actor *who,
+    unsigned char **data, size_t *len, struct reg_err *e)
+{
+	const char *by = who->by == REG_BY_CERT ? "by=certificate" :
+	    who->by == REG_BY_CODE		    ? "by=code" :
+						      "by=password";
+	struct db_err de;
+	time_t when;
+
+	(void)r;
+	*data = NULL;
+	if (own_backup(who, 1, e) == -1)
+		goto err;
+	if (!db_in_tx(db) && db_begin(db, &de) == -1)
+		goto dberr;
+	if (db_backup_get(db, who->user_id, data, len, &when, &de) == -1) {
+		if (de.code == DB_ERR_NOTFOUND) {
+			reg_seterr(e, 404, "no_backup", "%s has no backup "
+			    "stored", who->userid);
+			goto err;
+		}
+		goto dberr;
+	}
+	if (db_audit(db, who->name, "backup.fetch", who->userid,
+		who->by == REG_BY_CERT ? who->serial : NULL, who->source, by,
+		&de) == -1 ||
+	    db_commit(db, &de) == -1)
+		goto dberr;
+	return 0;
+dberr:
+	reg_err_from_db(e, &de);
+err:
+	db_rollback(db);
+	free(*data);
+	*data = NULL;
+	return -1;
 }
 
 int

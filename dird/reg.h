@@ -16,6 +16,7 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "ca.h"
 #include "ca_signer.h"
@@ -164,6 +165,15 @@ int reg_issue_p12(struct reg *r, struct db *db, const char *userid,
     unsigned char **p12, size_t *p12_len, struct ca_issued *out,
     struct reg_err *e) REG_WUR;
 
+/* How an actor proved who it is. */
+enum reg_proof {
+	REG_BY_NONE = 0,
+	REG_BY_HOST,	 /* the operator, at the registry's host (dirctl) */
+	REG_BY_CERT,	 /* a client certificate of this registry */
+	REG_BY_CODE,	 /* a one-time enrolment code */
+	REG_BY_PASSWORD, /* the user's password */
+};
+
 /*
  * Who asks for a change.  The rules of who may do what, and the audit
  * row's actor and source, come from here and nowhere else.
@@ -173,6 +183,10 @@ struct reg_actor {
 	const char *source;	/* the client's address; NULL: the host */
 	const char *userid;	/* the user acting; NULL: the operator */
 	int admin;		/* may act on every user's data */
+	enum reg_proof by;
+	int64_t user_id;	/* users.id of userid; 0: none */
+	int64_t cert_id;	/* REG_BY_CERT: the certificate presented */
+	const char *serial;	/* REG_BY_CERT: its serial; else NULL */
 };
 
 /* A new user, as an administrator describes them. */
@@ -234,6 +248,50 @@ int reg_revoke_user(struct reg *r, struct db *db, const char *userid,
     int reason, const struct reg_actor *who,
     int (*cb)(const char *serial, void *), void *arg, int *n,
     struct reg_err *e) REG_WUR;
+
+/*
+ * The addresses of the actor's device, the certificate it presented
+ * (403 for any other actor: an address belongs to one certificate).
+ *
+ * reg_addr_set replaces them with addrs[0..*n-1] (1 to IRP_ADDR_MAX, each
+ * an IPv4 or IPv6 literal, written back in canonical form, and a port of
+ * 1-65535; 400 too_many_addresses, invalid_address, invalid_port) and
+ * appends the address the request came from (who->source) as observed,
+ * with the first port: addrs holds IRP_ADDR_MAX + 1 and *n says how many
+ * were stored.  *ttl (0: the configured default) is clamped to the
+ * configured range (below 0 is 400 invalid_value) and says what was kept;
+ * *expires gets their end.  Not audited: devices refresh them every
+ * half TTL, and the audit log is for decisions, not for presence.
+ */
+int reg_addr_set(struct reg *r, struct db *db, const struct reg_actor *who,
+    struct db_addr *addrs, size_t *n, int *ttl, time_t *expires,
+    struct reg_err *e) REG_WUR;
+/* reg_addr_del takes them all away (a device going offline); *n: how many. */
+int reg_addr_del(struct reg *r, struct db *db, const struct reg_actor *who,
+    long *n, struct reg_err *e) REG_WUR;
+
+/*
+ * The actor's own encrypted PKCS#12 backup, stored as given (the server
+ * never sees its passphrase).  Only its user reaches it, by certificate
+ * to store it, by certificate, code or password to fetch it (a new
+ * device has no certificate yet); an administrator has no way to others'.
+ *
+ * reg_backup_put: 1 byte to backup_max (400 empty_body, 413
+ * body_too_large), a PKCS#12 with a MAC (400 invalid_pkcs12), so that a
+ * truncated or wrong file is refused at once rather than on a new device;
+ * audited as "backup.store".  sha256 gets its digest.
+ */
+int reg_backup_put(struct reg *r, struct db *db, const struct reg_actor *who,
+    const unsigned char *data, size_t len, unsigned char sha256[32],
+    struct reg_err *e) REG_WUR;
+/*
+ * reg_backup_get: *data is new (free()), 404 no_backup; audited as
+ * "backup.fetch" with how the actor proved itself.  A transaction the
+ * caller opened (to consume a code in it) is committed here with the
+ * audit row; on failure it is rolled back.
+ */
+int reg_backup_get(struct reg *r, struct db *db, const struct reg_actor *who,
+    unsigned char **data, size_t *len, struct reg_err *e) REG_WUR;
 
 /* Build and store a new CRL listing every revoked certificate. */
 int reg_crl_build(struct reg *r, struct db *db, unsigned char **der,
