@@ -290,23 +290,19 @@ api_admin_p12(struct http_req *req, struct http_resp *resp)
 	const char *pass;
 	unsigned char *p12 = NULL;
 	size_t len = 0;
+	struct reg_actor who;
 	struct ca_issued is;
 	struct reg_err e;
 
 	if (param_userid(req, userid, sizeof(userid), resp) == -1 ||
 	    (pass = api_parse_p12(req->json, resp)) == NULL)
 		return;
-	if (api_begin(req, resp) == -1)
-		return;
 	if (reg_issue_p12(req->reg, req->db, userid, pass,
-		req->who.user.userid, req->source[0] ? req->source : NULL,
-		&p12, &len, &is, &e) == -1) {
-		db_rollback(req->db);
+		api_actor(req, &who), &p12, &len, &is, &e) == -1) {
 		http_reg_error(resp, &e);
 		return;
 	}
-	if (api_commit(req, resp) == 0)
-		http_blob(resp, 201, "application/x-pkcs12", p12, len);
+	http_blob(resp, 201, "application/x-pkcs12", p12, len);
 	OPENSSL_cleanse(p12, len);
 	free(p12);
 	ca_issued_clear(&is);

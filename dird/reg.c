@@ -349,22 +349,62 @@ urls(const struct reg *r, struct ca_urls *u)
 	return u;
 }
 
+/* The administrator's actions on other users. */
+static int
+admin_only(const struct reg_actor *who, struct reg_err *e)
+{
+	if (who->admin)
+		return 0;
+	reg_seterr(e, 403, "forbidden", "this needs an administrator");
+	return -1;
+}
+
+/*
+ * Who may have a certificate issued for u: an administrator (dirctl, the
+ * admin API) for anyone; a user for themselves alone, proved by their
+ * certificate (a renewal), an enrolment code or their password (a first
+ * certificate: authentication made the code's user the actor).  The
+ * audit action says which of these it was.
+ */
+static const char *
+may_issue(const struct reg_actor *who, const struct db_user *u,
+    struct reg_err *e)
+{
+	int self = who->user_id > 0 && who->user_id == u->id;
+
+	if (self && who->by == REG_BY_CODE)
+		return "enroll.code";
+	if (self && who->by == REG_BY_PASSWORD)
+		return "enroll.password";
+	if (self && who->by == REG_BY_CERT)
+		return "renew";
+	if (who->admin)
+		return "cert.issue";
+	reg_seterr(e, 403, "forbidden", "a certificate is issued only for "
+	    "its own user, or by an administrator");
+	return NULL;
+}
+
 /*
  * Record an issued certificate and its audit row: one statement, so they
- * land together or not at all with or without an open transaction.
+ * land together or not at all.  A transaction the caller opened (to
+ * consume an enrolment code in it) is committed with them.
  */
 static int
 reg_record(struct reg *r, struct db *db, const struct db_user *u,
-    const struct ca_issued *is, const char *actor, const char *action,
-    const char *source, struct reg_err *e)
+    const struct ca_issued *is, const struct reg_actor *who,
+    const char *action, struct reg_err *e)
 {
 	const struct db_cert_new c = { ca_fingerprint(r->ca), u->id,
 		is->serial, is->fingerprint, is->der, is->der_len,
 		is->not_before, is->not_after };
-	const struct db_audit_row a = { actor, action, u->userid, source };
+	const struct db_audit_row a = { who->name, action, u->userid,
+		who->source };
 	struct db_err de;
 
-	if (db_cert_record(db, &c, &a, NULL, &de) == -1) {
+	if (db_cert_record(db, &c, &a, NULL, &de) == -1 ||
+	    (db_in_tx(db) && db_commit(db, &de) == -1)) {
+		db_rollback(db);
 		reg_err_from_db(e, &de);
 		return -1;
 	}
@@ -374,13 +414,16 @@ reg_record(struct reg *r, struct db *db, const struct db_user *u,
 /* Issue for u from a checked CSR, and record it. */
 static int
 reg_issue_csr(struct reg *r, struct db *db, const struct db_user *u,
-    struct ca_csr *req, const char *actor, const char *action,
-    const char *source, struct ca_issued *out, struct reg_err *e)
+    struct ca_csr *req, const struct reg_actor *who, struct ca_issued *out,
+    struct reg_err *e)
 {
 	struct ca_subject subj;
 	struct ca_urls cu;
 	struct ca_err ce;
+	const char *action;
 
+	if ((action = may_issue(who, u, e)) == NULL)
+		return -1;
 	subj.userid = u->userid;
 	subj.name = u->name;
 	subj.email = u->email[0] ? u->email : NULL;
@@ -390,8 +433,7 @@ reg_issue_csr(struct reg *r, struct db *db, const struct db_user *u,
 		    "invalid_csr");
 		return -1;
 	}
-	if (reg_record(r, db, u, out, actor, action ? action : "cert.issue",
-		source, e) == -1) {
+	if (reg_record(r, db, u, out, who, action, e) == -1) {
 		ca_issued_clear(out);
 		return -1;
 	}
@@ -415,44 +457,50 @@ reg_csr(const char *csr, size_t csr_len, struct reg_err *e)
 
 int
 reg_issue(struct reg *r, struct db *db, const char *userid, const char *csr,
-    size_t csr_len, const char *actor, const char *action, const char *source,
-    struct ca_issued *out, struct reg_err *e)
+    size_t csr_len, const struct reg_actor *who, struct ca_issued *out,
+    struct reg_err *e)
 {
 	struct ca_csr *req;
 	struct db_user u;
 	int rv = -1;
 
 	memset(out, 0, sizeof(*out));
-	if ((req = reg_csr(csr, csr_len, e)) == NULL)
+	if ((req = reg_csr(csr, csr_len, e)) == NULL) {
+		db_rollback(db);
 		return -1;
+	}
 	if (reg_user(db, userid, &u, e) == 0)
-		rv = reg_issue_csr(r, db, &u, req, actor, action, source, out,
-		    e);
+		rv = reg_issue_csr(r, db, &u, req, who, out, e);
 	ca_csr_free(req);
+	if (rv == -1)
+		db_rollback(db);
 	return rv;
 }
 
 int
 reg_issue_for(struct reg *r, struct db *db, const struct db_user *u,
-    const char *csr, size_t csr_len, const char *actor, const char *action,
-    const char *source, struct ca_issued *out, struct reg_err *e)
+    const char *csr, size_t csr_len, const struct reg_actor *who,
+    struct ca_issued *out, struct reg_err *e)
 {
 	struct ca_csr *req;
 	int rv;
 
 	memset(out, 0, sizeof(*out));
-	if ((req = reg_csr(csr, csr_len, e)) == NULL)
+	if ((req = reg_csr(csr, csr_len, e)) == NULL) {
+		db_rollback(db);
 		return -1;
-	rv = reg_issue_csr(r, db, u, req, actor, action, source, out, e);
+	}
+	rv = reg_issue_csr(r, db, u, req, who, out, e);
 	ca_csr_free(req);
+	if (rv == -1)
+		db_rollback(db);
 	return rv;
 }
 
 int
 reg_issue_p12(struct reg *r, struct db *db, const char *userid,
-    const char *passphrase, const char *actor, const char *source,
-    unsigned char **p12, size_t *p12_len, struct ca_issued *out,
-    struct reg_err *e)
+    const char *passphrase, const struct reg_actor *who, unsigned char **p12,
+    size_t *p12_len, struct ca_issued *out, struct reg_err *e)
 {
 	struct ca_subject subj;
 	struct ca_urls cu;
@@ -461,18 +509,21 @@ reg_issue_p12(struct reg *r, struct db *db, const char *userid,
 
 	memset(out, 0, sizeof(*out));
 	*p12 = NULL;
-	if (reg_user(db, userid, &u, e) == -1)
+	/* The server made the key: it is the registry's act, not a user's. */
+	if (admin_only(who, e) == -1 || reg_user(db, userid, &u, e) == -1) {
+		db_rollback(db);
 		return -1;
+	}
 	subj.userid = u.userid;
 	subj.name = u.name;
 	subj.email = u.email[0] ? u.email : NULL;
 	if (ca_issue_p12(r->ca, &subj, CA_KEY_EC_P256, reg_conf(r)->cert_days,
 		urls(r, &cu), passphrase, p12, p12_len, out, &ce) == -1) {
+		db_rollback(db);
 		sign_err(e, &ce, 500, "issue_failed");
 		return -1;
 	}
-	if (reg_record(r, db, &u, out, actor, "cert.issue_p12", source,
-		e) == -1) {
+	if (reg_record(r, db, &u, out, who, "cert.issue_p12", e) == -1) {
 		OPENSSL_cleanse(*p12, *p12_len);
 		free(*p12);
 		*p12 = NULL;
@@ -677,16 +728,6 @@ dberr:
 		    "be raised to keyCompromise)", serial);
 err:
 	db_rollback(db);
-	return -1;
-}
-
-/* The administrator's actions on other users. */
-static int
-admin_only(const struct reg_actor *who, struct reg_err *e)
-{
-	if (who->admin)
-		return 0;
-	reg_seterr(e, 403, "forbidden", "this needs an administrator");
 	return -1;
 }
 

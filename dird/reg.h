@@ -138,33 +138,6 @@ void reg_err_from_db(struct reg_err *e, const struct db_err *de);
 void reg_seterr(struct reg_err *e, int status, const char *code,
     const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
-/*
- * Check a CSR, issue a certificate for user (must exist and be enabled),
- * record it, and write an audit row (action: "cert.issue" or as given),
- * all in the caller's open transaction when there is one.
- */
-int reg_issue(struct reg *r, struct db *db, const char *userid,
-    const char *csr, size_t csr_len, const char *actor, const char *action,
-    const char *source, struct ca_issued *out, struct reg_err *e) REG_WUR;
-
-/*
- * reg_issue for a user record the caller read already (an authenticated
- * request's own user: enabled, as of its authentication); no read of
- * the user.
- */
-int reg_issue_for(struct reg *r, struct db *db, const struct db_user *u,
-    const char *csr, size_t csr_len, const char *actor, const char *action,
-    const char *source, struct ca_issued *out, struct reg_err *e) REG_WUR;
-
-/*
- * Centralized model: generate a key and certificate for user and return
- * them as a PKCS#12 protected by passphrase (*p12 is new, free()).
- */
-int reg_issue_p12(struct reg *r, struct db *db, const char *userid,
-    const char *passphrase, const char *actor, const char *source,
-    unsigned char **p12, size_t *p12_len, struct ca_issued *out,
-    struct reg_err *e) REG_WUR;
-
 /* How an actor proved who it is. */
 enum reg_proof {
 	REG_BY_NONE = 0,
@@ -188,6 +161,39 @@ struct reg_actor {
 	int64_t cert_id;	/* REG_BY_CERT: the certificate presented */
 	const char *serial;	/* REG_BY_CERT: its serial; else NULL */
 };
+
+/*
+ * Check a CSR, issue a certificate for userid (it must exist and be
+ * enabled), record it with its audit row, in one statement.  Who may:
+ * an administrator for anyone ("cert.issue"); a user for themselves,
+ * proved by an enrolment code ("enroll.code"), their password
+ * ("enroll.password") or their certificate ("renew"); anyone else is
+ * refused (403).  A transaction the caller opened (to consume the code
+ * in it) is committed here, or rolled back on failure.
+ */
+int reg_issue(struct reg *r, struct db *db, const char *userid,
+    const char *csr, size_t csr_len, const struct reg_actor *who,
+    struct ca_issued *out, struct reg_err *e) REG_WUR;
+
+/*
+ * reg_issue for a user record the caller read already (an authenticated
+ * request's own user: enabled, as of its authentication); no read of
+ * the user.
+ */
+int reg_issue_for(struct reg *r, struct db *db, const struct db_user *u,
+    const char *csr, size_t csr_len, const struct reg_actor *who,
+    struct ca_issued *out, struct reg_err *e) REG_WUR;
+
+/*
+ * Centralized model: generate a key and certificate for userid and
+ * return them as a PKCS#12 protected by passphrase (*p12 is new,
+ * free()), audited as "cert.issue_p12".  An administrator's action (403
+ * otherwise): the registry holds the key for a moment.
+ */
+int reg_issue_p12(struct reg *r, struct db *db, const char *userid,
+    const char *passphrase, const struct reg_actor *who, unsigned char **p12,
+    size_t *p12_len, struct ca_issued *out, struct reg_err *e) REG_WUR;
+
 
 /* A new user, as an administrator describes them. */
 struct reg_user_new {
