@@ -231,9 +231,37 @@ reg_db(struct reg *r, struct db_err *err)
 		db_free(db);
 		return NULL;
 	}
-	if (r->cache != NULL)
-		db_on_change(db, cache_changed, r->cache);
 	return db;
+}
+
+/*
+ * What a change drops from this process's answer cache: CHANGED_USER,
+ * what a certificate check and an OCSP status read too (the user's row,
+ * a certificate's status); CHANGED_LISTING, what only a lookup reads (a
+ * device's addresses, a new certificate).
+ */
+enum changed { CHANGED_USER = 0, CHANGED_LISTING = 1 };
+
+/*
+ * The one place where this process's own writes reach its cache.  Every
+ * reg_ function that changes what a lookup, a certificate check or an
+ * OCSP status answers calls it, beside the write, once the write has
+ * committed (also when COMMIT reported a failure: it may have committed
+ * all the same, and a needless drop costs one read).  Called before the
+ * commit, a request in between could fill the cache with what is about
+ * to go.
+ *
+ * Writes by anyone else (dirctl, another dird, SQL) arrive through the
+ * NOTIFY that the triggers of schema/002_change_notify.sql send, which
+ * the cache's listener, started by reg_cache_start, hears.  This
+ * process's writes are announced that way too, unless it is the only
+ * cache on its database (r->quiet, cache = local).
+ */
+static void
+reg_changed(struct reg *r, int64_t user_id, enum changed what)
+{
+	if (r->cache != NULL && user_id > 0)
+		cache_changed(r->cache, user_id, what == CHANGED_LISTING);
 }
 
 /*
@@ -402,12 +430,18 @@ reg_record(struct reg *r, struct db *db, const struct db_user *u,
 		who->source };
 	struct db_err de;
 
-	if (db_cert_record(db, &c, &a, NULL, &de) == -1 ||
-	    (db_in_tx(db) && db_commit(db, &de) == -1)) {
+	if (db_cert_record(db, &c, &a, NULL, &de) == -1) {
 		db_rollback(db);
 		reg_err_from_db(e, &de);
 		return -1;
 	}
+	if (db_in_tx(db) && db_commit(db, &de) == -1) {
+		reg_changed(r, u->id, CHANGED_LISTING);
+		reg_err_from_db(e, &de);
+		return -1;
+	}
+	/* No certificate check has read it yet; the user's lookup lists it. */
+	reg_changed(r, u->id, CHANGED_LISTING);
 	return 0;
 }
 
@@ -696,7 +730,8 @@ reg_revoke(struct reg *r, struct db *db, const char *serial, int reason,
 {
 	struct db_err de;
 	char detail[64];
-	int raised;
+	int64_t holder = 0;
+	int raised, rv;
 
 	if (reason_check(reason, who->admin, e) == -1 ||
 	    may_revoke(r, db, serial, who, e) == -1)
@@ -704,7 +739,7 @@ reg_revoke(struct reg *r, struct db *db, const char *serial, int reason,
 	if (db_begin(db, &de) == -1)
 		goto dberr;
 	if (db_cert_revoke(db, ca_fingerprint(r->ca), serial, reason, &raised,
-		&de) == -1)
+		&holder, &de) == -1)
 		goto dberr;
 	snprintf(detail, sizeof(detail), "reason=%s%s", ca_reason_name(reason),
 	    raised ? " (raised)" : "");
@@ -714,7 +749,10 @@ reg_revoke(struct reg *r, struct db *db, const char *serial, int reason,
 	/* The new CRL is part of the same transaction: both or neither. */
 	if (crl_renew(r, db, e) == -1)
 		goto err;
-	if (db_commit(db, &de) == -1)
+	rv = db_commit(db, &de);
+	/* Its checks, OCSP status and its place in lookups. */
+	reg_changed(r, holder, CHANGED_USER);
+	if (rv == -1)
 		goto dberr;
 	return 0;
 dberr:
@@ -762,6 +800,7 @@ reg_revoke_user(struct reg *r, struct db *db, const char *userid, int reason,
 	struct db_user u;
 	struct db_err de;
 	char detail[64];
+	int rv;
 
 	*n = 0;
 	if (admin_only(who, e) == -1 || reason_check(reason, 1, e) == -1)
@@ -784,7 +823,9 @@ reg_revoke_user(struct reg *r, struct db *db, const char *userid, int reason,
 	}
 	if (crl_renew(r, db, e) == -1)
 		goto err;
-	if (db_commit(db, &de) == -1)
+	rv = db_commit(db, &de);
+	reg_changed(r, u.id, CHANGED_USER);
+	if (rv == -1)
 		goto dberr;
 	*n = ra.n;
 	return 0;
@@ -849,9 +890,9 @@ reg_user_add(struct reg *r, struct db *db, const struct reg_user_new *nu,
 {
 	char hash[REG_PWHASH_MAX] = "";
 	struct db_err de;
+	int64_t id = 0;
 	int rv = -1;
 
-	(void)r;
 	if (admin_only(who, e) == -1 ||
 	    reg_user_check(nu, userid, e) == -1)
 		return -1;
@@ -860,15 +901,19 @@ reg_user_add(struct reg *r, struct db *db, const struct reg_user_new *nu,
 		return -1;
 	if (db_begin(db, &de) == -1 ||
 	    db_user_add(db, userid, nu->name, nu->email, nu->admin,
-		hash[0] ? hash : NULL, NULL, &de) == -1 ||
+		hash[0] ? hash : NULL, &id, &de) == -1 ||
 	    db_audit(db, who->name, "user.add", userid, NULL, who->source,
-		nu->admin ? "role=admin" : "role=user", &de) == -1 ||
-	    db_commit(db, &de) == -1) {
+		nu->admin ? "role=admin" : "role=user", &de) == -1) {
 		db_rollback(db);
 		reg_err_from_db(e, &de);
 		goto out;
 	}
-	rv = 0;
+	rv = db_commit(db, &de);
+	/* Nothing cached answers from a new row yet; dropped all the
+	 * same, as for every change of a user. */
+	reg_changed(r, id, CHANGED_USER);
+	if (rv == -1)
+		reg_err_from_db(e, &de);
 out:
 	OPENSSL_cleanse(hash, sizeof(hash));
 	return rv;
@@ -879,11 +924,13 @@ reg_user_set_enabled(struct reg *r, struct db *db, const char *userid,
     int enabled, const struct reg_actor *who, struct reg_err *e)
 {
 	struct db_err de;
+	int64_t id = 0;
+	int rv;
 
 	if (admin_only(who, e) == -1)
 		return -1;
 	if (db_begin(db, &de) == -1 ||
-	    db_user_set_enabled(db, userid, enabled, &de) == -1 ||
+	    db_user_set_enabled(db, userid, enabled, &id, &de) == -1 ||
 	    db_audit(db, who->name, enabled ? "user.enable" : "user.disable",
 		userid, NULL, who->source, NULL, &de) == -1)
 		goto dberr;
@@ -894,7 +941,9 @@ reg_user_set_enabled(struct reg *r, struct db *db, const char *userid,
 	 */
 	if (crl_renew(r, db, e) == -1)
 		goto err;
-	if (db_commit(db, &de) == -1)
+	rv = db_commit(db, &de);
+	reg_changed(r, id, CHANGED_USER);
+	if (rv == -1)
 		goto dberr;
 	return 0;
 dberr:
@@ -910,22 +959,25 @@ reg_user_passwd(struct reg *r, struct db *db, const char *userid,
 {
 	char hash[REG_PWHASH_MAX];
 	struct db_err de;
+	int64_t id = 0;
 	int rv = -1;
 
-	(void)r;
 	if (admin_only(who, e) == -1 ||
 	    reg_password_hash(password, hash, sizeof(hash), e) == -1)
 		return -1;
 	if (db_begin(db, &de) == -1 ||
-	    db_user_set_password(db, userid, hash, &de) == -1 ||
+	    db_user_set_password(db, userid, hash, &id, &de) == -1 ||
 	    db_audit(db, who->name, "user.passwd", userid, NULL, who->source,
-		NULL, &de) == -1 ||
-	    db_commit(db, &de) == -1) {
+		NULL, &de) == -1) {
 		db_rollback(db);
 		user_dberr(e, &de, userid);
 		goto out;
 	}
-	rv = 0;
+	rv = db_commit(db, &de);
+	/* The user's row, which certificate checks keep, changed. */
+	reg_changed(r, id, CHANGED_USER);
+	if (rv == -1)
+		user_dberr(e, &de, userid);
 out:
 	OPENSSL_cleanse(hash, sizeof(hash));
 	return rv;
@@ -1066,6 +1118,7 @@ reg_addr_set(struct reg *r, struct db *db, const struct reg_actor *who,
 {
 	const struct conf *c = reg_conf(r);
 	struct db_err de;
+	int rv;
 
 	if (own_device(who, e) == -1 || addr_check(addrs, *n, e) == -1)
 		return -1;
@@ -1090,12 +1143,13 @@ reg_addr_set(struct reg *r, struct db *db, const struct reg_actor *who,
 		addrs[*n].observed = 1;
 		(*n)++;
 	}
-	if (db_addr_replace(db, who->cert_id, who->user_id, addrs, *n, *ttl,
-		expires, &de) == -1) {
+	/* Its own transaction: committed when it returns. */
+	rv = db_addr_replace(db, who->cert_id, who->user_id, addrs, *n, *ttl,
+	    expires, &de);
+	reg_changed(r, who->user_id, CHANGED_LISTING);
+	if (rv == -1)
 		reg_err_from_db(e, &de);
-		return -1;
-	}
-	return 0;
+	return rv;
 }
 
 int
@@ -1104,7 +1158,6 @@ reg_addr_del(struct reg *r, struct db *db, const struct reg_actor *who,
 {
 	struct db_err de;
 
-	(void)r;
 	*n = 0;
 	if (own_device(who, e) == -1)
 		return -1;
@@ -1112,6 +1165,8 @@ reg_addr_del(struct reg *r, struct db *db, const struct reg_actor *who,
 		reg_err_from_db(e, &de);
 		return -1;
 	}
+	if (*n > 0)
+		reg_changed(r, who->user_id, CHANGED_LISTING);
 	return 0;
 }
 
