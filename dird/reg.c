@@ -1085,7 +1085,7 @@ ip_canonical(const char *s, char *out, size_t len)
 static int
 addr_check(struct db_addr *addrs, size_t n, struct reg_err *e)
 {
-	char ip[sizeof(addrs[0].ip)];
+	char ip[sizeof(addrs[0].ip)] = { 0 };
 	size_t i;
 
 	if (n < 1 || n > IRP_ADDR_MAX) {
