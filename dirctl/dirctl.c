@@ -201,10 +201,12 @@ operator(struct reg_actor *who, char *buf, size_t len)
 	const char *u = getenv("USER");
 
 	snprintf(buf, len, "dirctl:%s", u && *u ? u : "unknown");
+	memset(who, 0, sizeof(*who));
 	who->name = buf;
 	who->source = NULL;
 	who->userid = NULL;
 	who->admin = 1;
+	who->by = REG_BY_HOST;
 	return who;
 }
 
@@ -756,9 +758,8 @@ cmd_cert_issue(const struct opts *o, int argc, char **argv)
 		free(csr);
 		return 1;
 	}
-	(void)operator(&op, who, sizeof(who));
-	if (reg_issue(&r, db, userid, csr, len, who, "cert.issue", NULL, &is,
-		&e) == -1) {
+	if (reg_issue(&r, db, userid, csr, len, operator(&op, who,
+		sizeof(who)), &is, &e) == -1) {
 		warnx_("%s", e.msg);
 		goto out;
 	}
@@ -1005,9 +1006,8 @@ cmd_issue_p12(const struct opts *o, int argc, char **argv)
 		free_secret(pass);
 		return 1;
 	}
-	(void)operator(&op, who, sizeof(who));
-	if (reg_issue_p12(&r, db, userid, pass, who, NULL, &p12, &len, &is,
-		&e) == -1) {
+	if (reg_issue_p12(&r, db, userid, pass, operator(&op, who,
+		sizeof(who)), &p12, &len, &is, &e) == -1) {
 		warnx_("%s", e.msg);
 		goto out;
 	}

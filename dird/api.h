@@ -49,12 +49,12 @@ const char *api_string(json_t *obj, const char *key, size_t max, int required,
 int api_begin(struct http_req *req, struct http_resp *resp);
 /* Commit, or roll back and fill resp. */
 int api_commit(struct http_req *req, struct http_resp *resp);
-/* Audit row with the caller as actor; fills resp on failure. */
-/* The authenticated user of req as reg_* sees who acts; returns who. */
+/*
+ * The authenticated user of req as reg_* sees who acts (how it proved
+ * itself, and with a certificate which); returns who.
+ */
 const struct reg_actor *api_actor(const struct http_req *req,
     struct reg_actor *who);
-int api_audit(struct http_req *req, const char *action, const char *target,
-    const char *serial, const char *detail, struct http_resp *resp);
 /* {"certificate","chain","serial","not_after"} for an issued cert. */
 json_t *api_issued_json(struct http_req *req, const struct ca_issued *is);
 

@@ -47,7 +47,7 @@ api_revoke(struct http_req *req, struct http_resp *resp)
 		    "a serial is 1 to 40 hex digits");
 		return;
 	}
-	if (reg_revoke(req->env->reg, req->db, serial, reason,
+	if (reg_revoke(req->reg, req->db, serial, reason,
 		api_actor(req, &who), &e) == -1) {
 		http_reg_error(resp, &e);
 		return;
@@ -128,7 +128,7 @@ api_admin_user_add(struct http_req *req, struct http_resp *resp)
 
 	if (api_parse_user_add(req->json, &nu, resp) == -1)
 		return;
-	if (reg_user_add(req->env->reg, req->db, &nu, api_actor(req, &who),
+	if (reg_user_add(req->reg, req->db, &nu, api_actor(req, &who),
 		userid, &e) == -1) {
 		http_reg_error(resp, &e);
 		return;
@@ -162,7 +162,7 @@ set_enabled(struct http_req *req, struct http_resp *resp, int enabled)
 
 	if (param_userid(req, userid, sizeof(userid), resp) == -1)
 		return;
-	if (reg_user_set_enabled(req->env->reg, req->db, userid, enabled,
+	if (reg_user_set_enabled(req->reg, req->db, userid, enabled,
 		api_actor(req, &who), &e) == -1) {
 		http_reg_error(resp, &e);
 		return;
@@ -194,7 +194,7 @@ api_admin_user_revoke(struct http_req *req, struct http_resp *resp)
 		http_error(resp, 500, "internal_error", "out of memory");
 		return;
 	}
-	if (reg_revoke_user(req->env->reg, req->db, userid, reason,
+	if (reg_revoke_user(req->reg, req->db, userid, reason,
 		api_actor(req, &who), serial_json, serials, &n, &e) == -1) {
 		json_decref(serials);
 		http_reg_error(resp, &e);
@@ -254,7 +254,7 @@ api_admin_code(struct http_req *req, struct http_resp *resp)
 	if (param_userid(req, userid, sizeof(userid), resp) == -1 ||
 	    api_parse_code(req->json, &ttl, resp) == -1)
 		return;
-	if (reg_code_new(req->env->reg, req->db, userid, ttl,
+	if (reg_code_new(req->reg, req->db, userid, ttl,
 		api_actor(req, &who), code, &expires, &e) == -1) {
 		http_reg_error(resp, &e);
 		return;
@@ -290,23 +290,19 @@ api_admin_p12(struct http_req *req, struct http_resp *resp)
 	const char *pass;
 	unsigned char *p12 = NULL;
 	size_t len = 0;
+	struct reg_actor who;
 	struct ca_issued is;
 	struct reg_err e;
 
 	if (param_userid(req, userid, sizeof(userid), resp) == -1 ||
 	    (pass = api_parse_p12(req->json, resp)) == NULL)
 		return;
-	if (api_begin(req, resp) == -1)
-		return;
-	if (reg_issue_p12(req->env->reg, req->db, userid, pass,
-		req->who.user.userid, req->source[0] ? req->source : NULL,
-		&p12, &len, &is, &e) == -1) {
-		db_rollback(req->db);
+	if (reg_issue_p12(req->reg, req->db, userid, pass,
+		api_actor(req, &who), &p12, &len, &is, &e) == -1) {
 		http_reg_error(resp, &e);
 		return;
 	}
-	if (api_commit(req, resp) == 0)
-		http_blob(resp, 201, "application/x-pkcs12", p12, len);
+	http_blob(resp, 201, "application/x-pkcs12", p12, len);
 	OPENSSL_cleanse(p12, len);
 	free(p12);
 	ca_issued_clear(&is);

@@ -1,15 +1,10 @@
 /*
- * api_backup.c - the user's PKCS#12 backup, stored as given.
- *
- * The server never sees the passphrase; it only checks that the upload is
- * a PKCS#12 with a MAC, so that a truncated or wrong file is refused at
- * once rather than discovered on a new device.
+ * api_backup.c - the user's PKCS#12 backup, stored as given: the rules
+ * are reg_backup_put's and reg_backup_get's.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include <openssl/evp.h>
 
 #include "api.h"
 
@@ -26,38 +21,16 @@ void
 api_backup_put(struct http_req *req, struct http_resp *resp)
 {
 	unsigned char md[32];
-	unsigned int mdlen = 32;
-	char mdhex[65], now[IRP_TIME_LEN], detail[48];
-	struct ca_err ce;
-	struct db_err de;
+	char mdhex[65], now[IRP_TIME_LEN];
+	struct reg_actor who;
+	struct reg_err e;
 
-	if (req->body_len == 0) {
-		http_error(resp, 400, "empty_body",
-		    "send the PKCS#12 file as the body");
+	if (reg_backup_put(req->reg, req->db, api_actor(req, &who), req->body,
+		req->body_len, md, &e) == -1) {
+		http_reg_error(resp, &e);
 		return;
 	}
-	if (ca_p12_check(req->body, req->body_len, &ce) == -1) {
-		http_error(resp, 400, "invalid_pkcs12", "%s", ce.msg);
-		return;
-	}
-	EVP_Digest(req->body, req->body_len, md, &mdlen, EVP_sha256(), NULL);
 	hex(md, 32, mdhex);
-	snprintf(detail, sizeof(detail), "size=%zu", req->body_len);
-	if (api_begin(req, resp) == -1)
-		return;
-	if (db_backup_put(req->db, req->who.user.id, req->body, req->body_len,
-		md, &de) == -1) {
-		db_rollback(req->db);
-		http_db_error(resp, &de);
-		return;
-	}
-	if (api_audit(req, "backup.store", req->who.user.userid,
-		req->who.serial, detail, resp) == -1) {
-		db_rollback(req->db);
-		return;
-	}
-	if (api_commit(req, resp) == -1)
-		return;
 	irp_time(time(NULL), now);
 	http_json(resp, 200, json_pack("{s:s,s:I,s:s}", "sha256", mdhex, "size",
 				 (json_int_t)req->body_len, "updated_at", now));
@@ -72,42 +45,27 @@ api_backup_get(struct http_req *req, struct http_resp *resp)
 {
 	unsigned char *data = NULL;
 	size_t len;
-	time_t when;
-	struct db_err de;
+	struct reg_actor who;
 	struct reg_err e;
 
 	if (api_begin(req, resp) == -1)
 		return;
 	if (auth_has_secret(req)) {
-		if (auth_secret(req->env->auth, req,
+		if (auth_secret(req->reg->auth, req,
 			AUTH_ALLOW_CODE | AUTH_ALLOW_PASSWORD, &e) == -1) {
 			http_reg_error(resp, &e);
 			db_rollback(req->db);
 			return;
 		}
-	} else if (auth_cert(req->env->auth, req, &e) == -1) {
+	} else if (auth_cert(req->reg->auth, req, &e) == -1) {
 		http_reg_error(resp, &e);
 		db_rollback(req->db);
 		return;
 	}
-	if (db_backup_get(req->db, req->who.user.id, &data, &len, &when,
-		&de) == -1) {
-		db_rollback(req->db);
-		if (de.code == DB_ERR_NOTFOUND)
-			http_error(resp, 404, "no_backup",
-			    "%s has no backup stored", req->who.user.userid);
-		else
-			http_db_error(resp, &de);
-		return;
-	}
-	if (api_audit(req, "backup.fetch", req->who.user.userid,
-		req->who.kind == AUTH_CERT ? req->who.serial : NULL,
-		req->who.kind == AUTH_CERT ? "by=certificate" :
-		(req->who.kind == AUTH_CODE ? "by=code" : "by=password"),
-		resp) == -1 ||
-	    api_commit(req, resp) == -1) {
-		db_rollback(req->db);
-		free(data);
+	/* The code consumed above and the audit row commit together. */
+	if (reg_backup_get(req->reg, req->db, api_actor(req, &who), &data,
+		&len, &e) == -1) {
+		http_reg_error(resp, &e);
 		return;
 	}
 	http_blob(resp, 200, "application/x-pkcs12", data, len);

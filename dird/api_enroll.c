@@ -19,12 +19,13 @@ api_parse_csr(json_t *body, struct http_resp *resp)
 
 /*
  * Issue for req->who.user (as read by its authentication), in the open
- * transaction if there is one (then commit); reply.
+ * transaction if there is one; reply.  The audit action (enroll.code,
+ * enroll.password, renew) follows from how the caller proved itself.
  */
 static void
-issue_and_reply(struct http_req *req, const char *action,
-    struct http_resp *resp)
+issue_and_reply(struct http_req *req, struct http_resp *resp)
 {
+	struct reg_actor who;
 	struct ca_issued is;
 	struct reg_err e;
 	const char *csr;
@@ -33,15 +34,13 @@ issue_and_reply(struct http_req *req, const char *action,
 		db_rollback(req->db);
 		return;
 	}
-	if (reg_issue_for(req->env->reg, req->db, &req->who.user, csr,
-		strlen(csr), req->who.user.userid, action,
-		req->source[0] ? req->source : NULL, &is, &e) == -1) {
-		db_rollback(req->db);
+	/* reg_issue_for commits the transaction of the code, if any. */
+	if (reg_issue_for(req->reg, req->db, &req->who.user, csr,
+		strlen(csr), api_actor(req, &who), &is, &e) == -1) {
 		http_reg_error(resp, &e);
 		return;
 	}
-	if (!db_in_tx(req->db) || api_commit(req, resp) == 0)
-		http_json(resp, 201, api_issued_json(req, &is));
+	http_json(resp, 201, api_issued_json(req, &is));
 	ca_issued_clear(&is);
 }
 
@@ -56,15 +55,13 @@ api_enroll(struct http_req *req, struct http_resp *resp)
 	 */
 	if (api_begin(req, resp) == -1)
 		return;
-	if (auth_secret(req->env->auth, req,
+	if (auth_secret(req->reg->auth, req,
 		AUTH_ALLOW_CODE | AUTH_ALLOW_PASSWORD, &e) == -1) {
 		http_reg_error(resp, &e);
 		db_rollback(req->db);
 		return;
 	}
-	issue_and_reply(req, req->who.kind == AUTH_CODE ? "enroll.code" :
-							  "enroll.password",
-	    resp);
+	issue_and_reply(req, resp);
 }
 
 void
@@ -75,5 +72,5 @@ api_renew(struct http_req *req, struct http_resp *resp)
 	 * statement, and the caller's record is the one its certificate
 	 * was just checked against.
 	 */
-	issue_and_reply(req, "renew", resp);
+	issue_and_reply(req, resp);
 }

@@ -192,25 +192,19 @@ void
 api_addr_put(struct http_req *req, struct http_resp *resp)
 {
 	struct db_addr addrs[IRP_ADDR_MAX + 1];
-	struct db_err de;
+	struct reg_actor who;
+	struct reg_err e;
 	json_t *out;
 	time_t exp;
 	size_t n, i;
 	int ttl;
 
-	if (api_parse_addresses(req->json, reg_conf(req->env->reg), addrs, &n,
+	if (api_parse_addresses(req->json, reg_conf(req->reg), addrs, &n,
 		&ttl, resp) == -1)
 		return;
-	/* The address the request came from, beside the declared ones. */
-	if (req->source[0] != '\0' &&
-	    api_parse_ip(req->source, addrs[n].ip, sizeof(addrs[n].ip)) == 0) {
-		addrs[n].port = addrs[0].port;
-		addrs[n].observed = 1;
-		n++;
-	}
-	if (db_addr_replace(req->db, req->who.cert_id, req->who.user.id, addrs,
-		n, ttl, &exp, &de) == -1) {
-		http_db_error(resp, &de);
+	if (reg_addr_set(req->reg, req->db, api_actor(req, &who), addrs, &n,
+		&ttl, &exp, &e) == -1) {
+		http_reg_error(resp, &e);
 		return;
 	}
 	out = json_array();
@@ -227,11 +221,13 @@ api_addr_put(struct http_req *req, struct http_resp *resp)
 void
 api_addr_del(struct http_req *req, struct http_resp *resp)
 {
-	struct db_err de;
+	struct reg_actor who;
+	struct reg_err e;
 	long n;
 
-	if (db_addr_delete(req->db, req->who.cert_id, &n, &de) == -1) {
-		http_db_error(resp, &de);
+	if (reg_addr_del(req->reg, req->db, api_actor(req, &who), &n,
+		&e) == -1) {
+		http_reg_error(resp, &e);
 		return;
 	}
 	http_json(resp, 200, json_pack("{s:I}", "deleted", (json_int_t)n));
@@ -298,7 +294,7 @@ api_user_get(struct http_req *req, struct http_resp *resp)
 {
 	char userid[IRP_USERID_MAX + 1], key[IRP_USERID_MAX + 2];
 	struct devices d = { NULL, NULL, "", 0, 0, INT64_MAX };
-	struct cache *c = req->env->cache;
+	struct cache *c = req->reg->cache;
 	struct db_user u;
 	struct db_err de;
 	const char *why;

@@ -12,7 +12,7 @@ const char *const *http_route_names(size_t *n);
 void
 api_ca(struct http_req *req, struct http_resp *resp)
 {
-	const char *pem = ca_cert_pem(req->env->reg->ca);
+	const char *pem = ca_cert_pem(req->reg->ca);
 
 	http_blob(resp, 200, "application/x-pem-file", pem, strlen(pem));
 }
@@ -24,7 +24,7 @@ api_ca(struct http_req *req, struct http_resp *resp)
 void
 api_crl(struct http_req *req, struct http_resp *resp)
 {
-	struct reg *r = req->env->reg;
+	struct reg *r = req->reg;
 	struct reg_err e;
 	struct db_err de;
 	unsigned char *der = NULL;
@@ -82,10 +82,10 @@ api_metrics(struct http_req *req, struct http_resp *resp)
 	if (db_online_users(req->db, &online, &de) == -1)
 		online = -1;
 	names = http_route_names(&n);
-	if (req->env->cache != NULL)
-		cache_stats(req->env->cache, &cs);
-	if ((text = metrics_render(req->env->metrics, names, n, online,
-		 req->env->cache != NULL ? &cs : NULL, &len)) == NULL) {
+	if (req->reg->cache != NULL)
+		cache_stats(req->reg->cache, &cs);
+	if ((text = metrics_render(req->reg->metrics, names, n, online,
+		 req->reg->cache != NULL ? &cs : NULL, &len)) == NULL) {
 		http_error(resp, 500, "internal_error", "out of memory");
 		return;
 	}

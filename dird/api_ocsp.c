@@ -34,7 +34,7 @@ static int
 status_of(struct http_req *req, const char *serial, struct ca_ocsp_answer *a,
     struct db_err *de)
 {
-	struct cache *c = req->env->cache;
+	struct cache *c = req->reg->cache;
 	struct db_ocsp o;
 	char key[CA_SERIAL_HEX_MAX + 2];
 	uint64_t ticket = 0;
@@ -53,7 +53,7 @@ status_of(struct http_req *req, const char *serial, struct ca_ocsp_answer *a,
 		if (!hit)
 			ticket = cache_ticket(c);
 	}
-	if (!hit && db_ocsp_status(req->db, ca_fingerprint(req->env->reg->ca),
+	if (!hit && db_ocsp_status(req->db, ca_fingerprint(req->reg->ca),
 	    serial, &o, de) == -1) {
 		if (de->code != DB_ERR_NOTFOUND)
 			return -1;
@@ -97,7 +97,7 @@ answer(struct http_req *req, const unsigned char *der, size_t len,
     struct http_resp *resp)
 {
 	struct ca_ocsp_answer ans[CA_OCSP_REQ_MAX];
-	const struct reg *r = req->env->reg;
+	const struct reg *r = req->reg;
 	struct ca_ocsp_req *q;
 	struct ca_err ce;
 	struct db_err de;

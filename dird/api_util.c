@@ -89,27 +89,28 @@ api_actor(const struct http_req *req, struct reg_actor *who)
 {
 	const struct db_user *u = &req->who.user;
 
+	memset(who, 0, sizeof(*who));
 	who->name = u->userid[0] ? u->userid : "anonymous";
 	who->source = req->source[0] ? req->source : NULL;
 	who->userid = u->userid[0] ? u->userid : NULL;
 	who->admin = u->userid[0] && u->is_admin;
-	return who;
-}
-
-int
-api_audit(struct http_req *req, const char *action, const char *target,
-    const char *serial, const char *detail, struct http_resp *resp)
-{
-	struct db_err de;
-	const char *actor = req->who.user.userid[0] ? req->who.user.userid :
-						      "anonymous";
-
-	if (db_audit(req->db, actor, action, target, serial,
-		req->source[0] ? req->source : NULL, detail, &de) == -1) {
-		http_db_error(resp, &de);
-		return -1;
+	who->user_id = u->userid[0] ? u->id : 0;
+	switch (req->who.kind) {
+	case AUTH_CERT:
+		who->by = REG_BY_CERT;
+		who->cert_id = req->who.cert_id;
+		who->serial = req->who.serial;
+		break;
+	case AUTH_CODE:
+		who->by = REG_BY_CODE;
+		break;
+	case AUTH_PASSWORD:
+		who->by = REG_BY_PASSWORD;
+		break;
+	case AUTH_NONE:
+		break;
 	}
-	return 0;
+	return who;
 }
 
 json_t *
@@ -120,6 +121,6 @@ api_issued_json(struct http_req *req, const struct ca_issued *is)
 	irp_time(is->not_after, na);
 	return json_pack("{s:s,s:s,s:s,s:s,s:s,s:s}", "userid",
 	    req->who.user.userid, "certificate", is->cert_pem, "chain",
-	    ca_cert_pem(req->env->reg->ca), "serial", is->serial,
+	    ca_cert_pem(req->reg->ca), "serial", is->serial,
 	    "fingerprint", is->fingerprint, "not_after", na);
 }

@@ -221,7 +221,7 @@ cert_record(struct http_req *req, const unsigned char *key, size_t keylen,
     const struct ca_cert_info *info, struct db_auth *da, int *store,
     uint64_t *ticket, struct db_err *de)
 {
-	struct cache *c = req->env->cache;
+	struct cache *c = req->reg->cache;
 	void *val;
 	size_t len;
 	int hit = 0;
@@ -238,7 +238,7 @@ cert_record(struct http_req *req, const unsigned char *key, size_t keylen,
 		*store = 1;
 		*ticket = cache_ticket(c);
 	}
-	return db_auth_cert(req->db, ca_fingerprint(req->env->reg->ca),
+	return db_auth_cert(req->db, ca_fingerprint(req->reg->ca),
 	    info->serial, da, de);
 }
 
@@ -266,7 +266,7 @@ auth_cert(struct auth *a, struct http_req *req, struct reg_err *e)
 		 * out of date too; tell their owners to renew rather than
 		 * calling a certificate we issued "untrusted".
 		 */
-		if (ca_cert_is_ours(req->env->reg->ca, req->peer_der,
+		if (ca_cert_is_ours(req->reg->ca, req->peer_der,
 			req->peer_der_len, &ce) == 1 &&
 		    ca_cert_info(req->peer_der, req->peer_der_len, &info,
 			&ce) == 0 &&
@@ -315,7 +315,7 @@ auth_cert(struct auth *a, struct http_req *req, struct reg_err *e)
 		goto fail;
 	}
 	if (store)
-		cache_put(req->env->cache, CACHE_CERT, key, keylen, da.user.id,
+		cache_put(req->reg->cache, CACHE_CERT, key, keylen, da.user.id,
 		    da.not_after < info.not_after ? da.not_after :
 						    info.not_after,
 		    ticket, &da, sizeof(da));
@@ -327,7 +327,7 @@ auth_cert(struct auth *a, struct http_req *req, struct reg_err *e)
 	    sizeof(req->who.fingerprint));
 	return 0;
 fail:
-	metrics_auth_failure(req->env->metrics);
+	metrics_auth_failure(req->reg->metrics);
 	return -1;
 }
 
@@ -363,7 +363,7 @@ auth_code(struct auth *a, struct http_req *req, const char *code,
 			return -1;
 		}
 		source_failed(a, req);
-		metrics_auth_failure(req->env->metrics);
+		metrics_auth_failure(req->reg->metrics);
 		reg_seterr(e, 401, "invalid_code",
 		    "the enrolment code is unknown, already used or expired");
 		return -1;
@@ -486,7 +486,7 @@ auth_password(struct auth *a, struct http_req *req, const char *b64,
 	if (!ok || db_user_get(req->db, userid, &u, &de) == -1 || !u.enabled) {
 		source_failed(a, req);
 		limit_hit(a->fails, "user", userid, mono_now());
-		metrics_auth_failure(req->env->metrics);
+		metrics_auth_failure(req->reg->metrics);
 		reg_seterr(e, 401, "bad_credentials", "wrong user or password");
 		goto out;
 	}

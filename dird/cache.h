@@ -6,10 +6,10 @@
  * it answers from changes (a lookup: the user, certificates, addresses; a
  * certificate check: the user and certificate status, not addresses or
  * the arrival of a new certificate): at once for writes made through
- * this dird (db_on_change calls cache_changed before the write is
- * acknowledged), and, for any change of the user, through
- * PostgreSQL NOTIFY for writes made elsewhere (dirctl, another dird, SQL),
- * which a thread of this module listens for.  While that listener is not
+ * this dird (reg.c's reg_changed calls cache_changed after the commit,
+ * before the write is acknowledged), and, for any change of the user,
+ * through PostgreSQL NOTIFY for writes made elsewhere (dirctl, another
+ * dird, SQL), which a thread of this module listens for.  While that listener is not
  * connected, nothing is served from the cache; when it connects again,
  * everything is dropped.  An entry also ends at its own deadline (the
  * first address or certificate in it to expire).
@@ -74,7 +74,8 @@ void cache_put(struct cache *c, enum cache_kind kind, const void *key,
     const void *val, size_t len);
 /*
  * user_id's data changed (0: anyone's); listing = 1 when only what
- * lookups read changed.  A db_change_fn for db_on_change.
+ * lookups read changed.  A db_change_fn for db_read_changes; reg.c
+ * calls it for this process's own writes.
  */
 void cache_changed(void *c, int64_t user_id, int listing);
 

@@ -264,22 +264,12 @@ static const struct {
 	    0 },
 };
 
-/* Users changed by the open transaction, told to the hook at commit. */
-#define DB_CHANGED_MAX 8
-
 struct db {
 	PGconn *conn;
 	char *conninfo;
 	int prepared;
 	int in_tx;
 	int quiet;		/* SET dir.notify = off on every connection */
-	db_change_fn *on_change;
-	void *change_arg;
-	struct {
-		int64_t user_id;
-		int listing;
-	} changed[DB_CHANGED_MAX];
-	int nchanged;		/* > DB_CHANGED_MAX: tell "everything" */
 };
 
 /* The channel of schema/002_change_notify.sql. */
@@ -381,13 +371,10 @@ db_notice(void *arg, const char *msg)
 }
 
 static int db_simple(struct db *, const char *, struct db_err *);
-static void db_changes_done(struct db *, int);
 
 static int
 db_open_conn(struct db *db, struct db_err *err)
 {
-	/* A transaction cut off here may still have committed. */
-	db_changes_done(db, 1);
 	if (db->conn != NULL)
 		PQfinish(db->conn);
 	db->prepared = 0;
@@ -567,13 +554,6 @@ db_exec_row(struct db *db, enum stmt s, const char *const *vals,
 	return res;
 }
 
-void
-db_on_change(struct db *db, db_change_fn *fn, void *arg)
-{
-	db->on_change = fn;
-	db->change_arg = arg;
-}
-
 int
 db_set_quiet(struct db *db, struct db_err *err)
 {
@@ -581,46 +561,6 @@ db_set_quiet(struct db *db, struct db_err *err)
 	if (db->conn == NULL || PQstatus(db->conn) != CONNECTION_OK)
 		return 0; /* applied when the connection is made again */
 	return db_simple(db, "SET dir.notify = off", err);
-}
-
-/*
- * A statement changed what user_id's lookup or certificate check reads
- * (0: any user's); listing as for db_change_fn.  Outside a transaction
- * it is committed already.
- */
-static void
-db_changed(struct db *db, int64_t user_id, int listing)
-{
-	if (db->on_change == NULL)
-		return;
-	if (!db->in_tx) {
-		db->on_change(db->change_arg, user_id, listing);
-		return;
-	}
-	if (db->nchanged < DB_CHANGED_MAX) {
-		db->changed[db->nchanged].user_id = user_id;
-		db->changed[db->nchanged].listing = listing;
-	}
-	if (db->nchanged <= DB_CHANGED_MAX)
-		db->nchanged++;
-}
-
-/* The transaction ended: tell the hook (tell = 1) or forget. */
-static void
-db_changes_done(struct db *db, int tell)
-{
-	int i;
-
-	if (tell && db->on_change != NULL) {
-		if (db->nchanged > DB_CHANGED_MAX)
-			db->on_change(db->change_arg, 0, 0);
-		else
-			for (i = 0; i < db->nchanged; i++)
-				db->on_change(db->change_arg,
-				    db->changed[i].user_id,
-				    db->changed[i].listing);
-	}
-	db->nchanged = 0;
 }
 
 int
@@ -638,8 +578,6 @@ db_commit(struct db *db, struct db_err *err)
 	int rv = db_simple(db, "COMMIT", err);
 
 	db->in_tx = 0;
-	/* Told even when COMMIT failed: it may have committed all the same. */
-	db_changes_done(db, 1);
 	return rv;
 }
 
@@ -655,7 +593,6 @@ db_rollback(struct db *db)
 	if (db->in_tx && PQstatus(db->conn) == CONNECTION_OK)
 		(void)db_simple(db, "ROLLBACK", NULL);
 	db->in_tx = 0;
-	db_changes_done(db, 0);
 }
 
 /* ---- change notifications ------------------------------------------ */
@@ -1037,7 +974,6 @@ db_user_add(struct db *db, const char *userid, const char *name,
 			    "user %s already exists", userid);
 		return -1;
 	}
-	db_changed(db, col_ll(res, 0, 0), 0);
 	if (id != NULL)
 		*id = col_ll(res, 0, 0);
 	PQclear(res);
@@ -1098,7 +1034,7 @@ db_user_list(struct db *db, int (*cb)(const struct db_user *, void *),
 /* Run an UPDATE that must touch exactly one user. */
 static int
 db_user_update(struct db *db, enum stmt s, const char *userid,
-    const char *val, struct db_err *err)
+    const char *val, int64_t *id, struct db_err *err)
 {
 	const char *v[2] = { userid, val };
 	PGresult *res;
@@ -1106,8 +1042,8 @@ db_user_update(struct db *db, enum stmt s, const char *userid,
 
 	if ((res = db_exec(db, s, v, NULL, 0, PGRES_TUPLES_OK, err)) == NULL)
 		return -1;
-	if ((n = PQntuples(res)) == 1)
-		db_changed(db, col_ll(res, 0, 0), 0);
+	if ((n = PQntuples(res)) == 1 && id != NULL)
+		*id = col_ll(res, 0, 0);
 	PQclear(res);
 	if (n != 1) {
 		db_seterr(err, DB_ERR_NOTFOUND, "no user %s", userid);
@@ -1118,17 +1054,18 @@ db_user_update(struct db *db, enum stmt s, const char *userid,
 
 int
 db_user_set_enabled(struct db *db, const char *userid, int enabled,
-    struct db_err *err)
+    int64_t *id, struct db_err *err)
 {
 	return db_user_update(db, S_USER_ENABLE, userid,
-	    enabled ? "true" : "false", err);
+	    enabled ? "true" : "false", id, err);
 }
 
 int
 db_user_set_password(struct db *db, const char *userid,
-    const char *password_hash, struct db_err *err)
+    const char *password_hash, int64_t *id, struct db_err *err)
 {
-	return db_user_update(db, S_USER_SETPW, userid, password_hash, err);
+	return db_user_update(db, S_USER_SETPW, userid, password_hash, id,
+	    err);
 }
 
 int
@@ -1202,9 +1139,6 @@ db_cert_record(struct db *db, const struct db_cert_new *c,
 	if ((res = db_exec(db, S_CERT_RECORD, v, lens, 0, PGRES_TUPLES_OK,
 		 err)) == NULL)
 		return -1;
-	/* A new row: no certificate check has read it (only accepted
-	 * certificates are kept), the user's lookup lists it. */
-	db_changed(db, user_id, 1);
 	if (id != NULL)
 		*id = col_ll(res, 0, 0);
 	PQclear(res);
@@ -1252,7 +1186,7 @@ db_cert_get(struct db *db, const char *issuer, const char *serial,
 
 int
 db_cert_revoke(struct db *db, const char *issuer, const char *serial,
-    int reason, int *raised, struct db_err *err)
+    int reason, int *raised, int64_t *user_id, struct db_err *err)
 {
 	char rbuf[8];
 	const char *v[3] = { issuer, serial, rbuf };
@@ -1274,7 +1208,7 @@ db_cert_revoke(struct db *db, const char *issuer, const char *serial,
 		if (PQntuples(res) == 1) {
 			/* Its addresses went with the first revocation. */
 			*raised = 1;
-			db_changed(db, col_ll(res, 0, 1), 0);
+			*user_id = col_ll(res, 0, 1);
 			PQclear(res);
 			if (own_tx && db_commit(db, err) == -1)
 				return -1;
@@ -1295,7 +1229,7 @@ db_cert_revoke(struct db *db, const char *issuer, const char *serial,
 			    "certificate %s is already revoked", serial);
 		goto err;
 	}
-	db_changed(db, col_ll(res, 0, 1), 0);
+	*user_id = col_ll(res, 0, 1);
 	v[0] = PQgetvalue(res, 0, 0);
 	{
 		PGresult *r2 = db_exec(db, S_ADDR_DEL, v, NULL, 0,
@@ -1330,8 +1264,6 @@ db_cert_revoke_user(struct db *db, const char *issuer, const char *userid,
 	if ((res = db_exec(db, S_CERT_REVOKE_USER, v, NULL, 0,
 	    PGRES_TUPLES_OK, err)) == NULL)
 		return -1;
-	if (PQntuples(res) > 0)
-		db_changed(db, col_ll(res, 0, 0), 0);
 	for (r = 0; r < PQntuples(res) && rv == 0; r++)
 		if (cb(PQgetvalue(res, r, 1), arg) != 0) {
 			db_seterr(err, DB_ERR_INTERNAL, "stopped by caller");
@@ -1575,7 +1507,6 @@ db_addr_replace(struct db *db, int64_t cert_id, int64_t user_id,
 		 err)) == NULL)
 		goto err;
 	PQclear(res);
-	db_changed(db, user_id, 1);
 	if ((res = db_exec(db, S_ADDR_INS, v, NULL, 0, PGRES_TUPLES_OK,
 		 err)) == NULL)
 		goto err;
@@ -1603,8 +1534,6 @@ db_addr_delete(struct db *db, int64_t cert_id, long *n, struct db_err *err)
 		 err)) == NULL)
 		return -1;
 	*n = PQntuples(res);
-	if (*n > 0)
-		db_changed(db, col_ll(res, 0, 0), 1);
 	PQclear(res);
 	return 0;
 }

@@ -89,29 +89,19 @@ int db_migrate(struct db *db, const char *schema_dir, int *applied,
 /* Highest applied migration, 0 for an empty database. */
 int db_schema_version(struct db *db, int *version, struct db_err *err) DB_WUR;
 
-/* Transactions for handlers that combine several statements. */
 /*
- * Changes, for a cache of what lookups and certificate checks read.
- *
- * db_on_change: after every commit that changed a user's row, one of its
- * certificates or addresses, fn(arg, user_id, listing) is called in the
- * thread that committed, before the db_* call returns (user_id 0: any
- * user).  listing = 1 when the change is to what only a lookup reads
- * (addresses, a new certificate), not to what a certificate check reads
- * (the user, a certificate's status).  Only writes made through this
- * handle are told.
- *
- * Writes by anyone else reach a listener through PostgreSQL NOTIFY
- * (schema/002_change_notify.sql): db_listen_changes on a connection of
- * its own, then db_read_changes whenever db_socket is readable; -1 means
- * the connection is lost (db_listen_changes again; changes in between
- * were missed).  db_set_quiet stops this handle's own writes from being
- * announced, for a dird that is the only cache holder of its database
- * (announcing serialises commits in PostgreSQL).  Changes read there
- * are never listing.
+ * Changes made by anyone (dirctl, another dird, an operator's SQL) reach
+ * a listener through PostgreSQL NOTIFY (schema/002_change_notify.sql):
+ * db_listen_changes on a connection of its own, then db_read_changes
+ * whenever db_socket is readable, which calls fn(arg, user_id, 0) for
+ * each (user_id 0: any user); -1 means the connection is lost
+ * (db_listen_changes again; changes in between were missed).
+ * db_set_quiet stops this handle's own writes from being announced, for
+ * a dird that is the only cache holder of its database (announcing
+ * serialises commits in PostgreSQL); it drops its own entries itself
+ * (reg.c, reg_changed).
  */
 typedef void db_change_fn(void *arg, int64_t user_id, int listing);
-void db_on_change(struct db *db, db_change_fn *fn, void *arg);
 int db_set_quiet(struct db *db, struct db_err *err) DB_WUR;
 int db_listen_changes(struct db *db, struct db_err *err) DB_WUR;
 /*
@@ -124,6 +114,7 @@ int db_socket(const struct db *db);
 int db_read_changes(struct db *db, db_change_fn *fn, void *arg,
     struct db_err *err) DB_WUR;
 
+/* Transactions for callers that combine several statements. */
 int db_begin(struct db *db, struct db_err *err) DB_WUR;
 int db_commit(struct db *db, struct db_err *err) DB_WUR;
 void db_rollback(struct db *db);
@@ -140,10 +131,11 @@ int db_user_by_id(struct db *db, int64_t id, struct db_user *u,
     struct db_err *err) DB_WUR;
 int db_user_list(struct db *db, int (*cb)(const struct db_user *, void *),
     void *arg, struct db_err *err) DB_WUR;
+/* *id (may be NULL) gets the user's users.id. */
 int db_user_set_enabled(struct db *db, const char *userid, int enabled,
-    struct db_err *err) DB_WUR;
+    int64_t *id, struct db_err *err) DB_WUR;
 int db_user_set_password(struct db *db, const char *userid,
-    const char *password_hash, struct db_err *err) DB_WUR;
+    const char *password_hash, int64_t *id, struct db_err *err) DB_WUR;
 /* The stored Argon2id hash into buf ("" when none). */
 int db_user_password(struct db *db, const char *userid, char *buf,
     size_t buflen, struct db_err *err) DB_WUR;
@@ -190,12 +182,13 @@ int db_cert_get(struct db *db, const char *issuer, const char *serial,
  * Revoke a valid certificate and delete its addresses, in one transaction
  * (opened here unless one is open).  With reason keyCompromise, a
  * certificate revoked for another reason has its reason raised instead
- * (*raised = 1; the one change a revocation may see).  DB_ERR_NOTFOUND
- * for an unknown serial, DB_ERR_CONFLICT when it is already revoked.
+ * (*raised = 1; the one change a revocation may see).  *user_id gets
+ * the holder's users.id.  DB_ERR_NOTFOUND for an unknown serial,
+ * DB_ERR_CONFLICT when it is already revoked.
  */
 #define DB_REASON_KEY_COMPROMISE 1
 int db_cert_revoke(struct db *db, const char *issuer, const char *serial,
-    int reason, int *raised, struct db_err *err) DB_WUR;
+    int reason, int *raised, int64_t *user_id, struct db_err *err) DB_WUR;
 /*
  * Revoke every unexpired valid certificate of userid and delete their
  * addresses, in one statement; cb sees each serial revoked (none when

@@ -142,7 +142,7 @@ struct listener {
 };
 
 struct http_server {
-	struct dird_env *env;
+	struct reg *reg;
 	struct MHD_Daemon *daemons[CONF_LISTEN_MAX + 1];
 	struct listener listeners[CONF_LISTEN_MAX + 1];
 	int ndaemons;
@@ -489,14 +489,8 @@ thread_db(struct http_server *srv, struct db_err *de)
 	struct db *db = pthread_getspecific(srv->db_key);
 
 	if (db == NULL) {
-		if ((db = db_connect(srv->env->reg->conninfo, de)) == NULL)
+		if ((db = reg_db(srv->reg, de)) == NULL)
 			return NULL;
-		if (!srv->env->announce && db_set_quiet(db, de) == -1) {
-			db_free(db);
-			return NULL;
-		}
-		if (srv->env->cache != NULL)
-			db_on_change(db, cache_changed, srv->env->cache);
 		pthread_setspecific(srv->db_key, db);
 	}
 	/*
@@ -607,18 +601,18 @@ authenticate(struct http_req *req, const struct route *rt,
 	case RA_SECRET:
 		return 0;
 	case RA_CERT:
-		if (auth_cert(req->env->auth, req, &e) == -1) {
+		if (auth_cert(req->reg->auth, req, &e) == -1) {
 			http_reg_error(resp, &e);
 			return -1;
 		}
 		return 0;
 	case RA_METRICS:
 		if (kind == HK_METRICS ||
-		    strcmp(reg_conf(req->env->reg)->metrics, "public") == 0)
+		    strcmp(reg_conf(req->reg)->metrics, "public") == 0)
 			return 0;
 		/* FALLTHROUGH */
 	case RA_ADMIN:
-		if (auth_cert(req->env->auth, req, &e) == -1) {
+		if (auth_cert(req->reg->auth, req, &e) == -1) {
 			http_reg_error(resp, &e);
 			return -1;
 		}
@@ -664,7 +658,7 @@ req_setup(struct http_server *srv, struct MHD_Connection *conn,
 	memset(req, 0, sizeof(*req));
 	req->method = method;
 	req->path = url;
-	req->env = srv->env;
+	req->reg = srv->reg;
 	memcpy(req->reqid, rc->reqid, sizeof(req->reqid));
 	ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
 	if (ci != NULL)
@@ -681,7 +675,7 @@ req_setup(struct http_server *srv, struct MHD_Connection *conn,
 	req->authorization = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
 	    MHD_HTTP_HEADER_AUTHORIZATION);
 	if ((req->db = thread_db(srv, &de)) == NULL) {
-		metrics_db_error(srv->env->metrics);
+		metrics_db_error(srv->reg->metrics);
 		http_db_error(resp, &de);
 		return -1;
 	}
@@ -709,7 +703,7 @@ req_log(struct http_server *srv, const struct http_req *req,
 	    route_names[rc->route];
 
 	if (resp->status >= 500)
-		metrics_db_error(srv->env->metrics);
+		metrics_db_error(srv->reg->metrics);
 	if (resp->status >= 400)
 		log_info("%s %s %s %s -> %d", rc->reqid, req->source,
 		    req->method, name, resp->status);
@@ -748,7 +742,7 @@ early(struct http_server *srv, struct MHD_Connection *conn,
 	if (req_setup(srv, conn, rc, method, url, &req, resp) == -1) {
 		rv = 1;
 	} else if (rt->auth == RA_SECRET) {
-		if ((rv = auth_secret_precheck(srv->env->auth, &req,
+		if ((rv = auth_secret_precheck(srv->reg->auth, &req,
 			 &e) == -1))
 			http_reg_error(resp, &e);
 	} else if (authenticate(&req, rt, rc->kind, resp) == -1) {
@@ -954,9 +948,9 @@ access_cb(void *cls, struct MHD_Connection *conn, const char *url,
 		rc->kind = li->kind;
 		rc->route = route_find(li->kind, method, url, rc->param,
 		    sizeof(rc->param));
-		rc->limit = (size_t)reg_conf(srv->env->reg)->body_max;
+		rc->limit = (size_t)reg_conf(srv->reg)->body_max;
 		if (rc->route < NROUTES && routes[rc->route].big)
-			rc->limit = (size_t)reg_conf(srv->env->reg)->backup_max;
+			rc->limit = (size_t)reg_conf(srv->reg)->backup_max;
 		*con_cls = rc;
 		clen = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
 		    MHD_HTTP_HEADER_CONTENT_LENGTH);
@@ -1008,7 +1002,7 @@ reply:
 	memset(&resp, 0, sizeof(resp));
 	handle(srv, conn, rc, method, url, &resp);
 send:
-	metrics_request(srv->env->metrics, rc->route, resp.status,
+	metrics_request(srv->reg->metrics, rc->route, resp.status,
 	    elapsed(&rc->start));
 	allow[0] = '\0';
 	if (rc->route == ROUTE_METHOD)
@@ -1177,7 +1171,7 @@ static int
 listen_on(struct http_server *srv, const char *spec, enum http_kind kind,
     char *errbuf, size_t errlen)
 {
-	const struct conf *c = &srv->env->reg->conf;
+	const struct conf *c = &srv->reg->conf;
 	struct sockaddr_storage ss;
 	struct listener *li;
 	struct MHD_Daemon *d;
@@ -1232,7 +1226,7 @@ listen_on(struct http_server *srv, const char *spec, enum http_kind kind,
 			{ MHD_OPTION_HTTPS_MEM_KEY, 0, srv->key_pem },
 			{ MHD_OPTION_HTTPS_MEM_CERT, 0, srv->cert_pem },
 			{ MHD_OPTION_HTTPS_MEM_TRUST, 0,
-			    (void *)ca_cert_pem(srv->env->reg->ca) },
+			    (void *)ca_cert_pem(srv->reg->ca) },
 			/* TLS 1.3, and TLS 1.2 with ECDHE only; either with
 			 * AES-GCM or ChaCha20-Poly1305 alone: no CBC, no
 			 * HMAC-SHA1, no RSA key transport, no CCM. */
@@ -1267,9 +1261,9 @@ listen_on(struct http_server *srv, const char *spec, enum http_kind kind,
 }
 
 struct http_server *
-http_start(struct dird_env *env, char *errbuf, size_t errlen)
+http_start(struct reg *reg, char *errbuf, size_t errlen)
 {
-	const struct conf *c = &env->reg->conf;
+	const struct conf *c = &reg->conf;
 	struct http_server *srv;
 	char path[PATH_MAX + 32], cpath[PATH_MAX + 32];
 	size_t i;
@@ -1284,7 +1278,7 @@ http_start(struct dird_env *env, char *errbuf, size_t errlen)
 		snprintf(errbuf, errlen, "out of memory");
 		return NULL;
 	}
-	srv->env = env;
+	srv->reg = reg;
 	if (RAND_bytes((unsigned char *)&srv->reqid_key,
 		sizeof(srv->reqid_key)) != 1) {
 		snprintf(errbuf, errlen, "no random numbers for request ids");
@@ -1292,10 +1286,10 @@ http_start(struct dird_env *env, char *errbuf, size_t errlen)
 		return NULL;
 	}
 	pthread_key_create(&srv->db_key, db_key_free);
-	reg_path(env->reg, REG_SERVER_KEY, path, sizeof(path));
+	reg_path(reg, REG_SERVER_KEY, path, sizeof(path));
 	if ((srv->key_pem = slurp_file(path, errbuf, errlen)) == NULL)
 		goto err;
-	reg_path(env->reg, REG_SERVER_CERT, cpath, sizeof(cpath));
+	reg_path(reg, REG_SERVER_CERT, cpath, sizeof(cpath));
 	if ((srv->cert_pem = slurp_file(cpath, errbuf, errlen)) == NULL ||
 	    check_tls_pair(srv->key_pem, srv->cert_pem, path, cpath, errbuf,
 		errlen) == -1)

@@ -17,15 +17,6 @@
 #include "metrics.h"
 #include "reg.h"
 
-/* The process environment handlers may use (read-only for them). */
-struct dird_env {
-	struct reg *reg;
-	struct metrics *metrics;
-	struct auth *auth;
-	struct cache *cache; /* NULL when answers are not cached */
-	int announce;	     /* our writes NOTIFY other instances */
-};
-
 struct http_req {
 	const char *method;
 	const char *path;
@@ -37,7 +28,7 @@ struct http_req {
 	const char *param;    /* the {…} segment of the route, decoded */
 	const char *authorization; /* header, or NULL */
 	struct db *db;	      /* this worker thread's connection */
-	struct dird_env *env;
+	struct reg *reg;      /* the environment (read-only for handlers) */
 	struct auth_ident who; /* filled by the route's authentication */
 	const unsigned char *peer_der; /* client certificate, or NULL */
 	size_t peer_der_len;
@@ -78,9 +69,10 @@ struct http_server;
 
 /*
  * Start listening on every conf listen address with the server key and
- * certificate of the data directory.  NULL with a message on failure.
+ * certificate of the data directory; requests see reg (borrowed, for as
+ * long as the server runs).  NULL with a message on failure.
  */
-struct http_server *http_start(struct dird_env *env, char *errbuf,
+struct http_server *http_start(struct reg *reg, char *errbuf,
     size_t errlen) __attribute__((warn_unused_result));
 /*
  * Stop accepting connections and wait until no request is in flight (one

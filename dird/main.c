@@ -26,62 +26,6 @@
 #include "signer.h"
 
 /*
- * The answer cache (cache.h) as configured.  "local" means no other dird
- * caches on this database, so this one need not announce its writes;
- * its listener claims that (an advisory lock) and the claim is checked
- * here.  "auto" is local with the embedded cluster unless another dird
- * already runs on it: then this one does not cache and announces its
- * writes to the other.  With a DSN "auto" does not cache, since other
- * instances could change a record and a NOTIFY arrives a moment after
- * their commit.
- *
- * Every other dird announces its writes, whether it caches or not: only
- * the holder of the "local" claim knows that no other instance holds
- * answers its writes would make stale.  A dird with cache = off on a
- * database shared with caching ones used to stay quiet, and those never
- * heard of the revocations and disables made through it.
- */
-static int
-cache_start(struct dird_env *env, const struct reg *r, char *errbuf,
-    size_t errlen)
-{
-	const char *mode = r->conf.cache;
-	int is_auto = strcmp(mode, "auto") == 0, rv;
-
-	if (is_auto)
-		mode = r->pg != NULL ? "local" : "off";
-	env->announce = strcmp(mode, "local") != 0;
-	if (strcmp(mode, "off") == 0) {
-		log_info("cache: off (writes are announced to caching "
-			 "instances)");
-		return 0;
-	}
-	if ((env->cache = cache_new((size_t)r->conf.cache_entries)) == NULL) {
-		snprintf(errbuf, errlen, "cache: out of memory");
-		return -1;
-	}
-	rv = cache_listen(env->cache, r->conninfo, strcmp(mode, "local") == 0,
-	    errbuf, errlen);
-	if (rv == 1 && is_auto) {
-		log_info("cache: off (another dird caches on this database; "
-			 "this one announces its writes to it)");
-		cache_free(env->cache);
-		env->cache = NULL;
-		env->announce = 1;
-		return 0;
-	}
-	if (rv == 1)
-		snprintf(errbuf, errlen, "cache = local, but another dird with "
-		    "cache = local runs on this database; give this one cache "
-		    "= shared or off (every instance on one database should "
-		    "use the same setting)");
-	if (rv != 0)
-		return -1;
-	log_info("cache: %s, %d entries", mode, r->conf.cache_entries);
-	return 0;
-}
-
-/*
  * How long SIGTERM waits for the requests in flight: well within what a
  * service manager allows for a stop (the unit's TimeoutStopSec is 90),
  * with time left to stop the embedded PostgreSQL.
@@ -215,7 +159,6 @@ main(int argc, char **argv)
 	pid_t signer_pid;
 	char errbuf[512], datadir[PATH_MAX];
 	struct ca_signer *signer;
-	struct dird_env env;
 	struct http_server *srv;
 	struct reg reg;
 	sigset_t sigs;
@@ -322,23 +265,25 @@ main(int argc, char **argv)
 		}
 	log_info("database: %s", reg.pg ? "embedded" : "external");
 
-	/* The environment the handlers share, then the listeners. */
-	memset(&env, 0, sizeof(env));
-	env.reg = &reg;
-	if ((env.metrics = metrics_new()) == NULL) {
+	/*
+	 * What the requests use besides, all in the one environment: the
+	 * metrics, the authenticator, the answer cache (reg.c chooses its
+	 * mode and starts its listener); then the listeners.
+	 */
+	if ((reg.metrics = metrics_new()) == NULL) {
 		reg_close(&reg);
 		fatalx("out of memory");
 	}
-	if ((env.auth = auth_new(&reg.conf, errbuf, sizeof(errbuf))) == NULL) {
+	if ((reg.auth = auth_new(&reg.conf, errbuf, sizeof(errbuf))) == NULL) {
+		metrics_free(reg.metrics);
 		reg_close(&reg);
 		fatalx("%s", errbuf);
 	}
-	if (cache_start(&env, &reg, errbuf, sizeof(errbuf)) == -1 ||
-	    (srv = http_start(&env, errbuf, sizeof(errbuf))) == NULL) {
+	if (reg_cache_start(&reg, errbuf, sizeof(errbuf)) == -1 ||
+	    (srv = http_start(&reg, errbuf, sizeof(errbuf))) == NULL) {
 		log_warnx("%s", errbuf);
-		cache_free(env.cache);
-		auth_free(env.auth);
-		metrics_free(env.metrics);
+		auth_free(reg.auth);
+		metrics_free(reg.metrics);
 		reg_close(&reg);
 		return 1;
 	}
@@ -371,10 +316,9 @@ main(int argc, char **argv)
 		log_warnx("%d request%s still in flight after %d s; stopping "
 		    "anyway", i, i == 1 ? "" : "s", DRAIN_SECS);
 	http_stop(srv);
-	cache_free(env.cache);
-	auth_free(env.auth);
-	metrics_free(env.metrics);
-	reg_close(&reg);	/* the signer process sees its end of stream */
+	auth_free(reg.auth);
+	metrics_free(reg.metrics);
+	reg_close(&reg);	/* and the cache */	/* the signer process sees its end of stream */
 	signer_wait(signer_pid);
 	log_info("stopped");
 	return 0;

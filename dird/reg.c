@@ -3,6 +3,9 @@
  */
 #include <sys/stat.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
 #include <ctype.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -16,6 +19,8 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
+#include "cache.h"
+#include "log.h"
 #include "reg.h"
 
 void
@@ -204,6 +209,9 @@ live_free(struct reg *r)
 void
 reg_close(struct reg *r)
 {
+	/* Its listener first: it holds a connection to the cluster. */
+	cache_free(r->cache);
+	r->cache = NULL;
 	live_free(r);
 	(void)pgembed_stop(r->pg);
 	r->pg = NULL;
@@ -218,11 +226,101 @@ reg_db(struct reg *r, struct db_err *err)
 
 	if ((db = db_connect(r->conninfo, err)) == NULL)
 		return NULL;
-	if (db_ensure(db, err) == -1) {
+	if ((r->quiet && db_set_quiet(db, err) == -1) ||
+	    db_ensure(db, err) == -1) {
 		db_free(db);
 		return NULL;
 	}
 	return db;
+}
+
+/*
+ * What a change drops from this process's answer cache: CHANGED_USER,
+ * what a certificate check and an OCSP status read too (the user's row,
+ * a certificate's status); CHANGED_LISTING, what only a lookup reads (a
+ * device's addresses, a new certificate).
+ */
+enum changed { CHANGED_USER = 0, CHANGED_LISTING = 1 };
+
+/*
+ * The one place where this process's own writes reach its cache.  Every
+ * reg_ function that changes what a lookup, a certificate check or an
+ * OCSP status answers calls it, beside the write, once the write has
+ * committed (also when COMMIT reported a failure: it may have committed
+ * all the same, and a needless drop costs one read).  Called before the
+ * commit, a request in between could fill the cache with what is about
+ * to go.
+ *
+ * Writes by anyone else (dirctl, another dird, SQL) arrive through the
+ * NOTIFY that the triggers of schema/002_change_notify.sql send, which
+ * the cache's listener, started by reg_cache_start, hears.  This
+ * process's writes are announced that way too, unless it is the only
+ * cache on its database (r->quiet, cache = local).
+ */
+static void
+reg_changed(struct reg *r, int64_t user_id, enum changed what)
+{
+	if (r->cache != NULL && user_id > 0)
+		cache_changed(r->cache, user_id, what == CHANGED_LISTING);
+}
+
+/*
+ * The answer cache (cache.h) as configured.  "local" means no other dird
+ * caches on this database, so this one need not announce its writes;
+ * its listener claims that (an advisory lock) and the claim is checked
+ * here.  "auto" is local with the embedded cluster unless another dird
+ * already runs on it: then this one does not cache and announces its
+ * writes to the other.  With a DSN "auto" does not cache, since other
+ * instances could change a record and a NOTIFY arrives a moment after
+ * their commit.
+ *
+ * Every other dird announces its writes, whether it caches or not: only
+ * the holder of the "local" claim knows that no other instance holds
+ * answers its writes would make stale.  A dird with cache = off on a
+ * database shared with caching ones used to stay quiet, and those never
+ * heard of the revocations and disables made through it.
+ */
+int
+reg_cache_start(struct reg *r, char *errbuf, size_t errlen)
+{
+	const char *mode = r->conf.cache;
+	int is_auto = strcmp(mode, "auto") == 0, rv;
+
+	if (is_auto)
+		mode = r->pg != NULL ? "local" : "off";
+	r->quiet = strcmp(mode, "local") == 0;
+	if (strcmp(mode, "off") == 0) {
+		log_info("cache: off (writes are announced to caching "
+			 "instances)");
+		return 0;
+	}
+	if ((r->cache = cache_new((size_t)r->conf.cache_entries)) == NULL) {
+		snprintf(errbuf, errlen, "cache: out of memory");
+		return -1;
+	}
+	rv = cache_listen(r->cache, r->conninfo, strcmp(mode, "local") == 0,
+	    errbuf, errlen);
+	if (rv == 1 && is_auto) {
+		log_info("cache: off (another dird caches on this database; "
+			 "this one announces its writes to it)");
+		cache_free(r->cache);
+		r->cache = NULL;
+		r->quiet = 0;
+		return 0;
+	}
+	if (rv == 1)
+		snprintf(errbuf, errlen, "cache = local, but another dird with "
+		    "cache = local runs on this database; give this one cache "
+		    "= shared or off (every instance on one database should "
+		    "use the same setting)");
+	if (rv != 0) {
+		cache_free(r->cache);
+		r->cache = NULL;
+		r->quiet = 0;
+		return -1;
+	}
+	log_info("cache: %s, %d entries", mode, r->conf.cache_entries);
+	return 0;
 }
 
 /* A store error about userid: an unknown one is an IRP unknown_user. */
@@ -279,38 +377,87 @@ urls(const struct reg *r, struct ca_urls *u)
 	return u;
 }
 
+/* The administrator's actions on other users. */
+static int
+admin_only(const struct reg_actor *who, struct reg_err *e)
+{
+	if (who->admin)
+		return 0;
+	reg_seterr(e, 403, "forbidden", "this needs an administrator");
+	return -1;
+}
+
+/*
+ * Who may have a certificate issued for u: an administrator (dirctl, the
+ * admin API) for anyone; a user for themselves alone, proved by their
+ * certificate (a renewal), an enrolment code or their password (a first
+ * certificate: authentication made the code's user the actor).  The
+ * audit action says which of these it was.
+ */
+static const char *
+may_issue(const struct reg_actor *who, const struct db_user *u,
+    struct reg_err *e)
+{
+	int self = who->user_id > 0 && who->user_id == u->id;
+
+	if (self && who->by == REG_BY_CODE)
+		return "enroll.code";
+	if (self && who->by == REG_BY_PASSWORD)
+		return "enroll.password";
+	if (self && who->by == REG_BY_CERT)
+		return "renew";
+	if (who->admin)
+		return "cert.issue";
+	reg_seterr(e, 403, "forbidden", "a certificate is issued only for "
+	    "its own user, or by an administrator");
+	return NULL;
+}
+
 /*
  * Record an issued certificate and its audit row: one statement, so they
- * land together or not at all with or without an open transaction.
+ * land together or not at all.  A transaction the caller opened (to
+ * consume an enrolment code in it) is committed with them.
  */
 static int
 reg_record(struct reg *r, struct db *db, const struct db_user *u,
-    const struct ca_issued *is, const char *actor, const char *action,
-    const char *source, struct reg_err *e)
+    const struct ca_issued *is, const struct reg_actor *who,
+    const char *action, struct reg_err *e)
 {
 	const struct db_cert_new c = { ca_fingerprint(r->ca), u->id,
 		is->serial, is->fingerprint, is->der, is->der_len,
 		is->not_before, is->not_after };
-	const struct db_audit_row a = { actor, action, u->userid, source };
+	const struct db_audit_row a = { who->name, action, u->userid,
+		who->source };
 	struct db_err de;
 
 	if (db_cert_record(db, &c, &a, NULL, &de) == -1) {
+		db_rollback(db);
 		reg_err_from_db(e, &de);
 		return -1;
 	}
+	if (db_in_tx(db) && db_commit(db, &de) == -1) {
+		reg_changed(r, u->id, CHANGED_LISTING);
+		reg_err_from_db(e, &de);
+		return -1;
+	}
+	/* No certificate check has read it yet; the user's lookup lists it. */
+	reg_changed(r, u->id, CHANGED_LISTING);
 	return 0;
 }
 
 /* Issue for u from a checked CSR, and record it. */
 static int
 reg_issue_csr(struct reg *r, struct db *db, const struct db_user *u,
-    struct ca_csr *req, const char *actor, const char *action,
-    const char *source, struct ca_issued *out, struct reg_err *e)
+    struct ca_csr *req, const struct reg_actor *who, struct ca_issued *out,
+    struct reg_err *e)
 {
 	struct ca_subject subj;
 	struct ca_urls cu;
 	struct ca_err ce;
+	const char *action;
 
+	if ((action = may_issue(who, u, e)) == NULL)
+		return -1;
 	subj.userid = u->userid;
 	subj.name = u->name;
 	subj.email = u->email[0] ? u->email : NULL;
@@ -320,8 +467,7 @@ reg_issue_csr(struct reg *r, struct db *db, const struct db_user *u,
 		    "invalid_csr");
 		return -1;
 	}
-	if (reg_record(r, db, u, out, actor, action ? action : "cert.issue",
-		source, e) == -1) {
+	if (reg_record(r, db, u, out, who, action, e) == -1) {
 		ca_issued_clear(out);
 		return -1;
 	}
@@ -345,44 +491,50 @@ reg_csr(const char *csr, size_t csr_len, struct reg_err *e)
 
 int
 reg_issue(struct reg *r, struct db *db, const char *userid, const char *csr,
-    size_t csr_len, const char *actor, const char *action, const char *source,
-    struct ca_issued *out, struct reg_err *e)
+    size_t csr_len, const struct reg_actor *who, struct ca_issued *out,
+    struct reg_err *e)
 {
 	struct ca_csr *req;
 	struct db_user u;
 	int rv = -1;
 
 	memset(out, 0, sizeof(*out));
-	if ((req = reg_csr(csr, csr_len, e)) == NULL)
+	if ((req = reg_csr(csr, csr_len, e)) == NULL) {
+		db_rollback(db);
 		return -1;
+	}
 	if (reg_user(db, userid, &u, e) == 0)
-		rv = reg_issue_csr(r, db, &u, req, actor, action, source, out,
-		    e);
+		rv = reg_issue_csr(r, db, &u, req, who, out, e);
 	ca_csr_free(req);
+	if (rv == -1)
+		db_rollback(db);
 	return rv;
 }
 
 int
 reg_issue_for(struct reg *r, struct db *db, const struct db_user *u,
-    const char *csr, size_t csr_len, const char *actor, const char *action,
-    const char *source, struct ca_issued *out, struct reg_err *e)
+    const char *csr, size_t csr_len, const struct reg_actor *who,
+    struct ca_issued *out, struct reg_err *e)
 {
 	struct ca_csr *req;
 	int rv;
 
 	memset(out, 0, sizeof(*out));
-	if ((req = reg_csr(csr, csr_len, e)) == NULL)
+	if ((req = reg_csr(csr, csr_len, e)) == NULL) {
+		db_rollback(db);
 		return -1;
-	rv = reg_issue_csr(r, db, u, req, actor, action, source, out, e);
+	}
+	rv = reg_issue_csr(r, db, u, req, who, out, e);
 	ca_csr_free(req);
+	if (rv == -1)
+		db_rollback(db);
 	return rv;
 }
 
 int
 reg_issue_p12(struct reg *r, struct db *db, const char *userid,
-    const char *passphrase, const char *actor, const char *source,
-    unsigned char **p12, size_t *p12_len, struct ca_issued *out,
-    struct reg_err *e)
+    const char *passphrase, const struct reg_actor *who, unsigned char **p12,
+    size_t *p12_len, struct ca_issued *out, struct reg_err *e)
 {
 	struct ca_subject subj;
 	struct ca_urls cu;
@@ -391,18 +543,21 @@ reg_issue_p12(struct reg *r, struct db *db, const char *userid,
 
 	memset(out, 0, sizeof(*out));
 	*p12 = NULL;
-	if (reg_user(db, userid, &u, e) == -1)
+	/* The server made the key: it is the registry's act, not a user's. */
+	if (admin_only(who, e) == -1 || reg_user(db, userid, &u, e) == -1) {
+		db_rollback(db);
 		return -1;
+	}
 	subj.userid = u.userid;
 	subj.name = u.name;
 	subj.email = u.email[0] ? u.email : NULL;
 	if (ca_issue_p12(r->ca, &subj, CA_KEY_EC_P256, reg_conf(r)->cert_days,
 		urls(r, &cu), passphrase, p12, p12_len, out, &ce) == -1) {
+		db_rollback(db);
 		sign_err(e, &ce, 500, "issue_failed");
 		return -1;
 	}
-	if (reg_record(r, db, &u, out, actor, "cert.issue_p12", source,
-		e) == -1) {
+	if (reg_record(r, db, &u, out, who, "cert.issue_p12", e) == -1) {
 		OPENSSL_cleanse(*p12, *p12_len);
 		free(*p12);
 		*p12 = NULL;
@@ -575,7 +730,8 @@ reg_revoke(struct reg *r, struct db *db, const char *serial, int reason,
 {
 	struct db_err de;
 	char detail[64];
-	int raised;
+	int64_t holder = 0;
+	int raised, rv;
 
 	if (reason_check(reason, who->admin, e) == -1 ||
 	    may_revoke(r, db, serial, who, e) == -1)
@@ -583,7 +739,7 @@ reg_revoke(struct reg *r, struct db *db, const char *serial, int reason,
 	if (db_begin(db, &de) == -1)
 		goto dberr;
 	if (db_cert_revoke(db, ca_fingerprint(r->ca), serial, reason, &raised,
-		&de) == -1)
+		&holder, &de) == -1)
 		goto dberr;
 	snprintf(detail, sizeof(detail), "reason=%s%s", ca_reason_name(reason),
 	    raised ? " (raised)" : "");
@@ -593,7 +749,10 @@ reg_revoke(struct reg *r, struct db *db, const char *serial, int reason,
 	/* The new CRL is part of the same transaction: both or neither. */
 	if (crl_renew(r, db, e) == -1)
 		goto err;
-	if (db_commit(db, &de) == -1)
+	rv = db_commit(db, &de);
+	/* Its checks, OCSP status and its place in lookups. */
+	reg_changed(r, holder, CHANGED_USER);
+	if (rv == -1)
 		goto dberr;
 	return 0;
 dberr:
@@ -607,16 +766,6 @@ dberr:
 		    "be raised to keyCompromise)", serial);
 err:
 	db_rollback(db);
-	return -1;
-}
-
-/* The administrator's actions on other users. */
-static int
-admin_only(const struct reg_actor *who, struct reg_err *e)
-{
-	if (who->admin)
-		return 0;
-	reg_seterr(e, 403, "forbidden", "this needs an administrator");
 	return -1;
 }
 
@@ -651,6 +800,7 @@ reg_revoke_user(struct reg *r, struct db *db, const char *userid, int reason,
 	struct db_user u;
 	struct db_err de;
 	char detail[64];
+	int rv;
 
 	*n = 0;
 	if (admin_only(who, e) == -1 || reason_check(reason, 1, e) == -1)
@@ -673,7 +823,9 @@ reg_revoke_user(struct reg *r, struct db *db, const char *userid, int reason,
 	}
 	if (crl_renew(r, db, e) == -1)
 		goto err;
-	if (db_commit(db, &de) == -1)
+	rv = db_commit(db, &de);
+	reg_changed(r, u.id, CHANGED_USER);
+	if (rv == -1)
 		goto dberr;
 	*n = ra.n;
 	return 0;
@@ -738,9 +890,9 @@ reg_user_add(struct reg *r, struct db *db, const struct reg_user_new *nu,
 {
 	char hash[REG_PWHASH_MAX] = "";
 	struct db_err de;
+	int64_t id = 0;
 	int rv = -1;
 
-	(void)r;
 	if (admin_only(who, e) == -1 ||
 	    reg_user_check(nu, userid, e) == -1)
 		return -1;
@@ -749,15 +901,19 @@ reg_user_add(struct reg *r, struct db *db, const struct reg_user_new *nu,
 		return -1;
 	if (db_begin(db, &de) == -1 ||
 	    db_user_add(db, userid, nu->name, nu->email, nu->admin,
-		hash[0] ? hash : NULL, NULL, &de) == -1 ||
+		hash[0] ? hash : NULL, &id, &de) == -1 ||
 	    db_audit(db, who->name, "user.add", userid, NULL, who->source,
-		nu->admin ? "role=admin" : "role=user", &de) == -1 ||
-	    db_commit(db, &de) == -1) {
+		nu->admin ? "role=admin" : "role=user", &de) == -1) {
 		db_rollback(db);
 		reg_err_from_db(e, &de);
 		goto out;
 	}
-	rv = 0;
+	rv = db_commit(db, &de);
+	/* Nothing cached answers from a new row yet; dropped all the
+	 * same, as for every change of a user. */
+	reg_changed(r, id, CHANGED_USER);
+	if (rv == -1)
+		reg_err_from_db(e, &de);
 out:
 	OPENSSL_cleanse(hash, sizeof(hash));
 	return rv;
@@ -768,11 +924,13 @@ reg_user_set_enabled(struct reg *r, struct db *db, const char *userid,
     int enabled, const struct reg_actor *who, struct reg_err *e)
 {
 	struct db_err de;
+	int64_t id = 0;
+	int rv;
 
 	if (admin_only(who, e) == -1)
 		return -1;
 	if (db_begin(db, &de) == -1 ||
-	    db_user_set_enabled(db, userid, enabled, &de) == -1 ||
+	    db_user_set_enabled(db, userid, enabled, &id, &de) == -1 ||
 	    db_audit(db, who->name, enabled ? "user.enable" : "user.disable",
 		userid, NULL, who->source, NULL, &de) == -1)
 		goto dberr;
@@ -783,7 +941,9 @@ reg_user_set_enabled(struct reg *r, struct db *db, const char *userid,
 	 */
 	if (crl_renew(r, db, e) == -1)
 		goto err;
-	if (db_commit(db, &de) == -1)
+	rv = db_commit(db, &de);
+	reg_changed(r, id, CHANGED_USER);
+	if (rv == -1)
 		goto dberr;
 	return 0;
 dberr:
@@ -799,22 +959,25 @@ reg_user_passwd(struct reg *r, struct db *db, const char *userid,
 {
 	char hash[REG_PWHASH_MAX];
 	struct db_err de;
+	int64_t id = 0;
 	int rv = -1;
 
-	(void)r;
 	if (admin_only(who, e) == -1 ||
 	    reg_password_hash(password, hash, sizeof(hash), e) == -1)
 		return -1;
 	if (db_begin(db, &de) == -1 ||
-	    db_user_set_password(db, userid, hash, &de) == -1 ||
+	    db_user_set_password(db, userid, hash, &id, &de) == -1 ||
 	    db_audit(db, who->name, "user.passwd", userid, NULL, who->source,
-		NULL, &de) == -1 ||
-	    db_commit(db, &de) == -1) {
+		NULL, &de) == -1) {
 		db_rollback(db);
 		user_dberr(e, &de, userid);
 		goto out;
 	}
-	rv = 0;
+	rv = db_commit(db, &de);
+	/* The user's row, which certificate checks keep, changed. */
+	reg_changed(r, id, CHANGED_USER);
+	if (rv == -1)
+		user_dberr(e, &de, userid);
 out:
 	OPENSSL_cleanse(hash, sizeof(hash));
 	return rv;
@@ -882,6 +1045,227 @@ reg_code_new(struct reg *r, struct db *db, const char *userid, int ttl,
 		return -1;
 	}
 	return 0;
+}
+
+/* ---- a device's addresses ------------------------------------------- */
+
+/* Only a device, by the certificate it presented, has addresses. */
+static int
+own_device(const struct reg_actor *who, struct reg_err *e)
+{
+	if (who->by == REG_BY_CERT && who->cert_id > 0 && who->user_id > 0)
+		return 0;
+	reg_seterr(e, 403, "forbidden", "addresses belong to a device: "
+	    "present its certificate");
+	return -1;
+}
+
+/*
+ * An IP literal as users write them: IPv4 dotted quad or IPv6, no zone,
+ * no prefix; written back in canonical form (v4-mapped as IPv4).
+ */
+static int
+ip_canonical(const char *s, char *out, size_t len)
+{
+	unsigned char buf[16];
+
+	if (strnlen(s, 64) >= 64)
+		return -1;
+	if (inet_pton(AF_INET, s, buf) == 1)
+		return inet_ntop(AF_INET, buf, out, (socklen_t)len) ? 0 : -1;
+	if (inet_pton(AF_INET6, s, buf) != 1)
+		return -1;
+	if (IN6_IS_ADDR_V4MAPPED((struct in6_addr *)buf))
+		return inet_ntop(AF_INET, buf + 12, out, (socklen_t)len) ?
+		    0 : -1;
+	return inet_ntop(AF_INET6, buf, out, (socklen_t)len) ? 0 : -1;
+}
+
+/* The declared addresses, each against its rule, in canonical form. */
+static int
+addr_check(struct db_addr *addrs, size_t n, struct reg_err *e)
+{
+	char ip[sizeof(addrs[0].ip)] = { 0 };
+	size_t i;
+
+	if (n < 1 || n > IRP_ADDR_MAX) {
+		reg_seterr(e, 400, "too_many_addresses", "give 1 to %d "
+		    "addresses, not %zu", IRP_ADDR_MAX, n);
+		return -1;
+	}
+	for (i = 0; i < n; i++) {
+		if (ip_canonical(addrs[i].ip, ip, sizeof(ip)) == -1) {
+			reg_seterr(e, 400, "invalid_address", "address %zu: "
+			    "\"%.64s\" is not an IPv4 or IPv6 address", i,
+			    addrs[i].ip);
+			return -1;
+		}
+		memcpy(addrs[i].ip, ip, sizeof(ip));
+		if (addrs[i].port < 1 || addrs[i].port > 65535) {
+			reg_seterr(e, 400, "invalid_port", "address %zu: port "
+			    "%d is not in 1-65535", i, addrs[i].port);
+			return -1;
+		}
+		addrs[i].observed = 0;
+	}
+	return 0;
+}
+
+int
+reg_addr_set(struct reg *r, struct db *db, const struct reg_actor *who,
+    struct db_addr *addrs, size_t *n, int *ttl, time_t *expires,
+    struct reg_err *e)
+{
+	const struct conf *c = reg_conf(r);
+	struct db_err de;
+	int rv;
+
+	if (own_device(who, e) == -1 || addr_check(addrs, *n, e) == -1)
+		return -1;
+	if (*ttl < 0) {
+		reg_seterr(e, 400, "invalid_value", "\"ttl\" must be 1 second "
+		    "or more (it is kept within %d-%d), not %d", c->ttl_min,
+		    c->ttl_max, *ttl);
+		return -1;
+	}
+	/* The server decides the range: a lifetime outside is clamped. */
+	if (*ttl == 0)
+		*ttl = c->ttl_default;
+	if (*ttl < c->ttl_min)
+		*ttl = c->ttl_min;
+	else if (*ttl > c->ttl_max)
+		*ttl = c->ttl_max;
+	/* The address the request came from, beside the declared ones. */
+	if (who->source != NULL &&
+	    ip_canonical(who->source, addrs[*n].ip, sizeof(addrs[*n].ip)) ==
+		0) {
+		addrs[*n].port = addrs[0].port;
+		addrs[*n].observed = 1;
+		(*n)++;
+	}
+	/* Its own transaction: committed when it returns. */
+	rv = db_addr_replace(db, who->cert_id, who->user_id, addrs, *n, *ttl,
+	    expires, &de);
+	reg_changed(r, who->user_id, CHANGED_LISTING);
+	if (rv == -1)
+		reg_err_from_db(e, &de);
+	return rv;
+}
+
+int
+reg_addr_del(struct reg *r, struct db *db, const struct reg_actor *who,
+    long *n, struct reg_err *e)
+{
+	struct db_err de;
+
+	*n = 0;
+	if (own_device(who, e) == -1)
+		return -1;
+	if (db_addr_delete(db, who->cert_id, n, &de) == -1) {
+		reg_err_from_db(e, &de);
+		return -1;
+	}
+	if (*n > 0)
+		reg_changed(r, who->user_id, CHANGED_LISTING);
+	return 0;
+}
+
+/* ---- backups --------------------------------------------------------- */
+
+/* The actor's own backup: a user, by a proof a backup may be had with. */
+static int
+own_backup(const struct reg_actor *who, int by_secret, struct reg_err *e)
+{
+	if (who->user_id > 0 && who->userid != NULL &&
+	    (who->by == REG_BY_CERT ||
+		(by_secret && (who->by == REG_BY_CODE ||
+				  who->by == REG_BY_PASSWORD))))
+		return 0;
+	reg_seterr(e, 403, "forbidden", "a backup is its user's alone%s",
+	    by_secret ? "" : ", stored with their certificate");
+	return -1;
+}
+
+int
+reg_backup_put(struct reg *r, struct db *db, const struct reg_actor *who,
+    const unsigned char *data, size_t len, unsigned char sha256[32],
+    struct reg_err *e)
+{
+	unsigned int mdlen = 32;
+	struct ca_err ce;
+	struct db_err de;
+	char detail[48];
+
+	if (own_backup(who, 0, e) == -1)
+		return -1;
+	if (len == 0) {
+		reg_seterr(e, 400, "empty_body",
+		    "send the PKCS#12 file as the body");
+		return -1;
+	}
+	if (len > (size_t)reg_conf(r)->backup_max) {
+		reg_seterr(e, 413, "body_too_large", "a backup has at most %d "
+		    "bytes", reg_conf(r)->backup_max);
+		return -1;
+	}
+	if (ca_p12_check(data, len, &ce) == -1) {
+		reg_seterr(e, 400, "invalid_pkcs12", "%s", ce.msg);
+		return -1;
+	}
+	if (EVP_Digest(data, len, sha256, &mdlen, EVP_sha256(), NULL) != 1) {
+		reg_seterr(e, 500, "internal_error", "no SHA-256 available");
+		return -1;
+	}
+	snprintf(detail, sizeof(detail), "size=%zu", len);
+	if (db_begin(db, &de) == -1 ||
+	    db_backup_put(db, who->user_id, data, len, sha256, &de) == -1 ||
+	    db_audit(db, who->name, "backup.store", who->userid, who->serial,
+		who->source, detail, &de) == -1 ||
+	    db_commit(db, &de) == -1) {
+		db_rollback(db);
+		reg_err_from_db(e, &de);
+		return -1;
+	}
+	return 0;
+}
+
+int
+reg_backup_get(struct reg *r, struct db *db, const struct reg_actor *who,
+    unsigned char **data, size_t *len, struct reg_err *e)
+{
+	const char *by = who->by == REG_BY_CERT ? "by=certificate" :
+	    who->by == REG_BY_CODE		    ? "by=code" :
+						      "by=password";
+	struct db_err de;
+	time_t when;
+
+	(void)r;
+	*data = NULL;
+	if (own_backup(who, 1, e) == -1)
+		goto err;
+	if (!db_in_tx(db) && db_begin(db, &de) == -1)
+		goto dberr;
+	if (db_backup_get(db, who->user_id, data, len, &when, &de) == -1) {
+		if (de.code == DB_ERR_NOTFOUND) {
+			reg_seterr(e, 404, "no_backup", "%s has no backup "
+			    "stored", who->userid);
+			goto err;
+		}
+		goto dberr;
+	}
+	if (db_audit(db, who->name, "backup.fetch", who->userid,
+		who->by == REG_BY_CERT ? who->serial : NULL, who->source, by,
+		&de) == -1 ||
+	    db_commit(db, &de) == -1)
+		goto dberr;
+	return 0;
+dberr:
+	reg_err_from_db(e, &de);
+err:
+	db_rollback(db);
+	free(*data);
+	*data = NULL;
+	return -1;
 }
 
 int

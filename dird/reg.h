@@ -3,8 +3,9 @@
  * CA with the store, shared by dird and dirctl.
  *
  * struct reg is the one environment struct of a process: the data
- * directory, its configuration, the CA, and the database location (the
- * embedded cluster or a DSN).  Operations take a struct db of the calling
+ * directory, its configuration, the CA, the database location (the
+ * embedded cluster or a DSN), the answer cache and, in dird, the
+ * services its requests use.  Operations take a struct db of the calling
  * thread and report a struct reg_err that maps straight onto the IRP
  * error object (HTTP status, snake_case code, human sentence).
  */
@@ -15,6 +16,7 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "ca.h"
 #include "ca_signer.h"
@@ -42,6 +44,9 @@ struct reg_err {
 };
 
 struct reg_live; /* a configuration taken on SIGHUP (reg.c) */
+struct cache;	 /* cache.h */
+struct metrics;	 /* metrics.h, dird's */
+struct auth;	 /* auth.h, dird's */
 
 struct reg {
 	char datadir[PATH_MAX];
@@ -54,6 +59,20 @@ struct reg {
 	struct ca *ca;
 	struct pgembed *pg; /* NULL when a DSN is used */
 	char conninfo[PATH_MAX + 64];
+	/*
+	 * The answer cache, owned here: made by reg_cache_start, freed by
+	 * reg_close; NULL when answers are not cached (dirctl, cache = off).
+	 * quiet: this process is the only cache on its database, so its
+	 * connections do not announce their writes (see reg_cache_start).
+	 */
+	struct cache *cache;
+	int quiet;
+	/*
+	 * What dird's requests use besides (made and freed by its main(),
+	 * around reg_open and reg_close; NULL in dirctl).
+	 */
+	struct metrics *metrics;
+	struct auth *auth;
 };
 
 /* Build DATA/name into buf. */
@@ -76,8 +95,19 @@ int reg_datadir(const char *datadir, char out[PATH_MAX], char *errbuf,
  */
 int reg_open(struct reg *r, const char *datadir, const char *dsn,
     struct ca_signer *signer, char *errbuf, size_t errlen) REG_WUR;
-/* Stop the embedded cluster if we started it; free the CA. */
+/*
+ * Stop the cache's listener, stop the embedded cluster if we started it,
+ * free the CA.  metrics and auth are the caller's.
+ */
 void reg_close(struct reg *r);
+
+/*
+ * dird's answer cache as the configuration's cache setting says (after
+ * every override of it is in r->conf), with the listener that hears
+ * other writers' changes (cache.h).  Sets r->cache and r->quiet.  0, or
+ * -1 with a sentence.
+ */
+int reg_cache_start(struct reg *r, char *errbuf, size_t errlen) REG_WUR;
 
 /*
  * The configuration in force, for code that runs per request: one
@@ -94,7 +124,10 @@ const struct conf *reg_conf(const struct reg *r);
 int reg_reload(struct reg *r, const struct conf *fresh,
     void (*fixed)(const char *key, void *arg), void *arg) REG_WUR;
 
-/* A new connection for the calling thread. */
+/*
+ * A new connection for the calling thread, set up as the environment
+ * says (quiet when this process is the only cache on its database).
+ */
 struct db *reg_db(struct reg *r, struct db_err *err) REG_WUR;
 
 /* Where the migrations are: $DIR_SCHEMA_DIR, installed, or the source. */
@@ -105,32 +138,14 @@ void reg_err_from_db(struct reg_err *e, const struct db_err *de);
 void reg_seterr(struct reg_err *e, int status, const char *code,
     const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
-/*
- * Check a CSR, issue a certificate for user (must exist and be enabled),
- * record it, and write an audit row (action: "cert.issue" or as given),
- * all in the caller's open transaction when there is one.
- */
-int reg_issue(struct reg *r, struct db *db, const char *userid,
-    const char *csr, size_t csr_len, const char *actor, const char *action,
-    const char *source, struct ca_issued *out, struct reg_err *e) REG_WUR;
-
-/*
- * reg_issue for a user record the caller read already (an authenticated
- * request's own user: enabled, as of its authentication); no read of
- * the user.
- */
-int reg_issue_for(struct reg *r, struct db *db, const struct db_user *u,
-    const char *csr, size_t csr_len, const char *actor, const char *action,
-    const char *source, struct ca_issued *out, struct reg_err *e) REG_WUR;
-
-/*
- * Centralized model: generate a key and certificate for user and return
- * them as a PKCS#12 protected by passphrase (*p12 is new, free()).
- */
-int reg_issue_p12(struct reg *r, struct db *db, const char *userid,
-    const char *passphrase, const char *actor, const char *source,
-    unsigned char **p12, size_t *p12_len, struct ca_issued *out,
-    struct reg_err *e) REG_WUR;
+/* How an actor proved who it is. */
+enum reg_proof {
+	REG_BY_NONE = 0,
+	REG_BY_HOST,	 /* the operator, at the registry's host (dirctl) */
+	REG_BY_CERT,	 /* a client certificate of this registry */
+	REG_BY_CODE,	 /* a one-time enrolment code */
+	REG_BY_PASSWORD, /* the user's password */
+};
 
 /*
  * Who asks for a change.  The rules of who may do what, and the audit
@@ -141,7 +156,44 @@ struct reg_actor {
 	const char *source;	/* the client's address; NULL: the host */
 	const char *userid;	/* the user acting; NULL: the operator */
 	int admin;		/* may act on every user's data */
+	enum reg_proof by;
+	int64_t user_id;	/* users.id of userid; 0: none */
+	int64_t cert_id;	/* REG_BY_CERT: the certificate presented */
+	const char *serial;	/* REG_BY_CERT: its serial; else NULL */
 };
+
+/*
+ * Check a CSR, issue a certificate for userid (it must exist and be
+ * enabled), record it with its audit row, in one statement.  Who may:
+ * an administrator for anyone ("cert.issue"); a user for themselves,
+ * proved by an enrolment code ("enroll.code"), their password
+ * ("enroll.password") or their certificate ("renew"); anyone else is
+ * refused (403).  A transaction the caller opened (to consume the code
+ * in it) is committed here, or rolled back on failure.
+ */
+int reg_issue(struct reg *r, struct db *db, const char *userid,
+    const char *csr, size_t csr_len, const struct reg_actor *who,
+    struct ca_issued *out, struct reg_err *e) REG_WUR;
+
+/*
+ * reg_issue for a user record the caller read already (an authenticated
+ * request's own user: enabled, as of its authentication); no read of
+ * the user.
+ */
+int reg_issue_for(struct reg *r, struct db *db, const struct db_user *u,
+    const char *csr, size_t csr_len, const struct reg_actor *who,
+    struct ca_issued *out, struct reg_err *e) REG_WUR;
+
+/*
+ * Centralized model: generate a key and certificate for userid and
+ * return them as a PKCS#12 protected by passphrase (*p12 is new,
+ * free()), audited as "cert.issue_p12".  An administrator's action (403
+ * otherwise): the registry holds the key for a moment.
+ */
+int reg_issue_p12(struct reg *r, struct db *db, const char *userid,
+    const char *passphrase, const struct reg_actor *who, unsigned char **p12,
+    size_t *p12_len, struct ca_issued *out, struct reg_err *e) REG_WUR;
+
 
 /* A new user, as an administrator describes them. */
 struct reg_user_new {
@@ -202,6 +254,50 @@ int reg_revoke_user(struct reg *r, struct db *db, const char *userid,
     int reason, const struct reg_actor *who,
     int (*cb)(const char *serial, void *), void *arg, int *n,
     struct reg_err *e) REG_WUR;
+
+/*
+ * The addresses of the actor's device, the certificate it presented
+ * (403 for any other actor: an address belongs to one certificate).
+ *
+ * reg_addr_set replaces them with addrs[0..*n-1] (1 to IRP_ADDR_MAX, each
+ * an IPv4 or IPv6 literal, written back in canonical form, and a port of
+ * 1-65535; 400 too_many_addresses, invalid_address, invalid_port) and
+ * appends the address the request came from (who->source) as observed,
+ * with the first port: addrs holds IRP_ADDR_MAX + 1 and *n says how many
+ * were stored.  *ttl (0: the configured default) is clamped to the
+ * configured range (below 0 is 400 invalid_value) and says what was kept;
+ * *expires gets their end.  Not audited: devices refresh them every
+ * half TTL, and the audit log is for decisions, not for presence.
+ */
+int reg_addr_set(struct reg *r, struct db *db, const struct reg_actor *who,
+    struct db_addr *addrs, size_t *n, int *ttl, time_t *expires,
+    struct reg_err *e) REG_WUR;
+/* reg_addr_del takes them all away (a device going offline); *n: how many. */
+int reg_addr_del(struct reg *r, struct db *db, const struct reg_actor *who,
+    long *n, struct reg_err *e) REG_WUR;
+
+/*
+ * The actor's own encrypted PKCS#12 backup, stored as given (the server
+ * never sees its passphrase).  Only its user reaches it, by certificate
+ * to store it, by certificate, code or password to fetch it (a new
+ * device has no certificate yet); an administrator has no way to others'.
+ *
+ * reg_backup_put: 1 byte to backup_max (400 empty_body, 413
+ * body_too_large), a PKCS#12 with a MAC (400 invalid_pkcs12), so that a
+ * truncated or wrong file is refused at once rather than on a new device;
+ * audited as "backup.store".  sha256 gets its digest.
+ */
+int reg_backup_put(struct reg *r, struct db *db, const struct reg_actor *who,
+    const unsigned char *data, size_t len, unsigned char sha256[32],
+    struct reg_err *e) REG_WUR;
+/*
+ * reg_backup_get: *data is new (free()), 404 no_backup; audited as
+ * "backup.fetch" with how the actor proved itself.  A transaction the
+ * caller opened (to consume a code in it) is committed here with the
+ * audit row; on failure it is rolled back.
+ */
+int reg_backup_get(struct reg *r, struct db *db, const struct reg_actor *who,
+    unsigned char **data, size_t *len, struct reg_err *e) REG_WUR;
 
 /* Build and store a new CRL listing every revoked certificate. */
 int reg_crl_build(struct reg *r, struct db *db, unsigned char **der,

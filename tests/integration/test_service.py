@@ -1,9 +1,14 @@
 """One rule per change: `dirctl` and the admin API are two doors to the
 same service layer.  Each test does the same thing through both and
 compares what the registry answered and what it wrote in the audit log."""
+import base64
+import copy
 import os
+import re
 
 import pytest
+
+from conftest import Dird, curl, openssl, wait_until
 
 ADMIN = "root@example.org"
 USERS = "/v1/admin/users"
@@ -223,3 +228,204 @@ def test_dirctl_reads_its_secret_files_before_the_database(reg,
                 check=False)
     assert p.returncode == 2, p
     assert reg.digest() == before
+
+
+# ---- a user's own data: addresses, backup, certificates ----------------
+
+
+def pwfile(tmpdir, words):
+    path = os.path.join(tmpdir, "pw")
+    with open(path, "w") as f:
+        f.write(words + "\n")
+    return path
+
+
+def metric(d, name):
+    m = re.search(rf"^{name} (\d+)$", d.metrics(), re.M)
+    return int(m.group(1)) if m else None
+
+
+def p12_of(user, tmpdir, words):
+    """A PKCS#12 of user's key and certificate, as dchat would back up."""
+    path = os.path.join(tmpdir, user.userid.split("@")[0] + ".p12")
+    openssl("pkcs12", "-export", "-inkey", user.key, "-in", user.cert,
+            "-out", path, "-passout", f"pass:{words}")
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def addrs_of(looker, userid):
+    """The (ip, port, kind) of userid's devices, as looker's lookup says."""
+    r = looker.req("GET", f"/v1/users/{userid}")
+    assert r.status == 200, r
+    return {(a["ip"], a["port"], a["kind"])
+            for d in r.json()["devices"] for a in d["addresses"]}
+
+
+def basic(userid, password):
+    raw = base64.b64encode(f"{userid}:{password}".encode()).decode()
+    return f"Authorization: Basic {raw}"
+
+
+def test_a_user_changes_only_their_own_addresses_and_backup(reg,
+                                                            tmpdir_shared):
+    """Addresses and the backup belong to their user (the addresses to
+    the certificate presented): nothing a user sends reaches another's,
+    and the other's data reads back the same afterwards."""
+    ann = reg.user("ann@example.org")
+    ben = reg.user("ben@example.org")
+    reg.ctl("user", "passwd", ben.userid, "--password-file",
+            pwfile(tmpdir_shared, "ben's own words"))
+    r = ben.req("PUT", "/v1/me/addresses", json_body={
+        "addresses": [{"ip": "2001:db8::b", "port": 4605}]})
+    assert r.status == 200, r
+    bens_p12 = p12_of(ben, tmpdir_shared, "ben's backup")
+    r = ben.req("PUT", "/v1/me/backup", body=bens_p12,
+                ctype="application/x-pkcs12")
+    assert r.status == 200, r
+    bens_addrs = addrs_of(ann, ben.userid)
+    assert ("2001:db8::b", 4605, "declared") in bens_addrs, bens_addrs
+    bens_rows = reg.sql("SELECT string_agg(concat_ws('|', host(ip), port, "
+                        "kind, expires_at), ',' ORDER BY ip, kind) "
+                        "FROM addresses a JOIN users u ON u.id = a.user_id "
+                        f"WHERE u.userid = '{ben.userid}'")
+    start = last_id(reg)
+
+    # There is no path to another user's addresses or backup.
+    for method, path in (("PUT", f"/v1/users/{ben.userid}/addresses"),
+                         ("DELETE", f"/v1/users/{ben.userid}/addresses"),
+                         ("PUT", f"/v1/users/{ben.userid}/backup"),
+                         ("GET", f"/v1/users/{ben.userid}/backup")):
+        r = ann.req(method, path, json_body={"addresses": [
+            {"ip": "192.0.2.66", "port": 1}]} if method == "PUT" else None)
+        assert r.status in (404, 405), (method, path, r)
+    # What ann sends to her own changes her own only.
+    r = ann.req("PUT", "/v1/me/addresses", json_body={
+        "addresses": [{"ip": "192.0.2.66", "port": 1}]})
+    assert r.status == 200, r
+    assert ann.req("DELETE", "/v1/me/addresses").status == 200
+    anns_p12 = p12_of(ann, tmpdir_shared, "ann's backup")
+    r = ann.req("PUT", "/v1/me/backup", body=anns_p12,
+                ctype="application/x-pkcs12")
+    assert r.status == 200, r
+    # ann's certificate with ben's name, or ben's name with a wrong
+    # password: her own backup, or nothing.
+    r = ann.req("GET", "/v1/me/backup", raw_out=True,
+                headers=[basic(ben.userid, "not ben's words")])
+    assert r.status == 401 and r.body != bens_p12, r
+    r = ann.req("GET", "/v1/me/backup", raw_out=True)
+    assert r.status == 200 and r.body == anns_p12
+
+    # ben's data reads back as it was.
+    assert addrs_of(ann, ben.userid) == bens_addrs
+    assert reg.sql("SELECT string_agg(concat_ws('|', host(ip), port, kind, "
+                   "expires_at), ',' ORDER BY ip, kind) FROM addresses a "
+                   "JOIN users u ON u.id = a.user_id "
+                   f"WHERE u.userid = '{ben.userid}'") == bens_rows
+    r = ben.req("GET", "/v1/me/backup", raw_out=True)
+    assert r.status == 200 and r.body == bens_p12
+    r = curl(reg.d, "GET", "/v1/me/backup", raw_out=True,
+             headers=[basic(ben.userid, "ben's own words")])
+    assert r.status == 200 and r.body == bens_p12
+    # The audit log names ann for hers and ben for his own fetches only.
+    rows = [(x[0], x[1], x[4]) for x in audit(reg, start)]
+    assert ("backup.store", ann.userid, ann.userid) in rows, rows
+    assert all(x[1] == x[2] for x in rows), rows
+    assert not any(x[0].startswith("address") for x in rows), rows
+
+
+def served_from_cache(looker, userid):
+    """Look userid up until an answer comes from looker's dird's cache
+    (two hits: the check and the lookup; a NOTIFY of a change before may
+    still drop the entry once).  Returns that answer's addresses."""
+    for _ in range(10):
+        addrs_of(looker, userid)
+        hits = metric(looker.d, "dird_cache_hits_total")
+        got = addrs_of(looker, userid)
+        if metric(looker.d, "dird_cache_hits_total") == hits + 2:
+            return got
+    raise AssertionError(f"{looker.d} never served a lookup from its cache")
+
+
+def test_an_address_change_is_seen_at_once_here_and_soon_on_another(
+        registry):
+    """A dird that is the only cache on its database (cache = local)
+    does not announce its writes: that its own lookup shows a new address
+    on the very next request is reg_addr_set dropping the entry itself.
+    A second dird on the same database (cache = off) reads the database,
+    and announces its writes, which the first hears of by NOTIFY."""
+    reg = registry("cache=local")
+    other = Dird(reg.data, extra=["--set", "cache=off"]).start()
+    try:
+        wait_until(lambda: metric(reg.d, "dird_cache_serving") == 1,
+                   "the cache to serve", 60)
+        lee = reg.user("lee@example.org")
+        mia = reg.user("mia@example.org")
+        lee2, mia2 = copy.copy(lee), copy.copy(mia)
+        lee2.d = mia2.d = other
+        for i in range(3):
+            ip = f"2001:db8::{i + 20:x}"
+            assert not any(a[0] == ip for a in
+                           served_from_cache(mia, lee.userid))
+            r = lee.req("PUT", "/v1/me/addresses", json_body={
+                "addresses": [{"ip": ip, "port": 4605}]})
+            assert r.status == 200, r
+            assert (ip, 4605, "declared") in addrs_of(mia, lee.userid)
+            assert (ip, 4605, "declared") in addrs_of(mia2, lee.userid)
+            # Through the other dird: heard of once PostgreSQL delivers.
+            ip2 = f"2001:db8::{i + 40:x}"
+            served_from_cache(mia, lee.userid)
+            r = lee2.req("PUT", "/v1/me/addresses", json_body={
+                "addresses": [{"ip": ip2, "port": 4605}]})
+            assert r.status == 200, r
+            wait_until(lambda: (ip2, 4605, "declared") in
+                       addrs_of(mia, lee.userid),
+                       f"{ip2} written on the other dird to be seen", 30,
+                       interval=0.01)
+        # The deletion too, at once where it was made.
+        served_from_cache(mia, lee.userid)
+        assert lee.req("DELETE", "/v1/me/addresses").status == 200
+        assert addrs_of(mia, lee.userid) == set()
+    finally:
+        assert other.stop() == 0, other.read_log()
+
+
+def test_issuing_for_another_user_is_refused(reg, tmpdir_shared):
+    """A certificate is issued for its own user, or by an administrator:
+    a user's renewal is for themselves whatever the CSR says, and the
+    server-side key generation for another user is refused, with no
+    certificate and no audit row."""
+    ann = reg.user("ann@example.org")
+    ben = reg.user("ben@example.org")
+
+    def certs_of(userid):
+        return int(reg.sql("SELECT count(*) FROM certificates c JOIN users "
+                           f"u ON u.id = c.user_id WHERE u.userid = "
+                           f"'{userid}'"))
+
+    bens = certs_of(ben.userid)
+    start = last_id(reg)
+    r = ann.req("POST", f"{USERS}/{ben.userid}/p12",
+                json_body={"passphrase": "long enough words"})
+    assert r.status == 403 and r.code == "forbidden", r
+    assert certs_of(ben.userid) == bens
+    assert audit(reg, start) == []
+    # A CSR that names ben: the certificate is ann's.
+    key = os.path.join(tmpdir_shared, "ben-claim.key")
+    csr = os.path.join(tmpdir_shared, "ben-claim.csr")
+    openssl("req", "-new", "-newkey", "ec", "-pkeyopt",
+            "ec_paramgen_curve:P-256", "-nodes", "-keyout", key, "-out", csr,
+            "-subj", f"/CN=Ben/UID={ben.userid}/emailAddress={ben.userid}")
+    with open(csr) as f:
+        r = ann.req("POST", "/v1/renew", json_body={"csr": f.read()})
+    assert r.status == 201, r
+    assert r.json()["userid"] == ann.userid, r
+    subject = openssl("x509", "-noout", "-subject", "-nameopt", "RFC2253",
+                      input=r.json()["certificate"]).stdout
+    assert ann.userid in subject and ben.userid not in subject, subject
+    assert certs_of(ben.userid) == bens
+    assert reg.sql("SELECT u.userid FROM certificates c JOIN users u ON "
+                   f"u.id = c.user_id WHERE c.serial = "
+                   f"'{r.json()['serial']}'") == ann.userid
+    assert [(x[0], x[1], x[4]) for x in audit(reg, start)] == \
+        [("renew", ann.userid, ann.userid)]
