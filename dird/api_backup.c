@@ -27,7 +27,8 @@ api_backup_put(struct http_req *req, struct http_resp *resp)
 {
 	unsigned char md[32];
 	unsigned int mdlen = 32;
-	char mdhex[65], now[IRP_TIME_LEN], detail[48];
+	char detail[48];
+	struct irp_backup_stored st;
 	struct ca_err ce;
 	struct db_err de;
 
@@ -41,7 +42,7 @@ api_backup_put(struct http_req *req, struct http_resp *resp)
 		return;
 	}
 	EVP_Digest(req->body, req->body_len, md, &mdlen, EVP_sha256(), NULL);
-	hex(md, 32, mdhex);
+	hex(md, 32, st.sha256);
 	snprintf(detail, sizeof(detail), "size=%zu", req->body_len);
 	if (api_begin(req, resp) == -1)
 		return;
@@ -58,9 +59,9 @@ api_backup_put(struct http_req *req, struct http_resp *resp)
 	}
 	if (api_commit(req, resp) == -1)
 		return;
-	irp_time(time(NULL), now);
-	http_json(resp, 200, json_pack("{s:s,s:I,s:s}", "sha256", mdhex, "size",
-				 (json_int_t)req->body_len, "updated_at", now));
+	irp_time(time(NULL), st.updated_at);
+	st.size = (long long)req->body_len;
+	http_json(resp, 200, irp_backup_stored_build(&st));
 }
 
 /*
