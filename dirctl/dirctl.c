@@ -23,6 +23,7 @@
 #include <openssl/evp.h>
 
 #include "irp.h"
+#include "irp_wire.h"
 #include "reg.h"
 
 #define MAX_INPUT_FILE (1024 * 1024)
@@ -456,7 +457,8 @@ print_user(const struct db_user *u, void *arg)
 	(void)arg;
 	irp_time(u->created_at, t);
 	printf("%-32s %-6s %-8s %s  %s", u->userid,
-	    u->is_admin ? "admin" : "user", u->enabled ? "enabled" : "disabled",
+	    u->is_admin ? IRP_ROLE_ADMIN : IRP_ROLE_USER,
+	    u->enabled ? "enabled" : "disabled",
 	    t, u->name);
 	if (u->email[0])
 		printf(" <%s>", u->email);
@@ -706,8 +708,8 @@ print_cert(const struct db_cert *c, void *arg)
 	irp_time(c->not_before, nb);
 	irp_time(c->not_after, na);
 	printf("%-32s %-24s %-7s %s %s %s\n", c->serial, c->userid,
-	    c->revoked ? "revoked" : (c->not_after < time(NULL) ? "expired" :
-								     "valid"),
+	    c->revoked ? IRP_CERT_REVOKED :
+	    (c->not_after < time(NULL) ? IRP_CERT_EXPIRED : IRP_CERT_VALID),
 	    nb, na, c->fingerprint);
 	return 0;
 }

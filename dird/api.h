@@ -7,6 +7,7 @@
 
 #include "http.h"
 #include "irp.h"
+#include "irp_wire.h"
 
 typedef void api_fn(struct http_req *req, struct http_resp *resp);
 
@@ -37,14 +38,10 @@ api_fn api_revoke, api_admin_users, api_admin_user_add,
 /* Shared by handlers (api_util.c). */
 
 /*
- * Check that obj is an object whose keys are all in `allowed` (NULL
- * terminated); else fill resp with 400 and return -1.
+ * A request body refused by its irp_*_parse: the 400 with the code and
+ * sentence of e.
  */
-int api_only_keys(json_t *obj, const char *const *allowed,
-    struct http_resp *resp);
-/* A required string member of at most max bytes, without NUL. */
-const char *api_string(json_t *obj, const char *key, size_t max, int required,
-    struct http_resp *resp);
+void api_wire_error(struct http_resp *resp, const struct irp_err *e);
 /* Begin a transaction or fill resp (503/500). */
 int api_begin(struct http_req *req, struct http_resp *resp);
 /* Commit, or roll back and fill resp. */
@@ -55,7 +52,10 @@ int api_commit(struct http_req *req, struct http_resp *resp);
  */
 const struct reg_actor *api_actor(const struct http_req *req,
     struct reg_actor *who);
-/* {"certificate","chain","serial","not_after"} for an issued cert. */
+/*
+ * The answer to an enrolment or renewal (irp_cert_build) for an issued
+ * certificate; NULL when out of memory.
+ */
 json_t *api_issued_json(struct http_req *req, const struct ca_issued *is);
 
 /*

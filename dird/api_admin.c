@@ -15,18 +15,17 @@
 int
 api_parse_revoke(json_t *body, int *reason, struct http_resp *resp)
 {
-	static const char *const keys[] = { "reason", NULL };
-	const char *reason_s;
+	struct irp_revoke_req r;
+	struct irp_err e;
 
 	*reason = 0;
-	if (api_only_keys(body, keys, resp) == -1)
+	if (irp_revoke_req_parse(body, &r, &e) == -1) {
+		api_wire_error(resp, &e);
 		return -1;
-	reason_s = api_string(body, "reason", 64, 0, resp);
-	if (reason_s == NULL && resp->status != 0)
-		return -1;
-	if (reason_s != NULL && (*reason = ca_reason_parse(reason_s)) < 0) {
+	}
+	if (r.reason != NULL && (*reason = ca_reason_parse(r.reason)) < 0) {
 		http_error(resp, 400, "invalid_reason",
-		    "unknown revocation reason \"%.64s\"", reason_s);
+		    "unknown revocation reason \"%.64s\"", r.reason);
 		return -1;
 	}
 	return 0;
@@ -35,6 +34,7 @@ api_parse_revoke(json_t *body, int *reason, struct http_resp *resp)
 void
 api_revoke(struct http_req *req, struct http_resp *resp)
 {
+	struct irp_revoked out = { .status = IRP_CERT_REVOKED };
 	char serial[IRP_SERIAL_MAX + 1];
 	struct reg_actor who;
 	struct reg_err e;
@@ -52,69 +52,75 @@ api_revoke(struct http_req *req, struct http_resp *resp)
 		http_reg_error(resp, &e);
 		return;
 	}
-	http_json(resp, 200, json_pack("{s:s,s:s,s:s}", "serial", serial,
-				 "status", "revoked", "reason",
-				 ca_reason_name(reason) ? ca_reason_name(reason) :
-							  "unspecified"));
+	memcpy(out.serial, serial, sizeof(serial));
+	if (irp_copy(out.reason, sizeof(out.reason), ca_reason_name(reason) ?
+		ca_reason_name(reason) : "unspecified") == -1)
+		http_error(resp, 500, "internal_error", "unknown reason");
+	else
+		http_json(resp, 200, irp_revoked_build(&out));
 }
+
+/* The list so far; db_user_list stops quietly, so failing is noted. */
+struct users {
+	struct irp_user_list l;
+	int failed;
+};
 
 static int
 user_json(const struct db_user *u, void *arg)
 {
-	char t[IRP_TIME_LEN];
+	struct irp_user_info ui = { .enabled = u->enabled };
+	struct users *us = arg;
 
-	irp_time(u->created_at, t);
-	json_array_append_new(arg, json_pack("{s:s,s:s,s:s?,s:s,s:b,s:s}",
-				       "userid", u->userid, "name", u->name,
-				       "email", u->email[0] ? u->email : NULL,
-				       "role", u->is_admin ? "admin" : "user",
-				       "enabled", u->enabled, "created_at", t));
+	irp_time(u->created_at, ui.created_at);
+	if (irp_copy(ui.userid, sizeof(ui.userid), u->userid) == -1 ||
+	    irp_copy(ui.name, sizeof(ui.name), u->name) == -1 ||
+	    irp_copy(ui.email, sizeof(ui.email), u->email) == -1 ||
+	    irp_copy(ui.role, sizeof(ui.role), u->is_admin ? IRP_ROLE_ADMIN :
+		IRP_ROLE_USER) == -1 ||
+	    irp_user_list_add(&us->l, &ui) == -1) {
+		us->failed = 1;
+		return -1;
+	}
 	return 0;
 }
 
 void
 api_admin_users(struct http_req *req, struct http_resp *resp)
 {
-	json_t *arr = json_array();
+	struct users us = { { 0, NULL }, 0 };
 	struct db_err de;
 
-	if (db_user_list(req->db, user_json, arr, &de) == -1) {
-		json_decref(arr);
+	if (db_user_list(req->db, user_json, &us, &de) == -1) {
+		irp_user_list_clear(&us.l);
 		http_db_error(resp, &de);
 		return;
 	}
-	http_json(resp, 200, json_pack("{s:o}", "users", arr));
+	if (us.failed)
+		http_error(resp, 500, "internal_error", "out of memory");
+	else
+		http_json(resp, 200, irp_user_list_build(&us.l));
+	irp_user_list_clear(&us.l);
 }
 
 int
 api_parse_user_add(json_t *body, struct reg_user_new *nu,
     struct http_resp *resp)
 {
-	static const char *const keys[] = { "userid", "name", "email", "role",
-		"password", NULL };
-	const char *role;
+	struct irp_user_add_req r;
+	struct irp_err e;
 
 	memset(nu, 0, sizeof(*nu));
 	/* Generous bounds on the wire; reg_user_add has the real ones. */
-	if (api_only_keys(body, keys, resp) == -1 ||
-	    (nu->userid = api_string(body, "userid", 1024, 1, resp)) == NULL ||
-	    (nu->name = api_string(body, "name", 1024, 1, resp)) == NULL)
-		return -1;
-	nu->email = api_string(body, "email", 1024, 0, resp);
-	if (resp->status)
-		return -1;
-	role = api_string(body, "role", 16, 0, resp);
-	if (resp->status)
-		return -1;
-	nu->password = api_string(body, "password", 1024, 0, resp);
-	if (resp->status)
-		return -1;
-	if (role != NULL && strcmp(role, "user") && strcmp(role, "admin")) {
-		http_error(resp, 400, "invalid_value",
-		    "role is \"user\" or \"admin\"");
+	if (irp_user_add_req_parse(body, &r, &e) == -1) {
+		api_wire_error(resp, &e);
 		return -1;
 	}
-	nu->admin = role != NULL && strcmp(role, "admin") == 0;
+	nu->userid = r.userid;
+	nu->name = r.name;
+	nu->email = r.email;
+	nu->password = r.password;
+	nu->admin = r.role != NULL && strcmp(r.role, IRP_ROLE_ADMIN) == 0;
 	return 0;
 }
 
@@ -122,6 +128,7 @@ void
 api_admin_user_add(struct http_req *req, struct http_resp *resp)
 {
 	char userid[IRP_USERID_MAX + 1];
+	struct irp_user_info out = { 0 };
 	struct reg_user_new nu;
 	struct reg_actor who;
 	struct reg_err e;
@@ -135,9 +142,15 @@ api_admin_user_add(struct http_req *req, struct http_resp *resp)
 	}
 	snprintf(resp->location, sizeof(resp->location), "/v1/users/%s",
 	    userid);
-	http_json(resp, 201, json_pack("{s:s,s:s,s:s?,s:s}", "userid", userid,
-				 "name", nu.name, "email", nu.email, "role",
-				 nu.admin ? "admin" : "user"));
+	if (irp_copy(out.userid, sizeof(out.userid), userid) == -1 ||
+	    irp_copy(out.name, sizeof(out.name), nu.name) == -1 ||
+	    irp_copy(out.email, sizeof(out.email), nu.email) == -1 ||
+	    irp_copy(out.role, sizeof(out.role), nu.admin ? IRP_ROLE_ADMIN :
+		IRP_ROLE_USER) == -1)
+		http_error(resp, 500, "internal_error",
+		    "the new user does not fit the answer");
+	else
+		http_json(resp, 201, irp_user_added_build(&out));
 }
 
 static int
@@ -156,6 +169,7 @@ param_userid(struct http_req *req, char *userid, size_t len,
 static void
 set_enabled(struct http_req *req, struct http_resp *resp, int enabled)
 {
+	struct irp_user_enabled out = { .enabled = enabled };
 	char userid[IRP_USERID_MAX + 1];
 	struct reg_actor who;
 	struct reg_err e;
@@ -167,43 +181,42 @@ set_enabled(struct http_req *req, struct http_resp *resp, int enabled)
 		http_reg_error(resp, &e);
 		return;
 	}
-	http_json(resp, 200, json_pack("{s:s,s:b}", "userid", userid,
-				 "enabled", enabled));
+	memcpy(out.userid, userid, sizeof(userid));
+	http_json(resp, 200, irp_user_enabled_build(&out));
 }
 
 static int
 serial_json(const char *serial, void *arg)
 {
-	return json_array_append_new(arg, json_string(serial));
+	return irp_user_revoked_add(arg, serial);
 }
 
 /* Every certificate of a user at once: a stolen device and its renewals. */
 void
 api_admin_user_revoke(struct http_req *req, struct http_resp *resp)
 {
+	struct irp_user_revoked out = { 0 };
 	char userid[IRP_USERID_MAX + 1];
 	struct reg_actor who;
 	struct reg_err e;
-	json_t *serials;
 	int reason, n;
 
 	if (param_userid(req, userid, sizeof(userid), resp) == -1 ||
 	    api_parse_revoke(req->json, &reason, resp) == -1)
 		return;
-	if ((serials = json_array()) == NULL) {
-		http_error(resp, 500, "internal_error", "out of memory");
-		return;
-	}
 	if (reg_revoke_user(req->reg, req->db, userid, reason,
-		api_actor(req, &who), serial_json, serials, &n, &e) == -1) {
-		json_decref(serials);
+		api_actor(req, &who), serial_json, &out, &n, &e) == -1) {
+		irp_user_revoked_clear(&out);
 		http_reg_error(resp, &e);
 		return;
 	}
-	http_json(resp, 200, json_pack("{s:s,s:o,s:s}", "userid", userid,
-				 "revoked", serials, "reason",
-				 ca_reason_name(reason) ? ca_reason_name(reason) :
-							  "unspecified"));
+	memcpy(out.userid, userid, sizeof(userid));
+	if (irp_copy(out.reason, sizeof(out.reason), ca_reason_name(reason) ?
+		ca_reason_name(reason) : "unspecified") == -1)
+		http_error(resp, 500, "internal_error", "unknown reason");
+	else
+		http_json(resp, 200, irp_user_revoked_build(&out));
+	irp_user_revoked_clear(&out);
 }
 
 void
@@ -221,23 +234,17 @@ api_admin_user_enable(struct http_req *req, struct http_resp *resp)
 int
 api_parse_code(json_t *body, int *ttl, struct http_resp *resp)
 {
-	static const char *const keys[] = { "ttl", NULL };
-	json_t *t;
+	struct irp_code_req r;
+	struct irp_err e;
 
 	*ttl = 0;
-	if (api_only_keys(body, keys, resp) == -1)
+	if (irp_code_req_parse(body, &r, &e) == -1) {
+		api_wire_error(resp, &e);
 		return -1;
-	if ((t = json_object_get(body, "ttl")) != NULL) {
-		if (!json_is_integer(t)) {
-			http_error(resp, 400, "wrong_type",
-			    "\"ttl\" must be an integer number of seconds");
-			return -1;
-		}
-		/* 0 would mean "the default": say what was asked instead. */
-		*ttl = json_integer_value(t) > 0 &&
-			json_integer_value(t) <= INT_MAX ?
-		    (int)json_integer_value(t) : -1;
 	}
+	/* 0 would mean "the default": say what was asked instead. */
+	if (r.has_ttl)
+		*ttl = r.ttl > 0 && r.ttl <= INT_MAX ? (int)r.ttl : -1;
 	return 0;
 }
 
@@ -245,7 +252,7 @@ void
 api_admin_code(struct http_req *req, struct http_resp *resp)
 {
 	char userid[IRP_USERID_MAX + 1], code[REG_CODE_LEN + 1];
-	char exp[IRP_TIME_LEN];
+	struct irp_code out;
 	struct reg_actor who;
 	struct reg_err e;
 	long long expires;
@@ -259,27 +266,28 @@ api_admin_code(struct http_req *req, struct http_resp *resp)
 		http_reg_error(resp, &e);
 		return;
 	}
-	irp_time(expires, exp);
-	http_json(resp, 201, json_pack("{s:s,s:s,s:s}", "userid", userid,
-				 "code", code, "expires_at", exp));
+	memcpy(out.userid, userid, sizeof(userid));
+	irp_time(expires, out.expires_at);
+	if (irp_copy(out.code, sizeof(out.code), code) == -1)
+		http_error(resp, 500, "internal_error",
+		    "the code does not fit the answer");
+	else
+		http_json(resp, 201, irp_code_build(&out));
 	OPENSSL_cleanse(code, sizeof(code));
+	OPENSSL_cleanse(&out, sizeof(out));
 }
 
 const char *
 api_parse_p12(json_t *body, struct http_resp *resp)
 {
-	static const char *const keys[] = { "passphrase", NULL };
-	const char *pass;
+	struct irp_p12_req r;
+	struct irp_err e;
 
-	if (api_only_keys(body, keys, resp) == -1 ||
-	    (pass = api_string(body, "passphrase", 1024, 1, resp)) == NULL)
-		return NULL;
-	if (strlen(pass) < 8) {
-		http_error(resp, 400, "weak_passphrase",
-		    "the passphrase needs at least 8 characters");
+	if (irp_p12_req_parse(body, &r, &e) == -1) {
+		api_wire_error(resp, &e);
 		return NULL;
 	}
-	return pass;
+	return r.passphrase;
 }
 
 /* Centralized PKI: the server makes the key and returns a PKCS#12. */

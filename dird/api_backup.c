@@ -21,7 +21,7 @@ void
 api_backup_put(struct http_req *req, struct http_resp *resp)
 {
 	unsigned char md[32];
-	char mdhex[65], now[IRP_TIME_LEN];
+	struct irp_backup_stored st;
 	struct reg_actor who;
 	struct reg_err e;
 
@@ -30,10 +30,10 @@ api_backup_put(struct http_req *req, struct http_resp *resp)
 		http_reg_error(resp, &e);
 		return;
 	}
-	hex(md, 32, mdhex);
-	irp_time(time(NULL), now);
-	http_json(resp, 200, json_pack("{s:s,s:I,s:s}", "sha256", mdhex, "size",
-				 (json_int_t)req->body_len, "updated_at", now));
+	hex(md, 32, st.sha256);
+	irp_time(time(NULL), st.updated_at);
+	st.size = (long long)req->body_len;
+	http_json(resp, 200, irp_backup_stored_build(&st));
 }
 
 /*

@@ -5,16 +5,17 @@
 
 #include "api.h"
 
-#define CSR_MAX 16384
-
 const char *
 api_parse_csr(json_t *body, struct http_resp *resp)
 {
-	static const char *const keys[] = { "csr", NULL };
+	struct irp_csr_req r;
+	struct irp_err e;
 
-	if (api_only_keys(body, keys, resp) == -1)
+	if (irp_csr_req_parse(body, &r, &e) == -1) {
+		api_wire_error(resp, &e);
 		return NULL;
-	return api_string(body, "csr", CSR_MAX, 1, resp);
+	}
+	return r.csr;
 }
 
 /*

@@ -1,9 +1,6 @@
 /*
  * api_me.c - the caller's own record, its addresses, and lookups.
  */
-#include <arpa/inet.h>
-#include <netinet/in.h>
-
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,51 +9,53 @@
 #include "api.h"
 #include "irp.h"
 
-static json_t *
-time_json(time_t t)
-{
-	char buf[IRP_TIME_LEN];
-
-	irp_time(t, buf);
-	return json_string(buf);
-}
-
 static int
 cert_json(const struct db_cert *c, void *arg)
 {
-	json_t *arr = arg;
-	const char *status = c->revoked ? "revoked" :
-	    (c->not_after <= time(NULL) ? "expired" : "valid");
+	struct irp_cert_status cs;
+	const char *status = c->revoked ? IRP_CERT_REVOKED :
+	    (c->not_after <= time(NULL) ? IRP_CERT_EXPIRED : IRP_CERT_VALID);
 
-	json_array_append_new(arr, json_pack("{s:s,s:s,s:o,s:o,s:s}", "serial",
-				       c->serial, "fingerprint", c->fingerprint,
-				       "not_before", time_json(c->not_before),
-				       "not_after", time_json(c->not_after),
-				       "status", status));
-	return 0;
+	memset(&cs, 0, sizeof(cs));
+	irp_time(c->not_before, cs.not_before);
+	irp_time(c->not_after, cs.not_after);
+	if (irp_copy(cs.serial, sizeof(cs.serial), c->serial) == -1 ||
+	    irp_copy(cs.fingerprint, sizeof(cs.fingerprint), c->fingerprint) ==
+	    -1 ||
+	    irp_copy(cs.status, sizeof(cs.status), status) == -1)
+		return -1;
+	return irp_me_add_cert(arg, &cs);
 }
 
-static json_t *
-addr_json(const struct db_lookup_row *r)
+static int
+addr_json(const struct db_lookup_row *r, struct irp_address *a)
 {
-	return json_pack("{s:s,s:i,s:s,s:o,s:o}", "ip", r->ip, "port", r->port,
-	    "kind", r->observed ? "observed" : "declared", "updated_at",
-	    time_json(r->updated_at), "expires_at", time_json(r->expires_at));
+	memset(a, 0, sizeof(*a));
+	a->port = r->port;
+	irp_time(r->updated_at, a->updated_at);
+	irp_time(r->expires_at, a->expires_at);
+	if (irp_copy(a->ip, sizeof(a->ip), r->ip) == -1 ||
+	    irp_copy(a->kind, sizeof(a->kind), r->observed ?
+		IRP_ADDR_OBSERVED : IRP_ADDR_DECLARED) == -1)
+		return -1;
+	return 0;
 }
 
 /* Collects the caller's own certificate's addresses out of a lookup. */
 struct own_addrs {
 	const char *serial;
-	json_t *arr;
+	struct irp_me *me;
 };
 
 static int
 own_addr(const struct db_lookup_row *r, void *arg)
 {
 	struct own_addrs *o = arg;
+	struct irp_address a;
 
-	if (r->has_addr && strcmp(r->serial, o->serial) == 0)
-		json_array_append_new(o->arr, addr_json(r));
+	if (r->has_addr && strcmp(r->serial, o->serial) == 0 &&
+	    (addr_json(r, &a) == -1 || irp_me_add_address(o->me, &a) == -1))
+		return -1;
 	return 0;
 }
 
@@ -64,126 +63,75 @@ void
 api_me(struct http_req *req, struct http_resp *resp)
 {
 	const struct db_user *u = &req->who.user;
-	struct own_addrs o = { req->who.serial, json_array() };
-	json_t *certs = json_array();
+	struct irp_me me;
+	struct own_addrs o = { req->who.serial, &me };
 	struct db_err de;
 
-	if (db_cert_list(req->db, u->userid, cert_json, certs, &de) == -1 ||
+	memset(&me, 0, sizeof(me));
+	if (irp_copy(me.userid, sizeof(me.userid), u->userid) == -1 ||
+	    irp_copy(me.name, sizeof(me.name), u->name) == -1 ||
+	    irp_copy(me.email, sizeof(me.email), u->email) == -1 ||
+	    irp_copy(me.role, sizeof(me.role), u->is_admin ? IRP_ROLE_ADMIN :
+		IRP_ROLE_USER) == -1 ||
+	    irp_copy(me.serial, sizeof(me.serial), req->who.serial) == -1) {
+		http_error(resp, 500, "internal_error",
+		    "the user's record does not fit the answer");
+		return;
+	}
+	if (db_cert_list(req->db, u->userid, cert_json, &me, &de) == -1 ||
 	    db_lookup(req->db, u->id, own_addr, &o, &de) == -1) {
-		json_decref(certs);
-		json_decref(o.arr);
+		irp_me_clear(&me);
 		http_db_error(resp, &de);
 		return;
 	}
-	http_json(resp, 200, json_pack("{s:s,s:s,s:s?,s:s,s:s,s:o,s:o}",
-				 "userid", u->userid, "name", u->name, "email",
-				 u->email[0] ? u->email : NULL, "role",
-				 u->is_admin ? "admin" : "user", "serial",
-				 req->who.serial, "certificates", certs,
-				 "addresses", o.arr));
+	http_json(resp, 200, irp_me_build(&me));
+	irp_me_clear(&me);
 }
 
 int
 api_parse_ip(const char *s, char *out, size_t len)
 {
-	unsigned char buf[16];
-
-	if (strlen(s) >= 64)
-		return -1;
-	if (inet_pton(AF_INET, s, buf) == 1)
-		return inet_ntop(AF_INET, buf, out, (socklen_t)len) ? 0 : -1;
-	if (inet_pton(AF_INET6, s, buf) == 1) {
-		if (IN6_IS_ADDR_V4MAPPED((struct in6_addr *)buf))
-			return inet_ntop(AF_INET, buf + 12, out,
-				   (socklen_t)len) ? 0 : -1;
-		return inet_ntop(AF_INET6, buf, out, (socklen_t)len) ? 0 : -1;
-	}
-	return -1;
+	return irp_ip_normalize(s, out, len);
 }
 
 int
 api_parse_addresses(json_t *body, const struct conf *c,
     struct db_addr *addrs, size_t *n, int *ttl, struct http_resp *resp)
 {
-	static const char *const top[] = { "addresses", "ttl", NULL };
-	static const char *const item[] = { "ip", "port", NULL };
-	json_t *arr, *v, *ip, *port, *t;
+	struct irp_addresses_req r;
+	struct irp_err e;
 	size_t i;
 
-	if (api_only_keys(body, top, resp) == -1)
-		return -1;
-	arr = json_object_get(body, "addresses");
-	if (!json_is_array(arr)) {
-		http_error(resp, 400, arr ? "wrong_type" : "missing_field",
-		    "\"addresses\" must be an array of {\"ip\",\"port\"}");
+	if (irp_addresses_req_parse(body, &r, &e) == -1) {
+		api_wire_error(resp, &e);
 		return -1;
 	}
-	if (json_array_size(arr) < 1 || json_array_size(arr) > IRP_ADDR_MAX) {
-		http_error(resp, 400, "too_many_addresses",
-		    "give 1 to %d addresses, not %zu", IRP_ADDR_MAX,
-		    json_array_size(arr));
-		return -1;
-	}
-	json_array_foreach(arr, i, v) {
-		if (!json_is_object(v) || api_only_keys(v, item, resp) == -1) {
-			if (json_is_object(v))
-				return -1;
-			http_error(resp, 400, "wrong_type",
-			    "address %zu must be an object", i);
-			return -1;
-		}
-		ip = json_object_get(v, "ip");
-		port = json_object_get(v, "port");
-		if (!json_is_string(ip) || !json_is_integer(port)) {
-			http_error(resp, 400, "wrong_type",
-			    "address %zu needs \"ip\" (string) and \"port\" "
-			    "(integer)", i);
-			return -1;
-		}
-		if (json_string_length(ip) != strlen(json_string_value(ip)) ||
-		    api_parse_ip(json_string_value(ip), addrs[i].ip,
-			sizeof(addrs[i].ip)) == -1) {
-			http_error(resp, 400, "invalid_address",
-			    "address %zu: \"%.64s\" is not an IPv4 or IPv6 "
-			    "address", i, json_string_value(ip));
-			return -1;
-		}
-		if (json_integer_value(port) < 1 ||
-		    json_integer_value(port) > 65535) {
-			http_error(resp, 400, "invalid_port",
-			    "address %zu: port %" JSON_INTEGER_FORMAT
-			    " is not in 1-65535", i, json_integer_value(port));
-			return -1;
-		}
-		addrs[i].port = (int)json_integer_value(port);
+	for (i = 0; i < r.naddr; i++) {
+		memcpy(addrs[i].ip, r.addr[i].ip, sizeof(r.addr[i].ip));
+		addrs[i].port = r.addr[i].port;
 		addrs[i].observed = 0;
 	}
-	*n = json_array_size(arr);
+	*n = r.naddr;
 	*ttl = c->ttl_default;
-	if ((t = json_object_get(body, "ttl")) != NULL) {
-		if (!json_is_integer(t)) {
-			http_error(resp, 400, "wrong_type",
-			    "\"ttl\" must be an integer number of seconds");
-			return -1;
-		}
+	if (r.has_ttl) {
 		/*
 		 * No lifetime at all, or a negative one, is a client's
 		 * mistake: refused.  A positive one is clamped, not refused:
 		 * the server decides its range.
 		 */
-		if (json_integer_value(t) < 1) {
+		if (r.ttl < 1) {
 			http_error(resp, 400, "invalid_value",
 			    "\"ttl\" must be 1 second or more (it is kept "
-			    "within %d-%d), not %" JSON_INTEGER_FORMAT,
-			    c->ttl_min, c->ttl_max, json_integer_value(t));
+			    "within %d-%d), not %lld",
+			    c->ttl_min, c->ttl_max, r.ttl);
 			return -1;
 		}
-		if (json_integer_value(t) < c->ttl_min)
+		if (r.ttl < c->ttl_min)
 			*ttl = c->ttl_min;
-		else if (json_integer_value(t) > c->ttl_max)
+		else if (r.ttl > c->ttl_max)
 			*ttl = c->ttl_max;
 		else
-			*ttl = (int)json_integer_value(t);
+			*ttl = (int)r.ttl;
 	}
 	return 0;
 }
@@ -192,9 +140,9 @@ void
 api_addr_put(struct http_req *req, struct http_resp *resp)
 {
 	struct db_addr addrs[IRP_ADDR_MAX + 1];
+	struct irp_addresses_reply out;
 	struct reg_actor who;
 	struct reg_err e;
-	json_t *out;
 	time_t exp;
 	size_t n, i;
 	int ttl;
@@ -207,15 +155,22 @@ api_addr_put(struct http_req *req, struct http_resp *resp)
 		http_reg_error(resp, &e);
 		return;
 	}
-	out = json_array();
-	for (i = 0; i < n; i++)
-		json_array_append_new(out, json_pack("{s:s,s:i,s:s}", "ip",
-					       addrs[i].ip, "port",
-					       addrs[i].port, "kind",
-					       addrs[i].observed ? "observed" :
-								   "declared"));
-	http_json(resp, 200, json_pack("{s:o,s:i,s:o}", "addresses", out,
-				 "ttl", ttl, "expires_at", time_json(exp)));
+	memset(&out, 0, sizeof(out));
+	for (i = 0; i < n; i++) {
+		struct irp_address *a = &out.addr[out.naddr++];
+
+		if (irp_copy(a->ip, sizeof(a->ip), addrs[i].ip) == -1 ||
+		    irp_copy(a->kind, sizeof(a->kind), addrs[i].observed ?
+			IRP_ADDR_OBSERVED : IRP_ADDR_DECLARED) == -1) {
+			http_error(resp, 500, "internal_error",
+			    "an address does not fit the answer");
+			return;
+		}
+		a->port = addrs[i].port;
+	}
+	out.ttl = ttl;
+	irp_time(exp, out.expires_at);
+	http_json(resp, 200, irp_addresses_reply_build(&out));
 }
 
 void
@@ -230,13 +185,13 @@ api_addr_del(struct http_req *req, struct http_resp *resp)
 		http_reg_error(resp, &e);
 		return;
 	}
-	http_json(resp, 200, json_pack("{s:I}", "deleted", (json_int_t)n));
+	http_json(resp, 200, irp_deleted_build(&(struct irp_deleted){ n }));
 }
 
 /* Group lookup rows (one per certificate x address) into devices. */
 struct devices {
-	json_t *arr;
-	json_t *cur;
+	struct irp_user *u;
+	struct irp_device *cur;
 	char serial[DB_SERIAL_MAX];
 	int online;
 	int failed;
@@ -254,25 +209,37 @@ static int
 device_row(const struct db_lookup_row *r, void *arg)
 {
 	struct devices *d = arg;
+	struct irp_device dev;
 	struct ca_err ce;
-	char *pem;
 
 	if (d->cur == NULL || strcmp(d->serial, r->serial) != 0) {
-		if ((pem = ca_der_to_pem(r->der, r->der_len, &ce)) == NULL) {
+		memset(&dev, 0, sizeof(dev));
+		irp_time(r->not_after, dev.not_after);
+		if ((dev.cert_pem = ca_der_to_pem(r->der, r->der_len, &ce)) ==
+		    NULL ||
+		    irp_copy(dev.serial, sizeof(dev.serial), r->serial) == -1 ||
+		    irp_copy(dev.fingerprint, sizeof(dev.fingerprint),
+			r->fingerprint) == -1) {
+			free(dev.cert_pem);
 			d->failed = 1;
 			return -1;
 		}
-		d->cur = json_pack("{s:s,s:s,s:s,s:o,s:[]}", "serial",
-		    r->serial, "fingerprint", r->fingerprint, "certificate",
-		    pem, "not_after", time_json(r->not_after), "addresses");
-		free(pem);
-		json_array_append_new(d->arr, d->cur);
+		/* The device's certificate is the lookup's from now on. */
+		if (irp_user_add_device(d->u, &dev) == -1) {
+			d->failed = 1;
+			return -1;
+		}
+		d->cur = &d->u->dev[d->u->ndev - 1];
 		snprintf(d->serial, sizeof(d->serial), "%s", r->serial);
 		until_min(&d->valid_until, r->not_after);
 	}
 	if (r->has_addr) {
-		json_array_append_new(json_object_get(d->cur, "addresses"),
-		    addr_json(r));
+		if (d->cur->naddr == IRP_DEV_ADDR_MAX ||
+		    addr_json(r, &d->cur->addr[d->cur->naddr]) == -1) {
+			d->failed = 1;
+			return -1;
+		}
+		d->cur->naddr++;
 		d->online = 1;
 		until_min(&d->valid_until, r->expires_at);
 	}
@@ -295,6 +262,7 @@ api_user_get(struct http_req *req, struct http_resp *resp)
 	char userid[IRP_USERID_MAX + 1], key[IRP_USERID_MAX + 2];
 	struct devices d = { NULL, NULL, "", 0, 0, INT64_MAX };
 	struct cache *c = req->reg->cache;
+	struct irp_user out;
 	struct db_user u;
 	struct db_err de;
 	const char *why;
@@ -315,10 +283,11 @@ api_user_get(struct http_req *req, struct http_resp *resp)
 		}
 		ticket = cache_ticket(c);
 	}
-	d.arr = json_array();
+	memset(&out, 0, sizeof(out));
+	d.u = &out;
 	/* The user and its devices in one round trip. */
 	if (db_user_lookup(req->db, userid, &u, device_row, &d, &de) == -1) {
-		json_decref(d.arr);
+		irp_user_clear(&out);
 		if (d.failed)
 			http_error(resp, 500, "internal_error",
 			    "out of memory");
@@ -331,15 +300,20 @@ api_user_get(struct http_req *req, struct http_resp *resp)
 		return;
 	}
 	if (!u.enabled) {
-		json_decref(d.arr);
+		irp_user_clear(&out);
 		http_error(resp, 404, "unknown_user",
 		    "there is no user %s here", userid);
 		return;
 	}
-	http_json(resp, 200, json_pack("{s:s,s:s,s:s?,s:b,s:o}", "userid",
-				 u.userid, "name", u.name, "email",
-				 u.email[0] ? u.email : NULL, "online",
-				 d.online, "devices", d.arr));
+	out.online = d.online;
+	if (irp_copy(out.userid, sizeof(out.userid), u.userid) == -1 ||
+	    irp_copy(out.name, sizeof(out.name), u.name) == -1 ||
+	    irp_copy(out.email, sizeof(out.email), u.email) == -1)
+		http_error(resp, 500, "internal_error",
+		    "the user's record does not fit the answer");
+	else
+		http_json(resp, 200, irp_user_build(&out));
+	irp_user_clear(&out);
 	/* Not a second longer than the database would say the same. */
 	if (c != NULL && resp->status == 200)
 		cache_put(c, CACHE_LOOKUP, key, keylen, u.id, d.valid_until - 1,

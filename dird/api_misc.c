@@ -66,7 +66,7 @@ api_healthz(struct http_req *req, struct http_resp *resp)
 		    "the database is unreachable");
 		return;
 	}
-	http_json(resp, 200, json_pack("{s:s}", "status", "ok"));
+	http_json(resp, 200, irp_health_build(&(struct irp_health){ "ok" }));
 }
 
 void

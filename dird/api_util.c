@@ -6,57 +6,10 @@
 
 #include "api.h"
 
-int
-api_only_keys(json_t *obj, const char *const *allowed, struct http_resp *resp)
+void
+api_wire_error(struct http_resp *resp, const struct irp_err *e)
 {
-	const char *key;
-	json_t *val;
-	size_t i;
-
-	json_object_foreach(obj, key, val) {
-		for (i = 0; allowed[i] != NULL; i++)
-			if (strcmp(key, allowed[i]) == 0)
-				break;
-		if (allowed[i] == NULL) {
-			http_error(resp, 400, "unknown_field",
-			    "unknown field \"%.64s\"", key);
-			return -1;
-		}
-	}
-	return 0;
-}
-
-const char *
-api_string(json_t *obj, const char *key, size_t max, int required,
-    struct http_resp *resp)
-{
-	json_t *v = json_object_get(obj, key);
-	const char *s;
-
-	if (v == NULL || json_is_null(v)) {
-		if (required)
-			http_error(resp, 400, "missing_field",
-			    "the field \"%s\" is required", key);
-		return NULL;
-	}
-	if (!json_is_string(v)) {
-		http_error(resp, 400, "wrong_type",
-		    "the field \"%s\" must be a string", key);
-		return NULL;
-	}
-	s = json_string_value(v);
-	/* jansson keeps embedded NULs; we never accept them. */
-	if (json_string_length(v) != strlen(s)) {
-		http_error(resp, 400, "invalid_value",
-		    "the field \"%s\" contains a NUL character", key);
-		return NULL;
-	}
-	if (json_string_length(v) > max) {
-		http_error(resp, 400, "too_long",
-		    "the field \"%s\" is longer than %zu bytes", key, max);
-		return NULL;
-	}
-	return s;
+	http_error(resp, e->status, e->code, "%s", e->msg);
 }
 
 int
@@ -116,11 +69,15 @@ api_actor(const struct http_req *req, struct reg_actor *who)
 json_t *
 api_issued_json(struct http_req *req, const struct ca_issued *is)
 {
-	char na[IRP_TIME_LEN];
+	/* The PEMs are only read by the builder. */
+	struct irp_cert c = { .cert_pem = is->cert_pem,
+		.chain_pem = (char *)ca_cert_pem(req->reg->ca) };
 
-	irp_time(is->not_after, na);
-	return json_pack("{s:s,s:s,s:s,s:s,s:s,s:s}", "userid",
-	    req->who.user.userid, "certificate", is->cert_pem, "chain",
-	    ca_cert_pem(req->reg->ca), "serial", is->serial,
-	    "fingerprint", is->fingerprint, "not_after", na);
+	irp_time(is->not_after, c.not_after);
+	if (irp_copy(c.userid, sizeof(c.userid), req->who.user.userid) == -1 ||
+	    irp_copy(c.serial, sizeof(c.serial), is->serial) == -1 ||
+	    irp_copy(c.fingerprint, sizeof(c.fingerprint), is->fingerprint) ==
+	    -1)
+		return NULL;
+	return irp_cert_build(&c);
 }

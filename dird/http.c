@@ -234,8 +234,7 @@ void
 http_error(struct http_resp *resp, int status, const char *code,
     const char *fmt, ...)
 {
-	char msg[512], *p;
-	json_t *m;
+	char msg[512];
 	va_list ap;
 
 	va_start(ap, fmt);
@@ -243,18 +242,10 @@ http_error(struct http_resp *resp, int status, const char *code,
 	va_end(ap);
 	/*
 	 * Messages quote the input ("near '...'" from jansson, "%.64s" of a
-	 * field), which may be invalid UTF-8 or cut inside a character.
-	 * JSON strings must be UTF-8, and without this the reply became a
-	 * 500 "out of memory"; keep the ASCII and mask the rest.
+	 * field), which may be invalid UTF-8 or cut inside a character:
+	 * irp_error_build masks what is not ASCII then.
 	 */
-	if ((m = json_string(msg)) == NULL) {
-		for (p = msg; *p != '\0'; p++)
-			if ((unsigned char)*p >= 0x80)
-				*p = '?';
-		m = json_string(msg);
-	}
-	http_json(resp, status, json_pack("{s:{s:s,s:o}}", "error", "code",
-				    code, "message", m));
+	http_json(resp, status, irp_error_build(code, msg));
 }
 
 /*

@@ -521,6 +521,7 @@ post_csr(struct irp_client *c, const char *path, const char *bearer,
     const char *csr_pem, struct irp_cert *out, struct irp_err *err)
 {
 	struct buf b = { 0 };
+	struct irp_csr_req cr = { csr_pem };
 	json_t *body = NULL;
 	char *txt = NULL;
 	struct req r = { .method = "POST", .path = path,
@@ -528,7 +529,7 @@ post_csr(struct irp_client *c, const char *path, const char *bearer,
 		.use_cert = bearer == NULL, .limit = IRP_BODY_MAX };
 	int rv = -1;
 
-	if ((body = json_pack("{s:s}", "csr", csr_pem)) == NULL ||
+	if ((body = irp_csr_req_build(&cr)) == NULL ||
 	    (txt = json_dumps(body, JSON_COMPACT)) == NULL) {
 		irp_seterr(err, 0, "memory", "cannot build the request");
 		goto err;
@@ -587,9 +588,9 @@ irp_addresses_put(struct irp_client *c, const struct irp_addr_req *addr,
 	struct req r = { .method = "PUT", .path = "/v1/me/addresses",
 		.ctype = "application/json", .use_cert = 1,
 		.limit = IRP_BODY_MAX };
-	json_t *body = NULL, *arr;
+	struct irp_addresses_req ar;
+	json_t *body = NULL;
 	char *txt = NULL;
-	size_t i;
 	int rv = -1;
 
 	if (n == 0 || n > IRP_ADDR_MAX) {
@@ -597,25 +598,22 @@ irp_addresses_put(struct irp_client *c, const struct irp_addr_req *addr,
 		    "registered", IRP_ADDR_MAX);
 		return -1;
 	}
-	if ((body = json_object()) == NULL || (arr = json_array()) == NULL ||
-	    json_object_set_new(body, "addresses", arr) == -1 ||
-	    json_object_set_new(body, "ttl", json_integer(ttl)) == -1)
-		goto nomem;
-	for (i = 0; i < n; i++)
-		if (json_array_append_new(arr, json_pack("{s:s,s:i}", "ip",
-		    addr[i].ip, "port", addr[i].port)) == -1)
-			goto nomem;
-	if ((txt = json_dumps(body, JSON_COMPACT)) == NULL)
-		goto nomem;
+	memset(&ar, 0, sizeof(ar));
+	memcpy(ar.addr, addr, n * sizeof(*addr));
+	ar.naddr = n;
+	ar.has_ttl = 1;
+	ar.ttl = ttl;
+	if ((body = irp_addresses_req_build(&ar)) == NULL ||
+	    (txt = json_dumps(body, JSON_COMPACT)) == NULL) {
+		irp_seterr(err, 0, "memory", "cannot build the request");
+		goto err;
+	}
 	r.body = txt;
 	r.body_len = strlen(txt);
 	if (call(c, &r, 200, &b, err) == -1)
 		goto err;
 	rv = irp_parse_addresses_put((const char *)b.data, b.len, granted_ttl,
 	    expires_at, err);
-	goto err;
-nomem:
-	irp_seterr(err, 0, "memory", "cannot build the request");
 err:
 	free(txt);
 	json_decref(body);
@@ -680,6 +678,7 @@ irp_backup_put(struct irp_client *c, const unsigned char *p12, size_t len,
 	struct req r = { .method = "PUT", .path = "/v1/me/backup",
 		.ctype = "application/x-pkcs12", .body = p12, .body_len = len,
 		.use_cert = 1, .limit = IRP_BODY_MAX };
+	struct irp_backup_stored st;
 	int rv;
 
 	if (len == 0 || len > IRP_BACKUP_MAX) {
@@ -687,7 +686,9 @@ irp_backup_put(struct irp_client *c, const unsigned char *p12, size_t len,
 		    IRP_BACKUP_MAX);
 		return -1;
 	}
-	rv = call(c, &r, 200, &b, err);
+	if ((rv = call(c, &r, 200, &b, err)) == 0)
+		rv = irp_parse_backup_put((const char *)b.data, b.len, &st,
+		    err);
 	buf_free(&b);
 	return rv;
 }

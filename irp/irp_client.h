@@ -20,88 +20,11 @@
 #include <time.h>
 
 #include "irp.h"
-
-#define IRP_WUR __attribute__((warn_unused_result))
-
-#define IRP_FP_MAX 65	  /* SHA-256 as 64 hex digits + NUL */
-#define IRP_IP_MAX 46	  /* INET6_ADDRSTRLEN */
-#define IRP_TIME_MAX 40	  /* an RFC 3339 string as the registry sent it */
-/* Declared addresses plus the one the registry observed. */
-#define IRP_DEV_ADDR_MAX (IRP_ADDR_MAX + 2)
-#define IRP_DEVICES_MAX 32
-#define IRP_CERTS_MAX 64
+#include "irp_wire.h"
 
 /* Limits on what the client accepts from the registry. */
 #define IRP_BODY_MAX (1024 * 1024)
 #define IRP_BACKUP_MAX (256 * 1024)
-
-struct irp_err {
-	int status;	/* HTTP status, 0 when no answer came */
-	char code[40];	/* the registry's error code, or "transport", ... */
-	char msg[256];	/* a sentence a person can act on */
-};
-
-/* What /v1/enroll and /v1/renew return.  Free with irp_cert_clear(). */
-struct irp_cert {
-	char userid[IRP_USERID_MAX + 1];
-	char *cert_pem;	 /* the new certificate, NUL-terminated */
-	char *chain_pem; /* the CA certificate */
-	char serial[IRP_SERIAL_MAX + 1];
-	char fingerprint[IRP_FP_MAX];
-	char not_after[IRP_TIME_MAX];
-};
-
-struct irp_address {
-	char ip[IRP_IP_MAX];
-	int port;
-	char kind[16];			/* "declared" or "observed" */
-	char updated_at[IRP_TIME_MAX];	/* "" when not sent */
-	char expires_at[IRP_TIME_MAX];
-};
-
-struct irp_device {
-	char serial[IRP_SERIAL_MAX + 1];
-	char fingerprint[IRP_FP_MAX];
-	char not_after[IRP_TIME_MAX];
-	char *cert_pem; /* owned by the irp_user */
-	size_t naddr;
-	struct irp_address addr[IRP_DEV_ADDR_MAX];
-};
-
-/* What /v1/users/{userid} returns.  Free with irp_user_free(). */
-struct irp_user {
-	char userid[IRP_USERID_MAX + 1];
-	char name[IRP_NAME_MAX + 1];
-	char email[IRP_EMAIL_MAX + 1]; /* "" when none */
-	int online;
-	size_t ndev;
-	struct irp_device *dev;
-};
-
-struct irp_cert_status {
-	char serial[IRP_SERIAL_MAX + 1];
-	char fingerprint[IRP_FP_MAX];
-	char not_before[IRP_TIME_MAX];
-	char not_after[IRP_TIME_MAX];
-	char status[16]; /* "valid", "revoked", "expired" */
-};
-
-/* What /v1/me returns.  Plain struct, nothing to free. */
-struct irp_me {
-	char userid[IRP_USERID_MAX + 1];
-	char name[IRP_NAME_MAX + 1];
-	char email[IRP_EMAIL_MAX + 1];
-	char role[32];
-	char serial[IRP_SERIAL_MAX + 1]; /* the certificate that asked */
-	size_t ncert;
-	struct irp_cert_status cert[IRP_CERTS_MAX];
-};
-
-/* One address to register. */
-struct irp_addr_req {
-	char ip[IRP_IP_MAX];
-	int port;
-};
 
 struct irp_client;
 
@@ -138,8 +61,8 @@ int irp_enroll(struct irp_client *c, const char *code, const char *csr_pem,
 /* POST /v1/renew with the client certificate. */
 int irp_renew(struct irp_client *c, const char *csr_pem, struct irp_cert *out,
     struct irp_err *err) IRP_WUR;
-void irp_cert_clear(struct irp_cert *cert);
 
+/* GET /v1/me.  On success *out holds lists: irp_me_clear(). */
 int irp_me(struct irp_client *c, struct irp_me *out, struct irp_err *err)
     IRP_WUR;
 
@@ -159,7 +82,6 @@ int irp_addresses_delete(struct irp_client *c, int *deleted,
 /* GET /v1/users/{userid}.  On success *out is new (irp_user_free()). */
 int irp_lookup(struct irp_client *c, const char *userid,
     struct irp_user **out, struct irp_err *err) IRP_WUR;
-void irp_user_free(struct irp_user *u);
 
 /* PUT /v1/me/backup: a PKCS#12 (DER), stored as given. */
 int irp_backup_put(struct irp_client *c, const unsigned char *p12, size_t len,

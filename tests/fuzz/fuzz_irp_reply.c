@@ -98,6 +98,8 @@ fuzz_me(const char *b, size_t n, struct irp_err *err)
 
 	memset(&me, 0xa5, sizeof(me));
 	if (irp_parse_me(b, n, &me, err) == -1) {
+		/* Nothing left to free. */
+		FUZZ_CHECK(me.cert == NULL && me.addr == NULL);
 		check_err(err, 200);
 		return;
 	}
@@ -114,6 +116,12 @@ fuzz_me(const char *b, size_t n, struct irp_err *err)
 		TERMINATED(me.cert[i].not_after);
 		TERMINATED(me.cert[i].status);
 	}
+	FUZZ_CHECK(me.naddr <= IRP_DEV_ADDR_MAX);
+	for (i = 0; i < me.naddr; i++) {
+		TERMINATED(me.addr[i].ip);
+		FUZZ_CHECK(me.addr[i].port >= 1 && me.addr[i].port <= 65535);
+	}
+	irp_me_clear(&me);
 }
 
 static void

@@ -268,7 +268,6 @@ NOT_YET_FORMATTED = {
     "dird/sdnotify.c",
     "irp/irp_client.c",
     "irp/irp_client.h",
-    "irp/irp_parse.c",
     "irp/irp_userid.c",
     "tests/bench/loadgen.c",
     "tests/bench/pingpong.c",
