@@ -19,7 +19,7 @@
 #include "ca_internal.h"
 
 /*
- * The key types DESIGN.md accepts: EC P-256/P-384, Ed25519, RSA of
+ * The key types the registry accepts: EC P-256/P-384, Ed25519, RSA of
  * 2048 bits or more.  Messages say what to use instead.
  */
 static int

@@ -20,7 +20,7 @@
 #include "ca.h"
 #include "ca_signer.h"
 
-/* Hard limits on what we accept as input (STYLE rule 11). */
+/* Hard limits on what we accept as input: every input is bounded. */
 #define CA_PEM_MAX	(64 * 1024)	/* a CSR or certificate */
 #define CA_FILE_MAX	(1024 * 1024)	/* a key or certificate file */
 #define CA_DAYS_MAX	36500

@@ -104,7 +104,7 @@ spki_copy(X509 *x, X509_PUBKEY *spki)
 	return -1;
 }
 
-/* What the leaf extensions of enum ca_leaf_ext say (DESIGN.md). */
+/* What the leaf extensions of enum ca_leaf_ext say. */
 static const struct {
 	int nid;
 	const char *value;
@@ -248,7 +248,7 @@ urls_ok(const struct ca_urls *u, struct ca_err *err)
 	return -1;
 }
 
-/* Sign a leaf certificate for pub as described by p (DESIGN.md). */
+/* Sign a leaf certificate for pub as described by p. */
 X509 *
 ca_issue_leaf(const struct ca *ca, EVP_PKEY *pub, const struct ca_profile *p,
     int days, struct ca_err *err)

@@ -23,7 +23,7 @@
 
 #include "ca_internal.h"
 
-/* Bytes of a random serial: 128 bits, as DESIGN.md asks. */
+/* Bytes of a random serial: 128 bits, well above CA/B Forum's 64. */
 #define CA_SERIAL_BYTES 16
 
 /*

@@ -309,8 +309,8 @@ db_copymsg(char *dst, size_t len, const char *src)
 }
 
 /*
- * Translate a failed result.  A broken connection has no SQLSTATE (see
- * NOTES.md), so PQstatus decides "unavailable" first.
+ * Translate a failed result.  A broken connection leaves the result with
+ * no SQLSTATE at all, so PQstatus decides "unavailable" first.
  */
 static void
 db_result_err(struct db *db, PGresult *res, struct db_err *err)

@@ -438,8 +438,8 @@ notify_connection(void *cls, struct MHD_Connection *conn, void **socket_ctx,
 }
 
 /*
- * Verify the client certificate once per connection (see NOTES.md: MHD
- * asks for it but checks nothing).  Accept only when GnuTLS returns 0 and
+ * Verify the client certificate once per connection: libmicrohttpd asks
+ * GnuTLS for it but checks nothing itself.  Accept only when GnuTLS returns 0 and
  * the status is 0, for the TLS WWW client purpose.  Revocation and expiry
  * against the store are checked per request in auth_cert().
  */

@@ -319,7 +319,7 @@ int reg_code_new(struct reg *r, struct db *db, const char *userid, int ttl,
 void reg_code_hash(const char *code, unsigned char out[32]);
 
 
-/* Argon2id parameters (see NOTES.md): about 19 MiB, 2 passes, 1 lane. */
+/* Argon2id parameters (OWASP's minimum): about 19 MiB, 2 passes, 1 lane. */
 #define REG_ARGON2_T 2
 #define REG_ARGON2_M 19456
 #define REG_ARGON2_P 1

@@ -246,7 +246,7 @@ san_has(X509 *x, int type, const void *val, int len)
 
 /*
  * The extensions of leaf x, in order, are exactly (DER) what OpenSSL's
- * configuration strings of DESIGN.md give: dird builds the constant ones
+ * configuration strings below give: dird builds the constant ones
  * once per CA and the key identifier itself.
  */
 static int
@@ -636,7 +636,7 @@ test_issue(void)
 			check(x != NULL && leaf_ext_as_designed(
 			    ca_cert_pem(cas[i]), x, tkt(csr_types[j].kt) ==
 			    CA_KEY_RSA2048, "clientAuth"),
-			    "extensions as DESIGN.md's strings give them");
+			    "extensions as OpenSSL's configuration strings give them");
 			X509_free(x);
 
 			rv = ca_issue_user(cas[i], csr, strlen(csr), &alice,
@@ -1383,7 +1383,7 @@ test_server(void)
 	    !(X509_get_extended_key_usage(x) & XKU_SSL_CLIENT),
 	    "EKU serverAuth");
 	check(x != NULL && leaf_ext_as_designed(ca_cert_pem(cas[0]), x, 0,
-	    "serverAuth"), "server extensions as DESIGN.md's strings give them");
+	    "serverAuth"), "server extensions as OpenSSL's strings give them");
 	check(x != NULL && chain_ok(ca_cert_pem(cas[0]), x,
 	    X509_PURPOSE_SSL_SERVER) && X509_check_host(x, "dir.example.org",
 	    0, 0, NULL) == 1 && X509_check_ip_asc(x, "::1", 0) == 1,
