@@ -86,6 +86,8 @@ static const struct {
 	    sizeof(((struct keystore *)0)->server) },
 	{ "userid", offsetof(struct keystore, userid),
 	    sizeof(((struct keystore *)0)->userid) },
+	{ "dns", offsetof(struct keystore, dns),
+	    sizeof(((struct keystore *)0)->dns) },
 };
 
 static void
@@ -340,8 +342,9 @@ ks_save_config(const struct keystore *ks, char *err, size_t errlen)
 	char buf[1400];
 	int n;
 
-	n = snprintf(buf, sizeof(buf), "server = %s\nuserid = %s\n",
-	    ks->server, ks->userid);
+	n = snprintf(buf, sizeof(buf), "server = %s\nuserid = %s\n%s%s%s",
+	    ks->server, ks->userid, ks->dns[0] ? "dns = " : "", ks->dns,
+	    ks->dns[0] ? "\n" : "");
 	if (n < 0 || (size_t)n >= sizeof(buf) ||
 	    ks_write_file(ks->config, buf, (size_t)n, 0600) == -1) {
 		snprintf(err, errlen, "cannot write %s: %s", ks->config,

@@ -8,7 +8,8 @@
  *   lock         taken while key and certificate are replaced or read
  *                (ks_lock), so that nobody sees one without the other
  *   crl.der      the last CRL fetched from the DIR (see peertls.h)
- *   config       "server = https://host:4604" and "userid = ..."
+ *   config       "server = https://host:4604", "userid = ..." and
+ *                "dns = ADDR[@PORT]" (only when a DNS server was named)
  *   contacts     "userid ip port fingerprint" per line: last working address
  *   allow, deny  one entry per line: a user id, "@domain", or "*" (anyone
  *                the DIR CA vouches for)
@@ -47,6 +48,7 @@ struct keystore {
 	char lock[KS_PATH_MAX];
 	char server[1024]; /* from config, "" if none */
 	char userid[256];  /* from config, "" if none */
+	char dns[64];	   /* the DNS server to ask, "" for the system's */
 };
 
 /* A loaded allow or deny list. */

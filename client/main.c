@@ -26,7 +26,9 @@
 #include "ca.h"
 #include "identity.h"
 #include "irp_client.h"
+#include "irp_dns.h"
 #include "keystore.h"
+#include "registry.h"
 #include "ui.h"
 #include "vis.h"
 
@@ -42,6 +44,7 @@
 struct opts {
 	const char *home;
 	const char *server;
+	const char *dns;
 	const char *user;
 	const char *code;
 	const char *fingerprint;
@@ -109,8 +112,7 @@ fetch_crl(const struct keystore *ks)
 	unsigned char *der;
 	size_t len;
 
-	if ((c = irp_client_new(ks->server, ks->ca, ks->cert, ks->key,
-	    &err)) == NULL ||
+	if ((c = registry_open(ks, 1, &err)) == NULL ||
 	    irp_crl_get(c, &der, &len, &err) == -1) {
 		fprintf(stderr, "dchat: warning: no CRL fetched: %s\n",
 		    err.msg);
@@ -135,18 +137,44 @@ check_fresh(const struct keystore *ks, int force)
 	return 0;
 }
 
+/* The CA of the registry at o->server, checked against o->fingerprint. */
+static int
+fetch_ca_at(const struct opts *o, char **ca, struct irp_err *err)
+{
+	struct irp_dns *dns = NULL;
+	int rv;
+
+	if (o->dns != NULL && (dns = irp_dns_new(o->dns, NULL, 0, err)) == NULL)
+		return -1;
+	rv = irp_fetch_ca(o->server, dns, o->fingerprint, ca, err);
+	irp_dns_free(dns);
+	return rv;
+}
+
 /*
  * The registry's CA, checked against the fingerprint the administrator
- * gave out (trust on first use is not enough), into the home.
+ * gave out (trust on first use is not enough), into the home; and the
+ * registry's address into ks: --server, or else the registry the user
+ * id's domain publishes in the DNS.
  */
 static int
-fetch_ca(const struct opts *o, const struct keystore *ks)
+fetch_ca(const struct opts *o, const char *uid, struct keystore *ks)
 {
 	struct irp_err err;
 	char *ca = NULL;
 	int rv = -1;
 
-	if (irp_fetch_ca(o->server, o->fingerprint, &ca, &err) == -1)
+	if (o->dns != NULL && strlen(o->dns) >= sizeof(ks->dns)) {
+		fprintf(stderr, "dchat: --dns-server %s is too long\n", o->dns);
+		return -1;
+	}
+	snprintf(ks->dns, sizeof(ks->dns), "%s", o->dns ? o->dns : "");
+	snprintf(ks->server, sizeof(ks->server), "%s",
+	    o->server ? o->server : "");
+	if (o->server == NULL ?
+		registry_discover(strchr(uid, '@') + 1, o->dns, o->fingerprint,
+		    ks->server, sizeof(ks->server), &ca, &err) == -1 :
+		fetch_ca_at(o, &ca, &err) == -1)
 		fprintf(stderr, "dchat: %s\n", err.msg);
 	else if (ks_write_file(ks->ca, ca, strlen(ca), 0644) == -1)
 		fprintf(stderr, "dchat: cannot write %s\n", ks->ca);
@@ -157,12 +185,12 @@ fetch_ca(const struct opts *o, const struct keystore *ks)
 }
 
 static int
-irp_client_new_checked(const char *server, const char *ca, const char *cert,
-    const char *key, struct irp_client **out)
+registry_open_checked(const struct keystore *ks, int with_cert,
+    struct irp_client **out)
 {
 	struct irp_err err;
 
-	if ((*out = irp_client_new(server, ca, cert, key, &err)) == NULL) {
+	if ((*out = registry_open(ks, with_cert, &err)) == NULL) {
 		fprintf(stderr, "dchat: %s\n", err.msg);
 		return -1;
 	}
@@ -192,8 +220,7 @@ cmd_init(struct opts *o)
 	const char *why;
 	int rv = 1;
 
-	if (need(o->server, "--server") || need(o->user, "--user") ||
-	    need(o->code, "--code") ||
+	if (need(o->user, "--user") || need(o->code, "--code") ||
 	    need(o->fingerprint, "--ca-fingerprint"))
 		return 2;
 	if (irp_userid_normalize(o->user, uid, sizeof(uid), &why) == -1) {
@@ -204,9 +231,9 @@ cmd_init(struct opts *o)
 		fprintf(stderr, "dchat: %s\n", kerr);
 		return 1;
 	}
-	if (check_fresh(&ks, o->force) == -1 || fetch_ca(o, &ks) == -1)
+	if (check_fresh(&ks, o->force) == -1 || fetch_ca(o, uid, &ks) == -1)
 		return 1;
-	if (irp_client_new_checked(o->server, ks.ca, NULL, NULL, &c) == -1)
+	if (registry_open_checked(&ks, 0, &c) == -1)
 		goto err;
 	if (identity_request(c, uid, o->code, &id, kerr, sizeof(kerr)) == -1) {
 		fprintf(stderr, "dchat: enrolment failed: %s\n", kerr);
@@ -216,7 +243,6 @@ cmd_init(struct opts *o)
 		fprintf(stderr, "dchat: %s\n", kerr);
 		goto err;
 	}
-	snprintf(ks.server, sizeof(ks.server), "%s", o->server);
 	snprintf(ks.userid, sizeof(ks.userid), "%s", uid);
 	if (ks_save_config(&ks, kerr, sizeof(kerr)) == -1) {
 		fprintf(stderr, "dchat: %s\n", kerr);
@@ -257,8 +283,7 @@ cmd_renew(struct opts *o)
 		    ks.home);
 		return 1;
 	}
-	if (irp_client_new_checked(ks.server, ks.ca, ks.cert, ks.key, &c) ==
-	    -1)
+	if (registry_open_checked(&ks, 1, &c) == -1)
 		goto err;
 	if (identity_request(c, ks.userid, NULL, &id, kerr, sizeof(kerr)) ==
 	    -1) {
@@ -330,8 +355,8 @@ cmd_backup(struct opts *o)
 		fprintf(stderr, "dchat: cannot build the PKCS#12: %s\n", ce.msg);
 		goto err;
 	}
-	if ((c = irp_client_new(ks.server, ks.ca, ks.cert, ks.key, &err)) ==
-	    NULL || irp_backup_put(c, der, len, &err) == -1) {
+	if ((c = registry_open(&ks, 1, &err)) == NULL ||
+	    irp_backup_put(c, der, len, &err) == -1) {
 		fprintf(stderr, "dchat: backup failed: %s\n", err.msg);
 		goto err;
 	}
@@ -354,8 +379,7 @@ restore_args(const struct opts *o, char *uid, size_t len)
 {
 	const char *why;
 
-	if (need(o->server, "--server") || need(o->user, "--user") ||
-	    need(o->fingerprint, "--ca-fingerprint"))
+	if (need(o->user, "--user") || need(o->fingerprint, "--ca-fingerprint"))
 		return -1;
 	if (o->code == NULL && o->password_file == NULL) {
 		fprintf(stderr, "dchat: --code or --password-file is needed\n");
@@ -396,9 +420,9 @@ cmd_restore(struct opts *o)
 		fprintf(stderr, "dchat: %s\n", kerr);
 		goto err;
 	}
-	if (check_fresh(&ks, o->force) == -1 || fetch_ca(o, &ks) == -1)
+	if (check_fresh(&ks, o->force) == -1 || fetch_ca(o, uid, &ks) == -1)
 		goto err;
-	if ((c = irp_client_new(o->server, ks.ca, NULL, NULL, &err)) == NULL ||
+	if ((c = registry_open(&ks, 0, &err)) == NULL ||
 	    irp_backup_get(c, use_pw ? uid : NULL, use_pw ? pw : o->code,
 		&p12buf, &len, &err) == -1) {
 		fprintf(stderr, "dchat: cannot fetch the backup: %s\n", err.msg);
@@ -419,7 +443,6 @@ cmd_restore(struct opts *o)
 		fprintf(stderr, "dchat: %s\n", kerr);
 		goto err;
 	}
-	snprintf(ks.server, sizeof(ks.server), "%s", o->server);
 	snprintf(ks.userid, sizeof(ks.userid), "%s", uid);
 	if (ks_save_config(&ks, kerr, sizeof(kerr)) == -1)
 		goto err;
@@ -469,8 +492,8 @@ cmd_lookup(struct opts *o)
 		return 1;
 	}
 	fetch_crl(&ks); /* the status below should be current */
-	if ((c = irp_client_new(ks.server, ks.ca, ks.cert, ks.key, &err)) ==
-	    NULL || irp_lookup(c, userid, &u, &err) == -1) {
+	if ((c = registry_open(&ks, 1, &err)) == NULL ||
+	    irp_lookup(c, userid, &u, &err) == -1) {
 		fprintf(stderr, "dchat: %s\n", err.msg);
 		goto err;
 	}
@@ -632,12 +655,14 @@ static const struct command {
 	const char *usage; /* after the name */
 } commands[] = {
 	{ "init", 0, cmd_init,
-	    "--server https://HOST:4604 --user USERID --code CODE "
-	    "--ca-fingerprint SHA256 [--force]" },
+	    "[--server https://HOST:4604 | --dns-server ADDR[@PORT]]\n"
+	    "          --user USERID --code CODE --ca-fingerprint SHA256"
+	    " [--force]" },
 	{ "renew", 0, cmd_renew, "" },
 	{ "backup", 0, cmd_backup, "--passphrase-file F" },
 	{ "restore", 0, cmd_restore,
-	    "--server URL --user USERID --ca-fingerprint SHA256\n"
+	    "[--server URL | --dns-server ADDR[@PORT]] --user USERID\n"
+	    "          --ca-fingerprint SHA256\n"
 	    "          (--code CODE | --password-file F) --passphrase-file F"
 	    " [--force]" },
 	{ "lookup", 1, cmd_lookup, "USERID [--json]" },
@@ -692,6 +717,7 @@ parse_int(const char *s, int lo, int hi, int *out)
 static const struct option longopts[] = {
 	{ "home", required_argument, NULL, 'h' },
 	{ "server", required_argument, NULL, 's' },
+	{ "dns-server", required_argument, NULL, 'D' },
 	{ "user", required_argument, NULL, 'u' },
 	{ "code", required_argument, NULL, 'c' },
 	{ "ca-fingerprint", required_argument, NULL, 'f' },
@@ -754,6 +780,7 @@ take_opt(struct opts *o, int ch, const char *arg)
 	switch (ch) {
 	case 'h': o->home = arg; break;
 	case 's': o->server = arg; break;
+	case 'D': o->dns = arg; break;
 	case 'u': o->user = arg; break;
 	case 'c': o->code = arg; break;
 	case 'f': o->fingerprint = arg; break;

@@ -21,6 +21,7 @@
 #include "ca.h"
 #include "expiry.h"
 #include "identity.h"
+#include "registry.h"
 
 #define CALL_CACHE_TIMEOUT_MS 1500
 #define CALL_TIMEOUT_MS 5000
@@ -892,8 +893,7 @@ app_init(struct app *a)
 		    a->ks.home);
 		return -1;
 	}
-	if ((a->irp = irp_client_new(a->ks.server, a->ks.ca, a->ks.cert,
-	    a->ks.key, &ierr)) == NULL) {
+	if ((a->irp = registry_open(&a->ks, 1, &ierr)) == NULL) {
 		fprintf(stderr, "dchat: %s\n", ierr.msg);
 		return -1;
 	}

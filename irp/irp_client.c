@@ -6,6 +6,8 @@
  * TLS connection (dird does not resume sessions; a new handshake per call
  * costs fifty times the request).
  */
+#include <arpa/inet.h>
+
 #include <ctype.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -25,6 +27,7 @@
 #include <openssl/x509v3.h>
 
 #include "irp_client.h"
+#include "irp_dns.h"
 #include "irp_internal.h"
 
 struct irp_client {
@@ -33,6 +36,8 @@ struct irp_client {
 	char *ca_path;
 	char *cert_path;
 	char *key_path;
+	/* "host:port:addr,..." when the server's name was resolved here. */
+	struct curl_slist *resolve;
 };
 
 /* A response body, refused beyond limit so a broken server can't fill us. */
@@ -161,8 +166,82 @@ irp_client_free(struct irp_client *c)
 	free(c->ca_path);
 	free(c->cert_path);
 	free(c->key_path);
+	curl_slist_free_all(c->resolve);
 	free(c);
 	curl_global_cleanup();
+}
+
+/*
+ * The host and port of server ("https://HOST[:PORT]", HOST possibly a
+ * bracketed IPv6 literal); -1 when it has not that shape.
+ */
+static int
+server_host(const char *server, char *host, size_t hostlen, unsigned *port)
+{
+	const char *h = server + strlen("https://"), *end, *colon;
+	size_t len;
+
+	if (strncmp(server, "https://", 8) != 0)
+		return -1;
+	if (*h == '[') {
+		if ((end = strchr(h, ']')) == NULL)
+			return -1;
+		colon = end[1] == ':' ? end + 1 : NULL;
+		end++;
+	} else {
+		end = h + strcspn(h, ":/");
+		colon = *end == ':' ? end : NULL;
+	}
+	len = (size_t)(end - h);
+	if (len == 0 || len >= hostlen)
+		return -1;
+	memcpy(host, h, len);
+	host[len] = '\0';
+	*port = IRP_PORT;
+	if (colon != NULL) {
+		char *e;
+		unsigned long p = strtoul(colon + 1, &e, 10);
+
+		if (e == colon + 1 || p == 0 || p > 65535 || (*e != '\0' && *e != '/'))
+			return -1;
+		*port = (unsigned)p;
+	}
+	return 0;
+}
+
+int
+irp_client_use_dns(struct irp_client *c, struct irp_dns *dns,
+    struct irp_err *err)
+{
+	char host[IRP_HOST_MAX], addrs[IRP_DNS_RR_MAX][46];
+	char entry[IRP_HOST_MAX + 16 + IRP_DNS_RR_MAX * 48];
+	struct curl_slist *l;
+	unsigned char tmp[16];
+	unsigned port;
+	size_t n, i, off;
+
+	if (server_host(c->server, host, sizeof(host), &port) == -1) {
+		irp_seterr(err, 0, "usage", "cannot read a host name in %s",
+		    c->server);
+		return -1;
+	}
+	/* An address literal needs no resolving. */
+	if (host[0] == '[' || inet_pton(AF_INET, host, tmp) == 1)
+		return 0;
+	if (irp_dns_addrs(dns, host, addrs, IRP_DNS_RR_MAX, &n, NULL, err) == -1)
+		return -1;
+	off = (size_t)snprintf(entry, sizeof(entry), "%s:%u:", host, port);
+	for (i = 0; i < n && off < sizeof(entry); i++)
+		off += (size_t)snprintf(entry + off, sizeof(entry) - off,
+		    strchr(addrs[i], ':') ? "%s[%s]" : "%s%s", i ? "," : "",
+		    addrs[i]);
+	if ((l = curl_slist_append(NULL, entry)) == NULL) {
+		irp_seterr(err, 0, "memory", "out of memory");
+		return -1;
+	}
+	curl_slist_free_all(c->resolve);
+	c->resolve = l;
+	return 0;
 }
 
 /* Advice for the transport errors people actually meet. */
@@ -216,10 +295,12 @@ curl_err(struct irp_err *err, CURLcode rc, const char *server,
  * return is the HTTP status, or -1 with err filled on a transport error.
  */
 static long
-perform(CURL *curl, const char *server, const char *ca_path,
-    const char *cert_path, const char *key_path, const struct req *r,
-    struct buf *out, struct irp_err *err)
+perform(struct irp_client *c, const struct req *r, struct buf *out,
+    struct irp_err *err)
 {
+	CURL *curl = c->curl;
+	const char *server = c->server, *ca_path = c->ca_path;
+	const char *cert_path = c->cert_path, *key_path = c->key_path;
 	struct curl_slist *hdr = NULL, *h;
 	char url[2048], auth[600], errbuf[CURL_ERROR_SIZE] = "";
 	CURLcode rc = CURLE_OK;
@@ -236,6 +317,8 @@ perform(CURL *curl, const char *server, const char *ca_path,
 	if (rc == CURLE_OK) \
 	rc = curl_easy_setopt(curl, opt, val)
 	SET(CURLOPT_URL, url);
+	if (c->resolve != NULL)
+		SET(CURLOPT_RESOLVE, c->resolve);
 	SET(CURLOPT_PROTOCOLS_STR, "https");
 	SET(CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
 	SET(CURLOPT_CONNECTTIMEOUT, r->timeout > 0 && r->timeout < 10 ?
@@ -334,8 +417,7 @@ call(struct irp_client *c, const struct req *r, long want, struct buf *out,
 {
 	long st;
 
-	st = perform(c->curl, c->server, c->ca_path, c->cert_path, c->key_path,
-	    r, out, err);
+	st = perform(c, r, out, err);
 	if (st < 0)
 		return -1;
 	if (st != want) {
@@ -454,8 +536,8 @@ err:
 }
 
 int
-irp_fetch_ca(const char *server, const char *expected_sha256_hex, char **pem,
-    struct irp_err *err)
+irp_fetch_ca(const char *server, struct irp_dns *dns,
+    const char *expected_sha256_hex, char **pem, struct irp_err *err)
 {
 	struct irp_client *c = NULL;
 	struct buf b = { 0 };
@@ -478,7 +560,8 @@ irp_fetch_ca(const char *server, const char *expected_sha256_hex, char **pem,
 	/* ca_path is a placeholder: this one request does not verify. */
 	if ((c = irp_client_new(server, "-", NULL, NULL, err)) == NULL)
 		return -1;
-	if (call(c, &r, 200, &b, err) == -1)
+	if ((dns != NULL && irp_client_use_dns(c, dns, err) == -1) ||
+	    call(c, &r, 200, &b, err) == -1)
 		goto err;
 	if (one_pem_cert(b.data, b.len, &der, &der_len) == -1 ||
 	    EVP_Digest(der, (size_t)der_len, md, &mdlen, EVP_sha256(),

@@ -44,16 +44,26 @@ void irp_client_free(struct irp_client *c);
  * address that is gone.  0, or -1 (out of memory; the old one stays).
  */
 int irp_client_reconnect(struct irp_client *c) IRP_WUR;
+/*
+ * Resolve the server's host name now with dns (irp_dns.h) and connect
+ * to those addresses from here on, instead of asking the system's
+ * resolver; the name is still what the server's certificate must
+ * carry.  For a registry found through a DNS server of one's choosing.
+ */
+struct irp_dns;
+int irp_client_use_dns(struct irp_client *c, struct irp_dns *dns,
+    struct irp_err *err) IRP_WUR;
 
 /*
  * Bootstrap: fetch GET /v1/ca from server WITHOUT verifying the server
  * (there is no trust yet), and accept it only if the SHA-256 of its DER
  * equals expected_sha256_hex (64 hex digits; ':' and case are ignored).
- * The connection is used for nothing else.  On success *pem is a new
+ * The connection is used for nothing else.  dns: as irp_client_use_dns,
+ * or NULL for the system's resolver.  On success *pem is a new
  * NUL-terminated buffer (free()).
  */
-int irp_fetch_ca(const char *server, const char *expected_sha256_hex,
-    char **pem, struct irp_err *err) IRP_WUR;
+int irp_fetch_ca(const char *server, struct irp_dns *dns,
+    const char *expected_sha256_hex, char **pem, struct irp_err *err) IRP_WUR;
 
 /* POST /v1/enroll with a one-time code (or password: as Bearer). */
 int irp_enroll(struct irp_client *c, const char *code, const char *csr_pem,
