@@ -74,11 +74,11 @@ int api_parse_ip(const char *s, char *out, size_t len);
 /*
  * PUT /v1/me/addresses {"addresses":[{"ip","port"}],"ttl":N}: 1 to
  * IRP_ADDR_MAX entries into addrs (which holds at least IRP_ADDR_MAX),
- * their number in *n, the TTL clamped to c's range (its default when
- * absent; a TTL below 1 is refused) in *ttl.
+ * their number in *n, and the TTL asked for in *ttl when *has_ttl
+ * (reg_addr_set decides what is kept).
  */
-int api_parse_addresses(json_t *body, const struct conf *c,
-    struct db_addr *addrs, size_t *n, int *ttl, struct http_resp *resp);
+int api_parse_addresses(json_t *body, struct db_addr *addrs, size_t *n,
+    long long *ttl, int *has_ttl, struct http_resp *resp);
 /* POST /v1/enroll and /v1/renew {"csr": PEM}: the PEM (not yet checked). */
 const char *api_parse_csr(json_t *body, struct http_resp *resp);
 /* Revocation {"reason"?}: the CRL reason code, 0 when absent. */

@@ -95,8 +95,8 @@ api_parse_ip(const char *s, char *out, size_t len)
 }
 
 int
-api_parse_addresses(json_t *body, const struct conf *c,
-    struct db_addr *addrs, size_t *n, int *ttl, struct http_resp *resp)
+api_parse_addresses(json_t *body, struct db_addr *addrs, size_t *n,
+    long long *ttl, int *has_ttl, struct http_resp *resp)
 {
 	struct irp_addresses_req r;
 	struct irp_err e;
@@ -112,27 +112,8 @@ api_parse_addresses(json_t *body, const struct conf *c,
 		addrs[i].observed = 0;
 	}
 	*n = r.naddr;
-	*ttl = c->ttl_default;
-	if (r.has_ttl) {
-		/*
-		 * No lifetime at all, or a negative one, is a client's
-		 * mistake: refused.  A positive one is clamped, not refused:
-		 * the server decides its range.
-		 */
-		if (r.ttl < 1) {
-			http_error(resp, 400, "invalid_value",
-			    "\"ttl\" must be 1 second or more (it is kept "
-			    "within %d-%d), not %lld",
-			    c->ttl_min, c->ttl_max, r.ttl);
-			return -1;
-		}
-		if (r.ttl < c->ttl_min)
-			*ttl = c->ttl_min;
-		else if (r.ttl > c->ttl_max)
-			*ttl = c->ttl_max;
-		else
-			*ttl = (int)r.ttl;
-	}
+	*has_ttl = r.has_ttl;
+	*ttl = r.has_ttl ? r.ttl : 0;
 	return 0;
 }
 
@@ -143,15 +124,16 @@ api_addr_put(struct http_req *req, struct http_resp *resp)
 	struct irp_addresses_reply out;
 	struct reg_actor who;
 	struct reg_err e;
+	long long asked;
 	time_t exp;
 	size_t n, i;
-	int ttl;
+	int ttl, has_ttl;
 
-	if (api_parse_addresses(req->json, reg_conf(req->reg), addrs, &n,
-		&ttl, resp) == -1)
+	if (api_parse_addresses(req->json, addrs, &n, &asked, &has_ttl,
+		resp) == -1)
 		return;
 	if (reg_addr_set(req->reg, req->db, api_actor(req, &who), addrs, &n,
-		&ttl, &exp, &e) == -1) {
+		has_ttl ? &asked : NULL, &ttl, &exp, &e) == -1) {
 		http_reg_error(resp, &e);
 		return;
 	}

@@ -1113,8 +1113,8 @@ addr_check(struct db_addr *addrs, size_t n, struct reg_err *e)
 
 int
 reg_addr_set(struct reg *r, struct db *db, const struct reg_actor *who,
-    struct db_addr *addrs, size_t *n, int *ttl, time_t *expires,
-    struct reg_err *e)
+    struct db_addr *addrs, size_t *n, const long long *asked, int *ttl,
+    time_t *expires, struct reg_err *e)
 {
 	const struct conf *c = reg_conf(r);
 	struct db_err de;
@@ -1122,19 +1122,25 @@ reg_addr_set(struct reg *r, struct db *db, const struct reg_actor *who,
 
 	if (own_device(who, e) == -1 || addr_check(addrs, *n, e) == -1)
 		return -1;
-	if (*ttl < 0) {
+	/*
+	 * No lifetime at all, or a negative one, is a client's mistake:
+	 * refused.  A positive one is clamped, not refused: the server
+	 * decides its range.
+	 */
+	if (asked != NULL && *asked < 1) {
 		reg_seterr(e, 400, "invalid_value", "\"ttl\" must be 1 second "
-		    "or more (it is kept within %d-%d), not %d", c->ttl_min,
-		    c->ttl_max, *ttl);
+		    "or more (it is kept within %d-%d), not %lld", c->ttl_min,
+		    c->ttl_max, *asked);
 		return -1;
 	}
-	/* The server decides the range: a lifetime outside is clamped. */
-	if (*ttl == 0)
+	if (asked == NULL)
 		*ttl = c->ttl_default;
-	if (*ttl < c->ttl_min)
+	else if (*asked < c->ttl_min)
 		*ttl = c->ttl_min;
-	else if (*ttl > c->ttl_max)
+	else if (*asked > c->ttl_max)
 		*ttl = c->ttl_max;
+	else
+		*ttl = (int)*asked;
 	/* The address the request came from, beside the declared ones. */
 	if (who->source != NULL &&
 	    ip_canonical(who->source, addrs[*n].ip, sizeof(addrs[*n].ip)) ==

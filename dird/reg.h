@@ -264,14 +264,15 @@ int reg_revoke_user(struct reg *r, struct db *db, const char *userid,
  * 1-65535; 400 too_many_addresses, invalid_address, invalid_port) and
  * appends the address the request came from (who->source) as observed,
  * with the first port: addrs holds IRP_ADDR_MAX + 1 and *n says how many
- * were stored.  *ttl (0: the configured default) is clamped to the
- * configured range (below 0 is 400 invalid_value) and says what was kept;
+ * were stored.  asked is the lifetime the device asked for (NULL: the
+ * configured default); below 1 s is 400 invalid_value, anything else is
+ * clamped to the configured range.  *ttl says what was kept;
  * *expires gets their end.  Not audited: devices refresh them every
  * half TTL, and the audit log is for decisions, not for presence.
  */
 int reg_addr_set(struct reg *r, struct db *db, const struct reg_actor *who,
-    struct db_addr *addrs, size_t *n, int *ttl, time_t *expires,
-    struct reg_err *e) REG_WUR;
+    struct db_addr *addrs, size_t *n, const long long *asked, int *ttl,
+    time_t *expires, struct reg_err *e) REG_WUR;
 /* reg_addr_del takes them all away (a device going offline); *n: how many. */
 int reg_addr_del(struct reg *r, struct db *db, const struct reg_actor *who,
     long *n, struct reg_err *e) REG_WUR;
