@@ -751,6 +751,18 @@ def test_ttl_is_clamped_to_the_configured_range(reg):
     left = float(reg.sql("SELECT extract(epoch FROM max(expires_at) - now()) "
                          "FROM addresses"))
     assert 3500 < left <= 3600
+    # No "ttl": the default.  Zero or negative: refused, nothing changed.
+    r = olga.req("PUT", "/v1/me/addresses", json_body={
+        "addresses": [{"ip": "2001:db8::9", "port": 4605}]})
+    assert r.status == 200 and r.json()["ttl"] == 300, r
+    for asked in (0, -5):
+        r = olga.req("PUT", "/v1/me/addresses", json_body={
+            "addresses": [{"ip": "2001:db8::a", "port": 4605}],
+            "ttl": asked})
+        assert r.status == 400 and r.code == "invalid_value", r
+        assert f"not {asked}" in r.json()["error"]["message"], r
+    assert reg.sql("SELECT string_agg(host(ip), ',') FROM addresses "
+                   "WHERE kind = 'declared'") == "2001:db8::9"
 
 
 def server_sockets(port):

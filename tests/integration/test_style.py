@@ -272,7 +272,6 @@ NOT_YET_FORMATTED = {
     "tests/bench/loadgen.c",
     "tests/bench/pingpong.c",
     "tests/fuzz/fuzz.h",
-    "tests/fuzz/fuzz_addresses.c",
     "tests/fuzz/fuzz_basic.c",
     "tests/fuzz/fuzz_csr.c",
     "tests/fuzz/fuzz_irp_reply.c",
