@@ -640,6 +640,133 @@ cmd_user(const struct opts *o, int argc, char **argv)
 	return rv;
 }
 
+/* ---- federation ---------------------------------------------------- */
+
+static int
+print_fed(const struct db_fed *f, void *arg)
+{
+	char t[IRP_TIME_LEN];
+
+	(void)arg;
+	irp_time(f->added_at, t);
+	printf("%-32s %-7s %-64s %s %s\n", f->domain, f->rule,
+	    f->ca_sha256[0] ? f->ca_sha256 : "-", t, f->added_by);
+	return 0;
+}
+
+static int
+cmd_federation_list(const struct opts *o, int argc)
+{
+	struct db_err de;
+	struct reg r;
+	struct db *db;
+	int rv = 0;
+
+	if (argc != 2) {
+		warnx_("usage: dirctl federation list");
+		return 2;
+	}
+	if (open_reg(o, &r, &db) == -1)
+		return 1;
+	if (db_fed_list(db, print_fed, NULL, &de) == -1) {
+		warnx_("%s", de.msg);
+		rv = 1;
+	}
+	close_reg(&r, db);
+	return rv;
+}
+
+/* federation add DOMAIN (--ca-fingerprint F | --dane | --refuse) */
+static int
+cmd_federation_add(const struct opts *o, int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{ "ca-fingerprint", required_argument, NULL, 'f' },
+		{ "dane", no_argument, NULL, 'd' },
+		{ "refuse", no_argument, NULL, 'r' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *fp = NULL, *rule = NULL;
+	struct reg_actor who;
+	struct reg_err e;
+	struct reg r;
+	struct db *db;
+	char name[64];
+	int rv = 1, nrules = 0;
+
+	CMD_OPTS_BEGIN(lo)
+	case 'f':
+		fp = optarg;
+		rule = "pinned";
+		nrules++;
+		break;
+	case 'd':
+		rule = "dane";
+		nrules++;
+		break;
+	case 'r':
+		rule = "refused";
+		nrules++;
+		break;
+	CMD_OPTS_END()
+	if (optind + 1 != argc || nrules != 1) {
+		warnx_("usage: dirctl federation add DOMAIN "
+		       "(--ca-fingerprint SHA256 | --dane | --refuse)");
+		return 2;
+	}
+	if (open_reg(o, &r, &db) == -1)
+		return 1;
+	if (reg_fed_set(&r, db, argv[optind], rule, fp,
+		operator(&who, name, sizeof(name)), &e) == -1)
+		rv = refused(&e);
+	else {
+		printf("%s: %s\n", argv[optind], rule);
+		rv = 0;
+	}
+	close_reg(&r, db);
+	return rv;
+}
+
+static int
+cmd_federation_remove(const struct opts *o, int argc, char **argv)
+{
+	struct reg_actor who;
+	struct reg_err e;
+	struct reg r;
+	struct db *db;
+	char name[64];
+	int rv;
+
+	if (argc != 3) {
+		warnx_("usage: dirctl federation remove DOMAIN");
+		return 2;
+	}
+	if (open_reg(o, &r, &db) == -1)
+		return 1;
+	if (reg_fed_remove(&r, db, argv[2], operator(&who, name, sizeof(name)),
+		&e) == -1)
+		rv = refused(&e);
+	else {
+		printf("%s: no rule (refused)\n", argv[2]);
+		rv = 0;
+	}
+	close_reg(&r, db);
+	return rv;
+}
+
+static int
+cmd_federation(const struct opts *o, int argc, char **argv)
+{
+	if (argc >= 2 && strcmp(argv[1], "add") == 0)
+		return cmd_federation_add(o, argc - 1, argv + 1);
+	if (argc >= 2 && strcmp(argv[1], "remove") == 0)
+		return cmd_federation_remove(o, argc, argv);
+	if (argc >= 2 && strcmp(argv[1], "list") == 0)
+		return cmd_federation_list(o, argc);
+	warnx_("usage: dirctl federation add|remove|list ...");
+	return 2;
+}
+
 /* ---- enrolment codes ---------------------------------------------- */
 
 static int
@@ -1151,6 +1278,10 @@ static const struct cmd {
 			    "user enable USERID\n"
 			    "  user passwd USERID --password-file F" },
 	{ "code", cmd_code, "code USERID [--ttl DURATION]" },
+	{ "federation", cmd_federation,
+	    "federation add DOMAIN (--ca-fingerprint SHA256 | --dane | "
+	    "--refuse)\n"
+	    "  federation remove DOMAIN | federation list" },
 	{ "cert", cmd_cert, "cert issue USERID --csr FILE --out FILE\n"
 			    "  cert list [USERID] | "
 			    "cert revoke SERIAL [--reason R]\n"

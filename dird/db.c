@@ -55,6 +55,10 @@ enum stmt {
 	S_BACKUP_GET,
 	S_CRL_GET,
 	S_ONLINE,
+	S_FED_SET,
+	S_FED_DEL,
+	S_FED_GET,
+	S_FED_LIST,
 	S_COUNT
 };
 
@@ -107,6 +111,23 @@ static const struct {
 	[S_USER_PW] = { "SELECT coalesce(password_hash, '') FROM users "
 			"WHERE userid = $1",
 	    1 },
+	[S_FED_SET] = { "INSERT INTO federation (domain, rule, ca_sha256, "
+			"added_by) VALUES ($1, $2, nullif($3, ''), $4) "
+			"ON CONFLICT (domain) DO UPDATE SET rule = $2, "
+			"ca_sha256 = nullif($3, ''), added_at = now(), "
+			"added_by = $4",
+	    4 },
+	[S_FED_DEL] = { "DELETE FROM federation WHERE domain = $1 "
+			"RETURNING domain",
+	    1 },
+	[S_FED_GET] = { "SELECT domain, rule, coalesce(ca_sha256, ''), "
+			EPOCH("added_at") ", added_by FROM federation "
+			"WHERE domain = $1",
+	    1 },
+	[S_FED_LIST] = { "SELECT domain, rule, coalesce(ca_sha256, ''), "
+			 EPOCH("added_at") ", added_by FROM federation "
+			 "ORDER BY domain",
+	    0 },
 	[S_CODE_ADD] = { "INSERT INTO enrol_codes (user_id, code_hash, "
 			 "expires_at) VALUES ($1, $2, to_timestamp($3))",
 	    3 },
@@ -1697,6 +1718,86 @@ db_online_users(struct db *db, long *n, struct db_err *err)
 		 err)) == NULL)
 		return -1;
 	*n = (long)col_ll(res, 0, 0);
+	PQclear(res);
+	return 0;
+}
+
+/* ---- federation ------------------------------------------------------ */
+
+static void
+row_fed(PGresult *res, int r, struct db_fed *f)
+{
+	col_str(res, r, 0, f->domain, sizeof(f->domain));
+	col_str(res, r, 1, f->rule, sizeof(f->rule));
+	col_str(res, r, 2, f->ca_sha256, sizeof(f->ca_sha256));
+	f->added_at = (time_t)col_ll(res, r, 3);
+	col_str(res, r, 4, f->added_by, sizeof(f->added_by));
+}
+
+int
+db_fed_set(struct db *db, const struct db_fed *f, struct db_err *err)
+{
+	const char *v[4] = { f->domain, f->rule, f->ca_sha256, f->added_by };
+	PGresult *res;
+
+	if ((res = db_exec(db, S_FED_SET, v, NULL, 0, PGRES_COMMAND_OK,
+		 err)) == NULL)
+		return -1;
+	PQclear(res);
+	return 0;
+}
+
+int
+db_fed_remove(struct db *db, const char *domain, struct db_err *err)
+{
+	const char *v[1] = { domain };
+	PGresult *res;
+	int n;
+
+	if ((res = db_exec(db, S_FED_DEL, v, NULL, 0, PGRES_TUPLES_OK,
+		 err)) == NULL)
+		return -1;
+	n = PQntuples(res);
+	PQclear(res);
+	if (n == 0) {
+		db_seterr(err, DB_ERR_NOTFOUND, "no federation rule for %s",
+		    domain);
+		return -1;
+	}
+	return 0;
+}
+
+int
+db_fed_get(struct db *db, const char *domain, struct db_fed *f,
+    struct db_err *err)
+{
+	const char *v[1] = { domain };
+	PGresult *res;
+
+	if ((res = db_exec_row(db, S_FED_GET, v, NULL, 0, err,
+		 "no federation rule for %s", domain)) == NULL)
+		return -1;
+	row_fed(res, 0, f);
+	PQclear(res);
+	return 0;
+}
+
+int
+db_fed_list(struct db *db, int (*cb)(const struct db_fed *, void *),
+    void *arg, struct db_err *err)
+{
+	struct db_fed f;
+	PGresult *res;
+	int r;
+
+	if ((res = db_exec(db, S_FED_LIST, NULL, NULL, 0, PGRES_TUPLES_OK,
+		 err)) == NULL)
+		return -1;
+	for (r = 0; r < PQntuples(res); r++) {
+		row_fed(res, r, &f);
+		if (cb(&f, arg) != 0)
+			break;
+	}
 	PQclear(res);
 	return 0;
 }

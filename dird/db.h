@@ -140,6 +140,30 @@ int db_user_set_password(struct db *db, const char *userid,
 int db_user_password(struct db *db, const char *userid, char *buf,
     size_t buflen, struct db_err *err) DB_WUR;
 
+/*
+ * Federation: the rule by which another domain's CA is accepted (schema
+ * 005).  rule is "pinned" (ca_sha256 set), "dane" or "refused".
+ */
+struct db_fed {
+	char domain[254];
+	char rule[8];
+	char ca_sha256[65]; /* "" unless pinned */
+	time_t added_at;
+	char added_by[DB_USERID_MAX];
+};
+/* Set (or replace) the rule for f->domain; added_at is now. */
+int db_fed_set(struct db *db, const struct db_fed *f, struct db_err *err)
+    DB_WUR;
+/* Remove the rule for domain; DB_ERR_NOTFOUND when there is none. */
+int db_fed_remove(struct db *db, const char *domain, struct db_err *err)
+    DB_WUR;
+/* The rule for domain into *f; DB_ERR_NOTFOUND when there is none. */
+int db_fed_get(struct db *db, const char *domain, struct db_fed *f,
+    struct db_err *err) DB_WUR;
+/* Every rule, by domain; cb returns non-zero to stop. */
+int db_fed_list(struct db *db, int (*cb)(const struct db_fed *, void *),
+    void *arg, struct db_err *err) DB_WUR;
+
 /* Enrolment codes: stored as SHA-256 only. */
 int db_code_add(struct db *db, int64_t user_id, const unsigned char hash[32],
     time_t expires_at, struct db_err *err) DB_WUR;

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -1041,6 +1042,102 @@ reg_code_new(struct reg *r, struct db *db, const char *userid, int ttl,
 	    db_commit(db, &de) == -1) {
 		db_rollback(db);
 		OPENSSL_cleanse(code, REG_CODE_LEN);
+		reg_err_from_db(e, &de);
+		return -1;
+	}
+	return 0;
+}
+
+/* ---- federation ------------------------------------------------------ */
+
+/* A CA fingerprint as people paste it: 64 hex digits, ':' allowed. */
+static int
+fp_normalize(const char *in, char out[65])
+{
+	size_t n = 0;
+
+	for (; *in != '\0'; in++) {
+		if (*in == ':')
+			continue;
+		if (!isxdigit((unsigned char)*in) || n == 64)
+			return -1;
+		out[n++] = (char)tolower((unsigned char)*in);
+	}
+	out[n] = '\0';
+	return n == 64 ? 0 : -1;
+}
+
+/* The domain of a rule, checked and in lower case; not our own. */
+static int
+fed_domain(struct reg *r, const char *in, char out[254], struct reg_err *e)
+{
+	const char *why;
+
+	if (irp_domain_normalize(in, out, 254, &why) == -1) {
+		reg_seterr(e, 400, "invalid_domain", "%.80s: %s", in, why);
+		return -1;
+	}
+	if (strcasecmp(out, reg_conf(r)->domain) == 0) {
+		reg_seterr(e, 400, "invalid_domain", "%s is this registry's own "
+		    "domain: its CA is trusted without a rule", out);
+		return -1;
+	}
+	return 0;
+}
+
+int
+reg_fed_set(struct reg *r, struct db *db, const char *domain,
+    const char *rule, const char *ca_sha256, const struct reg_actor *who,
+    struct reg_err *e)
+{
+	struct db_fed f = { 0 };
+	struct db_err de;
+	char detail[96];
+
+	if (admin_only(who, e) == -1 || fed_domain(r, domain, f.domain, e) == -1)
+		return -1;
+	if (strcmp(rule, "pinned") != 0 && strcmp(rule, "dane") != 0 &&
+	    strcmp(rule, "refused") != 0) {
+		reg_seterr(e, 400, "invalid_value", "a federation rule is "
+		    "pinned, dane or refused, not \"%.32s\"", rule);
+		return -1;
+	}
+	if ((strcmp(rule, "pinned") == 0) != (ca_sha256 != NULL) ||
+	    (ca_sha256 != NULL && fp_normalize(ca_sha256, f.ca_sha256) == -1)) {
+		reg_seterr(e, 400, "invalid_value", "a pinned domain needs its "
+		    "CA's SHA-256 fingerprint (64 hex digits, as 'dirctl ca' "
+		    "prints it there), and only a pinned one");
+		return -1;
+	}
+	snprintf(f.rule, sizeof(f.rule), "%s", rule);
+	snprintf(f.added_by, sizeof(f.added_by), "%s", who->name);
+	snprintf(detail, sizeof(detail), "rule=%s%s%s", f.rule,
+	    f.ca_sha256[0] ? " ca=" : "", f.ca_sha256);
+	if (db_begin(db, &de) == -1 || db_fed_set(db, &f, &de) == -1 ||
+	    db_audit(db, who->name, "federation.set", f.domain, NULL,
+		who->source, detail, &de) == -1 ||
+	    db_commit(db, &de) == -1) {
+		db_rollback(db);
+		reg_err_from_db(e, &de);
+		return -1;
+	}
+	return 0;
+}
+
+int
+reg_fed_remove(struct reg *r, struct db *db, const char *domain,
+    const struct reg_actor *who, struct reg_err *e)
+{
+	char d[254];
+	struct db_err de;
+
+	if (admin_only(who, e) == -1 || fed_domain(r, domain, d, e) == -1)
+		return -1;
+	if (db_begin(db, &de) == -1 || db_fed_remove(db, d, &de) == -1 ||
+	    db_audit(db, who->name, "federation.remove", d, NULL, who->source,
+		NULL, &de) == -1 ||
+	    db_commit(db, &de) == -1) {
+		db_rollback(db);
 		reg_err_from_db(e, &de);
 		return -1;
 	}

@@ -225,6 +225,18 @@ int reg_user_check(const struct reg_user_new *nu,
  */
 int reg_user_set_enabled(struct reg *r, struct db *db, const char *userid,
     int enabled, const struct reg_actor *who, struct reg_err *e) REG_WUR;
+/*
+ * Federation (an administrator's action): accept domain's CA by rule
+ * ("pinned" with ca_sha256, 64 hex digits, ':' allowed; "dane"; or
+ * "refused"), replacing any rule it had ("federation.set"), or remove
+ * its rule ("federation.remove"; 404 when it had none).  The registry's
+ * own domain takes no rule (400).
+ */
+int reg_fed_set(struct reg *r, struct db *db, const char *domain,
+    const char *rule, const char *ca_sha256, const struct reg_actor *who,
+    struct reg_err *e) REG_WUR;
+int reg_fed_remove(struct reg *r, struct db *db, const char *domain,
+    const struct reg_actor *who, struct reg_err *e) REG_WUR;
 /* Set userid's password ("user.passwd"); the rules of reg_user_add. */
 int reg_user_passwd(struct reg *r, struct db *db, const char *userid,
     const char *password, const struct reg_actor *who, struct reg_err *e)

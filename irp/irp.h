@@ -31,6 +31,14 @@ int irp_userid_normalize(const char *in, char *out, size_t outlen,
     const char **why) __attribute__((warn_unused_result));
 
 /*
+ * Check a domain (the part of a user id after '@': DNS labels of
+ * letters, digits and '-') and copy it to out in lower case.  0 when
+ * valid; -1 with a reason in why (may be NULL).
+ */
+int irp_domain_normalize(const char *in, char *out, size_t outlen,
+    const char **why) __attribute__((warn_unused_result));
+
+/*
  * 1 if email has the shape the registry stores (3 to IRP_EMAIL_MAX
  * bytes, one '@' with something on each side, no white space), else 0.
  */

@@ -78,3 +78,32 @@ irp_userid_normalize(const char *in, char *out, size_t outlen,
 		out[i] = (char)tolower((unsigned char)in[i]);
 	return 0;
 }
+
+int
+irp_domain_normalize(const char *in, char *out, size_t outlen,
+    const char **why)
+{
+	const char *p, *dot, *dummy;
+	size_t len, i;
+
+	if (why == NULL)
+		why = &dummy;
+	*why = NULL;
+	if (in == NULL || (len = strlen(in)) == 0 || len > 253 ||
+	    len >= outlen) {
+		*why = "a domain has 1 to 253 characters";
+		return -1;
+	}
+	for (p = in;; p = dot + 1) {
+		dot = strchr(p, '.');
+		if (!label_ok(p, dot ? (size_t)(dot - p) : strlen(p))) {
+			*why = "a domain is DNS labels of letters, digits and -";
+			return -1;
+		}
+		if (dot == NULL)
+			break;
+	}
+	for (i = 0; i <= len; i++)
+		out[i] = (char)tolower((unsigned char)in[i]);
+	return 0;
+}

@@ -67,7 +67,8 @@ def uses_asan(exe):
 # the directory: a test of "dirctl migrate" must not follow a file that
 # was added or lost by mistake.
 MIGRATIONS = ["001_init.sql", "002_change_notify.sql",
-              "003_audit_chains.sql", "004_revocation.sql"]
+              "003_audit_chains.sql", "004_revocation.sql",
+              "005_federation.sql"]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 DOMAIN = "example.org"
