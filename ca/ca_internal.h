@@ -171,6 +171,15 @@ int ca_tbs_check(X509 *ca_cert, const unsigned char *alg, size_t alg_len,
 int ca_sign_init(struct ca *ca, struct ca_err *err);
 void ca_sign_free(struct ca *ca);
 X509 *ca_sign_cert(const struct ca *ca, X509 *x, struct ca_err *err);
+/*
+ * x signed, as DER only (*der from malloc, *len bytes): what enrolment
+ * uses.  Not parsed again nor verified, unlike ca_sign_cert: parsing a
+ * certificate costs OpenSSL 3.0 about 90 us for its key alone, and a
+ * signature that does not verify could only come from a compromised
+ * signer process, which holds the key and could sign anything anyway.
+ */
+int ca_sign_cert_der(const struct ca *ca, X509 *x, unsigned char **der,
+    size_t *len, struct ca_err *err);
 int ca_sign_crl(const struct ca *ca, X509_CRL *crl, unsigned char **der,
     size_t *len, struct ca_err *err);
 int ca_sign_ocsp(const struct ca *ca, OCSP_BASICRESP *bs, unsigned char **der,
@@ -195,5 +204,13 @@ X509 *ca_issue_for_subject(const struct ca *ca, EVP_PKEY *pub,
     const struct ca_urls *urls,
     struct ca_err *err);
 int ca_issued_fill(X509 *x, struct ca_issued *out, struct ca_err *err);
+/*
+ * The same for a user certificate of subj, described in *out from the
+ * signer's DER (ca_sign_cert_der): the enrolment path, with no parsing
+ * of the signed certificate.
+ */
+int ca_issue_for_subject_fill(const struct ca *ca, EVP_PKEY *pub,
+    X509_PUBKEY *spki, const struct ca_subject *subj, int days,
+    const struct ca_urls *urls, struct ca_issued *out, struct ca_err *err);
 
 #endif

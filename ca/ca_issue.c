@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/pem.h>
 #include <openssl/x509v3.h>
 
 #include "ca_internal.h"
@@ -248,12 +249,12 @@ urls_ok(const struct ca_urls *u, struct ca_err *err)
 	return -1;
 }
 
-/* Sign a leaf certificate for pub as described by p. */
-X509 *
-ca_issue_leaf(const struct ca *ca, EVP_PKEY *pub, const struct ca_profile *p,
+/* A leaf certificate for pub as described by p, not yet signed. */
+static X509 *
+leaf_build(const struct ca *ca, EVP_PKEY *pub, const struct ca_profile *p,
     int days, struct ca_err *err)
 {
-	X509 *x = NULL, *signed_x = NULL;
+	X509 *x = NULL;
 
 	if (urls_ok(p->urls, err) == -1)
 		goto err;
@@ -285,10 +286,92 @@ ca_issue_leaf(const struct ca *ca, EVP_PKEY *pub, const struct ca_profile *p,
 	}
 	if (urls_add(ca, x, p->urls, err) == -1)
 		goto err;
-	signed_x = ca_sign_cert(ca, x, err);
+	return x;
  err:
 	X509_free(x);
+	return NULL;
+}
+
+/* Sign a leaf certificate for pub as described by p. */
+X509 *
+ca_issue_leaf(const struct ca *ca, EVP_PKEY *pub, const struct ca_profile *p,
+    int days, struct ca_err *err)
+{
+	X509 *x, *signed_x;
+
+	if ((x = leaf_build(ca, pub, p, days, err)) == NULL)
+		return NULL;
+	signed_x = ca_sign_cert(ca, x, err);
+	X509_free(x);
 	return signed_x;
+}
+
+/* Describe x (unsigned) and its signed DER in *out, which takes der. */
+static int
+issued_fill_der(X509 *x, unsigned char *der, size_t len,
+    struct ca_issued *out, struct ca_err *err)
+{
+	BIO *bio = NULL;
+	int rv = -1;
+
+	memset(out, 0, sizeof(*out));
+	out->der = der;
+	out->der_len = len;
+	/* The PEM of exactly the bytes the signer signed: no re-encoding. */
+	if ((bio = BIO_new(BIO_s_mem())) == NULL ||
+	    PEM_write_bio(bio, PEM_STRING_X509, "", der, (long)len) <= 0) {
+		ca_err_set(err, CA_ERR_CRYPTO, "cannot encode a certificate");
+		goto err;
+	}
+	if ((out->cert_pem = ca_bio_string(bio, "a certificate", NULL,
+	    err)) == NULL ||
+	    ca_serial_hex(X509_get0_serialNumber(x), out->serial, err) == -1 ||
+	    ca_fp_hex(der, len, out->fingerprint, err) == -1 ||
+	    ca_time_epoch(X509_get0_notBefore(x), &out->not_before,
+	    err) == -1 ||
+	    ca_time_epoch(X509_get0_notAfter(x), &out->not_after, err) == -1)
+		goto err;
+	rv = 0;
+ err:
+	BIO_free(bio);
+	if (rv == -1)
+		ca_issued_clear(out);
+	return rv;
+}
+
+/*
+ * The profile of a user certificate: the subject and SAN come from subj.
+ * *name and *san are new (free them after use).
+ */
+static int
+user_profile(X509_PUBKEY *spki, const struct ca_subject *subj,
+    const struct ca_urls *urls, struct ca_profile *prof, X509_NAME **name,
+    GENERAL_NAMES **san, struct ca_err *err)
+{
+	*name = NULL;
+	*san = NULL;
+	if (subj == NULL || subj->userid == NULL || subj->name == NULL) {
+		ca_err_set(err, CA_ERR_INVALID, "a user id and a name are "
+		    "required");
+		return -1;
+	}
+	if ((*name = ca_name_new(subj->userid, subj->name, subj->email,
+	    err)) == NULL)
+		return -1;
+	if ((*san = sk_GENERAL_NAME_new_null()) == NULL) {
+		ca_err_set(err, CA_ERR_CRYPTO, "cannot build a subjectAltName");
+		return -1;
+	}
+	if (subj->email != NULL && san_push(*san, GEN_EMAIL, subj->email,
+	    (int)strlen(subj->email), err) == -1)
+		return -1;
+	memset(prof, 0, sizeof(*prof));
+	prof->subject = *name;
+	prof->san = *san;
+	prof->spki = spki;
+	prof->eku = CA_EXT_EKU_PEER;	/* a peer is both */
+	prof->urls = urls;
+	return 0;
 }
 
 /* A user certificate for pub: the subject and SAN come from subj. */
@@ -298,36 +381,42 @@ ca_issue_for_subject(const struct ca *ca, EVP_PKEY *pub, X509_PUBKEY *spki,
     struct ca_err *err)
 {
 	struct ca_profile prof;
-	X509_NAME *name = NULL;
-	GENERAL_NAMES *san = NULL;
+	X509_NAME *name;
+	GENERAL_NAMES *san;
 	X509 *x = NULL;
 
-	if (subj == NULL || subj->userid == NULL || subj->name == NULL) {
-		ca_err_set(err, CA_ERR_INVALID, "a user id and a name are "
-		    "required");
-		goto err;
-	}
-	if ((name = ca_name_new(subj->userid, subj->name, subj->email,
-	    err)) == NULL)
-		goto err;
-	if ((san = sk_GENERAL_NAME_new_null()) == NULL) {
-		ca_err_set(err, CA_ERR_CRYPTO, "cannot build a subjectAltName");
-		goto err;
-	}
-	if (subj->email != NULL && san_push(san, GEN_EMAIL, subj->email,
-	    (int)strlen(subj->email), err) == -1)
-		goto err;
-	memset(&prof, 0, sizeof(prof));
-	prof.subject = name;
-	prof.san = san;
-	prof.spki = spki;
-	prof.eku = CA_EXT_EKU_PEER;	/* a peer is both */
-	prof.urls = urls;
-	x = ca_issue_leaf(ca, pub, &prof, days, err);
- err:
+	if (user_profile(spki, subj, urls, &prof, &name, &san, err) == 0)
+		x = ca_issue_leaf(ca, pub, &prof, days, err);
 	GENERAL_NAMES_free(san);
 	X509_NAME_free(name);
 	return x;
+}
+
+int
+ca_issue_for_subject_fill(const struct ca *ca, EVP_PKEY *pub,
+    X509_PUBKEY *spki, const struct ca_subject *subj, int days,
+    const struct ca_urls *urls, struct ca_issued *out, struct ca_err *err)
+{
+	struct ca_profile prof;
+	unsigned char *der = NULL;
+	X509_NAME *name;
+	GENERAL_NAMES *san;
+	X509 *x = NULL;
+	size_t len;
+	int rv = -1;
+
+	if (user_profile(spki, subj, urls, &prof, &name, &san, err) == -1 ||
+	    (x = leaf_build(ca, pub, &prof, days, err)) == NULL ||
+	    ca_sign_cert_der(ca, x, &der, &len, err) == -1)
+		goto err;
+	rv = issued_fill_der(x, der, len, out, err);
+	der = NULL;
+ err:
+	free(der);
+	X509_free(x);
+	GENERAL_NAMES_free(san);
+	X509_NAME_free(name);
+	return rv;
 }
 
 /* Describe x in *out, which owns new buffers on success. */
@@ -369,21 +458,10 @@ ca_issue_user_csr(const struct ca *ca, const struct ca_csr *csr,
     const struct ca_subject *subj, int days, const struct ca_urls *urls,
     struct ca_issued *out, struct ca_err *err)
 {
-	X509 *x = NULL;
-	int rv = -1;
-
 	ca_err_clear(err);
 	memset(out, 0, sizeof(*out));
-	if ((x = ca_issue_for_subject(ca, csr->pub,
-	    X509_REQ_get_X509_PUBKEY(csr->req), subj, days, urls,
-	    err)) == NULL)
-		goto err;
-	if (ca_issued_fill(x, out, err) == -1)
-		goto err;
-	rv = 0;
- err:
-	X509_free(x);
-	return rv;
+	return ca_issue_for_subject_fill(ca, csr->pub,
+	    X509_REQ_get_X509_PUBKEY(csr->req), subj, days, urls, out, err);
 }
 
 void

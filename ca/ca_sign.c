@@ -160,16 +160,15 @@ sign_tbs(const struct ca *ca, enum ca_tbs what, const struct ca_der_span *tbs,
 	return ca_der_signed(tbs, alg, sig, sig_len, extra, len, err);
 }
 
-X509 *
-ca_sign_cert(const struct ca *ca, X509 *x, struct ca_err *err)
+int
+ca_sign_cert_der(const struct ca *ca, X509 *x, unsigned char **der, size_t *len,
+    struct ca_err *err)
 {
 	struct ca_der_span tbs, alg;
 	const X509_ALGOR *palg;
-	unsigned char *tbs_der = NULL, *alg_der = NULL, *der = NULL;
-	const unsigned char *p;
-	X509 *out = NULL;
-	size_t len;
+	unsigned char *tbs_der = NULL, *alg_der = NULL;
 
+	*der = NULL;
 	if (X509_sign(x, ca->standin, ca_sign_md(ca->standin)) <= 0) {
 		ca_err_set(err, CA_ERR_CRYPTO, "cannot encode the certificate");
 		goto err;
@@ -181,9 +180,23 @@ ca_sign_cert(const struct ca *ca, X509 *x, struct ca_err *err)
 		ca_err_set(err, CA_ERR_CRYPTO, "cannot encode the certificate");
 		goto err;
 	}
-	if ((der = sign_tbs(ca, CA_TBS_CERT, &tbs, &alg, NULL, &len, err)) ==
-	    NULL)
-		goto err;
+	*der = sign_tbs(ca, CA_TBS_CERT, &tbs, &alg, NULL, len, err);
+err:
+	OPENSSL_free(tbs_der);
+	OPENSSL_free(alg_der);
+	return *der != NULL ? 0 : -1;
+}
+
+X509 *
+ca_sign_cert(const struct ca *ca, X509 *x, struct ca_err *err)
+{
+	unsigned char *der = NULL;
+	const unsigned char *p;
+	X509 *out = NULL;
+	size_t len;
+
+	if (ca_sign_cert_der(ca, x, &der, &len, err) == -1)
+		return NULL;
 	p = der;
 	/*
 	 * What relying parties will parse, checked against the CA's own
@@ -197,9 +210,6 @@ ca_sign_cert(const struct ca *ca, X509 *x, struct ca_err *err)
 		X509_free(out);
 		out = NULL;
 	}
-err:
-	OPENSSL_free(tbs_der);
-	OPENSSL_free(alg_der);
 	free(der);
 	return out;
 }

@@ -26,7 +26,7 @@
  * and the server stops: a peer that is out of step is not trusted.
  *
  * Thread safety: a signer may be used by several threads at once; the
- * remote one sends one request at a time.
+ * remote one sends one request at a time on each of its channels.
  */
 #ifndef CA_SIGNER_H
 #define CA_SIGNER_H
@@ -76,6 +76,15 @@ struct ca_signer *ca_signer_open_key(const char *key_path,
  * that process is gone, signing fails with CA_ERR_UNAVAILABLE.
  */
 struct ca_signer *ca_signer_open_remote(int fd, struct ca_err *err) CA_WUR;
+/*
+ * The same over several sockets to one serving process (channels, at
+ * most CA_SIGNER_CHANNELS_MAX), so that threads signing at once do not
+ * wait for each other's round trips; every one must greet with the same
+ * key.  The fds are the signer's from here on, also on failure.
+ */
+#define CA_SIGNER_CHANNELS_MAX 16
+struct ca_signer *ca_signer_open_remote_many(const int *fds, size_t n,
+    struct ca_err *err) CA_WUR;
 
 void ca_signer_free(struct ca_signer *s);
 
@@ -97,6 +106,13 @@ const unsigned char *ca_signer_spki(const struct ca_signer *s, size_t *len);
  * fails (-1, with *err saying why).  Does not close fd.
  */
 int ca_signer_serve(struct ca_signer *s, int fd, struct ca_err *err) CA_WUR;
+/*
+ * Serve the n channels of ca_signer_open_remote_many, answering whatever
+ * request is waiting on any of them, until the asking end has closed
+ * them all (0) or one broke the protocol (-1, err says how).
+ */
+int ca_signer_serve_many(struct ca_signer *s, const int *fds, size_t n,
+    struct ca_err *err) CA_WUR;
 
 /*
  * What a serving end that could not load its key says instead of READY:

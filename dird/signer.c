@@ -2,7 +2,7 @@
  * signer.c - the process that holds dird's CA key (signer.h).
  *
  * What fences it in, on Linux, once the key is loaded:
- *  - every descriptor but standard input, output and error, the socket
+ *  - every descriptor but standard input, output and error, the sockets
  *    to dird and (with --syslog) the log's is closed, and RLIMIT_NOFILE
  *    says no more may be opened: no file, no socket;
  *  - PR_SET_DUMPABLE 0: no core file, and no process of the same user
@@ -12,7 +12,7 @@
  *    privileges by exec, nor start a process (root is exempt from
  *    RLIMIT_NPROC; run dird as its own user);
  *  - it ignores SIGINT, SIGTERM and SIGHUP: it ends when dird closes
- *    its end of the socket, also when dird is killed.
+ *    its ends of the sockets, also when dird is killed.
  *  - a seccomp filter (sandbox.c): reading and writing what it holds,
  *    memory that is never executable, random bytes; no file, socket,
  *    process or other system call.  A platform without seccomp runs
@@ -44,7 +44,12 @@
 #include "sandbox.h"
 #include "signer.h"
 
-/* The descriptor the socket to dird gets in the signer process. */
+/*
+ * The channels to dird (ca_signer_open_remote_many): enough for the
+ * request threads of a registry to sign at once without waiting for
+ * each other.  In the signer process they are descriptors SIGNER_FD on.
+ */
+#define SIGNER_CHANNELS 8
 #define SIGNER_FD 3
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -121,34 +126,68 @@ sandbox(void)
 	return 0;
 }
 
+/*
+ * Move the channels to SIGNER_FD, SIGNER_FD + 1, ...: first above that
+ * range, so that no dup2 lands on a channel not yet moved.
+ */
+static int
+move_channels(const int *fds)
+{
+	int tmp[SIGNER_CHANNELS];
+	size_t i;
+
+	for (i = 0; i < SIGNER_CHANNELS; i++)
+		if ((tmp[i] = fcntl(fds[i], F_DUPFD,
+			 SIGNER_FD + SIGNER_CHANNELS)) == -1)
+			return -1;
+	for (i = 0; i < SIGNER_CHANNELS; i++)
+		close(fds[i]);
+	for (i = 0; i < SIGNER_CHANNELS; i++) {
+		if (dup2(tmp[i], SIGNER_FD + (int)i) == -1)
+			return -1;
+		close(tmp[i]);
+	}
+	return 0;
+}
+
+/* Say why on every channel: dird reads the first. */
+static void
+refuse_all(const struct ca_err *e)
+{
+	int i;
+
+	for (i = 0; i < SIGNER_CHANNELS; i++)
+		(void)ca_signer_refuse(SIGNER_FD + i, e);
+}
+
 /* The signer process: never returns. */
-static void __attribute__((noreturn)) signer_main(const char *datadir, int fd)
+static void __attribute__((noreturn))
+signer_main(const char *datadir, const int *fds)
 {
 	char key[PATH_MAX + 16], cert[PATH_MAX + 16];
+	int chan[SIGNER_CHANNELS], rv = 1, i;
 	unsigned char seed[1];
 	struct ca_signer *s = NULL;
 	struct ca_err e;
-	int rv = 1;
 
 	signal(SIGINT, SIG_IGN);
 	signal(SIGTERM, SIG_IGN);
 	signal(SIGHUP, SIG_IGN);
 	(void)prctl(PR_SET_NAME, "dird-signer", 0, 0, 0);
 	log_detach();
-	if (fd != SIGNER_FD) {
-		if (dup2(fd, SIGNER_FD) == -1) {
-			log_warn("signer: dup2");
-			exit(1);
-		}
-		close(fd);
+	if (move_channels(fds) == -1) {
+		log_warn("signer: moving its sockets");
+		exit(1);
 	}
-	close_above(SIGNER_FD);
+	close_above(SIGNER_FD + SIGNER_CHANNELS - 1);
 	log_reopen();
+	for (i = 0; i < SIGNER_CHANNELS; i++)
+		chan[i] = SIGNER_FD + i;
 
 	snprintf(key, sizeof(key), "%s/%s", datadir, REG_CA_KEY);
 	snprintf(cert, sizeof(cert), "%s/%s", datadir, REG_CA_CERT);
 	if ((s = ca_signer_open_key(key, cert, &e)) == NULL) {
-		(void)ca_signer_refuse(SIGNER_FD, &e);
+		refuse_all(&e);
 		exit(1);
 	}
 	/*
@@ -161,36 +200,56 @@ static void __attribute__((noreturn)) signer_main(const char *datadir, int fd)
 		    "the CA signer process cannot "
 		    "fence itself in: %s",
 		    strerror(errno));
-		(void)ca_signer_refuse(SIGNER_FD, &e);
+		refuse_all(&e);
 		goto out;
 	}
-	if (ca_signer_serve(s, SIGNER_FD, &e) == -1)
+	if (ca_signer_serve_many(s, chan, SIGNER_CHANNELS, &e) == -1)
 		log_warnx("signer: %s", e.msg);
 	else
 		rv = 0;
 out:
 	ca_signer_free(s);
-	close(SIGNER_FD);
+	for (i = 0; i < SIGNER_CHANNELS; i++)
+		close(chan[i]);
 	exit(rv);
+}
+
+/* Close both ends of the first n socket pairs. */
+static void
+close_pairs(int (*sv)[2], size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		close(sv[i][0]);
+		close(sv[i][1]);
+	}
 }
 
 struct ca_signer *
 signer_start(const char *datadir, pid_t *pid, char *errbuf, size_t errlen)
 {
+	int sv[SIGNER_CHANNELS][2], mine[SIGNER_CHANNELS],
+	    theirs[SIGNER_CHANNELS];
 	struct ca_signer *s;
 	struct ca_err e;
-	int sv[2];
+	size_t i;
 
 	/*
 	 * Close-on-exec: the programs dird runs later (PostgreSQL) must not
-	 * hold the socket, or the signer would not see dird go.
+	 * hold the sockets, or the signer would not see dird go.
 	 */
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == -1) {
-		snprintf(errbuf, errlen,
-		    "cannot start the CA signer: "
-		    "socketpair: %s",
-		    strerror(errno));
-		return NULL;
+	for (i = 0; i < SIGNER_CHANNELS; i++) {
+		if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv[i]) ==
+		    -1) {
+			snprintf(errbuf, errlen,
+			    "cannot start the CA signer: socketpair: %s",
+			    strerror(errno));
+			close_pairs(sv, i);
+			return NULL;
+		}
+		mine[i] = sv[i][0];
+		theirs[i] = sv[i][1];
 	}
 	/* Nothing buffered may be written twice. */
 	fflush(stdout);
@@ -198,16 +257,18 @@ signer_start(const char *datadir, pid_t *pid, char *errbuf, size_t errlen)
 	if ((*pid = fork()) == -1) {
 		snprintf(errbuf, errlen, "cannot start the CA signer: fork: %s",
 		    strerror(errno));
-		close(sv[0]);
-		close(sv[1]);
+		close_pairs(sv, SIGNER_CHANNELS);
 		return NULL;
 	}
 	if (*pid == 0) {
-		close(sv[0]);
-		signer_main(datadir, sv[1]);
+		for (i = 0; i < SIGNER_CHANNELS; i++)
+			close(mine[i]);
+		signer_main(datadir, theirs);
 	}
-	close(sv[1]);
-	if ((s = ca_signer_open_remote(sv[0], &e)) == NULL) {
+	for (i = 0; i < SIGNER_CHANNELS; i++)
+		close(theirs[i]);
+	if ((s = ca_signer_open_remote_many(mine, SIGNER_CHANNELS, &e)) ==
+	    NULL) {
 		snprintf(errbuf, errlen, "cannot load the CA: %s", e.msg);
 		signer_wait(*pid);
 		return NULL;

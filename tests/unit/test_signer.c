@@ -19,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/core_names.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
@@ -197,10 +198,93 @@ test_remote_ca(void)
 	    "the signer process exits 0 when the "
 	    "CA is freed (end of stream)");
 }
+/* How tbs_made varies the certificate it encodes. */
+enum variant {
+	V_CA_KEY,	     /* the CA's own public key */
+	V_CA_KEY_COMPRESSED, /* ... as a compressed point */
+	V_CA_NAME,	     /* the CA's own subject name */
+	V_UNKNOWN_EXT,	     /* an extension this CA never issues */
+	V_TWICE,	     /* keyUsage twice */
+	V_V1,		     /* a version 1 certificate */
+	V_LONG,		     /* valid for over a hundred years */
+};
+
+/* A TBSCertificate of this CA's issuer name, with one thing wrong. */
+static unsigned char *
+tbs_made(X509 *ca, enum variant v, int *len)
+{
+	EVP_PKEY *k = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+	EVP_PKEY *pub = NULL;
+	X509_NAME *subj = X509_NAME_new();
+	X509_EXTENSION *ext = NULL;
+	unsigned char *der = NULL;
+	X509V3_CTX ctx;
+	X509 *x = X509_new();
+
+	X509_NAME_add_entry_by_txt(subj, "CN", MBSTRING_ASC,
+	    (const unsigned char *)"Mallory", -1, -1, 0);
+	X509_set_version(x, v == V_V1 ? X509_VERSION_1 : X509_VERSION_3);
+	ASN1_INTEGER_set(X509_get_serialNumber(x), 4712);
+	X509_set_issuer_name(x, X509_get_subject_name(ca));
+	X509_set_subject_name(x,
+	    v == V_CA_NAME ? X509_get_subject_name(ca) : subj);
+	X509_gmtime_adj(X509_getm_notBefore(x), 0);
+	X509_gmtime_adj(X509_getm_notAfter(x),
+	    v == V_LONG ? 36600L * 86400 : 86400);
+	if (v == V_CA_KEY || v == V_CA_KEY_COMPRESSED) {
+		pub = EVP_PKEY_dup(X509_get0_pubkey(ca));
+		if (v == V_CA_KEY_COMPRESSED)
+			EVP_PKEY_set_utf8_string_param(pub,
+			    OSSL_PKEY_PARAM_EC_POINT_CONVERSION_FORMAT,
+			    "compressed");
+		X509_set_pubkey(x, pub);
+	} else {
+		X509_set_pubkey(x, k);
+	}
+	X509V3_set_ctx(&ctx, ca, x, NULL, NULL, 0);
+	if (v == V_UNKNOWN_EXT)
+		ext = X509V3_EXT_conf_nid(NULL, &ctx, NID_netscape_comment,
+		    "hello");
+	else if (v != V_V1)
+		ext = X509V3_EXT_conf_nid(NULL, &ctx, NID_key_usage,
+		    "digitalSignature");
+	if (ext != NULL)
+		X509_add_ext(x, ext, -1);
+	if (v == V_TWICE)
+		X509_add_ext(x, ext, -1);
+	X509_sign(x, k, EVP_sha256());
+	*len = i2d_re_X509_tbs(x, &der);
+	X509_EXTENSION_free(ext);
+	X509_NAME_free(subj);
+	X509_free(x);
+	EVP_PKEY_free(pub);
+	EVP_PKEY_free(k);
+	return der;
+}
 
 static void
 test_refusals(struct ca_signer *s, X509 *ca)
 {
+	static const struct {
+		enum variant v;
+		enum ca_errcode code;
+		const char *word, *what;
+	} made[] = {
+		{ V_CA_KEY, CA_ERR_POLICY, "own name or key",
+		    "a certificate for the CA's own key" },
+		{ V_CA_KEY_COMPRESSED, CA_ERR_POLICY, "own name or key",
+		    "the CA's key written as a compressed point" },
+		{ V_CA_NAME, CA_ERR_POLICY, "own name or key",
+		    "a certificate with the CA's own name" },
+		{ V_UNKNOWN_EXT, CA_ERR_POLICY, "never issues",
+		    "an extension this CA never issues" },
+		{ V_TWICE, CA_ERR_INVALID, "twice", "an extension twice" },
+		{ V_V1, CA_ERR_INVALID, "version", "a version 1 certificate" },
+		{ V_LONG, CA_ERR_POLICY, "days",
+		    "over 36500 days of validity" },
+	};
+	size_t i;
+
 	static const unsigned char junk[] = "not a certificate at all";
 	unsigned char *tbs;
 	int len;
@@ -228,6 +312,12 @@ test_refusals(struct ca_signer *s, X509 *ca)
 	refused(s, tbs, (size_t)len - 3, CA_ERR_INVALID, "DER",
 	    "a truncated TBSCertificate");
 	OPENSSL_free(tbs);
+	for (i = 0; i < sizeof(made) / sizeof(made[0]); i++) {
+		tbs = tbs_made(ca, made[i].v, &len);
+		refused(s, tbs, (size_t)len, made[i].code, made[i].word,
+		    made[i].what);
+		OPENSSL_free(tbs);
+	}
 }
 
 /*
