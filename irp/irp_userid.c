@@ -30,11 +30,26 @@ label_ok(const char *s, size_t n)
 	return 1;
 }
 
+/* Whether s is dot-separated labels, each as label_ok wants it. */
+static int
+labels_ok(const char *s)
+{
+	const char *dot;
+
+	for (;; s = dot + 1) {
+		dot = strchr(s, '.');
+		if (!label_ok(s, dot ? (size_t)(dot - s) : strlen(s)))
+			return 0;
+		if (dot == NULL)
+			return 1;
+	}
+}
+
 int
 irp_userid_normalize(const char *in, char *out, size_t outlen,
     const char **why)
 {
-	const char *at, *p, *dot;
+	const char *at, *p;
 	size_t len, i;
 	const char *dummy;
 
@@ -64,15 +79,9 @@ irp_userid_normalize(const char *in, char *out, size_t outlen,
 			       "digits and . _ % + -";
 			return -1;
 		}
-	for (p = at + 1;; p = dot + 1) {
-		dot = strchr(p, '.');
-		if (!label_ok(p, dot ? (size_t)(dot - p) : strlen(p))) {
-			*why = "the domain must be DNS labels of letters, "
-			       "digits and -";
-			return -1;
-		}
-		if (dot == NULL)
-			break;
+	if (!labels_ok(at + 1)) {
+		*why = "the domain must be DNS labels of letters, digits and -";
+		return -1;
 	}
 	for (i = 0; i <= len; i++)
 		out[i] = (char)tolower((unsigned char)in[i]);
@@ -83,7 +92,7 @@ int
 irp_domain_normalize(const char *in, char *out, size_t outlen,
     const char **why)
 {
-	const char *p, *dot, *dummy;
+	const char *dummy;
 	size_t len, i;
 
 	if (why == NULL)
@@ -94,14 +103,9 @@ irp_domain_normalize(const char *in, char *out, size_t outlen,
 		*why = "a domain has 1 to 253 characters";
 		return -1;
 	}
-	for (p = in;; p = dot + 1) {
-		dot = strchr(p, '.');
-		if (!label_ok(p, dot ? (size_t)(dot - p) : strlen(p))) {
-			*why = "a domain is DNS labels of letters, digits and -";
-			return -1;
-		}
-		if (dot == NULL)
-			break;
+	if (!labels_ok(in)) {
+		*why = "a domain is DNS labels of letters, digits and -";
+		return -1;
 	}
 	for (i = 0; i <= len; i++)
 		out[i] = (char)tolower((unsigned char)in[i]);
