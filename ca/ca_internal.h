@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <time.h>
 
+#include <openssl/asn1t.h>
 #include <openssl/evp.h>
 #include <openssl/ocsp.h>
 #include <openssl/x509.h>
@@ -55,6 +56,9 @@ struct ca {
 	X509_EXTENSION *leaf_ext[CA_EXT_N];
 	/* ca_sign.c: what putting signed objects together needs. */
 	EVP_PKEY *standin;		/* a throwaway key of the CA's kind */
+	X509_ALGOR *sigalg;		/* the CA key's signature algorithm */
+	unsigned char *sigalg_der;	/* ... as DER */
+	size_t sigalg_len;
 	X509 *standin_cert;		/* holding standin, for OCSP */
 	unsigned char *respid;		/* OCSP ResponderID byKey, DER */
 	size_t respid_len;
@@ -161,6 +165,34 @@ unsigned char *ca_der_tlv(int constructed, int tag, int xclass,
 unsigned char *ca_der_signed(const struct ca_der_span *tbs,
     const struct ca_der_span *alg, const unsigned char *sig, size_t sig_len,
     const struct ca_der_span *extra, size_t *out_len, struct ca_err *err);
+
+/*
+ * A TBSCertificate as the signer reads it and enrolment writes it:
+ * OpenSSL's own X509_CINF would decode the subject's public key, which
+ * OpenSSL 3.0 does through its provider decoders at about 90 us a time,
+ * more than the signature.  Nothing needs the key as an object here:
+ * the subjectPublicKeyInfo is its algorithm and its bits.  The ASN.1
+ * items are in ca_tbs.c.
+ */
+typedef struct {
+	X509_ALGOR *alg;
+	ASN1_BIT_STRING *key;
+} TBS_SPKI;
+
+typedef struct {
+	ASN1_INTEGER *version;
+	ASN1_INTEGER *serial;
+	X509_ALGOR *sigalg;
+	X509_NAME *issuer;
+	X509_VAL *validity;
+	X509_NAME *subject;
+	TBS_SPKI *spki;
+	ASN1_BIT_STRING *issuer_uid;
+	ASN1_BIT_STRING *subject_uid;
+	STACK_OF(X509_EXTENSION) * exts;
+} TBS_CERT;
+DECLARE_ASN1_ITEM(TBS_SPKI)
+DECLARE_ASN1_ITEM(TBS_CERT)
 
 /* ca_tbs.c: what every signer checks before it signs (ca_signer.h). */
 int ca_tbs_check(X509 *ca_cert, const unsigned char *alg, size_t alg_len,

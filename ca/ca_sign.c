@@ -87,6 +87,7 @@ ca_sign_init(struct ca *ca, struct ca_err *err)
 {
 	struct ca_der_span cert = { ca->der, ca->der_len };
 	unsigned char *seq = NULL;
+	const unsigned char *alg;
 	size_t seq_len;
 	int rv = -1;
 
@@ -96,6 +97,17 @@ ca_sign_init(struct ca *ca, struct ca_err *err)
 	if ((ca->standin_cert = X509_new()) == NULL ||
 	    !X509_set_pubkey(ca->standin_cert, ca->standin)) {
 		ca_err_set(err, CA_ERR_CRYPTO, "cannot build a certificate");
+		goto err;
+	}
+	if (ca_sigalg_der(ca->standin, &ca->sigalg_der, &ca->sigalg_len, err) ==
+	    -1)
+		goto err;
+	alg = ca->sigalg_der;
+	if ((ca->sigalg = d2i_X509_ALGOR(NULL, &alg, (long)ca->sigalg_len)) ==
+	    NULL) {
+		ca_err_set(err, CA_ERR_CRYPTO,
+		    "cannot read the CA key's "
+		    "signature algorithm");
 		goto err;
 	}
 	if (respid_der(ca->cert, &ca->respid, &ca->respid_len, err) == -1)
@@ -120,6 +132,10 @@ ca_sign_free(struct ca *ca)
 {
 	EVP_PKEY_free(ca->standin);
 	X509_free(ca->standin_cert);
+	X509_ALGOR_free(ca->sigalg);
+	OPENSSL_free(ca->sigalg_der);
+	ca->sigalg = NULL;
+	ca->sigalg_der = NULL;
 	free(ca->respid);
 	free(ca->ocsp_certs);
 	ca->standin = NULL;
@@ -160,30 +176,62 @@ sign_tbs(const struct ca *ca, enum ca_tbs what, const struct ca_der_span *tbs,
 	return ca_der_signed(tbs, alg, sig, sig_len, extra, len, err);
 }
 
+/*
+ * The DER TBSCertificate of x (built, not signed) with the CA key's
+ * signature algorithm, in a buffer from OPENSSL_malloc: encoded with
+ * TBS_CERT rather than by signing x with the standin key first, which
+ * would cost a signature and, to read the key back, a decoder.
+ */
+static int
+tbs_encode(const struct ca *ca, X509 *x, unsigned char **der)
+{
+	X509_VAL validity = { (ASN1_TIME *)X509_get0_notBefore(x),
+		(ASN1_TIME *)X509_get0_notAfter(x) };
+	const unsigned char *p;
+	unsigned char *spki_der = NULL;
+	ASN1_INTEGER *v3;
+	TBS_CERT t;
+	int n = -1, spki_len;
+
+	*der = NULL;
+	memset(&t, 0, sizeof(t));
+	if ((v3 = ASN1_INTEGER_new()) == NULL || !ASN1_INTEGER_set(v3, 2) ||
+	    (spki_len = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(x), &spki_der)) <=
+		0)
+		goto err;
+	p = spki_der;
+	if ((t.spki = (TBS_SPKI *)ASN1_item_d2i(NULL, &p, spki_len,
+		 ASN1_ITEM_rptr(TBS_SPKI))) == NULL)
+		goto err;
+	/* Borrowed from x and ca; only v3 and spki are this function's. */
+	t.version = v3;
+	t.serial = (ASN1_INTEGER *)X509_get0_serialNumber(x);
+	t.sigalg = ca->sigalg;
+	t.issuer = X509_get_issuer_name(x);
+	t.validity = &validity;
+	t.subject = X509_get_subject_name(x);
+	t.exts = (STACK_OF(X509_EXTENSION) *)X509_get0_extensions(x);
+	n = ASN1_item_i2d((ASN1_VALUE *)&t, der, ASN1_ITEM_rptr(TBS_CERT));
+err:
+	ASN1_item_free((ASN1_VALUE *)t.spki, ASN1_ITEM_rptr(TBS_SPKI));
+	ASN1_INTEGER_free(v3);
+	OPENSSL_free(spki_der);
+	return n;
+}
+
 int
 ca_sign_cert_der(const struct ca *ca, X509 *x, unsigned char **der, size_t *len,
     struct ca_err *err)
 {
-	struct ca_der_span tbs, alg;
-	const X509_ALGOR *palg;
-	unsigned char *tbs_der = NULL, *alg_der = NULL;
+	struct ca_der_span tbs, alg = { ca->sigalg_der, ca->sigalg_len };
+	unsigned char *tbs_der = NULL;
 
 	*der = NULL;
-	if (X509_sign(x, ca->standin, ca_sign_md(ca->standin)) <= 0) {
+	if (i2d_span(tbs_encode(ca, x, &tbs_der), &tbs_der, &tbs) == -1)
 		ca_err_set(err, CA_ERR_CRYPTO, "cannot encode the certificate");
-		goto err;
-	}
-	/* Encoded again, as 3.0 has no i2d of the cached TBS: DER is one. */
-	X509_get0_signature(NULL, &palg, x);
-	if (i2d_span(i2d_re_X509_tbs(x, &tbs_der), &tbs_der, &tbs) == -1 ||
-	    i2d_span(i2d_X509_ALGOR(palg, &alg_der), &alg_der, &alg) == -1) {
-		ca_err_set(err, CA_ERR_CRYPTO, "cannot encode the certificate");
-		goto err;
-	}
-	*der = sign_tbs(ca, CA_TBS_CERT, &tbs, &alg, NULL, len, err);
-err:
+	else
+		*der = sign_tbs(ca, CA_TBS_CERT, &tbs, &alg, NULL, len, err);
 	OPENSSL_free(tbs_der);
-	OPENSSL_free(alg_der);
 	return *der != NULL ? 0 : -1;
 }
 

@@ -69,35 +69,11 @@ alg_at(const unsigned char *tbs, size_t len, size_t i, int first_tag,
 	return 0;
 }
 
-/*
- * A TBSCertificate as this file reads it: OpenSSL's own X509_CINF would
- * decode the subject's public key, which OpenSSL 3.0 does through its
- * provider decoders at about 90 us a time, more than the signature.
- * Nothing here needs the key as an object: the subjectPublicKeyInfo is
- * read as its algorithm and its bits, which is all the checks compare.
- */
-typedef struct {
-	X509_ALGOR *alg;
-	ASN1_BIT_STRING *key;
-} TBS_SPKI;
-
-typedef struct {
-	ASN1_INTEGER *version;
-	ASN1_INTEGER *serial;
-	X509_ALGOR *sigalg;
-	X509_NAME *issuer;
-	X509_VAL *validity;
-	X509_NAME *subject;
-	TBS_SPKI *spki;
-	ASN1_BIT_STRING *issuer_uid;
-	ASN1_BIT_STRING *subject_uid;
-	STACK_OF(X509_EXTENSION) * exts;
-} TBS_CERT;
-
+/* TBS_CERT and TBS_SPKI (ca_internal.h says why they exist). */
 ASN1_SEQUENCE(TBS_SPKI) = {
 	ASN1_SIMPLE(TBS_SPKI, alg, X509_ALGOR),
 	ASN1_SIMPLE(TBS_SPKI, key, ASN1_BIT_STRING),
-} static_ASN1_SEQUENCE_END(TBS_SPKI)
+} ASN1_SEQUENCE_END(TBS_SPKI)
 
 ASN1_SEQUENCE(TBS_CERT) = {
 	ASN1_EXP_OPT(TBS_CERT, version, ASN1_INTEGER, 0),
@@ -110,7 +86,7 @@ ASN1_SEQUENCE(TBS_CERT) = {
 	ASN1_IMP_OPT(TBS_CERT, issuer_uid, ASN1_BIT_STRING, 1),
 	ASN1_IMP_OPT(TBS_CERT, subject_uid, ASN1_BIT_STRING, 2),
 	ASN1_EXP_SEQUENCE_OF_OPT(TBS_CERT, exts, X509_EXTENSION, 3),
-} static_ASN1_SEQUENCE_END(TBS_CERT)
+} ASN1_SEQUENCE_END(TBS_CERT)
 
 static int
 cert_validity(const X509_VAL *v, struct ca_err *err)
