@@ -702,10 +702,64 @@ device_build(const void *arg)
 json_t *
 irp_user_build(const struct irp_user *u)
 {
-	return json_pack("{s:s,s:s,s:s?,s:b,s:o}", "userid", u->userid, "name",
-	    u->name, "email", u->email[0] ? u->email : NULL, "online",
+	const struct irp_vouch *v = u->via;
+	json_t *via = NULL;
+
+	if (v != NULL &&
+	    (via = json_pack("{s:s,s:s,s:s,s:s}", "domain", v->domain, "trust",
+		 v->trust, "ca_sha256", v->ca_sha256, "ca",
+		 v->ca_pem ? v->ca_pem : "")) == NULL)
+		return NULL;
+	return json_pack("{s:s,s:s,s:s?,s:b,s:o,s:o*}", "userid", u->userid,
+	    "name", u->name, "email", u->email[0] ? u->email : NULL, "online",
 	    u->online, "devices",
-	    list_build(u->dev, u->ndev, sizeof(u->dev[0]), device_build));
+	    list_build(u->dev, u->ndev, sizeof(u->dev[0]), device_build),
+	    "registry", via);
+}
+
+static int
+vouch_parse(json_t *root, struct irp_user *u, struct irp_err *err)
+{
+	static const char what[] = "lookup";
+	json_t *r = json_object_get(root, "registry");
+	struct irp_vouch *v;
+
+	if (r == NULL || json_is_null(r))
+		return 0;
+	if ((v = calloc(1, sizeof(*v))) == NULL) {
+		irp_seterr(err, 0, "memory", "out of memory");
+		return -1;
+	}
+	u->via = v;
+	if (rep_object(r, what, err) == -1 ||
+	    rep_str(r, "domain", v->domain, sizeof(v->domain), REQUIRED, what,
+		err) == -1 ||
+	    rep_str(r, "trust", v->trust, sizeof(v->trust), REQUIRED, what,
+		err) == -1 ||
+	    rep_str(r, "ca_sha256", v->ca_sha256, sizeof(v->ca_sha256),
+		REQUIRED, what, err) == -1 ||
+	    rep_dup(r, "ca", &v->ca_pem, what, err) == -1)
+		return -1;
+	return 0;
+}
+
+int
+irp_user_set_via(struct irp_user *u, const struct irp_vouch *v)
+{
+	struct irp_vouch *c;
+
+	if ((c = malloc(sizeof(*c))) == NULL)
+		return -1;
+	*c = *v;
+	if (v->ca_pem != NULL && (c->ca_pem = strdup(v->ca_pem)) == NULL) {
+		free(c);
+		return -1;
+	}
+	if (u->via != NULL)
+		free(u->via->ca_pem);
+	free(u->via);
+	u->via = c;
+	return 0;
 }
 
 static int
@@ -764,6 +818,8 @@ irp_user_parse(json_t *root, struct irp_user **out, struct irp_err *err)
 	    rep_bool(root, "online", &u->online, what, err) == -1 ||
 	    rep_array(root, "devices", &devs, what, err) == -1)
 		goto err;
+	if (vouch_parse(root, u, err) == -1)
+		goto err;
 	json_array_foreach(devs, i, d) {
 		if (u->ndev == IRP_DEVICES_MAX)
 			break;
@@ -808,6 +864,10 @@ irp_user_clear(struct irp_user *u)
 	free(u->dev);
 	u->dev = NULL;
 	u->ndev = 0;
+	if (u->via != NULL)
+		free(u->via->ca_pem);
+	free(u->via);
+	u->via = NULL;
 }
 
 void

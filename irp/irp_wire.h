@@ -203,7 +203,8 @@ struct irp_device {
 
 /*
  * GET /v1/users/{userid}: {"userid","name","email" (null when none),
- * "online","devices":[...]}.  email is "" when there is none.
+ * "online","devices":[...]} and, for another domain's user, "registry".
+ * email is "" when there is none.
  */
 struct irp_user {
 	char userid[IRP_USERID_MAX + 1];
@@ -212,6 +213,25 @@ struct irp_user {
 	int online;
 	size_t ndev;
 	struct irp_device *dev;
+	struct irp_vouch *via; /* NULL: a user of the answering registry */
+};
+
+/*
+ * A user of another domain, looked up by one's own registry on one's
+ * behalf (federation): "registry":{"domain","trust","ca_sha256","ca"}.
+ * The other domain's registry CA as one's own registry accepted it, and
+ * by which rule: "pinned" (its administrator named the CA's SHA-256) or
+ * "dane" (the other domain publishes it in DNSSEC-signed TLSA records).
+ * The devices' certificates chain to ca_pem.
+ */
+#define IRP_DOMAIN_MAX 253
+#define IRP_TRUST_PINNED "pinned"
+#define IRP_TRUST_DANE "dane"
+struct irp_vouch {
+	char domain[IRP_DOMAIN_MAX + 1];
+	char trust[IRP_WORD_MAX];
+	char ca_sha256[IRP_FP_MAX];
+	char *ca_pem;
 };
 json_t *irp_user_build(const struct irp_user *u);
 /* *out is new (irp_user_free()), or NULL on -1. */
@@ -222,7 +242,12 @@ int irp_user_parse(json_t *root, struct irp_user **out,
  * then on, also on -1).  0, or -1 when out of memory.
  */
 int irp_user_add_device(struct irp_user *u, struct irp_device *d) IRP_WUR;
-/* Free the devices of u and set ndev to 0; u itself stays. */
+/*
+ * Set u->via to a copy of v (its ca_pem duplicated).  0, or -1 when out
+ * of memory.
+ */
+int irp_user_set_via(struct irp_user *u, const struct irp_vouch *v) IRP_WUR;
+/* Free the devices and via of u and set ndev to 0; u itself stays. */
 void irp_user_clear(struct irp_user *u);
 /* irp_user_clear() and free(u). */
 void irp_user_free(struct irp_user *u);

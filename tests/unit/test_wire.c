@@ -397,6 +397,39 @@ test_user(void)
 	check(irp_user_parse(j, &p, &e) == 0 && p != NULL && same_user(&u, p),
 	    "lookup answer round trip");
 	irp_user_free(p);
+	/* Another domain's user: the registry that vouches, and how. */
+	{
+		struct irp_vouch v = { "example.net", IRP_TRUST_PINNED, "ab",
+			(char *)"CA PEM" };
+		json_t *j2;
+
+		check(irp_user_set_via(&u, &v) == 0 && u.via != NULL &&
+			u.via->ca_pem != v.ca_pem,
+		    "irp_user_set_via copies the CA");
+		j2 = irp_user_build(&u);
+		check(j2 != NULL && json_object_get(j, "registry") == NULL,
+		    "a local answer has no \"registry\"");
+		check(irp_user_parse(j2, &p, &e) == 0 && p->via != NULL &&
+			strcmp(p->via->domain, "example.net") == 0 &&
+			strcmp(p->via->trust, "pinned") == 0 &&
+			strcmp(p->via->ca_sha256, "ab") == 0 &&
+			strcmp(p->via->ca_pem, "CA PEM") == 0 &&
+			same_user(&u, p),
+		    "a federated answer round trip keeps domain, trust, CA");
+		irp_user_free(p);
+		json_object_set_new(json_object_get(j2, "registry"), "ca",
+		    json_integer(1));
+		p = (struct irp_user *)&u;
+		check(irp_user_parse(j2, &p, &e) == -1 && p == NULL,
+		    "a \"registry\" whose CA is no string is refused");
+		json_decref(j2);
+		j2 = json_pack("{s:s,s:[],s:{s:s}}", "userid", "x@y", "devices",
+		    "registry", "domain", "example.net");
+		check(irp_user_parse(j2, &p, &e) == -1 &&
+			strstr(e.msg, "\"trust\"") != NULL,
+		    "a \"registry\" without its trust basis is refused");
+		json_decref(j2);
+	}
 	/* More devices than a client keeps: cut at IRP_DEVICES_MAX. */
 	devs = json_object_get(j, "devices");
 	while (json_array_size(devs) <= IRP_DEVICES_MAX)
