@@ -304,6 +304,25 @@ int ca_cert_is_ours(const struct ca *ca, const unsigned char *buf, size_t len,
     struct ca_err *err) CA_WUR;
 
 /*
+ * Another domain's registry (federation).  ca_verify_registry: leaf
+ * (DER) is a registry's certificate (serverAuth, no user id) issued by
+ * the CA ca_der and valid at now; 0, or -1 with the reason.
+ * ca_tlsa_match: 1 if a DANE-TA TLSA record's selector (0 the whole
+ * certificate, 1 its SubjectPublicKeyInfo), matching type (0 exact,
+ * 1 SHA-256, 2 SHA-512) and data name the certificate ca_der, else 0.
+ * ca_is_ca_cert: 1 if der is one self-signed CA certificate.
+ * ca_der_sha256_hex: the SHA-256 of der as 64 lower-case hex digits.
+ */
+int ca_verify_registry(const unsigned char *ca_der, size_t ca_len,
+    const unsigned char *leaf_der, size_t leaf_len, time_t now,
+    struct ca_err *err) CA_WUR;
+int ca_tlsa_match(const unsigned char *ca_der, size_t ca_len, int selector,
+    int mtype, const unsigned char *data, size_t len);
+int ca_is_ca_cert(const unsigned char *der, size_t len);
+int ca_der_sha256_hex(const unsigned char *der, size_t len,
+    char out[CA_FP_HEX_LEN]) CA_WUR;
+
+/*
  * Client side helpers (dchat, tests): generate a private key (PEM, PKCS#8,
  * unencrypted; caller frees with ca_secret_free) and a CSR for it (PEM, free()).
  */

@@ -7,6 +7,10 @@
 #include <time.h>
 
 #include "api.h"
+#include "auth.h"
+#include "fed.h"
+#include "log.h"
+#include "reg.h"
 #include "irp.h"
 
 static int
@@ -238,6 +242,33 @@ lookup_key(const char *userid, char *key, size_t len)
 	return (size_t)snprintf(key, len, "u%s", userid);
 }
 
+/*
+ * A user of another domain: asked of its registry on the user's behalf
+ * (fed.h).  Another registry asking gets no such answer from here: each
+ * registry answers for its own domain, so no question goes round.
+ */
+static void
+user_get_foreign(struct http_req *req, struct http_resp *resp,
+    const char *userid)
+{
+	struct reg_err e;
+	char *body;
+	size_t len;
+	int cached;
+
+	if (req->who.kind == AUTH_REGISTRY) {
+		http_error(resp, 403, "federation_refused", "this registry "
+		    "answers for %s only", req->reg->conf.domain);
+		return;
+	}
+	if (fed_lookup(req->reg->fed, req->db, userid, req->who.user.userid,
+		req->no_cache, &body, &len, &cached, &e) == -1) {
+		http_reg_error(resp, &e);
+		return;
+	}
+	http_json_text(resp, 200, body, len);
+}
+
 void
 api_user_get(struct http_req *req, struct http_resp *resp)
 {
@@ -257,6 +288,14 @@ api_user_get(struct http_req *req, struct http_resp *resp)
 		http_error(resp, 400, "invalid_userid", "%s", why);
 		return;
 	}
+	if (strcmp(strrchr(userid, '@') + 1, req->reg->conf.domain) != 0) {
+		user_get_foreign(req, resp, userid);
+		return;
+	}
+	if (req->who.kind == AUTH_REGISTRY)
+		log_info("%s %s: the registry of %s (%s) looks up %s",
+		    req->reqid, req->source, req->who.registry, req->who.trust,
+		    userid);
 	keylen = lookup_key(userid, key, sizeof(key));
 	if (c != NULL) {
 		if (cache_get(c, key, keylen, time(NULL), &text, &len) == 1) {

@@ -60,6 +60,7 @@ api_actor(const struct http_req *req, struct reg_actor *who)
 	case AUTH_PASSWORD:
 		who->by = REG_BY_PASSWORD;
 		break;
+	case AUTH_REGISTRY: /* another domain's registry only looks up */
 	case AUTH_NONE:
 		break;
 	}

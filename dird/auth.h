@@ -14,7 +14,8 @@
 struct http_req;
 struct reg_err;
 
-enum auth_kind { AUTH_NONE = 0, AUTH_CERT, AUTH_CODE, AUTH_PASSWORD };
+enum auth_kind { AUTH_NONE = 0, AUTH_CERT, AUTH_CODE, AUTH_PASSWORD,
+	AUTH_REGISTRY };
 
 struct auth_ident {
 	enum auth_kind kind;
@@ -22,6 +23,9 @@ struct auth_ident {
 	int64_t cert_id; /* AUTH_CERT: the certificate used */
 	char serial[DB_SERIAL_MAX];
 	char fingerprint[DB_FP_MAX];
+	/* AUTH_REGISTRY: another domain's registry (fed_admit), and why. */
+	char registry[254];
+	char trust[32];
 };
 
 /* Secrets accepted by auth_secret(). */

@@ -98,6 +98,26 @@ static const struct conf_key {
 	    "auto|local|shared|off", 0 },
 	I("cache_entries", cache_entries, 16, 1 << 22, "16384",
 	    "answers the cache holds at most"),
+	S("federation_dns", fed_dns, "",
+	    "the DNS resolver for other domains' registries, ADDR or "
+	    "ADDR@PORT; empty for the system's (resolv.conf)"),
+	S("federation_dns_anchor", fed_anchor, "",
+	    "DNSSEC trust anchor file (e.g. /usr/share/dns/root.key); DANE "
+	    "rules need one"),
+	I("federation_timeout", fed_timeout, 1, 60, "5",
+	    "seconds a DNS server or another registry has to answer"),
+	IL("federation_cache_max", fed_cache_max, 0, 3600, "60",
+	    "seconds an answer of another registry is kept at most"),
+	IL("federation_negative_ttl", fed_negative_ttl, 1, 3600, "30",
+	    "seconds a failure to reach or trust another registry is kept"),
+	I("federation_rate", fed_rate, 1, 100000, "60",
+	    "lookups in other domains one user may cause per minute"),
+	I("federation_inbound_rate", fed_inbound_rate, 1, 1000000, "600",
+	    "lookups another domain's registry may make here per minute"),
+	{ "federation_serve", CT_STR, offsetof(struct conf, fed_serve),
+	    sizeof(((struct conf *)0)->fed_serve), 0, 0, "rules",
+	    "which other registries may look users up here: rules (those of "
+	    "domains with a pinned or dane rule) or off", "rules|off", 1 },
 #undef I
 #undef IL
 #undef S
@@ -105,7 +125,7 @@ static const struct conf_key {
 };
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
-_Static_assert(NKEYS <= 32, "struct load_ctx counts at most 32 keys");
+_Static_assert(NKEYS <= 48, "struct load_ctx counts at most 48 keys");
 
 struct load_ctx {
 	struct conf *c;
@@ -114,7 +134,7 @@ struct load_ctx {
 	size_t errlen;
 	int failed;
 	int listen_from_file;
-	int seen[32]; /* how often each key of the table was met */
+	int seen[48]; /* how often each key of the table was met */
 };
 
 /* Whether value is one of the '|'-separated choices. */

@@ -41,6 +41,15 @@ struct conf {
 	int auth_fail_window; /* seconds */
 	char cache[8];	 /* auto, local, shared or off */
 	int cache_entries;
+	/* Federation (fed.h). */
+	char fed_dns[128];	       /* resolver ADDR[@PORT]; "" the system's */
+	char fed_anchor[CONF_STR_MAX]; /* DNSSEC trust anchor file, or "" */
+	int fed_timeout;	       /* seconds per question to a DNS or registry */
+	int fed_cache_max;	       /* seconds an answer is kept at most */
+	int fed_negative_ttl;	       /* seconds a failure is kept */
+	int fed_rate;		       /* queries a user may cause per minute */
+	int fed_inbound_rate;	       /* queries per other domain per minute */
+	char fed_serve[8];	       /* rules or off: who may ask us */
 };
 
 /* Fill c with the defaults. */

@@ -27,6 +27,7 @@
 #include <openssl/rand.h>
 
 #include "api.h"
+#include "fed.h"
 #include "http.h"
 #include "log.h"
 
@@ -36,6 +37,7 @@ enum route_auth {
 	RA_ADMIN,   /* a valid client certificate of an admin */
 	RA_SECRET,  /* the handler authenticates (codes, passwords) */
 	RA_METRICS, /* as the metrics setting says (see authenticate) */
+	RA_LOOKUP,  /* RA_CERT, or another domain's registry (fed_admit) */
 };
 
 enum route_body {
@@ -89,7 +91,7 @@ static const struct route {
 	    "backup_put", HK_IRP },
 	{ "GET", "/v1/me/backup", RA_SECRET, RB_NONE, 0, api_backup_get,
 	    "backup_get", HK_IRP },
-	{ "GET", "/v1/users/*", RA_CERT, RB_NONE, 0, api_user_get, "lookup",
+	{ "GET", "/v1/users/*", RA_LOOKUP, RB_NONE, 0, api_user_get, "lookup",
 	    HK_IRP },
 	{ "POST", "/v1/certificates/*/revoke", RA_CERT, RB_JSON, 0, api_revoke,
 	    "revoke", HK_IRP },
@@ -162,6 +164,8 @@ struct conn_ctx {
 	int verified;
 	unsigned char *der;
 	size_t der_len;
+	unsigned char *ca_der; /* the certificate sent after it, if any */
+	size_t ca_der_len;
 	char source[INET6_ADDRSTRLEN];
 };
 
@@ -432,6 +436,7 @@ notify_connection(void *cls, struct MHD_Connection *conn, void **socket_ctx,
 		*socket_ctx = cc;
 	} else if (toe == MHD_CONNECTION_NOTIFY_CLOSED && cc != NULL) {
 		free(cc->der);
+		free(cc->ca_der);
 		free(cc);
 		*socket_ctx = NULL;
 	}
@@ -467,6 +472,12 @@ check_peer(struct MHD_Connection *conn, struct conn_ctx *cc)
 		return;
 	memcpy(cc->der, peers[0].data, peers[0].size);
 	cc->der_len = peers[0].size;
+	/* Another domain's registry sends its CA after its certificate. */
+	if (n >= 2 && peers[1].size > 0 && peers[1].size <= 16384 &&
+	    (cc->ca_der = malloc(peers[1].size)) != NULL) {
+		memcpy(cc->ca_der, peers[1].data, peers[1].size);
+		cc->ca_der_len = peers[1].size;
+	}
 	if (gnutls_certificate_verify_peers(s, &purpose, 1, &status) == 0 &&
 	    status == 0)
 		cc->verified = 1;
@@ -591,6 +602,22 @@ authenticate(struct http_req *req, const struct route *rt,
 	case RA_NONE:
 	case RA_SECRET:
 		return 0;
+	case RA_LOOKUP:
+		if (req->from_domain != NULL) {
+			if (fed_admit(req->reg->fed, req->db, req->from_domain,
+				req->peer_der, req->peer_der_len, req->peer_ca_der,
+				req->peer_ca_der_len, req->who.trust,
+				req->who.registry, &e) == -1) {
+				log_info("%s %s: refused a registry asking as "
+				    "%.80s: %s", req->reqid, req->source,
+				    req->from_domain, e.msg);
+				http_reg_error(resp, &e);
+				return -1;
+			}
+			req->who.kind = AUTH_REGISTRY;
+			return 0;
+		}
+		/* FALLTHROUGH */
 	case RA_CERT:
 		if (auth_cert(req->reg->auth, req, &e) == -1) {
 			http_reg_error(resp, &e);
@@ -645,6 +672,7 @@ req_setup(struct http_server *srv, struct MHD_Connection *conn,
 	const union MHD_ConnectionInfo *ci;
 	struct conn_ctx *cc = NULL;
 	struct db_err de;
+	const char *cctl;
 
 	memset(req, 0, sizeof(*req));
 	req->method = method;
@@ -661,7 +689,14 @@ req_setup(struct http_server *srv, struct MHD_Connection *conn,
 		req->peer_der = cc->der;
 		req->peer_der_len = cc->der_len;
 		req->peer_verified = cc->verified;
+		req->peer_ca_der = cc->ca_der;
+		req->peer_ca_der_len = cc->ca_der_len;
 	}
+	req->from_domain = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+	    "IRP-Domain");
+	cctl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+	    MHD_HTTP_HEADER_CACHE_CONTROL);
+	req->no_cache = cctl != NULL && strstr(cctl, "no-cache") != NULL;
 	req->param = rc->param;
 	req->authorization = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
 	    MHD_HTTP_HEADER_AUTHORIZATION);

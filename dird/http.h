@@ -33,6 +33,10 @@ struct http_req {
 	const unsigned char *peer_der; /* client certificate, or NULL */
 	size_t peer_der_len;
 	int peer_verified;    /* it chains to our CA (TLS-level check) */
+	const unsigned char *peer_ca_der; /* the certificate sent after it */
+	size_t peer_ca_der_len;
+	const char *from_domain; /* IRP-Domain: another registry asks */
+	int no_cache;	      /* Cache-Control: no-cache */
 };
 
 struct http_resp {

@@ -19,6 +19,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "fed.h"
 #include "http.h"
 #include "log.h"
 #include "reg.h"
@@ -279,9 +280,11 @@ main(int argc, char **argv)
 		reg_close(&reg);
 		fatalx("%s", errbuf);
 	}
-	if (reg_cache_start(&reg, errbuf, sizeof(errbuf)) == -1 ||
+	if ((reg.fed = fed_new(&reg, errbuf, sizeof(errbuf))) == NULL ||
+	    reg_cache_start(&reg, errbuf, sizeof(errbuf)) == -1 ||
 	    (srv = http_start(&reg, errbuf, sizeof(errbuf))) == NULL) {
 		log_warnx("%s", errbuf);
+		fed_free(reg.fed);
 		auth_free(reg.auth);
 		metrics_free(reg.metrics);
 		reg_close(&reg);
@@ -316,6 +319,7 @@ main(int argc, char **argv)
 		log_warnx("%d request%s still in flight after %d s; stopping "
 		    "anyway", i, i == 1 ? "" : "s", DRAIN_SECS);
 	http_stop(srv);
+	fed_free(reg.fed);
 	auth_free(reg.auth);
 	metrics_free(reg.metrics);
 	reg_close(&reg);	/* and the cache */	/* the signer process sees its end of stream */

@@ -13,6 +13,7 @@
 static const int statuses[] = { 200, 201, 204, 400, 401, 403, 404, 405, 409,
 	413, 415, 429, 500, 503 };
 #define NSTATUS (sizeof(statuses) / sizeof(statuses[0]) + 1)
+#define NFED 5 /* fed_results */
 
 static const double buckets[] = { 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
 	0.1, 0.25, 0.5, 1, 2.5, 5 };
@@ -25,7 +26,12 @@ struct metrics {
 	atomic_ulong count;
 	atomic_ulong auth_failures;
 	atomic_ulong db_errors;
+	atomic_ulong fed[2][NFED]; /* [incoming][result] */
 };
+
+/* Federated lookups by direction and result (metrics_fed). */
+static const char *const fed_results[NFED] = { "ok", "cached", "refused",
+	"limited", "error" };
 
 struct metrics *
 metrics_new(void)
@@ -75,6 +81,19 @@ void
 metrics_db_error(struct metrics *m)
 {
 	atomic_fetch_add(&m->db_errors, 1);
+}
+
+void
+metrics_fed(struct metrics *m, int incoming, const char *result)
+{
+	size_t i;
+
+	if (m == NULL)
+		return;
+	for (i = 0; i < NFED - 1; i++)
+		if (strcmp(fed_results[i], result) == 0)
+			break;
+	atomic_fetch_add(&m->fed[incoming != 0][i], 1);
 }
 
 struct buf {
@@ -160,6 +179,14 @@ metrics_render(struct metrics *m, const char *const *route_names,
 	put(&b, "# HELP dird_db_errors_total Database errors.\n"
 		"# TYPE dird_db_errors_total counter\n"
 		"dird_db_errors_total %lu\n", atomic_load(&m->db_errors));
+	put(&b, "# HELP dird_federation_queries_total Lookups of other "
+		"domains' users (out) and other registries' lookups here (in).\n"
+		"# TYPE dird_federation_queries_total counter\n");
+	for (s = 0; s < 2 * NFED; s++)
+		put(&b, "dird_federation_queries_total{direction=\"%s\","
+			"result=\"%s\"} %lu\n", s / NFED ? "in" : "out",
+		    fed_results[s % NFED],
+		    atomic_load(&m->fed[s / NFED][s % NFED]));
 	if (online >= 0)
 		put(&b, "# HELP dird_online_users Users with an unexpired "
 			"address.\n# TYPE dird_online_users gauge\n"

@@ -21,6 +21,12 @@ void metrics_request(struct metrics *m, size_t route, int status,
 void metrics_auth_failure(struct metrics *m);
 void metrics_db_error(struct metrics *m);
 /*
+ * One federated lookup (fed.h): incoming 0 for one this registry made,
+ * 1 for one it answered; result "ok", "cached", "refused", "limited" or
+ * "error".  m may be NULL (dirctl).
+ */
+void metrics_fed(struct metrics *m, int incoming, const char *result);
+/*
  * The exposition text (new buffer, free()); online < 0 and cache NULL
  * leave those figures out.
  */

@@ -47,6 +47,7 @@ struct reg_live; /* a configuration taken on SIGHUP (reg.c) */
 struct cache;	 /* cache.h */
 struct metrics;	 /* metrics.h, dird's */
 struct auth;	 /* auth.h, dird's */
+struct fed;	 /* fed.h, dird's */
 
 struct reg {
 	char datadir[PATH_MAX];
@@ -73,6 +74,7 @@ struct reg {
 	 */
 	struct metrics *metrics;
 	struct auth *auth;
+	struct fed *fed; /* fed.h: other domains' registries */
 };
 
 /* Build DATA/name into buf. */

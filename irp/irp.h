@@ -57,5 +57,8 @@ int irp_serial_normalize(const char *in, char *out, size_t outlen)
 /* Every time in the protocol: RFC 3339 in UTC, "2026-12-05T08:00:00Z". */
 #define IRP_TIME_LEN 21 /* with the NUL */
 void irp_time(long long t, char buf[IRP_TIME_LEN]);
+/* The inverse, for exactly that form: 0, or -1 for anything else. */
+int irp_time_parse(const char *s, long long *t)
+    __attribute__((warn_unused_result));
 
 #endif

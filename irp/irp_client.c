@@ -38,6 +38,12 @@ struct irp_client {
 	char *key_path;
 	/* "host:port:addr,..." when the server's name was resolved here. */
 	struct curl_slist *resolve;
+	/* The pinned CA as PEM text instead of a file (irp_client_new_pem). */
+	char *ca_pem;
+	/* A registry asking another on its users' behalf (federation). */
+	char *from_domain;
+	X509 *chain; /* sent after the client certificate */
+	long timeout; /* seconds for a whole call; 0: the default */
 };
 
 /* A response body, refused beyond limit so a broken server can't fill us. */
@@ -65,6 +71,9 @@ struct req {
 };
 
 static CURLcode registry_ctx(CURL *, void *, void *);
+static struct irp_client *client_new(const char *server, const char *ca_path,
+    const char *ca_pem, const char *cert_path, const char *key_path,
+    struct irp_err *err);
 
 static size_t
 write_cb(char *ptr, size_t size, size_t nmemb, void *arg)
@@ -106,6 +115,56 @@ struct irp_client *
 irp_client_new(const char *server, const char *ca_path, const char *cert_path,
     const char *key_path, struct irp_err *err)
 {
+	return client_new(server, ca_path, NULL, cert_path, key_path, err);
+}
+
+struct irp_client *
+irp_client_new_pem(const char *server, const char *ca_pem,
+    const char *cert_path, const char *key_path, struct irp_err *err)
+{
+	if (ca_pem == NULL) {
+		irp_seterr(err, 0, "usage", "a pinned CA is required");
+		return NULL;
+	}
+	return client_new(server, NULL, ca_pem, cert_path, key_path, err);
+}
+
+int
+irp_client_as_registry(struct irp_client *c, const char *domain,
+    const char *chain_pem, struct irp_err *err)
+{
+	BIO *bio = NULL;
+	X509 *x = NULL;
+
+	if (chain_pem != NULL &&
+	    ((bio = BIO_new_mem_buf(chain_pem, -1)) == NULL ||
+		(x = PEM_read_bio_X509(bio, NULL, NULL, NULL)) == NULL)) {
+		BIO_free(bio);
+		irp_seterr(err, 0, "usage", "the chain to present is no PEM "
+		    "certificate");
+		return -1;
+	}
+	BIO_free(bio);
+	free(c->from_domain);
+	X509_free(c->chain);
+	c->chain = x;
+	if ((c->from_domain = strdup(domain)) == NULL) {
+		irp_seterr(err, 0, "memory", "out of memory");
+		return -1;
+	}
+	return 0;
+}
+
+void
+irp_client_set_timeout(struct irp_client *c, int seconds)
+{
+	c->timeout = seconds > 0 ? seconds : 0;
+}
+
+static struct irp_client *
+client_new(const char *server, const char *ca_path, const char *ca_pem,
+    const char *cert_path, const char *key_path, struct irp_err *err)
+{
 	struct irp_client *c = NULL;
 	int fail = 0;
 
@@ -114,7 +173,8 @@ irp_client_new(const char *server, const char *ca_path, const char *cert_path,
 		    "https:// (for example https://dir.example.org:4604)");
 		return NULL;
 	}
-	if (ca_path == NULL || (cert_path == NULL) != (key_path == NULL)) {
+	if ((ca_path == NULL && ca_pem == NULL) ||
+	    (cert_path == NULL) != (key_path == NULL)) {
 		irp_seterr(err, 0, "usage", "a pinned CA is required, and a client "
 		    "certificate needs its key");
 		return NULL;
@@ -127,6 +187,7 @@ irp_client_new(const char *server, const char *ca_path, const char *cert_path,
 		goto err;
 	c->server = xstrdup_opt(server, &fail);
 	c->ca_path = xstrdup_opt(ca_path, &fail);
+	c->ca_pem = xstrdup_opt(ca_pem, &fail);
 	c->cert_path = xstrdup_opt(cert_path, &fail);
 	c->key_path = xstrdup_opt(key_path, &fail);
 	if (fail || (c->curl = curl_easy_init()) == NULL)
@@ -166,6 +227,9 @@ irp_client_free(struct irp_client *c)
 	free(c->ca_path);
 	free(c->cert_path);
 	free(c->key_path);
+	free(c->ca_pem);
+	free(c->from_domain);
+	X509_free(c->chain);
 	curl_slist_free_all(c->resolve);
 	free(c);
 	curl_global_cleanup();
@@ -304,9 +368,10 @@ perform(struct irp_client *c, const struct req *r, struct buf *out,
 	struct curl_slist *hdr = NULL, *h;
 	char url[2048], auth[600], errbuf[CURL_ERROR_SIZE] = "";
 	CURLcode rc = CURLE_OK;
-	long status = -1;
+	long status = -1, timeout;
 
 	out->limit = r->limit;
+	timeout = r->timeout > 0 ? r->timeout : c->timeout;
 	if ((size_t)snprintf(url, sizeof(url), "%s%s", server, r->path) >=
 	    sizeof(url)) {
 		irp_seterr(err, 0, "usage", "request URL too long");
@@ -321,9 +386,9 @@ perform(struct irp_client *c, const struct req *r, struct buf *out,
 		SET(CURLOPT_RESOLVE, c->resolve);
 	SET(CURLOPT_PROTOCOLS_STR, "https");
 	SET(CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
-	SET(CURLOPT_CONNECTTIMEOUT, r->timeout > 0 && r->timeout < 10 ?
-	    r->timeout : 10L);
-	SET(CURLOPT_TIMEOUT, r->timeout > 0 ? r->timeout : 120L);
+	SET(CURLOPT_CONNECTTIMEOUT, timeout > 0 && timeout < 10 ? timeout :
+	    10L);
+	SET(CURLOPT_TIMEOUT, timeout > 0 ? timeout : 120L);
 	/* A connection that went dead (our address vanished, the server's
 	 * machine is gone) stalls; give up on it after 15 s of silence
 	 * rather than at the overall timeout: dchat waits on us. */
@@ -340,10 +405,18 @@ perform(struct irp_client *c, const struct req *r, struct buf *out,
 		SET(CURLOPT_SSL_VERIFYPEER, 0L);
 		SET(CURLOPT_SSL_VERIFYHOST, 0L);
 	} else {
-		SET(CURLOPT_CAINFO, ca_path);
+		if (c->ca_pem != NULL) {
+			struct curl_blob blob = { c->ca_pem, strlen(c->ca_pem),
+				CURL_BLOB_COPY };
+
+			SET(CURLOPT_CAINFO_BLOB, &blob);
+			SET(CURLOPT_CAINFO, (char *)NULL);
+		} else
+			SET(CURLOPT_CAINFO, ca_path);
 		/* The pinned CA only: ignore the system's trust directory. */
 		SET(CURLOPT_CAPATH, (char *)NULL);
 		SET(CURLOPT_SSL_CTX_FUNCTION, registry_ctx);
+		SET(CURLOPT_SSL_CTX_DATA, c);
 	}
 	if (r->use_cert && cert_path) {
 		SET(CURLOPT_SSLCERT, cert_path);
@@ -375,6 +448,12 @@ perform(struct irp_client *c, const struct req *r, struct buf *out,
 	if ((h = curl_slist_append(hdr, "Expect:")) == NULL)
 		goto nomem;
 	hdr = h;
+	if (c->from_domain != NULL) {
+		snprintf(auth, sizeof(auth), "IRP-Domain: %s", c->from_domain);
+		if ((h = curl_slist_append(hdr, auth)) == NULL)
+			goto nomem;
+		hdr = h;
+	}
 	if (r->bearer) {
 		if ((size_t)snprintf(auth, sizeof(auth),
 		    "Authorization: Bearer %s", r->bearer) >= sizeof(auth)) {
@@ -489,9 +568,18 @@ registry_verify_cb(int ok, X509_STORE_CTX *sctx)
 static CURLcode
 registry_ctx(CURL *curl, void *sslctx, void *arg)
 {
+	struct irp_client *c = arg;
+
 	(void)curl;
-	(void)arg;
 	SSL_CTX_set_verify(sslctx, SSL_VERIFY_PEER, registry_verify_cb);
+	/*
+	 * A registry asking another sends its CA after its certificate:
+	 * the other side holds a rule about that CA (a pin or DANE), not
+	 * the CA itself.
+	 */
+	if (c != NULL && c->chain != NULL &&
+	    SSL_CTX_add1_chain_cert(sslctx, c->chain) != 1)
+		return CURLE_SSL_CERTPROBLEM;
 	return CURLE_OK;
 }
 
@@ -536,19 +624,55 @@ err:
 }
 
 int
-irp_fetch_ca(const char *server, struct irp_dns *dns,
-    const char *expected_sha256_hex, char **pem, struct irp_err *err)
+irp_fetch_ca_der(const char *server, struct irp_dns *dns, int timeout,
+    unsigned char **der, size_t *der_len, struct irp_err *err)
 {
 	struct irp_client *c = NULL;
 	struct buf b = { 0 };
 	struct req r = { .method = "GET", .path = "/v1/ca", .insecure = 1,
-		.limit = 64 * 1024 };
+		.limit = 64 * 1024, .timeout = timeout };
+	unsigned char *d = NULL;
+	long n = 0;
+	int rv = -1;
+
+	*der = NULL;
+	*der_len = 0;
+	/* ca_path is a placeholder: this one request does not verify. */
+	if ((c = irp_client_new(server, "-", NULL, NULL, err)) == NULL)
+		return -1;
+	if ((dns != NULL && irp_client_use_dns(c, dns, err) == -1) ||
+	    call(c, &r, 200, &b, err) == -1)
+		goto err;
+	if (one_pem_cert(b.data, b.len, &d, &n) == -1) {
+		irp_seterr(err, 200, "bad_ca", "%s/v1/ca did not return exactly "
+		    "one PEM certificate: refusing it (wrong server, or "
+		    "someone in between)", server);
+		goto err;
+	}
+	if ((*der = malloc((size_t)n)) == NULL) {
+		irp_seterr(err, 0, "memory", "out of memory");
+		goto err;
+	}
+	memcpy(*der, d, (size_t)n);
+	*der_len = (size_t)n;
+	rv = 0;
+err:
+	OPENSSL_free(d);
+	buf_free(&b);
+	irp_client_free(c);
+	return rv;
+}
+
+int
+irp_fetch_ca(const char *server, struct irp_dns *dns,
+    const char *expected_sha256_hex, char **pem, struct irp_err *err)
+{
 	char want[IRP_FP_MAX], got[IRP_FP_MAX];
 	unsigned char md[EVP_MAX_MD_SIZE], *der = NULL;
 	unsigned int mdlen = 0, i;
 	BIO *out = NULL;
 	BUF_MEM *mem;
-	long der_len = 0;
+	size_t der_len = 0;
 	int rv = -1;
 
 	*pem = NULL;
@@ -557,18 +681,11 @@ irp_fetch_ca(const char *server, struct irp_dns *dns,
 		    "digits (SHA-256), as 'dirctl ca' prints it");
 		return -1;
 	}
-	/* ca_path is a placeholder: this one request does not verify. */
-	if ((c = irp_client_new(server, "-", NULL, NULL, err)) == NULL)
+	if (irp_fetch_ca_der(server, dns, 0, &der, &der_len, err) == -1)
 		return -1;
-	if ((dns != NULL && irp_client_use_dns(c, dns, err) == -1) ||
-	    call(c, &r, 200, &b, err) == -1)
-		goto err;
-	if (one_pem_cert(b.data, b.len, &der, &der_len) == -1 ||
-	    EVP_Digest(der, (size_t)der_len, md, &mdlen, EVP_sha256(),
-	    NULL) != 1 || mdlen != 32) {
-		irp_seterr(err, 200, "bad_ca", "%s/v1/ca did not return exactly "
-		    "one PEM certificate: refusing it (wrong server, or "
-		    "someone in between)", server);
+	if (EVP_Digest(der, der_len, md, &mdlen, EVP_sha256(), NULL) != 1 ||
+	    mdlen != 32) {
+		irp_seterr(err, 0, "memory", "cannot compute a digest");
 		goto err;
 	}
 	for (i = 0; i < mdlen; i++)
@@ -581,7 +698,7 @@ irp_fetch_ca(const char *server, struct irp_dns *dns,
 	}
 	/* What is stored is the certificate that was checked, nothing else. */
 	if ((out = BIO_new(BIO_s_mem())) == NULL ||
-	    PEM_write_bio(out, PEM_STRING_X509, "", der, der_len) <= 0 ||
+	    PEM_write_bio(out, PEM_STRING_X509, "", der, (long)der_len) <= 0 ||
 	    BIO_get_mem_ptr(out, &mem) != 1 ||
 	    (*pem = malloc(mem->length + 1)) == NULL) {
 		irp_seterr(err, 0, "memory", "out of memory");
@@ -592,9 +709,7 @@ irp_fetch_ca(const char *server, struct irp_dns *dns,
 	rv = 0;
 err:
 	BIO_free(out);
-	OPENSSL_free(der);
-	buf_free(&b);
-	irp_client_free(c);
+	free(der);
 	return rv;
 }
 

@@ -65,6 +65,31 @@ int irp_client_use_dns(struct irp_client *c, struct irp_dns *dns,
 int irp_fetch_ca(const char *server, struct irp_dns *dns,
     const char *expected_sha256_hex, char **pem, struct irp_err *err) IRP_WUR;
 
+/*
+ * irp_fetch_ca without a fingerprint: the DER of the one certificate
+ * GET /v1/ca returned (*der new, free()), for a caller that judges it
+ * by other means (a registry checking another domain's CA against its
+ * pin or a DANE record).  Nothing about it is trusted yet.  timeout:
+ * seconds for the call (0: 120).
+ */
+int irp_fetch_ca_der(const char *server, struct irp_dns *dns, int timeout,
+    unsigned char **der, size_t *der_len, struct irp_err *err) IRP_WUR;
+
+/* The longest a whole call may take, in seconds (0: 120). */
+void irp_client_set_timeout(struct irp_client *c, int seconds);
+/* irp_client_new with the pinned CA given as PEM text (copied). */
+struct irp_client *irp_client_new_pem(const char *server, const char *ca_pem,
+    const char *cert_path, const char *key_path, struct irp_err *err) IRP_WUR;
+/*
+ * This client is a registry asking another on its users' behalf
+ * (federation): every request says "IRP-Domain: domain", and the TLS
+ * client certificate (the registry's server certificate) is followed
+ * by chain_pem (its CA; NULL: none), which the other side judges by its
+ * own rule for domain.  0, or -1.
+ */
+int irp_client_as_registry(struct irp_client *c, const char *domain,
+    const char *chain_pem, struct irp_err *err) IRP_WUR;
+
 /* POST /v1/enroll with a one-time code (or password: as Bearer). */
 int irp_enroll(struct irp_client *c, const char *code, const char *csr_pem,
     struct irp_cert *out, struct irp_err *err) IRP_WUR;

@@ -4,6 +4,7 @@
  * and dchat read and write them through these, so that the three agree.
  */
 #include <ctype.h>
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
 
@@ -60,4 +61,24 @@ irp_time(long long t, char buf[IRP_TIME_LEN])
 	    strftime(buf, IRP_TIME_LEN, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
 		/* Years past 9999: say the last second a reader can parse. */
 		memcpy(buf, "9999-12-31T23:59:59Z", IRP_TIME_LEN);
+}
+
+int
+irp_time_parse(const char *s, long long *t)
+{
+	struct tm tm;
+	char z = 0;
+	int n = 0;
+
+	memset(&tm, 0, sizeof(tm));
+	if (sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%c%n", &tm.tm_year, &tm.tm_mon,
+		&tm.tm_mday, &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &z, &n) != 7 ||
+	    z != 'Z' || s[n] != '\0' || tm.tm_mon < 1 || tm.tm_mon > 12 ||
+	    tm.tm_mday < 1 || tm.tm_mday > 31 || tm.tm_hour > 23 ||
+	    tm.tm_min > 59 || tm.tm_sec > 60)
+		return -1;
+	tm.tm_year -= 1900;
+	tm.tm_mon -= 1;
+	*t = (long long)timegm(&tm);
+	return 0;
 }

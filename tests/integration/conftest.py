@@ -722,14 +722,16 @@ class Registry:
     each of settings.  Users (curl) and peers (dchat) are made here."""
 
     def __init__(self, pg, base, settings=(), extra=(), start=True,
-                 hosts=("localhost", "127.0.0.1"), debug=False):
+                 hosts=("localhost", "127.0.0.1"), debug=False,
+                 domain=DOMAIN):
         self.pg = pg
+        self.domain = domain
         self.db = pg.new_database()
         self.base = base
         self.data = os.path.join(base, "data")
         self.peers = []
         self._digest = None
-        args = ["--dsn", self.dsn, "init", "--domain", DOMAIN]
+        args = ["--dsn", self.dsn, "init", "--domain", domain]
         for h in hosts:
             args += ["--host", h]
         self.init_out = dirctl(self.data, *args).stdout
@@ -757,12 +759,13 @@ class Registry:
     def ca(self):
         return os.path.join(self.data, "ca.pem")
 
-    def start(self, *settings, extra=(), debug=False):
-        """dird on this data directory, with these settings."""
+    def start(self, *settings, extra=(), debug=False, port=None):
+        """dird on this data directory, with these settings (on port, or
+        a free one)."""
         opts = ["--debug"] if debug else []
         for s in settings:
             opts += ["--set", s]
-        self.d = Dird(self.data, extra=opts + list(extra)).start()
+        self.d = Dird(self.data, port=port, extra=opts + list(extra)).start()
         return self.d
 
     def restart(self, *settings, **kw):
