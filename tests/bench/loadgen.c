@@ -6,7 +6,7 @@
  *
  *   loadgen --port P --ca CA.pem [--cert C --key K]... [--conns N]
  *           [--seconds S] [--method M] [--path P] [--body FILE]
- *           [--new-conn] [--idle N]
+ *           [--new-conn] [--idle N] [--header "Name: value"]
  *
  * --cert/--key may be repeated: connection i presents pair i mod the
  * number of pairs, so 64 connections can be 64 different users (writes
@@ -14,6 +14,9 @@
  *
  * --random N replaces "{}" in the path with a random number below N for
  * each request (to look up many different users).
+ *
+ * --header adds one header line to every request (a lookup with
+ * "Cache-Control: no-cache", say).
  *
  * --idle N opens N TLS connections, keeps them open without requests for
  * --seconds, then closes them (for memory measurements).
@@ -43,7 +46,7 @@
 
 struct opts {
 	int port;
-	const char *ca, *method, *path, *bodyfile;
+	const char *ca, *method, *path, *bodyfile, *header;
 	const char *cert[MAX_CERTS], *key[MAX_CERTS];
 	int ncert, nkey;
 	int conns, seconds, new_conn, idle;
@@ -152,16 +155,17 @@ make_path(char *out, size_t len, uint64_t *rnd)
 static int
 request(SSL *ssl, const char *path)
 {
-	char hdr[512], buf[65536];
+	char hdr[768], buf[65536];
 	size_t have = 0, need;
 	long clen = -1;
 	int n, status;
 	char *end, *cl;
 
 	n = snprintf(hdr, sizeof(hdr),
-	    "%s %s HTTP/1.1\r\nHost: localhost\r\n"
+	    "%s %s HTTP/1.1\r\nHost: localhost\r\n%s%s"
 	    "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n",
-	    o.method, path, o.body_len);
+	    o.method, path, o.header ? o.header : "", o.header ? "\r\n" : "",
+	    o.body_len);
 	if (n < 0 || (size_t)n >= sizeof(hdr))
 		return -1;
 	if (SSL_write(ssl, hdr, n) != n)
@@ -311,6 +315,7 @@ main(int argc, char **argv)
 		{ "new-conn", no_argument, NULL, 'N' },
 		{ "idle", required_argument, NULL, 'i' },
 		{ "random", required_argument, NULL, 'r' },
+		{ "header", required_argument, NULL, 'H' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct worker *w;
@@ -341,11 +346,14 @@ main(int argc, char **argv)
 		case 'N': o.new_conn = 1; break;
 		case 'i': o.idle = (int)strtol(optarg, NULL, 10); break;
 		case 'r': o.random_n = strtol(optarg, NULL, 10); break;
+		case 'H': o.header = optarg; break;
 		default: return 2;
 		}
 	}
 	if (o.ca == NULL || o.ncert != o.nkey || o.conns < 1 || o.conns > MAX_CONNS ||
 	    o.seconds < 1 || o.random_n < 0 || strlen(o.path) > 200 ||
+	    (o.header != NULL && (strlen(o.header) > 200 ||
+	    strpbrk(o.header, "\r\n") != NULL)) ||
 	    o.idle < 0 || o.idle > 100000) {
 		fprintf(stderr, "usage: loadgen --port P --ca CA [--cert C "
 				"--key K] [--conns N] [--seconds S] ...\n");
