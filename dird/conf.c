@@ -110,6 +110,9 @@ static const struct conf_key {
 	    "seconds an answer of another registry is kept at most"),
 	IL("federation_negative_ttl", fed_negative_ttl, 1, 3600, "30",
 	    "seconds a failure to reach or trust another registry is kept"),
+	IL("federation_stale_max", fed_stale_max, 0, 86400, "600",
+	    "seconds an answer of another registry may stand in when that "
+	    "registry can not be reached now; 0: never"),
 	I("federation_rate", fed_rate, 1, 100000, "60",
 	    "lookups in other domains one user may cause per minute"),
 	I("federation_inbound_rate", fed_inbound_rate, 1, 1000000, "600",

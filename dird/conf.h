@@ -47,6 +47,7 @@ struct conf {
 	int fed_timeout;	       /* seconds per question to a DNS or registry */
 	int fed_cache_max;	       /* seconds an answer is kept at most */
 	int fed_negative_ttl;	       /* seconds a failure is kept */
+	int fed_stale_max; /* seconds an old answer stands in for one not had */
 	int fed_rate;		       /* queries a user may cause per minute */
 	int fed_inbound_rate;	       /* queries per other domain per minute */
 	char fed_serve[8];	       /* rules or off: who may ask us */

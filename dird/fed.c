@@ -38,6 +38,8 @@ struct entry {
 	struct entry *next;
 	char *key;
 	time_t expires;
+	time_t fresh_until; /* an answer: served as current until then */
+	time_t checked;	    /* an answer: when the other registry gave it */
 	struct reg_err err; /* status 200: an answer */
 	char *body;
 	size_t len;
@@ -207,7 +209,8 @@ kept(struct fed *f, const char *key, int want_answer, struct reg_err *err,
 		if (strcmp(e->key, key) != 0)
 			continue;
 		if (e->err.status == 200) {
-			if (!want_answer || (*body = malloc(e->len)) == NULL)
+			if (!want_answer || e->fresh_until <= now ||
+			    (*body = malloc(e->len)) == NULL)
 				break;
 			memcpy(*body, e->body, e->len);
 			*len = e->len;
@@ -220,10 +223,13 @@ kept(struct fed *f, const char *key, int want_answer, struct reg_err *err,
 	return rv;
 }
 
-/* Keep an answer (err NULL: body) or a refusal until expires. */
+/*
+ * Keep an answer (err NULL: body) or a refusal until expires; an answer
+ * is current until fresh_until, and after that only stands in (stale()).
+ */
 static void
-keep(struct fed *f, const char *key, time_t expires, const struct reg_err *err,
-    const char *body, size_t len)
+keep(struct fed *f, const char *key, time_t expires, time_t fresh_until,
+    const struct reg_err *err, const char *body, size_t len)
 {
 	size_t b = bucket(f, key);
 	struct entry *e, **pp;
@@ -239,6 +245,8 @@ keep(struct fed *f, const char *key, time_t expires, const struct reg_err *err,
 		return;
 	}
 	e->expires = expires;
+	e->fresh_until = fresh_until;
+	e->checked = time(NULL);
 	if (err != NULL)
 		e->err = *err;
 	else {
@@ -272,6 +280,34 @@ keep(struct fed *f, const char *key, time_t expires, const struct reg_err *err,
 	f->tab[b] = e;
 	f->nentries++;
 	pthread_mutex_unlock(&f->mu);
+}
+
+/*
+ * The answer kept under key if the other registry gave it at most max
+ * seconds ago: 1 and *body new, else 0.
+ */
+static int
+stale(struct fed *f, const char *key, time_t max, char **body, size_t *len)
+{
+	time_t now = time(NULL);
+	struct entry *e;
+	size_t b = bucket(f, key);
+	int rv = 0;
+
+	pthread_mutex_lock(&f->mu);
+	sweep(f, b, now);
+	for (e = f->tab[b]; e != NULL; e = e->next)
+		if (strcmp(e->key, key) == 0) {
+			if (e->err.status == 200 && now - e->checked <= max &&
+			    (*body = malloc(e->len)) != NULL) {
+				memcpy(*body, e->body, e->len);
+				*len = e->len;
+				rv = 1;
+			}
+			break;
+		}
+	pthread_mutex_unlock(&f->mu);
+	return rv;
 }
 
 /* ---- trust ----------------------------------------------------------- */
@@ -603,6 +639,7 @@ vouch(struct irp_user *u, const struct trust *t, char **body, size_t *len)
 	snprintf(v.trust, sizeof(v.trust), "%s", t->basis);
 	snprintf(v.ca_sha256, sizeof(v.ca_sha256), "%s", t->sha256);
 	v.ca_pem = t->ca_pem;
+	irp_time(time(NULL), v.checked_at);
 	/* Whatever "registry" the other side sent is replaced by ours. */
 	if (irp_user_set_via(u, &v) == -1 || (j = irp_user_build(u)) == NULL)
 		return -1;
@@ -612,6 +649,30 @@ vouch(struct irp_user *u, const struct trust *t, char **body, size_t *len)
 		return -1;
 	*len = strlen(*body);
 	return 0;
+}
+
+/*
+ * When the other registry can not be reached now (not when it refused,
+ * or knows no such user), its last answer about the user stands in, if
+ * it is at most federation_stale_max seconds old: 1 and *body, else 0.
+ * The answer says when it was given ("checked_at"), and a peer shows it.
+ */
+static int
+stand_in(struct fed *f, const char *ukey, const struct reg_err *e, char **body,
+    size_t *len)
+{
+	const struct conf *c = reg_conf(f->r);
+
+	if (c->fed_stale_max == 0 ||
+	    (strcmp(e->code, "registry_unreachable") != 0 &&
+		strcmp(e->code, "registry_busy") != 0 &&
+		strcmp(e->code, "dns_unavailable") != 0))
+		return 0;
+	if (!stale(f, ukey, c->fed_stale_max, body, len))
+		return 0;
+	log_info("federation: answering for %s from an earlier answer: %s",
+	    ukey + 1, e->msg);
+	return 1;
 }
 
 int
@@ -624,11 +685,13 @@ fed_lookup(struct fed *f, struct db *db, const char *userid, const char *asker,
 	struct irp_user *u = NULL;
 	struct trust *t = NULL;
 	struct db_fed rule;
-	time_t now = time(NULL);
+	time_t now = time(NULL), longest;
 	int rv = -1;
 
 	*body = NULL;
 	*cached = 0;
+	longest = c->fed_cache_max > c->fed_stale_max ? c->fed_cache_max :
+							c->fed_stale_max;
 	/* The rule is read every time: removing it takes effect at once. */
 	if (rule_get(db, domain, &rule, e) == -1)
 		return -1;
@@ -637,6 +700,10 @@ fed_lookup(struct fed *f, struct db *db, const char *userid, const char *asker,
 	if (kept(f, dkey, 0, e, body, len) ||
 	    kept(f, ukey, !fresh, e, body, len)) {
 		*cached = 1;
+		if (*body == NULL && stand_in(f, ukey, e, body, len)) {
+			metrics_fed(f->r->metrics, 0, "stale");
+			return 0;
+		}
 		metrics_fed(f->r->metrics, 0, *body ? "cached" : "refused");
 		return *body ? 0 : -1;
 	}
@@ -650,16 +717,16 @@ fed_lookup(struct fed *f, struct db *db, const char *userid, const char *asker,
 	}
 	limit_hit(f->out_lim, "fed-user", asker, mono());
 	if ((t = discover(f, &rule, e)) == NULL) {
-		keep(f, dkey, now + c->fed_negative_ttl, e, NULL, 0);
+		keep(f, dkey, now + c->fed_negative_ttl, 0, e, NULL, 0);
 		goto err;
 	}
 	if (ask(f, t, userid, &u, e) == -1) {
 		if (e->status == 404)
-			keep(f, ukey, now + c->fed_negative_ttl, e, NULL, 0);
+			keep(f, ukey, now + c->fed_negative_ttl, 0, e, NULL, 0);
 		else {
 			/* The CA may have changed: judge it afresh next time. */
 			trust_keep(f, domain, NULL);
-			keep(f, dkey, now + c->fed_negative_ttl, e, NULL, 0);
+			keep(f, dkey, now + c->fed_negative_ttl, 0, e, NULL, 0);
 		}
 		goto err;
 	}
@@ -674,14 +741,19 @@ fed_lookup(struct fed *f, struct db *db, const char *userid, const char *asker,
 		reg_seterr(e, 500, "internal_error", "out of memory");
 		goto err;
 	}
-	keep(f, ukey, valid_until(u, now + c->fed_cache_max), NULL, *body,
-	    *len);
+	/* Kept past its freshness only to stand in (stand_in()). */
+	keep(f, ukey, valid_until(u, now + longest),
+	    valid_until(u, now + c->fed_cache_max), NULL, *body, *len);
 	rv = 0;
 err:
-	metrics_fed(f->r->metrics, 0,
-	    rv == 0		 ? "ok" :
-		e->status == 403 ? "refused" :
-				   "error");
+	if (rv == -1 && stand_in(f, ukey, e, body, len)) {
+		metrics_fed(f->r->metrics, 0, "stale");
+		rv = 0;
+	} else
+		metrics_fed(f->r->metrics, 0,
+		    rv == 0		 ? "ok" :
+			e->status == 403 ? "refused" :
+					   "error");
 	irp_user_free(u);
 	trust_free(t);
 	return rv;

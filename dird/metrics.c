@@ -13,7 +13,7 @@
 static const int statuses[] = { 200, 201, 204, 400, 401, 403, 404, 405, 409,
 	413, 415, 429, 500, 503 };
 #define NSTATUS (sizeof(statuses) / sizeof(statuses[0]) + 1)
-#define NFED 5 /* fed_results */
+#define NFED 6 /* fed_results */
 
 static const double buckets[] = { 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
 	0.1, 0.25, 0.5, 1, 2.5, 5 };
@@ -31,7 +31,7 @@ struct metrics {
 
 /* Federated lookups by direction and result (metrics_fed). */
 static const char *const fed_results[NFED] = { "ok", "cached", "refused",
-	"limited", "error" };
+	"limited", "error", "stale" };
 
 struct metrics *
 metrics_new(void)

@@ -706,9 +706,10 @@ irp_user_build(const struct irp_user *u)
 	json_t *via = NULL;
 
 	if (v != NULL &&
-	    (via = json_pack("{s:s,s:s,s:s,s:s}", "domain", v->domain, "trust",
-		 v->trust, "ca_sha256", v->ca_sha256, "ca",
-		 v->ca_pem ? v->ca_pem : "")) == NULL)
+	    (via = json_pack("{s:s,s:s,s:s,s:s,s:s?}", "domain", v->domain,
+		 "trust", v->trust, "ca_sha256", v->ca_sha256, "ca",
+		 v->ca_pem ? v->ca_pem : "", "checked_at",
+		 v->checked_at[0] ? v->checked_at : NULL)) == NULL)
 		return NULL;
 	return json_pack("{s:s,s:s,s:s?,s:b,s:o,s:o*}", "userid", u->userid,
 	    "name", u->name, "email", u->email[0] ? u->email : NULL, "online",
@@ -738,7 +739,9 @@ vouch_parse(json_t *root, struct irp_user *u, struct irp_err *err)
 		err) == -1 ||
 	    rep_str(r, "ca_sha256", v->ca_sha256, sizeof(v->ca_sha256),
 		REQUIRED, what, err) == -1 ||
-	    rep_dup(r, "ca", &v->ca_pem, what, err) == -1)
+	    rep_dup(r, "ca", &v->ca_pem, what, err) == -1 ||
+	    rep_str(r, "checked_at", v->checked_at, sizeof(v->checked_at), 0,
+		what, err) == -1)
 		return -1;
 	return 0;
 }

@@ -232,6 +232,8 @@ struct irp_vouch {
 	char trust[IRP_WORD_MAX];
 	char ca_sha256[IRP_FP_MAX];
 	char *ca_pem;
+	/* When the vouching registry last heard the other one ("" unsaid). */
+	char checked_at[IRP_TIME_MAX];
 };
 json_t *irp_user_build(const struct irp_user *u);
 /* *out is new (irp_user_free()), or NULL on -1. */

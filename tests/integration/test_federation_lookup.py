@@ -5,6 +5,7 @@ rule (a pinned CA fingerprint, or DANE with a DNSSEC-signed TLSA record),
 asked over mutual TLS with example.org's own server certificate.  The
 other registry admits the question only by its own rule for example.org.
 Every refusal is a clear error, and nothing is stored."""
+import calendar
 import hashlib
 import os
 import ssl
@@ -131,14 +132,40 @@ def test_lookup_by_pinned_rules_both_ways(registry, tmpdir_shared):
     w.net.d.stop()
     r = w.lookup()
     assert r.status == 200 and r.json()["registry"]["domain"] == NET, r
-    # ... but not when the caller asks afresh (checking a peer).
+    # Asked afresh (a peer being checked), the registry of example.net
+    # can not be reached: its last answer stands in, saying when it was
+    # given (federation_stale_max, 600 s by default).
+    r = w.lookup(fresh=True)
+    assert r.status == 200, r
+    checked = r.json()["registry"]["checked_at"]
+    assert checked == via["checked_at"], (checked, via)
+    assert time.time() - 60 < calendar.timegm(time.strptime(
+        checked, "%Y-%m-%dT%H:%M:%SZ")) <= time.time(), checked
+    assert "answering for bob@example.net from an earlier answer" in \
+        w.org.d.read_log()
+    assert metric(w.org.d, "out", "cached") >= 1
+    assert metric(w.org.d, "out", "ok") >= 1
+    assert metric(w.org.d, "out", "stale") >= 1
+    # A user it never heard of gets the error, not a stand-in.
+    r = w.lookup("carol@example.net", fresh=True)
+    assert r.status == 502 and error(r)["code"] == "registry_unreachable", r
+    assert metric(w.org.d, "out", "error") >= 1
+
+
+def test_no_stand_in_when_the_administrator_allows_none(registry,
+                                                        tmpdir_shared):
+    """federation_stale_max = 0: a fresh lookup while the other registry
+    is down is an error, whatever was heard from it before."""
+    w = World(registry, tmpdir_shared,
+              settings=("federation_stale_max=0",))
+    w.pin_both()
+    assert w.lookup().status == 200
+    w.net.d.stop()
+    assert w.lookup().status == 200  # current answers are still served
     r = w.lookup(fresh=True)
     assert r.status == 502 and error(r)["code"] == "registry_unreachable", r
     assert "can not be reached" in error(r)["message"] or \
         "did not answer" in error(r)["message"], r
-    assert metric(w.org.d, "out", "cached") >= 1
-    assert metric(w.org.d, "out", "ok") >= 1
-    assert metric(w.org.d, "out", "error") >= 1
 
 
 def test_revoked_a_moment_ago_is_gone_from_a_fresh_answer(registry,

@@ -400,7 +400,7 @@ test_user(void)
 	/* Another domain's user: the registry that vouches, and how. */
 	{
 		struct irp_vouch v = { "example.net", IRP_TRUST_PINNED, "ab",
-			(char *)"CA PEM" };
+			(char *)"CA PEM", "2026-12-06T10:00:00Z" };
 		json_t *j2;
 
 		check(irp_user_set_via(&u, &v) == 0 && u.via != NULL &&
@@ -414,8 +414,11 @@ test_user(void)
 			strcmp(p->via->trust, "pinned") == 0 &&
 			strcmp(p->via->ca_sha256, "ab") == 0 &&
 			strcmp(p->via->ca_pem, "CA PEM") == 0 &&
+			strcmp(p->via->checked_at, "2026-12-06T10:00:00Z") ==
+			    0 &&
 			same_user(&u, p),
-		    "a federated answer round trip keeps domain, trust, CA");
+		    "a federated answer round trip keeps domain, trust, CA, "
+		    "when checked");
 		irp_user_free(p);
 		json_object_set_new(json_object_get(j2, "registry"), "ca",
 		    json_integer(1));
