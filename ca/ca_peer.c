@@ -20,8 +20,8 @@ der_cert(const unsigned char *der, size_t len)
 	const unsigned char *p = der;
 	X509 *x;
 
-	if (len == 0 || len > 65536 || (x = d2i_X509(NULL, &p, (long)len)) ==
-	    NULL)
+	if (len == 0 || len > 65536 ||
+	    (x = d2i_X509(NULL, &p, (long)len)) == NULL)
 		return NULL;
 	if (p != der + len) {
 		X509_free(x);
@@ -31,8 +31,7 @@ der_cert(const unsigned char *der, size_t len)
 }
 
 int
-ca_der_sha256_hex(const unsigned char *der, size_t len,
-    char out[CA_FP_HEX_LEN])
+ca_der_sha256_hex(const unsigned char *der, size_t len, char out[CA_FP_HEX_LEN])
 {
 	struct ca_err err;
 
@@ -51,7 +50,8 @@ is_registry_cert(X509 *x, struct ca_err *err)
 	if (X509_NAME_get_index_by_NID(X509_get_subject_name(x), NID_userId,
 		-1) >= 0 ||
 	    !(X509_get_extended_key_usage(x) & XKU_SSL_SERVER)) {
-		ca_err_set(err, CA_ERR_POLICY, "the certificate is not a "
+		ca_err_set(err, CA_ERR_POLICY,
+		    "the certificate is not a "
 		    "registry's (a user certificate, or no serverAuth)");
 		return 0;
 	}
@@ -71,7 +71,8 @@ ca_verify_registry(const unsigned char *ca_der, size_t ca_len,
 	ca_err_clear(err);
 	if ((ca = der_cert(ca_der, ca_len)) == NULL ||
 	    (leaf = der_cert(leaf_der, leaf_len)) == NULL) {
-		ca_err_set(err, CA_ERR_INVALID, "a certificate that is not "
+		ca_err_set(err, CA_ERR_INVALID,
+		    "a certificate that is not "
 		    "one DER certificate");
 		goto err;
 	}

@@ -14,8 +14,13 @@
 struct http_req;
 struct reg_err;
 
-enum auth_kind { AUTH_NONE = 0, AUTH_CERT, AUTH_CODE, AUTH_PASSWORD,
-	AUTH_REGISTRY };
+enum auth_kind {
+	AUTH_NONE = 0,
+	AUTH_CERT,
+	AUTH_CODE,
+	AUTH_PASSWORD,
+	AUTH_REGISTRY
+};
 
 struct auth_ident {
 	enum auth_kind kind;

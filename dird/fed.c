@@ -92,15 +92,16 @@ fed_new(struct reg *r, char *errbuf, size_t errlen)
 	if (RAND_bytes((unsigned char *)&f->seed, sizeof(f->seed)) != 1)
 		f->seed = (uint32_t)time(NULL);
 	f->dns_own = c->fed_dns[0] != '\0';
-	if ((f->dns = irp_dns_new(c->fed_dns, c->fed_anchor[0] ?
-		c->fed_anchor : NULL, c->fed_timeout * 1000, &ie)) == NULL) {
+	if ((f->dns = irp_dns_new(c->fed_dns,
+		 c->fed_anchor[0] ? c->fed_anchor : NULL, c->fed_timeout * 1000,
+		 &ie)) == NULL) {
 		snprintf(errbuf, errlen, "federation_dns: %s", ie.msg);
 		goto err;
 	}
-	if ((f->out_lim = limit_new(4096, c->fed_rate, FED_WINDOW, NULL,
-		errbuf, errlen)) == NULL ||
-	    (f->in_lim = limit_new(4096, c->fed_inbound_rate, FED_WINDOW,
-		NULL, errbuf, errlen)) == NULL)
+	if ((f->out_lim = limit_new(4096, c->fed_rate, FED_WINDOW, NULL, errbuf,
+		 errlen)) == NULL ||
+	    (f->in_lim = limit_new(4096, c->fed_inbound_rate, FED_WINDOW, NULL,
+		 errbuf, errlen)) == NULL)
 		goto err;
 	return f;
 err:
@@ -287,15 +288,19 @@ rule_get(struct db *db, const char *domain, struct db_fed *rule,
 			reg_err_from_db(e, &de);
 			return -1;
 		}
-		reg_seterr(e, 403, "federation_refused", "this registry has "
+		reg_seterr(e, 403, "federation_refused",
+		    "this registry has "
 		    "no federation rule for %s, so it trusts no registry of "
 		    "that domain; its administrator can add one (dirctl "
-		    "federation add %s)", domain, domain);
+		    "federation add %s)",
+		    domain, domain);
 		return -1;
 	}
 	if (strcmp(rule->rule, "refused") == 0) {
-		reg_seterr(e, 403, "federation_refused", "this registry's "
-		    "administrator refuses the domain %s", domain);
+		reg_seterr(e, 403, "federation_refused",
+		    "this registry's "
+		    "administrator refuses the domain %s",
+		    domain);
 		return -1;
 	}
 	return 0;
@@ -306,9 +311,8 @@ rule_get(struct db *db, const char *domain, struct db_fed *rule,
  * name the CA ca_der.  0, or -1 with e.
  */
 static int
-dane_check(struct fed *f, const char *domain, const char *host,
-    uint16_t port, const unsigned char *ca_der, size_t ca_len,
-    struct reg_err *e)
+dane_check(struct fed *f, const char *domain, const char *host, uint16_t port,
+    const unsigned char *ca_der, size_t ca_len, struct reg_err *e)
 {
 	struct irp_tlsa tlsa[IRP_DNS_RR_MAX];
 	struct irp_dns_meta meta = { 0, 0 };
@@ -316,9 +320,11 @@ dane_check(struct fed *f, const char *domain, const char *host,
 	size_t n = 0, i;
 
 	if (reg_conf(f->r)->fed_anchor[0] == '\0') {
-		reg_seterr(e, 502, "dane_unusable", "%s is trusted by DANE, "
+		reg_seterr(e, 502, "dane_unusable",
+		    "%s is trusted by DANE, "
 		    "but this registry has no DNSSEC trust anchor "
-		    "(federation_dns_anchor)", domain);
+		    "(federation_dns_anchor)",
+		    domain);
 		return -1;
 	}
 	if (irp_dns_tlsa(f->dns, host, port, tlsa, IRP_DNS_RR_MAX, &n, &meta,
@@ -327,10 +333,13 @@ dane_check(struct fed *f, const char *domain, const char *host,
 		return -1;
 	}
 	if (n == 0 || !meta.secure) {
-		reg_seterr(e, 502, "untrusted_registry", "%s is trusted by "
-		    "DANE, but _%u._tcp.%s has %s", domain, port, host,
-		    n == 0 ? "no TLSA record" : "TLSA records that DNSSEC "
-		    "did not validate");
+		reg_seterr(e, 502, "untrusted_registry",
+		    "%s is trusted by "
+		    "DANE, but _%u._tcp.%s has %s",
+		    domain, port, host,
+		    n == 0 ? "no TLSA record" :
+			     "TLSA records that DNSSEC "
+			     "did not validate");
 		return -1;
 	}
 	for (i = 0; i < n; i++)
@@ -338,33 +347,37 @@ dane_check(struct fed *f, const char *domain, const char *host,
 		    ca_tlsa_match(ca_der, ca_len, tlsa[i].selector,
 			tlsa[i].mtype, tlsa[i].data, tlsa[i].len))
 			return 0;
-	reg_seterr(e, 502, "untrusted_registry", "the registry %s:%u of %s "
+	reg_seterr(e, 502, "untrusted_registry",
+	    "the registry %s:%u of %s "
 	    "presents a CA that no DANE-TA record of _%u._tcp.%s names: "
-	    "refusing it", host, port, domain, port, host);
+	    "refusing it",
+	    host, port, domain, port, host);
 	return -1;
 }
 
 /* Judge the CA a registry of domain presented, by rule.  0 or -1. */
 static int
-judge(struct fed *f, const struct db_fed *rule, const char *host,
-    uint16_t port, const unsigned char *ca_der, size_t ca_len,
-    char sha256[CA_FP_HEX_LEN], struct reg_err *e)
+judge(struct fed *f, const struct db_fed *rule, const char *host, uint16_t port,
+    const unsigned char *ca_der, size_t ca_len, char sha256[CA_FP_HEX_LEN],
+    struct reg_err *e)
 {
 	if (!ca_is_ca_cert(ca_der, ca_len) ||
 	    ca_der_sha256_hex(ca_der, ca_len, sha256) == -1) {
-		reg_seterr(e, 502, "untrusted_registry", "the registry %s:%u "
-		    "of %s presents no CA certificate", host, port,
-		    rule->domain);
+		reg_seterr(e, 502, "untrusted_registry",
+		    "the registry %s:%u "
+		    "of %s presents no CA certificate",
+		    host, port, rule->domain);
 		return -1;
 	}
 	if (strcmp(rule->rule, "pinned") == 0) {
 		if (strcmp(sha256, rule->ca_sha256) == 0)
 			return 0;
-		reg_seterr(e, 502, "untrusted_registry", "the registry %s:%u "
+		reg_seterr(e, 502, "untrusted_registry",
+		    "the registry %s:%u "
 		    "that %s%s names presents a CA with SHA-256 %.16s..., but "
-		    "%s is pinned to %.16s... here: refusing it", host, port,
-		    IRP_SRV_PREFIX, rule->domain, sha256, rule->domain,
-		    rule->ca_sha256);
+		    "%s is pinned to %.16s... here: refusing it",
+		    host, port, IRP_SRV_PREFIX, rule->domain, sha256,
+		    rule->domain, rule->ca_sha256);
 		return -1;
 	}
 	return dane_check(f, rule->domain, host, port, ca_der, ca_len, e);
@@ -468,7 +481,8 @@ discover(struct fed *f, const struct db_fed *rule, struct reg_err *e)
 		    srv[i].host, srv[i].port);
 		if (irp_fetch_ca_der(t->server, f->dns_own ? f->dns : NULL,
 			c->fed_timeout, &der, &len, &ie) == -1) {
-			reg_seterr(e, 502, "registry_unreachable", "the "
+			reg_seterr(e, 502, "registry_unreachable",
+			    "the "
 			    "registry of %s at %s:%u can not be reached: %s",
 			    rule->domain, srv[i].host, srv[i].port, ie.msg);
 			continue;
@@ -495,7 +509,7 @@ discover(struct fed *f, const struct db_fed *rule, struct reg_err *e)
 	t->port = srv[i].port;
 	snprintf(t->basis, sizeof(t->basis), "%s",
 	    strcmp(rule->rule, "pinned") == 0 ? IRP_TRUST_PINNED :
-	    IRP_TRUST_DANE);
+						IRP_TRUST_DANE);
 	t->expires = time(NULL) + FED_TRUST_TTL;
 	trust_keep(f, rule->domain, t);
 	log_info("federation: %s's registry %s:%u trusted (%s, CA %.16s...)",
@@ -517,7 +531,8 @@ valid_until(const struct irp_user *u, time_t cap)
 			cap = (time_t)t;
 		for (j = 0; j < u->dev[i].naddr; j++)
 			if (irp_time_parse(u->dev[i].addr[j].expires_at, &t) ==
-			    0 && t < cap)
+				0 &&
+			    t < cap)
 				cap = (time_t)t;
 	}
 	return cap;
@@ -538,9 +553,9 @@ ask(struct fed *f, const struct trust *t, const char *userid,
 	reg_path(f->r, REG_SERVER_CERT, cert, sizeof(cert));
 	reg_path(f->r, REG_SERVER_KEY, key, sizeof(key));
 	if ((cl = irp_client_new_pem(t->server, t->ca_pem, cert, key, &ie)) ==
-	    NULL ||
-	    irp_client_as_registry(cl, f->r->conf.domain,
-		ca_cert_pem(f->r->ca), &ie) == -1 ||
+		NULL ||
+	    irp_client_as_registry(cl, f->r->conf.domain, ca_cert_pem(f->r->ca),
+		&ie) == -1 ||
 	    (f->dns_own && irp_client_use_dns(cl, f->dns, &ie) == -1)) {
 		reg_seterr(e, 502, "registry_unreachable", "%s", ie.msg);
 		goto err;
@@ -551,19 +566,26 @@ ask(struct fed *f, const struct trust *t, const char *userid,
 		goto err;
 	}
 	if (ie.status == 404)
-		reg_seterr(e, 404, "unknown_user", "the registry of %s knows "
-		    "no user %s", t->domain, userid);
+		reg_seterr(e, 404, "unknown_user",
+		    "the registry of %s knows "
+		    "no user %s",
+		    t->domain, userid);
 	else if (ie.status == 429 || ie.status == 503) {
-		reg_seterr(e, 503, "registry_busy", "the registry of %s is "
-		    "busy; try again in a minute", t->domain);
+		reg_seterr(e, 503, "registry_busy",
+		    "the registry of %s is "
+		    "busy; try again in a minute",
+		    t->domain);
 		e->retry_after = 60;
 	} else if (ie.status == 401 || ie.status == 403)
-		reg_seterr(e, 502, "remote_refused", "the registry of %s "
-		    "refused to answer this registry: %s", t->domain, ie.msg);
+		reg_seterr(e, 502, "remote_refused",
+		    "the registry of %s "
+		    "refused to answer this registry: %s",
+		    t->domain, ie.msg);
 	else
-		reg_seterr(e, 502, "registry_unreachable", "the registry of "
-		    "%s (%s:%u) did not answer: %s", t->domain, t->host,
-		    t->port, ie.msg);
+		reg_seterr(e, 502, "registry_unreachable",
+		    "the registry of "
+		    "%s (%s:%u) did not answer: %s",
+		    t->domain, t->host, t->port, ie.msg);
 err:
 	irp_client_free(cl);
 	return rv;
@@ -593,9 +615,8 @@ vouch(struct irp_user *u, const struct trust *t, char **body, size_t *len)
 }
 
 int
-fed_lookup(struct fed *f, struct db *db, const char *userid,
-    const char *asker, int fresh, char **body, size_t *len, int *cached,
-    struct reg_err *e)
+fed_lookup(struct fed *f, struct db *db, const char *userid, const char *asker,
+    int fresh, char **body, size_t *len, int *cached, struct reg_err *e)
 {
 	const struct conf *c = reg_conf(f->r);
 	char ukey[IRP_USERID_MAX + 2], dkey[260];
@@ -620,7 +641,8 @@ fed_lookup(struct fed *f, struct db *db, const char *userid,
 		return *body ? 0 : -1;
 	}
 	if (limit_over(f->out_lim, "fed-user", asker, mono())) {
-		reg_seterr(e, 429, "rate_limited", "too many lookups of other "
+		reg_seterr(e, 429, "rate_limited",
+		    "too many lookups of other "
 		    "domains' users; try again in a minute");
 		e->retry_after = FED_WINDOW;
 		metrics_fed(f->r->metrics, 0, "limited");
@@ -642,8 +664,10 @@ fed_lookup(struct fed *f, struct db *db, const char *userid,
 		goto err;
 	}
 	if (strcmp(u->userid, userid) != 0) {
-		reg_seterr(e, 502, "bad_answer", "the registry of %s answered "
-		    "for %s when asked about %s", domain, u->userid, userid);
+		reg_seterr(e, 502, "bad_answer",
+		    "the registry of %s answered "
+		    "for %s when asked about %s",
+		    domain, u->userid, userid);
 		goto err;
 	}
 	if (vouch(u, t, body, len) == -1) {
@@ -654,8 +678,10 @@ fed_lookup(struct fed *f, struct db *db, const char *userid,
 	    *len);
 	rv = 0;
 err:
-	metrics_fed(f->r->metrics, 0, rv == 0 ? "ok" : e->status == 403 ?
-	    "refused" : "error");
+	metrics_fed(f->r->metrics, 0,
+	    rv == 0		 ? "ok" :
+		e->status == 403 ? "refused" :
+				   "error");
 	irp_user_free(u);
 	trust_free(t);
 	return rv;
@@ -700,7 +726,8 @@ fed_admit(struct fed *f, struct db *db, const char *domain,
 	int rv = -1;
 
 	if (strcmp(c->fed_serve, "off") == 0) {
-		reg_seterr(e, 403, "federation_refused", "this registry "
+		reg_seterr(e, 403, "federation_refused",
+		    "this registry "
 		    "answers no other registry (federation_serve = off)");
 		goto out;
 	}
@@ -711,8 +738,10 @@ fed_admit(struct fed *f, struct db *db, const char *domain,
 		goto out;
 	}
 	if (limit_over(f->in_lim, "fed-in", out_domain, mono())) {
-		reg_seterr(e, 429, "rate_limited", "too many lookups from "
-		    "%s's registry; try again in a minute", out_domain);
+		reg_seterr(e, 429, "rate_limited",
+		    "too many lookups from "
+		    "%s's registry; try again in a minute",
+		    out_domain);
 		e->retry_after = FED_WINDOW;
 		goto out;
 	}
@@ -721,16 +750,19 @@ fed_admit(struct fed *f, struct db *db, const char *domain,
 		goto out;
 	if (leaf == NULL || ca == NULL || !ca_is_ca_cert(ca, ca_len) ||
 	    ca_der_sha256_hex(ca, ca_len, sha) == -1) {
-		reg_seterr(e, 403, "federation_refused", "a registry asking "
+		reg_seterr(e, 403, "federation_refused",
+		    "a registry asking "
 		    "as %s must present its certificate followed by its CA",
 		    out_domain);
 		goto out;
 	}
 	if (strcmp(rule.rule, "pinned") == 0) {
 		if (strcmp(sha, rule.ca_sha256) != 0) {
-			reg_seterr(e, 403, "federation_refused", "the CA "
+			reg_seterr(e, 403, "federation_refused",
+			    "the CA "
 			    "presented (SHA-256 %.16s...) is not the one "
-			    "pinned for %s", sha, out_domain);
+			    "pinned for %s",
+			    sha, out_domain);
 			goto out;
 		}
 	} else if ((t = trust_kept(f, &rule)) != NULL &&
@@ -743,15 +775,20 @@ fed_admit(struct fed *f, struct db *db, const char *domain,
 	}
 	if (ca_verify_registry(ca, ca_len, leaf, leaf_len, time(NULL), &ce) ==
 	    -1) {
-		reg_seterr(e, 403, "federation_refused", "the certificate of "
-		    "%s's registry is refused: %s", out_domain, ce.msg);
+		reg_seterr(e, 403, "federation_refused",
+		    "the certificate of "
+		    "%s's registry is refused: %s",
+		    out_domain, ce.msg);
 		goto out;
 	}
-	snprintf(trust, IRP_WORD_MAX, "%s", strcmp(rule.rule, "pinned") == 0 ?
-	    IRP_TRUST_PINNED : IRP_TRUST_DANE);
+	snprintf(trust, IRP_WORD_MAX, "%s",
+	    strcmp(rule.rule, "pinned") == 0 ? IRP_TRUST_PINNED :
+					       IRP_TRUST_DANE);
 	rv = 0;
 out:
-	metrics_fed(f->r->metrics, 1, rv == 0 ? "ok" : e->status == 429 ?
-	    "limited" : "refused");
+	metrics_fed(f->r->metrics, 1,
+	    rv == 0		 ? "ok" :
+		e->status == 429 ? "limited" :
+				   "refused");
 	return rv;
 }
