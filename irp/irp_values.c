@@ -72,7 +72,8 @@ irp_time_parse(const char *s, long long *t)
 
 	memset(&tm, 0, sizeof(tm));
 	if (sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%c%n", &tm.tm_year, &tm.tm_mon,
-		&tm.tm_mday, &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &z, &n) != 7 ||
+		&tm.tm_mday, &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &z,
+		&n) != 7 ||
 	    z != 'Z' || s[n] != '\0' || tm.tm_mon < 1 || tm.tm_mon > 12 ||
 	    tm.tm_mday < 1 || tm.tm_mday > 31 || tm.tm_hour > 23 ||
 	    tm.tm_min > 59 || tm.tm_sec > 60)
