@@ -468,7 +468,7 @@ static int
 ask_vouch(struct pt_conn *pc, const char *uid, X509 *x, X509 **ca)
 {
 	struct peertls *pt = pc->pt;
-	char fp[65], why[200] = "no registry to ask";
+	char fp[65], why[320] = "no registry to ask";
 
 	*ca = NULL;
 	cert_sha256(x, fp);

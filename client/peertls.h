@@ -61,7 +61,7 @@
 #include "keystore.h"
 
 #define PT_ALPN "dchat/1"
-#define PT_REASON_MAX 256
+#define PT_REASON_MAX 512
 
 struct peertls;
 
