@@ -705,6 +705,11 @@ ctx_new(const struct keystore *ks, X509 **own, time_t *crl_last,
 	if ((st = load_store(ks, crl_last, crl_next, err, errlen)) == NULL)
 		goto err;
 	SSL_CTX_set_cert_store(ctx, st);
+	/*
+	 * No list of acceptable CAs goes out with the CertificateRequest
+	 * (SSL_CTX_set_client_CA_list is never called): a caller of another
+	 * domain, whose CA is not ours, must still present its certificate.
+	 */
 	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER |
 	    SSL_VERIFY_FAIL_IF_NO_PEER_CERT, verify_cb);
 	SSL_CTX_set_cert_verify_callback(ctx, chain_verify, NULL);
