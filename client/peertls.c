@@ -501,11 +501,41 @@ verify_result_copy(X509_STORE_CTX *sctx, X509_STORE_CTX *fx, int ok)
 }
 
 /*
+ * A check of x for ssl in a store of ca alone (*st, for the caller to
+ * free), with the parameters of sctx (purpose, depth) but no CRL: that
+ * CA's revocations are the lookup's to tell.  NULL when out of memory.
+ */
+static X509_STORE_CTX *
+vouched_ctx(X509_STORE_CTX *sctx, SSL *ssl, X509 *ca, X509 *x,
+    X509_STORE **st)
+{
+	X509_VERIFY_PARAM *param = NULL;
+	X509_STORE_CTX *fx = NULL;
+
+	if ((*st = X509_STORE_new()) == NULL ||
+	    X509_STORE_add_cert(*st, ca) != 1 ||
+	    (fx = X509_STORE_CTX_new()) == NULL ||
+	    X509_STORE_CTX_init(fx, *st, x,
+	    X509_STORE_CTX_get0_untrusted(sctx)) != 1 ||
+	    (param = X509_STORE_CTX_get0_param(fx)) == NULL ||
+	    X509_VERIFY_PARAM_set1(param,
+	    X509_STORE_CTX_get0_param(sctx)) != 1 ||
+	    X509_STORE_CTX_set_ex_data(fx,
+	    SSL_get_ex_data_X509_STORE_CTX_idx(), ssl) != 1) {
+		X509_STORE_CTX_free(fx);
+		return NULL;
+	}
+	X509_VERIFY_PARAM_clear_flags(param, X509_V_FLAG_CRL_CHECK |
+	    X509_V_FLAG_CRL_CHECK_ALL);
+	X509_STORE_CTX_set_verify_cb(fx, verify_cb);
+	return fx;
+}
+
+/*
  * Verify x, of uid of another domain, against the CA our registry
  * vouches for that domain, with OpenSSL's checks and verify_cb's as for
- * anyone (the same parameters: purpose, depth), but in a store of that
- * CA alone and without a CRL: the lookup says what is revoked.  The
- * registry is asked only when uid passes the checks of its name.
+ * anyone, in a store of that CA alone (vouched_ctx).  The registry is
+ * asked only when uid passes the checks of its name.
  */
 static int
 foreign_verify(X509_STORE_CTX *sctx, SSL *ssl, struct pt_conn *pc, X509 *x,
@@ -517,28 +547,18 @@ foreign_verify(X509_STORE_CTX *sctx, SSL *ssl, struct pt_conn *pc, X509 *x,
 	int ok = 0;
 
 	snprintf(pc->peer_uid, sizeof(pc->peer_uid), "%s", uid);
+	/* Refused, unless the check below runs and says otherwise. */
+	X509_STORE_CTX_set_error(sctx, X509_V_ERR_APPLICATION_VERIFICATION);
 	if (!uid_admit(sctx, pc, uid) || ask_vouch(pc, uid, x, &ca) == -1)
 		goto err;
-	if ((st = X509_STORE_new()) == NULL || X509_STORE_add_cert(st, ca) !=
-	    1 || (fx = X509_STORE_CTX_new()) == NULL ||
-	    X509_STORE_CTX_init(fx, st, x, X509_STORE_CTX_get0_untrusted(
-	    sctx)) != 1 || X509_VERIFY_PARAM_set1(X509_STORE_CTX_get0_param(
-	    fx), X509_STORE_CTX_get0_param(sctx)) != 1 ||
-	    X509_STORE_CTX_set_ex_data(fx,
-	    SSL_get_ex_data_X509_STORE_CTX_idx(), ssl) != 1) {
+	if ((fx = vouched_ctx(sctx, ssl, ca, x, &st)) == NULL) {
 		snprintf(pc->reason, sizeof(pc->reason), "cannot set up the "
-		    "check of %s's certificate", uid);
+		    "check of %s's certificate: out of memory", uid);
 		goto err;
 	}
-	X509_VERIFY_PARAM_clear_flags(X509_STORE_CTX_get0_param(fx),
-	    X509_V_FLAG_CRL_CHECK | X509_V_FLAG_CRL_CHECK_ALL);
-	X509_STORE_CTX_set_verify_cb(fx, verify_cb);
 	ok = X509_verify_cert(fx) == 1;
 	verify_result_copy(sctx, fx, ok);
-	goto out;
 err:
-	X509_STORE_CTX_set_error(sctx, X509_V_ERR_APPLICATION_VERIFICATION);
-out:
 	ERR_clear_error();
 	X509_STORE_CTX_free(fx);
 	X509_STORE_free(st);
