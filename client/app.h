@@ -4,8 +4,9 @@
  *
  * Blocking steps inside the loop, accepted because they are short: HTTP
  * calls to the DIR (registration, lookup, CRL, the renewal of the
- * certificate, and the OCSP question of each new session's handshake, at
- * most 5 s and not repeated for 30 s after a failure) and the TCP
+ * certificate, and the OCSP question of each new session's handshake, or
+ * for a peer of another domain the fresh lookup, at most 5 s each and
+ * not repeated for 30 s after a failure) and the TCP
  * connect phase of a call (bounded by its timeout).  TLS handshakes and all session I/O
  * are non-blocking, so two peers calling each other at once, or several
  * callers at once, never wait on one another.
@@ -25,6 +26,7 @@
 #include "keystore.h"
 #include "peertls.h"
 #include "session.h"
+#include "vouch.h"
 
 #define APP_LISTEN_MAX 8
 #define APP_STDIN_MAX (128 * 1024)
@@ -63,6 +65,7 @@ struct app {
 	struct ks_list allow, deny;
 	struct peertls *pt;
 	struct irp_client *irp;
+	struct vouch *vouch; /* what our registry says of other domains */
 	struct session_env env;
 	char userid[256];
 	char name[256]; /* as our certificate in use says */

@@ -31,6 +31,7 @@
 #include "registry.h"
 #include "ui.h"
 #include "vis.h"
+#include "vouch.h"
 
 /*
  * A string from the registry or a certificate, rendered for the terminal
@@ -474,17 +475,100 @@ cert_status(const struct keystore *ks, const char *pem)
 	return buf;
 }
 
+/*
+ * The status of the device certificate pem of u: against our CA and the
+ * CRL, or for a user of another domain against the CA our registry
+ * vouches for (kept in v).
+ */
+static const char *
+device_status(const struct keystore *ks, const struct vouch *v,
+    const struct irp_user *u, const char *pem)
+{
+	static char buf[128];
+
+	if (u->via == NULL)
+		return cert_status(ks, pem);
+	vouch_cert_status(v, u->via->domain, pem, buf, sizeof(buf));
+	return buf;
+}
+
+/* How dchat lookup --json shows u. */
+static json_t *
+lookup_json(const struct keystore *ks, const struct vouch *v,
+    const struct irp_user *u)
+{
+	json_t *out, *devs, *addrs;
+	size_t i, j;
+
+	devs = json_array();
+	out = json_pack("{s:s,s:s,s:s?,s:b,s:o}", "userid", u->userid, "name",
+	    u->name, "email", u->email[0] ? u->email : NULL, "online",
+	    u->online, "devices", devs);
+	if (out != NULL && u->via != NULL)
+		json_object_set_new(out, "registry", json_pack("{s:s,s:s,s:s}",
+		    "domain", u->via->domain, "trust", u->via->trust,
+		    "ca_sha256", u->via->ca_sha256));
+	for (i = 0; i < u->ndev; i++) {
+		const struct irp_device *d = &u->dev[i];
+
+		addrs = json_array();
+		for (j = 0; j < d->naddr; j++)
+			json_array_append_new(addrs, json_pack(
+			    "{s:s,s:i,s:s,s:s}", "ip", d->addr[j].ip, "port",
+			    d->addr[j].port, "kind", d->addr[j].kind,
+			    "expires_at", d->addr[j].expires_at));
+		json_array_append_new(devs, json_pack("{s:s,s:s,s:s,s:s,s:o}",
+		    "serial", d->serial, "fingerprint", d->fingerprint,
+		    "not_after", d->not_after, "status",
+		    device_status(ks, v, u, d->cert_pem), "addresses", addrs));
+	}
+	return out;
+}
+
+/* How dchat lookup shows u to a person. */
+static void
+lookup_print(const struct keystore *ks, const struct vouch *v,
+    const struct irp_user *u)
+{
+	char s[3][VIS_BUF];
+	size_t i, j;
+
+	/* Every string the registry sent, shown safely (vis.h). */
+	printf("%s (%s)%s%s: %s\n", VIS(s[0], u->userid),
+	    VIS(s[1], u->name), u->email[0] ? " " : "",
+	    VIS(s[2], u->email), u->online ? "online" : "offline");
+	if (u->via != NULL)
+		printf("  domain %s, CA %s by your registry\n"
+		    "    CA SHA-256 %s\n", VIS(s[0], u->via->domain),
+		    strcmp(u->via->trust, IRP_TRUST_DANE) == 0 ?
+		    "accepted through DANE" : "pinned",
+		    VIS(s[1], u->via->ca_sha256));
+	for (i = 0; i < u->ndev; i++) {
+		const struct irp_device *d = &u->dev[i];
+
+		printf("  device %s: certificate %s, expires %s\n"
+		    "    fingerprint %s\n", VIS(s[0], d->serial),
+		    device_status(ks, v, u, d->cert_pem),
+		    VIS(s[1], d->not_after), VIS(s[2], d->fingerprint));
+		for (j = 0; j < d->naddr; j++)
+			printf("    %s port %d (%s, until %s)\n",
+			    VIS(s[0], d->addr[j].ip), d->addr[j].port,
+			    VIS(s[1], d->addr[j].kind),
+			    VIS(s[2], d->addr[j].expires_at));
+	}
+}
+
 static int
 cmd_lookup(struct opts *o)
 {
 	const char *userid = o->args[0];
 	struct irp_client *c = NULL;
 	struct irp_user *u = NULL;
+	struct vouch *v = NULL;
 	struct keystore ks;
 	struct irp_err err;
-	json_t *out = NULL, *devs, *addrs;
-	char kerr[300], v[3][VIS_BUF];
-	size_t i, j;
+	json_t *out = NULL;
+	char kerr[300], *t;
 	int rv = 1;
 
 	if (ks_open(&ks, o->home, 0, kerr, sizeof(kerr)) == -1) {
@@ -497,51 +581,24 @@ cmd_lookup(struct opts *o)
 		fprintf(stderr, "dchat: %s\n", err.msg);
 		goto err;
 	}
-	devs = json_array();
-	out = json_pack("{s:s,s:s,s:s?,s:b,s:o}", "userid", u->userid, "name",
-	    u->name, "email", u->email[0] ? u->email : NULL, "online",
-	    u->online, "devices", devs);
-	for (i = 0; i < u->ndev; i++) {
-		struct irp_device *d = &u->dev[i];
-
-		addrs = json_array();
-		for (j = 0; j < d->naddr; j++)
-			json_array_append_new(addrs, json_pack(
-			    "{s:s,s:i,s:s,s:s}", "ip", d->addr[j].ip, "port",
-			    d->addr[j].port, "kind", d->addr[j].kind,
-			    "expires_at", d->addr[j].expires_at));
-		json_array_append_new(devs, json_pack("{s:s,s:s,s:s,s:s,s:o}",
-		    "serial", d->serial, "fingerprint", d->fingerprint,
-		    "not_after", d->not_after, "status",
-		    cert_status(&ks, d->cert_pem), "addresses", addrs));
+	/* A user of another domain: as our registry vouches for it. */
+	if (u->via != NULL && ((v = vouch_new()) == NULL ||
+	    vouch_put(v, userid, u, kerr, sizeof(kerr)) == -1)) {
+		fprintf(stderr, "dchat: your registry's answer about %s can "
+		    "not be used: %s\n", userid, v ? kerr : "out of memory");
+		goto err;
 	}
 	if (o->json) {
-		char *t = json_dumps(out, JSON_COMPACT);
-
+		out = lookup_json(&ks, v, u);
+		t = out ? json_dumps(out, JSON_COMPACT) : NULL;
 		printf("%s\n", t ? t : "{}");
 		free(t);
-	} else {
-		/* Every string the registry sent, shown safely (vis.h). */
-		printf("%s (%s)%s%s: %s\n", VIS(v[0], u->userid),
-		    VIS(v[1], u->name), u->email[0] ? " " : "",
-		    VIS(v[2], u->email), u->online ? "online" : "offline");
-		for (i = 0; i < u->ndev; i++) {
-			struct irp_device *d = &u->dev[i];
-
-			printf("  device %s: certificate %s, expires %s\n"
-			    "    fingerprint %s\n", VIS(v[0], d->serial),
-			    cert_status(&ks, d->cert_pem),
-			    VIS(v[1], d->not_after), VIS(v[2], d->fingerprint));
-			for (j = 0; j < d->naddr; j++)
-				printf("    %s port %d (%s, until %s)\n",
-				    VIS(v[0], d->addr[j].ip), d->addr[j].port,
-				    VIS(v[1], d->addr[j].kind),
-				    VIS(v[2], d->addr[j].expires_at));
-		}
-	}
+	} else
+		lookup_print(&ks, v, u);
 	rv = 0;
 err:
 	json_decref(out);
+	vouch_free(v);
 	irp_user_free(u);
 	irp_client_free(c);
 	return rv;

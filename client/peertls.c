@@ -1,6 +1,7 @@
 /*
  * peertls.c - PeerTLS contexts and the verification policy.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,9 +37,12 @@ struct peertls {
 	const struct ks_list *deny;
 	int contact_requests;
 	X509 *own; /* our certificate, to refuse it from a peer */
+	char domain[PT_DOMAIN_MAX]; /* of our user id: whose CA is ca.pem */
 	time_t crl_last, crl_next;
 	pt_ocsp_fn *ocsp;
 	void *ocsp_arg;
+	pt_vouch_fn *vouch;
+	void *vouch_arg;
 	struct ocsp_good good[PT_OCSP_CACHE];
 };
 
@@ -87,6 +91,34 @@ pt_cert_uid(X509 *x, char *out, size_t len)
 		out[ulen] = '\0';
 	}
 	OPENSSL_free(utf8);
+}
+
+void
+pt_uid_domain(const char *uid, char *out, size_t len)
+{
+	const char *at = strrchr(uid, '@');
+	size_t i = 0;
+
+	for (at = at ? at + 1 : ""; at[i] != '\0' && i + 1 < len; i++)
+		out[i] = (char)tolower((unsigned char)at[i]);
+	out[i] = '\0';
+}
+
+/*
+ * The SHA-256 of x's DER as 64 lower-case hex digits, as the registry
+ * gives each device's fingerprint; "" when it can not be had.
+ */
+static void
+cert_sha256(X509 *x, char out[65])
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int n = 0, i;
+
+	out[0] = '\0';
+	if (X509_digest(x, EVP_sha256(), md, &n) != 1 || n != 32)
+		return;
+	for (i = 0; i < n; i++)
+		snprintf(out + 2 * i, 3, "%02x", md[i]);
 }
 
 static int
@@ -315,6 +347,84 @@ revocation_check(X509_STORE_CTX *sctx, struct pt_conn *pc, X509 *x)
 }
 
 /*
+ * A certificate of the chain failed OpenSSL's own checks (preverify_ok
+ * 0): 1 when that is let pass (see below), else 0 with the reason.
+ */
+static int
+verify_failed(X509_STORE_CTX *sctx, struct pt_conn *pc)
+{
+	int e = X509_STORE_CTX_get_error(sctx);
+	X509 *x;
+
+	/*
+	 * See peertls.h: an old CRL is still enforced (OpenSSL goes on to
+	 * look the certificate up in it), and flagged.  The error is
+	 * cleared, or it would stay the verify result and fail the session
+	 * after the handshake.
+	 */
+	if (e == X509_V_ERR_CRL_HAS_EXPIRED && !pc->foreign) {
+		pc->crl_stale = 1;
+		X509_STORE_CTX_set_error(sctx, X509_V_OK);
+		return 1;
+	}
+	if (X509_STORE_CTX_get_error_depth(sctx) == 0 &&
+	    (x = X509_STORE_CTX_get_current_cert(sctx)) != NULL)
+		pt_cert_uid(x, pc->peer_uid, sizeof(pc->peer_uid));
+	if (pc->reason[0] == '\0')
+		snprintf(pc->reason, sizeof(pc->reason),
+		    "peer certificate refused: %s%s%s%s",
+		    X509_verify_cert_error_string(e), pc->foreign ?
+		    " (checked against the CA your registry vouches for " : "",
+		    pc->foreign ? pc->domain : "", pc->foreign ? ")" : "");
+	return 0;
+}
+
+/*
+ * Who may be on the other end, by the user id alone: the one we called,
+ * or a caller the deny and allow lists admit.  1 to go on, 0 refused.
+ */
+static int
+uid_admit(X509_STORE_CTX *sctx, struct pt_conn *pc, const char *uid)
+{
+	struct peertls *pt = pc->pt;
+
+	if (uid[0] == '\0')
+		return refuse(sctx, pc, "the peer certificate names no user "
+		    "id%s%s", "", "");
+	if (pc->expect[0]) {
+		if (strcasecmp(uid, pc->expect) != 0)
+			return refuse(sctx, pc, "identity mismatch: called %s "
+			    "but %s answered", pc->expect, uid);
+		return 1;
+	}
+	if (ks_list_match(pt->deny, uid))
+		return refuse(sctx, pc, "%s is on the deny list%s", uid, "");
+	if (pt->allow->n > 0 && !ks_list_match(pt->allow, uid)) {
+		if (!pt->contact_requests)
+			return refuse(sctx, pc, "%s is not on the allow "
+			    "list%s", uid, "");
+		pc->restricted = 1;
+	}
+	return 1;
+}
+
+/*
+ * A peer of another domain whose chain verified against the CA our
+ * registry vouches for: its certificate must be one the fresh lookup
+ * listed (a revoked one is not).  1 to go on, 0 to refuse.
+ */
+static int
+lookup_check(X509_STORE_CTX *sctx, struct pt_conn *pc)
+{
+	if (!pc->listed)
+		return refuse(sctx, pc, "peer certificate refused: the "
+		    "registry of %s does not list it for %s (revoked, or not "
+		    "this user's)", pc->domain, pc->peer_uid);
+	pc->rev = PT_REV_LOOKUP;
+	return 1;
+}
+
+/*
  * Runs once per certificate of the chain, after OpenSSL's own checks
  * (preverify_ok).  Policy is applied at depth 0, the peer's certificate.
  */
@@ -324,66 +434,173 @@ verify_cb(int preverify_ok, X509_STORE_CTX *sctx)
 	SSL *ssl = X509_STORE_CTX_get_ex_data(sctx,
 	    SSL_get_ex_data_X509_STORE_CTX_idx());
 	struct pt_conn *pc = ssl ? SSL_get_app_data(ssl) : NULL;
-	struct peertls *pt;
 	char uid[256];
 	X509 *x;
-	int e;
 
 	if (pc == NULL)
 		return 0;
-	pt = pc->pt;
-	if (!preverify_ok) {
-		e = X509_STORE_CTX_get_error(sctx);
-		/*
-		 * See peertls.h: an old CRL is still enforced (OpenSSL goes on
-		 * to look the certificate up in it), and flagged.  The error
-		 * is cleared, or it would stay the verify result and fail the
-		 * session after the handshake.
-		 */
-		if (e == X509_V_ERR_CRL_HAS_EXPIRED) {
-			pc->crl_stale = 1;
-			X509_STORE_CTX_set_error(sctx, X509_V_OK);
-			return 1;
-		}
-		if (X509_STORE_CTX_get_error_depth(sctx) == 0 &&
-		    (x = X509_STORE_CTX_get_current_cert(sctx)) != NULL)
-			pt_cert_uid(x, pc->peer_uid, sizeof(pc->peer_uid));
-		if (pc->reason[0] == '\0')
-			snprintf(pc->reason, sizeof(pc->reason),
-			    "peer certificate refused: %s",
-			    X509_verify_cert_error_string(e));
-		return 0;
-	}
+	if (!preverify_ok)
+		return verify_failed(sctx, pc);
 	if (X509_STORE_CTX_get_error_depth(sctx) != 0)
 		return 1;
 	x = X509_STORE_CTX_get_current_cert(sctx);
 	if (x == NULL)
 		return 0;
-	if (X509_cmp(x, pt->own) == 0)
+	if (X509_cmp(x, pc->pt->own) == 0)
 		return refuse(sctx, pc, "the peer presented our own "
 		    "certificate%s%s", "", "");
 	pt_cert_uid(x, uid, sizeof(uid));
 	snprintf(pc->peer_uid, sizeof(pc->peer_uid), "%s", uid);
-	if (uid[0] == '\0')
-		return refuse(sctx, pc, "the peer certificate names no user "
-		    "id%s%s", "", "");
-	if (pc->expect[0]) {
-		if (strcasecmp(uid, pc->expect) != 0)
-			return refuse(sctx, pc, "identity mismatch: called %s "
-			    "but %s answered", pc->expect, uid);
-	} else {
-		if (ks_list_match(pt->deny, uid))
-			return refuse(sctx, pc, "%s is on the deny list%s", uid,
-			    "");
-		if (pt->allow->n > 0 && !ks_list_match(pt->allow, uid)) {
-			if (!pt->contact_requests)
-				return refuse(sctx, pc, "%s is not on the "
-				    "allow list%s", uid, "");
-			pc->restricted = 1;
-		}
-	}
+	if (!uid_admit(sctx, pc, uid))
+		return 0;
 	/* Last, so that nobody refused above costs the registry a query. */
+	if (pc->foreign)
+		return lookup_check(sctx, pc);
 	return revocation_check(sctx, pc, x);
+}
+
+/*
+ * Ask our registry about uid, a user of another domain, whose
+ * certificate is x: *ca (X509_free), pc->trust and pc->listed; 0, or -1
+ * with the reason in pc->reason.
+ */
+static int
+ask_vouch(struct pt_conn *pc, const char *uid, X509 *x, X509 **ca)
+{
+	struct peertls *pt = pc->pt;
+	char fp[65], why[320] = "no registry to ask";
+
+	*ca = NULL;
+	cert_sha256(x, fp);
+	if (pt->vouch == NULL || fp[0] == '\0' ||
+	    pt->vouch(pt->vouch_arg, uid, fp, ca, pc->trust,
+	    sizeof(pc->trust), &pc->listed, why, sizeof(why)) == -1 ||
+	    *ca == NULL) {
+		X509_free(*ca);
+		*ca = NULL;
+		snprintf(pc->reason, sizeof(pc->reason), "cannot check %s "
+		    "with your registry (%s)", uid, why);
+		return -1;
+	}
+	return 0;
+}
+
+/* What the check in fx found, as the result of sctx's (OpenSSL's). */
+static void
+verify_result_copy(X509_STORE_CTX *sctx, X509_STORE_CTX *fx, int ok)
+{
+	STACK_OF(X509) *chain;
+
+	X509_STORE_CTX_set_error(sctx, X509_STORE_CTX_get_error(fx));
+	X509_STORE_CTX_set_error_depth(sctx,
+	    X509_STORE_CTX_get_error_depth(fx));
+	X509_STORE_CTX_set_current_cert(sctx,
+	    X509_STORE_CTX_get_current_cert(fx));
+	if (ok && (chain = X509_STORE_CTX_get1_chain(fx)) != NULL)
+		X509_STORE_CTX_set0_verified_chain(sctx, chain);
+}
+
+/*
+ * A check of x for ssl in a store of ca alone (*st, for the caller to
+ * free), with the parameters of sctx (purpose, depth) but no CRL: that
+ * CA's revocations are the lookup's to tell.  NULL when out of memory.
+ */
+static X509_STORE_CTX *
+vouched_ctx(X509_STORE_CTX *sctx, SSL *ssl, X509 *ca, X509 *x,
+    X509_STORE **st)
+{
+	X509_VERIFY_PARAM *param = NULL;
+	X509_STORE_CTX *fx = NULL;
+
+	if ((*st = X509_STORE_new()) == NULL ||
+	    X509_STORE_add_cert(*st, ca) != 1 ||
+	    (fx = X509_STORE_CTX_new()) == NULL ||
+	    X509_STORE_CTX_init(fx, *st, x,
+	    X509_STORE_CTX_get0_untrusted(sctx)) != 1 ||
+	    (param = X509_STORE_CTX_get0_param(fx)) == NULL ||
+	    X509_VERIFY_PARAM_set1(param,
+	    X509_STORE_CTX_get0_param(sctx)) != 1 ||
+	    X509_STORE_CTX_set_ex_data(fx,
+	    SSL_get_ex_data_X509_STORE_CTX_idx(), ssl) != 1) {
+		X509_STORE_CTX_free(fx);
+		return NULL;
+	}
+	X509_VERIFY_PARAM_clear_flags(param, X509_V_FLAG_CRL_CHECK |
+	    X509_V_FLAG_CRL_CHECK_ALL);
+	X509_STORE_CTX_set_verify_cb(fx, verify_cb);
+	return fx;
+}
+
+/*
+ * Verify x, of uid of another domain, against the CA our registry
+ * vouches for that domain, with OpenSSL's checks and verify_cb's as for
+ * anyone, in a store of that CA alone (vouched_ctx).  The registry is
+ * asked only when uid passes the checks of its name.
+ */
+static int
+foreign_verify(X509_STORE_CTX *sctx, SSL *ssl, struct pt_conn *pc, X509 *x,
+    const char *uid)
+{
+	X509_STORE *st = NULL;
+	X509_STORE_CTX *fx = NULL;
+	X509 *ca = NULL;
+	int ok = 0;
+
+	snprintf(pc->peer_uid, sizeof(pc->peer_uid), "%s", uid);
+	/* Refused, unless the check below runs and says otherwise. */
+	X509_STORE_CTX_set_error(sctx, X509_V_ERR_APPLICATION_VERIFICATION);
+	if (!uid_admit(sctx, pc, uid) || ask_vouch(pc, uid, x, &ca) == -1)
+		goto err;
+	if ((fx = vouched_ctx(sctx, ssl, ca, x, &st)) == NULL) {
+		snprintf(pc->reason, sizeof(pc->reason), "cannot set up the "
+		    "check of %s's certificate: out of memory", uid);
+		goto err;
+	}
+	ok = X509_verify_cert(fx) == 1;
+	verify_result_copy(sctx, fx, ok);
+err:
+	ERR_clear_error();
+	X509_STORE_CTX_free(fx);
+	X509_STORE_free(st);
+	X509_free(ca);
+	return ok;
+}
+
+/*
+ * OpenSSL's check of the other side's chain, in the trust store its
+ * domain calls for: ours (ca.pem and the CRL, unchanged) for a peer of
+ * our own domain, else the CA our registry vouches for its domain
+ * (foreign_verify).  verify_cb applies the policy either way.
+ */
+static int
+chain_verify(X509_STORE_CTX *sctx, void *arg)
+{
+	SSL *ssl = X509_STORE_CTX_get_ex_data(sctx,
+	    SSL_get_ex_data_X509_STORE_CTX_idx());
+	struct pt_conn *pc = ssl ? SSL_get_app_data(ssl) : NULL;
+	X509 *x = X509_STORE_CTX_get0_cert(sctx);
+	char uid[256];
+
+	(void)arg;
+	if (pc == NULL || x == NULL)
+		return X509_verify_cert(sctx);
+	pt_cert_uid(x, uid, sizeof(uid));
+	pt_uid_domain(uid, pc->domain, sizeof(pc->domain));
+	pc->foreign = pt_foreign(pc->pt, uid);
+	if (!pc->foreign) {
+		snprintf(pc->trust, sizeof(pc->trust), "%s", PT_TRUST_OWN);
+		return X509_verify_cert(sctx);
+	}
+	return foreign_verify(sctx, ssl, pc, x, uid);
+}
+
+int
+pt_foreign(const struct peertls *pt, const char *uid)
+{
+	char d[PT_DOMAIN_MAX];
+
+	pt_uid_domain(uid, d, sizeof(d));
+	return d[0] != '\0' && strcmp(d, pt->domain) != 0;
 }
 
 static int
@@ -508,8 +725,14 @@ ctx_new(const struct keystore *ks, X509 **own, time_t *crl_last,
 	if ((st = load_store(ks, crl_last, crl_next, err, errlen)) == NULL)
 		goto err;
 	SSL_CTX_set_cert_store(ctx, st);
+	/*
+	 * No list of acceptable CAs goes out with the CertificateRequest
+	 * (SSL_CTX_set_client_CA_list is never called): a caller of another
+	 * domain, whose CA is not ours, must still present its certificate.
+	 */
 	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER |
 	    SSL_VERIFY_FAIL_IF_NO_PEER_CERT, verify_cb);
+	SSL_CTX_set_cert_verify_callback(ctx, chain_verify, NULL);
 	SSL_CTX_set_verify_depth(ctx, 2);
 	/*
 	 * Both ends check the other for the TLS client purpose: user
@@ -527,6 +750,16 @@ err:
 	*own = NULL;
 	SSL_CTX_free(ctx);
 	return NULL;
+}
+
+/* Our domain, by our certificate's UID: peers of others are foreign. */
+static void
+own_domain(struct peertls *pt)
+{
+	char uid[256];
+
+	pt_cert_uid(pt->own, uid, sizeof(uid));
+	pt_uid_domain(uid, pt->domain, sizeof(pt->domain));
 }
 
 struct peertls *
@@ -549,6 +782,7 @@ pt_new(const struct keystore *ks, const struct ks_list *allow,
 		pt_free(pt);
 		return NULL;
 	}
+	own_domain(pt);
 	return pt;
 }
 
@@ -579,6 +813,7 @@ pt_reload_identity(struct peertls *pt, const char *userid, char *err,
 	pt->own = own;
 	pt->crl_last = last;
 	pt->crl_next = next;
+	own_domain(pt);
 	return 0;
 }
 
@@ -628,6 +863,13 @@ pt_set_ocsp(struct peertls *pt, pt_ocsp_fn *fn, void *arg)
 {
 	pt->ocsp = fn;
 	pt->ocsp_arg = arg;
+}
+
+void
+pt_set_vouch(struct peertls *pt, pt_vouch_fn *fn, void *arg)
+{
+	pt->vouch = fn;
+	pt->vouch_arg = arg;
 }
 
 time_t
@@ -681,6 +923,7 @@ rev_describe(const struct pt_conn *pc, struct pt_peer *out)
 	static const char *const names[] = {
 		[PT_REV_ONLINE] = "good", [PT_REV_CACHED] = "cached",
 		[PT_REV_CRL] = "crl", [PT_REV_UNKNOWN] = "unknown",
+		[PT_REV_LOOKUP] = "lookup",
 	};
 	char t[32];
 
@@ -707,6 +950,11 @@ rev_describe(const struct pt_conn *pc, struct pt_peer *out)
 		    "revocation status unknown since %s: the registry could "
 		    "not be asked (%s) and the CRL has expired", t,
 		    pc->rev_why);
+		break;
+	case PT_REV_LOOKUP:
+		snprintf(out->revocation_note, sizeof(out->revocation_note),
+		    "listed by the registry of %s now, asked through yours",
+		    pc->domain);
 		break;
 	}
 }
@@ -777,6 +1025,8 @@ pt_peer_info(SSL *ssl, const struct pt_conn *pc, struct pt_peer *out,
 		goto err;
 	}
 	rev_describe(pc, out);
+	snprintf(out->domain, sizeof(out->domain), "%s", pc->domain);
+	snprintf(out->trust, sizeof(out->trust), "%s", pc->trust);
 	/* Both ends derive the same code from the session's secrets: a man
 	 * in the middle would have two sessions and two different codes. */
 	if (SSL_export_keying_material(ssl, km, sizeof(km),

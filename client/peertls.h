@@ -34,6 +34,21 @@
  * The cached CRL is enforced throughout: a certificate it lists is
  * refused, expired or not.  Without any CRL (never fetched) every
  * handshake fails: we do not guess.
+ *
+ * A peer of another domain (the domain of its certificate's UID is not
+ * ours) is checked by what our own registry vouches for (pt_set_vouch),
+ * asked afresh in the verify callback of that very handshake: its chain
+ * against that domain's CA as our registry accepted it (pinned by its
+ * administrator, or by DANE), never against ours, and its certificate
+ * must be one the lookup lists for that user (a revoked one is not
+ * listed).  Without an answer of our registry such a peer is refused:
+ * there is nothing else to check it by.  Its revocation status reads
+ *   "lookup"   the registry's fresh lookup listed the certificate.
+ * The identity, deny and allow checks above come first, as for anyone,
+ * so that a caller refused by them costs our registry no question.  A
+ * peer of our own domain is checked as before, against ca.pem and the
+ * CRL; a certificate naming our domain issued by another CA is refused,
+ * and so is one naming another domain issued by ours.
  */
 #ifndef PEERTLS_H
 #define PEERTLS_H
@@ -46,7 +61,7 @@
 #include "keystore.h"
 
 #define PT_ALPN "dchat/1"
-#define PT_REASON_MAX 256
+#define PT_REASON_MAX 512
 
 struct peertls;
 
@@ -56,7 +71,14 @@ enum pt_rev {
 	PT_REV_CACHED,	/* an earlier "good" of the registry, still valid */
 	PT_REV_CRL,	/* the registry was not asked: the cached CRL */
 	PT_REV_UNKNOWN,	/* neither: the CRL is past its nextUpdate */
+	PT_REV_LOOKUP,	/* another domain's peer: listed by a fresh lookup */
 };
+
+/* A domain, as in a user id after the '@'. */
+#define PT_DOMAIN_MAX 254
+/* The basis on which the peer's CA is trusted. */
+#define PT_TRUST_OWN "own" /* our own registry's CA (ca.pem) */
+#define PT_TRUST_MAX 16
 
 struct pt_conn {
 	struct peertls *pt;
@@ -68,6 +90,10 @@ struct pt_conn {
 	enum pt_rev rev;	   /* how revocation was judged */
 	time_t rev_time;	   /* CACHED/CRL: as of; UNKNOWN: since */
 	char rev_why[128];	   /* why the registry was not asked */
+	char domain[PT_DOMAIN_MAX]; /* the peer's domain, once seen */
+	char trust[PT_TRUST_MAX];   /* "own", else as our registry vouches */
+	int foreign;		   /* the peer is of another domain */
+	int listed;		   /* foreign: the lookup lists its certificate */
 };
 
 /* Who is on the other end, after the handshake. */
@@ -78,7 +104,9 @@ struct pt_peer {
 	char serial[41];
 	char fingerprint[65];
 	time_t not_after;
-	char revocation[16]; /* "good", "cached", "crl" or "unknown" */
+	char domain[PT_DOMAIN_MAX]; /* after the '@' of userid */
+	char trust[PT_TRUST_MAX];   /* "own", "pinned" or "dane" */
+	char revocation[16]; /* "good", "cached", "crl", "unknown", "lookup" */
 	char revocation_note[256]; /* the same, as a sentence */
 	char code[16];	     /* verification code, "123 456" */
 };
@@ -102,6 +130,21 @@ void pt_free(struct peertls *pt);
 typedef int pt_ocsp_fn(void *arg, const unsigned char *req, size_t len,
     unsigned char **resp, size_t *resp_len, char *why, size_t whylen);
 void pt_set_ocsp(struct peertls *pt, pt_ocsp_fn *fn, void *arg);
+
+/*
+ * How to ask our registry about userid, a user of another domain, whose
+ * certificate has the SHA-256 fingerprint (64 hex digits): fn asks it
+ * afresh and gives back that domain's CA as the registry vouches for it
+ * (*ca, a new reference: X509_free), the basis of that trust ("pinned",
+ * "dane") in trust, and in *listed whether the lookup lists this very
+ * certificate for userid; 0.  -1 when the registry can not be asked or
+ * refuses, with a short reason in why.  Without it every peer of another
+ * domain is refused.
+ */
+typedef int pt_vouch_fn(void *arg, const char *userid,
+    const char *fingerprint, X509 **ca, char *trust, size_t trustlen,
+    int *listed, char *why, size_t whylen);
+void pt_set_vouch(struct peertls *pt, pt_vouch_fn *fn, void *arg);
 
 /*
  * Our key and certificate changed on disk (a renewal): load them, with

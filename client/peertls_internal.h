@@ -22,6 +22,14 @@
 
 /* The subject's UID of x as UTF-8, or "" (none, too long, a NUL). */
 void pt_cert_uid(X509 *x, char *out, size_t len);
+/* The domain of a user id (after its last '@'), lower case; "" if none. */
+void pt_uid_domain(const char *uid, char *out, size_t len);
+/*
+ * 1 when uid is of another domain than ours (the UID of our own
+ * certificate): its chain is then checked against the CA our registry
+ * vouches for that domain, not against ca.pem.
+ */
+int pt_foreign(const struct peertls *pt, const char *uid);
 /* The serial of x in the form the registry prints, or "". */
 void pt_cert_serial(X509 *x, char out[41]);
 /*

@@ -439,6 +439,36 @@ ocsp_fetch(void *arg, const unsigned char *req, size_t len,
 }
 
 /*
+ * How peertls checks a peer of another domain (pt_set_vouch): our
+ * registry is asked afresh about userid inside the handshake, and blocks
+ * the loop while it answers, as the OCSP question does (at most
+ * IRP_LOOKUP_TIMEOUT; not asked again for VOUCH_RETRY_SECS after it did
+ * not answer).
+ */
+static int
+vouch_check(void *arg, const char *userid, const char *fingerprint,
+    X509 **ca, char *trust, size_t trustlen, int *listed, char *why,
+    size_t whylen)
+{
+	struct app *a = arg;
+	const char *t = "";
+
+	*ca = NULL;
+	if (vouch_fetch(a->vouch, a->irp, userid, why, whylen) == -1)
+		return -1;
+	/* vouch_fetch checked the user id: it has its '@'. */
+	if ((*ca = vouch_ca(a->vouch, strrchr(userid, '@') + 1, &t)) ==
+	    NULL || X509_up_ref(*ca) != 1) {
+		*ca = NULL;
+		snprintf(why, whylen, "no CA kept for its domain");
+		return -1;
+	}
+	snprintf(trust, trustlen, "%s", t);
+	*listed = vouch_listed(a->vouch, userid, fingerprint);
+	return 0;
+}
+
+/*
  * No CRL cached (an init or restore that could not fetch one, or a file
  * someone removed): fetch it before PeerTLS loads it, since without a
  * CRL no handshake can pass.  When the DIR can not be reached either,
@@ -911,6 +941,11 @@ app_init(struct app *a)
 		return -1;
 	}
 	pt_set_ocsp(a->pt, ocsp_fetch, a);
+	if ((a->vouch = vouch_new()) == NULL) {
+		fprintf(stderr, "dchat: out of memory\n");
+		return -1;
+	}
+	pt_set_vouch(a->pt, vouch_check, a);
 	a->env.event = on_session_event;
 	a->env.arg = a;
 	a->env.userid = a->userid;
@@ -1365,5 +1400,6 @@ app_free(struct app *a)
 	edit_free(a->ed);
 	a->ed = NULL;
 	pt_free(a->pt);
+	vouch_free(a->vouch);
 	irp_client_free(a->irp);
 }

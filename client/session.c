@@ -139,11 +139,12 @@ peer_json(const struct session *s)
 	char na[IRP_TIME_LEN];
 
 	irp_time(p->not_after, na);
-	return json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s}", "userid",
-	    p->userid, "name", p->name, "issuer", p->issuer, "serial",
-	    p->serial, "fingerprint", p->fingerprint, "not_after", na,
-	    "revocation", p->revocation, "revocation_note",
-	    p->revocation_note, "code", p->code);
+	return json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s}",
+	    "userid", p->userid, "name", p->name, "domain", p->domain,
+	    "trust", p->trust, "issuer", p->issuer, "serial", p->serial,
+	    "fingerprint", p->fingerprint, "not_after", na, "revocation",
+	    p->revocation, "revocation_note", p->revocation_note, "code",
+	    p->code);
 }
 
 struct session *

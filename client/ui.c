@@ -112,29 +112,71 @@ say_calling(struct ev_ctx *c)
 	    EV("via"));
 }
 
+/* How a peer of another domain's CA is trusted, by its "trust". */
+static const struct {
+	const char *trust, *how;
+} trust_words[] = {
+	{ "pinned", "CA pinned by your registry" },
+	{ "dane", "CA published by DANE (DNSSEC), accepted by your registry" },
+};
+
+/*
+ * " - example.net, CA pinned by your registry" after a peer of another
+ * domain; nothing after one of ours ("own").
+ */
+static void
+say_domain(struct ev_ctx *c)
+{
+	const char *trust = P("trust");
+	size_t i;
+
+	for (i = 0; i < sizeof(trust_words) / sizeof(trust_words[0]); i++)
+		if (strcmp(trust, trust_words[i].trust) == 0)
+			fprintf(c->out, " - %s, %s", P("domain"),
+			    trust_words[i].how);
+}
+
+/* Revocation checked for this very session: by OCSP or by the lookup. */
+static const char *const rev_now[] = { "good", "lookup" };
+
+static int
+checked_now(const char *revocation)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(rev_now) / sizeof(rev_now[0]); i++)
+		if (strcmp(revocation, rev_now[i]) == 0)
+			return 1;
+	return 0;
+}
+
 static void
 say_incoming(struct ev_ctx *c)
 {
-	fprintf(c->out, "[%lld] incoming call from %s <%s>, verification code "
-	    "%s: 'accept %lld' or 'reject %lld'\n", c->sid, P("name"),
-	    P("userid"), P("code"), c->sid, c->sid);
+	fprintf(c->out, "[%lld] incoming call from %s <%s>", c->sid,
+	    P("name"), P("userid"));
+	say_domain(c);
+	fprintf(c->out, ", verification code %s: 'accept %lld' or 'reject "
+	    "%lld'\n", P("code"), c->sid, c->sid);
 }
 
 static void
 say_connected(struct ev_ctx *c)
 {
-	fprintf(c->out, "[%lld] connected %s %s <%s>%s\n"
-	    "     issuer %s\n     expires %s, revocation status: %s\n"
-	    "     fingerprint %s\n     verification code: %s\n", c->sid,
+	fprintf(c->out, "[%lld] connected %s %s <%s>", c->sid,
 	    strcmp(EV("direction"), "out") == 0 ? "to" : "with", P("name"),
-	    P("userid"), json_is_true(json_object_get(c->ev, "restricted")) ?
+	    P("userid"));
+	say_domain(c);
+	fprintf(c->out, "%s\n     issuer %s\n     expires %s, revocation "
+	    "status: %s\n     fingerprint %s\n     verification code: %s\n",
+	    json_is_true(json_object_get(c->ev, "restricted")) ?
 	    " (contact request only)" : "", P("issuer"), P("not_after"),
 	    P("revocation"), P("fingerprint"), P("code"));
 	if (json_is_true(json_object_get(c->ev, "fingerprint_changed")))
 		fprintf(c->out, "     WARNING: the certificate changed since "
 		    "last time (was %s)\n", EV("previous_fingerprint"));
 	/* Not checked with the registry for this session: say so. */
-	if (strcmp(P("revocation"), "good") != 0)
+	if (!checked_now(P("revocation")))
 		fprintf(c->out, "     WARNING: %s\n", P("revocation_note"));
 }
 

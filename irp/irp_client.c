@@ -66,6 +66,7 @@ struct req {
 	const char *basic_pass;
 	int use_cert;
 	int insecure; /* only irp_fetch_ca: no trust yet */
+	int no_cache; /* Cache-Control: no-cache (an answer afresh) */
 	size_t limit;
 	long timeout; /* seconds for the whole call; 0: the default */
 };
@@ -448,6 +449,12 @@ perform(struct irp_client *c, const struct req *r, struct buf *out,
 	if ((h = curl_slist_append(hdr, "Expect:")) == NULL)
 		goto nomem;
 	hdr = h;
+	if (r->no_cache) {
+		if ((h = curl_slist_append(hdr, "Cache-Control: no-cache")) ==
+		    NULL)
+			goto nomem;
+		hdr = h;
+	}
 	if (c->from_domain != NULL) {
 		snprintf(auth, sizeof(auth), "IRP-Domain: %s", c->from_domain);
 		if ((h = curl_slist_append(hdr, auth)) == NULL)
@@ -834,13 +841,15 @@ irp_addresses_delete(struct irp_client *c, int *deleted, struct irp_err *err)
 	return rv;
 }
 
-int
-irp_lookup(struct irp_client *c, const char *userid, struct irp_user **out,
-    struct irp_err *err)
+/* GET /v1/users/{userid}; fresh: asked afresh, within IRP_LOOKUP_TIMEOUT. */
+static int
+lookup(struct irp_client *c, const char *userid, int fresh,
+    struct irp_user **out, struct irp_err *err)
 {
 	struct buf b = { 0 };
 	struct req r = { .method = "GET", .use_cert = 1,
-		.limit = IRP_BODY_MAX };
+		.limit = IRP_BODY_MAX, .no_cache = fresh,
+		.timeout = fresh ? IRP_LOOKUP_TIMEOUT : 0 };
 	char norm[IRP_USERID_MAX + 1], path[IRP_USERID_MAX * 3 + 16];
 	const char *why;
 	char *esc = NULL;
@@ -866,6 +875,20 @@ err:
 	curl_free(esc);
 	buf_free(&b);
 	return rv;
+}
+
+int
+irp_lookup(struct irp_client *c, const char *userid, struct irp_user **out,
+    struct irp_err *err)
+{
+	return lookup(c, userid, 0, out, err);
+}
+
+int
+irp_lookup_fresh(struct irp_client *c, const char *userid,
+    struct irp_user **out, struct irp_err *err)
+{
+	return lookup(c, userid, 1, out, err);
 }
 
 int

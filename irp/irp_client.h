@@ -117,6 +117,16 @@ int irp_addresses_delete(struct irp_client *c, int *deleted,
 /* GET /v1/users/{userid}.  On success *out is new (irp_user_free()). */
 int irp_lookup(struct irp_client *c, const char *userid,
     struct irp_user **out, struct irp_err *err) IRP_WUR;
+/*
+ * irp_lookup with "Cache-Control: no-cache": the registry answers afresh
+ * (for a user of another domain it asks that domain's registry again,
+ * so a certificate revoked a moment ago is no longer listed), within
+ * IRP_LOOKUP_TIMEOUT seconds, since a peer checks a caller with it
+ * during a handshake.
+ */
+#define IRP_LOOKUP_TIMEOUT 5L
+int irp_lookup_fresh(struct irp_client *c, const char *userid,
+    struct irp_user **out, struct irp_err *err) IRP_WUR;
 
 /* PUT /v1/me/backup: a PKCS#12 (DER), stored as given. */
 int irp_backup_put(struct irp_client *c, const unsigned char *p12, size_t len,

@@ -152,7 +152,7 @@ check_cert(const unsigned char *der, size_t len)
 	const unsigned char *p = der;
 	struct pt_peer peer;
 	OCSP_CERTID *id;
-	char uid[256], serial[41];
+	char uid[256], serial[41], domain[PT_DOMAIN_MAX];
 	X509 *x;
 
 	if ((x = d2i_X509(NULL, &p, (long)len)) == NULL)
@@ -164,6 +164,11 @@ check_cert(const unsigned char *der, size_t len)
 	memset(&peer, 'A', sizeof(peer));
 	pt_cert_uid(x, uid, sizeof(uid));
 	TERMINATED(uid);
+	/* The domain that chooses the CA a peer is checked against. */
+	memset(domain, 'A', sizeof(domain));
+	pt_uid_domain(uid, domain, sizeof(domain));
+	TERMINATED(domain);
+	FUZZ_CHECK(!pt_foreign(pt, uid) || domain[0] != '\0');
 	pt_cert_serial(x, serial);
 	TERMINATED(serial);
 	FUZZ_CHECK(serial[0] == '\0' || is_hex_serial(serial));
