@@ -421,6 +421,15 @@ lookup_check(X509_STORE_CTX *sctx, struct pt_conn *pc)
 		    "registry of %s does not list it for %s (revoked, or not "
 		    "this user's)", pc->domain, pc->peer_uid);
 	pc->rev = PT_REV_LOOKUP;
+	/*
+	 * An earlier answer stood in (our registry could not be asked, or
+	 * it could not ask the other one): say so, as for an earlier OCSP
+	 * answer, with the time the other registry gave it.
+	 */
+	if (pc->rev_why[0] != '\0') {
+		pc->rev = PT_REV_CACHED;
+		pc->rev_time = pc->checked;
+	}
 	return 1;
 }
 
@@ -468,13 +477,16 @@ static int
 ask_vouch(struct pt_conn *pc, const char *uid, X509 *x, X509 **ca)
 {
 	struct peertls *pt = pc->pt;
-	char fp[65], why[320] = "no registry to ask";
+	char fp[65], why[320] = "";
 
 	*ca = NULL;
 	cert_sha256(x, fp);
+	if (pt->vouch == NULL)
+		snprintf(why, sizeof(why), "no registry to ask");
 	if (pt->vouch == NULL || fp[0] == '\0' ||
 	    pt->vouch(pt->vouch_arg, uid, fp, ca, pc->trust,
-	    sizeof(pc->trust), &pc->listed, why, sizeof(why)) == -1 ||
+	    sizeof(pc->trust), &pc->listed, &pc->checked, why,
+	    sizeof(why)) == -1 ||
 	    *ca == NULL) {
 		X509_free(*ca);
 		*ca = NULL;
@@ -482,6 +494,9 @@ ask_vouch(struct pt_conn *pc, const char *uid, X509 *x, X509 **ca)
 		    "with your registry (%s)", uid, why);
 		return -1;
 	}
+	/* An earlier answer stands in: lookup_check shows it as one. */
+	if (why[0] != '\0')
+		snprintf(pc->rev_why, sizeof(pc->rev_why), "%s", why);
 	return 0;
 }
 
@@ -936,9 +951,16 @@ rev_describe(const struct pt_conn *pc, struct pt_peer *out)
 		    "checked with the registry now");
 		break;
 	case PT_REV_CACHED:
-		snprintf(out->revocation_note, sizeof(out->revocation_note),
-		    "the registry could not be asked (%s): its answer of %s "
-		    "said good", pc->rev_why, t);
+		if (pc->foreign)
+			snprintf(out->revocation_note,
+			    sizeof(out->revocation_note), "%s; listed as of "
+			    "%s by the registry of %s, through yours",
+			    pc->rev_why, t, pc->domain);
+		else
+			snprintf(out->revocation_note,
+			    sizeof(out->revocation_note), "the registry could "
+			    "not be asked (%s): its answer of %s said good",
+			    pc->rev_why, t);
 		break;
 	case PT_REV_CRL:
 		snprintf(out->revocation_note, sizeof(out->revocation_note),

@@ -94,6 +94,7 @@ struct pt_conn {
 	char trust[PT_TRUST_MAX];   /* "own", else as our registry vouches */
 	int foreign;		   /* the peer is of another domain */
 	int listed;		   /* foreign: the lookup lists its certificate */
+	time_t checked;		   /* foreign: when its registry said so */
 };
 
 /* Who is on the other end, after the handshake. */
@@ -137,13 +138,17 @@ void pt_set_ocsp(struct peertls *pt, pt_ocsp_fn *fn, void *arg);
  * afresh and gives back that domain's CA as the registry vouches for it
  * (*ca, a new reference: X509_free), the basis of that trust ("pinned",
  * "dane") in trust, and in *listed whether the lookup lists this very
- * certificate for userid; 0.  -1 when the registry can not be asked or
+ * certificate for userid, and in *checked when the registry of userid's
+ * domain gave that answer (0: not said); 0.  Also 0 when an earlier
+ * answer stands in (our registry can not be asked, or it could not ask
+ * the other one): then why says so as a sentence, "" otherwise.  -1 when the registry can not
+ * be asked or
  * refuses, with a short reason in why.  Without it every peer of another
  * domain is refused.
  */
 typedef int pt_vouch_fn(void *arg, const char *userid,
     const char *fingerprint, X509 **ca, char *trust, size_t trustlen,
-    int *listed, char *why, size_t whylen);
+    int *listed, time_t *checked, char *why, size_t whylen);
 void pt_set_vouch(struct peertls *pt, pt_vouch_fn *fn, void *arg);
 
 /*

@@ -447,15 +447,25 @@ ocsp_fetch(void *arg, const unsigned char *req, size_t len,
  */
 static int
 vouch_check(void *arg, const char *userid, const char *fingerprint,
-    X509 **ca, char *trust, size_t trustlen, int *listed, char *why,
-    size_t whylen)
+    X509 **ca, char *trust, size_t trustlen, int *listed, time_t *checked,
+    char *why, size_t whylen)
 {
 	struct app *a = arg;
 	const char *t = "";
+	int rv;
 
 	*ca = NULL;
-	if (vouch_fetch(a->vouch, a->irp, userid, why, whylen) == -1)
+	if ((rv = vouch_fetch(a->vouch, a->irp, userid, why, whylen)) == -1)
 		return -1;
+	if (rv == 1) {
+		/* vouch_fetch said why in why: our registry did not answer. */
+		char cause[128];
+
+		snprintf(cause, sizeof(cause), "%s", why);
+		snprintf(why, whylen, "your registry could not be asked (%s)",
+		    cause);
+	} else if (!vouch_stale(a->vouch, userid, why, whylen))
+		why[0] = '\0'; /* asked now, and it asked the other one */
 	/* vouch_fetch checked the user id: it has its '@'. */
 	if ((*ca = vouch_ca(a->vouch, strrchr(userid, '@') + 1, &t)) ==
 	    NULL || X509_up_ref(*ca) != 1) {
@@ -465,6 +475,7 @@ vouch_check(void *arg, const char *userid, const char *fingerprint,
 	}
 	snprintf(trust, trustlen, "%s", t);
 	*listed = vouch_listed(a->vouch, userid, fingerprint);
+	*checked = vouch_checked(a->vouch, userid);
 	return 0;
 }
 

@@ -24,6 +24,9 @@ struct vouch_user {
 	char userid[IRP_USERID_MAX + 1];
 	char (*fp)[VOUCH_FP_LEN];
 	size_t nfp;
+	time_t checked; /* when the other registry gave it; 0: not said */
+	time_t fetched; /* when our registry gave it */
+	int stale;	/* our registry stood in with an earlier answer */
 	unsigned long used;
 };
 
@@ -215,10 +218,10 @@ domain_keep(struct vouch *v, const struct irp_vouch *via, X509 *ca)
 	d->used = ++v->clock;
 }
 
-/* Keep the certificates of userid (fp is taken). */
+/* Keep the certificates of userid (fp is taken), as of checked. */
 static void
 user_keep(struct vouch *v, const char *userid, char (*fp)[VOUCH_FP_LEN],
-    size_t n)
+    size_t n, time_t checked, int stale)
 {
 	struct vouch_user *u = user_find(v, userid);
 	size_t i;
@@ -232,6 +235,9 @@ user_keep(struct vouch *v, const char *userid, char (*fp)[VOUCH_FP_LEN],
 	free(u->fp);
 	u->fp = fp;
 	u->nfp = n;
+	u->checked = checked;
+	u->stale = stale;
+	u->fetched = time(NULL);
 	snprintf(u->userid, sizeof(u->userid), "%s", userid);
 	u->used = ++v->clock;
 }
@@ -243,6 +249,7 @@ vouch_put(struct vouch *v, const char *userid, const struct irp_user *u,
 	char uid[IRP_USERID_MAX + 1], (*fp)[VOUCH_FP_LEN] = NULL;
 	X509 *ca = NULL;
 	size_t nfp = 0;
+	long long checked = 0;
 
 	if (answer_check(userid, u, uid, err, errlen) == -1 ||
 	    (ca = vouched_ca(u->via, err, errlen)) == NULL)
@@ -251,8 +258,16 @@ vouch_put(struct vouch *v, const char *userid, const struct irp_user *u,
 		snprintf(err, errlen, "out of memory");
 		goto err;
 	}
+	if (u->via->checked_at[0] != '\0' &&
+	    irp_time_parse(u->via->checked_at, &checked) == -1) {
+		snprintf(err, errlen,
+		    "the registry's answer says it was "
+		    "checked at \"%.40s\", which is no time",
+		    u->via->checked_at);
+		goto err;
+	}
 	domain_keep(v, u->via, ca);
-	user_keep(v, uid, fp, nfp);
+	user_keep(v, uid, fp, nfp, (time_t)checked, u->via->stale);
 	return 0;
 err:
 	X509_free(ca);
@@ -273,6 +288,15 @@ unreachable(struct vouch *v, time_t now)
 		snprintf(v->failed_at, sizeof(v->failed_at), "?");
 }
 
+/* 1 when an answer about userid had at most VOUCH_STALE_SECS ago is kept. */
+static int
+earlier(const struct vouch *v, const char *userid, time_t now)
+{
+	const struct vouch_user *u = user_find(v, userid);
+
+	return u != NULL && now - u->fetched <= VOUCH_STALE_SECS ? 1 : -1;
+}
+
 int
 vouch_fetch(struct vouch *v, struct irp_client *c, const char *userid,
     char *err, size_t errlen)
@@ -284,13 +308,14 @@ vouch_fetch(struct vouch *v, struct irp_client *c, const char *userid,
 
 	if (now < v->retry_at) {
 		snprintf(err, errlen, "it did not answer at %s", v->failed_at);
-		return -1;
+		return earlier(v, userid, now);
 	}
 	if (irp_lookup_fresh(c, userid, &u, &ierr) == -1) {
-		if (strcmp(ierr.code, "transport") == 0)
-			unreachable(v, now);
 		snprintf(err, errlen, "%s", ierr.msg);
-		return -1;
+		if (strcmp(ierr.code, "transport") != 0)
+			return -1; /* it answered: its refusal stands */
+		unreachable(v, now);
+		return earlier(v, userid, now);
 	}
 	v->retry_at = 0;
 	rv = vouch_put(v, userid, u, err, errlen);
@@ -319,6 +344,29 @@ vouch_listed(const struct vouch *v, const char *userid, const char *fingerprint)
 		if (strcasecmp(u->fp[i], fingerprint) == 0)
 			return 1;
 	return 0;
+}
+
+time_t
+vouch_checked(const struct vouch *v, const char *userid)
+{
+	const struct vouch_user *u = user_find(v, userid);
+
+	if (u == NULL)
+		return 0;
+	return u->checked != 0 ? u->checked : u->fetched;
+}
+
+int
+vouch_stale(const struct vouch *v, const char *userid, char *why, size_t whylen)
+{
+	const struct vouch_user *u = user_find(v, userid);
+	const char *at = strrchr(userid, '@');
+
+	if (u == NULL || !u->stale)
+		return 0;
+	snprintf(why, whylen, "the registry of %s did not answer yours",
+	    at != NULL ? at + 1 : userid);
+	return 1;
 }
 
 void

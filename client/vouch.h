@@ -29,6 +29,14 @@
 /* A registry that did not answer is not asked again for this long: the
  * handshake that asks blocks dchat's loop while it waits. */
 #define VOUCH_RETRY_SECS 30
+/*
+ * While our registry can not be asked, the last answer about a user
+ * stands in for this long after we had it (as dird's own default
+ * federation_stale_max does for another registry): a call to a user
+ * just spoken with survives a registry restart, a revocation older
+ * than that can not be outlived by an outage.
+ */
+#define VOUCH_STALE_SECS 600
 #define VOUCH_FP_LEN 65 /* SHA-256, 64 lower-case hex digits + NUL */
 
 struct vouch;
@@ -42,7 +50,9 @@ void vouch_free(struct vouch *v);
  * and keep what it says (vouch_put).  0, or -1 with a sentence in err:
  * the registry's refusal, that it can not be reached (and then, for
  * VOUCH_RETRY_SECS, that it could not be), or what was wrong with its
- * answer.
+ * answer.  1 when it can not be reached but an answer about userid had
+ * at most VOUCH_STALE_SECS ago is kept: that one stands in, and err says
+ * why it was not asked.
  */
 int vouch_fetch(struct vouch *v, struct irp_client *c, const char *userid,
     char *err, size_t errlen);
@@ -71,6 +81,22 @@ X509 *vouch_ca(const struct vouch *v, const char *domain, const char **trust);
  */
 int vouch_listed(const struct vouch *v, const char *userid,
     const char *fingerprint);
+
+/*
+ * When the registry of userid's domain gave the last answer kept about
+ * userid (its "checked_at": our registry may stand in with an earlier
+ * answer while that one can not be reached), or when not said, when we
+ * had it; 0 when nothing is kept.
+ */
+time_t vouch_checked(const struct vouch *v, const char *userid);
+
+/*
+ * 1 when the last answer about userid was an earlier one of its domain's
+ * registry, that ours stood in with because it could not ask it now;
+ * why gets that as a sentence.  0 otherwise.
+ */
+int vouch_stale(const struct vouch *v, const char *userid, char *why,
+    size_t whylen);
 
 /*
  * The status of a certificate (PEM) of a user of domain, checked

@@ -651,6 +651,26 @@ vouch(struct irp_user *u, const struct trust *t, char **body, size_t *len)
 	return 0;
 }
 
+/* Say in a kept answer (*body, replaced) that it is an earlier one. */
+static int
+mark_stale(char **body, size_t *len)
+{
+	json_t *root, *via;
+	char *out = NULL;
+
+	if ((root = json_loadb(*body, *len, 0, NULL)) != NULL &&
+	    (via = json_object_get(root, "registry")) != NULL &&
+	    json_object_set_new(via, "stale", json_true()) == 0)
+		out = json_dumps(root, JSON_COMPACT);
+	json_decref(root);
+	if (out == NULL)
+		return -1;
+	free(*body);
+	*body = out;
+	*len = strlen(out);
+	return 0;
+}
+
 /*
  * When the other registry can not be reached now (not when it refused,
  * or knows no such user), its last answer about the user stands in, if
@@ -670,6 +690,11 @@ stand_in(struct fed *f, const char *ukey, const struct reg_err *e, char **body,
 		return 0;
 	if (!stale(f, ukey, c->fed_stale_max, body, len))
 		return 0;
+	if (mark_stale(body, len) == -1) {
+		free(*body);
+		*body = NULL;
+		return 0;
+	}
 	log_info("federation: answering for %s from an earlier answer: %s",
 	    ukey + 1, e->msg);
 	return 1;

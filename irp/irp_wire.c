@@ -706,10 +706,11 @@ irp_user_build(const struct irp_user *u)
 	json_t *via = NULL;
 
 	if (v != NULL &&
-	    (via = json_pack("{s:s,s:s,s:s,s:s,s:s?}", "domain", v->domain,
+	    (via = json_pack("{s:s,s:s,s:s,s:s,s:s?,s:o*}", "domain", v->domain,
 		 "trust", v->trust, "ca_sha256", v->ca_sha256, "ca",
 		 v->ca_pem ? v->ca_pem : "", "checked_at",
-		 v->checked_at[0] ? v->checked_at : NULL)) == NULL)
+		 v->checked_at[0] ? v->checked_at : NULL, "stale",
+		 v->stale ? json_true() : NULL)) == NULL)
 		return NULL;
 	return json_pack("{s:s,s:s,s:s?,s:b,s:o,s:o*}", "userid", u->userid,
 	    "name", u->name, "email", u->email[0] ? u->email : NULL, "online",
@@ -741,7 +742,8 @@ vouch_parse(json_t *root, struct irp_user *u, struct irp_err *err)
 		REQUIRED, what, err) == -1 ||
 	    rep_dup(r, "ca", &v->ca_pem, what, err) == -1 ||
 	    rep_str(r, "checked_at", v->checked_at, sizeof(v->checked_at), 0,
-		what, err) == -1)
+		what, err) == -1 ||
+	    rep_bool(r, "stale", &v->stale, what, err) == -1)
 		return -1;
 	return 0;
 }

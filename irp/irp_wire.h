@@ -234,6 +234,8 @@ struct irp_vouch {
 	char *ca_pem;
 	/* When the vouching registry last heard the other one ("" unsaid). */
 	char checked_at[IRP_TIME_MAX];
+	/* The other registry could not be asked: an earlier answer of it. */
+	int stale;
 };
 json_t *irp_user_build(const struct irp_user *u);
 /* *out is new (irp_user_free()), or NULL on -1. */

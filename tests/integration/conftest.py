@@ -1401,6 +1401,21 @@ zone:
             self.proc.terminate()
             self.proc.wait(30)
 
+    def start(self):
+        """knotd again, on the same port with the same zones, after stop."""
+        assert not self.running()
+        knotd = shutil.which("knotd") or "/usr/sbin/knotd"
+        before = {z: self.read_log().count(f"[{z}.] loaded, serial")
+                  for z in self.zones}
+        self.proc = subprocess.Popen([knotd, "-c", self.conf],
+                                     stdout=self._log,
+                                     stderr=subprocess.STDOUT)
+        for z, n in before.items():
+            wait_until(lambda z=z, n=n: self.read_log().count(
+                f"[{z}.] loaded, serial") > n or self.proc.poll() is not None,
+                f"knotd to load {z} again", timeout=30)
+            assert self.proc.poll() is None, self.read_log()
+
     def finish(self):
         if self.proc.poll() is None:
             self.proc.kill()

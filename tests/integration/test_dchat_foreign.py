@@ -249,7 +249,75 @@ def test_refusals_across_domains(registry, tmpdir_shared):
     w.net.ctl("cert", "revoke", serial(bob), "--reason", "keyCompromise")
     refused_call(alice, bob, "the registry of example.net does not list "
                  "it for bob@example.net (revoked, or not this user's)")
-    # Alice's own registry is down: nobody can vouch for bob.
+    # Alice's own registry is down: her dchat's last answer about bob
+    # stands in (VOUCH_STALE_SECS), and it lists his certificate no more.
     w.org.d.stop()
+    refused_call(alice, bob, "the registry of example.net does not list "
+                 "it for bob@example.net")
+    # Started again, her dchat has no answer of its own to go by, and
+    # nobody can vouch for bob.
+    assert alice.stop() == 0
+    alice.run(extra=["--auto-accept"], registered=False)
     refused_call(alice, bob, "cannot check bob@example.net with your "
                  "registry")
+
+
+def contacts(peer):
+    path = os.path.join(peer.home, "contacts")
+    if not os.path.exists(path):
+        return ""
+    with open(path) as f:
+        return f.read()
+
+
+def failed_call(caller, callee):
+    """caller calls callee, who is never reached: the reason given."""
+    m = caller.mark()
+    caller.cmd(cmd="call", user=callee.userid)
+    return caller.wait("call_failed", start=m)["reason"]
+
+
+def test_dns_down_then_the_other_registry_down(registry, tmpdir_shared):
+    w, alice, bob = world(registry, tmpdir_shared)
+    alice.run(extra=["--auto-accept"])
+    bob.run(extra=["--auto-accept"])
+    # The name server is down before alice's registry ever looked for
+    # example.net's: the call fails, saying so, and nothing is kept.
+    w.ns.stop()
+    reason = failed_call(alice, bob)
+    assert "DNS" in reason or "dns" in reason, reason
+    assert bob.userid not in contacts(alice)
+    w.ns.start()
+    time.sleep(1.2)  # the failure is kept for federation_negative_ttl
+    # Now example.net's registry is down, before anything was heard
+    # from it: nothing can vouch for bob, and nothing is kept.
+    w.net.d.stop()
+    reason = failed_call(alice, bob)
+    assert "registry of example.net" in reason and (
+        "can not be reached" in reason or "did not answer" in reason), reason
+    assert bob.userid not in contacts(alice)
+    # Back up: alice calls bob, who is kept in her contacts.
+    w.net.start(*w.settings, port=w.p_net)
+    time.sleep(1.2)
+    ca, cb = call(alice, bob)
+    check_peer(ca, bob.userid, NET)
+    check_peer(cb, alice.userid, ORG)
+    alice.cmd(cmd="hangup", session=ca["session"])
+    bob.wait("closed", session=cb["session"])
+    assert bob.userid in contacts(alice)
+    # example.net's registry down again: the call still works from the
+    # address alice keeps.  Her registry stands in with what example.net
+    # said before (federation_stale_max), bob's dchat with what his
+    # registry said of alice (VOUCH_STALE_SECS); each shows it as an
+    # earlier answer, not a check made now.
+    w.net.d.stop()
+    ca, cb = call(alice, bob)
+    pa, pb = ca["peer"], cb["peer"]
+    assert pa["domain"] == NET and pa["trust"] == "pinned", pa
+    assert pa["revocation"] == "cached", pa
+    assert "listed as of" in pa["revocation_note"], pa
+    assert pb["domain"] == ORG and pb["revocation"] == "cached", pb
+    assert "your registry could not be asked" in pb["revocation_note"], pb
+    alice.cmd(cmd="msg", session=ca["session"], text="still here")
+    assert bob.wait("message", session=cb["session"])["text"] == \
+        "still here"

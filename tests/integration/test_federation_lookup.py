@@ -139,6 +139,7 @@ def test_lookup_by_pinned_rules_both_ways(registry, tmpdir_shared):
     assert r.status == 200, r
     checked = r.json()["registry"]["checked_at"]
     assert checked == via["checked_at"], (checked, via)
+    assert r.json()["registry"]["stale"] is True and "stale" not in via, r
     assert time.time() - 60 < calendar.timegm(time.strptime(
         checked, "%Y-%m-%dT%H:%M:%SZ")) <= time.time(), checked
     assert "answering for bob@example.net from an earlier answer" in \

@@ -110,7 +110,8 @@ write_home(struct peer *p, const char *dir, struct ca *ca)
 /* How dchat asks its registry (run.c's vouch_check, without the fetch). */
 static int
 ask(void *arg, const char *userid, const char *fingerprint, X509 **ca,
-    char *trust, size_t trustlen, int *listed, char *why, size_t whylen)
+    char *trust, size_t trustlen, int *listed, time_t *checked, char *why,
+    size_t whylen)
 {
 	struct peer *p = arg;
 	const char *t = "";
@@ -127,6 +128,9 @@ ask(void *arg, const char *userid, const char *fingerprint, X509 **ca,
 	X509_up_ref(*ca);
 	snprintf(trust, trustlen, "%s", t);
 	*listed = vouch_listed(p->v, userid, fingerprint);
+	*checked = vouch_checked(p->v, userid);
+	if (!vouch_stale(p->v, userid, why, whylen))
+		why[0] = '\0';
 	return 0;
 }
 
@@ -151,9 +155,9 @@ peer_start(struct peer *p, const char *dir, struct ca *ca)
  * none).  vouch_put's status; err gets its sentence.
  */
 static int
-answer(struct peer *p, const char *userid, const char *domain,
+answer_at(struct peer *p, const char *userid, const char *domain,
     const char *trust, struct ca *ca, const char *sha, const char *cert_pem,
-    char *err, size_t errlen)
+    const char *checked_at, int stale, char *err, size_t errlen)
 {
 	struct irp_device dev;
 	struct irp_vouch via;
@@ -172,7 +176,20 @@ answer(struct peer *p, const char *userid, const char *domain,
 	snprintf(via.ca_sha256, sizeof(via.ca_sha256), "%s",
 	    sha ? sha : ca_fingerprint(ca));
 	via.ca_pem = (char *)ca_cert_pem(ca);
+	snprintf(via.checked_at, sizeof(via.checked_at), "%s",
+	    checked_at ? checked_at : "");
+	via.stale = stale;
 	return vouch_put(p->v, userid, &u, err, errlen);
+}
+
+/* answer_at, as a registry that does not say when it checked. */
+static int
+answer(struct peer *p, const char *userid, const char *domain,
+    const char *trust, struct ca *ca, const char *sha, const char *cert_pem,
+    char *err, size_t errlen)
+{
+	return answer_at(p, userid, domain, trust, ca, sha, cert_pem, NULL, 0,
+	    err, errlen);
 }
 
 static void
@@ -325,7 +342,7 @@ test_vouch_listed(void)
 static void
 test_across_domains(void)
 {
-	char err[256];
+	char err[256], when[IRP_TIME_LEN];
 	struct call c;
 
 	(void)answer(&alice, bob.userid, NET, "pinned", net, NULL, bob.cert_pem,
@@ -348,6 +365,31 @@ test_across_domains(void)
 	    "each asked its own registry once, in the handshake");
 	call(&bob, alice.userid, &alice, &c);
 	check(c.ok, "and the other way round");
+	/* Said a minute ago, but asked now: a lookup, as above. */
+	irp_time(time(NULL) - 60, when);
+	(void)answer_at(&alice, bob.userid, NET, "pinned", net, NULL,
+	    bob.cert_pem, when, 0, err, sizeof(err));
+	call(&alice, bob.userid, &bob, &c);
+	checkf(c.ok && strcmp(c.dp.revocation, "lookup") == 0,
+	    "an answer checked now is a lookup (%s)", c.dp.revocation);
+	/* Our registry stands in with what example.net said 10 minutes ago. */
+	irp_time(time(NULL) - 600, when);
+	(void)answer_at(&alice, bob.userid, NET, "pinned", net, NULL,
+	    bob.cert_pem, when, 1, err, sizeof(err));
+	call(&alice, bob.userid, &bob, &c);
+	checkf(c.ok && strcmp(c.dp.revocation, "cached") == 0 &&
+		c.dp.revocation_note[0] != '\0' &&
+		strstr(c.dp.revocation_note,
+		    "the registry of example.net did "
+		    "not answer yours; listed as of ") != NULL,
+	    "an earlier answer is shown as such (%s: %s)", c.dp.revocation,
+	    c.dp.revocation_note);
+	check(answer_at(&alice, bob.userid, NET, "pinned", net, NULL,
+		  bob.cert_pem, "yesterday", 0, err, sizeof(err)) == -1 &&
+		strstr(err, "no time") != NULL,
+	    "a checked_at that is no time is refused");
+	(void)answer(&alice, bob.userid, NET, "pinned", net, NULL, bob.cert_pem,
+	    err, sizeof(err));
 }
 
 static void

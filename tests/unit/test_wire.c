@@ -400,7 +400,7 @@ test_user(void)
 	/* Another domain's user: the registry that vouches, and how. */
 	{
 		struct irp_vouch v = { "example.net", IRP_TRUST_PINNED, "ab",
-			(char *)"CA PEM", "2026-12-06T10:00:00Z" };
+			(char *)"CA PEM", "2026-12-06T10:00:00Z", 1 };
 		json_t *j2;
 
 		check(irp_user_set_via(&u, &v) == 0 && u.via != NULL &&
@@ -416,9 +416,9 @@ test_user(void)
 			strcmp(p->via->ca_pem, "CA PEM") == 0 &&
 			strcmp(p->via->checked_at, "2026-12-06T10:00:00Z") ==
 			    0 &&
-			same_user(&u, p),
+			p->via->stale == 1 && same_user(&u, p),
 		    "a federated answer round trip keeps domain, trust, CA, "
-		    "when checked");
+		    "when checked and that it is an earlier one");
 		irp_user_free(p);
 		json_object_set_new(json_object_get(j2, "registry"), "ca",
 		    json_integer(1));
