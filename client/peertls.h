@@ -149,7 +149,16 @@ void pt_set_ocsp(struct peertls *pt, pt_ocsp_fn *fn, void *arg);
 typedef int pt_vouch_fn(void *arg, const char *userid,
     const char *fingerprint, X509 **ca, char *trust, size_t trustlen,
     int *listed, time_t *checked, char *why, size_t whylen);
-void pt_set_vouch(struct peertls *pt, pt_vouch_fn *fn, void *arg);
+/*
+ * Before fn is asked: the CA a certificate of domain must already chain
+ * to (a new reference), or NULL to ask fn without that check.  So that
+ * a stranger presenting made-up certificates of a trusted domain can
+ * not make us ask our registry in every handshake (each lookup counts
+ * against our federation_rate there).  May be NULL.
+ */
+typedef X509 *pt_vouch_gate_fn(void *arg, const char *domain);
+void pt_set_vouch(struct peertls *pt, pt_vouch_fn *fn,
+    pt_vouch_gate_fn *gate, void *arg);
 
 /*
  * Our key and certificate changed on disk (a renewal): load them, with

@@ -438,6 +438,15 @@ ocsp_fetch(void *arg, const unsigned char *req, size_t len,
 	return 0;
 }
 
+/* The CA a foreign certificate must chain to before we ask (vouch.h). */
+static X509 *
+vouch_gate_ca(void *arg, const char *domain)
+{
+	struct app *a = arg;
+
+	return vouch_gate(a->vouch, domain);
+}
+
 /*
  * How peertls checks a peer of another domain (pt_set_vouch): our
  * registry is asked afresh about userid inside the handshake, and blocks
@@ -956,7 +965,7 @@ app_init(struct app *a)
 		fprintf(stderr, "dchat: out of memory\n");
 		return -1;
 	}
-	pt_set_vouch(a->pt, vouch_check, a);
+	pt_set_vouch(a->pt, vouch_check, vouch_gate_ca, a);
 	a->env.event = on_session_event;
 	a->env.arg = a;
 	a->env.userid = a->userid;

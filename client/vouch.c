@@ -17,6 +17,7 @@ struct vouch_domain {
 	char name[IRP_DOMAIN_MAX + 1];
 	char trust[IRP_WORD_MAX];
 	X509 *ca;
+	time_t ungated;	    /* vouch_gate let a handshake past it then */
 	unsigned long used; /* when last kept; 0: a free slot */
 };
 
@@ -210,6 +211,7 @@ domain_keep(struct vouch *v, const struct irp_vouch *via, X509 *ca)
 		for (i = 1; i < VOUCH_DOMAINS; i++)
 			if (v->dom[i].used < d->used)
 				d = &v->dom[i];
+		d->ungated = 0;
 	}
 	X509_free(d->ca);
 	d->ca = ca;
@@ -332,6 +334,21 @@ vouch_ca(const struct vouch *v, const char *domain, const char **trust)
 		return NULL;
 	*trust = d->trust;
 	return d->ca;
+}
+
+X509 *
+vouch_gate(struct vouch *v, const char *domain)
+{
+	struct vouch_domain *d = domain_find(v, domain);
+	time_t now = time(NULL);
+
+	if (d == NULL || d->ca == NULL)
+		return NULL;
+	if (now - d->ungated >= VOUCH_RETRY_SECS) {
+		d->ungated = now;
+		return NULL;
+	}
+	return X509_up_ref(d->ca) == 1 ? d->ca : NULL;
 }
 
 int

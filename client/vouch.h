@@ -76,6 +76,15 @@ int vouch_put(struct vouch *v, const char *userid, const struct irp_user *u,
 X509 *vouch_ca(const struct vouch *v, const char *domain, const char **trust);
 
 /*
+ * The CA a certificate of domain must chain to before the registry is
+ * asked about its user (pt_vouch_gate_fn): the one kept, a new
+ * reference.  NULL when none is kept, and once every VOUCH_RETRY_SECS
+ * per domain (that domain's CA may have been replaced: the lookup that
+ * follows tells).
+ */
+X509 *vouch_gate(struct vouch *v, const char *domain);
+
+/*
  * 1 when the last lookup of userid listed the certificate with SHA-256
  * fingerprint (hex, either case), else 0.
  */

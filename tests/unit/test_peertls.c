@@ -134,6 +134,15 @@ ask(void *arg, const char *userid, const char *fingerprint, X509 **ca,
 	return 0;
 }
 
+/* As run.c's vouch_gate_ca. */
+static X509 *
+gate(void *arg, const char *domain)
+{
+	struct peer *p = arg;
+
+	return vouch_gate(p->v, domain);
+}
+
 static void
 peer_start(struct peer *p, const char *dir, struct ca *ca)
 {
@@ -146,7 +155,7 @@ peer_start(struct peer *p, const char *dir, struct ca *ca)
 		diag("%s: %s", dir, err);
 		exit(1);
 	}
-	pt_set_vouch(p->pt, ask, p);
+	pt_set_vouch(p->pt, ask, gate, p);
 }
 
 /*
@@ -416,6 +425,7 @@ test_refusals(void)
 {
 	char err[256];
 	struct call c;
+	int i;
 
 	call(&alice, impostor.userid, &impostor, &c);
 	checkf(!c.ok &&
@@ -424,6 +434,20 @@ test_refusals(void)
 		    "registry vouches for example.net") != NULL,
 	    "an impostor with a CA of its own claiming example.net: %s",
 	    c.dc.reason);
+	/*
+	 * Again and again: past the first, which may ask (the CA of
+	 * example.net could have changed), the CA kept refuses it
+	 * without a question to the registry.
+	 */
+	(void)answer(&impostor, alice.userid, ORG, "pinned", org, NULL,
+	    alice.cert_pem, err, sizeof(err));
+	for (i = 0; i < 5; i++)
+		call(&impostor, alice.userid, &alice, &c);
+	checkf(!c.ok && alice.asked == 0 &&
+		strstr(c.lc.reason, "as it said last") != NULL,
+	    "a stranger calling with made-up certificates of example.net "
+	    "is refused by the CA kept, our registry not asked (%d; %s)",
+	    alice.asked, c.lc.reason);
 	(void)answer(&alice, carol.userid, NET, "pinned", net, NULL,
 	    carol.cert_pem, err, sizeof(err));
 	call(&alice, carol.userid, &carol, &c);
