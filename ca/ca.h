@@ -161,10 +161,12 @@ void ca_csr_free(struct ca_csr *csr);
 
 /*
  * Issue a user certificate for the key of a CSR that passes ca_csr_check.
- * Subject UID=<userid>, CN=<name> (+ emailAddress), SAN email when known,
- * random positive 128-bit serial, SKI/AKI, keyUsage digitalSignature
- * (+ keyEncipherment for RSA), EKU clientAuth only (never serverAuth:
- * no user certificate may pass for a TLS server), the revocation URLs
+ * Subject UID=<userid>, CN=<name> (+ emailAddress), SAN rfc822Name of
+ * the user id and of the email when known and different (S/MIME readers
+ * match the sender by them), random positive 128-bit serial, SKI/AKI,
+ * keyUsage digitalSignature (+ keyAgreement for EC, keyEncipherment for
+ * RSA), EKU clientAuth and emailProtection (never serverAuth: no user
+ * certificate may pass for a TLS server), the revocation URLs
  * of urls (CRL distribution point, authorityInfoAccess), valid for `days`
  * from now (backdated 5 minutes for clock skew).  Nothing of the CSR but
  * its public key is used.  On success *out owns new buffers.
@@ -345,5 +347,46 @@ int ca_keytype_parse(const char *s, enum ca_keytype *kt) CA_WUR;
  */
 int ca_reason_parse(const char *s);
 const char *ca_reason_name(int code);
+
+/*
+ * S/MIME messages (ca_cms.c): RFC 8551, CMS signed then encrypted.
+ * A message goes to at most CA_CMS_RECIPS_MAX certificates (the devices
+ * of one recipient) and is at most CA_CMS_MAX bytes sealed.
+ */
+#define CA_CMS_RECIPS_MAX 16
+#define CA_CMS_MAX (64 * 1024 * 1024)
+
+/*
+ * content (an RFC 5322 message or a MIME entity) signed with the
+ * sender's certificate and key (opaque SignedData), then encrypted with
+ * AES-256-GCM (AuthEnvelopedData) to every recipient certificate.  *out
+ * (free()) is the S/MIME entity, "Content-Type: application/pkcs7-mime;
+ * smime-type=authEnveloped-data" and its base64, NUL-terminated.
+ */
+int ca_cms_seal(const unsigned char *content, size_t len, const char *cert_pem,
+    const char *key_pem, const char *const *recip_pem, size_t nrecip,
+    unsigned char **out, size_t *outlen, struct ca_err *err) CA_WUR;
+
+/* What ca_cms_open found in a message. */
+struct ca_cms_opened {
+	unsigned char *content; /* what was signed, NUL-terminated */
+	size_t content_len;
+	unsigned char *signer_der; /* the signer's certificate, DER */
+	size_t signer_len;
+	time_t signed_at; /* its signingTime; 0 when it gives none */
+};
+
+/*
+ * Decrypt an S/MIME message with our certificate and key, then verify
+ * the signature inside (opaque, or multipart/signed as `openssl cms
+ * -sign` writes it): exactly one signer, whose certificate the message
+ * carries.  Only the cryptography is checked: the caller judges whose
+ * that certificate is and whether it was valid at signed_at.  A message
+ * not encrypted, not signed, not for this key, or altered is refused
+ * (CA_ERR_POLICY, CA_ERR_SIGNATURE).  out is cleared on -1.
+ */
+int ca_cms_open(const unsigned char *msg, size_t len, const char *cert_pem,
+    const char *key_pem, struct ca_cms_opened *out, struct ca_err *err) CA_WUR;
+void ca_cms_opened_clear(struct ca_cms_opened *o);
 
 #endif

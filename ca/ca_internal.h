@@ -38,7 +38,8 @@
  */
 enum ca_leaf_ext {
 	CA_EXT_BC,		/* basicConstraints CA:FALSE */
-	CA_EXT_KU,		/* keyUsage for a signing key */
+	CA_EXT_KU,		/* keyUsage for a signing-only key (Ed25519) */
+	CA_EXT_KU_EC,		/* keyUsage for an EC key: also ECDH */
 	CA_EXT_KU_RSA,		/* keyUsage for an RSA key */
 	CA_EXT_EKU_PEER,	/* extendedKeyUsage of a user: both ends */
 	CA_EXT_EKU_SERVER,	/* extendedKeyUsage of dird's certificate */

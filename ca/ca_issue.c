@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
@@ -112,6 +113,12 @@ static const struct {
 } leaf_ext_conf[CA_EXT_N] = {
 	[CA_EXT_BC] = { NID_basic_constraints, "critical,CA:FALSE" },
 	[CA_EXT_KU] = { NID_key_usage, "critical,digitalSignature" },
+	/*
+	 * Mail encrypted to an EC key (S/MIME, RFC 5753) is encrypted by
+	 * ECDH with it, which readers allow only with keyAgreement.
+	 */
+	[CA_EXT_KU_EC] = { NID_key_usage,
+	    "critical,digitalSignature,keyAgreement" },
 	/* keyEncipherment only makes sense for RSA keys. */
 	[CA_EXT_KU_RSA] = { NID_key_usage,
 	    "critical,digitalSignature,keyEncipherment" },
@@ -121,9 +128,11 @@ static const struct {
 	 * serverAuth a user certificate would pass any TLS client's server
 	 * check, so a user named "dir.example.org" could stand in for the
 	 * registry where a client falls back to the subject CN (curl does
-	 * when a certificate has no dNSName).
+	 * when a certificate has no dNSName).  emailProtection: a user signs
+	 * and receives S/MIME mail with it.
 	 */
-	[CA_EXT_EKU_PEER] = { NID_ext_key_usage, "clientAuth" },
+	[CA_EXT_EKU_PEER] = { NID_ext_key_usage,
+	    "clientAuth,emailProtection" },
 	[CA_EXT_EKU_SERVER] = { NID_ext_key_usage, "serverAuth" },
 	[CA_EXT_AKID] = { NID_authority_key_identifier, "keyid" },
 };
@@ -187,6 +196,17 @@ skid_add(X509 *x, struct ca_err *err)
  err:
 	ASN1_OCTET_STRING_free(oct);
 	return rv;
+}
+
+/* The keyUsage of a user's key: what its type can do. */
+static enum ca_leaf_ext
+ku_for(EVP_PKEY *pub)
+{
+	if (ca_key_is_rsa(pub))
+		return CA_EXT_KU_RSA;
+	if (EVP_PKEY_is_a(pub, "EC"))
+		return CA_EXT_KU_EC;
+	return CA_EXT_KU;
 }
 
 /* Add the CA's prebuilt extension e to x. */
@@ -271,8 +291,7 @@ leaf_build(const struct ca *ca, EVP_PKEY *pub, const struct ca_profile *p,
 	    ca_set_validity(x, days, err) == -1)
 		goto err;
 	if (leaf_ext_add(ca, x, CA_EXT_BC, err) == -1 ||
-	    leaf_ext_add(ca, x, ca_key_is_rsa(pub) ? CA_EXT_KU_RSA :
-	    CA_EXT_KU, err) == -1 ||
+	    leaf_ext_add(ca, x, ku_for(pub), err) == -1 ||
 	    leaf_ext_add(ca, x, p->eku, err) == -1 ||
 	    skid_add(x, err) == -1 ||
 	    leaf_ext_add(ca, x, CA_EXT_AKID, err) == -1)
@@ -362,8 +381,18 @@ user_profile(X509_PUBKEY *spki, const struct ca_subject *subj,
 		ca_err_set(err, CA_ERR_CRYPTO, "cannot build a subjectAltName");
 		return -1;
 	}
-	if (subj->email != NULL && san_push(*san, GEN_EMAIL, subj->email,
-	    (int)strlen(subj->email), err) == -1)
+	/*
+	 * The user id is a mail address: mail readers match a sender against
+	 * the rfc822Names of the SAN (RFC 8550 3), so it comes first, then a
+	 * recorded email that differs from it.
+	 */
+	if (san_push(*san, GEN_EMAIL, subj->userid, (int)strlen(subj->userid),
+	    err) == -1)
+		return -1;
+	if (subj->email != NULL && subj->email[0] != '\0' &&
+	    strcasecmp(subj->email, subj->userid) != 0 &&
+	    san_push(*san, GEN_EMAIL, subj->email, (int)strlen(subj->email),
+	    err) == -1)
 		return -1;
 	memset(prof, 0, sizeof(*prof));
 	prof->subject = *name;

@@ -397,6 +397,7 @@ static int
 cmd_restore(struct opts *o)
 {
 	char pass[PASS_MAX], pw[PASS_MAX], uid[IRP_USERID_MAX + 1], kerr[300];
+	char exp[IRP_TIME_LEN];
 	struct irp_client *c = NULL;
 	unsigned char *p12buf = NULL;
 	struct ca_cert_info info;
@@ -448,8 +449,9 @@ cmd_restore(struct opts *o)
 	if (ks_save_config(&ks, kerr, sizeof(kerr)) == -1)
 		goto err;
 	fetch_crl(&ks);
-	printf("restored %s (%s), certificate %s, expires %ld\n", uid,
-	    info.name, info.serial, (long)info.not_after);
+	irp_time(info.not_after, exp);
+	printf("restored %s (%s), certificate %s, expires %s\n", uid,
+	    info.name, info.serial, exp);
 	rv = 0;
 err:
 	OPENSSL_cleanse(pass, sizeof(pass));

@@ -91,6 +91,9 @@ def test_init_and_restore_refuse_to_replace_a_key_without_force(
     assert {n: read(home_file(dev2, n)) for n in names} == before
     p = dev2.dchat(*restore, "--force")
     assert "restored alice@example.org" in p.stdout, p.stdout
+    # The expiry as a date, as everywhere else, not epoch seconds.
+    assert re.search(r", expires \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$",
+                     p.stdout.strip()), p.stdout
     assert read(dev2.key) != before["key.pem"]
     assert read(dev2.cert) == read(alice.cert)
     assert pubkey_of_key(dev2.key) == pubkey_of_key(alice.key)

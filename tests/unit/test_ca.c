@@ -244,21 +244,37 @@ san_has(X509 *x, int type, const void *val, int len)
 	return found;
 }
 
+/* The keyUsage a user key of type kt gets, as a configuration string. */
+static const char *
+key_usage(enum ca_keytype kt)
+{
+	switch (kt) {
+	case CA_KEY_RSA2048:
+	case CA_KEY_RSA3072:
+		return "critical,digitalSignature,keyEncipherment";
+	case CA_KEY_EC_P256:
+	case CA_KEY_EC_P384:
+		return "critical,digitalSignature,keyAgreement";
+	default:
+		return "critical,digitalSignature";
+	}
+}
+
 /*
  * The extensions of leaf x, in order, are exactly (DER) what OpenSSL's
  * configuration strings below give: dird builds the constant ones
  * once per CA and the key identifier itself.
  */
 static int
-leaf_ext_as_designed(const char *ca_pem, X509 *x, int rsa, const char *eku)
+leaf_ext_as_designed(const char *ca_pem, X509 *x, enum ca_keytype kt,
+    const char *eku)
 {
 	const struct {
 		int nid;
 		const char *value;
 	} want[] = {
 		{ NID_basic_constraints, "critical,CA:FALSE" },
-		{ NID_key_usage, rsa ? "critical,digitalSignature,"
-		    "keyEncipherment" : "critical,digitalSignature" },
+		{ NID_key_usage, key_usage(kt) },
 		{ NID_ext_key_usage, eku },
 		{ NID_subject_key_identifier, "hash" },
 		{ NID_authority_key_identifier, "keyid" },
@@ -348,7 +364,7 @@ tkt(enum ca_keytype kt)
 }
 
 static const struct ca_subject alice = {
-	"alice@example.org", "Alice Example", "alice@example.org"
+	"alice@example.org", "Alice Example", "Alice.Liddell@mail.example"
 };
 
 static struct ca *cas[NCA];
@@ -616,16 +632,19 @@ test_issue(void)
 			    ca_cert_pem(cas[i]), x, X509_PURPOSE_SSL_SERVER),
 			    "verifies for TLS client use, never as a server");
 			check(x != NULL && (X509_get_extended_key_usage(x) &
-			    (XKU_SSL_CLIENT | XKU_SSL_SERVER)) ==
-			    XKU_SSL_CLIENT && !X509_check_ca(x),
-			    "EKU clientAuth without serverAuth, not a CA");
+			    (XKU_SSL_CLIENT | XKU_SSL_SERVER | XKU_SMIME)) ==
+			    (XKU_SSL_CLIENT | XKU_SMIME) && !X509_check_ca(x),
+			    "EKU clientAuth and emailProtection without "
+			    "serverAuth, not a CA");
 			check(x != NULL && ((X509_get_key_usage(x) &
 			    KU_KEY_ENCIPHERMENT) != 0) ==
 			    (tkt(csr_types[j].kt) == CA_KEY_RSA2048) &&
 			    (X509_get_key_usage(x) & KU_DIGITAL_SIGNATURE),
 			    "keyUsage fits the key type");
 			check(x != NULL && san_has(x, GEN_EMAIL, alice.email,
-			    (int)strlen(alice.email)), "SAN e-mail");
+			    (int)strlen(alice.email)) && san_has(x, GEN_EMAIL,
+			    alice.userid, (int)strlen(alice.userid)),
+			    "SAN e-mail: the user id and the email");
 			check(x != NULL && X509_get_ext_by_NID(x,
 			    NID_crl_distribution_points, -1) >= 0 &&
 			    X509_get_ext_by_NID(x,
@@ -634,8 +653,8 @@ test_issue(void)
 			    NID_subject_key_identifier, -1) >= 0,
 			    "CRL DP, AKI and SKI present");
 			check(x != NULL && leaf_ext_as_designed(
-			    ca_cert_pem(cas[i]), x, tkt(csr_types[j].kt) ==
-			    CA_KEY_RSA2048, "clientAuth"),
+			    ca_cert_pem(cas[i]), x, tkt(csr_types[j].kt),
+			    "clientAuth,emailProtection"),
 			    "extensions as OpenSSL's configuration strings give them");
 			X509_free(x);
 
