@@ -321,3 +321,26 @@ def test_dns_down_then_the_other_registry_down(registry, tmpdir_shared):
     alice.cmd(cmd="msg", session=ca["session"], text="still here")
     assert bob.wait("message", session=cb["session"])["text"] == \
         "still here"
+
+
+def test_a_contact_request_across_domains(registry, tmpdir_shared):
+    """Bob admits only his own domain; alice, of another, may leave one
+    request, checked by what bob's registry vouches for, as within one
+    domain."""
+    w, alice, bob = world(registry, tmpdir_shared)
+    bob.run(extra=["--auto-accept"])
+    bob.cmd(cmd="allow", user="@" + NET)
+    bob.wait("lists", allow=["@" + NET])
+    alice.run()
+    alice.cmd(cmd="request", user=bob.userid, text="Alice of example.org")
+    con = alice.wait("connected")
+    assert con["restricted"] is True and con["peer"]["domain"] == NET, con
+    req = bob.wait("contact_request")
+    assert req["userid"] == alice.userid, req
+    assert req["note"] == "Alice of example.org", req
+    assert "contact request recorded" in alice.wait("closed")["reason"]
+    # Accepted: alice of example.org gets through like anyone listed.
+    bob.cmd(cmd="allow", user=alice.userid)
+    bob.wait("lists", allow=["@" + NET, alice.userid])
+    ca, cb = call(alice, bob)
+    assert cb["restricted"] is False and cb["peer"]["domain"] == ORG, cb
