@@ -128,16 +128,6 @@ auth_free(struct auth *a)
 	free(a);
 }
 
-/* Seconds on a clock that no one can set back. */
-static time_t
-mono_now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec;
-}
-
 /* 1 when the request's source is over its limit now. */
 static int
 source_over(struct auth *a, const struct http_req *req)
@@ -146,7 +136,7 @@ source_over(struct auth *a, const struct http_req *req)
 
 	if (limit_source_key(req->source, key, sizeof(key)) == -1)
 		return 1;
-	return limit_over(a->fails, "src", key, mono_now());
+	return limit_over(a->fails, "src", key, limit_now());
 }
 
 static void
@@ -155,7 +145,7 @@ source_failed(struct auth *a, const struct http_req *req)
 	char key[LIMIT_SOURCE_MAX];
 
 	if (limit_source_key(req->source, key, sizeof(key)) == 0)
-		limit_hit(a->fails, "src", key, mono_now());
+		limit_hit(a->fails, "src", key, limit_now());
 }
 
 int
@@ -464,7 +454,7 @@ auth_password(struct auth *a, struct http_req *req, const char *b64,
 		reg_seterr(e, 401, "bad_credentials", "wrong user or password");
 		goto out;
 	}
-	if (limit_over(a->fails, "user", userid, mono_now())) {
+	if (limit_over(a->fails, "user", userid, limit_now())) {
 		too_many(a, e);
 		goto out;
 	}
@@ -485,7 +475,7 @@ auth_password(struct auth *a, struct http_req *req, const char *b64,
 		ok = reg_password_verify(hash, pw);
 	if (!ok || db_user_get(req->db, userid, &u, &de) == -1 || !u.enabled) {
 		source_failed(a, req);
-		limit_hit(a->fails, "user", userid, mono_now());
+		limit_hit(a->fails, "user", userid, limit_now());
 		metrics_auth_failure(req->reg->metrics);
 		reg_seterr(e, 401, "bad_credentials", "wrong user or password");
 		goto out;

@@ -148,16 +148,6 @@ fed_free(struct fed *f)
 	free(f);
 }
 
-/* A clock that does not go back, for the limiters. */
-static time_t
-mono(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec;
-}
-
 /* ---- kept answers and refusals --------------------------------------- */
 
 static size_t
@@ -188,6 +178,31 @@ sweep(struct fed *f, size_t b, time_t now)
 	}
 }
 
+/* The current entry of key, or NULL; the lock is held. */
+static struct entry *
+find(struct fed *f, const char *key, time_t now)
+{
+	size_t b = bucket(f, key);
+	struct entry *e;
+
+	sweep(f, b, now);
+	for (e = f->tab[b]; e != NULL; e = e->next)
+		if (strcmp(e->key, key) == 0)
+			return e;
+	return NULL;
+}
+
+/* A copy of e's answer in *body (new): 1, or 0 when out of memory. */
+static int
+copy_body(const struct entry *e, char **body, size_t *len)
+{
+	if ((*body = malloc(e->len)) == NULL)
+		return 0;
+	memcpy(*body, e->body, e->len);
+	*len = e->len;
+	return 1;
+}
+
 /*
  * What is kept under key: 1 and a copy (*body new, or the refusal in
  * err); 0 when nothing current is.  want_answer 0 skips answers (a
@@ -199,25 +214,16 @@ kept(struct fed *f, const char *key, int want_answer, struct reg_err *err,
 {
 	time_t now = time(NULL);
 	struct entry *e;
-	size_t b = bucket(f, key);
 	int rv = 0;
 
 	*body = NULL;
 	pthread_mutex_lock(&f->mu);
-	sweep(f, b, now);
-	for (e = f->tab[b]; e != NULL; e = e->next) {
-		if (strcmp(e->key, key) != 0)
-			continue;
-		if (e->err.status == 200) {
-			if (!want_answer || e->fresh_until <= now ||
-			    (*body = malloc(e->len)) == NULL)
-				break;
-			memcpy(*body, e->body, e->len);
-			*len = e->len;
-		} else
+	if ((e = find(f, key, now)) != NULL) {
+		if (e->err.status != 200) {
 			*err = e->err;
-		rv = 1;
-		break;
+			rv = 1;
+		} else if (want_answer && e->fresh_until > now)
+			rv = copy_body(e, body, len);
 	}
 	pthread_mutex_unlock(&f->mu);
 	return rv;
@@ -291,21 +297,12 @@ stale(struct fed *f, const char *key, time_t max, char **body, size_t *len)
 {
 	time_t now = time(NULL);
 	struct entry *e;
-	size_t b = bucket(f, key);
 	int rv = 0;
 
 	pthread_mutex_lock(&f->mu);
-	sweep(f, b, now);
-	for (e = f->tab[b]; e != NULL; e = e->next)
-		if (strcmp(e->key, key) == 0) {
-			if (e->err.status == 200 && now - e->checked <= max &&
-			    (*body = malloc(e->len)) != NULL) {
-				memcpy(*body, e->body, e->len);
-				*len = e->len;
-				rv = 1;
-			}
-			break;
-		}
+	if ((e = find(f, key, now)) != NULL && e->err.status == 200 &&
+	    now - e->checked <= max)
+		rv = copy_body(e, body, len);
 	pthread_mutex_unlock(&f->mu);
 	return rv;
 }
@@ -732,7 +729,7 @@ fed_lookup(struct fed *f, struct db *db, const char *userid, const char *asker,
 		metrics_fed(f->r->metrics, 0, *body ? "cached" : "refused");
 		return *body ? 0 : -1;
 	}
-	if (limit_over(f->out_lim, "fed-user", asker, mono())) {
+	if (limit_over(f->out_lim, "fed-user", asker, limit_now())) {
 		reg_seterr(e, 429, "rate_limited",
 		    "too many lookups of other "
 		    "domains' users; try again in a minute");
@@ -740,7 +737,7 @@ fed_lookup(struct fed *f, struct db *db, const char *userid, const char *asker,
 		metrics_fed(f->r->metrics, 0, "limited");
 		return -1;
 	}
-	limit_hit(f->out_lim, "fed-user", asker, mono());
+	limit_hit(f->out_lim, "fed-user", asker, limit_now());
 	if ((t = discover(f, &rule, e)) == NULL) {
 		keep(f, dkey, now + c->fed_negative_ttl, 0, e, NULL, 0);
 		goto err;
@@ -834,7 +831,7 @@ fed_admit(struct fed *f, struct db *db, const char *domain,
 		    why ? why : "this registry's own domain");
 		goto out;
 	}
-	if (limit_over(f->in_lim, "fed-in", out_domain, mono())) {
+	if (limit_over(f->in_lim, "fed-in", out_domain, limit_now())) {
 		reg_seterr(e, 429, "rate_limited",
 		    "too many lookups from "
 		    "%s's registry; try again in a minute",
@@ -842,7 +839,7 @@ fed_admit(struct fed *f, struct db *db, const char *domain,
 		e->retry_after = FED_WINDOW;
 		goto out;
 	}
-	limit_hit(f->in_lim, "fed-in", out_domain, mono());
+	limit_hit(f->in_lim, "fed-in", out_domain, limit_now());
 	if (rule_get(db, out_domain, &rule, e) == -1)
 		goto out;
 	if (leaf == NULL || ca == NULL || !ca_is_ca_cert(ca, ca_len) ||

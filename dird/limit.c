@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
@@ -230,4 +231,13 @@ limit_source_key(const char *source, char *out, size_t len)
 		return -1;
 	snprintf(out, len, "%s%s", text, suffix);
 	return 0;
+}
+
+time_t
+limit_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec;
 }

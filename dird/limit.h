@@ -36,6 +36,9 @@ struct limit *limit_new(size_t width, int max, int window,
     const unsigned char *key, char *errbuf, size_t errlen);
 void limit_free(struct limit *l);
 
+/* Seconds on a clock that no one can set back: the `now` of the rest. */
+time_t limit_now(void);
+
 /*
  * One more failure of the key kind:value (kind names the space of values,
  * e.g. "src" or "user"), at `now` on a clock that does not go back.
