@@ -388,5 +388,12 @@ struct ca_cms_opened {
 int ca_cms_open(const unsigned char *msg, size_t len, const char *cert_pem,
     const char *key_pem, struct ca_cms_opened *out, struct ca_err *err) CA_WUR;
 void ca_cms_opened_clear(struct ca_cms_opened *o);
+/*
+ * Whether msg is an S/MIME message encrypted to someone (AuthEnveloped
+ * or EnvelopedData): what a store that can read none of it may check,
+ * so that nothing is kept in clear by mistake.  0, or -1 with err.
+ */
+int ca_cms_check(const unsigned char *msg, size_t len, struct ca_err *err)
+    CA_WUR;
 
 #endif

@@ -322,3 +322,39 @@ ca_cms_opened_clear(struct ca_cms_opened *o)
 	free(o->signer_der);
 	memset(o, 0, sizeof(*o));
 }
+
+int
+ca_cms_check(const unsigned char *msg, size_t len, struct ca_err *err)
+{
+	CMS_ContentInfo *cms = NULL;
+	BIO *in;
+	int nid, rv = -1;
+
+	ca_err_clear(err);
+	if (len > CA_CMS_MAX || (in = mem_bio(msg, len)) == NULL) {
+		ca_err_set(err, CA_ERR_INVALID,
+		    "a message of more than %d "
+		    "bytes",
+		    CA_CMS_MAX);
+		return -1;
+	}
+	if ((cms = SMIME_read_CMS(in, NULL)) == NULL) {
+		ca_err_set(err, CA_ERR_INVALID, "not an S/MIME message");
+		goto err;
+	}
+	nid = OBJ_obj2nid(CMS_get0_type(cms));
+	if (nid != NID_id_smime_ct_authEnvelopedData &&
+	    nid != NID_pkcs7_enveloped) {
+		ca_err_set(err, CA_ERR_POLICY,
+		    "an S/MIME message that is not "
+		    "encrypted (%s)",
+		    OBJ_nid2sn(nid));
+		goto err;
+	}
+	rv = 0;
+err:
+	ERR_clear_error();
+	CMS_ContentInfo_free(cms);
+	BIO_free(in);
+	return rv;
+}

@@ -51,6 +51,13 @@ struct conf {
 	int fed_rate;		       /* queries a user may cause per minute */
 	int fed_inbound_rate;	       /* queries per other domain per minute */
 	char fed_serve[8];	       /* rules or off: who may ask us */
+	/* The inbox (schema 006): what waits for users who were away. */
+	int inbox_msg_max;    /* bytes of one message */
+	int inbox_user_mb;    /* MiB waiting for one recipient */
+	int inbox_user_count; /* messages waiting for one recipient */
+	int inbox_sender_mb;  /* MiB one sender has waiting, for all */
+	int inbox_total_mb;   /* MiB waiting in all */
+	int inbox_ttl;	      /* seconds a message waits at most */
 };
 
 /* Fill c with the defaults. */

@@ -59,6 +59,13 @@ enum stmt {
 	S_FED_DEL,
 	S_FED_GET,
 	S_FED_LIST,
+	S_INBOX_LOCK,
+	S_INBOX_PURGE,
+	S_INBOX_USAGE,
+	S_INBOX_PUT,
+	S_INBOX_LIST,
+	S_INBOX_GET,
+	S_INBOX_DEL,
 	S_COUNT
 };
 
@@ -277,6 +284,34 @@ static const struct {
 	[S_BACKUP_GET] = { "SELECT data, " EPOCH("updated_at") " FROM backups "
 			   "WHERE user_id = $1",
 	    1 },
+	/* One writer at a time: the quotas are sums over every row. */
+	[S_INBOX_LOCK] = { "SELECT pg_advisory_xact_lock(4604006)", 0 },
+	[S_INBOX_PURGE] = { "DELETE FROM inbox WHERE expires_at <= now()", 0 },
+	[S_INBOX_USAGE] = { "SELECT "
+			    "coalesce(sum(size) FILTER (WHERE user_id = $1), 0), "
+			    "count(*) FILTER (WHERE user_id = $1), "
+			    "coalesce(sum(size) FILTER (WHERE sender = $2), 0), "
+			    "coalesce(sum(size), 0) FROM inbox",
+	    2 },
+	[S_INBOX_PUT] = { "INSERT INTO inbox (user_id, sender, msg_id, size, "
+			  "data, expires_at) VALUES ($1, $2, $3, "
+			  "octet_length($4::bytea), $4::bytea, "
+			  "now() + make_interval(secs => $5::bigint)) "
+			  "ON CONFLICT (user_id, sender, msg_id) DO NOTHING "
+			  "RETURNING id, " EPOCH("stored_at") ", "
+			  EPOCH("expires_at"),
+	    5 },
+	[S_INBOX_LIST] = { "SELECT id, sender, msg_id, size, "
+			   EPOCH("stored_at") ", " EPOCH("expires_at")
+			   " FROM inbox WHERE user_id = $1 AND "
+			   "expires_at > now() ORDER BY id LIMIT $2",
+	    2 },
+	[S_INBOX_GET] = { "SELECT data FROM inbox WHERE user_id = $1 AND "
+			  "id = $2 AND expires_at > now()",
+	    2 },
+	[S_INBOX_DEL] = { "DELETE FROM inbox WHERE user_id = $1 AND id = $2 "
+			  "RETURNING size",
+	    2 },
 	[S_CRL_GET] = { "SELECT der, " EPOCH("next_update") " FROM crl_state "
 			"WHERE issuer = $1 AND der IS NOT NULL",
 	    1 },
@@ -1798,6 +1833,147 @@ db_fed_list(struct db *db, int (*cb)(const struct db_fed *, void *),
 		if (cb(&f, arg) != 0)
 			break;
 	}
+	PQclear(res);
+	return 0;
+}
+
+/* ---- the inbox ------------------------------------------------------ */
+
+int
+db_inbox_usage(struct db *db, int64_t user_id, const char *sender,
+    struct db_inbox_usage *u, struct db_err *err)
+{
+	char id[24];
+	const char *v[2] = { id, sender };
+	PGresult *res;
+
+	snprintf(id, sizeof(id), "%" PRId64, user_id);
+	/* Under the lock, so that the sums below hold until the commit. */
+	if ((res = db_exec(db, S_INBOX_LOCK, NULL, NULL, 0, PGRES_TUPLES_OK,
+		 err)) == NULL)
+		return -1;
+	PQclear(res);
+	if ((res = db_exec(db, S_INBOX_PURGE, NULL, NULL, 0, PGRES_COMMAND_OK,
+		 err)) == NULL)
+		return -1;
+	PQclear(res);
+	if ((res = db_exec_row(db, S_INBOX_USAGE, v, NULL, 0, err,
+		 "no inbox")) == NULL)
+		return -1;
+	u->user_bytes = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+	u->user_count = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+	u->sender_bytes = strtoll(PQgetvalue(res, 0, 2), NULL, 10);
+	u->total_bytes = strtoll(PQgetvalue(res, 0, 3), NULL, 10);
+	PQclear(res);
+	return 0;
+}
+
+int
+db_inbox_put(struct db *db, const struct db_inbox_new *m,
+    struct db_inbox_msg *out, struct db_err *err)
+{
+	char id[24], ttl[24];
+	const char *v[5] = { id, m->sender, m->msg_id, (const char *)m->data,
+		ttl };
+	int lens[5] = { 0, 0, 0, (int)m->len, 0 };
+	PGresult *res;
+
+	if (m->len == 0 || m->len > INT32_MAX) {
+		db_seterr(err, DB_ERR_INVALID, "a message of %zu bytes", m->len);
+		return -1;
+	}
+	snprintf(id, sizeof(id), "%" PRId64, m->user_id);
+	snprintf(ttl, sizeof(ttl), "%lld", (long long)m->ttl);
+	if ((res = db_exec_row(db, S_INBOX_PUT, v, lens, 0, err,
+		 "a message %s from %s is stored already", m->msg_id,
+		 m->sender)) == NULL) {
+		if (err != NULL && err->code == DB_ERR_NOTFOUND)
+			err->code = DB_ERR_CONFLICT;
+		return -1;
+	}
+	memset(out, 0, sizeof(*out));
+	out->id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+	out->stored_at = (time_t)strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+	out->expires_at = (time_t)strtoll(PQgetvalue(res, 0, 2), NULL, 10);
+	snprintf(out->sender, sizeof(out->sender), "%s", m->sender);
+	snprintf(out->msg_id, sizeof(out->msg_id), "%s", m->msg_id);
+	out->size = (int64_t)m->len;
+	PQclear(res);
+	return 0;
+}
+
+int
+db_inbox_list(struct db *db, int64_t user_id, int max,
+    int (*cb)(const struct db_inbox_msg *, void *), void *arg,
+    struct db_err *err)
+{
+	char id[24], lim[16];
+	const char *v[2] = { id, lim };
+	struct db_inbox_msg m;
+	PGresult *res;
+	int r;
+
+	snprintf(id, sizeof(id), "%" PRId64, user_id);
+	snprintf(lim, sizeof(lim), "%d", max);
+	if ((res = db_exec(db, S_INBOX_LIST, v, NULL, 0, PGRES_TUPLES_OK,
+		 err)) == NULL)
+		return -1;
+	for (r = 0; r < PQntuples(res); r++) {
+		memset(&m, 0, sizeof(m));
+		m.id = strtoll(PQgetvalue(res, r, 0), NULL, 10);
+		snprintf(m.sender, sizeof(m.sender), "%s",
+		    PQgetvalue(res, r, 1));
+		snprintf(m.msg_id, sizeof(m.msg_id), "%s",
+		    PQgetvalue(res, r, 2));
+		m.size = strtoll(PQgetvalue(res, r, 3), NULL, 10);
+		m.stored_at = (time_t)strtoll(PQgetvalue(res, r, 4), NULL, 10);
+		m.expires_at = (time_t)strtoll(PQgetvalue(res, r, 5), NULL, 10);
+		if (cb(&m, arg) != 0)
+			break;
+	}
+	PQclear(res);
+	return 0;
+}
+
+int
+db_inbox_get(struct db *db, int64_t user_id, int64_t msg, unsigned char **data,
+    size_t *len, struct db_err *err)
+{
+	char id[24], m[24];
+	const char *v[2] = { id, m };
+	PGresult *res;
+
+	*data = NULL;
+	snprintf(id, sizeof(id), "%" PRId64, user_id);
+	snprintf(m, sizeof(m), "%" PRId64, msg);
+	if ((res = db_exec_row(db, S_INBOX_GET, v, NULL, 1, err,
+		 "no message %" PRId64 " waits here", msg)) == NULL)
+		return -1;
+	*len = (size_t)PQgetlength(res, 0, 0);
+	if ((*data = malloc(*len ? *len : 1)) == NULL) {
+		PQclear(res);
+		db_seterr(err, DB_ERR_INTERNAL, "out of memory");
+		return -1;
+	}
+	memcpy(*data, PQgetvalue(res, 0, 0), *len);
+	PQclear(res);
+	return 0;
+}
+
+int
+db_inbox_delete(struct db *db, int64_t user_id, int64_t msg, int64_t *size,
+    struct db_err *err)
+{
+	char id[24], m[24];
+	const char *v[2] = { id, m };
+	PGresult *res;
+
+	snprintf(id, sizeof(id), "%" PRId64, user_id);
+	snprintf(m, sizeof(m), "%" PRId64, msg);
+	if ((res = db_exec_row(db, S_INBOX_DEL, v, NULL, 0, err,
+		 "no message %" PRId64 " waits here", msg)) == NULL)
+		return -1;
+	*size = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
 	PQclear(res);
 	return 0;
 }

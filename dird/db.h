@@ -164,6 +164,47 @@ int db_fed_get(struct db *db, const char *domain, struct db_fed *f,
 int db_fed_list(struct db *db, int (*cb)(const struct db_fed *, void *),
     void *arg, struct db_err *err) DB_WUR;
 
+/*
+ * The inbox (schema 006): opaque messages waiting for a user.  A post
+ * runs in a transaction: db_inbox_usage takes the inbox's lock, drops
+ * what expired and sums what waits, the caller checks its quotas, then
+ * db_inbox_put stores (DB_ERR_CONFLICT: that sender's msg_id is stored
+ * already for this user).
+ */
+struct db_inbox_usage {
+	int64_t user_bytes, user_count; /* waiting for the recipient */
+	int64_t sender_bytes;		/* the sender has waiting, for all */
+	int64_t total_bytes;
+};
+struct db_inbox_new {
+	int64_t user_id; /* the recipient */
+	const char *sender, *msg_id;
+	const unsigned char *data;
+	size_t len;
+	long ttl; /* seconds */
+};
+struct db_inbox_msg {
+	int64_t id;
+	char sender[DB_USERID_MAX];
+	char msg_id[129];
+	int64_t size;
+	time_t stored_at, expires_at;
+};
+int db_inbox_usage(struct db *db, int64_t user_id, const char *sender,
+    struct db_inbox_usage *u, struct db_err *err) DB_WUR;
+int db_inbox_put(struct db *db, const struct db_inbox_new *m,
+    struct db_inbox_msg *out, struct db_err *err) DB_WUR;
+/* What waits for user_id, oldest first, at most max; cb non-zero stops. */
+int db_inbox_list(struct db *db, int64_t user_id, int max,
+    int (*cb)(const struct db_inbox_msg *, void *), void *arg,
+    struct db_err *err) DB_WUR;
+/* Message msg of user_id: *data new (free()); DB_ERR_NOTFOUND. */
+int db_inbox_get(struct db *db, int64_t user_id, int64_t msg,
+    unsigned char **data, size_t *len, struct db_err *err) DB_WUR;
+/* Delete message msg of user_id, its size in *size; DB_ERR_NOTFOUND. */
+int db_inbox_delete(struct db *db, int64_t user_id, int64_t msg,
+    int64_t *size, struct db_err *err) DB_WUR;
+
 /* Enrolment codes: stored as SHA-256 only. */
 int db_code_add(struct db *db, int64_t user_id, const unsigned char hash[32],
     time_t expires_at, struct db_err *err) DB_WUR;

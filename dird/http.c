@@ -45,7 +45,11 @@ enum route_body {
 	RB_JSON,
 	RB_P12,	 /* a PKCS#12, as stored */
 	RB_OCSP, /* a DER OCSP request */
+	RB_SMIME, /* an S/MIME message, as stored */
 };
+
+/* The body limit of a route (struct route's big). */
+enum { BIG_NO, BIG_BACKUP, BIG_INBOX };
 
 /*
  * Which listeners serve a route: the IRP port (HTTPS, client
@@ -61,7 +65,7 @@ static const struct route {
 	const char *pattern; /* '*' is one path segment, a final '**' the rest */
 	enum route_auth auth;
 	enum route_body body;
-	int big;	     /* body limit is backup_max, not body_max */
+	int big;	     /* body limit: BIG_NO body_max, else the named */
 	api_fn *fn;
 	const char *name;    /* metrics label */
 	unsigned int where;  /* enum http_kind bits */
@@ -87,8 +91,16 @@ static const struct route {
 	    "addresses_put", HK_IRP },
 	{ "DELETE", "/v1/me/addresses", RA_CERT, RB_NONE, 0, api_addr_del,
 	    "addresses_delete", HK_IRP },
-	{ "PUT", "/v1/me/backup", RA_CERT, RB_P12, 1, api_backup_put,
+	{ "PUT", "/v1/me/backup", RA_CERT, RB_P12, BIG_BACKUP, api_backup_put,
 	    "backup_put", HK_IRP },
+	{ "POST", "/v1/users/*/inbox", RA_CERT, RB_SMIME, BIG_INBOX,
+	    api_inbox_post, "inbox_post", HK_IRP },
+	{ "GET", "/v1/me/inbox", RA_CERT, RB_NONE, 0, api_inbox_list,
+	    "inbox_list", HK_IRP },
+	{ "GET", "/v1/me/inbox/*", RA_CERT, RB_NONE, 0, api_inbox_get,
+	    "inbox_get", HK_IRP },
+	{ "DELETE", "/v1/me/inbox/*", RA_CERT, RB_NONE, 0, api_inbox_delete,
+	    "inbox_delete", HK_IRP },
 	{ "GET", "/v1/me/backup", RA_SECRET, RB_NONE, 0, api_backup_get,
 	    "backup_get", HK_IRP },
 	{ "GET", "/v1/users/*", RA_LOOKUP, RB_NONE, 0, api_user_get, "lookup",
@@ -569,6 +581,14 @@ parse_body(struct http_req *req, const struct route *rt, const char *ctype,
 		}
 		return 0;
 	}
+	if (rt->body == RB_SMIME) {
+		if (!ctype_is(ctype, "application/pkcs7-mime")) {
+			http_error(resp, 415, "unsupported_media_type",
+			    "send the message as application/pkcs7-mime");
+			return -1;
+		}
+		return 0;
+	}
 	if (rt->body == RB_OCSP) {
 		if (!ctype_is(ctype, "application/ocsp-request")) {
 			http_error(resp, 415, "unsupported_media_type",
@@ -697,6 +717,8 @@ req_setup(struct http_server *srv, struct MHD_Connection *conn,
 	cctl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
 	    MHD_HTTP_HEADER_CACHE_CONTROL);
 	req->no_cache = cctl != NULL && strstr(cctl, "no-cache") != NULL;
+	req->msg_id = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+	    "IRP-Message-Id");
 	req->param = rc->param;
 	req->authorization = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
 	    MHD_HTTP_HEADER_AUTHORIZATION);
@@ -975,8 +997,10 @@ access_cb(void *cls, struct MHD_Connection *conn, const char *url,
 		rc->route = route_find(li->kind, method, url, rc->param,
 		    sizeof(rc->param));
 		rc->limit = (size_t)reg_conf(srv->reg)->body_max;
-		if (rc->route < NROUTES && routes[rc->route].big)
+		if (rc->route < NROUTES && routes[rc->route].big == BIG_BACKUP)
 			rc->limit = (size_t)reg_conf(srv->reg)->backup_max;
+		if (rc->route < NROUTES && routes[rc->route].big == BIG_INBOX)
+			rc->limit = (size_t)reg_conf(srv->reg)->inbox_msg_max;
 		*con_cls = rc;
 		clen = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
 		    MHD_HTTP_HEADER_CONTENT_LENGTH);

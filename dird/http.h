@@ -37,6 +37,7 @@ struct http_req {
 	size_t peer_ca_der_len;
 	const char *from_domain; /* IRP-Domain: another registry asks */
 	int no_cache;	      /* Cache-Control: no-cache */
+	const char *msg_id;   /* IRP-Message-Id: a post to an inbox */
 };
 
 struct http_resp {

@@ -1035,6 +1035,126 @@ irp_backup_stored_parse(json_t *root, struct irp_backup_stored *out,
 	return 0;
 }
 
+/* ---- the inbox ------------------------------------------------------- */
+
+int
+irp_msgid_ok(const char *s)
+{
+	size_t n = strlen(s);
+
+	return n >= 1 && n < IRP_MSGID_MAX &&
+	    strspn(s,
+		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+		"0123456789._@<>+-") == n;
+}
+
+json_t *
+irp_inbox_item_build(const struct irp_inbox_item *m)
+{
+	return json_pack("{s:I,s:s,s:s,s:I,s:s,s:s}", "id", (json_int_t)m->id,
+	    "sender", m->sender, "msg_id", m->msg_id, "size",
+	    (json_int_t)m->size, "stored_at", m->stored_at, "expires_at",
+	    m->expires_at);
+}
+
+static int
+inbox_item_parse(json_t *v, struct irp_inbox_item *m, const char *what,
+    struct irp_err *err)
+{
+	memset(m, 0, sizeof(*m));
+	if (rep_object(v, what, err) == -1 ||
+	    rep_int(v, "id", 1, LLONG_MAX, &m->id, what, err) == -1 ||
+	    rep_str(v, "sender", m->sender, sizeof(m->sender), REQUIRED, what,
+		err) == -1 ||
+	    rep_str(v, "msg_id", m->msg_id, sizeof(m->msg_id), REQUIRED, what,
+		err) == -1 ||
+	    rep_int(v, "size", 1, LLONG_MAX, &m->size, what, err) == -1 ||
+	    rep_str(v, "stored_at", m->stored_at, sizeof(m->stored_at), 0, what,
+		err) == -1 ||
+	    rep_str(v, "expires_at", m->expires_at, sizeof(m->expires_at), 0,
+		what, err) == -1)
+		return -1;
+	if (!irp_msgid_ok(m->msg_id)) {
+		irp_seterr(err, 200, "bad_response",
+		    "the registry's %s answer has a \"msg_id\" that is no "
+		    "message id",
+		    what);
+		return -1;
+	}
+	return 0;
+}
+
+int
+irp_inbox_item_parse(json_t *root, struct irp_inbox_item *out,
+    struct irp_err *err)
+{
+	if (inbox_item_parse(root, out, "inbox", err) == -1) {
+		memset(out, 0, sizeof(*out));
+		return -1;
+	}
+	return 0;
+}
+
+static json_t *
+inbox_item_build_any(const void *m)
+{
+	return irp_inbox_item_build(m);
+}
+
+json_t *
+irp_inbox_build(const struct irp_inbox *l)
+{
+	return json_pack("{s:o}", "messages",
+	    list_build(l->msg, l->n, sizeof(l->msg[0]), inbox_item_build_any));
+}
+
+int
+irp_inbox_parse(json_t *root, struct irp_inbox *out, struct irp_err *err)
+{
+	static const char what[] = "inbox";
+	struct irp_inbox_item m;
+	json_t *arr, *v;
+	size_t i;
+
+	memset(out, 0, sizeof(*out));
+	if (rep_object(root, what, err) == -1 ||
+	    rep_array(root, "messages", &arr, what, err) == -1)
+		goto err;
+	json_array_foreach(arr, i, v) {
+		if (out->n == IRP_INBOX_MAX)
+			break;
+		if (inbox_item_parse(v, &m, what, err) == -1)
+			goto err;
+		if (irp_inbox_add(out, &m) == -1) {
+			irp_seterr(err, 0, "memory", "out of memory");
+			goto err;
+		}
+	}
+	return 0;
+err:
+	irp_inbox_clear(out);
+	return -1;
+}
+
+int
+irp_inbox_add(struct irp_inbox *l, const struct irp_inbox_item *m)
+{
+	if (grow(&l->msg, l->n, sizeof(*l->msg)) == -1)
+		return -1;
+	l->msg[l->n++] = *m;
+	return 0;
+}
+
+void
+irp_inbox_clear(struct irp_inbox *l)
+{
+	if (l == NULL)
+		return;
+	free(l->msg);
+	l->msg = NULL;
+	l->n = 0;
+}
+
 /* ---- revocation ------------------------------------------------------ */
 
 json_t *

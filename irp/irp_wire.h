@@ -302,6 +302,39 @@ json_t *irp_backup_stored_build(const struct irp_backup_stored *b);
 int irp_backup_stored_parse(json_t *root, struct irp_backup_stored *out,
     struct irp_err *err) IRP_WUR;
 
+/* ---- the inbox ------------------------------------------------------- */
+
+/*
+ * What waits for a user who was away: POST /v1/users/{userid}/inbox
+ * (an S/MIME message, the sender's id of it in IRP-Message-Id) answers
+ * one item; GET /v1/me/inbox lists them ({"messages":[...]}), at most
+ * IRP_INBOX_MAX.
+ */
+#define IRP_MSGID_MAX 129 /* 1-128 of [A-Za-z0-9._@<>+-], and the NUL */
+#define IRP_INBOX_MAX 1000
+struct irp_inbox_item {
+	long long id;
+	char sender[IRP_USERID_MAX + 1];
+	char msg_id[IRP_MSGID_MAX];
+	long long size;
+	char stored_at[IRP_TIME_MAX];
+	char expires_at[IRP_TIME_MAX];
+};
+json_t *irp_inbox_item_build(const struct irp_inbox_item *m);
+int irp_inbox_item_parse(json_t *root, struct irp_inbox_item *out,
+    struct irp_err *err) IRP_WUR;
+struct irp_inbox {
+	size_t n;
+	struct irp_inbox_item *msg;
+};
+json_t *irp_inbox_build(const struct irp_inbox *l);
+int irp_inbox_parse(json_t *root, struct irp_inbox *out,
+    struct irp_err *err) IRP_WUR;
+int irp_inbox_add(struct irp_inbox *l, const struct irp_inbox_item *m) IRP_WUR;
+void irp_inbox_clear(struct irp_inbox *l);
+/* 1 when s is a message id as the inbox takes it. */
+int irp_msgid_ok(const char *s);
+
 /* ---- revocation ------------------------------------------------------ */
 
 /* {"reason"?}: the name of a CRL reason, NULL when not given. */

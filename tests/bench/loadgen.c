@@ -16,7 +16,9 @@
  * each request (to look up many different users).
  *
  * --header adds one header line to every request (a lookup with
- * "Cache-Control: no-cache", say).
+ * "Cache-Control: no-cache", say); "{}" in it becomes a number new for
+ * each request (an inbox post's IRP-Message-Id).  --ctype sets the
+ * Content-Type (application/json by default).
  *
  * --idle N opens N TLS connections, keeps them open without requests for
  * --seconds, then closes them (for memory measurements).
@@ -46,7 +48,7 @@
 
 struct opts {
 	int port;
-	const char *ca, *method, *path, *bodyfile, *header;
+	const char *ca, *method, *path, *bodyfile, *header, *ctype;
 	const char *cert[MAX_CERTS], *key[MAX_CERTS];
 	int ncert, nkey;
 	int conns, seconds, new_conn, idle;
@@ -56,12 +58,14 @@ struct opts {
 };
 
 static struct opts o = { .port = 4604, .method = "GET", .path = "/healthz",
+	.ctype = "application/json",
 	.conns = 1, .seconds = 5 };
 /* One context per client certificate; ctx[0] when there is none. */
 static SSL_CTX *ctx[MAX_CERTS];
 static int nctx;
 static atomic_int stop_flag;
 static atomic_long total_ok, total_err;
+static atomic_ulong header_seq; /* what "{}" in --header becomes */
 
 /* Latencies in microseconds, per thread, merged at the end. */
 struct worker {
@@ -155,17 +159,23 @@ make_path(char *out, size_t len, uint64_t *rnd)
 static int
 request(SSL *ssl, const char *path)
 {
-	char hdr[768], buf[65536];
+	char hdr[768], buf[65536], extra[256] = "";
 	size_t have = 0, need;
 	long clen = -1;
 	int n, status;
 	char *end, *cl;
+	const char *at;
 
+	if (o.header != NULL && (at = strstr(o.header, "{}")) != NULL)
+		snprintf(extra, sizeof(extra), "%.*s%lu%s\r\n",
+		    (int)(at - o.header), o.header,
+		    atomic_fetch_add(&header_seq, 1), at + 2);
+	else if (o.header != NULL)
+		snprintf(extra, sizeof(extra), "%s\r\n", o.header);
 	n = snprintf(hdr, sizeof(hdr),
-	    "%s %s HTTP/1.1\r\nHost: localhost\r\n%s%s"
-	    "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n",
-	    o.method, path, o.header ? o.header : "", o.header ? "\r\n" : "",
-	    o.body_len);
+	    "%s %s HTTP/1.1\r\nHost: localhost\r\n%s"
+	    "Content-Type: %s\r\nContent-Length: %zu\r\n\r\n",
+	    o.method, path, extra, o.ctype, o.body_len);
 	if (n < 0 || (size_t)n >= sizeof(hdr))
 		return -1;
 	if (SSL_write(ssl, hdr, n) != n)
@@ -316,6 +326,7 @@ main(int argc, char **argv)
 		{ "idle", required_argument, NULL, 'i' },
 		{ "random", required_argument, NULL, 'r' },
 		{ "header", required_argument, NULL, 'H' },
+		{ "ctype", required_argument, NULL, 'C' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct worker *w;
@@ -347,11 +358,13 @@ main(int argc, char **argv)
 		case 'i': o.idle = (int)strtol(optarg, NULL, 10); break;
 		case 'r': o.random_n = strtol(optarg, NULL, 10); break;
 		case 'H': o.header = optarg; break;
+		case 'C': o.ctype = optarg; break;
 		default: return 2;
 		}
 	}
 	if (o.ca == NULL || o.ncert != o.nkey || o.conns < 1 || o.conns > MAX_CONNS ||
 	    o.seconds < 1 || o.random_n < 0 || strlen(o.path) > 200 ||
+	    strlen(o.ctype) > 100 || strpbrk(o.ctype, "\r\n") != NULL ||
 	    (o.header != NULL && (strlen(o.header) > 200 ||
 	    strpbrk(o.header, "\r\n") != NULL)) ||
 	    o.idle < 0 || o.idle > 100000) {

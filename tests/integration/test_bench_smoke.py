@@ -18,7 +18,8 @@ ROWS = (
     + ["update_64_rps", "update_64_p99", "enrol_cps", "enrol_vs_commits",
        "enrol_vs_serial_commits",
        "newconn_cps", "fed_cold_ms", "fed_fresh_p50", "fed_cached_p50",
-       "fed_cached_rps", "dchat_file_mbps", "dchat_rtt_p50", "dchat_rtt_p99",
+       "fed_cached_rps", "inbox_post_rps", "inbox_fetch_rps",
+       "dchat_file_mbps", "dchat_rtt_p50", "dchat_rtt_p99",
        "tcp_rtt_c_p50"]
     + [f"scale{tag}_{i}_{f}" for tag in ("", "_nocache") for i in range(3)
        for f in ("p50", "p99")]

@@ -167,6 +167,12 @@ test_round_trip(void)
 		    -1 &&
 		err.code == CA_ERR_SIGNATURE && o.content == NULL,
 	    "carol, not a recipient, can not (%s)", err.msg);
+	check(ca_cms_check(sealed, len, &err) == 0,
+	    "ca_cms_check: an encrypted S/MIME message");
+	check(ca_cms_check((const unsigned char *)msg, strlen(msg), &err) ==
+		    -1 &&
+		strstr(err.msg, "not an S/MIME message") != NULL,
+	    "ca_cms_check: text in clear is refused");
 	/* A character of the ciphertext changed: the GCM tag says so. */
 	sealed[len / 2] = sealed[len / 2] == 'A' ? 'B' : 'A';
 	checkf(ca_cms_open(sealed, len, bob1.cert, bob1.key, &o, &err) == -1,

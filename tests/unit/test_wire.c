@@ -549,6 +549,42 @@ test_backup(void)
 }
 
 static void
+test_inbox(void)
+{
+	struct irp_inbox_item m = { 7, "alice@example.org", "<a.1@x>", 900,
+		"2026-01-01T00:00:00Z", "2026-01-08T00:00:00Z" },
+			      p;
+	struct irp_inbox l = { 0, NULL }, lp;
+	struct irp_err e;
+	json_t *j;
+
+	check(irp_msgid_ok("<a.1@x>") && irp_msgid_ok("m1") &&
+		!irp_msgid_ok("") && !irp_msgid_ok("a b") &&
+		!irp_msgid_ok("a\nb"),
+	    "message ids: 1 to 128 of a small set, nothing else");
+	j = irp_inbox_item_build(&m);
+	check(irp_inbox_item_parse(j, &p, &e) == 0 &&
+		memcmp(&p, &m, sizeof(p)) == 0,
+	    "inbox item round trip");
+	json_decref(j);
+	check(irp_inbox_add(&l, &m) == 0 && irp_inbox_add(&l, &m) == 0,
+	    "a list of two");
+	j = irp_inbox_build(&l);
+	check(irp_inbox_parse(j, &lp, &e) == 0 && lp.n == 2 &&
+		memcmp(&lp.msg[1], &m, sizeof(m)) == 0,
+	    "inbox list round trip");
+	json_decref(j);
+	irp_inbox_clear(&lp);
+	irp_inbox_clear(&l);
+	j = json_pack("{s:[{s:i,s:s,s:s,s:i}]}", "messages", "id", 1, "sender",
+	    "a@b.c", "msg_id", "a b", "size", 3);
+	check(irp_inbox_parse(j, &lp, &e) == -1 && lp.n == 0 &&
+		strstr(e.msg, "no message id") != NULL,
+	    "an answer with a message id that is none is refused");
+	json_decref(j);
+}
+
+static void
 test_revoke(void)
 {
 	struct irp_revoke_req r = { "keyCompromise" }, rp;
@@ -765,6 +801,7 @@ main(void)
 	test_user();
 	test_me();
 	test_backup();
+	test_inbox();
 	test_revoke();
 	test_admin();
 	test_copy();

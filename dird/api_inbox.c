@@ -1,0 +1,122 @@
+/*
+ * api_inbox.c - messages that wait for a user: the rules are inbox.c's.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api.h"
+#include "inbox.h"
+
+/* A message's number in the path: a positive decimal, nothing else. */
+static int
+msg_number(const char *s, int64_t *id)
+{
+	char *end;
+	long long v;
+
+	if (s == NULL || *s < '1' || *s > '9' || strlen(s) > 18)
+		return -1;
+	errno = 0;
+	v = strtoll(s, &end, 10);
+	if (errno != 0 || *end != '\0' || v < 1)
+		return -1;
+	*id = v;
+	return 0;
+}
+
+static void
+item(const struct db_inbox_msg *m, struct irp_inbox_item *it)
+{
+	memset(it, 0, sizeof(*it));
+	it->id = m->id;
+	snprintf(it->sender, sizeof(it->sender), "%s", m->sender);
+	snprintf(it->msg_id, sizeof(it->msg_id), "%s", m->msg_id);
+	it->size = m->size;
+	irp_time(m->stored_at, it->stored_at);
+	irp_time(m->expires_at, it->expires_at);
+}
+
+void
+api_inbox_post(struct http_req *req, struct http_resp *resp)
+{
+	struct irp_inbox_item it;
+	struct db_inbox_msg m;
+	struct reg_actor who;
+	struct reg_err e;
+
+	if (inbox_post(req->reg, req->db, api_actor(req, &who), req->param,
+		req->msg_id, req->body, req->body_len, &m, &e) == -1) {
+		http_reg_error(resp, &e);
+		return;
+	}
+	item(&m, &it);
+	http_json(resp, 201, irp_inbox_item_build(&it));
+}
+
+static int
+list_add(const struct db_inbox_msg *m, void *arg)
+{
+	struct irp_inbox_item it;
+
+	item(m, &it);
+	return irp_inbox_add(arg, &it) == -1 ? -1 : 0;
+}
+
+void
+api_inbox_list(struct http_req *req, struct http_resp *resp)
+{
+	struct irp_inbox l = { 0, NULL };
+	struct reg_actor who;
+	struct reg_err e;
+
+	if (inbox_list(req->reg, req->db, api_actor(req, &who), list_add, &l,
+		&e) == -1) {
+		irp_inbox_clear(&l);
+		http_reg_error(resp, &e);
+		return;
+	}
+	http_json(resp, 200, irp_inbox_build(&l));
+	irp_inbox_clear(&l);
+}
+
+void
+api_inbox_get(struct http_req *req, struct http_resp *resp)
+{
+	unsigned char *data = NULL;
+	struct reg_actor who;
+	struct reg_err e;
+	size_t len = 0;
+	int64_t id;
+
+	if (msg_number(req->param, &id) == -1) {
+		http_error(resp, 404, "no_message", "no such message here");
+		return;
+	}
+	if (inbox_get(req->reg, req->db, api_actor(req, &who), id, &data, &len,
+		&e) == -1) {
+		http_reg_error(resp, &e);
+		return;
+	}
+	http_blob(resp, 200, "application/pkcs7-mime", data, len);
+	free(data);
+}
+
+void
+api_inbox_delete(struct http_req *req, struct http_resp *resp)
+{
+	struct reg_actor who;
+	struct reg_err e;
+	int64_t id;
+
+	if (msg_number(req->param, &id) == -1) {
+		http_error(resp, 404, "no_message", "no such message here");
+		return;
+	}
+	if (inbox_delete(req->reg, req->db, api_actor(req, &who), id, &e) ==
+	    -1) {
+		http_reg_error(resp, &e);
+		return;
+	}
+	http_json(resp, 200, json_pack("{s:I}", "deleted", (json_int_t)id));
+}
