@@ -395,5 +395,12 @@ void ca_cms_opened_clear(struct ca_cms_opened *o);
  */
 int ca_cms_check(const unsigned char *msg, size_t len, struct ca_err *err)
     CA_WUR;
+/*
+ * Whether the certificate (DER) a message was signed with chains to the
+ * one CA certificate ca_pem, for S/MIME signing, as of at (0: now): 0,
+ * or -1 with OpenSSL's reason in err.
+ */
+int ca_cms_signer_ok(const char *ca_pem, const unsigned char *der, size_t len,
+    time_t at, struct ca_err *err) CA_WUR;
 
 #endif

@@ -358,3 +358,45 @@ err:
 	BIO_free(in);
 	return rv;
 }
+
+int
+ca_cms_signer_ok(const char *ca_pem, const unsigned char *der, size_t len,
+    time_t at, struct ca_err *err)
+{
+	const unsigned char *p = der;
+	X509_STORE_CTX *ctx = NULL;
+	X509_STORE *st = NULL;
+	X509 *ca = NULL, *x = NULL;
+	int rv = -1;
+
+	ca_err_clear(err);
+	if ((ca = pem_cert(ca_pem)) == NULL ||
+	    (x = d2i_X509(NULL, &p, (long)len)) == NULL || p != der + len) {
+		ca_err_set(err, CA_ERR_INVALID, "not a certificate");
+		goto err;
+	}
+	if ((st = X509_STORE_new()) == NULL ||
+	    X509_STORE_add_cert(st, ca) != 1 ||
+	    (ctx = X509_STORE_CTX_new()) == NULL ||
+	    X509_STORE_CTX_init(ctx, st, x, NULL) != 1) {
+		ca_err_set(err, CA_ERR_CRYPTO, "out of memory");
+		goto err;
+	}
+	X509_STORE_CTX_set_purpose(ctx, X509_PURPOSE_SMIME_SIGN);
+	if (at != 0)
+		X509_STORE_CTX_set_time(ctx, 0, at);
+	if (X509_verify_cert(ctx) != 1) {
+		ca_err_set(err, CA_ERR_SIGNATURE, "%s",
+		    X509_verify_cert_error_string(
+			X509_STORE_CTX_get_error(ctx)));
+		goto err;
+	}
+	rv = 0;
+err:
+	ERR_clear_error();
+	X509_STORE_CTX_free(ctx);
+	X509_STORE_free(st);
+	X509_free(x);
+	X509_free(ca);
+	return rv;
+}

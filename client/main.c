@@ -28,6 +28,7 @@
 #include "irp_client.h"
 #include "irp_dns.h"
 #include "keystore.h"
+#include "mail.h"
 #include "registry.h"
 #include "ui.h"
 #include "vis.h"
@@ -62,10 +63,27 @@ struct opts {
 	int timeout;
 	int force;
 	int no_requests;
+	const char *subject;
+	const char *attach[MAIL_ATTACH_MAX];
+	size_t nattach;
 	char **args; /* the words after the command */
 };
 
 static void usage(FILE *out);
+
+static int
+parse_int(const char *s, int lo, int hi, int *out)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno || *end || end == s || v < lo || v > hi)
+		return -1;
+	*out = (int)v;
+	return 0;
+}
 
 /* The first line of a file, for passphrases; wipe with OPENSSL_cleanse. */
 static int
@@ -706,6 +724,206 @@ cmd_sendfile(struct opts *o)
 	return cmd_peer(o, APP_SENDFILE, o->args[0], o->args[1]);
 }
 
+/* The text of a mail: a file, or standard input for "-". */
+static int
+mail_text(const char *src, unsigned char **text, size_t *len)
+{
+	unsigned char *b = NULL, *nb;
+	size_t cap = 0, n = 0, r;
+
+	if (strcmp(src, "-") != 0) {
+		if (ks_read_file(src, 4 * 1024 * 1024, text, len) == -1) {
+			fprintf(stderr, "dchat: cannot read %s: %s\n", src,
+			    errno == EFBIG ? "larger than 4 MiB" :
+					     strerror(errno));
+			return -1;
+		}
+		return 0;
+	}
+	do {
+		if (n == cap) {
+			cap = cap ? cap * 2 : 4096;
+			if (cap > 4 * 1024 * 1024 ||
+			    (nb = realloc(b, cap + 1)) == NULL) {
+				free(b);
+				fprintf(stderr, "dchat: the text on standard "
+				    "input is larger than 4 MiB\n");
+				return -1;
+			}
+			b = nb;
+		}
+		r = fread(b + n, 1, cap - n, stdin);
+		n += r;
+	} while (r > 0);
+	b[n] = '\0';
+	*text = b;
+	*len = n;
+	return 0;
+}
+
+static int
+cmd_mail(struct opts *o)
+{
+	struct mail_draft d = { 0 };
+	struct irp_inbox_item st;
+	struct irp_client *c = NULL;
+	struct keystore ks;
+	struct irp_err err;
+	unsigned char *text = NULL;
+	char kerr[512], msgid[IRP_MSGID_MAX], *msg = NULL;
+	size_t len, i;
+	int rv = 1;
+
+	if (need(o->subject, "--subject") == -1)
+		return 2;
+	if (ks_open(&ks, o->home, 0, kerr, sizeof(kerr)) == -1) {
+		fprintf(stderr, "dchat: %s\n", kerr);
+		return 1;
+	}
+	if (mail_text(o->args[1], &text, &d.text_len) == -1)
+		return 1;
+	d.from = ks.userid;
+	d.to = o->args[0];
+	d.subject = o->subject;
+	d.text = text;
+	for (i = 0; i < o->nattach; i++)
+		d.attach[d.nattach++] = o->attach[i];
+	if (mail_compose(&d, msgid, &msg, &len, kerr, sizeof(kerr)) == -1) {
+		fprintf(stderr, "dchat: %s\n", kerr);
+		goto err;
+	}
+	if ((c = registry_open(&ks, 1, &err)) == NULL) {
+		fprintf(stderr, "dchat: %s\n", err.msg);
+		goto err;
+	}
+	if (mail_send(c, &ks, o->args[0], msg, len, msgid, &st, kerr,
+	    sizeof(kerr)) == -1) {
+		fprintf(stderr, "dchat: mail for %s not sent: %s\n",
+		    o->args[0], kerr);
+		goto err;
+	}
+	printf("mail <%s> for %s left at the registry (%lld bytes, "
+	    "signed and encrypted); it waits there until %s\n", msgid,
+	    o->args[0], st.size, st.expires_at);
+	rv = 0;
+err:
+	irp_client_free(c);
+	free(msg);
+	free(text);
+	return rv;
+}
+
+static json_t *
+mail_json(size_t n, const struct mail_entry *e)
+{
+	return json_pack("{s:I,s:s,s:s,s:s,s:s,s:s,s:b,s:s*}", "n",
+	    (json_int_t)n, "from", e->from, "to", e->to, "subject", e->subject,
+	    "date", e->date, "message_id", e->msgid, "verified",
+	    e->rejected[0] == '\0', "rejected",
+	    e->rejected[0] ? e->rejected : NULL);
+}
+
+/* Fetch what waits (when the registry answers), then list the Maildir. */
+static int
+cmd_inbox(struct opts *o)
+{
+	struct mail_entry *e = NULL;
+	struct irp_client *c = NULL;
+	struct mail_tally t = { 0 };
+	struct keystore ks;
+	struct irp_err err;
+	json_t *arr = NULL;
+	char kerr[512], v[4][VIS_BUF], *s;
+	size_t n = 0, i;
+
+	if (ks_open(&ks, o->home, 0, kerr, sizeof(kerr)) == -1) {
+		fprintf(stderr, "dchat: %s\n", kerr);
+		return 1;
+	}
+	if ((c = registry_open(&ks, 1, &err)) == NULL)
+		fprintf(stderr, "dchat: the registry can not be asked for new "
+		    "mail: %s\n", err.msg);
+	else if (mail_fetch(c, &ks, &t, kerr, sizeof(kerr)) == -1)
+		fprintf(stderr, "dchat: no new mail fetched: %s\n", kerr);
+	irp_client_free(c);
+	if (!o->json && (t.kept || t.rejected || t.duplicates || t.left))
+		printf("fetched: %d new, %d rejected, %d duplicates dropped, "
+		    "%d left at the registry\n", t.kept, t.rejected,
+		    t.duplicates, t.left);
+	if (mail_list(&ks, &e, &n, kerr, sizeof(kerr)) == -1) {
+		fprintf(stderr, "dchat: %s\n", kerr);
+		return 1;
+	}
+	if (o->json)
+		arr = json_array();
+	for (i = 0; i < n; i++) {
+		if (arr != NULL)
+			json_array_append_new(arr, mail_json(i + 1, &e[i]));
+		else if (e[i].rejected[0])
+			printf("%3zu  REJECTED from %s: %s\n", i + 1,
+			    VIS(v[0], e[i].from), VIS(v[1], e[i].rejected));
+		else
+			printf("%3zu  %s  %s  %s\n", i + 1,
+			    VIS(v[0], e[i].date), VIS(v[1], e[i].from),
+			    VIS(v[2], e[i].subject));
+	}
+	if (arr != NULL) {
+		s = json_dumps(arr, JSON_COMPACT);
+		printf("%s\n", s ? s : "[]");
+		free(s);
+		json_decref(arr);
+	} else if (n == 0)
+		printf("no mail\n");
+	free(e);
+	return 0;
+}
+
+static int
+cmd_inbox_read(struct opts *o)
+{
+	struct mail_entry *e = NULL;
+	struct keystore ks;
+	json_t *j;
+	char kerr[512], *text = NULL, *s;
+	size_t n = 0, len;
+	int k, rv = 1;
+
+	if (parse_int(o->args[0], 1, 1000000, &k) == -1) {
+		fprintf(stderr, "dchat: inbox N: N is a message's number, as "
+		    "'dchat inbox' lists it\n");
+		return 2;
+	}
+	if (ks_open(&ks, o->home, 0, kerr, sizeof(kerr)) == -1 ||
+	    mail_list(&ks, &e, &n, kerr, sizeof(kerr)) == -1) {
+		fprintf(stderr, "dchat: %s\n", kerr);
+		return 1;
+	}
+	if ((size_t)k > n) {
+		fprintf(stderr, "dchat: there is no message %d (%zu kept)\n",
+		    k, n);
+		goto err;
+	}
+	if (mail_read(&ks, &e[k - 1], &text, &len, kerr, sizeof(kerr)) ==
+	    -1) {
+		fprintf(stderr, "dchat: message %d: %s\n", k, kerr);
+		goto err;
+	}
+	if (o->json) {
+		j = mail_json((size_t)k, &e[k - 1]);
+		json_object_set_new(j, "text", json_stringn(text, len));
+		s = json_dumps(j, JSON_COMPACT);
+		printf("%s\n", s ? s : "{}");
+		free(s);
+		json_decref(j);
+	} else
+		fwrite(text, 1, len, stdout);
+	rv = 0;
+err:
+	free(text);
+	free(e);
+	return rv;
+}
+
 /* The commands: the words that follow each, and its usage line(s). */
 static const struct command {
 	const char *name;
@@ -730,6 +948,9 @@ static const struct command {
 	    "      [--ttl SECS] [--auto-accept] [--accept-files]"
 	    " [--no-contact-requests]" },
 	{ "send", 2, cmd_send, "USERID TEXT [--timeout SECS]" },
+	{ "mail", 2, cmd_mail, "USERID FILE|- --subject TEXT [--attach F]..." },
+	{ "inbox", 0, cmd_inbox, "[--json]" },
+	{ "inbox", 1, cmd_inbox_read, "N [--json]" },
 	{ "sendfile", 2, cmd_sendfile, "USERID PATH [--timeout SECS]" },
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
@@ -759,19 +980,6 @@ command_find(const char *name, int nargs)
 	return NULL;
 }
 
-static int
-parse_int(const char *s, int lo, int hi, int *out)
-{
-	char *end;
-	long v;
-
-	errno = 0;
-	v = strtol(s, &end, 10);
-	if (errno || *end || end == s || v < lo || v > hi)
-		return -1;
-	*out = (int)v;
-	return 0;
-}
 
 static const struct option longopts[] = {
 	{ "home", required_argument, NULL, 'h' },
@@ -791,6 +999,8 @@ static const struct option longopts[] = {
 	{ "timeout", required_argument, NULL, 'T' },
 	{ "force", no_argument, NULL, 'X' },
 	{ "no-contact-requests", no_argument, NULL, 'N' },
+	{ "subject", required_argument, NULL, 'S' },
+	{ "attach", required_argument, NULL, 'M' },
 	{ "help", no_argument, NULL, 'H' },
 	{ "version", no_argument, NULL, 'V' },
 	{ NULL, 0, NULL, 0 },
@@ -850,6 +1060,15 @@ take_opt(struct opts *o, int ch, const char *arg)
 	case 'F': o->accept_files = 1; break;
 	case 'X': o->force = 1; break;
 	case 'N': o->no_requests = 1; break;
+	case 'S': o->subject = arg; break;
+	case 'M':
+		if (o->nattach == MAIL_ATTACH_MAX) {
+			fprintf(stderr, "dchat: at most %d attachments\n",
+			    MAIL_ATTACH_MAX);
+			return -1;
+		}
+		o->attach[o->nattach++] = arg;
+		break;
 	case 'l':
 	case 'a':
 		return take_addr(o, ch, arg);

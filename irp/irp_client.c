@@ -67,6 +67,7 @@ struct req {
 	int use_cert;
 	int insecure; /* only irp_fetch_ca: no trust yet */
 	int no_cache; /* Cache-Control: no-cache (an answer afresh) */
+	const char *msg_id; /* IRP-Message-Id: a post to an inbox */
 	size_t limit;
 	long timeout; /* seconds for the whole call; 0: the default */
 };
@@ -452,6 +453,12 @@ perform(struct irp_client *c, const struct req *r, struct buf *out,
 	if (r->no_cache) {
 		if ((h = curl_slist_append(hdr, "Cache-Control: no-cache")) ==
 		    NULL)
+			goto nomem;
+		hdr = h;
+	}
+	if (r->msg_id != NULL) {
+		snprintf(auth, sizeof(auth), "IRP-Message-Id: %s", r->msg_id);
+		if ((h = curl_slist_append(hdr, auth)) == NULL)
 			goto nomem;
 		hdr = h;
 	}
@@ -945,6 +952,96 @@ irp_backup_get(struct irp_client *c, const char *userid, const char *secret,
 	*p12 = b.data;
 	*len = b.len;
 	return 0;
+}
+
+int
+irp_inbox_post(struct irp_client *c, const char *userid, const char *msg_id,
+    const unsigned char *msg, size_t len, struct irp_inbox_item *out,
+    struct irp_err *err)
+{
+	struct buf b = { 0 };
+	struct req r = { .method = "POST", .ctype = "application/pkcs7-mime",
+		.body = msg, .body_len = len, .use_cert = 1, .msg_id = msg_id,
+		.limit = IRP_BODY_MAX };
+	char norm[IRP_USERID_MAX + 1], path[IRP_USERID_MAX * 3 + 32];
+	const char *why;
+	char *esc = NULL;
+	int rv = -1;
+
+	memset(out, 0, sizeof(*out));
+	if (irp_userid_normalize(userid, norm, sizeof(norm), &why) == -1) {
+		irp_seterr(err, 0, "invalid_userid", "'%s' is not a user id: %s",
+		    userid, why);
+		return -1;
+	}
+	if (!irp_msgid_ok(msg_id)) {
+		irp_seterr(err, 0, "usage", "'%s' is no message id", msg_id);
+		return -1;
+	}
+	if ((esc = curl_easy_escape(c->curl, norm, 0)) == NULL) {
+		irp_seterr(err, 0, "memory", "out of memory");
+		return -1;
+	}
+	snprintf(path, sizeof(path), "/v1/users/%s/inbox", esc);
+	r.path = path;
+	if (call(c, &r, 201, &b, err) == 0)
+		rv = irp_parse_inbox_item((const char *)b.data, b.len, out, err);
+	curl_free(esc);
+	buf_free(&b);
+	return rv;
+}
+
+int
+irp_inbox_list(struct irp_client *c, struct irp_inbox *out,
+    struct irp_err *err)
+{
+	struct buf b = { 0 };
+	struct req r = { .method = "GET", .path = "/v1/me/inbox",
+		.use_cert = 1, .limit = IRP_BODY_MAX };
+	int rv = -1;
+
+	memset(out, 0, sizeof(*out));
+	if (call(c, &r, 200, &b, err) == 0)
+		rv = irp_parse_inbox((const char *)b.data, b.len, out, err);
+	buf_free(&b);
+	return rv;
+}
+
+int
+irp_inbox_get(struct irp_client *c, long long id, size_t max,
+    unsigned char **msg, size_t *len, struct irp_err *err)
+{
+	struct buf b = { 0 };
+	struct req r = { .method = "GET", .use_cert = 1, .limit = max };
+	char path[64];
+
+	*msg = NULL;
+	*len = 0;
+	snprintf(path, sizeof(path), "/v1/me/inbox/%lld", id);
+	r.path = path;
+	if (call(c, &r, 200, &b, err) == -1) {
+		buf_free(&b);
+		return -1;
+	}
+	*msg = b.data;
+	*len = b.len;
+	return 0;
+}
+
+int
+irp_inbox_delete(struct irp_client *c, long long id, struct irp_err *err)
+{
+	struct buf b = { 0 };
+	struct req r = { .method = "DELETE", .use_cert = 1,
+		.limit = IRP_BODY_MAX };
+	char path[64];
+	int rv;
+
+	snprintf(path, sizeof(path), "/v1/me/inbox/%lld", id);
+	r.path = path;
+	rv = call(c, &r, 200, &b, err);
+	buf_free(&b);
+	return rv;
 }
 
 int

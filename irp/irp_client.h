@@ -148,6 +148,22 @@ int irp_backup_get(struct irp_client *c, const char *userid,
  */
 #define IRP_OCSP_MAX (64 * 1024)
 #define IRP_OCSP_TIMEOUT 5L
+/*
+ * The inbox (docs/irp.md): leave an encrypted S/MIME message for userid
+ * under the sender's msg_id (*out: what the registry stored); list what
+ * waits for us; fetch one (at most max bytes, *msg new, free()); delete
+ * one once it is safely kept.
+ */
+int irp_inbox_post(struct irp_client *c, const char *userid,
+    const char *msg_id, const unsigned char *msg, size_t len,
+    struct irp_inbox_item *out, struct irp_err *err) IRP_WUR;
+int irp_inbox_list(struct irp_client *c, struct irp_inbox *out,
+    struct irp_err *err) IRP_WUR;
+int irp_inbox_get(struct irp_client *c, long long id, size_t max,
+    unsigned char **msg, size_t *len, struct irp_err *err) IRP_WUR;
+int irp_inbox_delete(struct irp_client *c, long long id,
+    struct irp_err *err) IRP_WUR;
+
 int irp_ocsp(struct irp_client *c, const unsigned char *req, size_t req_len,
     unsigned char **resp, size_t *resp_len, struct irp_err *err) IRP_WUR;
 

@@ -43,6 +43,11 @@ int irp_parse_addresses_put(const char *json, size_t len, int *granted_ttl,
 /* The answer of DELETE /v1/me/addresses; *deleted may be NULL. */
 int irp_parse_addresses_delete(const char *json, size_t len, int *deleted,
     struct irp_err *err) IRP_WUR;
+/* The answers of POST /v1/users/X/inbox and GET /v1/me/inbox. */
+int irp_parse_inbox_item(const char *json, size_t len,
+    struct irp_inbox_item *out, struct irp_err *err) IRP_WUR;
+int irp_parse_inbox(const char *json, size_t len, struct irp_inbox *out,
+    struct irp_err *err) IRP_WUR;
 /* The answer of PUT /v1/me/backup. */
 int irp_parse_backup_put(const char *json, size_t len,
     struct irp_backup_stored *out, struct irp_err *err) IRP_WUR;

@@ -137,3 +137,33 @@ irp_parse_backup_put(const char *json, size_t len,
 	json_decref(root);
 	return rv;
 }
+
+int
+irp_parse_inbox_item(const char *json, size_t len, struct irp_inbox_item *out,
+    struct irp_err *err)
+{
+	json_t *root;
+	int rv;
+
+	memset(out, 0, sizeof(*out));
+	if ((root = parse_body(json, len, "the inbox", err)) == NULL)
+		return -1;
+	rv = irp_inbox_item_parse(root, out, err);
+	json_decref(root);
+	return rv;
+}
+
+int
+irp_parse_inbox(const char *json, size_t len, struct irp_inbox *out,
+    struct irp_err *err)
+{
+	json_t *root;
+	int rv;
+
+	memset(out, 0, sizeof(*out));
+	if ((root = parse_body(json, len, "the inbox", err)) == NULL)
+		return -1;
+	rv = irp_inbox_parse(root, out, err);
+	json_decref(root);
+	return rv;
+}

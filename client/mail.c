@@ -1,0 +1,785 @@
+/*
+ * mail.c - S/MIME mail: composed, sealed and left at the registry; fetched,
+ * judged and kept in a Maildir (mail.h says what is checked).
+ */
+#include <sys/stat.h>
+
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+
+#include "ca.h"
+#include "irp.h"
+#include "mail.h"
+
+#define ATTACH_MAX (8 * 1024 * 1024) /* one attachment, before base64 */
+#define SEEN_NAME ".dchat-seen"
+
+/* ---- a growing buffer ------------------------------------------------ */
+
+struct sbuf {
+	char *p;
+	size_t len, cap;
+	int failed;
+};
+
+static void
+sb_add(struct sbuf *b, const void *s, size_t n)
+{
+	char *np;
+	size_t cap;
+
+	if (b->failed)
+		return;
+	if (b->len + n + 1 > b->cap) {
+		cap = b->cap ? b->cap : 4096;
+		while (cap < b->len + n + 1)
+			cap *= 2;
+		if ((np = realloc(b->p, cap)) == NULL) {
+			b->failed = 1;
+			return;
+		}
+		b->p = np;
+		b->cap = cap;
+	}
+	memcpy(b->p + b->len, s, n);
+	b->len += n;
+	b->p[b->len] = '\0';
+}
+
+static void sb_printf(struct sbuf *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void
+sb_printf(struct sbuf *b, const char *fmt, ...)
+{
+	char tmp[1024];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= sizeof(tmp))
+		b->failed = 1;
+	else
+		sb_add(b, tmp, (size_t)n);
+}
+
+/* ---- composing ------------------------------------------------------- */
+
+static void
+random_hex(char *out, size_t bytes)
+{
+	unsigned char r[32];
+	size_t i;
+
+	if (bytes > sizeof(r))
+		bytes = sizeof(r);
+	if (RAND_bytes(r, (int)bytes) != 1)
+		memset(r, 0, sizeof(r)); /* still unique enough with the time */
+	for (i = 0; i < bytes; i++)
+		snprintf(out + 2 * i, 3, "%02x", r[i]);
+}
+
+/*
+ * A header value as given: printable, no line breaks (no header can be
+ * added through it).  Non-ASCII is written as an RFC 2047 encoded word.
+ */
+static int
+header_value(struct sbuf *b, const char *name, const char *v, char *err,
+    size_t errlen)
+{
+	const unsigned char *p;
+	unsigned char enc[4 * MAIL_HDR_MAX];
+	int ascii = 1;
+	size_t n = strlen(v);
+
+	if (n >= MAIL_HDR_MAX) {
+		snprintf(err, errlen, "the %s is longer than %d bytes", name,
+		    MAIL_HDR_MAX - 1);
+		return -1;
+	}
+	for (p = (const unsigned char *)v; *p; p++) {
+		if (*p < 0x20 || *p == 0x7f) {
+			snprintf(err, errlen,
+			    "the %s holds a control "
+			    "character",
+			    name);
+			return -1;
+		}
+		if (*p >= 0x80)
+			ascii = 0;
+	}
+	if (ascii) {
+		sb_printf(b, "%s: %s\r\n", name, v);
+		return 0;
+	}
+	EVP_EncodeBlock(enc, (const unsigned char *)v, (int)n);
+	sb_printf(b, "%s: =?UTF-8?B?%s?=\r\n", name, (const char *)enc);
+	return 0;
+}
+
+/* The text, its lines ending in CRLF as RFC 5322 wants them. */
+static void
+text_crlf(struct sbuf *b, const unsigned char *t, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		if (t[i] == '\n' && (i == 0 || t[i - 1] != '\r'))
+			sb_add(b, "\r", 1);
+		sb_add(b, &t[i], 1);
+	}
+	if (n == 0 || t[n - 1] != '\n')
+		sb_add(b, "\r\n", 2);
+}
+
+/* A file name fit for a quoted MIME parameter, or "attachment". */
+static void
+attach_name(const char *path, char *out, size_t len)
+{
+	const char *base = strrchr(path, '/');
+	const unsigned char *p;
+
+	base = base ? base + 1 : path;
+	snprintf(out, len, "%s", base);
+	for (p = (const unsigned char *)out; *p; p++)
+		if (*p < 0x20 || *p >= 0x7f || *p == '"' || *p == '\\') {
+			snprintf(out, len, "attachment");
+			return;
+		}
+	if (out[0] == '\0')
+		snprintf(out, len, "attachment");
+}
+
+static int
+attach(struct sbuf *b, const char *boundary, const char *path, char *err,
+    size_t errlen)
+{
+	unsigned char *data = NULL, line[80];
+	char name[128];
+	size_t n, i, k;
+
+	if (ks_read_file(path, ATTACH_MAX, &data, &n) == -1) {
+		snprintf(err, errlen, "cannot read %s: %s", path,
+		    errno == EFBIG ? "larger than 8 MiB" : strerror(errno));
+		return -1;
+	}
+	attach_name(path, name, sizeof(name));
+	sb_printf(b,
+	    "--%s\r\nContent-Type: application/octet-stream; "
+	    "name=\"%s\"\r\nContent-Disposition: attachment; "
+	    "filename=\"%s\"\r\nContent-Transfer-Encoding: base64\r\n\r\n",
+	    boundary, name, name);
+	for (i = 0; i < n; i += 57) {
+		k = n - i < 57 ? n - i : 57;
+		EVP_EncodeBlock(line, data + i, (int)k);
+		sb_add(b, line, strlen((char *)line));
+		sb_add(b, "\r\n", 2);
+	}
+	free(data);
+	return 0;
+}
+
+int
+mail_compose(const struct mail_draft *d, char msgid[IRP_MSGID_MAX], char **out,
+    size_t *len, char *err, size_t errlen)
+{
+	struct sbuf b = { 0 };
+	char id[33], boundary[48], date[64];
+	const char *at = strrchr(d->from, '@');
+	time_t now = time(NULL);
+	struct tm tm;
+	size_t i;
+
+	*out = NULL;
+	random_hex(id, 16);
+	snprintf(msgid, IRP_MSGID_MAX, "%s@%s", id, at ? at + 1 : "dchat");
+	gmtime_r(&now, &tm);
+	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S +0000", &tm);
+	if (header_value(&b, "From", d->from, err, errlen) == -1 ||
+	    header_value(&b, "To", d->to, err, errlen) == -1 ||
+	    header_value(&b, "Subject", d->subject ? d->subject : "", err,
+		errlen) == -1)
+		goto err;
+	sb_printf(&b, "Date: %s\r\nMessage-ID: <%s>\r\nMIME-Version: 1.0\r\n",
+	    date, msgid);
+	if (d->nattach == 0) {
+		sb_printf(&b,
+		    "Content-Type: text/plain; charset=utf-8\r\n"
+		    "Content-Transfer-Encoding: 8bit\r\n\r\n");
+		text_crlf(&b, d->text, d->text_len);
+	} else {
+		snprintf(boundary, sizeof(boundary), "dchat-%s", id);
+		sb_printf(&b,
+		    "Content-Type: multipart/mixed; boundary=\"%s\"\r\n\r\n"
+		    "--%s\r\nContent-Type: text/plain; charset=utf-8\r\n"
+		    "Content-Transfer-Encoding: 8bit\r\n\r\n",
+		    boundary, boundary);
+		text_crlf(&b, d->text, d->text_len);
+		for (i = 0; i < d->nattach; i++)
+			if (attach(&b, boundary, d->attach[i], err, errlen) ==
+			    -1)
+				goto err;
+		sb_printf(&b, "--%s--\r\n", boundary);
+	}
+	if (b.failed) {
+		snprintf(err, errlen, "out of memory");
+		goto err;
+	}
+	*out = b.p;
+	*len = b.len;
+	return 0;
+err:
+	free(b.p);
+	return -1;
+}
+
+/* ---- sending --------------------------------------------------------- */
+
+int
+mail_send(struct irp_client *c, const struct keystore *ks, const char *to,
+    const char *msg, size_t len, const char *msgid,
+    struct irp_inbox_item *stored, char *err, size_t errlen)
+{
+	const char *recip[CA_CMS_RECIPS_MAX];
+	unsigned char *key = NULL, *cert = NULL, *sealed = NULL;
+	struct irp_user *u = NULL;
+	struct irp_err ie;
+	struct ca_err ce;
+	size_t klen = 0, n = 0, i, slen;
+	int rv = -1;
+
+	if (irp_lookup(c, to, &u, &ie) == -1) {
+		snprintf(err, errlen, "%s", ie.msg);
+		return -1;
+	}
+	if (u->via != NULL) {
+		snprintf(err, errlen,
+		    "%s is of another domain: its registry "
+		    "keeps mail for its own users only, and this one does not "
+		    "forward it yet",
+		    to);
+		goto err;
+	}
+	for (i = 0; i < u->ndev && n < CA_CMS_RECIPS_MAX; i++)
+		if (u->dev[i].cert_pem != NULL)
+			recip[n++] = u->dev[i].cert_pem;
+	if (n == 0) {
+		snprintf(err, errlen, "%s has no certificate to encrypt to",
+		    to);
+		goto err;
+	}
+	if (ks_read_file(ks->key, 64 * 1024, &key, &klen) == -1 ||
+	    ks_read_file(ks->cert, 64 * 1024, &cert, &slen) == -1) {
+		snprintf(err, errlen,
+		    "cannot read this device's key or "
+		    "certificate: %s",
+		    strerror(errno));
+		goto err;
+	}
+	if (ca_cms_seal((const unsigned char *)msg, len, (char *)cert,
+		(char *)key, recip, n, &sealed, &slen, &ce) == -1) {
+		snprintf(err, errlen, "%s", ce.msg);
+		goto err;
+	}
+	if (irp_inbox_post(c, to, msgid, sealed, slen, stored, &ie) == -1) {
+		snprintf(err, errlen, "%s", ie.msg);
+		goto err;
+	}
+	rv = 0;
+err:
+	if (key != NULL) {
+		OPENSSL_cleanse(key, klen);
+		free(key);
+	}
+	free(cert);
+	free(sealed);
+	irp_user_free(u);
+	return rv;
+}
+
+/* ---- the Maildir ----------------------------------------------------- */
+
+static int
+mkdirs(const char *maildir, char *err, size_t errlen)
+{
+	static const char *const sub[] = { "", "/tmp", "/new", "/cur",
+		"/.Rejected", "/.Rejected/tmp", "/.Rejected/new",
+		"/.Rejected/cur" };
+	char path[KS_PATH_MAX + 32];
+	size_t i;
+
+	for (i = 0; i < sizeof(sub) / sizeof(sub[0]); i++) {
+		snprintf(path, sizeof(path), "%s%s", maildir, sub[i]);
+		if (mkdir(path, 0700) == -1 && errno != EEXIST) {
+			snprintf(err, errlen, "cannot make %s: %s", path,
+			    strerror(errno));
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* Write head then body as a new message of folder (tmp, then new). */
+static int
+deliver(const char *folder, long long id, const char *head, size_t hlen,
+    const unsigned char *body, size_t blen, char *err, size_t errlen)
+{
+	char name[96], tmp[KS_PATH_MAX + 128], dst[KS_PATH_MAX + 128], r[17];
+	ssize_t w;
+	size_t off;
+	int fd, ok = 1, i;
+
+	random_hex(r, 8);
+	snprintf(name, sizeof(name), "%lld.%lld_%s.dchat",
+	    (long long)time(NULL), id, r);
+	snprintf(tmp, sizeof(tmp), "%s/tmp/%s", folder, name);
+	snprintf(dst, sizeof(dst), "%s/new/%s", folder, name);
+	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600)) ==
+	    -1) {
+		snprintf(err, errlen, "cannot write %s: %s", tmp,
+		    strerror(errno));
+		return -1;
+	}
+	for (i = 0; i < 2 && ok; i++) {
+		const char *p = i == 0 ? head : (const char *)body;
+		size_t n = i == 0 ? hlen : blen;
+
+		for (off = 0; ok && off < n; off += (size_t)w)
+			if ((w = write(fd, p + off, n - off)) <= 0)
+				ok = 0;
+	}
+	if (!ok || fsync(fd) == -1 || close(fd) == -1 ||
+	    rename(tmp, dst) == -1) {
+		snprintf(err, errlen, "cannot write %s: %s", dst,
+		    strerror(errno));
+		if (!ok)
+			close(fd);
+		unlink(tmp);
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * The value of header name in the header block of msg, if it is one
+ * printable line: 1, else 0 (out "").
+ */
+static int
+header_get(const char *msg, size_t len, const char *name, char *out,
+    size_t outlen)
+{
+	size_t nl = strlen(name), i = 0, e, k;
+	const char *v;
+
+	out[0] = '\0';
+	while (i < len) {
+		for (e = i; e < len && msg[e] != '\n'; e++)
+			;
+		if (e == i || (e == i + 1 && msg[i] == '\r'))
+			return 0; /* the blank line: headers end */
+		if (e - i > nl && strncasecmp(msg + i, name, nl) == 0 &&
+		    msg[i + nl] == ':') {
+			v = msg + i + nl + 1;
+			while (v < msg + e && (*v == ' ' || *v == '\t'))
+				v++;
+			k = (size_t)(msg + e - v);
+			if (k > 0 && v[k - 1] == '\r')
+				k--;
+			if (k >= outlen)
+				return 0;
+			memcpy(out, v, k);
+			out[k] = '\0';
+			for (v = out; *v; v++)
+				if ((unsigned char)*v < 0x20 ||
+				    (unsigned char)*v == 0x7f) {
+					out[0] = '\0';
+					return 0;
+				}
+			return 1;
+		}
+		i = e + 1;
+	}
+	return 0;
+}
+
+/* Whether msgid is in the Maildir's list of those seen; add it if not. */
+static int
+seen_before(const char *maildir, const char *msgid)
+{
+	char path[KS_PATH_MAX + 32], line[MAIL_HDR_MAX + 2];
+	FILE *f;
+	int seen = 0;
+
+	snprintf(path, sizeof(path), "%s/%s", maildir, SEEN_NAME);
+	if ((f = fopen(path, "a+")) == NULL)
+		return 0;
+	rewind(f);
+	while (!seen && fgets(line, sizeof(line), f) != NULL) {
+		line[strcspn(line, "\n")] = '\0';
+		seen = strcmp(line, msgid) == 0;
+	}
+	if (!seen)
+		fprintf(f, "%s\n", msgid);
+	fclose(f);
+	return seen;
+}
+
+/* ---- receiving ------------------------------------------------------- */
+
+struct me {
+	char *key, *cert, *ca;
+	char maildir[KS_PATH_MAX + 16];
+};
+
+/*
+ * Whether o, posted by sender, is sender's: signed with a certificate of
+ * sender's, valid by our CA when signed, still listed for sender by the
+ * registry.  0, or -1 with why.
+ */
+static int
+judge(struct irp_client *c, const struct me *me, const char *sender,
+    const struct ca_cms_opened *o, char *why, size_t whylen)
+{
+	struct ca_cert_info info;
+	struct irp_user *u = NULL;
+	struct irp_err ie;
+	struct ca_err ce;
+	size_t i;
+	int listed = 0;
+
+	if (ca_cert_info(o->signer_der, o->signer_len, &info, &ce) == -1) {
+		snprintf(why, whylen,
+		    "its signer's certificate can not be "
+		    "read: %s",
+		    ce.msg);
+		return -1;
+	}
+	if (strcasecmp(info.userid, sender) != 0) {
+		snprintf(why, whylen, "signed by %.100s, but posted by %.100s",
+		    info.userid[0] ? info.userid : "nobody known", sender);
+		return -1;
+	}
+	if (ca_cms_signer_ok(me->ca, o->signer_der, o->signer_len, o->signed_at,
+		&ce) == -1) {
+		snprintf(why, whylen,
+		    "the certificate it was signed with is "
+		    "not valid: %s",
+		    ce.msg);
+		return -1;
+	}
+	if (irp_lookup(c, sender, &u, &ie) == -1) {
+		snprintf(why, whylen, "%s can not be looked up: %s", sender,
+		    ie.msg);
+		return -1;
+	}
+	for (i = 0; i < u->ndev && !listed; i++) {
+		struct ca_cert_info d;
+
+		listed = u->dev[i].cert_pem != NULL &&
+		    ca_cert_info((const unsigned char *)u->dev[i].cert_pem,
+			strlen(u->dev[i].cert_pem), &d, &ce) == 0 &&
+		    strcmp(d.fingerprint, info.fingerprint) == 0;
+	}
+	irp_user_free(u);
+	if (!listed) {
+		snprintf(why, whylen,
+		    "the registry lists the certificate it "
+		    "was signed with for %s no more (revoked?)",
+		    sender);
+		return -1;
+	}
+	return 0;
+}
+
+/* The outer headers of a kept message, from the signed ones inside. */
+static int
+outer_headers(const struct ca_cms_opened *o, const char *sender, struct sbuf *h)
+{
+	static const char *const keep[] = { "From", "To", "Subject", "Date" };
+	char v[MAIL_HDR_MAX];
+	size_t i;
+
+	for (i = 0; i < sizeof(keep) / sizeof(keep[0]); i++)
+		if (header_get((const char *)o->content, o->content_len,
+			keep[i], v, sizeof(v)))
+			sb_printf(h, "%s: %s\n", keep[i], v);
+	sb_printf(h, "X-DChat-Verified: signed by %s\n", sender);
+	return h->failed ? -1 : 0;
+}
+
+/* One message of the inbox: judged, kept (or rejected), then deleted. */
+static void
+fetch_one(struct irp_client *c, const struct me *me,
+    const struct irp_inbox_item *it, struct mail_tally *t)
+{
+	char why[300] = "", msgid[MAIL_HDR_MAX], folder[KS_PATH_MAX + 32],
+	     err[300];
+	struct ca_cms_opened o;
+	unsigned char *data = NULL;
+	struct sbuf h = { 0 };
+	struct irp_err ie;
+	struct ca_err ce;
+	size_t len = 0;
+	int ok;
+
+	memset(&o, 0, sizeof(o));
+	if (irp_inbox_get(c, it->id, MAIL_MAX, &data, &len, &ie) == -1) {
+		t->left++;
+		return;
+	}
+	if (ca_cms_open(data, len, me->cert, me->key, &o, &ce) == -1)
+		snprintf(why, sizeof(why),
+		    "it can not be opened and checked "
+		    "with this device's key: %s",
+		    ce.msg);
+	else if (judge(c, me, it->sender, &o, why, sizeof(why)) == 0 &&
+	    !header_get((const char *)o.content, o.content_len, "Message-ID",
+		msgid, sizeof(msgid)))
+		snprintf(why, sizeof(why), "it has no Message-ID");
+	ok = why[0] == '\0';
+	if (ok && seen_before(me->maildir, msgid)) {
+		t->duplicates++;
+		goto drop;
+	}
+	if (ok) {
+		outer_headers(&o, it->sender, &h);
+		sb_printf(&h, "Message-ID: %s\n", msgid);
+		snprintf(folder, sizeof(folder), "%s", me->maildir);
+	} else {
+		sb_printf(&h,
+		    "From: %s\nSubject: (rejected)\n"
+		    "X-DChat-Rejected: %s\n",
+		    it->sender, why);
+		snprintf(folder, sizeof(folder), "%s/.Rejected", me->maildir);
+	}
+	if (h.failed ||
+	    deliver(folder, it->id, h.p, h.len, data, len, err, sizeof(err)) ==
+		-1) {
+		t->left++;
+		goto out;
+	}
+	if (ok)
+		t->kept++;
+	else
+		t->rejected++;
+drop:
+	if (irp_inbox_delete(c, it->id, &ie) == -1)
+		t->left++;
+out:
+	free(h.p);
+	ca_cms_opened_clear(&o);
+	free(data);
+}
+
+static void
+me_clear(struct me *me)
+{
+	if (me->key != NULL) {
+		OPENSSL_cleanse(me->key, strlen(me->key));
+		free(me->key);
+	}
+	free(me->cert);
+	free(me->ca);
+	memset(me, 0, sizeof(*me));
+}
+
+static int
+me_load(const struct keystore *ks, struct me *me, char *err, size_t errlen)
+{
+	size_t n;
+
+	memset(me, 0, sizeof(*me));
+	snprintf(me->maildir, sizeof(me->maildir), "%s/Maildir", ks->home);
+	if (ks_read_file(ks->key, 64 * 1024, (unsigned char **)&me->key, &n) ==
+		-1 ||
+	    ks_read_file(ks->cert, 64 * 1024, (unsigned char **)&me->cert,
+		&n) == -1 ||
+	    ks_read_file(ks->ca, 64 * 1024, (unsigned char **)&me->ca, &n) ==
+		-1) {
+		snprintf(err, errlen,
+		    "cannot read this device's key, "
+		    "certificate or CA: %s",
+		    strerror(errno));
+		me_clear(me);
+		return -1;
+	}
+	return mkdirs(me->maildir, err, errlen);
+}
+
+int
+mail_fetch(struct irp_client *c, const struct keystore *ks,
+    struct mail_tally *t, char *err, size_t errlen)
+{
+	struct irp_inbox l = { 0, NULL };
+	struct irp_err ie;
+	struct me me;
+	size_t i;
+
+	memset(t, 0, sizeof(*t));
+	if (me_load(ks, &me, err, errlen) == -1)
+		return -1;
+	if (irp_inbox_list(c, &l, &ie) == -1) {
+		snprintf(err, errlen, "%s", ie.msg);
+		me_clear(&me);
+		return -1;
+	}
+	for (i = 0; i < l.n; i++)
+		fetch_one(c, &me, &l.msg[i], t);
+	irp_inbox_clear(&l);
+	me_clear(&me);
+	return 0;
+}
+
+/* ---- listing and reading --------------------------------------------- */
+
+static int
+entry_read(const char *path, const char *rejected_dir, struct mail_entry *e)
+{
+	char buf[16384];
+	struct stat st;
+	ssize_t n;
+	int fd;
+
+	memset(e, 0, sizeof(*e));
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
+		return -1;
+	n = read(fd, buf, sizeof(buf) - 1);
+	if (n < 0 || fstat(fd, &st) == -1) {
+		close(fd);
+		return -1;
+	}
+	close(fd);
+	buf[n] = '\0';
+	snprintf(e->path, sizeof(e->path), "%s", path);
+	e->when = st.st_mtime;
+	header_get(buf, (size_t)n, "From", e->from, sizeof(e->from));
+	header_get(buf, (size_t)n, "To", e->to, sizeof(e->to));
+	header_get(buf, (size_t)n, "Subject", e->subject, sizeof(e->subject));
+	header_get(buf, (size_t)n, "Date", e->date, sizeof(e->date));
+	header_get(buf, (size_t)n, "Message-ID", e->msgid, sizeof(e->msgid));
+	if (rejected_dir != NULL &&
+	    !header_get(buf, (size_t)n, "X-DChat-Rejected", e->rejected,
+		sizeof(e->rejected)))
+		snprintf(e->rejected, sizeof(e->rejected), "rejected");
+	return 0;
+}
+
+static int
+scan(const char *dir, int rejected, struct mail_entry **out, size_t *n)
+{
+	char path[KS_PATH_MAX + 300];
+	struct mail_entry *np;
+	struct dirent *de;
+	DIR *d;
+
+	if ((d = opendir(dir)) == NULL)
+		return errno == ENOENT ? 0 : -1;
+	while ((de = readdir(d)) != NULL) {
+		if (de->d_name[0] == '.')
+			continue;
+		if ((np = realloc(*out, (*n + 1) * sizeof(**out))) == NULL) {
+			closedir(d);
+			return -1;
+		}
+		*out = np;
+		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		if (entry_read(path, rejected ? dir : NULL, &(*out)[*n]) == 0)
+			(*n)++;
+	}
+	closedir(d);
+	return 0;
+}
+
+static int
+by_time(const void *a, const void *b)
+{
+	const struct mail_entry *x = a, *y = b;
+
+	if (x->when != y->when)
+		return x->when < y->when ? -1 : 1;
+	return strcmp(x->path, y->path);
+}
+
+int
+mail_list(const struct keystore *ks, struct mail_entry **out, size_t *n,
+    char *err, size_t errlen)
+{
+	static const struct {
+		const char *sub;
+		int rejected;
+	} dirs[] = { { "new", 0 }, { "cur", 0 }, { ".Rejected/new", 1 },
+		{ ".Rejected/cur", 1 } };
+	char dir[KS_PATH_MAX + 64];
+	size_t i;
+
+	*out = NULL;
+	*n = 0;
+	for (i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
+		snprintf(dir, sizeof(dir), "%s/Maildir/%s", ks->home,
+		    dirs[i].sub);
+		if (scan(dir, dirs[i].rejected, out, n) == -1) {
+			snprintf(err, errlen, "cannot read %s: %s", dir,
+			    strerror(errno));
+			free(*out);
+			*out = NULL;
+			*n = 0;
+			return -1;
+		}
+	}
+	if (*n > 1)
+		qsort(*out, *n, sizeof(**out), by_time);
+	return 0;
+}
+
+int
+mail_read(const struct keystore *ks, const struct mail_entry *e, char **out,
+    size_t *len, char *err, size_t errlen)
+{
+	struct ca_cms_opened o;
+	unsigned char *data = NULL;
+	struct ca_err ce;
+	struct me me;
+	size_t n;
+	int rv = -1;
+
+	*out = NULL;
+	if (e->rejected[0] != '\0') {
+		snprintf(err, errlen, "this message was rejected: %s",
+		    e->rejected);
+		return -1;
+	}
+	if (me_load(ks, &me, err, errlen) == -1)
+		return -1;
+	if (ks_read_file(e->path, MAIL_MAX + 65536, &data, &n) == -1) {
+		snprintf(err, errlen, "cannot read %s: %s", e->path,
+		    strerror(errno));
+		goto err;
+	}
+	if (ca_cms_open(data, n, me.cert, me.key, &o, &ce) == -1) {
+		snprintf(err, errlen, "%s", ce.msg);
+		goto err;
+	}
+	*out = (char *)o.content;
+	*len = o.content_len;
+	o.content = NULL;
+	ca_cms_opened_clear(&o);
+	rv = 0;
+err:
+	free(data);
+	me_clear(&me);
+	return rv;
+}

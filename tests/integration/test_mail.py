@@ -1,0 +1,152 @@
+"""S/MIME mail between users (client/mail.c): `dchat mail` composes,
+signs and encrypts to every device of the recipient and leaves it in the
+recipient's inbox at the registry; `dchat inbox` fetches, judges and
+keeps it in a Maildir that standard tools read.  What fails a check at
+receipt (another signer than the sender, an altered message, a revoked
+certificate, a replay) is kept apart with the reason, never as mail."""
+import base64
+import hashlib
+import json
+import os
+
+from conftest import Peer, curl, openssl, people
+
+TEXT = "Lunch at noon by the fountain?\nBring the plans.\n"
+
+
+def write(path, data):
+    with open(path, "wb" if isinstance(data, bytes) else "w") as f:
+        f.write(data)
+    return path
+
+
+def inbox(peer):
+    return json.loads(peer.dchat("inbox", "--json").stdout.splitlines()[-1])
+
+
+def maildir_files(peer, sub="new"):
+    d = os.path.join(peer.home, "Maildir", sub)
+    return sorted(os.path.join(d, f) for f in os.listdir(d))
+
+
+def test_mail_with_a_5mb_file_to_two_devices(reg, tmpdir_shared):
+    t = tmpdir_shared
+    alice, bob = people(reg, "alice", "bob")
+    # Bob's second device: a certificate of its own.
+    bob2 = Peer(reg, bob.userid, os.path.join(t, "bob2"))
+    bob2.init(reg.code(bob.userid))
+    blob = os.urandom(5 * 1024 * 1024)
+    att = write(os.path.join(t, "plans.bin"), blob)
+    body = write(os.path.join(t, "body.txt"), TEXT)
+    p = alice.dchat("mail", bob.userid, body, "--subject", "Lunch",
+                    "--attach", att)
+    assert "left at the registry" in p.stdout, p.stdout
+    # Nothing of it readable in the registry's database.
+    dump = reg.pg.psql("SELECT encode(data, 'escape') FROM inbox", reg.db)
+    assert dump and "fountain" not in dump and "Lunch" not in dump
+    # Bob's first device fetches it: verified, kept, gone from the store.
+    (m,) = inbox(bob)
+    assert m["from"] == alice.userid and m["subject"] == "Lunch", m
+    assert m["verified"] is True and "rejected" not in m, m
+    assert reg.pg.psql("SELECT count(*) FROM inbox", reg.db) == "0"
+    text = bob.dchat("inbox", "1").stdout
+    assert "Lunch at noon by the fountain?" in text, text[:500]
+    assert 'filename="plans.bin"' in text, text[:2000]
+    # Exactly once: fetching again brings nothing new.
+    assert len(inbox(bob)) == 1
+    # The Maildir file is S/MIME that openssl reads with either device's
+    # key: the message is encrypted to both.
+    (path,) = maildir_files(bob)
+    for dev in (bob, bob2):
+        inner = os.path.join(t, f"inner-{os.path.basename(dev.home)}")
+        openssl("cms", "-decrypt", "-in", path, "-recip", dev.cert,
+                "-inkey", dev.key, "-out", inner)
+        v = openssl("cms", "-verify", "-in", inner, "-CAfile", reg.ca,
+                    "-purpose", "smimesign")
+        assert "fountain" in v.stdout, v.stdout[:300]
+    # The attachment comes out whole.
+    # (text mode: the CRLFs read as newlines)
+    part = text.split('filename="plans.bin"', 1)[1].split("\n\n", 1)[1]
+    b64 = part.split("\n--", 1)[0].replace("\n", "")
+    assert hashlib.sha256(base64.b64decode(b64)).digest() == \
+        hashlib.sha256(blob).digest()
+
+
+def sign_encrypt(t, signer, recip, text, name):
+    """As a mail program makes it with openssl cms: S/MIME bytes."""
+    src = write(os.path.join(t, name + ".txt"), text)
+    signed = os.path.join(t, name + ".signed")
+    out = os.path.join(t, name + ".p7m")
+    openssl("cms", "-sign", "-in", src, "-signer", signer.cert, "-inkey",
+            signer.key, "-out", signed)
+    openssl("cms", "-encrypt", "-aes-256-gcm", "-in", signed, "-out", out,
+            "-recip", recip.cert)
+    with open(out, "rb") as f:
+        return f.read()
+
+
+def post(reg, sender, to, data, msg_id):
+    r = curl(reg.d, "POST", f"/v1/users/{to.userid}/inbox",
+             cert=sender.cert, key=sender.key, body=data,
+             ctype="application/pkcs7-mime",
+             headers=[f"IRP-Message-Id: {msg_id}"])
+    assert r.status == 201, r
+    return r.json()["id"]
+
+
+def mail(sender, to, mid, subject="hi", text="hello"):
+    return (f"From: {sender.userid}\r\nTo: {to.userid}\r\n"
+            f"Subject: {subject}\r\nMessage-ID: <{mid}@example.org>\r\n"
+            f"\r\n{text}\r\n")
+
+
+def test_what_fails_at_receipt_is_never_shown_as_mail(reg, tmpdir_shared):
+    t = tmpdir_shared
+    alice, bob, carol = people(reg, "alice", "bob", "carol")
+    # Made by hand with openssl cms and posted with curl: accepted.
+    post(reg, alice, bob, sign_encrypt(t, alice, bob,
+                                       mail(alice, bob, "m1", "by hand"),
+                                       "m1"), "m1")
+    # Signed by carol, posted by alice.
+    post(reg, alice, bob, sign_encrypt(t, carol, bob,
+                                       mail(carol, bob, "m2", "forged"),
+                                       "m2"), "m2")
+    # A replay: the same message (same Message-ID) under another id.
+    post(reg, alice, bob, sign_encrypt(t, alice, bob,
+                                       mail(alice, bob, "m1", "by hand"),
+                                       "m1b"), "m1b")
+    # Altered at the registry: a byte of its ciphertext changed.
+    mid = post(reg, alice, bob, sign_encrypt(t, alice, bob,
+                                             mail(alice, bob, "m3"), "m3"),
+               "m3")
+    reg.pg.psql("UPDATE inbox SET data = set_byte(data, "
+                "octet_length(data) / 2, get_byte(data, "
+                f"octet_length(data) / 2) # 1) WHERE id = {mid}", reg.db)
+    got = inbox(bob)
+    good = [m for m in got if m["verified"]]
+    bad = [m for m in got if not m["verified"]]
+    assert [m["subject"] for m in good] == ["by hand"], got
+    reasons = sorted(m["rejected"] for m in bad)
+    assert len(bad) == 2, got
+    assert any("signed by carol@example.org, but posted by "
+               "alice@example.org" in r for r in reasons), reasons
+    assert any("can not be opened" in r for r in reasons), reasons
+    # The replay was dropped, and the store holds nothing more.
+    assert reg.pg.psql("SELECT count(*) FROM inbox", reg.db) == "0"
+    # A rejected message is not shown as mail.
+    n = [m["n"] for m in got if not m["verified"]][0]
+    p = bob.dchat("inbox", str(n), check=False)
+    assert p.returncode == 1 and "rejected" in p.stderr, p.stderr
+    out = bob.dchat("inbox").stdout
+    assert "REJECTED from alice@example.org" in out, out
+    # A sender whose certificate was revoked after posting.
+    post(reg, alice, bob, sign_encrypt(t, alice, bob,
+                                       mail(alice, bob, "m4", "late"), "m4"),
+         "m4")
+    serial = openssl("x509", "-in", alice.cert, "-noout",
+                     "-serial").stdout.strip().split("=")[1]
+    reg.ctl("cert", "revoke", serial.lower().lstrip("0"))
+    got = inbox(bob)
+    late = [m for m in got if m.get("message_id") == "<m4@example.org>" or
+            (not m["verified"] and "no more" in m.get("rejected", ""))]
+    assert late and not late[0]["verified"], got
