@@ -92,6 +92,7 @@ struct app {
 	int registered;
 	char reg_sig[2048]; /* what is registered, to notice changes */
 	time_t reg_next, if_next, crl_next, expiry_next;
+	time_t mail_next;	 /* ask the registry for mail then (mail.h) */
 	time_t ocsp_retry_at;	 /* the registry failed an OCSP question */
 	char ocsp_failed_at[16]; /* when, "12:00:00 UTC" */
 

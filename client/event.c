@@ -36,6 +36,8 @@ static const char *const ev_names[EV_COUNT] = {
 	[EV_HELP] = "help",
 	[EV_ERROR] = "error",
 	[EV_REGISTRY_ERROR] = "registry_error",
+	[EV_MAIL] = "mail",
+	[EV_MAIL_REJECTED] = "mail_rejected",
 };
 
 const char *

@@ -46,6 +46,8 @@ enum ev_kind {
 	EV_HELP,
 	EV_ERROR,
 	EV_REGISTRY_ERROR,
+	EV_MAIL,	  /* mail fetched, checked and kept */
+	EV_MAIL_REJECTED, /* mail fetched that failed a check */
 	EV_COUNT
 };
 

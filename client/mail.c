@@ -336,7 +336,8 @@ mkdirs(const char *maildir, char *err, size_t errlen)
 /* Write head then body as a new message of folder (tmp, then new). */
 static int
 deliver(const char *folder, long long id, const char *head, size_t hlen,
-    const unsigned char *body, size_t blen, char *err, size_t errlen)
+    const unsigned char *body, size_t blen, char *path, size_t pathlen,
+    char *err, size_t errlen)
 {
 	char name[96], tmp[KS_PATH_MAX + 128], dst[KS_PATH_MAX + 128], r[17];
 	ssize_t w;
@@ -371,6 +372,7 @@ deliver(const char *folder, long long id, const char *head, size_t hlen,
 		unlink(tmp);
 		return -1;
 	}
+	snprintf(path, pathlen, "%s", dst);
 	return 0;
 }
 
@@ -521,13 +523,18 @@ outer_headers(const struct ca_cms_opened *o, const char *sender, struct sbuf *h)
 	return h->failed ? -1 : 0;
 }
 
+static int entry_read(const char *path, const char *rejected_dir,
+    struct mail_entry *e);
+
 /* One message of the inbox: judged, kept (or rejected), then deleted. */
 static void
 fetch_one(struct irp_client *c, const struct me *me,
-    const struct irp_inbox_item *it, struct mail_tally *t)
+    const struct irp_inbox_item *it, struct mail_tally *t, mail_seen_fn *seen,
+    void *arg)
 {
+	struct mail_entry e;
 	char why[300] = "", msgid[MAIL_HDR_MAX], folder[KS_PATH_MAX + 32],
-	     err[300];
+	     err[300], path[KS_PATH_MAX + 160];
 	struct ca_cms_opened o;
 	unsigned char *data = NULL;
 	struct sbuf h = { 0 };
@@ -567,11 +574,13 @@ fetch_one(struct irp_client *c, const struct me *me,
 		snprintf(folder, sizeof(folder), "%s/.Rejected", me->maildir);
 	}
 	if (h.failed ||
-	    deliver(folder, it->id, h.p, h.len, data, len, err, sizeof(err)) ==
-		-1) {
+	    deliver(folder, it->id, h.p, h.len, data, len, path, sizeof(path),
+		err, sizeof(err)) == -1) {
 		t->left++;
 		goto out;
 	}
+	if (seen != NULL && entry_read(path, ok ? NULL : folder, &e) == 0)
+		seen(arg, &e);
 	if (ok)
 		t->kept++;
 	else
@@ -622,7 +631,8 @@ me_load(const struct keystore *ks, struct me *me, char *err, size_t errlen)
 
 int
 mail_fetch(struct irp_client *c, const struct keystore *ks,
-    struct mail_tally *t, char *err, size_t errlen)
+    struct mail_tally *t, mail_seen_fn *seen, void *arg, char *err,
+    size_t errlen)
 {
 	struct irp_inbox l = { 0, NULL };
 	struct irp_err ie;
@@ -638,7 +648,7 @@ mail_fetch(struct irp_client *c, const struct keystore *ks,
 		return -1;
 	}
 	for (i = 0; i < l.n; i++)
-		fetch_one(c, &me, &l.msg[i], t);
+		fetch_one(c, &me, &l.msg[i], t, seen, arg);
 	irp_inbox_clear(&l);
 	me_clear(&me);
 	return 0;

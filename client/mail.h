@@ -68,11 +68,15 @@ struct mail_tally {
 /*
  * Fetch what waits at the registry into the Maildir, judged as above,
  * and delete at the registry what was kept, rejected or a duplicate.
- * 0 (see *t), or -1 with a sentence in err when the inbox could not be
- * listed.
+ * seen (may be NULL) hears of each message kept or rejected, as the
+ * Maildir now lists it.  0 (see *t), or -1 with a sentence in err when
+ * the inbox could not be listed.
  */
+struct mail_entry;
+typedef void mail_seen_fn(void *arg, const struct mail_entry *e);
 int mail_fetch(struct irp_client *c, const struct keystore *ks,
-    struct mail_tally *t, char *err, size_t errlen);
+    struct mail_tally *t, mail_seen_fn *seen, void *arg, char *err,
+    size_t errlen);
 
 /* One message of the Maildir, as its outer headers say. */
 struct mail_entry {

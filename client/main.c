@@ -843,7 +843,7 @@ cmd_inbox(struct opts *o)
 	if ((c = registry_open(&ks, 1, &err)) == NULL)
 		fprintf(stderr, "dchat: the registry can not be asked for new "
 		    "mail: %s\n", err.msg);
-	else if (mail_fetch(c, &ks, &t, kerr, sizeof(kerr)) == -1)
+	else if (mail_fetch(c, &ks, &t, NULL, NULL, kerr, sizeof(kerr)) == -1)
 		fprintf(stderr, "dchat: no new mail fetched: %s\n", kerr);
 	irp_client_free(c);
 	if (!o->json && (t.kept || t.rejected || t.duplicates || t.left))

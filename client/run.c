@@ -21,12 +21,15 @@
 #include "ca.h"
 #include "expiry.h"
 #include "identity.h"
+#include "mail.h"
 #include "registry.h"
 
 #define CALL_CACHE_TIMEOUT_MS 1500
 #define CALL_TIMEOUT_MS 5000
 #define IFCHECK_SECS 30
 #define RETRY_SECS 30
+/* How often a running dchat asks the registry for mail. */
+#define MAIL_POLL_SECS 30
 #define CRL_REFRESH_SECS 3600
 #define ACCEPT_BURST 64	/* connections taken per listener per loop turn */
 
@@ -526,6 +529,8 @@ app_refresh(struct app *a)
 		/* Out of turn: say now where the certificate stands. */
 		a->expiry_next = 0;
 		warn_expiry(a, time(NULL));
+		/* And any mail that waits, at the next turn. */
+		a->mail_next = 0;
 	}
 	tell(a, EV_REFRESHED, "{}");
 }
@@ -1305,6 +1310,36 @@ serve_sessions(struct app *a, struct turn *t)
 	}
 }
 
+static void
+mail_seen(void *arg, const struct mail_entry *e)
+{
+	struct app *a = arg;
+
+	if (e->rejected[0] != '\0')
+		tell(a, EV_MAIL_REJECTED, "{s:s,s:s}", "from", e->from,
+		    "reason", e->rejected);
+	else
+		tell(a, EV_MAIL, "{s:s,s:s,s:s,s:s}", "from", e->from,
+		    "subject", e->subject, "date", e->date, "message_id",
+		    e->msgid);
+}
+
+/*
+ * Mail waiting at the registry: fetched, checked and kept in the Maildir
+ * (mail.h), every MAIL_POLL_SECS while we are registered.
+ */
+static void
+fetch_mail(struct app *a, time_t now)
+{
+	struct mail_tally t;
+	char err[300];
+
+	a->mail_next = now + MAIL_POLL_SECS;
+	if (mail_fetch(a->irp, &a->ks, &t, mail_seen, a, err, sizeof(err)) ==
+	    -1)
+		report(a, EV_REGISTRY_ERROR, err);
+}
+
 /* What is due besides the sessions: certificate, registration, CRL. */
 static void
 run_due(struct app *a, time_t now)
@@ -1320,6 +1355,8 @@ run_due(struct app *a, time_t now)
 			a->if_next = now + IFCHECK_SECS;
 			do_register(a, 0); /* only if the addresses changed */
 		}
+		if (a->registered && now >= a->mail_next)
+			fetch_mail(a, now);
 	}
 	if (now >= a->crl_next)
 		refresh_crl(a);

@@ -384,6 +384,20 @@ say_requests(struct ev_ctx *c)
 	}
 }
 
+static void
+say_mail(struct ev_ctx *c)
+{
+	fprintf(c->out, "new mail from %s: %s ('dchat inbox' lists it)\n",
+	    EV("from"), EV("subject"));
+}
+
+static void
+say_mail_rejected(struct ev_ctx *c)
+{
+	fprintf(c->out, "WARNING: mail said to be from %s was rejected: %s\n",
+	    EV("from"), EV("reason"));
+}
+
 #undef S
 #undef I
 #undef EV
@@ -423,6 +437,8 @@ static void (*const say[EV_COUNT])(struct ev_ctx *) = {
 	[EV_SESSIONS] = say_sessions,
 	[EV_LISTS] = say_lists,
 	[EV_REQUESTS] = say_requests,
+	[EV_MAIL] = say_mail,
+	[EV_MAIL_REJECTED] = say_mail_rejected,
 };
 
 static void

@@ -9,7 +9,7 @@ import hashlib
 import json
 import os
 
-from conftest import Peer, curl, openssl, people
+from conftest import Peer, Terminal, curl, free_port, openssl, people
 
 TEXT = "Lunch at noon by the fountain?\nBring the plans.\n"
 
@@ -150,3 +150,44 @@ def test_what_fails_at_receipt_is_never_shown_as_mail(reg, tmpdir_shared):
     late = [m for m in got if m.get("message_id") == "<m4@example.org>" or
             (not m["verified"] and "no more" in m.get("rejected", ""))]
     assert late and not late[0]["verified"], got
+
+
+def test_a_running_dchat_hears_of_mail(reg, tmpdir_shared):
+    alice, bob = people(reg, "alice", "bob")
+    body = write(os.path.join(tmpdir_shared, "b.txt"), "while you were out")
+    alice.dchat("mail", bob.userid, body, "--subject", "Missed you")
+    # Fetched once bob runs and is registered.
+    bob.run()
+    ev = bob.wait("mail")
+    assert ev["from"] == alice.userid and ev["subject"] == "Missed you", ev
+    # More mail while it runs: heard of at the next poll, or at once on
+    # "refresh".
+    alice.dchat("mail", bob.userid, body, "--subject", "Again")
+    m = bob.mark()
+    bob.cmd(cmd="refresh")
+    ev = bob.wait("mail", start=m)
+    assert ev["subject"] == "Again", ev
+    # Forged: carol signs what alice posts; heard of as a rejection.
+    carol = people(reg, "carol")[0]
+    data = sign_encrypt(tmpdir_shared, carol, bob,
+                        mail(carol, bob, "f1", "forged"), "f1")
+    post(reg, alice, bob, data, "f1")
+    m = bob.mark()
+    bob.cmd(cmd="refresh")
+    ev = bob.wait("mail_rejected", start=m)
+    assert ev["from"] == alice.userid and "signed by carol" in \
+        ev["reason"], ev
+    assert not bob.has("mail", subject="forged"), bob.events
+    assert bob.stop() == 0
+    out = bob.dchat("inbox").stdout
+    assert "Missed you" in out and "Again" in out and "REJECTED" in out, out
+    # A person at a terminal reads it as a sentence.
+    alice.dchat("mail", bob.userid, body, "--subject", "At the terminal")
+    term = Terminal(bob, free_port())
+    try:
+        out = term.read_until(b"new mail from alice@example.org: "
+                              b"At the terminal")
+        assert b"WARNING" not in out, out
+    finally:
+        rc = term.close()
+    assert rc == 0, term.out
