@@ -109,6 +109,7 @@ struct app {
 	int os_sid;
 	uint64_t os_id;
 	int os_sent;
+	int os_unreached;   /* no address of the peer answered at all */
 	time_t os_deadline; /* give up waiting for the peer */
 
 	int quit;

@@ -38,6 +38,8 @@ static const char *const ev_names[EV_COUNT] = {
 	[EV_REGISTRY_ERROR] = "registry_error",
 	[EV_MAIL] = "mail",
 	[EV_MAIL_REJECTED] = "mail_rejected",
+	[EV_MESSAGE_LATER] = "message_later",
+	[EV_FILE_LATER] = "file_later",
 };
 
 const char *

@@ -48,6 +48,8 @@ enum ev_kind {
 	EV_REGISTRY_ERROR,
 	EV_MAIL,	  /* mail fetched, checked and kept */
 	EV_MAIL_REJECTED, /* mail fetched that failed a check */
+	EV_MESSAGE_LATER, /* a chat message that waited at the registry */
+	EV_FILE_LATER,	  /* a file that waited at the registry */
 	EV_COUNT
 };
 

@@ -216,6 +216,8 @@ mail_compose(const struct mail_draft *d, char msgid[IRP_MSGID_MAX], char **out,
 		goto err;
 	sb_printf(&b, "Date: %s\r\nMessage-ID: <%s>\r\nMIME-Version: 1.0\r\n",
 	    date, msgid);
+	if (d->kind != NULL)
+		sb_printf(&b, "X-DChat-Kind: %s\r\n", d->kind);
 	if (d->nattach == 0) {
 		sb_printf(&b,
 		    "Content-Type: text/plain; charset=utf-8\r\n"
@@ -445,6 +447,7 @@ seen_before(const char *maildir, const char *msgid)
 struct me {
 	char *key, *cert, *ca;
 	char maildir[KS_PATH_MAX + 16];
+	struct ks_list allow, deny; /* as for calls: who may reach us */
 };
 
 /*
@@ -463,6 +466,15 @@ judge(struct irp_client *c, const struct me *me, const char *sender,
 	size_t i;
 	int listed = 0;
 
+	/* Who may not call us may not leave us anything either. */
+	if (ks_list_match(&me->deny, sender)) {
+		snprintf(why, whylen, "%s is on your deny list", sender);
+		return -1;
+	}
+	if (me->allow.n > 0 && !ks_list_match(&me->allow, sender)) {
+		snprintf(why, whylen, "%s is not on your allow list", sender);
+		return -1;
+	}
 	if (ca_cert_info(o->signer_der, o->signer_len, &info, &ce) == -1) {
 		snprintf(why, whylen,
 		    "its signer's certificate can not be "
@@ -511,7 +523,8 @@ judge(struct irp_client *c, const struct me *me, const char *sender,
 static int
 outer_headers(const struct ca_cms_opened *o, const char *sender, struct sbuf *h)
 {
-	static const char *const keep[] = { "From", "To", "Subject", "Date" };
+	static const char *const keep[] = { "From", "To", "Subject", "Date",
+		"X-DChat-Kind" };
 	char v[MAIL_HDR_MAX];
 	size_t i;
 
@@ -613,6 +626,11 @@ me_load(const struct keystore *ks, struct me *me, char *err, size_t errlen)
 
 	memset(me, 0, sizeof(*me));
 	snprintf(me->maildir, sizeof(me->maildir), "%s/Maildir", ks->home);
+	if (ks_list_load(ks->allow, &me->allow) == -1 ||
+	    ks_list_load(ks->deny, &me->deny) == -1) {
+		snprintf(err, errlen, "cannot read the allow or deny list");
+		return -1;
+	}
 	if (ks_read_file(ks->key, 64 * 1024, (unsigned char **)&me->key, &n) ==
 		-1 ||
 	    ks_read_file(ks->cert, 64 * 1024, (unsigned char **)&me->cert,
@@ -681,6 +699,10 @@ entry_read(const char *path, const char *rejected_dir, struct mail_entry *e)
 	header_get(buf, (size_t)n, "Subject", e->subject, sizeof(e->subject));
 	header_get(buf, (size_t)n, "Date", e->date, sizeof(e->date));
 	header_get(buf, (size_t)n, "Message-ID", e->msgid, sizeof(e->msgid));
+	header_get(buf, (size_t)n, "X-DChat-Kind", e->kind, sizeof(e->kind));
+	if (strcmp(e->kind, MAIL_KIND_CHAT) != 0 &&
+	    strcmp(e->kind, MAIL_KIND_FILE) != 0)
+		e->kind[0] = '\0';
 	if (rejected_dir != NULL &&
 	    !header_get(buf, (size_t)n, "X-DChat-Rejected", e->rejected,
 		sizeof(e->rejected)))
@@ -792,4 +814,128 @@ err:
 	free(data);
 	me_clear(&me);
 	return rv;
+}
+
+/* ---- the parts of a message ------------------------------------------ */
+
+/* Where the blank line that ends the headers at p (n bytes) is, or NULL. */
+static const char *
+body_start(const char *p, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i + 1 < n; i++) {
+		if (p[i] != '\n')
+			continue;
+		if (p[i + 1] == '\n')
+			return p + i + 2;
+		if (i + 2 < n && p[i + 1] == '\r' && p[i + 2] == '\n')
+			return p + i + 3;
+	}
+	return NULL;
+}
+
+/* The next "\n--" at or after p before end (a MIME boundary), or end. */
+static const char *
+part_end(const char *p, const char *end)
+{
+	const char *q;
+
+	for (q = p; q + 3 <= end; q++)
+		if (q[0] == '\n' && q[1] == '-' && q[2] == '-')
+			return q > p && q[-1] == '\r' ? q - 1 : q;
+	return end;
+}
+
+int
+mail_text_of(const char *msg, size_t len, char **text, size_t *tlen)
+{
+	const char *end = msg + len, *b, *p, *e;
+	char ctype[MAIL_HDR_MAX];
+
+	*text = NULL;
+	if ((b = body_start(msg, len)) == NULL)
+		return -1;
+	header_get(msg, len, "Content-Type", ctype, sizeof(ctype));
+	p = b;
+	if (strncasecmp(ctype, "multipart/", 10) == 0) {
+		/* The first part: after its boundary line and headers. */
+		if ((p = strstr(b, "\n")) == NULL ||
+		    (p = body_start(p - 1, (size_t)(end - p + 1))) == NULL)
+			return -1;
+		e = part_end(p, end);
+	} else
+		e = end;
+	while (e > p && (e[-1] == '\n' || e[-1] == '\r'))
+		e--;
+	if ((*text = malloc((size_t)(e - p) + 1)) == NULL)
+		return -1;
+	memcpy(*text, p, (size_t)(e - p));
+	(*text)[e - p] = '\0';
+	*tlen = (size_t)(e - p);
+	return 0;
+}
+
+/* name as a file name here: printable, no path, not hidden, or "file". */
+static void
+safe_name(const char *name, char *out, size_t len)
+{
+	const unsigned char *p;
+
+	snprintf(out, len, "%s", name);
+	for (p = (const unsigned char *)out; *p; p++)
+		if (*p < 0x20 || *p >= 0x7f || *p == '/' || *p == '\\')
+			break;
+	if (*p != '\0' || out[0] == '\0' || out[0] == '.')
+		snprintf(out, len, "file");
+}
+
+int
+mail_attachment_of(const char *msg, size_t len, char *name, size_t namelen,
+    unsigned char **data, size_t *dlen)
+{
+	const char *end = msg + len, *at, *q, *p, *e, *line;
+	static const char tag[] = "filename=\"";
+	char raw[128];
+	unsigned char *out;
+	size_t n = 0, k;
+	int got;
+
+	*data = NULL;
+	/* msg is at most MAIL_MAX and NUL-terminated (ca_cms_open). */
+	if ((at = strstr(msg, tag)) == NULL || at >= end)
+		return -1;
+	at += sizeof(tag) - 1;
+	if ((q = strchr(at, '"')) == NULL || (size_t)(q - at) >= sizeof(raw))
+		return -1;
+	memcpy(raw, at, (size_t)(q - at));
+	raw[q - at] = '\0';
+	safe_name(raw, name, namelen);
+	if ((p = body_start(q, (size_t)(end - q))) == NULL)
+		return -1;
+	e = part_end(p, end);
+	if ((out = malloc((size_t)(e - p) / 4 * 3 + 3)) == NULL)
+		return -1;
+	for (line = p; line < e; line = q + 1) {
+		for (q = line; q < e && *q != '\n'; q++)
+			;
+		k = (size_t)(q - line);
+		if (k > 0 && line[k - 1] == '\r')
+			k--;
+		if (k == 0)
+			continue;
+		if (k % 4 != 0 || k > 76 ||
+		    (got = EVP_DecodeBlock(out + n, (const unsigned char *)line,
+			 (int)k)) < 0) {
+			free(out);
+			return -1;
+		}
+		/* EVP_DecodeBlock counts the padding as bytes. */
+		n += (size_t)got;
+		if (line[k - 1] == '=')
+			n -= line[k - 2] == '=' ? 2 : 1;
+	}
+	*data = out;
+	*dlen = n;
+	return 0;
 }

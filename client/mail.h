@@ -32,8 +32,17 @@
 #define MAIL_MAX (16 * 1024 * 1024) /* one message, sealed */
 #define MAIL_HDR_MAX 256	    /* a header's value, as kept */
 
+/*
+ * What a message carries, in its signed X-DChat-Kind header: mail
+ * (none), or a chat message or a file that could not be delivered live
+ * and waited at the registry ("delivered later").
+ */
+#define MAIL_KIND_CHAT "chat"
+#define MAIL_KIND_FILE "file"
+
 struct mail_draft {
 	const char *from, *to, *subject;
+	const char *kind;	   /* NULL, MAIL_KIND_CHAT or MAIL_KIND_FILE */
 	const unsigned char *text; /* UTF-8 */
 	size_t text_len;
 	const char *attach[MAIL_ATTACH_MAX]; /* paths */
@@ -84,6 +93,7 @@ struct mail_entry {
 	char from[MAIL_HDR_MAX], to[MAIL_HDR_MAX], subject[MAIL_HDR_MAX];
 	char date[MAIL_HDR_MAX], msgid[MAIL_HDR_MAX];
 	char rejected[MAIL_HDR_MAX]; /* why, for a rejected one; else "" */
+	char kind[16];		     /* "", MAIL_KIND_CHAT or MAIL_KIND_FILE */
 	time_t when;		     /* when it was kept */
 };
 
@@ -97,5 +107,19 @@ int mail_list(const struct keystore *ks, struct mail_entry **out, size_t *n,
  */
 int mail_read(const struct keystore *ks, const struct mail_entry *e, char **out,
     size_t *len, char *err, size_t errlen);
+
+/*
+ * The text of msg (a message as mail_compose writes it: its first
+ * text/plain part): *text new, NUL-terminated.  0, or -1.
+ */
+int mail_text_of(const char *msg, size_t len, char **text, size_t *tlen);
+
+/*
+ * The first attachment of msg: its name, made safe for a file name
+ * (name holds at least 128 bytes), and its bytes (*data new).  0, or -1
+ * when there is none or it is not base64.
+ */
+int mail_attachment_of(const char *msg, size_t len, char *name, size_t namelen,
+    unsigned char **data, size_t *dlen);
 
 #endif

@@ -681,6 +681,59 @@ peer_setup(struct app *a, struct opts *o, enum app_mode mode)
 	return app_init(a);
 }
 
+/*
+ * dchat send and sendfile to a peer that could not be reached: the text
+ * or the file as S/MIME in their inbox at the registry (mail.h), shown
+ * to them as delivered later.  The exit status.
+ */
+static int
+send_later(struct opts *o, enum app_mode mode, const char *user,
+    const char *payload)
+{
+	struct mail_draft d = { 0 };
+	struct irp_client *c = NULL;
+	struct irp_inbox_item st;
+	struct keystore ks;
+	struct irp_err err;
+	char kerr[512], msgid[IRP_MSGID_MAX], *msg = NULL;
+	size_t len;
+	int rv = 1;
+
+	if (ks_open(&ks, o->home, 0, kerr, sizeof(kerr)) == -1)
+		return 1;
+	d.from = ks.userid;
+	d.to = user;
+	if (mode == APP_SEND) {
+		d.kind = MAIL_KIND_CHAT;
+		d.subject = "(chat message)";
+		d.text = (const unsigned char *)payload;
+		d.text_len = strlen(payload);
+	} else {
+		d.kind = MAIL_KIND_FILE;
+		d.subject = "(file)";
+		d.text = (const unsigned char *)"";
+		d.attach[d.nattach++] = payload;
+	}
+	if (mail_compose(&d, msgid, &msg, &len, kerr, sizeof(kerr)) == -1 ||
+	    (c = registry_open(&ks, 1, &err)) == NULL ||
+	    mail_send(c, &ks, user, msg, len, msgid, &st, kerr,
+		sizeof(kerr)) == -1) {
+		fprintf(stderr, "dchat: %s can not be reached, nor can the "
+		    "%s be left at the registry: %s\n", user,
+		    mode == APP_SEND ? "message" : "file",
+		    c == NULL && msg != NULL ? err.msg : kerr);
+		goto err;
+	}
+	printf("%s can not be reached now: the %s waits at the registry, "
+	    "signed and encrypted, and is delivered later (until %s)\n",
+	    user, mode == APP_SEND ? "message" : "file", st.expires_at);
+	rv = 0;
+err:
+	irp_client_free(c);
+	free(msg);
+	return rv;
+}
+
 static int
 cmd_peer(struct opts *o, enum app_mode mode, const char *user,
     const char *payload)
@@ -701,6 +754,13 @@ cmd_peer(struct opts *o, enum app_mode mode, const char *user,
 	a->payload = payload;
 	a->os_deadline = o->timeout > 0 ? time(NULL) + o->timeout : 0;
 	rv = app_run(a);
+	/*
+	 * Nobody answered (offline, or no address reachable): what was to
+	 * be sent waits at the registry.  Not when the peer refused us in
+	 * TLS: its lists decide, and its dchat applies them to mail too.
+	 */
+	if (mode != APP_RUN && rv != 0 && a->os_unreached)
+		rv = send_later(o, mode, user, payload);
 	app_free(a);
 	free(a);
 	return rv;

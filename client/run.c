@@ -1,6 +1,8 @@
 /*
  * run.c - the peer's event loop: listeners, calls, registration, CRL.
  */
+#include <sys/stat.h>
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -16,6 +18,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include <openssl/evp.h>
 
 #include "app.h"
 #include "ca.h"
@@ -1180,8 +1184,11 @@ one_shot_start(struct app *a)
 {
 	a->exit_code = 1; /* until the peer confirms */
 	a->os_sid = app_call(a, a->target, 0);
-	if (a->os_sid == -1 && app_session(a, a->os_sid) == NULL)
+	if (a->os_sid == -1 && app_session(a, a->os_sid) == NULL) {
+		/* Offline or unreachable, as against refused in TLS. */
+		a->os_unreached = 1;
 		return -1;
+	}
 	return 0;
 }
 
@@ -1310,6 +1317,72 @@ serve_sessions(struct app *a, struct turn *t)
 	}
 }
 
+/* A file that waited at the registry, into the downloads: its path. */
+static int
+save_later(struct app *a, const char *name, const unsigned char *data,
+    size_t len, char *path, size_t pathlen)
+{
+	int fd = -1, i;
+	size_t off;
+	ssize_t w;
+
+	if (mkdir(a->ks.downloads, 0700) == -1 && errno != EEXIST)
+		return -1;
+	/* The first free one of name, name.1, name.2, ... */
+	for (i = 0; i < 1000 && fd == -1; i++) {
+		if (i == 0)
+			snprintf(path, pathlen, "%s/%s", a->ks.downloads, name);
+		else
+			snprintf(path, pathlen, "%s/%s.%d", a->ks.downloads,
+			    name, i);
+		fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+		if (fd == -1 && errno != EEXIST)
+			return -1;
+	}
+	for (off = 0; fd != -1 && off < len; off += (size_t)w)
+		if ((w = write(fd, data + off, len - off)) <= 0) {
+			close(fd);
+			unlink(path);
+			return -1;
+		}
+	return fd == -1 || close(fd) == -1 ? -1 : 0;
+}
+
+/* A chat message or a file that waited: shown as delivered later. */
+static void
+later_seen(struct app *a, const struct mail_entry *e)
+{
+	unsigned char *data = NULL, md[32];
+	char *msg = NULL, *text = NULL, name[128], path[KS_PATH_MAX + 160],
+				       err[300], hex[65];
+	size_t len, n;
+	int i;
+
+	if (mail_read(&a->ks, e, &msg, &len, err, sizeof(err)) == -1) {
+		report(a, EV_ERROR, err);
+		return;
+	}
+	if (strcmp(e->kind, MAIL_KIND_CHAT) == 0 &&
+	    mail_text_of(msg, len, &text, &n) == 0)
+		tell(a, EV_MESSAGE_LATER, "{s:s,s:s,s:s}", "from", e->from,
+		    "text", text, "date", e->date);
+	else if (strcmp(e->kind, MAIL_KIND_FILE) == 0 &&
+	    mail_attachment_of(msg, len, name, sizeof(name), &data, &n) == 0 &&
+	    save_later(a, name, data, n, path, sizeof(path)) == 0) {
+		EVP_Digest(data, n, md, NULL, EVP_sha256(), NULL);
+		for (i = 0; i < 32; i++)
+			snprintf(hex + 2 * i, 3, "%02x", md[i]);
+		tell(a, EV_FILE_LATER, "{s:s,s:s,s:s,s:I,s:s,s:s}", "from",
+		    e->from, "name", name, "path", path, "size", (json_int_t)n,
+		    "sha256", hex, "date", e->date);
+	} else
+		report(a, EV_ERROR, "a message that waited at the registry "
+		    "could not be read; 'dchat inbox' lists it");
+	free(data);
+	free(text);
+	free(msg);
+}
+
 static void
 mail_seen(void *arg, const struct mail_entry *e)
 {
@@ -1318,6 +1391,8 @@ mail_seen(void *arg, const struct mail_entry *e)
 	if (e->rejected[0] != '\0')
 		tell(a, EV_MAIL_REJECTED, "{s:s,s:s}", "from", e->from,
 		    "reason", e->rejected);
+	else if (e->kind[0] != '\0')
+		later_seen(a, e);
 	else
 		tell(a, EV_MAIL, "{s:s,s:s,s:s,s:s}", "from", e->from,
 		    "subject", e->subject, "date", e->date, "message_id",

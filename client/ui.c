@@ -392,6 +392,20 @@ say_mail(struct ev_ctx *c)
 }
 
 static void
+say_message_later(struct ev_ctx *c)
+{
+	fprintf(c->out, "<%s> (delivered later, sent %s): %s\n", EV("from"),
+	    EV("date"), EV("text"));
+}
+
+static void
+say_file_later(struct ev_ctx *c)
+{
+	fprintf(c->out, "<%s> (delivered later, sent %s) file %s saved as %s\n",
+	    EV("from"), EV("date"), EV("name"), EV("path"));
+}
+
+static void
 say_mail_rejected(struct ev_ctx *c)
 {
 	fprintf(c->out, "WARNING: mail said to be from %s was rejected: %s\n",
@@ -439,6 +453,8 @@ static void (*const say[EV_COUNT])(struct ev_ctx *) = {
 	[EV_REQUESTS] = say_requests,
 	[EV_MAIL] = say_mail,
 	[EV_MAIL_REJECTED] = say_mail_rejected,
+	[EV_MESSAGE_LATER] = say_message_later,
+	[EV_FILE_LATER] = say_file_later,
 };
 
 static void

@@ -191,3 +191,53 @@ def test_a_running_dchat_hears_of_mail(reg, tmpdir_shared):
     finally:
         rc = term.close()
     assert rc == 0, term.out
+
+
+def test_a_message_and_a_file_for_someone_away_are_delivered_later(
+        reg, tmpdir_shared):
+    t = tmpdir_shared
+    alice, bob = people(reg, "alice", "bob")
+    # Bob is not running: nothing answers at any address.
+    p = alice.dchat("send", bob.userid, "see you at the dock at nine")
+    assert "the message waits at the registry" in p.stdout, p.stdout
+    blob = os.urandom(5 * 1024 * 1024)
+    src = write(os.path.join(t, "chart.bin"), blob)
+    p = alice.dchat("sendfile", bob.userid, src)
+    assert "the file waits at the registry" in p.stdout, p.stdout
+    # The registry holds both, and not a word of the text.
+    assert reg.pg.psql("SELECT count(*) FROM inbox", reg.db) == "2"
+    dump = reg.pg.psql("SELECT encode(data, 'escape') FROM inbox", reg.db)
+    assert "dock at nine" not in dump and "chart.bin" not in dump
+    # Bob starts later and gets both, verified, as delivered later.
+    bob.run()
+    msg = bob.wait("message_later")
+    assert msg["from"] == alice.userid, msg
+    assert msg["text"] == "see you at the dock at nine", msg
+    f = bob.wait("file_later")
+    assert f["from"] == alice.userid and f["name"] == "chart.bin", f
+    assert f["sha256"] == hashlib.sha256(blob).hexdigest(), f
+    with open(f["path"], "rb") as g:
+        assert g.read() == blob
+    assert f["path"].startswith(os.path.join(bob.home, "downloads"))
+    assert reg.pg.psql("SELECT count(*) FROM inbox", reg.db) == "0"
+    # Exactly once: a restart brings neither again.
+    assert bob.stop() == 0
+    bob.run()
+    # Two refreshes: the fetch the first one asks for has run once the
+    # second is answered (one loop does both, in turn).
+    for _ in range(2):
+        r = bob.mark()
+        bob.cmd(cmd="refresh")
+        bob.wait("refreshed", start=r)
+    later = [e for e in bob.events  # since this run began
+             if e["event"] in ("message_later", "file_later")]
+    assert later == [], later
+    assert bob.stop() == 0
+    # Someone bob denied can not leave him anything either.
+    carol = people(reg, "carol")[0]
+    with open(os.path.join(bob.home, "deny"), "a") as g:
+        g.write(carol.userid + "\n")
+    carol.dchat("send", bob.userid, "let me in")
+    got = inbox(bob)
+    bad = [m for m in got if not m["verified"]]
+    assert bad and "deny list" in bad[-1]["rejected"], got
