@@ -35,9 +35,22 @@ pair_matches(const char *key_pem, const char *cert_pem)
 	return ok;
 }
 
+/* The registry's certificate for csr, asked for as proof says. */
+static int
+ask(struct irp_client *c, const char *uid, const struct identity_proof *proof,
+    const char *csr, struct irp_cert *cert, struct irp_err *ierr)
+{
+	if (proof == NULL)
+		return irp_renew(c, csr, cert, ierr);
+	if (proof->code != NULL)
+		return irp_enroll(c, proof->code, csr, cert, ierr);
+	return irp_enroll_password(c, uid, proof->password, csr, cert, ierr);
+}
+
 int
-identity_request(struct irp_client *c, const char *uid, const char *code,
-    struct identity *id, char *err, size_t errlen)
+identity_request(struct irp_client *c, const char *uid,
+    const struct identity_proof *proof, struct identity *id, char *err,
+    size_t errlen)
 {
 	struct irp_cert cert = { 0 };
 	struct irp_err ierr;
@@ -51,8 +64,7 @@ identity_request(struct irp_client *c, const char *uid, const char *code,
 		snprintf(err, errlen, "%s", cerr.msg);
 		goto err;
 	}
-	if ((code ? irp_enroll(c, code, csr, &cert, &ierr) :
-		    irp_renew(c, csr, &cert, &ierr)) == -1) {
+	if (ask(c, uid, proof, csr, &cert, &ierr) == -1) {
 		snprintf(err, errlen, "%s", ierr.msg);
 		goto err;
 	}

@@ -24,14 +24,24 @@ struct identity {
 };
 
 /*
- * A new key, certified by the registry for uid: enrolment with code (a
- * one-time code or a password), or renewal authenticated by the
- * certificate c presents when code is NULL.  The certificate must name
- * uid and match the key.  0, or -1 with a sentence in err.
+ * How the registry is told who asks for a certificate: a one-time code,
+ * else the user's password (HTTP Basic), else (both NULL) the
+ * certificate the client presents, for a renewal.
  */
-int identity_request(struct irp_client *c, const char *uid, const char *code,
-    struct identity *id, char *err, size_t errlen)
-    __attribute__((warn_unused_result));
+struct identity_proof {
+	const char *code;
+	const char *password;
+};
+
+/*
+ * A new key, certified by the registry for uid: enrolment with what
+ * proof names, or renewal authenticated by the certificate c presents
+ * when proof is NULL.  The certificate must name uid and match the key.
+ * 0, or -1 with a sentence in err.
+ */
+int identity_request(struct irp_client *c, const char *uid,
+    const struct identity_proof *proof, struct identity *id, char *err,
+    size_t errlen) __attribute__((warn_unused_result));
 
 /* Store key and certificate as one (ks_store_identity). */
 int identity_store(const struct keystore *ks, const struct identity *id,

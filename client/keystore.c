@@ -122,17 +122,23 @@ pending_path(char *dst, size_t len, const char *path)
 	return (size_t)snprintf(dst, len, "%s.new", path) >= len ? -1 : 0;
 }
 
-/* Make renames and creations in the home directory durable. */
+/* Make renames and creations in the directory path durable. */
 static int
-sync_dir(const struct keystore *ks)
+fsync_dir(const char *path)
 {
 	int fd, rv;
 
-	if ((fd = open(ks->home, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1)
+	if ((fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1)
 		return -1;
 	rv = fsync(fd);
 	close(fd);
 	return rv;
+}
+
+static int
+sync_dir(const struct keystore *ks)
+{
+	return fsync_dir(ks->home);
 }
 
 /*
@@ -252,6 +258,51 @@ undo:
 	return -1;
 }
 
+/* A serial fit for a file name: lower-case hex, as ca_cert_info writes. */
+static int
+serial_ok(const char *serial)
+{
+	size_t n = strlen(serial);
+
+	return n > 0 && n <= 40 && strspn(serial, "0123456789abcdef") == n;
+}
+
+int
+ks_store_restored(const struct keystore *ks, const char *serial,
+    const char *key_pem, size_t key_len, const char *cert_pem,
+    size_t cert_len, char *err, size_t errlen)
+{
+	char key[KS_PATH_MAX], cert[KS_PATH_MAX];
+	const char *what = ks->restored;
+
+	if (!serial_ok(serial)) {
+		snprintf(err, errlen, "the restored certificate has an unusual "
+		    "serial (%.40s); nothing was kept", serial);
+		return -1;
+	}
+	if ((size_t)snprintf(key, sizeof(key), "%s/%s.key", ks->restored,
+	    serial) >= sizeof(key) || (size_t)snprintf(cert, sizeof(cert),
+	    "%s/%s.pem", ks->restored, serial) >= sizeof(cert)) {
+		snprintf(err, errlen, "home directory path too long");
+		return -1;
+	}
+	/* 0700 like the home: what is in it is no one else's business. */
+	if (mkdir(ks->restored, 0700) == -1 && errno != EEXIST)
+		goto err;
+	what = key;
+	if (ks_write_file(key, key_pem, key_len, 0600) == -1)
+		goto err;
+	what = cert;
+	if (ks_write_file(cert, cert_pem, cert_len, 0644) == -1)
+		goto err;
+	(void)fsync_dir(ks->restored);
+	(void)sync_dir(ks);
+	return 0;
+err:
+	snprintf(err, errlen, "cannot write %s: %s", what, strerror(errno));
+	return -1;
+}
+
 static void
 file_stamp(const char *path, struct ks_file_stamp *f)
 {
@@ -322,6 +373,7 @@ ks_open(struct keystore *ks, const char *home, int create, char *err,
 	    path_join(ks->deny, ks->home, "deny") ||
 	    path_join(ks->requests, ks->home, "requests") ||
 	    path_join(ks->downloads, ks->home, "downloads") ||
+	    path_join(ks->restored, ks->home, "restored") ||
 	    path_join(ks->lock, ks->home, "lock")) {
 		snprintf(err, errlen, "home directory path too long");
 		return -1;

@@ -15,6 +15,10 @@
  *                the DIR CA vouches for)
  *   requests     contact requests left by callers: "userid<TAB>name<TAB>note"
  *   downloads/   received files
+ *   restored/    keys of earlier devices, kept only to read mail sent to
+ *                them (S/MIME): SERIAL.key (0600) and SERIAL.pem per
+ *                certificate restored from a backup (ks_store_restored);
+ *                this device never presents them
  * Every file is replaced atomically (write to a temporary, rename); key
  * and certificate together (ks_store_identity).
  */
@@ -45,6 +49,7 @@ struct keystore {
 	char deny[KS_PATH_MAX];
 	char requests[KS_PATH_MAX];
 	char downloads[KS_PATH_MAX];
+	char restored[KS_PATH_MAX];
 	char lock[KS_PATH_MAX];
 	char server[1024]; /* from config, "" if none */
 	char userid[256];  /* from config, "" if none */
@@ -95,6 +100,20 @@ int ks_read_file(const char *path, size_t max, unsigned char **buf,
 int ks_store_identity(const struct keystore *ks, const char *key_pem,
     size_t key_len, const char *cert_pem, size_t cert_len, char *err,
     size_t errlen) __attribute__((warn_unused_result));
+
+/*
+ * Keep the key and certificate of an earlier device of this user (from a
+ * backup, dchat restore) only to read mail sent to it: restored/SERIAL.key
+ * (0600) and restored/SERIAL.pem (0644), serial as ca_cert_info gives it.
+ * One pair per certificate, so that a second restore adds to the first;
+ * the same certificate again replaces its pair.  The key is written
+ * before the certificate: a certificate found there has its key.  0, or
+ * -1 with a sentence in err.
+ */
+int ks_store_restored(const struct keystore *ks, const char *serial,
+    const char *key_pem, size_t key_len, const char *cert_pem,
+    size_t cert_len, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
 
 /*
  * The lock of the home directory (flock): shared to read key and

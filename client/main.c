@@ -6,6 +6,7 @@
  *   dchat backup --passphrase-file F
  *   dchat restore --server URL --user USERID --ca-fingerprint SHA256
  *         (--code CODE | --password-file F) --passphrase-file F
+ *   dchat restore --backup-only --passphrase-file F
  *   dchat lookup USERID [--json]
  *   dchat run [--listen ADDR:PORT]... [--advertise ADDR:PORT]... [--json]
  *         [--ttl SECS] [--auto-accept] [--accept-files]
@@ -62,6 +63,7 @@ struct opts {
 	int accept_files;
 	int timeout;
 	int force;
+	int backup_only; /* restore: only the backup, with our certificate */
 	int no_requests;
 	const char *subject;
 	const char *attach[MAIL_ATTACH_MAX];
@@ -229,11 +231,48 @@ print_identity(const char *what, const struct ca_cert_info *info)
 	    info->fingerprint, exp);
 }
 
+/*
+ * Enrol this device for uid: the registry's CA (fetch_ca), then a key
+ * made here, certified as proof allows and stored as the device's own
+ * identity, with the config, and the CRL.  0, or -1 after saying why.
+ */
+static int
+enrol(const struct opts *o, const char *uid,
+    const struct identity_proof *proof, struct keystore *ks,
+    struct identity *id)
+{
+	struct irp_client *c = NULL;
+	char kerr[300];
+	int rv = -1;
+
+	if (check_fresh(ks, o->force) == -1 || fetch_ca(o, uid, ks) == -1 ||
+	    registry_open_checked(ks, 0, &c) == -1)
+		goto err;
+	if (identity_request(c, uid, proof, id, kerr, sizeof(kerr)) == -1) {
+		fprintf(stderr, "dchat: enrolment failed: %s\n", kerr);
+		goto err;
+	}
+	if (identity_store(ks, id, kerr, sizeof(kerr)) == -1) {
+		fprintf(stderr, "dchat: %s\n", kerr);
+		goto err;
+	}
+	snprintf(ks->userid, sizeof(ks->userid), "%s", uid);
+	if (ks_save_config(ks, kerr, sizeof(kerr)) == -1) {
+		fprintf(stderr, "dchat: %s\n", kerr);
+		goto err;
+	}
+	fetch_crl(ks);
+	rv = 0;
+err:
+	irp_client_free(c);
+	return rv;
+}
+
 static int
 cmd_init(struct opts *o)
 {
 	char uid[IRP_USERID_MAX + 1], kerr[300];
-	struct irp_client *c = NULL;
+	struct identity_proof proof = { .code = o->code };
 	struct identity id = { 0 };
 	struct keystore ks;
 	const char *why;
@@ -250,29 +289,11 @@ cmd_init(struct opts *o)
 		fprintf(stderr, "dchat: %s\n", kerr);
 		return 1;
 	}
-	if (check_fresh(&ks, o->force) == -1 || fetch_ca(o, uid, &ks) == -1)
-		return 1;
-	if (registry_open_checked(&ks, 0, &c) == -1)
-		goto err;
-	if (identity_request(c, uid, o->code, &id, kerr, sizeof(kerr)) == -1) {
-		fprintf(stderr, "dchat: enrolment failed: %s\n", kerr);
-		goto err;
+	if (enrol(o, uid, &proof, &ks, &id) == 0) {
+		print_identity("enrolled", &id.info);
+		rv = 0;
 	}
-	if (identity_store(&ks, &id, kerr, sizeof(kerr)) == -1) {
-		fprintf(stderr, "dchat: %s\n", kerr);
-		goto err;
-	}
-	snprintf(ks.userid, sizeof(ks.userid), "%s", uid);
-	if (ks_save_config(&ks, kerr, sizeof(kerr)) == -1) {
-		fprintf(stderr, "dchat: %s\n", kerr);
-		goto err;
-	}
-	fetch_crl(&ks);
-	print_identity("enrolled", &id.info);
-	rv = 0;
-err:
 	identity_clear(&id);
-	irp_client_free(c);
 	return rv;
 }
 
@@ -392,12 +413,27 @@ err:
 	return rv;
 }
 
-/* What restore needs, and whom it restores (into uid): 0, or -1. */
+/*
+ * What restore needs, and whom it restores (into uid): 0, or -1.  With
+ * --backup-only this device's certificate fetches the backup, so
+ * nothing that names a registry, a user or a proof is taken: it would
+ * not be used.
+ */
 static int
 restore_args(const struct opts *o, char *uid, size_t len)
 {
 	const char *why;
 
+	if (o->backup_only) {
+		if (o->user || o->code || o->password_file || o->server ||
+		    o->dns || o->fingerprint || o->force) {
+			fprintf(stderr, "dchat: restore --backup-only takes only "
+			    "--passphrase-file: this device's own certificate "
+			    "fetches the backup\n");
+			return -1;
+		}
+		return 0;
+	}
 	if (need(o->user, "--user") || need(o->fingerprint, "--ca-fingerprint"))
 		return -1;
 	if (o->code == NULL && o->password_file == NULL) {
@@ -411,76 +447,238 @@ restore_args(const struct opts *o, char *uid, size_t len)
 	return 0;
 }
 
+/*
+ * Open a backup (p12, len) with pass: its key (ca_secret_free) and
+ * certificate, which must be uid's; *old describes it.  0, or -1 after
+ * saying why.
+ */
 static int
-cmd_restore(struct opts *o)
+backup_open(const unsigned char *p12, size_t len, const char *pass,
+    const char *uid, char **key, char **cert, struct ca_cert_info *old)
 {
-	char pass[PASS_MAX], pw[PASS_MAX], uid[IRP_USERID_MAX + 1], kerr[300];
-	char exp[IRP_TIME_LEN];
-	struct irp_client *c = NULL;
-	unsigned char *p12buf = NULL;
-	struct ca_cert_info info;
-	struct keystore ks;
-	struct irp_err err;
 	struct ca_err cerr;
-	char *certpem = NULL, *keypem = NULL;
-	size_t len;
-	int rv = 1, use_pw = 0;
 
-	pass[0] = pw[0] = '\0';
-	if (restore_args(o, uid, sizeof(uid)) == -1)
-		return 2;
-	if (read_secret(o->passphrase_file, pass, sizeof(pass)) == -1)
-		return 2;
+	if (ca_p12_unpack(p12, len, pass, key, cert, &cerr) == -1) {
+		fprintf(stderr, "dchat: the backup could not be opened: %s\n",
+		    cerr.msg);
+		return -1;
+	}
+	if (ca_cert_info((const unsigned char *)*cert, strlen(*cert), old,
+	    &cerr) == -1 || strcasecmp(old->userid, uid) != 0) {
+		fprintf(stderr, "dchat: the backup holds a certificate for "
+		    "another user; nothing was kept\n");
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * The user's backup, fetched with this device's own certificate (a code
+ * would be spent already: the enrolment took it), opened with pass and
+ * checked to be uid's and of another device than own_serial; its key
+ * and certificate are kept to read mail sent to that device
+ * (ks_store_restored), never to present.  *old describes them.  0; 1
+ * when the registry holds no backup; -1 after saying why.
+ */
+static int
+restore_backup(const struct keystore *ks, const char *uid, const char *pass,
+    const char *own_serial, struct ca_cert_info *old)
+{
+	char *keypem = NULL, *certpem = NULL, kerr[300];
+	struct irp_client *c = NULL;
+	unsigned char *p12 = NULL;
+	struct irp_err err = { 0 };
+	size_t len = 0;
+	int rv = -1;
+
+	if ((c = registry_open(ks, 1, &err)) == NULL ||
+	    irp_backup_get(c, NULL, NULL, &p12, &len, &err) == -1) {
+		if (err.status == 404 && strcmp(err.code, "no_backup") == 0)
+			rv = 1;
+		else
+			fprintf(stderr, "dchat: cannot fetch the backup: %s\n",
+			    err.msg);
+		goto err;
+	}
+	if (backup_open(p12, len, pass, uid, &keypem, &certpem, old) == -1)
+		goto err;
+	if (strcmp(old->serial, own_serial) == 0) {
+		fprintf(stderr, "dchat: the backup holds this device's own key "
+		    "(certificate %s): there is no earlier key to keep\n",
+		    old->serial);
+		goto err;
+	}
+	if (ks_store_restored(ks, old->serial, keypem, strlen(keypem), certpem,
+	    strlen(certpem), kerr, sizeof(kerr)) == -1) {
+		fprintf(stderr, "dchat: %s\n", kerr);
+		goto err;
+	}
+	rv = 0;
+err:
+	irp_client_free(c);
+	if (p12) {
+		OPENSSL_cleanse(p12, len);
+		free(p12);
+	}
+	ca_secret_free(keypem);
+	free(certpem);
+	return rv;
+}
+
+/* The one line that says what a restore did. */
+static void
+print_restored(const struct ca_cert_info *own, const struct ca_cert_info *old)
+{
+	char exp[IRP_TIME_LEN];
+	char v[2][VIS_BUF];
+
+	irp_time(own->not_after, exp);
+	printf("restored %s (%s): this device's certificate %s, expires %s; "
+	    "the key of certificate %s is kept to read earlier mail\n",
+	    VIS(v[0], own->userid), VIS(v[1], own->name), own->serial, exp,
+	    old->serial);
+}
+
+/* What a restore without a backup in the registry did. */
+static void
+print_no_backup(const struct ca_cert_info *own)
+{
+	char exp[IRP_TIME_LEN];
+	char v[2][VIS_BUF];
+
+	irp_time(own->not_after, exp);
+	printf("enrolled %s (%s): this device's certificate %s, expires %s; "
+	    "no backup was found in the registry, so no earlier key was "
+	    "kept\n", VIS(v[0], own->userid), VIS(v[1], own->name),
+	    own->serial, exp);
+	fprintf(stderr, "dchat: no backup was found: run dchat backup on the "
+	    "earlier device, then dchat restore --backup-only here\n");
+}
+
+/*
+ * The backup after the enrolment: the code is spent by then, so a backup
+ * that can not be had leaves this device with its own, working identity,
+ * and the way to try again takes no code.  0, or 1.
+ */
+static int
+restore_after_enrol(const struct keystore *ks, const char *uid,
+    const char *pass, const struct identity *id)
+{
+	struct ca_cert_info old;
+
+	switch (restore_backup(ks, uid, pass, id->info.serial, &old)) {
+	case 0:
+		print_restored(&id->info, &old);
+		return 0;
+	case 1:
+		print_no_backup(&id->info);
+		return 0;
+	}
+	fprintf(stderr, "dchat: this device is enrolled as %s with a "
+	    "certificate of its own (%s) and works, but no earlier key was "
+	    "kept; to try again: dchat restore --backup-only "
+	    "--passphrase-file F\n", uid, id->info.serial);
+	return 1;
+}
+
+/*
+ * dchat restore: this device enrolled as dchat init does (with a code or
+ * the password), so that it has a certificate of its own and its
+ * addresses are its own; then the backup, fetched with that
+ * certificate, whose key is kept only to read mail sent to the earlier
+ * device.
+ */
+static int
+restore_with_enrolment(struct opts *o, const char *uid, const char *pass)
+{
+	struct identity_proof proof = { .code = o->code };
+	struct identity id = { 0 };
+	char pw[PASS_MAX], kerr[300];
+	struct keystore ks;
+	int rv = 1;
+
+	pw[0] = '\0';
 	if (o->code == NULL) {
 		if (read_secret(o->password_file, pw, sizeof(pw)) == -1)
 			goto err;
-		use_pw = 1;
+		proof.password = pw;
 	}
 	if (ks_open(&ks, o->home, 1, kerr, sizeof(kerr)) == -1) {
 		fprintf(stderr, "dchat: %s\n", kerr);
 		goto err;
 	}
-	if (check_fresh(&ks, o->force) == -1 || fetch_ca(o, uid, &ks) == -1)
+	if (enrol(o, uid, &proof, &ks, &id) == -1)
 		goto err;
-	if ((c = registry_open(&ks, 0, &err)) == NULL ||
-	    irp_backup_get(c, use_pw ? uid : NULL, use_pw ? pw : o->code,
-		&p12buf, &len, &err) == -1) {
-		fprintf(stderr, "dchat: cannot fetch the backup: %s\n", err.msg);
-		goto err;
-	}
-	if (ca_p12_unpack(p12buf, len, pass, &keypem, &certpem, &cerr) == -1) {
-		fprintf(stderr, "dchat: the backup: %s\n", cerr.msg);
-		goto err;
-	}
-	if (ca_cert_info((const unsigned char *)certpem, strlen(certpem),
-	    &info, &cerr) == -1 || strcasecmp(info.userid, uid) != 0) {
-		fprintf(stderr, "dchat: the backup holds a certificate for "
-		    "another user\n");
-		goto err;
-	}
-	if (ks_store_identity(&ks, keypem, strlen(keypem), certpem,
-	    strlen(certpem), kerr, sizeof(kerr)) == -1) {
-		fprintf(stderr, "dchat: %s\n", kerr);
-		goto err;
-	}
-	snprintf(ks.userid, sizeof(ks.userid), "%s", uid);
-	if (ks_save_config(&ks, kerr, sizeof(kerr)) == -1)
-		goto err;
-	fetch_crl(&ks);
-	irp_time(info.not_after, exp);
-	printf("restored %s (%s), certificate %s, expires %s\n", uid,
-	    info.name, info.serial, exp);
-	rv = 0;
+	rv = restore_after_enrol(&ks, uid, pass, &id);
 err:
-	OPENSSL_cleanse(pass, sizeof(pass));
 	OPENSSL_cleanse(pw, sizeof(pw));
-	irp_client_free(c);
-	if (p12buf) {
-		OPENSSL_cleanse(p12buf, len);
-		free(p12buf);
+	identity_clear(&id);
+	return rv;
+}
+
+/* This device's certificate, described into info: 0, or -1. */
+static int
+own_cert(const struct keystore *ks, struct ca_cert_info *info)
+{
+	unsigned char *pem = NULL;
+	struct ca_err cerr;
+	size_t len;
+	int rv;
+
+	rv = ks_read_file(ks->cert, KS_FILE_MAX, &pem, &len) == -1 ||
+	    ca_cert_info(pem, len, info, &cerr) == -1 ? -1 : 0;
+	free(pem);
+	return rv;
+}
+
+/*
+ * dchat restore --backup-only: the backup again, for a device enrolled
+ * already (a first try had the wrong passphrase, or the backup came
+ * later); its own certificate fetches it.
+ */
+static int
+restore_backup_only(struct opts *o, const char *pass)
+{
+	struct ca_cert_info own, old;
+	struct keystore ks;
+	char kerr[300];
+
+	if (ks_open(&ks, o->home, 0, kerr, sizeof(kerr)) == -1) {
+		fprintf(stderr, "dchat: %s\n", kerr);
+		return 1;
 	}
-	ca_secret_free(keypem);
-	free(certpem);
+	if (ks.server[0] == '\0' || ks.userid[0] == '\0' ||
+	    own_cert(&ks, &own) == -1) {
+		fprintf(stderr, "dchat: %s holds no identity to fetch the backup "
+		    "with; run dchat restore without --backup-only\n", ks.home);
+		return 1;
+	}
+	switch (restore_backup(&ks, ks.userid, pass, own.serial, &old)) {
+	case 0:
+		print_restored(&own, &old);
+		return 0;
+	case 1:
+		fprintf(stderr, "dchat: the registry holds no backup for %s; "
+		    "run dchat backup on the earlier device first\n",
+		    ks.userid);
+	}
+	return 1;
+}
+
+static int
+cmd_restore(struct opts *o)
+{
+	char pass[PASS_MAX], uid[IRP_USERID_MAX + 1];
+	int rv;
+
+	if (restore_args(o, uid, sizeof(uid)) == -1)
+		return 2;
+	/* Read before anything is spent: a code is good for one enrolment. */
+	if (read_secret(o->passphrase_file, pass, sizeof(pass)) == -1)
+		return 2;
+	rv = o->backup_only ? restore_backup_only(o, pass) :
+	    restore_with_enrolment(o, uid, pass);
+	OPENSSL_cleanse(pass, sizeof(pass));
 	return rv;
 }
 
@@ -1001,7 +1199,8 @@ static const struct command {
 	    "[--server URL | --dns-server ADDR[@PORT]] --user USERID\n"
 	    "          --ca-fingerprint SHA256\n"
 	    "          (--code CODE | --password-file F) --passphrase-file F"
-	    " [--force]" },
+	    " [--force]\n"
+	    "  restore --backup-only --passphrase-file F" },
 	{ "lookup", 1, cmd_lookup, "USERID [--json]" },
 	{ "run", 0, cmd_run,
 	    "[--listen ADDR:PORT]... [--advertise ADDR:PORT]... [--json]\n"
@@ -1058,6 +1257,7 @@ static const struct option longopts[] = {
 	{ "accept-files", no_argument, NULL, 'F' },
 	{ "timeout", required_argument, NULL, 'T' },
 	{ "force", no_argument, NULL, 'X' },
+	{ "backup-only", no_argument, NULL, 'B' },
 	{ "no-contact-requests", no_argument, NULL, 'N' },
 	{ "subject", required_argument, NULL, 'S' },
 	{ "attach", required_argument, NULL, 'M' },
@@ -1119,6 +1319,7 @@ take_opt(struct opts *o, int ch, const char *arg)
 	case 'A': o->auto_accept = 1; break;
 	case 'F': o->accept_files = 1; break;
 	case 'X': o->force = 1; break;
+	case 'B': o->backup_only = 1; break;
 	case 'N': o->no_requests = 1; break;
 	case 'S': o->subject = arg; break;
 	case 'M':

@@ -727,28 +727,31 @@ err:
 	return rv;
 }
 
-/* POST a {"csr": PEM} body; shared by enroll and renew. */
+/*
+ * POST a {"csr": PEM} body to r->path, authorised as r says (a code, a
+ * password or the certificate); shared by enroll and renew.
+ */
 static int
-post_csr(struct irp_client *c, const char *path, const char *bearer,
-    const char *csr_pem, struct irp_cert *out, struct irp_err *err)
+post_csr(struct irp_client *c, struct req *r, const char *csr_pem,
+    struct irp_cert *out, struct irp_err *err)
 {
 	struct buf b = { 0 };
 	struct irp_csr_req cr = { csr_pem };
 	json_t *body = NULL;
 	char *txt = NULL;
-	struct req r = { .method = "POST", .path = path,
-		.ctype = "application/json", .bearer = bearer,
-		.use_cert = bearer == NULL, .limit = IRP_BODY_MAX };
 	int rv = -1;
 
+	r->method = "POST";
+	r->ctype = "application/json";
+	r->limit = IRP_BODY_MAX;
 	if ((body = irp_csr_req_build(&cr)) == NULL ||
 	    (txt = json_dumps(body, JSON_COMPACT)) == NULL) {
 		irp_seterr(err, 0, "memory", "cannot build the request");
 		goto err;
 	}
-	r.body = txt;
-	r.body_len = strlen(txt);
-	if (call(c, &r, 201, &b, err) == -1)
+	r->body = txt;
+	r->body_len = strlen(txt);
+	if (call(c, r, 201, &b, err) == -1)
 		goto err;
 	rv = irp_parse_cert((const char *)b.data, b.len, out, err);
 err:
@@ -762,18 +765,38 @@ int
 irp_enroll(struct irp_client *c, const char *code, const char *csr_pem,
     struct irp_cert *out, struct irp_err *err)
 {
+	struct req r = { .path = "/v1/enroll", .bearer = code };
+
 	if (code == NULL || *code == '\0') {
 		irp_seterr(err, 0, "usage", "an enrolment code is required");
 		return -1;
 	}
-	return post_csr(c, "/v1/enroll", code, csr_pem, out, err);
+	return post_csr(c, &r, csr_pem, out, err);
+}
+
+int
+irp_enroll_password(struct irp_client *c, const char *userid,
+    const char *password, const char *csr_pem, struct irp_cert *out,
+    struct irp_err *err)
+{
+	struct req r = { .path = "/v1/enroll", .basic_user = userid,
+		.basic_pass = password };
+
+	if (userid == NULL || password == NULL || *password == '\0') {
+		irp_seterr(err, 0, "usage", "a user id and a password are "
+		    "required");
+		return -1;
+	}
+	return post_csr(c, &r, csr_pem, out, err);
 }
 
 int
 irp_renew(struct irp_client *c, const char *csr_pem, struct irp_cert *out,
     struct irp_err *err)
 {
-	return post_csr(c, "/v1/renew", NULL, csr_pem, out, err);
+	struct req r = { .path = "/v1/renew", .use_cert = 1 };
+
+	return post_csr(c, &r, csr_pem, out, err);
 }
 
 int

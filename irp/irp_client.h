@@ -90,9 +90,13 @@ struct irp_client *irp_client_new_pem(const char *server, const char *ca_pem,
 int irp_client_as_registry(struct irp_client *c, const char *domain,
     const char *chain_pem, struct irp_err *err) IRP_WUR;
 
-/* POST /v1/enroll with a one-time code (or password: as Bearer). */
+/* POST /v1/enroll with a one-time code (sent as Bearer). */
 int irp_enroll(struct irp_client *c, const char *code, const char *csr_pem,
     struct irp_cert *out, struct irp_err *err) IRP_WUR;
+/* POST /v1/enroll with the user's password (HTTP Basic userid:password). */
+int irp_enroll_password(struct irp_client *c, const char *userid,
+    const char *password, const char *csr_pem, struct irp_cert *out,
+    struct irp_err *err) IRP_WUR;
 /* POST /v1/renew with the client certificate. */
 int irp_renew(struct irp_client *c, const char *csr_pem, struct irp_cert *out,
     struct irp_err *err) IRP_WUR;

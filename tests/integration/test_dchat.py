@@ -803,7 +803,22 @@ def test_peers_keep_talking_while_the_registry_is_down(reg):
     reg.d.start()
 
 
+def cert_serial(path):
+    """A certificate's serial as the registry and dchat write it."""
+    out = run(["openssl", "x509", "-in", path, "-noout", "-serial"]).stdout
+    return out.strip().split("=", 1)[1].lstrip("0").lower()
+
+
+def restored_files(peer):
+    d = os.path.join(peer.home, "restored")
+    return sorted(os.listdir(d)) if os.path.isdir(d) else []
+
+
 def test_backup_and_restore_on_a_second_device(reg, tmpdir_shared):
+    """dchat(1): restore enrols the new device with a certificate of its
+    own and keeps the backup's key only to read mail sent to the first
+    device.  Both devices run at once, each registered with its own
+    address; each reaches Bob as Alice, and Bob reaches Alice."""
     alice, bob = people(reg, "alice", "bob")
     pf = os.path.join(tmpdir_shared, "pass")
     with open(pf, "w") as f:
@@ -812,26 +827,100 @@ def test_backup_and_restore_on_a_second_device(reg, tmpdir_shared):
     home2 = os.path.join(tmpdir_shared, "alice2")
     code = reg.code(alice.userid)
     a2 = Peer(reg, alice.userid, home2)
+    reg.peers.append(a2)
     p = a2.dchat("restore", "--server", reg.d.url, "--user", alice.userid,
                  "--ca-fingerprint", reg.fingerprint, "--code", code,
                  "--passphrase-file", pf)
     assert stat.S_IMODE(os.stat(a2.key).st_mode) == 0o600
-    assert open(a2.cert).read() == open(alice.cert).read()
-    # The restored device works.
+    s1, s2 = cert_serial(alice.cert), cert_serial(a2.cert)
+    with open(a2.key) as f1, open(alice.key) as f2:
+        assert s1 != s2 and f1.read() != f2.read()
+    assert restored_files(a2) == [f"{s1}.key", f"{s1}.pem"], p.stdout
+    assert re.fullmatch(
+        f"restored {alice.userid} \\(Alice\\): this device's certificate "
+        f"{s2}, expires \\d{{4}}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\dZ; the key "
+        f"of certificate {s1} is kept to read earlier mail",
+        p.stdout.strip()), p.stdout
+    # Both devices at once, each with its own address.
+    alice.run(extra=["--auto-accept"])
+    a2.run(extra=["--auto-accept"])
     bob.run(extra=["--auto-accept"])
-    a2.dchat("send", bob.userid, "from device 2")
-    bob.wait("message", text="from device 2")
-    # Wrong passphrase: refused, nothing written.
-    with open(pf, "w") as f:
+    j = json.loads(bob.dchat("lookup", "--json", alice.userid).stdout)
+    # (Each address as declared and as the registry saw it: one kind
+    # each, the same address.)
+    addrs = {d["serial"].lower(): {(a["ip"], a["port"])
+                                   for a in d["addresses"]}
+             for d in j["devices"]}
+    assert addrs == {s1: {("127.0.0.1", alice.port)},
+                     s2: {("127.0.0.1", a2.port)}}, j
+    for dev, text in ((a2, "from device 2"), (alice, "from device 1")):
+        dev.dchat("send", bob.userid, text)
+        assert bob.wait("message", text=text)["from"] == alice.userid
+    bob.dchat("send", alice.userid, "to whichever device answers")
+    wait_until(lambda: alice.has("message", text="to whichever device "
+                                 "answers") or
+               a2.has("message", text="to whichever device answers"),
+               "one of Alice's devices to get Bob's message")
+    # A wrong passphrase: the device is enrolled all the same (the code
+    # is spent) and keeps no earlier key; --backup-only tries again with
+    # its own certificate, no code.
+    wrong = os.path.join(tmpdir_shared, "wrong")
+    with open(wrong, "w") as f:
         f.write("wrong\n")
-    home3 = os.path.join(tmpdir_shared, "alice3")
-    a3 = Peer(reg, alice.userid, home3)
+    a3 = Peer(reg, alice.userid, os.path.join(tmpdir_shared, "alice3"))
     p = a3.dchat("restore", "--server", reg.d.url, "--user", alice.userid,
                  "--ca-fingerprint", reg.fingerprint, "--code",
-                 reg.code(alice.userid), "--passphrase-file", pf,
+                 reg.code(alice.userid), "--passphrase-file", wrong,
                  check=False)
-    assert p.returncode != 0 and "passphrase" in p.stderr, p.stderr
-    assert not os.path.exists(a3.key)
+    assert p.returncode == 1 and "passphrase" in p.stderr, p.stderr
+    assert "dchat restore --backup-only" in p.stderr, p.stderr
+    assert os.path.exists(a3.key) and restored_files(a3) == []
+    s3 = cert_serial(a3.cert)
+    assert s3 not in (s1, s2)
+    p = a3.dchat("restore", "--backup-only", "--passphrase-file", pf)
+    assert f"this device's certificate {s3}," in p.stdout, p.stdout
+    assert restored_files(a3) == [f"{s1}.key", f"{s1}.pem"]
+    # A later backup (the second device's) restored too: kept beside the
+    # first, which stays.
+    a2.dchat("backup", "--passphrase-file", pf)
+    p = a3.dchat("restore", "--backup-only", "--passphrase-file", pf)
+    assert f"the key of certificate {s2} is kept" in p.stdout, p.stdout
+    assert restored_files(a3) == sorted(
+        [f"{s1}.key", f"{s1}.pem", f"{s2}.key", f"{s2}.pem"])
+    # The second device's own backup is no earlier key for it.
+    p = a2.dchat("restore", "--backup-only", "--passphrase-file", pf,
+                 check=False)
+    assert p.returncode == 1 and "this device's own key" in p.stderr, \
+        p.stderr
+
+
+def test_restore_without_a_backup_still_enrols(reg, tmpdir_shared):
+    """dchat(1): with no backup in the registry, restore still gives the
+    device its own identity, says no backup was found, and exits 0;
+    --backup-only takes no code and needs an identity."""
+    (bob,) = people(reg, "bob")
+    pf = os.path.join(tmpdir_shared, "pass")
+    with open(pf, "w") as f:
+        f.write("a passphrase\n")
+    b2 = Peer(reg, bob.userid, os.path.join(tmpdir_shared, "bob2"))
+    p = b2.dchat("restore", "--backup-only",
+                 "--passphrase-file", pf, check=False)
+    assert p.returncode == 1 and "holds no identity" in p.stderr, p.stderr
+    p = b2.dchat("restore", "--backup-only", "--code", "x",
+                 "--passphrase-file", pf, check=False)
+    assert p.returncode == 2 and "takes only --passphrase-file" in \
+        p.stderr, p.stderr
+    p = b2.dchat("restore", "--server", reg.d.url, "--user", bob.userid,
+                 "--ca-fingerprint", reg.fingerprint, "--code",
+                 reg.code(bob.userid), "--passphrase-file", pf)
+    assert "no backup was found" in p.stdout, p.stdout
+    assert f"this device's certificate {cert_serial(b2.cert)}," in \
+        p.stdout, p.stdout
+    assert cert_serial(b2.cert) != cert_serial(bob.cert)
+    assert restored_files(b2) == []
+    p = b2.dchat("restore", "--backup-only", "--passphrase-file", pf,
+                 check=False)
+    assert p.returncode == 1 and "no backup" in p.stderr, p.stderr
 
 
 def netns_error():

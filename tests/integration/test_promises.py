@@ -44,6 +44,11 @@ def pubkey_of_key(path):
     return openssl("pkey", "-in", path, "-pubout").stdout
 
 
+def serial_of(cert):
+    return openssl("x509", "-in", cert, "-noout", "-serial").stdout.strip() \
+        .split("=")[1].lower().lstrip("0")
+
+
 def secret_file(workdir, name, text):
     path = os.path.join(workdir, name)
     with open(path, "w") as f:
@@ -92,17 +97,39 @@ def test_init_and_restore_refuse_to_replace_a_key_without_force(
     p = dev2.dchat(*restore, "--force")
     assert "restored alice@example.org" in p.stdout, p.stdout
     # The expiry as a date, as everywhere else, not epoch seconds.
-    assert re.search(r", expires \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$",
-                     p.stdout.strip()), p.stdout
+    assert re.search(r"expires \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ;",
+                     p.stdout), p.stdout
     assert read(dev2.key) != before["key.pem"]
-    assert read(dev2.cert) == read(alice.cert)
-    assert pubkey_of_key(dev2.key) == pubkey_of_key(alice.key)
+    assert_own_identity_and_restored_key(dev2, alice, p.stdout)
+
+
+def assert_own_identity_and_restored_key(dev, first, out):
+    """dchat(1): restore gives the device a certificate of its own (same
+    user, another serial and key) and keeps the first device's key and
+    certificate under restored/, only to read earlier mail."""
+    serial = serial_of(dev.cert)
+    first_serial = serial_of(first.cert)
+    assert serial != first_serial
+    assert read(dev.cert) != read(first.cert)
+    subject = openssl("x509", "-in", dev.cert, "-noout", "-subject").stdout
+    assert first.userid in subject, subject
+    assert pubkey_of_cert(dev.cert) == pubkey_of_key(dev.key)
+    assert pubkey_of_key(dev.key) != pubkey_of_key(first.key)
+    assert (f"this device's certificate {serial}," in out and
+            f"the key of certificate {first_serial} is kept to read "
+            "earlier mail" in out), out
+    kept = os.path.join(dev.home, "restored", first_serial)
+    assert pubkey_of_key(kept + ".key") == pubkey_of_key(first.key)
+    assert read(kept + ".pem") == read(first.cert)
+    assert os.stat(kept + ".key").st_mode & 0o777 == 0o600
+    assert os.stat(os.path.join(dev.home, "restored")).st_mode & 0o777 == \
+        0o700
 
 
 def test_restore_with_a_password_instead_of_a_code(reg, tmpdir_shared):
     """dchat(1): restore ... (--code CODE | --password-file F): the
-    password the administrator set fetches the backup.  A wrong password
-    writes nothing."""
+    password the administrator set enrols the device, whose certificate
+    then fetches the backup.  A wrong password writes no key."""
     pw = secret_file(tmpdir_shared, "password", "the password Dave has")
     reg.ctl("user", "add", "dave@example.org", "--name", "Dave",
             "--password-file", pw)
@@ -117,13 +144,12 @@ def test_restore_with_a_password_instead_of_a_code(reg, tmpdir_shared):
     dev3 = Peer(reg, dave.userid, os.path.join(tmpdir_shared, "dave3"))
     p = dev3.dchat(*restore, "--password-file", wrong, check=False)
     assert p.returncode == 1, p
-    assert "cannot fetch the backup" in p.stderr, p.stderr
+    assert "enrolment failed" in p.stderr, p.stderr
     assert not os.path.exists(dev3.key) and not os.path.exists(dev3.cert)
     dev2 = Peer(reg, dave.userid, os.path.join(tmpdir_shared, "dave2"))
     p = dev2.dchat(*restore, "--password-file", pw)
     assert "restored dave@example.org" in p.stdout, p.stdout
-    assert read(dev2.cert) == read(dave.cert)
-    assert pubkey_of_key(dev2.key) == pubkey_of_key(dave.key)
+    assert_own_identity_and_restored_key(dev2, dave, p.stdout)
     # The restored device is Dave.
     bob.run(extra=["--auto-accept"])
     dev2.dchat("send", bob.userid, "from Dave's second device")
@@ -205,11 +231,6 @@ def signed_crl(reg, workdir, last, nxt):
     der = os.path.join(d, "crl.der")
     openssl("crl", "-in", pem, "-outform", "DER", "-out", der)
     return read(der)
-
-
-def serial_of(cert):
-    return openssl("x509", "-in", cert, "-noout", "-serial").stdout.strip() \
-        .split("=")[1].lower().lstrip("0")
 
 
 def test_a_running_dchat_fetches_a_new_crl_before_nextupdate(reg):
