@@ -448,7 +448,52 @@ struct me {
 	char *key, *cert, *ca;
 	char maildir[KS_PATH_MAX + 16];
 	struct ks_list allow, deny; /* as for calls: who may reach us */
+	char restored[KS_PATH_MAX]; /* keys of earlier devices (keystore.h) */
 };
+
+/*
+ * Open msg with this device's key, else with a key restored from an
+ * earlier device (mail sent to that one's certificate).  0, or -1 with
+ * the first key's refusal in ce.
+ */
+static int
+open_any(const struct me *me, const unsigned char *msg, size_t len,
+    struct ca_cms_opened *o, struct ca_err *ce)
+{
+	char kpath[KS_PATH_MAX + 300], cpath[KS_PATH_MAX + 300];
+	unsigned char *key = NULL, *cert = NULL;
+	struct ca_err other;
+	struct dirent *de;
+	size_t n, k = 0;
+	DIR *d;
+	int rv = -1;
+
+	if (ca_cms_open(msg, len, me->cert, me->key, o, ce) == 0)
+		return 0;
+	if (ce->code != CA_ERR_SIGNATURE || (d = opendir(me->restored)) == NULL)
+		return -1;
+	while (rv == -1 && (de = readdir(d)) != NULL) {
+		n = strlen(de->d_name);
+		if (n < 5 || strcmp(de->d_name + n - 4, ".key") != 0)
+			continue;
+		snprintf(kpath, sizeof(kpath), "%s/%s", me->restored,
+		    de->d_name);
+		snprintf(cpath, sizeof(cpath), "%s/%.*s.pem", me->restored,
+		    (int)(n - 4), de->d_name);
+		if (ks_read_file(kpath, 64 * 1024, &key, &k) == 0 &&
+		    ks_read_file(cpath, 64 * 1024, &cert, &n) == 0 &&
+		    ca_cms_open(msg, len, (char *)cert, (char *)key, o,
+			&other) == 0)
+			rv = 0;
+		if (key != NULL)
+			OPENSSL_cleanse(key, k);
+		free(key);
+		free(cert);
+		key = cert = NULL;
+	}
+	closedir(d);
+	return rv;
+}
 
 /*
  * Whether o, posted by sender, is sender's: signed with a certificate of
@@ -561,7 +606,7 @@ fetch_one(struct irp_client *c, const struct me *me,
 		t->left++;
 		return;
 	}
-	if (ca_cms_open(data, len, me->cert, me->key, &o, &ce) == -1)
+	if (open_any(me, data, len, &o, &ce) == -1)
 		snprintf(why, sizeof(why),
 		    "it can not be opened and checked "
 		    "with this device's key: %s",
@@ -626,6 +671,7 @@ me_load(const struct keystore *ks, struct me *me, char *err, size_t errlen)
 
 	memset(me, 0, sizeof(*me));
 	snprintf(me->maildir, sizeof(me->maildir), "%s/Maildir", ks->home);
+	snprintf(me->restored, sizeof(me->restored), "%s", ks->restored);
 	if (ks_list_load(ks->allow, &me->allow) == -1 ||
 	    ks_list_load(ks->deny, &me->deny) == -1) {
 		snprintf(err, errlen, "cannot read the allow or deny list");
@@ -801,7 +847,7 @@ mail_read(const struct keystore *ks, const struct mail_entry *e, char **out,
 		    strerror(errno));
 		goto err;
 	}
-	if (ca_cms_open(data, n, me.cert, me.key, &o, &ce) == -1) {
+	if (open_any(&me, data, n, &o, &ce) == -1) {
 		snprintf(err, errlen, "%s", ce.msg);
 		goto err;
 	}

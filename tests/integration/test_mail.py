@@ -8,6 +8,7 @@ import base64
 import hashlib
 import json
 import os
+import shutil
 
 from conftest import Peer, Terminal, curl, free_port, openssl, people
 
@@ -241,3 +242,27 @@ def test_a_message_and_a_file_for_someone_away_are_delivered_later(
     got = inbox(bob)
     bad = [m for m in got if not m["verified"]]
     assert bad and "deny list" in bad[-1]["rejected"], got
+
+
+def test_a_restored_device_reads_mail_sent_to_the_first(reg, tmpdir_shared):
+    """Mail sealed for bob's only device, fetched by the device he set up
+    afterwards with dchat restore: the key kept from the backup opens
+    it."""
+    t = tmpdir_shared
+    alice, bob = people(reg, "alice", "bob")
+    body = write(os.path.join(t, "old.txt"), "for the first device only")
+    alice.dchat("mail", bob.userid, body, "--subject", "Old")
+    pf = write(os.path.join(t, "pass"), "correct horse battery staple\n")
+    bob.dchat("backup", "--passphrase-file", pf)
+    bob2 = Peer(reg, bob.userid, os.path.join(t, "bob2"))
+    reg.peers.append(bob2)
+    bob2.dchat("restore", "--server", reg.d.url, "--user", bob.userid,
+               "--ca-fingerprint", reg.fingerprint, "--code",
+               reg.code(bob.userid), "--passphrase-file", pf)
+    (m,) = inbox(bob2)
+    assert m["subject"] == "Old" and m["verified"], m
+    assert "for the first device only" in bob2.dchat("inbox", "1").stdout
+    # Without the restored key, it could not have been opened.
+    shutil.rmtree(os.path.join(bob2.home, "restored"))
+    p = bob2.dchat("inbox", "1", check=False)
+    assert p.returncode == 1, p.stdout
