@@ -420,24 +420,30 @@ header_get(const char *msg, size_t len, const char *name, char *out,
 	return 0;
 }
 
-/* Whether msgid is in the Maildir's list of those seen; add it if not. */
+/*
+ * Whether sender's msgid is in the Maildir's list of those seen; add it
+ * if not.  Per sender: nobody can make another's message pass for a
+ * duplicate by sending its Message-ID first.
+ */
 static int
-seen_before(const char *maildir, const char *msgid)
+seen_before(const char *maildir, const char *sender, const char *msgid)
 {
-	char path[KS_PATH_MAX + 32], line[MAIL_HDR_MAX + 2];
+	char path[KS_PATH_MAX + 32], line[2 * MAIL_HDR_MAX + 4],
+	    key[2 * MAIL_HDR_MAX + 4];
 	FILE *f;
 	int seen = 0;
 
+	snprintf(key, sizeof(key), "%s %s", sender, msgid);
 	snprintf(path, sizeof(path), "%s/%s", maildir, SEEN_NAME);
 	if ((f = fopen(path, "a+")) == NULL)
 		return 0;
 	rewind(f);
 	while (!seen && fgets(line, sizeof(line), f) != NULL) {
 		line[strcspn(line, "\n")] = '\0';
-		seen = strcmp(line, msgid) == 0;
+		seen = strcmp(line, key) == 0;
 	}
 	if (!seen)
-		fprintf(f, "%s\n", msgid);
+		fprintf(f, "%s\n", key);
 	fclose(f);
 	return seen;
 }
@@ -616,7 +622,7 @@ fetch_one(struct irp_client *c, const struct me *me,
 		msgid, sizeof(msgid)))
 		snprintf(why, sizeof(why), "it has no Message-ID");
 	ok = why[0] == '\0';
-	if (ok && seen_before(me->maildir, msgid)) {
+	if (ok && seen_before(me->maildir, it->sender, msgid)) {
 		t->duplicates++;
 		goto drop;
 	}
