@@ -7,6 +7,7 @@
 
 #include "api.h"
 #include "inbox.h"
+#include "metrics.h"
 
 /* A message's number in the path: a positive decimal, nothing else. */
 static int
@@ -47,9 +48,14 @@ api_inbox_post(struct http_req *req, struct http_resp *resp)
 
 	if (inbox_post(req->reg, req->db, api_actor(req, &who), req->param,
 		req->msg_id, req->body, req->body_len, &m, &e) == -1) {
+		metrics_inbox(req->reg->metrics,
+		    e.status == 409	? "duplicate" :
+			e.status == 507 ? "over_quota" :
+					  "refused");
 		http_reg_error(resp, &e);
 		return;
 	}
+	metrics_inbox(req->reg->metrics, "stored");
 	item(&m, &it);
 	http_json(resp, 201, irp_inbox_item_build(&it));
 }

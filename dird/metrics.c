@@ -11,9 +11,10 @@
 
 /* The statuses dird answers with; anything else counts as "other". */
 static const int statuses[] = { 200, 201, 204, 400, 401, 403, 404, 405, 409,
-	413, 415, 429, 500, 503 };
+	413, 415, 429, 500, 502, 503, 507 };
 #define NSTATUS (sizeof(statuses) / sizeof(statuses[0]) + 1)
-#define NFED 6 /* fed_results */
+#define NFED 6	 /* fed_results */
+#define NINBOX 4 /* inbox_results */
 
 static const double buckets[] = { 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
 	0.1, 0.25, 0.5, 1, 2.5, 5 };
@@ -27,7 +28,12 @@ struct metrics {
 	atomic_ulong auth_failures;
 	atomic_ulong db_errors;
 	atomic_ulong fed[2][NFED]; /* [incoming][result] */
+	atomic_ulong inbox[NINBOX];
 };
+
+/* Posts to an inbox by result (metrics_inbox); the last is "refused". */
+static const char *const inbox_results[NINBOX] = { "stored", "duplicate",
+	"over_quota", "refused" };
 
 /* Federated lookups by direction and result (metrics_fed). */
 static const char *const fed_results[NFED] = { "ok", "cached", "refused",
@@ -94,6 +100,19 @@ metrics_fed(struct metrics *m, int incoming, const char *result)
 		if (strcmp(fed_results[i], result) == 0)
 			break;
 	atomic_fetch_add(&m->fed[incoming != 0][i], 1);
+}
+
+void
+metrics_inbox(struct metrics *m, const char *result)
+{
+	size_t i;
+
+	if (m == NULL)
+		return;
+	for (i = 0; i < NINBOX - 1; i++)
+		if (strcmp(inbox_results[i], result) == 0)
+			break;
+	atomic_fetch_add(&m->inbox[i], 1);
 }
 
 struct buf {
@@ -187,6 +206,12 @@ metrics_render(struct metrics *m, const char *const *route_names,
 			"result=\"%s\"} %lu\n", s / NFED ? "in" : "out",
 		    fed_results[s % NFED],
 		    atomic_load(&m->fed[s / NFED][s % NFED]));
+	put(&b, "# HELP dird_inbox_posts_total Messages posted to users' "
+		"inboxes, by what became of them.\n"
+		"# TYPE dird_inbox_posts_total counter\n");
+	for (s = 0; s < NINBOX; s++)
+		put(&b, "dird_inbox_posts_total{result=\"%s\"} %lu\n",
+		    inbox_results[s], atomic_load(&m->inbox[s]));
 	if (online >= 0)
 		put(&b, "# HELP dird_online_users Users with an unexpired "
 			"address.\n# TYPE dird_online_users gauge\n"

@@ -27,6 +27,11 @@ void metrics_db_error(struct metrics *m);
  */
 void metrics_fed(struct metrics *m, int incoming, const char *result);
 /*
+ * A post to an inbox that reached its handler: stored, duplicate,
+ * over_quota or refused (an oversized body is refused before, by http.c).
+ */
+void metrics_inbox(struct metrics *m, const char *result);
+/*
  * The exposition text (new buffer, free()); online < 0 and cache NULL
  * leave those figures out.
  */

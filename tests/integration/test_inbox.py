@@ -187,3 +187,21 @@ def test_quotas(registry, tmpdir_shared):
     r = post(carol, bob.userid, seal(t, carol, [bob], name="s3"),
              msg_id="s3")
     assert r.status == 201, r
+
+
+def inbox_metric(d, result):
+    for line in d.metrics().splitlines():
+        if line.startswith(f'dird_inbox_posts_total{{result="{result}"}}'):
+            return int(line.split()[-1])
+    raise AssertionError(f"no inbox metric {result}")
+
+
+def test_posts_are_counted(reg, tmpdir_shared):
+    alice, bob = (reg.user(f"{n}@example.org") for n in ("alice", "bob"))
+    msg = seal(tmpdir_shared, alice, [bob])
+    assert post(alice, bob.userid, msg).status == 201
+    assert post(alice, bob.userid, msg).status == 409
+    assert post(alice, "nobody@example.org", msg).status == 404
+    assert (inbox_metric(reg.d, "stored"), inbox_metric(reg.d, "duplicate"),
+            inbox_metric(reg.d, "refused"),
+            inbox_metric(reg.d, "over_quota")) == (1, 1, 1, 0)
