@@ -596,6 +596,46 @@ outer_headers(const struct ca_cms_opened *o, const char *sender, struct sbuf *h)
 static int entry_read(const char *path, const char *rejected_dir,
     struct mail_entry *e);
 
+/*
+ * The From of the signed message must be its signer (RFC 8551 3.1: a
+ * reader checks the sender against the certificate): nobody signs as
+ * themselves a message that says it is from someone else.
+ */
+static void
+from_check(const struct ca_cms_opened *o, const char *sender, char *why,
+    size_t whylen)
+{
+	char from[MAIL_HDR_MAX], *a, *b;
+
+	if (!header_get((const char *)o->content, o->content_len, "From", from,
+		sizeof(from))) {
+		snprintf(why, whylen, "it has no From");
+		return;
+	}
+	/* "Name <addr>" or "addr". */
+	a = strchr(from, '<');
+	b = a != NULL ? strchr(a, '>') : NULL;
+	if (a != NULL && b != NULL) {
+		*b = '\0';
+		a++;
+	} else
+		a = from;
+	if (strcasecmp(a, sender) != 0)
+		snprintf(why, whylen,
+		    "it says it is from %.100s, but was "
+		    "signed by %.100s",
+		    a, sender);
+}
+
+/* A reason as a header value: no line breaks, nothing unprintable. */
+static void
+printable(char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s < 0x20 || (unsigned char)*s == 0x7f)
+			*s = '?';
+}
+
 /* One message of the inbox: judged, kept (or rejected), then deleted. */
 static void
 fetch_one(struct irp_client *c, const struct me *me,
@@ -627,6 +667,9 @@ fetch_one(struct irp_client *c, const struct me *me,
 	    !header_get((const char *)o.content, o.content_len, "Message-ID",
 		msgid, sizeof(msgid)))
 		snprintf(why, sizeof(why), "it has no Message-ID");
+	if (why[0] == '\0')
+		from_check(&o, it->sender, why, sizeof(why));
+	printable(why);
 	ok = why[0] == '\0';
 	if (ok && seen_before(me->maildir, it->sender, msgid)) {
 		t->duplicates++;

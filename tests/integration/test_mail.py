@@ -123,12 +123,19 @@ def test_what_fails_at_receipt_is_never_shown_as_mail(reg, tmpdir_shared):
     reg.pg.psql("UPDATE inbox SET data = set_byte(data, "
                 "octet_length(data) / 2, get_byte(data, "
                 f"octet_length(data) / 2) # 1) WHERE id = {mid}", reg.db)
+    # Signed and posted by alice, but saying it is from carol.
+    post(reg, alice, bob, sign_encrypt(t, alice, bob,
+                                       mail(carol, bob, "m5", "spoof"),
+                                       "m5"), "m5")
     got = inbox(bob)
     good = [m for m in got if m["verified"]]
     bad = [m for m in got if not m["verified"]]
     assert [m["subject"] for m in good] == ["by hand"], got
     reasons = sorted(m["rejected"] for m in bad)
-    assert len(bad) == 2, got
+    assert len(bad) == 3, got
+    assert any("says it is from carol@example.org, but was signed by "
+               "alice@example.org" in r for r in reasons), reasons
+    assert all(m["from"] == alice.userid for m in got), got
     assert any("signed by carol@example.org, but posted by "
                "alice@example.org" in r for r in reasons), reasons
     assert any("can not be opened" in r for r in reasons), reasons
