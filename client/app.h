@@ -109,8 +109,10 @@ struct app {
 	int os_sid;
 	uint64_t os_id;
 	int os_sent;
-	int os_unreached;   /* no address of the peer answered at all */
-	time_t os_deadline; /* give up waiting for the peer */
+	int os_unreached; /* no address of the peer answered at all */
+	int os_mail;	  /* sendfile of sealed mail (mail.h), not a file */
+	char mail_tmp[KS_PATH_MAX + 16]; /* where mail handed over lands */
+	time_t os_deadline;		 /* give up waiting for the peer */
 
 	int quit;
 	int exit_code;

@@ -258,18 +258,19 @@ err:
 /* ---- sending --------------------------------------------------------- */
 
 int
-mail_send(struct irp_client *c, const struct keystore *ks, const char *to,
-    const char *msg, size_t len, const char *msgid,
-    struct irp_inbox_item *stored, char *err, size_t errlen)
+mail_seal(struct irp_client *c, const struct keystore *ks, const char *to,
+    const char *msg, size_t len, unsigned char **sealed, size_t *slen,
+    char *err, size_t errlen)
 {
 	const char *recip[CA_CMS_RECIPS_MAX];
-	unsigned char *key = NULL, *cert = NULL, *sealed = NULL;
+	unsigned char *key = NULL, *cert = NULL;
 	struct irp_user *u = NULL;
 	struct irp_err ie;
 	struct ca_err ce;
-	size_t klen = 0, n = 0, i, slen;
+	size_t klen = 0, clen, n = 0, i;
 	int rv = -1;
 
+	*sealed = NULL;
 	if (irp_lookup(c, to, &u, &ie) == -1) {
 		snprintf(err, errlen, "%s", ie.msg);
 		return -1;
@@ -291,7 +292,7 @@ mail_send(struct irp_client *c, const struct keystore *ks, const char *to,
 		goto err;
 	}
 	if (ks_read_file(ks->key, 64 * 1024, &key, &klen) == -1 ||
-	    ks_read_file(ks->cert, 64 * 1024, &cert, &slen) == -1) {
+	    ks_read_file(ks->cert, 64 * 1024, &cert, &clen) == -1) {
 		snprintf(err, errlen,
 		    "cannot read this device's key or "
 		    "certificate: %s",
@@ -299,12 +300,8 @@ mail_send(struct irp_client *c, const struct keystore *ks, const char *to,
 		goto err;
 	}
 	if (ca_cms_seal((const unsigned char *)msg, len, (char *)cert,
-		(char *)key, recip, n, &sealed, &slen, &ce) == -1) {
+		(char *)key, recip, n, sealed, slen, &ce) == -1) {
 		snprintf(err, errlen, "%s", ce.msg);
-		goto err;
-	}
-	if (irp_inbox_post(c, to, msgid, sealed, slen, stored, &ie) == -1) {
-		snprintf(err, errlen, "%s", ie.msg);
 		goto err;
 	}
 	rv = 0;
@@ -314,8 +311,37 @@ err:
 		free(key);
 	}
 	free(cert);
-	free(sealed);
 	irp_user_free(u);
+	return rv;
+}
+
+int
+mail_post(struct irp_client *c, const char *to, const char *msgid,
+    const unsigned char *sealed, size_t slen, struct irp_inbox_item *stored,
+    char *err, size_t errlen)
+{
+	struct irp_err ie;
+
+	if (irp_inbox_post(c, to, msgid, sealed, slen, stored, &ie) == -1) {
+		snprintf(err, errlen, "%s", ie.msg);
+		return -1;
+	}
+	return 0;
+}
+
+int
+mail_send(struct irp_client *c, const struct keystore *ks, const char *to,
+    const char *msg, size_t len, const char *msgid,
+    struct irp_inbox_item *stored, char *err, size_t errlen)
+{
+	unsigned char *sealed = NULL;
+	size_t slen = 0;
+	int rv;
+
+	if (mail_seal(c, ks, to, msg, len, &sealed, &slen, err, errlen) == -1)
+		return -1;
+	rv = mail_post(c, to, msgid, sealed, slen, stored, err, errlen);
+	free(sealed);
 	return rv;
 }
 
@@ -636,59 +662,57 @@ printable(char *s)
 			*s = '?';
 }
 
-/* One message of the inbox: judged, kept (or rejected), then deleted. */
-static void
-fetch_one(struct irp_client *c, const struct me *me,
-    const struct irp_inbox_item *it, struct mail_tally *t, mail_seen_fn *seen,
-    void *arg)
+/*
+ * One message, posted by sender: judged, then kept in the Maildir (or
+ * apart, rejected); id names it.  0 when it is dealt with (kept,
+ * rejected, or a duplicate dropped), -1 when it could not be kept.
+ */
+static int
+accept_one(struct irp_client *c, const struct me *me, const char *sender,
+    long long id, const unsigned char *data, size_t len, struct mail_tally *t,
+    mail_seen_fn *seen, void *arg)
 {
 	struct mail_entry e;
 	char why[300] = "", msgid[MAIL_HDR_MAX], folder[KS_PATH_MAX + 32],
 	     err[300], path[KS_PATH_MAX + 160];
 	struct ca_cms_opened o;
-	unsigned char *data = NULL;
 	struct sbuf h = { 0 };
-	struct irp_err ie;
 	struct ca_err ce;
-	size_t len = 0;
-	int ok;
+	int ok, rv = -1;
 
 	memset(&o, 0, sizeof(o));
-	if (irp_inbox_get(c, it->id, MAIL_MAX, &data, &len, &ie) == -1) {
-		t->left++;
-		return;
-	}
 	if (open_any(me, data, len, &o, &ce) == -1)
 		snprintf(why, sizeof(why),
 		    "it can not be opened and checked "
 		    "with this device's key: %s",
 		    ce.msg);
-	else if (judge(c, me, it->sender, &o, why, sizeof(why)) == 0 &&
+	else if (judge(c, me, sender, &o, why, sizeof(why)) == 0 &&
 	    !header_get((const char *)o.content, o.content_len, "Message-ID",
 		msgid, sizeof(msgid)))
 		snprintf(why, sizeof(why), "it has no Message-ID");
 	if (why[0] == '\0')
-		from_check(&o, it->sender, why, sizeof(why));
+		from_check(&o, sender, why, sizeof(why));
 	printable(why);
 	ok = why[0] == '\0';
-	if (ok && seen_before(me->maildir, it->sender, msgid)) {
+	if (ok && seen_before(me->maildir, sender, msgid)) {
 		t->duplicates++;
-		goto drop;
+		rv = 0;
+		goto out;
 	}
 	if (ok) {
-		outer_headers(&o, it->sender, &h);
+		outer_headers(&o, sender, &h);
 		sb_printf(&h, "Message-ID: %s\n", msgid);
 		snprintf(folder, sizeof(folder), "%s", me->maildir);
 	} else {
 		sb_printf(&h,
 		    "From: %s\nSubject: (rejected)\n"
 		    "X-DChat-Rejected: %s\n",
-		    it->sender, why);
+		    sender, why);
 		snprintf(folder, sizeof(folder), "%s/.Rejected", me->maildir);
 	}
 	if (h.failed ||
-	    deliver(folder, it->id, h.p, h.len, data, len, path, sizeof(path),
-		err, sizeof(err)) == -1) {
+	    deliver(folder, id, h.p, h.len, data, len, path, sizeof(path), err,
+		sizeof(err)) == -1) {
 		t->left++;
 		goto out;
 	}
@@ -698,12 +722,31 @@ fetch_one(struct irp_client *c, const struct me *me,
 		t->kept++;
 	else
 		t->rejected++;
-drop:
-	if (irp_inbox_delete(c, it->id, &ie) == -1)
-		t->left++;
+	rv = 0;
 out:
 	free(h.p);
 	ca_cms_opened_clear(&o);
+	return rv;
+}
+
+/* One message of the inbox: fetched, accepted, then deleted there. */
+static void
+fetch_one(struct irp_client *c, const struct me *me,
+    const struct irp_inbox_item *it, struct mail_tally *t, mail_seen_fn *seen,
+    void *arg)
+{
+	unsigned char *data = NULL;
+	struct irp_err ie;
+	size_t len = 0;
+
+	if (irp_inbox_get(c, it->id, MAIL_MAX, &data, &len, &ie) == -1) {
+		t->left++;
+		return;
+	}
+	if (accept_one(c, me, it->sender, it->id, data, len, t, seen, arg) ==
+		0 &&
+	    irp_inbox_delete(c, it->id, &ie) == -1)
+		t->left++;
 	free(data);
 }
 
@@ -749,6 +792,15 @@ me_load(const struct keystore *ks, struct me *me, char *err, size_t errlen)
 }
 
 int
+mail_dirs(const struct keystore *ks)
+{
+	char maildir[KS_PATH_MAX + 16], err[300];
+
+	snprintf(maildir, sizeof(maildir), "%s/Maildir", ks->home);
+	return mkdirs(maildir, err, sizeof(err));
+}
+
+int
 mail_fetch(struct irp_client *c, const struct keystore *ks,
     struct mail_tally *t, mail_seen_fn *seen, void *arg, char *err,
     size_t errlen)
@@ -771,6 +823,24 @@ mail_fetch(struct irp_client *c, const struct keystore *ks,
 	irp_inbox_clear(&l);
 	me_clear(&me);
 	return 0;
+}
+
+int
+mail_accept(struct irp_client *c, const struct keystore *ks, const char *sender,
+    const unsigned char *data, size_t len, struct mail_tally *t,
+    mail_seen_fn *seen, void *arg, char *err, size_t errlen)
+{
+	struct me me;
+	int rv;
+
+	memset(t, 0, sizeof(*t));
+	if (me_load(ks, &me, err, errlen) == -1)
+		return -1;
+	rv = accept_one(c, &me, sender, 0, data, len, t, seen, arg);
+	if (rv == -1)
+		snprintf(err, errlen, "the mail could not be kept");
+	me_clear(&me);
+	return rv;
 }
 
 /* ---- listing and reading --------------------------------------------- */

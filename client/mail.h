@@ -60,12 +60,28 @@ int mail_compose(const struct mail_draft *d, char msgid[IRP_MSGID_MAX],
 
 /*
  * Seal msg for every certificate the registry lists for to, signed with
+ * the identity in ks: *sealed new (free()).  0, or -1 with err.
+ */
+int mail_seal(struct irp_client *c, const struct keystore *ks, const char *to,
+    const char *msg, size_t len, unsigned char **sealed, size_t *slen,
+    char *err, size_t errlen);
+/* Leave sealed mail in to's inbox under msgid; *stored as kept there. */
+int mail_post(struct irp_client *c, const char *to, const char *msgid,
+    const unsigned char *sealed, size_t slen, struct irp_inbox_item *stored,
+    char *err, size_t errlen);
+
+/*
+ * mail_seal and mail_post in one.  Seal msg for every certificate the
+ * registry lists for to, signed with
  * the identity in ks, and leave it in to's inbox; *stored says what the
  * registry keeps.  0, or -1 with a sentence in err.
  */
 int mail_send(struct irp_client *c, const struct keystore *ks, const char *to,
     const char *msg, size_t len, const char *msgid,
     struct irp_inbox_item *stored, char *err, size_t errlen);
+
+/* Make the Maildir of the home (and its .Rejected): 0, or -1. */
+int mail_dirs(const struct keystore *ks);
 
 struct mail_tally {
 	int kept;	/* verified, in the Maildir */
@@ -84,6 +100,16 @@ struct mail_tally {
 struct mail_entry;
 typedef void mail_seen_fn(void *arg, const struct mail_entry *e);
 int mail_fetch(struct irp_client *c, const struct keystore *ks,
+    struct mail_tally *t, mail_seen_fn *seen, void *arg, char *err,
+    size_t errlen);
+
+/*
+ * Mail handed over directly by sender (authenticated by PeerTLS): judged
+ * and kept as mail_fetch does with what waited at the registry.  0, or
+ * -1 with err when it could not be kept.
+ */
+int mail_accept(struct irp_client *c, const struct keystore *ks,
+    const char *sender, const unsigned char *data, size_t len,
     struct mail_tally *t, mail_seen_fn *seen, void *arg, char *err,
     size_t errlen);
 

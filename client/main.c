@@ -934,7 +934,7 @@ err:
 
 static int
 cmd_peer(struct opts *o, enum app_mode mode, const char *user,
-    const char *payload)
+    const char *payload, int mail)
 {
 	struct app *a;
 	int rv;
@@ -950,6 +950,7 @@ cmd_peer(struct opts *o, enum app_mode mode, const char *user,
 	if (user)
 		snprintf(a->target, sizeof(a->target), "%s", user);
 	a->payload = payload;
+	a->os_mail = mail;
 	a->os_deadline = o->timeout > 0 ? time(NULL) + o->timeout : 0;
 	rv = app_run(a);
 	/*
@@ -957,7 +958,7 @@ cmd_peer(struct opts *o, enum app_mode mode, const char *user,
 	 * be sent waits at the registry.  Not when the peer refused us in
 	 * TLS: its lists decide, and its dchat applies them to mail too.
 	 */
-	if (mode != APP_RUN && rv != 0 && a->os_unreached)
+	if (mode != APP_RUN && rv != 0 && a->os_unreached && !mail)
 		rv = send_later(o, mode, user, payload);
 	app_free(a);
 	free(a);
@@ -967,19 +968,19 @@ cmd_peer(struct opts *o, enum app_mode mode, const char *user,
 static int
 cmd_run(struct opts *o)
 {
-	return cmd_peer(o, APP_RUN, NULL, NULL);
+	return cmd_peer(o, APP_RUN, NULL, NULL, 0);
 }
 
 static int
 cmd_send(struct opts *o)
 {
-	return cmd_peer(o, APP_SEND, o->args[0], o->args[1]);
+	return cmd_peer(o, APP_SEND, o->args[0], o->args[1], 0);
 }
 
 static int
 cmd_sendfile(struct opts *o)
 {
-	return cmd_peer(o, APP_SENDFILE, o->args[0], o->args[1]);
+	return cmd_peer(o, APP_SENDFILE, o->args[0], o->args[1], 0);
 }
 
 /* The text of a mail: a file, or standard input for "-". */
@@ -1029,7 +1030,9 @@ cmd_mail(struct opts *o)
 	struct irp_err err;
 	unsigned char *text = NULL;
 	char kerr[512], msgid[IRP_MSGID_MAX], *msg = NULL;
-	size_t len, i;
+	char tmp[KS_PATH_MAX + 200] = "";
+	unsigned char *sealed = NULL;
+	size_t len, i, slen = 0;
 	int rv = 1;
 
 	if (need(o->subject, "--subject") == -1)
@@ -1054,7 +1057,26 @@ cmd_mail(struct opts *o)
 		fprintf(stderr, "dchat: %s\n", err.msg);
 		goto err;
 	}
-	if (mail_send(c, &ks, o->args[0], msg, len, msgid, &st, kerr,
+	if (mail_seal(c, &ks, o->args[0], msg, len, &sealed, &slen, kerr,
+	    sizeof(kerr)) == -1) {
+		fprintf(stderr, "dchat: mail for %s not sent: %s\n",
+		    o->args[0], kerr);
+		goto err;
+	}
+	/* Directly to the recipient if one of their devices answers. */
+	if (o->timeout == 0)
+		o->timeout = 60;
+	snprintf(tmp, sizeof(tmp), "%s/Maildir/tmp/out-%s.p7m", ks.home,
+	    msgid);
+	if (mail_dirs(&ks) == 0 &&
+	    ks_write_file(tmp, sealed, slen, 0600) == 0 &&
+	    cmd_peer(o, APP_SENDFILE, o->args[0], tmp, 1) == 0) {
+		printf("mail <%s> handed to %s directly (%zu bytes, signed "
+		    "and encrypted)\n", msgid, o->args[0], slen);
+		rv = 0;
+		goto err;
+	}
+	if (mail_post(c, o->args[0], msgid, sealed, slen, &st, kerr,
 	    sizeof(kerr)) == -1) {
 		fprintf(stderr, "dchat: mail for %s not sent: %s\n",
 		    o->args[0], kerr);
@@ -1065,7 +1087,10 @@ cmd_mail(struct opts *o)
 	    o->args[0], st.size, st.expires_at);
 	rv = 0;
 err:
+	if (tmp[0] != '\0')
+		(void)unlink(tmp);
 	irp_client_free(c);
+	free(sealed);
 	free(msg);
 	free(text);
 	return rv;

@@ -17,6 +17,8 @@
 
 /* The largest file a peer may offer. */
 #define MSG_FILE_SIZE_MAX ((uint64_t)1 << 40)
+/* The largest S/MIME mail a peer may hand over directly (mail.h). */
+#define MSG_MAIL_SIZE_MAX ((uint64_t)16 * 1024 * 1024)
 
 /*
  * Parse a 'J' payload: one JSON object (no duplicate keys) with a string

@@ -26,6 +26,7 @@
 #include "expiry.h"
 #include "identity.h"
 #include "mail.h"
+#include "msg.h"
 #include "registry.h"
 
 #define CALL_CACHE_TIMEOUT_MS 1500
@@ -147,9 +148,14 @@ one_shot_send(struct app *a, struct session *s)
 	char err[256];
 	int rc;
 
-	rc = a->mode == APP_SEND ?
-	    session_chat(s, a->payload, &a->os_id, err, sizeof(err)) :
-	    session_file_offer(s, a->payload, &a->os_id, err, sizeof(err));
+	if (a->mode == APP_SEND)
+		rc = session_chat(s, a->payload, &a->os_id, err, sizeof(err));
+	else if (a->os_mail)
+		rc = session_mail_offer(s, a->payload, &a->os_id, err,
+		    sizeof(err));
+	else
+		rc = session_file_offer(s, a->payload, &a->os_id, err,
+		    sizeof(err));
 	a->os_sent = 1;
 	if (rc == -1) {
 		report(a, EV_ERROR, err);
@@ -196,6 +202,29 @@ one_shot_event(struct app *a, struct session *s, enum ev_kind kind,
 	}
 }
 
+static void mail_seen(void *arg, const struct mail_entry *e);
+
+/* Mail the peer of s handed over, at ev's path: judged and kept. */
+static void
+take_mail(struct app *a, struct session *s, json_t *ev)
+{
+	const char *path = json_string_value(json_object_get(ev, "path"));
+	unsigned char *data = NULL;
+	struct mail_tally t;
+	char err[300];
+	size_t len;
+
+	if (path == NULL)
+		return;
+	if (ks_read_file(path, MSG_MAIL_SIZE_MAX, &data, &len) == -1)
+		report(a, EV_ERROR, "mail handed over could not be read");
+	else if (mail_accept(a->irp, &a->ks, session_peer(s)->userid, data,
+	    len, &t, mail_seen, a, err, sizeof(err)) == -1)
+		report(a, EV_ERROR, err);
+	unlink(path);
+	free(data);
+}
+
 /* Bookkeeping before the user sees a session's event, then the face. */
 static void
 on_session_event(void *arg, struct session *s, enum ev_kind kind,
@@ -205,6 +234,13 @@ on_session_event(void *arg, struct session *s, enum ev_kind kind,
 	int sid = session_id(s);
 
 	switch (kind) {
+	case EV_FILE_RECEIVED:
+		/* Mail handed over: checked and kept as mail, not a file. */
+		if (json_is_true(json_object_get(ev, "mail"))) {
+			take_mail(a, s, ev);
+			return;
+		}
+		break;
 	case EV_CONNECTED:
 		remember_peer(a, s, ev);
 		if (a->current == 0)
@@ -575,6 +611,7 @@ add_call(struct app *a, int fd, const char *uid, const char *addr,
 	o.target = uid;
 	o.addr = addr;
 	o.from_cache = from_cache;
+	o.mail_only = a->mode == APP_SENDFILE && a->os_mail;
 	return add_session(a, fd, &o);
 }
 
@@ -980,6 +1017,11 @@ app_init(struct app *a)
 	a->env.userid = a->userid;
 	a->env.name = a->name;
 	a->env.downloads = a->ks.downloads;
+	/* Mail handed over directly lands in the Maildir's tmp (mail.h). */
+	snprintf(a->mail_tmp, sizeof(a->mail_tmp), "%s/Maildir/tmp",
+	    a->ks.home);
+	if (mail_dirs(&a->ks) == 0)
+		a->env.mail_tmp = a->mail_tmp;
 	if (a->ttl <= 0)
 		a->ttl = 300;
 	if (pipe2(a->sigfd, O_CLOEXEC | O_NONBLOCK) == -1)

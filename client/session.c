@@ -15,6 +15,7 @@
 
 #include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/rand.h>
 
 #include "frame.h"
 #include "irp.h"
@@ -65,6 +66,7 @@ struct xfer_in {
 	uint64_t size, got;
 	char name[256];
 	char sha256[65];
+	int mail; /* S/MIME mail handed over (mail.h), not a file */
 	char tmp[4200];
 	char path[4200];
 	int path_made, tmp_made;
@@ -422,12 +424,13 @@ send_user_info(struct session *s)
  * The capabilities of docs/peertls.md.  A session uses only those both
  * sides named: the offer's intersected with this table.
  */
-enum { CAP_CHAT = 1, CAP_FILE = 2, CAP_CONTACT_REQUEST = 4 };
-#define CAP_ALL (CAP_CHAT | CAP_FILE | CAP_CONTACT_REQUEST)
+enum { CAP_CHAT = 1, CAP_FILE = 2, CAP_CONTACT_REQUEST = 4, CAP_MAIL = 8 };
+#define CAP_ALL (CAP_CHAT | CAP_FILE | CAP_CONTACT_REQUEST | CAP_MAIL)
 #define CAPS_MAX 16 /* entries a list may have */
 #define PEERTLS_VERSION 1
 
-static const char *const cap_names[] = { "chat", "file", "contact_request" };
+static const char *const cap_names[] = { "chat", "file", "contact_request",
+	"mail" };
 
 /* A list of names into a mask; names this peer does not know are left
  * out (a later version may offer more).  -1 when it is no such list. */
@@ -480,7 +483,8 @@ handshake_done(struct session *s)
 	if (s->origin.dialer) {
 		if (send_msg(s, json_pack("{s:s,s:i,s:o}", "type",
 		    "Capabilities_Offer", "version", PEERTLS_VERSION, "caps",
-		    caps_json(CAP_ALL))) == -1 || send_user_info(s) == -1)
+		    caps_json(s->origin.mail_only ? CAP_MAIL : CAP_ALL))) ==
+		    -1 || send_user_info(s) == -1)
 			close_now(s, "out of memory");
 	}
 }
@@ -592,11 +596,19 @@ caps_offered(struct session *s, json_t *m)
 		s->caps = CAP_CONTACT_REQUEST;
 		return 0;
 	}
+	if (offered == CAP_MAIL) {
+		/*
+		 * A caller that only hands over mail: nobody need pick up,
+		 * as for a contact request; the mail is checked as mail.
+		 */
+		s->caps = CAP_MAIL;
+		return 0;
+	}
 	if (!(offered & CAP_CHAT)) {
 		session_close(s, "no common capabilities");
 		return -1;
 	}
-	s->caps = offered & (CAP_CHAT | CAP_FILE);
+	s->caps = offered & (CAP_CHAT | CAP_FILE | CAP_MAIL);
 	return 0;
 }
 
@@ -617,7 +629,7 @@ caps_accepted(struct session *s, json_t *m)
 	}
 	s->caps = agreed;
 	/* The listener admitted us for a contact request only. */
-	s->restricted = !(agreed & CAP_CHAT);
+	s->restricted = agreed == CAP_CONTACT_REQUEST;
 	return 0;
 }
 
@@ -631,8 +643,9 @@ hello_done(struct session *s)
 		return;
 	if (s->origin.dialer) {
 		become_open(s);
-	} else if (s->restricted) {
-		/* No ringing: a contact request needs no one to pick up. */
+	} else if (s->restricted || s->caps == CAP_MAIL) {
+		/* No ringing: a contact request, or mail, needs no one to
+		 * pick up. */
 		if (send_msg(s, json_pack("{s:s,s:o}", "type",
 		    "Capabilities_Accept", "caps", caps_json(s->caps))) == -1 ||
 		    send_user_info(s) == -1) {
@@ -701,6 +714,43 @@ on_bye(struct session *s, json_t *m)
 	close_now(s, buf);
 }
 
+/*
+ * Mail handed over directly: taken without asking (it is checked as mail
+ * once here, mail.h), within MSG_MAIL_SIZE_MAX, into env->mail_tmp.
+ */
+static void
+on_mail_offer(struct session *s, const struct msg_file_offer *fo)
+{
+	char path[4200], err[256], r[9];
+	unsigned char rb[4];
+	int i;
+
+	if (!(s->caps & CAP_MAIL) || s->xi.active || s->env->mail_tmp == NULL ||
+	    fo->size > MSG_MAIL_SIZE_MAX) {
+		(void)send_msg(s, json_pack("{s:s,s:I,s:s}", "type",
+		    "file_reject", "id", (json_int_t)fo->id, "reason",
+		    s->xi.active		 ? "busy with another file" :
+		    fo->size > MSG_MAIL_SIZE_MAX ? "mail too large" :
+						   "no mail taken here"));
+		return;
+	}
+	s->xi.active = 1;
+	s->xi.mail = 1;
+	s->xi.id = fo->id;
+	s->xi.size = fo->size;
+	snprintf(s->xi.name, sizeof(s->xi.name), "mail");
+	memcpy(s->xi.sha256, fo->sha256, 65);
+	s->xi.fd = -1;
+	if (RAND_bytes(rb, sizeof(rb)) != 1)
+		memset(rb, 0, sizeof(rb));
+	for (i = 0; i < 4; i++)
+		snprintf(r + 2 * i, 3, "%02x", rb[i]);
+	snprintf(path, sizeof(path), "%s/peer-%d-%" PRIu64 "-%s.p7m",
+	    s->env->mail_tmp, s->id, fo->id, r);
+	if (session_file_accept(s, fo->id, path, err, sizeof(err)) == -1)
+		emit(s, EV_ERROR, json_pack("{s:s}", "message", err));
+}
+
 static void
 on_file_offer(struct session *s, json_t *m)
 {
@@ -710,6 +760,10 @@ on_file_offer(struct session *s, json_t *m)
 
 	if (msg_file_offer(m, &fo, &why) == -1) {
 		violation(s, why);
+		return;
+	}
+	if (json_is_true(json_object_get(m, "mail"))) {
+		on_mail_offer(s, &fo);
 		return;
 	}
 	if (!(s->caps & CAP_FILE) || s->xi.active ||
@@ -780,9 +834,10 @@ on_file_done(struct session *s, uint64_t id)
 			ok = 1;
 	}
 	if (ok) {
-		emit(s, EV_FILE_RECEIVED, json_pack("{s:I,s:s,s:I,s:s}", "id",
-		    (json_int_t)id, "path", s->xi.path, "size",
-		    (json_int_t)s->xi.size, "sha256", s->xi.sha256));
+		emit(s, EV_FILE_RECEIVED, json_pack("{s:I,s:s,s:I,s:s,s:b}",
+		    "id", (json_int_t)id, "path", s->xi.path, "size",
+		    (json_int_t)s->xi.size, "sha256", s->xi.sha256, "mail",
+		    s->xi.mail));
 		(void)send_msg(s, json_pack("{s:s,s:I,s:b}", "type",
 		    "file_received", "id", (json_int_t)id, "ok", 1));
 		EVP_MD_CTX_free(s->xi.md);
@@ -931,9 +986,10 @@ enum {
 	W_RINGING = 4,
 	W_OPEN = 8,	/* an open session, not a restricted caller's */
 	W_CONTACT = 16, /* a restricted caller's open session */
+	W_MAIL = 32,	/* a caller's that only hands over mail */
 };
 #define W_HELLO (W_HELLO_L | W_HELLO_D)
-#define W_ANY (W_HELLO | W_RINGING | W_OPEN | W_CONTACT)
+#define W_ANY (W_HELLO | W_RINGING | W_OPEN | W_CONTACT | W_MAIL)
 
 static const struct {
 	const char *type;
@@ -949,10 +1005,10 @@ static const struct {
 	{ "ack", W_OPEN, on_ack },
 	{ "ping", W_OPEN, on_ping },
 	{ "pong", W_OPEN, on_pong },
-	{ "file_offer", W_OPEN, on_file_offer },
+	{ "file_offer", W_OPEN | W_MAIL, on_file_offer },
 	{ "file_accept", W_OPEN, on_file_accept },
 	{ "file_reject", W_OPEN, on_file_reject },
-	{ "file_done", W_OPEN, on_file_done_msg },
+	{ "file_done", W_OPEN | W_MAIL, on_file_done_msg },
 	{ "file_received", W_OPEN, on_file_received },
 };
 
@@ -966,7 +1022,12 @@ where(const struct session *s)
 	case SS_RINGING:
 		return W_RINGING;
 	case SS_OPEN:
-		return s->restricted && !s->origin.dialer ? W_CONTACT : W_OPEN;
+		if (!s->origin.dialer && s->restricted)
+			return W_CONTACT;
+		/* Nobody picked up a mail-only call: mail, and nothing else. */
+		if (!s->origin.dialer && s->caps == CAP_MAIL)
+			return W_MAIL;
+		return W_OPEN;
 	default:
 		return 0;
 	}
@@ -982,6 +1043,9 @@ out_of_place(struct session *s, unsigned int w)
 		violation(s, "a message before the call was accepted");
 	else if (w == W_CONTACT)
 		session_close(s, "only a contact request is allowed");
+	else if (w == W_MAIL)
+		session_close(s, "only mail is taken on a call nobody picked "
+		    "up");
 	else
 		violation(s, "unknown message type");
 }
@@ -1456,9 +1520,10 @@ err:
 	return rv;
 }
 
-int
-session_file_offer(struct session *s, const char *path, uint64_t *id,
-    char *err, size_t errlen)
+/* Offer the file at path: a file, or S/MIME mail (mail.h) when mail. */
+static int
+offer(struct session *s, const char *path, int mail, uint64_t *id, char *err,
+    size_t errlen)
 {
 	const char *base;
 	char hex[65];
@@ -1467,8 +1532,9 @@ session_file_offer(struct session *s, const char *path, uint64_t *id,
 
 	if (need_open(s, err, errlen) == -1)
 		return -1;
-	if (!(s->caps & CAP_FILE) || s->restricted) {
-		snprintf(err, errlen, "the peer does not take files");
+	if (!(s->caps & (mail ? CAP_MAIL : CAP_FILE)) || s->restricted) {
+		snprintf(err, errlen, "the peer does not take %s",
+		    mail ? "mail directly" : "files");
 		return -1;
 	}
 	if (s->xo.active) {
@@ -1492,14 +1558,29 @@ session_file_offer(struct session *s, const char *path, uint64_t *id,
 	s->xo.fd = fd;
 	s->xo.size = (uint64_t)st.st_size;
 	snprintf(s->xo.name, sizeof(s->xo.name), "%s", base);
-	if (send_msg(s, json_pack("{s:s,s:I,s:s,s:I,s:s}", "type",
+	if (send_msg(s, json_pack("{s:s,s:I,s:s,s:I,s:s,s:o*}", "type",
 	    "file_offer", "id", (json_int_t)*id, "name", s->xo.name, "size",
-	    (json_int_t)s->xo.size, "sha256", hex)) == -1) {
+	    (json_int_t)s->xo.size, "sha256", hex, "mail",
+	    mail ? json_true() : NULL)) == -1) {
 		xfer_out_end(s);
 		snprintf(err, errlen, "cannot send the offer (name not UTF-8?)");
 		return -1;
 	}
 	return 0;
+}
+
+int
+session_file_offer(struct session *s, const char *path, uint64_t *id,
+    char *err, size_t errlen)
+{
+	return offer(s, path, 0, id, err, errlen);
+}
+
+int
+session_mail_offer(struct session *s, const char *path, uint64_t *id,
+    char *err, size_t errlen)
+{
+	return offer(s, path, 1, id, err, errlen);
 }
 
 /* Create path, which must not exist yet (nor be a link), mode 0600. */

@@ -62,6 +62,7 @@ struct session_env {
 	const char *userid;	   /* ours, for User_Info */
 	const char *name;
 	const char *downloads;	   /* where accepted files go */
+	const char *mail_tmp;	   /* where mail handed over directly lands */
 	int auto_accept_calls;
 	int auto_accept_files;
 };
@@ -75,6 +76,7 @@ struct session_origin {
 	const char *target; /* dialer: whom we called ("" for a caller) */
 	const char *addr;   /* "ip port" we dialed / that called us */
 	int from_cache;	    /* dialer: that address came from the contacts */
+	int mail_only;	    /* dialer: only to hand over mail (no ringing) */
 	unsigned char src[ADMIT_KEY_LEN]; /* caller: its source (admit.h) */
 };
 
@@ -119,6 +121,13 @@ int session_chat(struct session *s, const char *text, uint64_t *id,
     char *err, size_t errlen);
 int session_ping(struct session *s, uint64_t *id, char *err, size_t errlen);
 int session_file_offer(struct session *s, const char *path, uint64_t *id,
+    char *err, size_t errlen);
+/*
+ * Hand S/MIME mail (mail.h), sealed at path, to the peer directly: a
+ * file transfer the peer takes without asking and checks as mail, if it
+ * agreed to the "mail" capability.  Confirmed as a file is.
+ */
+int session_mail_offer(struct session *s, const char *path, uint64_t *id,
     char *err, size_t errlen);
 int session_file_accept(struct session *s, uint64_t id, const char *dest,
     char *err, size_t errlen);

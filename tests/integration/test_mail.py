@@ -168,13 +168,20 @@ def test_a_running_dchat_hears_of_mail(reg, tmpdir_shared):
     bob.run()
     ev = bob.wait("mail")
     assert ev["from"] == alice.userid and ev["subject"] == "Missed you", ev
-    # More mail while it runs: heard of at the next poll, or at once on
-    # "refresh".
+    # More mail while it runs: handed over directly, as bob answers.
+    m = bob.mark()
     alice.dchat("mail", bob.userid, body, "--subject", "Again")
+    ev = bob.wait("mail", start=m)
+    assert ev["subject"] == "Again", ev
+    # What waits at the registry meanwhile is heard of at the next poll,
+    # or at once on "refresh".
+    post(reg, alice, bob, sign_encrypt(tmpdir_shared, alice, bob,
+                                       mail(alice, bob, "s1", "Stored"),
+                                       "s1"), "s1")
     m = bob.mark()
     bob.cmd(cmd="refresh")
     ev = bob.wait("mail", start=m)
-    assert ev["subject"] == "Again", ev
+    assert ev["subject"] == "Stored", ev
     # Forged: carol signs what alice posts; heard of as a rejection.
     carol = people(reg, "carol")[0]
     data = sign_encrypt(tmpdir_shared, carol, bob,
@@ -188,7 +195,8 @@ def test_a_running_dchat_hears_of_mail(reg, tmpdir_shared):
     assert not bob.has("mail", subject="forged"), bob.events
     assert bob.stop() == 0
     out = bob.dchat("inbox").stdout
-    assert "Missed you" in out and "Again" in out and "REJECTED" in out, out
+    assert "Missed you" in out and "Again" in out and "Stored" in out, out
+    assert "REJECTED" in out, out
     # A person at a terminal reads it as a sentence.
     alice.dchat("mail", bob.userid, body, "--subject", "At the terminal")
     term = Terminal(bob, free_port())
@@ -273,3 +281,46 @@ def test_a_restored_device_reads_mail_sent_to_the_first(reg, tmpdir_shared):
     shutil.rmtree(os.path.join(bob2.home, "restored"))
     p = bob2.dchat("inbox", "1", check=False)
     assert p.returncode == 1, p.stdout
+
+
+def test_mail_to_someone_online_goes_directly(reg, tmpdir_shared):
+    """No mail server: when one of bob's devices answers, dchat mail
+    hands the S/MIME message to it over PeerTLS, and bob's dchat checks
+    and keeps it as it does what waited at the registry."""
+    alice, bob = people(reg, "alice", "bob")
+    bob.run()
+    body = write(os.path.join(tmpdir_shared, "d.txt"), "straight to you")
+    p = alice.dchat("mail", bob.userid, body, "--subject", "Direct")
+    assert "handed to bob@example.org directly" in p.stdout, \
+        p.stdout + p.stderr
+    ev = bob.wait("mail")
+    assert ev["from"] == alice.userid and ev["subject"] == "Direct", ev
+    assert not bob.has("file_received"), bob.events
+    # Nothing went through the registry's store.
+    assert reg.pg.psql("SELECT count(*) FROM inbox", reg.db) == "0"
+    assert bob.stop() == 0
+    (m,) = inbox(bob)
+    assert m["verified"] and m["subject"] == "Direct", m
+    assert "straight to you" in bob.dchat("inbox", "1").stdout
+    # Its tmp holds nothing left over.
+    assert os.listdir(os.path.join(bob.home, "Maildir", "tmp")) == []
+
+
+def test_a_call_nobody_picked_up_carries_mail_and_nothing_else(
+        reg, tmpdir_shared):
+    """A caller offering only "mail" is not rung through, so it must not
+    chat either: openssl s_client as alice tries, and bob's dchat hangs
+    up on it without showing a message."""
+    from test_dchat_foreign import frame, s_client
+    alice, bob = people(reg, "alice", "bob")
+    bob.run()
+    hello = frame({"type": "Capabilities_Offer", "version": 1,
+                   "caps": ["mail"]}) + \
+        frame({"type": "User_Info", "userid": alice.userid,
+               "name": "Alice"}) + \
+        frame({"type": "chat", "id": 1, "text": "sneaking in"})
+    out = s_client(bob.port, reg.ca, alice.cert, alice.key, hello,
+                   b"only mail is taken")
+    assert "Capabilities_Accept" in out and "only mail is taken" in out, out
+    assert not bob.has("message"), bob.events
+    assert not bob.has("incoming"), bob.events
