@@ -747,8 +747,14 @@ on_mail_offer(struct session *s, const struct msg_file_offer *fo)
 		snprintf(r + 2 * i, 3, "%02x", rb[i]);
 	snprintf(path, sizeof(path), "%s/peer-%d-%" PRIu64 "-%s.p7m",
 	    s->env->mail_tmp, s->id, fo->id, r);
-	if (session_file_accept(s, fo->id, path, err, sizeof(err)) == -1)
+	if (session_file_accept(s, fo->id, path, err, sizeof(err)) == -1) {
+		/* Said no at once: the sender leaves it at the registry. */
 		emit(s, EV_ERROR, json_pack("{s:s}", "message", err));
+		(void)send_msg(s, json_pack("{s:s,s:I,s:s}", "type",
+		    "file_reject", "id", (json_int_t)fo->id, "reason",
+		    "mail can not be kept here now"));
+		xfer_in_abort(s);
+	}
 }
 
 static void
