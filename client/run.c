@@ -238,6 +238,7 @@ on_session_event(void *arg, struct session *s, enum ev_kind kind,
 		/* Mail handed over: checked and kept as mail, not a file. */
 		if (json_is_true(json_object_get(ev, "mail"))) {
 			take_mail(a, s, ev);
+			json_decref(ev); /* not shown: mail_seen said it */
 			return;
 		}
 		break;

@@ -30,8 +30,14 @@ def seal(tmp, sender, recipients, text=TEXT, name="m", pad=0):
         return f.read()
 
 
-def post(sender, to, body, msg_id="m1", ctype="application/pkcs7-mime"):
+def post(sender, to, body, msg_id="m1", ctype="application/pkcs7-mime",
+         expect=False):
+    """expect: wait for the registry's word before sending the body
+    (Expect: 100-continue), as a client of a large upload does, so that
+    an early refusal is read rather than cut off mid-send."""
     headers = [f"IRP-Message-Id: {msg_id}"] if msg_id is not None else []
+    if expect:
+        headers.append("Expect: 100-continue")
     return sender.req("POST", f"/v1/users/{to}/inbox", body=body,
                       ctype=ctype, headers=headers)
 
@@ -159,7 +165,7 @@ def test_quotas(registry, tmpdir_shared):
                                for n in ("alice", "bob", "carol", "dave"))
     # Too large: refused before it is read.
     big = seal(t, alice, [bob], name="big", pad=400000)
-    r = post(alice, bob.userid, big)
+    r = post(alice, bob.userid, big, expect=True)
     assert r.status == 413 and code(r) == "body_too_large", r
     # Two messages may wait for bob; a third is over his quota.
     for i in (1, 2):
