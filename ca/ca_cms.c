@@ -43,24 +43,22 @@ take(BIO *b, unsigned char **out, size_t *len, struct ca_err *err)
 	return 0;
 }
 
+/* The one certificate in pem (ca_x509_parse), or NULL. */
 static X509 *
 pem_cert(const char *pem)
 {
-	BIO *b = mem_bio(pem, strlen(pem));
-	X509 *x = b ? PEM_read_bio_X509(b, NULL, NULL, NULL) : NULL;
+	struct ca_err e;
 
-	BIO_free(b);
-	return x;
+	return ca_x509_parse((const unsigned char *)pem, strlen(pem), &e);
 }
 
+/* The unencrypted key in pem (ca_key_from_pem: never a prompt), or NULL. */
 static EVP_PKEY *
 pem_key(const char *pem)
 {
-	BIO *b = mem_bio(pem, strlen(pem));
-	EVP_PKEY *k = b ? PEM_read_bio_PrivateKey(b, NULL, NULL, NULL) : NULL;
+	struct ca_err e;
 
-	BIO_free(b);
-	return k;
+	return ca_key_from_pem(pem, strlen(pem), &e);
 }
 
 /* content signed by cert/key, as an S/MIME entity (signed-data). */
@@ -370,6 +368,11 @@ ca_cms_signer_ok(const char *ca_pem, const unsigned char *der, size_t len,
 	int rv = -1;
 
 	ca_err_clear(err);
+	/*
+	 * The DER exactly as the message carried it (d2i, whole length):
+	 * ca_x509_parse would also take a PEM block found inside the
+	 * bytes, and the certificate checked must be the one that signed.
+	 */
 	if ((ca = pem_cert(ca_pem)) == NULL ||
 	    (x = d2i_X509(NULL, &p, (long)len)) == NULL || p != der + len) {
 		ca_err_set(err, CA_ERR_INVALID, "not a certificate");
