@@ -65,7 +65,9 @@ struct app {
 	struct ks_list allow, deny;
 	struct peertls *pt;
 	struct irp_client *irp;
-	struct vouch *vouch; /* what our registry says of other domains */
+	struct vouch *vouch;  /* what our registry says of other domains */
+	struct watch *watch;  /* hears of new mail at once (watch.h) */
+	char watch_said[300]; /* the watch's trouble as last reported */
 	struct session_env env;
 	char userid[256];
 	char name[256]; /* as our certificate in use says */

@@ -28,13 +28,18 @@
 #include "mail.h"
 #include "msg.h"
 #include "registry.h"
+#include "watch.h"
 
 #define CALL_CACHE_TIMEOUT_MS 1500
 #define CALL_TIMEOUT_MS 5000
 #define IFCHECK_SECS 30
 #define RETRY_SECS 30
-/* How often a running dchat asks the registry for mail. */
-#define MAIL_POLL_SECS 30
+/*
+ * How often a running dchat asks the registry for mail besides: the
+ * watch (watch.h) hears of new mail at once; this is for a registry that
+ * could not tell (its listener down) and a watch that lost its way.
+ */
+#define MAIL_POLL_SECS 300
 #define CRL_REFRESH_SECS 3600
 #define ACCEPT_BURST 64	/* connections taken per listener per loop turn */
 
@@ -1272,6 +1277,8 @@ turn_setup(struct app *a, struct turn *t)
 		watch(t, 0, POLLIN);
 	if (a->nlfd != -1 && !t->quitting)
 		watch(t, a->nlfd, POLLIN);
+	if (a->watch != NULL && !t->quitting)
+		watch(t, watch_fd(a->watch), POLLIN);
 	t->nl = t->n;
 	for (i = 0; i < a->nlisten && !t->quitting; i++)
 		watch(t, a->lfd[i], POLLIN);
@@ -1322,6 +1329,9 @@ serve_inputs(struct app *a, struct turn *t)
 			read_stdin(a);
 		else if (t->pfd[i].fd == a->nlfd)
 			addr_watch_read(a);
+		else if (a->watch != NULL && t->pfd[i].fd == watch_fd(a->watch) &&
+		    (watch_take(a->watch) & WATCH_MAIL))
+			a->mail_next = 0; /* mail waits: fetch it now */
 	}
 }
 
@@ -1458,6 +1468,31 @@ fetch_mail(struct app *a, time_t now)
 		report(a, EV_REGISTRY_ERROR, err);
 }
 
+/*
+ * Once registered, listen for events at the registry (watch.h); say once
+ * when that stops working, and when it works again.
+ */
+static void
+keep_watching(struct app *a)
+{
+	char err[300], trouble[300];
+
+	if (a->watch == NULL &&
+	    (a->watch = watch_start(&a->ks, err, sizeof(err))) == NULL) {
+		report(a, EV_ERROR, err);
+		return;
+	}
+	watch_trouble(a->watch, trouble, sizeof(trouble));
+	if (strcmp(trouble, a->watch_said) == 0)
+		return;
+	if (trouble[0] != '\0') {
+		snprintf(err, sizeof(err), "not hearing of new mail at once "
+		    "(asking every %d s): %s", MAIL_POLL_SECS, trouble);
+		report(a, EV_REGISTRY_ERROR, err);
+	}
+	snprintf(a->watch_said, sizeof(a->watch_said), "%s", trouble);
+}
+
 /* What is due besides the sessions: certificate, registration, CRL. */
 static void
 run_due(struct app *a, time_t now)
@@ -1475,6 +1510,8 @@ run_due(struct app *a, time_t now)
 		}
 		if (a->registered && now >= a->mail_next)
 			fetch_mail(a, now);
+		if (a->registered)
+			keep_watching(a);
 	}
 	if (now >= a->crl_next)
 		refresh_crl(a);
@@ -1548,6 +1585,8 @@ app_run(struct app *a)
 		if (turn(a, &t) == -1)
 			break;
 	}
+	watch_stop(a->watch);
+	a->watch = NULL;
 	deregister(a);
 	return a->exit_code;
 }
@@ -1575,6 +1614,8 @@ app_free(struct app *a)
 	edit_free(a->ed);
 	a->ed = NULL;
 	pt_free(a->pt);
+	watch_stop(a->watch);
+	a->watch = NULL;
 	vouch_free(a->vouch);
 	irp_client_free(a->irp);
 }

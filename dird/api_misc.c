@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include "api.h"
+#include "push.h"
 
 const char *const *http_route_names(size_t *n);
 
@@ -85,6 +86,7 @@ api_metrics(struct http_req *req, struct http_resp *resp)
 	if (req->reg->cache != NULL)
 		cache_stats(req->reg->cache, &cs);
 	if ((text = metrics_render(req->reg->metrics, names, n, online,
+		 req->reg->push != NULL ? push_waiting(req->reg->push) : -1,
 		 req->reg->cache != NULL ? &cs : NULL, &len)) == NULL) {
 		http_error(resp, 500, "internal_error", "out of memory");
 		return;

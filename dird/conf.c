@@ -86,6 +86,14 @@ static const struct conf_key {
 	    "MiB of messages that may wait in all"),
 	IL("inbox_ttl", inbox_ttl, 60, 31536000, "604800",
 	    "seconds a message waits at most before it is dropped"),
+	IL("push_wait_max", push_wait_max, 0, 3600, "60",
+	    "seconds a request for events (a long poll) may wait at most; "
+	    "0: never wait, answer at once"),
+	I("push_waiters", push_waiters, 1, 100000, "1024",
+	    "requests for events that may wait at once, in all"),
+	I("push_user_waiters", push_user_waiters, 1, 1000, "8",
+	    "requests for events that may wait at once for one user (one "
+	    "per device that runs)"),
 	IL("backup_max", backup_max, 1024, 16777216, "1048576",
 	    "PKCS#12 backup limit, bytes"),
 	IL("ocsp_validity", ocsp_validity, 60, 86400, "300",

@@ -58,6 +58,10 @@ struct conf {
 	int inbox_sender_mb;  /* MiB one sender has waiting, for all */
 	int inbox_total_mb;   /* MiB waiting in all */
 	int inbox_ttl;	      /* seconds a message waits at most */
+	/* Requests that wait for events (push.h). */
+	int push_wait_max;     /* seconds one may wait at most */
+	int push_waiters;      /* waiting at once, in all */
+	int push_user_waiters; /* waiting at once, per user */
 };
 
 /* Fill c with the defaults. */

@@ -66,6 +66,7 @@ enum stmt {
 	S_INBOX_LIST,
 	S_INBOX_GET,
 	S_INBOX_DEL,
+	S_INBOX_STATE,
 	S_COUNT
 };
 
@@ -306,6 +307,9 @@ static const struct {
 			   " FROM inbox WHERE user_id = $1 AND "
 			   "expires_at > now() ORDER BY id LIMIT $2",
 	    2 },
+	[S_INBOX_STATE] = { "SELECT count(*), coalesce(max(id), 0) FROM inbox "
+			    "WHERE user_id = $1 AND expires_at > now()",
+	    1 },
 	[S_INBOX_GET] = { "SELECT data FROM inbox WHERE user_id = $1 AND "
 			  "id = $2 AND expires_at > now()",
 	    2 },
@@ -328,8 +332,9 @@ struct db {
 	int quiet;		/* SET dir.notify = off on every connection */
 };
 
-/* The channel of schema/002_change_notify.sql. */
+/* The channels of schema/002_change_notify.sql and 007_push.sql. */
 #define DB_CHANNEL "dir_changed"
+#define DB_PUSH_CHANNEL "dir_push"
 
 static void
 db_seterr(struct db_err *err, enum db_errcode code, const char *fmt, ...)
@@ -663,6 +668,15 @@ db_listen_changes(struct db *db, struct db_err *err)
 	/* Named, so that an operator can tell it in pg_stat_activity. */
 	return db_simple(db, "SET application_name = 'dird cache listener'; "
 	    "LISTEN " DB_CHANNEL, err);
+}
+
+int
+db_listen_push(struct db *db, struct db_err *err)
+{
+	if (db_conn_only(db, err) == -1)
+		return -1;
+	return db_simple(db, "SET application_name = 'dird push listener'; "
+	    "LISTEN " DB_PUSH_CHANNEL, err);
 }
 
 int
@@ -1931,6 +1945,24 @@ db_inbox_list(struct db *db, int64_t user_id, int max,
 		if (cb(&m, arg) != 0)
 			break;
 	}
+	PQclear(res);
+	return 0;
+}
+
+int
+db_inbox_state(struct db *db, int64_t user_id, int64_t *count, int64_t *newest,
+    struct db_err *err)
+{
+	char id[24];
+	const char *v[1] = { id };
+	PGresult *res;
+
+	snprintf(id, sizeof(id), "%" PRId64, user_id);
+	if ((res = db_exec(db, S_INBOX_STATE, v, NULL, 0, PGRES_TUPLES_OK,
+		 err)) == NULL)
+		return -1;
+	*count = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+	*newest = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
 	PQclear(res);
 	return 0;
 }

@@ -105,6 +105,12 @@ typedef void db_change_fn(void *arg, int64_t user_id, int listing);
 int db_set_quiet(struct db *db, struct db_err *err) DB_WUR;
 int db_listen_changes(struct db *db, struct db_err *err) DB_WUR;
 /*
+ * The same for what push.h waits for (schema/007_push.sql: NOTIFY
+ * dir_push with the user's id when mail is stored for them), read with
+ * db_read_changes too.
+ */
+int db_listen_push(struct db *db, struct db_err *err) DB_WUR;
+/*
  * On a listening connection: claim to be the only dird that caches
  * without announcing its writes (cache = local).  *alone is 0 when
  * another live dird holds the claim; the claim ends with the connection.
@@ -198,6 +204,9 @@ int db_inbox_put(struct db *db, const struct db_inbox_new *m,
 int db_inbox_list(struct db *db, int64_t user_id, int max,
     int (*cb)(const struct db_inbox_msg *, void *), void *arg,
     struct db_err *err) DB_WUR;
+/* How many messages wait for user_id, and the highest id among them. */
+int db_inbox_state(struct db *db, int64_t user_id, int64_t *count,
+    int64_t *newest, struct db_err *err) DB_WUR;
 /* Message msg of user_id: *data new (free()); DB_ERR_NOTFOUND. */
 int db_inbox_get(struct db *db, int64_t user_id, int64_t msg,
     unsigned char **data, size_t *len, struct db_err *err) DB_WUR;

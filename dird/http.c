@@ -30,6 +30,7 @@
 #include "fed.h"
 #include "http.h"
 #include "log.h"
+#include "push.h"
 
 enum route_auth {
 	RA_NONE,    /* anyone */
@@ -95,6 +96,8 @@ static const struct route {
 	    "backup_put", HK_IRP },
 	{ "POST", "/v1/users/*/inbox", RA_CERT, RB_SMIME, BIG_INBOX,
 	    api_inbox_post, "inbox_post", HK_IRP },
+	{ "GET", "/v1/me/events", RA_CERT, RB_NONE, 0, api_events, "events",
+	    HK_IRP },
 	{ "GET", "/v1/me/inbox", RA_CERT, RB_NONE, 0, api_inbox_list,
 	    "inbox_list", HK_IRP },
 	{ "GET", "/v1/me/inbox/*", RA_CERT, RB_NONE, 0, api_inbox_get,
@@ -197,6 +200,8 @@ struct req_ctx {
 	struct timespec start;
 	gnutls_session_t corked; /* see cork() */
 	int fd;
+	int waited;	  /* it waited once (see wait_here) */
+	int wait_refused; /* too many wait: 429 */
 };
 
 /* ---- replies ------------------------------------------------------------ */
@@ -720,6 +725,8 @@ req_setup(struct http_server *srv, struct MHD_Connection *conn,
 	req->msg_id = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
 	    "IRP-Message-Id");
 	req->param = rc->param;
+	req->waited = rc->waited;
+	req->conn = conn;
 	req->authorization = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
 	    MHD_HTTP_HEADER_AUTHORIZATION);
 	if ((req->db = thread_db(srv, &de)) == NULL) {
@@ -834,6 +841,12 @@ handle(struct http_server *srv, struct MHD_Connection *conn,
 	}
 	if (!db_ok)
 		goto out;
+	if (rc->wait_refused) {
+		http_error(resp, 429, "too_many_waiting", "too many requests "
+		    "wait for events here now; ask again later");
+		resp->retry_after = 30;
+		goto out;
+	}
 	req.body = rc->body;
 	req.body_len = rc->len;
 	/*
@@ -855,8 +868,46 @@ handle(struct http_server *srv, struct MHD_Connection *conn,
 	/* A handler that left a transaction open lost it: roll back. */
 	db_rollback(req.db);
 out:
-	req_log(srv, &req, rc, resp);
+	if (resp->wait == 0)
+		req_log(srv, &req, rc, resp);
 	json_decref(req.json);
+}
+
+const char *
+http_query(const struct http_req *req, const char *name)
+{
+	return MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND,
+	    name);
+}
+
+static void
+resume_cb(void *conn)
+{
+	MHD_resume_connection(conn);
+}
+
+/*
+ * The handler asked to wait (a long poll, http.h): the connection sleeps,
+ * holding no thread and no database connection, until push wakes it;
+ * libmicrohttpd then calls access_cb again, and the handler, told that
+ * it waited, answers.  Suspended first, so that push never resumes a
+ * connection that is not (yet) suspended; one that can not wait is
+ * resumed at once and answered at that next call.
+ */
+static void
+wait_here(struct http_server *srv, struct MHD_Connection *conn,
+    struct req_ctx *rc, const struct http_resp *resp)
+{
+	int rv;
+
+	rc->waited = 1;
+	MHD_suspend_connection(conn);
+	rv = push_wait(srv->reg->push, resp->wait_user, resp->wait_ticket,
+	    push_clock() + (int64_t)resp->wait * 1000, resume_cb, conn);
+	if (rv != 0) {
+		rc->wait_refused = rv == -1;
+		MHD_resume_connection(conn);
+	}
 }
 
 /*
@@ -1051,6 +1102,13 @@ access_cb(void *cls, struct MHD_Connection *conn, const char *url,
 reply:
 	memset(&resp, 0, sizeof(resp));
 	handle(srv, conn, rc, method, url, &resp);
+	if (resp.wait > 0 && !rc->waited && srv->reg->push != NULL) {
+		free(resp.body);
+		wait_here(srv, conn, rc, &resp);
+		return MHD_YES;
+	}
+	if (resp.status == 0) /* a handler that may not wait again */
+		http_error(&resp, 500, "internal", "no answer was made");
 send:
 	metrics_request(srv->reg->metrics, rc->route, resp.status,
 	    elapsed(&rc->start));
@@ -1248,6 +1306,9 @@ listen_on(struct http_server *srv, const char *spec, enum http_kind kind,
 	/* MHD_USE_ITC: http_drain's MHD_quiesce_daemon needs it. */
 	flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL |
 	    MHD_USE_ERROR_LOG | MHD_USE_ITC;
+	/* Requests that wait for events sleep suspended (wait_here). */
+	if (kind == HK_IRP)
+		flags |= MHD_ALLOW_SUSPEND_RESUME;
 	if (ss.ss_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
 	if (wild6)
@@ -1379,6 +1440,8 @@ http_drain(struct http_server *srv, int secs)
 	for (j = 0; j < srv->ndaemons; j++)
 		srv->lsock[j] = MHD_quiesce_daemon(srv->daemons[j]);
 	srv->quiesced = 1;
+	/* Requests that wait for events are answered now, with what is. */
+	push_stop(srv->reg->push);
 	for (turns = (long)secs * 20; turns > 0 &&
 	    atomic_load(&srv->inflight) > 0; turns--)
 		nanosleep(&tick, NULL);

@@ -38,6 +38,8 @@ struct http_req {
 	const char *from_domain; /* IRP-Domain: another registry asks */
 	int no_cache;	      /* Cache-Control: no-cache */
 	const char *msg_id;   /* IRP-Message-Id: a post to an inbox */
+	int waited;	      /* it waited already (http_resp's wait) */
+	void *conn;	      /* for http_query only */
 };
 
 struct http_resp {
@@ -47,7 +49,20 @@ struct http_resp {
 	size_t len;
 	char location[256];  /* optional Location header */
 	int retry_after;     /* a 429's Retry-After, seconds */
+	/*
+	 * A handler that has nothing to say yet may leave status 0 and ask
+	 * to wait up to `wait` seconds for wait_user to be announced
+	 * (push.h), with the ticket it took before it looked.  It is called
+	 * again when that happened or the time is up, with req->waited set,
+	 * and must answer then.
+	 */
+	int wait;
+	int64_t wait_user;
+	uint64_t wait_ticket;
 };
+
+/* The query argument name of the request, or NULL. */
+const char *http_query(const struct http_req *req, const char *name);
 
 /* JSON reply; steals obj. */
 void http_json(struct http_resp *resp, int status, json_t *obj);

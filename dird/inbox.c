@@ -195,6 +195,23 @@ inbox_list(struct reg *r, struct db *db, const struct reg_actor *who,
 }
 
 int
+inbox_state(struct reg *r, struct db *db, const struct reg_actor *who,
+    int64_t *count, int64_t *newest, struct reg_err *e)
+{
+	struct db_err de;
+
+	(void)r;
+	*count = *newest = 0;
+	if (by_certificate(who, e) == -1)
+		return -1;
+	if (db_inbox_state(db, who->user_id, count, newest, &de) == -1) {
+		reg_err_from_db(e, &de);
+		return -1;
+	}
+	return 0;
+}
+
+int
 inbox_get(struct reg *r, struct db *db, const struct reg_actor *who, int64_t id,
     unsigned char **data, size_t *len, struct reg_err *e)
 {

@@ -41,6 +41,10 @@ int inbox_list(struct reg *r, struct db *db, const struct reg_actor *who,
     int (*cb)(const struct db_inbox_msg *, void *), void *arg,
     struct reg_err *e) REG_WUR;
 
+/* How many messages wait for who, and the highest id among them (0). */
+int inbox_state(struct reg *r, struct db *db, const struct reg_actor *who,
+    int64_t *count, int64_t *newest, struct reg_err *e) REG_WUR;
+
 /* Message id of who: *data new (free()); 404 no_message. */
 int inbox_get(struct reg *r, struct db *db, const struct reg_actor *who,
     int64_t id, unsigned char **data, size_t *len, struct reg_err *e) REG_WUR;

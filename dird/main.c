@@ -22,6 +22,7 @@
 #include "fed.h"
 #include "http.h"
 #include "log.h"
+#include "push.h"
 #include "reg.h"
 #include "sdnotify.h"
 #include "signer.h"
@@ -281,9 +282,12 @@ main(int argc, char **argv)
 		fatalx("%s", errbuf);
 	}
 	if ((reg.fed = fed_new(&reg, errbuf, sizeof(errbuf))) == NULL ||
+	    (reg.push = push_new(reg.conninfo, reg.conf.push_waiters,
+		 reg.conf.push_user_waiters, errbuf, sizeof(errbuf))) == NULL ||
 	    reg_cache_start(&reg, errbuf, sizeof(errbuf)) == -1 ||
 	    (srv = http_start(&reg, errbuf, sizeof(errbuf))) == NULL) {
 		log_warnx("%s", errbuf);
+		push_free(reg.push);
 		fed_free(reg.fed);
 		auth_free(reg.auth);
 		metrics_free(reg.metrics);
@@ -319,6 +323,7 @@ main(int argc, char **argv)
 		log_warnx("%d request%s still in flight after %d s; stopping "
 		    "anyway", i, i == 1 ? "" : "s", DRAIN_SECS);
 	http_stop(srv);
+	push_free(reg.push);
 	fed_free(reg.fed);
 	auth_free(reg.auth);
 	metrics_free(reg.metrics);

@@ -153,7 +153,7 @@ put(struct buf *b, const char *fmt, ...)
 
 char *
 metrics_render(struct metrics *m, const char *const *route_names,
-    size_t nroutes, long online, const struct cache_stats *cache,
+    size_t nroutes, long online, int waiting, const struct cache_stats *cache,
     size_t *len)
 {
 	struct buf b = { malloc(8192), 0, 8192, 0 };
@@ -216,6 +216,11 @@ metrics_render(struct metrics *m, const char *const *route_names,
 		put(&b, "# HELP dird_online_users Users with an unexpired "
 			"address.\n# TYPE dird_online_users gauge\n"
 			"dird_online_users %ld\n", online);
+	if (waiting >= 0)
+		put(&b, "# HELP dird_push_waiting Requests for events that "
+			"wait (long polls of running clients).\n"
+			"# TYPE dird_push_waiting gauge\n"
+			"dird_push_waiting %d\n", waiting);
 	if (cache != NULL)
 		put(&b, "# HELP dird_cache_hits_total Lookups and certificate "
 			"checks answered from the cache.\n"

@@ -32,11 +32,11 @@ void metrics_fed(struct metrics *m, int incoming, const char *result);
  */
 void metrics_inbox(struct metrics *m, const char *result);
 /*
- * The exposition text (new buffer, free()); online < 0 and cache NULL
- * leave those figures out.
+ * The exposition text (new buffer, free()); online < 0, waiting < 0
+ * and cache NULL leave those figures out.
  */
 char *metrics_render(struct metrics *m, const char *const *route_names,
-    size_t nroutes, long online, const struct cache_stats *cache,
-    size_t *len);
+    size_t nroutes, long online, int waiting,
+    const struct cache_stats *cache, size_t *len);
 
 #endif

@@ -48,6 +48,7 @@ struct cache;	 /* cache.h */
 struct metrics;	 /* metrics.h, dird's */
 struct auth;	 /* auth.h, dird's */
 struct fed;	 /* fed.h, dird's */
+struct push;	 /* push.h, dird's */
 
 struct reg {
 	char datadir[PATH_MAX];
@@ -75,6 +76,7 @@ struct reg {
 	struct metrics *metrics;
 	struct auth *auth;
 	struct fed *fed; /* fed.h: other domains' registries */
+	struct push *push; /* push.h: requests that wait for events */
 };
 
 /* Build DATA/name into buf. */

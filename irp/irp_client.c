@@ -44,6 +44,7 @@ struct irp_client {
 	char *from_domain;
 	X509 *chain; /* sent after the client certificate */
 	long timeout; /* seconds for a whole call; 0: the default */
+	const atomic_int *stop; /* irp_client_set_stop */
 };
 
 /* A response body, refused beyond limit so a broken server can't fill us. */
@@ -70,6 +71,7 @@ struct req {
 	const char *msg_id; /* IRP-Message-Id: a post to an inbox */
 	size_t limit;
 	long timeout; /* seconds for the whole call; 0: the default */
+	int long_poll; /* silent until its timeout: no low-speed limit */
 };
 
 static CURLcode registry_ctx(CURL *, void *, void *);
@@ -356,6 +358,26 @@ curl_err(struct irp_err *err, CURLcode rc, const char *server,
 	    detail && *detail ? ")" : "");
 }
 
+/* curl asks about once a second, also while nothing arrives. */
+static int
+stop_cb(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+    curl_off_t ulnow)
+{
+	struct irp_client *c = arg;
+
+	(void)dltotal;
+	(void)dlnow;
+	(void)ultotal;
+	(void)ulnow;
+	return atomic_load(c->stop) != 0;
+}
+
+void
+irp_client_set_stop(struct irp_client *c, const atomic_int *stop)
+{
+	c->stop = stop;
+}
+
 /*
  * Perform one request.  *out receives the body whatever the status; the
  * return is the HTTP status, or -1 with err filled on a transport error.
@@ -395,8 +417,13 @@ perform(struct irp_client *c, const struct req *r, struct buf *out,
 	 * machine is gone) stalls; give up on it after 15 s of silence
 	 * rather than at the overall timeout: dchat waits on us. */
 	SET(CURLOPT_LOW_SPEED_LIMIT, 1L);
-	SET(CURLOPT_LOW_SPEED_TIME, 15L);
+	SET(CURLOPT_LOW_SPEED_TIME, r->long_poll ? timeout : 15L);
 	SET(CURLOPT_NOSIGNAL, 1L);
+	if (c->stop != NULL) {
+		SET(CURLOPT_NOPROGRESS, 0L);
+		SET(CURLOPT_XFERINFOFUNCTION, stop_cb);
+		SET(CURLOPT_XFERINFODATA, c);
+	}
 	SET(CURLOPT_ERRORBUFFER, errbuf);
 	SET(CURLOPT_WRITEFUNCTION, write_cb);
 	SET(CURLOPT_WRITEDATA, out);
@@ -1026,6 +1053,38 @@ irp_inbox_list(struct irp_client *c, struct irp_inbox *out,
 	memset(out, 0, sizeof(*out));
 	if (call(c, &r, 200, &b, err) == 0)
 		rv = irp_parse_inbox((const char *)b.data, b.len, out, err);
+	buf_free(&b);
+	return rv;
+}
+
+int
+irp_events(struct irp_client *c, const char *cursor, int wait,
+    struct irp_events *out, struct irp_err *err)
+{
+	struct buf b = { 0 };
+	struct req r = { .method = "GET", .use_cert = 1, .limit = IRP_BODY_MAX,
+		.long_poll = 1 };
+	char path[64 + IRP_CURSOR_MAX];
+	int rv = -1;
+
+	memset(out, 0, sizeof(*out));
+	/* The cursor goes into the URL as it is: only one that needs no
+	 * escaping (as irp_events_parse takes them). */
+	if (cursor != NULL && !irp_cursor_ok(cursor)) {
+		irp_seterr(err, 0, "usage", "not a cursor of events");
+		return -1;
+	}
+	if (wait < 0 || wait > IRP_WAIT_MAX)
+		wait = 0;
+	if (cursor != NULL)
+		snprintf(path, sizeof(path), "/v1/me/events?after=%s&wait=%d",
+		    cursor, wait);
+	else
+		snprintf(path, sizeof(path), "/v1/me/events");
+	r.path = path;
+	r.timeout = (c->timeout > 0 ? c->timeout : 30) + wait;
+	if (call(c, &r, 200, &b, err) == 0)
+		rv = irp_parse_events((const char *)b.data, b.len, out, err);
 	buf_free(&b);
 	return rv;
 }

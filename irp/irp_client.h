@@ -16,6 +16,7 @@
 #ifndef IRP_CLIENT_H
 #define IRP_CLIENT_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <time.h>
 
@@ -167,6 +168,20 @@ int irp_inbox_get(struct irp_client *c, long long id, size_t max,
     unsigned char **msg, size_t *len, struct irp_err *err) IRP_WUR;
 int irp_inbox_delete(struct irp_client *c, long long id,
     struct irp_err *err) IRP_WUR;
+
+/*
+ * What happened for us since cursor (NULL: tell what is now), waiting
+ * up to wait seconds for something to (a long poll, docs/irp.md
+ * "Events").  The call's timeout is wait plus the usual margin.
+ */
+int irp_events(struct irp_client *c, const char *cursor, int wait,
+    struct irp_events *out, struct irp_err *err) IRP_WUR;
+/*
+ * Give up any call in progress, and every later one, once *stop is
+ * non-zero (another thread sets it): for a thread that waits in
+ * irp_events and must end.  NULL: never.
+ */
+void irp_client_set_stop(struct irp_client *c, const atomic_int *stop);
 
 int irp_ocsp(struct irp_client *c, const unsigned char *req, size_t req_len,
     unsigned char **resp, size_t *resp_len, struct irp_err *err) IRP_WUR;

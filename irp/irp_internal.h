@@ -48,6 +48,9 @@ int irp_parse_inbox_item(const char *json, size_t len,
     struct irp_inbox_item *out, struct irp_err *err) IRP_WUR;
 int irp_parse_inbox(const char *json, size_t len, struct irp_inbox *out,
     struct irp_err *err) IRP_WUR;
+/* The answer of GET /v1/me/events. */
+int irp_parse_events(const char *json, size_t len, struct irp_events *out,
+    struct irp_err *err) IRP_WUR;
 /* The answer of PUT /v1/me/backup. */
 int irp_parse_backup_put(const char *json, size_t len,
     struct irp_backup_stored *out, struct irp_err *err) IRP_WUR;

@@ -167,3 +167,18 @@ irp_parse_inbox(const char *json, size_t len, struct irp_inbox *out,
 	json_decref(root);
 	return rv;
 }
+
+int
+irp_parse_events(const char *json, size_t len, struct irp_events *out,
+    struct irp_err *err)
+{
+	json_t *root;
+	int rv;
+
+	memset(out, 0, sizeof(*out));
+	if ((root = parse_body(json, len, "the events", err)) == NULL)
+		return -1;
+	rv = irp_events_parse(root, out, err);
+	json_decref(root);
+	return rv;
+}

@@ -1155,6 +1155,69 @@ irp_inbox_clear(struct irp_inbox *l)
 	l->n = 0;
 }
 
+/* ---- events ---------------------------------------------------------- */
+
+int
+irp_cursor_ok(const char *s)
+{
+	size_t n = strlen(s);
+
+	return n > 0 && n < IRP_CURSOR_MAX &&
+	    strspn(s,
+		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+		"0123456789._-") == n;
+}
+
+json_t *
+irp_events_build(const struct irp_events *ev)
+{
+	json_t *list = json_array();
+
+	if (list != NULL && ev->mail_waiting > 0)
+		(void)json_array_append_new(list,
+		    json_pack("{s:s,s:I}", "type", "mail", "waiting",
+			(json_int_t)ev->mail_waiting));
+	return json_pack("{s:s,s:o}", "cursor", ev->cursor, "events", list);
+}
+
+int
+irp_events_parse(json_t *root, struct irp_events *out, struct irp_err *err)
+{
+	static const char what[] = "events";
+	char type[32];
+	json_t *arr, *v;
+	size_t i;
+
+	memset(out, 0, sizeof(*out));
+	if (rep_object(root, what, err) == -1 ||
+	    rep_str(root, "cursor", out->cursor, sizeof(out->cursor), REQUIRED,
+		what, err) == -1 ||
+	    rep_array(root, "events", &arr, what, err) == -1)
+		goto err;
+	if (!irp_cursor_ok(out->cursor)) {
+		irp_seterr(err, 200, "bad_response",
+		    "the registry's %s answer has a \"cursor\" that is none",
+		    what);
+		goto err;
+	}
+	json_array_foreach(arr, i, v) {
+		if (i == IRP_EVENTS_MAX)
+			break;
+		if (rep_object(v, what, err) == -1 ||
+		    rep_str(v, "type", type, sizeof(type), REQUIRED, what,
+			err) == -1)
+			goto err;
+		if (strcmp(type, "mail") == 0 &&
+		    rep_int(v, "waiting", 1, LLONG_MAX, &out->mail_waiting,
+			what, err) == -1)
+			goto err;
+	}
+	return 0;
+err:
+	memset(out, 0, sizeof(*out));
+	return -1;
+}
+
 /* ---- revocation ------------------------------------------------------ */
 
 json_t *

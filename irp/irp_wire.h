@@ -335,6 +335,29 @@ void irp_inbox_clear(struct irp_inbox *l);
 /* 1 when s is a message id as the inbox takes it. */
 int irp_msgid_ok(const char *s);
 
+/* ---- events ---------------------------------------------------------- */
+
+/*
+ * GET /v1/me/events[?after=CURSOR[&wait=SECONDS]]: what happened for the
+ * asking user since CURSOR, the opaque token of an earlier answer; at
+ * once when something did (or without CURSOR), else after up to SECONDS
+ * of nothing: {"cursor":"...","events":[{"type":"mail","waiting":N}]}.
+ * A reader skips events of a type it does not know: later registries may
+ * send more kinds on the same channel.
+ */
+#define IRP_CURSOR_MAX 64
+#define IRP_EVENTS_MAX 16
+#define IRP_WAIT_MAX 3600
+struct irp_events {
+	char cursor[IRP_CURSOR_MAX];
+	long long mail_waiting; /* > 0: a "mail" event, that many wait */
+};
+/* 1 when s is a cursor: 1-63 of [A-Za-z0-9._-], safe in a URL as is. */
+int irp_cursor_ok(const char *s);
+json_t *irp_events_build(const struct irp_events *ev);
+int irp_events_parse(json_t *root, struct irp_events *out,
+    struct irp_err *err) IRP_WUR;
+
 /* ---- revocation ------------------------------------------------------ */
 
 /* {"reason"?}: the name of a CRL reason, NULL when not given. */

@@ -176,6 +176,23 @@ fuzz_addresses(const char *b, size_t n, struct irp_err *err)
 }
 
 static void
+fuzz_events(const char *b, size_t n, struct irp_err *err)
+{
+	struct irp_events ev;
+
+	memset(&ev, 0xa5, sizeof(ev));
+	if (irp_parse_events(b, n, &ev, err) == 0) {
+		TERMINATED(ev.cursor);
+		/* Only a cursor that goes into a URL unescaped. */
+		FUZZ_CHECK(irp_cursor_ok(ev.cursor));
+		FUZZ_CHECK(ev.mail_waiting >= 0);
+	} else {
+		check_err(err, 200);
+		FUZZ_CHECK(ev.cursor[0] == '\0' && ev.mail_waiting == 0);
+	}
+}
+
+static void
 fuzz_error(const char *b, size_t n, struct irp_err *err)
 {
 	static const long status[] = { 400, 401, 403, 404, 409, 413, 429, 500,
@@ -204,7 +221,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	memcpy(copy, data + 1, n);
 	b = copy;
 	memset(&err, 0xa5, sizeof(err));
-	switch (data[0] % 5) {
+	switch (data[0] % 6) {
 	case 0:
 		fuzz_user(b, n, &err);
 		break;
@@ -216,6 +233,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		break;
 	case 3:
 		fuzz_addresses(b, n, &err);
+		break;
+	case 4:
+		fuzz_events(b, n, &err);
 		break;
 	default:
 		fuzz_error(b, n, &err);

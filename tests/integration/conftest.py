@@ -68,7 +68,7 @@ def uses_asan(exe):
 # was added or lost by mistake.
 MIGRATIONS = ["001_init.sql", "002_change_notify.sql",
               "003_audit_chains.sql", "004_revocation.sql",
-              "005_federation.sql", "006_inbox.sql"]
+              "005_federation.sql", "006_inbox.sql", "007_push.sql"]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 DOMAIN = "example.org"

@@ -585,6 +585,42 @@ test_inbox(void)
 }
 
 static void
+test_events(void)
+{
+	struct irp_events ev = { "42", 3 }, p;
+	struct irp_err e;
+	json_t *j;
+
+	check_json(irp_events_build(&ev),
+	    "{\"cursor\":\"42\",\"events\":[{\"type\":\"mail\","
+	    "\"waiting\":3}]}",
+	    "events with mail");
+	ev.mail_waiting = 0;
+	check_json(irp_events_build(&ev), "{\"cursor\":\"42\",\"events\":[]}",
+	    "events without any");
+	j = json_pack("{s:s,s:[{s:s,s:i},{s:s,s:i}]}", "cursor", "7.x-1",
+	    "events", "type", "call", "from", 1, "type", "mail", "waiting", 2);
+	check(irp_events_parse(j, &p, &e) == 0 && p.mail_waiting == 2 &&
+		strcmp(p.cursor, "7.x-1") == 0,
+	    "an event of a type not known is skipped, mail is read");
+	json_decref(j);
+	j = json_pack("{s:s,s:[{s:s,s:i}]}", "cursor", "1", "events", "type",
+	    "mail", "waiting", 0);
+	check(irp_events_parse(j, &p, &e) == -1 && p.mail_waiting == 0,
+	    "mail with nothing waiting is no answer");
+	json_decref(j);
+	j = json_pack("{s:s,s:[]}", "cursor", "1&wait=0", "events");
+	check(irp_events_parse(j, &p, &e) == -1 &&
+		strstr(e.msg, "cursor") != NULL,
+	    "a cursor that would need escaping in a URL is refused");
+	json_decref(j);
+	check(irp_cursor_ok("0") && irp_cursor_ok("a.b_c-9") &&
+		!irp_cursor_ok("") && !irp_cursor_ok("a b") &&
+		!irp_cursor_ok("a/b") && !irp_cursor_ok("a%20"),
+	    "cursors: 1 to 63 of a small set");
+}
+
+static void
 test_revoke(void)
 {
 	struct irp_revoke_req r = { "keyCompromise" }, rp;
@@ -802,6 +838,7 @@ main(void)
 	test_me();
 	test_backup();
 	test_inbox();
+	test_events();
 	test_revoke();
 	test_admin();
 	test_copy();
