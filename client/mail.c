@@ -275,14 +275,6 @@ mail_seal(struct irp_client *c, const struct keystore *ks, const char *to,
 		snprintf(err, errlen, "%s", ie.msg);
 		return -1;
 	}
-	if (u->via != NULL) {
-		snprintf(err, errlen,
-		    "%s is of another domain: its registry "
-		    "keeps mail for its own users only, and this one does not "
-		    "forward it yet",
-		    to);
-		goto err;
-	}
 	for (i = 0; i < u->ndev && n < CA_CMS_RECIPS_MAX; i++)
 		if (u->dev[i].cert_pem != NULL)
 			recip[n++] = u->dev[i].cert_pem;
@@ -487,6 +479,7 @@ struct me {
 	char maildir[KS_PATH_MAX + 16];
 	struct ks_list allow, deny; /* as for calls: who may reach us */
 	char restored[KS_PATH_MAX]; /* keys of earlier devices (keystore.h) */
+	char domain[256];	    /* ours: its users chain to our CA */
 };
 
 /*
@@ -535,19 +528,49 @@ open_any(const struct me *me, const unsigned char *msg, size_t len,
 
 /*
  * Whether o, posted by sender, is sender's: signed with a certificate of
- * sender's, valid by our CA when signed, still listed for sender by the
- * registry.  0, or -1 with why.
+ * sender's, valid when signed by the CA of sender's domain (ours, or the
+ * one our registry vouches for: federation), still listed for sender by
+ * the registry.  0, or -1 with why.
  */
+/*
+ * The CA that sender's certificates must chain to: ours for our domain;
+ * for another, the one our registry vouched for in u, its lookup answer
+ * (a registry that vouches for none, or for another domain, is not
+ * believed).  0, or -1 with why.
+ */
+static int
+ca_for(const struct me *me, const char *sender, const struct irp_user *u,
+    const char **ca, char *why, size_t whylen)
+{
+	const char *domain = strrchr(sender, '@');
+
+	*ca = me->ca;
+	/* (A home from before the user id was kept knows no domain.) */
+	if (u->via == NULL && domain != NULL &&
+	    (me->domain[0] == '\0' || strcasecmp(domain + 1, me->domain) == 0))
+		return 0;
+	if (u->via == NULL || u->via->ca_pem == NULL || domain == NULL ||
+	    strcasecmp(u->via->domain, domain + 1) != 0) {
+		snprintf(why, whylen,
+		    "your registry vouches for no CA of %.100s's domain",
+		    sender);
+		return -1;
+	}
+	*ca = u->via->ca_pem;
+	return 0;
+}
+
 static int
 judge(struct irp_client *c, const struct me *me, const char *sender,
     const struct ca_cms_opened *o, char *why, size_t whylen)
 {
 	struct ca_cert_info info;
 	struct irp_user *u = NULL;
+	const char *ca;
 	struct irp_err ie;
 	struct ca_err ce;
 	size_t i;
-	int listed = 0;
+	int listed = 0, rv = -1;
 
 	/* Who may not call us may not leave us anything either. */
 	if (ks_list_match(&me->deny, sender)) {
@@ -570,18 +593,20 @@ judge(struct irp_client *c, const struct me *me, const char *sender,
 		    info.userid[0] ? info.userid : "nobody known", sender);
 		return -1;
 	}
-	if (ca_cms_signer_ok(me->ca, o->signer_der, o->signer_len, o->signed_at,
+	if (irp_lookup(c, sender, &u, &ie) == -1) {
+		snprintf(why, whylen, "%s can not be looked up: %s", sender,
+		    ie.msg);
+		return -1;
+	}
+	if (ca_for(me, sender, u, &ca, why, whylen) == -1)
+		goto err;
+	if (ca_cms_signer_ok(ca, o->signer_der, o->signer_len, o->signed_at,
 		&ce) == -1) {
 		snprintf(why, whylen,
 		    "the certificate it was signed with is "
 		    "not valid: %s",
 		    ce.msg);
-		return -1;
-	}
-	if (irp_lookup(c, sender, &u, &ie) == -1) {
-		snprintf(why, whylen, "%s can not be looked up: %s", sender,
-		    ie.msg);
-		return -1;
+		goto err;
 	}
 	for (i = 0; i < u->ndev && !listed; i++) {
 		struct ca_cert_info d;
@@ -591,15 +616,17 @@ judge(struct irp_client *c, const struct me *me, const char *sender,
 			strlen(u->dev[i].cert_pem), &d, &ce) == 0 &&
 		    strcmp(d.fingerprint, info.fingerprint) == 0;
 	}
-	irp_user_free(u);
 	if (!listed) {
 		snprintf(why, whylen,
 		    "the registry lists the certificate it "
 		    "was signed with for %s no more (revoked?)",
 		    sender);
-		return -1;
+		goto err;
 	}
-	return 0;
+	rv = 0;
+err:
+	irp_user_free(u);
+	return rv;
 }
 
 /* The outer headers of a kept message, from the signed ones inside. */
@@ -770,6 +797,9 @@ me_load(const struct keystore *ks, struct me *me, char *err, size_t errlen)
 	memset(me, 0, sizeof(*me));
 	snprintf(me->maildir, sizeof(me->maildir), "%s/Maildir", ks->home);
 	snprintf(me->restored, sizeof(me->restored), "%s", ks->restored);
+	if (strchr(ks->userid, '@') != NULL)
+		snprintf(me->domain, sizeof(me->domain), "%s",
+		    strrchr(ks->userid, '@') + 1);
 	if (ks_list_load(ks->allow, &me->allow) == -1 ||
 	    ks_list_load(ks->deny, &me->deny) == -1) {
 		snprintf(err, errlen, "cannot read the allow or deny list");

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "api.h"
+#include "fed.h"
 #include "inbox.h"
 #include "metrics.h"
 
@@ -38,6 +39,37 @@ item(const struct db_inbox_msg *m, struct irp_inbox_item *it)
 	irp_time(m->expires_at, it->expires_at);
 }
 
+/*
+ * A post for a user of another domain goes on to that domain's registry
+ * (fed.h): 1 when userid is one (resp filled), 0 when it is ours.
+ */
+static int
+post_foreign(struct http_req *req, const struct reg_actor *who,
+    struct http_resp *resp)
+{
+	char userid[IRP_USERID_MAX + 1];
+	struct irp_inbox_item it;
+	const char *why;
+	struct reg_err e;
+
+	if (irp_userid_normalize(req->param, userid, sizeof(userid), &why) ==
+		-1 ||
+	    strcmp(strrchr(userid, '@') + 1, req->reg->conf.domain) == 0 ||
+	    who->by == REG_BY_REGISTRY)
+		return 0; /* inbox_post says what is wrong */
+	if (inbox_outgoing(req->reg, who, req->msg_id, req->body, req->body_len,
+		&e) == -1 ||
+	    fed_post(req->reg->fed, req->db, who, userid, req->msg_id,
+		req->body, req->body_len, &it, &e) == -1) {
+		metrics_inbox(req->reg->metrics, "refused");
+		http_reg_error(resp, &e);
+		return 1;
+	}
+	metrics_inbox(req->reg->metrics, "forwarded");
+	http_json(resp, 201, irp_inbox_item_build(&it));
+	return 1;
+}
+
 void
 api_inbox_post(struct http_req *req, struct http_resp *resp)
 {
@@ -46,8 +78,14 @@ api_inbox_post(struct http_req *req, struct http_resp *resp)
 	struct reg_actor who;
 	struct reg_err e;
 
-	if (inbox_post(req->reg, req->db, api_actor(req, &who), req->param,
-		req->msg_id, req->body, req->body_len, &m, &e) == -1) {
+	api_actor(req, &who);
+	/* Another registry names the sender it relays for. */
+	if (who.by == REG_BY_REGISTRY)
+		who.userid = req->sender;
+	if (post_foreign(req, &who, resp))
+		return;
+	if (inbox_post(req->reg, req->db, &who, req->param, req->msg_id,
+		req->body, req->body_len, &m, &e) == -1) {
 		metrics_inbox(req->reg->metrics,
 		    e.status == 409	? "duplicate" :
 			e.status == 507 ? "over_quota" :

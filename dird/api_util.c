@@ -60,7 +60,13 @@ api_actor(const struct http_req *req, struct reg_actor *who)
 	case AUTH_PASSWORD:
 		who->by = REG_BY_PASSWORD;
 		break;
-	case AUTH_REGISTRY: /* another domain's registry only looks up */
+	case AUTH_REGISTRY:
+		/* It acts for one of its users only where a handler names
+		 * that user (a relayed post to an inbox). */
+		who->by = REG_BY_REGISTRY;
+		who->registry = req->who.registry;
+		who->name = req->who.registry;
+		break;
 	case AUTH_NONE:
 		break;
 	}

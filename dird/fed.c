@@ -32,6 +32,8 @@
 #define FED_SRV_MAX 8
 /* The limiter's window, seconds: the rates are per minute. */
 #define FED_WINDOW 60
+/* Seconds a relayed post may take beyond federation_timeout. */
+#define FED_POST_SECS 60
 
 /* A kept answer (status 200, body) or refusal (the error). */
 struct entry {
@@ -571,18 +573,18 @@ valid_until(const struct irp_user *u, time_t cap)
 	return cap;
 }
 
-/* Ask t's registry about userid, as this registry.  0 or -1 with e. */
-static int
-ask(struct fed *f, const struct trust *t, const char *userid,
-    struct irp_user **u, struct reg_err *e)
+/*
+ * A client for t's registry that speaks as this registry: its server
+ * certificate and CA, IRP-Domain.  NULL with e.
+ */
+static struct irp_client *
+registry_client(struct fed *f, const struct trust *t, int timeout,
+    struct reg_err *e)
 {
-	const struct conf *c = reg_conf(f->r);
 	char cert[PATH_MAX], key[PATH_MAX];
-	struct irp_client *cl = NULL;
+	struct irp_client *cl;
 	struct irp_err ie;
-	int rv = -1;
 
-	*u = NULL;
 	reg_path(f->r, REG_SERVER_CERT, cert, sizeof(cert));
 	reg_path(f->r, REG_SERVER_KEY, key, sizeof(key));
 	if ((cl = irp_client_new_pem(t->server, t->ca_pem, cert, key, &ie)) ==
@@ -591,9 +593,26 @@ ask(struct fed *f, const struct trust *t, const char *userid,
 		&ie) == -1 ||
 	    (f->dns_own && irp_client_use_dns(cl, f->dns, &ie) == -1)) {
 		reg_seterr(e, 502, "registry_unreachable", "%s", ie.msg);
-		goto err;
+		irp_client_free(cl);
+		return NULL;
 	}
-	irp_client_set_timeout(cl, c->fed_timeout);
+	irp_client_set_timeout(cl, timeout);
+	return cl;
+}
+
+/* Ask t's registry about userid, as this registry.  0 or -1 with e. */
+static int
+ask(struct fed *f, const struct trust *t, const char *userid,
+    struct irp_user **u, struct reg_err *e)
+{
+	struct irp_client *cl;
+	struct irp_err ie;
+	int rv = -1;
+
+	*u = NULL;
+	if ((cl = registry_client(f, t, reg_conf(f->r)->fed_timeout, e)) ==
+	    NULL)
+		return -1;
 	if (irp_lookup(cl, userid, u, &ie) == 0) {
 		rv = 0;
 		goto err;
@@ -777,6 +796,103 @@ err:
 			e->status == 403 ? "refused" :
 					   "error");
 	irp_user_free(u);
+	trust_free(t);
+	return rv;
+}
+
+/*
+ * What the other registry said to a relayed post, for our user: its own
+ * refusals of the message (size, quota, recipient, duplicate) as they
+ * are; a refusal of this registry, or no answer, as ours to tell (502).
+ */
+static void
+post_err(const struct trust *t, const struct irp_err *ie, struct reg_err *e)
+{
+	switch (ie->status) {
+	case 400:
+	case 404:
+	case 409:
+	case 413:
+	case 415:
+	case 507:
+		reg_seterr(e, (int)ie->status, ie->code,
+		    "the registry of %s: %s", t->domain, ie->msg);
+		break;
+	case 429:
+	case 503:
+		reg_seterr(e, 503, "registry_busy",
+		    "the registry of %s is busy; try again in a minute",
+		    t->domain);
+		e->retry_after = 60;
+		break;
+	case 401:
+	case 403:
+		reg_seterr(e, 502, "remote_refused",
+		    "the registry of %s refused a post from this registry: %s",
+		    t->domain, ie->msg);
+		break;
+	default:
+		reg_seterr(e, 502, "registry_unreachable",
+		    "the registry of %s (%s:%u) did not take the message: %s",
+		    t->domain, t->host, t->port, ie->msg);
+	}
+}
+
+int
+fed_post(struct fed *f, struct db *db, const struct reg_actor *who,
+    const char *userid, const char *msg_id, const unsigned char *data,
+    size_t len, struct irp_inbox_item *out, struct reg_err *e)
+{
+	const struct conf *c = reg_conf(f->r);
+	const char *domain = strrchr(userid, '@') + 1;
+	char dkey[260], detail[300];
+	struct irp_client *cl = NULL;
+	struct trust *t = NULL;
+	struct db_fed rule;
+	struct irp_err ie;
+	struct db_err de;
+	char *body = NULL;
+	size_t blen;
+	int rv = -1;
+
+	memset(out, 0, sizeof(*out));
+	if (rule_get(db, domain, &rule, e) == -1)
+		return -1;
+	snprintf(dkey, sizeof(dkey), "d%s", domain);
+	if (kept(f, dkey, 0, e, &body, &blen))
+		return -1; /* a refusal of the domain, kept */
+	if (limit_over(f->out_lim, "fed-post", who->userid, limit_now())) {
+		reg_seterr(e, 429, "rate_limited",
+		    "too many messages to other domains' users; try again in a "
+		    "minute");
+		e->retry_after = FED_WINDOW;
+		return -1;
+	}
+	limit_hit(f->out_lim, "fed-post", who->userid, limit_now());
+	if ((t = discover(f, &rule, e)) == NULL) {
+		keep(f, dkey, time(NULL) + c->fed_negative_ttl, 0, e, NULL, 0);
+		return -1;
+	}
+	/* A message of up to inbox_msg_max travels: more than a lookup's
+	 * few seconds. */
+	if ((cl = registry_client(f, t, c->fed_timeout + FED_POST_SECS, e)) ==
+	    NULL)
+		goto err;
+	if (irp_inbox_relay(cl, userid, who->userid, msg_id, data, len, out,
+		&ie) == -1) {
+		post_err(t, &ie, e);
+		goto err;
+	}
+	snprintf(detail, sizeof(detail), "size=%zu msg_id=%s to=%s id=%lld",
+	    len, msg_id, domain, out->id);
+	if (db_audit(db, who->name, "inbox.forward", userid, who->serial,
+		who->source, detail, &de) == -1)
+		log_warnx("federation: a post for %s was delivered, but its "
+			  "audit row could not be written: %s",
+		    userid, de.msg);
+	rv = 0;
+err:
+	irp_client_free(cl);
 	trust_free(t);
 	return rv;
 }

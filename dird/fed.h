@@ -31,6 +31,7 @@
 #include "irp_wire.h"
 
 struct reg;
+struct reg_actor;
 struct reg_err;
 struct fed;
 
@@ -50,6 +51,21 @@ void fed_free(struct fed *f);
 int fed_lookup(struct fed *f, struct db *db, const char *userid,
     const char *asker, int fresh, char **body, size_t *len, int *cached,
     struct reg_err *e) __attribute__((warn_unused_result));
+
+/*
+ * Leave data for userid (normalised; its domain not ours) at its
+ * registry, on behalf of who (a user of ours by certificate, as
+ * inbox_outgoing checked): posted over the same mutual TLS as a lookup,
+ * with the sender in IRP-Sender, within federation_rate posts a minute
+ * per sender.  *out is what the other registry stored.  Audited here
+ * as "inbox.forward".  -1 with e: the other registry's refusals of the
+ * message as it said them (400, 404, 409, 413, 507), 403
+ * federation_refused (no rule here), 429, 502, 503.
+ */
+int fed_post(struct fed *f, struct db *db, const struct reg_actor *who,
+    const char *userid, const char *msg_id, const unsigned char *data,
+    size_t len, struct irp_inbox_item *out, struct reg_err *e)
+    __attribute__((warn_unused_result));
 
 /*
  * Admit the registry of domain (as its IRP-Domain header says), which

@@ -38,7 +38,7 @@ enum route_auth {
 	RA_ADMIN,   /* a valid client certificate of an admin */
 	RA_SECRET,  /* the handler authenticates (codes, passwords) */
 	RA_METRICS, /* as the metrics setting says (see authenticate) */
-	RA_LOOKUP,  /* RA_CERT, or another domain's registry (fed_admit) */
+	RA_FED,	    /* RA_CERT, or another domain's registry (fed_admit) */
 };
 
 enum route_body {
@@ -94,7 +94,7 @@ static const struct route {
 	    "addresses_delete", HK_IRP },
 	{ "PUT", "/v1/me/backup", RA_CERT, RB_P12, BIG_BACKUP, api_backup_put,
 	    "backup_put", HK_IRP },
-	{ "POST", "/v1/users/*/inbox", RA_CERT, RB_SMIME, BIG_INBOX,
+	{ "POST", "/v1/users/*/inbox", RA_FED, RB_SMIME, BIG_INBOX,
 	    api_inbox_post, "inbox_post", HK_IRP },
 	{ "GET", "/v1/me/events", RA_CERT, RB_NONE, 0, api_events, "events",
 	    HK_IRP },
@@ -106,7 +106,7 @@ static const struct route {
 	    "inbox_delete", HK_IRP },
 	{ "GET", "/v1/me/backup", RA_SECRET, RB_NONE, 0, api_backup_get,
 	    "backup_get", HK_IRP },
-	{ "GET", "/v1/users/*", RA_LOOKUP, RB_NONE, 0, api_user_get, "lookup",
+	{ "GET", "/v1/users/*", RA_FED, RB_NONE, 0, api_user_get, "lookup",
 	    HK_IRP },
 	{ "POST", "/v1/certificates/*/revoke", RA_CERT, RB_JSON, 0, api_revoke,
 	    "revoke", HK_IRP },
@@ -627,7 +627,7 @@ authenticate(struct http_req *req, const struct route *rt,
 	case RA_NONE:
 	case RA_SECRET:
 		return 0;
-	case RA_LOOKUP:
+	case RA_FED:
 		if (req->from_domain != NULL) {
 			if (fed_admit(req->reg->fed, req->db, req->from_domain,
 				req->peer_der, req->peer_der_len, req->peer_ca_der,
@@ -724,6 +724,8 @@ req_setup(struct http_server *srv, struct MHD_Connection *conn,
 	req->no_cache = cctl != NULL && strstr(cctl, "no-cache") != NULL;
 	req->msg_id = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
 	    "IRP-Message-Id");
+	req->sender = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+	    "IRP-Sender");
 	req->param = rc->param;
 	req->waited = rc->waited;
 	req->conn = conn;

@@ -38,6 +38,7 @@ struct http_req {
 	const char *from_domain; /* IRP-Domain: another registry asks */
 	int no_cache;	      /* Cache-Control: no-cache */
 	const char *msg_id;   /* IRP-Message-Id: a post to an inbox */
+	const char *sender;   /* IRP-Sender: whose post a registry relays */
 	int waited;	      /* it waited already (http_resp's wait) */
 	void *conn;	      /* for http_query only */
 };

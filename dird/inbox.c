@@ -23,6 +23,46 @@ by_certificate(const struct reg_actor *who, struct reg_err *e)
 	return -1;
 }
 
+/*
+ * Who posts: a user of ours by certificate, or another domain's registry
+ * (admitted by its federation rule) for a user of that very domain; a
+ * registry speaks for its own users only.  *sender is the user id as
+ * recorded (normalised).
+ */
+static int
+poster(const struct reg *r, const struct reg_actor *who,
+    char sender[IRP_USERID_MAX + 1], struct reg_err *e)
+{
+	const char *why = NULL;
+
+	if (who->by != REG_BY_REGISTRY) {
+		if (by_certificate(who, e) == -1)
+			return -1;
+		snprintf(sender, IRP_USERID_MAX + 1, "%s", who->userid);
+		return 0;
+	}
+	if (who->registry == NULL || who->userid == NULL) {
+		reg_seterr(e, 400, "invalid_sender",
+		    "a registry that relays a post names its sender "
+		    "(IRP-Sender)");
+		return -1;
+	}
+	if (irp_userid_normalize(who->userid, sender, IRP_USERID_MAX + 1,
+		&why) == -1) {
+		reg_seterr(e, 400, "invalid_sender", "IRP-Sender: %s", why);
+		return -1;
+	}
+	if (strcmp(strrchr(sender, '@') + 1, who->registry) != 0 ||
+	    strcmp(who->registry, r->conf.domain) == 0) {
+		reg_seterr(e, 403, "forbidden",
+		    "the registry of %s relays posts of its own users only, "
+		    "not of %s",
+		    who->registry, sender);
+		return -1;
+	}
+	return 0;
+}
+
 /* The recipient: a user of this domain, there and enabled. */
 static int
 recipient(struct reg *r, struct db *db, const char *given, struct db_user *u,
@@ -136,20 +176,20 @@ inbox_post(struct reg *r, struct db *db, const struct reg_actor *who,
 	struct db_inbox_new m;
 	struct db_user u;
 	struct db_err de;
-	char detail[200];
+	char detail[300], sender[IRP_USERID_MAX + 1];
 
-	if (by_certificate(who, e) == -1 ||
+	if (poster(r, who, sender, e) == -1 ||
 	    message_ok(c, msg_id, data, len, e) == -1 ||
 	    recipient(r, db, userid, &u, e) == -1)
 		return -1;
 	m.user_id = u.id;
-	m.sender = who->userid;
+	m.sender = sender;
 	m.msg_id = msg_id;
 	m.data = data;
 	m.len = len;
 	m.ttl = c->inbox_ttl;
 	if (db_begin(db, &de) == -1 ||
-	    db_inbox_usage(db, u.id, who->userid, &use, &de) == -1)
+	    db_inbox_usage(db, u.id, sender, &use, &de) == -1)
 		goto dberr;
 	if (quotas(c, &use, u.userid, len, e) == -1) {
 		db_rollback(db);
@@ -163,9 +203,11 @@ inbox_post(struct reg *r, struct db *db, const struct reg_actor *who,
 		}
 		goto dberr;
 	}
-	snprintf(detail, sizeof(detail), "id=%lld size=%zu msg_id=%s",
-	    (long long)out->id, len, msg_id);
-	if (db_audit(db, who->name, "inbox.post", u.userid, who->serial,
+	snprintf(detail, sizeof(detail), "id=%lld size=%zu msg_id=%s%s%s",
+	    (long long)out->id, len, msg_id,
+	    who->by == REG_BY_REGISTRY ? " via=" : "",
+	    who->by == REG_BY_REGISTRY ? who->registry : "");
+	if (db_audit(db, sender, "inbox.post", u.userid, who->serial,
 		who->source, detail, &de) == -1 ||
 	    db_commit(db, &de) == -1)
 		goto dberr;
@@ -191,6 +233,16 @@ inbox_list(struct reg *r, struct db *db, const struct reg_actor *who,
 		reg_err_from_db(e, &de);
 		return -1;
 	}
+	return 0;
+}
+
+int
+inbox_outgoing(struct reg *r, const struct reg_actor *who, const char *msg_id,
+    const unsigned char *data, size_t len, struct reg_err *e)
+{
+	if (by_certificate(who, e) == -1 ||
+	    message_ok(reg_conf(r), msg_id, data, len, e) == -1)
+		return -1;
 	return 0;
 }
 

@@ -22,19 +22,31 @@
 #include "reg.h"
 
 /*
- * who (a user, by the certificate it presented) leaves data for userid,
- * under msg_id (the sender's id of the message: a second post of it is
+ * who (a user, by the certificate it presented, or another domain's
+ * registry for one of its users, who->userid: federation) leaves data
+ * for userid, under msg_id (the sender's id of the message: a second post of it is
  * 409 duplicate_message).  Refused: another domain's user (403
  * other_domain), an unknown or disabled user (404 unknown_user), a
  * message id that is none (400 invalid_message_id), an empty or
  * oversized body (400 empty_body, 413 body_too_large), anything but an
  * encrypted S/MIME message (400 not_encrypted), and whatever would go
- * over a quota (507 over_quota, saying which).  Audited as
- * "inbox.post".  *out describes what was stored.
+ * over a quota (507 over_quota, saying which), a registry that names
+ * no sender or one not of its domain (400 invalid_sender, 403
+ * forbidden).  Audited as "inbox.post" by the sender.  *out describes
+ * what was stored.
  */
 int inbox_post(struct reg *r, struct db *db, const struct reg_actor *who,
     const char *userid, const char *msg_id, const unsigned char *data,
     size_t len, struct db_inbox_msg *out, struct reg_err *e) REG_WUR;
+
+/*
+ * The checks of a post that goes on to another domain's registry (fed.h,
+ * fed_post): who by certificate, the message id, the size, an encrypted
+ * S/MIME body.  The other registry checks its recipient and quotas.
+ */
+int inbox_outgoing(struct reg *r, const struct reg_actor *who,
+    const char *msg_id, const unsigned char *data, size_t len,
+    struct reg_err *e) REG_WUR;
 
 /* What waits for who (by certificate), oldest first; cb non-zero stops. */
 int inbox_list(struct reg *r, struct db *db, const struct reg_actor *who,

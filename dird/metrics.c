@@ -14,7 +14,7 @@ static const int statuses[] = { 200, 201, 204, 400, 401, 403, 404, 405, 409,
 	413, 415, 429, 500, 502, 503, 507 };
 #define NSTATUS (sizeof(statuses) / sizeof(statuses[0]) + 1)
 #define NFED 6	 /* fed_results */
-#define NINBOX 4 /* inbox_results */
+#define NINBOX 5 /* inbox_results */
 
 static const double buckets[] = { 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
 	0.1, 0.25, 0.5, 1, 2.5, 5 };
@@ -32,8 +32,8 @@ struct metrics {
 };
 
 /* Posts to an inbox by result (metrics_inbox); the last is "refused". */
-static const char *const inbox_results[NINBOX] = { "stored", "duplicate",
-	"over_quota", "refused" };
+static const char *const inbox_results[NINBOX] = { "stored", "forwarded",
+	"duplicate", "over_quota", "refused" };
 
 /* Federated lookups by direction and result (metrics_fed). */
 static const char *const fed_results[NFED] = { "ok", "cached", "refused",

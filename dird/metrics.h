@@ -27,8 +27,9 @@ void metrics_db_error(struct metrics *m);
  */
 void metrics_fed(struct metrics *m, int incoming, const char *result);
 /*
- * A post to an inbox that reached its handler: stored, duplicate,
- * over_quota or refused (an oversized body is refused before, by http.c).
+ * A post to an inbox that reached its handler: stored, forwarded (to
+ * another domain's registry), duplicate, over_quota or refused (an
+ * oversized body is refused before, by http.c).
  */
 void metrics_inbox(struct metrics *m, const char *result);
 /*

@@ -149,6 +149,7 @@ enum reg_proof {
 	REG_BY_CERT,	 /* a client certificate of this registry */
 	REG_BY_CODE,	 /* a one-time enrolment code */
 	REG_BY_PASSWORD, /* the user's password */
+	REG_BY_REGISTRY, /* another domain's registry, for one of its users */
 };
 
 /*
@@ -164,6 +165,7 @@ struct reg_actor {
 	int64_t user_id;	/* users.id of userid; 0: none */
 	int64_t cert_id;	/* REG_BY_CERT: the certificate presented */
 	const char *serial;	/* REG_BY_CERT: its serial; else NULL */
+	const char *registry;	/* REG_BY_REGISTRY: that registry's domain */
 };
 
 /*

@@ -69,6 +69,7 @@ struct req {
 	int insecure; /* only irp_fetch_ca: no trust yet */
 	int no_cache; /* Cache-Control: no-cache (an answer afresh) */
 	const char *msg_id; /* IRP-Message-Id: a post to an inbox */
+	const char *sender; /* IRP-Sender: whose post a registry relays */
 	size_t limit;
 	long timeout; /* seconds for the whole call; 0: the default */
 	int long_poll; /* silent until its timeout: no low-speed limit */
@@ -485,6 +486,12 @@ perform(struct irp_client *c, const struct req *r, struct buf *out,
 	}
 	if (r->msg_id != NULL) {
 		snprintf(auth, sizeof(auth), "IRP-Message-Id: %s", r->msg_id);
+		if ((h = curl_slist_append(hdr, auth)) == NULL)
+			goto nomem;
+		hdr = h;
+	}
+	if (r->sender != NULL) {
+		snprintf(auth, sizeof(auth), "IRP-Sender: %s", r->sender);
 		if ((h = curl_slist_append(hdr, auth)) == NULL)
 			goto nomem;
 		hdr = h;
@@ -1009,10 +1016,18 @@ irp_inbox_post(struct irp_client *c, const char *userid, const char *msg_id,
     const unsigned char *msg, size_t len, struct irp_inbox_item *out,
     struct irp_err *err)
 {
+	return irp_inbox_relay(c, userid, NULL, msg_id, msg, len, out, err);
+}
+
+int
+irp_inbox_relay(struct irp_client *c, const char *userid, const char *sender,
+    const char *msg_id, const unsigned char *msg, size_t len,
+    struct irp_inbox_item *out, struct irp_err *err)
+{
 	struct buf b = { 0 };
 	struct req r = { .method = "POST", .ctype = "application/pkcs7-mime",
 		.body = msg, .body_len = len, .use_cert = 1, .msg_id = msg_id,
-		.limit = IRP_BODY_MAX };
+		.sender = sender, .limit = IRP_BODY_MAX };
 	char norm[IRP_USERID_MAX + 1], path[IRP_USERID_MAX * 3 + 32];
 	const char *why;
 	char *esc = NULL;

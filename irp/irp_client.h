@@ -162,6 +162,13 @@ int irp_backup_get(struct irp_client *c, const char *userid,
 int irp_inbox_post(struct irp_client *c, const char *userid,
     const char *msg_id, const unsigned char *msg, size_t len,
     struct irp_inbox_item *out, struct irp_err *err) IRP_WUR;
+/*
+ * The same, posted by a registry (irp_client_as_registry) on behalf of
+ * sender, one of its users (header IRP-Sender): federation.
+ */
+int irp_inbox_relay(struct irp_client *c, const char *userid,
+    const char *sender, const char *msg_id, const unsigned char *msg,
+    size_t len, struct irp_inbox_item *out, struct irp_err *err) IRP_WUR;
 int irp_inbox_list(struct irp_client *c, struct irp_inbox *out,
     struct irp_err *err) IRP_WUR;
 int irp_inbox_get(struct irp_client *c, long long id, size_t max,

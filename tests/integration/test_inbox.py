@@ -123,7 +123,8 @@ def test_what_is_refused_is_not_stored(reg, tmpdir_shared):
         (post(alice, bob.userid, msg, msg_id="x" * 129), 400,
          "invalid_message_id"),
         (post(alice, "nobody@example.org", msg), 404, "unknown_user"),
-        (post(alice, "bob@example.net", msg), 403, "other_domain"),
+        # Another domain without a federation rule: nothing leaves.
+        (post(alice, "bob@example.net", msg), 403, "federation_refused"),
         (post(alice, bob.userid, b""), 400, "empty_body"),
     ]
     for r, status, c in cases:
