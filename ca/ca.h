@@ -285,6 +285,34 @@ int ca_p12_check(const unsigned char *buf, size_t len, struct ca_err *err)
 int ca_p12_pack(const char *key_pem, const char *cert_pem, const char *ca_pem,
     const char *passphrase, const char *name, unsigned char **der,
     size_t *len, struct ca_err *err) CA_WUR;
+
+/* A key and its certificate, PEM each. */
+struct ca_p12_pair {
+	char *key_pem;
+	char *cert_pem;
+};
+#define CA_P12_PAIRS_MAX 32
+/*
+ * ca_p12_pack with more pairs in the same file: the keys of earlier
+ * devices that a restore kept, so that the backup of any device reads
+ * all the mail of the user.  The device's own pair comes first, named
+ * `name`; each pair is tied to its certificate by a localKeyID, so that
+ * openssl pkcs12 and mail programs take the first as the identity.
+ * Every key must be its certificate's; at most CA_P12_PAIRS_MAX in all.
+ */
+int ca_p12_pack_more(const char *key_pem, const char *cert_pem,
+    const char *ca_pem, const struct ca_p12_pair *more, size_t nmore,
+    const char *passphrase, const char *name, unsigned char **der,
+    size_t *len, struct ca_err *err) CA_WUR;
+/*
+ * Every key in a PKCS#12 with the certificate it belongs to, the first
+ * the one ca_p12_unpack gives (at most CA_P12_PAIRS_MAX; a key without
+ * its certificate is left out).  *pairs new (ca_p12_pairs_free).
+ */
+int ca_p12_unpack_all(const unsigned char *der, size_t len,
+    const char *passphrase, struct ca_p12_pair **pairs, size_t *n,
+    struct ca_err *err) CA_WUR;
+void ca_p12_pairs_free(struct ca_p12_pair *pairs, size_t n);
 /*
  * Open a PKCS#12 with passphrase: its key (PEM, free with
  * ca_secret_free) and certificate (PEM, free()), which must belong

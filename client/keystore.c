@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -301,6 +302,43 @@ ks_store_restored(const struct keystore *ks, const char *serial,
 err:
 	snprintf(err, errlen, "cannot write %s: %s", what, strerror(errno));
 	return -1;
+}
+
+int
+ks_each_restored(const struct keystore *ks,
+    int (*cb)(const char *key_pem, size_t key_len, const char *cert_pem,
+    size_t cert_len, void *arg), void *arg)
+{
+	char kpath[KS_PATH_MAX + 300], cpath[KS_PATH_MAX + 300];
+	unsigned char *key = NULL, *cert = NULL;
+	struct dirent *de;
+	size_t n, klen = 0, clen;
+	DIR *d;
+	int rv = 0;
+
+	if ((d = opendir(ks->restored)) == NULL)
+		return 0;
+	while (rv == 0 && (de = readdir(d)) != NULL) {
+		n = strlen(de->d_name);
+		if (n < 5 || strcmp(de->d_name + n - 4, ".key") != 0)
+			continue;
+		snprintf(kpath, sizeof(kpath), "%s/%s", ks->restored,
+		    de->d_name);
+		snprintf(cpath, sizeof(cpath), "%s/%.*s.pem", ks->restored,
+		    (int)(n - 4), de->d_name);
+		/* A key without its certificate (a store cut short) is no
+		 * pair: ks_store_restored writes the key first. */
+		if (ks_read_file(kpath, KS_FILE_MAX, &key, &klen) == 0 &&
+		    ks_read_file(cpath, KS_FILE_MAX, &cert, &clen) == 0)
+			rv = cb((char *)key, klen, (char *)cert, clen, arg);
+		if (key != NULL)
+			explicit_bzero(key, klen);
+		free(key);
+		free(cert);
+		key = cert = NULL;
+	}
+	closedir(d);
+	return rv;
 }
 
 static void

@@ -114,6 +114,14 @@ int ks_store_restored(const struct keystore *ks, const char *serial,
     const char *key_pem, size_t key_len, const char *cert_pem,
     size_t cert_len, char *err, size_t errlen)
     __attribute__((warn_unused_result));
+/*
+ * Call cb with each restored key and its certificate (both PEM, NUL
+ * terminated, wiped and freed after the call) until it returns non-zero,
+ * which is returned; 0 when all were seen or there are none.
+ */
+int ks_each_restored(const struct keystore *ks,
+    int (*cb)(const char *key_pem, size_t key_len, const char *cert_pem,
+    size_t cert_len, void *arg), void *arg);
 
 /*
  * The lock of the home directory (flock): shared to read key and

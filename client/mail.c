@@ -478,9 +478,28 @@ struct me {
 	char *key, *cert, *ca;
 	char maildir[KS_PATH_MAX + 16];
 	struct ks_list allow, deny; /* as for calls: who may reach us */
-	char restored[KS_PATH_MAX]; /* keys of earlier devices (keystore.h) */
+	const struct keystore *ks;  /* restored/: keys of earlier devices */
 	char domain[256];	    /* ours: its users chain to our CA */
 };
+
+/* What open_any tries each restored key with. */
+struct open_try {
+	const unsigned char *msg;
+	size_t len;
+	struct ca_cms_opened *o;
+};
+
+static int
+try_restored(const char *key, size_t klen, const char *cert, size_t clen,
+    void *arg)
+{
+	struct open_try *t = arg;
+	struct ca_err ce;
+
+	(void)klen;
+	(void)clen;
+	return ca_cms_open(t->msg, t->len, cert, key, t->o, &ce) == 0;
+}
 
 /*
  * Open msg with this device's key, else with a key restored from an
@@ -491,39 +510,13 @@ static int
 open_any(const struct me *me, const unsigned char *msg, size_t len,
     struct ca_cms_opened *o, struct ca_err *ce)
 {
-	char kpath[KS_PATH_MAX + 300], cpath[KS_PATH_MAX + 300];
-	unsigned char *key = NULL, *cert = NULL;
-	struct ca_err other;
-	struct dirent *de;
-	size_t n, k = 0;
-	DIR *d;
-	int rv = -1;
+	struct open_try t = { msg, len, o };
 
 	if (ca_cms_open(msg, len, me->cert, me->key, o, ce) == 0)
 		return 0;
-	if (ce->code != CA_ERR_SIGNATURE || (d = opendir(me->restored)) == NULL)
+	if (ce->code != CA_ERR_SIGNATURE)
 		return -1;
-	while (rv == -1 && (de = readdir(d)) != NULL) {
-		n = strlen(de->d_name);
-		if (n < 5 || strcmp(de->d_name + n - 4, ".key") != 0)
-			continue;
-		snprintf(kpath, sizeof(kpath), "%s/%s", me->restored,
-		    de->d_name);
-		snprintf(cpath, sizeof(cpath), "%s/%.*s.pem", me->restored,
-		    (int)(n - 4), de->d_name);
-		if (ks_read_file(kpath, 64 * 1024, &key, &k) == 0 &&
-		    ks_read_file(cpath, 64 * 1024, &cert, &n) == 0 &&
-		    ca_cms_open(msg, len, (char *)cert, (char *)key, o,
-			&other) == 0)
-			rv = 0;
-		if (key != NULL)
-			OPENSSL_cleanse(key, k);
-		free(key);
-		free(cert);
-		key = cert = NULL;
-	}
-	closedir(d);
-	return rv;
+	return ks_each_restored(me->ks, try_restored, &t) == 1 ? 0 : -1;
 }
 
 /*
@@ -796,7 +789,7 @@ me_load(const struct keystore *ks, struct me *me, char *err, size_t errlen)
 
 	memset(me, 0, sizeof(*me));
 	snprintf(me->maildir, sizeof(me->maildir), "%s/Maildir", ks->home);
-	snprintf(me->restored, sizeof(me->restored), "%s", ks->restored);
+	me->ks = ks;
 	if (strchr(ks->userid, '@') != NULL)
 		snprintf(me->domain, sizeof(me->domain), "%s",
 		    strrchr(ks->userid, '@') + 1);

@@ -362,6 +362,48 @@ home_file(const char *path)
 	return (char *)buf;
 }
 
+/* The keys a restore kept (restored/), gathered for the backup. */
+struct kept {
+	struct ca_p12_pair p[CA_P12_PAIRS_MAX - 1];
+	size_t n;
+};
+
+static int
+keep_pair(const char *key, size_t klen, const char *cert, size_t clen,
+    void *arg)
+{
+	struct kept *k = arg;
+
+	(void)klen;
+	(void)clen;
+	if (k->n == sizeof(k->p) / sizeof(k->p[0]))
+		return 1; /* as many as a backup holds */
+	if ((k->p[k->n].key_pem = strdup(key)) == NULL ||
+	    (k->p[k->n].cert_pem = strdup(cert)) == NULL) {
+		ca_secret_free(k->p[k->n].key_pem);
+		return -1;
+	}
+	k->n++;
+	return 0;
+}
+
+static void
+kept_clear(struct kept *k)
+{
+	size_t i;
+
+	for (i = 0; i < k->n; i++) {
+		ca_secret_free(k->p[i].key_pem);
+		free(k->p[i].cert_pem);
+	}
+	k->n = 0;
+}
+
+/*
+ * dchat backup: this device's key and certificate, and the keys of
+ * earlier devices that a restore kept here, in one PKCS#12, so that the
+ * backup of any device reads all the mail of the user.
+ */
 static int
 cmd_backup(struct opts *o)
 {
@@ -369,6 +411,7 @@ cmd_backup(struct opts *o)
 	char *key = NULL, *cert = NULL, *ca = NULL;
 	struct irp_client *c = NULL;
 	unsigned char *der = NULL;
+	struct kept kept = { .n = 0 };
 	struct keystore ks;
 	struct irp_err err;
 	struct ca_err ce;
@@ -388,10 +431,14 @@ cmd_backup(struct opts *o)
 	ks_unlock(lk);
 	if (key == NULL || cert == NULL || (ca = home_file(ks.ca)) == NULL)
 		goto err;
+	if (ks_each_restored(&ks, keep_pair, &kept) == -1) {
+		fprintf(stderr, "dchat: out of memory\n");
+		goto err;
+	}
 	/* A high iteration count: the registry keeps it for anyone who
 	 * gets a code to download it. */
-	if (ca_p12_pack(key, cert, ca, pass, ks.userid, &der, &len,
-	    &ce) == -1) {
+	if (ca_p12_pack_more(key, cert, ca, kept.p, kept.n, pass, ks.userid,
+	    &der, &len, &ce) == -1) {
 		fprintf(stderr, "dchat: cannot build the PKCS#12: %s\n", ce.msg);
 		goto err;
 	}
@@ -401,12 +448,16 @@ cmd_backup(struct opts *o)
 		goto err;
 	}
 	printf("backup stored in the DIR (%zu bytes, encrypted with your "
-	    "passphrase)\n", len);
+	    "passphrase): this device's key", len);
+	if (kept.n > 0)
+		printf(" and %zu of earlier devices", kept.n);
+	printf("\n");
 	rv = 0;
 err:
 	OPENSSL_cleanse(pass, sizeof(pass));
 	irp_client_free(c);
 	free(der);
+	kept_clear(&kept);
 	ca_secret_free(key);
 	free(cert);
 	free(ca);
@@ -448,49 +499,61 @@ restore_args(const struct opts *o, char *uid, size_t len)
 }
 
 /*
- * Open a backup (p12, len) with pass: its key (ca_secret_free) and
- * certificate, which must be uid's; *old describes it.  0, or -1 after
- * saying why.
+ * Open a backup (p12, len) with pass: every key in it with its
+ * certificate (*pairs, ca_p12_pairs_free), all of which must be uid's.
+ * 0, or -1 after saying why.
  */
 static int
 backup_open(const unsigned char *p12, size_t len, const char *pass,
-    const char *uid, char **key, char **cert, struct ca_cert_info *old)
+    const char *uid, struct ca_p12_pair **pairs, size_t *n)
 {
+	struct ca_cert_info info;
 	struct ca_err cerr;
+	size_t i;
 
-	if (ca_p12_unpack(p12, len, pass, key, cert, &cerr) == -1) {
+	if (ca_p12_unpack_all(p12, len, pass, pairs, n, &cerr) == -1) {
 		fprintf(stderr, "dchat: the backup could not be opened: %s\n",
 		    cerr.msg);
 		return -1;
 	}
-	if (ca_cert_info((const unsigned char *)*cert, strlen(*cert), old,
-	    &cerr) == -1 || strcasecmp(old->userid, uid) != 0) {
-		fprintf(stderr, "dchat: the backup holds a certificate for "
-		    "another user; nothing was kept\n");
-		return -1;
-	}
+	for (i = 0; i < *n; i++)
+		if (ca_cert_info((const unsigned char *)(*pairs)[i].cert_pem,
+		    strlen((*pairs)[i].cert_pem), &info, &cerr) == -1 ||
+		    strcasecmp(info.userid, uid) != 0) {
+			fprintf(stderr, "dchat: the backup holds a certificate "
+			    "for another user; nothing was kept\n");
+			ca_p12_pairs_free(*pairs, *n);
+			*pairs = NULL;
+			*n = 0;
+			return -1;
+		}
 	return 0;
 }
 
 /*
  * The user's backup, fetched with this device's own certificate (a code
  * would be spent already: the enrolment took it), opened with pass and
- * checked to be uid's and of another device than own_serial; its key
- * and certificate are kept to read mail sent to that device
- * (ks_store_restored), never to present.  *old describes them.  0; 1
- * when the registry holds no backup; -1 after saying why.
+ * checked to be uid's; every key in it of another device than
+ * own_serial is kept with its certificate to read mail sent to that
+ * device (ks_store_restored), never to present.  Their serials, comma
+ * separated, into kept.  0; 1 when the registry holds no backup; -1
+ * after saying why.
  */
 static int
 restore_backup(const struct keystore *ks, const char *uid, const char *pass,
-    const char *own_serial, struct ca_cert_info *old)
+    const char *own_serial, char *kept, size_t keptlen)
 {
-	char *keypem = NULL, *certpem = NULL, kerr[300];
+	struct ca_p12_pair *pairs = NULL;
 	struct irp_client *c = NULL;
 	unsigned char *p12 = NULL;
 	struct irp_err err = { 0 };
-	size_t len = 0;
+	struct ca_cert_info old;
+	struct ca_err cerr;
+	size_t len = 0, n = 0, i, off = 0;
+	char kerr[300];
 	int rv = -1;
 
+	kept[0] = '\0';
 	if ((c = registry_open(ks, 1, &err)) == NULL ||
 	    irp_backup_get(c, NULL, NULL, &p12, &len, &err) == -1) {
 		if (err.status == 404 && strcmp(err.code, "no_backup") == 0)
@@ -500,17 +563,27 @@ restore_backup(const struct keystore *ks, const char *uid, const char *pass,
 			    err.msg);
 		goto err;
 	}
-	if (backup_open(p12, len, pass, uid, &keypem, &certpem, old) == -1)
+	if (backup_open(p12, len, pass, uid, &pairs, &n) == -1)
 		goto err;
-	if (strcmp(old->serial, own_serial) == 0) {
-		fprintf(stderr, "dchat: the backup holds this device's own key "
-		    "(certificate %s): there is no earlier key to keep\n",
-		    old->serial);
-		goto err;
+	for (i = 0; i < n; i++) {
+		if (ca_cert_info((const unsigned char *)pairs[i].cert_pem,
+		    strlen(pairs[i].cert_pem), &old, &cerr) == -1 ||
+		    strcmp(old.serial, own_serial) == 0)
+			continue;
+		if (ks_store_restored(ks, old.serial, pairs[i].key_pem,
+		    strlen(pairs[i].key_pem), pairs[i].cert_pem,
+		    strlen(pairs[i].cert_pem), kerr, sizeof(kerr)) == -1) {
+			fprintf(stderr, "dchat: %s\n", kerr);
+			goto err;
+		}
+		if (off < keptlen)
+			off += (size_t)snprintf(kept + off, keptlen - off,
+			    "%s%s", off ? ", " : "", old.serial);
 	}
-	if (ks_store_restored(ks, old->serial, keypem, strlen(keypem), certpem,
-	    strlen(certpem), kerr, sizeof(kerr)) == -1) {
-		fprintf(stderr, "dchat: %s\n", kerr);
+	if (kept[0] == '\0') {
+		fprintf(stderr, "dchat: the backup holds this device's own key "
+		    "(certificate %s) only: there is no earlier key to keep\n",
+		    own_serial);
 		goto err;
 	}
 	rv = 0;
@@ -520,23 +593,23 @@ err:
 		OPENSSL_cleanse(p12, len);
 		free(p12);
 	}
-	ca_secret_free(keypem);
-	free(certpem);
+	ca_p12_pairs_free(pairs, n);
 	return rv;
 }
 
 /* The one line that says what a restore did. */
 static void
-print_restored(const struct ca_cert_info *own, const struct ca_cert_info *old)
+print_restored(const struct ca_cert_info *own, const char *kept)
 {
 	char exp[IRP_TIME_LEN];
 	char v[2][VIS_BUF];
 
 	irp_time(own->not_after, exp);
 	printf("restored %s (%s): this device's certificate %s, expires %s; "
-	    "the key of certificate %s is kept to read earlier mail\n",
+	    "the key%s of certificate%s %s %s kept to read earlier mail\n",
 	    VIS(v[0], own->userid), VIS(v[1], own->name), own->serial, exp,
-	    old->serial);
+	    strchr(kept, ',') ? "s" : "", strchr(kept, ',') ? "s" : "", kept,
+	    strchr(kept, ',') ? "are" : "is");
 }
 
 /* What a restore without a backup in the registry did. */
@@ -564,11 +637,12 @@ static int
 restore_after_enrol(const struct keystore *ks, const char *uid,
     const char *pass, const struct identity *id)
 {
-	struct ca_cert_info old;
+	char kept[600];
 
-	switch (restore_backup(ks, uid, pass, id->info.serial, &old)) {
+	switch (restore_backup(ks, uid, pass, id->info.serial, kept,
+	    sizeof(kept))) {
 	case 0:
-		print_restored(&id->info, &old);
+		print_restored(&id->info, kept);
 		return 0;
 	case 1:
 		print_no_backup(&id->info);
@@ -639,9 +713,9 @@ own_cert(const struct keystore *ks, struct ca_cert_info *info)
 static int
 restore_backup_only(struct opts *o, const char *pass)
 {
-	struct ca_cert_info own, old;
+	struct ca_cert_info own;
 	struct keystore ks;
-	char kerr[300];
+	char kerr[300], kept[600];
 
 	if (ks_open(&ks, o->home, 0, kerr, sizeof(kerr)) == -1) {
 		fprintf(stderr, "dchat: %s\n", kerr);
@@ -653,9 +727,10 @@ restore_backup_only(struct opts *o, const char *pass)
 		    "with; run dchat restore without --backup-only\n", ks.home);
 		return 1;
 	}
-	switch (restore_backup(&ks, ks.userid, pass, own.serial, &old)) {
+	switch (restore_backup(&ks, ks.userid, pass, own.serial, kept,
+	    sizeof(kept))) {
 	case 0:
-		print_restored(&own, &old);
+		print_restored(&own, kept);
 		return 0;
 	case 1:
 		fprintf(stderr, "dchat: the registry holds no backup for %s; "

@@ -880,16 +880,20 @@ def test_backup_and_restore_on_a_second_device(reg, tmpdir_shared):
     p = a3.dchat("restore", "--backup-only", "--passphrase-file", pf)
     assert f"this device's certificate {s3}," in p.stdout, p.stdout
     assert restored_files(a3) == [f"{s1}.key", f"{s1}.pem"]
-    # A later backup (the second device's) restored too: kept beside the
-    # first, which stays.
-    a2.dchat("backup", "--passphrase-file", pf)
+    # A later backup (the second device's) restored too: it carries the
+    # second device's key and the first's that it kept; both are kept.
+    p = a2.dchat("backup", "--passphrase-file", pf)
+    assert "and 1 of earlier devices" in p.stdout, p.stdout
     p = a3.dchat("restore", "--backup-only", "--passphrase-file", pf)
-    assert f"the key of certificate {s2} is kept" in p.stdout, p.stdout
+    assert f"the keys of certificates {s2}, {s1} are kept" in p.stdout, \
+        p.stdout
     assert restored_files(a3) == sorted(
         [f"{s1}.key", f"{s1}.pem", f"{s2}.key", f"{s2}.pem"])
-    # The second device's own backup is no earlier key for it.
-    p = a2.dchat("restore", "--backup-only", "--passphrase-file", pf,
-                 check=False)
+    # A device's own key in the backup is no earlier key for it: the
+    # first device's backup, holding its key alone, gives it nothing.
+    alice.dchat("backup", "--passphrase-file", pf)
+    p = alice.dchat("restore", "--backup-only", "--passphrase-file", pf,
+                    check=False)
     assert p.returncode == 1 and "this device's own key" in p.stderr, \
         p.stderr
 

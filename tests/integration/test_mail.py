@@ -280,6 +280,33 @@ def test_a_restored_device_reads_mail_sent_to_the_first(reg, tmpdir_shared):
     (m,) = inbox(bob2)
     assert m["subject"] == "Old" and m["verified"], m
     assert "for the first device only" in bob2.dchat("inbox", "1").stdout
+    # The second device's backup carries the first one's key too, so a
+    # third device set up from it still reads what went to the first.
+    p = bob2.dchat("backup", "--passphrase-file", pf)
+    assert "and 1 of earlier devices" in p.stdout, p.stdout
+    r = curl(reg.d, "GET", "/v1/me/backup", cert=bob2.cert, key=bob2.key,
+             raw_out=True)
+    assert r.status == 200, r
+    p12 = write(os.path.join(t, "backup.p12"), r.body)
+    # A standard PKCS#12: openssl opens it, two keys and their
+    # certificates, this device's named as the user.
+    out = openssl("pkcs12", "-in", p12, "-passin", "file:" + pf,
+                  "-nodes").stdout
+    assert out.count("BEGIN PRIVATE KEY") == 2, out.count("PRIVATE KEY")
+    assert out.count("friendlyName: " + bob.userid) == 2, out
+    bob3 = Peer(reg, bob.userid, os.path.join(t, "bob3"))
+    reg.peers.append(bob3)
+    p = bob3.dchat("restore", "--server", reg.d.url, "--user", bob.userid,
+                   "--ca-fingerprint", reg.fingerprint, "--code",
+                   reg.code(bob.userid), "--passphrase-file", pf)
+    assert "the keys of certificates" in p.stdout, p.stdout
+    assert len(os.listdir(os.path.join(bob3.home, "restored"))) == 4
+    # (What bob2 fetched is gone from the registry: its Maildir file,
+    # sealed for the first device, is copied over.)
+    assert inbox(bob3) == []
+    shutil.copy(maildir_files(bob2)[0],
+                os.path.join(bob3.home, "Maildir", "new"))
+    assert "for the first device only" in bob3.dchat("inbox", "1").stdout
     # Without the restored key, it could not have been opened.
     shutil.rmtree(os.path.join(bob2.home, "restored"))
     p = bob2.dchat("inbox", "1", check=False)

@@ -1293,6 +1293,61 @@ test_p12(void)
 	    "ca_issue_p12 refuses an empty passphrase");
 }
 
+/*
+ * A backup with the key of an earlier device beside this one's: both
+ * come back, this device's first, and ca_p12_unpack still gives it.
+ */
+static void
+test_p12_more(const char *key, const char *cert, const char *key2)
+{
+	struct ca_p12_pair more, *got = NULL;
+	struct ca_issued is2;
+	struct ca_err err;
+	unsigned char *der = NULL;
+	char *csr, *k = NULL, *c = NULL;
+	size_t len = 0, n = 0;
+	int rv;
+
+	memset(&is2, 0, sizeof(is2));
+	csr = key2 != NULL ? ca_csr_new_pem(key2, "x", "x", &err) : NULL;
+	rv = csr != NULL ? ca_issue_user(cas[0], csr, strlen(csr), &alice,
+	    DAYS, NULL, &is2, &err) : -1;
+	check_err(rv == 0, &err, "a certificate of an earlier device");
+	if (rv == -1)
+		goto out;
+	more.key_pem = (char *)key2;
+	more.cert_pem = is2.cert_pem;
+	rv = ca_p12_pack_more(key, cert, ca_cert_pem(cas[0]), &more, 1, PASS,
+	    alice.userid, &der, &len, &err);
+	check_err(rv == 0 && ca_p12_check(der, len, &err) == 0, &err,
+	    "ca_p12_pack_more packs two keys");
+	rv = rv == 0 ? ca_p12_unpack_all(der, len, PASS, &got, &n, &err) : -1;
+	check_err(rv == 0 && n == 2 && strcmp(got[0].cert_pem, cert) == 0 &&
+	    strcmp(got[1].cert_pem, is2.cert_pem) == 0 &&
+	    strstr(got[1].key_pem, "PRIVATE KEY") != NULL, &err,
+	    "ca_p12_unpack_all gives both, this device's first");
+	ca_p12_pairs_free(got, n);
+	got = NULL;
+	check(der != NULL && ca_p12_unpack(der, len, PASS, &k, &c, &err) == 0 &&
+	    strcmp(c, cert) == 0, "ca_p12_unpack takes this device's pair");
+	check(der != NULL && ca_p12_unpack_all(der, len, "wrong", &got, &n,
+	    &err) == -1 && got == NULL && n == 0,
+	    "ca_p12_unpack_all refuses a wrong passphrase");
+	free(der);
+	der = NULL;
+	more.cert_pem = (char *)cert;
+	check(ca_p12_pack_more(key, cert, ca_cert_pem(cas[0]), &more, 1, PASS,
+	    alice.userid, &der, &len, &err) == -1 && der == NULL,
+	    "ca_p12_pack_more refuses an earlier key that is not its "
+	    "certificate's");
+ out:
+	ca_secret_free(k);
+	free(c);
+	free(der);
+	free(csr);
+	ca_issued_clear(&is2);
+}
+
 /* A device's own backup and the status a relying party reads. */
 static void
 test_p12_pack(void)
@@ -1335,6 +1390,7 @@ test_p12_pack(void)
 	    ca_cert_pem(cas[0]), PASS, alice.userid, &der, &len, &err) == -1 &&
 	    err.code == CA_ERR_INVALID && der == NULL,
 	    "ca_p12_pack refuses a key that is not the certificate's");
+	test_p12_more(key, is.cert_pem, other);
 	/* Status: valid, then revoked by a CRL, and unknown for junk. */
 	snprintf(capath, sizeof(capath), "%s", path("status-ca.pem"));
 	snprintf(crlpath, sizeof(crlpath), "%s", path("status.crl"));
