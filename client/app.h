@@ -68,6 +68,12 @@ struct app {
 	struct vouch *vouch;  /* what our registry says of other domains */
 	struct watch *watch;  /* hears of new mail at once (watch.h) */
 	char watch_said[300]; /* the watch's trouble as last reported */
+	/* Mail handed over directly, per sender, this window (mail_admit). */
+	struct app_mail_rate {
+		char userid[256];
+		time_t start;
+		int n;
+	} mail_rate[16];
 	struct session_env env;
 	char userid[256];
 	char name[256]; /* as our certificate in use says */

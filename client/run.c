@@ -208,6 +208,7 @@ one_shot_event(struct app *a, struct session *s, enum ev_kind kind,
 }
 
 static void mail_seen(void *arg, const struct mail_entry *e);
+static int mail_admit(void *arg, const char *userid);
 
 /* Mail the peer of s handed over, at ev's path: judged and kept. */
 static void
@@ -1020,6 +1021,7 @@ app_init(struct app *a)
 	pt_set_vouch(a->pt, vouch_check, vouch_gate_ca, a);
 	a->env.event = on_session_event;
 	a->env.arg = a;
+	a->env.mail_admit = mail_admit;
 	a->env.userid = a->userid;
 	a->env.name = a->name;
 	a->env.downloads = a->ks.downloads;
@@ -1368,6 +1370,48 @@ serve_sessions(struct app *a, struct turn *t)
 		for (s = a->sessions; s; s = session_next(s))
 			session_tick(s, now);
 	}
+}
+
+/*
+ * How much mail one sender may hand over directly: MAIL_DIRECT_MAX
+ * messages in MAIL_DIRECT_WINDOW seconds (each up to MSG_MAIL_SIZE_MAX,
+ * checked and kept here).  Beyond, the sender leaves it at the registry,
+ * whose quotas per sender and per recipient hold.  Senders are told
+ * apart by their whole user id (no hashing); when the table is full the
+ * oldest window makes room.
+ */
+#define MAIL_DIRECT_MAX 20
+#define MAIL_DIRECT_WINDOW 600
+
+static int
+mail_admit(void *arg, const char *userid)
+{
+	struct app *a = arg;
+	struct app_mail_rate *r, *oldest = &a->mail_rate[0];
+	time_t now = time(NULL);
+	size_t i;
+
+	for (i = 0; i < sizeof(a->mail_rate) / sizeof(a->mail_rate[0]); i++) {
+		r = &a->mail_rate[i];
+		if (strcmp(r->userid, userid) == 0)
+			break;
+		if (r->start < oldest->start)
+			oldest = r;
+	}
+	if (i == sizeof(a->mail_rate) / sizeof(a->mail_rate[0])) {
+		r = oldest;
+		snprintf(r->userid, sizeof(r->userid), "%s", userid);
+		r->start = now;
+		r->n = 0;
+	}
+	if (now - r->start >= MAIL_DIRECT_WINDOW) {
+		r->start = now;
+		r->n = 0;
+	}
+	if (r->n >= MAIL_DIRECT_MAX)
+		return -1;
+	r->n++;
+	return 0;
 }
 
 /* A file that waited at the registry, into the downloads: its path. */

@@ -734,6 +734,14 @@ on_mail_offer(struct session *s, const struct msg_file_offer *fo)
 						   "no mail taken here"));
 		return;
 	}
+	if (s->env->mail_admit != NULL &&
+	    s->env->mail_admit(s->env->arg, s->peer.userid) == -1) {
+		(void)send_msg(s, json_pack("{s:s,s:I,s:s}", "type",
+		    "file_reject", "id", (json_int_t)fo->id, "reason",
+		    "too much mail from you just now: leave it at the "
+		    "registry"));
+		return;
+	}
 	s->xi.active = 1;
 	s->xi.mail = 1;
 	s->xi.id = fo->id;

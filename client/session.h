@@ -63,6 +63,12 @@ struct session_env {
 	const char *name;
 	const char *downloads;	   /* where accepted files go */
 	const char *mail_tmp;	   /* where mail handed over directly lands */
+	/*
+	 * Whether mail from userid may be handed over directly now (a
+	 * limit per sender); refused, the sender leaves it at the
+	 * registry, whose quotas hold.  NULL: always.
+	 */
+	int (*mail_admit)(void *arg, const char *userid);
 	int auto_accept_calls;
 	int auto_accept_files;
 };

@@ -328,8 +328,19 @@ def test_mail_to_someone_online_goes_directly(reg, tmpdir_shared):
     assert not bob.has("file_received"), bob.events
     # Nothing went through the registry's store.
     assert reg.pg.psql("SELECT count(*) FROM inbox", reg.db) == "0"
+    # One sender hands over 20 messages in ten minutes at most; the next
+    # is left at the registry, whose quotas hold (and bob, hearing of
+    # it at once, fetches it from there).
+    for i in range(2, 21):
+        p = alice.dchat("mail", bob.userid, body, "--subject", f"D{i}")
+        assert "directly" in p.stdout, (i, p.stdout + p.stderr)
+    p = alice.dchat("mail", bob.userid, body, "--subject", "D21")
+    assert "left at the registry" in p.stdout, p.stdout + p.stderr
+    assert bob.wait("mail", subject="D21")["from"] == alice.userid
     assert bob.stop() == 0
-    (m,) = inbox(bob)
+    got = inbox(bob)
+    assert len(got) == 21 and all(m["verified"] for m in got), got
+    m = [m for m in got if m["subject"] == "Direct"][0]
     assert m["verified"] and m["subject"] == "Direct", m
     assert "straight to you" in bob.dchat("inbox", "1").stdout
     # Its tmp holds nothing left over.
