@@ -86,6 +86,9 @@ static const struct conf_key {
 	    "MiB of messages that may wait in all"),
 	IL("inbox_ttl", inbox_ttl, 60, 31536000, "604800",
 	    "seconds a message waits at most before it is dropped"),
+	IL("bodies_mb", bodies_mb, 1, 65536, "512",
+	    "MiB of request bodies held in memory at once, in all; a body "
+	    "beyond is answered 503"),
 	IL("push_wait_max", push_wait_max, 0, 3600, "60",
 	    "seconds a request for events (a long poll) may wait at most; "
 	    "0: never wait, answer at once"),

@@ -58,6 +58,7 @@ struct conf {
 	int inbox_sender_mb;  /* MiB one sender has waiting, for all */
 	int inbox_total_mb;   /* MiB waiting in all */
 	int inbox_ttl;	      /* seconds a message waits at most */
+	int bodies_mb;	       /* MiB of request bodies in memory, in all */
 	/* Requests that wait for events (push.h). */
 	int push_wait_max;     /* seconds one may wait at most */
 	int push_waiters;      /* waiting at once, in all */

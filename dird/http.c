@@ -169,6 +169,7 @@ struct http_server {
 	uint64_t reqid_key;	/* random, from start */
 	atomic_uint_fast64_t nreq;
 	atomic_int inflight;	/* requests from headers to reply sent */
+	atomic_size_t held;	/* bytes of request bodies in memory, in all */
 	int quiesced;		/* http_drain ran: listeners are ours */
 	MHD_socket lsock[CONF_LISTEN_MAX + 1];
 };
@@ -200,6 +201,7 @@ struct req_ctx {
 	struct timespec start;
 	gnutls_session_t corked; /* see cork() */
 	int fd;
+	int busy;	  /* its body did not fit under bodies_mb: 503 */
 	int waited;	  /* it waited once (see wait_here) */
 	int wait_refused; /* too many wait: 429 */
 };
@@ -841,6 +843,13 @@ handle(struct http_server *srv, struct MHD_Connection *conn,
 		    "the body is larger than %zu bytes", rc->limit);
 		goto out;
 	}
+	if (rc->busy) {
+		http_error(resp, 503, "busy", "this registry holds as many "
+		    "request bodies as it may (bodies_mb); send it again in "
+		    "a moment");
+		resp->retry_after = 5;
+		goto out;
+	}
 	if (!db_ok)
 		goto out;
 	if (rc->wait_refused) {
@@ -993,8 +1002,10 @@ send_resp(struct MHD_Connection *conn, struct req_ctx *rc,
 	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
 	    resp->ctype ? resp->ctype : "application/json");
 	MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
-	/* Every 429 says when to come back (docs/irp.md). */
-	if (resp->status == 429) {
+	/* Every 429 says when to come back (docs/irp.md), and a 503 that
+	 * knows. */
+	if (resp->status == 429 ||
+	    (resp->status == 503 && resp->retry_after > 0)) {
 		char after[16];
 
 		snprintf(after, sizeof(after), "%d",
@@ -1021,6 +1032,28 @@ elapsed(const struct timespec *start)
 	clock_gettime(CLOCK_MONOTONIC, &now);
 	return (double)(now.tv_sec - start->tv_sec) +
 	    (double)(now.tv_nsec - start->tv_nsec) / 1e9;
+}
+
+/*
+ * Count a body's buffer growing to cap against bodies_mb, the memory
+ * all request bodies may hold at once: many large posts at a time
+ * (inbox messages of up to 16 MiB) must not take the machine's memory.
+ * -1: it does not fit; the body is dropped, drained and answered 503.
+ */
+static int
+hold(struct http_server *srv, struct req_ctx *rc, size_t cap)
+{
+	size_t max = (size_t)reg_conf(srv->reg)->bodies_mb * 1024 * 1024;
+	size_t more = cap - rc->cap;
+
+	if (atomic_fetch_add(&srv->held, more) + more <= max)
+		return 0;
+	atomic_fetch_sub(&srv->held, more + rc->cap);
+	free(rc->body);
+	rc->body = NULL;
+	rc->len = rc->cap = 0;
+	rc->busy = 1;
+	return -1;
 }
 
 static enum MHD_Result
@@ -1073,7 +1106,7 @@ access_cb(void *cls, struct MHD_Connection *conn, const char *url,
 		/* Chunked uploads over the limit are drained, then refused. */
 		if (!rc->too_large && rc->len + *upload_size > rc->limit)
 			rc->too_large = 1;
-		if (!rc->too_large) {
+		if (!rc->too_large && !rc->busy) {
 			if (rc->len + *upload_size + 1 > rc->cap) {
 				size_t cap = rc->cap ? rc->cap : 4096;
 				unsigned char *nb;
@@ -1089,6 +1122,8 @@ access_cb(void *cls, struct MHD_Connection *conn, const char *url,
 					cap *= 2;
 				if (cap > rc->limit + 1)
 					cap = rc->limit + 1;
+				if (hold(srv, rc, cap) == -1)
+					goto drain;
 				if ((nb = realloc(rc->body, cap)) == NULL)
 					return MHD_NO;
 				rc->body = nb;
@@ -1098,6 +1133,7 @@ access_cb(void *cls, struct MHD_Connection *conn, const char *url,
 			rc->len += *upload_size;
 			rc->body[rc->len] = '\0';
 		}
+	drain:
 		*upload_size = 0;
 		return MHD_YES;
 	}
@@ -1138,6 +1174,7 @@ completed_cb(void *cls, struct MHD_Connection *conn, void **con_cls,
 		if (rc->corked != NULL &&
 		    toe == MHD_REQUEST_TERMINATED_COMPLETED_OK)
 			uncork(rc);
+		atomic_fetch_sub(&srv->held, rc->cap);
 		free(rc->body);
 		free(rc);
 		*con_cls = NULL;

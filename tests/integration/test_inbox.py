@@ -212,3 +212,29 @@ def test_posts_are_counted(reg, tmpdir_shared):
     assert (inbox_metric(reg.d, "stored"), inbox_metric(reg.d, "duplicate"),
             inbox_metric(reg.d, "refused"),
             inbox_metric(reg.d, "over_quota")) == (1, 1, 1, 0)
+
+
+def test_bodies_held_at_once_are_bounded(registry, tmpdir_shared):
+    """What all requests' bodies may hold in memory at once (bodies_mb):
+    a message that does not fit is refused with 503 and Retry-After, not
+    kept, and the room is there again for the next."""
+    reg = registry("bodies_mb=1")
+    alice, bob = (reg.user(f"{n}@example.org") for n in ("alice", "bob"))
+    big = seal(tmpdir_shared, alice, [bob], name="big", pad=1536 * 1024)
+    r = post(alice, bob.userid, big, msg_id="big")
+    assert r.status == 503 and code(r) == "busy", r
+    assert "bodies_mb" in r.json()["error"]["message"], r
+    hdr = os.path.join(tmpdir_shared, "h")
+    p = subprocess.run(
+        ["curl", "-sS", "-o", "/dev/null", "-D", hdr, "--cacert", reg.ca,
+         "--cert", alice.cert, "--key", alice.key, "-H",
+         "IRP-Message-Id: big2", "-H", "Content-Type: application/pkcs7-mime",
+         "--data-binary", "@" + os.path.join(tmpdir_shared, "big.p7m"),
+         reg.d.url + f"/v1/users/{bob.userid}/inbox"], capture_output=True)
+    assert p.returncode == 0, p.stderr
+    with open(hdr) as f:
+        assert "retry-after: 5" in f.read().lower()
+    assert listing(bob) == []
+    r = post(alice, bob.userid, seal(tmpdir_shared, alice, [bob]))
+    assert r.status == 201, r
+    assert len(listing(bob)) == 1
