@@ -15,12 +15,19 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "registry.h"
 #include "watch.h"
 
 #define WATCH_BACKOFF_MAX 60
+/*
+ * Seconds between two requests that brought nothing new: a registry
+ * that does not hold requests (push_wait_max = 0) answers at once, and
+ * is not asked again at once.
+ */
+#define WATCH_QUIET_MIN 10
 
 struct watch {
 	const struct keystore *ks;
@@ -66,9 +73,11 @@ watch_main(void *arg)
 	struct irp_events ev;
 	struct irp_err err;
 	char cursor[IRP_CURSOR_MAX] = "";
-	int backoff = 0;
+	int backoff = 0, quick;
+	time_t asked;
 
 	while (!atomic_load(&w->stop)) {
+		asked = time(NULL);
 		if (c == NULL && (c = registry_open(w->ks, 1, &err)) != NULL)
 			irp_client_set_stop(c, &w->stop);
 		if (c == NULL ||
@@ -88,9 +97,14 @@ watch_main(void *arg)
 		}
 		backoff = 0;
 		set_trouble(w, "");
+		quick = cursor[0] != '\0' && ev.mail_waiting == 0 &&
+		    time(NULL) - asked < WATCH_QUIET_MIN;
 		if (ev.mail_waiting > 0)
 			tell(w, 'm');
 		snprintf(cursor, sizeof(cursor), "%s", ev.cursor);
+		if (quick &&
+		    pause_for(w, WATCH_QUIET_MIN - (int)(time(NULL) - asked)))
+			break;
 	}
 	irp_client_free(c);
 	return NULL;

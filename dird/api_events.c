@@ -60,7 +60,8 @@ api_events(struct http_req *req, struct http_resp *resp)
 		http_reg_error(resp, &e);
 		return;
 	}
-	if (after >= 0 && newest <= after && wait > 0 && !req->waited) {
+	if (after >= 0 && newest <= after && wait > 0 && !req->waited &&
+	    req->reg->push != NULL) {
 		resp->wait = (int)wait;
 		resp->wait_user = who.user_id;
 		resp->wait_ticket = ticket;
