@@ -1148,8 +1148,10 @@ reply:
 	if (resp.status == 0) /* a handler that may not wait again */
 		http_error(&resp, 500, "internal", "no answer was made");
 send:
+	/* A request that waited for events took as long as nothing happened:
+	 * no latency of ours, kept out of the histogram. */
 	metrics_request(srv->reg->metrics, rc->route, resp.status,
-	    elapsed(&rc->start));
+	    rc->waited ? -1.0 : elapsed(&rc->start));
 	allow[0] = '\0';
 	if (rc->route == ROUTE_METHOD)
 		route_allow(li->kind, url, allow, sizeof(allow));

@@ -70,6 +70,8 @@ metrics_request(struct metrics *m, size_t route, int status, double seconds)
 	if (route >= METRICS_ROUTES_MAX)
 		route = METRICS_ROUTES_MAX - 1;
 	atomic_fetch_add(&m->requests[route][status_index(status)], 1);
+	if (seconds < 0)
+		return;
 	for (b = 0; b < NBUCKETS && seconds > buckets[b]; b++)
 		;
 	atomic_fetch_add(&m->hist[b], 1);

@@ -16,6 +16,8 @@ struct metrics;
 
 struct metrics *metrics_new(void);
 void metrics_free(struct metrics *m);
+/* A request answered; seconds < 0 leaves it out of the latency
+ * histogram (a long poll, which waits by design). */
 void metrics_request(struct metrics *m, size_t route, int status,
     double seconds);
 void metrics_auth_failure(struct metrics *m);

@@ -9,7 +9,7 @@ import signal
 import subprocess
 import time
 
-from conftest import Dird, curl, wait_until
+from conftest import Dird, curl, people, wait_until
 from test_inbox import post, seal
 
 
@@ -168,3 +168,43 @@ def test_stopping_answers_the_waiting_at_once(reg):
     assert status == 200 and ev["events"] == [], ev
     assert reg.d.proc.wait(timeout=30) == 0, reg.d.read_log()
     assert time.monotonic() - t0 < 5, time.monotonic() - t0
+
+
+def requests_of(d, endpoint):
+    n = 0
+    for line in d.metrics().splitlines():
+        if line.startswith(f'dird_requests_total{{endpoint="{endpoint}",'):
+            n += int(line.split()[-1])
+    return n
+
+
+def latency_count(d):
+    for line in d.metrics().splitlines():
+        if line.startswith("dird_request_duration_seconds_count "):
+            return int(line.split()[1])
+    raise AssertionError("no dird_request_duration_seconds_count")
+
+
+def test_a_long_poll_is_no_latency(reg):
+    """A request that waited is counted, but kept out of the latency
+    histogram: it waits by design, and would make every figure of it
+    read 'slow'."""
+    bob = reg.user("bob@example.org")
+    before = latency_count(reg.d)
+    status, ev, took = Poll(reg.d, bob, "?after=0&wait=1").result()
+    assert status == 200 and took >= 0.9
+    assert requests_of(reg.d, "events") == 1
+    # The two /metrics reads before this one are timed; the poll is not.
+    assert latency_count(reg.d) == before + 2
+
+
+def test_a_dchat_does_not_hammer_a_registry_that_never_waits(registry):
+    """With push_wait_max = 0 every request for events is answered at
+    once; a running dchat then asks at most every 10 s, not in a loop."""
+    reg = registry("push_wait_max=0")
+    (bob,) = people(reg, "bob")
+    bob.run()
+    time.sleep(6)
+    n = requests_of(reg.d, "events")
+    assert 1 <= n <= 2, n
+    assert bob.stop() == 0
