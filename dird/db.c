@@ -48,7 +48,7 @@ enum stmt {
 	S_AUTH_CERT,
 	S_OCSP,
 	S_ADDR_DEL,
-	S_ADDR_INS,
+	S_ADDR_SET,
 	S_LOOKUP,
 	S_USER_LOOKUP,
 	S_BACKUP_PUT,
@@ -246,13 +246,27 @@ static const struct {
 	[S_ADDR_DEL] = { "DELETE FROM addresses WHERE certificate_id = $1 "
 			 "RETURNING user_id",
 	    1 },
-	/* One round trip for all addresses: arrays unnested in parallel. */
-	[S_ADDR_INS] = { "INSERT INTO addresses (certificate_id, user_id, ip, "
+	/*
+	 * A device's addresses replaced in one statement, one round trip:
+	 * the arrays unnested in parallel; what is no longer given goes,
+	 * what is given again only has its times moved on (a refresh, the
+	 * common case, deletes and inserts nothing), what is new comes in.
+	 */
+	[S_ADDR_SET] = { "WITH new AS (SELECT DISTINCT * FROM "
+			 "unnest($3::inet[], $4::int[], $5::text[]) "
+			 "AS a(ip, port, kind)), "
+			 "gone AS (DELETE FROM addresses d "
+			 "WHERE d.certificate_id = $1 AND NOT EXISTS ("
+			 "SELECT 1 FROM new WHERE new.ip = d.ip AND "
+			 "new.port = d.port AND new.kind = d.kind)) "
+			 "INSERT INTO addresses (certificate_id, user_id, ip, "
 			 "port, kind, updated_at, expires_at) "
-			 "SELECT $1, $2, a.ip, a.port, a.kind, now(), "
-			 "now() + make_interval(secs => $6) "
-			 "FROM unnest($3::inet[], $4::int[], $5::text[]) "
-			 "AS a(ip, port, kind) ON CONFLICT DO NOTHING "
+			 "SELECT $1, $2, ip, port, kind, now(), "
+			 "now() + make_interval(secs => $6) FROM new "
+			 "ON CONFLICT (certificate_id, ip, port, kind) DO UPDATE "
+			 "SET user_id = EXCLUDED.user_id, "
+			 "updated_at = EXCLUDED.updated_at, "
+			 "expires_at = EXCLUDED.expires_at "
 			 "RETURNING " EPOCH("expires_at"),
 	    6 },
 	[S_LOOKUP] = { "SELECT " LOOKUP_COLS
@@ -1547,7 +1561,6 @@ db_addr_replace(struct db *db, int64_t cert_id, int64_t user_id,
 	size_t oi = 1, op = 1, ok = 1, i;
 	const char *v[6] = { ids[0], ids[1], ips, ports, kinds, ttlbuf };
 	PGresult *res = NULL;
-	int own_tx = !db->in_tx;
 
 	if (n > 32) {
 		db_seterr(err, DB_ERR_INVALID, "too many addresses");
@@ -1571,25 +1584,14 @@ db_addr_replace(struct db *db, int64_t cert_id, int64_t user_id,
 	memcpy(ports + op, "}", 2);
 	memcpy(kinds + ok, "}", 2);
 
-	if (own_tx && db_begin(db, err) == -1)
+	/* One statement: atomic by itself, no transaction of its own. */
+	if ((res = db_exec(db, S_ADDR_SET, v, NULL, 0, PGRES_TUPLES_OK,
+		 err)) == NULL)
 		return -1;
-	if ((res = db_exec(db, S_ADDR_DEL, v, NULL, 0, PGRES_TUPLES_OK,
-		 err)) == NULL)
-		goto err;
-	PQclear(res);
-	if ((res = db_exec(db, S_ADDR_INS, v, NULL, 0, PGRES_TUPLES_OK,
-		 err)) == NULL)
-		goto err;
 	*expires_at = PQntuples(res) > 0 ? (time_t)col_ll(res, 0, 0) :
 					   time(NULL) + ttl;
 	PQclear(res);
-	if (own_tx && db_commit(db, err) == -1)
-		return -1;
 	return 0;
-err:
-	if (own_tx)
-		db_rollback(db);
-	return -1;
 }
 
 int

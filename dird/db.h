@@ -340,7 +340,8 @@ struct db_addr {
 
 /*
  * Replace every address of certificate cert_id with addrs, valid ttl
- * seconds, in one transaction.  *expires_at gets the expiry stored.
+ * seconds, in one statement (what is given again only has its times
+ * moved on).  *expires_at gets the expiry stored.
  */
 int db_addr_replace(struct db *db, int64_t cert_id, int64_t user_id,
     const struct db_addr *addrs, size_t n, int ttl, time_t *expires_at,

@@ -1246,7 +1246,7 @@ reg_addr_set(struct reg *r, struct db *db, const struct reg_actor *who,
 		addrs[*n].observed = 1;
 		(*n)++;
 	}
-	/* Its own transaction: committed when it returns. */
+	/* One statement, committed when it returns. */
 	rv = db_addr_replace(db, who->cert_id, who->user_id, addrs, *n, *ttl,
 	    expires, &de);
 	reg_changed(r, who->user_id, CHANGED_LISTING);

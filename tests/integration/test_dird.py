@@ -182,6 +182,50 @@ def test_two_devices_each_with_its_addresses(reg, tmpdir_shared):
     assert by[second.serial] == [] and by[dana.serial]
 
 
+def test_a_refresh_moves_times_on_and_replaces_only_what_changed(reg):
+    """PUT /v1/me/addresses replaces a device's addresses in one
+    statement: what is given again keeps its row (only its times move
+    on: a refresh deletes and inserts nothing), what is no longer given
+    goes, what is new comes in; an address given twice is one."""
+    eve = reg.user("eve@example.org")
+
+    def put(*ips, ttl=300):
+        r = eve.req("PUT", "/v1/me/addresses", json_body={
+            "ttl": ttl, "addresses": [{"ip": ip, "port": 4605}
+                                      for ip in ips]})
+        assert r.status == 200, r
+
+    def rows():
+        out = reg.sql("SELECT host(ip), kind, id, "
+                      "extract(epoch FROM expires_at) FROM addresses "
+                      "ORDER BY ip, kind")
+        return {(f[0], f[1]): (int(f[2]), float(f[3]))
+                for f in (x.split("|") for x in out.splitlines())}
+    put("2001:db8::1", "2001:db8::2")
+    first = rows()
+    assert set(first) == {("2001:db8::1", "declared"),
+                          ("2001:db8::2", "declared"),
+                          ("127.0.0.1", "observed")}, first
+    time.sleep(1.1)
+    put("2001:db8::1", "2001:db8::2", ttl=600)
+    again = rows()
+    for k in first:
+        assert again[k][0] == first[k][0], (k, first, again)
+        assert again[k][1] > first[k][1] + 300, (k, first, again)
+    put("2001:db8::2", "2001:db8::3", "2001:db8::3")
+    last = rows()
+    assert set(last) == {("2001:db8::2", "declared"),
+                         ("2001:db8::3", "declared"),
+                         ("127.0.0.1", "observed")}, last
+    assert last[("2001:db8::2", "declared")][0] == \
+        first[("2001:db8::2", "declared")][0]
+    assert last[("2001:db8::3", "declared")][0] > max(
+        v[0] for v in first.values())
+    j = eve.req("GET", "/v1/users/eve@example.org").json()
+    assert sorted(a["ip"] for a in j["devices"][0]["addresses"]) == \
+        ["127.0.0.1", "2001:db8::2", "2001:db8::3"], j
+
+
 def make_foreign_cert(workdir, userid):
     """A self-signed certificate with the same subject as a real user's."""
     key = os.path.join(workdir, "foreign.key")
