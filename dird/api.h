@@ -79,7 +79,7 @@ int api_parse_ip(const char *s, char *out, size_t len);
  * PUT /v1/me/addresses {"addresses":[{"ip","port"}],"ttl":N}: 1 to
  * IRP_ADDR_MAX entries into addrs (which holds at least IRP_ADDR_MAX),
  * their number in *n, and the TTL asked for in *ttl when *has_ttl
- * (reg_addr_set decides what is kept).
+ * (reg_addr_begin decides what is kept).
  */
 int api_parse_addresses(json_t *body, struct db_addr *addrs, size_t *n,
     long long *ttl, int *has_ttl, struct http_resp *resp);

@@ -8,6 +8,7 @@
 
 #include "api.h"
 #include "auth.h"
+#include "commit.h"
 #include "fed.h"
 #include "log.h"
 #include "reg.h"
@@ -121,42 +122,80 @@ api_parse_addresses(json_t *body, struct db_addr *addrs, size_t *n,
 	return 0;
 }
 
-void
-api_addr_put(struct http_req *req, struct http_resp *resp)
+/* The reply to a PUT of addresses: what was stored, for how long. */
+static void
+addr_reply(struct http_resp *resp, const struct db_addr_set *set)
 {
-	struct db_addr addrs[IRP_ADDR_MAX + 1];
 	struct irp_addresses_reply out;
-	struct reg_actor who;
-	struct reg_err e;
-	long long asked;
-	time_t exp;
-	size_t n, i;
-	int ttl, has_ttl;
+	size_t i;
 
-	if (api_parse_addresses(req->json, addrs, &n, &asked, &has_ttl,
-		resp) == -1)
-		return;
-	if (reg_addr_set(req->reg, req->db, api_actor(req, &who), addrs, &n,
-		has_ttl ? &asked : NULL, &ttl, &exp, &e) == -1) {
-		http_reg_error(resp, &e);
-		return;
-	}
 	memset(&out, 0, sizeof(out));
-	for (i = 0; i < n; i++) {
+	for (i = 0; i < set->n; i++) {
 		struct irp_address *a = &out.addr[out.naddr++];
 
-		if (irp_copy(a->ip, sizeof(a->ip), addrs[i].ip) == -1 ||
-		    irp_copy(a->kind, sizeof(a->kind), addrs[i].observed ?
+		if (irp_copy(a->ip, sizeof(a->ip), set->addrs[i].ip) == -1 ||
+		    irp_copy(a->kind, sizeof(a->kind), set->addrs[i].observed ?
 			IRP_ADDR_OBSERVED : IRP_ADDR_DECLARED) == -1) {
 			http_error(resp, 500, "internal_error",
 			    "an address does not fit the answer");
 			return;
 		}
-		a->port = addrs[i].port;
+		a->port = set->addrs[i].port;
 	}
-	out.ttl = ttl;
-	irp_time(exp, out.expires_at);
+	out.ttl = set->ttl;
+	irp_time(set->expires_at, out.expires_at);
 	http_json(resp, 200, irp_addresses_reply_build(&out));
+}
+
+/*
+ * With group commit (commit.h) the write joins others on the committer's
+ * thread while the connection sleeps (http_later); the handler is
+ * called again with it done.  Without, it commits alone, here.
+ */
+void
+api_addr_put(struct http_req *req, struct http_resp *resp)
+{
+	struct db_addr addrs[IRP_ADDR_MAX + 1];
+	struct commit_job *job = req->later;
+	struct reg_actor who;
+	struct reg_err e;
+	long long asked;
+	size_t n;
+	int has_ttl;
+
+	if (job != NULL) {
+		if (reg_addr_end(req->reg, job, &e) == -1)
+			http_reg_error(resp, &e);
+		else
+			addr_reply(resp, &job->set);
+		return;
+	}
+	if (api_parse_addresses(req->json, addrs, &n, &asked, &has_ttl,
+		resp) == -1)
+		return;
+	if ((job = malloc(sizeof(*job))) == NULL) {
+		http_error(resp, 500, "internal_error", "out of memory");
+		return;
+	}
+	if (reg_addr_begin(req->reg, api_actor(req, &who), addrs, n,
+		has_ttl ? &asked : NULL, job, &e) == -1) {
+		free(job);
+		http_reg_error(resp, &e);
+		return;
+	}
+	if (req->reg->commit == NULL) {
+		reg_addr_write(req->reg, req->db, job);
+		if (reg_addr_end(req->reg, job, &e) == -1)
+			http_reg_error(resp, &e);
+		else
+			addr_reply(resp, &job->set);
+		free(job);
+		return;
+	}
+	job->done = http_wake;
+	job->arg = req->conn;
+	http_later(req, resp, job, free);
+	reg_addr_write(req->reg, NULL, job);
 }
 
 void

@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include "api.h"
+#include "commit.h"
 #include "push.h"
 
 const char *const *http_route_names(size_t *n);
@@ -75,6 +76,7 @@ api_metrics(struct http_req *req, struct http_resp *resp)
 {
 	const char *const *names;
 	struct cache_stats cs;
+	struct commit_stats ms;
 	struct db_err de;
 	size_t n, len;
 	long online = -1;
@@ -85,9 +87,12 @@ api_metrics(struct http_req *req, struct http_resp *resp)
 	names = http_route_names(&n);
 	if (req->reg->cache != NULL)
 		cache_stats(req->reg->cache, &cs);
+	if (req->reg->commit != NULL)
+		commit_stats(req->reg->commit, &ms);
 	if ((text = metrics_render(req->reg->metrics, names, n, online,
 		 req->reg->push != NULL ? push_waiting(req->reg->push) : -1,
-		 req->reg->cache != NULL ? &cs : NULL, &len)) == NULL) {
+		 req->reg->cache != NULL ? &cs : NULL,
+		 req->reg->commit != NULL ? &ms : NULL, &len)) == NULL) {
 		http_error(resp, 500, "internal_error", "out of memory");
 		return;
 	}

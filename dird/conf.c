@@ -94,6 +94,13 @@ static const struct conf_key {
 	    "0: never wait, answer at once"),
 	I("push_waiters", push_waiters, 1, 100000, "1024",
 	    "requests for events that may wait at once, in all"),
+	I("commit_batch", commit_batch, 1, 1024, "256",
+	    "address writes committed together at most (group commit); 1: "
+	    "each commits alone on its worker thread"),
+	I("commit_window_us", commit_window_us, 0, 1000000, "0",
+	    "microseconds a group commit waits for more writes after its "
+	    "first; 0: it takes those that arrived while the last one "
+	    "committed"),
 	I("push_user_waiters", push_user_waiters, 1, 1000, "8",
 	    "requests for events that may wait at once for one user (one "
 	    "per device that runs)"),

@@ -63,6 +63,9 @@ struct conf {
 	int push_wait_max;     /* seconds one may wait at most */
 	int push_waiters;      /* waiting at once, in all */
 	int push_user_waiters; /* waiting at once, per user */
+	/* Group commit of address writes (commit.h). */
+	int commit_batch;     /* writes per commit at most; 1: each alone */
+	int commit_window_us; /* how long a batch waits for more */
 };
 
 /* Fill c with the defaults. */

@@ -252,23 +252,31 @@ static const struct {
 	 * what is given again only has its times moved on (a refresh, the
 	 * common case, deletes and inserts nothing), what is new comes in.
 	 */
+	/*
+	 * Many devices' addresses at once (group commit, commit.h): $1-$6
+	 * are parallel arrays, one element per address, $7 the devices.
+	 * What a device gives again only has its times moved on; what it
+	 * no longer gives is deleted.  One statement: atomic by itself.
+	 */
 	[S_ADDR_SET] = { "WITH new AS (SELECT DISTINCT * FROM "
-			 "unnest($3::inet[], $4::int[], $5::text[]) "
-			 "AS a(ip, port, kind)), "
+			 "unnest($1::bigint[], $2::bigint[], $3::inet[], "
+			 "$4::int[], $5::text[], $6::int[]) "
+			 "AS a(cert, uid, ip, port, kind, ttl)), "
 			 "gone AS (DELETE FROM addresses d "
-			 "WHERE d.certificate_id = $1 AND NOT EXISTS ("
-			 "SELECT 1 FROM new WHERE new.ip = d.ip AND "
+			 "WHERE d.certificate_id = ANY($7::bigint[]) AND "
+			 "NOT EXISTS (SELECT 1 FROM new WHERE "
+			 "new.cert = d.certificate_id AND new.ip = d.ip AND "
 			 "new.port = d.port AND new.kind = d.kind)) "
 			 "INSERT INTO addresses (certificate_id, user_id, ip, "
 			 "port, kind, updated_at, expires_at) "
-			 "SELECT $1, $2, ip, port, kind, now(), "
-			 "now() + make_interval(secs => $6) FROM new "
+			 "SELECT cert, uid, ip, port, kind, now(), "
+			 "now() + make_interval(secs => ttl) FROM new "
 			 "ON CONFLICT (certificate_id, ip, port, kind) DO UPDATE "
 			 "SET user_id = EXCLUDED.user_id, "
 			 "updated_at = EXCLUDED.updated_at, "
 			 "expires_at = EXCLUDED.expires_at "
-			 "RETURNING " EPOCH("expires_at"),
-	    6 },
+			 "RETURNING certificate_id, " EPOCH("expires_at"),
+	    7 },
 	[S_LOOKUP] = { "SELECT " LOOKUP_COLS
 		       "FROM certificates c LEFT JOIN addresses a "
 		       "ON a.certificate_id = c.id AND a.expires_at > now() "
@@ -1538,17 +1546,122 @@ db_ocsp_status(struct db *db, const char *issuer, const char *serial,
 	return 0;
 }
 
-/* Append s to an array literal, quoted: {"a","b"}. */
-static int
-arr_add(char *buf, size_t len, size_t *off, const char *s, int first)
-{
-	int n = snprintf(buf + *off, len - *off, "%s\"%s\"", first ? "" : ",",
-	    s);
+/* An array literal growing as elements are appended: {"a","b"}. */
+struct arr {
+	char *buf;
+	size_t len, cap;
+};
 
-	if (n < 0 || (size_t)n >= len - *off)
-		return -1;
-	*off += (size_t)n;
+static int
+arr_add(struct arr *a, const char *s)
+{
+	/* a comma or brace, two quotes, s; then arr_end's brace and NUL */
+	size_t need = a->len + strlen(s) + 5;
+	char *nb;
+
+	if (need > a->cap) {
+		size_t cap = a->cap ? a->cap : 256;
+
+		while (cap < need)
+			cap *= 2;
+		if ((nb = realloc(a->buf, cap)) == NULL)
+			return -1;
+		a->buf = nb;
+		a->cap = cap;
+	}
+	/* Opened by the first element, closed by arr_end. */
+	a->len += (size_t)snprintf(a->buf + a->len, a->cap - a->len,
+	    "%s\"%s\"", a->len == 0 ? "{" : ",", s);
 	return 0;
+}
+
+static const char *
+arr_end(struct arr *a)
+{
+	if (a->len == 0)
+		return "{}";
+	/* arr_add left room for these two. */
+	a->buf[a->len] = '}';
+	a->buf[a->len + 1] = '\0';
+	return a->buf;
+}
+
+enum { A_CERT, A_UID, A_IP, A_PORT, A_KIND, A_TTL, A_DEV, A_COUNT };
+
+/* The element arrays of S_ADDR_SET for sets[0..n-1]. */
+static int
+addr_arrays(struct arr *a, const struct db_addr_set *sets, size_t n)
+{
+	char cert[24], uid[24], ttl[16], port[8];
+	size_t i, j;
+
+	for (i = 0; i < n; i++) {
+		const struct db_addr_set *s = &sets[i];
+
+		snprintf(cert, sizeof(cert), "%" PRId64, s->cert_id);
+		snprintf(uid, sizeof(uid), "%" PRId64, s->user_id);
+		snprintf(ttl, sizeof(ttl), "%d", s->ttl);
+		if (arr_add(&a[A_DEV], cert) == -1)
+			return -1;
+		for (j = 0; j < s->n; j++) {
+			snprintf(port, sizeof(port), "%d", s->addrs[j].port);
+			if (arr_add(&a[A_CERT], cert) == -1 ||
+			    arr_add(&a[A_UID], uid) == -1 ||
+			    arr_add(&a[A_IP], s->addrs[j].ip) == -1 ||
+			    arr_add(&a[A_PORT], port) == -1 ||
+			    arr_add(&a[A_KIND], s->addrs[j].observed ?
+				"observed" : "declared") == -1 ||
+			    arr_add(&a[A_TTL], ttl) == -1)
+				return -1;
+		}
+	}
+	return 0;
+}
+
+int
+db_addr_replace_many(struct db *db, struct db_addr_set *sets, size_t n,
+    struct db_err *err)
+{
+	struct arr a[A_COUNT];
+	const char *v[A_COUNT];
+	PGresult *res = NULL;
+	size_t i;
+	int k, r, rv = -1;
+
+	memset(a, 0, sizeof(a));
+	for (i = 0; i < n; i++) {
+		if (sets[i].n > DB_ADDR_SET_MAX) {
+			db_seterr(err, DB_ERR_INVALID, "too many addresses");
+			return -1;
+		}
+		sets[i].expires_at = 0;
+	}
+	if (addr_arrays(a, sets, n) == -1) {
+		db_seterr(err, DB_ERR_INTERNAL, "out of memory");
+		goto err;
+	}
+	for (k = 0; k < A_COUNT; k++)
+		v[k] = arr_end(&a[k]);
+	if ((res = db_exec(db, S_ADDR_SET, v, NULL, 0, PGRES_TUPLES_OK,
+		 err)) == NULL)
+		goto err;
+	/* Every row of a device has its expiry: the first one found. */
+	for (r = 0; r < PQntuples(res); r++) {
+		int64_t cert = col_ll(res, r, 0);
+
+		for (i = 0; i < n; i++)
+			if (sets[i].cert_id == cert && sets[i].expires_at == 0)
+				sets[i].expires_at = (time_t)col_ll(res, r, 1);
+	}
+	for (i = 0; i < n; i++)
+		if (sets[i].expires_at == 0)
+			sets[i].expires_at = time(NULL) + sets[i].ttl;
+	rv = 0;
+err:
+	PQclear(res);
+	for (k = 0; k < A_COUNT; k++)
+		free(a[k].buf);
+	return rv;
 }
 
 int
@@ -1556,41 +1669,11 @@ db_addr_replace(struct db *db, int64_t cert_id, int64_t user_id,
     const struct db_addr *addrs, size_t n, int ttl, time_t *expires_at,
     struct db_err *err)
 {
-	char ids[2][24], ttlbuf[16], port[8];
-	char ips[64 * 40], ports[16 * 40], kinds[16 * 40];
-	size_t oi = 1, op = 1, ok = 1, i;
-	const char *v[6] = { ids[0], ids[1], ips, ports, kinds, ttlbuf };
-	PGresult *res = NULL;
+	struct db_addr_set s = { cert_id, user_id, addrs, n, ttl, 0 };
 
-	if (n > 32) {
-		db_seterr(err, DB_ERR_INVALID, "too many addresses");
+	if (db_addr_replace_many(db, &s, 1, err) == -1)
 		return -1;
-	}
-	snprintf(ids[0], sizeof(ids[0]), "%" PRId64, cert_id);
-	snprintf(ids[1], sizeof(ids[1]), "%" PRId64, user_id);
-	snprintf(ttlbuf, sizeof(ttlbuf), "%d", ttl);
-	ips[0] = ports[0] = kinds[0] = '{';
-	for (i = 0; i < n; i++) {
-		snprintf(port, sizeof(port), "%d", addrs[i].port);
-		if (arr_add(ips, sizeof(ips), &oi, addrs[i].ip, i == 0) ||
-		    arr_add(ports, sizeof(ports), &op, port, i == 0) ||
-		    arr_add(kinds, sizeof(kinds), &ok,
-			addrs[i].observed ? "observed" : "declared", i == 0)) {
-			db_seterr(err, DB_ERR_INVALID, "address too long");
-			return -1;
-		}
-	}
-	memcpy(ips + oi, "}", 2);
-	memcpy(ports + op, "}", 2);
-	memcpy(kinds + ok, "}", 2);
-
-	/* One statement: atomic by itself, no transaction of its own. */
-	if ((res = db_exec(db, S_ADDR_SET, v, NULL, 0, PGRES_TUPLES_OK,
-		 err)) == NULL)
-		return -1;
-	*expires_at = PQntuples(res) > 0 ? (time_t)col_ll(res, 0, 0) :
-					   time(NULL) + ttl;
-	PQclear(res);
+	*expires_at = s.expires_at;
 	return 0;
 }
 

@@ -346,6 +346,23 @@ struct db_addr {
 int db_addr_replace(struct db *db, int64_t cert_id, int64_t user_id,
     const struct db_addr *addrs, size_t n, int ttl, time_t *expires_at,
     struct db_err *err) DB_WUR;
+/* What db_addr_replace_many replaces for one device. */
+#define DB_ADDR_SET_MAX 32
+struct db_addr_set {
+	int64_t cert_id;
+	int64_t user_id;
+	const struct db_addr *addrs; /* 0 to DB_ADDR_SET_MAX */
+	size_t n;
+	int ttl;
+	time_t expires_at; /* out: the expiry stored */
+};
+/*
+ * db_addr_replace for n devices in one statement, one transaction and one
+ * commit (group commit): all of them are stored, or none.  No two sets
+ * may name the same certificate.
+ */
+int db_addr_replace_many(struct db *db, struct db_addr_set *sets, size_t n,
+    struct db_err *err) DB_WUR;
 /* Delete the addresses of cert_id; *n gets how many went. */
 int db_addr_delete(struct db *db, int64_t cert_id, long *n,
     struct db_err *err) DB_WUR;

@@ -204,6 +204,8 @@ struct req_ctx {
 	int busy;	  /* its body did not fit under bodies_mb: 503 */
 	int waited;	  /* it waited once (see wait_here) */
 	int wait_refused; /* too many wait: 429 */
+	void *later;	  /* see http_later */
+	void (*later_free)(void *);
 };
 
 /* ---- replies ------------------------------------------------------------ */
@@ -730,7 +732,9 @@ req_setup(struct http_server *srv, struct MHD_Connection *conn,
 	    "IRP-Sender");
 	req->param = rc->param;
 	req->waited = rc->waited;
+	req->later = rc->later;
 	req->conn = conn;
+	req->ctx = rc;
 	req->authorization = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
 	    MHD_HTTP_HEADER_AUTHORIZATION);
 	if ((req->db = thread_db(srv, &de)) == NULL) {
@@ -860,6 +864,12 @@ handle(struct http_server *srv, struct MHD_Connection *conn,
 	}
 	req.body = rc->body;
 	req.body_len = rc->len;
+	if (rc->later != NULL) {
+		/* Checked and parsed on the call that left it. */
+		req.who = rc->who;
+		rt->fn(&req, resp);
+		goto out;
+	}
 	/*
 	 * Who asks before what they sent: a caller without the right
 	 * certificate learns nothing from the checks of the body (and was
@@ -870,6 +880,8 @@ handle(struct http_server *srv, struct MHD_Connection *conn,
 		req.who = rc->who;
 	else if (authenticate(&req, rt, rc->kind, resp) == -1)
 		goto out;
+	rc->who = req.who;
+	rc->authed = 1;
 	if (parse_body(&req, rt, MHD_lookup_connection_value(conn,
 				     MHD_HEADER_KIND,
 				     MHD_HTTP_HEADER_CONTENT_TYPE),
@@ -879,7 +891,7 @@ handle(struct http_server *srv, struct MHD_Connection *conn,
 	/* A handler that left a transaction open lost it: roll back. */
 	db_rollback(req.db);
 out:
-	if (resp->wait == 0)
+	if (resp->wait == 0 && !resp->later)
 		req_log(srv, &req, rc, resp);
 	json_decref(req.json);
 }
@@ -891,10 +903,26 @@ http_query(const struct http_req *req, const char *name)
 	    name);
 }
 
-static void
-resume_cb(void *conn)
+void
+http_wake(void *conn)
 {
 	MHD_resume_connection(conn);
+}
+
+/*
+ * Suspended here, before the handler hands its work on, so that it can
+ * never be woken before it sleeps.
+ */
+void
+http_later(struct http_req *req, struct http_resp *resp, void *state,
+    void (*state_free)(void *))
+{
+	struct req_ctx *rc = req->ctx;
+
+	rc->later = state;
+	rc->later_free = state_free;
+	resp->later = 1;
+	MHD_suspend_connection(req->conn);
 }
 
 /*
@@ -914,7 +942,7 @@ wait_here(struct http_server *srv, struct MHD_Connection *conn,
 	rc->waited = 1;
 	MHD_suspend_connection(conn);
 	rv = push_wait(srv->reg->push, resp->wait_user, resp->wait_ticket,
-	    push_clock() + (int64_t)resp->wait * 1000, resume_cb, conn);
+	    push_clock() + (int64_t)resp->wait * 1000, http_wake, conn);
 	if (rv != 0) {
 		rc->wait_refused = rv == -1;
 		MHD_resume_connection(conn);
@@ -1140,6 +1168,10 @@ access_cb(void *cls, struct MHD_Connection *conn, const char *url,
 reply:
 	memset(&resp, 0, sizeof(resp));
 	handle(srv, conn, rc, method, url, &resp);
+	if (resp.later) {
+		free(resp.body);
+		return MHD_YES;
+	}
 	if (resp.wait > 0 && !rc->waited && srv->reg->push != NULL) {
 		free(resp.body);
 		wait_here(srv, conn, rc, &resp);
@@ -1177,6 +1209,8 @@ completed_cb(void *cls, struct MHD_Connection *conn, void **con_cls,
 		    toe == MHD_REQUEST_TERMINATED_COMPLETED_OK)
 			uncork(rc);
 		atomic_fetch_sub(&srv->held, rc->cap);
+		if (rc->later_free != NULL)
+			rc->later_free(rc->later);
 		free(rc->body);
 		free(rc);
 		*con_cls = NULL;

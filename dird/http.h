@@ -40,7 +40,9 @@ struct http_req {
 	const char *msg_id;   /* IRP-Message-Id: a post to an inbox */
 	const char *sender;   /* IRP-Sender: whose post a registry relays */
 	int waited;	      /* it waited already (http_resp's wait) */
-	void *conn;	      /* for http_query only */
+	void *later;	      /* what http_later kept, when called again */
+	void *conn;	      /* for http_query and http_later only */
+	void *ctx;	      /* http.c's */
 };
 
 struct http_resp {
@@ -60,7 +62,21 @@ struct http_resp {
 	int wait;
 	int64_t wait_user;
 	uint64_t wait_ticket;
+	int later; /* http_later was called: no reply now */
 };
+
+/*
+ * A handler whose work finishes on another thread (a group commit,
+ * commit.h): the connection sleeps, holding no thread, and state is
+ * kept (freed with state_free when the request ends).  The handler then
+ * hands its work on with http_wake and req->conn to call when it is
+ * done; it is called again with req->later = state, without a parsed
+ * body, and answers then.
+ */
+void http_later(struct http_req *req, struct http_resp *resp, void *state,
+    void (*state_free)(void *));
+/* Call the handler left by http_later again; from any thread, once. */
+void http_wake(void *conn);
 
 /* The query argument name of the request, or NULL. */
 const char *http_query(const struct http_req *req, const char *name);

@@ -19,6 +19,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "commit.h"
 #include "fed.h"
 #include "http.h"
 #include "log.h"
@@ -93,6 +94,27 @@ set_kv(struct conf *c, const struct opt_set *o, int *listen_seen)
 		return -1;
 	}
 	return 0;
+}
+
+/*
+ * The group committer of address writes, with a database connection of
+ * its own, unless commit_batch = 1 (each write commits alone).
+ */
+static int
+start_commit(struct reg *r, char *errbuf, size_t errlen)
+{
+	struct db_err de;
+	struct db *db;
+
+	if (r->conf.commit_batch <= 1)
+		return 0;
+	if ((db = reg_db(r, &de)) == NULL) {
+		snprintf(errbuf, errlen, "group commit: %s", de.msg);
+		return -1;
+	}
+	r->commit = commit_new(db, r->conf.commit_batch,
+	    r->conf.commit_window_us, errbuf, errlen);
+	return r->commit == NULL ? -1 : 0;
 }
 
 static void
@@ -285,8 +307,10 @@ main(int argc, char **argv)
 	    (reg.push = push_new(reg.conninfo, reg.conf.push_waiters,
 		 reg.conf.push_user_waiters, errbuf, sizeof(errbuf))) == NULL ||
 	    reg_cache_start(&reg, errbuf, sizeof(errbuf)) == -1 ||
+	    start_commit(&reg, errbuf, sizeof(errbuf)) == -1 ||
 	    (srv = http_start(&reg, errbuf, sizeof(errbuf))) == NULL) {
 		log_warnx("%s", errbuf);
+		commit_free(reg.commit);
 		push_free(reg.push);
 		fed_free(reg.fed);
 		auth_free(reg.auth);
@@ -323,6 +347,8 @@ main(int argc, char **argv)
 		log_warnx("%d request%s still in flight after %d s; stopping "
 		    "anyway", i, i == 1 ? "" : "s", DRAIN_SECS);
 	http_stop(srv);
+	/* After the listeners: no request can hand it a write now. */
+	commit_free(reg.commit);
 	push_free(reg.push);
 	fed_free(reg.fed);
 	auth_free(reg.auth);

@@ -156,7 +156,7 @@ put(struct buf *b, const char *fmt, ...)
 char *
 metrics_render(struct metrics *m, const char *const *route_names,
     size_t nroutes, long online, int waiting, const struct cache_stats *cache,
-    size_t *len)
+    const struct commit_stats *commit, size_t *len)
 {
 	struct buf b = { malloc(8192), 0, 8192, 0 };
 	unsigned long cum = 0, v;
@@ -241,6 +241,25 @@ metrics_render(struct metrics *m, const char *const *route_names,
 			"# TYPE dird_cache_serving gauge\n"
 			"dird_cache_serving %d\n",
 		    cache->hits, cache->misses, cache->drops, cache->serving);
+	if (commit != NULL)
+		put(&b, "# HELP dird_commit_batches_total Group commits of "
+			"address writes.\n"
+			"# TYPE dird_commit_batches_total counter\n"
+			"dird_commit_batches_total %lu\n"
+			"# HELP dird_commit_writes_total Address writes they "
+			"committed.\n"
+			"# TYPE dird_commit_writes_total counter\n"
+			"dird_commit_writes_total %lu\n"
+			"# HELP dird_commit_retried_total Writes tried again "
+			"alone because their group failed.\n"
+			"# TYPE dird_commit_retried_total counter\n"
+			"dird_commit_retried_total %lu\n"
+			"# HELP dird_commit_queued Address writes waiting for "
+			"their group.\n"
+			"# TYPE dird_commit_queued gauge\n"
+			"dird_commit_queued %lu\n",
+		    commit->batches, commit->jobs, commit->retried,
+		    commit->queued);
 	if (b.failed) {
 		free(b.p);
 		return NULL;

@@ -9,6 +9,7 @@
 #include <stddef.h>
 
 #include "cache.h"
+#include "commit.h"
 
 #define METRICS_ROUTES_MAX 48
 
@@ -35,11 +36,12 @@ void metrics_fed(struct metrics *m, int incoming, const char *result);
  */
 void metrics_inbox(struct metrics *m, const char *result);
 /*
- * The exposition text (new buffer, free()); online < 0, waiting < 0
- * and cache NULL leave those figures out.
+ * The exposition text (new buffer, free()); online < 0, waiting < 0,
+ * cache NULL and commit NULL leave those figures out.
  */
 char *metrics_render(struct metrics *m, const char *const *route_names,
     size_t nroutes, long online, int waiting,
-    const struct cache_stats *cache, size_t *len);
+    const struct cache_stats *cache, const struct commit_stats *commit,
+    size_t *len);
 
 #endif

@@ -21,6 +21,7 @@
 #include <openssl/rand.h>
 
 #include "cache.h"
+#include "commit.h"
 #include "log.h"
 #include "reg.h"
 
@@ -1208,16 +1209,18 @@ addr_check(struct db_addr *addrs, size_t n, struct reg_err *e)
 	return 0;
 }
 
+/* The declared addresses and the observed one fit a job. */
+_Static_assert(IRP_ADDR_MAX + 1 <= DB_ADDR_SET_MAX, "addresses of a job");
+
 int
-reg_addr_set(struct reg *r, struct db *db, const struct reg_actor *who,
-    struct db_addr *addrs, size_t *n, const long long *asked, int *ttl,
-    time_t *expires, struct reg_err *e)
+reg_addr_begin(struct reg *r, const struct reg_actor *who,
+    struct db_addr *addrs, size_t n, const long long *asked,
+    struct commit_job *job, struct reg_err *e)
 {
 	const struct conf *c = reg_conf(r);
-	struct db_err de;
-	int rv;
+	int ttl;
 
-	if (own_device(who, e) == -1 || addr_check(addrs, *n, e) == -1)
+	if (own_device(who, e) == -1 || addr_check(addrs, n, e) == -1)
 		return -1;
 	/*
 	 * No lifetime at all, or a negative one, is a client's mistake:
@@ -1231,28 +1234,51 @@ reg_addr_set(struct reg *r, struct db *db, const struct reg_actor *who,
 		return -1;
 	}
 	if (asked == NULL)
-		*ttl = c->ttl_default;
+		ttl = c->ttl_default;
 	else if (*asked < c->ttl_min)
-		*ttl = c->ttl_min;
+		ttl = c->ttl_min;
 	else if (*asked > c->ttl_max)
-		*ttl = c->ttl_max;
+		ttl = c->ttl_max;
 	else
-		*ttl = (int)*asked;
+		ttl = (int)*asked;
+	memset(job, 0, sizeof(*job));
+	memcpy(job->addrs, addrs, n * sizeof(*addrs));
 	/* The address the request came from, beside the declared ones. */
 	if (who->source != NULL &&
-	    ip_canonical(who->source, addrs[*n].ip, sizeof(addrs[*n].ip)) ==
-		0) {
-		addrs[*n].port = addrs[0].port;
-		addrs[*n].observed = 1;
-		(*n)++;
+	    ip_canonical(who->source, job->addrs[n].ip,
+		sizeof(job->addrs[n].ip)) == 0) {
+		job->addrs[n].port = addrs[0].port;
+		job->addrs[n].observed = 1;
+		n++;
+	}
+	job->set.cert_id = who->cert_id;
+	job->set.user_id = who->user_id;
+	job->set.addrs = job->addrs;
+	job->set.n = n;
+	job->set.ttl = ttl;
+	return 0;
+}
+
+int
+reg_addr_end(struct reg *r, const struct commit_job *job, struct reg_err *e)
+{
+	reg_changed(r, job->set.user_id, CHANGED_LISTING);
+	if (job->rv == -1) {
+		reg_err_from_db(e, &job->err);
+		return -1;
+	}
+	return 0;
+}
+
+void
+reg_addr_write(struct reg *r, struct db *db, struct commit_job *job)
+{
+	if (db == NULL) {
+		commit_submit(r->commit, job);
+		return;
 	}
 	/* One statement, committed when it returns. */
-	rv = db_addr_replace(db, who->cert_id, who->user_id, addrs, *n, *ttl,
-	    expires, &de);
-	reg_changed(r, who->user_id, CHANGED_LISTING);
-	if (rv == -1)
-		reg_err_from_db(e, &de);
-	return rv;
+	job->rv = db_addr_replace_many(db, &job->set, 1, &job->err);
 }
 
 int

@@ -49,6 +49,8 @@ struct metrics;	 /* metrics.h, dird's */
 struct auth;	 /* auth.h, dird's */
 struct fed;	 /* fed.h, dird's */
 struct push;	 /* push.h, dird's */
+struct commit;	 /* commit.h, dird's */
+struct commit_job;
 
 struct reg {
 	char datadir[PATH_MAX];
@@ -77,6 +79,7 @@ struct reg {
 	struct auth *auth;
 	struct fed *fed; /* fed.h: other domains' registries */
 	struct push *push; /* push.h: requests that wait for events */
+	struct commit *commit; /* commit.h: NULL, each write commits alone */
 };
 
 /* Build DATA/name into buf. */
@@ -277,20 +280,27 @@ int reg_revoke_user(struct reg *r, struct db *db, const char *userid,
  * The addresses of the actor's device, the certificate it presented
  * (403 for any other actor: an address belongs to one certificate).
  *
- * reg_addr_set replaces them with addrs[0..*n-1] (1 to IRP_ADDR_MAX, each
- * an IPv4 or IPv6 literal, written back in canonical form, and a port of
- * 1-65535; 400 too_many_addresses, invalid_address, invalid_port) and
- * appends the address the request came from (who->source) as observed,
- * with the first port: addrs holds IRP_ADDR_MAX + 1 and *n says how many
- * were stored.  asked is the lifetime the device asked for (NULL: the
- * configured default); below 1 s is 400 invalid_value, anything else is
- * clamped to the configured range.  *ttl says what was kept;
- * *expires gets their end.  Not audited: devices refresh them every
- * half TTL, and the audit log is for decisions, not for presence.
+ * Replacing them takes three steps, so that the write can be committed
+ * with others' (commit.h).  reg_addr_begin checks addrs[0..n-1] (1 to
+ * IRP_ADDR_MAX, each an IPv4 or IPv6 literal, written in canonical form,
+ * and a port of 1-65535; 400 too_many_addresses, invalid_address,
+ * invalid_port) and fills job->set with them and the address the request
+ * came from (who->source) as observed, with the first port.  asked is
+ * the lifetime the device asked for (NULL: the configured default);
+ * below 1 s is 400 invalid_value, anything else is clamped to the
+ * configured range (job->set.ttl).  reg_addr_write writes it: on db at
+ * once, or with db NULL through the group committer, which calls
+ * job->done when it is committed.  reg_addr_end then announces the
+ * change and says how the write went (job->set.expires_at: their end).
+ * Not audited: devices refresh them every half TTL, and the audit log
+ * is for decisions, not for presence.
  */
-int reg_addr_set(struct reg *r, struct db *db, const struct reg_actor *who,
-    struct db_addr *addrs, size_t *n, const long long *asked, int *ttl,
-    time_t *expires, struct reg_err *e) REG_WUR;
+int reg_addr_begin(struct reg *r, const struct reg_actor *who,
+    struct db_addr *addrs, size_t n, const long long *asked,
+    struct commit_job *job, struct reg_err *e) REG_WUR;
+void reg_addr_write(struct reg *r, struct db *db, struct commit_job *job);
+int reg_addr_end(struct reg *r, const struct commit_job *job,
+    struct reg_err *e) REG_WUR;
 /* reg_addr_del takes them all away (a device going offline); *n: how many. */
 int reg_addr_del(struct reg *r, struct db *db, const struct reg_actor *who,
     long *n, struct reg_err *e) REG_WUR;

@@ -351,7 +351,7 @@ def test_an_address_change_is_seen_at_once_here_and_soon_on_another(
         registry):
     """A dird that is the only cache on its database (cache = local)
     does not announce its writes: that its own lookup shows a new address
-    on the very next request is reg_addr_set dropping the entry itself.
+    on the very next request is reg_addr_end dropping the entry itself.
     A second dird on the same database (cache = off) reads the database,
     and announces its writes, which the first hears of by NOTIFY."""
     reg = registry("cache=local")

@@ -1,0 +1,122 @@
+"""Group commit (dird/commit.c): the address writes of requests that
+arrive together share one statement, one transaction and one commit,
+and each is answered only after that commit; a group that fails is tried
+again write by write, so that one bad write fails alone.  The requests
+are made with plain curl, several at a time."""
+import json
+import os
+import re
+import subprocess
+
+from conftest import DOMAIN, wait_until
+
+
+def metric(d, name):
+    m = re.search(rf"^{name} (\d+)$", d.metrics(), re.M)
+    return int(m.group(1)) if m else None
+
+
+class Put:
+    """PUT /v1/me/addresses in a curl process of its own, so that many
+    can be under way at once."""
+
+    def __init__(self, d, user, ip, ttl=600):
+        self.out = os.path.join(user.dir, f"put-{ip}.out")
+        body = json.dumps({"addresses": [{"ip": ip, "port": 4605}],
+                           "ttl": ttl})
+        self.proc = subprocess.Popen(
+            ["curl", "-sS", "-o", self.out, "-w", "%{http_code}", "-X",
+             "PUT", "--cacert", os.path.join(d.data, "ca.pem"), "--cert",
+             user.cert, "--key", user.key, "-H",
+             "Content-Type: application/json", "--data-binary", body,
+             d.url + "/v1/me/addresses"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+    def result(self, timeout=60):
+        out, err = self.proc.communicate(timeout=timeout)
+        assert self.proc.returncode == 0, err
+        with open(self.out) as f:
+            return int(out.decode()[-3:]), json.loads(f.read())
+
+
+def stored(reg, userid):
+    """The declared addresses of userid's devices, as the database has
+    them."""
+    out = reg.sql("SELECT host(a.ip) FROM addresses a JOIN users u ON "
+                  f"u.id = a.user_id WHERE u.userid = '{userid}' AND "
+                  "a.kind = 'declared' ORDER BY 1")
+    return out.split()
+
+
+def test_writes_that_arrive_together_share_one_commit(registry):
+    # A window long enough that the six requests surely meet in it.
+    reg = registry("commit_window_us=400000")
+    users = [reg.user(f"g{i}@{DOMAIN}") for i in range(6)]
+    puts = [Put(reg.d, u, f"192.0.2.{i + 1}") for i, u in enumerate(users)]
+    got = [p.result() for p in puts]
+    for i, (status, body) in enumerate(got):
+        assert status == 200, body
+        assert body["addresses"][0]["ip"] == f"192.0.2.{i + 1}"
+        assert body["ttl"] == 600
+    # Each answer came after its write was committed: it is there.
+    for i, u in enumerate(users):
+        assert stored(reg, u.userid) == [f"192.0.2.{i + 1}"]
+    writes = metric(reg.d, "dird_commit_writes_total")
+    batches = metric(reg.d, "dird_commit_batches_total")
+    assert writes == 6
+    assert 1 <= batches < writes, (batches, writes)
+    assert metric(reg.d, "dird_commit_retried_total") == 0
+    # A lookup right after shows the new address (the cache was told).
+    r = users[1].req("GET", f"/v1/users/{users[0].userid}")
+    assert r.status == 200, r
+    ips = [a["ip"] for dev in r.json()["devices"] for a in dev["addresses"]]
+    assert "192.0.2.1" in ips
+
+
+def test_a_group_that_fails_is_tried_write_by_write(registry):
+    """One write of a group can not be stored (its certificate was
+    deleted after it was authenticated): the group fails as a whole, each
+    write is tried alone, and only that one fails; the other's is
+    stored and acknowledged."""
+    reg = registry("commit_window_us=1000000")
+    a, b = reg.user(f"ann@{DOMAIN}"), reg.user(f"ben@{DOMAIN}")
+    assert a.req("PUT", "/v1/me/addresses", json_body={
+        "addresses": [{"ip": "198.51.100.1", "port": 4605}]}).status == 200
+    pa, pb = Put(reg.d, a, "203.0.113.1"), Put(reg.d, b, "203.0.113.2")
+    wait_until(lambda: metric(reg.d, "dird_commit_queued") == 2,
+               "both writes to wait for their group", timeout=30)
+    reg.sql("DELETE FROM certificates WHERE user_id = (SELECT id FROM "
+            f"users WHERE userid = '{a.userid}')")
+    (sa, ba), (sb, bb) = pa.result(), pb.result()
+    assert sa >= 400 and "error" in ba, (sa, ba)
+    assert sb == 200, bb
+    assert stored(reg, b.userid) == ["203.0.113.2"]
+    assert stored(reg, a.userid) == []
+    assert metric(reg.d, "dird_commit_retried_total") == 2
+    assert "tried alone" in reg.d.read_log()
+
+
+def test_one_device_writing_twice_at_once_keeps_the_last(registry):
+    """Two writes of one device never share a statement (it may not
+    write a row twice): the second waits for the next group."""
+    reg = registry("commit_window_us=300000")
+    u = reg.user(f"twice@{DOMAIN}")
+    first = Put(reg.d, u, "192.0.2.10")
+    wait_until(lambda: metric(reg.d, "dird_commit_queued") == 1,
+               "the first write to wait", timeout=30)
+    second = Put(reg.d, u, "192.0.2.11")
+    assert first.result()[0] == 200
+    assert second.result()[0] == 200
+    assert stored(reg, u.userid) == ["192.0.2.11"]
+    assert metric(reg.d, "dird_commit_batches_total") == 2
+
+
+def test_commit_batch_one_writes_each_alone(registry):
+    reg = registry("commit_batch=1")
+    u = reg.user(f"solo@{DOMAIN}")
+    r = u.req("PUT", "/v1/me/addresses", json_body={
+        "addresses": [{"ip": "192.0.2.20", "port": 4605}]})
+    assert r.status == 200, r
+    assert stored(reg, u.userid) == ["192.0.2.20"]
+    # No group committer: none of its figures.
+    assert metric(reg.d, "dird_commit_writes_total") is None
