@@ -68,7 +68,8 @@ def uses_asan(exe):
 # was added or lost by mistake.
 MIGRATIONS = ["001_init.sql", "002_change_notify.sql",
               "003_audit_chains.sql", "004_revocation.sql",
-              "005_federation.sql", "006_inbox.sql", "007_push.sql"]
+              "005_federation.sql", "006_inbox.sql", "007_push.sql",
+              "008_refresh_path.sql"]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 DOMAIN = "example.org"

@@ -15,7 +15,8 @@ from conftest import BUILD, ROOT
 # The row ids tests/bench/run promises, in --quick and full runs alike.
 ROWS = (
     [f"lookup_{n}_{f}" for n in (1, 16, 64) for f in ("rps", "p50", "p99")]
-    + ["update_64_rps", "update_64_p99", "enrol_cps", "enrol_vs_commits",
+    + ["update_64_rps", "update_64_p99", "update_64_group",
+       "update_64_vs_alone", "enrol_cps", "enrol_vs_commits",
        "enrol_vs_serial_commits",
        "newconn_cps", "fed_cold_ms", "fed_fresh_p50", "fed_cached_p50",
        "fed_cached_rps", "inbox_post_rps", "inbox_fetch_rps",
