@@ -1,16 +1,22 @@
 /*
  * cache.c - the answer cache and the thread that keeps it correct.
  *
- * The table is direct-mapped: a key has one slot (FNV-1a of the key), and
- * a new entry replaces whatever was there, so memory is bounded by the
- * slot count times CACHE_VALUE_MAX and no eviction list is needed.
+ * The table is set-associative: a key belongs to one set of CACHE_WAYS
+ * slots (FNV-1a of the key), and a new entry takes a free or stale slot
+ * of its set, else the one filled longest ago.  Memory is bounded by the
+ * slot count times CACHE_VALUE_MAX, no eviction list is needed, and a
+ * table with twice as many slots as keys holds practically all of them
+ * (a direct-mapped one, one slot per key, kept only about 80%).
  *
  * Changes are tracked by a sequence number, not by finding entries: a
  * change of user U bumps `seq` and writes it into changed_at[U mod
- * CACHE_USER_SLOTS] (listed_at[] for a change that only lookups read);
- * an entry is fresh only while the numbers it depends on are not above
- * the ticket it was filled with.  Dropping a user is O(1) however many
- * entries it has; two users sharing a slot only cost extra misses.
+ * the user slots] (listed_at[] for a change that only lookups read); an
+ * entry is fresh only while the numbers it depends on are not above the
+ * ticket it was filled with.  Dropping a user is O(1) however many
+ * entries it has; two users sharing a slot only cost extra misses, so
+ * there are as many user slots as entry slots: with every online device
+ * refreshing its addresses every few minutes, a few thousand user slots
+ * shared by a million users would drop each lookup within a second.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -25,7 +31,8 @@
 #include "db.h"
 #include "log.h"
 
-#define CACHE_USER_SLOTS 4096
+#define CACHE_WAYS 8
+#define CACHE_USER_SLOTS_MIN 4096
 
 struct entry {
 	uint64_t hash;
@@ -37,6 +44,7 @@ struct entry {
 	uint64_t ticket;
 	time_t valid_until;
 	enum cache_kind kind;
+	uint64_t filled; /* when, in puts: the oldest of a full set goes */
 };
 
 struct cache {
@@ -46,8 +54,10 @@ struct cache {
 	int serving;
 	uint64_t seq;
 	uint64_t flushed_at; /* entries filled before this are void */
-	uint64_t changed_at[CACHE_USER_SLOTS];	/* any change of the user */
-	uint64_t listed_at[CACHE_USER_SLOTS];	/* what only lookups read */
+	uint64_t *changed_at;	/* any change of the user */
+	uint64_t *listed_at;	/* what only lookups read */
+	size_t umask;		/* user slots - 1 */
+	uint64_t puts;
 	unsigned long hits, misses, stores, drops;
 
 	/* the listener */
@@ -73,9 +83,16 @@ key_hash(const void *key, size_t len)
 
 /* user_id's index in changed_at[] and listed_at[]. */
 static size_t
-user_slot(int64_t user_id)
+user_slot(const struct cache *c, int64_t user_id)
 {
-	return (uint64_t)user_id % CACHE_USER_SLOTS;
+	return (uint64_t)user_id & c->umask;
+}
+
+/* The first slot of the set of hash h. */
+static struct entry *
+set_of(struct cache *c, uint64_t h)
+{
+	return &c->slots[h & c->mask & ~(size_t)(CACHE_WAYS - 1)];
 }
 
 /* Whether a `kind` answer of user_id read at ticket still holds. */
@@ -83,7 +100,7 @@ static int
 user_unchanged(struct cache *c, enum cache_kind kind, int64_t user_id,
     uint64_t ticket)
 {
-	size_t u = user_slot(user_id);
+	size_t u = user_slot(c, user_id);
 
 	return c->changed_at[u] <= ticket &&
 	    (kind == CACHE_CERT || c->listed_at[u] <= ticket);
@@ -95,11 +112,16 @@ cache_new(size_t entries)
 	struct cache *c;
 	size_t n = 1;
 
-	while (n < entries && n < ((size_t)1 << 24))
+	while ((n < entries || n < CACHE_WAYS) && n < ((size_t)1 << 24))
 		n <<= 1;
 	if ((c = calloc(1, sizeof(*c))) == NULL)
 		return NULL;
-	if ((c->slots = calloc(n, sizeof(*c->slots))) == NULL) {
+	c->umask = (n > CACHE_USER_SLOTS_MIN ? n : CACHE_USER_SLOTS_MIN) - 1;
+	if ((c->slots = calloc(n, sizeof(*c->slots))) == NULL ||
+	    (c->changed_at = calloc(c->umask + 1, sizeof(uint64_t))) == NULL ||
+	    (c->listed_at = calloc(c->umask + 1, sizeof(uint64_t))) == NULL) {
+		free(c->slots);
+		free(c->changed_at);
 		free(c);
 		return NULL;
 	}
@@ -138,6 +160,8 @@ cache_free(struct cache *c)
 	for (i = 0; i <= c->mask; i++)
 		entry_clear(&c->slots[i]);
 	free(c->slots);
+	free(c->changed_at);
+	free(c->listed_at);
 	free(c->conninfo);
 	pthread_mutex_destroy(&c->lock);
 	free(c);
@@ -179,13 +203,18 @@ cache_get(struct cache *c, const void *key, size_t keylen, time_t now,
     void **val, size_t *len)
 {
 	uint64_t h = key_hash(key, keylen);
-	struct entry *e;
-	int rv = 0;
+	struct entry *set, *e = NULL;
+	int rv = 0, i;
 
 	pthread_mutex_lock(&c->lock);
-	e = &c->slots[h & c->mask];
-	if (c->serving && entry_fresh(c, e, h, key, keylen, now) &&
-	    (*val = malloc(e->len)) != NULL) {
+	set = set_of(c, h);
+	for (i = 0; i < CACHE_WAYS && e == NULL; i++)
+		if (set[i].val != NULL && set[i].hash == h &&
+		    set[i].keylen == keylen &&
+		    memcmp(set[i].key, key, keylen) == 0)
+			e = &set[i];
+	if (e != NULL && c->serving && entry_fresh(c, e, h, key, keylen,
+	    now) && (*val = malloc(e->len)) != NULL) {
 		memcpy(*val, e->val, e->len);
 		*len = e->len;
 		rv = 1;
@@ -196,6 +225,36 @@ cache_get(struct cache *c, const void *key, size_t keylen, time_t now,
 		c->misses++;
 	pthread_mutex_unlock(&c->lock);
 	return rv;
+}
+
+/*
+ * The slot of its set a new entry for key takes, under the lock: the
+ * key's own, else a free one, else one a change made void, else the one
+ * filled longest ago (an expired entry is that one soon enough).
+ */
+static struct entry *
+slot_for(struct cache *c, uint64_t h, const void *key, size_t keylen)
+{
+	struct entry *set = set_of(c, h), *e, *pick = NULL;
+	int i;
+
+	for (i = 0; i < CACHE_WAYS; i++) {
+		e = &set[i];
+		if (e->val != NULL && e->hash == h && e->keylen == keylen &&
+		    memcmp(e->key, key, keylen) == 0)
+			return e;
+	}
+	for (i = 0; i < CACHE_WAYS; i++) {
+		e = &set[i];
+		if (e->val == NULL)
+			return e;
+		if (e->ticket < c->flushed_at ||
+		    !user_unchanged(c, e->kind, e->user_id, e->ticket))
+			return e;
+		if (pick == NULL || e->filled < pick->filled)
+			pick = e;
+	}
+	return pick;
 }
 
 void
@@ -217,7 +276,7 @@ cache_put(struct cache *c, enum cache_kind kind, const void *key,
 	pthread_mutex_lock(&c->lock);
 	if (c->serving && ticket >= c->flushed_at &&
 	    user_unchanged(c, kind, user_id, ticket)) {
-		e = &c->slots[h & c->mask];
+		e = slot_for(c, h, key, keylen);
 		old = *e;
 		e->hash = h;
 		e->key = k;
@@ -228,6 +287,7 @@ cache_put(struct cache *c, enum cache_kind kind, const void *key,
 		e->ticket = ticket;
 		e->valid_until = valid_until;
 		e->kind = kind;
+		e->filled = ++c->puts;
 		k = v = NULL;
 		c->stores++;
 	}
@@ -248,9 +308,9 @@ cache_changed(void *arg, int64_t user_id, int listing)
 	if (user_id == 0)
 		c->flushed_at = c->seq;
 	else if (listing)
-		c->listed_at[user_slot(user_id)] = c->seq;
+		c->listed_at[user_slot(c, user_id)] = c->seq;
 	else
-		c->changed_at[user_slot(user_id)] = c->seq;
+		c->changed_at[user_slot(c, user_id)] = c->seq;
 	c->drops++;
 	pthread_mutex_unlock(&c->lock);
 }

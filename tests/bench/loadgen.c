@@ -13,7 +13,9 @@
  * by one user to one row would otherwise wait on each other's locks).
  *
  * --random N replaces "{}" in the path with a random number below N for
- * each request (to look up many different users).
+ * each request (to look up many different users); with --sequential the
+ * numbers are 0 to N-1 in turn, over all connections, and the run ends
+ * when each was asked once (to fill a cache with every user).
  *
  * --header adds one header line to every request (a lookup with
  * "Cache-Control: no-cache", say); "{}" in it becomes a number new for
@@ -53,6 +55,7 @@ struct opts {
 	int ncert, nkey;
 	int conns, seconds, new_conn, idle;
 	long random_n;
+	int sequential;
 	char *body;
 	size_t body_len;
 };
@@ -66,6 +69,7 @@ static int nctx;
 static atomic_int stop_flag;
 static atomic_long total_ok, total_err;
 static atomic_ulong header_seq; /* what "{}" in --header becomes */
+static atomic_long path_seq;	/* the next "{}" of --sequential */
 
 /* Latencies in microseconds, per thread, merged at the end. */
 struct worker {
@@ -147,11 +151,21 @@ make_path(char *out, size_t len, uint64_t *rnd)
 {
 	const char *at;
 
+	uint64_t n;
+
 	if (o.random_n <= 0 || (at = strstr(o.path, "{}")) == NULL)
 		return o.path;
+	if (o.sequential) {
+		/* Every number once, then the run is over. */
+		if ((n = (uint64_t)atomic_fetch_add(&path_seq, 1)) >=
+		    (uint64_t)o.random_n) {
+			atomic_store(&stop_flag, 1);
+			return NULL;
+		}
+	} else
+		n = next_rand(rnd) % (uint64_t)o.random_n;
 	snprintf(out, len, "%.*s%llu%s", (int)(at - o.path), o.path,
-	    (unsigned long long)(next_rand(rnd) % (uint64_t)o.random_n),
-	    at + 2);
+	    (unsigned long long)n, at + 2);
 	return out;
 }
 
@@ -238,6 +252,8 @@ run(void *arg)
 	uint64_t rnd = 0x9e3779b97f4a7c15ULL ^ (uint64_t)(uintptr_t)w;
 	double t0;
 
+	const char *path;
+
 	while (!atomic_load(&stop_flag)) {
 		t0 = now_s();
 		if (ssl == NULL && (ssl = connect_tls(w->ctx)) == NULL) {
@@ -245,7 +261,9 @@ run(void *arg)
 			usleep(10000);
 			continue;
 		}
-		if (request(ssl, make_path(pbuf, sizeof(pbuf), &rnd)) == 0) {
+		if ((path = make_path(pbuf, sizeof(pbuf), &rnd)) == NULL)
+			break;
+		if (request(ssl, path) == 0) {
 			atomic_fetch_add(&total_ok, 1);
 			record(w, (long)((now_s() - t0) * 1e6));
 		} else {
@@ -325,6 +343,7 @@ main(int argc, char **argv)
 		{ "new-conn", no_argument, NULL, 'N' },
 		{ "idle", required_argument, NULL, 'i' },
 		{ "random", required_argument, NULL, 'r' },
+		{ "sequential", no_argument, NULL, 'q' },
 		{ "header", required_argument, NULL, 'H' },
 		{ "ctype", required_argument, NULL, 'C' },
 		{ NULL, 0, NULL, 0 },
@@ -357,6 +376,7 @@ main(int argc, char **argv)
 		case 'N': o.new_conn = 1; break;
 		case 'i': o.idle = (int)strtol(optarg, NULL, 10); break;
 		case 'r': o.random_n = strtol(optarg, NULL, 10); break;
+		case 'q': o.sequential = 1; break;
 		case 'H': o.header = optarg; break;
 		case 'C': o.ctype = optarg; break;
 		default: return 2;
@@ -412,7 +432,10 @@ main(int argc, char **argv)
 		w[t].ctx = ctx[t % nctx];
 		pthread_create(&w[t].tid, NULL, run, &w[t]);
 	}
-	sleep((unsigned)o.seconds);
+	/* --seconds, or less when --sequential asked every number. */
+	for (i = 0; i < (size_t)o.seconds * 10 && !atomic_load(&stop_flag);
+	    i++)
+		usleep(100000);
 	atomic_store(&stop_flag, 1);
 	for (t = 0; t < o.conns; t++) {
 		pthread_join(w[t].tid, NULL);

@@ -24,6 +24,7 @@ ROWS = (
        "tcp_rtt_c_p50"]
     + [f"scale{tag}_{i}_{f}" for tag in ("", "_nocache") for i in range(3)
        for f in ("p50", "p99")]
+    + [f"scale_{i}_hits" for i in range(3)] + ["scale_cache_bytes"]
     + ["memory_idle_rss"])
 
 

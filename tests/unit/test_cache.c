@@ -35,6 +35,17 @@ missed(struct cache *c, const char *key)
 	return hit == 0;
 }
 
+/* The hash cache.c files a key under (FNV-1a). */
+static uint64_t
+fnv(const char *s)
+{
+	uint64_t h = 1469598103934665603ULL;
+
+	for (; *s != '\0'; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+	return h;
+}
+
 /* A lookup answer. */
 static void
 put(struct cache *c, const char *key, int64_t user, time_t until,
@@ -56,12 +67,12 @@ put_cert(struct cache *c, const char *key, int64_t user, uint64_t ticket,
 int
 main(void)
 {
-	struct cache *c = cache_new(16);
+	struct cache *c = cache_new(16), *big_c;
 	struct cache_stats st;
 	static char big[CACHE_VALUE_MAX + 2];
-	char k1[8], k2[8];
+	char k1[8], k2[8], same[8][8];
 	uint64_t t;
-	int i, j;
+	int i, j, n;
 
 	if (c == NULL)
 		return 2;
@@ -153,23 +164,53 @@ main(void)
 	put(c, "uempty", 4, NOW + 60, cache_ticket(c), "");
 	check(missed(c, "uempty"), "an empty value is not kept");
 
-	/* Two keys for one slot: the newer wins, the older misses. */
-	for (i = 0; i < 1000; i++)
-		for (j = i + 1; j < 1000; j++) {
-			snprintf(k1, sizeof(k1), "k%d", i);
-			snprintf(k2, sizeof(k2), "k%d", j);
+	/*
+	 * Sets of CACHE_WAYS (8) slots: 8 keys that share a slot of the
+	 * 16 (by cache.c's FNV-1a) are all kept, where a direct-mapped
+	 * table would keep only the last.
+	 */
+	cache_changed(c, 0, 0);
+	for (i = 0, n = 0; n < 8; i++) {
+		snprintf(k1, sizeof(k1), "k%d", i);
+		if (fnv(k1) % 16 == 3) {
+			memcpy(same[n++], k1, sizeof(k1));
 			put(c, k1, 5, NOW + 60, cache_ticket(c), "one");
-			put(c, k2, 6, NOW + 60, cache_ticket(c), "two");
-			if (missed(c, k1))
-				goto found;
 		}
-found:
-	check(i < 1000, "two keys share a slot in a 16-slot cache");
-	check(served(c, k2, "two") && missed(c, k1),
-	    "the newer entry of a slot is served, the older is gone");
+	}
+	for (i = 0, j = 0; i < 8; i++)
+		j += served(c, same[i], "one");
+	check(j == 8, "8 keys of one slot are all kept in a 16-slot cache");
+	/* Many more than fit: the newest stay, the oldest went. */
+	for (i = 8; i < 1000; i++) {
+		snprintf(k1, sizeof(k1), "k%d", i);
+		put(c, k1, 6, NOW + 60, cache_ticket(c), "two");
+	}
+	for (i = 0, j = 0; i < 1000; i++) {
+		snprintf(k1, sizeof(k1), "k%d", i);
+		j += served(c, k1, "two") || served(c, k1, "one");
+	}
+	snprintf(k1, sizeof(k1), "k%d", 0);
+	snprintf(k2, sizeof(k2), "k%d", 999);
+	check(j > 0 && j <= 16 && missed(c, k1) && served(c, k2, "two"),
+	    "a full set gives its oldest slot to a new key; no more than "
+	    "16 are kept");
+
+	/*
+	 * As many user slots as entries: in a table for 8192, users 1 and
+	 * 4097 are told apart (4096 shared slots would drop both).
+	 */
+	if ((big_c = cache_new(8192)) == NULL)
+		return 2;
+	cache_serve(big_c, 1);
+	put(big_c, "one", 1, NOW + 60, cache_ticket(big_c), "1");
+	put(big_c, "other", 4097, NOW + 60, cache_ticket(big_c), "4097");
+	cache_changed(big_c, 1, 1);
+	check(missed(big_c, "one") && served(big_c, "other", "4097"),
+	    "a change of one user leaves a user 4096 ids away");
+	cache_free(big_c);
 
 	cache_stats(c, &st);
-	check(st.hits > 0 && st.misses > 0 && st.stores > 0 && st.drops == 8 &&
+	check(st.hits > 0 && st.misses > 0 && st.stores > 0 && st.drops == 9 &&
 		st.serving == 1, "statistics count hits, misses, stores, drops");
 	cache_free(c);
 	cache_free(NULL);
