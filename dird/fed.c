@@ -13,6 +13,7 @@
 #include <openssl/rand.h>
 
 #include "ca.h"
+#include "cache.h"
 #include "fed.h"
 #include "irp.h"
 #include "irp_client.h"
@@ -311,18 +312,73 @@ stale(struct fed *f, const char *key, time_t max, char **body, size_t *len)
 
 /* ---- trust ----------------------------------------------------------- */
 
+/* What the answer cache keeps of a domain's rule, or of its having none. */
+struct kept_rule {
+	int found;
+	struct db_fed rule;
+};
+
+/* Seconds a kept rule is used at most, even if no change was heard. */
+#define FED_RULE_TTL 60
+
+/*
+ * The rule for domain, through the answer cache when there is one: it
+ * was read from the database on every request, which was most of the
+ * cost of a cached federated lookup.  Every change of a rule, by this
+ * dird (reg_fed_set) or anyone else (schema 008's trigger), drops all
+ * cached answers, so a removal still takes effect at once.  0, or -1
+ * with de (no rule is 0 with found 0).
+ */
+static int
+rule_read(struct fed *f, struct db *db, const char *domain,
+    struct kept_rule *kr, struct db_err *de)
+{
+	struct cache *c = f->r->cache;
+	char key[260];
+	size_t keylen, len;
+	uint64_t ticket = 0;
+	void *val;
+
+	keylen = (size_t)snprintf(key, sizeof(key), "f%s", domain);
+	if (c != NULL &&
+	    cache_get(c, key, keylen, time(NULL), &val, &len) == 1) {
+		if (len == sizeof(*kr))
+			memcpy(kr, val, sizeof(*kr));
+		free(val);
+		if (len == sizeof(*kr))
+			return 0;
+	}
+	if (c != NULL)
+		ticket = cache_ticket(c);
+	memset(kr, 0, sizeof(*kr));
+	if (db_fed_get(db, domain, &kr->rule, de) == 0)
+		kr->found = 1;
+	else if (de->code != DB_ERR_NOTFOUND)
+		return -1;
+	/*
+	 * Of no user (0): dropped by a change of everything, and now and
+	 * then by one of a user that shares its slot (a needless miss).
+	 */
+	if (c != NULL)
+		cache_put(c, CACHE_CERT, key, keylen, 0,
+		    time(NULL) + FED_RULE_TTL, ticket, kr, sizeof(*kr));
+	return 0;
+}
+
 /* The administrator's rule for domain; refusals as fed.h says. */
 static int
-rule_get(struct db *db, const char *domain, struct db_fed *rule,
+rule_get(struct fed *f, struct db *db, const char *domain, struct db_fed *rule,
     struct reg_err *e)
 {
+	struct kept_rule kr;
 	struct db_err de;
 
-	if (db_fed_get(db, domain, rule, &de) == -1) {
-		if (de.code != DB_ERR_NOTFOUND) {
-			reg_err_from_db(e, &de);
-			return -1;
-		}
+	if (rule_read(f, db, domain, &kr, &de) == -1) {
+		reg_err_from_db(e, &de);
+		return -1;
+	}
+	*rule = kr.rule;
+	if (!kr.found) {
 		reg_seterr(e, 403, "federation_refused",
 		    "this registry has "
 		    "no federation rule for %s, so it trusts no registry of "
@@ -733,8 +789,8 @@ fed_lookup(struct fed *f, struct db *db, const char *userid, const char *asker,
 	*cached = 0;
 	longest = c->fed_cache_max > c->fed_stale_max ? c->fed_cache_max :
 							c->fed_stale_max;
-	/* The rule is read every time: removing it takes effect at once. */
-	if (rule_get(db, domain, &rule, e) == -1)
+	/* Removing the rule takes effect at once (rule_read). */
+	if (rule_get(f, db, domain, &rule, e) == -1)
 		return -1;
 	snprintf(ukey, sizeof(ukey), "u%s", userid);
 	snprintf(dkey, sizeof(dkey), "d%s", domain);
@@ -856,7 +912,7 @@ fed_post(struct fed *f, struct db *db, const struct reg_actor *who,
 	int rv = -1;
 
 	memset(out, 0, sizeof(*out));
-	if (rule_get(db, domain, &rule, e) == -1)
+	if (rule_get(f, db, domain, &rule, e) == -1)
 		return -1;
 	snprintf(dkey, sizeof(dkey), "d%s", domain);
 	if (kept(f, dkey, 0, e, &body, &blen))
@@ -956,7 +1012,7 @@ fed_admit(struct fed *f, struct db *db, const char *domain,
 		goto out;
 	}
 	limit_hit(f->in_lim, "fed-in", out_domain, limit_now());
-	if (rule_get(db, out_domain, &rule, e) == -1)
+	if (rule_get(f, db, out_domain, &rule, e) == -1)
 		goto out;
 	if (leaf == NULL || ca == NULL || !ca_is_ca_cert(ca, ca_len) ||
 	    ca_der_sha256_hex(ca, ca_len, sha) == -1) {

@@ -240,9 +240,10 @@ reg_db(struct reg *r, struct db_err *err)
  * What a change drops from this process's answer cache: CHANGED_USER,
  * what a certificate check and an OCSP status read too (the user's row,
  * a certificate's status); CHANGED_LISTING, what only a lookup reads (a
- * device's addresses, a new certificate).
+ * device's addresses, a new certificate); CHANGED_ALL, everything (a
+ * federation rule, which the cache keeps beside the users' answers).
  */
-enum changed { CHANGED_USER = 0, CHANGED_LISTING = 1 };
+enum changed { CHANGED_USER = 0, CHANGED_LISTING = 1, CHANGED_ALL = 2 };
 
 /*
  * The one place where this process's own writes reach its cache.  Every
@@ -262,7 +263,9 @@ enum changed { CHANGED_USER = 0, CHANGED_LISTING = 1 };
 static void
 reg_changed(struct reg *r, int64_t user_id, enum changed what)
 {
-	if (r->cache != NULL && user_id > 0)
+	if (r->cache != NULL && what == CHANGED_ALL)
+		cache_changed(r->cache, 0, 0);
+	else if (r->cache != NULL && user_id > 0)
 		cache_changed(r->cache, user_id, what == CHANGED_LISTING);
 }
 
@@ -1119,9 +1122,11 @@ reg_fed_set(struct reg *r, struct db *db, const char *domain,
 		who->source, detail, &de) == -1 ||
 	    db_commit(db, &de) == -1) {
 		db_rollback(db);
+		reg_changed(r, 0, CHANGED_ALL);
 		reg_err_from_db(e, &de);
 		return -1;
 	}
+	reg_changed(r, 0, CHANGED_ALL);
 	return 0;
 }
 
@@ -1139,9 +1144,11 @@ reg_fed_remove(struct reg *r, struct db *db, const char *domain,
 		NULL, &de) == -1 ||
 	    db_commit(db, &de) == -1) {
 		db_rollback(db);
+		reg_changed(r, 0, CHANGED_ALL);
 		reg_err_from_db(e, &de);
 		return -1;
 	}
+	reg_changed(r, 0, CHANGED_ALL);
 	return 0;
 }
 

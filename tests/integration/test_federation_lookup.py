@@ -12,7 +12,7 @@ import ssl
 import subprocess
 import time
 
-from conftest import NameServer, curl, free_port
+from conftest import NameServer, curl, free_port, wait_until
 
 ORG, NET = "example.org", "example.net"
 
@@ -313,3 +313,35 @@ def test_dane_record_of_another_ca_is_refused(registry, tmpdir_shared):
     r = w.lookup()
     assert r.status == 502 and error(r)["code"] == "untrusted_registry", r
     assert "DANE-TA" in error(r)["message"], r
+
+
+def cache_hits(d):
+    for line in d.metrics().splitlines():
+        if line.startswith("dird_cache_hits_total "):
+            return int(line.split()[1])
+    raise AssertionError("no dird_cache_hits_total in /metrics")
+
+
+def test_a_rule_change_applies_at_once_with_the_cache_on(registry,
+                                                         tmpdir_shared):
+    """With its cache on, dird keeps the federation rule of a domain in
+    it (a cached federated lookup no longer reads the database); a rule
+    removed with dirctl applies at the next lookup all the same, not a
+    minute later (schema 008 announces the change), and so does one
+    added again."""
+    w = World(registry, tmpdir_shared, org_settings=("cache=local",))
+    w.pin_both()
+    wait_until(lambda: w.lookup().status == 200, "a federated answer",
+               timeout=30)
+    # Cached: the certificate check and the rule both come from memory.
+    before = cache_hits(w.org.d)
+    assert w.lookup().status == 200
+    assert cache_hits(w.org.d) - before == 2
+    w.org.ctl("federation", "remove", NET)
+    wait_until(lambda: w.lookup().status == 403, "the removal to apply",
+               timeout=10)
+    r = w.lookup()
+    assert error(r)["code"] == "federation_refused", r
+    w.org.ctl("federation", "add", NET, "--ca-fingerprint", ca_sha(w.net))
+    wait_until(lambda: w.lookup().status == 200, "the rule to apply again",
+               timeout=10)
