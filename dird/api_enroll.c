@@ -1,6 +1,7 @@
 /*
  * api_enroll.c - a first certificate (code or password) and renewals.
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include "api.h"
@@ -65,13 +66,58 @@ api_enroll(struct http_req *req, struct http_resp *resp)
 	issue_and_reply(req, resp);
 }
 
+/* The answer to a renewal whose record was written. */
+static void
+renewed(struct http_req *req, struct http_resp *resp,
+    const struct reg_renewal *rn)
+{
+	struct reg_err e;
+
+	if (reg_renew_end(req->reg, rn, &e) == -1)
+		http_reg_error(resp, &e);
+	else
+		http_json(resp, 201, api_issued_json(req, &rn->is));
+}
+
+/*
+ * Signed here; with group commit (commit.h) the record of the
+ * certificate and its audit row then join others' while the connection
+ * sleeps (http_later), and the handler is called again with it done.
+ * No transaction of the request's own: the caller's record is the one
+ * its certificate was just checked against.
+ */
 void
 api_renew(struct http_req *req, struct http_resp *resp)
 {
-	/*
-	 * No transaction: the certificate and its audit row are one
-	 * statement, and the caller's record is the one its certificate
-	 * was just checked against.
-	 */
-	issue_and_reply(req, resp);
+	struct reg_renewal *rn = req->later;
+	struct reg_actor who;
+	struct reg_err e;
+	const char *csr;
+
+	if (rn != NULL) {
+		renewed(req, resp, rn);
+		return;
+	}
+	if ((csr = api_parse_csr(req->json, resp)) == NULL)
+		return;
+	if ((rn = malloc(sizeof(*rn))) == NULL) {
+		http_error(resp, 500, "internal_error", "out of memory");
+		return;
+	}
+	if (reg_renew_begin(req->reg, &req->who.user, csr, strlen(csr),
+		api_actor(req, &who), rn, &e) == -1) {
+		reg_renewal_free(rn);
+		http_reg_error(resp, &e);
+		return;
+	}
+	if (req->reg->commit == NULL) {
+		reg_write(req->reg, req->db, &rn->job);
+		renewed(req, resp, rn);
+		reg_renewal_free(rn);
+		return;
+	}
+	rn->job.done = http_wake;
+	rn->job.arg = req->conn;
+	http_later(req, resp, rn, reg_renewal_free);
+	reg_write(req->reg, NULL, &rn->job);
 }

@@ -184,7 +184,7 @@ api_addr_put(struct http_req *req, struct http_resp *resp)
 		return;
 	}
 	if (req->reg->commit == NULL) {
-		reg_addr_write(req->reg, req->db, job);
+		reg_write(req->reg, req->db, job);
 		if (reg_addr_end(req->reg, job, &e) == -1)
 			http_reg_error(resp, &e);
 		else
@@ -195,7 +195,7 @@ api_addr_put(struct http_req *req, struct http_resp *resp)
 	job->done = http_wake;
 	job->arg = req->conn;
 	http_later(req, resp, job, free);
-	reg_addr_write(req->reg, NULL, job);
+	reg_write(req->reg, NULL, job);
 }
 
 void

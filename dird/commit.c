@@ -39,14 +39,17 @@ tell(struct commit_job *job)
 	job->done(job->arg);
 }
 
-/* Whether batch[0..n-1] writes cert already. */
+/* Whether batch[0..n-1] writes the addresses of j's device already. */
 static int
-holds(struct commit_job *const *batch, int n, int64_t cert)
+holds(struct commit_job *const *batch, int n, const struct commit_job *j)
 {
 	int i;
 
+	if (j->kind != COMMIT_ADDR)
+		return 0;
 	for (i = 0; i < n; i++)
-		if (batch[i]->set.cert_id == cert)
+		if (batch[i]->kind == COMMIT_ADDR &&
+		    batch[i]->set.cert_id == j->set.cert_id)
 			return 1;
 	return 0;
 }
@@ -59,7 +62,7 @@ take(struct commit *c)
 	int n = 0;
 
 	while ((j = *pp) != NULL && n < c->batch_max) {
-		if (holds(c->batch, n, j->set.cert_id)) {
+		if (holds(c->batch, n, j)) {
 			pp = &j->next;
 			continue;
 		}
@@ -92,10 +95,47 @@ gather(struct commit *c)
 			break;
 }
 
-static void
-run_alone(struct commit *c, struct commit_job *j)
+void
+commit_now(struct db *db, struct commit_job *j)
 {
-	j->rv = db_addr_replace_many(c->db, &j->set, 1, &j->err);
+	if (j->kind == COMMIT_ADDR)
+		j->rv = db_addr_replace_many(db, &j->set, 1, &j->err);
+	else
+		j->rv = db_cert_record(db, &j->cert, &j->audit, NULL, &j->err);
+}
+
+/*
+ * batch[0..n-1] in one transaction: the addresses in one statement (by
+ * itself when there is nothing else), then each certificate.
+ */
+static int
+write_batch(struct commit *c, int n, struct db_err *de)
+{
+	int i, nset = 0, ncert = 0;
+
+	for (i = 0; i < n; i++)
+		if (c->batch[i]->kind == COMMIT_ADDR)
+			c->sets[nset++] = c->batch[i]->set;
+		else
+			ncert++;
+	if (ncert == 0)
+		return db_addr_replace_many(c->db, c->sets, (size_t)nset, de);
+	if (db_begin(c->db, de) == -1)
+		return -1;
+	if (nset > 0 &&
+	    db_addr_replace_many(c->db, c->sets, (size_t)nset, de) == -1)
+		goto err;
+	for (i = 0; i < n; i++)
+		if (c->batch[i]->kind == COMMIT_CERT &&
+		    db_cert_record(c->db, &c->batch[i]->cert,
+			&c->batch[i]->audit, NULL, de) == -1)
+			goto err;
+	if (db_commit(c->db, de) == -1)
+		goto err;
+	return 0;
+err:
+	db_rollback(c->db);
+	return -1;
 }
 
 /* Write batch[0..n-1]: together, or one by one when together failed. */
@@ -103,16 +143,19 @@ static void
 run(struct commit *c, int n)
 {
 	struct db_err de;
-	int i, retried = 0;
+	int i, k, retried = 0;
 
-	for (i = 0; i < n; i++)
-		c->sets[i] = c->batch[i]->set;
-	if (db_addr_replace_many(c->db, c->sets, (size_t)n, &de) == 0) {
-		for (i = 0; i < n; i++) {
-			c->batch[i]->set.expires_at = c->sets[i].expires_at;
+	if (n == 1) {
+		/* One statement by itself: no transaction around it. */
+		commit_now(c->db, c->batch[0]);
+	} else if (write_batch(c, n, &de) == 0) {
+		for (i = 0, k = 0; i < n; i++) {
+			if (c->batch[i]->kind == COMMIT_ADDR)
+				c->batch[i]->set.expires_at =
+				    c->sets[k++].expires_at;
 			c->batch[i]->rv = 0;
 		}
-	} else if (n == 1 || de.code == DB_ERR_UNAVAILABLE) {
+	} else if (de.code == DB_ERR_UNAVAILABLE) {
 		/* Alone it would fail the same way. */
 		for (i = 0; i < n; i++) {
 			c->batch[i]->rv = -1;
@@ -123,7 +166,7 @@ run(struct commit *c, int n)
 			 "tried alone",
 		    n, de.msg);
 		for (i = 0; i < n; i++)
-			run_alone(c, c->batch[i]);
+			commit_now(c->db, c->batch[i]);
 		retried = n;
 	}
 	pthread_mutex_lock(&c->mu);

@@ -1,6 +1,7 @@
 /*
- * commit.h - group commit: the address writes of many requests in one
- * statement, one transaction and one WAL flush.
+ * commit.h - group commit: the writes of many requests (address
+ * refreshes, renewed certificates) in one transaction and one WAL flush;
+ * all address writes of a group in one statement.
  *
  * Every online device refreshes its addresses at half its TTL, and each
  * refresh must be durable before it is acknowledged.  One commit per
@@ -11,6 +12,9 @@
  * when a batch fails, each of its jobs is tried again alone, so that one
  * bad write fails by itself.  One thread and one database connection of
  * its own; knows nothing of HTTP.
+ *
+ * A renewal's certificate is signed before it comes here: only its
+ * record (and its audit row) waits for the group.
  */
 #ifndef COMMIT_H
 #define COMMIT_H
@@ -22,14 +26,23 @@ struct commit;
 /* Called once per job, on commit's thread, after its commit. */
 typedef void commit_done_fn(void *arg);
 
+enum commit_kind {
+	COMMIT_ADDR, /* a device's addresses: set */
+	COMMIT_CERT, /* a certificate and its audit row: cert, audit */
+};
+
 /*
- * One request's write: the caller fills set and done/arg, and must not
- * touch the job from commit_submit until done(arg) is called; then rv
- * is 0 (set.expires_at filled) or -1 with err.
+ * One request's write: the caller fills kind, what it writes and
+ * done/arg (the strings cert and audit point at are the caller's), and
+ * must not touch the job from commit_submit until done(arg) is called;
+ * then rv is 0 (set.expires_at filled) or -1 with err.
  */
 struct commit_job {
+	enum commit_kind kind;
 	struct db_addr_set set;
 	struct db_addr addrs[DB_ADDR_SET_MAX]; /* what set.addrs may point at */
+	struct db_cert_new cert;
+	struct db_audit_row audit;
 	int rv;
 	struct db_err err;
 	commit_done_fn *done;
@@ -58,6 +71,8 @@ struct commit *commit_new(struct db *db, int batch_max, int window_us,
  */
 void commit_submit(struct commit *c, struct commit_job *job);
 void commit_stats(struct commit *c, struct commit_stats *st);
+/* Write job alone on db, at once (no group commit); sets rv and err. */
+void commit_now(struct db *db, struct commit_job *job);
 /* Commit what was submitted, then stop the thread and free c. */
 void commit_free(struct commit *c);
 

@@ -450,18 +450,17 @@ reg_record(struct reg *r, struct db *db, const struct db_user *u,
 	return 0;
 }
 
-/* Issue for u from a checked CSR, and record it. */
+/* Issue for u from a checked CSR; *action: what the audit row says. */
 static int
-reg_issue_csr(struct reg *r, struct db *db, const struct db_user *u,
-    struct ca_csr *req, const struct reg_actor *who, struct ca_issued *out,
+reg_sign(struct reg *r, const struct db_user *u, struct ca_csr *req,
+    const struct reg_actor *who, struct ca_issued *out, const char **action,
     struct reg_err *e)
 {
 	struct ca_subject subj;
 	struct ca_urls cu;
 	struct ca_err ce;
-	const char *action;
 
-	if ((action = may_issue(who, u, e)) == NULL)
+	if ((*action = may_issue(who, u, e)) == NULL)
 		return -1;
 	subj.userid = u->userid;
 	subj.name = u->name;
@@ -472,6 +471,19 @@ reg_issue_csr(struct reg *r, struct db *db, const struct db_user *u,
 		    "invalid_csr");
 		return -1;
 	}
+	return 0;
+}
+
+/* Issue for u from a checked CSR, and record it. */
+static int
+reg_issue_csr(struct reg *r, struct db *db, const struct db_user *u,
+    struct ca_csr *req, const struct reg_actor *who, struct ca_issued *out,
+    struct reg_err *e)
+{
+	const char *action;
+
+	if (reg_sign(r, u, req, who, out, &action, e) == -1)
+		return -1;
 	if (reg_record(r, db, u, out, who, action, e) == -1) {
 		ca_issued_clear(out);
 		return -1;
@@ -534,6 +546,62 @@ reg_issue_for(struct reg *r, struct db *db, const struct db_user *u,
 	if (rv == -1)
 		db_rollback(db);
 	return rv;
+}
+
+int
+reg_renew_begin(struct reg *r, const struct db_user *u, const char *csr,
+    size_t csr_len, const struct reg_actor *who, struct reg_renewal *rn,
+    struct reg_err *e)
+{
+	struct commit_job *j = &rn->job;
+	struct ca_csr *req;
+	const char *action;
+	int rv;
+
+	memset(rn, 0, sizeof(*rn));
+	if ((req = reg_csr(csr, csr_len, e)) == NULL)
+		return -1;
+	rv = reg_sign(r, u, req, who, &rn->is, &action, e);
+	ca_csr_free(req);
+	if (rv == -1)
+		return -1;
+	/* The request's strings are gone when the group commits. */
+	rn->user_id = u->id;
+	snprintf(rn->actor, sizeof(rn->actor), "%s", who->name);
+	snprintf(rn->target, sizeof(rn->target), "%s", u->userid);
+	snprintf(rn->source, sizeof(rn->source), "%s",
+	    who->source ? who->source : "");
+	j->kind = COMMIT_CERT;
+	j->cert = (struct db_cert_new){ ca_fingerprint(r->ca), u->id,
+		rn->is.serial, rn->is.fingerprint, rn->is.der, rn->is.der_len,
+		rn->is.not_before, rn->is.not_after };
+	j->audit = (struct db_audit_row){ rn->actor, action, rn->target,
+		who->source ? rn->source : NULL };
+	return 0;
+}
+
+int
+reg_renew_end(struct reg *r, const struct reg_renewal *rn,
+    struct reg_err *e)
+{
+	/* No certificate check has read it yet; the user's lookup lists it. */
+	reg_changed(r, rn->user_id, CHANGED_LISTING);
+	if (rn->job.rv == -1) {
+		reg_err_from_db(e, &rn->job.err);
+		return -1;
+	}
+	return 0;
+}
+
+void
+reg_renewal_free(void *p)
+{
+	struct reg_renewal *rn = p;
+
+	if (rn == NULL)
+		return;
+	ca_issued_clear(&rn->is);
+	free(rn);
 }
 
 int
@@ -1249,6 +1317,7 @@ reg_addr_begin(struct reg *r, const struct reg_actor *who,
 	else
 		ttl = (int)*asked;
 	memset(job, 0, sizeof(*job));
+	job->kind = COMMIT_ADDR;
 	memcpy(job->addrs, addrs, n * sizeof(*addrs));
 	/* The address the request came from, beside the declared ones. */
 	if (who->source != NULL &&
@@ -1278,14 +1347,12 @@ reg_addr_end(struct reg *r, const struct commit_job *job, struct reg_err *e)
 }
 
 void
-reg_addr_write(struct reg *r, struct db *db, struct commit_job *job)
+reg_write(struct reg *r, struct db *db, struct commit_job *job)
 {
-	if (db == NULL) {
+	if (db == NULL)
 		commit_submit(r->commit, job);
-		return;
-	}
-	/* One statement, committed when it returns. */
-	job->rv = db_addr_replace_many(db, &job->set, 1, &job->err);
+	else
+		commit_now(db, job);
 }
 
 int

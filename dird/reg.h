@@ -22,6 +22,7 @@
 #include "ca_signer.h"
 #include "irp.h"
 #include "conf.h"
+#include "commit.h"
 #include "db.h"
 #include "pgembed.h"
 
@@ -50,7 +51,6 @@ struct auth;	 /* auth.h, dird's */
 struct fed;	 /* fed.h, dird's */
 struct push;	 /* push.h, dird's */
 struct commit;	 /* commit.h, dird's */
-struct commit_job;
 
 struct reg {
 	char datadir[PATH_MAX];
@@ -194,6 +194,30 @@ int reg_issue_for(struct reg *r, struct db *db, const struct db_user *u,
     struct ca_issued *out, struct reg_err *e) REG_WUR;
 
 /*
+ * A renewal (a user's new certificate, asked for with the certificate
+ * they present) in steps around its record, so that the record can be
+ * committed with others' (commit.h), as for addresses: reg_renew_begin
+ * checks the CSR and the actor as reg_issue_for does, issues, and fills
+ * rn->job with the certificate's record and audit row; reg_write writes
+ * a job (on db at once, or with db NULL through the group committer,
+ * which calls job->done when it is committed); reg_renew_end then says
+ * how it went.  rn->is is the certificate.  reg_renewal_free frees a
+ * renewal made with malloc and its certificate.
+ */
+struct reg_renewal {
+	struct commit_job job;
+	struct ca_issued is;
+	int64_t user_id;
+	char actor[256], target[256], source[64];
+};
+int reg_renew_begin(struct reg *r, const struct db_user *u, const char *csr,
+    size_t csr_len, const struct reg_actor *who, struct reg_renewal *rn,
+    struct reg_err *e) REG_WUR;
+int reg_renew_end(struct reg *r, const struct reg_renewal *rn,
+    struct reg_err *e) REG_WUR;
+void reg_renewal_free(void *rn);
+
+/*
  * Centralized model: generate a key and certificate for userid and
  * return them as a PKCS#12 protected by passphrase (*p12 is new,
  * free()), audited as "cert.issue_p12".  An administrator's action (403
@@ -288,7 +312,7 @@ int reg_revoke_user(struct reg *r, struct db *db, const char *userid,
  * came from (who->source) as observed, with the first port.  asked is
  * the lifetime the device asked for (NULL: the configured default);
  * below 1 s is 400 invalid_value, anything else is clamped to the
- * configured range (job->set.ttl).  reg_addr_write writes it: on db at
+ * configured range (job->set.ttl).  reg_write writes it: on db at
  * once, or with db NULL through the group committer, which calls
  * job->done when it is committed.  reg_addr_end then announces the
  * change and says how the write went (job->set.expires_at: their end).
@@ -298,7 +322,7 @@ int reg_revoke_user(struct reg *r, struct db *db, const char *userid,
 int reg_addr_begin(struct reg *r, const struct reg_actor *who,
     struct db_addr *addrs, size_t n, const long long *asked,
     struct commit_job *job, struct reg_err *e) REG_WUR;
-void reg_addr_write(struct reg *r, struct db *db, struct commit_job *job);
+void reg_write(struct reg *r, struct db *db, struct commit_job *job);
 int reg_addr_end(struct reg *r, const struct commit_job *job,
     struct reg_err *e) REG_WUR;
 /* reg_addr_del takes them all away (a device going offline); *n: how many. */

@@ -8,12 +8,33 @@ import os
 import re
 import subprocess
 
-from conftest import DOMAIN, wait_until
+from conftest import DOMAIN, curl, make_csr, openssl, wait_until
 
 
 def metric(d, name):
     m = re.search(rf"^{name} (\d+)$", d.metrics(), re.M)
     return int(m.group(1)) if m else None
+
+
+class Post:
+    """A request with a JSON body in a curl process of its own, so that
+    many can be under way at once."""
+
+    def __init__(self, d, user, path, body, name):
+        self.out = os.path.join(user.dir, f"{name}.out")
+        self.proc = subprocess.Popen(
+            ["curl", "-sS", "-o", self.out, "-w", "%{http_code}", "-X",
+             "POST", "--cacert", os.path.join(d.data, "ca.pem"), "--cert",
+             user.cert, "--key", user.key, "-H",
+             "Content-Type: application/json", "--data-binary",
+             json.dumps(body), d.url + path],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+    def result(self, timeout=60):
+        out, err = self.proc.communicate(timeout=timeout)
+        assert self.proc.returncode == 0, err
+        with open(self.out) as f:
+            return int(out.decode()[-3:]), json.loads(f.read())
 
 
 class Put:
@@ -120,3 +141,40 @@ def test_commit_batch_one_writes_each_alone(registry):
     assert stored(reg, u.userid) == ["192.0.2.20"]
     # No group committer: none of its figures.
     assert metric(reg.d, "dird_commit_writes_total") is None
+
+
+def test_renewals_share_a_commit_and_the_audit_chain_holds(registry):
+    """Renewals that arrive together (beside an address refresh) have
+    their certificates recorded in one transaction; each answer comes
+    after it, every certificate is stored and works, and the audit log's
+    chains still verify."""
+    reg = registry("commit_window_us=400000")
+    users = [reg.user(f"re{i}@{DOMAIN}") for i in range(4)]
+    csrs = []
+    for u in users:
+        key, csr = make_csr(u.dir, u.userid.split("@")[0] + "-new")
+        with open(csr) as f:
+            csrs.append((key, f.read()))
+    posts = [Post(reg.d, u, "/v1/renew", {"csr": csr}, f"renew{i}")
+             for i, (u, (_, csr)) in enumerate(zip(users, csrs))]
+    put = Put(reg.d, users[0], "192.0.2.30")
+    got = [p.result() for p in posts]
+    assert put.result()[0] == 200
+    ca = os.path.join(reg.data, "ca.pem")
+    for i, (status, body) in enumerate(got):
+        assert status == 201, body
+        assert body["userid"] == users[i].userid
+        pem = os.path.join(users[i].dir, f"renewed{i}.pem")
+        with open(pem, "w") as f:
+            f.write(body["certificate"])
+        assert ": OK" in openssl("verify", "-CAfile", ca, pem).stdout
+        # Stored: the new certificate is one the registry knows.
+        r = curl(reg.d, "GET", "/v1/me", cert=pem, key=csrs[i][0])
+        assert r.status == 200 and r.json()["serial"] == body["serial"], r
+    writes = metric(reg.d, "dird_commit_writes_total")
+    batches = metric(reg.d, "dird_commit_batches_total")
+    assert writes == 5 and batches < writes, (batches, writes)
+    assert metric(reg.d, "dird_commit_retried_total") == 0
+    assert reg.sql("SELECT count(*) FROM audit_log WHERE action = "
+                   "'renew'").strip() == "4"
+    reg.ctl("audit", "verify")
