@@ -25,7 +25,11 @@ ROWS = (
     + [f"scale{tag}_{i}_{f}" for tag in ("", "_nocache") for i in range(3)
        for f in ("p50", "p99")]
     + [f"scale_{i}_hits" for i in range(3)] + ["scale_cache_bytes"]
-    + ["memory_idle_rss"])
+    + ["memory_idle_rss", "memory_idle_per_conn", "idle_lookup_rps",
+       "idle_lookup_p99"]
+    + ["soak_refresh_rps", "soak_refresh_p99", "soak_lookup_p50",
+       "soak_lookup_p99", "soak_errors", "soak_dird_cpu", "soak_pg_cpu",
+       "soak_loadgen_cpu", "soak_dird_rss", "soak_pg_pss"])
 
 
 # Under AddressSanitizer everything is several times slower and a "quick"
