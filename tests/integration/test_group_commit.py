@@ -16,15 +16,15 @@ def metric(d, name):
     return int(m.group(1)) if m else None
 
 
-class Post:
+class Request:
     """A request with a JSON body in a curl process of its own, so that
     many can be under way at once."""
 
-    def __init__(self, d, user, path, body, name):
+    def __init__(self, d, user, method, path, body, name):
         self.out = os.path.join(user.dir, f"{name}.out")
         self.proc = subprocess.Popen(
             ["curl", "-sS", "-o", self.out, "-w", "%{http_code}", "-X",
-             "POST", "--cacert", os.path.join(d.data, "ca.pem"), "--cert",
+             method, "--cacert", os.path.join(d.data, "ca.pem"), "--cert",
              user.cert, "--key", user.key, "-H",
              "Content-Type: application/json", "--data-binary",
              json.dumps(body), d.url + path],
@@ -37,27 +37,15 @@ class Post:
             return int(out.decode()[-3:]), json.loads(f.read())
 
 
-class Put:
-    """PUT /v1/me/addresses in a curl process of its own, so that many
-    can be under way at once."""
+def put_addr(d, user, ip, ttl=600):
+    """PUT /v1/me/addresses of one address."""
+    return Request(d, user, "PUT", "/v1/me/addresses",
+                   {"addresses": [{"ip": ip, "port": 4605}], "ttl": ttl},
+                   f"put-{ip}")
 
-    def __init__(self, d, user, ip, ttl=600):
-        self.out = os.path.join(user.dir, f"put-{ip}.out")
-        body = json.dumps({"addresses": [{"ip": ip, "port": 4605}],
-                           "ttl": ttl})
-        self.proc = subprocess.Popen(
-            ["curl", "-sS", "-o", self.out, "-w", "%{http_code}", "-X",
-             "PUT", "--cacert", os.path.join(d.data, "ca.pem"), "--cert",
-             user.cert, "--key", user.key, "-H",
-             "Content-Type: application/json", "--data-binary", body,
-             d.url + "/v1/me/addresses"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
-    def result(self, timeout=60):
-        out, err = self.proc.communicate(timeout=timeout)
-        assert self.proc.returncode == 0, err
-        with open(self.out) as f:
-            return int(out.decode()[-3:]), json.loads(f.read())
+def post(d, user, path, body, name):
+    return Request(d, user, "POST", path, body, name)
 
 
 def stored(reg, userid):
@@ -73,7 +61,7 @@ def test_writes_that_arrive_together_share_one_commit(registry):
     # A window long enough that the six requests surely meet in it.
     reg = registry("commit_window_us=400000")
     users = [reg.user(f"g{i}@{DOMAIN}") for i in range(6)]
-    puts = [Put(reg.d, u, f"192.0.2.{i + 1}") for i, u in enumerate(users)]
+    puts = [put_addr(reg.d, u, f"192.0.2.{i + 1}") for i, u in enumerate(users)]
     got = [p.result() for p in puts]
     for i, (status, body) in enumerate(got):
         assert status == 200, body
@@ -103,7 +91,7 @@ def test_a_group_that_fails_is_tried_write_by_write(registry):
     a, b = reg.user(f"ann@{DOMAIN}"), reg.user(f"ben@{DOMAIN}")
     assert a.req("PUT", "/v1/me/addresses", json_body={
         "addresses": [{"ip": "198.51.100.1", "port": 4605}]}).status == 200
-    pa, pb = Put(reg.d, a, "203.0.113.1"), Put(reg.d, b, "203.0.113.2")
+    pa, pb = put_addr(reg.d, a, "203.0.113.1"), put_addr(reg.d, b, "203.0.113.2")
     wait_until(lambda: metric(reg.d, "dird_commit_queued") == 2,
                "both writes to wait for their group", timeout=30)
     reg.sql("DELETE FROM certificates WHERE user_id = (SELECT id FROM "
@@ -122,10 +110,10 @@ def test_one_device_writing_twice_at_once_keeps_the_last(registry):
     write a row twice): the second waits for the next group."""
     reg = registry("commit_window_us=300000")
     u = reg.user(f"twice@{DOMAIN}")
-    first = Put(reg.d, u, "192.0.2.10")
+    first = put_addr(reg.d, u, "192.0.2.10")
     wait_until(lambda: metric(reg.d, "dird_commit_queued") == 1,
                "the first write to wait", timeout=30)
-    second = Put(reg.d, u, "192.0.2.11")
+    second = put_addr(reg.d, u, "192.0.2.11")
     assert first.result()[0] == 200
     assert second.result()[0] == 200
     assert stored(reg, u.userid) == ["192.0.2.11"]
@@ -155,9 +143,9 @@ def test_renewals_share_a_commit_and_the_audit_chain_holds(registry):
         key, csr = make_csr(u.dir, u.userid.split("@")[0] + "-new")
         with open(csr) as f:
             csrs.append((key, f.read()))
-    posts = [Post(reg.d, u, "/v1/renew", {"csr": csr}, f"renew{i}")
+    posts = [post(reg.d, u, "/v1/renew", {"csr": csr}, f"renew{i}")
              for i, (u, (_, csr)) in enumerate(zip(users, csrs))]
-    put = Put(reg.d, users[0], "192.0.2.30")
+    put = put_addr(reg.d, users[0], "192.0.2.30")
     got = [p.result() for p in posts]
     assert put.result()[0] == 200
     ca = os.path.join(reg.data, "ca.pem")
