@@ -61,7 +61,8 @@ def test_writes_that_arrive_together_share_one_commit(registry):
     # A window long enough that the six requests surely meet in it.
     reg = registry("commit_window_us=400000")
     users = [reg.user(f"g{i}@{DOMAIN}") for i in range(6)]
-    puts = [put_addr(reg.d, u, f"192.0.2.{i + 1}") for i, u in enumerate(users)]
+    puts = [put_addr(reg.d, u, f"192.0.2.{i + 1}")
+            for i, u in enumerate(users)]
     got = [p.result() for p in puts]
     for i, (status, body) in enumerate(got):
         assert status == 200, body
@@ -91,7 +92,8 @@ def test_a_group_that_fails_is_tried_write_by_write(registry):
     a, b = reg.user(f"ann@{DOMAIN}"), reg.user(f"ben@{DOMAIN}")
     assert a.req("PUT", "/v1/me/addresses", json_body={
         "addresses": [{"ip": "198.51.100.1", "port": 4605}]}).status == 200
-    pa, pb = put_addr(reg.d, a, "203.0.113.1"), put_addr(reg.d, b, "203.0.113.2")
+    pa = put_addr(reg.d, a, "203.0.113.1")
+    pb = put_addr(reg.d, b, "203.0.113.2")
     wait_until(lambda: metric(reg.d, "dird_commit_queued") == 2,
                "both writes to wait for their group", timeout=30)
     reg.sql("DELETE FROM certificates WHERE user_id = (SELECT id FROM "
