@@ -274,15 +274,27 @@ commit_stats(struct commit *c, struct commit_stats *st)
 }
 
 void
+commit_stop(struct commit *c)
+{
+	int running;
+
+	if (c == NULL)
+		return;
+	pthread_mutex_lock(&c->mu);
+	running = !c->stopping;
+	c->stopping = 1;
+	pthread_cond_signal(&c->cv);
+	pthread_mutex_unlock(&c->mu);
+	if (running)
+		pthread_join(c->thread, NULL);
+}
+
+void
 commit_free(struct commit *c)
 {
 	if (c == NULL)
 		return;
-	pthread_mutex_lock(&c->mu);
-	c->stopping = 1;
-	pthread_cond_signal(&c->cv);
-	pthread_mutex_unlock(&c->mu);
-	pthread_join(c->thread, NULL);
+	commit_stop(c);
 	pthread_cond_destroy(&c->cv);
 	pthread_mutex_destroy(&c->mu);
 	db_free(c->db);

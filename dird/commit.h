@@ -66,14 +66,19 @@ struct commit_stats {
 struct commit *commit_new(struct db *db, int batch_max, int window_us,
     char *errbuf, size_t errlen);
 /*
- * Commit job's write with others.  Once commit_free began, done is
+ * Commit job's write with others.  Once commit_stop began, done is
  * called at once with err saying the registry is stopping.
  */
 void commit_submit(struct commit *c, struct commit_job *job);
 void commit_stats(struct commit *c, struct commit_stats *st);
 /* Write job alone on db, at once (no group commit); sets rv and err. */
 void commit_now(struct db *db, struct commit_job *job);
-/* Commit what was submitted, then stop the thread and free c. */
+/*
+ * Commit what was submitted and stop the thread; later jobs fail at once
+ * (commit_submit).  Every done callback has been called when it returns.
+ */
+void commit_stop(struct commit *c);
+/* commit_stop, then free c. */
 void commit_free(struct commit *c);
 
 #endif

@@ -346,8 +346,13 @@ main(int argc, char **argv)
 	if ((i = http_drain(srv, DRAIN_SECS)) > 0)
 		log_warnx("%d request%s still in flight after %d s; stopping "
 		    "anyway", i, i == 1 ? "" : "s", DRAIN_SECS);
+	/*
+	 * Every write it holds committed (or failed) and its request woken,
+	 * before the listeners stop: libmicrohttpd may not be stopped with a
+	 * connection asleep.  A write that comes later fails at once.
+	 */
+	commit_stop(reg.commit);
 	http_stop(srv);
-	/* After the listeners: no request can hand it a write now. */
 	commit_free(reg.commit);
 	push_free(reg.push);
 	fed_free(reg.fed);

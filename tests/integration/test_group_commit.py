@@ -168,3 +168,20 @@ def test_renewals_share_a_commit_and_the_audit_chain_holds(registry):
     assert reg.sql("SELECT count(*) FROM audit_log WHERE action = "
                    "'renew'").strip() == "4"
     reg.ctl("audit", "verify")
+
+
+def test_a_write_waiting_for_its_group_is_committed_when_dird_stops(
+        registry):
+    """SIGTERM while a write waits for its group: the group commits, the
+    request is answered 200, its row is there, and dird exits 0
+    (libmicrohttpd may not be stopped while a connection sleeps)."""
+    reg = registry("commit_window_us=1000000")
+    u = reg.user(f"last@{DOMAIN}")
+    p = put_addr(reg.d, u, "192.0.2.40")
+    wait_until(lambda: metric(reg.d, "dird_commit_queued") == 1,
+               "the write to wait for its group", timeout=30)
+    rc = reg.d.stop()
+    assert p.result()[0] == 200
+    assert rc == 0
+    assert stored(reg, u.userid) == ["192.0.2.40"]
+    reg.d = None
