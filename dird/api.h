@@ -57,6 +57,17 @@ int api_commit(struct http_req *req, struct http_resp *resp);
 const struct reg_actor *api_actor(const struct http_req *req,
     struct reg_actor *who);
 /*
+ * Write job (made by a reg_*_begin) and let the handler answer once it
+ * is committed.  With group commit (commit.h) the job joins others on
+ * the committer's thread while the connection sleeps: 0, and the
+ * handler is called again with req->later = state (free_state frees it
+ * after the reply).  Without, it is written here on the request's
+ * connection: 1, and the handler answers at once (state stays the
+ * caller's).
+ */
+int api_write(struct http_req *req, struct http_resp *resp,
+    struct commit_job *job, void *state, void (*free_state)(void *));
+/*
  * The answer to an enrolment or renewal (irp_cert_build) for an issued
  * certificate; NULL when out of memory.
  */

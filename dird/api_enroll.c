@@ -82,7 +82,7 @@ renewed(struct http_req *req, struct http_resp *resp,
 /*
  * Signed here; with group commit (commit.h) the record of the
  * certificate and its audit row then join others' while the connection
- * sleeps (http_later), and the handler is called again with it done.
+ * sleeps (api_write), and the handler is called again with it done.
  * No transaction of the request's own: the caller's record is the one
  * its certificate was just checked against.
  */
@@ -110,14 +110,8 @@ api_renew(struct http_req *req, struct http_resp *resp)
 		http_reg_error(resp, &e);
 		return;
 	}
-	if (req->reg->commit == NULL) {
-		reg_write(req->reg, req->db, &rn->job);
+	if (api_write(req, resp, &rn->job, rn, reg_renewal_free) == 1) {
 		renewed(req, resp, rn);
 		reg_renewal_free(rn);
-		return;
 	}
-	rn->job.done = http_wake;
-	rn->job.arg = req->conn;
-	http_later(req, resp, rn, reg_renewal_free);
-	reg_write(req->reg, NULL, &rn->job);
 }

@@ -147,10 +147,23 @@ addr_reply(struct http_resp *resp, const struct db_addr_set *set)
 	http_json(resp, 200, irp_addresses_reply_build(&out));
 }
 
+/* The answer to an address update whose write is done. */
+static void
+addr_written(struct http_req *req, struct http_resp *resp,
+    const struct commit_job *job)
+{
+	struct reg_err e;
+
+	if (reg_addr_end(req->reg, job, &e) == -1)
+		http_reg_error(resp, &e);
+	else
+		addr_reply(resp, &job->set);
+}
+
 /*
  * With group commit (commit.h) the write joins others on the committer's
- * thread while the connection sleeps (http_later); the handler is
- * called again with it done.  Without, it commits alone, here.
+ * thread while the connection sleeps (api_write); the handler is called
+ * again with it done.  Without, it commits alone, here.
  */
 void
 api_addr_put(struct http_req *req, struct http_resp *resp)
@@ -164,10 +177,7 @@ api_addr_put(struct http_req *req, struct http_resp *resp)
 	int has_ttl;
 
 	if (job != NULL) {
-		if (reg_addr_end(req->reg, job, &e) == -1)
-			http_reg_error(resp, &e);
-		else
-			addr_reply(resp, &job->set);
+		addr_written(req, resp, job);
 		return;
 	}
 	if (api_parse_addresses(req->json, addrs, &n, &asked, &has_ttl,
@@ -183,19 +193,10 @@ api_addr_put(struct http_req *req, struct http_resp *resp)
 		http_reg_error(resp, &e);
 		return;
 	}
-	if (req->reg->commit == NULL) {
-		reg_write(req->reg, req->db, job);
-		if (reg_addr_end(req->reg, job, &e) == -1)
-			http_reg_error(resp, &e);
-		else
-			addr_reply(resp, &job->set);
+	if (api_write(req, resp, job, job, free) == 1) {
+		addr_written(req, resp, job);
 		free(job);
-		return;
 	}
-	job->done = http_wake;
-	job->arg = req->conn;
-	http_later(req, resp, job, free);
-	reg_write(req->reg, NULL, job);
 }
 
 void

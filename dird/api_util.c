@@ -37,6 +37,22 @@ api_commit(struct http_req *req, struct http_resp *resp)
 	return 0;
 }
 
+int
+api_write(struct http_req *req, struct http_resp *resp,
+    struct commit_job *job, void *state, void (*free_state)(void *))
+{
+	if (req->reg->commit == NULL) {
+		reg_write(req->reg, req->db, job);
+		return 1;
+	}
+	job->done = http_wake;
+	job->arg = req->conn;
+	http_later(req, resp, state, free_state);
+	/* Last: the committer may wake the connection before it returns. */
+	reg_write(req->reg, NULL, job);
+	return 0;
+}
+
 const struct reg_actor *
 api_actor(const struct http_req *req, struct reg_actor *who)
 {

@@ -418,6 +418,15 @@ may_issue(const struct reg_actor *who, const struct db_user *u,
 	return NULL;
 }
 
+/* The row of the certificates table for is, issued to user_id. */
+static struct db_cert_new
+cert_row(struct reg *r, int64_t user_id, const struct ca_issued *is)
+{
+	return (struct db_cert_new){ ca_fingerprint(r->ca), user_id,
+		is->serial, is->fingerprint, is->der, is->der_len,
+		is->not_before, is->not_after };
+}
+
 /*
  * Record an issued certificate and its audit row: one statement, so they
  * land together or not at all.  A transaction the caller opened (to
@@ -428,9 +437,7 @@ reg_record(struct reg *r, struct db *db, const struct db_user *u,
     const struct ca_issued *is, const struct reg_actor *who,
     const char *action, struct reg_err *e)
 {
-	const struct db_cert_new c = { ca_fingerprint(r->ca), u->id,
-		is->serial, is->fingerprint, is->der, is->der_len,
-		is->not_before, is->not_after };
+	const struct db_cert_new c = cert_row(r, u->id, is);
 	const struct db_audit_row a = { who->name, action, u->userid,
 		who->source };
 	struct db_err de;
@@ -572,9 +579,7 @@ reg_renew_begin(struct reg *r, const struct db_user *u, const char *csr,
 	snprintf(rn->source, sizeof(rn->source), "%s",
 	    who->source ? who->source : "");
 	j->kind = COMMIT_CERT;
-	j->cert = (struct db_cert_new){ ca_fingerprint(r->ca), u->id,
-		rn->is.serial, rn->is.fingerprint, rn->is.der, rn->is.der_len,
-		rn->is.not_before, rn->is.not_after };
+	j->cert = cert_row(r, u->id, &rn->is);
 	j->audit = (struct db_audit_row){ rn->actor, action, rn->target,
 		who->source ? rn->source : NULL };
 	return 0;
