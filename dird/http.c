@@ -28,6 +28,7 @@
 
 #include "api.h"
 #include "fed.h"
+#include "hs.h"
 #include "http.h"
 #include "log.h"
 #include "push.h"
@@ -140,12 +141,17 @@ static const struct route {
 /*
  * Per-connection memory pool of libmicrohttpd: it bounds the request
  * header (a larger one gets 431) and holds the read and write buffers.
- * 32 KiB was tried: dird's RSS with 1000 idle connections went from 25 to
- * 48 MiB (libmicrohttpd takes small pools from malloc, larger ones from
- * mmap, touched only as used) and the new-connection ratio of tests/bench
- * did not move beyond noise, so 64 KiB it stays.
+ * Small, because all of it stays resident: libmicrohttpd 0.9.75 zeroes
+ * the whole pool after every request of a keep-alive connection, so a
+ * connection that made one request and then waits (a running dchat's)
+ * holds the pool as long as it lives.  At 64 KiB such a connection cost
+ * 78 KiB of dird's RSS, at 16 KiB 30, at 4 KiB 18 (tests/bench/run,
+ * memory rows; GnuTLS's session is most of the rest).  4 KiB takes a
+ * request line and headers of up to about 3.5 KiB, where dird's clients
+ * send a few hundred bytes; bodies pass through it in pieces, which
+ * costs some 0.8 ms of CPU per MiB uploaded.
  */
-#define HTTP_CONN_MEMORY ((size_t)(64 * 1024))
+#define HTTP_CONN_MEMORY ((size_t)(4 * 1024))
 /* Pseudo-routes for metrics: unknown paths and wrong methods. */
 #define ROUTE_NOTFOUND NROUTES
 #define ROUTE_METHOD (NROUTES + 1)
@@ -174,15 +180,22 @@ struct http_server {
 	MHD_socket lsock[CONF_LISTEN_MAX + 1];
 };
 
-/* Per connection: the client certificate, checked once at its start. */
+/*
+ * Per connection: the client certificate, checked once at its start.  The
+ * certificates are GnuTLS's, not copies (a kilobyte per connection that
+ * waits): they live as long as the session, which never takes another
+ * peer (libmicrohttpd closes a connection asked to renegotiate, and post-
+ * handshake authentication is not enabled).
+ */
 struct conn_ctx {
 	int checked;
 	int verified;
-	unsigned char *der;
+	const unsigned char *der;
 	size_t der_len;
-	unsigned char *ca_der; /* the certificate sent after it, if any */
+	const unsigned char *ca_der; /* the certificate sent after it, if any */
 	size_t ca_der_len;
 	char source[INET6_ADDRSTRLEN];
+	int hs_fd;	/* for hs_end: its descriptor, or -1 */
 };
 
 /* Per request: the body as it arrives, and what route it is for. */
@@ -454,10 +467,10 @@ notify_connection(void *cls, struct MHD_Connection *conn, void **socket_ctx,
 		    MHD_CONNECTION_INFO_CLIENT_ADDRESS);
 		source_text(ci ? ci->client_addr : NULL, cc->source,
 		    sizeof(cc->source));
+		cc->hs_fd = hs_start(conn);
 		*socket_ctx = cc;
 	} else if (toe == MHD_CONNECTION_NOTIFY_CLOSED && cc != NULL) {
-		free(cc->der);
-		free(cc->ca_der);
+		hs_end(conn, cc->hs_fd);
 		free(cc);
 		*socket_ctx = NULL;
 	}
@@ -488,15 +501,13 @@ check_peer(struct MHD_Connection *conn, struct conn_ctx *cc)
 	s = (gnutls_session_t)ci->tls_session;
 	if ((peers = gnutls_certificate_get_peers(s, &n)) == NULL || n == 0)
 		return;
-	if (peers[0].size == 0 || peers[0].size > 16384 ||
-	    (cc->der = malloc(peers[0].size)) == NULL)
+	if (peers[0].size == 0 || peers[0].size > 16384)
 		return;
-	memcpy(cc->der, peers[0].data, peers[0].size);
+	cc->der = peers[0].data;
 	cc->der_len = peers[0].size;
 	/* Another domain's registry sends its CA after its certificate. */
-	if (n >= 2 && peers[1].size > 0 && peers[1].size <= 16384 &&
-	    (cc->ca_der = malloc(peers[1].size)) != NULL) {
-		memcpy(cc->ca_der, peers[1].data, peers[1].size);
+	if (n >= 2 && peers[1].size > 0 && peers[1].size <= 16384) {
+		cc->ca_der = peers[1].data;
 		cc->ca_der_len = peers[1].size;
 	}
 	if (gnutls_certificate_verify_peers(s, &purpose, 1, &status) == 0 &&
@@ -1371,17 +1382,15 @@ listen_on(struct http_server *srv, const char *spec, enum http_kind kind,
 	li->srv = srv;
 	li->kind = kind;
 	/*
-	 * poll(), not epoll: with epoll, libmicrohttpd 0.9.75 never clears
-	 * "readable" when GnuTLS's own recv() hits EAGAIN in the middle of
-	 * a handshake, so one client that sends part of a ClientHello (or
-	 * stalls before its Finished) keeps a pool thread spinning at 100%
-	 * CPU until the idle timeout (tests/integration/test_faults.py).
-	 * poll() waits; the throughput was the same here.
+	 * epoll, with stalled handshakes parked (hs.c); poll()
+	 * only where epoll could not be had.  MHD_USE_ITC: http_drain's
+	 * MHD_quiesce_daemon and every resume need it.
 	 */
-	/* MHD_USE_ITC: http_drain's MHD_quiesce_daemon needs it. */
-	flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL |
-	    MHD_USE_ERROR_LOG | MHD_USE_ITC;
-	/* Requests that wait for events sleep suspended (wait_here). */
+	flags = MHD_USE_INTERNAL_POLLING_THREAD |
+	    (hs_running() ? MHD_USE_EPOLL : MHD_USE_POLL) | MHD_USE_ERROR_LOG |
+	    MHD_USE_ITC;
+	/* Requests that wait for events sleep suspended (wait_here), and
+	 * so do stalled handshakes. */
 	if (kind == HK_IRP)
 		flags |= MHD_ALLOW_SUSPEND_RESUME;
 	if (ss.ss_family == AF_INET6)
@@ -1409,6 +1418,9 @@ listen_on(struct http_server *srv, const char *spec, enum http_kind kind,
 			{ MHD_OPTION_END, 0, NULL },
 		};
 		struct MHD_OptionItem tls[] = {
+			/* No client of the IRP asks for a protocol; the list
+			 * would be 300 bytes in every session. */
+			{ MHD_OPTION_TLS_NO_ALPN, 1, NULL },
 			{ MHD_OPTION_HTTPS_MEM_KEY, 0, srv->key_pem },
 			{ MHD_OPTION_HTTPS_MEM_CERT, 0, srv->cert_pem },
 			{ MHD_OPTION_HTTPS_MEM_TRUST, 0,
@@ -1481,6 +1493,9 @@ http_start(struct reg *reg, char *errbuf, size_t errlen)
 		errlen) == -1)
 		goto err;
 
+	if (hs_init(c->conn_timeout, c->max_conns) == -1)
+		log_info("listeners poll(): every wake-up visits every "
+		    "connection");
 	for (j = 0; j < c->nlisten; j++) {
 		if (strncmp(c->listen[j], "http://", 7) == 0) {
 			if (listen_on(srv, c->listen[j] + 7, HK_PUBLIC, errbuf,
@@ -1530,6 +1545,8 @@ http_stop(struct http_server *srv)
 
 	if (srv == NULL)
 		return;
+	/* Parked handshakes are suspended connections: back first. */
+	hs_stop();
 	for (j = 0; j < srv->ndaemons; j++) {
 		MHD_stop_daemon(srv->daemons[j]);
 		/* Quiesced, the listening socket is ours to close, after
@@ -1537,6 +1554,7 @@ http_stop(struct http_server *srv)
 		if (srv->quiesced && srv->lsock[j] != MHD_INVALID_SOCKET)
 			close(srv->lsock[j]);
 	}
+	hs_free();
 	/* Pool threads ran the key destructor; the main thread has none. */
 	pthread_key_delete(srv->db_key);
 	free(srv->key_pem);
