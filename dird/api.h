@@ -68,10 +68,11 @@ const struct reg_actor *api_actor(const struct http_req *req,
 int api_write(struct http_req *req, struct http_resp *resp,
     struct commit_job *job, void *state, void (*free_state)(void *));
 /*
- * The answer to an enrolment or renewal (irp_cert_build) for an issued
- * certificate; NULL when out of memory.
+ * The answer to an enrolment or renewal (irp_cert_build) for a
+ * certificate issued to userid; NULL when out of memory.
  */
-json_t *api_issued_json(struct http_req *req, const struct ca_issued *is);
+json_t *api_issued_json(struct http_req *req, const char *userid,
+    const struct ca_issued *is);
 
 /*
  * Checks of request bodies and path parameters, split from the handlers

@@ -19,31 +19,55 @@ api_parse_csr(json_t *body, struct http_resp *resp)
 	return r.csr;
 }
 
+/* The answer to an issue whose record was written. */
+static void
+issued(struct http_req *req, struct http_resp *resp,
+    const struct reg_issuing *is)
+{
+	struct reg_err e;
+
+	if (reg_issue_end(req->reg, is, &e) == -1)
+		http_reg_error(resp, &e);
+	else
+		http_json(resp, 201, api_issued_json(req, is->target, &is->is));
+}
+
 /*
- * Issue for req->who.user (as read by its authentication), in the open
- * transaction if there is one; reply.  The audit action (enroll.code,
- * enroll.password, renew) follows from how the caller proved itself.
+ * Issue for req->who.user (as read by its authentication), signed here;
+ * with group commit (commit.h) the record of the certificate and its
+ * audit row (and the consumption of the code it was asked for with)
+ * then join others' while the connection sleeps (api_write), and the
+ * handler is called again with it done.  No transaction of the
+ * request's own: the record is one statement, which consumes the code
+ * or writes nothing, and a CSR refused before it leaves the code
+ * usable.  The audit action (enroll.code, enroll.password, renew)
+ * follows from how the caller proved itself.
  */
 static void
-issue_and_reply(struct http_req *req, struct http_resp *resp)
+issue(struct http_req *req, struct http_resp *resp)
 {
+	struct reg_issuing *is;
 	struct reg_actor who;
-	struct ca_issued is;
 	struct reg_err e;
 	const char *csr;
 
-	if ((csr = api_parse_csr(req->json, resp)) == NULL) {
-		db_rollback(req->db);
+	if ((csr = api_parse_csr(req->json, resp)) == NULL)
+		return;
+	if ((is = malloc(sizeof(*is))) == NULL) {
+		http_error(resp, 500, "internal_error", "out of memory");
 		return;
 	}
-	/* reg_issue_for commits the transaction of the code, if any. */
-	if (reg_issue_for(req->reg, req->db, &req->who.user, csr,
-		strlen(csr), api_actor(req, &who), &is, &e) == -1) {
+	if (reg_issue_begin(req->reg, &req->who.user, csr, strlen(csr),
+		api_actor(req, &who), req->who.kind == AUTH_CODE ?
+		req->who.code_hash : NULL, is, &e) == -1) {
+		reg_issuing_free(is);
 		http_reg_error(resp, &e);
 		return;
 	}
-	http_json(resp, 201, api_issued_json(req, &is));
-	ca_issued_clear(&is);
+	if (api_write(req, resp, &is->job, is, reg_issuing_free) == 1) {
+		issued(req, resp, is);
+		reg_issuing_free(is);
+	}
 }
 
 void
@@ -51,67 +75,25 @@ api_enroll(struct http_req *req, struct http_resp *resp)
 {
 	struct reg_err e;
 
-	/*
-	 * The code is consumed in the same transaction as the issue: a bad
-	 * CSR rolls back and leaves the code usable.
-	 */
-	if (api_begin(req, resp) == -1)
-		return;
-	if (auth_secret(req->reg->auth, req,
-		AUTH_ALLOW_CODE | AUTH_ALLOW_PASSWORD, &e) == -1) {
-		http_reg_error(resp, &e);
-		db_rollback(req->db);
+	if (req->later != NULL) {
+		issued(req, resp, req->later);
 		return;
 	}
-	issue_and_reply(req, resp);
-}
-
-/* The answer to a renewal whose record was written. */
-static void
-renewed(struct http_req *req, struct http_resp *resp,
-    const struct reg_renewal *rn)
-{
-	struct reg_err e;
-
-	if (reg_renew_end(req->reg, rn, &e) == -1)
+	if (auth_secret(req->reg->auth, req, AUTH_ALLOW_CODE |
+		AUTH_ALLOW_PASSWORD | AUTH_CODE_LATER, &e) == -1) {
 		http_reg_error(resp, &e);
-	else
-		http_json(resp, 201, api_issued_json(req, &rn->is));
+		return;
+	}
+	issue(req, resp);
 }
 
-/*
- * Signed here; with group commit (commit.h) the record of the
- * certificate and its audit row then join others' while the connection
- * sleeps (api_write), and the handler is called again with it done.
- * No transaction of the request's own: the caller's record is the one
- * its certificate was just checked against.
- */
+/* The caller presented its certificate (RA_CERT): a renewal. */
 void
 api_renew(struct http_req *req, struct http_resp *resp)
 {
-	struct reg_renewal *rn = req->later;
-	struct reg_actor who;
-	struct reg_err e;
-	const char *csr;
-
-	if (rn != NULL) {
-		renewed(req, resp, rn);
+	if (req->later != NULL) {
+		issued(req, resp, req->later);
 		return;
 	}
-	if ((csr = api_parse_csr(req->json, resp)) == NULL)
-		return;
-	if ((rn = malloc(sizeof(*rn))) == NULL) {
-		http_error(resp, 500, "internal_error", "out of memory");
-		return;
-	}
-	if (reg_renew_begin(req->reg, &req->who.user, csr, strlen(csr),
-		api_actor(req, &who), rn, &e) == -1) {
-		reg_renewal_free(rn);
-		http_reg_error(resp, &e);
-		return;
-	}
-	if (api_write(req, resp, &rn->job, rn, reg_renewal_free) == 1) {
-		renewed(req, resp, rn);
-		reg_renewal_free(rn);
-	}
+	issue(req, resp);
 }

@@ -90,14 +90,15 @@ api_actor(const struct http_req *req, struct reg_actor *who)
 }
 
 json_t *
-api_issued_json(struct http_req *req, const struct ca_issued *is)
+api_issued_json(struct http_req *req, const char *userid,
+    const struct ca_issued *is)
 {
 	/* The PEMs are only read by the builder. */
 	struct irp_cert c = { .cert_pem = is->cert_pem,
 		.chain_pem = (char *)ca_cert_pem(req->reg->ca) };
 
 	irp_time(is->not_after, c.not_after);
-	if (irp_copy(c.userid, sizeof(c.userid), req->who.user.userid) == -1 ||
+	if (irp_copy(c.userid, sizeof(c.userid), userid) == -1 ||
 	    irp_copy(c.serial, sizeof(c.serial), is->serial) == -1 ||
 	    irp_copy(c.fingerprint, sizeof(c.fingerprint), is->fingerprint) ==
 	    -1)

@@ -384,7 +384,7 @@ too_many(const struct auth *a, struct reg_err *e)
 }
 
 static int
-auth_code(struct auth *a, struct http_req *req, const char *code,
+auth_code(struct auth *a, struct http_req *req, const char *code, int later,
     struct reg_err *e)
 {
 	unsigned char hash[32];
@@ -393,7 +393,11 @@ auth_code(struct auth *a, struct http_req *req, const char *code,
 	int rv;
 
 	reg_code_hash(code, hash);
-	rv = db_code_consume(req->db, hash, &uid, &de);
+	if (later) {
+		rv = db_code_check(req->db, hash, &uid, &de);
+		memcpy(req->who.code_hash, hash, sizeof(hash));
+	} else
+		rv = db_code_consume(req->db, hash, &uid, &de);
 	OPENSSL_cleanse(hash, sizeof(hash));
 	if (rv == -1) {
 		if (de.code != DB_ERR_NOTFOUND) {
@@ -579,7 +583,7 @@ auth_secret(struct auth *a, struct http_req *req, int allow,
 			    "expired");
 			return -1;
 		}
-		return auth_code(a, req, h, e);
+		return auth_code(a, req, h, allow & AUTH_CODE_LATER, e);
 	}
 	if ((allow & AUTH_ALLOW_PASSWORD) && strncasecmp(h, "Basic ", 6) == 0) {
 		h += 6;

@@ -31,11 +31,19 @@ struct auth_ident {
 	/* AUTH_REGISTRY: another domain's registry (fed_admit), and why. */
 	char registry[254];
 	char trust[32];
+	/* AUTH_CODE checked with AUTH_CODE_LATER: the code's SHA-256. */
+	unsigned char code_hash[32];
 };
 
 /* Secrets accepted by auth_secret(). */
 #define AUTH_ALLOW_CODE 1
 #define AUTH_ALLOW_PASSWORD 2
+/*
+ * A code is checked, not consumed: the write it authenticates consumes
+ * it (db_cert_record with who.code_hash), which fails when another
+ * request consumed it meanwhile.
+ */
+#define AUTH_CODE_LATER 4
 
 struct auth;
 
@@ -68,7 +76,8 @@ int auth_secret_precheck(struct auth *a, struct http_req *req,
  * Authenticate by "Authorization: Bearer CODE" or HTTP Basic
  * userid:password, as `allow` permits.  A code is consumed (marked used)
  * inside the caller's open transaction, so a failure later in the request
- * and a rollback leave it unused.  Failed codes are counted per source,
+ * and a rollback leave it unused; with AUTH_CODE_LATER it is only
+ * checked (see there).  Failed codes are counted per source,
  * failed passwords per source and per user (a source is an IPv4 address
  * or an IPv6 /64); over the limit the answer is 429.
  */

@@ -32,7 +32,9 @@ enum stmt {
 	S_USER_PW,
 	S_CODE_ADD,
 	S_CODE_USE,
+	S_CODE_PEEK,
 	S_CERT_RECORD,
+	S_CERT_RECORD_CODE,
 	S_CERT_LIST,
 	S_CERT_LIST_ALL,
 	S_CERT_GET,
@@ -143,6 +145,10 @@ static const struct {
 			 "WHERE code_hash = $1 AND used_at IS NULL "
 			 "AND expires_at > now() RETURNING user_id",
 	    1 },
+	[S_CODE_PEEK] = { "SELECT user_id FROM enrol_codes "
+			  "WHERE code_hash = $1 AND used_at IS NULL "
+			  "AND expires_at > now()",
+	    1 },
 	/*
 	 * A certificate and its audit row in one statement: atomic on its
 	 * own, one round trip, and the audit chain's lock (taken in
@@ -155,6 +161,23 @@ static const struct {
 			    "SELECT c.id, audit_append($8, $9, $10, $3, "
 			    "$11::inet, NULL) FROM c",
 	    11 },
+	/*
+	 * The same with the enrolment code it was issued for consumed:
+	 * nothing is written unless the code is still unused and unexpired
+	 * (no row comes back), so two requests with one code can not both
+	 * have a certificate recorded.
+	 */
+	[S_CERT_RECORD_CODE] = { "WITH k AS (UPDATE enrol_codes SET used_at = "
+				 "now() WHERE code_hash = $12 AND user_id = $2 "
+				 "AND used_at IS NULL AND expires_at > now() "
+				 "RETURNING 1), c AS (INSERT INTO certificates "
+				 "(issuer, user_id, serial, fingerprint, der, "
+				 "not_before, not_after) SELECT $1, $2, $3, $4, "
+				 "$5, to_timestamp($6), to_timestamp($7) FROM k "
+				 "RETURNING id) "
+				 "SELECT c.id, audit_append($8, $9, $10, $3, "
+				 "$11::inet, NULL) FROM c",
+	    12 },
 	[S_CERT_LIST] = { "SELECT " CERT_COLS "FROM certificates c JOIN users u "
 			  "ON u.id = c.user_id WHERE u.userid = $1 "
 			  "ORDER BY c.issued_at, c.id",
@@ -1195,20 +1218,35 @@ db_code_add(struct db *db, int64_t user_id, const unsigned char hash[32],
 	return 0;
 }
 
-int
-db_code_consume(struct db *db, const unsigned char hash[32], int64_t *user_id,
-    struct db_err *err)
+/* The user of the code with this hash, by statement st (check or use). */
+static int
+code_user(struct db *db, enum stmt st, const unsigned char hash[32],
+    int64_t *user_id, struct db_err *err)
 {
 	const char *v[1] = { (const char *)hash };
 	int lens[1] = { 32 };
 	PGresult *res;
 
-	if ((res = db_exec_row(db, S_CODE_USE, v, lens, 0, err, "unknown, used "
-	    "or expired enrolment code")) == NULL)
+	if ((res = db_exec_row(db, st, v, lens, 0, err, "unknown, used or "
+	    "expired enrolment code")) == NULL)
 		return -1;
 	*user_id = col_ll(res, 0, 0);
 	PQclear(res);
 	return 0;
+}
+
+int
+db_code_check(struct db *db, const unsigned char hash[32], int64_t *user_id,
+    struct db_err *err)
+{
+	return code_user(db, S_CODE_PEEK, hash, user_id, err);
+}
+
+int
+db_code_consume(struct db *db, const unsigned char hash[32], int64_t *user_id,
+    struct db_err *err)
+{
+	return code_user(db, S_CODE_USE, hash, user_id, err);
 }
 
 /* ---- certificates --------------------------------------------------- */
@@ -1218,18 +1256,23 @@ db_cert_record(struct db *db, const struct db_cert_new *c,
     const struct db_audit_row *a, int64_t *id, struct db_err *err)
 {
 	char uid[24], nb[24], na[24];
-	const char *v[11] = { c->issuer, uid, c->serial, c->fingerprint,
+	const char *v[12] = { c->issuer, uid, c->serial, c->fingerprint,
 		(const char *)c->der, nb, na, a->actor, a->action, a->target,
-		a->source };
-	int lens[11] = { 0, 0, 0, 0, (int)c->der_len, 0, 0, 0, 0, 0, 0 };
+		a->source, (const char *)c->code_hash };
+	int lens[12] = { 0, 0, 0, 0, (int)c->der_len, 0, 0, 0, 0, 0, 0, 32 };
 	int64_t user_id = c->user_id;
 	PGresult *res;
 
 	snprintf(uid, sizeof(uid), "%" PRId64, user_id);
 	snprintf(nb, sizeof(nb), "%lld", (long long)c->not_before);
 	snprintf(na, sizeof(na), "%lld", (long long)c->not_after);
-	if ((res = db_exec(db, S_CERT_RECORD, v, lens, 0, PGRES_TUPLES_OK,
-		 err)) == NULL)
+	if (c->code_hash != NULL)
+		res = db_exec_row(db, S_CERT_RECORD_CODE, v, lens, 0, err,
+		    "unknown, used or expired enrolment code");
+	else
+		res = db_exec(db, S_CERT_RECORD, v, lens, 0, PGRES_TUPLES_OK,
+		    err);
+	if (res == NULL)
 		return -1;
 	if (id != NULL)
 		*id = col_ll(res, 0, 0);

@@ -223,6 +223,13 @@ int db_code_add(struct db *db, int64_t user_id, const unsigned char hash[32],
  */
 int db_code_consume(struct db *db, const unsigned char hash[32],
     int64_t *user_id, struct db_err *err) DB_WUR;
+/*
+ * The user of the unused, unexpired code with this hash, leaving it
+ * unused (a certificate recorded with it consumes it: db_cert_record);
+ * DB_ERR_NOTFOUND for an unknown, used or expired code.
+ */
+int db_code_check(struct db *db, const unsigned char hash[32],
+    int64_t *user_id, struct db_err *err) DB_WUR;
 
 /* Certificates. */
 /* A new certificate (all borrowed) and the audit row that records it. */
@@ -234,6 +241,11 @@ struct db_cert_new {
 	const unsigned char *der;
 	size_t der_len;
 	time_t not_before, not_after;
+	/*
+	 * The SHA-256 of the enrolment code it was issued for, consumed in
+	 * the same statement, or NULL.
+	 */
+	const unsigned char *code_hash;
 };
 struct db_audit_row {
 	const char *actor, *action, *target;
@@ -242,6 +254,8 @@ struct db_audit_row {
 /*
  * Store c and append a (its serial is c's) in one statement: both or
  * neither, also outside a transaction.  *id (may be NULL): the new row.
+ * With c->code_hash, DB_ERR_NOTFOUND and nothing written when that code
+ * is no longer usable (used, expired, or not c's user's).
  */
 int db_cert_record(struct db *db, const struct db_cert_new *c,
     const struct db_audit_row *a, int64_t *id, struct db_err *err) DB_WUR;

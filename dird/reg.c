@@ -424,7 +424,7 @@ cert_row(struct reg *r, int64_t user_id, const struct ca_issued *is)
 {
 	return (struct db_cert_new){ ca_fingerprint(r->ca), user_id,
 		is->serial, is->fingerprint, is->der, is->der_len,
-		is->not_before, is->not_after };
+		is->not_before, is->not_after, NULL };
 }
 
 /*
@@ -536,77 +536,68 @@ reg_issue(struct reg *r, struct db *db, const char *userid, const char *csr,
 }
 
 int
-reg_issue_for(struct reg *r, struct db *db, const struct db_user *u,
-    const char *csr, size_t csr_len, const struct reg_actor *who,
-    struct ca_issued *out, struct reg_err *e)
-{
-	struct ca_csr *req;
-	int rv;
-
-	memset(out, 0, sizeof(*out));
-	if ((req = reg_csr(csr, csr_len, e)) == NULL) {
-		db_rollback(db);
-		return -1;
-	}
-	rv = reg_issue_csr(r, db, u, req, who, out, e);
-	ca_csr_free(req);
-	if (rv == -1)
-		db_rollback(db);
-	return rv;
-}
-
-int
-reg_renew_begin(struct reg *r, const struct db_user *u, const char *csr,
-    size_t csr_len, const struct reg_actor *who, struct reg_renewal *rn,
+reg_issue_begin(struct reg *r, const struct db_user *u, const char *csr,
+    size_t csr_len, const struct reg_actor *who,
+    const unsigned char *code_hash, struct reg_issuing *is,
     struct reg_err *e)
 {
-	struct commit_job *j = &rn->job;
+	struct commit_job *j = &is->job;
 	struct ca_csr *req;
 	const char *action;
 	int rv;
 
-	memset(rn, 0, sizeof(*rn));
+	memset(is, 0, sizeof(*is));
 	if ((req = reg_csr(csr, csr_len, e)) == NULL)
 		return -1;
-	rv = reg_sign(r, u, req, who, &rn->is, &action, e);
+	rv = reg_sign(r, u, req, who, &is->is, &action, e);
 	ca_csr_free(req);
 	if (rv == -1)
 		return -1;
 	/* The request's strings are gone when the group commits. */
-	rn->user_id = u->id;
-	snprintf(rn->actor, sizeof(rn->actor), "%s", who->name);
-	snprintf(rn->target, sizeof(rn->target), "%s", u->userid);
-	snprintf(rn->source, sizeof(rn->source), "%s",
+	is->user_id = u->id;
+	snprintf(is->actor, sizeof(is->actor), "%s", who->name);
+	snprintf(is->target, sizeof(is->target), "%s", u->userid);
+	snprintf(is->source, sizeof(is->source), "%s",
 	    who->source ? who->source : "");
 	j->kind = COMMIT_CERT;
-	j->cert = cert_row(r, u->id, &rn->is);
-	j->audit = (struct db_audit_row){ rn->actor, action, rn->target,
-		who->source ? rn->source : NULL };
+	j->cert = cert_row(r, u->id, &is->is);
+	if (code_hash != NULL) {
+		is->has_code = 1;
+		memcpy(is->code_hash, code_hash, sizeof(is->code_hash));
+		j->cert.code_hash = is->code_hash;
+	}
+	j->audit = (struct db_audit_row){ is->actor, action, is->target,
+		who->source ? is->source : NULL };
 	return 0;
 }
 
 int
-reg_renew_end(struct reg *r, const struct reg_renewal *rn,
+reg_issue_end(struct reg *r, const struct reg_issuing *is,
     struct reg_err *e)
 {
 	/* No certificate check has read it yet; the user's lookup lists it. */
-	reg_changed(r, rn->user_id, CHANGED_LISTING);
-	if (rn->job.rv == -1) {
-		reg_err_from_db(e, &rn->job.err);
+	reg_changed(r, is->user_id, CHANGED_LISTING);
+	if (is->job.rv == -1) {
+		if (is->has_code && is->job.err.code == DB_ERR_NOTFOUND) {
+			reg_seterr(e, 401, "invalid_code", "the enrolment code "
+			    "is unknown, already used or expired");
+			return -1;
+		}
+		reg_err_from_db(e, &is->job.err);
 		return -1;
 	}
 	return 0;
 }
 
 void
-reg_renewal_free(void *p)
+reg_issuing_free(void *p)
 {
-	struct reg_renewal *rn = p;
+	struct reg_issuing *is = p;
 
-	if (rn == NULL)
+	if (is == NULL)
 		return;
-	ca_issued_clear(&rn->is);
-	free(rn);
+	ca_issued_clear(&is->is);
+	free(is);
 }
 
 int

@@ -185,37 +185,35 @@ int reg_issue(struct reg *r, struct db *db, const char *userid,
     struct ca_issued *out, struct reg_err *e) REG_WUR;
 
 /*
- * reg_issue for a user record the caller read already (an authenticated
- * request's own user: enabled, as of its authentication); no read of
- * the user.
+ * A certificate issued in steps around its record, so that the record
+ * can be committed with others' (commit.h), as for addresses: a renewal
+ * (the caller presents its certificate) or an enrolment by password or
+ * by code (code_hash, consumed with the record; NULL otherwise).
+ * reg_issue_begin checks the CSR and the actor as reg_issue does (for
+ * a user record the caller read already: the request's own), issues,
+ * and fills is->job with the certificate's record and audit row;
+ * reg_write writes a job (on db at once, or with db NULL through
+ * the group committer, which calls job->done when it is committed);
+ * reg_issue_end then says how it went (401 invalid_code when the code
+ * was consumed meanwhile).  is->is is the certificate, is->target its
+ * user's userid.  reg_issuing_free frees one made with malloc and its
+ * certificate.
  */
-int reg_issue_for(struct reg *r, struct db *db, const struct db_user *u,
-    const char *csr, size_t csr_len, const struct reg_actor *who,
-    struct ca_issued *out, struct reg_err *e) REG_WUR;
-
-/*
- * A renewal (a user's new certificate, asked for with the certificate
- * they present) in steps around its record, so that the record can be
- * committed with others' (commit.h), as for addresses: reg_renew_begin
- * checks the CSR and the actor as reg_issue_for does, issues, and fills
- * rn->job with the certificate's record and audit row; reg_write writes
- * a job (on db at once, or with db NULL through the group committer,
- * which calls job->done when it is committed); reg_renew_end then says
- * how it went.  rn->is is the certificate.  reg_renewal_free frees a
- * renewal made with malloc and its certificate.
- */
-struct reg_renewal {
+struct reg_issuing {
 	struct commit_job job;
 	struct ca_issued is;
 	int64_t user_id;
+	int has_code;
+	unsigned char code_hash[32];
 	char actor[256], target[256], source[64];
 };
-int reg_renew_begin(struct reg *r, const struct db_user *u, const char *csr,
-    size_t csr_len, const struct reg_actor *who, struct reg_renewal *rn,
+int reg_issue_begin(struct reg *r, const struct db_user *u, const char *csr,
+    size_t csr_len, const struct reg_actor *who,
+    const unsigned char *code_hash, struct reg_issuing *is,
     struct reg_err *e) REG_WUR;
-int reg_renew_end(struct reg *r, const struct reg_renewal *rn,
+int reg_issue_end(struct reg *r, const struct reg_issuing *is,
     struct reg_err *e) REG_WUR;
-void reg_renewal_free(void *rn);
+void reg_issuing_free(void *is);
 
 /*
  * Centralized model: generate a key and certificate for userid and

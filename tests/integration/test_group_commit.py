@@ -1,5 +1,6 @@
 """Group commit (dird/commit.c): the address writes of requests that
-arrive together share one statement, one transaction and one commit,
+arrive together (and the records of certificates renewed or enrolled
+for, with the codes they consume) share one transaction and one commit,
 and each is answered only after that commit; a group that fails is tried
 again write by write, so that one bad write fails alone.  The requests
 are made with plain curl, several at a time."""
@@ -16,17 +17,29 @@ def metric(d, name):
     return int(m.group(1)) if m else None
 
 
+def since(d, before=None):
+    """The group committer's writes, batches and retries, less those of
+    before (the users' enrolments go through it too)."""
+    now = [metric(d, f"dird_commit_{n}_total")
+           for n in ("writes", "batches", "retried")]
+    return now if before is None else [a - b for a, b in zip(now, before)]
+
+
 class Request:
     """A request with a JSON body in a curl process of its own, so that
-    many can be under way at once."""
+    many can be under way at once: with user's certificate, or with
+    the credentials in auth (an Authorization header) and out in
+    directory outdir."""
 
-    def __init__(self, d, user, method, path, body, name):
-        self.out = os.path.join(user.dir, f"{name}.out")
+    def __init__(self, d, user, method, path, body, name, auth=None,
+                 outdir=None):
+        self.out = os.path.join(outdir or user.dir, f"{name}.out")
+        who = (["-H", f"Authorization: {auth}"] if auth else
+               ["--cert", user.cert, "--key", user.key])
         self.proc = subprocess.Popen(
             ["curl", "-sS", "-o", self.out, "-w", "%{http_code}", "-X",
-             method, "--cacert", os.path.join(d.data, "ca.pem"), "--cert",
-             user.cert, "--key", user.key, "-H",
-             "Content-Type: application/json", "--data-binary",
+             method, "--cacert", os.path.join(d.data, "ca.pem"), *who,
+             "-H", "Content-Type: application/json", "--data-binary",
              json.dumps(body), d.url + path],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
@@ -48,6 +61,16 @@ def post(d, user, path, body, name):
     return Request(d, user, "POST", path, body, name)
 
 
+def enrol(reg, userid, code, name):
+    """POST /v1/enroll with an enrolment code and a new key's CSR; the
+    Request and the key's file."""
+    key, csr = make_csr(reg.base, name)
+    with open(csr) as f:
+        body = {"csr": f.read()}
+    return Request(reg.d, None, "POST", "/v1/enroll", body, name,
+                   auth=f"Bearer {code}", outdir=reg.base), key
+
+
 def stored(reg, userid):
     """The declared addresses of userid's devices, as the database has
     them."""
@@ -61,6 +84,7 @@ def test_writes_that_arrive_together_share_one_commit(registry):
     # A window long enough that the six requests surely meet in it.
     reg = registry("commit_window_us=400000")
     users = [reg.user(f"g{i}@{DOMAIN}") for i in range(6)]
+    before = since(reg.d)
     puts = [put_addr(reg.d, u, f"192.0.2.{i + 1}")
             for i, u in enumerate(users)]
     got = [p.result() for p in puts]
@@ -71,11 +95,10 @@ def test_writes_that_arrive_together_share_one_commit(registry):
     # Each answer came after its write was committed: it is there.
     for i, u in enumerate(users):
         assert stored(reg, u.userid) == [f"192.0.2.{i + 1}"]
-    writes = metric(reg.d, "dird_commit_writes_total")
-    batches = metric(reg.d, "dird_commit_batches_total")
+    writes, batches, retried = since(reg.d, before)
     assert writes == 6
     assert 1 <= batches < writes, (batches, writes)
-    assert metric(reg.d, "dird_commit_retried_total") == 0
+    assert retried == 0
     # A lookup right after shows the new address (the cache was told).
     r = users[1].req("GET", f"/v1/users/{users[0].userid}")
     assert r.status == 200, r
@@ -112,6 +135,7 @@ def test_one_device_writing_twice_at_once_keeps_the_last(registry):
     write a row twice): the second waits for the next group."""
     reg = registry("commit_window_us=300000")
     u = reg.user(f"twice@{DOMAIN}")
+    before = since(reg.d)
     first = put_addr(reg.d, u, "192.0.2.10")
     wait_until(lambda: metric(reg.d, "dird_commit_queued") == 1,
                "the first write to wait", timeout=30)
@@ -119,7 +143,7 @@ def test_one_device_writing_twice_at_once_keeps_the_last(registry):
     assert first.result()[0] == 200
     assert second.result()[0] == 200
     assert stored(reg, u.userid) == ["192.0.2.11"]
-    assert metric(reg.d, "dird_commit_batches_total") == 2
+    assert since(reg.d, before)[1] == 2
 
 
 def test_commit_batch_one_writes_each_alone(registry):
@@ -145,6 +169,7 @@ def test_renewals_share_a_commit_and_the_audit_chain_holds(registry):
         key, csr = make_csr(u.dir, u.userid.split("@")[0] + "-new")
         with open(csr) as f:
             csrs.append((key, f.read()))
+    before = since(reg.d)
     posts = [post(reg.d, u, "/v1/renew", {"csr": csr}, f"renew{i}")
              for i, (u, (_, csr)) in enumerate(zip(users, csrs))]
     put = put_addr(reg.d, users[0], "192.0.2.30")
@@ -161,10 +186,9 @@ def test_renewals_share_a_commit_and_the_audit_chain_holds(registry):
         # Stored: the new certificate is one the registry knows.
         r = curl(reg.d, "GET", "/v1/me", cert=pem, key=csrs[i][0])
         assert r.status == 200 and r.json()["serial"] == body["serial"], r
-    writes = metric(reg.d, "dird_commit_writes_total")
-    batches = metric(reg.d, "dird_commit_batches_total")
+    writes, batches, retried = since(reg.d, before)
     assert writes == 5 and batches < writes, (batches, writes)
-    assert metric(reg.d, "dird_commit_retried_total") == 0
+    assert retried == 0
     assert reg.sql("SELECT count(*) FROM audit_log WHERE action = "
                    "'renew'").strip() == "4"
     reg.ctl("audit", "verify")
@@ -185,3 +209,67 @@ def test_a_write_waiting_for_its_group_is_committed_when_dird_stops(
     assert rc == 0
     assert stored(reg, u.userid) == ["192.0.2.40"]
     reg.d = None
+
+
+def test_code_enrolments_share_a_commit_with_their_codes(registry):
+    """Enrolments by code that arrive together have their certificates
+    recorded, and their codes consumed, in one transaction; each answer
+    comes after it; every certificate works, every code is used up, and
+    the audit log's chains verify."""
+    reg = registry("commit_window_us=400000")
+    ids = [f"new{i}@{DOMAIN}" for i in range(4)]
+    for u in ids:
+        reg.add(u)
+    reqs = [enrol(reg, u, reg.code(u), f"new{i}") for i, u in enumerate(ids)]
+    ca = os.path.join(reg.data, "ca.pem")
+    for i, (r, key) in enumerate(reqs):
+        status, body = r.result()
+        assert status == 201, body
+        assert body["userid"] == ids[i]
+        pem = os.path.join(reg.base, f"new{i}.pem")
+        with open(pem, "w") as f:
+            f.write(body["certificate"])
+        assert ": OK" in openssl("verify", "-CAfile", ca, pem).stdout
+        r = curl(reg.d, "GET", "/v1/me", cert=pem, key=key)
+        assert r.status == 200 and r.json()["userid"] == ids[i], r
+    writes, batches, retried = since(reg.d)
+    assert writes == 4 and batches < writes, (batches, writes)
+    assert retried == 0
+    assert reg.sql("SELECT count(*) FROM enrol_codes WHERE used_at IS "
+                   "NULL").strip() == "0"
+    assert reg.sql("SELECT count(*) FROM audit_log WHERE action = "
+                   "'enroll.code'").strip() == "4"
+    reg.ctl("audit", "verify")
+
+
+def test_one_code_in_two_requests_of_a_group_issues_once(registry):
+    """Two requests with one code, both checked before either is
+    committed: the group fails (the code can be consumed once), each is
+    tried alone, and exactly one certificate is recorded; the other
+    request is told its code is used, and nothing of it is stored."""
+    reg = registry("commit_window_us=1000000")
+    uid = f"twin@{DOMAIN}"
+    reg.add(uid)
+    code = reg.code(uid)
+    twins = [enrol(reg, uid, code, f"twin{i}") for i in range(2)]
+    wait_until(lambda: metric(reg.d, "dird_commit_queued") == 2,
+               "both enrolments to wait for their group", timeout=30)
+    got = sorted([(r.result(), key) for r, key in twins],
+                 key=lambda x: x[0][0])
+    (won, key), (lost, _) = got
+    assert won[0] == 201, got
+    assert lost[0] == 401 and lost[1]["error"]["code"] == "invalid_code", \
+        got
+    assert reg.sql("SELECT count(*) FROM certificates c JOIN users u ON "
+                   f"u.id = c.user_id WHERE u.userid = '{uid}'"
+                   ).strip() == "1"
+    # The one recorded is the one answered 201.
+    pem = os.path.join(reg.base, "twin.pem")
+    with open(pem, "w") as f:
+        f.write(won[1]["certificate"])
+    r = curl(reg.d, "GET", "/v1/me", cert=pem, key=key)
+    assert r.status == 200 and r.json()["serial"] == won[1]["serial"], r
+    assert reg.sql("SELECT count(*) FROM audit_log WHERE action = "
+                   "'enroll.code'").strip() == "1"
+    assert metric(reg.d, "dird_commit_retried_total") == 2
+    reg.ctl("audit", "verify")
