@@ -31,15 +31,44 @@ api_parse_revoke(json_t *body, int *reason, struct http_resp *resp)
 	return 0;
 }
 
+/* The answer to a revocation whose write is done. */
+static void
+revoked(struct http_req *req, struct http_resp *resp,
+    const struct reg_revocation *rv)
+{
+	struct irp_revoked out = { .status = IRP_CERT_REVOKED };
+	const char *name = ca_reason_name(rv->reason);
+	struct reg_err e;
+
+	if (reg_revoke_end(req->reg, rv, &e) == -1) {
+		http_reg_error(resp, &e);
+		return;
+	}
+	if (irp_copy(out.serial, sizeof(out.serial), rv->serial) == -1 ||
+	    irp_copy(out.reason, sizeof(out.reason), name ? name :
+	    "unspecified") == -1)
+		http_error(resp, 500, "internal_error", "unknown reason");
+	else
+		http_json(resp, 200, irp_revoked_build(&out));
+}
+
+/*
+ * With group commit (commit.h) the revocation joins others' while the
+ * connection sleeps (api_write), with one new CRL for them all.
+ */
 void
 api_revoke(struct http_req *req, struct http_resp *resp)
 {
-	struct irp_revoked out = { .status = IRP_CERT_REVOKED };
+	struct reg_revocation *rv = req->later;
 	char serial[IRP_SERIAL_MAX + 1];
 	struct reg_actor who;
 	struct reg_err e;
 	int reason;
 
+	if (rv != NULL) {
+		revoked(req, resp, rv);
+		return;
+	}
 	if (api_parse_revoke(req->json, &reason, resp) == -1)
 		return;
 	if (irp_serial_normalize(req->param, serial, sizeof(serial)) == -1) {
@@ -47,17 +76,20 @@ api_revoke(struct http_req *req, struct http_resp *resp)
 		    "a serial is 1 to 40 hex digits");
 		return;
 	}
-	if (reg_revoke(req->reg, req->db, serial, reason,
-		api_actor(req, &who), &e) == -1) {
+	if ((rv = malloc(sizeof(*rv))) == NULL) {
+		http_error(resp, 500, "internal_error", "out of memory");
+		return;
+	}
+	if (reg_revoke_begin(req->reg, req->db, serial, reason,
+		api_actor(req, &who), rv, &e) == -1) {
+		free(rv);
 		http_reg_error(resp, &e);
 		return;
 	}
-	memcpy(out.serial, serial, sizeof(serial));
-	if (irp_copy(out.reason, sizeof(out.reason), ca_reason_name(reason) ?
-		ca_reason_name(reason) : "unspecified") == -1)
-		http_error(resp, 500, "internal_error", "unknown reason");
-	else
-		http_json(resp, 200, irp_revoked_build(&out));
+	if (api_write(req, resp, &rv->job, rv, free) == 1) {
+		revoked(req, resp, rv);
+		free(rv);
+	}
 }
 
 /* The list so far; db_user_list stops quietly, so failing is noted. */

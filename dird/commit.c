@@ -1,10 +1,11 @@
 /*
- * commit.c - group commit of address writes (commit.h).
+ * commit.c - group commit of writes (commit.h).
  *
  * Jobs queue in arrival order.  The thread takes the first and, within
  * the window, more, up to batch_max; a job for a certificate the batch
  * already holds stays queued for the next one, since one statement may
- * not write a row twice.  The done callbacks run after the statement
+ * not write a row twice (and a second revocation of one certificate
+ * would fail the batch).  The done callbacks run after the statement
  * returned, that is after PostgreSQL flushed the commit.
  */
 #include <errno.h>
@@ -27,6 +28,8 @@ struct commit {
 	struct commit_job *head, **tail; /* the queue */
 	int queued;
 	int stopping;
+	commit_seal_fn *seal;
+	void *seal_arg;
 	struct commit_stats stats;
 	struct commit_job **batch; /* batch_max, the thread's */
 	struct db_addr_set *sets;  /* batch_max, the thread's */
@@ -39,18 +42,25 @@ tell(struct commit_job *job)
 	job->done(job->arg);
 }
 
-/* Whether batch[0..n-1] writes the addresses of j's device already. */
+/*
+ * Whether batch[0..n-1] writes what j writes already: the addresses of
+ * its device, or a revocation of its certificate.
+ */
 static int
 holds(struct commit_job *const *batch, int n, const struct commit_job *j)
 {
 	int i;
 
-	if (j->kind != COMMIT_ADDR)
-		return 0;
-	for (i = 0; i < n; i++)
-		if (batch[i]->kind == COMMIT_ADDR &&
+	for (i = 0; i < n; i++) {
+		if (batch[i]->kind != j->kind)
+			continue;
+		if (j->kind == COMMIT_ADDR &&
 		    batch[i]->set.cert_id == j->set.cert_id)
 			return 1;
+		if (j->kind == COMMIT_REVOKE &&
+		    strcmp(batch[i]->revoke.serial, j->revoke.serial) == 0)
+			return 1;
+	}
 	return 0;
 }
 
@@ -95,47 +105,87 @@ gather(struct commit *c)
 			break;
 }
 
-void
-commit_now(struct db *db, struct commit_job *j)
+/* A revocation and its audit row, in the open transaction. */
+static int
+revoke_one(struct db *db, struct commit_job *j, struct db_err *de)
 {
-	if (j->kind == COMMIT_ADDR)
-		j->rv = db_addr_replace_many(db, &j->set, 1, &j->err);
-	else
-		j->rv = db_cert_record(db, &j->cert, &j->audit, NULL, &j->err);
+	struct commit_revoke *rv = &j->revoke;
+	char detail[64];
+
+	if (db_cert_revoke(db, rv->issuer, rv->serial, rv->reason, &rv->raised,
+		&rv->holder, de) == -1)
+		return -1;
+	snprintf(detail, sizeof(detail), "reason=%s%s", rv->reason_name,
+	    rv->raised ? " (raised)" : "");
+	return db_audit(db, j->audit.actor, j->audit.action, j->audit.target,
+	    rv->serial, j->audit.source, detail, de);
 }
 
 /*
- * batch[0..n-1] in one transaction: the addresses in one statement (by
- * itself when there is nothing else), then each certificate.
+ * jobs[0..n-1] in one transaction: the addresses in one statement (sets,
+ * n of them, is where they go, and their expiry comes back), each
+ * certificate, each revocation, and then one CRL for them all.  A write
+ * that is one statement needs no transaction around it.
  */
 static int
-write_batch(struct commit *c, int n, struct db_err *de)
+write_jobs(struct db *db, struct commit_job *const *jobs, int n,
+    struct db_addr_set *sets, commit_seal_fn *seal, void *seal_arg,
+    struct db_err *de)
 {
-	int i, nset = 0, ncert = 0;
+	int i, nset = 0, nrevoke = 0;
 
 	for (i = 0; i < n; i++)
-		if (c->batch[i]->kind == COMMIT_ADDR)
-			c->sets[nset++] = c->batch[i]->set;
-		else
-			ncert++;
-	if (ncert == 0)
-		return db_addr_replace_many(c->db, c->sets, (size_t)nset, de);
-	if (db_begin(c->db, de) == -1)
+		if (jobs[i]->kind == COMMIT_ADDR)
+			sets[nset++] = jobs[i]->set;
+		else if (jobs[i]->kind == COMMIT_REVOKE)
+			nrevoke++;
+	if (nset == n)
+		return db_addr_replace_many(db, sets, (size_t)nset, de);
+	if (n == 1 && jobs[0]->kind == COMMIT_CERT)
+		return db_cert_record(db, &jobs[0]->cert, &jobs[0]->audit, NULL,
+		    de);
+	if (db_begin(db, de) == -1)
 		return -1;
-	if (nset > 0 &&
-	    db_addr_replace_many(c->db, c->sets, (size_t)nset, de) == -1)
+	if (nset > 0 && db_addr_replace_many(db, sets, (size_t)nset, de) == -1)
 		goto err;
 	for (i = 0; i < n; i++)
-		if (c->batch[i]->kind == COMMIT_CERT &&
-		    db_cert_record(c->db, &c->batch[i]->cert,
-			&c->batch[i]->audit, NULL, de) == -1)
+		if ((jobs[i]->kind == COMMIT_CERT &&
+			db_cert_record(db, &jobs[i]->cert, &jobs[i]->audit,
+			    NULL, de) == -1) ||
+		    (jobs[i]->kind == COMMIT_REVOKE &&
+			revoke_one(db, jobs[i], de) == -1))
 			goto err;
-	if (db_commit(c->db, de) == -1)
+	if (nrevoke > 0 && seal != NULL && seal(seal_arg, db, de) == -1)
+		goto err;
+	if (db_commit(db, de) == -1)
 		goto err;
 	return 0;
 err:
-	db_rollback(c->db);
+	db_rollback(db);
 	return -1;
+}
+
+/* What write_jobs gave the addresses of jobs[0..n-1], back to them. */
+static void
+expiry_back(struct commit_job *const *jobs, int n,
+    const struct db_addr_set *sets)
+{
+	int i, k;
+
+	for (i = 0, k = 0; i < n; i++)
+		if (jobs[i]->kind == COMMIT_ADDR)
+			jobs[i]->set.expires_at = sets[k++].expires_at;
+}
+
+void
+commit_now(struct db *db, struct commit_job *j, commit_seal_fn *seal,
+    void *seal_arg)
+{
+	struct db_addr_set set;
+
+	j->rv = write_jobs(db, &j, 1, &set, seal, seal_arg, &j->err);
+	if (j->rv == 0)
+		expiry_back(&j, 1, &set);
 }
 
 /* Write batch[0..n-1]: together, or one by one when together failed. */
@@ -143,20 +193,15 @@ static void
 run(struct commit *c, int n)
 {
 	struct db_err de;
-	int i, k, retried = 0;
+	int i, retried = 0;
 
-	if (n == 1) {
-		/* One statement by itself: no transaction around it. */
-		commit_now(c->db, c->batch[0]);
-	} else if (write_batch(c, n, &de) == 0) {
-		for (i = 0, k = 0; i < n; i++) {
-			if (c->batch[i]->kind == COMMIT_ADDR)
-				c->batch[i]->set.expires_at =
-				    c->sets[k++].expires_at;
+	if (write_jobs(c->db, c->batch, n, c->sets, c->seal, c->seal_arg,
+		&de) == 0) {
+		expiry_back(c->batch, n, c->sets);
+		for (i = 0; i < n; i++)
 			c->batch[i]->rv = 0;
-		}
-	} else if (de.code == DB_ERR_UNAVAILABLE) {
-		/* Alone it would fail the same way. */
+	} else if (n == 1 || de.code == DB_ERR_UNAVAILABLE) {
+		/* Alone already, or alone it would fail the same way. */
 		for (i = 0; i < n; i++) {
 			c->batch[i]->rv = -1;
 			c->batch[i]->err = de;
@@ -166,7 +211,7 @@ run(struct commit *c, int n)
 			 "tried alone",
 		    n, de.msg);
 		for (i = 0; i < n; i++)
-			commit_now(c->db, c->batch[i]);
+			commit_now(c->db, c->batch[i], c->seal, c->seal_arg);
 		retried = n;
 	}
 	pthread_mutex_lock(&c->mu);
@@ -201,8 +246,8 @@ commit_main(void *arg)
 }
 
 struct commit *
-commit_new(struct db *db, int batch_max, int window_us, char *errbuf,
-    size_t errlen)
+commit_new(struct db *db, int batch_max, int window_us, commit_seal_fn *seal,
+    void *seal_arg, char *errbuf, size_t errlen)
 {
 	struct commit *c;
 	pthread_condattr_t ca;
@@ -216,6 +261,8 @@ commit_new(struct db *db, int batch_max, int window_us, char *errbuf,
 	c->db = db;
 	c->batch_max = batch_max;
 	c->window_us = window_us;
+	c->seal = seal;
+	c->seal_arg = seal_arg;
 	c->tail = &c->head;
 	pthread_mutex_init(&c->mu, NULL);
 	pthread_condattr_init(&ca);

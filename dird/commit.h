@@ -1,7 +1,8 @@
 /*
  * commit.h - group commit: the writes of many requests (address
- * refreshes, renewed certificates) in one transaction and one WAL flush;
- * all address writes of a group in one statement.
+ * refreshes, issued certificates, revocations) in one transaction and
+ * one WAL flush; all address writes of a group in one statement, and
+ * one new CRL for all its revocations.
  *
  * Every online device refreshes its addresses at half its TTL, and each
  * refresh must be durable before it is acknowledged.  One commit per
@@ -13,8 +14,10 @@
  * bad write fails by itself.  One thread and one database connection of
  * its own; knows nothing of HTTP.
  *
- * A renewal's certificate is signed before it comes here: only its
- * record (and its audit row) waits for the group.
+ * A certificate is signed before it comes here: only its record (and
+ * its audit row, and the code it consumes) waits for the group.  A
+ * revocation's CRL is signed here, by the caller's seal function, once
+ * for the whole group.
  */
 #ifndef COMMIT_H
 #define COMMIT_H
@@ -26,9 +29,28 @@ struct commit;
 /* Called once per job, on commit's thread, after its commit. */
 typedef void commit_done_fn(void *arg);
 
+/*
+ * In the transaction of a write that holds revocations, after them and
+ * before its commit: the new CRL.  0, or -1 with err (the write fails).
+ */
+typedef int commit_seal_fn(void *arg, struct db *db, struct db_err *err);
+
 enum commit_kind {
-	COMMIT_ADDR, /* a device's addresses: set */
-	COMMIT_CERT, /* a certificate and its audit row: cert, audit */
+	COMMIT_ADDR,   /* a device's addresses: set */
+	COMMIT_CERT,   /* a certificate and its audit row: cert, audit */
+	COMMIT_REVOKE, /* a revocation and its audit row: revoke, audit */
+};
+
+/*
+ * A revocation (db_cert_revoke); the audit row gets "reason=NAME", and
+ * " (raised)" when it raised an earlier one.  raised and holder are
+ * filled by the write.
+ */
+struct commit_revoke {
+	const char *issuer, *serial, *reason_name;
+	int reason;
+	int raised;
+	int64_t holder;
 };
 
 /*
@@ -42,6 +64,7 @@ struct commit_job {
 	struct db_addr_set set;
 	struct db_addr addrs[DB_ADDR_SET_MAX]; /* what set.addrs may point at */
 	struct db_cert_new cert;
+	struct commit_revoke revoke;
 	struct db_audit_row audit;
 	int rv;
 	struct db_err err;
@@ -60,19 +83,23 @@ struct commit_stats {
 /*
  * A group committer writing through db (taken over, also on failure),
  * with batches of at most batch_max jobs, each waiting at most window_us
- * microseconds for more after its first (0: take what is there).  NULL
- * with errbuf filled.
+ * microseconds for more after its first (0: take what is there), and
+ * seal(seal_arg) for those with revocations.  NULL with errbuf filled.
  */
 struct commit *commit_new(struct db *db, int batch_max, int window_us,
-    char *errbuf, size_t errlen);
+    commit_seal_fn *seal, void *seal_arg, char *errbuf, size_t errlen);
 /*
  * Commit job's write with others.  Once commit_stop began, done is
  * called at once with err saying the registry is stopping.
  */
 void commit_submit(struct commit *c, struct commit_job *job);
 void commit_stats(struct commit *c, struct commit_stats *st);
-/* Write job alone on db, at once (no group commit); sets rv and err. */
-void commit_now(struct db *db, struct commit_job *job);
+/*
+ * Write job alone on db, at once (no group commit), a revocation with
+ * seal(seal_arg); sets rv and err.
+ */
+void commit_now(struct db *db, struct commit_job *job, commit_seal_fn *seal,
+    void *seal_arg);
 /*
  * Commit what was submitted and stop the thread; later jobs fail at once
  * (commit_submit).  Every done callback has been called when it returns.

@@ -97,7 +97,7 @@ set_kv(struct conf *c, const struct opt_set *o, int *listen_seen)
 }
 
 /*
- * The group committer of address writes, with a database connection of
+ * The group committer of writes, with a database connection of
  * its own, unless commit_batch = 1 (each write commits alone).
  */
 static int
@@ -113,7 +113,7 @@ start_commit(struct reg *r, char *errbuf, size_t errlen)
 		return -1;
 	}
 	r->commit = commit_new(db, r->conf.commit_batch,
-	    r->conf.commit_window_us, errbuf, errlen);
+	    r->conf.commit_window_us, reg_crl_seal, r, errbuf, errlen);
 	return r->commit == NULL ? -1 : 0;
 }
 

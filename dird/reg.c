@@ -793,49 +793,86 @@ may_revoke(struct reg *r, struct db *db, const char *serial,
 	return 0;
 }
 
+/* A refused revocation's store error, said as the IRP says it. */
+static void
+revoke_err(struct reg_err *e, const struct db_err *de, const char *serial)
+{
+	reg_err_from_db(e, de);
+	if (de->code == DB_ERR_NOTFOUND)
+		reg_seterr(e, 404, "unknown_certificate",
+		    "no certificate with serial %s", serial);
+	else if (de->code == DB_ERR_CONFLICT)
+		reg_seterr(e, 409, "already_revoked",
+		    "certificate %s is already revoked (a revocation can only "
+		    "be raised to keyCompromise)", serial);
+}
+
+int
+reg_crl_seal(void *arg, struct db *db, struct db_err *de)
+{
+	struct reg *r = arg;
+	struct reg_err e;
+
+	if (crl_renew(r, db, &e) == 0)
+		return 0;
+	memset(de, 0, sizeof(*de));
+	de->code = e.status == 503 ? DB_ERR_UNAVAILABLE : DB_ERR_INTERNAL;
+	snprintf(de->msg, sizeof(de->msg), "the new CRL: %s", e.msg);
+	return -1;
+}
+
+int
+reg_revoke_begin(struct reg *r, struct db *db, const char *serial,
+    int reason, const struct reg_actor *who, struct reg_revocation *rv,
+    struct reg_err *e)
+{
+	struct commit_job *j = &rv->job;
+
+	memset(rv, 0, sizeof(*rv));
+	if (reason_check(reason, who->admin, e) == -1 ||
+	    may_revoke(r, db, serial, who, e) == -1)
+		return -1;
+	/* The request's strings are gone when the group commits. */
+	snprintf(rv->serial, sizeof(rv->serial), "%s", serial);
+	snprintf(rv->actor, sizeof(rv->actor), "%s", who->name);
+	snprintf(rv->source, sizeof(rv->source), "%s",
+	    who->source ? who->source : "");
+	rv->reason = reason;
+	j->kind = COMMIT_REVOKE;
+	j->revoke = (struct commit_revoke){ ca_fingerprint(r->ca), rv->serial,
+		ca_reason_name(reason), reason, 0, 0 };
+	j->audit = (struct db_audit_row){ rv->actor, "cert.revoke", NULL,
+		who->source ? rv->source : NULL };
+	return 0;
+}
+
+int
+reg_revoke_end(struct reg *r, const struct reg_revocation *rv,
+    struct reg_err *e)
+{
+	/*
+	 * Its checks, OCSP status and its place in lookups; also when the
+	 * commit failed, whose outcome may be unknown.
+	 */
+	if (rv->job.revoke.holder != 0)
+		reg_changed(r, rv->job.revoke.holder, CHANGED_USER);
+	if (rv->job.rv == -1) {
+		revoke_err(e, &rv->job.err, rv->serial);
+		return -1;
+	}
+	return 0;
+}
+
 int
 reg_revoke(struct reg *r, struct db *db, const char *serial, int reason,
     const struct reg_actor *who, struct reg_err *e)
 {
-	struct db_err de;
-	char detail[64];
-	int64_t holder = 0;
-	int raised, rv;
+	struct reg_revocation rv;
 
-	if (reason_check(reason, who->admin, e) == -1 ||
-	    may_revoke(r, db, serial, who, e) == -1)
+	if (reg_revoke_begin(r, db, serial, reason, who, &rv, e) == -1)
 		return -1;
-	if (db_begin(db, &de) == -1)
-		goto dberr;
-	if (db_cert_revoke(db, ca_fingerprint(r->ca), serial, reason, &raised,
-		&holder, &de) == -1)
-		goto dberr;
-	snprintf(detail, sizeof(detail), "reason=%s%s", ca_reason_name(reason),
-	    raised ? " (raised)" : "");
-	if (db_audit(db, who->name, "cert.revoke", NULL, serial, who->source,
-		detail, &de) == -1)
-		goto dberr;
-	/* The new CRL is part of the same transaction: both or neither. */
-	if (crl_renew(r, db, e) == -1)
-		goto err;
-	rv = db_commit(db, &de);
-	/* Its checks, OCSP status and its place in lookups. */
-	reg_changed(r, holder, CHANGED_USER);
-	if (rv == -1)
-		goto dberr;
-	return 0;
-dberr:
-	reg_err_from_db(e, &de);
-	if (de.code == DB_ERR_NOTFOUND)
-		reg_seterr(e, 404, "unknown_certificate",
-		    "no certificate with serial %s", serial);
-	else if (de.code == DB_ERR_CONFLICT)
-		reg_seterr(e, 409, "already_revoked",
-		    "certificate %s is already revoked (a revocation can only "
-		    "be raised to keyCompromise)", serial);
-err:
-	db_rollback(db);
-	return -1;
+	reg_write(r, db, &rv.job);
+	return reg_revoke_end(r, &rv, e);
 }
 
 struct revoke_all {
@@ -1348,7 +1385,7 @@ reg_write(struct reg *r, struct db *db, struct commit_job *job)
 	if (db == NULL)
 		commit_submit(r->commit, job);
 	else
-		commit_now(db, job);
+		commit_now(db, job, reg_crl_seal, r);
 }
 
 int

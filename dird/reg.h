@@ -288,6 +288,27 @@ int reg_reason_allowed(int reason, int by_admin);
 int reg_revoke(struct reg *r, struct db *db, const char *serial, int reason,
     const struct reg_actor *who, struct reg_err *e) REG_WUR;
 /*
+ * The same in steps around its write, so that it can be committed with
+ * others' (commit.h): reg_revoke_begin checks the reason and the actor
+ * and fills rv->job; reg_write writes it; reg_revoke_end says how it
+ * went and tells the cache.  reg_revoke is the three at once.
+ */
+struct reg_revocation {
+	struct commit_job job;
+	int reason;
+	char serial[DB_SERIAL_MAX], actor[256], source[64];
+};
+int reg_revoke_begin(struct reg *r, struct db *db, const char *serial,
+    int reason, const struct reg_actor *who, struct reg_revocation *rv,
+    struct reg_err *e) REG_WUR;
+int reg_revoke_end(struct reg *r, const struct reg_revocation *rv,
+    struct reg_err *e) REG_WUR;
+/*
+ * The seal of a write with revocations (commit_seal_fn; arg is the
+ * struct reg): a new CRL in its transaction.
+ */
+int reg_crl_seal(void *arg, struct db *db, struct db_err *err);
+/*
  * Revoke every unexpired valid certificate of userid (a stolen device
  * whose certificate was renewed from the stolen one), one audit row
  * each, and a new CRL, in one transaction.  cb (may be NULL) sees each

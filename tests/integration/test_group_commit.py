@@ -273,3 +273,71 @@ def test_one_code_in_two_requests_of_a_group_issues_once(registry):
                    "'enroll.code'").strip() == "1"
     assert metric(reg.d, "dird_commit_retried_total") == 2
     reg.ctl("audit", "verify")
+
+
+def test_revocations_share_a_commit_and_one_crl(registry):
+    """Revocations that arrive together are written in one transaction
+    with one new CRL for all of them (the CRL's number grows by one per
+    group, not per revocation); each answer comes after it, the CRL
+    lists every serial and verifies, the revoked certificates are
+    refused at once, and the audit log's chains verify."""
+    reg = registry("commit_window_us=400000")
+    users = [reg.user(f"rv{i}@{DOMAIN}") for i in range(4)]
+
+    def crl_number():
+        return int(reg.sql("SELECT coalesce(max(number), 0) FROM "
+                           "crl_state").strip())
+
+    number = crl_number()
+    before = since(reg.d)
+    posts = [post(reg.d, u, f"/v1/certificates/{u.serial}/revoke",
+                  {"reason": "superseded"}, f"revoke{i}")
+             for i, u in enumerate(users)]
+    for i, p in enumerate(posts):
+        status, body = p.result()
+        assert status == 200, body
+        assert body["serial"] == users[i].serial, body
+        assert body["status"] == "revoked", body
+    writes, batches, retried = since(reg.d, before)
+    assert writes == 4 and batches < writes, (batches, writes)
+    assert retried == 0
+    assert 1 <= crl_number() - number == batches, (crl_number(), number)
+    # The CRL as a client fetches it: signed by the CA, every serial.
+    crl = os.path.join(reg.base, "grouped.crl")
+    with open(crl, "wb") as f:
+        f.write(curl(reg.d, "GET", "/v1/crl", raw_out=True).body)
+    p = openssl("crl", "-inform", "DER", "-in", crl, "-CAfile",
+                os.path.join(reg.data, "ca.pem"), "-noout", "-verify")
+    assert "verify OK" in p.stdout + p.stderr
+    text = openssl("crl", "-inform", "DER", "-in", crl, "-noout",
+                   "-text").stdout.replace(":", "").upper()
+    for u in users:
+        assert u.serial.upper().lstrip("0") in text, u.serial
+        assert u.req("GET", "/v1/me").status == 401
+    assert reg.sql("SELECT count(*) FROM audit_log WHERE action = "
+                   "'cert.revoke'").strip() == "4"
+    reg.ctl("audit", "verify")
+
+
+def test_a_second_revocation_in_one_group_waits_and_is_refused(registry):
+    """One certificate revoked twice at once: the two never share a
+    group (the second would fail it); the first is answered 200, the
+    second 409, and the certificate is revoked once."""
+    reg = registry("commit_window_us=300000")
+    u = reg.user(f"again@{DOMAIN}")
+    before = since(reg.d)
+    path = f"/v1/certificates/{u.serial}/revoke"
+    a = post(reg.d, u, path, {"reason": "superseded"}, "first")
+    wait_until(lambda: metric(reg.d, "dird_commit_queued") == 1,
+               "the first revocation to wait", timeout=30)
+    b = post(reg.d, u, path, {"reason": "superseded"}, "second")
+    got = sorted([a.result()[0], b.result()[0]])
+    writes, batches, retried = since(reg.d, before)
+    if got == [200, 409]:
+        # Two groups, one after the other; none failed.
+        assert (writes, batches, retried) == (2, 2, 0)
+    else:
+        # The second came when its certificate was revoked already.
+        assert got == [200, 401] and writes == 1, (got, writes)
+    assert reg.sql("SELECT count(*) FROM audit_log WHERE action = "
+                   "'cert.revoke'").strip() == "1"
