@@ -231,6 +231,22 @@ print_identity(const char *what, const struct ca_cert_info *info)
 	    info->fingerprint, exp);
 }
 
+/* Said once: the enrolment waits for an administrator. */
+static int
+say_pending(void *arg, const char *token, int secs, const char *expires_at)
+{
+	int *said = arg;
+
+	if (!*said)
+		fprintf(stderr, "dchat: the registry keeps this enrolment for "
+				"an administrator's approval (request %.12s, "
+				"until %s); waiting for the decision, asking "
+				"every %d s (Ctrl-C stops)\n",
+		    token, expires_at, secs);
+	*said = 1;
+	return 0;
+}
+
 /*
  * Enrol this device for uid: the registry's CA (fetch_ca), then a key
  * made here, certified as proof allows and stored as the device's own
@@ -243,11 +259,12 @@ enrol(const struct opts *o, const char *uid,
 {
 	struct irp_client *c = NULL;
 	char kerr[300];
-	int rv = -1;
+	int rv = -1, said = 0;
 
 	if (check_fresh(ks, o->force) == -1 || fetch_ca(o, uid, ks) == -1 ||
 	    registry_open_checked(ks, 0, &c) == -1)
 		goto err;
+	irp_client_on_pending(c, say_pending, &said);
 	if (identity_request(c, uid, proof, id, kerr, sizeof(kerr)) == -1) {
 		fprintf(stderr, "dchat: enrolment failed: %s\n", kerr);
 		goto err;

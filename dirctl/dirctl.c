@@ -602,6 +602,36 @@ out:
 	return rv;
 }
 
+/* dirctl user policy USERID auto|approve|default */
+static int
+cmd_user_policy(const struct opts *o, int argc, char **argv)
+{
+	char userid[IRP_USERID_MAX + 1], name[64];
+	struct reg_actor who;
+	struct reg r;
+	struct db *db;
+	struct reg_err e;
+	int rv;
+
+	if (argc != 3) {
+		warnx_("usage: dirctl user policy USERID auto|approve|default");
+		return 2;
+	}
+	if (userid_arg(argv[1], userid, sizeof(userid)) == -1)
+		return 2;
+	if (open_reg(o, &r, &db) == -1)
+		return 1;
+	if (reg_user_policy(&r, db, userid, argv[2],
+		operator(&who, name, sizeof(name)), &e) == -1)
+		rv = e.status == 400 ? (warnx_("%s", e.msg), 2) : refused(&e);
+	else {
+		printf("enrolment policy of %s: %s\n", userid, argv[2]);
+		rv = 0;
+	}
+	close_reg(&r, db);
+	return rv;
+}
+
 static int
 cmd_user(const struct opts *o, int argc, char **argv)
 {
@@ -611,7 +641,8 @@ cmd_user(const struct opts *o, int argc, char **argv)
 	int rv = 0;
 
 	if (argc < 2) {
-		warnx_("usage: dirctl user add|list|disable|enable|passwd ...");
+		warnx_("usage: dirctl user add|list|disable|enable|passwd|"
+		    "policy ...");
 		return 2;
 	}
 	if (strcmp(argv[1], "add") == 0)
@@ -622,6 +653,8 @@ cmd_user(const struct opts *o, int argc, char **argv)
 		return cmd_user_simple(o, argc - 1, argv + 1, 1);
 	if (strcmp(argv[1], "passwd") == 0)
 		return cmd_user_passwd(o, argc - 1, argv + 1);
+	if (strcmp(argv[1], "policy") == 0)
+		return cmd_user_policy(o, argc - 1, argv + 1);
 	if (strcmp(argv[1], "list") != 0) {
 		warnx_("unknown user command '%s'", argv[1]);
 		return 2;
@@ -1261,6 +1294,144 @@ out:
 	return rv;
 }
 
+/* ---- enrolment requests --------------------------------------------- */
+
+static void
+print_request(const struct db_request *q)
+{
+	char c[IRP_TIME_LEN], x[IRP_TIME_LEN];
+
+	irp_time(q->created_at, c);
+	irp_time(q->expires_at, x);
+	printf("%-6lld %-8s %-32s %-8s %-15s %s %s%s%s\n", (long long)q->id,
+	    q->status, q->userid, q->proof, q->source[0] ? q->source : "-", c,
+	    x, q->serial[0] ? " " : "", q->serial);
+}
+
+static int
+list_request(const struct db_request *q, void *arg)
+{
+	(void)arg;
+	print_request(q);
+	return 0;
+}
+
+/* A request id as given on the command line; 0 when it is not one. */
+static int64_t
+request_arg(const char *s)
+{
+	long long id;
+	char *end;
+
+	errno = 0;
+	id = strtoll(s, &end, 10);
+	if (*s < '1' || *s > '9' || *end != '\0' || errno != 0 || id <= 0) {
+		warnx_("'%s' is not a request id (see dirctl request list)",
+		    s);
+		return 0;
+	}
+	return (int64_t)id;
+}
+
+static int
+request_show(struct db *db, int64_t id)
+{
+	struct db_request q;
+	struct db_err de;
+	char t[IRP_TIME_LEN];
+
+	if (db_request_by_id(db, id, &q, &de) == -1) {
+		warnx_("%s", de.code == DB_ERR_NOTFOUND ? "no such request" :
+		    de.msg);
+		return 1;
+	}
+	irp_time(q.created_at, t);
+	printf("request %lld\nuser     %s\nstatus   %s\nproof    %s\n"
+	       "from     %s\nasked    %s\n", (long long)q.id, q.userid,
+	    q.status, q.proof, q.source[0] ? q.source : "-", t);
+	irp_time(q.expires_at, t);
+	printf("expires  %s\n", t);
+	if (q.decided_at != 0) {
+		irp_time(q.decided_at, t);
+		printf("decided  %s by %s\n", t, q.decided_by);
+	}
+	if (q.reason[0])
+		printf("reason   %s\n", q.reason);
+	if (q.serial[0])
+		printf("serial   %s\n", q.serial);
+	printf("%s", q.csr);
+	db_request_clear(&q);
+	return 0;
+}
+
+/*
+ * dirctl request list [--all] | show ID | approve ID |
+ * reject ID [--reason TEXT]
+ */
+static int
+cmd_request(const struct opts *o, int argc, char **argv)
+{
+	char name[64];
+	const char *sub = argc > 1 ? argv[1] : "";
+	const char *reason = NULL;
+	struct db_request q;
+	struct reg_actor who;
+	struct reg_err e;
+	struct db_err de;
+	struct reg r;
+	struct db *db;
+	int64_t id = 0;
+	int all = 0, rv = 1;
+
+	if (strcmp(sub, "list") == 0 && (argc == 2 || (argc == 3 &&
+	    strcmp(argv[2], "--all") == 0)))
+		all = argc == 3;
+	else if ((strcmp(sub, "show") == 0 || strcmp(sub, "approve") == 0) &&
+	    argc == 3) {
+		if ((id = request_arg(argv[2])) == 0)
+			return 2;
+	} else if (strcmp(sub, "reject") == 0 && (argc == 3 || (argc == 5 &&
+	    strcmp(argv[3], "--reason") == 0))) {
+		if ((id = request_arg(argv[2])) == 0)
+			return 2;
+		reason = argc == 5 ? argv[4] : NULL;
+	} else {
+		warnx_("usage: dirctl request list [--all] | request show ID | "
+		    "request approve ID | request reject ID [--reason TEXT]");
+		return 2;
+	}
+	if (open_reg(o, &r, &db) == -1)
+		return 1;
+	operator(&who, name, sizeof(name));
+	if (strcmp(sub, "list") == 0) {
+		if (db_request_list(db, all, list_request, NULL, &de) == -1)
+			warnx_("%s", de.msg);
+		else
+			rv = 0;
+	} else if (strcmp(sub, "show") == 0)
+		rv = request_show(db, id);
+	else if (strcmp(sub, "approve") == 0) {
+		if (reg_request_approve(&r, db, id, &who, &q, &e) == -1)
+			rv = refused(&e);
+		else {
+			printf("approved request %lld: certificate %s issued "
+			       "to %s\n", (long long)id, q.serial, q.userid);
+			db_request_clear(&q);
+			rv = 0;
+		}
+	} else {
+		if (reg_request_reject(&r, db, id, reason, &who, &e) == -1)
+			rv = e.status == 400 ? (warnx_("--reason: %s", e.msg),
+			    2) : refused(&e);
+		else {
+			printf("rejected request %lld\n", (long long)id);
+			rv = 0;
+		}
+	}
+	close_reg(&r, db);
+	return rv;
+}
+
 /* ---- main -------------------------------------------------------------- */
 
 static const struct cmd {
@@ -1276,8 +1447,12 @@ static const struct cmd {
 			    "[--password-file F]\n"
 			    "  user list | user disable USERID | "
 			    "user enable USERID\n"
-			    "  user passwd USERID --password-file F" },
+			    "  user passwd USERID --password-file F\n"
+			    "  user policy USERID auto|approve|default" },
 	{ "code", cmd_code, "code USERID [--ttl DURATION]" },
+	{ "request", cmd_request, "request list [--all] | request show ID\n"
+				  "  request approve ID | "
+				  "request reject ID [--reason TEXT]" },
 	{ "federation", cmd_federation,
 	    "federation add DOMAIN (--ca-fingerprint SHA256 | --dane | "
 	    "--refuse)\n"

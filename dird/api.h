@@ -24,7 +24,7 @@ api_fn api_ocsp_post, api_ocsp_get;
 int api_ocsp_b64(const char *b64, unsigned char *der, size_t cap,
     size_t *len);
 /* api_enroll.c */
-api_fn api_enroll, api_renew;
+api_fn api_enroll, api_renew, api_request_poll;
 /* api_me.c */
 api_fn api_me, api_addr_put, api_addr_del, api_user_get;
 /* api_backup.c */
@@ -37,7 +37,8 @@ api_fn api_events;
 api_fn api_revoke, api_admin_users, api_admin_user_add,
     api_admin_user_disable, api_admin_user_enable, api_admin_user_revoke,
     api_admin_code,
-    api_admin_p12;
+    api_admin_p12, api_admin_requests, api_admin_request_approve,
+    api_admin_request_reject;
 
 /* Shared by handlers (api_util.c). */
 

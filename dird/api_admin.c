@@ -2,6 +2,7 @@
  * api_admin.c - revocation (own certificate or admin) and the admin
  * endpoints: users, enrolment codes, server-side key generation.
  */
+#include <errno.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -346,4 +347,135 @@ api_admin_p12(struct http_req *req, struct http_resp *resp)
 	OPENSSL_cleanse(p12, len);
 	free(p12);
 	ca_issued_clear(&is);
+}
+
+/* A request as the admin API shows it. */
+static json_t *
+request_json(const struct db_request *q)
+{
+	struct irp_request r = { .id = (long long)q->id };
+
+	if (irp_copy(r.userid, sizeof(r.userid), q->userid) == -1 ||
+	    irp_copy(r.proof, sizeof(r.proof), q->proof) == -1 ||
+	    irp_copy(r.source, sizeof(r.source), q->source) == -1 ||
+	    irp_copy(r.status, sizeof(r.status), q->status) == -1 ||
+	    irp_copy(r.decided_by, sizeof(r.decided_by), q->decided_by) ==
+	    -1 ||
+	    irp_copy(r.reason, sizeof(r.reason), q->reason) == -1 ||
+	    irp_copy(r.serial, sizeof(r.serial), q->serial) == -1)
+		return NULL;
+	irp_time(q->created_at, r.created_at);
+	irp_time(q->expires_at, r.expires_at);
+	if (q->decided_at != 0)
+		irp_time(q->decided_at, r.decided_at);
+	return irp_request_build(&r);
+}
+
+static int
+request_add(const struct db_request *q, void *arg)
+{
+	json_t *o = request_json(q);
+
+	return o == NULL || json_array_append_new(arg, o) == -1 ? -1 : 0;
+}
+
+/* ?all=1: every request, decided and expired ones too. */
+void
+api_admin_requests(struct http_req *req, struct http_resp *resp)
+{
+	const char *all = http_query(req, "all");
+	struct db_err de;
+	json_t *arr;
+
+	if ((arr = json_array()) == NULL) {
+		http_error(resp, 500, "internal_error", "out of memory");
+		return;
+	}
+	if (db_request_list(req->db, all != NULL && strcmp(all, "1") == 0,
+		request_add, arr, &de) == -1) {
+		json_decref(arr);
+		if (de.code != DB_OK)
+			http_db_error(resp, &de);
+		else
+			http_error(resp, 500, "internal_error",
+			    "out of memory");
+		return;
+	}
+	http_json(resp, 200, json_pack("{s:o}", "requests", arr));
+}
+
+/* The request id in the path, or -1 after a 400. */
+static int64_t
+param_request(struct http_req *req, struct http_resp *resp)
+{
+	long long id;
+	char *end;
+
+	errno = 0;
+	id = strtoll(req->param, &end, 10);
+	if (req->param[0] < '1' || req->param[0] > '9' || *end != '\0' ||
+	    errno != 0 || id <= 0) {
+		http_error(resp, 400, "invalid_request_id",
+		    "a request id is a positive number");
+		return -1;
+	}
+	return (int64_t)id;
+}
+
+void
+api_admin_request_approve(struct http_req *req, struct http_resp *resp)
+{
+	struct db_request q;
+	struct reg_actor who;
+	struct reg_err e;
+	int64_t id;
+
+	if ((id = param_request(req, resp)) == -1)
+		return;
+	if (reg_request_approve(req->reg, req->db, id, api_actor(req, &who),
+		&q, &e) == -1) {
+		http_reg_error(resp, &e);
+		return;
+	}
+	/* As stored now: decided, by whom, what it issued. */
+	db_request_clear(&q);
+	if (db_request_by_id(req->db, id, &q, NULL) == 0) {
+		db_request_clear(&q);
+		http_json(resp, 200, request_json(&q));
+	} else
+		http_json(resp, 200, json_pack("{s:I,s:s}", "id",
+		    (json_int_t)id, "status", "approved"));
+}
+
+void
+api_admin_request_reject(struct http_req *req, struct http_resp *resp)
+{
+	struct db_request q;
+	struct reg_actor who;
+	struct reg_err e;
+	const char *reason = NULL;
+	json_t *v;
+	int64_t id;
+
+	if ((id = param_request(req, resp)) == -1)
+		return;
+	v = json_object_get(req->json, "reason");
+	if (v != NULL && !json_is_string(v)) {
+		http_error(resp, 400, "wrong_type",
+		    "the field \"reason\" must be a string");
+		return;
+	}
+	if (v != NULL)
+		reason = json_string_value(v);
+	if (reg_request_reject(req->reg, req->db, id, reason,
+		api_actor(req, &who), &e) == -1) {
+		http_reg_error(resp, &e);
+		return;
+	}
+	if (db_request_by_id(req->db, id, &q, NULL) == 0) {
+		db_request_clear(&q);
+		http_json(resp, 200, request_json(&q));
+	} else
+		http_json(resp, 200, json_pack("{s:I,s:s}", "id",
+		    (json_int_t)id, "status", "rejected"));
 }

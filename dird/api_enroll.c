@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/crypto.h>
+
 #include "api.h"
 
 const char *
@@ -70,21 +72,98 @@ issue(struct http_req *req, struct http_resp *resp)
 	}
 }
 
+/* 202: the request waits for a decision at GET /v1/requests/TOKEN. */
+static void
+pending(struct http_req *req, struct http_resp *resp, const char *token,
+    time_t expires)
+{
+	struct irp_pending p = { .status = "pending" };
+
+	if (irp_copy(p.request, sizeof(p.request), token) == -1) {
+		http_error(resp, 500, "internal_error", "bad request token");
+		return;
+	}
+	irp_time(expires, p.expires_at);
+	resp->retry_after = reg_conf(req->reg)->request_poll;
+	http_json(resp, 202, irp_pending_build(&p));
+	OPENSSL_cleanse(p.request, sizeof(p.request));
+}
+
+/* Under the policy approve: the CSR kept for an administrator. */
+static void
+submit(struct http_req *req, struct http_resp *resp)
+{
+	char token[IRP_TOKEN_LEN + 1];
+	struct reg_actor who;
+	struct reg_err e;
+	const char *csr;
+	time_t expires;
+
+	if ((csr = api_parse_csr(req->json, resp)) == NULL)
+		return;
+	if (reg_request_submit(req->reg, req->db, &req->who.user, csr,
+		strlen(csr), api_actor(req, &who), req->who.kind == AUTH_CODE ?
+		req->who.code_hash : NULL, token, &expires, &e) == -1) {
+		http_reg_error(resp, &e);
+		return;
+	}
+	pending(req, resp, token, expires);
+	OPENSSL_cleanse(token, sizeof(token));
+}
+
 void
 api_enroll(struct http_req *req, struct http_resp *resp)
 {
 	struct reg_err e;
+	int approve;
 
 	if (req->later != NULL) {
 		issued(req, resp, req->later);
 		return;
 	}
 	if (auth_secret(req->reg->auth, req, AUTH_ALLOW_CODE |
-		AUTH_ALLOW_PASSWORD | AUTH_CODE_LATER, &e) == -1) {
+		AUTH_ALLOW_PASSWORD | AUTH_CODE_LATER, &e) == -1 ||
+	    reg_enrol_approve(req->reg, req->db, &req->who.user, &approve,
+		&e) == -1) {
 		http_reg_error(resp, &e);
 		return;
 	}
-	issue(req, resp);
+	if (approve)
+		submit(req, resp);
+	else
+		issue(req, resp);
+}
+
+/*
+ * A client's poll of its request: the token is the only credential (a
+ * secret of 256 bits; what it gives is a certificate, which is public,
+ * or why there is none).
+ */
+void
+api_request_poll(struct http_req *req, struct http_resp *resp)
+{
+	struct db_request q;
+	struct ca_issued is;
+	struct reg_err e;
+
+	if (reg_request_poll(req->reg, req->db, req->param, &q, &is,
+		&e) == -1) {
+		http_reg_error(resp, &e);
+		return;
+	}
+	if (strcmp(q.status, "approved") == 0) {
+		http_json(resp, 200, api_issued_json(req, q.userid, &is));
+		ca_issued_clear(&is);
+	} else if (strcmp(q.status, "pending") == 0)
+		pending(req, resp, req->param, q.expires_at);
+	else if (strcmp(q.status, "rejected") == 0)
+		http_error(resp, 403, "request_rejected", "an administrator "
+		    "rejected this enrolment request%s%s", q.reason[0] ? ": " :
+		    "", q.reason);
+	else
+		http_error(resp, 410, "request_expired", "the enrolment "
+		    "request expired before an administrator decided on it; "
+		    "ask for a new enrolment code");
 }
 
 /* The caller presented its certificate (RA_CERT): a renewal. */

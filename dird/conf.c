@@ -60,6 +60,16 @@ static const struct conf_key {
 	IL("crl_days", crl_days, 1, 365, "7", "CRL validity, days"),
 	IL("code_ttl", code_ttl, 60, 30 * 86400, "86400",
 	    "default enrolment code lifetime, seconds"),
+	{ "enrol_policy", CT_STR, offsetof(struct conf, enrol_policy),
+	    sizeof(((struct conf *)0)->enrol_policy), 0, 0, "auto",
+	    "enrolments of users with no policy of their own: auto (issued "
+	    "at once) or approve (kept for an administrator)",
+	    "auto|approve", 1 },
+	IL("request_ttl", request_ttl, 60, 90 * 86400, "604800",
+	    "seconds an enrolment request waits for a decision at most"),
+	IL("request_poll", request_poll, 1, 3600, "30",
+	    "seconds a client waiting for a decision is told to wait before "
+	    "asking again (Retry-After)"),
 	IL("ttl_min", ttl_min, 10, 86400, "60", "shortest address TTL, seconds"),
 	IL("ttl_max", ttl_max, 10, 7 * 86400, "3600",
 	    "longest address TTL, seconds"),
@@ -159,7 +169,7 @@ static const struct conf_key {
 };
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
-_Static_assert(NKEYS <= 48, "struct load_ctx counts at most 48 keys");
+_Static_assert(NKEYS <= 64, "struct load_ctx counts at most 64 keys");
 
 struct load_ctx {
 	struct conf *c;
@@ -168,7 +178,7 @@ struct load_ctx {
 	size_t errlen;
 	int failed;
 	int listen_from_file;
-	int seen[48]; /* how often each key of the table was met */
+	int seen[64]; /* how often each key of the table was met */
 };
 
 /* Whether value is one of the '|'-separated choices. */
@@ -336,6 +346,31 @@ conf_check(const struct conf *c, const char *path, char *errbuf, size_t errlen)
 	return 0;
 }
 
+
+/*
+ * "# " and the words of a and b, in lines of at most 72 columns: the
+ * parser takes lines of INI_MAX_LINE (200) bytes, and cuts a longer
+ * comment into a comment and garbage.
+ */
+static void
+comment(FILE *fp, const char *a, const char *b)
+{
+	char text[1024], *w, *save = NULL;
+	int col = 0, n;
+
+	snprintf(text, sizeof(text), "%s%s", a, b);
+	fputc('\n', fp);
+	for (w = strtok_r(text, " ", &save); w != NULL;
+	    w = strtok_r(NULL, " ", &save)) {
+		n = (int)strlen(w);
+		if (col > 0 && col + 1 + n > 72) {
+			fputc('\n', fp);
+			col = 0;
+		}
+		col += fprintf(fp, col == 0 ? "# %s" : " %s", w);
+	}
+	fputc('\n', fp);
+}
 /* A dird.conf larger than this is not a configuration file. */
 #define CONF_FILE_MAX (1 << 20)
 
@@ -437,7 +472,7 @@ conf_write(const char *path, const struct conf *c, char *errbuf, size_t errlen)
 	for (i = 0; i < NKEYS; i++) {
 		const struct conf_key *k = &keys[i];
 
-		fprintf(fp, "\n# %s%s\n", k->help,
+		comment(fp, k->help,
 		    k->live ? " (a running dird takes it on SIGHUP)" : "");
 		switch (k->type) {
 		case CT_INT:

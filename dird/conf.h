@@ -25,6 +25,9 @@ struct conf {
 	int cert_days;	 /* user certificate lifetime */
 	int crl_days;	 /* CRL nextUpdate - thisUpdate */
 	int code_ttl;	 /* default enrolment code lifetime, seconds */
+	char enrol_policy[8]; /* auto or approve: users with none of their own */
+	int request_ttl;      /* seconds a request stays pending at most */
+	int request_poll;     /* Retry-After of a pending request, seconds */
 	int ttl_min;	 /* address TTL clamp, seconds */
 	int ttl_max;
 	int ttl_default;

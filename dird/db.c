@@ -35,6 +35,15 @@ enum stmt {
 	S_CODE_PEEK,
 	S_CERT_RECORD,
 	S_CERT_RECORD_CODE,
+	S_USER_POLICY,
+	S_USER_POLICY_SET,
+	S_REQ_ADD,
+	S_REQ_PENDING,
+	S_REQ_BY_TOKEN,
+	S_REQ_BY_ID,
+	S_REQ_LIST,
+	S_REQ_LIST_ALL,
+	S_REQ_DECIDE,
 	S_CERT_LIST,
 	S_CERT_LIST_ALL,
 	S_CERT_GET,
@@ -85,6 +94,15 @@ enum stmt {
 #define USER_COLS_U                                                      \
 	"u.id, u.userid, u.name, coalesce(u.email, ''), u.role = 'admin', " \
 	"u.enabled, u.password_hash IS NOT NULL, " EPOCH("u.created_at") " "
+
+/* A request (struct db_request); "expired" for a pending one too old. */
+#define REQ_COLS                                                          \
+	"r.id, r.user_id, u.userid, r.proof, coalesce(host(r.source), ''), " \
+	"CASE WHEN r.status = 'pending' AND r.expires_at <= now() "          \
+	"THEN 'expired' ELSE r.status END, " EPOCH("r.created_at") ", "      \
+	EPOCH("r.expires_at") ", coalesce(" EPOCH("r.decided_at") ", 0), "   \
+	"coalesce(r.decided_by, ''), coalesce(r.reason, ''), "               \
+	"coalesce(c.serial, ''), r.csr "
 
 /*
  * A lookup row (struct db_lookup_row), fetched in binary: the DER arrives
@@ -167,6 +185,60 @@ static const struct {
 	 * (no row comes back), so two requests with one code can not both
 	 * have a certificate recorded.
 	 */
+	[S_USER_POLICY] = { "SELECT coalesce(enrol_policy, '') FROM users "
+			    "WHERE id = $1",
+	    1 },
+	[S_USER_POLICY_SET] = { "UPDATE users SET enrol_policy = "
+				"nullif($2, ''), updated_at = now() "
+				"WHERE userid = $1 RETURNING id",
+	    2 },
+	/*
+	 * A pending request and its audit row; with a code ($7), only when
+	 * that code of the user is still usable, which it consumes (no row
+	 * comes back otherwise).
+	 */
+	[S_REQ_ADD] = { "WITH k AS (UPDATE enrol_codes SET used_at = now() "
+			"WHERE $7::bytea IS NOT NULL AND code_hash = $7 "
+			"AND user_id = $2 AND used_at IS NULL "
+			"AND expires_at > now() RETURNING 1), "
+			"q AS (INSERT INTO cert_requests (token_hash, user_id, "
+			"csr, proof, source, expires_at) SELECT $1, $2, $3, $4, "
+			"$5::inet, now() + make_interval(secs => $6) "
+			"WHERE $7::bytea IS NULL OR EXISTS (SELECT 1 FROM k) "
+			"RETURNING id) "
+			"SELECT q.id, audit_append($8, 'request.submit', $9, "
+			"NULL, $5::inet, 'request ' || q.id) FROM q",
+	    9 },
+	[S_REQ_PENDING] = { "SELECT count(*) FROM cert_requests WHERE "
+			    "user_id = $1 AND status = 'pending' AND "
+			    "expires_at > now()",
+	    1 },
+	[S_REQ_BY_TOKEN] = { "SELECT " REQ_COLS "FROM cert_requests r JOIN "
+			     "users u ON u.id = r.user_id LEFT JOIN "
+			     "certificates c ON c.id = r.cert_id "
+			     "WHERE r.token_hash = $1",
+	    1 },
+	[S_REQ_BY_ID] = { "SELECT " REQ_COLS "FROM cert_requests r JOIN "
+			  "users u ON u.id = r.user_id LEFT JOIN "
+			  "certificates c ON c.id = r.cert_id WHERE r.id = $1",
+	    1 },
+	[S_REQ_LIST] = { "SELECT " REQ_COLS "FROM cert_requests r JOIN "
+			 "users u ON u.id = r.user_id LEFT JOIN "
+			 "certificates c ON c.id = r.cert_id "
+			 "WHERE r.status = 'pending' AND r.expires_at > now() "
+			 "ORDER BY r.id",
+	    0 },
+	[S_REQ_LIST_ALL] = { "SELECT " REQ_COLS "FROM cert_requests r JOIN "
+			     "users u ON u.id = r.user_id LEFT JOIN "
+			     "certificates c ON c.id = r.cert_id ORDER BY r.id",
+	    0 },
+	/* Only a pending request that has not expired is decided. */
+	[S_REQ_DECIDE] = { "UPDATE cert_requests SET status = $2, "
+			   "decided_at = now(), decided_by = $3, "
+			   "reason = nullif($4, ''), cert_id = nullif($5, '0')"
+			   "::bigint WHERE id = $1 AND status = 'pending' "
+			   "AND expires_at > now() RETURNING id",
+	    5 },
 	[S_CERT_RECORD_CODE] = { "WITH k AS (UPDATE enrol_codes SET used_at = "
 				 "now() WHERE code_hash = $12 AND user_id = $2 "
 				 "AND used_at IS NULL AND expires_at > now() "
@@ -1247,6 +1319,185 @@ db_code_consume(struct db *db, const unsigned char hash[32], int64_t *user_id,
     struct db_err *err)
 {
 	return code_user(db, S_CODE_USE, hash, user_id, err);
+}
+
+/* ---- enrolment requests ------------------------------------------- */
+
+int
+db_user_policy(struct db *db, int64_t user_id, char *policy, size_t len,
+    struct db_err *err)
+{
+	char id[24];
+	const char *v[1] = { id };
+	PGresult *res;
+
+	snprintf(id, sizeof(id), "%" PRId64, user_id);
+	if ((res = db_exec_row(db, S_USER_POLICY, v, NULL, 0, err,
+	    "no user %s", id)) == NULL)
+		return -1;
+	col_str(res, 0, 0, policy, len);
+	PQclear(res);
+	return 0;
+}
+
+int
+db_user_policy_set(struct db *db, const char *userid, const char *policy,
+    struct db_err *err)
+{
+	const char *v[2] = { userid, policy };
+	PGresult *res;
+
+	if ((res = db_exec_row(db, S_USER_POLICY_SET, v, NULL, 0, err,
+	    "no user %s", userid)) == NULL)
+		return -1;
+	PQclear(res);
+	return 0;
+}
+
+int
+db_request_add(struct db *db, const struct db_request_new *q,
+    int64_t *id, struct db_err *err)
+{
+	char uid[24], ttl[24];
+	const char *v[9] = { (const char *)q->token_hash, uid, q->csr,
+		q->proof, q->source, ttl, (const char *)q->code_hash, q->actor,
+		q->target };
+	/* The hashes go as their raw bytes (a length: binary). */
+	int lens[9] = { 32, 0, 0, 0, 0, 0, q->code_hash ? 32 : 0, 0, 0 };
+	PGresult *res;
+
+	snprintf(uid, sizeof(uid), "%" PRId64, q->user_id);
+	snprintf(ttl, sizeof(ttl), "%d", q->ttl);
+	if ((res = db_exec_row(db, S_REQ_ADD, v, lens, 0, err, "unknown, used "
+	    "or expired enrolment code")) == NULL)
+		return -1;
+	*id = col_ll(res, 0, 0);
+	PQclear(res);
+	return 0;
+}
+
+int
+db_request_pending(struct db *db, int64_t user_id, long *n,
+    struct db_err *err)
+{
+	char id[24];
+	const char *v[1] = { id };
+	PGresult *res;
+
+	snprintf(id, sizeof(id), "%" PRId64, user_id);
+	if ((res = db_exec(db, S_REQ_PENDING, v, NULL, 0, PGRES_TUPLES_OK,
+	    err)) == NULL)
+		return -1;
+	*n = (long)col_ll(res, 0, 0);
+	PQclear(res);
+	return 0;
+}
+
+/* Row r of a REQ_COLS result; the CSR only when asked. */
+static int
+row_request(PGresult *res, int r, struct db_request *q, int with_csr)
+{
+	memset(q, 0, sizeof(*q));
+	q->id = col_ll(res, r, 0);
+	q->user_id = col_ll(res, r, 1);
+	col_str(res, r, 2, q->userid, sizeof(q->userid));
+	col_str(res, r, 3, q->proof, sizeof(q->proof));
+	col_str(res, r, 4, q->source, sizeof(q->source));
+	col_str(res, r, 5, q->status, sizeof(q->status));
+	q->created_at = (time_t)col_ll(res, r, 6);
+	q->expires_at = (time_t)col_ll(res, r, 7);
+	q->decided_at = (time_t)col_ll(res, r, 8);
+	col_str(res, r, 9, q->decided_by, sizeof(q->decided_by));
+	col_str(res, r, 10, q->reason, sizeof(q->reason));
+	col_str(res, r, 11, q->serial, sizeof(q->serial));
+	if (with_csr && (q->csr = strdup(PQgetvalue(res, r, 12))) == NULL)
+		return -1;
+	return 0;
+}
+
+/* The one request statement s finds by v[0] (len: 32 for a hash). */
+static int
+request_one(struct db *db, enum stmt s, const char *key, int len,
+    struct db_request *q, struct db_err *err)
+{
+	const char *v[1] = { key };
+	int lens[1] = { len };
+	PGresult *res;
+
+	if ((res = db_exec_row(db, s, v, lens, 0, err, "no such request")) ==
+	    NULL)
+		return -1;
+	if (row_request(res, 0, q, 1) == -1) {
+		PQclear(res);
+		db_seterr(err, DB_ERR_INTERNAL, "out of memory");
+		return -1;
+	}
+	PQclear(res);
+	return 0;
+}
+
+int
+db_request_by_token(struct db *db, const unsigned char token_hash[32],
+    struct db_request *q, struct db_err *err)
+{
+	return request_one(db, S_REQ_BY_TOKEN, (const char *)token_hash, 32,
+	    q, err);
+}
+
+int
+db_request_by_id(struct db *db, int64_t id, struct db_request *q,
+    struct db_err *err)
+{
+	char v[24];
+
+	snprintf(v, sizeof(v), "%" PRId64, id);
+	return request_one(db, S_REQ_BY_ID, v, 0, q, err);
+}
+
+int
+db_request_list(struct db *db, int all,
+    int (*cb)(const struct db_request *, void *), void *arg,
+    struct db_err *err)
+{
+	struct db_request q;
+	PGresult *res;
+	int r, rv = 0;
+
+	if ((res = db_exec(db, all ? S_REQ_LIST_ALL : S_REQ_LIST, NULL, NULL,
+	    0, PGRES_TUPLES_OK, err)) == NULL)
+		return -1;
+	for (r = 0; r < PQntuples(res) && rv == 0; r++) {
+		(void)row_request(res, r, &q, 0);
+		rv = cb(&q, arg);
+	}
+	PQclear(res);
+	return rv == 0 ? 0 : -1;
+}
+
+void
+db_request_clear(struct db_request *q)
+{
+	free(q->csr);
+	q->csr = NULL;
+}
+
+int
+db_request_decide(struct db *db, int64_t id, int approve,
+    const char *decided_by, const char *reason, int64_t cert_id,
+    struct db_err *err)
+{
+	char idt[24], cid[24];
+	const char *v[5] = { idt, approve ? "approved" : "rejected",
+		decided_by, reason ? reason : "", cid };
+	PGresult *res;
+
+	snprintf(idt, sizeof(idt), "%" PRId64, id);
+	snprintf(cid, sizeof(cid), "%" PRId64, cert_id);
+	if ((res = db_exec_row(db, S_REQ_DECIDE, v, NULL, 0, err, "request %s "
+	    "is not pending (decided already, or expired)", idt)) == NULL)
+		return -1;
+	PQclear(res);
+	return 0;
 }
 
 /* ---- certificates --------------------------------------------------- */

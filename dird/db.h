@@ -231,6 +231,68 @@ int db_code_consume(struct db *db, const unsigned char hash[32],
 int db_code_check(struct db *db, const unsigned char hash[32],
     int64_t *user_id, struct db_err *err) DB_WUR;
 
+/*
+ * A user's enrolment policy ("auto", "approve"; "" for the registry's
+ * default), and setting it ("" for the default).
+ */
+int db_user_policy(struct db *db, int64_t user_id, char *policy,
+    size_t len, struct db_err *err) DB_WUR;
+int db_user_policy_set(struct db *db, const char *userid,
+    const char *policy, struct db_err *err) DB_WUR;
+
+/* Enrolment requests kept for an administrator's decision (schema 009). */
+struct db_request_new {
+	const unsigned char *token_hash; /* 32 bytes */
+	int64_t user_id;
+	const char *csr;
+	const char *proof;  /* "code" or "password" */
+	const char *source; /* IP address or NULL */
+	int ttl;	    /* seconds it stays pending at most */
+	/* the SHA-256 of the code it consumes, or NULL */
+	const unsigned char *code_hash;
+	const char *actor, *target; /* of its audit row, request.submit */
+};
+struct db_request {
+	int64_t id;
+	int64_t user_id;
+	char userid[DB_USERID_MAX];
+	char proof[16];
+	char source[64];
+	char status[16]; /* pending, approved, rejected, expired */
+	time_t created_at, expires_at, decided_at; /* decided_at 0: not */
+	char decided_by[256];
+	char reason[257];
+	char serial[DB_SERIAL_MAX]; /* of what an approval issued, or "" */
+	char *csr;		    /* PEM, when read by one */
+};
+/*
+ * Store q and its audit row in one statement; with q->code_hash only if
+ * that code of q's user is still usable, and consumed with it
+ * (DB_ERR_NOTFOUND otherwise).  *id: the new request.
+ */
+int db_request_add(struct db *db, const struct db_request_new *q,
+    int64_t *id, struct db_err *err) DB_WUR;
+/* How many requests of user_id wait for a decision. */
+int db_request_pending(struct db *db, int64_t user_id, long *n,
+    struct db_err *err) DB_WUR;
+/* One request, with its CSR (db_request_clear); DB_ERR_NOTFOUND. */
+int db_request_by_token(struct db *db, const unsigned char token_hash[32],
+    struct db_request *q, struct db_err *err) DB_WUR;
+int db_request_by_id(struct db *db, int64_t id, struct db_request *q,
+    struct db_err *err) DB_WUR;
+void db_request_clear(struct db_request *q);
+/* The pending requests not expired (all: every one), oldest first. */
+int db_request_list(struct db *db, int all,
+    int (*cb)(const struct db_request *, void *), void *arg,
+    struct db_err *err) DB_WUR;
+/*
+ * Decide request id (approve: with the certificate cert_id issued for
+ * it), only if it is pending and not expired: DB_ERR_NOTFOUND otherwise.
+ */
+int db_request_decide(struct db *db, int64_t id, int approve,
+    const char *decided_by, const char *reason, int64_t cert_id,
+    struct db_err *err) DB_WUR;
+
 /* Certificates. */
 /* A new certificate (all borrowed) and the audit row that records it. */
 struct db_cert_new {

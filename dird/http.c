@@ -88,6 +88,8 @@ static const struct route {
 	    HK_IRP },
 	{ "POST", "/v1/renew", RA_CERT, RB_JSON, 0, api_renew, "renew",
 	    HK_IRP },
+	{ "GET", "/v1/requests/*", RA_NONE, RB_NONE, 0, api_request_poll,
+	    "request_poll", HK_IRP },
 	{ "GET", "/v1/me", RA_CERT, RB_NONE, 0, api_me, "me", HK_IRP },
 	{ "PUT", "/v1/me/addresses", RA_CERT, RB_JSON, 0, api_addr_put,
 	    "addresses_put", HK_IRP },
@@ -127,6 +129,12 @@ static const struct route {
 	    "admin_p12", HK_IRP },
 	{ "POST", "/v1/admin/certificates/*/revoke", RA_ADMIN, RB_JSON, 0,
 	    api_revoke, "admin_revoke", HK_IRP },
+	{ "GET", "/v1/admin/requests", RA_ADMIN, RB_NONE, 0,
+	    api_admin_requests, "admin_requests", HK_IRP },
+	{ "POST", "/v1/admin/requests/*/approve", RA_ADMIN, RB_NONE, 0,
+	    api_admin_request_approve, "admin_request_approve", HK_IRP },
+	{ "POST", "/v1/admin/requests/*/reject", RA_ADMIN, RB_JSON, 0,
+	    api_admin_request_reject, "admin_request_reject", HK_IRP },
 };
 #define NROUTES (sizeof(routes) / sizeof(routes[0]))
 
@@ -1041,10 +1049,11 @@ send_resp(struct MHD_Connection *conn, struct req_ctx *rc,
 	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
 	    resp->ctype ? resp->ctype : "application/json");
 	MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
-	/* Every 429 says when to come back (docs/irp.md), and a 503 that
-	 * knows. */
+	/* Every 429 says when to come back (docs/irp.md), and a 503 or a
+	 * 202 (a request that waits for a decision) that knows. */
 	if (resp->status == 429 ||
-	    (resp->status == 503 && resp->retry_after > 0)) {
+	    ((resp->status == 503 || resp->status == 202) &&
+	    resp->retry_after > 0)) {
 		char after[16];
 
 		snprintf(after, sizeof(after), "%d",

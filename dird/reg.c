@@ -1153,6 +1153,295 @@ reg_code_new(struct reg *r, struct db *db, const char *userid, int ttl,
 	return 0;
 }
 
+/* ---- enrolment requests ---------------------------------------------- */
+
+int
+reg_enrol_approve(struct reg *r, struct db *db, const struct db_user *u,
+    int *approve, struct reg_err *e)
+{
+	char policy[16];
+	struct db_err de;
+
+	if (db_user_policy(db, u->id, policy, sizeof(policy), &de) == -1) {
+		reg_err_from_db(e, &de);
+		return -1;
+	}
+	if (policy[0] == '\0')
+		snprintf(policy, sizeof(policy), "%s",
+		    reg_conf(r)->enrol_policy);
+	*approve = strcmp(policy, "approve") == 0;
+	return 0;
+}
+
+int
+reg_user_policy(struct reg *r, struct db *db, const char *userid,
+    const char *policy, const struct reg_actor *who, struct reg_err *e)
+{
+	struct db_err de;
+	char detail[32];
+
+	(void)r;
+	if (admin_only(who, e) == -1)
+		return -1;
+	if (strcmp(policy, "auto") != 0 && strcmp(policy, "approve") != 0 &&
+	    strcmp(policy, "default") != 0) {
+		reg_seterr(e, 400, "invalid_value", "a policy is auto, approve "
+		    "or default, not '%s'", policy);
+		return -1;
+	}
+	snprintf(detail, sizeof(detail), "policy=%s", policy);
+	if (db_begin(db, &de) == -1 ||
+	    db_user_policy_set(db, userid, strcmp(policy, "default") == 0 ?
+		"" : policy, &de) == -1 ||
+	    db_audit(db, who->name, "user.policy", userid, NULL, who->source,
+		detail, &de) == -1 ||
+	    db_commit(db, &de) == -1) {
+		db_rollback(db);
+		user_dberr(e, &de, userid);
+		return -1;
+	}
+	return 0;
+}
+
+/* The SHA-256 a token is stored as. */
+static void
+token_hash(const char *token, unsigned char out[32])
+{
+	unsigned int len = 32;
+
+	EVP_Digest(token, strlen(token), out, &len, EVP_sha256(), NULL);
+}
+
+int
+reg_request_submit(struct reg *r, struct db *db, const struct db_user *u,
+    const char *csr, size_t csr_len, const struct reg_actor *who,
+    const unsigned char *code_hash, char token[IRP_TOKEN_LEN + 1],
+    time_t *expires, struct reg_err *e)
+{
+	unsigned char rnd[IRP_TOKEN_LEN / 2], hash[32];
+	struct db_request_new q;
+	struct ca_csr *req;
+	struct db_err de;
+	int64_t id;
+	size_t i;
+	long n;
+
+	/* A CSR that could never be issued is refused now, not approved. */
+	if ((req = reg_csr(csr, csr_len, e)) == NULL)
+		return -1;
+	ca_csr_free(req);
+	if (may_issue(who, u, e) == NULL)
+		return -1;
+	/* A password may ask again and again: the requests are bounded. */
+	if (db_request_pending(db, u->id, &n, &de) == -1) {
+		reg_err_from_db(e, &de);
+		return -1;
+	}
+	if (n >= REG_REQUESTS_PENDING_MAX) {
+		reg_seterr(e, 429, "too_many_requests", "%ld enrolment "
+		    "requests of %s wait for a decision already; ask an "
+		    "administrator to decide them", n, u->userid);
+		e->retry_after = reg_conf(r)->request_poll;
+		return -1;
+	}
+	if (RAND_bytes(rnd, sizeof(rnd)) != 1) {
+		reg_seterr(e, 500, "internal_error", "no randomness available");
+		return -1;
+	}
+	for (i = 0; i < sizeof(rnd); i++)
+		snprintf(token + 2 * i, 3, "%02x", rnd[i]);
+	token_hash(token, hash);
+	q = (struct db_request_new){ hash, u->id, csr,
+		who->by == REG_BY_CODE ? "code" : "password", who->source,
+		reg_conf(r)->request_ttl, code_hash, who->name, u->userid };
+	*expires = time(NULL) + reg_conf(r)->request_ttl;
+	if (db_request_add(db, &q, &id, &de) == -1) {
+		OPENSSL_cleanse(token, IRP_TOKEN_LEN);
+		if (code_hash != NULL && de.code == DB_ERR_NOTFOUND) {
+			reg_seterr(e, 401, "invalid_code", "the enrolment code "
+			    "is unknown, already used or expired");
+			return -1;
+		}
+		reg_err_from_db(e, &de);
+		return -1;
+	}
+	return 0;
+}
+
+/* The certificate an approval issued, as the enrolment's answer. */
+static int
+issued_cb(const struct db_cert *c, void *arg)
+{
+	struct ca_issued *is = arg;
+	struct ca_err ce;
+
+	if ((is->cert_pem = ca_der_to_pem(c->der, c->der_len, &ce)) == NULL ||
+	    (is->der = malloc(c->der_len)) == NULL)
+		return -1;
+	memcpy(is->der, c->der, c->der_len);
+	is->der_len = c->der_len;
+	snprintf(is->serial, sizeof(is->serial), "%s", c->serial);
+	snprintf(is->fingerprint, sizeof(is->fingerprint), "%s",
+	    c->fingerprint);
+	is->not_before = c->not_before;
+	is->not_after = c->not_after;
+	return 0;
+}
+
+int
+reg_request_poll(struct reg *r, struct db *db, const char *token,
+    struct db_request *q, struct ca_issued *is, struct reg_err *e)
+{
+	unsigned char hash[32];
+	struct db_err de;
+
+	memset(is, 0, sizeof(*is));
+	memset(q, 0, sizeof(*q));
+	if (!irp_token_ok(token)) {
+		reg_seterr(e, 404, "unknown_request", "no such request");
+		return -1;
+	}
+	token_hash(token, hash);
+	if (db_request_by_token(db, hash, q, &de) == -1) {
+		reg_err_from_db(e, &de);
+		if (de.code == DB_ERR_NOTFOUND)
+			reg_seterr(e, 404, "unknown_request", "no such request");
+		return -1;
+	}
+	db_request_clear(q);
+	if (strcmp(q->status, "approved") != 0)
+		return 0;
+	if (q->serial[0] == '\0' ||
+	    db_cert_get(db, ca_fingerprint(r->ca), q->serial, issued_cb, is,
+		&de) == -1) {
+		ca_issued_clear(is);
+		reg_seterr(e, 410, "certificate_gone", "the request was "
+		    "approved, but its certificate is no longer kept");
+		return -1;
+	}
+	return 0;
+}
+
+/* Request id as the decision needs it: pending, with its CSR. */
+static int
+request_pending(struct db *db, int64_t id, struct db_request *q,
+    struct reg_err *e)
+{
+	struct db_err de;
+
+	if (db_request_by_id(db, id, q, &de) == -1) {
+		reg_err_from_db(e, &de);
+		if (de.code == DB_ERR_NOTFOUND)
+			reg_seterr(e, 404, "unknown_request",
+			    "no request %lld", (long long)id);
+		return -1;
+	}
+	if (strcmp(q->status, "pending") != 0) {
+		reg_seterr(e, 409, "not_pending", "request %lld is %s, not "
+		    "pending", (long long)id, q->status);
+		db_request_clear(q);
+		return -1;
+	}
+	return 0;
+}
+
+int
+reg_request_approve(struct reg *r, struct db *db, int64_t id,
+    const struct reg_actor *who, struct db_request *q, struct reg_err *e)
+{
+	struct ca_issued is = { 0 };
+	struct ca_csr *req = NULL;
+	struct db_cert_new c;
+	struct db_audit_row a;
+	struct db_user u;
+	struct db_err de;
+	const char *action;
+	int64_t cert_id;
+	int rv;
+
+	if (admin_only(who, e) == -1 || request_pending(db, id, q, e) == -1)
+		return -1;
+	if (db_user_by_id(db, q->user_id, &u, &de) == -1) {
+		user_dberr(e, &de, q->userid);
+		goto err;
+	}
+	if (!u.enabled) {
+		reg_seterr(e, 409, "user_disabled", "the account %s is "
+		    "disabled: enable it first, or reject the request",
+		    u.userid);
+		goto err;
+	}
+	if ((req = reg_csr(q->csr, strlen(q->csr), e)) == NULL ||
+	    reg_sign(r, &u, req, who, &is, &action, e) == -1)
+		goto err;
+	c = cert_row(r, u.id, &is);
+	a = (struct db_audit_row){ who->name, "request.approve", u.userid,
+		who->source };
+	/* The decision fails (nothing written) if another came first. */
+	if (db_begin(db, &de) == -1 ||
+	    db_cert_record(db, &c, &a, &cert_id, &de) == -1 ||
+	    db_request_decide(db, id, 1, who->name, NULL, cert_id, &de) == -1)
+		goto dberr;
+	rv = db_commit(db, &de);
+	reg_changed(r, u.id, CHANGED_LISTING);
+	if (rv == -1)
+		goto dberr;
+	snprintf(q->serial, sizeof(q->serial), "%s", is.serial);
+	snprintf(q->status, sizeof(q->status), "approved");
+	ca_csr_free(req);
+	ca_issued_clear(&is);
+	return 0;
+dberr:
+	db_rollback(db);
+	reg_err_from_db(e, &de);
+	if (de.code == DB_ERR_NOTFOUND)
+		reg_seterr(e, 409, "not_pending", "%s", de.msg);
+err:
+	ca_csr_free(req);
+	ca_issued_clear(&is);
+	db_request_clear(q);
+	return -1;
+}
+
+int
+reg_request_reject(struct reg *r, struct db *db, int64_t id,
+    const char *reason, const struct reg_actor *who, struct reg_err *e)
+{
+	struct db_request q;
+	struct db_err de;
+	char detail[300];
+
+	(void)r;
+	if (admin_only(who, e) == -1)
+		return -1;
+	if (reason != NULL && strlen(reason) > 256) {
+		reg_seterr(e, 400, "too_long", "a reason has at most 256 bytes");
+		return -1;
+	}
+	if (reason != NULL && *reason != '\0' && !ca_name_ok(reason)) {
+		reg_seterr(e, 400, "invalid_value", "a reason is UTF-8 text "
+		    "without control characters");
+		return -1;
+	}
+	if (request_pending(db, id, &q, e) == -1)
+		return -1;
+	db_request_clear(&q);
+	snprintf(detail, sizeof(detail), "request %lld%s%s", (long long)id,
+	    reason && *reason ? ": " : "", reason ? reason : "");
+	if (db_begin(db, &de) == -1 ||
+	    db_request_decide(db, id, 0, who->name, reason, 0, &de) == -1 ||
+	    db_audit(db, who->name, "request.reject", q.userid, NULL,
+		who->source, detail, &de) == -1 ||
+	    db_commit(db, &de) == -1) {
+		db_rollback(db);
+		reg_err_from_db(e, &de);
+		if (de.code == DB_ERR_NOTFOUND)
+			reg_seterr(e, 409, "not_pending", "%s", de.msg);
+		return -1;
+	}
+	return 0;
+}
+
 /* ---- federation ------------------------------------------------------ */
 
 /* A CA fingerprint as people paste it: 64 hex digits, ':' allowed. */

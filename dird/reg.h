@@ -279,6 +279,52 @@ int reg_user_passwd(struct reg *r, struct db *db, const char *userid,
  */
 int reg_reason_allowed(int reason, int by_admin);
 /*
+ * Enrolment policy.  *approve: whether an enrolment of u by code or
+ * password is kept for an administrator's decision (its own policy, or
+ * the registry's enrol_policy).  reg_user_policy sets a user's: "auto",
+ * "approve", or "default" (none of its own); an administrator's action,
+ * audited "user.policy".
+ */
+int reg_enrol_approve(struct reg *r, struct db *db, const struct db_user *u,
+    int *approve, struct reg_err *e) REG_WUR;
+int reg_user_policy(struct reg *r, struct db *db, const char *userid,
+    const char *policy, const struct reg_actor *who,
+    struct reg_err *e) REG_WUR;
+/*
+ * Keep an enrolment of u (who: u, by code or password) as a pending
+ * request: the CSR is checked now, the code (code_hash, or NULL) is
+ * consumed with it, audited "request.submit".  token gets the secret
+ * the client polls with (only its hash is stored), *expires when the
+ * request lapses undecided.  429 when the user has
+ * REG_REQUESTS_PENDING_MAX waiting already.
+ */
+#define REG_REQUESTS_PENDING_MAX 8 /* per user; beyond, 429 */
+int reg_request_submit(struct reg *r, struct db *db, const struct db_user *u,
+    const char *csr, size_t csr_len, const struct reg_actor *who,
+    const unsigned char *code_hash, char token[IRP_TOKEN_LEN + 1],
+    time_t *expires, struct reg_err *e) REG_WUR;
+/*
+ * The request of token: q->status is pending, approved (then *is is the
+ * certificate issued: ca_issued_clear), rejected (q->reason says why)
+ * or expired.  404 for an unknown token.
+ */
+int reg_request_poll(struct reg *r, struct db *db, const char *token,
+    struct db_request *q, struct ca_issued *is, struct reg_err *e) REG_WUR;
+/*
+ * An administrator's decision on pending request id: approve issues the
+ * certificate for its CSR and records it with the decision (audited
+ * "request.approve", with the serial; q gets the request as decided);
+ * reject records why (audited "request.reject").  409 not_pending when
+ * the request was decided already or expired.
+ */
+int reg_request_approve(struct reg *r, struct db *db, int64_t id,
+    const struct reg_actor *who, struct db_request *q,
+    struct reg_err *e) REG_WUR;
+int reg_request_reject(struct reg *r, struct db *db, int64_t id,
+    const char *reason, const struct reg_actor *who,
+    struct reg_err *e) REG_WUR;
+
+/*
  * Revoke serial (as irp_serial_normalize gives it; its addresses go in
  * the same transaction), audit "cert.revoke", new CRL.  Only its holder
  * or an administrator may (403).  A revoked certificate's reason can

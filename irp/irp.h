@@ -54,6 +54,11 @@ int irp_email_ok(const char *email);
 int irp_serial_normalize(const char *in, char *out, size_t outlen)
     __attribute__((warn_unused_result));
 
+/* The token of an enrolment request: 64 lower-case hex digits. */
+#define IRP_TOKEN_LEN 64
+/* Whether s is one. */
+int irp_token_ok(const char *s);
+
 /* Every time in the protocol: RFC 3339 in UTC, "2026-12-05T08:00:00Z". */
 #define IRP_TIME_LEN 21 /* with the NUL */
 void irp_time(long long t, char buf[IRP_TIME_LEN]);

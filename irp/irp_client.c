@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <curl/curl.h>
 #include <jansson.h>
@@ -45,6 +46,8 @@ struct irp_client {
 	X509 *chain; /* sent after the client certificate */
 	long timeout; /* seconds for a whole call; 0: the default */
 	const atomic_int *stop; /* irp_client_set_stop */
+	irp_pending_fn *pending; /* irp_client_on_pending */
+	void *pending_arg;
 };
 
 /* A response body, refused beyond limit so a broken server can't fill us. */
@@ -761,9 +764,106 @@ err:
 	return rv;
 }
 
+void
+irp_client_on_pending(struct irp_client *c, irp_pending_fn *fn, void *arg)
+{
+	c->pending = fn;
+	c->pending_arg = arg;
+}
+
+/* The Retry-After of the last answer, within 1 s and an hour; or 30. */
+static int
+retry_after(struct irp_client *c)
+{
+	struct curl_header *h;
+	long secs;
+	char *end;
+
+	if (curl_easy_header(c->curl, "Retry-After", 0, CURLH_HEADER, -1,
+		&h) != CURLHE_OK)
+		return 30;
+	secs = strtol(h->value, &end, 10);
+	if (end == h->value || *end != '\0')
+		return 30;
+	return secs < 1 ? 1 : secs > 3600 ? 3600 : (int)secs;
+}
+
+/* Sleep secs seconds, or until irp_client_set_stop's flag is set. */
+static int
+nap(struct irp_client *c, int secs)
+{
+	struct timespec ts = { 0, 100 * 1000 * 1000 };
+	int i;
+
+	for (i = 0; i < secs * 10; i++) {
+		if (c->stop != NULL && atomic_load(c->stop) != 0)
+			return -1;
+		nanosleep(&ts, NULL);
+	}
+	return 0;
+}
+
+/*
+ * An enrolment answered 202 (b: the pending request): ask at GET
+ * /v1/requests/TOKEN, as often as the registry says, until an
+ * administrator decided; the certificate into out.
+ */
+static int
+wait_decision(struct irp_client *c, struct buf *b, struct irp_cert *out,
+    struct irp_err *err)
+{
+	char path[sizeof("/v1/requests/") + IRP_TOKEN_LEN];
+	struct irp_pending p;
+	json_t *root;
+	long st;
+	int secs;
+
+	if ((root = json_loadb((const char *)b->data, b->len, 0, NULL)) ==
+	    NULL) {
+		irp_seterr(err, 202, "bad_reply", "the registry's answer to "
+		    "the enrolment is not JSON");
+		return -1;
+	}
+	if (irp_pending_parse(root, &p, err) == -1) {
+		json_decref(root);
+		return -1;
+	}
+	json_decref(root);
+	snprintf(path, sizeof(path), "/v1/requests/%s", p.request);
+	for (;;) {
+		struct req q = { .method = "GET", .path = path,
+			.limit = IRP_BODY_MAX };
+
+		secs = retry_after(c);
+		if (c->pending != NULL &&
+		    c->pending(c->pending_arg, p.request, secs,
+			p.expires_at) == -1) {
+			irp_seterr(err, 0, "stopped", "stopped waiting for an "
+			    "administrator's decision");
+			return -1;
+		}
+		if (nap(c, secs) == -1) {
+			irp_seterr(err, 0, "stopped", "stopped waiting for an "
+			    "administrator's decision");
+			return -1;
+		}
+		buf_free(b);
+		if ((st = perform(c, &q, b, err)) < 0)
+			return -1;
+		if (st == 200)
+			return irp_parse_cert((const char *)b->data, b->len,
+			    out, err);
+		if (st != 202) {
+			irp_parse_error((const char *)b->data, b->len, st, err);
+			return -1;
+		}
+	}
+}
+
 /*
  * POST a {"csr": PEM} body to r->path, authorised as r says (a code, a
- * password or the certificate); shared by enroll and renew.
+ * password or the certificate); shared by enroll and renew.  An
+ * enrolment kept for approval (202) is waited for.
  */
 static int
 post_csr(struct irp_client *c, struct req *r, const char *csr_pem,
@@ -774,6 +874,7 @@ post_csr(struct irp_client *c, struct req *r, const char *csr_pem,
 	json_t *body = NULL;
 	char *txt = NULL;
 	int rv = -1;
+	long st;
 
 	r->method = "POST";
 	r->ctype = "application/json";
@@ -785,9 +886,14 @@ post_csr(struct irp_client *c, struct req *r, const char *csr_pem,
 	}
 	r->body = txt;
 	r->body_len = strlen(txt);
-	if (call(c, r, 201, &b, err) == -1)
+	if ((st = perform(c, r, &b, err)) < 0)
 		goto err;
-	rv = irp_parse_cert((const char *)b.data, b.len, out, err);
+	if (st == 202 && !r->use_cert)
+		rv = wait_decision(c, &b, out, err);
+	else if (st != 201)
+		irp_parse_error((const char *)b.data, b.len, st, err);
+	else
+		rv = irp_parse_cert((const char *)b.data, b.len, out, err);
 err:
 	free(txt);
 	json_decref(body);

@@ -91,6 +91,18 @@ struct irp_client *irp_client_new_pem(const char *server, const char *ca_pem,
 int irp_client_as_registry(struct irp_client *c, const char *domain,
     const char *chain_pem, struct irp_err *err) IRP_WUR;
 
+/*
+ * An enrolment the registry keeps for an administrator's approval (202)
+ * is waited for: before each wait of secs seconds (the registry's
+ * Retry-After) fn (if set) is told the request's token and when it
+ * lapses; -1 from it stops the wait (an error).  irp_client_set_stop's
+ * flag stops it too.
+ */
+typedef int irp_pending_fn(void *arg, const char *token, int secs,
+    const char *expires_at);
+void irp_client_on_pending(struct irp_client *c, irp_pending_fn *fn,
+    void *arg);
+
 /* POST /v1/enroll with a one-time code (sent as Bearer). */
 int irp_enroll(struct irp_client *c, const char *code, const char *csr_pem,
     struct irp_cert *out, struct irp_err *err) IRP_WUR;

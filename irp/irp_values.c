@@ -83,3 +83,15 @@ irp_time_parse(const char *s, long long *t)
 	*t = (long long)timegm(&tm);
 	return 0;
 }
+
+int
+irp_token_ok(const char *s)
+{
+	size_t i;
+
+	for (i = 0; i < IRP_TOKEN_LEN; i++)
+		if (!((s[i] >= '0' && s[i] <= '9') ||
+			(s[i] >= 'a' && s[i] <= 'f')))
+			return 0;
+	return s[i] == '\0';
+}

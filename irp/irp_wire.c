@@ -1265,6 +1265,71 @@ irp_revoked_parse(json_t *root, struct irp_revoked *out, struct irp_err *err)
 	return 0;
 }
 
+json_t *
+irp_pending_build(const struct irp_pending *p)
+{
+	return json_pack("{s:s,s:s,s:s}", "status", p->status, "request",
+	    p->request, "expires_at", p->expires_at);
+}
+
+json_t *
+irp_request_build(const struct irp_request *q)
+{
+	const struct {
+		const char *key, *val;
+	} opt[] = {
+		{ "source", q->source },
+		{ "decided_at", q->decided_at },
+		{ "decided_by", q->decided_by },
+		{ "reason", q->reason },
+		{ "serial", q->serial },
+	};
+	json_t *o;
+	size_t i;
+
+	if ((o = json_pack("{s:I,s:s,s:s,s:s,s:s,s:s}", "id", (json_int_t)q->id,
+		 "userid", q->userid, "proof", q->proof, "status", q->status,
+		 "created_at", q->created_at, "expires_at", q->expires_at)) ==
+	    NULL)
+		return NULL;
+	for (i = 0; i < sizeof(opt) / sizeof(opt[0]); i++)
+		if (opt[i].val[0] != '\0' &&
+		    json_object_set_new(o, opt[i].key,
+			json_string(opt[i].val)) == -1) {
+			json_decref(o);
+			return NULL;
+		}
+	return o;
+}
+
+int
+irp_pending_parse(json_t *root, struct irp_pending *out, struct irp_err *err)
+{
+	static const char what[] = "pending request";
+
+	memset(out, 0, sizeof(*out));
+	if (rep_object(root, what, err) == -1 ||
+	    rep_str(root, "status", out->status, sizeof(out->status), REQUIRED,
+		what, err) == -1 ||
+	    rep_str(root, "request", out->request, sizeof(out->request),
+		REQUIRED, what, err) == -1 ||
+	    rep_str(root, "expires_at", out->expires_at,
+		sizeof(out->expires_at), 0, what, err) == -1)
+		goto err;
+	if (strcmp(out->status, "pending") != 0 ||
+	    !irp_token_ok(out->request)) {
+		irp_seterr(err, 0, "bad_reply",
+		    "the registry's pending "
+		    "request is not one: status %s",
+		    out->status);
+		goto err;
+	}
+	return 0;
+err:
+	memset(out, 0, sizeof(*out));
+	return -1;
+}
+
 static json_t *
 serial_build(const void *s)
 {

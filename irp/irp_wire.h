@@ -378,6 +378,39 @@ json_t *irp_revoked_build(const struct irp_revoked *r);
 int irp_revoked_parse(json_t *root, struct irp_revoked *out,
     struct irp_err *err) IRP_WUR;
 
+/*
+ * An enrolment kept for an administrator's approval (202), and its poll
+ * while it waits: {"status":"pending","request":TOKEN,"expires_at":T}.
+ * The client asks again at GET /v1/requests/TOKEN.
+ */
+struct irp_pending {
+	char status[IRP_WORD_MAX]; /* "pending" */
+	char request[IRP_TOKEN_LEN + 1];
+	char expires_at[IRP_TIME_MAX];
+};
+json_t *irp_pending_build(const struct irp_pending *p);
+int irp_pending_parse(json_t *root, struct irp_pending *out,
+    struct irp_err *err) IRP_WUR;
+/*
+ * An enrolment request as an administrator sees it (GET
+ * /v1/admin/requests: {"requests":[...]}, and the answer to a
+ * decision).  Empty strings are left out.
+ */
+struct irp_request {
+	long long id;
+	char userid[IRP_USERID_MAX + 1];
+	char proof[IRP_WORD_MAX];  /* code or password */
+	char source[64];	   /* the requester's address */
+	char status[IRP_WORD_MAX]; /* pending, approved, rejected, expired */
+	char created_at[IRP_TIME_MAX];
+	char expires_at[IRP_TIME_MAX];
+	char decided_at[IRP_TIME_MAX];
+	char decided_by[256];
+	char reason[257];
+	char serial[IRP_SERIAL_MAX + 1]; /* what an approval issued */
+};
+json_t *irp_request_build(const struct irp_request *q);
+
 /* A user's revocation: {"userid","revoked":[serial...],"reason"}. */
 struct irp_user_revoked {
 	char userid[IRP_USERID_MAX + 1];

@@ -649,6 +649,26 @@ test_revoke(void)
 	refused(irp_revoke_req_p, &rp, "{\"why\":\"x\"}", 400, "unknown_field",
 	    "unknown field \"why\"");
 
+	{
+		struct irp_pending pd = { "pending", "",
+			"2026-12-06T00:00:00Z" },
+				   pp;
+
+		memset(pd.request, 'a', IRP_TOKEN_LEN);
+		j = irp_pending_build(&pd);
+		check(irp_pending_parse(j, &pp, &e) == 0 &&
+			memcmp(&pp, &pd, sizeof(pd)) == 0,
+		    "pending request round trip");
+		json_decref(j);
+		pd.request[3] = 'A';
+		j = irp_pending_build(&pd);
+		check(irp_pending_parse(j, &pp, &e) == -1 &&
+			pp.request[0] == '\0',
+		    "a token that is not lower-case hex is refused");
+		json_decref(j);
+		check(!irp_token_ok("") && !irp_token_ok("abc"),
+		    "a short token is not one");
+	}
 	check_json(irp_revoked_build(&v),
 	    "{\"serial\":\"1a\",\"status\":\"revoked\",\"reason\":"
 	    "\"keyCompromise\"}",
