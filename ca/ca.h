@@ -395,6 +395,16 @@ int ca_cms_seal(const unsigned char *content, size_t len, const char *cert_pem,
     const char *key_pem, const char *const *recip_pem, size_t nrecip,
     unsigned char **out, size_t *outlen, struct ca_err *err) CA_WUR;
 
+/*
+ * content encrypted (AES-256-GCM, AuthEnvelopedData, not signed) to the
+ * one certificate recip_pem: a key escrowed to an escrow officer, who
+ * opens it with `openssl cms -decrypt`.  *out (free()) is the S/MIME
+ * entity, NUL-terminated.
+ */
+int ca_cms_envelope(const unsigned char *content, size_t len,
+    const char *recip_pem, unsigned char **out, size_t *outlen,
+    struct ca_err *err) CA_WUR;
+
 /* What ca_cms_open found in a message. */
 struct ca_cms_opened {
 	unsigned char *content; /* what was signed, NUL-terminated */

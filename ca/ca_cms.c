@@ -153,6 +153,51 @@ err:
 	return rv;
 }
 
+int
+ca_cms_envelope(const unsigned char *content, size_t len, const char *recip_pem,
+    unsigned char **out, size_t *outlen, struct ca_err *err)
+{
+	STACK_OF(X509) *recips = NULL;
+	CMS_ContentInfo *cms = NULL;
+	BIO *in = NULL, *b = NULL;
+	X509 *r = NULL;
+	int rv = -1;
+
+	ca_err_clear(err);
+	*out = NULL;
+	if ((r = pem_cert(recip_pem)) == NULL) {
+		ca_err_set(err, CA_ERR_INVALID,
+		    "the recipient is not a PEM certificate");
+		goto err;
+	}
+	if ((recips = sk_X509_new_null()) == NULL || !sk_X509_push(recips, r))
+		goto oom;
+	r = NULL;
+	if ((in = mem_bio(content, len)) == NULL)
+		goto oom;
+	if ((cms = CMS_encrypt(recips, in, EVP_aes_256_gcm(), CMS_BINARY)) ==
+		NULL ||
+	    (b = BIO_new(BIO_s_mem())) == NULL ||
+	    SMIME_write_CMS(b, cms, NULL, CMS_BINARY) != 1) {
+		ca_err_set(err, CA_ERR_CRYPTO,
+		    "cannot encrypt to that "
+		    "certificate");
+		goto err;
+	}
+	rv = take(b, out, outlen, err);
+	goto err;
+oom:
+	ca_err_set(err, CA_ERR_CRYPTO, "out of memory");
+err:
+	ERR_clear_error();
+	BIO_free(b);
+	BIO_free(in);
+	CMS_ContentInfo_free(cms);
+	sk_X509_pop_free(recips, X509_free);
+	X509_free(r);
+	return rv;
+}
+
 /* Decrypt the S/MIME entity in with cert/key: the inner entity, in *plain. */
 static BIO *
 decrypt(BIO *in, X509 *cert, EVP_PKEY *key, struct ca_err *err)

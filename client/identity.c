@@ -110,3 +110,43 @@ identity_clear(struct identity *id)
 	free(id->cert);
 	memset(id, 0, sizeof(*id));
 }
+
+int
+identity_escrow(struct irp_client *c, const struct identity *id, int *escrowed,
+    char *err, size_t errlen)
+{
+	unsigned char *cms = NULL;
+	char fp[65], *officer = NULL;
+	struct irp_err ierr;
+	struct ca_err cerr;
+	size_t len;
+	int on, rv = -1;
+
+	*escrowed = 0;
+	if ((on = irp_escrow_officer(c, &officer, fp, &ierr)) == -1) {
+		snprintf(err, errlen,
+		    "cannot ask whether keys are escrowed: %s", ierr.msg);
+		return -1;
+	}
+	if (on == 0)
+		return 0;
+	if (ca_cms_envelope((const unsigned char *)id->key, strlen(id->key),
+		officer, &cms, &len, &cerr) == -1) {
+		snprintf(err, errlen,
+		    "cannot encrypt the key to the escrow "
+		    "officer: %s",
+		    cerr.msg);
+		goto err;
+	}
+	if (irp_escrow_put(c, fp, cms, len, &ierr) == -1) {
+		snprintf(err, errlen, "the key could not be escrowed: %s",
+		    ierr.msg);
+		goto err;
+	}
+	*escrowed = 1;
+	rv = 0;
+err:
+	free(officer);
+	free(cms);
+	return rv;
+}

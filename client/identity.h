@@ -47,6 +47,16 @@ int identity_request(struct irp_client *c, const char *uid,
 int identity_store(const struct keystore *ks, const struct identity *id,
     char *err, size_t errlen) __attribute__((warn_unused_result));
 
+/*
+ * When the registry escrows keys (GET /v1/escrow): deposit id's key,
+ * encrypted to the escrow officer (only the officer's key opens it),
+ * through c, which must present id's certificate already.  *escrowed:
+ * whether it was.  0, or -1 with a sentence in err.
+ */
+int identity_escrow(struct irp_client *c, const struct identity *id,
+    int *escrowed, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+
 void identity_clear(struct identity *id);
 
 #endif

@@ -231,6 +231,33 @@ print_identity(const char *what, const struct ca_cert_info *info)
 	    info->fingerprint, exp);
 }
 
+/*
+ * Where the registry escrows keys, deposit the new one, with its
+ * certificate; a failure is said, and the identity stays (the deposit
+ * is the device's duty, and the next renewal tries again).
+ */
+static void
+escrow(const struct keystore *ks, const struct identity *id)
+{
+	struct irp_client *c;
+	struct irp_err ierr;
+	char err[400];
+	int done;
+
+	if ((c = registry_open(ks, 1, &ierr)) == NULL) {
+		fprintf(stderr, "dchat: warning: the key was not escrowed: "
+				"%s\n",
+		    ierr.msg);
+		return;
+	}
+	if (identity_escrow(c, id, &done, err, sizeof(err)) == -1)
+		fprintf(stderr, "dchat: warning: %s\n", err);
+	else if (done)
+		printf("the key is escrowed: the registry's escrow officer can "
+		       "recover it\n");
+	irp_client_free(c);
+}
+
 /* Said once: the enrolment waits for an administrator. */
 static int
 say_pending(void *arg, const char *token, int secs, const char *expires_at)
@@ -308,6 +335,7 @@ cmd_init(struct opts *o)
 	}
 	if (enrol(o, uid, &proof, &ks, &id) == 0) {
 		print_identity("enrolled", &id.info);
+		escrow(&ks, &id);
 		rv = 0;
 	}
 	identity_clear(&id);
@@ -358,6 +386,7 @@ cmd_renew(struct opts *o)
 		goto err;
 	}
 	print_identity("renewed", &id.info);
+	escrow(&ks, &id);
 	rv = 0;
 err:
 	identity_clear(&id);
@@ -701,6 +730,7 @@ restore_with_enrolment(struct opts *o, const char *uid, const char *pass)
 	if (enrol(o, uid, &proof, &ks, &id) == -1)
 		goto err;
 	rv = restore_after_enrol(&ks, uid, pass, &id);
+	escrow(&ks, &id);
 err:
 	OPENSSL_cleanse(pw, sizeof(pw));
 	identity_clear(&id);

@@ -1129,7 +1129,8 @@ renew(struct app *a)
 {
 	struct identity id;
 	struct irp_err ierr;
-	char err[300];
+	char err[400];
+	int escrowed;
 
 	if (identity_request(a->irp, a->userid, NULL, &id, err,
 	    sizeof(err)) == -1)
@@ -1149,9 +1150,14 @@ renew(struct app *a)
 		do_register(a, 1); /* the old certificate is still ours */
 		return renew_failed(a, err);
 	}
-	identity_clear(&id);
-	if (use_identity(a, "renewal", err, sizeof(err)) == -1)
+	if (use_identity(a, "renewal", err, sizeof(err)) == -1) {
+		identity_clear(&id);
 		return renew_failed(a, err);
+	}
+	/* With the new certificate now: the deposit is for it. */
+	if (identity_escrow(a->irp, &id, &escrowed, err, sizeof(err)) == -1)
+		report(a, EV_REGISTRY_ERROR, err);
+	identity_clear(&id);
 	return 0;
 }
 

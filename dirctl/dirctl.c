@@ -1294,6 +1294,93 @@ out:
 	return rv;
 }
 
+/* ---- key escrow ----------------------------------------------------- */
+
+/*
+ * dirctl escrow on --cert FILE | off | status |
+ * export SERIAL --out FILE
+ */
+static int
+cmd_escrow(const struct opts *o, int argc, char **argv)
+{
+	char name[64], fp[DB_FP_MAX], serial[IRP_SERIAL_MAX + 1];
+	const char *sub = argc > 1 ? argv[1] : "";
+	unsigned char *cms = NULL;
+	char *pem = NULL;
+	struct reg_actor who;
+	struct reg_err e;
+	struct reg r;
+	struct db *db;
+	size_t len;
+	int rv = 1;
+
+	if (strcmp(sub, "on") == 0 && argc == 4 &&
+	    strcmp(argv[2], "--cert") == 0) {
+		if ((pem = read_file(argv[3], &len)) == NULL)
+			return 2;
+	} else if (strcmp(sub, "export") == 0 && argc == 5 &&
+	    strcmp(argv[3], "--out") == 0) {
+		if (irp_serial_normalize(argv[2], serial, sizeof(serial)) ==
+		    -1) {
+			warnx_("'%s' is not a certificate serial", argv[2]);
+			return 2;
+		}
+	} else if (!((strcmp(sub, "off") == 0 || strcmp(sub, "status") == 0) &&
+	    argc == 2)) {
+		warnx_("usage: dirctl escrow on --cert FILE | escrow off | "
+		    "escrow status | escrow export SERIAL --out FILE");
+		return 2;
+	}
+	if (open_reg(o, &r, &db) == -1) {
+		free(pem);
+		return 1;
+	}
+	operator(&who, name, sizeof(name));
+	if (strcmp(sub, "on") == 0) {
+		if (reg_escrow_on(&r, db, pem, &who, fp, &e) == -1)
+			rv = e.status == 400 ? (warnx_("%s: %s", argv[3],
+			    e.msg), 2) : refused(&e);
+		else {
+			printf("key escrow on: keys are deposited encrypted "
+			       "to the officer %s\n", fp);
+			rv = 0;
+		}
+	} else if (strcmp(sub, "off") == 0) {
+		if (reg_escrow_off(&r, db, &who, &e) == -1)
+			rv = refused(&e);
+		else {
+			printf("key escrow off (deposits made stay)\n");
+			rv = 0;
+		}
+	} else if (strcmp(sub, "status") == 0) {
+		free(pem);
+		pem = NULL;
+		if (reg_escrow_officer(&r, db, &pem, fp, &e) == 0) {
+			printf("key escrow on, to the officer %s\n%s", fp,
+			    pem);
+			rv = 0;
+		} else if (e.status == 404) {
+			printf("key escrow off\n");
+			rv = 0;
+		} else
+			rv = refused(&e);
+	} else {
+		if (reg_escrow_export(&r, db, serial, &who, &cms, &len,
+		    &e) == -1)
+			rv = refused(&e);
+		else if (write_file(argv[4], cms, len, 0600) == 0) {
+			printf("wrote the escrowed key of %s to %s (open it "
+			       "with the officer's key: openssl cms "
+			       "-decrypt)\n", serial, argv[4]);
+			rv = 0;
+		}
+	}
+	close_reg(&r, db);
+	free(pem);
+	free(cms);
+	return rv;
+}
+
 /* ---- enrolment requests --------------------------------------------- */
 
 static void
@@ -1450,6 +1537,9 @@ static const struct cmd {
 			    "  user passwd USERID --password-file F\n"
 			    "  user policy USERID auto|approve|default" },
 	{ "code", cmd_code, "code USERID [--ttl DURATION]" },
+	{ "escrow", cmd_escrow, "escrow on --cert FILE | escrow off | "
+				"escrow status\n"
+				"  escrow export SERIAL --out FILE" },
 	{ "request", cmd_request, "request list [--all] | request show ID\n"
 				  "  request approve ID | "
 				  "request reject ID [--reason TEXT]" },

@@ -33,6 +33,8 @@ api_fn api_backup_put, api_backup_get;
 api_fn api_inbox_post, api_inbox_list, api_inbox_get, api_inbox_delete;
 /* api_events.c */
 api_fn api_events;
+/* api_escrow.c */
+api_fn api_escrow_get, api_escrow_put, api_escrow_status;
 /* api_admin.c */
 api_fn api_revoke, api_admin_users, api_admin_user_add,
     api_admin_user_disable, api_admin_user_enable, api_admin_user_revoke,

@@ -44,6 +44,12 @@ enum stmt {
 	S_REQ_LIST,
 	S_REQ_LIST_ALL,
 	S_REQ_DECIDE,
+	S_ESCROW_OFFICER,
+	S_ESCROW_OFFICER_SET,
+	S_ESCROW_OFFICER_DEL,
+	S_ESCROW_PUT,
+	S_ESCROW_GET,
+	S_ESCROW_HAS,
 	S_CERT_LIST,
 	S_CERT_LIST_ALL,
 	S_CERT_GET,
@@ -239,6 +245,34 @@ static const struct {
 			   "::bigint WHERE id = $1 AND status = 'pending' "
 			   "AND expires_at > now() RETURNING id",
 	    5 },
+	[S_ESCROW_OFFICER] = { "SELECT cert_pem, fingerprint FROM "
+			       "escrow_officer WHERE id = 1",
+	    0 },
+	[S_ESCROW_OFFICER_SET] = { "INSERT INTO escrow_officer (id, cert_pem, "
+				   "fingerprint, set_by) VALUES (1, $1, $2, "
+				   "$3) ON CONFLICT (id) DO UPDATE SET "
+				   "cert_pem = $1, fingerprint = $2, "
+				   "set_by = $3, set_at = now()",
+	    3 },
+	[S_ESCROW_OFFICER_DEL] = { "DELETE FROM escrow_officer RETURNING id",
+	    0 },
+	/* Only while the officer it was made for is the one in force. */
+	[S_ESCROW_PUT] = { "INSERT INTO key_escrow (cert_id, user_id, "
+			   "officer_fp, cms) SELECT $1, $2, fingerprint, $3 "
+			   "FROM escrow_officer WHERE id = 1 AND "
+			   "fingerprint = $4 ON CONFLICT (cert_id) DO UPDATE "
+			   "SET officer_fp = excluded.officer_fp, "
+			   "cms = excluded.cms, created_at = now() "
+			   "RETURNING cert_id",
+	    4 },
+	[S_ESCROW_GET] = { "SELECT k.cms, u.userid FROM key_escrow k JOIN "
+			   "certificates c ON c.id = k.cert_id JOIN users u "
+			   "ON u.id = k.user_id WHERE c.issuer = $1 AND "
+			   "c.serial = $2",
+	    2 },
+	[S_ESCROW_HAS] = { "SELECT officer_fp FROM key_escrow WHERE "
+			   "cert_id = $1",
+	    1 },
 	[S_CERT_RECORD_CODE] = { "WITH k AS (UPDATE enrol_codes SET used_at = "
 				 "now() WHERE code_hash = $12 AND user_id = $2 "
 				 "AND used_at IS NULL AND expires_at > now() "
@@ -1496,6 +1530,117 @@ db_request_decide(struct db *db, int64_t id, int approve,
 	if ((res = db_exec_row(db, S_REQ_DECIDE, v, NULL, 0, err, "request %s "
 	    "is not pending (decided already, or expired)", idt)) == NULL)
 		return -1;
+	PQclear(res);
+	return 0;
+}
+
+/* ---- key escrow ----------------------------------------------------- */
+
+int
+db_escrow_officer(struct db *db, char **pem, char fp[DB_FP_MAX],
+    struct db_err *err)
+{
+	PGresult *res;
+
+	*pem = NULL;
+	if ((res = db_exec_row(db, S_ESCROW_OFFICER, NULL, NULL, 0, err,
+	    "key escrow is off")) == NULL)
+		return -1;
+	col_str(res, 0, 1, fp, DB_FP_MAX);
+	if ((*pem = strdup(PQgetvalue(res, 0, 0))) == NULL) {
+		PQclear(res);
+		db_seterr(err, DB_ERR_INTERNAL, "out of memory");
+		return -1;
+	}
+	PQclear(res);
+	return 0;
+}
+
+int
+db_escrow_officer_set(struct db *db, const char *pem, const char *fp,
+    const char *by, struct db_err *err)
+{
+	const char *v[3] = { pem, fp, by };
+	PGresult *res;
+
+	if ((res = db_exec(db, S_ESCROW_OFFICER_SET, v, NULL, 0,
+	    PGRES_COMMAND_OK, err)) == NULL)
+		return -1;
+	PQclear(res);
+	return 0;
+}
+
+int
+db_escrow_officer_clear(struct db *db, struct db_err *err)
+{
+	PGresult *res;
+
+	if ((res = db_exec_row(db, S_ESCROW_OFFICER_DEL, NULL, NULL, 0, err,
+	    "key escrow is off already")) == NULL)
+		return -1;
+	PQclear(res);
+	return 0;
+}
+
+int
+db_escrow_put(struct db *db, int64_t cert_id, int64_t user_id,
+    const char *officer_fp, const unsigned char *cms, size_t len,
+    struct db_err *err)
+{
+	char cid[24], uid[24];
+	const char *v[4] = { cid, uid, (const char *)cms, officer_fp };
+	int lens[4] = { 0, 0, (int)len, 0 };
+	PGresult *res;
+
+	snprintf(cid, sizeof(cid), "%" PRId64, cert_id);
+	snprintf(uid, sizeof(uid), "%" PRId64, user_id);
+	if ((res = db_exec_row(db, S_ESCROW_PUT, v, lens, 0, err, "the "
+	    "escrow officer changed: take its certificate again")) == NULL)
+		return -1;
+	PQclear(res);
+	return 0;
+}
+
+int
+db_escrow_get(struct db *db, const char *issuer, const char *serial,
+    unsigned char **cms, size_t *len, char userid[DB_USERID_MAX],
+    struct db_err *err)
+{
+	const char *v[2] = { issuer, serial };
+	PGresult *res;
+
+	*cms = NULL;
+	if ((res = db_exec_row(db, S_ESCROW_GET, v, NULL, 1, err, "no key "
+	    "escrowed for certificate %s", serial)) == NULL)
+		return -1;
+	*len = (size_t)PQgetlength(res, 0, 0);
+	if ((*cms = malloc(*len ? *len : 1)) == NULL) {
+		PQclear(res);
+		db_seterr(err, DB_ERR_INTERNAL, "out of memory");
+		return -1;
+	}
+	memcpy(*cms, PQgetvalue(res, 0, 0), *len);
+	snprintf(userid, DB_USERID_MAX, "%.*s", PQgetlength(res, 0, 1),
+	    PQgetvalue(res, 0, 1));
+	PQclear(res);
+	return 0;
+}
+
+int
+db_escrow_has(struct db *db, int64_t cert_id, char fp[DB_FP_MAX],
+    struct db_err *err)
+{
+	char cid[24];
+	const char *v[1] = { cid };
+	PGresult *res;
+
+	fp[0] = '\0';
+	snprintf(cid, sizeof(cid), "%" PRId64, cert_id);
+	if ((res = db_exec(db, S_ESCROW_HAS, v, NULL, 0, PGRES_TUPLES_OK,
+	    err)) == NULL)
+		return -1;
+	if (PQntuples(res) == 1)
+		col_str(res, 0, 0, fp, DB_FP_MAX);
 	PQclear(res);
 	return 0;
 }

@@ -293,6 +293,33 @@ int db_request_decide(struct db *db, int64_t id, int approve,
     const char *decided_by, const char *reason, int64_t cert_id,
     struct db_err *err) DB_WUR;
 
+/*
+ * Key escrow (schema 010).  The escrow officer's certificate in force
+ * (*pem: free()) and its SHA-256 fingerprint; DB_ERR_NOTFOUND when
+ * escrow is off.  Setting replaces it; clearing turns escrow off
+ * (DB_ERR_NOTFOUND when it was).
+ */
+int db_escrow_officer(struct db *db, char **pem, char fp[DB_FP_MAX],
+    struct db_err *err) DB_WUR;
+int db_escrow_officer_set(struct db *db, const char *pem, const char *fp,
+    const char *by, struct db_err *err) DB_WUR;
+int db_escrow_officer_clear(struct db *db, struct db_err *err) DB_WUR;
+/*
+ * Deposit cms (encrypted to the officer officer_fp) for certificate
+ * cert_id of user_id, replacing an earlier deposit; DB_ERR_NOTFOUND when
+ * that officer is no longer the one in force.
+ */
+int db_escrow_put(struct db *db, int64_t cert_id, int64_t user_id,
+    const char *officer_fp, const unsigned char *cms, size_t len,
+    struct db_err *err) DB_WUR;
+/* The deposit for a certificate (*cms: free()) and its user's id. */
+int db_escrow_get(struct db *db, const char *issuer, const char *serial,
+    unsigned char **cms, size_t *len, char userid[DB_USERID_MAX],
+    struct db_err *err) DB_WUR;
+/* fp: the officer a certificate's key is escrowed to, or "" for none. */
+int db_escrow_has(struct db *db, int64_t cert_id, char fp[DB_FP_MAX],
+    struct db_err *err) DB_WUR;
+
 /* Certificates. */
 /* A new certificate (all borrowed) and the audit row that records it. */
 struct db_cert_new {

@@ -600,20 +600,70 @@ reg_issuing_free(void *p)
 	free(is);
 }
 
+/*
+ * The escrow officer's certificate and fingerprint when escrow is on:
+ * 1; 0 when it is off; -1 with e on a store error.
+ */
+static int
+escrow_officer(struct db *db, char **pem, char fp[DB_FP_MAX],
+    struct reg_err *e)
+{
+	struct db_err de;
+
+	if (db_escrow_officer(db, pem, fp, &de) == 0)
+		return 1;
+	if (de.code == DB_ERR_NOTFOUND)
+		return 0;
+	reg_err_from_db(e, &de);
+	return -1;
+}
+
+/* The key in a PKCS#12 just made, encrypted to the escrow officer. */
+static int
+escrow_p12(const unsigned char *p12, size_t len, const char *pass,
+    const char *officer, unsigned char **cms, size_t *cms_len,
+    struct reg_err *e)
+{
+	char *key = NULL, *cert = NULL;
+	struct ca_err ce;
+	int rv;
+
+	if (ca_p12_unpack(p12, len, pass, &key, &cert, &ce) == -1) {
+		sign_err(e, &ce, 500, "escrow_failed");
+		return -1;
+	}
+	rv = ca_cms_envelope((const unsigned char *)key, strlen(key), officer,
+	    cms, cms_len, &ce);
+	ca_secret_free(key);
+	free(cert);
+	if (rv == -1)
+		sign_err(e, &ce, 500, "escrow_failed");
+	return rv;
+}
+
 int
 reg_issue_p12(struct reg *r, struct db *db, const char *userid,
     const char *passphrase, const struct reg_actor *who, unsigned char **p12,
     size_t *p12_len, struct ca_issued *out, struct reg_err *e)
 {
+	char fp[DB_FP_MAX], *officer = NULL;
+	unsigned char *cms = NULL;
+	size_t cms_len = 0;
 	struct ca_subject subj;
+	struct db_cert_new c;
+	struct db_audit_row a;
 	struct ca_urls cu;
 	struct db_user u;
 	struct ca_err ce;
+	struct db_err de;
+	int64_t cert_id;
+	int on, rv;
 
 	memset(out, 0, sizeof(*out));
 	*p12 = NULL;
 	/* The server made the key: it is the registry's act, not a user's. */
-	if (admin_only(who, e) == -1 || reg_user(db, userid, &u, e) == -1) {
+	if (admin_only(who, e) == -1 || reg_user(db, userid, &u, e) == -1 ||
+	    (on = escrow_officer(db, &officer, fp, e)) == -1) {
 		db_rollback(db);
 		return -1;
 	}
@@ -624,13 +674,199 @@ reg_issue_p12(struct reg *r, struct db *db, const char *userid,
 		urls(r, &cu), passphrase, p12, p12_len, out, &ce) == -1) {
 		db_rollback(db);
 		sign_err(e, &ce, 500, "issue_failed");
-		return -1;
+		goto err;
 	}
-	if (reg_record(r, db, &u, out, who, "cert.issue_p12", e) == -1) {
+	/* Escrow on: the key is deposited with its record, or neither. */
+	if (on && escrow_p12(*p12, *p12_len, passphrase, officer, &cms,
+	    &cms_len, e) == -1)
+		goto err;
+	c = cert_row(r, u.id, out);
+	a = (struct db_audit_row){ who->name, "cert.issue_p12", u.userid,
+		who->source };
+	if ((!db_in_tx(db) && db_begin(db, &de) == -1) ||
+	    db_cert_record(db, &c, &a, &cert_id, &de) == -1 ||
+	    (on && (db_escrow_put(db, cert_id, u.id, fp, cms, cms_len,
+		&de) == -1 || db_audit(db, who->name, "key.escrow", u.userid,
+		out->serial, who->source, "made here (PKCS#12)", &de) == -1)))
+		goto dberr;
+	rv = db_commit(db, &de);
+	reg_changed(r, u.id, CHANGED_LISTING);
+	if (rv == -1)
+		goto dberr;
+	free(officer);
+	free(cms);
+	return 0;
+dberr:
+	db_rollback(db);
+	reg_err_from_db(e, &de);
+err:
+	if (*p12 != NULL) {
 		OPENSSL_cleanse(*p12, *p12_len);
 		free(*p12);
 		*p12 = NULL;
-		ca_issued_clear(out);
+	}
+	ca_issued_clear(out);
+	free(officer);
+	free(cms);
+	return -1;
+}
+
+/* ---- key escrow ------------------------------------------------------ */
+
+int
+reg_escrow_on(struct reg *r, struct db *db, const char *cert_pem,
+    const struct reg_actor *who, char fp[DB_FP_MAX], struct reg_err *e)
+{
+	struct ca_cert_info info;
+	unsigned char *probe = NULL;
+	size_t probe_len;
+	struct ca_err ce;
+	struct db_err de;
+	char detail[80];
+
+	(void)r;
+	if (admin_only(who, e) == -1)
+		return -1;
+	if (ca_cert_info((const unsigned char *)cert_pem, strlen(cert_pem),
+		&info, &ce) == -1) {
+		reg_seterr(e, 400, "invalid_certificate", "the escrow "
+		    "officer's certificate: %s", ce.msg);
+		return -1;
+	}
+	/* A key that can not receive CMS would make every deposit fail. */
+	if (ca_cms_envelope((const unsigned char *)"probe", 5, cert_pem,
+		&probe, &probe_len, &ce) == -1) {
+		reg_seterr(e, 400, "invalid_certificate", "nothing can be "
+		    "encrypted to that certificate: %s", ce.msg);
+		return -1;
+	}
+	free(probe);
+	snprintf(fp, DB_FP_MAX, "%s", info.fingerprint);
+	snprintf(detail, sizeof(detail), "officer=%s", fp);
+	if (db_begin(db, &de) == -1 ||
+	    db_escrow_officer_set(db, cert_pem, fp, who->name, &de) == -1 ||
+	    db_audit(db, who->name, "escrow.on", NULL, NULL, who->source,
+		detail, &de) == -1 ||
+	    db_commit(db, &de) == -1) {
+		db_rollback(db);
+		reg_err_from_db(e, &de);
+		return -1;
+	}
+	return 0;
+}
+
+int
+reg_escrow_off(struct reg *r, struct db *db, const struct reg_actor *who,
+    struct reg_err *e)
+{
+	struct db_err de;
+
+	(void)r;
+	if (admin_only(who, e) == -1)
+		return -1;
+	if (db_begin(db, &de) == -1 ||
+	    db_escrow_officer_clear(db, &de) == -1 ||
+	    db_audit(db, who->name, "escrow.off", NULL, NULL, who->source,
+		NULL, &de) == -1 ||
+	    db_commit(db, &de) == -1) {
+		db_rollback(db);
+		reg_err_from_db(e, &de);
+		if (de.code == DB_ERR_NOTFOUND)
+			reg_seterr(e, 409, "escrow_off", "key escrow is off "
+			    "already");
+		return -1;
+	}
+	return 0;
+}
+
+int
+reg_escrow_officer(struct reg *r, struct db *db, char **pem,
+    char fp[DB_FP_MAX], struct reg_err *e)
+{
+	int on;
+
+	(void)r;
+	if ((on = escrow_officer(db, pem, fp, e)) == 1)
+		return 0;
+	if (on == 0)
+		reg_seterr(e, 404, "escrow_off", "this registry does not "
+		    "escrow keys");
+	return -1;
+}
+
+int
+reg_escrow_deposit(struct reg *r, struct db *db, const struct reg_actor *who,
+    const char *officer_fp, const unsigned char *cms, size_t len,
+    struct reg_err *e)
+{
+	char fp[DB_FP_MAX], *officer = NULL;
+	struct ca_err ce;
+	struct db_err de;
+	int on;
+
+	(void)r;
+	if (who->by != REG_BY_CERT || who->cert_id == 0) {
+		reg_seterr(e, 403, "forbidden", "a key is deposited with the "
+		    "certificate it belongs to");
+		return -1;
+	}
+	if (len == 0 || len > REG_ESCROW_MAX) {
+		reg_seterr(e, 413, "too_large", "a deposit has 1 to %d bytes",
+		    REG_ESCROW_MAX);
+		return -1;
+	}
+	if ((on = escrow_officer(db, &officer, fp, e)) == -1)
+		return -1;
+	free(officer);
+	if (on == 0) {
+		reg_seterr(e, 409, "escrow_off", "this registry does not "
+		    "escrow keys");
+		return -1;
+	}
+	/* Ciphertext only: a key sent in clear is refused, not kept. */
+	if (ca_cms_check(cms, len, &ce) == -1) {
+		reg_seterr(e, 400, "not_encrypted", "a deposit is an S/MIME "
+		    "message encrypted to the escrow officer: %s", ce.msg);
+		return -1;
+	}
+	if (db_begin(db, &de) == -1 ||
+	    db_escrow_put(db, who->cert_id, who->user_id, officer_fp, cms, len,
+		&de) == -1 ||
+	    db_audit(db, who->name, "key.escrow", who->userid, who->serial,
+		who->source, NULL, &de) == -1 ||
+	    db_commit(db, &de) == -1) {
+		db_rollback(db);
+		reg_err_from_db(e, &de);
+		if (de.code == DB_ERR_NOTFOUND)
+			reg_seterr(e, 409, "escrow_changed", "%s", de.msg);
+		return -1;
+	}
+	return 0;
+}
+
+int
+reg_escrow_export(struct reg *r, struct db *db, const char *serial,
+    const struct reg_actor *who, unsigned char **cms, size_t *len,
+    struct reg_err *e)
+{
+	char userid[DB_USERID_MAX];
+	struct db_err de;
+
+	*cms = NULL;
+	if (admin_only(who, e) == -1)
+		return -1;
+	if (db_begin(db, &de) == -1 ||
+	    db_escrow_get(db, ca_fingerprint(r->ca), serial, cms, len, userid,
+		&de) == -1 ||
+	    db_audit(db, who->name, "escrow.export", userid, serial,
+		who->source, NULL, &de) == -1 ||
+	    db_commit(db, &de) == -1) {
+		db_rollback(db);
+		free(*cms);
+		*cms = NULL;
+		reg_err_from_db(e, &de);
+		if (de.code == DB_ERR_NOTFOUND)
+			reg_seterr(e, 404, "not_escrowed", "%s", de.msg);
 		return -1;
 	}
 	return 0;

@@ -279,6 +279,35 @@ int reg_user_passwd(struct reg *r, struct db *db, const char *userid,
  */
 int reg_reason_allowed(int reason, int by_admin);
 /*
+ * Key escrow, off until an administrator sets the escrow officer's
+ * certificate (reg_escrow_on; audited escrow.on with its fingerprint,
+ * which fp gets; one that nothing can be encrypted to is a 400) and off
+ * again with reg_escrow_off (escrow.off).  reg_escrow_officer gives the
+ * certificate in force (*pem: free()), 404 escrow_off when there is
+ * none.  reg_escrow_deposit keeps cms, a device's key encrypted to the
+ * officer officer_fp (an S/MIME message the registry can not open;
+ * anything not encrypted is a 400), for the certificate who presents
+ * (audited key.escrow; 409 escrow_changed when that officer is no
+ * longer in force).  reg_escrow_export gives an administrator the
+ * deposit for a certificate (*cms: free()), audited escrow.export.
+ * reg_issue_p12 escrows the keys it makes by itself.
+ */
+#define REG_ESCROW_MAX 65536
+int reg_escrow_on(struct reg *r, struct db *db, const char *cert_pem,
+    const struct reg_actor *who, char fp[DB_FP_MAX],
+    struct reg_err *e) REG_WUR;
+int reg_escrow_off(struct reg *r, struct db *db, const struct reg_actor *who,
+    struct reg_err *e) REG_WUR;
+int reg_escrow_officer(struct reg *r, struct db *db, char **pem,
+    char fp[DB_FP_MAX], struct reg_err *e) REG_WUR;
+int reg_escrow_deposit(struct reg *r, struct db *db,
+    const struct reg_actor *who, const char *officer_fp,
+    const unsigned char *cms, size_t len, struct reg_err *e) REG_WUR;
+int reg_escrow_export(struct reg *r, struct db *db, const char *serial,
+    const struct reg_actor *who, unsigned char **cms, size_t *len,
+    struct reg_err *e) REG_WUR;
+
+/*
  * Enrolment policy.  *approve: whether an enrolment of u by code or
  * password is kept for an administrator's decision (its own policy, or
  * the registry's enrol_policy).  reg_user_policy sets a user's: "auto",

@@ -1085,6 +1085,68 @@ irp_backup_put(struct irp_client *c, const unsigned char *p12, size_t len,
 }
 
 int
+irp_escrow_officer(struct irp_client *c, char **pem, char fp[65],
+    struct irp_err *err)
+{
+	struct buf b = { 0 };
+	struct req r = { .method = "GET", .path = "/v1/escrow",
+		.limit = IRP_BODY_MAX };
+	json_t *root = NULL, *jc, *jf;
+	long st;
+	int rv = -1;
+
+	*pem = NULL;
+	fp[0] = '\0';
+	if ((st = perform(c, &r, &b, err)) < 0)
+		goto err;
+	if (st == 404) {
+		rv = 0; /* escrow is off */
+		goto err;
+	}
+	if (st != 200) {
+		irp_parse_error((const char *)b.data, b.len, st, err);
+		goto err;
+	}
+	if ((root = json_loadb((const char *)b.data, b.len, 0, NULL)) == NULL ||
+	    !json_is_string(jc = json_object_get(root, "certificate")) ||
+	    !json_is_string(jf = json_object_get(root, "fingerprint")) ||
+	    strlen(json_string_value(jf)) != 64 ||
+	    (*pem = strdup(json_string_value(jc))) == NULL) {
+		irp_seterr(err, 200, "bad_reply", "the registry's escrow "
+		    "officer is not a certificate and a fingerprint");
+		goto err;
+	}
+	snprintf(fp, 65, "%s", json_string_value(jf));
+	rv = 1;
+err:
+	json_decref(root);
+	buf_free(&b);
+	return rv;
+}
+
+int
+irp_escrow_put(struct irp_client *c, const char *fp, const unsigned char *cms,
+    size_t len, struct irp_err *err)
+{
+	char path[sizeof("/v1/me/escrow?officer=") + 64];
+	struct buf b = { 0 };
+	struct req r = { .method = "PUT", .path = path,
+		.ctype = "application/pkcs7-mime", .body = cms, .body_len = len,
+		.use_cert = 1, .limit = IRP_BODY_MAX };
+	int rv;
+
+	if (strlen(fp) != 64 || strspn(fp, "0123456789abcdef") != 64) {
+		irp_seterr(err, 0, "usage", "an officer's fingerprint is 64 "
+		    "hex digits");
+		return -1;
+	}
+	snprintf(path, sizeof(path), "/v1/me/escrow?officer=%s", fp);
+	rv = call(c, &r, 201, &b, err);
+	buf_free(&b);
+	return rv;
+}
+
+int
 irp_backup_get(struct irp_client *c, const char *userid, const char *secret,
     unsigned char **p12, size_t *len, struct irp_err *err)
 {

@@ -103,6 +103,19 @@ typedef int irp_pending_fn(void *arg, const char *token, int secs,
 void irp_client_on_pending(struct irp_client *c, irp_pending_fn *fn,
     void *arg);
 
+/*
+ * GET /v1/escrow: 1 and the escrow officer's certificate (*pem: free())
+ * and fingerprint when the registry escrows keys, 0 when it does not.
+ */
+int irp_escrow_officer(struct irp_client *c, char **pem, char fp[65],
+    struct irp_err *err) IRP_WUR;
+/*
+ * PUT /v1/me/escrow: the key of the client certificate, encrypted to the
+ * officer fp (an S/MIME message, ca_cms_envelope).
+ */
+int irp_escrow_put(struct irp_client *c, const char *fp,
+    const unsigned char *cms, size_t len, struct irp_err *err) IRP_WUR;
+
 /* POST /v1/enroll with a one-time code (sent as Bearer). */
 int irp_enroll(struct irp_client *c, const char *code, const char *csr_pem,
     struct irp_cert *out, struct irp_err *err) IRP_WUR;

@@ -69,7 +69,7 @@ def uses_asan(exe):
 MIGRATIONS = ["001_init.sql", "002_change_notify.sql",
               "003_audit_chains.sql", "004_revocation.sql",
               "005_federation.sql", "006_inbox.sql", "007_push.sql",
-              "008_refresh_path.sql", "009_requests.sql"]
+              "008_refresh_path.sql", "009_requests.sql", "010_escrow.sql"]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 DOMAIN = "example.org"
