@@ -405,6 +405,19 @@ int ca_cms_envelope(const unsigned char *content, size_t len,
     const char *recip_pem, unsigned char **out, size_t *outlen,
     struct ca_err *err) CA_WUR;
 
+/*
+ * EST (RFC 7030) bodies.  ca_est_certs: the n PEM certificates as a
+ * PKCS#7 certs-only structure (DER), in base64 without line breaks (*b64:
+ * free(), NUL-terminated).  ca_est_csr: a base64 DER PKCS#10 (white
+ * space ignored) as PEM (*pem: free()); who gets the identity its
+ * subject names (UID, else emailAddress, else a CN with an '@'), or "".
+ * Its signature is checked where it is issued, as for any CSR.
+ */
+int ca_est_certs(const char *const *pems, size_t n, char **b64, size_t *len,
+    struct ca_err *err) CA_WUR;
+int ca_est_csr(const char *b64, size_t len, char **pem, char *who,
+    size_t wholen, struct ca_err *err) CA_WUR;
+
 /* What ca_cms_open found in a message. */
 struct ca_cms_opened {
 	unsigned char *content; /* what was signed, NUL-terminated */

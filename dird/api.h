@@ -33,6 +33,8 @@ api_fn api_backup_put, api_backup_get;
 api_fn api_inbox_post, api_inbox_list, api_inbox_get, api_inbox_delete;
 /* api_events.c */
 api_fn api_events;
+/* api_est.c: EST, RFC 7030 */
+api_fn api_est_cacerts, api_est_csrattrs, api_est_enroll, api_est_reenroll;
 /* api_escrow.c */
 api_fn api_escrow_get, api_escrow_put, api_escrow_status;
 /* api_admin.c */

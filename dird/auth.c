@@ -542,6 +542,83 @@ out:
 	return rv;
 }
 
+/*
+ * Whether the password of Basic credentials b64 has the shape of an
+ * enrolment code (REG_CODE_LEN symbols of its alphabet, '-' and ' '
+ * aside), which a person's password hardly has.
+ */
+static int
+basic_code(const char *b64)
+{
+	static const char alphabet[] = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+	char userid[AUTH_BASIC_FIELD_MAX], pw[AUTH_BASIC_FIELD_MAX];
+	size_t i, n = 0;
+	int ok = 1;
+
+	if (auth_basic_decode(b64, userid, sizeof(userid), pw,
+		sizeof(pw)) == -1)
+		return 0;
+	for (i = 0; pw[i] != '\0' && ok; i++) {
+		if (pw[i] == '-' || pw[i] == ' ')
+			continue;
+		ok = strchr(alphabet, toupper((unsigned char)pw[i])) != NULL;
+		n++;
+	}
+	OPENSSL_cleanse(pw, sizeof(pw));
+	return ok && n == REG_CODE_LEN;
+}
+
+int
+auth_basic_code_hash(const struct http_req *req, unsigned char hash[32])
+{
+	char userid[AUTH_BASIC_FIELD_MAX], code[AUTH_BASIC_FIELD_MAX];
+	const char *h = req->authorization;
+
+	if (h == NULL || strncasecmp(h, "Basic ", 6) != 0)
+		return 0;
+	for (h += 6; *h == ' '; h++)
+		;
+	if (!basic_code(h) || auth_basic_decode(h, userid, sizeof(userid),
+		code, sizeof(code)) == -1)
+		return 0;
+	reg_code_hash(code, hash);
+	OPENSSL_cleanse(code, sizeof(code));
+	return 1;
+}
+
+/* Basic userid:CODE (EST clients): the code, which must be userid's. */
+static int
+auth_basic_code(struct auth *a, struct http_req *req, const char *b64,
+    int allow, struct reg_err *e)
+{
+	char given[AUTH_BASIC_FIELD_MAX], code[AUTH_BASIC_FIELD_MAX];
+	char userid[IRP_USERID_MAX + 1];
+	const char *why;
+	int rv = -1;
+
+	if (auth_basic_decode(b64, given, sizeof(given), code,
+		sizeof(code)) == -1 ||
+	    irp_userid_normalize(given, userid, sizeof(userid), &why) == -1) {
+		source_failed(a, req);
+		reg_seterr(e, 401, "invalid_code", "the enrolment code is "
+		    "unknown, already used or expired");
+		goto out;
+	}
+	if ((rv = auth_code(a, req, code, allow & AUTH_CODE_LATER, e)) == 0 &&
+	    strcmp(req->who.user.userid, userid) != 0) {
+		/* Someone else's code: as if it did not exist. */
+		memset(&req->who, 0, sizeof(req->who));
+		source_failed(a, req);
+		metrics_auth_failure(req->reg->metrics);
+		reg_seterr(e, 401, "invalid_code", "the enrolment code is "
+		    "unknown, already used or expired");
+		rv = -1;
+	}
+out:
+	OPENSSL_cleanse(code, sizeof(code));
+	return rv;
+}
+
 int
 auth_secret_precheck(struct auth *a, struct http_req *req,
     struct reg_err *e)
@@ -589,6 +666,8 @@ auth_secret(struct auth *a, struct http_req *req, int allow,
 		h += 6;
 		while (*h == ' ')
 			h++;
+		if ((allow & AUTH_BASIC_CODE) && basic_code(h))
+			return auth_basic_code(a, req, h, allow, e);
 		return auth_password(a, req, h, e);
 	}
 	reg_seterr(e, 401, "bad_credentials",

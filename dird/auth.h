@@ -44,6 +44,11 @@ struct auth_ident {
  * request consumed it meanwhile.
  */
 #define AUTH_CODE_LATER 4
+/*
+ * HTTP Basic userid:CODE (as EST clients send a secret) is taken as that
+ * user's enrolment code when the password has a code's shape.
+ */
+#define AUTH_BASIC_CODE 8
 
 struct auth;
 
@@ -86,6 +91,12 @@ int auth_secret(struct auth *a, struct http_req *req, int allow,
 
 /* Whether the request carries any Authorization header. */
 int auth_has_secret(const struct http_req *req);
+/*
+ * 1 when req carries HTTP Basic credentials whose password has the shape
+ * of an enrolment code (AUTH_BASIC_CODE), with the code's SHA-256 in
+ * hash; else 0.  Checks nothing in the store.
+ */
+int auth_basic_code_hash(const struct http_req *req, unsigned char hash[32]);
 
 /* The longest base64 of HTTP Basic credentials taken, and a buffer that
  * holds either part of any of them with its NUL. */

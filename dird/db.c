@@ -41,6 +41,7 @@ enum stmt {
 	S_REQ_PENDING,
 	S_REQ_BY_TOKEN,
 	S_REQ_BY_ID,
+	S_REQ_BY_CSR,
 	S_REQ_LIST,
 	S_REQ_LIST_ALL,
 	S_REQ_DECIDE,
@@ -208,8 +209,9 @@ static const struct {
 			"AND user_id = $2 AND used_at IS NULL "
 			"AND expires_at > now() RETURNING 1), "
 			"q AS (INSERT INTO cert_requests (token_hash, user_id, "
-			"csr, proof, source, expires_at) SELECT $1, $2, $3, $4, "
-			"$5::inet, now() + make_interval(secs => $6) "
+			"csr, proof, source, expires_at, code_hash) SELECT $1, "
+			"$2, $3, $4, $5::inet, now() + make_interval(secs => "
+			"$6), $7 "
 			"WHERE $7::bytea IS NULL OR EXISTS (SELECT 1 FROM k) "
 			"RETURNING id) "
 			"SELECT q.id, audit_append($8, 'request.submit', $9, "
@@ -228,6 +230,17 @@ static const struct {
 			  "users u ON u.id = r.user_id LEFT JOIN "
 			  "certificates c ON c.id = r.cert_id WHERE r.id = $1",
 	    1 },
+	/*
+	 * The latest request for this CSR by this user, or (with a code,
+	 * $3) the one that code was spent on.
+	 */
+	[S_REQ_BY_CSR] = { "SELECT " REQ_COLS "FROM cert_requests r JOIN "
+			   "users u ON u.id = r.user_id LEFT JOIN "
+			   "certificates c ON c.id = r.cert_id "
+			   "WHERE r.csr = $2 AND (($3::bytea IS NULL AND "
+			   "r.user_id = $1) OR r.code_hash = $3) "
+			   "ORDER BY r.id DESC LIMIT 1",
+	    3 },
 	[S_REQ_LIST] = { "SELECT " REQ_COLS "FROM cert_requests r JOIN "
 			 "users u ON u.id = r.user_id LEFT JOIN "
 			 "certificates c ON c.id = r.cert_id "
@@ -1486,6 +1499,24 @@ db_request_by_id(struct db *db, int64_t id, struct db_request *q,
 
 	snprintf(v, sizeof(v), "%" PRId64, id);
 	return request_one(db, S_REQ_BY_ID, v, 0, q, err);
+}
+
+int
+db_request_by_csr(struct db *db, int64_t user_id, const char *csr,
+    const unsigned char *code_hash, struct db_request *q, struct db_err *err)
+{
+	char uid[24];
+	const char *v[3] = { uid, csr, (const char *)code_hash };
+	int lens[3] = { 0, 0, code_hash ? 32 : 0 };
+	PGresult *res;
+
+	snprintf(uid, sizeof(uid), "%" PRId64, user_id);
+	if ((res = db_exec_row(db, S_REQ_BY_CSR, v, lens, 0, err,
+	    "no request for that CSR")) == NULL)
+		return -1;
+	(void)row_request(res, 0, q, 0);
+	PQclear(res);
+	return 0;
 }
 
 int

@@ -280,6 +280,13 @@ int db_request_by_token(struct db *db, const unsigned char token_hash[32],
     struct db_request *q, struct db_err *err) DB_WUR;
 int db_request_by_id(struct db *db, int64_t id, struct db_request *q,
     struct db_err *err) DB_WUR;
+/*
+ * The latest request for csr (PEM, as stored) by user_id, or with
+ * code_hash the one that code was spent on (whoever's); no CSR in q.
+ */
+int db_request_by_csr(struct db *db, int64_t user_id, const char *csr,
+    const unsigned char *code_hash, struct db_request *q,
+    struct db_err *err) DB_WUR;
 void db_request_clear(struct db_request *q);
 /* The pending requests not expired (all: every one), oldest first. */
 int db_request_list(struct db *db, int all,

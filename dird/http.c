@@ -48,6 +48,7 @@ enum route_body {
 	RB_P12,	 /* a PKCS#12, as stored */
 	RB_OCSP, /* a DER OCSP request */
 	RB_SMIME, /* an S/MIME message, as stored */
+	RB_PKCS10, /* an EST CSR: base64 PKCS#10 */
 };
 
 /* The body limit of a route (struct route's big). */
@@ -101,6 +102,14 @@ static const struct route {
 	    api_inbox_post, "inbox_post", HK_IRP },
 	{ "GET", "/v1/me/events", RA_CERT, RB_NONE, 0, api_events, "events",
 	    HK_IRP },
+	{ "GET", "/.well-known/est/cacerts", RA_NONE, RB_NONE, 0,
+	    api_est_cacerts, "est_cacerts", HK_IRP },
+	{ "GET", "/.well-known/est/csrattrs", RA_NONE, RB_NONE, 0,
+	    api_est_csrattrs, "est_csrattrs", HK_IRP },
+	{ "POST", "/.well-known/est/simpleenroll", RA_SECRET, RB_PKCS10, 0,
+	    api_est_enroll, "est_simpleenroll", HK_IRP },
+	{ "POST", "/.well-known/est/simplereenroll", RA_CERT, RB_PKCS10, 0,
+	    api_est_reenroll, "est_simplereenroll", HK_IRP },
 	{ "GET", "/v1/escrow", RA_NONE, RB_NONE, 0, api_escrow_get,
 	    "escrow_get", HK_IRP },
 	{ "PUT", "/v1/me/escrow", RA_CERT, RB_SMIME, 0, api_escrow_put,
@@ -623,6 +632,14 @@ parse_body(struct http_req *req, const struct route *rt, const char *ctype,
 		}
 		return 0;
 	}
+	if (rt->body == RB_PKCS10) {
+		if (!ctype_is(ctype, "application/pkcs10")) {
+			http_error(resp, 415, "unsupported_media_type",
+			    "send the CSR as application/pkcs10 (base64)");
+			return -1;
+		}
+		return 0;
+	}
 	if (rt->body == RB_OCSP) {
 		if (!ctype_is(ctype, "application/ocsp-request")) {
 			http_error(resp, 415, "unsupported_media_type",
@@ -830,7 +847,10 @@ early(struct http_server *srv, struct MHD_Connection *conn,
 	if (req_setup(srv, conn, rc, method, url, &req, resp) == -1) {
 		rv = 1;
 	} else if (rt->auth == RA_SECRET) {
-		if ((rv = auth_secret_precheck(srv->reg->auth, &req,
+		/* A client certificate is the credential of an EST
+		 * re-enrolment: the handler checks it. */
+		if (req.peer_der == NULL &&
+		    (rv = auth_secret_precheck(srv->reg->auth, &req,
 			 &e) == -1))
 			http_reg_error(resp, &e);
 	} else if (authenticate(&req, rt, rc->kind, resp) == -1) {
@@ -1066,6 +1086,10 @@ send_resp(struct MHD_Connection *conn, struct req_ctx *rc,
 		    resp->retry_after > 0 ? resp->retry_after : 60);
 		MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, after);
 	}
+	/* EST's bodies are base64 (RFC 7030, 4.1.3), and say so. */
+	if (resp->base64)
+		MHD_add_response_header(r, "Content-Transfer-Encoding",
+		    "base64");
 	/* RFC 9110: a 405 names the methods the resource has. */
 	if (resp->status == 405 && allow != NULL && allow[0] != '\0')
 		MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, allow);

@@ -63,6 +63,7 @@ struct http_resp {
 	int64_t wait_user;
 	uint64_t wait_ticket;
 	int later; /* http_later was called: no reply now */
+	int base64; /* Content-Transfer-Encoding: base64 (EST) */
 };
 
 /*

@@ -1524,6 +1524,26 @@ issued_cb(const struct db_cert *c, void *arg)
 	return 0;
 }
 
+/* For an approved request q: the certificate it issued, into is. */
+static int
+request_issued(struct reg *r, struct db *db, const struct db_request *q,
+    struct ca_issued *is, struct reg_err *e)
+{
+	struct db_err de;
+
+	if (strcmp(q->status, "approved") != 0)
+		return 0;
+	if (q->serial[0] == '\0' ||
+	    db_cert_get(db, ca_fingerprint(r->ca), q->serial, issued_cb, is,
+		&de) == -1) {
+		ca_issued_clear(is);
+		reg_seterr(e, 410, "certificate_gone", "the request was "
+		    "approved, but its certificate is no longer kept");
+		return -1;
+	}
+	return 0;
+}
+
 int
 reg_request_poll(struct reg *r, struct db *db, const char *token,
     struct db_request *q, struct ca_issued *is, struct reg_err *e)
@@ -1545,17 +1565,25 @@ reg_request_poll(struct reg *r, struct db *db, const char *token,
 		return -1;
 	}
 	db_request_clear(q);
-	if (strcmp(q->status, "approved") != 0)
-		return 0;
-	if (q->serial[0] == '\0' ||
-	    db_cert_get(db, ca_fingerprint(r->ca), q->serial, issued_cb, is,
-		&de) == -1) {
-		ca_issued_clear(is);
-		reg_seterr(e, 410, "certificate_gone", "the request was "
-		    "approved, but its certificate is no longer kept");
+	return request_issued(r, db, q, is, e);
+}
+
+int
+reg_request_for_csr(struct reg *r, struct db *db, int64_t user_id,
+    const char *csr, const unsigned char *code_hash, struct db_request *q,
+    struct ca_issued *is, struct reg_err *e)
+{
+	struct db_err de;
+
+	memset(is, 0, sizeof(*is));
+	if (db_request_by_csr(db, user_id, csr, code_hash, q, &de) == -1) {
+		reg_err_from_db(e, &de);
+		if (de.code == DB_ERR_NOTFOUND)
+			reg_seterr(e, 404, "unknown_request", "no request for "
+			    "that CSR");
 		return -1;
 	}
-	return 0;
+	return request_issued(r, db, q, is, e);
 }
 
 /* Request id as the decision needs it: pending, with its CSR. */

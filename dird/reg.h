@@ -340,6 +340,14 @@ int reg_request_submit(struct reg *r, struct db *db, const struct db_user *u,
 int reg_request_poll(struct reg *r, struct db *db, const char *token,
     struct db_request *q, struct ca_issued *is, struct reg_err *e) REG_WUR;
 /*
+ * The same for the latest request of user_id for csr (PEM), or with
+ * code_hash the one that code was spent on: how an EST client, which
+ * repeats its request (RFC 7030, 4.2.3), finds it.  404 for none.
+ */
+int reg_request_for_csr(struct reg *r, struct db *db, int64_t user_id,
+    const char *csr, const unsigned char *code_hash, struct db_request *q,
+    struct ca_issued *is, struct reg_err *e) REG_WUR;
+/*
  * An administrator's decision on pending request id: approve issues the
  * certificate for its CSR and records it with the decision (audited
  * "request.approve", with the serial; q gets the request as decided);

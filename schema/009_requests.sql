@@ -18,6 +18,9 @@ CREATE TABLE cert_requests (
 	csr         text NOT NULL CHECK (length(csr) BETWEEN 1 AND 65536),
 	-- how the requester proved who they are: 'code' or 'password'
 	proof       text NOT NULL CHECK (proof IN ('code', 'password')),
+	-- the SHA-256 of the code it spent: an EST client repeats its
+	-- request with the same code (RFC 7030, 4.2.3)
+	code_hash   bytea CHECK (code_hash IS NULL OR length(code_hash) = 32),
 	source      inet,
 	created_at  timestamptz NOT NULL DEFAULT now(),
 	expires_at  timestamptz NOT NULL,
@@ -36,3 +39,5 @@ CREATE TABLE cert_requests (
 CREATE INDEX cert_requests_pending ON cert_requests (created_at)
 	WHERE status = 'pending';
 CREATE INDEX cert_requests_user ON cert_requests (user_id);
+CREATE INDEX cert_requests_code ON cert_requests (code_hash)
+	WHERE code_hash IS NOT NULL;
