@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -729,11 +730,42 @@ reqid_mix(uint64_t x)
 	return x ^ (x >> 31);
 }
 
+
+/*
+ * Whether a browser says this request comes from another site's page: a
+ * page elsewhere could otherwise make an administrator's browser, which
+ * presents their certificate by itself, change something here (a form
+ * posts without any check of ours, e.g. to /v1/admin/.../approve).
+ * Programs (curl, dchat, other registries) send neither header.
+ */
+static int
+cross_origin(struct MHD_Connection *conn)
+{
+	const char *site, *origin, *host;
+	char own[300];
+
+	site = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+	    "Sec-Fetch-Site");
+	if (site != NULL && strcmp(site, "same-origin") != 0 &&
+	    strcmp(site, "none") != 0)
+		return 1;
+	origin = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Origin");
+	if (origin == NULL)
+		return 0;
+	host = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+	    MHD_HTTP_HEADER_HOST);
+	if (host == NULL || (size_t)snprintf(own, sizeof(own), "https://%s",
+	    host) >= sizeof(own))
+		return 1;
+	return strcasecmp(origin, own) != 0;
+}
+
 /*
  * What every request needs, at whichever step it is answered: its id,
  * source, client certificate (checked once per connection), the
  * Authorization header and this thread's database connection.  -1 with
- * resp filled when the database can not be reached.
+ * resp filled when the database can not be reached, or a browser says a
+ * change comes from another site (cross_origin).
  */
 static int
 req_setup(struct http_server *srv, struct MHD_Connection *conn,
@@ -749,6 +781,12 @@ req_setup(struct http_server *srv, struct MHD_Connection *conn,
 	req->method = method;
 	req->path = url;
 	req->reg = srv->reg;
+	if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0 &&
+	    cross_origin(conn)) {
+		http_error(resp, 403, "cross_origin", "a change is not made "
+		    "from another site's page");
+		return -1;
+	}
 	memcpy(req->reqid, rc->reqid, sizeof(req->reqid));
 	ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
 	if (ci != NULL)

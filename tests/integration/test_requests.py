@@ -291,3 +291,37 @@ def test_requests_by_password_are_bounded(registry, tmpdir_shared):
     # One decided: room for one more.
     reg.ctl("request", "reject", str(next(iter(listed(reg)))))
     assert enrol().status == 202
+
+
+def test_a_page_of_another_site_can_not_decide(registry):
+    """An administrator's browser presents their certificate to any page
+    that posts here: a request a browser marks as coming from another
+    site (Origin, Sec-Fetch-Site) changes nothing; the same from the
+    registry's own origin, or from a program (no such headers), does."""
+    reg = registry("enrol_policy=approve")
+    admin = reg.user(f"root@{DOMAIN}", admin=True, enrol=False)
+    reg.ctl("user", "policy", admin.userid, "auto")
+    admin.enrol(reg.code(admin.userid))
+    kay = reg.user(f"kay@{DOMAIN}", enrol=False)
+    assert ask(reg, kay, reg.code(kay.userid))[0] == 202
+    rid = next(iter(listed(reg)))
+    path = f"/v1/admin/requests/{rid}/approve"
+    before = reg.digest()
+    for hdrs in (["Origin: https://evil.example"], ["Origin: null"],
+                 ["Sec-Fetch-Site: cross-site"],
+                 ["Sec-Fetch-Site: same-site"],
+                 [f"Origin: https://localhost:{reg.d.port}.evil.example"]):
+        r = admin.req("POST", path, headers=hdrs)
+        assert r.status == 403 and r.code == "cross_origin", (hdrs, r)
+        r = admin.req("POST", f"/v1/admin/users/{kay.userid}/disable",
+                      headers=hdrs)
+        assert r.status == 403 and r.code == "cross_origin", (hdrs, r)
+    assert reg.digest() == before
+    # Reading is not a change: a GET from anywhere is answered.
+    r = admin.req("GET", "/v1/admin/requests",
+                  headers=["Sec-Fetch-Site: cross-site"])
+    assert r.status == 200, r
+    r = admin.req("POST", path, headers=[
+        f"Origin: https://localhost:{reg.d.port}",
+        "Sec-Fetch-Site: same-origin"])
+    assert r.status == 200 and r.json()["status"] == "approved", r
