@@ -1219,77 +1219,36 @@ cmd_ca(const struct opts *o, int argc, char **argv)
 
 /* ---- audit ------------------------------------------------------------ */
 
-/* The last hash of every chain; each starts from 32 zero bytes. */
-struct audit_state {
-	unsigned char prev[DB_AUDIT_CHAINS][32];
-	int64_t rows;
-	int64_t bad;
-};
-
-static int
-audit_row(int64_t id, int chain, const char *payload,
-    const unsigned char *prev, const unsigned char *hash, void *arg)
+static void
+audit_problem(int64_t id, const char *what, void *arg)
 {
-	struct audit_state *st = arg;
-	unsigned char want[32];
-	unsigned int len = 32;
-	EVP_MD_CTX *ctx;
-
-	st->rows++;
-	if (chain < 0 || chain >= DB_AUDIT_CHAINS) {
-		printf("row %" PRId64 ": on chain %d, which does not exist: "
-		       "altered\n", id, chain);
-		st->bad++;
-		return 0;
-	}
-	if ((ctx = EVP_MD_CTX_new()) == NULL)
-		return -1;
-	EVP_DigestInit_ex(ctx, EVP_sha256(), NULL);
-	EVP_DigestUpdate(ctx, prev, 32);
-	EVP_DigestUpdate(ctx, payload, strlen(payload));
-	EVP_DigestFinal_ex(ctx, want, &len);
-	EVP_MD_CTX_free(ctx);
-	if (CRYPTO_memcmp(prev, st->prev[chain], 32) != 0) {
-		printf("row %" PRId64 ": chain broken: a row before it on "
-		       "chain %d was removed, altered or moved\n", id, chain);
-		st->bad++;
-	}
-	if (CRYPTO_memcmp(want, hash, 32) != 0) {
-		printf("row %" PRId64 ": content does not match its hash: "
-		       "altered\n", id);
-		st->bad++;
-	}
-	memcpy(st->prev[chain], hash, 32);
-	return 0;
+	(void)arg;
+	printf("row %" PRId64 ": %s\n", id, what);
 }
 
 static int
 cmd_audit(const struct opts *o, int argc, char **argv)
 {
-	struct audit_state st;
+	struct reg_audit_report rep;
+	struct reg_err e;
 	struct reg r;
 	struct db *db;
-	struct db_err de;
 	int rv = 1;
 
 	if (argc != 2 || strcmp(argv[1], "verify") != 0) {
 		warnx_("usage: dirctl audit verify");
 		return 2;
 	}
-	memset(&st, 0, sizeof(st));
 	if (open_reg(o, &r, &db) == -1)
 		return 1;
-	if (db_audit_rows(db, audit_row, &st, &de) == -1) {
-		warnx_("%s", de.msg);
-		goto out;
-	}
-	if (st.bad == 0) {
-		printf("audit log intact: %" PRId64 " rows\n", st.rows);
+	if (reg_audit_verify(&r, db, &rep, audit_problem, NULL, &e) == -1)
+		warnx_("%s", e.msg);
+	else if (rep.problems == 0) {
+		printf("audit log intact: %" PRId64 " rows\n", rep.rows);
 		rv = 0;
 	} else
 		printf("audit log damaged: %" PRId64 " problems in %" PRId64
-		       " rows\n", st.bad, st.rows);
-out:
+		       " rows\n", rep.problems, rep.rows);
 	close_reg(&r, db);
 	return rv;
 }

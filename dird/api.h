@@ -42,7 +42,9 @@ api_fn api_revoke, api_admin_users, api_admin_user_add,
     api_admin_user_disable, api_admin_user_enable, api_admin_user_revoke,
     api_admin_code,
     api_admin_p12, api_admin_requests, api_admin_request_approve,
-    api_admin_request_reject;
+    api_admin_request_reject, api_admin_certs, api_admin_audit;
+/* The web console under /admin/ (api_console.c). */
+api_fn api_console;
 
 /* Shared by handlers (api_util.c). */
 

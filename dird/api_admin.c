@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <openssl/crypto.h>
 
@@ -478,4 +479,114 @@ api_admin_request_reject(struct http_req *req, struct http_resp *resp)
 	} else
 		http_json(resp, 200, json_pack("{s:I,s:s}", "id",
 		    (json_int_t)id, "status", "rejected"));
+}
+
+/* One certificate of the list, with its user. */
+static int
+cert_add(const struct db_cert *c, void *arg)
+{
+	char nb[IRP_TIME_LEN], na[IRP_TIME_LEN];
+	const char *status = c->revoked ? IRP_CERT_REVOKED :
+	    c->not_after < time(NULL) ? IRP_CERT_EXPIRED : IRP_CERT_VALID;
+	json_t *o;
+
+	irp_time(c->not_before, nb);
+	irp_time(c->not_after, na);
+	o = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s}", "userid", c->userid,
+	    "serial", c->serial, "fingerprint", c->fingerprint, "status",
+	    status, "not_before", nb, "not_after", na);
+	return o == NULL || json_array_append_new(arg, o) == -1 ? -1 : 0;
+}
+
+/* GET /v1/admin/certificates[?user=USERID]: issued certificates. */
+void
+api_admin_certs(struct http_req *req, struct http_resp *resp)
+{
+	const char *user = http_query(req, "user");
+	char userid[IRP_USERID_MAX + 1];
+	const char *why;
+	struct db_err de;
+	json_t *arr;
+
+	if (user != NULL && *user != '\0' &&
+	    irp_userid_normalize(user, userid, sizeof(userid), &why) == -1) {
+		http_error(resp, 400, "invalid_userid", "%s", why);
+		return;
+	}
+	if ((arr = json_array()) == NULL) {
+		http_error(resp, 500, "internal_error", "out of memory");
+		return;
+	}
+	de.code = DB_OK;
+	if (db_cert_list(req->db, user != NULL && *user != '\0' ? userid :
+		NULL, cert_add, arr, &de) == -1) {
+		json_decref(arr);
+		if (de.code != DB_OK)
+			http_db_error(resp, &de);
+		else
+			http_error(resp, 500, "internal_error",
+			    "out of memory");
+		return;
+	}
+	http_json(resp, 200, json_pack("{s:o}", "certificates", arr));
+}
+
+static int
+audit_add(const struct db_audit_entry *a, void *arg)
+{
+	char at[IRP_TIME_LEN];
+	json_t *o;
+
+	irp_time(a->at, at);
+	o = json_pack("{s:I,s:s,s:s,s:s,s:s,s:s,s:s,s:s}", "id",
+	    (json_int_t)a->id, "at", at, "actor", a->actor, "action",
+	    a->action, "target", a->target, "serial", a->serial, "source",
+	    a->source, "detail", a->detail);
+	return o == NULL || json_array_append_new(arg, o) == -1 ? -1 : 0;
+}
+
+/*
+ * GET /v1/admin/audit[?limit=N]: the chain checked end to end, and the
+ * latest N rows (100; at most 1000).
+ */
+void
+api_admin_audit(struct http_req *req, struct http_resp *resp)
+{
+	const char *l = http_query(req, "limit");
+	struct reg_audit_report rep;
+	struct reg_err e;
+	struct db_err de;
+	json_t *arr;
+	long limit = 100;
+	char *end;
+
+	if (l != NULL) {
+		limit = strtol(l, &end, 10);
+		if (*l == '\0' || *end != '\0' || limit < 1 || limit > 1000) {
+			http_error(resp, 400, "invalid_value",
+			    "limit is 1 to 1000");
+			return;
+		}
+	}
+	if (reg_audit_verify(req->reg, req->db, &rep, NULL, NULL, &e) == -1) {
+		http_reg_error(resp, &e);
+		return;
+	}
+	if ((arr = json_array()) == NULL) {
+		http_error(resp, 500, "internal_error", "out of memory");
+		return;
+	}
+	de.code = DB_OK;
+	if (db_audit_recent(req->db, (int)limit, audit_add, arr, &de) == -1) {
+		json_decref(arr);
+		if (de.code != DB_OK)
+			http_db_error(resp, &de);
+		else
+			http_error(resp, 500, "internal_error",
+			    "out of memory");
+		return;
+	}
+	http_json(resp, 200, json_pack("{s:b,s:I,s:I,s:o}", "intact",
+	    rep.problems == 0, "rows", (json_int_t)rep.rows, "problems",
+	    (json_int_t)rep.problems, "entries", arr));
 }

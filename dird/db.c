@@ -51,6 +51,7 @@ enum stmt {
 	S_ESCROW_PUT,
 	S_ESCROW_GET,
 	S_ESCROW_HAS,
+	S_AUDIT_RECENT,
 	S_CERT_LIST,
 	S_CERT_LIST_ALL,
 	S_CERT_GET,
@@ -285,6 +286,11 @@ static const struct {
 	    2 },
 	[S_ESCROW_HAS] = { "SELECT officer_fp FROM key_escrow WHERE "
 			   "cert_id = $1",
+	    1 },
+	[S_AUDIT_RECENT] = { "SELECT id, " EPOCH("at") ", actor, action, "
+			     "coalesce(target, ''), coalesce(serial, ''), "
+			     "coalesce(host(source), ''), coalesce(detail, '') "
+			     "FROM audit_log ORDER BY id DESC LIMIT $1",
 	    1 },
 	[S_CERT_RECORD_CODE] = { "WITH k AS (UPDATE enrol_codes SET used_at = "
 				 "now() WHERE code_hash = $12 AND user_id = $2 "
@@ -1563,6 +1569,36 @@ db_request_decide(struct db *db, int64_t id, int approve,
 		return -1;
 	PQclear(res);
 	return 0;
+}
+
+int
+db_audit_recent(struct db *db, int limit,
+    int (*cb)(const struct db_audit_entry *, void *), void *arg,
+    struct db_err *err)
+{
+	char lim[16];
+	const char *v[1] = { lim };
+	struct db_audit_entry a;
+	PGresult *res;
+	int r, rv = 0;
+
+	snprintf(lim, sizeof(lim), "%d", limit);
+	if ((res = db_exec(db, S_AUDIT_RECENT, v, NULL, 0, PGRES_TUPLES_OK,
+	    err)) == NULL)
+		return -1;
+	for (r = 0; r < PQntuples(res) && rv == 0; r++) {
+		a.id = col_ll(res, r, 0);
+		a.at = (time_t)col_ll(res, r, 1);
+		a.actor = PQgetvalue(res, r, 2);
+		a.action = PQgetvalue(res, r, 3);
+		a.target = PQgetvalue(res, r, 4);
+		a.serial = PQgetvalue(res, r, 5);
+		a.source = PQgetvalue(res, r, 6);
+		a.detail = PQgetvalue(res, r, 7);
+		rv = cb(&a, arg);
+	}
+	PQclear(res);
+	return rv == 0 ? 0 : -1;
 }
 
 /* ---- key escrow ----------------------------------------------------- */

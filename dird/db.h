@@ -300,6 +300,17 @@ int db_request_decide(struct db *db, int64_t id, int approve,
     const char *decided_by, const char *reason, int64_t cert_id,
     struct db_err *err) DB_WUR;
 
+/* An audit row as read for showing ("" for an empty field). */
+struct db_audit_entry {
+	int64_t id;
+	time_t at;
+	const char *actor, *action, *target, *serial, *source, *detail;
+};
+/* The latest limit audit rows, newest first (borrowed during cb). */
+int db_audit_recent(struct db *db, int limit,
+    int (*cb)(const struct db_audit_entry *, void *), void *arg,
+    struct db_err *err) DB_WUR;
+
 /*
  * Key escrow (schema 010).  The escrow officer's certificate in force
  * (*pem: free()) and its SHA-256 fingerprint; DB_ERR_NOTFOUND when

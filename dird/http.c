@@ -111,6 +111,14 @@ static const struct route {
 	    api_est_enroll, "est_simpleenroll", HK_IRP },
 	{ "POST", "/.well-known/est/simplereenroll", RA_CERT, RB_PKCS10, 0,
 	    api_est_reenroll, "est_simplereenroll", HK_IRP },
+	{ "GET", "/v1/admin/certificates", RA_ADMIN, RB_NONE, 0,
+	    api_admin_certs, "admin_certificates", HK_IRP },
+	{ "GET", "/v1/admin/audit", RA_ADMIN, RB_NONE, 0, api_admin_audit,
+	    "admin_audit", HK_IRP },
+	{ "GET", "/admin/", RA_ADMIN, RB_NONE, 0, api_console, "console",
+	    HK_IRP },
+	{ "GET", "/admin/*", RA_ADMIN, RB_NONE, 0, api_console, "console_file",
+	    HK_IRP },
 	{ "GET", "/v1/escrow", RA_NONE, RB_NONE, 0, api_escrow_get,
 	    "escrow_get", HK_IRP },
 	{ "PUT", "/v1/me/escrow", RA_CERT, RB_SMIME, 0, api_escrow_put,
@@ -1123,6 +1131,14 @@ send_resp(struct MHD_Connection *conn, struct req_ctx *rc,
 		snprintf(after, sizeof(after), "%d",
 		    resp->retry_after > 0 ? resp->retry_after : 60);
 		MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, after);
+	}
+	/* Nothing here is to be read as another type than it says. */
+	MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+	if (resp->csp != NULL) {
+		MHD_add_response_header(r, "Content-Security-Policy",
+		    resp->csp);
+		MHD_add_response_header(r, "X-Frame-Options", "DENY");
+		MHD_add_response_header(r, "Referrer-Policy", "no-referrer");
 	}
 	/* EST's bodies are base64 (RFC 7030, 4.1.3), and say so. */
 	if (resp->base64)

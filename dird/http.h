@@ -64,6 +64,7 @@ struct http_resp {
 	uint64_t wait_ticket;
 	int later; /* http_later was called: no reply now */
 	int base64; /* Content-Transfer-Encoding: base64 (EST) */
+	const char *csp; /* Content-Security-Policy of a page, or NULL */
 };
 
 /*

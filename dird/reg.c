@@ -1043,6 +1043,13 @@ revoke_err(struct reg_err *e, const struct db_err *de, const char *serial)
 		    "be raised to keyCompromise)", serial);
 }
 
+/*
+ * The commit job's error says a store's failure; a CRL that could not be
+ * signed is marked in it with this pseudo-SQLSTATE, so that the request
+ * is told what it would have been told without group commit.
+ */
+#define SEAL_SIGNER "DIRSG"
+
 int
 reg_crl_seal(void *arg, struct db *db, struct db_err *de)
 {
@@ -1052,8 +1059,16 @@ reg_crl_seal(void *arg, struct db *db, struct db_err *de)
 	if (crl_renew(r, db, &e) == 0)
 		return 0;
 	memset(de, 0, sizeof(*de));
-	de->code = e.status == 503 ? DB_ERR_UNAVAILABLE : DB_ERR_INTERNAL;
-	snprintf(de->msg, sizeof(de->msg), "the new CRL: %s", e.msg);
+	if (strcmp(e.code, "signer_unavailable") == 0) {
+		/* Unavailable: the group is not tried again job by job. */
+		de->code = DB_ERR_UNAVAILABLE;
+		snprintf(de->sqlstate, sizeof(de->sqlstate), "%s",
+		    SEAL_SIGNER);
+		snprintf(de->msg, sizeof(de->msg), "%s", e.msg);
+	} else {
+		de->code = DB_ERR_INTERNAL;
+		snprintf(de->msg, sizeof(de->msg), "the new CRL: %s", e.msg);
+	}
 	return -1;
 }
 
@@ -1092,6 +1107,12 @@ reg_revoke_end(struct reg *r, const struct reg_revocation *rv,
 	 */
 	if (rv->job.revoke.holder != 0)
 		reg_changed(r, rv->job.revoke.holder, CHANGED_USER);
+	if (rv->job.rv == -1 && strcmp(rv->job.err.sqlstate,
+	    SEAL_SIGNER) == 0) {
+		reg_seterr(e, 503, "signer_unavailable", "%s",
+		    rv->job.err.msg);
+		return -1;
+	}
 	if (rv->job.rv == -1) {
 		revoke_err(e, &rv->job.err, rv->serial);
 		return -1;
@@ -2092,4 +2113,78 @@ reg_password_verify(const char *encoded, const char *password)
 		return 0;
 	return argon2id_verify(encoded, password, strlen(password)) ==
 	    ARGON2_OK;
+}
+
+/* ---- the audit log --------------------------------------------------- */
+
+struct audit_walk {
+	unsigned char prev[DB_AUDIT_CHAINS][32];
+	struct reg_audit_report *rep;
+	void (*problem)(int64_t id, const char *what, void *arg);
+	void *arg;
+};
+
+static void
+audit_problem(struct audit_walk *w, int64_t id, const char *what)
+{
+	w->rep->problems++;
+	if (w->problem != NULL)
+		w->problem(id, what, w->arg);
+}
+
+static int
+audit_row(int64_t id, int chain, const char *payload,
+    const unsigned char *prev, const unsigned char *hash, void *arg)
+{
+	struct audit_walk *w = arg;
+	unsigned char want[32];
+	unsigned int len = 32;
+	EVP_MD_CTX *ctx;
+	char what[128];
+
+	w->rep->rows++;
+	if (chain < 0 || chain >= DB_AUDIT_CHAINS) {
+		snprintf(what, sizeof(what), "on chain %d, which does not "
+		    "exist: altered", chain);
+		audit_problem(w, id, what);
+		return 0;
+	}
+	/* The hash computed here, independently of the database's. */
+	if ((ctx = EVP_MD_CTX_new()) == NULL)
+		return -1;
+	EVP_DigestInit_ex(ctx, EVP_sha256(), NULL);
+	EVP_DigestUpdate(ctx, prev, 32);
+	EVP_DigestUpdate(ctx, payload, strlen(payload));
+	EVP_DigestFinal_ex(ctx, want, &len);
+	EVP_MD_CTX_free(ctx);
+	if (CRYPTO_memcmp(prev, w->prev[chain], 32) != 0) {
+		snprintf(what, sizeof(what), "chain broken: a row before it on "
+		    "chain %d was removed, altered or moved", chain);
+		audit_problem(w, id, what);
+	}
+	if (CRYPTO_memcmp(want, hash, 32) != 0)
+		audit_problem(w, id, "content does not match its hash: altered");
+	memcpy(w->prev[chain], hash, 32);
+	return 0;
+}
+
+int
+reg_audit_verify(struct reg *r, struct db *db, struct reg_audit_report *rep,
+    void (*problem)(int64_t id, const char *what, void *arg), void *arg,
+    struct reg_err *e)
+{
+	struct audit_walk w;
+	struct db_err de;
+
+	(void)r;
+	memset(&w, 0, sizeof(w));
+	memset(rep, 0, sizeof(*rep));
+	w.rep = rep;
+	w.problem = problem;
+	w.arg = arg;
+	if (db_audit_rows(db, audit_row, &w, &de) == -1) {
+		reg_err_from_db(e, &de);
+		return -1;
+	}
+	return 0;
 }

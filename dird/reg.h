@@ -489,4 +489,18 @@ int reg_password_hash(const char *password, char *out, size_t outlen,
 /* 1 if password matches the encoded hash, else 0. */
 int reg_password_verify(const char *encoded, const char *password);
 
+/*
+ * The audit log checked end to end: every row's hash recomputed from its
+ * content and the previous row of its chain (each chain starts from 32
+ * zero bytes).  rep gets how many rows and problems; problem (may be
+ * NULL) hears of each.  -1 only when the store can not be read.
+ */
+struct reg_audit_report {
+	int64_t rows;
+	int64_t problems;
+};
+int reg_audit_verify(struct reg *r, struct db *db, struct reg_audit_report *rep,
+    void (*problem)(int64_t id, const char *what, void *arg), void *arg,
+    struct reg_err *e) REG_WUR;
+
 #endif

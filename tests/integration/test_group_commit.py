@@ -82,7 +82,7 @@ def stored(reg, userid):
 
 def test_writes_that_arrive_together_share_one_commit(registry):
     # A window long enough that the six requests surely meet in it.
-    reg = registry("commit_window_us=400000")
+    reg = registry("commit_window_us=1000000")
     users = [reg.user(f"g{i}@{DOMAIN}") for i in range(6)]
     before = since(reg.d)
     puts = [put_addr(reg.d, u, f"192.0.2.{i + 1}")
@@ -162,7 +162,7 @@ def test_renewals_share_a_commit_and_the_audit_chain_holds(registry):
     their certificates recorded in one transaction; each answer comes
     after it, every certificate is stored and works, and the audit log's
     chains still verify."""
-    reg = registry("commit_window_us=400000")
+    reg = registry("commit_window_us=1000000")
     users = [reg.user(f"re{i}@{DOMAIN}") for i in range(4)]
     csrs = []
     for u in users:
@@ -216,7 +216,7 @@ def test_code_enrolments_share_a_commit_with_their_codes(registry):
     recorded, and their codes consumed, in one transaction; each answer
     comes after it; every certificate works, every code is used up, and
     the audit log's chains verify."""
-    reg = registry("commit_window_us=400000")
+    reg = registry("commit_window_us=1000000")
     ids = [f"new{i}@{DOMAIN}" for i in range(4)]
     for u in ids:
         reg.add(u)
@@ -281,7 +281,7 @@ def test_revocations_share_a_commit_and_one_crl(registry):
     group, not per revocation); each answer comes after it, the CRL
     lists every serial and verifies, the revoked certificates are
     refused at once, and the audit log's chains verify."""
-    reg = registry("commit_window_us=400000")
+    reg = registry("commit_window_us=1000000")
     users = [reg.user(f"rv{i}@{DOMAIN}") for i in range(4)]
 
     def crl_number():
