@@ -350,6 +350,20 @@ api_admin_p12(struct http_req *req, struct http_resp *resp)
 	ca_issued_clear(&is);
 }
 
+/*
+ * A list read into arr was cut short: by the store (de), or by a callback
+ * out of memory (de untouched: DB_OK).
+ */
+static void
+list_failed(struct http_resp *resp, json_t *arr, const struct db_err *de)
+{
+	json_decref(arr);
+	if (de->code != DB_OK)
+		http_db_error(resp, de);
+	else
+		http_error(resp, 500, "internal_error", "out of memory");
+}
+
 /* A request as the admin API shows it. */
 static json_t *
 request_json(const struct db_request *q)
@@ -392,14 +406,10 @@ api_admin_requests(struct http_req *req, struct http_resp *resp)
 		http_error(resp, 500, "internal_error", "out of memory");
 		return;
 	}
+	de.code = DB_OK;
 	if (db_request_list(req->db, all != NULL && strcmp(all, "1") == 0,
 		request_add, arr, &de) == -1) {
-		json_decref(arr);
-		if (de.code != DB_OK)
-			http_db_error(resp, &de);
-		else
-			http_error(resp, 500, "internal_error",
-			    "out of memory");
+		list_failed(resp, arr, &de);
 		return;
 	}
 	http_json(resp, 200, json_pack("{s:o}", "requests", arr));
@@ -520,12 +530,7 @@ api_admin_certs(struct http_req *req, struct http_resp *resp)
 	de.code = DB_OK;
 	if (db_cert_list(req->db, user != NULL && *user != '\0' ? userid :
 		NULL, cert_add, arr, &de) == -1) {
-		json_decref(arr);
-		if (de.code != DB_OK)
-			http_db_error(resp, &de);
-		else
-			http_error(resp, 500, "internal_error",
-			    "out of memory");
+		list_failed(resp, arr, &de);
 		return;
 	}
 	http_json(resp, 200, json_pack("{s:o}", "certificates", arr));
@@ -578,12 +583,7 @@ api_admin_audit(struct http_req *req, struct http_resp *resp)
 	}
 	de.code = DB_OK;
 	if (db_audit_recent(req->db, (int)limit, audit_add, arr, &de) == -1) {
-		json_decref(arr);
-		if (de.code != DB_OK)
-			http_db_error(resp, &de);
-		else
-			http_error(resp, 500, "internal_error",
-			    "out of memory");
+		list_failed(resp, arr, &de);
 		return;
 	}
 	http_json(resp, 200, json_pack("{s:b,s:I,s:I,s:o}", "intact",
