@@ -5,10 +5,12 @@ its NSS database, chosen by the AutoSelectCertificateForUrls policy.  It
 lists users, approves a pending request, revokes a certificate and
 shows the audit chain verified; a user who is no administrator is
 refused.  Screenshots of each page are kept in DIR_BUILD/artifacts."""
+import fcntl
 import json
 import os
 import shutil
 import subprocess
+import tempfile
 
 import pytest
 
@@ -62,9 +64,16 @@ class Browser:
         self.d.get(self.base + path)
 
     def wait(self, what, cond, timeout=30):
+        """Until cond(driver) holds.  The page draws its tables anew
+        after each action: an element read while that happens is looked
+        for again."""
+        from selenium.common.exceptions import (
+            NoSuchElementException, StaleElementReferenceException)
         from selenium.webdriver.support.ui import WebDriverWait
         try:
-            return WebDriverWait(self.d, timeout).until(lambda d: cond(d))
+            return WebDriverWait(self.d, timeout, ignored_exceptions=(
+                NoSuchElementException, StaleElementReferenceException)
+            ).until(lambda d: cond(d))
         except Exception:
             page = self.d.find_element("tag name", "body").text
             raise AssertionError(f"{what}; the page says: {page}")
@@ -73,7 +82,12 @@ class Browser:
         return self.d.find_element("css selector", css).text
 
     def click(self, css):
-        self.d.find_element("css selector", css).click()
+        """Click what css finds, as soon as it can be (found again if
+        the page drew it anew meanwhile)."""
+        def go(d):
+            d.find_element("css selector", css).click()
+            return True
+        self.wait(f"{css} to be clicked", go)
 
     def shot(self, name):
         os.makedirs(ARTIFACTS, exist_ok=True)
@@ -84,18 +98,32 @@ class Browser:
 
 
 @pytest.fixture
-def policy(reg):
-    """Chromium picks the one certificate it has for the registry."""
+def policy():
+    """Chromium picks the one certificate it has for https://localhost
+    (any port).  The policy is a file of the machine's, shared by suites
+    that run at once (CI runs two): each holds a shared lock on it while
+    it runs, and the last one out removes it (the empty lock file, in
+    /tmp, stays, so that all take the same lock)."""
     if os.geteuid() != 0:
         pytest.skip("the certificate policy of Chromium is set as root")
     os.makedirs(POLICY_DIR, exist_ok=True)
-    path = os.path.join(POLICY_DIR, f"dir-test-{reg.d.port}.json")
-    with open(path, "w") as f:
+    path = os.path.join(POLICY_DIR, "dir-tests.json")
+    lock = os.open(os.path.join(tempfile.gettempdir(),
+                                "dir-tests-chromium-policy.lock"),
+                   os.O_CREAT | os.O_RDWR, 0o644)
+    fcntl.flock(lock, fcntl.LOCK_SH)
+    tmp = f"{path}.{os.getpid()}"
+    with open(tmp, "w") as f:
         json.dump({"AutoSelectCertificateForUrls": [json.dumps({
-            "pattern": f"https://localhost:{reg.d.port}",
-            "filter": {}})]}, f)
+            "pattern": "https://localhost", "filter": {}})]}, f)
+    os.rename(tmp, path)
     yield path
-    os.unlink(path)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        os.unlink(path)
+    except OSError:
+        pass  # another suite still uses it: it removes it
+    os.close(lock)
 
 
 def test_the_console_to_administrators_only_with_a_strict_policy(reg):
@@ -150,7 +178,7 @@ def test_an_administrator_works_in_the_console(reg, policy, tmpdir_shared):
         row = f'#requests-body tr[data-request="{rid}"]'
         b.wait("the pending request", lambda d: fay.userid in b.text(row))
         b.shot("console-requests")
-        b.d.find_element("css selector", row + " button").click()
+        b.click(row + " button")
         b.wait("the approval", lambda d: "approved" in b.text("#status"))
         r = poll(reg, pending["request"])
         assert r.status == 200 and r.json()["userid"] == fay.userid, r
@@ -161,10 +189,14 @@ def test_an_administrator_works_in_the_console(reg, policy, tmpdir_shared):
         row = f'#certs-body tr[data-serial="{gus.serial}"]'
         b.wait("gus's certificate", lambda d: "valid" in b.text(row))
         from selenium.webdriver.support.ui import Select
-        Select(b.d.find_element("css selector", row + " select")
-               ).select_by_value("superseded")
+
+        def choose(d):
+            Select(d.find_element("css selector", row + " select")
+                   ).select_by_value("superseded")
+            return True
+        b.wait("the reason to be chosen", choose)
         b.shot("console-certificates")
-        b.d.find_element("css selector", row + " button").click()
+        b.click(row + " button")
         b.wait("the revocation", lambda d: "revoked" in b.text(row))
         assert gus.req("GET", "/v1/me").status == 401
         assert "superseded" in reg.sql(
