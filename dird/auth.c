@@ -604,7 +604,9 @@ auth_basic_code(struct auth *a, struct http_req *req, const char *b64,
 		    "unknown, already used or expired");
 		goto out;
 	}
-	if ((rv = auth_code(a, req, code, allow & AUTH_CODE_LATER, e)) == 0 &&
+	/* Checked first, consumed (unless the caller's write will) only
+	 * once it is known to be userid's. */
+	if ((rv = auth_code(a, req, code, 1, e)) == 0 &&
 	    strcmp(req->who.user.userid, userid) != 0) {
 		/* Someone else's code: as if it did not exist. */
 		memset(&req->who, 0, sizeof(req->who));
@@ -614,6 +616,8 @@ auth_basic_code(struct auth *a, struct http_req *req, const char *b64,
 		    "unknown, already used or expired");
 		rv = -1;
 	}
+	if (rv == 0 && !(allow & AUTH_CODE_LATER))
+		rv = auth_code(a, req, code, 0, e);
 out:
 	OPENSSL_cleanse(code, sizeof(code));
 	return rv;
