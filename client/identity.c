@@ -112,8 +112,8 @@ identity_clear(struct identity *id)
 }
 
 int
-identity_escrow(struct irp_client *c, const struct identity *id, int *escrowed,
-    char *err, size_t errlen)
+identity_escrow(struct irp_client *c, const struct identity *id,
+    char officer_fp[65], char *err, size_t errlen)
 {
 	unsigned char *cms = NULL;
 	char fp[65], *officer = NULL;
@@ -122,7 +122,7 @@ identity_escrow(struct irp_client *c, const struct identity *id, int *escrowed,
 	size_t len;
 	int on, rv = -1;
 
-	*escrowed = 0;
+	officer_fp[0] = '\0';
 	if ((on = irp_escrow_officer(c, &officer, fp, &ierr)) == -1) {
 		snprintf(err, errlen,
 		    "cannot ask whether keys are escrowed: %s", ierr.msg);
@@ -143,7 +143,7 @@ identity_escrow(struct irp_client *c, const struct identity *id, int *escrowed,
 		    ierr.msg);
 		goto err;
 	}
-	*escrowed = 1;
+	memcpy(officer_fp, fp, sizeof(fp));
 	rv = 0;
 err:
 	free(officer);

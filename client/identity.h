@@ -50,11 +50,12 @@ int identity_store(const struct keystore *ks, const struct identity *id,
 /*
  * When the registry escrows keys (GET /v1/escrow): deposit id's key,
  * encrypted to the escrow officer (only the officer's key opens it),
- * through c, which must present id's certificate already.  *escrowed:
- * whether it was.  0, or -1 with a sentence in err.
+ * through c, which must present id's certificate already.  officer gets
+ * the fingerprint of the officer's certificate when it was, "" when
+ * the registry escrows nothing.  0, or -1 with a sentence in err.
  */
 int identity_escrow(struct irp_client *c, const struct identity *id,
-    int *escrowed, char *err, size_t errlen)
+    char officer[65], char *err, size_t errlen)
     __attribute__((warn_unused_result));
 
 void identity_clear(struct identity *id);

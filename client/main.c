@@ -241,8 +241,7 @@ escrow(const struct keystore *ks, const struct identity *id)
 {
 	struct irp_client *c;
 	struct irp_err ierr;
-	char err[400];
-	int done;
+	char err[400], officer[65];
 
 	if ((c = registry_open(ks, 1, &ierr)) == NULL) {
 		fprintf(stderr, "dchat: warning: the key was not escrowed: "
@@ -250,11 +249,12 @@ escrow(const struct keystore *ks, const struct identity *id)
 		    ierr.msg);
 		return;
 	}
-	if (identity_escrow(c, id, &done, err, sizeof(err)) == -1)
+	if (identity_escrow(c, id, officer, err, sizeof(err)) == -1)
 		fprintf(stderr, "dchat: warning: %s\n", err);
-	else if (done)
-		printf("the key is escrowed: the registry's escrow officer can "
-		       "recover it\n");
+	else if (officer[0] != '\0')
+		printf("the key is escrowed: the registry's escrow officer "
+		       "(certificate %s) can recover it\n",
+		    officer);
 	irp_client_free(c);
 }
 

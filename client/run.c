@@ -1129,8 +1129,7 @@ renew(struct app *a)
 {
 	struct identity id;
 	struct irp_err ierr;
-	char err[400];
-	int escrowed;
+	char err[400], officer[65];
 
 	if (identity_request(a->irp, a->userid, NULL, &id, err,
 	    sizeof(err)) == -1)
@@ -1155,7 +1154,7 @@ renew(struct app *a)
 		return renew_failed(a, err);
 	}
 	/* With the new certificate now: the deposit is for it. */
-	if (identity_escrow(a->irp, &id, &escrowed, err, sizeof(err)) == -1)
+	if (identity_escrow(a->irp, &id, officer, err, sizeof(err)) == -1)
 		report(a, EV_REGISTRY_ERROR, err);
 	identity_clear(&id);
 	return 0;

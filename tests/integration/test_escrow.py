@@ -85,6 +85,8 @@ def test_a_device_key_is_recovered_by_the_officer(reg, tmpdir_shared):
     # dchat init deposits the device's key and says so.
     init = dchat_init(reg, f"kim@{DOMAIN}", tmpdir_shared)
     assert "the key is escrowed" in init.stdout, init.stdout + init.stderr
+    # It says to whom: a registry chooses the officer.
+    assert fp in init.stdout
     home = os.path.join(tmpdir_shared, "kim")
     cert = os.path.join(home, "cert.pem")
     serial = serial_of(cert)
