@@ -83,15 +83,38 @@ sign_entity(const unsigned char *content, size_t len, X509 *cert, EVP_PKEY *key,
 	return out;
 }
 
+/*
+ * in encrypted with AES-256-GCM (AuthEnvelopedData) to every certificate
+ * of recips, as an S/MIME entity in *out; what says what failed.
+ */
+static int
+encrypt_to(STACK_OF(X509) * recips, BIO *in, const char *what,
+    unsigned char **out, size_t *outlen, struct ca_err *err)
+{
+	CMS_ContentInfo *cms;
+	BIO *b = NULL;
+	int rv = -1;
+
+	if ((cms = CMS_encrypt(recips, in, EVP_aes_256_gcm(), CMS_BINARY)) ==
+		NULL ||
+	    (b = BIO_new(BIO_s_mem())) == NULL ||
+	    SMIME_write_CMS(b, cms, NULL, CMS_BINARY) != 1)
+		ca_err_set(err, CA_ERR_CRYPTO, "%s", what);
+	else
+		rv = take(b, out, outlen, err);
+	BIO_free(b);
+	CMS_ContentInfo_free(cms);
+	return rv;
+}
+
 int
 ca_cms_seal(const unsigned char *content, size_t len, const char *cert_pem,
     const char *key_pem, const char *const *recip_pem, size_t nrecip,
     unsigned char **out, size_t *outlen, struct ca_err *err)
 {
 	STACK_OF(X509) *recips = NULL;
-	CMS_ContentInfo *cms = NULL;
 	EVP_PKEY *key = NULL;
-	BIO *signed_bio = NULL, *b = NULL;
+	BIO *signed_bio = NULL;
 	X509 *cert = NULL, *r;
 	size_t i;
 	int rv = -1;
@@ -130,23 +153,13 @@ ca_cms_seal(const unsigned char *content, size_t len, const char *cert_pem,
 	}
 	if ((signed_bio = sign_entity(content, len, cert, key, err)) == NULL)
 		goto err;
-	if ((cms = CMS_encrypt(recips, signed_bio, EVP_aes_256_gcm(),
-		 CMS_BINARY)) == NULL ||
-	    (b = BIO_new(BIO_s_mem())) == NULL ||
-	    SMIME_write_CMS(b, cms, NULL, CMS_BINARY) != 1) {
-		ca_err_set(err, CA_ERR_CRYPTO,
-		    "cannot encrypt the "
-		    "message");
-		goto err;
-	}
-	rv = take(b, out, outlen, err);
+	rv = encrypt_to(recips, signed_bio, "cannot encrypt the message", out,
+	    outlen, err);
 	goto err;
 oom:
 	ca_err_set(err, CA_ERR_CRYPTO, "out of memory");
 err:
-	BIO_free(b);
 	BIO_free(signed_bio);
-	CMS_ContentInfo_free(cms);
 	sk_X509_pop_free(recips, X509_free);
 	EVP_PKEY_free(key);
 	X509_free(cert);
@@ -158,8 +171,7 @@ ca_cms_envelope(const unsigned char *content, size_t len, const char *recip_pem,
     unsigned char **out, size_t *outlen, struct ca_err *err)
 {
 	STACK_OF(X509) *recips = NULL;
-	CMS_ContentInfo *cms = NULL;
-	BIO *in = NULL, *b = NULL;
+	BIO *in = NULL;
 	X509 *r = NULL;
 	int rv = -1;
 
@@ -175,24 +187,14 @@ ca_cms_envelope(const unsigned char *content, size_t len, const char *recip_pem,
 	r = NULL;
 	if ((in = mem_bio(content, len)) == NULL)
 		goto oom;
-	if ((cms = CMS_encrypt(recips, in, EVP_aes_256_gcm(), CMS_BINARY)) ==
-		NULL ||
-	    (b = BIO_new(BIO_s_mem())) == NULL ||
-	    SMIME_write_CMS(b, cms, NULL, CMS_BINARY) != 1) {
-		ca_err_set(err, CA_ERR_CRYPTO,
-		    "cannot encrypt to that "
-		    "certificate");
-		goto err;
-	}
-	rv = take(b, out, outlen, err);
+	rv = encrypt_to(recips, in, "cannot encrypt to that certificate", out,
+	    outlen, err);
 	goto err;
 oom:
 	ca_err_set(err, CA_ERR_CRYPTO, "out of memory");
 err:
 	ERR_clear_error();
-	BIO_free(b);
 	BIO_free(in);
-	CMS_ContentInfo_free(cms);
 	sk_X509_pop_free(recips, X509_free);
 	X509_free(r);
 	return rv;

@@ -75,6 +75,12 @@ const struct reg_actor *api_actor(const struct http_req *req,
 int api_write(struct http_req *req, struct http_resp *resp,
     struct commit_job *job, void *state, void (*free_state)(void *));
 /*
+ * The answer about an enrolment request that is neither pending nor
+ * approved: 403 request_rejected (with the reason) or 410
+ * request_expired; the same for the IRP's poll and EST's repeat.
+ */
+void api_request_closed(struct http_resp *resp, const struct db_request *q);
+/*
  * The answer to an enrolment or renewal (irp_cert_build) for a
  * certificate issued to userid; NULL when out of memory.
  */

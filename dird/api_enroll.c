@@ -156,14 +156,8 @@ api_request_poll(struct http_req *req, struct http_resp *resp)
 		ca_issued_clear(&is);
 	} else if (strcmp(q.status, "pending") == 0)
 		pending(req, resp, req->param, q.expires_at);
-	else if (strcmp(q.status, "rejected") == 0)
-		http_error(resp, 403, "request_rejected", "an administrator "
-		    "rejected this enrolment request%s%s", q.reason[0] ? ": " :
-		    "", q.reason);
 	else
-		http_error(resp, 410, "request_expired", "the enrolment "
-		    "request expired before an administrator decided on it; "
-		    "ask for a new enrolment code");
+		api_request_closed(resp, &q);
 }
 
 /* The caller presented its certificate (RA_CERT): a renewal. */

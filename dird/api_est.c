@@ -129,15 +129,8 @@ request_reply(struct http_req *req, struct http_resp *resp,
 	else if (strcmp(q->status, "pending") == 0) {
 		http_blob(resp, 202, "text/plain", wait, sizeof(wait) - 1);
 		resp->retry_after = reg_conf(req->reg)->request_poll;
-	} else if (strcmp(q->status, "rejected") == 0)
-		http_error(resp, 403, "request_rejected",
-		    "an administrator "
-		    "rejected this enrolment request%s%s",
-		    q->reason[0] ? ": " : "", q->reason);
-	else
-		http_error(resp, 410, "request_expired",
-		    "the enrolment "
-		    "request expired before an administrator decided on it");
+	} else
+		api_request_closed(resp, q);
 }
 
 /* Under the policy approve: the request made before, or a new one. */

@@ -53,6 +53,19 @@ api_write(struct http_req *req, struct http_resp *resp,
 	return 0;
 }
 
+void
+api_request_closed(struct http_resp *resp, const struct db_request *q)
+{
+	if (strcmp(q->status, "rejected") == 0)
+		http_error(resp, 403, "request_rejected", "an administrator "
+		    "rejected this enrolment request%s%s", q->reason[0] ? ": " :
+		    "", q->reason);
+	else
+		http_error(resp, 410, "request_expired", "the enrolment "
+		    "request expired before an administrator decided on it; "
+		    "ask for a new enrolment code");
+}
+
 const struct reg_actor *
 api_actor(const struct http_req *req, struct reg_actor *who)
 {
